@@ -1,0 +1,147 @@
+//! The nadc BOF client library: what a force's back office facility (or any
+//! Rust BOF software) embeds to push reads and register cameras.
+//!
+//! - [`connect`]: a gRPC channel over mutually authenticated TLS.
+//! - [`format`]: the CSV / NDJSON interchange format, parsed row by row with
+//!   line-numbered errors, so a bad row never stops the good ones.
+//! - [`push`]: streams batches over `PushStream` with a window of batches
+//!   in flight, and collects every batch's acknowledgement.
+#![deny(missing_docs, unsafe_code)]
+
+pub mod format;
+pub mod push;
+
+use std::error::Error as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+pub use nadc_proto::pb;
+
+/// Client TLS material: PEM file paths.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    /// The CA the node's certificate must chain to.
+    pub ca: PathBuf,
+    /// This client's certificate.
+    pub cert: PathBuf,
+    /// This client's private key.
+    pub key: PathBuf,
+}
+
+/// A client-side failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A local file could not be read.
+    #[error("read {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The node address is malformed.
+    #[error("node address {0:?} is invalid: expected https://HOST:PORT")]
+    BadAddress(String),
+    /// Connecting (TCP or TLS) failed.
+    #[error("connect to {node}: {detail}")]
+    Connect {
+        /// The node address.
+        node: String,
+        /// What failed, with its causes.
+        detail: String,
+    },
+    /// The node refused or failed a call.
+    #[error("{}", describe_status(.0))]
+    Rpc(#[from] tonic::Status),
+    /// Input data could not be used.
+    #[error("{0}")]
+    Input(String),
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path).map_err(|source| ClientError::File {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The message of an error and all its causes, joined by `: `.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// A status with its code, message and any transport causes, worded for a
+/// person: TLS refusals say what to check.
+pub fn describe_status(s: &tonic::Status) -> String {
+    let mut text = format!("{:?}: {}", s.code(), s.message());
+    if let Some(src) = s.source() {
+        let chain = error_chain(src);
+        if !text.contains(&chain) {
+            text.push_str(": ");
+            text.push_str(&chain);
+        }
+    }
+    let lower = text.to_ascii_lowercase();
+    let transport = matches!(
+        s.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+    );
+    if transport
+        && (lower.contains("certificate") || lower.contains("alert") || lower.contains("handshake"))
+    {
+        text.push_str(
+            " (the TLS handshake was refused: check that your client certificate and key are \
+             issued by the node's CA, are not expired, and that --ca is the CA that issued the node's certificate)",
+        );
+    }
+    text
+}
+
+/// Opens a channel to `node` (`https://HOST:PORT`) with mutual TLS.
+pub async fn connect(node: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let uri: tonic::transport::Uri = node
+        .parse()
+        .map_err(|_| ClientError::BadAddress(node.to_string()))?;
+    if uri.scheme_str() != Some("https") || uri.host().is_none() {
+        return Err(ClientError::BadAddress(node.to_string()));
+    }
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read_file(&tls.ca)?))
+        .identity(Identity::from_pem(
+            read_file(&tls.cert)?,
+            read_file(&tls.key)?,
+        ))
+        .domain_name(host);
+    let connect_err = |e: tonic::transport::Error| ClientError::Connect {
+        node: node.to_string(),
+        detail: error_chain(&e),
+    };
+    Channel::builder(uri)
+        .tls_config(config)
+        .map_err(connect_err)?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .http2_adaptive_window(true)
+        .connect()
+        .await
+        .map_err(connect_err)
+}

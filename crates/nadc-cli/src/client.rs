@@ -1,0 +1,358 @@
+//! Client commands: push, cameras, search, node.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use nadc_bof::format::{self, Format};
+use nadc_bof::push::{PushOptions, PushReport, push_rows};
+use nadc_bof::{ClientTls, pb};
+use nadc_core::Timestamp;
+use tonic::transport::Channel;
+
+use crate::NodeArgs;
+use crate::output::{OutputFormat, print_rows};
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// The reads file (CSV or NDJSON), or `-` for stdin.
+    file: PathBuf,
+    /// File format (default: from the extension).
+    #[arg(long)]
+    format: Option<String>,
+    /// Reads per batch.
+    #[arg(long, default_value_t = 2000)]
+    batch_size: usize,
+    /// Batches in flight.
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    /// Show every rejected read and malformed row (default: the first 20).
+    #[arg(long)]
+    all_errors: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CamerasCommand {
+    /// Register (or update) your force's cameras from a CSV or NDJSON file.
+    Import {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The cameras file, or `-` for stdin.
+        file: PathBuf,
+        /// File format (default: from the extension).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// List registered cameras.
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Only this force's cameras.
+        #[arg(long)]
+        force: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SearchCommand {
+    /// A vehicle's timeline: its reads in time order, with provenance.
+    Vrm {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The VRM (any spacing or case).
+        vrm: String,
+        /// Window start, RFC 3339 (default: retention start).
+        #[arg(long)]
+        from: Option<String>,
+        /// Window end, RFC 3339 (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Most rows (default: the node's).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// What the node is and holds.
+    Info {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+async fn channel(n: &NodeArgs) -> anyhow::Result<Channel> {
+    let tls = ClientTls {
+        ca: n.ca.clone(),
+        cert: n.cert.clone(),
+        key: n.key.clone(),
+    };
+    Ok(nadc_bof::connect(&n.node, &tls).await?)
+}
+
+fn open_input(
+    file: &PathBuf,
+    format: Option<&str>,
+) -> anyhow::Result<(Box<dyn Read + Send>, Format)> {
+    let fmt = match format {
+        Some(f) => f.parse()?,
+        None if file.as_os_str() == "-" => {
+            anyhow::bail!("reading stdin: give --format csv or --format ndjson")
+        }
+        None => Format::from_path(file).with_context(|| {
+            format!(
+                "cannot tell the format of {} from its extension: give --format csv or ndjson",
+                file.display()
+            )
+        })?,
+    };
+    let input: Box<dyn Read + Send> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?)
+    };
+    Ok((input, fmt))
+}
+
+fn parse_time(s: &Option<String>, name: &str) -> anyhow::Result<Option<prost_types::Timestamp>> {
+    s.as_deref()
+        .map(|t| {
+            Timestamp::parse_rfc3339(t)
+                .map(nadc_proto::to_pb_time)
+                .with_context(|| format!("parse --{name}"))
+        })
+        .transpose()
+}
+
+/// Prints a push report's summary and errors.
+pub fn print_push_report(report: &PushReport, elapsed: Duration, all_errors: bool) {
+    let t = &report.totals;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "pushed {} reads in {:.2} s ({:.0} reads/s): accepted {}, duplicates {}, rejected {}, malformed rows {}",
+        t.acknowledged,
+        secs,
+        t.acknowledged as f64 / secs,
+        t.accepted,
+        t.duplicates,
+        t.rejected,
+        report.malformed.len()
+    );
+    let cap = if all_errors { usize::MAX } else { 20 };
+    for r in report.rejected.iter().take(cap) {
+        println!(
+            "  rejected: batch {} read {} (read_id {:?}): {}: {}",
+            r.batch_seq, r.index, r.read_id, r.code, r.message
+        );
+    }
+    for m in report.malformed.iter().take(cap) {
+        println!("  malformed: {m}");
+    }
+    let hidden =
+        report.rejected.len().saturating_sub(cap) + report.malformed.len().saturating_sub(cap);
+    if hidden > 0 {
+        println!("  ... and {hidden} more (use --all-errors)");
+    }
+}
+
+pub async fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
+    let (input, fmt) = open_input(&a.file, a.format.as_deref())?;
+    let rows =
+        format::read_rows(input, fmt).with_context(|| format!("read {}", a.file.display()))?;
+    let ch = channel(&a.node).await?;
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        Some(b)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let report = push_rows(
+        ch,
+        rows,
+        PushOptions {
+            batch_size: a.batch_size,
+            window: a.window,
+        },
+        |p| {
+            if let Some(b) = &bar {
+                let rate = p.acknowledged as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                b.set_message(format!(
+                    "{} reads acknowledged ({rate:.0}/s): {} accepted, {} duplicates, {} rejected",
+                    p.acknowledged, p.accepted, p.duplicates, p.rejected
+                ));
+            }
+        },
+    )
+    .await
+    .context("push reads")?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    print_push_report(&report, started.elapsed(), a.all_errors);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn cameras(cmd: CamerasCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CamerasCommand::Import { node, file, format } => {
+            let (input, fmt) = open_input(&file, format.as_deref())?;
+            let mut cameras = Vec::new();
+            let mut malformed = 0;
+            for row in format::camera_rows(input, fmt)? {
+                match row {
+                    Ok(c) => cameras.push(c),
+                    Err(e) => {
+                        malformed += 1;
+                        println!("  malformed: {e}");
+                    }
+                }
+            }
+            let mut client = pb::admin_client::AdminClient::new(channel(&node).await?);
+            let resp = client
+                .import_cameras(pb::ImportCamerasRequest { cameras })
+                .await
+                .map_err(nadc_bof::ClientError::from)
+                .context("import cameras")?
+                .into_inner();
+            println!(
+                "stored {} cameras, rejected {}, malformed rows {malformed}",
+                resp.stored,
+                resp.rejected.len()
+            );
+            for r in &resp.rejected {
+                println!(
+                    "  rejected: camera {} ({:?}): {}",
+                    r.index, r.camera_id, r.message
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CamerasCommand::List { node, force } => {
+            let mut client = pb::admin_client::AdminClient::new(channel(&node).await?);
+            let resp = client
+                .list_cameras(pb::ListCamerasRequest {
+                    force: force.unwrap_or_default(),
+                })
+                .await
+                .map_err(nadc_bof::ClientError::from)
+                .context("list cameras")?
+                .into_inner();
+            println!("force,camera_id,lat,lon,bearing,kind,lanes");
+            for c in resp.cameras {
+                println!(
+                    "{},{},{:.6},{:.6},{},{},{}",
+                    c.force,
+                    c.camera_id,
+                    c.lat,
+                    c.lon,
+                    c.bearing.map(|b| b.to_string()).unwrap_or_default(),
+                    pb::CameraKind::try_from(c.kind)
+                        .map(|k| k.as_str_name())
+                        .unwrap_or("?"),
+                    c.lanes.map(|l| l.to_string()).unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs a VRM timeline search and collects the rows and summary.
+pub async fn vrm_timeline(
+    ch: Channel,
+    req: pb::VrmTimelineRequest,
+) -> anyhow::Result<(Vec<pb::ReadRow>, Option<pb::SearchSummary>)> {
+    let mut client = pb::search_client::SearchClient::new(ch).max_decoding_message_size(64 << 20);
+    let mut stream = client
+        .vrm_timeline(req)
+        .await
+        .map_err(nadc_bof::ClientError::from)?
+        .into_inner();
+    let mut rows = Vec::new();
+    let mut summary = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk.map_err(nadc_bof::ClientError::from)?.chunk {
+            Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
+            Some(pb::search_chunk::Chunk::Summary(s)) => summary = Some(s),
+            None => {}
+        }
+    }
+    Ok((rows, summary))
+}
+
+pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SearchCommand::Vrm {
+            node,
+            vrm,
+            from,
+            to,
+            limit,
+            format,
+        } => {
+            let req = pb::VrmTimelineRequest {
+                vrm,
+                from: parse_time(&from, "from")?,
+                to: parse_time(&to, "to")?,
+                limit,
+            };
+            let (rows, summary) = vrm_timeline(channel(&node).await?, req)
+                .await
+                .context("search vrm")?;
+            print_rows(
+                &mut std::io::stdout().lock(),
+                format,
+                &rows,
+                summary.as_ref(),
+                true,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub async fn node(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        NodeCommand::Info { node } => {
+            let mut client = pb::admin_client::AdminClient::new(channel(&node).await?);
+            let info = client
+                .node_info(pb::NodeInfoRequest {})
+                .await
+                .map_err(nadc_bof::ClientError::from)
+                .context("node info")?
+                .into_inner();
+            println!("node:      {} (nadc {})", info.node, info.version);
+            println!("you are:   {}", info.caller);
+            println!("reads:     {}", info.reads);
+            for f in &info.forces {
+                println!("  {:<10} {}", f.force, f.rows);
+            }
+            println!("retention: {} days", info.retention_days);
+            let t = |t: &Option<_>| {
+                t.as_ref()
+                    .and_then(nadc_proto::from_pb_time)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "-".into())
+            };
+            println!("earliest:  {}", t(&info.earliest));
+            println!("latest:    {}", t(&info.latest));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

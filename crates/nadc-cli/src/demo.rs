@@ -1,0 +1,340 @@
+//! `nadc demo`: a PKI, a node on an embedded RocksDB in a temporary
+//! directory, simulated force BOFs pushing a synthetic day of traffic over
+//! mTLS, and sample searches: the whole system in one command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use nadc_bof::push::{PushOptions, push_rows};
+use nadc_bof::{ClientTls, pb};
+use nadc_core::time::Clock;
+use nadc_core::{ForceId, Role, Timestamp};
+use nadc_node::{NodeConfig, TlsFiles};
+use nadc_pki::{InitSpec, PkiLayout};
+use nadc_store::{RocksStore, StoreOptions};
+
+use crate::client::{print_push_report, vrm_timeline};
+use crate::output::{OutputFormat, print_rows};
+use crate::synth::{SynthConfig, generate};
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Simulated vehicles.
+    #[arg(long, default_value_t = 20_000)]
+    vehicles: usize,
+    /// Random seed for the synthetic traffic.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Keep the data, PKI and node in this directory instead of a temporary
+    /// one (the node stops when the demo ends; restart it with `nadc serve`).
+    #[arg(long)]
+    keep: Option<PathBuf>,
+}
+
+fn step(n: u32, text: &str) {
+    println!("\n== {n}. {text}");
+}
+
+fn tls_for(layout: &PkiLayout, cert: PathBuf, key: PathBuf) -> ClientTls {
+    ClientTls {
+        ca: layout.ca_cert(),
+        cert,
+        key,
+    }
+}
+
+pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let tmp;
+    let root = match &a.keep {
+        Some(p) => {
+            std::fs::create_dir_all(p).with_context(|| format!("create {}", p.display()))?;
+            p.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir().context("create a temporary directory")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let forces: Vec<ForceId> = ["AVON", "KENT", "MET", "WMP"]
+        .iter()
+        .map(|f| ForceId::new(f))
+        .collect::<Result<_, _>>()?;
+
+    step(1, "development PKI");
+    let pki_dir = root.join("pki");
+    let analyst = ("alice".to_string(), vec![Role::Analyst], forces[0].clone());
+    let spec = InitSpec {
+        node_names: vec!["node-1".into()],
+        forces: forces.clone(),
+        users: vec![
+            analyst.clone(),
+            (
+                "bob".to_string(),
+                vec![Role::Investigator],
+                forces[1].clone(),
+            ),
+        ],
+        ..Default::default()
+    };
+    let layout = nadc_pki::init(&pki_dir, &spec, true).context("create the demo PKI")?;
+    println!(
+        "CA, node certificate node-1, BOF certificates for {}, users alice (analyst, AVON) and bob (investigator, KENT) in {}",
+        forces
+            .iter()
+            .map(ForceId::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+        pki_dir.display()
+    );
+
+    step(2, "node on an embedded RocksDB, mTLS on 127.0.0.1");
+    let data_dir = root.join("data");
+    let mut cfg = NodeConfig::new(
+        data_dir.clone(),
+        TlsFiles {
+            ca: layout.ca_cert(),
+            cert: layout.node_cert("node-1"),
+            key: layout.node_key("node-1"),
+        },
+    );
+    cfg.listen = "127.0.0.1:0".parse()?;
+    let store = {
+        let d = data_dir.clone();
+        tokio::task::spawn_blocking(move || RocksStore::open(&d, StoreOptions::default())).await??
+    };
+    let node = nadc_node::start(&cfg, Arc::new(store))
+        .await
+        .context("start the node")?;
+    let url = format!("https://{}", node.addr);
+    println!(
+        "node {} serving {url} (data in {})",
+        node.name,
+        data_dir.display()
+    );
+
+    step(3, "synthetic day of national traffic");
+    let today = nadc_core::time::SystemClock.now();
+    let day_start = Timestamp::from_day_ms(today.day().saturating_sub(1), 0);
+    let synth = generate(&SynthConfig {
+        seed: a.seed,
+        vehicles: a.vehicles,
+        day_start,
+        detection: 0.92,
+        misread: 0.01,
+    });
+    println!(
+        "{} vehicles, {} cameras, {} reads on {} (UTC) across {} forces",
+        a.vehicles,
+        synth.cameras.values().map(Vec::len).sum::<usize>(),
+        synth.total_reads(),
+        &day_start.to_rfc3339()[..10],
+        synth.reads.len()
+    );
+
+    step(
+        4,
+        "each force's BOF registers its cameras (BOF certificate, over mTLS)",
+    );
+    for f in &forces {
+        let tls = tls_for(&layout, layout.bof_cert(f), layout.bof_key(f));
+        let mut admin = pb::admin_client::AdminClient::new(nadc_bof::connect(&url, &tls).await?);
+        let cameras = synth.cameras.get(f).cloned().unwrap_or_default();
+        let r = admin
+            .import_cameras(pb::ImportCamerasRequest { cameras })
+            .await
+            .map_err(nadc_bof::ClientError::from)?
+            .into_inner();
+        println!(
+            "{f:<5} {} cameras registered, {} rejected",
+            r.stored,
+            r.rejected.len()
+        );
+    }
+
+    step(
+        5,
+        "four force BOFs push their reads at once (durable acknowledgements)",
+    );
+    let push_started = Instant::now();
+    let mut tasks = Vec::new();
+    for f in &forces {
+        let tls = tls_for(&layout, layout.bof_cert(f), layout.bof_key(f));
+        let reads = synth.reads.get(f).cloned().unwrap_or_default();
+        let url = url.clone();
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            let ch = nadc_bof::connect(&url, &tls).await?;
+            let rows: nadc_bof::format::Rows<pb::Read> = Box::new(reads.into_iter().map(Ok));
+            let t = Instant::now();
+            let report = push_rows(
+                ch,
+                rows,
+                PushOptions {
+                    batch_size: 2000,
+                    window: 8,
+                },
+                |_| {},
+            )
+            .await?;
+            Ok::<_, nadc_bof::ClientError>((f, report, t.elapsed()))
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        let (f, report, elapsed) = t.await??;
+        total += report.totals.accepted;
+        print!("{f:<5} ");
+        print_push_report(&report, elapsed, false);
+    }
+    let secs = push_started.elapsed().as_secs_f64();
+    println!(
+        "all forces: {total} reads stored in {secs:.2} s ({:.0} reads/s with synced, indexed acknowledgements)",
+        total as f64 / secs
+    );
+
+    step(
+        6,
+        "bad reads are refused one by one; the good ones in the same batch are kept",
+    );
+    let avon = &forces[0];
+    let avon_tls = tls_for(&layout, layout.bof_cert(avon), layout.bof_key(avon));
+    let avon_ch = nadc_bof::connect(&url, &avon_tls).await?;
+    let mut sample = synth.reads[avon][..3].to_vec();
+    let good = pb::Read {
+        read_id: "AVON-DEMO-GOOD".into(),
+        ..sample[0].clone()
+    };
+    sample[1].vrm = "AB12 CD€".into();
+    sample[1].read_id = "AVON-DEMO-BADVRM".into();
+    sample[2].read_id = "AVON-DEMO-BADCAM".into();
+    sample[2].camera_id = "NO-SUCH-CAMERA".into();
+    let mut far_future = sample[0].clone();
+    far_future.read_id = "AVON-DEMO-FUTURE".into();
+    far_future.observed_at = Some(nadc_proto::to_pb_time(today.plus_millis(86_400_000)));
+    let batch = vec![
+        good,
+        sample[1].clone(),
+        sample[2].clone(),
+        far_future,
+        synth.reads[avon][0].clone(),
+    ];
+    let r = nadc_bof::push::push_batch(
+        avon_ch.clone(),
+        pb::ReadBatch {
+            batch_seq: 1,
+            force: String::new(),
+            reads: batch,
+        },
+    )
+    .await?;
+    println!(
+        "batch of 5: accepted {}, duplicates {} (a read already pushed), rejected {}:",
+        r.accepted,
+        r.duplicates,
+        r.rejected.len()
+    );
+    for x in &r.rejected {
+        println!(
+            "  read {} ({}): {}: {}",
+            x.index,
+            x.read_id,
+            nadc_proto::code_name(x.code),
+            x.message
+        );
+    }
+
+    step(
+        7,
+        "identity comes from the certificate: KENT's BOF cannot push as AVON, a user cannot push",
+    );
+    let kent = &forces[1];
+    let kent_ch = nadc_bof::connect(
+        &url,
+        &tls_for(&layout, layout.bof_cert(kent), layout.bof_key(kent)),
+    )
+    .await?;
+    let claim = pb::ReadBatch {
+        batch_seq: 1,
+        force: "AVON".into(),
+        reads: synth.reads[kent][..1].to_vec(),
+    };
+    match nadc_bof::push::push_batch(kent_ch, claim).await {
+        Err(e) => println!("KENT BOF claiming AVON: refused: {e}"),
+        Ok(_) => anyhow::bail!("a KENT BOF pushed as AVON: identity check failed"),
+    }
+    let alice_tls = tls_for(&layout, layout.user_cert("alice"), layout.user_key("alice"));
+    let alice_ch = nadc_bof::connect(&url, &alice_tls).await?;
+    let attempt = pb::ReadBatch {
+        batch_seq: 1,
+        force: String::new(),
+        reads: synth.reads[avon][..1].to_vec(),
+    };
+    match nadc_bof::push::push_batch(alice_ch.clone(), attempt).await {
+        Err(e) => println!("user alice pushing reads: refused: {e}"),
+        Ok(_) => anyhow::bail!("a user certificate pushed reads: role check failed"),
+    }
+
+    step(8, "searches as analyst alice (AVON)");
+    if let Some((target, companion)) = &synth.convoy {
+        for (label, plate) in [
+            ("convoy target", target),
+            ("planted companion, travelling with it", companion),
+        ] {
+            let query = plate.to_lowercase();
+            println!("\nnadc search vrm {query:?}: timeline of the {label}");
+            let (rows, summary) = vrm_timeline(
+                alice_ch.clone(),
+                pb::VrmTimelineRequest {
+                    vrm: query,
+                    from: None,
+                    to: None,
+                    limit: 0,
+                },
+            )
+            .await?;
+            print_rows(
+                &mut std::io::stdout().lock(),
+                OutputFormat::Table,
+                &rows,
+                summary.as_ref(),
+                true,
+            )?;
+        }
+    }
+    let mut admin = pb::admin_client::AdminClient::new(alice_ch);
+    let info = admin
+        .node_info(pb::NodeInfoRequest {})
+        .await
+        .map_err(nadc_bof::ClientError::from)?
+        .into_inner();
+    println!(
+        "\nnode info: {} reads held; per owning force: {}",
+        info.reads,
+        info.forces
+            .iter()
+            .map(|f| format!("{} {}", f.force, f.rows))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    step(9, "shutdown (flushes the store)");
+    node.shutdown().await.context("shut the node down")?;
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+    if a.keep.is_some() {
+        println!(
+            "\nThe data and PKI are kept in {}. Serve it again with:\n  nadc serve --data {} --tls-dir {}\nand search as alice with:\n  nadc search vrm VRM --node https://127.0.0.1:7443 --ca {} --cert {} --key {}",
+            root.display(),
+            data_dir.display(),
+            pki_dir.display(),
+            layout.ca_cert().display(),
+            layout.user_cert("alice").display(),
+            layout.user_key("alice").display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,112 @@
+//! The `nadc` command line: `serve`, `pki`, `push`, `cameras`, `search`,
+//! `node`, `demo`. `anyhow` lives here only: everything below returns typed
+//! errors, and this layer adds context in verb phrases.
+#![deny(missing_docs, unsafe_code)]
+
+mod client;
+mod demo;
+mod output;
+mod pki;
+mod serve;
+pub mod synth;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// nadc: a national ANPR data centre node, its BOF client and search tools.
+#[derive(Parser, Debug)]
+#[command(name = "nadc", version, about, long_about = None)]
+struct Cli {
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text", env = "NADC_LOG_FORMAT")]
+    log_format: telemetry::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node: gRPC over mutual TLS on a RocksDB store.
+    Serve(serve::ServeArgs),
+    /// Development PKI: a CA and node, BOF and user certificates.
+    Pki {
+        #[command(subcommand)]
+        command: pki::PkiCommand,
+    },
+    /// Push reads from a CSV or NDJSON file (or `-` for stdin) as a force BOF.
+    Push(client::PushArgs),
+    /// Register or list cameras.
+    Cameras {
+        #[command(subcommand)]
+        command: client::CamerasCommand,
+    },
+    /// Search the reads a node holds.
+    Search {
+        #[command(subcommand)]
+        command: client::SearchCommand,
+    },
+    /// Node information.
+    Node {
+        #[command(subcommand)]
+        command: client::NodeCommand,
+    },
+    /// Everything in one go: a PKI, a node, simulated force BOFs pushing a
+    /// synthetic day of traffic over mTLS, and sample searches.
+    Demo(demo::DemoArgs),
+}
+
+/// How a client reaches a node: address and TLS files (flags, or the
+/// `NADC_NODE`, `NADC_CERT`, `NADC_KEY`, `NADC_CA` environment variables).
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// The node, as https://HOST:PORT.
+    #[arg(long, env = "NADC_NODE", default_value = "https://127.0.0.1:7443")]
+    pub node: String,
+    /// Your client certificate (PEM).
+    #[arg(long, env = "NADC_CERT")]
+    pub cert: PathBuf,
+    /// Your private key (PEM).
+    #[arg(long, env = "NADC_KEY")]
+    pub key: PathBuf,
+    /// The CA certificate that issued the node's certificate (PEM).
+    #[arg(long, env = "NADC_CA")]
+    pub ca: PathBuf,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = !matches!(cli.command, Command::Serve(_) | Command::Demo(_));
+    telemetry::init(cli.log_format, quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: start async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Pki { command } => pki::run(command),
+            Command::Push(a) => client::push(a).await,
+            Command::Cameras { command } => client::cameras(command).await,
+            Command::Search { command } => client::search(command).await,
+            Command::Node { command } => client::node(command).await,
+            Command::Demo(a) => demo::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Result output: a terminal table, CSV (opens in a spreadsheet), NDJSON,
+//! and GeoJSON (points, plus the route as a LineString for a timeline).
+//!
+//! Every format carries each row's provenance. For machine formats the
+//! search summary goes to stderr so stdout stays parseable.
+
+use std::io::Write;
+
+use nadc_bof::pb;
+use serde_json::{Value, json};
+
+/// Output formats for search results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for a terminal.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per row.
+    Ndjson,
+    /// A GeoJSON FeatureCollection.
+    Geojson,
+}
+
+/// Column names of CSV output (and keys of NDJSON output).
+pub const COLUMNS: [&str; 21] = [
+    "observed_at",
+    "vrm",
+    "vrm_raw",
+    "owning_force",
+    "camera_id",
+    "lat",
+    "lon",
+    "bearing",
+    "lane",
+    "confidence",
+    "make",
+    "model",
+    "colour",
+    "country",
+    "bof_read_id",
+    "received_at",
+    "node",
+    "seq",
+    "position_from_read",
+    "patch_image_ref",
+    "overview_image_ref",
+];
+
+fn time(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(nadc_proto::from_pb_time)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// The cells of a row in [`COLUMNS`] order.
+pub fn cells(r: &pb::ReadRow) -> Vec<String> {
+    let p = r.provenance.clone().unwrap_or_default();
+    vec![
+        time(&p.observed_at),
+        r.vrm.clone(),
+        r.vrm_raw.clone(),
+        p.owning_force,
+        p.camera_id,
+        format!("{:.6}", r.lat),
+        format!("{:.6}", r.lon),
+        opt(&r.bearing),
+        opt(&r.lane),
+        opt(&r.confidence),
+        opt(&r.make),
+        opt(&r.model),
+        opt(&r.colour),
+        opt(&r.country),
+        p.bof_read_id,
+        time(&p.received_at),
+        p.node,
+        p.seq.to_string(),
+        p.position_from_read.to_string(),
+        opt(&r.patch_image_ref),
+        opt(&r.overview_image_ref),
+    ]
+}
+
+fn properties(r: &pb::ReadRow) -> serde_json::Map<String, Value> {
+    COLUMNS
+        .iter()
+        .zip(cells(r))
+        .filter(|(k, _)| !matches!(**k, "lat" | "lon"))
+        .map(|(k, v)| (k.to_string(), Value::String(v)))
+        .collect()
+}
+
+fn summary_text(s: &pb::SearchSummary) -> String {
+    let forces: Vec<String> = s
+        .forces
+        .iter()
+        .map(|f| format!("{} {}", f.force, f.rows))
+        .collect();
+    format!(
+        "{} rows{} from {} camera(s); owning forces: {}; {:.1} ms on the node",
+        s.rows,
+        if s.truncated {
+            " (truncated at the limit)"
+        } else {
+            ""
+        },
+        s.cameras,
+        if forces.is_empty() {
+            "none".into()
+        } else {
+            forces.join(", ")
+        },
+        s.elapsed_us as f64 / 1000.0
+    )
+}
+
+/// Writes `rows` in `format`. `route` adds a LineString of the rows in
+/// order to GeoJSON (for timelines).
+pub fn print_rows(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    rows: &[pb::ReadRow],
+    summary: Option<&pb::SearchSummary>,
+    route: bool,
+) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Table => {
+            let header = [
+                "observed_at",
+                "vrm",
+                "force",
+                "camera",
+                "lat",
+                "lon",
+                "vehicle",
+                "bof_read_id",
+                "received_at",
+            ];
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let c = cells(r);
+                    let vehicle = [&c[10], &c[11], &c[12]]
+                        .iter()
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    vec![
+                        c[0].clone(),
+                        c[1].clone(),
+                        c[3].clone(),
+                        c[4].clone(),
+                        c[5].clone(),
+                        c[6].clone(),
+                        vehicle,
+                        c[14].clone(),
+                        c[15].clone(),
+                    ]
+                })
+                .collect();
+            let widths: Vec<usize> = (0..header.len())
+                .map(|i| {
+                    table
+                        .iter()
+                        .map(|r| r[i].len())
+                        .chain([header[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |cells: Vec<&str>| {
+                cells
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+            };
+            writeln!(out, "{}", line(header.to_vec()))?;
+            for r in &table {
+                writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+            }
+            if let Some(s) = summary {
+                writeln!(out, "{}", summary_text(s))?;
+            }
+        }
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(COLUMNS)?;
+            for r in rows {
+                w.write_record(cells(r))?;
+            }
+            w.flush()?;
+            if let Some(s) = summary {
+                eprintln!("{}", summary_text(s));
+            }
+        }
+        OutputFormat::Ndjson => {
+            for r in rows {
+                let mut obj = properties(r);
+                obj.insert("lat".into(), json!(r.lat));
+                obj.insert("lon".into(), json!(r.lon));
+                writeln!(out, "{}", Value::Object(obj))?;
+            }
+            if let Some(s) = summary {
+                eprintln!("{}", summary_text(s));
+            }
+        }
+        OutputFormat::Geojson => {
+            let mut features: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+                        "properties": properties(r),
+                    })
+                })
+                .collect();
+            if route && rows.len() >= 2 {
+                let coords: Vec<Value> = rows.iter().map(|r| json!([r.lon, r.lat])).collect();
+                features.push(json!({
+                    "type": "Feature",
+                    "geometry": {"type": "LineString", "coordinates": coords},
+                    "properties": {
+                        "kind": "route",
+                        "vrm": rows[0].vrm,
+                        "from": time(&rows[0].provenance.clone().unwrap_or_default().observed_at),
+                        "to": time(&rows[rows.len() - 1].provenance.clone().unwrap_or_default().observed_at),
+                        "points": rows.len(),
+                    },
+                }));
+            }
+            let fc = json!({"type": "FeatureCollection", "features": features});
+            writeln!(out, "{}", serde_json::to_string_pretty(&fc)?)?;
+            if let Some(s) = summary {
+                eprintln!("{}", summary_text(s));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Geography: WGS84 points at microdegree precision, great-circle distance,
+//! the H3 cell a read is indexed under, and circle covers for geographic
+//! searches.
+//!
+//! Exactness rests on one rule: a point is stored, indexed and compared in
+//! its microdegree form. [`GeoPoint`] holds only that form, so the cell a
+//! read is indexed under, the distance a search filters on and a brute-force
+//! reference all see the same coordinates.
+
+mod cover;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use cover::{DEFAULT_MAX_RANGES, cover_circle};
+
+/// Mean Earth radius in metres (IUGG), used for haversine distances.
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// The H3 resolution reads are indexed under (res 10: mean edge ~76 m,
+/// mean area ~0.015 km²). See ARCHITECTURE.md for the choice.
+pub const INDEX_RESOLUTION: h3o::Resolution = h3o::Resolution::Ten;
+
+/// Why a position or area was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GeoError {
+    /// Latitude not a finite number in -90..=90.
+    #[error("latitude {0} is out of range (must be a finite number from -90 to 90)")]
+    BadLatitude(f64),
+    /// Longitude not a finite number in -180..=180.
+    #[error("longitude {0} is out of range (must be a finite number from -180 to 180)")]
+    BadLongitude(f64),
+    /// Radius not a finite positive number within the cap.
+    #[error("radius {0} m is not allowed (must be a finite number above 0 and at most {max} m)", max = MAX_RADIUS_M)]
+    BadRadius(f64),
+}
+
+/// The largest circle radius accepted, in metres (1,000 km).
+pub const MAX_RADIUS_M: f64 = 1_000_000.0;
+
+/// A WGS84 position, held as integer microdegrees (about 0.11 m).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GeoPoint {
+    lat_e6: i32,
+    lon_e6: i32,
+}
+
+impl GeoPoint {
+    /// Validates and rounds a position given in degrees.
+    pub fn new(lat: f64, lon: f64) -> Result<Self, GeoError> {
+        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+            return Err(GeoError::BadLatitude(lat));
+        }
+        if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
+            return Err(GeoError::BadLongitude(lon));
+        }
+        // In range, so the rounded values fit an i32 (max 180_000_000).
+        Ok(Self {
+            lat_e6: (lat * 1e6).round() as i32,
+            lon_e6: (lon * 1e6).round() as i32,
+        })
+    }
+
+    /// Builds a point from stored microdegrees, validating the range.
+    pub fn from_micro(lat_e6: i32, lon_e6: i32) -> Result<Self, GeoError> {
+        if !(-90_000_000..=90_000_000).contains(&lat_e6) {
+            return Err(GeoError::BadLatitude(f64::from(lat_e6) / 1e6));
+        }
+        if !(-180_000_000..=180_000_000).contains(&lon_e6) {
+            return Err(GeoError::BadLongitude(f64::from(lon_e6) / 1e6));
+        }
+        Ok(Self { lat_e6, lon_e6 })
+    }
+
+    /// Latitude in degrees.
+    pub fn lat(self) -> f64 {
+        f64::from(self.lat_e6) / 1e6
+    }
+
+    /// Longitude in degrees.
+    pub fn lon(self) -> f64 {
+        f64::from(self.lon_e6) / 1e6
+    }
+
+    /// Latitude in microdegrees.
+    pub fn lat_e6(self) -> i32 {
+        self.lat_e6
+    }
+
+    /// Longitude in microdegrees.
+    pub fn lon_e6(self) -> i32 {
+        self.lon_e6
+    }
+
+    /// Great-circle distance to `other` in metres (haversine).
+    pub fn distance_m(self, other: GeoPoint) -> f64 {
+        haversine_m(self, other)
+    }
+
+    /// The H3 cell (at [`INDEX_RESOLUTION`]) this point is indexed under, as a `u64`.
+    pub fn index_cell(self) -> u64 {
+        self.cell_at(INDEX_RESOLUTION)
+    }
+
+    /// The H3 cell containing this point at `res`, as a `u64`.
+    pub fn cell_at(self, res: h3o::Resolution) -> u64 {
+        // Always valid: the constructor keeps lat/lon in range.
+        match h3o::LatLng::new(self.lat(), self.lon()) {
+            Ok(ll) => u64::from(ll.to_cell(res)),
+            Err(_) => 0,
+        }
+    }
+}
+
+impl fmt::Debug for GeoPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GeoPoint({:.6}, {:.6})", self.lat(), self.lon())
+    }
+}
+
+impl fmt::Display for GeoPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.6},{:.6}", self.lat(), self.lon())
+    }
+}
+
+/// Great-circle distance between two points in metres (haversine formula).
+pub fn haversine_m(a: GeoPoint, b: GeoPoint) -> f64 {
+    let (lat1, lat2) = (a.lat().to_radians(), b.lat().to_radians());
+    let dlat = lat2 - lat1;
+    let dlon = (b.lon() - a.lon()).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+}
+
+/// A search circle: a centre and a radius in metres.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Circle {
+    centre: GeoPoint,
+    radius_m: f64,
+}
+
+impl Circle {
+    /// Validates a circle (radius finite, above 0, at most [`MAX_RADIUS_M`]).
+    pub fn new(centre: GeoPoint, radius_m: f64) -> Result<Self, GeoError> {
+        if !radius_m.is_finite() || radius_m <= 0.0 || radius_m > MAX_RADIUS_M {
+            return Err(GeoError::BadRadius(radius_m));
+        }
+        Ok(Self { centre, radius_m })
+    }
+
+    /// The centre.
+    pub fn centre(&self) -> GeoPoint {
+        self.centre
+    }
+
+    /// The radius in metres.
+    pub fn radius_m(&self) -> f64 {
+        self.radius_m
+    }
+
+    /// Whether `p` lies within the circle (distance <= radius): the exact
+    /// filter every geographic search applies.
+    pub fn contains(&self, p: GeoPoint) -> bool {
+        haversine_m(self.centre, p) <= self.radius_m
+    }
+}
+
+/// An inclusive range of H3 cell ids at [`INDEX_RESOLUTION`] (as `u64`),
+/// scanned as one range of the geographic index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CellRange {
+    /// First cell id in the range.
+    pub start: u64,
+    /// Last cell id in the range (inclusive).
+    pub end: u64,
+}
+
+impl CellRange {
+    /// Whether `cell` lies in the range.
+    pub fn contains(&self, cell: u64) -> bool {
+        (self.start..=self.end).contains(&cell)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_validate_and_round() {
+        let p = GeoPoint::new(51.4545, -2.5879).unwrap();
+        assert_eq!((p.lat_e6(), p.lon_e6()), (51_454_500, -2_587_900));
+        assert!(GeoPoint::new(90.1, 0.0).is_err());
+        assert!(GeoPoint::new(0.0, -180.5).is_err());
+        assert!(GeoPoint::new(f64::NAN, 0.0).is_err());
+        assert!(GeoPoint::new(0.0, f64::INFINITY).is_err());
+        assert!(GeoPoint::from_micro(90_000_001, 0).is_err());
+    }
+
+    #[test]
+    fn haversine_known_distance() {
+        // Bristol Temple Meads to London Paddington: about 171.6 km.
+        let bristol = GeoPoint::new(51.4491, -2.5813).unwrap();
+        let paddington = GeoPoint::new(51.5154, -0.1755).unwrap();
+        let d = haversine_m(bristol, paddington);
+        assert!((d - 167_200.0).abs() < 1_500.0, "{d}");
+        assert_eq!(haversine_m(bristol, bristol), 0.0);
+    }
+
+    #[test]
+    fn circle_validates() {
+        let c = GeoPoint::new(51.0, -1.0).unwrap();
+        assert!(Circle::new(c, 0.0).is_err());
+        assert!(Circle::new(c, -5.0).is_err());
+        assert!(Circle::new(c, f64::NAN).is_err());
+        assert!(Circle::new(c, 2_000_000.0).is_err());
+        assert!(Circle::new(c, 1000.0).unwrap().contains(c));
+    }
+}

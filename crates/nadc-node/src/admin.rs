@@ -1,0 +1,117 @@
+//! The Admin service: cameras and node information.
+
+use std::sync::Arc;
+
+use nadc_core::{ForceId, Principal};
+use nadc_proto::{self as proto, pb};
+use nadc_store::Store;
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::auth::caller;
+use crate::cameras::CameraRegistry;
+
+/// The Admin service.
+#[derive(Clone)]
+pub struct AdminService {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The camera registry shared with ingest.
+    pub cameras: Arc<CameraRegistry>,
+    /// The node's name.
+    pub node: String,
+    /// Retention in days.
+    pub retention_days: u32,
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn import_cameras(
+        &self,
+        req: Request<pb::ImportCamerasRequest>,
+    ) -> Result<Response<pb::ImportCamerasResponse>, Status> {
+        let who = caller(&req)?;
+        let force = who.require_bof("registering cameras")?.clone();
+        let mut good = Vec::new();
+        let mut rejected = Vec::new();
+        for (i, wire) in req.into_inner().cameras.into_iter().enumerate() {
+            let id = wire.camera_id.clone();
+            match proto::camera_from_pb(wire, force.clone()) {
+                Ok(c) => good.push(c),
+                Err(e) => rejected.push(pb::CameraRejection {
+                    index: i as u32,
+                    camera_id: id,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        let store = self.store.clone();
+        let registry = self.cameras.clone();
+        let stored = tokio::task::spawn_blocking(move || registry.register(&store, good))
+            .await
+            .map_err(|e| Status::internal(format!("camera task failed: {e}")))?
+            .map_err(|e| {
+                Status::unavailable(format!("store unavailable, cameras not stored: {e}"))
+            })?;
+        info!(force = %force, stored, rejected = rejected.len(), "cameras imported");
+        Ok(Response::new(pb::ImportCamerasResponse {
+            stored: stored as u32,
+            rejected,
+        }))
+    }
+
+    async fn list_cameras(
+        &self,
+        req: Request<pb::ListCamerasRequest>,
+    ) -> Result<Response<pb::ListCamerasResponse>, Status> {
+        let who = caller(&req)?;
+        let wanted = match req.get_ref().force.trim() {
+            "" => None,
+            f => Some(ForceId::new(f).map_err(|e| Status::invalid_argument(e.to_string()))?),
+        };
+        let filter = match (&who.principal, wanted) {
+            (Principal::Bof { force }, Some(w)) if &w != force => {
+                return Err(Status::permission_denied(format!(
+                    "bof {force} may list only its own cameras, not {w}'s"
+                )));
+            }
+            (Principal::Bof { force }, _) => Some(force.clone()),
+            (_, w) => w,
+        };
+        let cameras = self
+            .store
+            .cameras(filter.as_ref())
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(pb::ListCamerasResponse {
+            cameras: cameras.iter().map(proto::camera_to_pb).collect(),
+        }))
+    }
+
+    async fn node_info(
+        &self,
+        req: Request<pb::NodeInfoRequest>,
+    ) -> Result<Response<pb::NodeInfoResponse>, Status> {
+        let who = caller(&req)?;
+        let stats = self
+            .store
+            .stats()
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(pb::NodeInfoResponse {
+            node: self.node.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            caller: who.principal.describe(),
+            reads: stats.total_reads(),
+            forces: stats
+                .reads_by_force
+                .iter()
+                .map(|(f, n)| pb::ForceCount {
+                    force: f.to_string(),
+                    rows: *n,
+                })
+                .collect(),
+            retention_days: self.retention_days,
+            earliest: stats.earliest.map(proto::to_pb_time),
+            latest: stats.latest.map(proto::to_pb_time),
+        }))
+    }
+}

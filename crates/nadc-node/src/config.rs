@@ -1,0 +1,207 @@
+//! Node configuration: TOML into a strict struct, validated once.
+//!
+//! ```toml
+//! listen = "127.0.0.1:7443"
+//! data_dir = "/var/lib/nadc"
+//! retention_days = 365
+//!
+//! [tls]
+//! ca = "/etc/nadc/pki/ca.crt"
+//! cert = "/etc/nadc/pki/nodes/national-1.crt"
+//! key = "/etc/nadc/pki/nodes/national-1.key"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("read config {path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown keys.
+    #[error("parse config {path}: {message}")]
+    Parse {
+        /// The path.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// TLS files of a node: PEM paths.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// CA certificate(s) that client and peer certificates must chain to.
+    pub ca: PathBuf,
+    /// The node's certificate chain.
+    pub cert: PathBuf,
+    /// The node's private key.
+    pub key: PathBuf,
+}
+
+/// A node's configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Address to listen on (port 0 picks a free port).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// RocksDB data directory.
+    pub data_dir: PathBuf,
+    /// TLS files.
+    pub tls: TlsFiles,
+    /// Reads older than this many days are refused at ingest (and, later,
+    /// deleted).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// How far in the future (seconds, by the node's clock) a capture time
+    /// may be before the read is refused, to allow for camera clock skew.
+    #[serde(default = "default_future_tolerance_s")]
+    pub future_tolerance_s: u32,
+    /// Most reads in one batch.
+    #[serde(default = "default_max_batch_reads")]
+    pub max_batch_reads: usize,
+    /// Most rows a search returns when the request names no limit.
+    #[serde(default = "default_search_limit")]
+    pub default_search_limit: usize,
+    /// Most rows a search may ask for.
+    #[serde(default = "default_max_search_limit")]
+    pub max_search_limit: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7443))
+}
+fn default_retention_days() -> u32 {
+    365
+}
+fn default_future_tolerance_s() -> u32 {
+    300
+}
+fn default_max_batch_reads() -> usize {
+    10_000
+}
+fn default_search_limit() -> usize {
+    10_000
+}
+fn default_max_search_limit() -> usize {
+    1_000_000
+}
+
+impl NodeConfig {
+    /// A configuration with defaults for everything but the paths.
+    pub fn new(data_dir: PathBuf, tls: TlsFiles) -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir,
+            tls,
+            retention_days: default_retention_days(),
+            future_tolerance_s: default_future_tolerance_s(),
+            max_batch_reads: default_max_batch_reads(),
+            default_search_limit: default_search_limit(),
+            max_search_limit: default_max_search_limit(),
+        }
+    }
+
+    /// Reads and validates a TOML file. Relative paths in it are taken
+    /// relative to the file's directory.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if let Some(base) = path.parent() {
+            for p in [
+                &mut cfg.data_dir,
+                &mut cfg.tls.ca,
+                &mut cfg.tls.cert,
+                &mut cfg.tls.key,
+            ] {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=36_500).contains(&self.retention_days) {
+            return Err(ConfigError::Invalid(format!(
+                "retention_days {} must be 1 to 36500",
+                self.retention_days
+            )));
+        }
+        if !(1..=100_000).contains(&self.max_batch_reads) {
+            return Err(ConfigError::Invalid(format!(
+                "max_batch_reads {} must be 1 to 100000",
+                self.max_batch_reads
+            )));
+        }
+        if self.default_search_limit == 0 || self.default_search_limit > self.max_search_limit {
+            return Err(ConfigError::Invalid(
+                "default_search_limit must be above 0 and at most max_search_limit".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_with_defaults_and_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"data\"\n[tls]\nca = \"pki/ca.crt\"\ncert = \"n.crt\"\nkey = \"/abs/n.key\"\n",
+        )
+        .unwrap();
+        let cfg = NodeConfig::from_file(&path).unwrap();
+        assert_eq!(cfg.retention_days, 365);
+        assert_eq!(cfg.data_dir, dir.path().join("data"));
+        assert_eq!(cfg.tls.key, PathBuf::from("/abs/n.key"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\nretension_days = 3\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n",
+        )
+        .unwrap();
+        let e = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("retension_days"), "{e}");
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\nretention_days = 0\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n",
+        )
+        .unwrap();
+        let e = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("retention_days 0"), "{e}");
+    }
+}

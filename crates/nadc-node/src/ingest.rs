@@ -1,0 +1,276 @@
+//! The ingest pipeline: authenticate, validate, append durably (and index),
+//! acknowledge.
+//!
+//! Each stage is a function with a narrow input and output, so the stages
+//! can be read, tested and later moved (e.g. a replicated log in front of
+//! the store) one at a time:
+//! 1. [`caller`](crate::auth::caller) + `require_bof`: the owning force
+//!    comes from the certificate.
+//! 2. [`Validator::validate_batch`]: per-read checks, position resolution
+//!    against the camera registry, retention and clock limits; rejects are
+//!    collected with their index and reason, good reads go on.
+//! 3. [`Store::append`]: durable (WAL synced), indexed, de-duplicated.
+//! 4. The [`pb::BatchResult`] acknowledges exactly what was stored.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use nadc_core::read::ReadInput;
+use nadc_core::time::Clock;
+use nadc_core::{ForceId, ReadError, ReadErrorCode};
+use nadc_proto::{self as proto, pb};
+use nadc_store::{Appended, NewRead, Store};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info};
+
+use crate::auth::caller;
+use crate::cameras::CameraRegistry;
+
+/// Batches of one stream processed at once (results still return in order).
+const STREAM_PIPELINE: usize = 4;
+
+/// Stage 2: per-read validation against the node's rules.
+#[derive(Clone)]
+pub struct Validator {
+    /// Registered cameras, for positions and kinds.
+    pub cameras: Arc<CameraRegistry>,
+    /// The node's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Retention in days.
+    pub retention_days: u32,
+    /// Tolerance for capture times ahead of the node's clock, in seconds.
+    pub future_tolerance_s: u32,
+}
+
+/// The outcome of validating a batch: reads to store (with their batch
+/// index) and rejections.
+pub struct Validated {
+    /// Good reads and their index in the batch.
+    pub accepted: Vec<(u32, NewRead)>,
+    /// Refused reads.
+    pub rejected: Vec<pb::ReadRejection>,
+}
+
+fn reject(index: u32, read_id: &str, e: ReadError) -> pb::ReadRejection {
+    pb::ReadRejection {
+        index,
+        read_id: read_id.to_string(),
+        code: proto::to_pb_code(e.code) as i32,
+        message: e.message,
+    }
+}
+
+impl Validator {
+    /// Validates every read of a batch for `force`.
+    pub fn validate_batch(&self, force: &ForceId, reads: Vec<pb::Read>) -> Validated {
+        let now = self.clock.now();
+        let oldest = now.minus_days(self.retention_days);
+        let newest = now.plus_millis(i64::from(self.future_tolerance_s) * 1000);
+        let mut seen = HashSet::new();
+        let mut out = Validated {
+            accepted: Vec::with_capacity(reads.len()),
+            rejected: Vec::new(),
+        };
+        for (i, wire) in reads.into_iter().enumerate() {
+            let index = i as u32;
+            let read_id = wire.read_id.clone();
+            if proto::observed_at_out_of_range(&wire) {
+                out.rejected.push(reject(
+                    index,
+                    &read_id,
+                    ReadError::new(
+                        ReadErrorCode::InvalidTime,
+                        "observed_at is outside 1970-01-01 to 9999-12-31",
+                    ),
+                ));
+                continue;
+            }
+            let read = match ReadInput::from(wire).validate() {
+                Ok(r) => r,
+                Err(e) => {
+                    out.rejected.push(reject(index, &read_id, e));
+                    continue;
+                }
+            };
+            let t = read.observed_at;
+            let problem = if t < oldest {
+                Some(ReadError::new(
+                    ReadErrorCode::TooOld,
+                    format!(
+                        "observed_at {t} is older than the {}-day retention period (earliest accepted {oldest})",
+                        self.retention_days
+                    ),
+                ))
+            } else if t > newest {
+                Some(ReadError::new(
+                    ReadErrorCode::InFuture,
+                    format!(
+                        "observed_at {t} is more than {} s ahead of the node's clock ({now})",
+                        self.future_tolerance_s
+                    ),
+                ))
+            } else if !seen.insert((t.day(), read.read_id.clone())) {
+                Some(ReadError::new(
+                    ReadErrorCode::DuplicateInBatch,
+                    format!("read_id {:?} appears earlier in this batch", read.read_id),
+                ))
+            } else {
+                None
+            };
+            if let Some(e) = problem {
+                out.rejected.push(reject(index, &read_id, e));
+                continue;
+            }
+            match self.cameras.resolve_position(force, &read) {
+                Ok(position) => out.accepted.push((
+                    index,
+                    NewRead {
+                        read,
+                        position,
+                        received_at: now,
+                    },
+                )),
+                Err(e) => out.rejected.push(reject(index, &read_id, e)),
+            }
+        }
+        out
+    }
+}
+
+/// The Ingest service.
+#[derive(Clone)]
+pub struct IngestService {
+    /// The store reads are appended to.
+    pub store: Arc<dyn Store>,
+    /// Stage 2.
+    pub validator: Validator,
+    /// Most reads in one batch.
+    pub max_batch_reads: usize,
+}
+
+impl IngestService {
+    /// Runs one batch through stages 2 to 4 for `force`.
+    pub async fn process(
+        &self,
+        force: &ForceId,
+        batch: pb::ReadBatch,
+    ) -> Result<pb::BatchResult, Status> {
+        if !batch.force.is_empty() && !batch.force.eq_ignore_ascii_case(force.as_str()) {
+            return Err(Status::permission_denied(format!(
+                "batch claims force {:?} but the certificate is for {force}; a BOF may push only its own force's reads",
+                batch.force
+            )));
+        }
+        if batch.reads.len() > self.max_batch_reads {
+            return Err(Status::invalid_argument(format!(
+                "batch {} has {} reads; at most {} per batch",
+                batch.batch_seq,
+                batch.reads.len(),
+                self.max_batch_reads
+            )));
+        }
+        let validated = self.validator.validate_batch(force, batch.reads);
+        let (indexes, reads): (Vec<u32>, Vec<NewRead>) = validated.accepted.into_iter().unzip();
+        let store = self.store.clone();
+        let f = force.clone();
+        let outcomes = tokio::task::spawn_blocking(move || store.append(&f, reads))
+            .await
+            .map_err(|e| Status::internal(format!("append task failed: {e}")))?
+            .map_err(|e| {
+                Status::unavailable(format!(
+                    "store unavailable, batch not stored (retry it): {e}"
+                ))
+            })?;
+        let mut result = pb::BatchResult {
+            batch_seq: batch.batch_seq,
+            rejected: validated.rejected,
+            ..Default::default()
+        };
+        for (index, outcome) in indexes.into_iter().zip(outcomes) {
+            match outcome {
+                Appended::Stored { .. } => result.accepted += 1,
+                Appended::Duplicate { .. } => {
+                    result.duplicates += 1;
+                    result.duplicate_indexes.push(index);
+                }
+            }
+        }
+        result.rejected.sort_by_key(|r| r.index);
+        debug!(force = %force, batch = result.batch_seq, accepted = result.accepted,
+            duplicates = result.duplicates, rejected = result.rejected.len(), "batch stored");
+        Ok(result)
+    }
+}
+
+type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::ingest_server::Ingest for IngestService {
+    async fn push_batch(
+        &self,
+        req: Request<pb::ReadBatch>,
+    ) -> Result<Response<pb::BatchResult>, Status> {
+        let who = caller(&req)?;
+        let force = who.require_bof("pushing reads")?.clone();
+        let result = self.process(&force, req.into_inner()).await?;
+        Ok(Response::new(result))
+    }
+
+    async fn push(
+        &self,
+        req: Request<Streaming<pb::ReadBatch>>,
+    ) -> Result<Response<pb::PushSummary>, Status> {
+        let who = caller(&req)?;
+        let force = who.require_bof("pushing reads")?.clone();
+        let mut results = self.results(force.clone(), req.into_inner());
+        let mut summary = pb::PushSummary::default();
+        while let Some(r) = results.next().await {
+            let r = r?;
+            summary.batches += 1;
+            summary.accepted += u64::from(r.accepted);
+            summary.duplicates += u64::from(r.duplicates);
+            summary.rejected += r.rejected.len() as u64;
+            if !r.rejected.is_empty() || r.duplicates > 0 {
+                summary.results.push(r);
+            }
+        }
+        info!(force = %force, batches = summary.batches, accepted = summary.accepted,
+            duplicates = summary.duplicates, rejected = summary.rejected, "push stream ended");
+        Ok(Response::new(summary))
+    }
+
+    type PushStreamStream = ResultStream;
+
+    async fn push_stream(
+        &self,
+        req: Request<Streaming<pb::ReadBatch>>,
+    ) -> Result<Response<Self::PushStreamStream>, Status> {
+        let who = caller(&req)?;
+        let force = who.require_bof("pushing reads")?.clone();
+        info!(force = %force, "push stream opened");
+        Ok(Response::new(Box::pin(
+            self.results(force, req.into_inner()),
+        )))
+    }
+}
+
+impl IngestService {
+    /// Processes a stream of batches with a few in flight, yielding results
+    /// in batch order. The first error ends the stream.
+    fn results(
+        &self,
+        force: ForceId,
+        batches: Streaming<pb::ReadBatch>,
+    ) -> impl Stream<Item = Result<pb::BatchResult, Status>> + Send + 'static {
+        let svc = self.clone();
+        batches
+            .map(move |b| {
+                let svc = svc.clone();
+                let force = force.clone();
+                async move { svc.process(&force, b?).await }
+            })
+            .buffered(STREAM_PIPELINE)
+    }
+}

@@ -1,0 +1,231 @@
+//! The nadc node: gRPC services over mutually authenticated TLS, the ingest
+//! pipeline, and the searches, on a [`Store`].
+//!
+//! Invariants:
+//! - Every RPC is over TLS 1.3 with a client certificate verified against
+//!   the node's CA; the caller's principal comes only from that certificate.
+//! - The owning force of a read or camera is the pushing BOF's force.
+//! - A batch is acknowledged only after [`Store::append`] returned, i.e.
+//!   after its reads are durable; rejected reads are reported one by one and
+//!   never stop the good reads of the same batch.
+//! - Nothing here names the storage engine; the node gets an `Arc<dyn Store>`.
+//! - Logs never carry a full VRM.
+#![deny(missing_docs, unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod cameras;
+pub mod config;
+pub mod ingest;
+pub mod search;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use nadc_core::Principal;
+use nadc_core::time::{Clock, SystemClock};
+use nadc_proto::pb;
+use nadc_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+pub use config::{NodeConfig, TlsFiles};
+
+/// Largest gRPC message accepted or sent (bytes).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Why a node could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The node's own certificate has no node identity.
+    #[error("node certificate {path}: {message}")]
+    Identity {
+        /// The certificate file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Binding the listen address failed.
+    #[error("listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] nadc_store::StoreError),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Server(String),
+}
+
+/// A running node.
+pub struct RunningNode {
+    /// The address it listens on (with the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// The node's name (from its certificate).
+    pub name: String,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    store: Arc<dyn Store>,
+}
+
+impl RunningNode {
+    /// Stops accepting, lets calls in flight finish, then closes the store
+    /// (waiting for queued writes and flushing to disk).
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        let _ = self.stop.send(true);
+        let served = self
+            .server
+            .await
+            .map_err(|e| NodeError::Server(e.to_string()))?;
+        served.map_err(|e| NodeError::Server(e.to_string()))?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .map_err(|e| NodeError::Server(e.to_string()))??;
+        info!(node = %self.name, "node stopped");
+        Ok(())
+    }
+}
+
+/// Reads the node's name from its own certificate.
+fn node_name(cfg: &NodeConfig) -> Result<String, NodeError> {
+    let certs = tls::load_certs(&cfg.tls.cert)?;
+    let ident = |message: String| NodeError::Identity {
+        path: cfg.tls.cert.display().to_string(),
+        message,
+    };
+    let leaf = certs
+        .first()
+        .ok_or_else(|| ident("no certificate".into()))?;
+    match nadc_pki::principal_from_der(leaf.as_ref()) {
+        Ok(Principal::Node { name }) => Ok(name),
+        Ok(other) => Err(ident(format!(
+            "is a {other} certificate, not a node certificate"
+        ))),
+        Err(e) => Err(ident(e.to_string())),
+    }
+}
+
+/// Starts a node on an already bound listener (tests bind `127.0.0.1:0`
+/// first and pass the listener in, so there is no port race).
+pub async fn start_with_listener(
+    cfg: &NodeConfig,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningNode, NodeError> {
+    tls::install_crypto_provider();
+    let name = node_name(cfg)?;
+    let tls_config = Arc::new(tls::server_config(
+        &cfg.tls.ca,
+        &cfg.tls.cert,
+        &cfg.tls.key,
+    )?);
+    let addr = listener.local_addr().map_err(|source| NodeError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let registry = {
+        let store = store.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || cameras::CameraRegistry::load(store.as_ref()))
+                .await
+                .map_err(|e| NodeError::Server(e.to_string()))??,
+        )
+    };
+
+    let ingest = ingest::IngestService {
+        store: store.clone(),
+        validator: ingest::Validator {
+            cameras: registry.clone(),
+            clock: clock.clone(),
+            retention_days: cfg.retention_days,
+            future_tolerance_s: cfg.future_tolerance_s,
+        },
+        max_batch_reads: cfg.max_batch_reads,
+    };
+    let search = search::SearchService {
+        store: store.clone(),
+        node: name.clone(),
+        clock,
+        retention_days: cfg.retention_days,
+        default_limit: cfg.default_search_limit,
+        max_limit: cfg.max_search_limit,
+    };
+    let admin = admin::AdminService {
+        store: store.clone(),
+        cameras: registry,
+        node: name.clone(),
+        retention_days: cfg.retention_days,
+    };
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::ingest_server::IngestServer<ingest::IngestService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::search_server::SearchServer<search::SearchService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::admin_server::AdminServer<admin::AdminService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(nadc_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| NodeError::Server(e.to_string()))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let incoming = tls::accept_loop(listener, tls_config, stop_rx.clone());
+    let mut stop_signal = stop_rx;
+    let router = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(
+            pb::ingest_server::IngestServer::new(ingest)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::search_server::SearchServer::new(search)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::admin_server::AdminServer::new(admin)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        );
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = stop_signal.changed().await;
+    }));
+    info!(node = %name, addr = %addr, retention_days = cfg.retention_days, "node serving");
+    Ok(RunningNode {
+        addr,
+        name,
+        stop: stop_tx,
+        server,
+        store,
+    })
+}
+
+/// Binds `cfg.listen` and starts a node with the system clock.
+pub async fn start(cfg: &NodeConfig, store: Arc<dyn Store>) -> Result<RunningNode, NodeError> {
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    start_with_listener(cfg, store, listener, Arc::new(SystemClock)).await
+}

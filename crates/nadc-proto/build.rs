@@ -1,0 +1,28 @@
+//! Compiles `proto/nadc/v1/*.proto` in pure Rust (protox: no protoc needed)
+//! and generates the tonic clients and servers.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files =
+        ["common", "ingest", "search", "admin"].map(|f| root.join(format!("nadc/v1/{f}.proto")));
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    let fds = protox::compile(&files, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("nadc_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        // Plates are personal data: these get hand-written, redacting Debug.
+        .skip_debug([
+            ".nadc.v1.Read",
+            ".nadc.v1.ReadRow",
+            ".nadc.v1.VrmTimelineRequest",
+        ])
+        .compile_fds(fds)?;
+    Ok(())
+}

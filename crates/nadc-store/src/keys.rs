@@ -1,0 +1,339 @@
+//! Every key (and the small fixed values) the store writes, byte by byte.
+//!
+//! All integers are big-endian so that byte order is numeric order, which
+//! is what RocksDB sorts by. Text parts (VRM, force, camera id, read id) are
+//! followed by a `0x00` terminator; none of them can contain `0x00`
+//! (validation refuses control characters), so the terminator keeps a
+//! shorter text sorting before every longer text that extends it, and a
+//! prefix scan for one text never runs into another.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `reads`   | `day:u32 · seq:u64` (12 B) | the record ([`crate::record`]) |
+//! | `geo`     | `day:u32 · cell:u64 · ms_of_day:u32 · seq:u64` (24 B) | `lat_e6:i32 · lon_e6:i32` (8 B) |
+//! | `vrm`     | `vrm · 0x00 · observed_ms:u64 · seq:u64` | empty |
+//! | `camera`  | `force · 0x00 · camera_id · 0x00 · observed_ms:u64 · seq:u64` | empty |
+//! | `dedup`   | `day:u32 · force · 0x00 · read_id` | `seq:u64` |
+//! | `cameras` | `force · 0x00 · camera_id` | the camera (postcard) |
+//! | `meta`    | ASCII names | counters |
+//!
+//! `day` is the UTC day of capture (days since 1970-01-01), `seq` the
+//! node-local sequence number assigned at ingest, `cell` the H3 cell at the
+//! index resolution (res 10) as its `u64`, `observed_ms` the capture time in
+//! milliseconds since the epoch.
+//!
+//! Why this order:
+//! - `geo` starts with the day, then the cell, then the time: a geographic
+//!   search is one range scan per covering cell range per day, and inside a
+//!   cell the time window is a contiguous key range.
+//! - `reads`, `geo` and `dedup` start with the day, so a whole expired day
+//!   is one `delete_range` per column family.
+//! - `vrm` and `camera` are ordered by their subject then time, so a VRM
+//!   timeline or "what passed this camera" is a single range scan; their
+//!   entries are removed by point deletes from the records of the day being
+//!   dropped (the record names its VRM and camera).
+
+use nadc_core::{ForceId, Timestamp, Vrm};
+
+/// Terminator after a text part of a key.
+pub const SEP: u8 = 0x00;
+
+/// Key of a read record.
+pub fn read_key(day: u32, seq: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&day.to_be_bytes());
+    k[4..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Splits a read record key into `(day, seq)`.
+pub fn decode_read_key(k: &[u8]) -> Option<(u32, u64)> {
+    let k: &[u8; 12] = k.try_into().ok()?;
+    Some((be_u32(&k[..4])?, be_u64(&k[4..])?))
+}
+
+/// Key of a geographic index entry.
+pub fn geo_key(day: u32, cell: u64, ms_of_day: u32, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..4].copy_from_slice(&day.to_be_bytes());
+    k[4..12].copy_from_slice(&cell.to_be_bytes());
+    k[12..16].copy_from_slice(&ms_of_day.to_be_bytes());
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// A decoded geographic index key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GeoKey {
+    /// UTC day of capture.
+    pub day: u32,
+    /// H3 cell at the index resolution.
+    pub cell: u64,
+    /// Milliseconds into the day.
+    pub ms_of_day: u32,
+    /// Sequence number of the read.
+    pub seq: u64,
+}
+
+/// Decodes a geographic index key.
+pub fn decode_geo_key(k: &[u8]) -> Option<GeoKey> {
+    if k.len() != 24 {
+        return None;
+    }
+    Some(GeoKey {
+        day: be_u32(&k[..4])?,
+        cell: be_u64(&k[4..12])?,
+        ms_of_day: be_u32(&k[12..16])?,
+        seq: be_u64(&k[16..])?,
+    })
+}
+
+/// Value of a geographic index entry: the exact position.
+pub fn geo_value(lat_e6: i32, lon_e6: i32) -> [u8; 8] {
+    let mut v = [0u8; 8];
+    v[..4].copy_from_slice(&lat_e6.to_be_bytes());
+    v[4..].copy_from_slice(&lon_e6.to_be_bytes());
+    v
+}
+
+/// Decodes a geographic index value into `(lat_e6, lon_e6)`.
+pub fn decode_geo_value(v: &[u8]) -> Option<(i32, i32)> {
+    if v.len() != 8 {
+        return None;
+    }
+    Some((
+        i32::from_be_bytes(v[..4].try_into().ok()?),
+        i32::from_be_bytes(v[4..].try_into().ok()?),
+    ))
+}
+
+/// The prefix of every VRM index entry of `vrm`: `vrm · 0x00`.
+pub fn vrm_prefix(vrm: &Vrm) -> Vec<u8> {
+    let mut k = Vec::with_capacity(vrm.as_str().len() + 17);
+    k.extend_from_slice(vrm.as_str().as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// Key of a VRM index entry.
+pub fn vrm_key(vrm: &Vrm, observed: Timestamp, seq: u64) -> Vec<u8> {
+    let mut k = vrm_prefix(vrm);
+    push_time_seq(&mut k, observed, seq);
+    k
+}
+
+/// The key where entries of `vrm` at or after `t` start.
+pub fn vrm_bound(vrm: &Vrm, t: Timestamp) -> Vec<u8> {
+    let mut k = vrm_prefix(vrm);
+    k.extend_from_slice(&time_u64(t).to_be_bytes());
+    k
+}
+
+/// Splits a VRM index key into `(vrm text, observed, seq)`.
+pub fn decode_vrm_key(k: &[u8]) -> Option<(&str, Timestamp, u64)> {
+    let sep = k.iter().position(|b| *b == SEP)?;
+    let text = std::str::from_utf8(&k[..sep]).ok()?;
+    let (t, seq) = decode_time_seq(&k[sep + 1..])?;
+    Some((text, t, seq))
+}
+
+/// The prefix of every camera index entry of one camera.
+pub fn camera_prefix(force: &ForceId, camera_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 18);
+    k.extend_from_slice(force.as_str().as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(camera_id.as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// Key of a camera index entry.
+pub fn camera_key(force: &ForceId, camera_id: &str, observed: Timestamp, seq: u64) -> Vec<u8> {
+    let mut k = camera_prefix(force, camera_id);
+    push_time_seq(&mut k, observed, seq);
+    k
+}
+
+/// Splits a camera index key into `(force, camera id, observed, seq)`.
+pub fn decode_camera_key(k: &[u8]) -> Option<(&str, &str, Timestamp, u64)> {
+    let s1 = k.iter().position(|b| *b == SEP)?;
+    let rest = &k[s1 + 1..];
+    let s2 = rest.iter().position(|b| *b == SEP)?;
+    let force = std::str::from_utf8(&k[..s1]).ok()?;
+    let camera = std::str::from_utf8(&rest[..s2]).ok()?;
+    let (t, seq) = decode_time_seq(&rest[s2 + 1..])?;
+    Some((force, camera, t, seq))
+}
+
+/// Key of a de-duplication entry: one per (capture day, force, read id).
+pub fn dedup_key(day: u32, force: &ForceId, read_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + force.as_str().len() + read_id.len());
+    k.extend_from_slice(&day.to_be_bytes());
+    k.extend_from_slice(force.as_str().as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(read_id.as_bytes());
+    k
+}
+
+/// Splits a de-duplication key into `(day, force, read id)`.
+pub fn decode_dedup_key(k: &[u8]) -> Option<(u32, &str, &str)> {
+    let day = be_u32(k.get(..4)?)?;
+    let rest = &k[4..];
+    let sep = rest.iter().position(|b| *b == SEP)?;
+    Some((
+        day,
+        std::str::from_utf8(&rest[..sep]).ok()?,
+        std::str::from_utf8(&rest[sep + 1..]).ok()?,
+    ))
+}
+
+/// Key of a registered camera.
+pub fn cameras_key(force: &ForceId, camera_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 1);
+    k.extend_from_slice(force.as_str().as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(camera_id.as_bytes());
+    k
+}
+
+/// The smallest key strictly after every key starting with `prefix`, or
+/// `None` if there is none (all bytes 0xFF).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Capture times are never negative (validation refuses pre-1970), so the
+/// millisecond count as a `u64` sorts in time order.
+fn time_u64(t: Timestamp) -> u64 {
+    t.millis().max(0) as u64
+}
+
+fn push_time_seq(k: &mut Vec<u8>, t: Timestamp, seq: u64) {
+    k.extend_from_slice(&time_u64(t).to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+}
+
+fn decode_time_seq(b: &[u8]) -> Option<(Timestamp, u64)> {
+    if b.len() != 16 {
+        return None;
+    }
+    let ms = be_u64(&b[..8])?;
+    let t = Timestamp::from_millis(i64::try_from(ms).ok()?);
+    Some((t, be_u64(&b[8..])?))
+}
+
+fn be_u32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.try_into().ok()?))
+}
+
+/// Reads a big-endian `u64` from exactly 8 bytes.
+pub fn be_u64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn vrm_strategy() -> impl Strategy<Value = Vrm> {
+        "[A-Z0-9]{1,15}".prop_map(|s| Vrm::normalise(&s).unwrap())
+    }
+
+    fn time_strategy() -> impl Strategy<Value = Timestamp> {
+        (0..=Timestamp::MAX.millis()).prop_map(Timestamp::from_millis)
+    }
+
+    proptest! {
+        #[test]
+        fn read_keys_round_trip_and_order(a in any::<(u32, u64)>(), b in any::<(u32, u64)>()) {
+            prop_assert_eq!(decode_read_key(&read_key(a.0, a.1)), Some(a));
+            prop_assert_eq!(read_key(a.0, a.1).cmp(&read_key(b.0, b.1)), a.cmp(&b));
+        }
+
+        #[test]
+        fn geo_keys_round_trip_and_order(
+            a in any::<(u32, u64, u32, u64)>(), b in any::<(u32, u64, u32, u64)>(),
+            lat in -90_000_000i32..=90_000_000, lon in -180_000_000i32..=180_000_000,
+        ) {
+            let ka = geo_key(a.0, a.1, a.2, a.3);
+            let d = decode_geo_key(&ka).unwrap();
+            prop_assert_eq!((d.day, d.cell, d.ms_of_day, d.seq), a);
+            prop_assert_eq!(ka.cmp(&geo_key(b.0, b.1, b.2, b.3)), a.cmp(&b));
+            prop_assert_eq!(decode_geo_value(&geo_value(lat, lon)), Some((lat, lon)));
+        }
+
+        #[test]
+        fn vrm_keys_round_trip_and_order(
+            va in vrm_strategy(), vb in vrm_strategy(),
+            ta in time_strategy(), tb in time_strategy(),
+            sa in any::<u64>(), sb in any::<u64>(),
+        ) {
+            let ka = vrm_key(&va, ta, sa);
+            prop_assert_eq!(decode_vrm_key(&ka), Some((va.as_str(), ta, sa)));
+            // Same VRM: ordered by time then seq. Different VRMs never interleave.
+            let kb = vrm_key(&vb, tb, sb);
+            if va == vb {
+                prop_assert_eq!(ka.cmp(&kb), (ta, sa).cmp(&(tb, sb)));
+            } else {
+                // The terminated prefixes decide, whatever the times.
+                prop_assert_eq!(ka.cmp(&kb), vrm_prefix(&va).cmp(&vrm_prefix(&vb)));
+                prop_assert!(!ka.starts_with(&vrm_prefix(&vb)));
+            }
+            prop_assert!(ka.starts_with(&vrm_prefix(&va)));
+            prop_assert!(vrm_bound(&va, ta) <= ka);
+        }
+
+        #[test]
+        fn camera_keys_round_trip(
+            f in "[A-Z]{2,8}", cam in "[ -~&&[^\u{0}]]{1,20}", t in time_strategy(), seq in any::<u64>(),
+        ) {
+            let force = ForceId::new(&f).unwrap();
+            let k = camera_key(&force, &cam, t, seq);
+            prop_assert_eq!(decode_camera_key(&k), Some((force.as_str(), cam.as_str(), t, seq)));
+            prop_assert!(k.starts_with(&camera_prefix(&force, &cam)));
+        }
+
+        #[test]
+        fn dedup_keys_round_trip(day in any::<u32>(), f in "[A-Z]{2,8}", id in "[ -~]{1,40}") {
+            let force = ForceId::new(&f).unwrap();
+            let k = dedup_key(day, &force, &id);
+            prop_assert_eq!(decode_dedup_key(&k), Some((day, force.as_str(), id.as_str())));
+        }
+
+        #[test]
+        fn prefix_end_bounds_every_extension(p in proptest::collection::vec(any::<u8>(), 0..8), ext in proptest::collection::vec(any::<u8>(), 0..8)) {
+            let mut k = p.clone();
+            k.extend_from_slice(&ext);
+            match prefix_end(&p) {
+                Some(end) => prop_assert!(k < end && p < end),
+                None => prop_assert!(p.iter().all(|b| *b == 0xFF)),
+            }
+        }
+    }
+
+    #[test]
+    fn vrm_prefix_does_not_match_longer_vrm() {
+        let short = Vrm::normalise("AB1").unwrap();
+        let long = Vrm::normalise("AB12").unwrap();
+        let k = vrm_key(&long, Timestamp::from_millis(5), 1);
+        assert!(!k.starts_with(&vrm_prefix(&short)));
+    }
+
+    #[test]
+    fn decoders_refuse_garbage() {
+        assert_eq!(decode_read_key(&[1, 2, 3]), None);
+        assert_eq!(decode_geo_key(&[0; 23]), None);
+        assert_eq!(decode_vrm_key(b"AB12"), None);
+        assert_eq!(decode_vrm_key(b"AB\x00short"), None);
+        assert_eq!(decode_camera_key(b"AVON\x00C1"), None);
+        assert_eq!(decode_dedup_key(&[0, 0]), None);
+    }
+}

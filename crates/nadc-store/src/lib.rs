@@ -1,0 +1,121 @@
+//! The nadc store: where reads live once acknowledged.
+//!
+//! The crates above this one see only the [`Store`] trait; [`RocksStore`] is
+//! the RocksDB implementation (column families, key encodings in [`keys`],
+//! durable group-committed writes, scans). A replicated log or another
+//! engine can stand in front of or in place of it without the node or the
+//! query layer changing.
+//!
+//! Invariants:
+//! - [`Store::append`] returns only after every stored read is durable
+//!   (write-ahead log synced) and indexed: record and index entries are
+//!   written in one atomic batch.
+//! - A read is identified by (capture day, owning force, BOF read id); a
+//!   second append of the same identity stores nothing and reports
+//!   [`Appended::Duplicate`] with the sequence number of the first.
+//! - Sequence numbers are node-local, start at 1, and are never reused.
+#![deny(missing_docs, unsafe_code)]
+
+pub mod keys;
+mod record;
+mod rocks;
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp, Vrm};
+
+pub use rocks::{RocksStore, StoreOptions, scan_counts};
+
+/// A validated read ready to store: its resolved position and received time.
+#[derive(Clone, Debug)]
+pub struct NewRead {
+    /// The read.
+    pub read: Read,
+    /// Where it was taken: its own GPS, else its camera's position.
+    pub position: GeoPoint,
+    /// When the node received it.
+    pub received_at: Timestamp,
+}
+
+/// What happened to one read of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored under this new sequence number.
+    Stored {
+        /// The read's sequence number.
+        seq: u64,
+    },
+    /// Already held (same capture day, force and read id): not stored again.
+    Duplicate {
+        /// The sequence number of the copy already held.
+        seq: u64,
+    },
+}
+
+/// Counts of what a store holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Reads held per owning force.
+    pub reads_by_force: BTreeMap<ForceId, u64>,
+    /// Earliest capture time held.
+    pub earliest: Option<Timestamp>,
+    /// Latest capture time held.
+    pub latest: Option<Timestamp>,
+}
+
+impl StoreStats {
+    /// Total reads held.
+    pub fn total_reads(&self) -> u64 {
+        self.reads_by_force.values().sum()
+    }
+}
+
+/// A store failure. Reads in a failed append were not acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The storage engine failed (I/O, disk full, corruption detected by the engine).
+    #[error("storage engine error: {0}")]
+    Engine(String),
+    /// Stored bytes could not be decoded: a bug or on-disk corruption.
+    #[error("corrupt data in {what}: {detail}")]
+    Corrupt {
+        /// Which column family / structure.
+        what: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The store has been closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// What a read store offers the node and the query layer.
+pub trait Store: Send + Sync + 'static {
+    /// Durably stores `reads` for `force`, returning one outcome per read in
+    /// order. Blocks until the data is synced.
+    fn append(&self, force: &ForceId, reads: Vec<NewRead>) -> Result<Vec<Appended>, StoreError>;
+
+    /// Visits the reads of `vrm` captured in `from..=to`, in capture-time
+    /// order (ties by sequence number), until `visit` breaks.
+    fn vrm_timeline(
+        &self,
+        vrm: &Vrm,
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
+    /// Registers or replaces cameras (keyed by force and camera id), durably.
+    fn put_cameras(&self, cameras: &[Camera]) -> Result<(), StoreError>;
+
+    /// Registered cameras, of one force or of all.
+    fn cameras(&self, force: Option<&ForceId>) -> Result<Vec<Camera>, StoreError>;
+
+    /// Counts of what is held.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Stops accepting writes, waits for writes in flight, and flushes
+    /// everything to disk. Later appends fail with [`StoreError::Closed`].
+    fn close(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,136 @@
+//! The encoding of a read record (the value in the `reads` column family)
+//! and of a registered camera.
+//!
+//! A record is one format byte ([`FORMAT_V1`]) followed by the postcard
+//! encoding of (force, received_at, position, read). The sequence number is
+//! not repeated: it is in the key.
+
+use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// The current record format.
+pub const FORMAT_V1: u8 = 1;
+
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    force: &'a ForceId,
+    received_at: Timestamp,
+    position: GeoPoint,
+    read: &'a Read,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    force: ForceId,
+    received_at: Timestamp,
+    position: GeoPoint,
+    read: Read,
+}
+
+/// Encodes a record.
+pub fn encode_read(
+    force: &ForceId,
+    received_at: Timestamp,
+    position: GeoPoint,
+    read: &Read,
+) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![FORMAT_V1];
+    let body = postcard::to_stdvec(&RecordRef {
+        force,
+        received_at,
+        position,
+        read,
+    })
+    .map_err(|e| StoreError::Corrupt {
+        what: "record encoding",
+        detail: e.to_string(),
+    })?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a record stored under sequence number `seq`.
+pub fn decode_read(seq: u64, bytes: &[u8]) -> Result<StoredRead, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "reads",
+        detail,
+    };
+    match bytes.split_first() {
+        Some((&FORMAT_V1, body)) => {
+            let r: Record =
+                postcard::from_bytes(body).map_err(|e| corrupt(format!("record {seq}: {e}")))?;
+            Ok(StoredRead {
+                seq,
+                force: r.force,
+                received_at: r.received_at,
+                position: r.position,
+                read: r.read,
+            })
+        }
+        Some((v, _)) => Err(corrupt(format!("record {seq}: unknown format {v}"))),
+        None => Err(corrupt(format!("record {seq}: empty"))),
+    }
+}
+
+/// Encodes a camera.
+pub fn encode_camera(c: &Camera) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(c).map_err(|e| StoreError::Corrupt {
+        what: "camera encoding",
+        detail: e.to_string(),
+    })
+}
+
+/// Decodes a camera.
+pub fn decode_camera(bytes: &[u8]) -> Result<Camera, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        what: "cameras",
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nadc_core::read::ReadInput;
+
+    #[test]
+    fn record_round_trip() {
+        let read = ReadInput {
+            read_id: "r1".into(),
+            vrm: "ab12 cde".into(),
+            observed_at: Some(Timestamp::from_millis(1_700_000_000_000)),
+            camera_id: "C1".into(),
+            lat: Some(51.5),
+            lon: Some(-0.1),
+            confidence: Some(91.0),
+            make: Some("Ford".into()),
+            candidates: vec!["AB12CDF".into()],
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let force = ForceId::new("MET").unwrap();
+        let pos = read.position.unwrap();
+        let bytes = encode_read(
+            &force,
+            Timestamp::from_millis(1_700_000_000_500),
+            pos,
+            &read,
+        )
+        .unwrap();
+        let back = decode_read(7, &bytes).unwrap();
+        assert_eq!(back.seq, 7);
+        assert_eq!(back.force, force);
+        assert_eq!(back.read, read);
+        assert_eq!(back.position, pos);
+        assert!(
+            decode_read(7, &[9, 1, 2])
+                .unwrap_err()
+                .to_string()
+                .contains("unknown format 9")
+        );
+        assert!(decode_read(7, &bytes[..bytes.len() / 2]).is_err());
+    }
+}

@@ -1,0 +1,533 @@
+//! The RocksDB implementation of [`Store`].
+//!
+//! Writes go through one writer thread that commits in groups: it takes the
+//! first waiting append, drains whatever else is queued (up to a cap), checks
+//! every read against the de-duplication column family and against the rest
+//! of the group, and writes records and all index entries in one
+//! `WriteBatch` with the write-ahead log synced. Many concurrent ingest
+//! streams therefore share one fsync, and the check-then-write of
+//! de-duplication cannot race because only this thread writes reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use nadc_core::{Camera, ForceId, StoredRead, Timestamp, Vrm};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Options, ReadOptions,
+    WriteBatch, WriteOptions,
+};
+use tracing::{debug, info, warn};
+
+use crate::keys;
+use crate::record;
+use crate::{Appended, NewRead, Store, StoreError, StoreStats};
+
+const CF_READS: &str = "reads";
+const CF_GEO: &str = "geo";
+const CF_VRM: &str = "vrm";
+const CF_CAMERA: &str = "camera";
+const CF_DEDUP: &str = "dedup";
+const CF_CAMERAS: &str = "cameras";
+const CF_META: &str = "meta";
+const ALL_CFS: [&str; 7] = [
+    CF_READS, CF_GEO, CF_VRM, CF_CAMERA, CF_DEDUP, CF_CAMERAS, CF_META,
+];
+
+const META_NEXT_SEQ: &[u8] = b"next_seq";
+const META_EARLIEST: &[u8] = b"earliest";
+const META_LATEST: &[u8] = b"latest";
+const META_COUNT_PREFIX: &[u8] = b"count/";
+
+/// How many reads one group commit takes at most.
+const MAX_GROUP_READS: usize = 64 * 1024;
+/// How many records a scan fetches per multi-get.
+const SCAN_BATCH: usize = 256;
+
+/// How to open a [`RocksStore`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Sync the write-ahead log before acknowledging (default true). Only
+    /// benchmarks that measure the engine alone turn this off.
+    pub sync: bool,
+    /// Block cache size in bytes shared by all column families.
+    pub block_cache_bytes: usize,
+    /// Appends that may queue for the writer before callers block.
+    pub queue_depth: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            sync: true,
+            block_cache_bytes: 256 << 20,
+            queue_depth: 256,
+        }
+    }
+}
+
+struct AppendRequest {
+    force: ForceId,
+    reads: Vec<NewRead>,
+    reply: SyncSender<Result<Vec<Appended>, StoreError>>,
+}
+
+/// A [`Store`] on RocksDB.
+pub struct RocksStore {
+    db: Arc<DB>,
+    path: PathBuf,
+    tx: RwLock<Option<SyncSender<AppendRequest>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<RwLock<StoreStats>>,
+}
+
+impl std::fmt::Debug for RocksStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn engine(e: rocksdb::Error) -> StoreError {
+    StoreError::Engine(e.into_string())
+}
+
+fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
+    let mut o = Options::default();
+    o.set_compression_type(DBCompressionType::Lz4);
+    o.set_bottommost_compression_type(DBCompressionType::Zstd);
+    let mut t = BlockBasedOptions::default();
+    t.set_block_cache(cache);
+    t.set_cache_index_and_filter_blocks(true);
+    t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    t.set_format_version(6);
+    match name {
+        // Point lookups: whole-key bloom filters.
+        CF_DEDUP | CF_READS | CF_CAMERAS | CF_META => t.set_bloom_filter(10.0, false),
+        // Range scans: bigger blocks compress better.
+        _ => t.set_block_size(16 * 1024),
+    }
+    o.set_block_based_table_factory(&t);
+    o
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) a store at `path`.
+    pub fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.increase_parallelism(2);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_bytes_per_sync(1 << 20);
+        let cache = rocksdb::Cache::new_lru_cache(opts.block_cache_bytes);
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &cache)));
+        let db = Arc::new(DB::open_cf_descriptors(&db_opts, path, cfs).map_err(engine)?);
+        let (writer_state, stats) = WriterState::load(db.clone(), opts.sync)?;
+        let stats = Arc::new(RwLock::new(stats));
+        let (tx, rx) = mpsc::sync_channel(opts.queue_depth.max(1));
+        let writer_stats = stats.clone();
+        let handle = std::thread::Builder::new()
+            .name("nadc-store-writer".into())
+            .spawn(move || writer_state.run(rx, &writer_stats))
+            .map_err(|e| StoreError::Engine(format!("spawn writer thread: {e}")))?;
+        info!(path = %path.display(), reads = stats.read().map(|s| s.total_reads()).unwrap_or(0), "store opened");
+        Ok(Self {
+            db,
+            path: path.to_path_buf(),
+            tx: RwLock::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            stats,
+        })
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        cf(&self.db, name)
+    }
+
+    fn fetch_records(
+        &self,
+        refs: &[(u32, u64)],
+        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, StoreError> {
+        let cf = self.cf(CF_READS)?;
+        let keys: Vec<[u8; 12]> = refs.iter().map(|(d, s)| keys::read_key(*d, *s)).collect();
+        let values = self.db.batched_multi_get_cf(cf, keys.iter(), false);
+        for ((_, seq), value) in refs.iter().zip(values) {
+            let bytes = value.map_err(engine)?.ok_or_else(|| StoreError::Corrupt {
+                what: "reads",
+                detail: format!("index entry for seq {seq} has no record"),
+            })?;
+            if visit(record::decode_read(*seq, &bytes)?).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
+    db.cf_handle(name).ok_or(StoreError::Corrupt {
+        what: "column families",
+        detail: format!("column family {name} missing"),
+    })
+}
+
+impl Store for RocksStore {
+    fn append(&self, force: &ForceId, reads: Vec<NewRead>) -> Result<Vec<Appended>, StoreError> {
+        if reads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self
+            .tx
+            .read()
+            .map_err(|_| StoreError::Closed)?
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (reply, wait) = mpsc::sync_channel(1);
+        tx.send(AppendRequest {
+            force: force.clone(),
+            reads,
+            reply,
+        })
+        .map_err(|_| StoreError::Closed)?;
+        wait.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn vrm_timeline(
+        &self,
+        vrm: &Vrm,
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        if to < from {
+            return Ok(());
+        }
+        let cf = self.cf(CF_VRM)?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::vrm_bound(vrm, to.plus_millis(1)));
+        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        it.seek(keys::vrm_bound(vrm, from));
+        let mut refs = Vec::with_capacity(SCAN_BATCH);
+        while it.valid() {
+            let Some(key) = it.key() else { break };
+            let (_, t, seq) = keys::decode_vrm_key(key).ok_or_else(|| StoreError::Corrupt {
+                what: "vrm index",
+                detail: "undecodable key".into(),
+            })?;
+            refs.push((t.day(), seq));
+            if refs.len() == SCAN_BATCH {
+                if self.fetch_records(&refs, visit)?.is_break() {
+                    return Ok(());
+                }
+                refs.clear();
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        let _ = self.fetch_records(&refs, visit)?;
+        Ok(())
+    }
+
+    fn put_cameras(&self, cameras: &[Camera]) -> Result<(), StoreError> {
+        let cf = self.cf(CF_CAMERAS)?;
+        let mut batch = WriteBatch::default();
+        for c in cameras {
+            batch.put_cf(
+                cf,
+                keys::cameras_key(&c.force, &c.camera_id),
+                record::encode_camera(c)?,
+            );
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(engine)
+    }
+
+    fn cameras(&self, force: Option<&ForceId>) -> Result<Vec<Camera>, StoreError> {
+        let cf = self.cf(CF_CAMERAS)?;
+        let prefix = force.map(|f| {
+            let mut p = f.as_str().as_bytes().to_vec();
+            p.push(keys::SEP);
+            p
+        });
+        let mut ro = ReadOptions::default();
+        if let Some(end) = prefix.as_deref().and_then(keys::prefix_end) {
+            ro.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        match &prefix {
+            Some(p) => it.seek(p),
+            None => it.seek_to_first(),
+        }
+        let mut out = Vec::new();
+        while it.valid() {
+            if let Some(v) = it.value() {
+                out.push(record::decode_camera(v)?);
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        Ok(out)
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.stats
+            .read()
+            .map(|s| s.clone())
+            .map_err(|_| StoreError::Engine("stats lock poisoned".into()))
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        // Dropping the sender ends the writer loop once the queue is drained.
+        if let Ok(mut tx) = self.tx.write() {
+            tx.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            warn!("store writer thread panicked");
+        }
+        self.db.flush_wal(true).map_err(engine)?;
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name)?).map_err(engine)?;
+        }
+        info!(path = %self.path.display(), "store closed");
+        Ok(())
+    }
+}
+
+impl Drop for RocksStore {
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.write() {
+            tx.take();
+        }
+        if let Some(h) = self.writer.lock().ok().and_then(|mut h| h.take()) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The writer thread's state: the next sequence number and the counters.
+struct WriterState {
+    db: Arc<DB>,
+    sync: bool,
+    next_seq: u64,
+    stats: StoreStats,
+}
+
+impl WriterState {
+    fn load(db: Arc<DB>, sync: bool) -> Result<(Self, StoreStats), StoreError> {
+        let meta = cf(&db, CF_META)?;
+        let get_u64 = |k: &[u8]| -> Result<Option<u64>, StoreError> {
+            match db.get_pinned_cf(meta, k).map_err(engine)? {
+                None => Ok(None),
+                Some(v) => keys::be_u64(&v)
+                    .map(Some)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        what: "meta",
+                        detail: format!("{} is not 8 bytes", String::from_utf8_lossy(k)),
+                    }),
+            }
+        };
+        let next_seq = get_u64(META_NEXT_SEQ)?.unwrap_or(1);
+        let mut stats = StoreStats {
+            earliest: get_u64(META_EARLIEST)?.map(|v| Timestamp::from_millis(v as i64)),
+            latest: get_u64(META_LATEST)?.map(|v| Timestamp::from_millis(v as i64)),
+            ..Default::default()
+        };
+        {
+            let mut it = db.raw_iterator_cf(meta);
+            it.seek(META_COUNT_PREFIX);
+            while it.valid() {
+                let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                    break;
+                };
+                let Some(name) = k.strip_prefix(META_COUNT_PREFIX) else {
+                    break;
+                };
+                let force = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|s| ForceId::new(s).ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        what: "meta",
+                        detail: "bad force in counter".into(),
+                    })?;
+                let n = keys::be_u64(v).ok_or_else(|| StoreError::Corrupt {
+                    what: "meta",
+                    detail: "counter is not 8 bytes".into(),
+                })?;
+                stats.reads_by_force.insert(force, n);
+                it.next();
+            }
+            it.status().map_err(engine)?;
+        }
+        debug!(next_seq, "store writer state loaded");
+        let state = Self {
+            db,
+            sync,
+            next_seq,
+            stats: stats.clone(),
+        };
+        Ok((state, stats))
+    }
+
+    fn run(mut self, rx: Receiver<AppendRequest>, shared: &RwLock<StoreStats>) {
+        while let Ok(first) = rx.recv() {
+            let mut n = first.reads.len();
+            let mut group = vec![first];
+            while n < MAX_GROUP_READS {
+                match rx.try_recv() {
+                    Ok(req) => {
+                        n += req.reads.len();
+                        group.push(req);
+                    }
+                    Err(_) => break,
+                }
+            }
+            match self.commit(&group) {
+                Ok(outcomes) => {
+                    if let Ok(mut s) = shared.write() {
+                        *s = self.stats.clone();
+                    }
+                    for (req, out) in group.into_iter().zip(outcomes) {
+                        let _ = req.reply.send(Ok(out));
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, reads = n, "group commit failed; nothing in it acknowledged");
+                    for req in group {
+                        let _ = req.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes one group atomically. On error nothing is written and the
+    /// in-memory state is left as it was.
+    fn commit(&mut self, group: &[AppendRequest]) -> Result<Vec<Vec<Appended>>, StoreError> {
+        let db = self.db.clone();
+        let (reads_cf, geo_cf, vrm_cf, camera_cf, dedup_cf, meta_cf) = (
+            cf(&db, CF_READS)?,
+            cf(&db, CF_GEO)?,
+            cf(&db, CF_VRM)?,
+            cf(&db, CF_CAMERA)?,
+            cf(&db, CF_DEDUP)?,
+            cf(&db, CF_META)?,
+        );
+        let dedup_keys: Vec<Vec<u8>> = group
+            .iter()
+            .flat_map(|req| {
+                req.reads
+                    .iter()
+                    .map(|r| keys::dedup_key(r.read.observed_at.day(), &req.force, &r.read.read_id))
+            })
+            .collect();
+        let existing = db.batched_multi_get_cf(dedup_cf, dedup_keys.iter(), false);
+
+        let mut next_seq = self.next_seq;
+        let mut stats = self.stats.clone();
+        let mut in_group: HashMap<&[u8], u64> = HashMap::new();
+        let mut batch = WriteBatch::default();
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut flat = dedup_keys.iter().zip(existing);
+        for req in group {
+            let mut out = Vec::with_capacity(req.reads.len());
+            for new in &req.reads {
+                let Some((dkey, found)) = flat.next() else {
+                    return Err(StoreError::Engine("dedup lookup size mismatch".into()));
+                };
+                if let Some(v) = found.map_err(engine)? {
+                    let seq = keys::be_u64(&v).ok_or_else(|| StoreError::Corrupt {
+                        what: "dedup",
+                        detail: "value is not 8 bytes".into(),
+                    })?;
+                    out.push(Appended::Duplicate { seq });
+                    continue;
+                }
+                if let Some(seq) = in_group.get(dkey.as_slice()) {
+                    out.push(Appended::Duplicate { seq: *seq });
+                    continue;
+                }
+                let seq = next_seq;
+                next_seq += 1;
+                in_group.insert(dkey, seq);
+                let r = &new.read;
+                let t = r.observed_at;
+                batch.put_cf(
+                    reads_cf,
+                    keys::read_key(t.day(), seq),
+                    record::encode_read(&req.force, new.received_at, new.position, r)?,
+                );
+                batch.put_cf(
+                    geo_cf,
+                    keys::geo_key(t.day(), new.position.index_cell(), t.ms_of_day(), seq),
+                    keys::geo_value(new.position.lat_e6(), new.position.lon_e6()),
+                );
+                batch.put_cf(vrm_cf, keys::vrm_key(&r.vrm, t, seq), []);
+                batch.put_cf(
+                    camera_cf,
+                    keys::camera_key(&req.force, &r.camera_id, t, seq),
+                    [],
+                );
+                batch.put_cf(dedup_cf, dkey, seq.to_be_bytes());
+                *stats.reads_by_force.entry(req.force.clone()).or_default() += 1;
+                stats.earliest = Some(stats.earliest.map_or(t, |e| e.min(t)));
+                stats.latest = Some(stats.latest.map_or(t, |l| l.max(t)));
+                out.push(Appended::Stored { seq });
+            }
+            outcomes.push(out);
+        }
+        if next_seq == self.next_seq {
+            // Only duplicates: nothing to write.
+            return Ok(outcomes);
+        }
+        batch.put_cf(meta_cf, META_NEXT_SEQ, next_seq.to_be_bytes());
+        for (force, n) in &stats.reads_by_force {
+            let mut k = META_COUNT_PREFIX.to_vec();
+            k.extend_from_slice(force.as_str().as_bytes());
+            batch.put_cf(meta_cf, k, n.to_be_bytes());
+        }
+        if let (Some(e), Some(l)) = (stats.earliest, stats.latest) {
+            batch.put_cf(meta_cf, META_EARLIEST, (e.millis() as u64).to_be_bytes());
+            batch.put_cf(meta_cf, META_LATEST, (l.millis() as u64).to_be_bytes());
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        db.write_opt(batch, &wo).map_err(engine)?;
+        self.next_seq = next_seq;
+        self.stats = stats;
+        Ok(outcomes)
+    }
+}
+
+/// Count of records per force read straight from the `reads` column family
+/// (a full scan: for tests and consistency checks, not for serving).
+pub fn scan_counts(store: &RocksStore) -> Result<BTreeMap<ForceId, u64>, StoreError> {
+    let cf = store.cf(CF_READS)?;
+    let mut it = store.db.raw_iterator_cf(cf);
+    it.seek_to_first();
+    let mut out = BTreeMap::new();
+    while it.valid() {
+        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+            break;
+        };
+        let (_, seq) = keys::decode_read_key(k).ok_or_else(|| StoreError::Corrupt {
+            what: "reads",
+            detail: "undecodable key".into(),
+        })?;
+        *out.entry(record::decode_read(seq, v)?.force).or_default() += 1;
+        it.next();
+    }
+    it.status().map_err(engine)?;
+    Ok(out)
+}

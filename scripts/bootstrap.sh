@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building nadc needs on a fresh Debian/Ubuntu machine, and
+# sets up a shared cargo target directory. Sourced by scripts/demo and
+# scripts/test; safe to run again (it only installs what is missing).
+set -euo pipefail
+
+need_apt=()
+# bindgen (for the bundled RocksDB) loads libclang at build time.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then
+  need_apt+=(libclang-dev)
+fi
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${need_apt[*]} with apt-get" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "bootstrap: cargo is missing: install Rust from rustup.rs (or your distribution) first" >&2
+    exit 1
+  fi
+fi
+
+# One target directory outside the clone, so a rerun (or another clone on
+# the same machine) reuses the compiled RocksDB instead of spending ~15 min.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nadc/target}"
+mkdir -p "$CARGO_TARGET_DIR"

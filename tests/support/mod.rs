@@ -1,0 +1,213 @@
+//! Shared harness for the end-to-end tests: a real node (real RocksDB in a
+//! temp dir, real certificates, TLS on 127.0.0.1 port 0) and real clients.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nadc_bof::{ClientTls, pb};
+use nadc_core::time::{Clock, ManualClock};
+use nadc_core::{ForceId, Role, Timestamp};
+use nadc_node::{NodeConfig, RunningNode, TlsFiles};
+use nadc_pki::{InitSpec, PkiLayout};
+use nadc_store::{RocksStore, StoreOptions};
+use tempfile::TempDir;
+use tonic::transport::Channel;
+
+pub const FORCES: [&str; 3] = ["AVON", "KENT", "MET"];
+
+/// "Now" for the tests: a fixed instant, so windows are exact.
+pub fn now() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap()
+}
+
+pub fn force(f: &str) -> ForceId {
+    ForceId::new(f).unwrap()
+}
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub layout: PkiLayout,
+    pub clock: ManualClock,
+    pub node: Option<RunningNode>,
+    pub url: String,
+}
+
+impl Harness {
+    /// A PKI (node-1; BOFs AVON, KENT, MET; users alice analyst AVON, carol
+    /// admin KENT), and a started node.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = InitSpec {
+            node_names: vec!["node-1".into()],
+            forces: FORCES.iter().map(|f| force(f)).collect(),
+            users: vec![
+                ("alice".into(), vec![Role::Analyst], force("AVON")),
+                ("carol".into(), vec![Role::Admin], force("KENT")),
+            ],
+            ..Default::default()
+        };
+        let layout = nadc_pki::init(&dir.path().join("pki"), &spec, false).unwrap();
+        let mut h = Harness {
+            dir,
+            layout,
+            clock: ManualClock::new(now()),
+            node: None,
+            url: String::new(),
+        };
+        h.start_node().await;
+        h
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config(&self) -> NodeConfig {
+        let mut cfg = NodeConfig::new(
+            self.data_dir(),
+            TlsFiles {
+                ca: self.layout.ca_cert(),
+                cert: self.layout.node_cert("node-1"),
+                key: self.layout.node_key("node-1"),
+            },
+        );
+        cfg.listen = "127.0.0.1:0".parse().unwrap();
+        cfg
+    }
+
+    pub async fn start_node(&mut self) {
+        let cfg = self.config();
+        let data = self.data_dir();
+        let store =
+            tokio::task::spawn_blocking(move || RocksStore::open(&data, StoreOptions::default()))
+                .await
+                .unwrap()
+                .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
+        let node = nadc_node::start_with_listener(&cfg, Arc::new(store), listener, clock)
+            .await
+            .unwrap();
+        self.url = format!("https://{}", node.addr);
+        self.node = Some(node);
+    }
+
+    /// Graceful stop then start on the same data directory.
+    pub async fn restart(&mut self) {
+        self.node.take().unwrap().shutdown().await.unwrap();
+        self.start_node().await;
+    }
+
+    pub fn bof_tls(&self, f: &str) -> ClientTls {
+        ClientTls {
+            ca: self.layout.ca_cert(),
+            cert: self.layout.bof_cert(&force(f)),
+            key: self.layout.bof_key(&force(f)),
+        }
+    }
+
+    pub fn user_tls(&self, name: &str) -> ClientTls {
+        ClientTls {
+            ca: self.layout.ca_cert(),
+            cert: self.layout.user_cert(name),
+            key: self.layout.user_key(name),
+        }
+    }
+
+    pub async fn bof(&self, f: &str) -> Channel {
+        nadc_bof::connect(&self.url, &self.bof_tls(f))
+            .await
+            .unwrap()
+    }
+
+    pub async fn user(&self, name: &str) -> Channel {
+        nadc_bof::connect(&self.url, &self.user_tls(name))
+            .await
+            .unwrap()
+    }
+
+    /// Registers fixed cameras C1..Cn for `f` around Bristol, plus a mobile `VAN`.
+    pub async fn cameras(&self, f: &str, n: usize) {
+        let mut cameras: Vec<pb::Camera> = (1..=n)
+            .map(|i| pb::Camera {
+                camera_id: format!("C{i}"),
+                lat: 51.45 + i as f64 * 0.01,
+                lon: -2.58,
+                bearing: Some(90.0),
+                kind: pb::CameraKind::Fixed as i32,
+                lanes: Some(2),
+                ..Default::default()
+            })
+            .collect();
+        cameras.push(pb::Camera {
+            camera_id: "VAN".into(),
+            lat: 51.5,
+            lon: -2.6,
+            kind: pb::CameraKind::Mobile as i32,
+            ..Default::default()
+        });
+        let mut admin = pb::admin_client::AdminClient::new(self.bof(f).await);
+        let r = admin
+            .import_cameras(pb::ImportCamerasRequest { cameras })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.stored as usize, n + 1, "{:?}", r.rejected);
+    }
+
+    pub async fn timeline(&self, user: &str, vrm: &str) -> (Vec<pb::ReadRow>, pb::SearchSummary) {
+        let mut client = pb::search_client::SearchClient::new(self.user(user).await);
+        let mut stream = client
+            .vrm_timeline(pb::VrmTimelineRequest {
+                vrm: vrm.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut rows = Vec::new();
+        let mut summary = None;
+        while let Some(c) = stream.message().await.unwrap() {
+            match c.chunk.unwrap() {
+                pb::search_chunk::Chunk::Rows(b) => rows.extend(b.rows),
+                pb::search_chunk::Chunk::Summary(s) => summary = Some(s),
+            }
+        }
+        (rows, summary.expect("a search ends with a summary"))
+    }
+
+    pub async fn node_info(&self, user: &str) -> pb::NodeInfoResponse {
+        let mut admin = pb::admin_client::AdminClient::new(self.user(user).await);
+        admin
+            .node_info(pb::NodeInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+/// A read at camera `camera` `mins_ago` minutes before [`now`].
+pub fn read(id: &str, vrm: &str, camera: &str, mins_ago: i64) -> pb::Read {
+    pb::Read {
+        read_id: id.into(),
+        vrm: vrm.into(),
+        observed_at: Some(nadc_proto::to_pb_time(
+            now().plus_millis(-mins_ago * 60_000),
+        )),
+        camera_id: camera.into(),
+        confidence: Some(90.0),
+        make: Some("Ford".into()),
+        model: Some("Focus".into()),
+        colour: Some("Blue".into()),
+        ..Default::default()
+    }
+}
+
+pub fn batch(reads: Vec<pb::Read>) -> pb::ReadBatch {
+    pb::ReadBatch {
+        batch_seq: 1,
+        force: String::new(),
+        reads,
+    }
+}

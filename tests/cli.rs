@@ -1,7 +1,8 @@
 //! The `nadc` binary end to end, as separate processes: `pki init`, `serve`
 //! (stopped with SIGTERM and started again), `cameras import`, `push` of a
 //! CSV with a malformed row, and `search vrm` in every output format, each
-//! parsed back by a real parser.
+//! parsed back by a real parser. The node is killed with SIGKILL after
+//! acknowledging reads and must still hold them when started again.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,13 @@ impl Server {
             assert!(Instant::now() < deadline, "node did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -180,7 +188,8 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
     );
     assert!(stdout.contains("invalid_vrm"), "{stdout}");
 
-    server.stop();
+    // Killed outright: every acknowledged read must still be there.
+    server.kill();
     let server = Server::start(dir.path());
 
     // Pushing the same file again after the restart: duplicates only.

@@ -1,4 +1,5 @@
 //! The RocksDB store on a real database in a temp dir.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;

@@ -5,8 +5,12 @@
 set -euo pipefail
 
 need_apt=()
-# bindgen (for the bundled RocksDB) loads libclang at build time.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then
+# bindgen (for the bundled RocksDB) loads libclang and clang's own headers
+# at build time: Debian's libclang-dev brings both. (libclang-cpp alone,
+# which some images ship, is not enough.)
+if command -v dpkg >/dev/null 2>&1; then
+  dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
+elif ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1; then
   need_apt+=(libclang-dev)
 fi
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)

@@ -405,4 +405,33 @@ async fn health_and_reflection_are_served() {
         resp.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(h.user("alice").await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list");
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for wanted in [
+        "nadc.v1.Ingest",
+        "nadc.v1.Search",
+        "nadc.v1.Admin",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} not in {names:?}");
+    }
 }

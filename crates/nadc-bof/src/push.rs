@@ -136,6 +136,16 @@ pub async fn push_rows(
         seq
     });
 
+    // If the call fails, stop the sender: that drops the batch queue, which
+    // ends the parsing thread, so nothing is left running.
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _stop_sender = AbortOnDrop(sender.abort_handle());
+
     let mut client = pb::ingest_client::IngestClient::new(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);

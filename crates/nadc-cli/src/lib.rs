@@ -1,10 +1,11 @@
 //! The `nadc` command line: `serve`, `pki`, `push`, `cameras`, `search`,
-//! `node`, `demo`. `anyhow` lives here only: everything below returns typed
+//! `node`, `demo`, `gen`. `anyhow` lives here only: everything below returns typed
 //! errors, and this layer adds context in verb phrases.
 #![deny(missing_docs, unsafe_code)]
 
 mod client;
 mod demo;
+mod generate;
 mod output;
 mod pki;
 mod serve;
@@ -53,6 +54,9 @@ enum Command {
         #[command(subcommand)]
         command: client::NodeCommand,
     },
+    /// Write synthetic traffic (cameras and reads per force) in the
+    /// interchange format.
+    Gen(generate::GenArgs),
     /// Everything in one go: a PKI, a node, simulated force BOFs pushing a
     /// synthetic day of traffic over mTLS, and sample searches.
     Demo(demo::DemoArgs),
@@ -100,6 +104,7 @@ pub fn main() -> ExitCode {
             Command::Search { command } => client::search(command).await,
             Command::Node { command } => client::node(command).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Gen(a) => generate::run(a),
         }
     });
     match result {

@@ -260,7 +260,18 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("user certificate"));
 
-    let out = run(&["node", "info"], &alice, &server.url);
+    // The same identity from a client config file (paths relative to it).
+    let config = dir.path().join("alice.toml");
+    std::fs::write(
+        &config,
+        "ca = \"pki/ca.crt\"\ncert = \"pki/users/alice.crt\"\nkey = \"pki/users/alice.key\"\n",
+    )
+    .unwrap();
+    let out = run(
+        &["node", "info", "--client-config", config.to_str().unwrap()],
+        &[],
+        &server.url,
+    );
     let info = String::from_utf8_lossy(&out.stdout);
     assert!(
         info.contains("reads:     2") && info.contains("user alice of AVON"),

@@ -91,13 +91,75 @@ pub enum NodeCommand {
     },
 }
 
-async fn channel(n: &NodeArgs) -> anyhow::Result<Channel> {
-    let tls = ClientTls {
-        ca: n.ca.clone(),
-        cert: n.cert.clone(),
-        key: n.key.clone(),
+/// The client config file's contents.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientConfig {
+    node: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+}
+
+fn client_config(n: &NodeArgs) -> anyhow::Result<(ClientConfig, Option<PathBuf>)> {
+    let (path, explicit) = match &n.client_config {
+        Some(p) => (p.clone(), true),
+        None => match std::env::var_os("HOME") {
+            Some(home) => (PathBuf::from(home).join(".config/nadc/client.toml"), false),
+            None => return Ok((ClientConfig::default(), None)),
+        },
     };
-    Ok(nadc_bof::connect(&n.node, &tls).await?)
+    if !explicit && !path.exists() {
+        return Ok((ClientConfig::default(), None));
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("read client config {}", path.display()))?;
+    let mut cfg: ClientConfig =
+        toml::from_str(&text).with_context(|| format!("parse client config {}", path.display()))?;
+    // Relative paths in the file are relative to the file.
+    let base = path.parent().map(PathBuf::from).unwrap_or_default();
+    for p in [&mut cfg.cert, &mut cfg.key, &mut cfg.ca]
+        .into_iter()
+        .flatten()
+    {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    Ok((cfg, Some(path)))
+}
+
+/// Resolves flags, environment and config file into a node address and TLS files.
+pub fn resolve_node(n: &NodeArgs) -> anyhow::Result<(String, ClientTls)> {
+    let (cfg, path) = client_config(n)?;
+    let from = |flag: &Option<PathBuf>, file: Option<PathBuf>, name: &str| {
+        flag.clone().or(file).with_context(|| {
+            format!(
+                "no {name} given: use --{name} FILE, set NADC_{}, or put `{name} = \"FILE\"` in {}",
+                name.to_uppercase(),
+                path.as_ref()
+                    .map_or("~/.config/nadc/client.toml".into(), |p| p
+                        .display()
+                        .to_string())
+            )
+        })
+    };
+    let node = n
+        .node
+        .clone()
+        .or(cfg.node)
+        .unwrap_or_else(|| "https://127.0.0.1:7443".into());
+    let tls = ClientTls {
+        ca: from(&n.ca, cfg.ca, "ca")?,
+        cert: from(&n.cert, cfg.cert, "cert")?,
+        key: from(&n.key, cfg.key, "key")?,
+    };
+    Ok((node, tls))
+}
+
+async fn channel(n: &NodeArgs) -> anyhow::Result<Channel> {
+    let (node, tls) = resolve_node(n)?;
+    Ok(nadc_bof::connect(&node, &tls).await?)
 }
 
 fn open_input(

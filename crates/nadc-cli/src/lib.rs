@@ -62,22 +62,27 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-/// How a client reaches a node: address and TLS files (flags, or the
-/// `NADC_NODE`, `NADC_CERT`, `NADC_KEY`, `NADC_CA` environment variables).
+/// How a client reaches a node: address and TLS files, from flags, else the
+/// `NADC_NODE`, `NADC_CERT`, `NADC_KEY`, `NADC_CA` environment variables,
+/// else a client config file (`--client-config`, `NADC_CLIENT_CONFIG`, or
+/// `~/.config/nadc/client.toml`) with the keys `node`, `cert`, `key`, `ca`.
 #[derive(Args, Debug, Clone)]
 pub struct NodeArgs {
-    /// The node, as https://HOST:PORT.
-    #[arg(long, env = "NADC_NODE", default_value = "https://127.0.0.1:7443")]
-    pub node: String,
+    /// The node, as https://HOST:PORT (default https://127.0.0.1:7443).
+    #[arg(long, env = "NADC_NODE")]
+    pub node: Option<String>,
     /// Your client certificate (PEM).
     #[arg(long, env = "NADC_CERT")]
-    pub cert: PathBuf,
+    pub cert: Option<PathBuf>,
     /// Your private key (PEM).
     #[arg(long, env = "NADC_KEY")]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     /// The CA certificate that issued the node's certificate (PEM).
     #[arg(long, env = "NADC_CA")]
-    pub ca: PathBuf,
+    pub ca: Option<PathBuf>,
+    /// Client config file (TOML: node, cert, key, ca).
+    #[arg(long, env = "NADC_CLIENT_CONFIG")]
+    pub client_config: Option<PathBuf>,
 }
 
 /// Runs the command line and returns the process exit code.

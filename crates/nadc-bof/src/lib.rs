@@ -52,12 +52,19 @@ pub enum ClientError {
         /// What failed, with its causes.
         detail: String,
     },
-    /// The node refused or failed a call.
+    /// The node refused or failed a call. (The status is described in full
+    /// by the message, so it is deliberately not also a `source`.)
     #[error("{}", describe_status(.0))]
-    Rpc(#[from] tonic::Status),
+    Rpc(tonic::Status),
     /// Input data could not be used.
     #[error("{0}")]
     Input(String),
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(s: tonic::Status) -> Self {
+        ClientError::Rpc(s)
+    }
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, ClientError> {
@@ -98,12 +105,18 @@ pub fn describe_status(s: &tonic::Status) -> String {
         s.code(),
         tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
     );
-    if transport
-        && (lower.contains("certificate") || lower.contains("alert") || lower.contains("handshake"))
-    {
+    let tls_words = [
+        "certificate",
+        "alert",
+        "handshake",
+        "broken pipe",
+        "connection reset",
+        "connection error",
+    ];
+    if transport && tls_words.iter().any(|w| lower.contains(w)) {
         text.push_str(
-            " (the TLS handshake was refused: check that your client certificate and key are \
-             issued by the node's CA, are not expired, and that --ca is the CA that issued the node's certificate)",
+            " (the node closed the connection during or after the TLS handshake: check that your \
+             client certificate and key are issued by the node's CA and are not expired)",
         );
     }
     text
@@ -131,9 +144,15 @@ pub async fn connect(node: &str, tls: &ClientTls) -> Result<Channel, ClientError
             read_file(&tls.key)?,
         ))
         .domain_name(host);
-    let connect_err = |e: tonic::transport::Error| ClientError::Connect {
-        node: node.to_string(),
-        detail: error_chain(&e),
+    let connect_err = |e: tonic::transport::Error| {
+        let mut detail = error_chain(&e);
+        if detail.contains("invalid peer certificate") {
+            detail.push_str(" (the node's certificate is not issued by the CA given with --ca, or does not name this host)");
+        }
+        ClientError::Connect {
+            node: node.to_string(),
+            detail,
+        }
     };
     Channel::builder(uri)
         .tls_config(config)

@@ -74,6 +74,7 @@ kill -TERM "$server"; wait "$server" || true; server=""
 nadc_secs=$(echo "$end - $start" | bc -l)
 nadc_rate=$(echo "$accepted / $nadc_secs" | bc -l)
 nadc_bytes=$(du -sb "$work/data" | cut -f1)
+printf 'nadc: %d reads in %.2f s\n' "$accepted" "$nadc_secs" >&2
 
 echo "== PostgreSQL" >&2
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
@@ -85,7 +86,7 @@ mkdir -p "$work/pg" "$work/sock"
 chown postgres "$work/pg" "$work/sock"
 chmod -R a+rX "$work/gen"
 runuser -u postgres -- "$PGBIN/initdb" -D "$work/pg" -A trust >/dev/null
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" -w -l "$work/pg.log" \
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" -w -l "$work/sock/pg.log" \
   -o "-p 55432 -k $work/sock -c listen_addresses='' -c shared_buffers=2GB -c max_wal_size=8GB -c fsync=on -c synchronous_commit=on" start >/dev/null
 psql() { runuser -u postgres -- "$PGBIN/psql" -h "$work/sock" -p 55432 -U postgres -v ON_ERROR_STOP=1 -q "$@"; }
 psql <<'SQL'
@@ -103,9 +104,10 @@ create index reads_geom on reads using gist (geom);
 create index reads_time_brin on reads using brin (observed_at);
 SQL
 for f in "${FORCES[@]}"; do
-  psql -c "\copy cameras (camera_id, lat, lon) from program 'cut -d, -f1-3 $work/gen/$f/cameras.csv' csv header"
-  psql -c "update cameras set force = '$f' where force is null"
-done
+  awk -F, -v f="$f" 'NR > 1 { print f "," $1 "," $2 "," $3 }' "$work/gen/$f/cameras.csv"
+done > "$work/gen/cameras-all.csv"
+chmod a+r "$work/gen/cameras-all.csv"
+psql -c "\copy cameras (force, camera_id, lat, lon) from '$work/gen/cameras-all.csv' csv"
 start=$(date +%s.%N)
 pids=()
 for f in "${FORCES[@]}"; do

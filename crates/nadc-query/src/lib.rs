@@ -6,11 +6,29 @@
 //! touched. Nothing here names the storage engine.
 #![deny(missing_docs, unsafe_code)]
 
+pub mod geo;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 use nadc_core::{ForceId, StoredRead, Timestamp, Vrm};
 use nadc_store::{Store, StoreError};
+
+pub use geo::{Area, AreaMatch, GeoQuery, GeoResult, GeoRow, VrmSummary, geo_search};
+
+/// Why a search could not run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The search would examine more than the node allows.
+    #[error("search too broad: {0}")]
+    TooBroad(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// What a search returned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -52,6 +52,12 @@ pub fn decode_read_key(k: &[u8]) -> Option<(u32, u64)> {
     Some((be_u32(&k[..4])?, be_u64(&k[4..])?))
 }
 
+/// The first key of a UTC day in a day-first column family: scans of one
+/// day stop below `day_start(day + 1)`.
+pub fn day_start(day: u32) -> [u8; 4] {
+    day.to_be_bytes()
+}
+
 /// Key of a geographic index entry.
 pub fn geo_key(day: u32, cell: u64, ms_of_day: u32, seq: u64) -> [u8; 24] {
     let mut k = [0u8; 24];

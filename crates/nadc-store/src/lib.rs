@@ -25,6 +25,7 @@ use std::ops::ControlFlow;
 
 use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp, Vrm};
 
+pub use nadc_core::CellRange;
 pub use rocks::{RocksStore, StoreOptions, scan_counts};
 
 /// A validated read ready to store: its resolved position and received time.
@@ -90,6 +91,37 @@ pub enum StoreError {
     Closed,
 }
 
+/// A geographic index entry inside a searched window: enough to filter
+/// exactly (position, time) and to fetch the record later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GeoHit {
+    /// The read's sequence number.
+    pub seq: u64,
+    /// Capture time.
+    pub observed_at: Timestamp,
+    /// Exact position.
+    pub position: GeoPoint,
+}
+
+impl GeoHit {
+    /// The reference to fetch the record with [`Store::get_reads`].
+    pub fn read_ref(&self) -> ReadRef {
+        ReadRef {
+            day: self.observed_at.day(),
+            seq: self.seq,
+        }
+    }
+}
+
+/// Where a record lives: its capture day and sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadRef {
+    /// UTC capture day.
+    pub day: u32,
+    /// Sequence number.
+    pub seq: u64,
+}
+
 /// What a read store offers the node and the query layer.
 pub trait Store: Send + Sync + 'static {
     /// Durably stores `reads` for `force`, returning one outcome per read in
@@ -105,6 +137,33 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
+
+    /// Visits the geographic index entries whose cell lies in one of
+    /// `cells` (sorted, non-overlapping ranges of index cells) and whose
+    /// capture time is in `from..=to`, until `visit` breaks. Entries come
+    /// by day, then cell, then time; positions are not filtered here.
+    fn geo_scan(
+        &self,
+        cells: &[nadc_core::CellRange],
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(GeoHit) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
+    /// Visits the reads of one camera of `force` captured in `from..=to`,
+    /// in time order, until `visit` breaks.
+    fn camera_reads(
+        &self,
+        force: &ForceId,
+        camera_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
+    /// Fetches records by reference, in the order given. A reference with
+    /// no record is corruption (indexes and records are written together).
+    fn get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError>;
 
     /// Registers or replaces cameras (keyed by force and camera id), durably.
     fn put_cameras(&self, cameras: &[Camera]) -> Result<(), StoreError>;

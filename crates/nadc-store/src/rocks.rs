@@ -15,7 +15,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use nadc_core::{Camera, ForceId, StoredRead, Timestamp, Vrm};
+use nadc_core::time::MS_PER_DAY;
+use nadc_core::{Camera, CellRange, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Options, ReadOptions,
     WriteBatch, WriteOptions,
@@ -24,7 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::keys;
 use crate::record;
-use crate::{Appended, NewRead, Store, StoreError, StoreStats};
+use crate::{Appended, GeoHit, NewRead, ReadRef, Store, StoreError, StoreStats};
 
 const CF_READS: &str = "reads";
 const CF_GEO: &str = "geo";
@@ -234,6 +235,135 @@ impl Store for RocksStore {
         it.status().map_err(engine)?;
         let _ = self.fetch_records(&refs, visit)?;
         Ok(())
+    }
+
+    fn geo_scan(
+        &self,
+        cells: &[CellRange],
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(GeoHit) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        if to < from || cells.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(CF_GEO)?;
+        let corrupt = || StoreError::Corrupt {
+            what: "geo index",
+            detail: "undecodable entry".into(),
+        };
+        for day in from.day()..=to.day() {
+            let lo = if day == from.day() {
+                from.ms_of_day()
+            } else {
+                0
+            };
+            let hi = if day == to.day() {
+                to.ms_of_day()
+            } else {
+                (MS_PER_DAY - 1) as u32
+            };
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_upper_bound(keys::day_start(day.saturating_add(1)).to_vec());
+            let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+            for range in cells {
+                // Skip-scan: seek to (day, cell, lo); read the cell's entries
+                // up to hi; then seek straight to the next cell.
+                it.seek(keys::geo_key(day, range.start, lo, 0));
+                while it.valid() {
+                    let Some(key) = it.key() else { break };
+                    let k = keys::decode_geo_key(key).ok_or_else(corrupt)?;
+                    if k.day != day || k.cell > range.end {
+                        break;
+                    }
+                    if k.ms_of_day < lo {
+                        it.seek(keys::geo_key(day, k.cell, lo, 0));
+                        continue;
+                    }
+                    if k.ms_of_day > hi {
+                        match k.cell.checked_add(1) {
+                            Some(next) if next <= range.end => {
+                                it.seek(keys::geo_key(day, next, lo, 0));
+                                continue;
+                            }
+                            _ => break,
+                        }
+                    }
+                    let (lat, lon) = it
+                        .value()
+                        .and_then(keys::decode_geo_value)
+                        .ok_or_else(corrupt)?;
+                    let position = GeoPoint::from_micro(lat, lon).map_err(|_| corrupt())?;
+                    let hit = GeoHit {
+                        seq: k.seq,
+                        observed_at: Timestamp::from_day_ms(day, k.ms_of_day),
+                        position,
+                    };
+                    if visit(hit).is_break() {
+                        return Ok(());
+                    }
+                    it.next();
+                }
+                it.status().map_err(engine)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn camera_reads(
+        &self,
+        force: &ForceId,
+        camera_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        if to < from {
+            return Ok(());
+        }
+        let cf = self.cf(CF_CAMERA)?;
+        let prefix = keys::camera_prefix(force, camera_id);
+        let bound = |t: Timestamp| {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&(t.millis().max(0) as u64).to_be_bytes());
+            k
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(bound(to.plus_millis(1)));
+        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        it.seek(bound(from));
+        let mut refs = Vec::with_capacity(SCAN_BATCH);
+        while it.valid() {
+            let Some(key) = it.key() else { break };
+            let (_, _, t, seq) =
+                keys::decode_camera_key(key).ok_or_else(|| StoreError::Corrupt {
+                    what: "camera index",
+                    detail: "undecodable key".into(),
+                })?;
+            refs.push((t.day(), seq));
+            if refs.len() == SCAN_BATCH {
+                if self.fetch_records(&refs, visit)?.is_break() {
+                    return Ok(());
+                }
+                refs.clear();
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        let _ = self.fetch_records(&refs, visit)?;
+        Ok(())
+    }
+
+    fn get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError> {
+        let pairs: Vec<(u32, u64)> = refs.iter().map(|r| (r.day, r.seq)).collect();
+        let mut out = Vec::with_capacity(refs.len());
+        for chunk in pairs.chunks(SCAN_BATCH) {
+            let _ = self.fetch_records(chunk, &mut |r| {
+                out.push(r);
+                ControlFlow::Continue(())
+            })?;
+        }
+        Ok(out)
     }
 
     fn put_cameras(&self, cameras: &[Camera]) -> Result<(), StoreError> {

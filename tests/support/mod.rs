@@ -172,6 +172,7 @@ impl Harness {
             match c.chunk.unwrap() {
                 pb::search_chunk::Chunk::Rows(b) => rows.extend(b.rows),
                 pb::search_chunk::Chunk::Summary(s) => summary = Some(s),
+                pb::search_chunk::Chunk::Vrms(_) => panic!("a timeline has no VRM summaries"),
             }
         }
         (rows, summary.expect("a search ends with a summary"))

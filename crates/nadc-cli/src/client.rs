@@ -15,7 +15,7 @@ use nadc_core::Timestamp;
 use tonic::transport::Channel;
 
 use crate::NodeArgs;
-use crate::output::{OutputFormat, print_rows};
+use crate::output::{OutputFormat, print_rows, print_vrm_summaries};
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
@@ -80,6 +80,64 @@ pub enum SearchCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
+    /// Vehicles seen in one or more areas (circles with their own windows).
+    Geo {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// An area as LAT,LON,RADIUS_M,FROM,TO (times RFC 3339); repeat for more.
+        #[arg(long = "area", required = true)]
+        areas: Vec<String>,
+        /// any: seen in any area; all: seen in every area within its window.
+        #[arg(long = "match", value_enum, default_value = "any")]
+        matching: Matching,
+        /// Most rows (default: the node's).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        /// Lift the node's caps on radius and window length.
+        #[arg(long)]
+        allow_broad: bool,
+        /// List the matching VRMs (areas, first and last seen, reads) instead of the reads.
+        #[arg(long)]
+        by_vrm: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// What one or more cameras read in a window.
+    Camera {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Cameras as FORCE:CAMERA_ID (or CAMERA_ID with --force).
+        #[arg(required = true)]
+        cameras: Vec<String>,
+        /// The force of cameras given without one.
+        #[arg(long)]
+        force: Option<String>,
+        /// Window start, RFC 3339.
+        #[arg(long)]
+        from: String,
+        /// Window end, RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// Most rows (default: the node's).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        /// Lift the node's cap on window length.
+        #[arg(long)]
+        allow_broad: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+}
+
+/// How the areas of a geographic search combine.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Matching {
+    /// Vehicles seen in any area.
+    Any,
+    /// Vehicles seen in every area, each within its own window.
+    All,
 }
 
 #[derive(Subcommand, Debug)]
@@ -335,27 +393,95 @@ pub async fn cameras(cmd: CamerasCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A collected search result.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Rows in result order.
+    pub rows: Vec<pb::ReadRow>,
+    /// Per-VRM summaries (geographic searches).
+    pub vrms: Vec<pb::VrmAreaSummary>,
+    /// The final summary.
+    pub summary: Option<pb::SearchSummary>,
+}
+
+async fn collect(mut stream: tonic::Streaming<pb::SearchChunk>) -> anyhow::Result<Collected> {
+    let mut out = Collected::default();
+    while let Some(chunk) = stream.next().await {
+        match chunk.map_err(nadc_bof::ClientError::from)?.chunk {
+            Some(pb::search_chunk::Chunk::Rows(b)) => out.rows.extend(b.rows),
+            Some(pb::search_chunk::Chunk::Vrms(v)) => out.vrms.extend(v.vrms),
+            Some(pb::search_chunk::Chunk::Summary(s)) => out.summary = Some(s),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+fn search_client(ch: Channel) -> pb::search_client::SearchClient<Channel> {
+    pb::search_client::SearchClient::new(ch).max_decoding_message_size(64 << 20)
+}
+
 /// Runs a VRM timeline search and collects the rows and summary.
 pub async fn vrm_timeline(
     ch: Channel,
     req: pb::VrmTimelineRequest,
 ) -> anyhow::Result<(Vec<pb::ReadRow>, Option<pb::SearchSummary>)> {
-    let mut client = pb::search_client::SearchClient::new(ch).max_decoding_message_size(64 << 20);
-    let mut stream = client
+    let stream = search_client(ch)
         .vrm_timeline(req)
         .await
         .map_err(nadc_bof::ClientError::from)?
         .into_inner();
-    let mut rows = Vec::new();
-    let mut summary = None;
-    while let Some(chunk) = stream.next().await {
-        match chunk.map_err(nadc_bof::ClientError::from)?.chunk {
-            Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
-            Some(pb::search_chunk::Chunk::Summary(s)) => summary = Some(s),
-            None => {}
-        }
+    let c = collect(stream).await?;
+    Ok((c.rows, c.summary))
+}
+
+/// Runs a geographic search.
+pub async fn geo_search(ch: Channel, req: pb::GeoSearchRequest) -> anyhow::Result<Collected> {
+    let stream = search_client(ch)
+        .geo_search(req)
+        .await
+        .map_err(nadc_bof::ClientError::from)?
+        .into_inner();
+    collect(stream).await
+}
+
+/// Parses `LAT,LON,RADIUS_M,FROM,TO`.
+pub fn parse_area(s: &str) -> anyhow::Result<pb::Area> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [lat, lon, radius, from, to] = parts.as_slice() else {
+        anyhow::bail!("--area {s:?}: expected LAT,LON,RADIUS_M,FROM,TO (times RFC 3339)");
+    };
+    let num = |v: &str, what: &str| {
+        v.parse::<f64>()
+            .with_context(|| format!("--area {s:?}: {what} {v:?} is not a number"))
+    };
+    let time = |v: &str, what: &str| {
+        Timestamp::parse_rfc3339(v)
+            .map(nadc_proto::to_pb_time)
+            .with_context(|| format!("--area {s:?}: {what}"))
+    };
+    Ok(pb::Area {
+        lat: num(lat, "latitude")?,
+        lon: num(lon, "longitude")?,
+        radius_m: num(radius, "radius")?,
+        from: Some(time(from, "from")?),
+        to: Some(time(to, "to")?),
+    })
+}
+
+/// Parses a camera as `FORCE:CAMERA_ID`, or `CAMERA_ID` with a default force.
+fn parse_camera(s: &str, force: Option<&str>) -> anyhow::Result<pb::CameraRef> {
+    match (s.split_once(':'), force) {
+        (Some((f, id)), _) => Ok(pb::CameraRef {
+            force: f.to_string(),
+            camera_id: id.to_string(),
+        }),
+        (None, Some(f)) => Ok(pb::CameraRef {
+            force: f.to_string(),
+            camera_id: s.to_string(),
+        }),
+        (None, None) => anyhow::bail!("camera {s:?}: write FORCE:CAMERA_ID or give --force"),
     }
-    Ok((rows, summary))
 }
 
 pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
@@ -383,6 +509,74 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                 &rows,
                 summary.as_ref(),
                 true,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        SearchCommand::Geo {
+            node,
+            areas,
+            matching,
+            limit,
+            allow_broad,
+            by_vrm,
+            format,
+        } => {
+            let req = pb::GeoSearchRequest {
+                areas: areas
+                    .iter()
+                    .map(|a| parse_area(a))
+                    .collect::<anyhow::Result<_>>()?,
+                r#match: match matching {
+                    Matching::Any => pb::AreaMatch::Any,
+                    Matching::All => pb::AreaMatch::All,
+                } as i32,
+                limit,
+                allow_broad,
+            };
+            let c = geo_search(channel(&node).await?, req)
+                .await
+                .context("search geo")?;
+            let out = &mut std::io::stdout().lock();
+            if by_vrm {
+                print_vrm_summaries(out, format, &c.vrms, c.summary.as_ref())?;
+            } else {
+                print_rows(out, format, &c.rows, c.summary.as_ref(), false)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SearchCommand::Camera {
+            node,
+            cameras,
+            force,
+            from,
+            to,
+            limit,
+            allow_broad,
+            format,
+        } => {
+            let req = pb::CameraSearchRequest {
+                cameras: cameras
+                    .iter()
+                    .map(|c| parse_camera(c, force.as_deref()))
+                    .collect::<anyhow::Result<_>>()?,
+                from: parse_time(&Some(from), "from")?,
+                to: parse_time(&Some(to), "to")?,
+                limit,
+                allow_broad,
+            };
+            let stream = search_client(channel(&node).await?)
+                .camera_search(req)
+                .await
+                .map_err(nadc_bof::ClientError::from)
+                .context("search camera")?
+                .into_inner();
+            let c = collect(stream).await.context("search camera")?;
+            print_rows(
+                &mut std::io::stdout().lock(),
+                format,
+                &c.rows,
+                c.summary.as_ref(),
+                false,
             )?;
             Ok(ExitCode::SUCCESS)
         }

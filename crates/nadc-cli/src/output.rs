@@ -23,7 +23,7 @@ pub enum OutputFormat {
 }
 
 /// Column names of CSV output (and keys of NDJSON output).
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 22] = [
     "observed_at",
     "vrm",
     "vrm_raw",
@@ -45,6 +45,7 @@ pub const COLUMNS: [&str; 21] = [
     "position_from_read",
     "patch_image_ref",
     "overview_image_ref",
+    "areas",
 ];
 
 fn time(t: &Option<prost_types::Timestamp>) -> String {
@@ -83,7 +84,79 @@ pub fn cells(r: &pb::ReadRow) -> Vec<String> {
         p.position_from_read.to_string(),
         opt(&r.patch_image_ref),
         opt(&r.overview_image_ref),
+        areas_text(&r.areas),
     ]
+}
+
+/// Area numbers as people count them (1-based), joined by `|`.
+fn areas_text(areas: &[u32]) -> String {
+    areas
+        .iter()
+        .map(|a| (a + 1).to_string())
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// Writes per-VRM summaries of a geographic search.
+pub fn print_vrm_summaries(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    vrms: &[pb::VrmAreaSummary],
+    summary: Option<&pb::SearchSummary>,
+) -> anyhow::Result<()> {
+    let cells = |v: &pb::VrmAreaSummary| {
+        vec![
+            v.vrm.clone(),
+            areas_text(&v.areas),
+            time(&v.first_seen),
+            time(&v.last_seen),
+            v.reads.to_string(),
+        ]
+    };
+    let header = ["vrm", "areas", "first_seen", "last_seen", "reads"];
+    match format {
+        OutputFormat::Table => {
+            writeln!(
+                out,
+                "{:<10} {:<8} {:<25} {:<25} reads",
+                header[0], header[1], header[2], header[3]
+            )?;
+            for v in vrms {
+                let c = cells(v);
+                writeln!(
+                    out,
+                    "{:<10} {:<8} {:<25} {:<25} {}",
+                    c[0], c[1], c[2], c[3], c[4]
+                )?;
+            }
+            writeln!(out, "{} vehicles", vrms.len())?;
+        }
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(header)?;
+            for v in vrms {
+                w.write_record(cells(v))?;
+            }
+            w.flush()?;
+        }
+        OutputFormat::Ndjson => {
+            for v in vrms {
+                let obj: serde_json::Map<String, Value> = header
+                    .iter()
+                    .zip(cells(v))
+                    .map(|(k, c)| (k.to_string(), Value::String(c)))
+                    .collect();
+                writeln!(out, "{}", Value::Object(obj))?;
+            }
+        }
+        OutputFormat::Geojson => {
+            anyhow::bail!("--by-vrm lists vehicles, not places: use --format table, csv or ndjson")
+        }
+    }
+    if let Some(s) = summary {
+        eprintln!("{}", summary_text(s));
+    }
+    Ok(())
 }
 
 fn properties(r: &pb::ReadRow) -> serde_json::Map<String, Value> {
@@ -105,9 +178,9 @@ fn summary_text(s: &pb::SearchSummary) -> String {
         "{} rows{} from {} camera(s); owning forces: {}; {:.1} ms on the node",
         s.rows,
         if s.truncated {
-            " (truncated at the limit)"
+            format!(" (truncated at the limit; {} match)", s.total_rows)
         } else {
-            ""
+            String::new()
         },
         s.cameras,
         if forces.is_empty() {

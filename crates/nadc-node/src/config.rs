@@ -80,6 +80,39 @@ pub struct NodeConfig {
     /// Most rows a search may ask for.
     #[serde(default = "default_max_search_limit")]
     pub max_search_limit: usize,
+    /// Caps on how broad a search may be without `allow_broad`.
+    #[serde(default)]
+    pub search_caps: SearchCaps,
+}
+
+/// Caps on over-broad searches. A request beyond them is refused with a
+/// clear error unless it asks for `allow_broad`; `max_candidates` always
+/// applies (it protects the node's memory).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchCaps {
+    /// Areas in one geographic search.
+    pub max_areas: usize,
+    /// Radius of one area, metres.
+    pub max_radius_m: f64,
+    /// Length of one area's or camera search's window, hours.
+    pub max_window_hours: u32,
+    /// Cameras in one camera search.
+    pub max_cameras: usize,
+    /// Candidate reads a geographic search may examine.
+    pub max_candidates: usize,
+}
+
+impl Default for SearchCaps {
+    fn default() -> Self {
+        Self {
+            max_areas: 10,
+            max_radius_m: 20_000.0,
+            max_window_hours: 24 * 31,
+            max_cameras: 50,
+            max_candidates: 2_000_000,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -113,6 +146,7 @@ impl NodeConfig {
             max_batch_reads: default_max_batch_reads(),
             default_search_limit: default_search_limit(),
             max_search_limit: default_max_search_limit(),
+            search_caps: SearchCaps::default(),
         }
     }
 

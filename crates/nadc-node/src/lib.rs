@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-pub use config::{NodeConfig, TlsFiles};
+pub use config::{NodeConfig, SearchCaps, TlsFiles};
 
 /// Largest gRPC message accepted or sent (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -161,6 +161,7 @@ pub async fn start_with_listener(
         retention_days: cfg.retention_days,
         default_limit: cfg.default_search_limit,
         max_limit: cfg.max_search_limit,
+        caps: cfg.search_caps.clone(),
     };
     let admin = admin::AdminService {
         store: store.clone(),

@@ -7,9 +7,12 @@ use std::time::Instant;
 
 use futures::Stream;
 use nadc_core::time::Clock;
-use nadc_core::{Timestamp, Vrm};
+use nadc_core::{Circle, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
-use nadc_query::{ResultSummary, timeline};
+use nadc_query::{
+    Area, AreaMatch, CameraQuery, GeoQuery, QueryError, ResultSummary, camera_search, geo_search,
+    timeline,
+};
 use nadc_store::Store;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -17,6 +20,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::auth::caller;
+use crate::config::SearchCaps;
 
 /// Rows per streamed chunk.
 const CHUNK_ROWS: usize = 500;
@@ -36,12 +40,15 @@ pub struct SearchService {
     pub default_limit: usize,
     /// Most rows a request may ask for.
     pub max_limit: usize,
+    /// Caps on over-broad searches.
+    pub caps: SearchCaps,
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::SearchChunk, Status>> + Send>>;
 
 fn summary_to_pb(s: &ResultSummary, elapsed_us: u64) -> pb::SearchSummary {
     pb::SearchSummary {
+        total_rows: s.rows,
         rows: s.rows,
         forces: s
             .forces
@@ -57,7 +64,172 @@ fn summary_to_pb(s: &ResultSummary, elapsed_us: u64) -> pb::SearchSummary {
     }
 }
 
+fn query_status(e: QueryError) -> Status {
+    match e {
+        QueryError::Invalid(m) => Status::invalid_argument(m),
+        QueryError::TooBroad(m) => Status::failed_precondition(format!("search too broad: {m}")),
+        QueryError::Store(e) => Status::unavailable(format!("search failed: {e}")),
+    }
+}
+
+fn rows_chunk(rows: Vec<pb::ReadRow>) -> pb::SearchChunk {
+    pb::SearchChunk {
+        chunk: Some(pb::search_chunk::Chunk::Rows(pb::RowBatch { rows })),
+    }
+}
+
+/// Sends computed rows in chunks, then optional VRM summaries, then the summary.
+fn send_result(
+    tx: &mpsc::Sender<Result<pb::SearchChunk, Status>>,
+    rows: Vec<pb::ReadRow>,
+    vrms: Option<pb::VrmSummaries>,
+    summary: pb::SearchSummary,
+) {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<pb::ReadRow> = rows.by_ref().take(CHUNK_ROWS).collect();
+        if tx.blocking_send(Ok(rows_chunk(chunk))).is_err() {
+            return;
+        }
+    }
+    if let Some(v) = vrms
+        && tx
+            .blocking_send(Ok(pb::SearchChunk {
+                chunk: Some(pb::search_chunk::Chunk::Vrms(v)),
+            }))
+            .is_err()
+    {
+        return;
+    }
+    let _ = tx.blocking_send(Ok(pb::SearchChunk {
+        chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
+    }));
+}
+
+fn required_time(t: Option<&prost_types::Timestamp>, what: &str) -> Result<Timestamp, Status> {
+    let t = t.ok_or_else(|| Status::invalid_argument(format!("{what} is required")))?;
+    proto::from_pb_time(t).ok_or_else(|| {
+        Status::invalid_argument(format!("{what} is outside 1970-01-01 to 9999-12-31"))
+    })
+}
+
 impl SearchService {
+    fn check_window(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        what: &str,
+        allow_broad: bool,
+    ) -> Result<(), Status> {
+        if from > to {
+            return Err(Status::invalid_argument(format!(
+                "{what}: the window is inverted (from {from} is after to {to})"
+            )));
+        }
+        let hours = (to.millis() - from.millis()) as f64 / 3_600_000.0;
+        if !allow_broad && hours > f64::from(self.caps.max_window_hours) {
+            return Err(Status::failed_precondition(format!(
+                "{what}: the window is {hours:.1} hours, over this node's cap of {} hours; narrow it or set allow_broad",
+                self.caps.max_window_hours
+            )));
+        }
+        Ok(())
+    }
+
+    fn geo_query(&self, q: &pb::GeoSearchRequest) -> Result<GeoQuery, Status> {
+        if q.areas.is_empty() {
+            return Err(Status::invalid_argument(
+                "a geographic search needs at least one area",
+            ));
+        }
+        let max_areas = if q.allow_broad {
+            100
+        } else {
+            self.caps.max_areas
+        };
+        if q.areas.len() > max_areas {
+            return Err(Status::failed_precondition(format!(
+                "{} areas given; at most {max_areas}",
+                q.areas.len()
+            )));
+        }
+        let mut areas = Vec::with_capacity(q.areas.len());
+        for (i, a) in q.areas.iter().enumerate() {
+            let what = format!("area {}", i + 1);
+            let centre = GeoPoint::new(a.lat, a.lon)
+                .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
+            let circle = Circle::new(centre, a.radius_m)
+                .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
+            if !q.allow_broad && a.radius_m > self.caps.max_radius_m {
+                return Err(Status::failed_precondition(format!(
+                    "{what}: radius {} m is over this node's cap of {} m; narrow it or set allow_broad",
+                    a.radius_m, self.caps.max_radius_m
+                )));
+            }
+            let from = required_time(a.from.as_ref(), &format!("{what}: from"))?;
+            let to = required_time(a.to.as_ref(), &format!("{what}: to"))?;
+            self.check_window(from, to, &what, q.allow_broad)?;
+            areas.push(Area { circle, from, to });
+        }
+        let matching = match pb::AreaMatch::try_from(q.r#match) {
+            Ok(pb::AreaMatch::All) => AreaMatch::All,
+            Ok(pb::AreaMatch::Any | pb::AreaMatch::Unspecified) => AreaMatch::Any,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "match {} is unknown",
+                    q.r#match
+                )));
+            }
+        };
+        Ok(GeoQuery {
+            areas,
+            matching,
+            limit: self.limit(q.limit)?,
+            max_candidates: self.caps.max_candidates,
+        })
+    }
+
+    fn camera_query(&self, q: &pb::CameraSearchRequest) -> Result<CameraQuery, Status> {
+        if q.cameras.is_empty() {
+            return Err(Status::invalid_argument(
+                "a camera search needs at least one camera",
+            ));
+        }
+        let max = if q.allow_broad {
+            1000
+        } else {
+            self.caps.max_cameras
+        };
+        if q.cameras.len() > max {
+            return Err(Status::failed_precondition(format!(
+                "{} cameras given; at most {max}",
+                q.cameras.len()
+            )));
+        }
+        let cameras = q
+            .cameras
+            .iter()
+            .map(|c| {
+                let force = ForceId::new(&c.force).map_err(|e| {
+                    Status::invalid_argument(format!("camera {:?}: {e}", c.camera_id))
+                })?;
+                nadc_core::camera::validate_camera_id(&c.camera_id)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                Ok((force, c.camera_id.clone()))
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let from = required_time(q.from.as_ref(), "from")?;
+        let to = required_time(q.to.as_ref(), "to")?;
+        self.check_window(from, to, "camera search", q.allow_broad)?;
+        Ok(CameraQuery {
+            cameras,
+            from,
+            to,
+            limit: self.limit(q.limit)?,
+            max_candidates: self.caps.max_candidates,
+        })
+    }
+
     fn window(
         &self,
         from: Option<&prost_types::Timestamp>,
@@ -92,8 +264,94 @@ impl SearchService {
     }
 }
 
+fn rows(reads: &[StoredRead], node: &str) -> Vec<pb::ReadRow> {
+    reads
+        .iter()
+        .map(|r| proto::row_from_stored(r, node))
+        .collect()
+}
+
 #[tonic::async_trait]
 impl pb::search_server::Search for SearchService {
+    type GeoSearchStream = ChunkStream;
+    type CameraSearchStream = ChunkStream;
+
+    async fn geo_search(
+        &self,
+        req: Request<pb::GeoSearchRequest>,
+    ) -> Result<Response<Self::GeoSearchStream>, Status> {
+        let who = caller(&req)?;
+        let (force, user, _) = who.require_searcher()?;
+        let (force, user) = (force.clone(), user.to_string());
+        let query = self.geo_query(req.get_ref())?;
+        let store = self.store.clone();
+        let node = self.node.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || geo_search(store.as_ref(), &query))
+            .await
+            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
+            .map_err(query_status)?;
+        let elapsed = started.elapsed().as_micros() as u64;
+        info!(user = %user, force = %force, search = "geo", rows = result.summary.rows,
+            total = result.total_rows, vrms = result.vrms.len(), elapsed_us = elapsed, "search done");
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let rows: Vec<pb::ReadRow> = result
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut row = proto::row_from_stored(&r.read, &node);
+                    row.areas = r.areas.clone();
+                    row
+                })
+                .collect();
+            let vrms = pb::VrmSummaries {
+                vrms: result
+                    .vrms
+                    .iter()
+                    .map(|v| pb::VrmAreaSummary {
+                        vrm: v.vrm.to_string(),
+                        areas: v.areas.iter().copied().collect(),
+                        first_seen: Some(proto::to_pb_time(v.first_seen)),
+                        last_seen: Some(proto::to_pb_time(v.last_seen)),
+                        reads: v.reads,
+                    })
+                    .collect(),
+            };
+            let mut summary = summary_to_pb(&result.summary, elapsed);
+            summary.total_rows = result.total_rows;
+            send_result(&tx, rows, Some(vrms), summary);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn camera_search(
+        &self,
+        req: Request<pb::CameraSearchRequest>,
+    ) -> Result<Response<Self::CameraSearchStream>, Status> {
+        let who = caller(&req)?;
+        let (force, user, _) = who.require_searcher()?;
+        let (force, user) = (force.clone(), user.to_string());
+        let query = self.camera_query(req.get_ref())?;
+        let store = self.store.clone();
+        let node = self.node.clone();
+        let started = Instant::now();
+        let (reads, summary, total) =
+            tokio::task::spawn_blocking(move || camera_search(store.as_ref(), &query))
+                .await
+                .map_err(|e| Status::internal(format!("search task failed: {e}")))?
+                .map_err(query_status)?;
+        let elapsed = started.elapsed().as_micros() as u64;
+        info!(user = %user, force = %force, search = "camera", rows = summary.rows, total, elapsed_us = elapsed, "search done");
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut s = summary_to_pb(&summary, elapsed);
+            s.total_rows = total;
+            send_result(&tx, rows(&reads, &node), None, s);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     type VrmTimelineStream = ChunkStream;
 
     async fn vrm_timeline(

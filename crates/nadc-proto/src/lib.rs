@@ -227,6 +227,7 @@ pub fn row_from_stored(s: &StoredRead, node: &str) -> pb::ReadRow {
             seq: s.seq,
             position_from_read: r.position.is_some(),
         }),
+        areas: Vec::new(),
     }
 }
 

@@ -79,3 +79,62 @@ pub fn timeline(
     })?;
     Ok(summary)
 }
+
+/// A camera search: what one or more cameras read in a window.
+#[derive(Clone, Debug)]
+pub struct CameraQuery {
+    /// Cameras by owning force and source id.
+    pub cameras: Vec<(ForceId, String)>,
+    /// From (inclusive).
+    pub from: Timestamp,
+    /// To (inclusive).
+    pub to: Timestamp,
+    /// Most rows returned.
+    pub limit: usize,
+    /// Most reads examined before the search is refused as too broad.
+    pub max_candidates: usize,
+}
+
+/// Reads of the cameras in the window, in capture-time order (ties by
+/// sequence number), at most `limit`, with the summary and the total count.
+pub fn camera_search(
+    store: &dyn Store,
+    q: &CameraQuery,
+) -> Result<(Vec<StoredRead>, ResultSummary, u64), QueryError> {
+    if q.from > q.to {
+        return Err(QueryError::Invalid(format!(
+            "the window is inverted: from {} is after to {}",
+            q.from, q.to
+        )));
+    }
+    let mut reads = Vec::new();
+    for (force, camera) in &q.cameras {
+        let mut too_many = false;
+        store.camera_reads(force, camera, q.from, q.to, &mut |r| {
+            reads.push(r);
+            if reads.len() > q.max_candidates {
+                too_many = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        })?;
+        if too_many {
+            return Err(QueryError::TooBroad(format!(
+                "more than {} reads at these cameras in the window: narrow the window",
+                q.max_candidates
+            )));
+        }
+    }
+    reads.sort_by_key(|r| (r.read.observed_at, r.seq));
+    reads.dedup_by_key(|r| r.seq);
+    let total = reads.len() as u64;
+    let mut summary = ResultSummary::default();
+    if reads.len() > q.limit {
+        reads.truncate(q.limit);
+        summary.truncated = true;
+    }
+    for r in &reads {
+        summary.add(r);
+    }
+    Ok((reads, summary, total))
+}

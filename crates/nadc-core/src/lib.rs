@@ -12,6 +12,7 @@ pub mod identity;
 pub mod read;
 pub mod time;
 pub mod vrm;
+pub mod vrm_match;
 
 pub use camera::{Camera, CameraError, CameraKind, Roundabout};
 pub use geo::{CellRange, Circle, GeoError, GeoPoint};

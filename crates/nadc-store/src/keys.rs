@@ -15,6 +15,7 @@
 //! | `camera`  | `force · 0x00 · camera_id · 0x00 · observed_ms:u64 · seq:u64` | empty |
 //! | `dedup`   | `day:u32 · force · 0x00 · read_id` | `seq:u64` |
 //! | `cameras` | `force · 0x00 · camera_id` | the camera (postcard) |
+//! | `vrm_dict` | `skeleton · 0x00 · vrm` | empty |
 //! | `meta`    | ASCII names | counters |
 //!
 //! `day` is the UTC day of capture (days since 1970-01-01), `seq` the
@@ -190,6 +191,28 @@ pub fn decode_dedup_key(k: &[u8]) -> Option<(u32, &str, &str)> {
         day,
         std::str::from_utf8(&rest[..sep]).ok()?,
         std::str::from_utf8(&rest[sep + 1..]).ok()?,
+    ))
+}
+
+/// Key of a VRM dictionary entry: one per distinct VRM, ordered by its
+/// confusable skeleton (see `nadc_core::vrm_match`), so that all VRMs that
+/// differ only by confusable characters are one prefix scan, and a
+/// wildcard's literal prefix is a prefix scan too (a skeleton is as long as
+/// its VRM, character for character).
+pub fn vrm_dict_key(skeleton: &str, vrm: &Vrm) -> Vec<u8> {
+    let mut k = Vec::with_capacity(skeleton.len() * 2 + 1);
+    k.extend_from_slice(skeleton.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(vrm.as_str().as_bytes());
+    k
+}
+
+/// Splits a VRM dictionary key into `(skeleton, vrm)`.
+pub fn decode_vrm_dict_key(k: &[u8]) -> Option<(&str, &str)> {
+    let sep = k.iter().position(|b| *b == SEP)?;
+    Some((
+        std::str::from_utf8(&k[..sep]).ok()?,
+        std::str::from_utf8(&k[sep + 1..]).ok()?,
     ))
 }
 

@@ -161,6 +161,17 @@ pub trait Store: Send + Sync + 'static {
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
+    /// Visits the distinct VRMs held whose confusable skeleton (under the
+    /// default groups) starts with `skeleton_prefix`, or, if `whole`, equals
+    /// it; in skeleton order, until `visit` breaks. An empty prefix visits
+    /// every distinct VRM.
+    fn vrm_dict(
+        &self,
+        skeleton_prefix: &str,
+        whole: bool,
+        visit: &mut dyn FnMut(&Vrm) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
     /// Fetches records by reference, in the order given. A reference with
     /// no record is corruption (indexes and records are written together).
     fn get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError>;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use nadc_core::time::MS_PER_DAY;
+use nadc_core::vrm_match::ConfusableGroups;
 use nadc_core::{Camera, CellRange, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Options, ReadOptions,
@@ -34,8 +35,16 @@ const CF_CAMERA: &str = "camera";
 const CF_DEDUP: &str = "dedup";
 const CF_CAMERAS: &str = "cameras";
 const CF_META: &str = "meta";
-const ALL_CFS: [&str; 7] = [
-    CF_READS, CF_GEO, CF_VRM, CF_CAMERA, CF_DEDUP, CF_CAMERAS, CF_META,
+const CF_VRM_DICT: &str = "vrm_dict";
+const ALL_CFS: [&str; 8] = [
+    CF_READS,
+    CF_GEO,
+    CF_VRM,
+    CF_CAMERA,
+    CF_DEDUP,
+    CF_CAMERAS,
+    CF_META,
+    CF_VRM_DICT,
 ];
 
 const META_NEXT_SEQ: &[u8] = b"next_seq";
@@ -354,6 +363,41 @@ impl Store for RocksStore {
         Ok(())
     }
 
+    fn vrm_dict(
+        &self,
+        skeleton_prefix: &str,
+        whole: bool,
+        visit: &mut dyn FnMut(&Vrm) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_VRM_DICT)?;
+        let mut prefix = skeleton_prefix.as_bytes().to_vec();
+        if whole {
+            prefix.push(keys::SEP);
+        }
+        let mut ro = ReadOptions::default();
+        if let Some(end) = keys::prefix_end(&prefix) {
+            ro.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        it.seek(&prefix);
+        while it.valid() {
+            let Some(key) = it.key() else { break };
+            let (_, text) = keys::decode_vrm_dict_key(key).ok_or_else(|| StoreError::Corrupt {
+                what: "vrm dictionary",
+                detail: "undecodable key".into(),
+            })?;
+            let vrm = Vrm::normalise(text).map_err(|e| StoreError::Corrupt {
+                what: "vrm dictionary",
+                detail: e.to_string(),
+            })?;
+            if visit(&vrm).is_break() {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(engine)
+    }
+
     fn get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError> {
         let pairs: Vec<(u32, u64)> = refs.iter().map(|r| (r.day, r.seq)).collect();
         let mut out = Vec::with_capacity(refs.len());
@@ -554,6 +598,8 @@ impl WriterState {
             cf(&db, CF_DEDUP)?,
             cf(&db, CF_META)?,
         );
+        let dict_cf = cf(&db, CF_VRM_DICT)?;
+        let groups = ConfusableGroups::default();
         let dedup_keys: Vec<Vec<u8>> = group
             .iter()
             .flat_map(|req| {
@@ -604,6 +650,11 @@ impl WriterState {
                     keys::geo_value(new.position.lat_e6(), new.position.lon_e6()),
                 );
                 batch.put_cf(vrm_cf, keys::vrm_key(&r.vrm, t, seq), []);
+                batch.put_cf(
+                    dict_cf,
+                    keys::vrm_dict_key(&groups.skeleton(r.vrm.as_str()), &r.vrm),
+                    [],
+                );
                 batch.put_cf(
                     camera_cf,
                     keys::camera_key(&req.force, &r.camera_id, t, seq),

@@ -277,6 +277,76 @@ async fn structured_searches_match_brute_force() {
     assert!(!want.is_empty());
     assert_eq!(ids(&rows), want);
 
+    // VRM searches: fuzzy and wildcard, against classify / glob over every
+    // pushed read (the generator misreads 1% of plates with confusables).
+    use nadc_core::vrm_match::{ConfusableGroups, Pattern, classify};
+    let vrm_of: HashMap<(String, String), nadc_core::Vrm> = data
+        .reads
+        .iter()
+        .filter(|(f, _)| support::FORCES.contains(&f.as_str()))
+        .flat_map(|(f, rs)| {
+            rs.iter().map(move |r| {
+                (
+                    (f.to_string(), r.read_id.clone()),
+                    nadc_core::Vrm::normalise(&r.vrm).unwrap(),
+                )
+            })
+        })
+        .collect();
+    let query = nadc_core::Vrm::normalise(&target).unwrap();
+    let groups = ConfusableGroups::default();
+    for (pattern, fuzzy) in [
+        (target.clone(), true),
+        (format!("{}*", &target_norm[..3]), false),
+        (
+            format!("{}?{}", &target_norm[..4], &target_norm[5..]),
+            false,
+        ),
+    ] {
+        let mut client =
+            pb::search_client::SearchClient::new(alice.clone()).max_decoding_message_size(64 << 20);
+        let mut stream = client
+            .vrm_search(pb::VrmSearchRequest {
+                pattern: pattern.clone(),
+                fuzzy,
+                max_edits: Some(1),
+                confusable_groups: vec![],
+                from: None,
+                to: None,
+                limit: 1_000_000,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut rows = Vec::new();
+        while let Some(c) = stream.message().await.unwrap() {
+            if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
+                rows.extend(b.rows);
+            }
+        }
+        let p = Pattern::parse(&pattern).unwrap();
+        let want: BTreeSet<(String, String)> = vrm_of
+            .iter()
+            .filter(|(_, v)| {
+                if fuzzy {
+                    classify(&groups, &query, v, 1).is_some()
+                } else {
+                    p.matches(v.as_str())
+                }
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(ids(&rows), want, "{pattern}");
+        let first = rows[0].r#match.as_ref().unwrap();
+        if fuzzy {
+            assert_eq!(rows[0].vrm, target_norm, "exact ranked first");
+            assert_eq!(first.label, "exact");
+        } else {
+            assert_eq!(first.label, "wildcard");
+        }
+    }
+
     // Over-broad searches are refused with a clear error unless allowed.
     let broad = pb::GeoSearchRequest {
         areas: vec![area(

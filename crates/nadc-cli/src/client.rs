@@ -61,12 +61,23 @@ pub enum CamerasCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum SearchCommand {
-    /// A vehicle's timeline: its reads in time order, with provenance.
+    /// A vehicle's timeline (its reads in time order), or with ? and * a
+    /// wildcard search, or with --fuzzy an OCR-fuzzy search; every row
+    /// carries its provenance (and, for wildcard and fuzzy, how it matched).
     Vrm {
         #[command(flatten)]
         node: NodeArgs,
-        /// The VRM (any spacing or case).
+        /// The VRM (any spacing or case), or a pattern: ? one character, * any run.
         vrm: String,
+        /// Also match confusable characters (0/O/D/Q, 1/I, 2/Z, 5/S, 8/B, 6/G) and edits.
+        #[arg(long)]
+        fuzzy: bool,
+        /// Edits allowed with --fuzzy (0 to 2).
+        #[arg(long, default_value_t = 1)]
+        max_edits: u32,
+        /// Confusable groups instead of the default, e.g. 0ODQ,1I.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
         /// Window start, RFC 3339 (default: retention start).
         #[arg(long)]
         from: Option<String>,
@@ -489,27 +500,45 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
         SearchCommand::Vrm {
             node,
             vrm,
+            fuzzy,
+            max_edits,
+            groups,
             from,
             to,
             limit,
             format,
         } => {
-            let req = pb::VrmTimelineRequest {
-                vrm,
-                from: parse_time(&from, "from")?,
-                to: parse_time(&to, "to")?,
-                limit,
-            };
-            let (rows, summary) = vrm_timeline(channel(&node).await?, req)
-                .await
-                .context("search vrm")?;
-            print_rows(
-                &mut std::io::stdout().lock(),
-                format,
-                &rows,
-                summary.as_ref(),
-                true,
-            )?;
+            let (from, to) = (parse_time(&from, "from")?, parse_time(&to, "to")?);
+            let ch = channel(&node).await?;
+            let out = &mut std::io::stdout().lock();
+            if fuzzy || vrm.contains(['?', '*']) {
+                let req = pb::VrmSearchRequest {
+                    pattern: vrm,
+                    fuzzy,
+                    max_edits: Some(max_edits),
+                    confusable_groups: groups,
+                    from,
+                    to,
+                    limit,
+                };
+                let stream = search_client(ch)
+                    .vrm_search(req)
+                    .await
+                    .map_err(nadc_bof::ClientError::from)
+                    .context("search vrm")?
+                    .into_inner();
+                let c = collect(stream).await.context("search vrm")?;
+                print_rows(out, format, &c.rows, c.summary.as_ref(), false)?;
+            } else {
+                let req = pb::VrmTimelineRequest {
+                    vrm,
+                    from,
+                    to,
+                    limit,
+                };
+                let (rows, summary) = vrm_timeline(ch, req).await.context("search vrm")?;
+                print_rows(out, format, &rows, summary.as_ref(), true)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         SearchCommand::Geo {

@@ -23,7 +23,7 @@ pub enum OutputFormat {
 }
 
 /// Column names of CSV output (and keys of NDJSON output).
-pub const COLUMNS: [&str; 22] = [
+pub const COLUMNS: [&str; 23] = [
     "observed_at",
     "vrm",
     "vrm_raw",
@@ -46,6 +46,7 @@ pub const COLUMNS: [&str; 22] = [
     "patch_image_ref",
     "overview_image_ref",
     "areas",
+    "match",
 ];
 
 fn time(t: &Option<prost_types::Timestamp>) -> String {
@@ -85,6 +86,10 @@ pub fn cells(r: &pb::ReadRow) -> Vec<String> {
         opt(&r.patch_image_ref),
         opt(&r.overview_image_ref),
         areas_text(&r.areas),
+        r.r#match
+            .as_ref()
+            .map(|m| m.label.clone())
+            .unwrap_or_default(),
     ]
 }
 
@@ -203,7 +208,13 @@ pub fn print_rows(
 ) -> anyhow::Result<()> {
     match format {
         OutputFormat::Table => {
-            let header = [
+            let all_cells: Vec<Vec<String>> = rows.iter().map(cells).collect();
+            // Areas (geographic searches) and match (VRM searches) only when present.
+            let extra: Vec<(usize, &str)> = [(21, "areas"), (22, "match")]
+                .into_iter()
+                .filter(|(i, _)| all_cells.iter().any(|c| !c[*i].is_empty()))
+                .collect();
+            let mut header = vec![
                 "observed_at",
                 "vrm",
                 "force",
@@ -214,10 +225,10 @@ pub fn print_rows(
                 "bof_read_id",
                 "received_at",
             ];
-            let table: Vec<Vec<String>> = rows
+            header.extend(extra.iter().map(|(_, n)| *n));
+            let table: Vec<Vec<String>> = all_cells
                 .iter()
-                .map(|r| {
-                    let c = cells(r);
+                .map(|c| {
                     let vehicle = [&c[10], &c[11], &c[12]]
                         .iter()
                         .filter(|s| !s.is_empty())
@@ -235,6 +246,9 @@ pub fn print_rows(
                         c[14].clone(),
                         c[15].clone(),
                     ]
+                    .into_iter()
+                    .chain(extra.iter().map(|(i, _)| c[*i].clone()))
+                    .collect()
                 })
                 .collect();
             let widths: Vec<usize> = (0..header.len())

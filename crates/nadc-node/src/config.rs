@@ -101,6 +101,8 @@ pub struct SearchCaps {
     pub max_cameras: usize,
     /// Candidate reads a geographic search may examine.
     pub max_candidates: usize,
+    /// Distinct VRMs a wildcard or fuzzy VRM search may match.
+    pub max_vrms: usize,
 }
 
 impl Default for SearchCaps {
@@ -111,6 +113,7 @@ impl Default for SearchCaps {
             max_window_hours: 24 * 31,
             max_cameras: 50,
             max_candidates: 2_000_000,
+            max_vrms: 10_000,
         }
     }
 }

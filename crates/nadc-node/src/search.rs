@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use futures::Stream;
 use nadc_core::time::Clock;
+use nadc_core::vrm_match::{ConfusableGroups, Pattern};
 use nadc_core::{Circle, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
 use nadc_query::{
-    Area, AreaMatch, CameraQuery, GeoQuery, QueryError, ResultSummary, camera_search, geo_search,
-    timeline,
+    Area, AreaMatch, CameraQuery, GeoQuery, QueryError, ResultSummary, VrmQuery, camera_search,
+    geo_search, timeline, vrm_search,
 };
 use nadc_store::Store;
 use tokio::sync::mpsc;
@@ -274,6 +275,82 @@ fn rows(reads: &[StoredRead], node: &str) -> Vec<pb::ReadRow> {
 #[tonic::async_trait]
 impl pb::search_server::Search for SearchService {
     type GeoSearchStream = ChunkStream;
+    type VrmSearchStream = ChunkStream;
+
+    async fn vrm_search(
+        &self,
+        req: Request<pb::VrmSearchRequest>,
+    ) -> Result<Response<Self::VrmSearchStream>, Status> {
+        let who = caller(&req)?;
+        let (force, user, _) = who.require_searcher()?;
+        let (force, user) = (force.clone(), user.to_string());
+        let q = req.into_inner();
+        let pattern = Pattern::parse(&q.pattern)
+            .map_err(|e| Status::invalid_argument(format!("pattern: {e}")))?;
+        let max_edits = q.max_edits.unwrap_or(1);
+        if max_edits > 2 {
+            return Err(Status::invalid_argument(format!(
+                "max_edits {max_edits} is too many: 0 to 2"
+            )));
+        }
+        let groups = if q.confusable_groups.is_empty() {
+            ConfusableGroups::default()
+        } else {
+            ConfusableGroups::new(&q.confusable_groups)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?
+        };
+        let (from, to) = self.window(q.from.as_ref(), q.to.as_ref())?;
+        let query = VrmQuery {
+            pattern,
+            fuzzy: q.fuzzy,
+            max_edits: max_edits as u8,
+            groups,
+            from,
+            to,
+            limit: self.limit(q.limit)?,
+            max_vrms: self.caps.max_vrms,
+        };
+        let store = self.store.clone();
+        let node = self.node.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || vrm_search(store.as_ref(), &query))
+            .await
+            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
+            .map_err(query_status)?;
+        let elapsed = started.elapsed().as_micros() as u64;
+        info!(user = %user, force = %force, search = "vrm", fuzzy = q.fuzzy, rows = result.summary.rows,
+            total = result.total_rows, vrms = result.vrms.len(), elapsed_us = elapsed, "search done");
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let rows = result
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut row = proto::row_from_stored(&r.read, &node);
+                    row.r#match = Some(proto::match_to_pb(&r.how));
+                    row
+                })
+                .collect();
+            let vrms = pb::VrmSummaries {
+                vrms: result
+                    .vrms
+                    .iter()
+                    .map(|v| pb::VrmAreaSummary {
+                        vrm: v.vrm.to_string(),
+                        areas: Vec::new(),
+                        first_seen: Some(proto::to_pb_time(v.first_seen)),
+                        last_seen: Some(proto::to_pb_time(v.last_seen)),
+                        reads: v.reads,
+                        r#match: Some(proto::match_to_pb(&v.how)),
+                    })
+                    .collect(),
+            };
+            let mut summary = summary_to_pb(&result.summary, elapsed);
+            summary.total_rows = result.total_rows;
+            send_result(&tx, rows, Some(vrms), summary);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
     type CameraSearchStream = ChunkStream;
 
     async fn geo_search(
@@ -315,6 +392,7 @@ impl pb::search_server::Search for SearchService {
                         first_seen: Some(proto::to_pb_time(v.first_seen)),
                         last_seen: Some(proto::to_pb_time(v.last_seen)),
                         reads: v.reads,
+                        r#match: None,
                     })
                     .collect(),
             };

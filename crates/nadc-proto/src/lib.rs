@@ -228,6 +228,29 @@ pub fn row_from_stored(s: &StoredRead, node: &str) -> pb::ReadRow {
             position_from_read: r.position.is_some(),
         }),
         areas: Vec::new(),
+        r#match: None,
+    }
+}
+
+/// The wire form of how a VRM matched.
+pub fn match_to_pb(m: &nadc_core::vrm_match::MatchKind) -> pb::VrmMatch {
+    use nadc_core::vrm_match::MatchKind as M;
+    use pb::vrm_match::Kind;
+    let (kind, positions, distance) = match m {
+        M::Exact => (Kind::Exact, Vec::new(), 0),
+        M::Confusable { positions } => (
+            Kind::Confusable,
+            positions.iter().map(|p| *p as u32).collect(),
+            0,
+        ),
+        M::Edits { distance } => (Kind::Edits, Vec::new(), u32::from(*distance)),
+        M::Wildcard => (Kind::Wildcard, Vec::new(), 0),
+    };
+    pb::VrmMatch {
+        kind: kind as i32,
+        positions,
+        distance,
+        label: m.label(),
     }
 }
 

@@ -249,6 +249,127 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
         "{table}"
     );
 
+    // KML, read back with an XML parser: two placemarks and the route.
+    let out = run(
+        &["search", "vrm", "AB12CDE", "--format", "kml"],
+        &alice,
+        &server.url,
+    );
+    let kml = String::from_utf8(out.stdout).unwrap();
+    let (mut placemarks, mut coordinates, mut data_names) = (0, Vec::new(), Vec::new());
+    let mut reader = quick_xml::Reader::from_str(&kml);
+    let mut in_coords = false;
+    loop {
+        match reader.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"Placemark" => {
+                placemarks += 1
+            }
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"coordinates" => {
+                in_coords = true
+            }
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"Data" => {
+                for a in e.attributes() {
+                    data_names.push(String::from_utf8(a.unwrap().value.to_vec()).unwrap());
+                }
+            }
+            quick_xml::events::Event::Text(t) if in_coords => {
+                coordinates.push(t.decode().unwrap().into_owned());
+                in_coords = false;
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(placemarks, 3, "two reads and the route");
+    assert_eq!(coordinates[0], "-2.56,51.47");
+    assert!(
+        coordinates[2].contains(' '),
+        "the route is a line: {}",
+        coordinates[2]
+    );
+    assert!(
+        data_names.iter().any(|n| n == "owning_force")
+            && data_names.iter().any(|n| n == "bof_read_id")
+    );
+
+    // Geographic search as GeoJSON, read back with a GeoJSON parser.
+    let day = now;
+    let area = format!("51.4700,-2.5600,200,{day}T00:00:00Z,{day}T23:59:59Z");
+    let out = run(
+        &["search", "geo", "--area", &area, "--format", "geojson"],
+        &alice,
+        &server.url,
+    );
+    let gj: geojson::GeoJson = String::from_utf8(out.stdout).unwrap().parse().unwrap();
+    let geojson::GeoJson::FeatureCollection(fc) = gj else {
+        panic!("not a FeatureCollection")
+    };
+    assert_eq!(fc.features.len(), 1, "only the M32 read is within 200 m");
+    let props = fc.features[0].properties.as_ref().unwrap();
+    assert_eq!(props["bof_read_id"], "r1");
+    assert_eq!(props["areas"], "1");
+
+    // Vehicle details (case-insensitive) as CSV; camera search as NDJSON.
+    let from = format!("{day}T00:00:00Z");
+    let to = format!("{day}T23:59:59Z");
+    let out = run(
+        &[
+            "search", "vehicle", "--make", "FORD", "--colour", "blue", "--from", &from, "--to",
+            &to, "--format", "csv",
+        ],
+        &alice,
+        &server.url,
+    );
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(out.stdout.as_slice())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 1, "only r1 has make and colour");
+    let out = run(
+        &[
+            "search",
+            "camera",
+            "AVON:A4-BATH",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--format",
+            "ndjson",
+        ],
+        &alice,
+        &server.url,
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["bof_read_id"], "r2");
+    // Wildcard and fuzzy searches label how each row matched.
+    let out = run(
+        &["search", "vrm", "AB1?C*", "--format", "ndjson"],
+        &alice,
+        &server.url,
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l["match"] == "wildcard"));
+    let out = run(
+        &["search", "vrm", "A812 C0E", "--fuzzy", "--format", "ndjson"],
+        &alice,
+        &server.url,
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["match"], "confusable at 2,6");
+
     // A BOF certificate cannot search; the error names the rule.
     let mut cmd = Command::new(NADC);
     cmd.args(["search", "vrm", "AB12CDE"])

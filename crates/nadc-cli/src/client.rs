@@ -114,6 +114,41 @@ pub enum SearchCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
+    /// Vehicles by make, model and colour (case-insensitive), in a window or in areas.
+    Vehicle {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Make, e.g. Ford.
+        #[arg(long)]
+        make: Option<String>,
+        /// Model, e.g. Focus.
+        #[arg(long)]
+        model: Option<String>,
+        /// Colour, e.g. Blue.
+        #[arg(long)]
+        colour: Option<String>,
+        /// An area as LAT,LON,RADIUS_M,FROM,TO; repeat for more (then --from/--to are not used).
+        #[arg(long = "area")]
+        areas: Vec<String>,
+        /// any or all, as in `search geo`.
+        #[arg(long = "match", value_enum, default_value = "any")]
+        matching: Matching,
+        /// Window start when no area is given, RFC 3339.
+        #[arg(long)]
+        from: Option<String>,
+        /// Window end when no area is given, RFC 3339.
+        #[arg(long)]
+        to: Option<String>,
+        /// Most rows (default: the node's).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        /// Lift the node's caps on radius and window length.
+        #[arg(long)]
+        allow_broad: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
     /// What one or more cameras read in a window.
     Camera {
         #[command(flatten)]
@@ -571,6 +606,52 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             } else {
                 print_rows(out, format, &c.rows, c.summary.as_ref(), false)?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        SearchCommand::Vehicle {
+            node,
+            make,
+            model,
+            colour,
+            areas,
+            matching,
+            from,
+            to,
+            limit,
+            allow_broad,
+            format,
+        } => {
+            let req = pb::VehicleSearchRequest {
+                make,
+                model,
+                colour,
+                areas: areas
+                    .iter()
+                    .map(|a| parse_area(a))
+                    .collect::<anyhow::Result<_>>()?,
+                r#match: match matching {
+                    Matching::Any => pb::AreaMatch::Any,
+                    Matching::All => pb::AreaMatch::All,
+                } as i32,
+                from: parse_time(&from, "from")?,
+                to: parse_time(&to, "to")?,
+                limit,
+                allow_broad,
+            };
+            let stream = search_client(channel(&node).await?)
+                .vehicle_search(req)
+                .await
+                .map_err(nadc_bof::ClientError::from)
+                .context("search vehicle")?
+                .into_inner();
+            let c = collect(stream).await.context("search vehicle")?;
+            print_rows(
+                &mut std::io::stdout().lock(),
+                format,
+                &c.rows,
+                c.summary.as_ref(),
+                false,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         SearchCommand::Camera {

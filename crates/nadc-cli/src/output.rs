@@ -20,6 +20,8 @@ pub enum OutputFormat {
     Ndjson,
     /// A GeoJSON FeatureCollection.
     Geojson,
+    /// KML (Google Earth, QGIS): a placemark per read, the route as a line.
+    Kml,
 }
 
 /// Column names of CSV output (and keys of NDJSON output).
@@ -154,7 +156,7 @@ pub fn print_vrm_summaries(
                 writeln!(out, "{}", Value::Object(obj))?;
             }
         }
-        OutputFormat::Geojson => {
+        OutputFormat::Geojson | OutputFormat::Kml => {
             anyhow::bail!("--by-vrm lists vehicles, not places: use --format table, csv or ndjson")
         }
     }
@@ -301,6 +303,12 @@ pub fn print_rows(
                 eprintln!("{}", summary_text(s));
             }
         }
+        OutputFormat::Kml => {
+            write_kml(out, rows, route)?;
+            if let Some(s) = summary {
+                eprintln!("{}", summary_text(s));
+            }
+        }
         OutputFormat::Geojson => {
             let mut features: Vec<Value> = rows
                 .iter()
@@ -333,5 +341,64 @@ pub fn print_rows(
             }
         }
     }
+    Ok(())
+}
+
+/// Escapes text for XML content and attributes.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Writes rows as a KML document: one placemark per read (its provenance
+/// in ExtendedData), and for timelines the route as a LineString.
+fn write_kml(out: &mut dyn Write, rows: &[pb::ReadRow], route: bool) -> anyhow::Result<()> {
+    writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(out, r#"<kml xmlns="http://www.opengis.net/kml/2.2">"#)?;
+    writeln!(out, "<Document><name>nadc search result</name>")?;
+    for r in rows {
+        let c = cells(r);
+        writeln!(out, "<Placemark>")?;
+        writeln!(out, "<name>{} {}</name>", xml(&r.vrm), xml(&c[0]))?;
+        writeln!(out, "<TimeStamp><when>{}</when></TimeStamp>", xml(&c[0]))?;
+        writeln!(out, "<ExtendedData>")?;
+        for (k, v) in COLUMNS.iter().zip(&c) {
+            if !v.is_empty() {
+                writeln!(out, r#"<Data name="{k}"><value>{}</value></Data>"#, xml(v))?;
+            }
+        }
+        writeln!(out, "</ExtendedData>")?;
+        writeln!(
+            out,
+            "<Point><coordinates>{},{}</coordinates></Point>",
+            r.lon, r.lat
+        )?;
+        writeln!(out, "</Placemark>")?;
+    }
+    if route && rows.len() >= 2 {
+        let coords: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{},{}", r.lon, r.lat))
+            .collect();
+        writeln!(out, "<Placemark><name>route {}</name>", xml(&rows[0].vrm))?;
+        writeln!(
+            out,
+            "<LineString><tessellate>1</tessellate><coordinates>{}</coordinates></LineString>",
+            coords.join(" ")
+        )?;
+        writeln!(out, "</Placemark>")?;
+    }
+    writeln!(out, "</Document></kml>")?;
     Ok(())
 }

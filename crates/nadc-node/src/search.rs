@@ -11,8 +11,8 @@ use nadc_core::vrm_match::{ConfusableGroups, Pattern};
 use nadc_core::{Circle, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
 use nadc_query::{
-    Area, AreaMatch, CameraQuery, GeoQuery, QueryError, ResultSummary, VrmQuery, camera_search,
-    geo_search, timeline, vrm_search,
+    Area, AreaMatch, CameraQuery, Details, GeoQuery, QueryError, ResultSummary, VehicleQuery,
+    VrmQuery, camera_search, geo_search, timeline, vehicle_search, vrm_search,
 };
 use nadc_store::Store;
 use tokio::sync::mpsc;
@@ -143,25 +143,40 @@ impl SearchService {
                 "a geographic search needs at least one area",
             ));
         }
-        let max_areas = if q.allow_broad {
+        let (areas, matching) = self.areas(&q.areas, q.r#match, q.allow_broad)?;
+        Ok(GeoQuery {
+            areas,
+            matching,
+            limit: self.limit(q.limit)?,
+            max_candidates: self.caps.max_candidates,
+        })
+    }
+
+    fn areas(
+        &self,
+        areas: &[pb::Area],
+        m: i32,
+        allow_broad: bool,
+    ) -> Result<(Vec<Area>, AreaMatch), Status> {
+        let max_areas = if allow_broad {
             100
         } else {
             self.caps.max_areas
         };
-        if q.areas.len() > max_areas {
+        if areas.len() > max_areas {
             return Err(Status::failed_precondition(format!(
                 "{} areas given; at most {max_areas}",
-                q.areas.len()
+                areas.len()
             )));
         }
-        let mut areas = Vec::with_capacity(q.areas.len());
-        for (i, a) in q.areas.iter().enumerate() {
+        let mut out = Vec::with_capacity(areas.len());
+        for (i, a) in areas.iter().enumerate() {
             let what = format!("area {}", i + 1);
             let centre = GeoPoint::new(a.lat, a.lon)
                 .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
             let circle = Circle::new(centre, a.radius_m)
                 .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
-            if !q.allow_broad && a.radius_m > self.caps.max_radius_m {
+            if !allow_broad && a.radius_m > self.caps.max_radius_m {
                 return Err(Status::failed_precondition(format!(
                     "{what}: radius {} m is over this node's cap of {} m; narrow it or set allow_broad",
                     a.radius_m, self.caps.max_radius_m
@@ -169,22 +184,43 @@ impl SearchService {
             }
             let from = required_time(a.from.as_ref(), &format!("{what}: from"))?;
             let to = required_time(a.to.as_ref(), &format!("{what}: to"))?;
-            self.check_window(from, to, &what, q.allow_broad)?;
-            areas.push(Area { circle, from, to });
+            self.check_window(from, to, &what, allow_broad)?;
+            out.push(Area { circle, from, to });
         }
-        let matching = match pb::AreaMatch::try_from(q.r#match) {
+        let matching = match pb::AreaMatch::try_from(m) {
             Ok(pb::AreaMatch::All) => AreaMatch::All,
             Ok(pb::AreaMatch::Any | pb::AreaMatch::Unspecified) => AreaMatch::Any,
-            Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "match {} is unknown",
-                    q.r#match
-                )));
-            }
+            Err(_) => return Err(Status::invalid_argument(format!("match {m} is unknown"))),
         };
-        Ok(GeoQuery {
+        Ok((out, matching))
+    }
+
+    fn vehicle_query(&self, q: &pb::VehicleSearchRequest) -> Result<VehicleQuery, Status> {
+        let details = Details {
+            make: q.make.clone(),
+            model: q.model.clone(),
+            colour: q.colour.clone(),
+        };
+        if details.normalised().is_empty() {
+            return Err(Status::invalid_argument(
+                "give at least one of make, model or colour",
+            ));
+        }
+        let (areas, matching) = self.areas(&q.areas, q.r#match, q.allow_broad)?;
+        let (from, to) = if areas.is_empty() {
+            let from = required_time(q.from.as_ref(), "from (needed when no area is given)")?;
+            let to = required_time(q.to.as_ref(), "to (needed when no area is given)")?;
+            self.check_window(from, to, "vehicle search", q.allow_broad)?;
+            (from, to)
+        } else {
+            (Timestamp::EPOCH, Timestamp::EPOCH)
+        };
+        Ok(VehicleQuery {
+            details,
             areas,
             matching,
+            from,
+            to,
             limit: self.limit(q.limit)?,
             max_candidates: self.caps.max_candidates,
         })
@@ -276,6 +312,34 @@ fn rows(reads: &[StoredRead], node: &str) -> Vec<pb::ReadRow> {
 impl pb::search_server::Search for SearchService {
     type GeoSearchStream = ChunkStream;
     type VrmSearchStream = ChunkStream;
+    type VehicleSearchStream = ChunkStream;
+
+    async fn vehicle_search(
+        &self,
+        req: Request<pb::VehicleSearchRequest>,
+    ) -> Result<Response<Self::VehicleSearchStream>, Status> {
+        let who = caller(&req)?;
+        let (force, user, _) = who.require_searcher()?;
+        let (force, user) = (force.clone(), user.to_string());
+        let query = self.vehicle_query(req.get_ref())?;
+        let store = self.store.clone();
+        let node = self.node.clone();
+        let started = Instant::now();
+        let (reads, summary, total) =
+            tokio::task::spawn_blocking(move || vehicle_search(store.as_ref(), &query))
+                .await
+                .map_err(|e| Status::internal(format!("search task failed: {e}")))?
+                .map_err(query_status)?;
+        let elapsed = started.elapsed().as_micros() as u64;
+        info!(user = %user, force = %force, search = "vehicle", rows = summary.rows, total, elapsed_us = elapsed, "search done");
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut s = summary_to_pb(&summary, elapsed);
+            s.total_rows = total;
+            send_result(&tx, rows(&reads, &node), None, s);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 
     async fn vrm_search(
         &self,

@@ -7,6 +7,7 @@
 #![deny(missing_docs, unsafe_code)]
 
 pub mod geo;
+pub mod vehicle;
 pub mod vrm;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +17,7 @@ use nadc_core::{ForceId, StoredRead, Timestamp, Vrm};
 use nadc_store::{Store, StoreError};
 
 pub use geo::{Area, AreaMatch, GeoQuery, GeoResult, GeoRow, VrmSummary, geo_search};
+pub use vehicle::{Details, VehicleQuery, vehicle_search};
 pub use vrm::{VrmHit, VrmQuery, VrmResult, VrmRow, vrm_search};
 
 /// Why a search could not run.

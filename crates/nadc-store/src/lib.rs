@@ -172,6 +172,17 @@ pub trait Store: Send + Sync + 'static {
         visit: &mut dyn FnMut(&Vrm) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
+    /// Visits every record captured on the UTC days `from.day()..=to.day()`
+    /// (callers filter the exact window), by day then sequence number,
+    /// until `visit` breaks. A full scan of those days: for searches with no
+    /// better index.
+    fn scan_days(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
     /// Fetches records by reference, in the order given. A reference with
     /// no record is corruption (indexes and records are written together).
     fn get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError>;

@@ -398,6 +398,36 @@ impl Store for RocksStore {
         it.status().map_err(engine)
     }
 
+    fn scan_days(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        if to < from {
+            return Ok(());
+        }
+        let cf = self.cf(CF_READS)?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::day_start(to.day().saturating_add(1)).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        it.seek(keys::day_start(from.day()));
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let (_, seq) = keys::decode_read_key(k).ok_or_else(|| StoreError::Corrupt {
+                what: "reads",
+                detail: "undecodable key".into(),
+            })?;
+            if visit(record::decode_read(seq, v)?).is_break() {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(engine)
+    }
+
     fn get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError> {
         let pairs: Vec<(u32, u64)> = refs.iter().map(|r| (r.day, r.seq)).collect();
         let mut out = Vec::with_capacity(refs.len());

@@ -347,6 +347,65 @@ async fn structured_searches_match_brute_force() {
         }
     }
 
+    // Vehicle details, in a window and within an area, against brute force.
+    let by_id: HashMap<(String, String), &pb::Read> = data
+        .reads
+        .iter()
+        .filter(|(f, _)| support::FORCES.contains(&f.as_str()))
+        .flat_map(|(f, rs)| {
+            rs.iter()
+                .map(move |r| ((f.to_string(), r.read_id.clone()), r))
+        })
+        .collect();
+    let (wfrom, wto) = (
+        start.plus_millis(8 * 3_600_000),
+        start.plus_millis(10 * 3_600_000),
+    );
+    let town = GeoPoint::new(towns[6].lat, towns[6].lon).unwrap();
+    for with_area in [false, true] {
+        let mut client =
+            pb::search_client::SearchClient::new(alice.clone()).max_decoding_message_size(64 << 20);
+        let mut stream = client
+            .vehicle_search(pb::VehicleSearchRequest {
+                make: Some("ford".into()),
+                model: None,
+                colour: Some("BLUE".into()),
+                areas: if with_area {
+                    vec![area(town, 5_000.0, wfrom, wto)]
+                } else {
+                    vec![]
+                },
+                r#match: 0,
+                from: Some(nadc_proto::to_pb_time(wfrom)),
+                to: Some(nadc_proto::to_pb_time(wto)),
+                limit: 1_000_000,
+                allow_broad: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut rows = Vec::new();
+        while let Some(c) = stream.message().await.unwrap() {
+            if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
+                rows.extend(b.rows);
+            }
+        }
+        let want: BTreeSet<(String, String)> = all
+            .iter()
+            .filter(|(f, id, _, p, t)| {
+                let r = by_id[&(f.clone(), id.clone())];
+                wfrom <= *t
+                    && *t <= wto
+                    && r.make.as_deref() == Some("Ford")
+                    && r.colour.as_deref() == Some("Blue")
+                    && (!with_area || p.distance_m(town) <= 5_000.0)
+            })
+            .map(|(f, id, ..)| (f.clone(), id.clone()))
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(ids(&rows), want, "with_area {with_area}");
+    }
+
     // Over-broad searches are refused with a clear error unless allowed.
     let broad = pb::GeoSearchRequest {
         areas: vec![area(

@@ -450,6 +450,13 @@ pub struct Collected {
     pub summary: Option<pb::SearchSummary>,
 }
 
+/// Collects a streamed search result.
+pub async fn collect_stream(
+    stream: tonic::Streaming<pb::SearchChunk>,
+) -> anyhow::Result<Collected> {
+    collect(stream).await
+}
+
 async fn collect(mut stream: tonic::Streaming<pb::SearchChunk>) -> anyhow::Result<Collected> {
     let mut out = Collected::default();
     while let Some(chunk) = stream.next().await {

@@ -3,6 +3,7 @@
 //! errors, and this layer adds context in verb phrases.
 #![deny(missing_docs, unsafe_code)]
 
+mod bench;
 mod client;
 mod demo;
 mod generate;
@@ -54,12 +55,23 @@ enum Command {
         #[command(subcommand)]
         command: client::NodeCommand,
     },
+    /// Benchmarks (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Write synthetic traffic (cameras and reads per force) in the
     /// interchange format.
     Gen(generate::GenArgs),
     /// Everything in one go: a PKI, a node, simulated force BOFs pushing a
     /// synthetic day of traffic over mTLS, and sample searches.
     Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Search latency from this client process: p50, p90, p99.
+    Search(bench::BenchArgs),
 }
 
 /// How a client reaches a node: address and TLS files, from flags, else the
@@ -110,6 +122,9 @@ pub fn main() -> ExitCode {
             Command::Node { command } => client::node(command).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Gen(a) => generate::run(a),
+            Command::Bench {
+                command: BenchCommand::Search(a),
+            } => bench::run(a).await,
         }
     });
     match result {

@@ -1,0 +1,245 @@
+//! `nadc bench search`: search latency from a client process, end to end
+//! (mTLS, the node's planning and scans, streaming the whole result), over
+//! data made by `nadc gen`. Inputs are drawn (seeded) from the generated
+//! files: VRMs from the reads, places and times from reads at cameras.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use nadc_bof::format::{Format, read_rows};
+use nadc_bof::pb;
+use nadc_core::Timestamp;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use tonic::transport::Channel;
+
+use crate::NodeArgs;
+use crate::client::{Collected, resolve_node};
+
+/// Searches the benchmark can time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// A VRM's timeline over the whole retention period.
+    Vrm,
+    /// A fuzzy VRM search (confusables and one edit).
+    Fuzzy,
+    /// One 1 km circle, one hour.
+    Geo1km1h,
+    /// One 5 km circle, 24 hours.
+    Geo5km24h,
+    /// Two 1 km circles, one hour each, ALL.
+    GeoTwoAreaAll,
+    /// Make and colour within a 5 km circle over 2 hours.
+    Vehicle,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// The directory `nadc gen` wrote.
+    #[arg(long)]
+    gen_dir: PathBuf,
+    /// Which search.
+    #[arg(long, value_enum)]
+    kind: Kind,
+    /// Timed searches (after 10 % as many untimed warm-up searches).
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+    /// Seed for choosing inputs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Reads sampled from each force's file to draw inputs from.
+    #[arg(long, default_value_t = 20_000)]
+    sample: usize,
+}
+
+struct Sample {
+    vrm: String,
+    lat: f64,
+    lon: f64,
+    at: Timestamp,
+    make: Option<String>,
+    colour: Option<String>,
+}
+
+fn load_samples(dir: &std::path::Path, per_force: usize) -> anyhow::Result<Vec<Sample>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("list {}", dir.display()))? {
+        let force_dir = entry?.path();
+        let reads = force_dir.join("reads.csv");
+        let cameras = force_dir.join("cameras.csv");
+        if !reads.exists() || !cameras.exists() {
+            continue;
+        }
+        let cams: std::collections::HashMap<String, (f64, f64)> =
+            nadc_bof::format::camera_rows(Box::new(std::fs::File::open(&cameras)?), Format::Csv)?
+                .filter_map(Result::ok)
+                .map(|c| (c.camera_id, (c.lat, c.lon)))
+                .collect();
+        for r in read_rows(Box::new(std::fs::File::open(&reads)?), Format::Csv)?
+            .filter_map(Result::ok)
+            .take(per_force)
+        {
+            let (lat, lon) = match (r.lat, r.lon) {
+                (Some(a), Some(b)) => (a, b),
+                _ => match cams.get(&r.camera_id) {
+                    Some(p) => *p,
+                    None => continue,
+                },
+            };
+            let Some(at) = r.observed_at.as_ref().and_then(nadc_proto::from_pb_time) else {
+                continue;
+            };
+            out.push(Sample {
+                vrm: r.vrm,
+                lat,
+                lon,
+                at,
+                make: r.make,
+                colour: r.colour,
+            });
+        }
+    }
+    anyhow::ensure!(!out.is_empty(), "no reads found under {}", dir.display());
+    Ok(out)
+}
+
+fn area(s: &Sample, radius_m: f64, before_ms: i64, after_ms: i64) -> pb::Area {
+    pb::Area {
+        lat: s.lat,
+        lon: s.lon,
+        radius_m,
+        from: Some(nadc_proto::to_pb_time(s.at.plus_millis(-before_ms))),
+        to: Some(nadc_proto::to_pb_time(s.at.plus_millis(after_ms))),
+    }
+}
+
+async fn run_one(
+    ch: &Channel,
+    kind: Kind,
+    s: &Sample,
+    other: &Sample,
+) -> anyhow::Result<Collected> {
+    let mut client =
+        pb::search_client::SearchClient::new(ch.clone()).max_decoding_message_size(256 << 20);
+    const H: i64 = 3_600_000;
+    let stream = match kind {
+        Kind::Vrm => {
+            client
+                .vrm_timeline(pb::VrmTimelineRequest {
+                    vrm: s.vrm.clone(),
+                    from: None,
+                    to: None,
+                    limit: 0,
+                })
+                .await?
+        }
+        Kind::Fuzzy => {
+            client
+                .vrm_search(pb::VrmSearchRequest {
+                    pattern: s.vrm.clone(),
+                    fuzzy: true,
+                    max_edits: Some(1),
+                    ..Default::default()
+                })
+                .await?
+        }
+        Kind::Geo1km1h => {
+            client
+                .geo_search(pb::GeoSearchRequest {
+                    areas: vec![area(s, 1_000.0, H / 2, H / 2)],
+                    limit: 1_000_000,
+                    ..Default::default()
+                })
+                .await?
+        }
+        Kind::Geo5km24h => {
+            client
+                .geo_search(pb::GeoSearchRequest {
+                    areas: vec![area(s, 5_000.0, 12 * H, 12 * H)],
+                    limit: 1_000_000,
+                    ..Default::default()
+                })
+                .await?
+        }
+        Kind::GeoTwoAreaAll => {
+            client
+                .geo_search(pb::GeoSearchRequest {
+                    areas: vec![
+                        area(s, 1_000.0, H / 2, H / 2),
+                        area(other, 1_000.0, H / 2, H / 2),
+                    ],
+                    r#match: pb::AreaMatch::All as i32,
+                    limit: 1_000_000,
+                    allow_broad: false,
+                })
+                .await?
+        }
+        Kind::Vehicle => {
+            client
+                .vehicle_search(pb::VehicleSearchRequest {
+                    make: s.make.clone().or(Some("Ford".into())),
+                    colour: s.colour.clone(),
+                    areas: vec![area(s, 5_000.0, H, H)],
+                    limit: 1_000_000,
+                    ..Default::default()
+                })
+                .await?
+        }
+    }
+    .into_inner();
+    crate::client::collect_stream(stream).await
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let samples = load_samples(&a.gen_dir, a.sample)?;
+    let (node, tls) = resolve_node(&a.node)?;
+    let ch = nadc_bof::connect(&node, &tls).await?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+    let warmup = (a.iterations / 10).max(1);
+    let mut times = Vec::with_capacity(a.iterations);
+    let mut rows = 0u64;
+    for i in 0..warmup + a.iterations {
+        let s = samples.choose(&mut rng).context("no samples")?;
+        // The second area of an ALL search: a read of the same vehicle if the
+        // sample has one later, else another random read.
+        let later: Vec<&Sample> = samples
+            .iter()
+            .filter(|o| o.vrm == s.vrm && o.at > s.at)
+            .take(4)
+            .collect();
+        let other = match later.choose(&mut rng) {
+            Some(o) if rng.random_bool(0.9) => *o,
+            _ => samples.choose(&mut rng).context("no samples")?,
+        };
+        let started = Instant::now();
+        let c = run_one(&ch, a.kind, s, other).await?;
+        let took = started.elapsed();
+        if i >= warmup {
+            times.push(took);
+            rows += c.rows.len() as u64;
+        }
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{:?}: {} searches, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms, mean rows {:.1}",
+        a.kind,
+        times.len(),
+        ms(pct(&times, 0.50)),
+        ms(pct(&times, 0.90)),
+        ms(pct(&times, 0.99)),
+        ms(*times.last().context("no timings")?),
+        rows as f64 / times.len() as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}

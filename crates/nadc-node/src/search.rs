@@ -308,47 +308,156 @@ fn rows(reads: &[StoredRead], node: &str) -> Vec<pb::ReadRow> {
         .collect()
 }
 
-#[tonic::async_trait]
-impl pb::search_server::Search for SearchService {
-    type GeoSearchStream = ChunkStream;
-    type VrmSearchStream = ChunkStream;
-    type VehicleSearchStream = ChunkStream;
+/// A search's answer, ready to stream.
+struct Computed {
+    rows: Vec<pb::ReadRow>,
+    vrms: Option<pb::VrmSummaries>,
+    summary: ResultSummary,
+    total_rows: u64,
+}
 
-    async fn vehicle_search(
+fn vrm_summary(
+    vrm: &Vrm,
+    first: Timestamp,
+    last: Timestamp,
+    reads: u64,
+    areas: Vec<u32>,
+    how: Option<pb::VrmMatch>,
+) -> pb::VrmAreaSummary {
+    pb::VrmAreaSummary {
+        vrm: vrm.to_string(),
+        areas,
+        first_seen: Some(proto::to_pb_time(first)),
+        last_seen: Some(proto::to_pb_time(last)),
+        reads,
+        r#match: how,
+    }
+}
+
+fn compute_geo(store: &dyn Store, q: &GeoQuery, node: &str) -> Result<Computed, QueryError> {
+    let r = geo_search(store, q)?;
+    let rows = r
+        .rows
+        .iter()
+        .map(|g| {
+            let mut row = proto::row_from_stored(&g.read, node);
+            row.areas = g.areas.clone();
+            row
+        })
+        .collect();
+    let vrms = r
+        .vrms
+        .iter()
+        .map(|v| {
+            vrm_summary(
+                &v.vrm,
+                v.first_seen,
+                v.last_seen,
+                v.reads,
+                v.areas.iter().copied().collect(),
+                None,
+            )
+        })
+        .collect();
+    Ok(Computed {
+        rows,
+        vrms: Some(pb::VrmSummaries { vrms }),
+        summary: r.summary,
+        total_rows: r.total_rows,
+    })
+}
+
+fn compute_vrm(store: &dyn Store, q: &VrmQuery, node: &str) -> Result<Computed, QueryError> {
+    let r = vrm_search(store, q)?;
+    let rows = r
+        .rows
+        .iter()
+        .map(|v| {
+            let mut row = proto::row_from_stored(&v.read, node);
+            row.r#match = Some(proto::match_to_pb(&v.how));
+            row
+        })
+        .collect();
+    let vrms = r
+        .vrms
+        .iter()
+        .map(|v| {
+            vrm_summary(
+                &v.vrm,
+                v.first_seen,
+                v.last_seen,
+                v.reads,
+                Vec::new(),
+                Some(proto::match_to_pb(&v.how)),
+            )
+        })
+        .collect();
+    Ok(Computed {
+        rows,
+        vrms: Some(pb::VrmSummaries { vrms }),
+        summary: r.summary,
+        total_rows: r.total_rows,
+    })
+}
+
+fn compute_vehicle(
+    store: &dyn Store,
+    q: &VehicleQuery,
+    node: &str,
+) -> Result<Computed, QueryError> {
+    let (reads, summary, total_rows) = vehicle_search(store, q)?;
+    Ok(Computed {
+        rows: rows(&reads, node),
+        vrms: None,
+        summary,
+        total_rows,
+    })
+}
+
+fn compute_camera(store: &dyn Store, q: &CameraQuery, node: &str) -> Result<Computed, QueryError> {
+    let (reads, summary, total_rows) = camera_search(store, q)?;
+    Ok(Computed {
+        rows: rows(&reads, node),
+        vrms: None,
+        summary,
+        total_rows,
+    })
+}
+
+impl SearchService {
+    /// Authenticates a searcher, runs `compute` off the async runtime,
+    /// logs the search (no VRM), and streams the answer.
+    async fn run<Q: Send + 'static, T>(
         &self,
-        req: Request<pb::VehicleSearchRequest>,
-    ) -> Result<Response<Self::VehicleSearchStream>, Status> {
-        let who = caller(&req)?;
+        req: &Request<T>,
+        search: &'static str,
+        query: impl FnOnce(&Self) -> Result<Q, Status>,
+        compute: fn(&dyn Store, &Q, &str) -> Result<Computed, QueryError>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let who = caller(req)?;
         let (force, user, _) = who.require_searcher()?;
         let (force, user) = (force.clone(), user.to_string());
-        let query = self.vehicle_query(req.get_ref())?;
+        let query = query(self)?;
         let store = self.store.clone();
         let node = self.node.clone();
         let started = Instant::now();
-        let (reads, summary, total) =
-            tokio::task::spawn_blocking(move || vehicle_search(store.as_ref(), &query))
-                .await
-                .map_err(|e| Status::internal(format!("search task failed: {e}")))?
-                .map_err(query_status)?;
-        let elapsed = started.elapsed().as_micros() as u64;
-        info!(user = %user, force = %force, search = "vehicle", rows = summary.rows, total, elapsed_us = elapsed, "search done");
         let (tx, rx) = mpsc::channel(4);
+        let c = tokio::task::spawn_blocking(move || compute(store.as_ref(), &query, &node))
+            .await
+            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
+            .map_err(query_status)?;
+        let elapsed = started.elapsed().as_micros() as u64;
+        info!(user = %user, force = %force, search, rows = c.summary.rows, total = c.total_rows,
+            elapsed_us = elapsed, "search done");
         tokio::task::spawn_blocking(move || {
-            let mut s = summary_to_pb(&summary, elapsed);
-            s.total_rows = total;
-            send_result(&tx, rows(&reads, &node), None, s);
+            let mut summary = summary_to_pb(&c.summary, elapsed);
+            summary.total_rows = c.total_rows;
+            send_result(&tx, c.rows, c.vrms, summary);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn vrm_search(
-        &self,
-        req: Request<pb::VrmSearchRequest>,
-    ) -> Result<Response<Self::VrmSearchStream>, Status> {
-        let who = caller(&req)?;
-        let (force, user, _) = who.require_searcher()?;
-        let (force, user) = (force.clone(), user.to_string());
-        let q = req.into_inner();
+    fn vrm_query(&self, q: &pb::VrmSearchRequest) -> Result<VrmQuery, Status> {
         let pattern = Pattern::parse(&q.pattern)
             .map_err(|e| Status::invalid_argument(format!("pattern: {e}")))?;
         let max_edits = q.max_edits.unwrap_or(1);
@@ -364,7 +473,7 @@ impl pb::search_server::Search for SearchService {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?
         };
         let (from, to) = self.window(q.from.as_ref(), q.to.as_ref())?;
-        let query = VrmQuery {
+        Ok(VrmQuery {
             pattern,
             fuzzy: q.fuzzy,
             max_edits: max_edits as u8,
@@ -373,125 +482,51 @@ impl pb::search_server::Search for SearchService {
             to,
             limit: self.limit(q.limit)?,
             max_vrms: self.caps.max_vrms,
-        };
-        let store = self.store.clone();
-        let node = self.node.clone();
-        let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || vrm_search(store.as_ref(), &query))
-            .await
-            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
-            .map_err(query_status)?;
-        let elapsed = started.elapsed().as_micros() as u64;
-        info!(user = %user, force = %force, search = "vrm", fuzzy = q.fuzzy, rows = result.summary.rows,
-            total = result.total_rows, vrms = result.vrms.len(), elapsed_us = elapsed, "search done");
-        let (tx, rx) = mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            let rows = result
-                .rows
-                .iter()
-                .map(|r| {
-                    let mut row = proto::row_from_stored(&r.read, &node);
-                    row.r#match = Some(proto::match_to_pb(&r.how));
-                    row
-                })
-                .collect();
-            let vrms = pb::VrmSummaries {
-                vrms: result
-                    .vrms
-                    .iter()
-                    .map(|v| pb::VrmAreaSummary {
-                        vrm: v.vrm.to_string(),
-                        areas: Vec::new(),
-                        first_seen: Some(proto::to_pb_time(v.first_seen)),
-                        last_seen: Some(proto::to_pb_time(v.last_seen)),
-                        reads: v.reads,
-                        r#match: Some(proto::match_to_pb(&v.how)),
-                    })
-                    .collect(),
-            };
-            let mut summary = summary_to_pb(&result.summary, elapsed);
-            summary.total_rows = result.total_rows;
-            send_result(&tx, rows, Some(vrms), summary);
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        })
     }
+}
+
+#[tonic::async_trait]
+impl pb::search_server::Search for SearchService {
+    type GeoSearchStream = ChunkStream;
+    type VrmSearchStream = ChunkStream;
+    type VehicleSearchStream = ChunkStream;
     type CameraSearchStream = ChunkStream;
 
     async fn geo_search(
         &self,
         req: Request<pb::GeoSearchRequest>,
     ) -> Result<Response<Self::GeoSearchStream>, Status> {
-        let who = caller(&req)?;
-        let (force, user, _) = who.require_searcher()?;
-        let (force, user) = (force.clone(), user.to_string());
-        let query = self.geo_query(req.get_ref())?;
-        let store = self.store.clone();
-        let node = self.node.clone();
-        let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || geo_search(store.as_ref(), &query))
+        let q = req.get_ref().clone();
+        self.run(&req, "geo", |s| s.geo_query(&q), compute_geo)
             .await
-            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
-            .map_err(query_status)?;
-        let elapsed = started.elapsed().as_micros() as u64;
-        info!(user = %user, force = %force, search = "geo", rows = result.summary.rows,
-            total = result.total_rows, vrms = result.vrms.len(), elapsed_us = elapsed, "search done");
-        let (tx, rx) = mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            let rows: Vec<pb::ReadRow> = result
-                .rows
-                .iter()
-                .map(|r| {
-                    let mut row = proto::row_from_stored(&r.read, &node);
-                    row.areas = r.areas.clone();
-                    row
-                })
-                .collect();
-            let vrms = pb::VrmSummaries {
-                vrms: result
-                    .vrms
-                    .iter()
-                    .map(|v| pb::VrmAreaSummary {
-                        vrm: v.vrm.to_string(),
-                        areas: v.areas.iter().copied().collect(),
-                        first_seen: Some(proto::to_pb_time(v.first_seen)),
-                        last_seen: Some(proto::to_pb_time(v.last_seen)),
-                        reads: v.reads,
-                        r#match: None,
-                    })
-                    .collect(),
-            };
-            let mut summary = summary_to_pb(&result.summary, elapsed);
-            summary.total_rows = result.total_rows;
-            send_result(&tx, rows, Some(vrms), summary);
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn vrm_search(
+        &self,
+        req: Request<pb::VrmSearchRequest>,
+    ) -> Result<Response<Self::VrmSearchStream>, Status> {
+        let q = req.get_ref().clone();
+        self.run(&req, "vrm", |s| s.vrm_query(&q), compute_vrm)
+            .await
+    }
+
+    async fn vehicle_search(
+        &self,
+        req: Request<pb::VehicleSearchRequest>,
+    ) -> Result<Response<Self::VehicleSearchStream>, Status> {
+        let q = req.get_ref().clone();
+        self.run(&req, "vehicle", |s| s.vehicle_query(&q), compute_vehicle)
+            .await
     }
 
     async fn camera_search(
         &self,
         req: Request<pb::CameraSearchRequest>,
     ) -> Result<Response<Self::CameraSearchStream>, Status> {
-        let who = caller(&req)?;
-        let (force, user, _) = who.require_searcher()?;
-        let (force, user) = (force.clone(), user.to_string());
-        let query = self.camera_query(req.get_ref())?;
-        let store = self.store.clone();
-        let node = self.node.clone();
-        let started = Instant::now();
-        let (reads, summary, total) =
-            tokio::task::spawn_blocking(move || camera_search(store.as_ref(), &query))
-                .await
-                .map_err(|e| Status::internal(format!("search task failed: {e}")))?
-                .map_err(query_status)?;
-        let elapsed = started.elapsed().as_micros() as u64;
-        info!(user = %user, force = %force, search = "camera", rows = summary.rows, total, elapsed_us = elapsed, "search done");
-        let (tx, rx) = mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            let mut s = summary_to_pb(&summary, elapsed);
-            s.total_rows = total;
-            send_result(&tx, rows(&reads, &node), None, s);
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let q = req.get_ref().clone();
+        self.run(&req, "camera", |s| s.camera_query(&q), compute_camera)
+            .await
     }
 
     type VrmTimelineStream = ChunkStream;

@@ -131,14 +131,23 @@ pub fn camera_search(
     }
     reads.sort_by_key(|r| (r.read.observed_at, r.seq));
     reads.dedup_by_key(|r| r.seq);
+    Ok(finish(reads, q.limit))
+}
+
+/// Cuts time-ordered reads at `limit` and summarises what is returned:
+/// `(rows, summary, total before the limit)`.
+pub(crate) fn finish(
+    mut reads: Vec<StoredRead>,
+    limit: usize,
+) -> (Vec<StoredRead>, ResultSummary, u64) {
     let total = reads.len() as u64;
     let mut summary = ResultSummary::default();
-    if reads.len() > q.limit {
-        reads.truncate(q.limit);
+    if reads.len() > limit {
+        reads.truncate(limit);
         summary.truncated = true;
     }
     for r in &reads {
         summary.add(r);
     }
-    Ok((reads, summary, total))
+    (reads, summary, total)
 }

@@ -162,14 +162,5 @@ pub fn vehicle_search(
             .collect()
     };
     reads.sort_by_key(|r| (r.read.observed_at, r.seq));
-    let total = reads.len() as u64;
-    let mut summary = ResultSummary::default();
-    if reads.len() > q.limit {
-        reads.truncate(q.limit);
-        summary.truncated = true;
-    }
-    for r in &reads {
-        summary.add(r);
-    }
-    Ok((reads, summary, total))
+    Ok(crate::finish(reads, q.limit))
 }

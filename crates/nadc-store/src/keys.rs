@@ -249,7 +249,8 @@ fn push_time_seq(k: &mut Vec<u8>, t: Timestamp, seq: u64) {
     k.extend_from_slice(&seq.to_be_bytes());
 }
 
-fn decode_time_seq(b: &[u8]) -> Option<(Timestamp, u64)> {
+/// Decodes the `observed_ms:u64 · seq:u64` tail of a VRM or camera key.
+pub fn decode_time_seq(b: &[u8]) -> Option<(Timestamp, u64)> {
     if b.len() != 16 {
         return None;
     }

@@ -182,6 +182,49 @@ impl RocksStore {
     }
 }
 
+impl RocksStore {
+    /// Scans an index column family from `lower` (inclusive) to `upper`
+    /// (exclusive), whose keys end in `observed_ms:u64 · seq:u64`, and
+    /// visits the records they point at in index order, fetching them in
+    /// batches.
+    fn index_then_fetch(
+        &self,
+        index: &'static str,
+        lower: Vec<u8>,
+        upper: Vec<u8>,
+        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(index)?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(upper);
+        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        it.seek(lower);
+        let mut refs = Vec::with_capacity(SCAN_BATCH);
+        while it.valid() {
+            let Some(key) = it.key() else { break };
+            let (t, seq) = key
+                .len()
+                .checked_sub(16)
+                .and_then(|at| keys::decode_time_seq(&key[at..]))
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: index,
+                    detail: "undecodable key".into(),
+                })?;
+            refs.push((t.day(), seq));
+            if refs.len() == SCAN_BATCH {
+                if self.fetch_records(&refs, visit)?.is_break() {
+                    return Ok(());
+                }
+                refs.clear();
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        let _ = self.fetch_records(&refs, visit)?;
+        Ok(())
+    }
+}
+
 fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
     db.cf_handle(name).ok_or(StoreError::Corrupt {
         what: "column families",
@@ -220,30 +263,12 @@ impl Store for RocksStore {
         if to < from {
             return Ok(());
         }
-        let cf = self.cf(CF_VRM)?;
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::vrm_bound(vrm, to.plus_millis(1)));
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-        it.seek(keys::vrm_bound(vrm, from));
-        let mut refs = Vec::with_capacity(SCAN_BATCH);
-        while it.valid() {
-            let Some(key) = it.key() else { break };
-            let (_, t, seq) = keys::decode_vrm_key(key).ok_or_else(|| StoreError::Corrupt {
-                what: "vrm index",
-                detail: "undecodable key".into(),
-            })?;
-            refs.push((t.day(), seq));
-            if refs.len() == SCAN_BATCH {
-                if self.fetch_records(&refs, visit)?.is_break() {
-                    return Ok(());
-                }
-                refs.clear();
-            }
-            it.next();
-        }
-        it.status().map_err(engine)?;
-        let _ = self.fetch_records(&refs, visit)?;
-        Ok(())
+        self.index_then_fetch(
+            CF_VRM,
+            keys::vrm_bound(vrm, from),
+            keys::vrm_bound(vrm, to.plus_millis(1)),
+            visit,
+        )
     }
 
     fn geo_scan(
@@ -330,37 +355,13 @@ impl Store for RocksStore {
         if to < from {
             return Ok(());
         }
-        let cf = self.cf(CF_CAMERA)?;
         let prefix = keys::camera_prefix(force, camera_id);
         let bound = |t: Timestamp| {
             let mut k = prefix.clone();
             k.extend_from_slice(&(t.millis().max(0) as u64).to_be_bytes());
             k
         };
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(bound(to.plus_millis(1)));
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-        it.seek(bound(from));
-        let mut refs = Vec::with_capacity(SCAN_BATCH);
-        while it.valid() {
-            let Some(key) = it.key() else { break };
-            let (_, _, t, seq) =
-                keys::decode_camera_key(key).ok_or_else(|| StoreError::Corrupt {
-                    what: "camera index",
-                    detail: "undecodable key".into(),
-                })?;
-            refs.push((t.day(), seq));
-            if refs.len() == SCAN_BATCH {
-                if self.fetch_records(&refs, visit)?.is_break() {
-                    return Ok(());
-                }
-                refs.clear();
-            }
-            it.next();
-        }
-        it.status().map_err(engine)?;
-        let _ = self.fetch_records(&refs, visit)?;
-        Ok(())
+        self.index_then_fetch(CF_CAMERA, bound(from), bound(to.plus_millis(1)), visit)
     }
 
     fn vrm_dict(

@@ -115,6 +115,7 @@ fn area(s: &Sample, radius_m: f64, before_ms: i64, after_ms: i64) -> pb::Area {
         radius_m,
         from: Some(nadc_proto::to_pb_time(s.at.plus_millis(-before_ms))),
         to: Some(nadc_proto::to_pb_time(s.at.plus_millis(after_ms))),
+        polygon: String::new(),
     }
 }
 

@@ -96,8 +96,12 @@ pub enum SearchCommand {
         #[command(flatten)]
         node: NodeArgs,
         /// An area as LAT,LON,RADIUS_M,FROM,TO (times RFC 3339); repeat for more.
-        #[arg(long = "area", required = true)]
+        #[arg(long = "area", required_unless_present = "polygons")]
         areas: Vec<String>,
+        /// A polygon area as FROM,TO,WKT-or-GeoJSON (or FROM,TO,@FILE); repeat for more.
+        /// Areas are numbered circles first, then polygons.
+        #[arg(long = "polygon")]
+        polygons: Vec<String>,
         /// any: seen in any area; all: seen in every area within its window.
         #[arg(long = "match", value_enum, default_value = "any")]
         matching: Matching,
@@ -130,6 +134,9 @@ pub enum SearchCommand {
         /// An area as LAT,LON,RADIUS_M,FROM,TO; repeat for more (then --from/--to are not used).
         #[arg(long = "area")]
         areas: Vec<String>,
+        /// A polygon area as FROM,TO,WKT-or-GeoJSON (or FROM,TO,@FILE).
+        #[arg(long = "polygon")]
+        polygons: Vec<String>,
         /// any or all, as in `search geo`.
         #[arg(long = "match", value_enum, default_value = "any")]
         matching: Matching,
@@ -519,7 +526,42 @@ pub fn parse_area(s: &str) -> anyhow::Result<pb::Area> {
         radius_m: num(radius, "radius")?,
         from: Some(time(from, "from")?),
         to: Some(time(to, "to")?),
+        polygon: String::new(),
     })
+}
+
+/// Parses `FROM,TO,POLYGON`: the polygon as WKT or GeoJSON text, or
+/// `@FILE` to read it from a file.
+pub fn parse_polygon_area(s: &str) -> anyhow::Result<pb::Area> {
+    let mut parts = s.splitn(3, ',');
+    let (Some(from), Some(to), Some(shape)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("--polygon {s:?}: expected FROM,TO,WKT-or-GeoJSON (or FROM,TO,@FILE)");
+    };
+    let time = |v: &str, what: &str| {
+        Timestamp::parse_rfc3339(v.trim())
+            .map(nadc_proto::to_pb_time)
+            .with_context(|| format!("--polygon: {what}"))
+    };
+    let polygon = match shape.trim().strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("read polygon file {path}"))?
+        }
+        None => shape.to_string(),
+    };
+    Ok(pb::Area {
+        from: Some(time(from, "from")?),
+        to: Some(time(to, "to")?),
+        polygon,
+        ..Default::default()
+    })
+}
+
+fn all_areas(circles: &[String], polygons: &[String]) -> anyhow::Result<Vec<pb::Area>> {
+    circles
+        .iter()
+        .map(|a| parse_area(a))
+        .chain(polygons.iter().map(|p| parse_polygon_area(p)))
+        .collect()
 }
 
 /// Parses a camera as `FORCE:CAMERA_ID`, or `CAMERA_ID` with a default force.
@@ -586,6 +628,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
         SearchCommand::Geo {
             node,
             areas,
+            polygons,
             matching,
             limit,
             allow_broad,
@@ -593,10 +636,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let req = pb::GeoSearchRequest {
-                areas: areas
-                    .iter()
-                    .map(|a| parse_area(a))
-                    .collect::<anyhow::Result<_>>()?,
+                areas: all_areas(&areas, &polygons)?,
                 r#match: match matching {
                     Matching::Any => pb::AreaMatch::Any,
                     Matching::All => pb::AreaMatch::All,
@@ -621,6 +661,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             model,
             colour,
             areas,
+            polygons,
             matching,
             from,
             to,
@@ -632,10 +673,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                 make,
                 model,
                 colour,
-                areas: areas
-                    .iter()
-                    .map(|a| parse_area(a))
-                    .collect::<anyhow::Result<_>>()?,
+                areas: all_areas(&areas, &polygons)?,
                 r#match: match matching {
                     Matching::Any => pb::AreaMatch::Any,
                     Matching::All => pb::AreaMatch::All,

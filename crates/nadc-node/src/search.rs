@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::Stream;
+use nadc_core::geo::Polygon;
 use nadc_core::time::Clock;
 use nadc_core::vrm_match::{ConfusableGroups, Pattern};
 use nadc_core::{Circle, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
 use nadc_query::{
-    Area, AreaMatch, CameraQuery, Details, GeoQuery, QueryError, ResultSummary, VehicleQuery,
-    VrmQuery, camera_search, geo_search, timeline, vehicle_search, vrm_search,
+    Area, AreaMatch, CameraQuery, Details, GeoQuery, QueryError, ResultSummary, Shape,
+    VehicleQuery, VrmQuery, camera_search, geo_search, timeline, vehicle_search, vrm_search,
 };
 use nadc_store::Store;
 use tokio::sync::mpsc;
@@ -172,20 +173,29 @@ impl SearchService {
         let mut out = Vec::with_capacity(areas.len());
         for (i, a) in areas.iter().enumerate() {
             let what = format!("area {}", i + 1);
-            let centre = GeoPoint::new(a.lat, a.lon)
-                .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
-            let circle = Circle::new(centre, a.radius_m)
-                .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
-            if !allow_broad && a.radius_m > self.caps.max_radius_m {
+            let shape = if a.polygon.trim().is_empty() {
+                let centre = GeoPoint::new(a.lat, a.lon)
+                    .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
+                Shape::Circle(
+                    Circle::new(centre, a.radius_m)
+                        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?,
+                )
+            } else {
+                Polygon::parse(&a.polygon)
+                    .and_then(Shape::polygon)
+                    .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?
+            };
+            let radius = shape.scan_circle().radius_m();
+            if !allow_broad && radius > self.caps.max_radius_m {
                 return Err(Status::failed_precondition(format!(
-                    "{what}: radius {} m is over this node's cap of {} m; narrow it or set allow_broad",
-                    a.radius_m, self.caps.max_radius_m
+                    "{what}: radius {radius:.0} m is over this node's cap of {} m; narrow it or set allow_broad",
+                    self.caps.max_radius_m
                 )));
             }
             let from = required_time(a.from.as_ref(), &format!("{what}: from"))?;
             let to = required_time(a.to.as_ref(), &format!("{what}: to"))?;
             self.check_window(from, to, &what, allow_broad)?;
-            out.push(Area { circle, from, to });
+            out.push(Area { shape, from, to });
         }
         let matching = match pb::AreaMatch::try_from(m) {
             Ok(pb::AreaMatch::All) => AreaMatch::All,

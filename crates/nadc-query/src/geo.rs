@@ -1,10 +1,11 @@
-//! Geographic search: vehicles seen in one or more areas, each a circle with
-//! its own time window, combined with ANY (seen in any area) or ALL (seen in
-//! every area, each within that area's window).
+//! Geographic search: vehicles seen in one or more areas, each a circle or a
+//! polygon with its own time window, combined with ANY (seen in any area) or
+//! ALL (seen in every area, each within that area's window).
 //!
-//! Plan: cover each circle with H3 cell ranges, skip-scan the geographic
-//! index per day for those ranges inside the area's window, keep the
-//! entries whose exact position is within the radius (haversine), fetch the
+//! Plan: cover each circle (or a polygon's bounding circle) with H3 cell
+//! ranges, skip-scan the geographic index per day for those ranges inside
+//! the area's window, keep the entries whose exact position is in the area
+//! (haversine for circles, exact point-in-polygon for polygons), fetch the
 //! records of the survivors, group by VRM, and apply ANY/ALL. The result is
 //! exactly what a brute-force scan of every read would give (property
 //! tested).
@@ -12,17 +13,57 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
+use nadc_core::geo::Polygon;
 use nadc_core::geo::{DEFAULT_MAX_RANGES, cover_circle};
-use nadc_core::{Circle, StoredRead, Timestamp, Vrm};
+use nadc_core::{Circle, GeoPoint, StoredRead, Timestamp, Vrm};
 use nadc_store::{ReadRef, Store};
 
 use crate::{QueryError, ResultSummary};
 
-/// One searched area: a circle and its own time window (inclusive).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The place of an area: a circle, or a polygon (scanned through its
+/// bounding circle, then tested exactly).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    /// Centre and radius.
+    Circle(Circle),
+    /// A polygon and a circle containing it.
+    Polygon {
+        /// The polygon.
+        polygon: Polygon,
+        /// A circle containing every point of it.
+        bounds: Circle,
+    },
+}
+
+impl Shape {
+    /// A polygon shape.
+    pub fn polygon(polygon: Polygon) -> Result<Self, nadc_core::GeoError> {
+        let bounds = polygon.bounding_circle()?;
+        Ok(Shape::Polygon { polygon, bounds })
+    }
+
+    /// Whether `p` is in the shape (the exact test every search applies).
+    pub fn contains(&self, p: GeoPoint) -> bool {
+        match self {
+            Shape::Circle(c) => c.contains(p),
+            Shape::Polygon { polygon, bounds } => bounds.contains(p) && polygon.contains(p),
+        }
+    }
+
+    /// A circle containing the shape: what the index is scanned for.
+    pub fn scan_circle(&self) -> &Circle {
+        match self {
+            Shape::Circle(c) => c,
+            Shape::Polygon { bounds, .. } => bounds,
+        }
+    }
+}
+
+/// One searched area: a place and its own time window (inclusive).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Area {
     /// Where.
-    pub circle: Circle,
+    pub shape: Shape,
     /// From (inclusive).
     pub from: Timestamp,
     /// To (inclusive).
@@ -30,9 +71,18 @@ pub struct Area {
 }
 
 impl Area {
+    /// A circular area.
+    pub fn circle(circle: Circle, from: Timestamp, to: Timestamp) -> Self {
+        Self {
+            shape: Shape::Circle(circle),
+            from,
+            to,
+        }
+    }
+
     /// Whether a read at `p` at `t` falls in this area.
-    pub fn contains(&self, p: nadc_core::GeoPoint, t: Timestamp) -> bool {
-        (self.from..=self.to).contains(&t) && self.circle.contains(p)
+    pub fn contains(&self, p: GeoPoint, t: Timestamp) -> bool {
+        (self.from..=self.to).contains(&t) && self.shape.contains(p)
     }
 }
 
@@ -118,7 +168,7 @@ pub fn geo_search(store: &dyn Store, q: &GeoQuery) -> Result<GeoResult, QueryErr
     // Which areas each candidate read falls in.
     let mut hits: HashMap<ReadRef, Vec<u32>> = HashMap::new();
     for (i, area) in q.areas.iter().enumerate() {
-        let cover = cover_circle(&area.circle, DEFAULT_MAX_RANGES);
+        let cover = cover_circle(area.shape.scan_circle(), DEFAULT_MAX_RANGES);
         let mut too_many = false;
         store.geo_scan(&cover, area.from, area.to, &mut |hit| {
             if area.contains(hit.position, hit.observed_at) {

@@ -16,7 +16,7 @@ use std::ops::ControlFlow;
 use nadc_core::{ForceId, StoredRead, Timestamp, Vrm};
 use nadc_store::{Store, StoreError};
 
-pub use geo::{Area, AreaMatch, GeoQuery, GeoResult, GeoRow, VrmSummary, geo_search};
+pub use geo::{Area, AreaMatch, GeoQuery, GeoResult, GeoRow, Shape, VrmSummary, geo_search};
 pub use vehicle::{Details, VehicleQuery, vehicle_search};
 pub use vrm::{VrmHit, VrmQuery, VrmResult, VrmRow, vrm_search};
 

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
+use nadc_core::geo::Polygon;
 use nadc_core::read::ReadInput;
 use nadc_core::{Circle, ForceId, GeoPoint, StoredRead, Timestamp};
-use nadc_query::{Area, AreaMatch, GeoQuery, geo_search};
+use nadc_query::{Area, AreaMatch, GeoQuery, Shape, geo_search};
 use nadc_store::{Appended, NewRead, RocksStore, Store, StoreOptions};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -121,7 +122,10 @@ fn brute_force(
         for (i, a) in areas.iter().enumerate() {
             if a.from <= r.read.observed_at
                 && r.read.observed_at <= a.to
-                && r.position.distance_m(a.circle.centre()) <= a.circle.radius_m()
+                && match &a.shape {
+                    Shape::Circle(c) => r.position.distance_m(c.centre()) <= c.radius_m(),
+                    Shape::Polygon { polygon, .. } => polygon.contains(r.position),
+                }
             {
                 rows.entry(r.seq).or_default().push(i as u32);
                 vrm_areas
@@ -147,6 +151,7 @@ type AreaSpec = (
     i64,
     bool,
     Option<(usize, usize)>,
+    Option<Vec<f64>>,
 );
 
 fn area_strategy() -> impl Strategy<Value = AreaSpec> {
@@ -159,11 +164,14 @@ fn area_strategy() -> impl Strategy<Value = AreaSpec> {
         any::<bool>(),
         // Sometimes the window starts and ends exactly on reads' capture times.
         proptest::option::of((0usize..6_000, 0usize..6_000)),
+        // Sometimes a polygon: vertices at these fractions of the radius,
+        // evenly spaced in angle (star-shaped, often concave).
+        proptest::option::of(proptest::collection::vec(0.05f64..1.0, 3..9)),
     )
 }
 
 fn to_area(f: &Fixture, a: AreaSpec) -> Area {
-    let (site, (dlat, dlon), radius, start, len, on_site, snap) = a;
+    let (site, (dlat, dlon), radius, start, len, on_site, snap, polygon) = a;
     let centre = if on_site {
         f.sites[site]
     } else {
@@ -176,10 +184,28 @@ fn to_area(f: &Fixture, a: AreaSpec) -> Area {
         }
         None => (t0().plus_millis(start), t0().plus_millis(start + len)),
     };
-    Area {
-        circle: Circle::new(centre, radius).unwrap(),
-        from,
-        to,
+    match polygon {
+        None => Area::circle(Circle::new(centre, radius).unwrap(), from, to),
+        Some(fractions) => {
+            let n = fractions.len();
+            let ring = fractions
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let a = i as f64 / n as f64 * std::f64::consts::TAU;
+                    let d = radius * f / 111_320.0;
+                    GeoPoint::new(
+                        centre.lat() + d * a.sin(),
+                        centre.lon() + d * a.cos() / centre.lat().to_radians().cos(),
+                    )
+                    .unwrap()
+                })
+                .collect();
+            match Polygon::new(ring).and_then(Shape::polygon) {
+                Ok(shape) => Area { shape, from, to },
+                Err(_) => Area::circle(Circle::new(centre, radius).unwrap(), from, to),
+            }
+        }
     }
 }
 
@@ -206,11 +232,7 @@ proptest! {
 fn all_areas_needs_every_area_and_limits_truncate() {
     let f = fixture();
     let site = f.sites[3];
-    let whole = |c| Area {
-        circle: c,
-        from: t0(),
-        to: t0().plus_millis(DAYS * 86_400_000),
-    };
+    let whole = |c| Area::circle(c, t0(), t0().plus_millis(DAYS * 86_400_000));
     let near = whole(Circle::new(site, 50.0).unwrap());
     let far_away = whole(Circle::new(GeoPoint::new(55.0, -4.0).unwrap(), 1000.0).unwrap());
     let q = |areas: Vec<Area>, matching, limit| GeoQuery {
@@ -221,26 +243,30 @@ fn all_areas_needs_every_area_and_limits_truncate() {
     };
     let any = geo_search(
         &f.store,
-        &q(vec![near, far_away], AreaMatch::Any, usize::MAX),
+        &q(
+            vec![near.clone(), far_away.clone()],
+            AreaMatch::Any,
+            usize::MAX,
+        ),
     )
     .unwrap();
     assert!(!any.rows.is_empty());
     let all = geo_search(
         &f.store,
-        &q(vec![near, far_away], AreaMatch::All, usize::MAX),
+        &q(vec![near.clone(), far_away], AreaMatch::All, usize::MAX),
     )
     .unwrap();
     assert!(
         all.rows.is_empty() && all.vrms.is_empty(),
         "nobody was in the empty area"
     );
-    let limited = geo_search(&f.store, &q(vec![near], AreaMatch::Any, 3)).unwrap();
+    let limited = geo_search(&f.store, &q(vec![near.clone()], AreaMatch::Any, 3)).unwrap();
     assert_eq!(limited.rows.len(), 3);
     assert!(limited.summary.truncated);
     assert_eq!(limited.total_rows, any.total_rows);
     let too_broad = GeoQuery {
         max_candidates: 2,
-        ..q(vec![near], AreaMatch::Any, 10)
+        ..q(vec![near.clone()], AreaMatch::Any, 10)
     };
     assert!(
         geo_search(&f.store, &too_broad)

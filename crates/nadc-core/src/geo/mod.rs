@@ -8,12 +8,14 @@
 //! reference all see the same coordinates.
 
 mod cover;
+mod polygon;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 pub use cover::{DEFAULT_MAX_RANGES, cover_circle};
+pub use polygon::{MAX_VERTICES, Polygon};
 
 /// Mean Earth radius in metres (IUGG), used for haversine distances.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -31,6 +33,9 @@ pub enum GeoError {
     /// Longitude not a finite number in -180..=180.
     #[error("longitude {0} is out of range (must be a finite number from -180 to 180)")]
     BadLongitude(f64),
+    /// A polygon that cannot be used.
+    #[error("polygon: {0}")]
+    BadPolygon(String),
     /// Radius not a finite positive number within the cap.
     #[error("radius {0} m is not allowed (must be a finite number above 0 and at most {max} m)", max = MAX_RADIUS_M)]
     BadRadius(f64),

@@ -309,6 +309,43 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
     assert_eq!(props["bof_read_id"], "r1");
     assert_eq!(props["areas"], "1");
 
+    // The same place as a polygon (WKT), and a polygon that misses it.
+    let square = |d: f64| {
+        format!(
+            "{day}T00:00:00Z,{day}T23:59:59Z,POLYGON(({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))",
+            w = -2.56 - d,
+            e = -2.56 + d,
+            s = 51.47 - d,
+            n = 51.47 + d
+        )
+    };
+    let out = run(
+        &[
+            "search",
+            "geo",
+            "--polygon",
+            &square(0.001),
+            "--format",
+            "ndjson",
+        ],
+        &alice,
+        &server.url,
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["bof_read_id"], "r1");
+    let off =
+        format!("{day}T00:00:00Z,{day}T23:59:59Z,POLYGON((-2.50 51.40, -2.49 51.40, -2.49 51.41))");
+    let out = run(
+        &["search", "geo", "--polygon", &off, "--format", "ndjson"],
+        &alice,
+        &server.url,
+    );
+    assert!(out.stdout.is_empty());
+
     // Vehicle details (case-insensitive) as CSV; camera search as NDJSON.
     let from = format!("{day}T00:00:00Z");
     let to = format!("{day}T23:59:59Z");

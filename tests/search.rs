@@ -113,6 +113,7 @@ fn area(p: GeoPoint, radius_m: f64, from: Timestamp, to: Timestamp) -> pb::Area 
         radius_m,
         from: Some(nadc_proto::to_pb_time(from)),
         to: Some(nadc_proto::to_pb_time(to)),
+        polygon: String::new(),
     }
 }
 

@@ -165,6 +165,7 @@ async fn structured_searches_match_brute_force() {
         r#match: pb::AreaMatch::Any as i32,
         limit: 1_000_000,
         allow_broad: false,
+        ..Default::default()
     };
     let (rows, vrms, summary) = geo(alice.clone(), req).await.unwrap();
     let want: BTreeSet<(String, String)> = all
@@ -227,6 +228,7 @@ async fn structured_searches_match_brute_force() {
         r#match: pb::AreaMatch::All as i32,
         limit: 0,
         allow_broad: false,
+        ..Default::default()
     };
     let (rows, vrms, _) = geo(alice.clone(), req).await.unwrap();
     let found: BTreeSet<&str> = vrms.iter().map(|v| v.vrm.as_str()).collect();
@@ -260,6 +262,7 @@ async fn structured_searches_match_brute_force() {
             to: Some(nadc_proto::to_pb_time(to)),
             limit: 0,
             allow_broad: false,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -315,6 +318,7 @@ async fn structured_searches_match_brute_force() {
                 from: None,
                 to: None,
                 limit: 1_000_000,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -381,6 +385,7 @@ async fn structured_searches_match_brute_force() {
                 to: Some(nadc_proto::to_pb_time(wto)),
                 limit: 1_000_000,
                 allow_broad: false,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -418,6 +423,7 @@ async fn structured_searches_match_brute_force() {
         r#match: 0,
         limit: 10,
         allow_broad: false,
+        ..Default::default()
     };
     let e = geo(alice.clone(), broad.clone()).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
@@ -441,6 +447,7 @@ async fn structured_searches_match_brute_force() {
         r#match: 0,
         limit: 0,
         allow_broad: false,
+        ..Default::default()
     };
     let e = geo(alice, bad).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);

@@ -176,7 +176,7 @@ async fn run_one(
                     ],
                     r#match: pb::AreaMatch::All as i32,
                     limit: 1_000_000,
-                    allow_broad: false,
+                    ..Default::default()
                 })
                 .await?
         }

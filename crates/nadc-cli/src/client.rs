@@ -84,6 +84,9 @@ pub enum SearchCommand {
         /// Window end, RFC 3339 (default: now).
         #[arg(long)]
         to: Option<String>,
+        /// Rows to skip first (paging, with --limit).
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
         /// Most rows (default: the node's).
         #[arg(long, default_value_t = 0)]
         limit: u32,
@@ -105,6 +108,9 @@ pub enum SearchCommand {
         /// any: seen in any area; all: seen in every area within its window.
         #[arg(long = "match", value_enum, default_value = "any")]
         matching: Matching,
+        /// Rows to skip first (paging, with --limit).
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
         /// Most rows (default: the node's).
         #[arg(long, default_value_t = 0)]
         limit: u32,
@@ -146,6 +152,9 @@ pub enum SearchCommand {
         /// Window end when no area is given, RFC 3339.
         #[arg(long)]
         to: Option<String>,
+        /// Rows to skip first (paging, with --limit).
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
         /// Most rows (default: the node's).
         #[arg(long, default_value_t = 0)]
         limit: u32,
@@ -172,6 +181,9 @@ pub enum SearchCommand {
         /// Window end, RFC 3339.
         #[arg(long)]
         to: String,
+        /// Rows to skip first (paging, with --limit).
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
         /// Most rows (default: the node's).
         #[arg(long, default_value_t = 0)]
         limit: u32,
@@ -590,12 +602,13 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             from,
             to,
             limit,
+            offset,
             format,
         } => {
             let (from, to) = (parse_time(&from, "from")?, parse_time(&to, "to")?);
             let ch = channel(&node).await?;
             let out = &mut std::io::stdout().lock();
-            if fuzzy || vrm.contains(['?', '*']) {
+            if fuzzy || offset > 0 || vrm.contains(['?', '*']) {
                 let req = pb::VrmSearchRequest {
                     pattern: vrm,
                     fuzzy,
@@ -604,6 +617,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                     from,
                     to,
                     limit,
+                    offset,
                 };
                 let stream = search_client(ch)
                     .vrm_search(req)
@@ -631,6 +645,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             polygons,
             matching,
             limit,
+            offset,
             allow_broad,
             by_vrm,
             format,
@@ -642,6 +657,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                     Matching::All => pb::AreaMatch::All,
                 } as i32,
                 limit,
+                offset,
                 allow_broad,
             };
             let c = geo_search(channel(&node).await?, req)
@@ -666,6 +682,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             from,
             to,
             limit,
+            offset,
             allow_broad,
             format,
         } => {
@@ -681,6 +698,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                 from: parse_time(&from, "from")?,
                 to: parse_time(&to, "to")?,
                 limit,
+                offset,
                 allow_broad,
             };
             let stream = search_client(channel(&node).await?)
@@ -706,6 +724,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             from,
             to,
             limit,
+            offset,
             allow_broad,
             format,
         } => {
@@ -717,6 +736,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                 from: parse_time(&Some(from), "from")?,
                 to: parse_time(&Some(to), "to")?,
                 limit,
+                offset,
                 allow_broad,
             };
             let stream = search_client(channel(&node).await?)

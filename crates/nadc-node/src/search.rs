@@ -149,6 +149,7 @@ impl SearchService {
             areas,
             matching,
             limit: self.limit(q.limit)?,
+            offset: q.offset as usize,
             max_candidates: self.caps.max_candidates,
         })
     }
@@ -232,6 +233,7 @@ impl SearchService {
             from,
             to,
             limit: self.limit(q.limit)?,
+            offset: q.offset as usize,
             max_candidates: self.caps.max_candidates,
         })
     }
@@ -273,6 +275,7 @@ impl SearchService {
             from,
             to,
             limit: self.limit(q.limit)?,
+            offset: q.offset as usize,
             max_candidates: self.caps.max_candidates,
         })
     }
@@ -491,6 +494,7 @@ impl SearchService {
             from,
             to,
             limit: self.limit(q.limit)?,
+            offset: q.offset as usize,
             max_vrms: self.caps.max_vrms,
         })
     }

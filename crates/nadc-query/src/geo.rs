@@ -104,6 +104,8 @@ pub struct GeoQuery {
     pub matching: AreaMatch,
     /// Most rows returned.
     pub limit: usize,
+    /// Rows of the ranked result to skip first (paging).
+    pub offset: usize,
     /// Most candidate reads examined before the search is refused as too
     /// broad (protects the node's memory).
     pub max_candidates: usize,
@@ -136,8 +138,8 @@ pub struct GeoRow {
 /// The answer to a geographic search.
 #[derive(Clone, Debug, Default)]
 pub struct GeoResult {
-    /// Matching reads in capture-time order (ties by sequence number), at
-    /// most `limit`.
+    /// Matching reads in capture-time order (ties by sequence number): the
+    /// page `offset..offset + limit`.
     pub rows: Vec<GeoRow>,
     /// Every matching VRM (over all matching reads, not only those within
     /// the limit), ordered by VRM.
@@ -238,11 +240,11 @@ pub fn geo_search(store: &dyn Store, q: &GeoQuery) -> Result<GeoResult, QueryErr
         s.reads += 1;
     }
     let total_rows = rows.len() as u64;
-    let mut summary = ResultSummary::default();
-    if rows.len() > q.limit {
-        rows.truncate(q.limit);
-        summary.truncated = true;
-    }
+    let (rows, truncated) = crate::page(rows, q.offset, q.limit);
+    let mut summary = ResultSummary {
+        truncated,
+        ..Default::default()
+    };
     for r in &rows {
         summary.add(&r.read);
     }

@@ -95,6 +95,8 @@ pub struct CameraQuery {
     pub to: Timestamp,
     /// Most rows returned.
     pub limit: usize,
+    /// Rows of the ranked result to skip first (paging).
+    pub offset: usize,
     /// Most reads examined before the search is refused as too broad.
     pub max_candidates: usize,
 }
@@ -131,23 +133,30 @@ pub fn camera_search(
     }
     reads.sort_by_key(|r| (r.read.observed_at, r.seq));
     reads.dedup_by_key(|r| r.seq);
-    Ok(finish(reads, q.limit))
+    Ok(finish(reads, q.offset, q.limit))
 }
 
-/// Cuts time-ordered reads at `limit` and summarises what is returned:
-/// `(rows, summary, total before the limit)`.
+/// Cuts the page `offset..offset + limit` from time-ordered reads and
+/// summarises what is returned: `(rows, summary, total before paging)`.
 pub(crate) fn finish(
-    mut reads: Vec<StoredRead>,
+    reads: Vec<StoredRead>,
+    offset: usize,
     limit: usize,
 ) -> (Vec<StoredRead>, ResultSummary, u64) {
     let total = reads.len() as u64;
-    let mut summary = ResultSummary::default();
-    if reads.len() > limit {
-        reads.truncate(limit);
-        summary.truncated = true;
-    }
+    let (reads, truncated) = page(reads, offset, limit);
+    let mut summary = ResultSummary {
+        truncated,
+        ..Default::default()
+    };
     for r in &reads {
         summary.add(r);
     }
     (reads, summary, total)
+}
+
+/// The page `offset..offset + limit` of `rows`, and whether rows follow it.
+pub(crate) fn page<T>(rows: Vec<T>, offset: usize, limit: usize) -> (Vec<T>, bool) {
+    let more = rows.len() > offset.saturating_add(limit);
+    (rows.into_iter().skip(offset).take(limit).collect(), more)
 }

@@ -74,6 +74,8 @@ pub struct VehicleQuery {
     pub to: Timestamp,
     /// Most rows returned.
     pub limit: usize,
+    /// Rows of the ranked result to skip first (paging).
+    pub offset: usize,
     /// Most candidate reads examined.
     pub max_candidates: usize,
 }
@@ -128,6 +130,7 @@ pub fn vehicle_search(
                 areas: q.areas.clone(),
                 matching: AreaMatch::Any,
                 limit: usize::MAX,
+                offset: 0,
                 max_candidates: q.max_candidates,
             },
         )?;
@@ -162,5 +165,5 @@ pub fn vehicle_search(
             .collect()
     };
     reads.sort_by_key(|r| (r.read.observed_at, r.seq));
-    Ok(crate::finish(reads, q.limit))
+    Ok(crate::finish(reads, q.offset, q.limit))
 }

@@ -36,6 +36,8 @@ pub struct VrmQuery {
     pub to: Timestamp,
     /// Most rows returned.
     pub limit: usize,
+    /// Rows of the ranked result to skip first (paging).
+    pub offset: usize,
     /// Most distinct VRMs a search may match before it is refused as too broad.
     pub max_vrms: usize,
 }
@@ -67,7 +69,7 @@ pub struct VrmHit {
 /// The answer to a VRM search.
 #[derive(Clone, Debug, Default)]
 pub struct VrmResult {
-    /// Rows, ranked, at most `limit`.
+    /// Rows, ranked: the page `offset..offset + limit`.
     pub rows: Vec<VrmRow>,
     /// Every matched VRM with reads in the window, ranked.
     pub vrms: Vec<VrmHit>,
@@ -176,7 +178,9 @@ pub fn vrm_search(store: &dyn Store, q: &VrmQuery) -> Result<VrmResult, QueryErr
             h.reads += 1;
             h.last_seen = t;
             result.total_rows += 1;
-            if result.rows.len() < q.limit {
+            if (result.total_rows as usize) <= q.offset {
+                // Before the page.
+            } else if result.rows.len() < q.limit {
                 result.summary.add(&read);
                 result.rows.push(VrmRow {
                     read,

@@ -216,7 +216,7 @@ proptest! {
         let f = fixture();
         let areas: Vec<Area> = areas.into_iter().map(|a| to_area(f, a)).collect();
         let matching = if all { AreaMatch::All } else { AreaMatch::Any };
-        let q = GeoQuery { areas: areas.clone(), matching, limit: usize::MAX, max_candidates: usize::MAX };
+        let q = GeoQuery { areas: areas.clone(), matching, limit: usize::MAX, offset: 0, max_candidates: usize::MAX };
         let got = geo_search(&f.store, &q).unwrap();
         let got_rows: BTreeMap<u64, Vec<u32>> = got.rows.iter().map(|r| (r.read.seq, r.areas.clone())).collect();
         let want = brute_force(&f.reads, &areas, matching);
@@ -239,6 +239,7 @@ fn all_areas_needs_every_area_and_limits_truncate() {
         areas,
         matching,
         limit,
+        offset: 0,
         max_candidates: usize::MAX,
     };
     let any = geo_search(
@@ -264,6 +265,34 @@ fn all_areas_needs_every_area_and_limits_truncate() {
     assert_eq!(limited.rows.len(), 3);
     assert!(limited.summary.truncated);
     assert_eq!(limited.total_rows, any.total_rows);
+    // Pages of 7 put back together are the whole result, in order.
+    let mut paged = Vec::new();
+    for page in 0.. {
+        let p = geo_search(
+            &f.store,
+            &GeoQuery {
+                offset: page * 7,
+                ..q(vec![near.clone()], AreaMatch::Any, 7)
+            },
+        )
+        .unwrap();
+        assert_eq!(p.total_rows, any.total_rows);
+        let more = p.summary.truncated;
+        paged.extend(p.rows.into_iter().map(|r| r.read.seq));
+        if !more {
+            break;
+        }
+    }
+    let whole_near =
+        geo_search(&f.store, &q(vec![near.clone()], AreaMatch::Any, usize::MAX)).unwrap();
+    assert_eq!(
+        paged,
+        whole_near
+            .rows
+            .iter()
+            .map(|r| r.read.seq)
+            .collect::<Vec<_>>()
+    );
     let too_broad = GeoQuery {
         max_candidates: 2,
         ..q(vec![near.clone()], AreaMatch::Any, 10)

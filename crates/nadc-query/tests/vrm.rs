@@ -152,6 +152,7 @@ proptest! {
             from: t0().plus_millis(window.0),
             to: t0().plus_millis(window.0 + window.1),
             limit: usize::MAX,
+            offset: 0,
             max_vrms: usize::MAX,
         };
         let got = vrm_search(&f.store, &q).unwrap();
@@ -174,6 +175,7 @@ fn limits_and_errors() {
         from: t0(),
         to: t0().plus_millis(3 * 86_400_000),
         limit,
+        offset: 0,
         max_vrms,
     };
     let all = vrm_search(&f.store, &q("A*", false, usize::MAX, usize::MAX)).unwrap();

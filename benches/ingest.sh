@@ -35,7 +35,7 @@ work=$(mktemp -d /tmp/nadc-bench.XXXXXX)
 chmod 755 "$work"
 server=""
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null || true
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
   if [ -n "${PGBIN:-}" ] && [ -d "$work/pg" ]; then
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
   fi

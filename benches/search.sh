@@ -21,7 +21,7 @@ NADC="$CARGO_TARGET_DIR/release/nadc"
 work=$(mktemp -d /tmp/nadc-search.XXXXXX)
 server=""
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null || true
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT

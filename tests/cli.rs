@@ -406,6 +406,24 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
         .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["match"], "confusable at 2,6");
+    // First and last seen per matching VRM.
+    let out = run(
+        &[
+            "search", "vrm", "A812 C0E", "--fuzzy", "--by-vrm", "--format", "csv",
+        ],
+        &alice,
+        &server.url,
+    );
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(out.stdout.as_slice())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (&rows[0][0], &rows[0][4], &rows[0][5]),
+        ("AB12CDE", "2", "confusable at 2,6")
+    );
+    assert!(rows[0][2] < rows[0][3], "first seen before last seen");
 
     // A BOF certificate cannot search; the error names the rule.
     let mut cmd = Command::new(NADC);

@@ -78,6 +78,10 @@ pub enum SearchCommand {
         /// Confusable groups instead of the default, e.g. 0ODQ,1I.
         #[arg(long, value_delimiter = ',')]
         groups: Vec<String>,
+        /// For wildcard and fuzzy searches: list the matching VRMs (how each
+        /// matched, first and last seen, reads) instead of the reads.
+        #[arg(long)]
+        by_vrm: bool,
         /// Window start, RFC 3339 (default: retention start).
         #[arg(long)]
         from: Option<String>,
@@ -599,6 +603,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             fuzzy,
             max_edits,
             groups,
+            by_vrm,
             from,
             to,
             limit,
@@ -608,7 +613,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             let (from, to) = (parse_time(&from, "from")?, parse_time(&to, "to")?);
             let ch = channel(&node).await?;
             let out = &mut std::io::stdout().lock();
-            if fuzzy || offset > 0 || vrm.contains(['?', '*']) {
+            if fuzzy || by_vrm || offset > 0 || vrm.contains(['?', '*']) {
                 let req = pb::VrmSearchRequest {
                     pattern: vrm,
                     fuzzy,
@@ -626,7 +631,11 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                     .context("search vrm")?
                     .into_inner();
                 let c = collect(stream).await.context("search vrm")?;
-                print_rows(out, format, &c.rows, c.summary.as_ref(), false)?;
+                if by_vrm {
+                    print_vrm_summaries(out, format, &c.vrms, c.summary.as_ref())?;
+                } else {
+                    print_rows(out, format, &c.rows, c.summary.as_ref(), false)?;
+                }
             } else {
                 let req = pb::VrmTimelineRequest {
                     vrm,

@@ -118,22 +118,26 @@ pub fn print_vrm_summaries(
             time(&v.first_seen),
             time(&v.last_seen),
             v.reads.to_string(),
+            v.r#match
+                .as_ref()
+                .map(|m| m.label.clone())
+                .unwrap_or_default(),
         ]
     };
-    let header = ["vrm", "areas", "first_seen", "last_seen", "reads"];
+    let header = ["vrm", "areas", "first_seen", "last_seen", "reads", "match"];
     match format {
         OutputFormat::Table => {
             writeln!(
                 out,
-                "{:<10} {:<8} {:<25} {:<25} reads",
-                header[0], header[1], header[2], header[3]
+                "{:<15} {:<8} {:<25} {:<25} {:<6} match",
+                header[0], header[1], header[2], header[3], header[4]
             )?;
             for v in vrms {
                 let c = cells(v);
                 writeln!(
                     out,
-                    "{:<10} {:<8} {:<25} {:<25} {}",
-                    c[0], c[1], c[2], c[3], c[4]
+                    "{:<15} {:<8} {:<25} {:<25} {:<6} {}",
+                    c[0], c[1], c[2], c[3], c[4], c[5]
                 )?;
             }
             writeln!(out, "{} vehicles", vrms.len())?;

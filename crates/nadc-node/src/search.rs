@@ -1,6 +1,7 @@
 //! The Search service: structured searches, streamed in chunks, each row
 //! with its provenance, and a summary at the end.
 
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +14,7 @@ use nadc_core::{Circle, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
 use nadc_query::{
     Area, AreaMatch, CameraQuery, Details, GeoQuery, QueryError, ResultSummary, Shape,
-    VehicleQuery, VrmQuery, camera_search, geo_search, timeline, vehicle_search, vrm_search,
+    VehicleQuery, VrmQuery, camera_search, geo_search_stream, timeline, vehicle_search, vrm_search,
 };
 use nadc_store::Store;
 use tokio::sync::mpsc;
@@ -314,20 +315,15 @@ impl SearchService {
     }
 }
 
-fn rows(reads: &[StoredRead], node: &str) -> Vec<pb::ReadRow> {
-    reads
-        .iter()
-        .map(|r| proto::row_from_stored(r, node))
-        .collect()
-}
-
-/// A search's answer, ready to stream.
-struct Computed {
-    rows: Vec<pb::ReadRow>,
+/// What a search reports after its rows.
+struct Finished {
     vrms: Option<pb::VrmSummaries>,
     summary: ResultSummary,
     total_rows: u64,
 }
+
+/// Where a search sends its rows, in result order.
+type Emit<'a> = &'a mut dyn FnMut(pb::ReadRow) -> ControlFlow<()>;
 
 fn vrm_summary(
     vrm: &Vrm,
@@ -347,18 +343,18 @@ fn vrm_summary(
     }
 }
 
-fn compute_geo(store: &dyn Store, q: &GeoQuery, node: &str) -> Result<Computed, QueryError> {
-    let r = geo_search(store, q)?;
-    let rows = r
-        .rows
-        .iter()
-        .map(|g| {
-            let mut row = proto::row_from_stored(&g.read, node);
-            row.areas = g.areas.clone();
-            row
-        })
-        .collect();
-    let vrms = r
+fn compute_geo(
+    store: &dyn Store,
+    q: &GeoQuery,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let totals = geo_search_stream(store, q, &mut |g| {
+        let mut row = proto::row_from_stored(&g.read, node);
+        row.areas = g.areas;
+        emit(row)
+    })?;
+    let vrms = totals
         .vrms
         .iter()
         .map(|v| {
@@ -372,25 +368,27 @@ fn compute_geo(store: &dyn Store, q: &GeoQuery, node: &str) -> Result<Computed, 
             )
         })
         .collect();
-    Ok(Computed {
-        rows,
+    Ok(Finished {
         vrms: Some(pb::VrmSummaries { vrms }),
-        summary: r.summary,
-        total_rows: r.total_rows,
+        summary: totals.summary,
+        total_rows: totals.total_rows,
     })
 }
 
-fn compute_vrm(store: &dyn Store, q: &VrmQuery, node: &str) -> Result<Computed, QueryError> {
+fn compute_vrm(
+    store: &dyn Store,
+    q: &VrmQuery,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
     let r = vrm_search(store, q)?;
-    let rows = r
-        .rows
-        .iter()
-        .map(|v| {
-            let mut row = proto::row_from_stored(&v.read, node);
-            row.r#match = Some(proto::match_to_pb(&v.how));
-            row
-        })
-        .collect();
+    for v in &r.rows {
+        let mut row = proto::row_from_stored(&v.read, node);
+        row.r#match = Some(proto::match_to_pb(&v.how));
+        if emit(row).is_break() {
+            break;
+        }
+    }
     let vrms = r
         .vrms
         .iter()
@@ -405,32 +403,69 @@ fn compute_vrm(store: &dyn Store, q: &VrmQuery, node: &str) -> Result<Computed, 
             )
         })
         .collect();
-    Ok(Computed {
-        rows,
+    Ok(Finished {
         vrms: Some(pb::VrmSummaries { vrms }),
         summary: r.summary,
         total_rows: r.total_rows,
     })
 }
 
-fn compute_vehicle(
+/// A planned VRM timeline.
+struct TimelineQuery {
+    vrm: Vrm,
+    from: Timestamp,
+    to: Timestamp,
+    limit: usize,
+}
+
+fn compute_timeline(
     store: &dyn Store,
-    q: &VehicleQuery,
+    q: &TimelineQuery,
     node: &str,
-) -> Result<Computed, QueryError> {
-    let (reads, summary, total_rows) = vehicle_search(store, q)?;
-    Ok(Computed {
-        rows: rows(&reads, node),
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let (summary, total_rows) = timeline(store, &q.vrm, q.from, q.to, q.limit, &mut |read| {
+        emit(proto::row_from_stored(&read, node))
+    })?;
+    Ok(Finished {
         vrms: None,
         summary,
         total_rows,
     })
 }
 
-fn compute_camera(store: &dyn Store, q: &CameraQuery, node: &str) -> Result<Computed, QueryError> {
+fn emit_reads(reads: &[StoredRead], node: &str, emit: Emit) {
+    for r in reads {
+        if emit(proto::row_from_stored(r, node)).is_break() {
+            break;
+        }
+    }
+}
+
+fn compute_vehicle(
+    store: &dyn Store,
+    q: &VehicleQuery,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let (reads, summary, total_rows) = vehicle_search(store, q)?;
+    emit_reads(&reads, node, emit);
+    Ok(Finished {
+        vrms: None,
+        summary,
+        total_rows,
+    })
+}
+
+fn compute_camera(
+    store: &dyn Store,
+    q: &CameraQuery,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
     let (reads, summary, total_rows) = camera_search(store, q)?;
-    Ok(Computed {
-        rows: rows(&reads, node),
+    emit_reads(&reads, node, emit);
+    Ok(Finished {
         vrms: None,
         summary,
         total_rows,
@@ -438,14 +473,15 @@ fn compute_camera(store: &dyn Store, q: &CameraQuery, node: &str) -> Result<Comp
 }
 
 impl SearchService {
-    /// Authenticates a searcher, runs `compute` off the async runtime,
-    /// logs the search (no VRM), and streams the answer.
+    /// Authenticates a searcher and plans the query, then runs `compute`
+    /// off the async runtime, streaming its rows in chunks as they come,
+    /// then the per-VRM summaries and the summary; logs the search (no VRM).
     async fn run<Q: Send + 'static, T>(
         &self,
         req: &Request<T>,
         search: &'static str,
         query: impl FnOnce(&Self) -> Result<Q, Status>,
-        compute: fn(&dyn Store, &Q, &str) -> Result<Computed, QueryError>,
+        compute: fn(&dyn Store, &Q, &str, Emit) -> Result<Finished, QueryError>,
     ) -> Result<Response<ChunkStream>, Status> {
         let who = caller(req)?;
         let (force, user, _) = who.require_searcher()?;
@@ -453,21 +489,55 @@ impl SearchService {
         let query = query(self)?;
         let store = self.store.clone();
         let node = self.node.clone();
-        let started = Instant::now();
-        let (tx, rx) = mpsc::channel(4);
-        let c = tokio::task::spawn_blocking(move || compute(store.as_ref(), &query, &node))
-            .await
-            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
-            .map_err(query_status)?;
-        let elapsed = started.elapsed().as_micros() as u64;
-        info!(user = %user, force = %force, search, rows = c.summary.rows, total = c.total_rows,
-            elapsed_us = elapsed, "search done");
+        let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
         tokio::task::spawn_blocking(move || {
-            let mut summary = summary_to_pb(&c.summary, elapsed);
-            summary.total_rows = c.total_rows;
-            send_result(&tx, c.rows, c.vrms, summary);
+            let started = Instant::now();
+            let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+            let mut gone = false;
+            let result = compute(store.as_ref(), &query, &node, &mut |row| {
+                chunk.push(row);
+                if chunk.len() == CHUNK_ROWS {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                    if tx.blocking_send(Ok(rows_chunk(full))).is_err() {
+                        gone = true;
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+            if gone {
+                return;
+            }
+            match result {
+                Ok(f) => {
+                    let elapsed = started.elapsed().as_micros() as u64;
+                    info!(user = %user, force = %force, search, rows = f.summary.rows,
+                        total = f.total_rows, elapsed_us = elapsed, "search done");
+                    let mut summary = summary_to_pb(&f.summary, elapsed);
+                    summary.total_rows = f.total_rows;
+                    send_result(&tx, chunk, f.vrms, summary);
+                }
+                Err(e) => {
+                    if matches!(e, QueryError::Store(_)) {
+                        warn!(search, error = %e, "search failed");
+                    }
+                    let _ = tx.blocking_send(Err(query_status(e)));
+                }
+            }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    fn timeline_query(&self, q: &pb::VrmTimelineRequest) -> Result<TimelineQuery, Status> {
+        let vrm =
+            Vrm::normalise(&q.vrm).map_err(|e| Status::invalid_argument(format!("vrm: {e}")))?;
+        let (from, to) = self.window(q.from.as_ref(), q.to.as_ref())?;
+        Ok(TimelineQuery {
+            vrm,
+            from,
+            to,
+            limit: self.limit(q.limit)?,
+        })
     }
 
     fn vrm_query(&self, q: &pb::VrmSearchRequest) -> Result<VrmQuery, Status> {
@@ -549,64 +619,13 @@ impl pb::search_server::Search for SearchService {
         &self,
         req: Request<pb::VrmTimelineRequest>,
     ) -> Result<Response<Self::VrmTimelineStream>, Status> {
-        let who = caller(&req)?;
-        let (force, user, _) = who.require_searcher()?;
-        let (force, user) = (force.clone(), user.to_string());
-        let q = req.into_inner();
-        let vrm =
-            Vrm::normalise(&q.vrm).map_err(|e| Status::invalid_argument(format!("vrm: {e}")))?;
-        let (from, to) = self.window(q.from.as_ref(), q.to.as_ref())?;
-        let limit = self.limit(q.limit)?;
-        let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
-        let store = self.store.clone();
-        let node = self.node.clone();
-        tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-            let mut client_gone = false;
-            let result = timeline(store.as_ref(), &vrm, from, to, limit, &mut |read| {
-                chunk.push(proto::row_from_stored(&read, &node));
-                if chunk.len() == CHUNK_ROWS {
-                    let rows = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
-                    let msg = pb::SearchChunk {
-                        chunk: Some(pb::search_chunk::Chunk::Rows(pb::RowBatch { rows })),
-                    };
-                    if tx.blocking_send(Ok(msg)).is_err() {
-                        client_gone = true;
-                        return std::ops::ControlFlow::Break(());
-                    }
-                }
-                std::ops::ControlFlow::Continue(())
-            });
-            if client_gone {
-                return;
-            }
-            match result {
-                Ok(summary) => {
-                    if !chunk.is_empty() {
-                        let msg = pb::SearchChunk {
-                            chunk: Some(pb::search_chunk::Chunk::Rows(pb::RowBatch {
-                                rows: chunk,
-                            })),
-                        };
-                        let _ = tx.blocking_send(Ok(msg));
-                    }
-                    let elapsed = started.elapsed().as_micros() as u64;
-                    info!(user = %user, force = %force, search = "vrm_timeline", vrm = %vrm.redacted(),
-                        rows = summary.rows, elapsed_us = elapsed, "search done");
-                    let _ = tx.blocking_send(Ok(pb::SearchChunk {
-                        chunk: Some(pb::search_chunk::Chunk::Summary(summary_to_pb(
-                            &summary, elapsed,
-                        ))),
-                    }));
-                }
-                Err(e) => {
-                    warn!(error = %e, "vrm timeline failed");
-                    let _ =
-                        tx.blocking_send(Err(Status::unavailable(format!("search failed: {e}"))));
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let q = req.get_ref().clone();
+        self.run(
+            &req,
+            "vrm_timeline",
+            |s| s.timeline_query(&q),
+            compute_timeline,
+        )
+        .await
     }
 }

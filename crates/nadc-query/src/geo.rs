@@ -150,8 +150,19 @@ pub struct GeoResult {
     pub total_rows: u64,
 }
 
-/// Runs a geographic search.
-pub fn geo_search(store: &dyn Store, q: &GeoQuery) -> Result<GeoResult, QueryError> {
+/// What a streamed geographic search reports after its rows.
+#[derive(Clone, Debug, Default)]
+pub struct GeoTotals {
+    /// Every matching VRM (over all matching reads, not only the page),
+    /// ordered by VRM.
+    pub vrms: Vec<VrmSummary>,
+    /// Counts of the rows emitted.
+    pub summary: ResultSummary,
+    /// Matching reads in all, before paging.
+    pub total_rows: u64,
+}
+
+fn validate(q: &GeoQuery) -> Result<(), QueryError> {
     if q.areas.is_empty() {
         return Err(QueryError::Invalid(
             "a geographic search needs at least one area".into(),
@@ -167,12 +178,26 @@ pub fn geo_search(store: &dyn Store, q: &GeoQuery) -> Result<GeoResult, QueryErr
             )));
         }
     }
-    // Which areas each candidate read falls in.
+    Ok(())
+}
+
+/// Candidate reads captured in `from..=to` and inside an area (and that
+/// area's window), with the areas each falls in.
+fn collect_hits(
+    store: &dyn Store,
+    q: &GeoQuery,
+    covers: &[Vec<nadc_core::CellRange>],
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<HashMap<ReadRef, Vec<u32>>, QueryError> {
     let mut hits: HashMap<ReadRef, Vec<u32>> = HashMap::new();
-    for (i, area) in q.areas.iter().enumerate() {
-        let cover = cover_circle(area.shape.scan_circle(), DEFAULT_MAX_RANGES);
+    for (i, (area, cover)) in q.areas.iter().zip(covers).enumerate() {
+        let (lo, hi) = (area.from.max(from), area.to.min(to));
+        if lo > hi {
+            continue;
+        }
         let mut too_many = false;
-        store.geo_scan(&cover, area.from, area.to, &mut |hit| {
+        store.geo_scan(cover, lo, hi, &mut |hit| {
             if area.contains(hit.position, hit.observed_at) {
                 hits.entry(hit.read_ref()).or_default().push(i as u32);
                 if hits.len() > q.max_candidates {
@@ -184,48 +209,48 @@ pub fn geo_search(store: &dyn Store, q: &GeoQuery) -> Result<GeoResult, QueryErr
         })?;
         if too_many {
             return Err(QueryError::TooBroad(format!(
-                "more than {} reads fall in the areas and windows: narrow the areas or windows",
+                "more than {} reads fall in the areas and windows of one day: narrow the areas or windows",
                 q.max_candidates
             )));
         }
     }
+    Ok(hits)
+}
+
+/// The records of `hits` as rows in capture-time order (ties by sequence).
+fn rows_of(store: &dyn Store, hits: HashMap<ReadRef, Vec<u32>>) -> Result<Vec<GeoRow>, QueryError> {
     let mut refs: Vec<ReadRef> = hits.keys().copied().collect();
     refs.sort_unstable();
     let reads = store.get_reads(&refs)?;
-
-    // Areas per VRM, to apply ALL.
-    let mut vrm_areas: HashMap<&Vrm, BTreeSet<u32>> = HashMap::new();
-    for (r, rf) in reads.iter().zip(&refs) {
-        vrm_areas
-            .entry(&r.read.vrm)
-            .or_default()
-            .extend(hits[rf].iter().copied());
-    }
-    let wanted = q.areas.len();
-    let keep = |v: &Vrm| match q.matching {
-        AreaMatch::Any => true,
-        AreaMatch::All => vrm_areas.get(v).is_some_and(|a| a.len() == wanted),
-    };
     let mut rows: Vec<GeoRow> = reads
-        .iter()
+        .into_iter()
         .zip(&refs)
-        .filter(|(r, _)| keep(&r.read.vrm))
-        .map(|(r, rf)| {
+        .map(|(read, rf)| {
             let mut areas = hits[rf].clone();
             areas.sort_unstable();
             areas.dedup();
-            GeoRow {
-                read: r.clone(),
-                areas,
-            }
+            GeoRow { read, areas }
         })
         .collect();
     rows.sort_by_key(|r| (r.read.read.observed_at, r.read.seq));
+    Ok(rows)
+}
 
-    let mut by_vrm: BTreeMap<Vrm, VrmSummary> = BTreeMap::new();
-    for row in &rows {
+/// Counts, pages and summarises rows as they are emitted.
+struct Emitter<'a> {
+    q: &'a GeoQuery,
+    by_vrm: BTreeMap<Vrm, VrmSummary>,
+    summary: ResultSummary,
+    total: u64,
+    emitted: usize,
+    stopped: bool,
+}
+
+impl Emitter<'_> {
+    fn push(&mut self, row: GeoRow, emit: &mut dyn FnMut(GeoRow) -> ControlFlow<()>) {
         let t = row.read.read.observed_at;
-        let s = by_vrm
+        let s = self
+            .by_vrm
             .entry(row.read.read.vrm.clone())
             .or_insert_with(|| VrmSummary {
                 vrm: row.read.read.vrm.clone(),
@@ -238,20 +263,106 @@ pub fn geo_search(store: &dyn Store, q: &GeoQuery) -> Result<GeoResult, QueryErr
         s.first_seen = s.first_seen.min(t);
         s.last_seen = s.last_seen.max(t);
         s.reads += 1;
+        self.total += 1;
+        if self.total as usize <= self.q.offset || self.stopped {
+            return;
+        }
+        if self.emitted < self.q.limit {
+            self.summary.add(&row.read);
+            self.emitted += 1;
+            if emit(row).is_break() {
+                self.stopped = true;
+            }
+        } else {
+            self.summary.truncated = true;
+        }
     }
-    let total_rows = rows.len() as u64;
-    let (rows, truncated) = crate::page(rows, q.offset, q.limit);
-    let mut summary = ResultSummary {
-        truncated,
-        ..Default::default()
+}
+
+/// Runs a geographic search, passing rows to `emit` in capture-time order
+/// as they are found. With ANY the areas are searched one UTC day at a
+/// time, so memory holds one day's candidates, not the whole window; ALL
+/// needs every area's candidates before any row is known to qualify.
+pub fn geo_search_stream(
+    store: &dyn Store,
+    q: &GeoQuery,
+    emit: &mut dyn FnMut(GeoRow) -> ControlFlow<()>,
+) -> Result<GeoTotals, QueryError> {
+    validate(q)?;
+    let covers: Vec<Vec<nadc_core::CellRange>> = q
+        .areas
+        .iter()
+        .map(|a| cover_circle(a.shape.scan_circle(), DEFAULT_MAX_RANGES))
+        .collect();
+    let mut out = Emitter {
+        q,
+        by_vrm: BTreeMap::new(),
+        summary: ResultSummary::default(),
+        total: 0,
+        emitted: 0,
+        stopped: false,
     };
-    for r in &rows {
-        summary.add(&r.read);
+    let first = q
+        .areas
+        .iter()
+        .map(|a| a.from)
+        .min()
+        .unwrap_or(Timestamp::EPOCH);
+    let last = q
+        .areas
+        .iter()
+        .map(|a| a.to)
+        .max()
+        .unwrap_or(Timestamp::EPOCH);
+    match q.matching {
+        AreaMatch::Any => {
+            for day in first.day()..=last.day() {
+                let day_start = Timestamp::from_day_ms(day, 0);
+                let day_end = day_start.plus_millis(nadc_core::time::MS_PER_DAY - 1);
+                let hits =
+                    collect_hits(store, q, &covers, day_start.max(first), day_end.min(last))?;
+                for row in rows_of(store, hits)? {
+                    out.push(row, emit);
+                }
+            }
+        }
+        AreaMatch::All => {
+            let rows = rows_of(store, collect_hits(store, q, &covers, first, last)?)?;
+            let mut vrm_areas: HashMap<&Vrm, BTreeSet<u32>> = HashMap::new();
+            for r in &rows {
+                vrm_areas
+                    .entry(&r.read.read.vrm)
+                    .or_default()
+                    .extend(r.areas.iter().copied());
+            }
+            let keep: std::collections::HashSet<Vrm> = vrm_areas
+                .into_iter()
+                .filter(|(_, a)| a.len() == q.areas.len())
+                .map(|(v, _)| v.clone())
+                .collect();
+            for row in rows.into_iter().filter(|r| keep.contains(&r.read.read.vrm)) {
+                out.push(row, emit);
+            }
+        }
     }
+    Ok(GeoTotals {
+        vrms: out.by_vrm.into_values().collect(),
+        summary: out.summary,
+        total_rows: out.total,
+    })
+}
+
+/// Runs a geographic search and collects its rows.
+pub fn geo_search(store: &dyn Store, q: &GeoQuery) -> Result<GeoResult, QueryError> {
+    let mut rows = Vec::new();
+    let totals = geo_search_stream(store, q, &mut |row| {
+        rows.push(row);
+        ControlFlow::Continue(())
+    })?;
     Ok(GeoResult {
         rows,
-        vrms: by_vrm.into_values().collect(),
-        summary,
-        total_rows,
+        vrms: totals.vrms,
+        summary: totals.summary,
+        total_rows: totals.total_rows,
     })
 }

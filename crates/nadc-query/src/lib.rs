@@ -16,7 +16,10 @@ use std::ops::ControlFlow;
 use nadc_core::{ForceId, StoredRead, Timestamp, Vrm};
 use nadc_store::{Store, StoreError};
 
-pub use geo::{Area, AreaMatch, GeoQuery, GeoResult, GeoRow, Shape, VrmSummary, geo_search};
+pub use geo::{
+    Area, AreaMatch, GeoQuery, GeoResult, GeoRow, GeoTotals, Shape, VrmSummary, geo_search,
+    geo_search_stream,
+};
 pub use vehicle::{Details, VehicleQuery, vehicle_search};
 pub use vrm::{VrmHit, VrmQuery, VrmResult, VrmRow, vrm_search};
 
@@ -63,7 +66,8 @@ impl ResultSummary {
 }
 
 /// The timeline of `vrm` in `from..=to`: its reads in capture-time order,
-/// at most `limit` of them, each passed to `emit` (which may stop early).
+/// at most `limit` of them passed to `emit` (which may stop early). Returns
+/// the summary of the rows emitted and the number of matching reads in all.
 pub fn timeline(
     store: &dyn Store,
     vrm: &Vrm,
@@ -71,17 +75,20 @@ pub fn timeline(
     to: Timestamp,
     limit: usize,
     emit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
-) -> Result<ResultSummary, StoreError> {
+) -> Result<(ResultSummary, u64), StoreError> {
     let mut summary = ResultSummary::default();
+    let mut total = 0u64;
     store.vrm_timeline(vrm, from, to, &mut |read| {
+        total += 1;
         if summary.rows as usize >= limit {
+            // Past the limit: count, to report the total.
             summary.truncated = true;
-            return ControlFlow::Break(());
+            return ControlFlow::Continue(());
         }
         summary.add(&read);
         emit(read)
     })?;
-    Ok(summary)
+    Ok((summary, total))
 }
 
 /// A camera search: what one or more cameras read in a window.

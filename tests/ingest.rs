@@ -371,6 +371,30 @@ async fn every_acknowledged_read_survives_a_restart() {
         times.windows(2).all(|w| w[0] <= w[1]),
         "timeline in time order"
     );
+    // A limited timeline says it was cut and how many match in all.
+    let mut search = pb::search_client::SearchClient::new(h.user("alice").await);
+    let mut stream = search
+        .vrm_timeline(pb::VrmTimelineRequest {
+            vrm: "MT07ABC".into(),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut n, mut summary) = (0, None);
+    while let Some(c) = stream.message().await.unwrap() {
+        match c.chunk.unwrap() {
+            pb::search_chunk::Chunk::Rows(b) => n += b.rows.len(),
+            pb::search_chunk::Chunk::Summary(s) => summary = Some(s),
+            pb::search_chunk::Chunk::Vrms(_) => {}
+        }
+    }
+    let summary = summary.unwrap();
+    assert_eq!(
+        (n, summary.rows, summary.total_rows, summary.truncated),
+        (10, 10, 100, true)
+    );
     // Pushing everything again after the restart stores nothing new.
     let rows: nadc_bof::format::Rows<pb::Read> = Box::new(reads.into_iter().map(Ok));
     let report = push_rows(h.bof("MET").await, rows, PushOptions::default(), |_| {})

@@ -14,7 +14,8 @@ use nadc_core::{Circle, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
 use nadc_query::{
     Area, AreaMatch, CameraQuery, Details, GeoQuery, QueryError, ResultSummary, Shape,
-    VehicleQuery, VrmQuery, camera_search, geo_search_stream, timeline, vehicle_search, vrm_search,
+    VehicleQuery, VrmQuery, camera_search, geo_search_stream, timeline, vehicle_search_stream,
+    vrm_search_stream,
 };
 use nadc_store::Store;
 use tokio::sync::mpsc;
@@ -381,15 +382,12 @@ fn compute_vrm(
     node: &str,
     emit: Emit,
 ) -> Result<Finished, QueryError> {
-    let r = vrm_search(store, q)?;
-    for v in &r.rows {
+    let totals = vrm_search_stream(store, q, &mut |v| {
         let mut row = proto::row_from_stored(&v.read, node);
         row.r#match = Some(proto::match_to_pb(&v.how));
-        if emit(row).is_break() {
-            break;
-        }
-    }
-    let vrms = r
+        emit(row)
+    })?;
+    let vrms = totals
         .vrms
         .iter()
         .map(|v| {
@@ -405,8 +403,8 @@ fn compute_vrm(
         .collect();
     Ok(Finished {
         vrms: Some(pb::VrmSummaries { vrms }),
-        summary: r.summary,
-        total_rows: r.total_rows,
+        summary: totals.summary,
+        total_rows: totals.total_rows,
     })
 }
 
@@ -448,8 +446,8 @@ fn compute_vehicle(
     node: &str,
     emit: Emit,
 ) -> Result<Finished, QueryError> {
-    let (reads, summary, total_rows) = vehicle_search(store, q)?;
-    emit_reads(&reads, node, emit);
+    let (summary, total_rows) =
+        vehicle_search_stream(store, q, &mut |r| emit(proto::row_from_stored(&r, node)))?;
     Ok(Finished {
         vrms: None,
         summary,

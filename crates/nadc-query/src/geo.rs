@@ -218,13 +218,18 @@ fn collect_hits(
 }
 
 /// The records of `hits` as rows in capture-time order (ties by sequence).
-fn rows_of(store: &dyn Store, hits: HashMap<ReadRef, Vec<u32>>) -> Result<Vec<GeoRow>, QueryError> {
+fn rows_of(
+    store: &dyn Store,
+    hits: HashMap<ReadRef, Vec<u32>>,
+    keep: &dyn Fn(&StoredRead) -> bool,
+) -> Result<Vec<GeoRow>, QueryError> {
     let mut refs: Vec<ReadRef> = hits.keys().copied().collect();
     refs.sort_unstable();
     let reads = store.get_reads(&refs)?;
     let mut rows: Vec<GeoRow> = reads
         .into_iter()
         .zip(&refs)
+        .filter(|(read, _)| keep(read))
         .map(|(read, rf)| {
             let mut areas = hits[rf].clone();
             areas.sort_unstable();
@@ -288,6 +293,17 @@ pub fn geo_search_stream(
     q: &GeoQuery,
     emit: &mut dyn FnMut(GeoRow) -> ControlFlow<()>,
 ) -> Result<GeoTotals, QueryError> {
+    geo_search_filtered(store, q, &|_| true, emit)
+}
+
+/// [`geo_search_stream`] over only the reads `keep` accepts: ALL, paging
+/// and counts see the kept reads only (the vehicle-details search).
+pub fn geo_search_filtered(
+    store: &dyn Store,
+    q: &GeoQuery,
+    keep: &dyn Fn(&StoredRead) -> bool,
+    emit: &mut dyn FnMut(GeoRow) -> ControlFlow<()>,
+) -> Result<GeoTotals, QueryError> {
     validate(q)?;
     let covers: Vec<Vec<nadc_core::CellRange>> = q
         .areas
@@ -321,13 +337,13 @@ pub fn geo_search_stream(
                 let day_end = day_start.plus_millis(nadc_core::time::MS_PER_DAY - 1);
                 let hits =
                     collect_hits(store, q, &covers, day_start.max(first), day_end.min(last))?;
-                for row in rows_of(store, hits)? {
+                for row in rows_of(store, hits, keep)? {
                     out.push(row, emit);
                 }
             }
         }
         AreaMatch::All => {
-            let rows = rows_of(store, collect_hits(store, q, &covers, first, last)?)?;
+            let rows = rows_of(store, collect_hits(store, q, &covers, first, last)?, keep)?;
             let mut vrm_areas: HashMap<&Vrm, BTreeSet<u32>> = HashMap::new();
             for r in &rows {
                 vrm_areas

@@ -18,10 +18,10 @@ use nadc_store::{Store, StoreError};
 
 pub use geo::{
     Area, AreaMatch, GeoQuery, GeoResult, GeoRow, GeoTotals, Shape, VrmSummary, geo_search,
-    geo_search_stream,
+    geo_search_filtered, geo_search_stream,
 };
-pub use vehicle::{Details, VehicleQuery, vehicle_search};
-pub use vrm::{VrmHit, VrmQuery, VrmResult, VrmRow, vrm_search};
+pub use vehicle::{Details, VehicleQuery, vehicle_search, vehicle_search_stream};
+pub use vrm::{VrmHit, VrmQuery, VrmResult, VrmRow, VrmTotals, vrm_search, vrm_search_stream};
 
 /// Why a search could not run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

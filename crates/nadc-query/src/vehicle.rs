@@ -3,15 +3,16 @@
 //! a geographic search.
 //!
 //! With areas, the geographic search finds the candidates and the details
-//! filter them. Without areas, the reads of the window's days are scanned
-//! (the window is capped by the node); an index on details is future work.
+//! filter them (before ALL and paging). Without areas, the reads of the
+//! window are scanned a day at a time (the window is capped by the node);
+//! an index on details is future work.
 
 use std::ops::ControlFlow;
 
 use nadc_core::{StoredRead, Timestamp};
 use nadc_store::Store;
 
-use crate::geo::{AreaMatch, GeoQuery, geo_search};
+use crate::geo::{AreaMatch, GeoQuery, geo_search_filtered};
 use crate::{Area, QueryError, ResultSummary};
 
 /// Details to match; each given one must equal the read's (ignoring case
@@ -80,90 +81,95 @@ pub struct VehicleQuery {
     pub max_candidates: usize,
 }
 
-/// Runs a vehicle-details search: rows in capture-time order, the summary
-/// and the total before the limit.
-pub fn vehicle_search(
+/// Runs a vehicle-details search, passing reads to `emit` in capture-time
+/// order as they are found (a day at a time without areas; as the
+/// geographic search streams them with areas). Returns the summary of the
+/// rows emitted and the number matching in all.
+pub fn vehicle_search_stream(
     store: &dyn Store,
     q: &VehicleQuery,
-) -> Result<(Vec<StoredRead>, ResultSummary, u64), QueryError> {
+    emit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+) -> Result<(ResultSummary, u64), QueryError> {
     let details = q.details.normalised();
     if details.is_empty() {
         return Err(QueryError::Invalid(
             "give at least one of make, model or colour".into(),
         ));
     }
-    let mut reads: Vec<StoredRead> = if q.areas.is_empty() {
-        if q.from > q.to {
-            return Err(QueryError::Invalid(format!(
-                "the window is inverted: from {} is after to {}",
-                q.from, q.to
-            )));
-        }
-        let mut out = Vec::new();
+    if !q.areas.is_empty() {
+        let geo = GeoQuery {
+            areas: q.areas.clone(),
+            matching: q.matching,
+            limit: q.limit,
+            offset: q.offset,
+            max_candidates: q.max_candidates,
+        };
+        let totals = geo_search_filtered(store, &geo, &|r| details.matches(r), &mut |row| {
+            emit(row.read)
+        })?;
+        return Ok((totals.summary, totals.total_rows));
+    }
+    if q.from > q.to {
+        return Err(QueryError::Invalid(format!(
+            "the window is inverted: from {} is after to {}",
+            q.from, q.to
+        )));
+    }
+    let mut summary = ResultSummary::default();
+    let (mut total, mut emitted, mut stopped) = (0u64, 0usize, false);
+    for day in q.from.day()..=q.to.day() {
+        let day_start = Timestamp::from_day_ms(day, 0);
+        let (lo, hi) = (
+            q.from.max(day_start),
+            q.to.min(day_start.plus_millis(nadc_core::time::MS_PER_DAY - 1)),
+        );
+        let mut found = Vec::new();
         let mut examined = 0usize;
-        let mut too_many = false;
-        store.scan_days(q.from, q.to, &mut |r| {
+        store.scan_days(lo, hi, &mut |r| {
             examined += 1;
             if examined > q.max_candidates {
-                too_many = true;
                 return ControlFlow::Break(());
             }
             let t = r.read.observed_at;
-            if q.from <= t && t <= q.to && details.matches(&r) {
-                out.push(r);
+            if lo <= t && t <= hi && details.matches(&r) {
+                found.push(r);
             }
             ControlFlow::Continue(())
         })?;
-        if too_many {
+        if examined > q.max_candidates {
             return Err(QueryError::TooBroad(format!(
-                "more than {} reads in the window: narrow it or add areas",
+                "more than {} reads in one day of the window: add areas",
                 q.max_candidates
             )));
         }
-        out
-    } else {
-        // The geographic search with the details as a filter; for ALL, the
-        // areas must be matched by reads that have the details.
-        let geo = geo_search(
-            store,
-            &GeoQuery {
-                areas: q.areas.clone(),
-                matching: AreaMatch::Any,
-                limit: usize::MAX,
-                offset: 0,
-                max_candidates: q.max_candidates,
-            },
-        )?;
-        let rows: Vec<_> = geo
-            .rows
-            .into_iter()
-            .filter(|r| details.matches(&r.read))
-            .collect();
-        let keep: Option<std::collections::BTreeSet<nadc_core::Vrm>> = match q.matching {
-            AreaMatch::Any => None,
-            AreaMatch::All => {
-                let mut per: std::collections::BTreeMap<
-                    &nadc_core::Vrm,
-                    std::collections::BTreeSet<u32>,
-                > = std::collections::BTreeMap::new();
-                for r in &rows {
-                    per.entry(&r.read.read.vrm)
-                        .or_default()
-                        .extend(r.areas.iter().copied());
-                }
-                Some(
-                    per.into_iter()
-                        .filter(|(_, a)| a.len() == q.areas.len())
-                        .map(|(v, _)| v.clone())
-                        .collect(),
-                )
+        found.sort_by_key(|r| (r.read.observed_at, r.seq));
+        for r in found {
+            total += 1;
+            if total as usize <= q.offset || stopped {
+                continue;
             }
-        };
-        rows.into_iter()
-            .filter(|r| keep.as_ref().is_none_or(|k| k.contains(&r.read.read.vrm)))
-            .map(|r| r.read)
-            .collect()
-    };
-    reads.sort_by_key(|r| (r.read.observed_at, r.seq));
-    Ok(crate::finish(reads, q.offset, q.limit))
+            if emitted < q.limit {
+                summary.add(&r);
+                emitted += 1;
+                stopped = emit(r).is_break();
+            } else {
+                summary.truncated = true;
+            }
+        }
+    }
+    Ok((summary, total))
+}
+
+/// Runs a vehicle-details search and collects its rows: `(rows, summary,
+/// total)`.
+pub fn vehicle_search(
+    store: &dyn Store,
+    q: &VehicleQuery,
+) -> Result<(Vec<StoredRead>, ResultSummary, u64), QueryError> {
+    let mut rows = Vec::new();
+    let (summary, total) = vehicle_search_stream(store, q, &mut |r| {
+        rows.push(r);
+        ControlFlow::Continue(())
+    })?;
+    Ok((rows, summary, total))
 }

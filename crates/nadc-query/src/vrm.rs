@@ -153,8 +153,24 @@ fn candidates(store: &dyn Store, q: &VrmQuery) -> Result<BTreeMap<Vrm, MatchKind
     Ok(out)
 }
 
-/// Runs a VRM search.
-pub fn vrm_search(store: &dyn Store, q: &VrmQuery) -> Result<VrmResult, QueryError> {
+/// What a streamed VRM search reports after its rows.
+#[derive(Clone, Debug, Default)]
+pub struct VrmTotals {
+    /// Every matched VRM with reads in the window, ranked.
+    pub vrms: Vec<VrmHit>,
+    /// Counts of the rows emitted.
+    pub summary: ResultSummary,
+    /// Matching reads in all, before paging.
+    pub total_rows: u64,
+}
+
+/// Runs a VRM search, passing rows to `emit` in rank order as each matched
+/// VRM's timeline is read.
+pub fn vrm_search_stream(
+    store: &dyn Store,
+    q: &VrmQuery,
+    emit: &mut dyn FnMut(VrmRow) -> ControlFlow<()>,
+) -> Result<VrmTotals, QueryError> {
     if q.from > q.to {
         return Err(QueryError::Invalid(format!(
             "the window is inverted: from {} is after to {}",
@@ -163,7 +179,9 @@ pub fn vrm_search(store: &dyn Store, q: &VrmQuery) -> Result<VrmResult, QueryErr
     }
     let mut ranked: Vec<(Vrm, MatchKind)> = candidates(store, q)?.into_iter().collect();
     ranked.sort_by(|a, b| (a.1.rank(), &a.0).cmp(&(b.1.rank(), &b.0)));
-    let mut result = VrmResult::default();
+    let mut out = VrmTotals::default();
+    let mut emitted = 0usize;
+    let mut stopped = false;
     for (vrm, how) in ranked {
         let mut hit: Option<VrmHit> = None;
         store.vrm_timeline(&vrm, q.from, q.to, &mut |read| {
@@ -177,21 +195,35 @@ pub fn vrm_search(store: &dyn Store, q: &VrmQuery) -> Result<VrmResult, QueryErr
             });
             h.reads += 1;
             h.last_seen = t;
-            result.total_rows += 1;
-            if (result.total_rows as usize) <= q.offset {
-                // Before the page.
-            } else if result.rows.len() < q.limit {
-                result.summary.add(&read);
-                result.rows.push(VrmRow {
-                    read,
-                    how: how.clone(),
-                });
+            out.total_rows += 1;
+            if (out.total_rows as usize) <= q.offset || stopped {
+                // Before the page, or the receiver has gone.
+            } else if emitted < q.limit {
+                out.summary.add(&read);
+                emitted += 1;
+                let how = how.clone();
+                stopped = emit(VrmRow { read, how }).is_break();
             } else {
-                result.summary.truncated = true;
+                out.summary.truncated = true;
             }
             ControlFlow::Continue(())
         })?;
-        result.vrms.extend(hit);
+        out.vrms.extend(hit);
     }
-    Ok(result)
+    Ok(out)
+}
+
+/// Runs a VRM search and collects its rows.
+pub fn vrm_search(store: &dyn Store, q: &VrmQuery) -> Result<VrmResult, QueryError> {
+    let mut rows = Vec::new();
+    let totals = vrm_search_stream(store, q, &mut |row| {
+        rows.push(row);
+        ControlFlow::Continue(())
+    })?;
+    Ok(VrmResult {
+        rows,
+        vrms: totals.vrms,
+        summary: totals.summary,
+        total_rows: totals.total_rows,
+    })
 }

@@ -5,14 +5,14 @@
 #
 #   benches/search.sh [VEHICLES] [ITERATIONS]
 #
-# VEHICLES defaults to 600000 (about 10 million reads; `nadc gen` makes
+# VEHICLES defaults to 620000 (just over 10 million reads; `nadc gen` makes
 # about 16 reads per vehicle); ITERATIONS to 300 timed searches per kind
 # (after 10 % as many warm-up searches: the figures are warm-cache); the
 # 5 km / 24 h search runs a tenth as often (each returns ~10^5 rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
-VEHICLES="${1:-600000}"
+VEHICLES="${1:-620000}"
 ITERATIONS="${2:-300}"
 FORCES=(AVON KENT MET WMP)
 

@@ -493,6 +493,18 @@ async fn collect(mut stream: tonic::Streaming<pb::SearchChunk>) -> anyhow::Resul
     Ok(out)
 }
 
+/// Collects a search's streamed answer (or its refusal), naming the search.
+async fn answer(
+    call: Result<tonic::Response<tonic::Streaming<pb::SearchChunk>>, tonic::Status>,
+    what: &'static str,
+) -> anyhow::Result<Collected> {
+    let stream = call
+        .map_err(nadc_bof::ClientError::from)
+        .context(what)?
+        .into_inner();
+    collect(stream).await.context(what)
+}
+
 fn search_client(ch: Channel) -> pb::search_client::SearchClient<Channel> {
     pb::search_client::SearchClient::new(ch).max_decoding_message_size(64 << 20)
 }
@@ -624,13 +636,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                     limit,
                     offset,
                 };
-                let stream = search_client(ch)
-                    .vrm_search(req)
-                    .await
-                    .map_err(nadc_bof::ClientError::from)
-                    .context("search vrm")?
-                    .into_inner();
-                let c = collect(stream).await.context("search vrm")?;
+                let c = answer(search_client(ch).vrm_search(req).await, "search vrm").await?;
                 if by_vrm {
                     print_vrm_summaries(out, format, &c.vrms, c.summary.as_ref())?;
                 } else {
@@ -710,13 +716,10 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                 offset,
                 allow_broad,
             };
-            let stream = search_client(channel(&node).await?)
+            let call = search_client(channel(&node).await?)
                 .vehicle_search(req)
-                .await
-                .map_err(nadc_bof::ClientError::from)
-                .context("search vehicle")?
-                .into_inner();
-            let c = collect(stream).await.context("search vehicle")?;
+                .await;
+            let c = answer(call, "search vehicle").await?;
             print_rows(
                 &mut std::io::stdout().lock(),
                 format,
@@ -748,13 +751,10 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                 offset,
                 allow_broad,
             };
-            let stream = search_client(channel(&node).await?)
+            let call = search_client(channel(&node).await?)
                 .camera_search(req)
-                .await
-                .map_err(nadc_bof::ClientError::from)
-                .context("search camera")?
-                .into_inner();
-            let c = collect(stream).await.context("search camera")?;
+                .await;
+            let c = answer(call, "search camera").await?;
             print_rows(
                 &mut std::io::stdout().lock(),
                 format,

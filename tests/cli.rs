@@ -217,10 +217,7 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
         &alice,
         &server.url,
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = ndjson(&out);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["owning_force"], "AVON");
     assert!((lines[0]["lat"].as_f64().unwrap() - 51.47).abs() < 1e-9);
@@ -331,10 +328,7 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
         &alice,
         &server.url,
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = ndjson(&out);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["bof_read_id"], "r1");
     let off =
@@ -377,10 +371,7 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
         &alice,
         &server.url,
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = ndjson(&out);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["bof_read_id"], "r2");
     // Wildcard and fuzzy searches label how each row matched.
@@ -389,10 +380,7 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
         &alice,
         &server.url,
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = ndjson(&out);
     assert_eq!(lines.len(), 2);
     assert!(lines.iter().all(|l| l["match"] == "wildcard"));
     let out = run(
@@ -400,10 +388,7 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
         &alice,
         &server.url,
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = ndjson(&out);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["match"], "confusable at 2,6");
     // First and last seen per matching VRM.
@@ -454,6 +439,14 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
         "{info}"
     );
     server.stop();
+}
+
+/// The lines of an NDJSON output, parsed.
+fn ndjson(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// The UTC date `hours` hours ago, as YYYY-MM-DD.

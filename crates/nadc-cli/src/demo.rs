@@ -17,8 +17,8 @@ use nadc_node::{NodeConfig, TlsFiles};
 use nadc_pki::{InitSpec, PkiLayout};
 use nadc_store::{RocksStore, StoreOptions};
 
-use crate::client::{print_push_report, vrm_timeline};
-use crate::output::{OutputFormat, print_rows};
+use crate::client::{collect_stream, geo_search, print_push_report, vrm_timeline};
+use crate::output::{OutputFormat, print_rows, print_vrm_summaries};
 use crate::synth::{SynthConfig, generate};
 
 #[derive(Args, Debug)]
@@ -304,7 +304,76 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 summary.as_ref(),
                 true,
             )?;
+            if label == "convoy target" && rows.len() >= 2 {
+                // Who was at the target's first and last sightings, each
+                // within 15 minutes? (A geographic ALL search.)
+                let (a, b) = (&rows[0], &rows[rows.len() - 1]);
+                let area = |r: &pb::ReadRow| {
+                    let t = r
+                        .provenance
+                        .as_ref()
+                        .and_then(|p| p.observed_at.as_ref())
+                        .and_then(nadc_proto::from_pb_time)
+                        .unwrap_or(day_start);
+                    pb::Area {
+                        lat: r.lat,
+                        lon: r.lon,
+                        radius_m: 300.0,
+                        from: Some(nadc_proto::to_pb_time(t.plus_millis(-15 * 60_000))),
+                        to: Some(nadc_proto::to_pb_time(t.plus_millis(15 * 60_000))),
+                        polygon: String::new(),
+                    }
+                };
+                println!(
+                    "\nnadc search geo --match all --by-vrm: vehicles within 300 m of both the first and the last sighting, 15 minutes either side"
+                );
+                let c = geo_search(
+                    alice_ch.clone(),
+                    pb::GeoSearchRequest {
+                        areas: vec![area(a), area(b)],
+                        r#match: pb::AreaMatch::All as i32,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                print_vrm_summaries(
+                    &mut std::io::stdout().lock(),
+                    OutputFormat::Table,
+                    &c.vrms,
+                    None,
+                )?;
+            }
         }
+        // An OCR-fuzzy search: the target's plate as a camera might misread it.
+        let misread: String = target
+            .chars()
+            .map(|c| match c {
+                'B' => '8',
+                '0' => 'O',
+                'S' => '5',
+                'I' => '1',
+                c => c,
+            })
+            .collect();
+        println!("\nnadc search vrm {misread:?} --fuzzy --by-vrm: how each vehicle found matched");
+        let mut search = pb::search_client::SearchClient::new(alice_ch.clone());
+        let stream = search
+            .vrm_search(pb::VrmSearchRequest {
+                pattern: misread,
+                fuzzy: true,
+                max_edits: Some(1),
+                ..Default::default()
+            })
+            .await
+            .map_err(nadc_bof::ClientError::from)?
+            .into_inner();
+        let c = collect_stream(stream).await?;
+        print_vrm_summaries(
+            &mut std::io::stdout().lock(),
+            OutputFormat::Table,
+            &c.vrms,
+            None,
+        )?;
     }
     let mut admin = pb::admin_client::AdminClient::new(alice_ch);
     let info = admin

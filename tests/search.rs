@@ -117,6 +117,17 @@ fn area(p: GeoPoint, radius_m: f64, from: Timestamp, to: Timestamp) -> pb::Area 
     }
 }
 
+/// The rows of a streamed search result.
+async fn rows_of(mut stream: tonic::Streaming<pb::SearchChunk>) -> Vec<pb::ReadRow> {
+    let mut rows = Vec::new();
+    while let Some(c) = stream.message().await.unwrap() {
+        if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
+            rows.extend(b.rows);
+        }
+    }
+    rows
+}
+
 fn ids(rows: &[pb::ReadRow]) -> BTreeSet<(String, String)> {
     rows.iter()
         .map(|r| {
@@ -252,7 +263,7 @@ async fn structured_searches_match_brute_force() {
     );
     let mut client =
         pb::search_client::SearchClient::new(alice.clone()).max_decoding_message_size(64 << 20);
-    let mut stream = client
+    let stream = client
         .camera_search(pb::CameraSearchRequest {
             cameras: vec![pb::CameraRef {
                 force: force.clone(),
@@ -267,12 +278,7 @@ async fn structured_searches_match_brute_force() {
         .await
         .unwrap()
         .into_inner();
-    let mut rows = Vec::new();
-    while let Some(c) = stream.message().await.unwrap() {
-        if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
-            rows.extend(b.rows);
-        }
-    }
+    let rows = rows_of(stream).await;
     let want: BTreeSet<(String, String)> = all
         .iter()
         .filter(|(f, _, c, _, t)| f == force && c == cam && from <= *t && *t <= to)
@@ -309,7 +315,7 @@ async fn structured_searches_match_brute_force() {
     ] {
         let mut client =
             pb::search_client::SearchClient::new(alice.clone()).max_decoding_message_size(64 << 20);
-        let mut stream = client
+        let stream = client
             .vrm_search(pb::VrmSearchRequest {
                 pattern: pattern.clone(),
                 fuzzy,
@@ -323,12 +329,7 @@ async fn structured_searches_match_brute_force() {
             .await
             .unwrap()
             .into_inner();
-        let mut rows = Vec::new();
-        while let Some(c) = stream.message().await.unwrap() {
-            if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
-                rows.extend(b.rows);
-            }
-        }
+        let rows = rows_of(stream).await;
         let p = Pattern::parse(&pattern).unwrap();
         let want: BTreeSet<(String, String)> = vrm_of
             .iter()
@@ -370,7 +371,7 @@ async fn structured_searches_match_brute_force() {
     for with_area in [false, true] {
         let mut client =
             pb::search_client::SearchClient::new(alice.clone()).max_decoding_message_size(64 << 20);
-        let mut stream = client
+        let stream = client
             .vehicle_search(pb::VehicleSearchRequest {
                 make: Some("ford".into()),
                 model: None,
@@ -390,12 +391,7 @@ async fn structured_searches_match_brute_force() {
             .await
             .unwrap()
             .into_inner();
-        let mut rows = Vec::new();
-        while let Some(c) = stream.message().await.unwrap() {
-            if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
-                rows.extend(b.rows);
-            }
-        }
+        let rows = rows_of(stream).await;
         let want: BTreeSet<(String, String)> = all
             .iter()
             .filter(|(f, id, _, p, t)| {

@@ -725,21 +725,10 @@ impl WriterState {
 /// Count of records per force read straight from the `reads` column family
 /// (a full scan: for tests and consistency checks, not for serving).
 pub fn scan_counts(store: &RocksStore) -> Result<BTreeMap<ForceId, u64>, StoreError> {
-    let cf = store.cf(CF_READS)?;
-    let mut it = store.db.raw_iterator_cf(cf);
-    it.seek_to_first();
     let mut out = BTreeMap::new();
-    while it.valid() {
-        let (Some(k), Some(v)) = (it.key(), it.value()) else {
-            break;
-        };
-        let (_, seq) = keys::decode_read_key(k).ok_or_else(|| StoreError::Corrupt {
-            what: "reads",
-            detail: "undecodable key".into(),
-        })?;
-        *out.entry(record::decode_read(seq, v)?.force).or_default() += 1;
-        it.next();
-    }
-    it.status().map_err(engine)?;
+    store.scan_days(Timestamp::EPOCH, Timestamp::MAX, &mut |r| {
+        *out.entry(r.force).or_default() += 1;
+        ControlFlow::Continue(())
+    })?;
     Ok(out)
 }

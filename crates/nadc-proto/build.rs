@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not baked in with env!(): a build script binary
+    // cached in a shared target dir may have been compiled for a checkout
+    // at another path.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files =
         ["common", "ingest", "search", "admin"].map(|f| root.join(format!("nadc/v1/{f}.proto")));
     for f in &files {

@@ -6,8 +6,10 @@
 //! valid WGS84 position stored at microdegree precision.
 #![deny(missing_docs, unsafe_code)]
 
+pub mod alert;
 pub mod camera;
 pub mod geo;
+pub mod hotlist;
 pub mod identity;
 pub mod read;
 pub mod time;
@@ -17,6 +19,6 @@ pub mod vrm_match;
 pub use camera::{Camera, CameraError, CameraKind, Roundabout};
 pub use geo::{CellRange, Circle, GeoError, GeoPoint};
 pub use identity::{ForceId, IdentityError, Principal, Role};
-pub use read::{Read, ReadError, ReadErrorCode, StoredRead};
+pub use read::{Read, ReadError, ReadErrorCode, ReadRef, StoredRead};
 pub use time::Timestamp;
 pub use vrm::{Vrm, VrmError};

@@ -332,6 +332,16 @@ impl ReadInput {
     }
 }
 
+/// Where a stored read lives on its node: its UTC capture day and its
+/// node-local sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReadRef {
+    /// UTC day of capture (days since 1970-01-01).
+    pub day: u32,
+    /// Sequence number.
+    pub seq: u64,
+}
+
 /// A read as stored: validated, positioned, and stamped by the node.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRead {
@@ -345,6 +355,16 @@ pub struct StoredRead {
     pub position: GeoPoint,
     /// The read itself.
     pub read: Read,
+}
+
+impl StoredRead {
+    /// Where this read lives.
+    pub fn read_ref(&self) -> ReadRef {
+        ReadRef {
+            day: self.read.observed_at.day(),
+            seq: self.seq,
+        }
+    }
 }
 
 impl fmt::Debug for StoredRead {

@@ -133,7 +133,7 @@ impl ConfusableGroups {
 }
 
 /// How a VRM matched a search. Ordered best first.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum MatchKind {
     /// The same VRM.
     Exact,

@@ -26,6 +26,7 @@ use std::ops::ControlFlow;
 use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp, Vrm};
 
 pub use nadc_core::CellRange;
+pub use nadc_core::read::ReadRef;
 pub use rocks::{RocksStore, StoreOptions, scan_counts};
 
 /// A validated read ready to store: its resolved position and received time.
@@ -111,15 +112,6 @@ impl GeoHit {
             seq: self.seq,
         }
     }
-}
-
-/// Where a record lives: its capture day and sequence number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ReadRef {
-    /// UTC capture day.
-    pub day: u32,
-    /// Sequence number.
-    pub seq: u64,
 }
 
 /// What a read store offers the node and the query layer.

@@ -46,6 +46,7 @@ fn batch(start: u64) -> Vec<NewRead> {
                 position: read.position.expect("has a position"),
                 read,
                 received_at: t0,
+                alerts: Vec::new(),
             }
         })
         .collect()

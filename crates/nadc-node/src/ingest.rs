@@ -130,6 +130,7 @@ impl Validator {
                         read,
                         position,
                         received_at: now,
+                        alerts: Vec::new(),
                     },
                 )),
                 Err(e) => out.rejected.push(reject(index, &read_id, e)),

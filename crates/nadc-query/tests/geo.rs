@@ -84,6 +84,7 @@ fn fixture() -> &'static Fixture {
                         position: pos,
                         read,
                         received_at: t0(),
+                        alerts: Vec::new(),
                     }
                 })
                 .collect();

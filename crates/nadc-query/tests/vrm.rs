@@ -67,6 +67,7 @@ fn fixture() -> &'static Fixture {
                         position: read.position.unwrap(),
                         read,
                         received_at: t0(),
+                        alerts: Vec::new(),
                     }
                 })
                 .collect();

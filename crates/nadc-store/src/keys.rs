@@ -12,10 +12,14 @@
 //! | `reads`   | `day:u32 · seq:u64` (12 B) | the record ([`crate::record`]) |
 //! | `geo`     | `day:u32 · cell:u64 · ms_of_day:u32 · seq:u64` (24 B) | `lat_e6:i32 · lon_e6:i32` (8 B) |
 //! | `vrm`     | `vrm · 0x00 · observed_ms:u64 · seq:u64` | empty |
-//! | `camera`  | `force · 0x00 · camera_id · 0x00 · observed_ms:u64 · seq:u64` | empty |
+//! | `camera`  | `force · 0x00 · camera_id · 0x00 · observed_ms:u64 · seq:u64` | the VRM (ASCII) |
 //! | `dedup`   | `day:u32 · force · 0x00 · read_id` | `seq:u64` |
 //! | `cameras` | `force · 0x00 · camera_id` | the camera (postcard) |
 //! | `vrm_dict` | `skeleton · 0x00 · vrm` | empty |
+//! | `alerts`  | `position:u64` | the alert (postcard) |
+//! | `alert_state` | `position:u64` | its verification (postcard) |
+//! | `hotlists` | `0x01 · owner · 0x00 · name` | the list (postcard) |
+//! | `hotlists` | `0x02 · owner · 0x00 · name · 0x00 · vrm` | the entry (postcard) |
 //! | `meta`    | ASCII names | counters |
 //!
 //! `day` is the UTC day of capture (days since 1970-01-01), `seq` the
@@ -29,6 +33,10 @@
 //!   cell the time window is a contiguous key range.
 //! - `reads`, `geo` and `dedup` start with the day, so a whole expired day
 //!   is one `delete_range` per column family.
+//! - The `camera` value is the VRM, so convoy analysis ("who else passed
+//!   this camera within two minutes") reads the index alone.
+//! - `alerts` is a log ordered by position: a subscriber resumes with one
+//!   seek.
 //! - `vrm` and `camera` are ordered by their subject then time, so a VRM
 //!   timeline or "what passed this camera" is a single range scan; their
 //!   entries are removed by point deletes from the records of the day being
@@ -225,6 +233,48 @@ pub fn cameras_key(force: &ForceId, camera_id: &str) -> Vec<u8> {
     k
 }
 
+/// Tag of a hotlist definition key.
+pub const HOTLIST_TAG: u8 = 0x01;
+/// Tag of a hotlist entry key.
+pub const HOTLIST_ENTRY_TAG: u8 = 0x02;
+
+/// Key of a hotlist definition.
+pub fn hotlist_key(owner: &ForceId, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(owner.as_str().len() + name.len() + 2);
+    k.push(HOTLIST_TAG);
+    k.extend_from_slice(owner.as_str().as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The prefix of every entry key of one hotlist.
+pub fn hotlist_entries_prefix(owner: &ForceId, name: &str) -> Vec<u8> {
+    let mut k = hotlist_key(owner, name);
+    k[0] = HOTLIST_ENTRY_TAG;
+    k.push(SEP);
+    k
+}
+
+/// Key of a hotlist entry.
+pub fn hotlist_entry_key(owner: &ForceId, name: &str, vrm: &Vrm) -> Vec<u8> {
+    let mut k = hotlist_entries_prefix(owner, name);
+    k.extend_from_slice(vrm.as_str().as_bytes());
+    k
+}
+
+/// Splits a hotlist entry key into `(owner, name)`.
+pub fn decode_hotlist_entry_key(k: &[u8]) -> Option<(&str, &str)> {
+    let rest = k.strip_prefix(&[HOTLIST_ENTRY_TAG])?;
+    let s1 = rest.iter().position(|b| *b == SEP)?;
+    let after = &rest[s1 + 1..];
+    let s2 = after.iter().position(|b| *b == SEP)?;
+    Some((
+        std::str::from_utf8(&rest[..s1]).ok()?,
+        std::str::from_utf8(&after[..s2]).ok()?,
+    ))
+}
+
 /// The smallest key strictly after every key starting with `prefix`, or
 /// `None` if there is none (all bytes 0xFF).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -329,6 +379,15 @@ mod tests {
             let k = camera_key(&force, &cam, t, seq);
             prop_assert_eq!(decode_camera_key(&k), Some((force.as_str(), cam.as_str(), t, seq)));
             prop_assert!(k.starts_with(&camera_prefix(&force, &cam)));
+        }
+
+        #[test]
+        fn hotlist_entry_keys_round_trip(f in "[A-Z]{2,8}", name in "[A-Za-z0-9._-]{1,20}", vrm in vrm_strategy()) {
+            let force = ForceId::new(&f).unwrap();
+            let k = hotlist_entry_key(&force, &name, &vrm);
+            prop_assert_eq!(decode_hotlist_entry_key(&k), Some((force.as_str(), name.as_str())));
+            prop_assert!(k.starts_with(&hotlist_entries_prefix(&force, &name)));
+            prop_assert!(!hotlist_key(&force, &name).starts_with(&[HOTLIST_ENTRY_TAG]));
         }
 
         #[test]

@@ -23,6 +23,8 @@ mod rocks;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+use nadc_core::alert::{Alert, AlertDetail, AlertState};
+use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
 use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp, Vrm};
 
 pub use nadc_core::CellRange;
@@ -38,6 +40,44 @@ pub struct NewRead {
     pub position: GeoPoint,
     /// When the node received it.
     pub received_at: Timestamp,
+    /// Alerts the read raises (hotlist hits, clone checks), logged in the
+    /// same atomic write as the read, and only if the read is new (a
+    /// duplicate raises nothing again).
+    pub alerts: Vec<AlertDetail>,
+}
+
+impl NewRead {
+    /// A read that raises no alerts.
+    pub fn new(read: Read, position: GeoPoint, received_at: Timestamp) -> Self {
+        Self {
+            read,
+            position,
+            received_at,
+            alerts: Vec::new(),
+        }
+    }
+}
+
+/// A camera index entry: who passed the camera, when; without fetching the
+/// record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraEntry {
+    /// Capture time.
+    pub observed_at: Timestamp,
+    /// Sequence number.
+    pub seq: u64,
+    /// The VRM read.
+    pub vrm: Vrm,
+}
+
+impl CameraEntry {
+    /// The reference to fetch the record with [`Store::get_reads`].
+    pub fn read_ref(&self) -> ReadRef {
+        ReadRef {
+            day: self.observed_at.day(),
+            seq: self.seq,
+        }
+    }
 }
 
 /// What happened to one read of an append.
@@ -175,6 +215,18 @@ pub trait Store: Send + Sync + 'static {
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
+    /// Visits the camera index entries of one camera of `force` captured in
+    /// `from..=to`, in time order, until `visit` breaks. Index only: no
+    /// record is fetched (convoy analysis reads thousands of these).
+    fn camera_entries(
+        &self,
+        force: &ForceId,
+        camera_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(CameraEntry) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
     /// Fetches records by reference, in the order given. A reference with
     /// no record is corruption (indexes and records are written together).
     fn get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError>;
@@ -184,6 +236,46 @@ pub trait Store: Send + Sync + 'static {
 
     /// Registered cameras, of one force or of all.
     fn cameras(&self, force: Option<&ForceId>) -> Result<Vec<Camera>, StoreError>;
+
+    /// Logs alerts not raised by an append (e.g. a convoy analysed after the
+    /// hit), durably, returning their log positions.
+    fn log_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<u64>, StoreError>;
+
+    /// Visits logged alerts at positions after `after`, in order, until
+    /// `visit` breaks.
+    fn alerts(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, Alert) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
+    /// The position of the last logged alert (0 if none).
+    fn last_alert(&self) -> u64;
+
+    /// Records an alert's verification state (replacing the previous one).
+    fn set_alert_state(&self, position: u64, state: &AlertState) -> Result<(), StoreError>;
+
+    /// The verification states of alerts, in the order given.
+    fn alert_states(&self, positions: &[u64]) -> Result<Vec<Option<AlertState>>, StoreError>;
+
+    /// Creates or replaces a hotlist's definition (its entries are kept).
+    fn put_hotlist(&self, list: &Hotlist) -> Result<(), StoreError>;
+
+    /// Deletes a hotlist and all its entries.
+    fn delete_hotlist(&self, id: &HotlistId) -> Result<(), StoreError>;
+
+    /// Adds or replaces entries (keyed by VRM) of a hotlist.
+    fn put_hotlist_entries(
+        &self,
+        id: &HotlistId,
+        entries: &[HotlistEntry],
+    ) -> Result<(), StoreError>;
+
+    /// Removes entries by VRM, returning how many existed.
+    fn remove_hotlist_entries(&self, id: &HotlistId, vrms: &[Vrm]) -> Result<usize, StoreError>;
+
+    /// Every hotlist with its entries, by owner and name.
+    fn hotlists(&self) -> Result<Vec<(Hotlist, Vec<HotlistEntry>)>, StoreError>;
 
     /// Counts of what is held.
     fn stats(&self) -> Result<StoreStats, StoreError>;

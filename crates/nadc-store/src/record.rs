@@ -74,6 +74,26 @@ pub fn decode_read(seq: u64, bytes: &[u8]) -> Result<StoredRead, StoreError> {
     }
 }
 
+/// Encodes any other stored value (hotlists, entries, alerts, alert
+/// states) with postcard.
+pub fn encode<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(v).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+/// Decodes a value written by [`encode`].
+pub fn decode<'a, T: Deserialize<'a>>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
 /// Encodes a camera.
 pub fn encode_camera(c: &Camera) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(c).map_err(|e| StoreError::Corrupt {

@@ -11,10 +11,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
+use nadc_core::alert::{Alert, AlertState};
+use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
 use nadc_core::time::MS_PER_DAY;
 use nadc_core::vrm_match::ConfusableGroups;
 use nadc_core::{Camera, CellRange, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
@@ -26,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::keys;
 use crate::record;
-use crate::{Appended, GeoHit, NewRead, ReadRef, Store, StoreError, StoreStats};
+use crate::{Appended, CameraEntry, GeoHit, NewRead, ReadRef, Store, StoreError, StoreStats};
 
 const CF_READS: &str = "reads";
 const CF_GEO: &str = "geo";
@@ -36,7 +39,10 @@ const CF_DEDUP: &str = "dedup";
 const CF_CAMERAS: &str = "cameras";
 const CF_META: &str = "meta";
 const CF_VRM_DICT: &str = "vrm_dict";
-const ALL_CFS: [&str; 8] = [
+const CF_ALERTS: &str = "alerts";
+const CF_ALERT_STATE: &str = "alert_state";
+const CF_HOTLISTS: &str = "hotlists";
+const ALL_CFS: [&str; 11] = [
     CF_READS,
     CF_GEO,
     CF_VRM,
@@ -45,9 +51,13 @@ const ALL_CFS: [&str; 8] = [
     CF_CAMERAS,
     CF_META,
     CF_VRM_DICT,
+    CF_ALERTS,
+    CF_ALERT_STATE,
+    CF_HOTLISTS,
 ];
 
 const META_NEXT_SEQ: &[u8] = b"next_seq";
+const META_NEXT_ALERT: &[u8] = b"next_alert";
 const META_EARLIEST: &[u8] = b"earliest";
 const META_LATEST: &[u8] = b"latest";
 const META_COUNT_PREFIX: &[u8] = b"count/";
@@ -79,10 +89,19 @@ impl Default for StoreOptions {
     }
 }
 
+/// One job for the writer thread: reads of one force (each with the alerts
+/// it raises), and/or alerts raised on their own.
 struct AppendRequest {
     force: ForceId,
     reads: Vec<NewRead>,
-    reply: SyncSender<Result<Vec<Appended>, StoreError>>,
+    alerts: Vec<Alert>,
+    reply: SyncSender<Result<Committed, StoreError>>,
+}
+
+/// What one job's commit did.
+struct Committed {
+    appended: Vec<Appended>,
+    alert_positions: Vec<u64>,
 }
 
 /// A [`Store`] on RocksDB.
@@ -92,6 +111,7 @@ pub struct RocksStore {
     tx: RwLock<Option<SyncSender<AppendRequest>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<RwLock<StoreStats>>,
+    last_alert: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -117,7 +137,9 @@ fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
     t.set_format_version(6);
     match name {
         // Point lookups: whole-key bloom filters.
-        CF_DEDUP | CF_READS | CF_CAMERAS | CF_META => t.set_bloom_filter(10.0, false),
+        CF_DEDUP | CF_READS | CF_CAMERAS | CF_META | CF_ALERT_STATE => {
+            t.set_bloom_filter(10.0, false)
+        }
         // Range scans: bigger blocks compress better.
         _ => t.set_block_size(16 * 1024),
     }
@@ -141,11 +163,13 @@ impl RocksStore {
         let db = Arc::new(DB::open_cf_descriptors(&db_opts, path, cfs).map_err(engine)?);
         let (writer_state, stats) = WriterState::load(db.clone(), opts.sync)?;
         let stats = Arc::new(RwLock::new(stats));
+        let last_alert = Arc::new(AtomicU64::new(writer_state.next_alert - 1));
+        let writer_last_alert = last_alert.clone();
         let (tx, rx) = mpsc::sync_channel(opts.queue_depth.max(1));
         let writer_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("nadc-store-writer".into())
-            .spawn(move || writer_state.run(rx, &writer_stats))
+            .spawn(move || writer_state.run(rx, &writer_stats, &writer_last_alert))
             .map_err(|e| StoreError::Engine(format!("spawn writer thread: {e}")))?;
         info!(path = %path.display(), reads = stats.read().map(|s| s.total_reads()).unwrap_or(0), "store opened");
         Ok(Self {
@@ -154,6 +178,7 @@ impl RocksStore {
             tx: RwLock::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             stats,
+            last_alert,
         })
     }
 
@@ -232,11 +257,20 @@ fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, S
     })
 }
 
-impl Store for RocksStore {
-    fn append(&self, force: &ForceId, reads: Vec<NewRead>) -> Result<Vec<Appended>, StoreError> {
-        if reads.is_empty() {
-            return Ok(Vec::new());
-        }
+impl RocksStore {
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(engine)
+    }
+
+    /// Hands a job to the writer thread and waits for its commit.
+    fn submit(
+        &self,
+        force: ForceId,
+        reads: Vec<NewRead>,
+        alerts: Vec<Alert>,
+    ) -> Result<Committed, StoreError> {
         let tx = self
             .tx
             .read()
@@ -245,12 +279,238 @@ impl Store for RocksStore {
             .ok_or(StoreError::Closed)?;
         let (reply, wait) = mpsc::sync_channel(1);
         tx.send(AppendRequest {
-            force: force.clone(),
+            force,
             reads,
+            alerts,
             reply,
         })
         .map_err(|_| StoreError::Closed)?;
         wait.recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Store for RocksStore {
+    fn append(&self, force: &ForceId, reads: Vec<NewRead>) -> Result<Vec<Appended>, StoreError> {
+        if reads.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.submit(force.clone(), reads, Vec::new())?.appended)
+    }
+
+    fn log_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<u64>, StoreError> {
+        if alerts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let force = alerts[0].read_force.clone();
+        Ok(self.submit(force, Vec::new(), alerts)?.alert_positions)
+    }
+
+    fn alerts(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, Alert) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_ALERTS)?;
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek(after.saturating_add(1).to_be_bytes());
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let pos = keys::be_u64(k).ok_or_else(|| StoreError::Corrupt {
+                what: "alerts",
+                detail: "key is not 8 bytes".into(),
+            })?;
+            if visit(pos, record::decode("alerts", v)?).is_break() {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(engine)
+    }
+
+    fn last_alert(&self) -> u64 {
+        self.last_alert.load(Ordering::Acquire)
+    }
+
+    fn set_alert_state(&self, position: u64, state: &AlertState) -> Result<(), StoreError> {
+        let cf = self.cf(CF_ALERT_STATE)?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .put_cf_opt(
+                cf,
+                position.to_be_bytes(),
+                record::encode("alert state", state)?,
+                &wo,
+            )
+            .map_err(engine)
+    }
+
+    fn alert_states(&self, positions: &[u64]) -> Result<Vec<Option<AlertState>>, StoreError> {
+        let cf = self.cf(CF_ALERT_STATE)?;
+        let keys: Vec<[u8; 8]> = positions.iter().map(|p| p.to_be_bytes()).collect();
+        self.db
+            .batched_multi_get_cf(cf, keys.iter(), false)
+            .into_iter()
+            .map(|v| match v.map_err(engine)? {
+                Some(bytes) => record::decode("alert_state", &bytes).map(Some),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    fn put_hotlist(&self, list: &Hotlist) -> Result<(), StoreError> {
+        let cf = self.cf(CF_HOTLISTS)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            cf,
+            keys::hotlist_key(&list.id.owner, &list.id.name),
+            record::encode("hotlist", list)?,
+        );
+        self.write_synced(batch)
+    }
+
+    fn delete_hotlist(&self, id: &HotlistId) -> Result<(), StoreError> {
+        let cf = self.cf(CF_HOTLISTS)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf, keys::hotlist_key(&id.owner, &id.name));
+        let prefix = keys::hotlist_entries_prefix(&id.owner, &id.name);
+        if let Some(end) = keys::prefix_end(&prefix) {
+            batch.delete_range_cf(cf, prefix, end);
+        }
+        self.write_synced(batch)
+    }
+
+    fn put_hotlist_entries(
+        &self,
+        id: &HotlistId,
+        entries: &[HotlistEntry],
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_HOTLISTS)?;
+        let mut batch = WriteBatch::default();
+        for e in entries {
+            batch.put_cf(
+                cf,
+                keys::hotlist_entry_key(&id.owner, &id.name, &e.vrm),
+                record::encode("hotlist entry", e)?,
+            );
+        }
+        self.write_synced(batch)
+    }
+
+    fn remove_hotlist_entries(&self, id: &HotlistId, vrms: &[Vrm]) -> Result<usize, StoreError> {
+        let cf = self.cf(CF_HOTLISTS)?;
+        let keys: Vec<Vec<u8>> = vrms
+            .iter()
+            .map(|v| keys::hotlist_entry_key(&id.owner, &id.name, v))
+            .collect();
+        let mut batch = WriteBatch::default();
+        let mut existed = 0;
+        for (k, found) in keys
+            .iter()
+            .zip(self.db.batched_multi_get_cf(cf, keys.iter(), false))
+        {
+            if found.map_err(engine)?.is_some() {
+                existed += 1;
+                batch.delete_cf(cf, k);
+            }
+        }
+        self.write_synced(batch)?;
+        Ok(existed)
+    }
+
+    fn hotlists(&self) -> Result<Vec<(Hotlist, Vec<HotlistEntry>)>, StoreError> {
+        let cf = self.cf(CF_HOTLISTS)?;
+        let mut lists: BTreeMap<(String, String), (Hotlist, Vec<HotlistEntry>)> = BTreeMap::new();
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek([keys::HOTLIST_TAG]);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            match k.first() {
+                Some(&keys::HOTLIST_TAG) => {
+                    let list: Hotlist = record::decode("hotlists", v)?;
+                    let key = (list.id.owner.as_str().to_string(), list.id.name.clone());
+                    lists.insert(key, (list, Vec::new()));
+                }
+                Some(&keys::HOTLIST_ENTRY_TAG) => {
+                    let (owner, name) =
+                        keys::decode_hotlist_entry_key(k).ok_or_else(|| StoreError::Corrupt {
+                            what: "hotlists",
+                            detail: "undecodable entry key".into(),
+                        })?;
+                    let entry: HotlistEntry = record::decode("hotlist entries", v)?;
+                    // Entries of a deleted list cannot exist (deleted in the
+                    // same batch), so a missing list is corruption.
+                    let (_, entries) = lists
+                        .get_mut(&(owner.to_string(), name.to_string()))
+                        .ok_or_else(|| StoreError::Corrupt {
+                            what: "hotlists",
+                            detail: format!("entry of unknown list {owner}/{name}"),
+                        })?;
+                    entries.push(entry);
+                }
+                _ => break,
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        Ok(lists.into_values().collect())
+    }
+
+    fn camera_entries(
+        &self,
+        force: &ForceId,
+        camera_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut dyn FnMut(CameraEntry) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        if to < from {
+            return Ok(());
+        }
+        let cf = self.cf(CF_CAMERA)?;
+        let prefix = keys::camera_prefix(force, camera_id);
+        let bound = |t: Timestamp| {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&(t.millis().max(0) as u64).to_be_bytes());
+            k
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(bound(to.plus_millis(1)));
+        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        it.seek(bound(from));
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let corrupt = |detail: &str| StoreError::Corrupt {
+                what: "camera",
+                detail: detail.into(),
+            };
+            let (observed_at, seq) = k
+                .len()
+                .checked_sub(16)
+                .and_then(|at| keys::decode_time_seq(&k[at..]))
+                .ok_or_else(|| corrupt("undecodable key"))?;
+            let vrm = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| Vrm::normalise(s).ok())
+                .ok_or_else(|| corrupt("value is not a VRM"))?;
+            if visit(CameraEntry {
+                observed_at,
+                seq,
+                vrm,
+            })
+            .is_break()
+            {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(engine)
     }
 
     fn vrm_timeline(
@@ -526,6 +786,7 @@ struct WriterState {
     db: Arc<DB>,
     sync: bool,
     next_seq: u64,
+    next_alert: u64,
     stats: StoreStats,
 }
 
@@ -544,6 +805,7 @@ impl WriterState {
             }
         };
         let next_seq = get_u64(META_NEXT_SEQ)?.unwrap_or(1);
+        let next_alert = get_u64(META_NEXT_ALERT)?.unwrap_or(1);
         let mut stats = StoreStats {
             earliest: get_u64(META_EARLIEST)?.map(|v| Timestamp::from_millis(v as i64)),
             latest: get_u64(META_LATEST)?.map(|v| Timestamp::from_millis(v as i64)),
@@ -580,19 +842,25 @@ impl WriterState {
             db,
             sync,
             next_seq,
+            next_alert,
             stats: stats.clone(),
         };
         Ok((state, stats))
     }
 
-    fn run(mut self, rx: Receiver<AppendRequest>, shared: &RwLock<StoreStats>) {
+    fn run(
+        mut self,
+        rx: Receiver<AppendRequest>,
+        shared: &RwLock<StoreStats>,
+        last_alert: &AtomicU64,
+    ) {
         while let Ok(first) = rx.recv() {
-            let mut n = first.reads.len();
+            let mut n = first.reads.len() + first.alerts.len();
             let mut group = vec![first];
             while n < MAX_GROUP_READS {
                 match rx.try_recv() {
                     Ok(req) => {
-                        n += req.reads.len();
+                        n += req.reads.len() + req.alerts.len();
                         group.push(req);
                     }
                     Err(_) => break,
@@ -603,6 +871,7 @@ impl WriterState {
                     if let Ok(mut s) = shared.write() {
                         *s = self.stats.clone();
                     }
+                    last_alert.store(self.next_alert - 1, Ordering::Release);
                     for (req, out) in group.into_iter().zip(outcomes) {
                         let _ = req.reply.send(Ok(out));
                     }
@@ -619,7 +888,7 @@ impl WriterState {
 
     /// Writes one group atomically. On error nothing is written and the
     /// in-memory state is left as it was.
-    fn commit(&mut self, group: &[AppendRequest]) -> Result<Vec<Vec<Appended>>, StoreError> {
+    fn commit(&mut self, group: &[AppendRequest]) -> Result<Vec<Committed>, StoreError> {
         let db = self.db.clone();
         let (reads_cf, geo_cf, vrm_cf, camera_cf, dedup_cf, meta_cf) = (
             cf(&db, CF_READS)?,
@@ -630,6 +899,7 @@ impl WriterState {
             cf(&db, CF_META)?,
         );
         let dict_cf = cf(&db, CF_VRM_DICT)?;
+        let alerts_cf = cf(&db, CF_ALERTS)?;
         let groups = ConfusableGroups::default();
         let dedup_keys: Vec<Vec<u8>> = group
             .iter()
@@ -642,6 +912,17 @@ impl WriterState {
         let existing = db.batched_multi_get_cf(dedup_cf, dedup_keys.iter(), false);
 
         let mut next_seq = self.next_seq;
+        let mut next_alert = self.next_alert;
+        let mut log_alert = |batch: &mut WriteBatch, alert: &Alert| -> Result<u64, StoreError> {
+            let pos = next_alert;
+            next_alert += 1;
+            batch.put_cf(
+                alerts_cf,
+                pos.to_be_bytes(),
+                record::encode("alert", alert)?,
+            );
+            Ok(pos)
+        };
         let mut stats = self.stats.clone();
         let mut in_group: HashMap<&[u8], u64> = HashMap::new();
         let mut batch = WriteBatch::default();
@@ -649,6 +930,7 @@ impl WriterState {
         let mut flat = dedup_keys.iter().zip(existing);
         for req in group {
             let mut out = Vec::with_capacity(req.reads.len());
+            let mut alert_positions = Vec::new();
             for new in &req.reads {
                 let Some((dkey, found)) = flat.next() else {
                     return Err(StoreError::Engine("dedup lookup size mismatch".into()));
@@ -689,21 +971,38 @@ impl WriterState {
                 batch.put_cf(
                     camera_cf,
                     keys::camera_key(&req.force, &r.camera_id, t, seq),
-                    [],
+                    r.vrm.as_str().as_bytes(),
                 );
+                for detail in &new.alerts {
+                    let alert = Alert {
+                        raised_at: new.received_at,
+                        read: ReadRef { day: t.day(), seq },
+                        read_force: req.force.clone(),
+                        detail: detail.clone(),
+                    };
+                    alert_positions.push(log_alert(&mut batch, &alert)?);
+                }
                 batch.put_cf(dedup_cf, dkey, seq.to_be_bytes());
                 *stats.reads_by_force.entry(req.force.clone()).or_default() += 1;
                 stats.earliest = Some(stats.earliest.map_or(t, |e| e.min(t)));
                 stats.latest = Some(stats.latest.map_or(t, |l| l.max(t)));
                 out.push(Appended::Stored { seq });
             }
-            outcomes.push(out);
+            for alert in &req.alerts {
+                alert_positions.push(log_alert(&mut batch, alert)?);
+            }
+            outcomes.push(Committed {
+                appended: out,
+                alert_positions,
+            });
         }
-        if next_seq == self.next_seq {
+        let next_alert = next_alert;
+        if next_seq == self.next_seq && next_alert == self.next_alert {
             // Only duplicates: nothing to write.
             return Ok(outcomes);
         }
         batch.put_cf(meta_cf, META_NEXT_SEQ, next_seq.to_be_bytes());
+        batch.put_cf(meta_cf, META_NEXT_ALERT, next_alert.to_be_bytes());
         for (force, n) in &stats.reads_by_force {
             let mut k = META_COUNT_PREFIX.to_vec();
             k.extend_from_slice(force.as_str().as_bytes());
@@ -717,6 +1016,7 @@ impl WriterState {
         wo.set_sync(self.sync);
         db.write_opt(batch, &wo).map_err(engine)?;
         self.next_seq = next_seq;
+        self.next_alert = next_alert;
         self.stats = stats;
         Ok(outcomes)
     }

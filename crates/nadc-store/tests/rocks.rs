@@ -29,6 +29,7 @@ fn new_read(id: &str, vrm: &str, secs: i64) -> NewRead {
         position: read.position.unwrap(),
         read,
         received_at: t0(),
+        alerts: Vec::new(),
     }
 }
 
@@ -191,4 +192,193 @@ fn cameras_are_stored_by_force() {
     assert_eq!(avon.len(), 2, "the AVON prefix does not reach AVONX");
     assert_eq!(avon[0].position.lat(), 51.5, "re-registering replaces");
     assert_eq!(s.cameras(None).unwrap().len(), 3);
+}
+
+fn hit_detail(vrm: &str) -> nadc_core::alert::AlertDetail {
+    use nadc_core::hotlist::{Action, HotlistEntry, HotlistId};
+    nadc_core::alert::AlertDetail::Hit {
+        list: HotlistId::new(ForceId::new("AVON").unwrap(), "L").unwrap(),
+        purpose: "serious crime".into(),
+        entry: HotlistEntry {
+            vrm: Vrm::normalise(vrm).unwrap(),
+            reason: "wanted".into(),
+            intel_ref: "INT/1".into(),
+            action: Action::Stop,
+            convoy: false,
+            created_by: "hm".into(),
+            created_at: t0(),
+            expires_at: t0().plus_millis(1000),
+        },
+        matched: nadc_core::vrm_match::MatchKind::Exact,
+    }
+}
+
+fn logged(s: &dyn Store, after: u64) -> Vec<(u64, nadc_core::alert::Alert)> {
+    let mut out = Vec::new();
+    s.alerts(after, &mut |p, a| {
+        out.push((p, a));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn alerts_are_logged_with_new_reads_only_and_survive_reopen() {
+    use nadc_core::alert::{AlertState, Verification};
+    let dir = tempfile::tempdir().unwrap();
+    let avon = ForceId::new("AVON").unwrap();
+    {
+        let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(s.last_alert(), 0);
+        let mut a = new_read("a", "AB12CDE", 10);
+        a.alerts.push(hit_detail("AB12CDE"));
+        let b = new_read("b", "XY12ZZZ", 11);
+        let out = s.append(&avon, vec![a.clone(), b]).unwrap();
+        let Appended::Stored { seq } = out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(s.last_alert(), 1);
+        // The same read again is a duplicate and raises nothing again.
+        s.append(&avon, vec![a]).unwrap();
+        assert_eq!(s.last_alert(), 1);
+        let log = logged(&s, 0);
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].0, 1);
+        assert_eq!(log[0].1.read.seq, seq);
+        assert_eq!(log[0].1.read_force, avon);
+        let fetched = s.get_reads(&[log[0].1.read]).unwrap();
+        assert_eq!(fetched[0].read.read_id, "a");
+        // Alerts raised on their own get the next positions.
+        let mut later = log[0].1.clone();
+        later.detail = hit_detail("ZZ99ZZZ");
+        assert_eq!(
+            s.log_alerts(vec![later.clone(), later]).unwrap(),
+            vec![2, 3]
+        );
+        s.set_alert_state(
+            2,
+            &AlertState {
+                state: Verification::Rejected,
+                by: "op".into(),
+                by_force: avon.clone(),
+                at: t0(),
+                note: "image shows AB12CDF".into(),
+            },
+        )
+        .unwrap();
+        s.close().unwrap();
+    }
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(s.last_alert(), 3);
+    assert_eq!(
+        logged(&s, 1).iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    let states = s.alert_states(&[1, 2, 3]).unwrap();
+    assert!(states[0].is_none() && states[2].is_none());
+    assert_eq!(states[1].as_ref().unwrap().state, Verification::Rejected);
+    let mut c = new_read("c", "AB12CDE", 12);
+    c.alerts.push(hit_detail("AB12CDE"));
+    s.append(&avon, vec![c]).unwrap();
+    assert_eq!(s.last_alert(), 4);
+}
+
+#[test]
+fn hotlists_and_entries_persist_and_delete_together() {
+    use nadc_core::hotlist::{Fuzzy, Hotlist, HotlistId};
+    let dir = tempfile::tempdir().unwrap();
+    let avon = ForceId::new("AVON").unwrap();
+    let list = |name: &str| Hotlist {
+        id: HotlistId::new(avon.clone(), name).unwrap(),
+        purpose: "serious crime".into(),
+        description: String::new(),
+        fuzzy: Fuzzy::OFF,
+        created_by: "hm".into(),
+        created_at: t0(),
+    };
+    let entry = |v: &str| match hit_detail(v) {
+        nadc_core::alert::AlertDetail::Hit { entry, .. } => entry,
+        _ => unreachable!(),
+    };
+    {
+        let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        // "L" sorts before "L2": entries of one must not land in the other.
+        for name in ["L", "L2"] {
+            s.put_hotlist(&list(name)).unwrap();
+        }
+        s.put_hotlist_entries(&list("L").id, &[entry("AB12CDE"), entry("CD34EFG")])
+            .unwrap();
+        s.put_hotlist_entries(&list("L2").id, &[entry("EF56GHI")])
+            .unwrap();
+        let gone = s
+            .remove_hotlist_entries(
+                &list("L").id,
+                &[
+                    Vrm::normalise("CD34EFG").unwrap(),
+                    Vrm::normalise("NOPE").unwrap(),
+                ],
+            )
+            .unwrap();
+        assert_eq!(gone, 1);
+        s.close().unwrap();
+    }
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let all = s.hotlists().unwrap();
+    let names: Vec<(String, Vec<String>)> = all
+        .iter()
+        .map(|(l, e)| {
+            (
+                l.id.name.clone(),
+                e.iter().map(|e| e.vrm.as_str().to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("L".to_string(), vec!["AB12CDE".to_string()]),
+            ("L2".to_string(), vec!["EF56GHI".to_string()])
+        ]
+    );
+    s.delete_hotlist(&list("L").id).unwrap();
+    let all = s.hotlists().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].0.id.name, "L2");
+    assert_eq!(all[0].1.len(), 1);
+}
+
+#[test]
+fn camera_entries_carry_the_vrm_without_fetching_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let avon = ForceId::new("AVON").unwrap();
+    s.append(
+        &avon,
+        vec![
+            new_read("a", "AB12CDE", 10),
+            new_read("b", "XY12ZZZ", 20),
+            new_read("c", "AB12CDE", 30),
+        ],
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    s.camera_entries(
+        &avon,
+        "C1",
+        t0().plus_millis(10_000),
+        t0().plus_millis(20_000),
+        &mut |e| {
+            got.push((e.vrm.as_str().to_string(), e.observed_at));
+            ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            ("AB12CDE".to_string(), t0().plus_millis(10_000)),
+            ("XY12ZZZ".to_string(), t0().plus_millis(20_000)),
+        ]
+    );
 }

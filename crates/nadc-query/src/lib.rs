@@ -1,4 +1,5 @@
-//! Structured searches over a [`Store`].
+//! Structured searches and analyses (convoys, cloned plates) over a
+//! [`Store`].
 //!
 //! Searches visit matching reads in result order and keep a
 //! [`ResultSummary`]: the rows, which forces' data appears (the owning
@@ -6,6 +7,8 @@
 //! touched. Nothing here names the storage engine.
 #![deny(missing_docs, unsafe_code)]
 
+pub mod clones;
+pub mod convoy;
 pub mod geo;
 pub mod vehicle;
 pub mod vrm;
@@ -16,6 +19,10 @@ use std::ops::ControlFlow;
 use nadc_core::{ForceId, StoredRead, Timestamp, Vrm};
 use nadc_store::{Store, StoreError};
 
+pub use clones::{
+    CloneNeighbour, ClonePair, CloneQuery, CloneResult, CloneRule, clone_check, clones,
+};
+pub use convoy::{Companion, ConvoyPair, ConvoyQuery, ConvoyResult, convoy};
 pub use geo::{
     Area, AreaMatch, GeoQuery, GeoResult, GeoRow, GeoTotals, Shape, VrmSummary, geo_search,
     geo_search_filtered, geo_search_stream,

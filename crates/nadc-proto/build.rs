@@ -8,8 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // cached in a shared target dir may have been compiled for a checkout
     // at another path.
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files =
-        ["common", "ingest", "search", "admin"].map(|f| root.join(format!("nadc/v1/{f}.proto")));
+    let files = ["common", "ingest", "search", "admin", "alerts"]
+        .map(|f| root.join(format!("nadc/v1/{f}.proto")));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
@@ -25,6 +25,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".nadc.v1.Read",
             ".nadc.v1.ReadRow",
             ".nadc.v1.VrmTimelineRequest",
+            ".nadc.v1.HotlistEntry",
+            ".nadc.v1.ConvoyRequest",
+            ".nadc.v1.ClonesRequest",
+            ".nadc.v1.Companion",
+            ".nadc.v1.ClonePair",
+            ".nadc.v1.CompanionBrief",
+            ".nadc.v1.RemoveEntriesRequest",
         ])
         .compile_fds(fds)?;
     Ok(())

@@ -35,7 +35,7 @@ pub struct Harness {
 
 impl Harness {
     /// A PKI (node-1; BOFs AVON, KENT, MET; users alice analyst AVON, carol
-    /// admin KENT), and a started node.
+    /// admin KENT, harry hotlist-manager AVON), and a started node.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let spec = InitSpec {
@@ -44,6 +44,7 @@ impl Harness {
             users: vec![
                 ("alice".into(), vec![Role::Analyst], force("AVON")),
                 ("carol".into(), vec![Role::Admin], force("KENT")),
+                ("harry".into(), vec![Role::HotlistManager], force("AVON")),
             ],
             ..Default::default()
         };

@@ -198,6 +198,13 @@ pub enum SearchCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
+    /// Vehicles travelling with one or more targets: read at the same
+    /// camera within --window seconds of a target's read, one row per
+    /// companion, ranked by co-occurrences then distinct cameras.
+    Convoy(crate::alerting::ConvoyArgs),
+    /// Cloned plates: one VRM read at two places too far apart for the time
+    /// between them.
+    Clones(crate::alerting::ClonesArgs),
 }
 
 /// How the areas of a geographic search combine.
@@ -284,7 +291,7 @@ pub fn resolve_node(n: &NodeArgs) -> anyhow::Result<(String, ClientTls)> {
     Ok((node, tls))
 }
 
-async fn channel(n: &NodeArgs) -> anyhow::Result<Channel> {
+pub(crate) async fn channel(n: &NodeArgs) -> anyhow::Result<Channel> {
     let (node, tls) = resolve_node(n)?;
     Ok(nadc_bof::connect(&node, &tls).await?)
 }
@@ -313,7 +320,10 @@ fn open_input(
     Ok((input, fmt))
 }
 
-fn parse_time(s: &Option<String>, name: &str) -> anyhow::Result<Option<prost_types::Timestamp>> {
+pub(crate) fn parse_time(
+    s: &Option<String>,
+    name: &str,
+) -> anyhow::Result<Option<prost_types::Timestamp>> {
     s.as_deref()
         .map(|t| {
             Timestamp::parse_rfc3339(t)
@@ -609,6 +619,8 @@ fn parse_camera(s: &str, force: Option<&str>) -> anyhow::Result<pb::CameraRef> {
 
 pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        SearchCommand::Convoy(a) => crate::alerting::convoy(a).await,
+        SearchCommand::Clones(a) => crate::alerting::clones(a).await,
         SearchCommand::Vrm {
             node,
             vrm,

@@ -132,6 +132,7 @@ pub fn run(a: GenArgs) -> anyhow::Result<ExitCode> {
         "day": day_start.to_rfc3339(),
         "reads": data.total_reads(),
         "convoy": data.convoy.as_ref().map(|(t, c)| serde_json::json!({"target": t, "companion": c})),
+        "clone": data.clone,
     });
     let path = a.out.join("truth.json");
     std::fs::write(&path, serde_json::to_string_pretty(&truth)?)

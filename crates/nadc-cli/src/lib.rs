@@ -1,8 +1,9 @@
 //! The `nadc` command line: `serve`, `pki`, `push`, `cameras`, `search`,
-//! `node`, `demo`, `gen`. `anyhow` lives here only: everything below returns typed
+//! `hotlist`, `alerts`, `node`, `demo`, `gen`. `anyhow` lives here only: everything below returns typed
 //! errors, and this layer adds context in verb phrases.
 #![deny(missing_docs, unsafe_code)]
 
+mod alerting;
 mod bench;
 mod client;
 mod demo;
@@ -49,6 +50,16 @@ enum Command {
     Search {
         #[command(subcommand)]
         command: client::SearchCommand,
+    },
+    /// Hotlists: vehicles of interest whose every new read raises an alert.
+    Hotlist {
+        #[command(subcommand)]
+        command: alerting::HotlistCommand,
+    },
+    /// Alerts: hotlist hits, convoys and cloned plates, as they are raised.
+    Alerts {
+        #[command(subcommand)]
+        command: alerting::AlertsCommand,
     },
     /// Node information.
     Node {
@@ -120,6 +131,8 @@ pub fn main() -> ExitCode {
             Command::Cameras { command } => client::cameras(command).await,
             Command::Search { command } => client::search(command).await,
             Command::Node { command } => client::node(command).await,
+            Command::Hotlist { command } => alerting::hotlist(command).await,
+            Command::Alerts { command } => alerting::alerts(command).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Gen(a) => generate::run(a),
             Command::Bench {

@@ -51,7 +51,7 @@ pub const COLUMNS: [&str; 23] = [
     "match",
 ];
 
-fn time(t: &Option<prost_types::Timestamp>) -> String {
+pub fn time(t: &Option<prost_types::Timestamp>) -> String {
     t.as_ref()
         .and_then(nadc_proto::from_pb_time)
         .map(|t| t.to_rfc3339())
@@ -170,7 +170,7 @@ pub fn print_vrm_summaries(
     Ok(())
 }
 
-fn properties(r: &pb::ReadRow) -> serde_json::Map<String, Value> {
+pub fn properties(r: &pb::ReadRow) -> serde_json::Map<String, Value> {
     COLUMNS
         .iter()
         .zip(cells(r))
@@ -404,5 +404,65 @@ fn write_kml(out: &mut dyn Write, rows: &[pb::ReadRow], route: bool) -> anyhow::
         writeln!(out, "</Placemark>")?;
     }
     writeln!(out, "</Document></kml>")?;
+    Ok(())
+}
+
+/// Writes records of named string fields as a table, CSV or NDJSON (the
+/// other formats are refused, naming `what`).
+pub fn print_records(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    what: &str,
+    header: &[&str],
+    records: &[Vec<String>],
+) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Table => {
+            let widths: Vec<usize> = (0..header.len())
+                .map(|i| {
+                    records
+                        .iter()
+                        .map(|r| r[i].len())
+                        .chain([header[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |cells: &mut dyn Iterator<Item = &str>| {
+                cells
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+            };
+            writeln!(out, "{}", line(&mut header.iter().copied()))?;
+            for r in records {
+                writeln!(out, "{}", line(&mut r.iter().map(String::as_str)))?;
+            }
+        }
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(header)?;
+            for r in records {
+                w.write_record(r)?;
+            }
+            w.flush()?;
+        }
+        OutputFormat::Ndjson => {
+            for r in records {
+                let obj: serde_json::Map<String, Value> = header
+                    .iter()
+                    .zip(r)
+                    .map(|(k, c)| (k.to_string(), Value::String(c.clone())))
+                    .collect();
+                writeln!(out, "{}", Value::Object(obj))?;
+            }
+        }
+        OutputFormat::Geojson | OutputFormat::Kml => {
+            anyhow::bail!("{what} are not places: use --format table, csv or ndjson")
+        }
+    }
     Ok(())
 }

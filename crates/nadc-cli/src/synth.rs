@@ -2,7 +2,8 @@
 //! cameras in towns and along roads (each owned by the force whose area it
 //! is in), vehicles with UK-format plates making daily trips at road speeds,
 //! detection below 100%, a small OCR misread rate with confusable
-//! characters, and a planted convoy whose ground truth is returned.
+//! characters, a planted convoy and a planted cloned plate, whose ground
+//! truth is returned.
 //!
 //! Deterministic: the same seed gives the same data.
 
@@ -188,6 +189,10 @@ pub struct SynthData {
     pub vehicles: Vec<Vehicle>,
     /// The planted convoy: (target plate, companion plate).
     pub convoy: Option<(String, String)>,
+    /// The planted cloned plate: carried by vehicle 2 and by the last
+    /// vehicle, which lives at the far side of the country and sets off at
+    /// the same time, so the plate is read in two places too far apart.
+    pub clone: Option<String>,
 }
 
 impl SynthData {
@@ -467,6 +472,17 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
             home: rng.random_range(0..TOWNS.len()),
         });
     }
+    // The planted clone: the last vehicle carries vehicle 2's plate and lives
+    // at the far side of the country.
+    let clone_of = 2;
+    if data.vehicles.len() > clone_of + 1 {
+        let last = data.vehicles.len() - 1;
+        let source = data.vehicles[clone_of].clone();
+        let v = &mut data.vehicles[last];
+        v.plate = source.plate.clone();
+        v.home = (source.home + TOWNS.len() / 2) % TOWNS.len();
+        data.clone = Some(source.plate);
+    }
     let mut counters: BTreeMap<ForceId, u64> = BTreeMap::new();
     let mut emit =
         |rng: &mut ChaCha8Rng, data: &mut SynthData, v: &Vehicle, site: usize, at_ms: i64| {
@@ -504,6 +520,7 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
         };
     let day_ms = nadc_core::time::MS_PER_DAY;
     let vehicles = data.vehicles.clone();
+    let mut clone_depart = None;
     for (vi, v) in vehicles.iter().enumerate() {
         // Vehicle 1 is the planted companion: it only travels with vehicle 0.
         if vi == 1 {
@@ -516,6 +533,12 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
         } else {
             rng.random_range(6.0 * 3600.0..12.0 * 3600.0)
         };
+        // The cloned plate's two cars set off together.
+        if vi == clone_of {
+            clone_depart = Some(depart);
+        } else if data.clone.is_some() && vi == vehicles.len() - 1 {
+            depart = clone_depart.unwrap_or(depart);
+        }
         let mut here = v.home;
         for _ in 0..trips {
             let dest = if vi == 0 {

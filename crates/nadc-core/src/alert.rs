@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hotlist::{HotlistEntry, HotlistId};
+use crate::hotlist::{Action, HotlistEntry, HotlistId};
 use crate::identity::ForceId;
 use crate::read::ReadRef;
 use crate::time::Timestamp;
@@ -37,8 +37,10 @@ pub enum AlertDetail {
     Convoy {
         /// The list.
         list: HotlistId,
-        /// The listed target.
+        /// The listed target (as read).
         target: Vrm,
+        /// The hit entry's action.
+        action: Action,
         /// How far back the analysis looked, in seconds.
         look_back_s: u32,
         /// Likely companions, best first.
@@ -65,6 +67,15 @@ impl AlertDetail {
             AlertDetail::Hit { .. } => AlertKind::Hit,
             AlertDetail::Convoy { .. } => AlertKind::Convoy,
             AlertDetail::Clone { .. } => AlertKind::Clone,
+        }
+    }
+
+    /// The action of the hotlist entry involved, if any.
+    pub fn action(&self) -> Option<Action> {
+        match self {
+            AlertDetail::Hit { entry, .. } => Some(entry.action),
+            AlertDetail::Convoy { action, .. } => Some(*action),
+            AlertDetail::Clone { .. } => None,
         }
     }
 

@@ -83,6 +83,50 @@ pub struct NodeConfig {
     /// Caps on how broad a search may be without `allow_broad`.
     #[serde(default)]
     pub search_caps: SearchCaps,
+    /// Real-time alerting: clone checks and convoy analysis on hits.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// What the node checks every ingested read for, beyond hotlists (which
+/// are always matched).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Check every read against the same VRM's nearest earlier and later
+    /// reads for an impossible speed (a cloned plate or a misread).
+    pub clone_check: bool,
+    /// Speed above which two reads of one VRM are flagged, km/h.
+    pub clone_max_speed_kmh: f64,
+    /// Reads closer than this are never flagged (GPS jitter, two cameras
+    /// at one site), metres.
+    pub clone_min_distance_m: f64,
+    /// How far either side of a read to look for the same VRM, seconds.
+    pub clone_look_back_s: u32,
+    /// Real-time convoy analysis on hits of entries flagged for it: how far
+    /// back to look at the target's reads, seconds.
+    pub convoy_look_back_s: u32,
+    /// Companion read within this many seconds of the target at a camera.
+    pub convoy_window_s: u32,
+    /// Co-occurrences a companion needs to be named in a convoy alert.
+    pub convoy_min_count: u32,
+    /// Companions named in one convoy alert.
+    pub convoy_max_companions: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            clone_check: true,
+            clone_max_speed_kmh: 250.0,
+            clone_min_distance_m: 2_000.0,
+            clone_look_back_s: 6 * 3600,
+            convoy_look_back_s: 24 * 3600,
+            convoy_window_s: 120,
+            convoy_min_count: 2,
+            convoy_max_companions: 10,
+        }
+    }
 }
 
 /// Caps on over-broad searches. A request beyond them is refused with a
@@ -150,6 +194,7 @@ impl NodeConfig {
             default_search_limit: default_search_limit(),
             max_search_limit: default_max_search_limit(),
             search_caps: SearchCaps::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 
@@ -197,6 +242,25 @@ impl NodeConfig {
         if self.default_search_limit == 0 || self.default_search_limit > self.max_search_limit {
             return Err(ConfigError::Invalid(
                 "default_search_limit must be above 0 and at most max_search_limit".into(),
+            ));
+        }
+        let a = &self.alerts;
+        if !(a.clone_max_speed_kmh.is_finite() && a.clone_max_speed_kmh > 0.0) {
+            return Err(ConfigError::Invalid(format!(
+                "alerts.clone_max_speed_kmh {} must be above 0",
+                a.clone_max_speed_kmh
+            )));
+        }
+        if !(a.clone_min_distance_m.is_finite() && a.clone_min_distance_m >= 0.0) {
+            return Err(ConfigError::Invalid(format!(
+                "alerts.clone_min_distance_m {} must be 0 or more",
+                a.clone_min_distance_m
+            )));
+        }
+        if !(1..=3600).contains(&a.convoy_window_s) || a.convoy_min_count == 0 {
+            return Err(ConfigError::Invalid(
+                "alerts.convoy_window_s must be 1 to 3600 and alerts.convoy_min_count at least 1"
+                    .into(),
             ));
         }
         Ok(())

@@ -9,8 +9,11 @@
 //! 2. [`Validator::validate_batch`]: per-read checks, position resolution
 //!    against the camera registry, retention and clock limits; rejects are
 //!    collected with their index and reason, good reads go on.
-//! 3. [`Store::append`]: durable (WAL synced), indexed, de-duplicated.
-//! 4. The [`pb::BatchResult`] acknowledges exactly what was stored.
+//! 3. [`Alerting::annotate`]: hotlist hits and clone checks, attached to
+//!    the reads so they are logged in the same write.
+//! 4. [`Store::append`]: durable (WAL synced), indexed, de-duplicated;
+//!    then [`Alerting::after_append`] announces the alerts.
+//! 5. The [`pb::BatchResult`] acknowledges exactly what was stored.
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -25,6 +28,7 @@ use nadc_store::{Appended, NewRead, Store};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
+use crate::alerts::Alerting;
 use crate::auth::caller;
 use crate::cameras::CameraRegistry;
 
@@ -149,6 +153,8 @@ pub struct IngestService {
     pub validator: Validator,
     /// Most reads in one batch.
     pub max_batch_reads: usize,
+    /// Stage 2b: hotlist hits and clone checks.
+    pub alerting: Arc<Alerting>,
 }
 
 impl IngestService {
@@ -175,15 +181,24 @@ impl IngestService {
         let validated = self.validator.validate_batch(force, batch.reads);
         let (indexes, reads): (Vec<u32>, Vec<NewRead>) = validated.accepted.into_iter().unzip();
         let store = self.store.clone();
+        let alerting = self.alerting.clone();
         let f = force.clone();
-        let outcomes = tokio::task::spawn_blocking(move || store.append(&f, reads))
-            .await
-            .map_err(|e| Status::internal(format!("append task failed: {e}")))?
-            .map_err(|e| {
-                Status::unavailable(format!(
-                    "store unavailable, batch not stored (retry it): {e}"
-                ))
-            })?;
+        let (briefs, outcomes) = tokio::task::spawn_blocking(move || {
+            let mut reads = reads;
+            alerting.annotate(&f, &mut reads)?;
+            let briefs = alerting.brief(&reads);
+            Ok::<_, nadc_store::StoreError>((briefs, store.append(&f, reads)?))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("append task failed: {e}")))?
+        .map_err(|e| {
+            Status::unavailable(format!(
+                "store unavailable, batch not stored (retry it): {e}"
+            ))
+        })?;
+        if !briefs.is_empty() {
+            self.alerting.after_append(force, briefs, &outcomes);
+        }
         let mut result = pb::BatchResult {
             batch_seq: batch.batch_seq,
             rejected: validated.rejected,

@@ -13,9 +13,11 @@
 #![deny(missing_docs, unsafe_code)]
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod cameras;
 pub mod config;
+pub mod hotlists;
 pub mod ingest;
 pub mod search;
 pub mod tls;
@@ -32,7 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-pub use config::{NodeConfig, SearchCaps, TlsFiles};
+pub use config::{AlertsConfig, NodeConfig, SearchCaps, TlsFiles};
 
 /// Largest gRPC message accepted or sent (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -144,6 +146,32 @@ pub async fn start_with_listener(
         )
     };
 
+    let hotlists = {
+        let store = store.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || hotlists::HotlistRegistry::load(store))
+                .await
+                .map_err(|e| NodeError::Server(e.to_string()))??,
+        )
+    };
+    let hub = Arc::new(alerts::AlertHub::new(store.last_alert()));
+    let alerting = Arc::new(alerts::Alerting {
+        store: store.clone(),
+        hotlists: hotlists.clone(),
+        hub: hub.clone(),
+        config: cfg.alerts.clone(),
+        clock: clock.clone(),
+    });
+    let hotlist_service = hotlists::HotlistsService {
+        registry: hotlists.clone(),
+        clock: clock.clone(),
+    };
+    let alerts_service = alerts::AlertsService {
+        store: store.clone(),
+        hub,
+        node: name.clone(),
+        clock: clock.clone(),
+    };
     let ingest = ingest::IngestService {
         store: store.clone(),
         validator: ingest::Validator {
@@ -153,11 +181,13 @@ pub async fn start_with_listener(
             future_tolerance_s: cfg.future_tolerance_s,
         },
         max_batch_reads: cfg.max_batch_reads,
+        alerting,
     };
     let search = search::SearchService {
         store: store.clone(),
         node: name.clone(),
         clock,
+        hotlists,
         retention_days: cfg.retention_days,
         default_limit: cfg.default_search_limit,
         max_limit: cfg.max_search_limit,
@@ -179,6 +209,12 @@ pub async fn start_with_listener(
         .await;
     health_reporter
         .set_serving::<pb::admin_server::AdminServer<admin::AdminService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::hotlists_server::HotlistsServer<hotlists::HotlistsService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::alerts_server::AlertsServer<alerts::AlertsService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(nadc_proto::FILE_DESCRIPTOR_SET)
@@ -204,6 +240,16 @@ pub async fn start_with_listener(
         )
         .add_service(
             pb::admin_server::AdminServer::new(admin)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::hotlists_server::HotlistsServer::new(hotlist_service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::alerts_server::AlertsServer::new(alerts_service)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );

@@ -12,6 +12,8 @@ use nadc_core::time::Clock;
 use nadc_core::vrm_match::{ConfusableGroups, Pattern};
 use nadc_core::{Circle, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
+use nadc_query::clones::{CloneQuery, clones};
+use nadc_query::convoy::{ConvoyQuery, convoy};
 use nadc_query::{
     Area, AreaMatch, CameraQuery, Details, GeoQuery, QueryError, ResultSummary, Shape,
     VehicleQuery, VrmQuery, camera_search, geo_search_stream, timeline, vehicle_search_stream,
@@ -23,8 +25,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use crate::alerts::hotlist_targets;
 use crate::auth::caller;
 use crate::config::SearchCaps;
+use crate::hotlists::HotlistRegistry;
 
 /// Rows per streamed chunk.
 const CHUNK_ROWS: usize = 500;
@@ -38,6 +42,8 @@ pub struct SearchService {
     pub node: String,
     /// The node's clock.
     pub clock: Arc<dyn Clock>,
+    /// Hotlists, for convoy analysis of a whole list.
+    pub hotlists: Arc<HotlistRegistry>,
     /// Retention in days: the default start of a window.
     pub retention_days: u32,
     /// Rows returned when the request names no limit.
@@ -568,8 +574,280 @@ impl SearchService {
     }
 }
 
+/// An analysis that sends its own chunks and returns the rows it sent.
+type Analysis<Q, C> =
+    fn(&dyn Store, &Q, &str, &mpsc::Sender<Result<C, Status>>) -> Result<u64, QueryError>;
+
+/// Companions returned when a convoy request names no limit.
+const DEFAULT_COMPANIONS: usize = 100;
+
+fn force_counts(counts: &std::collections::BTreeMap<ForceId, u64>) -> Vec<pb::ForceCount> {
+    counts
+        .iter()
+        .map(|(f, n)| pb::ForceCount {
+            force: f.to_string(),
+            rows: *n,
+        })
+        .collect()
+}
+
+impl SearchService {
+    fn convoy_query(&self, q: &pb::ConvoyRequest, force: &ForceId) -> Result<ConvoyQuery, Status> {
+        let mut targets = q
+            .vrms
+            .iter()
+            .map(|v| {
+                Vrm::normalise(v).map_err(|e| Status::invalid_argument(format!("vrm {v:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(list) = q.hotlist.as_ref().filter(|l| !l.name.trim().is_empty()) {
+            targets.extend(hotlist_targets(
+                &self.hotlists,
+                list,
+                force,
+                self.clock.now(),
+            )?);
+        }
+        if targets.is_empty() {
+            return Err(Status::invalid_argument(
+                "a convoy search needs at least one target VRM (or a hotlist with active entries)",
+            ));
+        }
+        let now = self.clock.now();
+        let from = match q.from.as_ref() {
+            Some(t) => required_time(Some(t), "from")?,
+            None => now.plus_millis(-24 * 3_600_000),
+        };
+        let to = match q.to.as_ref() {
+            Some(t) => required_time(Some(t), "to")?,
+            None => now,
+        };
+        self.check_window(from, to, "convoy search", q.allow_broad)?;
+        let or = |v: u32, d: u32| if v == 0 { d } else { v };
+        let limit = match q.limit as usize {
+            0 => DEFAULT_COMPANIONS,
+            n => n.min(self.max_limit),
+        };
+        Ok(ConvoyQuery {
+            targets,
+            from,
+            to,
+            window_s: or(q.window_s, ConvoyQuery::DEFAULT_WINDOW_S),
+            min_count: or(q.min_count, 2),
+            min_cameras: or(q.min_cameras, 1),
+            limit,
+            max_target_reads: self.caps.max_candidates,
+            max_candidates: self.caps.max_candidates,
+        })
+    }
+
+    fn clones_query(&self, q: &pb::ClonesRequest) -> Result<CloneQuery, Status> {
+        let from = required_time(q.from.as_ref(), "from")?;
+        let to = required_time(q.to.as_ref(), "to")?;
+        self.check_window(from, to, "clone search", q.allow_broad)?;
+        let max_speed_kmh = if q.max_speed_kmh == 0.0 {
+            250.0
+        } else {
+            q.max_speed_kmh
+        };
+        if !(max_speed_kmh.is_finite() && max_speed_kmh > 0.0) {
+            return Err(Status::invalid_argument(format!(
+                "max_speed_kmh {max_speed_kmh} must be above 0"
+            )));
+        }
+        let min_distance_m = q.min_distance_m.unwrap_or(2_000.0);
+        if !(min_distance_m.is_finite() && min_distance_m >= 0.0) {
+            return Err(Status::invalid_argument(format!(
+                "min_distance_m {min_distance_m} must be 0 or more"
+            )));
+        }
+        let vrm = if q.vrm.trim().is_empty() {
+            None
+        } else {
+            Some(
+                Vrm::normalise(&q.vrm)
+                    .map_err(|e| Status::invalid_argument(format!("vrm: {e}")))?,
+            )
+        };
+        Ok(CloneQuery {
+            from,
+            to,
+            max_speed_kmh,
+            min_distance_m,
+            vrm,
+            limit: self.limit(q.limit)?,
+            max_reads_in_memory: self.caps.max_candidates,
+        })
+    }
+
+    /// Authenticates a searcher, plans, and runs `compute` off the runtime,
+    /// which sends its chunks itself; logs the search (no VRM).
+    fn spawn_analysis<Q, C>(
+        &self,
+        search: &'static str,
+        user: String,
+        force: ForceId,
+        query: Q,
+        compute: Analysis<Q, C>,
+    ) -> Pin<Box<dyn Stream<Item = Result<C, Status>> + Send>>
+    where
+        Q: Send + 'static,
+        C: Send + 'static,
+    {
+        let (store, node) = (self.store.clone(), self.node.clone());
+        let (tx, rx) = mpsc::channel::<Result<C, Status>>(16);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            match compute(store.as_ref(), &query, &node, &tx) {
+                Ok(rows) => {
+                    info!(user = %user, force = %force, search, rows,
+                        elapsed_us = started.elapsed().as_micros() as u64, "search done");
+                }
+                Err(e) => {
+                    if matches!(e, QueryError::Store(_)) {
+                        warn!(search, error = %e, "search failed");
+                    }
+                    let _ = tx.blocking_send(Err(query_status(e)));
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+}
+
+fn compute_convoy(
+    store: &dyn Store,
+    q: &ConvoyQuery,
+    node: &str,
+    tx: &mpsc::Sender<Result<pb::ConvoyChunk, Status>>,
+) -> Result<u64, QueryError> {
+    let started = Instant::now();
+    let r = convoy(store, q)?;
+    let mut forces = std::collections::BTreeMap::<ForceId, u64>::new();
+    let n = r.companions.len() as u64;
+    for (i, c) in r.companions.into_iter().enumerate() {
+        let pairs = c
+            .pairs
+            .iter()
+            .map(|p| {
+                *forces.entry(p.target.force.clone()).or_default() += 1;
+                *forces.entry(p.companion.force.clone()).or_default() += 1;
+                pb::ConvoyPair {
+                    target: Some(proto::row_from_stored(&p.target, node)),
+                    companion: Some(proto::row_from_stored(&p.companion, node)),
+                    gap_ms: p.gap_ms,
+                }
+            })
+            .collect();
+        let chunk = pb::ConvoyChunk {
+            chunk: Some(pb::convoy_chunk::Chunk::Companion(pb::Companion {
+                rank: i as u32 + 1,
+                vrm: c.vrm.as_str().to_string(),
+                co_occurrences: c.co_occurrences,
+                cameras: c.cameras,
+                targets: c.targets.iter().map(|t| t.as_str().to_string()).collect(),
+                pairs,
+            })),
+        };
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            return Ok(n);
+        }
+    }
+    let summary = pb::ConvoySummary {
+        companions: n,
+        total_companions: r.total_companions as u64,
+        targets: r.targets.iter().map(|t| t.as_str().to_string()).collect(),
+        target_reads: r.target_reads as u64,
+        entries_examined: r.entries_examined as u64,
+        truncated: r.truncated,
+        elapsed_us: started.elapsed().as_micros() as u64,
+        forces: force_counts(&forces),
+    };
+    let _ = tx.blocking_send(Ok(pb::ConvoyChunk {
+        chunk: Some(pb::convoy_chunk::Chunk::Summary(summary)),
+    }));
+    Ok(n)
+}
+
+fn compute_clones(
+    store: &dyn Store,
+    q: &CloneQuery,
+    node: &str,
+    tx: &mpsc::Sender<Result<pb::ClonesChunk, Status>>,
+) -> Result<u64, QueryError> {
+    let started = Instant::now();
+    let r = clones(store, q)?;
+    let mut forces = std::collections::BTreeMap::<ForceId, u64>::new();
+    let n = r.pairs.len() as u64;
+    for p in r.pairs {
+        *forces.entry(p.first.force.clone()).or_default() += 1;
+        *forces.entry(p.second.force.clone()).or_default() += 1;
+        let chunk = pb::ClonesChunk {
+            chunk: Some(pb::clones_chunk::Chunk::Pair(pb::ClonePair {
+                vrm: p.first.read.vrm.as_str().to_string(),
+                first: Some(proto::row_from_stored(&p.first, node)),
+                second: Some(proto::row_from_stored(&p.second, node)),
+                distance_m: p.distance_m,
+                seconds: p.seconds,
+                speed_kmh: p.speed_kmh,
+            })),
+        };
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            return Ok(n);
+        }
+    }
+    let summary = pb::ClonesSummary {
+        pairs: n,
+        total: r.total as u64,
+        reads_examined: r.reads_examined,
+        truncated: r.truncated,
+        elapsed_us: started.elapsed().as_micros() as u64,
+        forces: force_counts(&forces),
+    };
+    let _ = tx.blocking_send(Ok(pb::ClonesChunk {
+        chunk: Some(pb::clones_chunk::Chunk::Summary(summary)),
+    }));
+    Ok(n)
+}
+
 #[tonic::async_trait]
 impl pb::search_server::Search for SearchService {
+    type ConvoyStream = Pin<Box<dyn Stream<Item = Result<pb::ConvoyChunk, Status>> + Send>>;
+
+    async fn convoy(
+        &self,
+        req: Request<pb::ConvoyRequest>,
+    ) -> Result<Response<Self::ConvoyStream>, Status> {
+        let who = caller(&req)?;
+        let (force, user, _) = who.require_searcher()?;
+        let q = self.convoy_query(req.get_ref(), force)?;
+        Ok(Response::new(self.spawn_analysis(
+            "convoy",
+            user.to_string(),
+            force.clone(),
+            q,
+            compute_convoy,
+        )))
+    }
+
+    type ClonesStream = Pin<Box<dyn Stream<Item = Result<pb::ClonesChunk, Status>> + Send>>;
+
+    async fn clones(
+        &self,
+        req: Request<pb::ClonesRequest>,
+    ) -> Result<Response<Self::ClonesStream>, Status> {
+        let who = caller(&req)?;
+        let (force, user, _) = who.require_searcher()?;
+        let q = self.clones_query(req.get_ref())?;
+        Ok(Response::new(self.spawn_analysis(
+            "clones",
+            user.to_string(),
+            force.clone(),
+            q,
+            compute_clones,
+        )))
+    }
+
     type GeoSearchStream = ChunkStream;
     type VrmSearchStream = ChunkStream;
     type VehicleSearchStream = ChunkStream;

@@ -24,6 +24,8 @@ pub mod v1 {
 
 pub use v1 as pb;
 
+pub mod hotlists;
+
 /// The encoded `FileDescriptorSet` of the API, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/nadc_descriptor.bin"));

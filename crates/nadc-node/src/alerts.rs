@@ -1,0 +1,684 @@
+//! Real-time alerts: raising them as reads are ingested, and streaming them
+//! to subscribers.
+//!
+//! Invariants:
+//! - A hotlist hit and a clone flag against a stored read are logged in the
+//!   same durable write as the read that raised them: a read acknowledged
+//!   to its BOF never loses its alert, and a duplicate read raises nothing.
+//! - Alerts that need the read to be stored first (a clone between two
+//!   reads of one batch, a convoy analysed after a hit) are logged right
+//!   after the append; they are derived from stored reads and can be
+//!   recomputed with the retrospective searches.
+//! - Subscribers read the stored log from a position, then follow new
+//!   positions: a slow or reconnecting subscriber misses nothing.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use nadc_core::alert::{Alert, AlertDetail, AlertKind, AlertState, CompanionBrief};
+use nadc_core::hotlist::{HotlistId, describe_substitutions};
+use nadc_core::time::Clock;
+use nadc_core::{ForceId, Principal, ReadRef, StoredRead, Timestamp};
+use nadc_proto::hotlists::{
+    action_from_pb, action_to_pb, entry_to_pb, kind_from_pb, kind_to_pb, list_ref_to_pb,
+    state_to_pb, verification_from_pb,
+};
+use nadc_proto::{self as proto, pb};
+use nadc_query::clones::{CloneRule, clone_check};
+use nadc_query::convoy::{ConvoyQuery, convoy};
+use nadc_store::{Appended, NewRead, Store, StoreError};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::{debug, info, warn};
+
+use crate::auth::caller;
+use crate::config::AlertsConfig;
+use crate::hotlists::{HotlistRegistry, list_id};
+
+/// Alerts sent to a subscriber per store visit.
+const REPLAY_BATCH: usize = 256;
+
+/// Tells subscribers the log's newest position.
+#[derive(Debug)]
+pub struct AlertHub {
+    latest: watch::Sender<u64>,
+}
+
+impl AlertHub {
+    /// A hub starting at the log's current last position.
+    pub fn new(last: u64) -> Self {
+        Self {
+            latest: watch::Sender::new(last),
+        }
+    }
+
+    /// Announces that the log now reaches `position`.
+    pub fn notify(&self, position: u64) {
+        self.latest.send_if_modified(|p| {
+            let newer = position > *p;
+            if newer {
+                *p = position;
+            }
+            newer
+        });
+    }
+
+    /// A receiver of the newest position.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+}
+
+/// A read of a batch that [`Alerting::after_append`] looks at again.
+#[derive(Clone, Debug)]
+pub struct Brief {
+    index: usize,
+    vrm: nadc_core::Vrm,
+    observed_at: Timestamp,
+    position: nadc_core::GeoPoint,
+    raised: bool,
+    convoy: Vec<(HotlistId, nadc_core::hotlist::Action)>,
+}
+
+/// The alerting stage of ingest.
+pub struct Alerting {
+    /// The store (read-only here; the append is the ingest pipeline's).
+    pub store: Arc<dyn Store>,
+    /// Lists to match.
+    pub hotlists: Arc<HotlistRegistry>,
+    /// Where new positions are announced.
+    pub hub: Arc<AlertHub>,
+    /// What to check.
+    pub config: AlertsConfig,
+    /// The node's clock (entry expiry).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Alerting {
+    fn rule(&self) -> CloneRule {
+        CloneRule {
+            max_speed_kmh: self.config.clone_max_speed_kmh,
+            min_distance_m: self.config.clone_min_distance_m,
+        }
+    }
+
+    /// Attaches to each read the alerts it raises against the lists and the
+    /// reads already stored. Blocking (store lookups): call off the runtime.
+    pub fn annotate(&self, force: &ForceId, reads: &mut [NewRead]) -> Result<(), StoreError> {
+        let matcher = self.hotlists.matcher();
+        let now = self.clock.now();
+        let look = i64::from(self.config.clone_look_back_s) * 1000;
+        for r in reads.iter_mut() {
+            for hit in matcher.matches(&r.read.vrm, now) {
+                r.alerts.push(AlertDetail::Hit {
+                    list: hit.list.id.clone(),
+                    purpose: hit.list.purpose.clone(),
+                    entry: hit.entry.clone(),
+                    matched: hit.matched,
+                });
+            }
+            if self.config.clone_check {
+                let flagged = clone_check(
+                    self.store.as_ref(),
+                    &r.read.vrm,
+                    r.read.observed_at,
+                    r.position,
+                    force,
+                    &r.read.read_id,
+                    &self.rule(),
+                    look,
+                )
+                .map_err(|e| match e {
+                    nadc_query::QueryError::Store(e) => e,
+                    other => StoreError::Engine(other.to_string()),
+                })?;
+                for n in flagged {
+                    r.alerts.push(AlertDetail::Clone {
+                        other: n.other,
+                        distance_m: n.distance_m,
+                        seconds: n.seconds,
+                        speed_kmh: n.speed_kmh,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What [`Alerting::after_append`] needs of a batch, taken before the
+    /// reads move into the store: the reads that raised alerts, and the
+    /// reads whose VRM appears more than once in the batch.
+    pub fn brief(&self, reads: &[NewRead]) -> Vec<Brief> {
+        let mut count: HashMap<&str, u32> = HashMap::new();
+        if self.config.clone_check {
+            for r in reads {
+                *count.entry(r.read.vrm.as_str()).or_default() += 1;
+            }
+        }
+        reads
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                !r.alerts.is_empty() || count.get(r.read.vrm.as_str()).is_some_and(|n| *n > 1)
+            })
+            .map(|(index, r)| Brief {
+                index,
+                vrm: r.read.vrm.clone(),
+                observed_at: r.read.observed_at,
+                position: r.position,
+                raised: !r.alerts.is_empty(),
+                convoy: r
+                    .alerts
+                    .iter()
+                    .filter_map(|a| match a {
+                        AlertDetail::Hit { list, entry, .. } if entry.convoy => {
+                            Some((list.clone(), entry.action))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// After the append: logs clone flags between reads of the same batch
+    /// (their sequence numbers are known only now), announces new alerts,
+    /// and starts convoy analysis for hits on entries flagged for it.
+    pub fn after_append(
+        self: &Arc<Self>,
+        force: &ForceId,
+        briefs: Vec<Brief>,
+        outcomes: &[Appended],
+    ) {
+        let stored: Vec<(Brief, u64)> = briefs
+            .into_iter()
+            .filter_map(|b| match outcomes.get(b.index) {
+                Some(Appended::Stored { seq }) => Some((b, *seq)),
+                _ => None,
+            })
+            .collect();
+        let mut extra = Vec::new();
+        if self.config.clone_check {
+            let mut by_vrm: HashMap<&str, Vec<(&Brief, u64)>> = HashMap::new();
+            for (b, seq) in &stored {
+                by_vrm.entry(b.vrm.as_str()).or_default().push((b, *seq));
+            }
+            let rule = self.rule();
+            for mut same in by_vrm.into_values().filter(|v| v.len() > 1) {
+                same.sort_by_key(|(b, seq)| (b.observed_at, *seq));
+                for pair in same.windows(2) {
+                    let ((a, sa), (b, sb)) = (pair[0], pair[1]);
+                    let distance_m = a.position.distance_m(b.position);
+                    let seconds = (b.observed_at.millis() - a.observed_at.millis()) as f64 / 1000.0;
+                    if let Some(speed_kmh) = rule.flags(distance_m, seconds) {
+                        extra.push(Alert {
+                            raised_at: self.clock.now(),
+                            read: ReadRef {
+                                day: b.observed_at.day(),
+                                seq: sb,
+                            },
+                            read_force: force.clone(),
+                            detail: AlertDetail::Clone {
+                                other: ReadRef {
+                                    day: a.observed_at.day(),
+                                    seq: sa,
+                                },
+                                distance_m,
+                                seconds,
+                                speed_kmh,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        let raised = !extra.is_empty() || stored.iter().any(|(b, _)| b.raised);
+        if !extra.is_empty()
+            && let Err(e) = self.store.log_alerts(extra)
+        {
+            warn!(error = %e, "could not log in-batch clone alerts");
+        }
+        if raised {
+            self.hub.notify(self.store.last_alert());
+        }
+        for (b, seq) in stored {
+            let read = ReadRef {
+                day: b.observed_at.day(),
+                seq,
+            };
+            for (list, action) in b.convoy {
+                let me = self.clone();
+                let force = force.clone();
+                let (target, at) = (b.vrm.clone(), b.observed_at);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = me.convoy_alert(list, action, target, at, read, force) {
+                        warn!(error = %e, "real-time convoy analysis failed");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Analyses the target's recent reads for companions and logs a convoy
+    /// alert naming them (none if there are none).
+    fn convoy_alert(
+        &self,
+        list: HotlistId,
+        action: nadc_core::hotlist::Action,
+        target: nadc_core::Vrm,
+        at: Timestamp,
+        read: ReadRef,
+        read_force: ForceId,
+    ) -> Result<(), nadc_query::QueryError> {
+        let c = &self.config;
+        let q = ConvoyQuery {
+            targets: vec![target.clone()],
+            from: at.plus_millis(-i64::from(c.convoy_look_back_s) * 1000),
+            to: at,
+            window_s: c.convoy_window_s,
+            min_count: c.convoy_min_count,
+            min_cameras: 1,
+            limit: c.convoy_max_companions,
+            max_target_reads: 10_000,
+            max_candidates: 1_000_000,
+        };
+        let result = convoy(self.store.as_ref(), &q)?;
+        debug!(list = %list, companions = result.companions.len(), "real-time convoy analysed");
+        if result.companions.is_empty() {
+            return Ok(());
+        }
+        let companions = result
+            .companions
+            .iter()
+            .map(|c| CompanionBrief {
+                vrm: c.vrm.clone(),
+                co_occurrences: c.co_occurrences,
+                cameras: c.cameras,
+            })
+            .collect();
+        let alert = Alert {
+            raised_at: self.clock.now(),
+            read,
+            read_force,
+            detail: AlertDetail::Convoy {
+                list,
+                target,
+                action,
+                look_back_s: c.convoy_look_back_s,
+                companions,
+            },
+        };
+        self.store.log_alerts(vec![alert])?;
+        self.hub.notify(self.store.last_alert());
+        Ok(())
+    }
+}
+
+/// What a subscriber wants.
+#[derive(Clone, Debug, Default)]
+pub struct AlertFilter {
+    lists: Vec<(Option<ForceId>, String)>,
+    forces: Vec<ForceId>,
+    actions: Vec<nadc_core::hotlist::Action>,
+    kinds: Vec<AlertKind>,
+}
+
+impl AlertFilter {
+    fn from_pb(q: &pb::WatchRequest) -> Result<Self, Status> {
+        let lists = q
+            .lists
+            .iter()
+            .map(|l| {
+                let owner = if l.owner.trim().is_empty() {
+                    None
+                } else {
+                    Some(ForceId::new(&l.owner).map_err(|e| {
+                        Status::invalid_argument(format!("list owner {:?}: {e}", l.owner))
+                    })?)
+                };
+                Ok((owner, l.name.trim().to_string()))
+            })
+            .collect::<Result<_, Status>>()?;
+        let forces = q
+            .forces
+            .iter()
+            .map(|f| ForceId::new(f).map_err(|e| Status::invalid_argument(format!("force: {e}"))))
+            .collect::<Result<_, _>>()?;
+        let actions = q
+            .actions
+            .iter()
+            .map(|a| {
+                action_from_pb(*a)
+                    .ok_or_else(|| Status::invalid_argument(format!("action {a} is unknown")))
+            })
+            .collect::<Result<_, _>>()?;
+        let kinds = q
+            .kinds
+            .iter()
+            .map(|k| {
+                kind_from_pb(*k)
+                    .ok_or_else(|| Status::invalid_argument(format!("kind {k} is unknown")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            lists,
+            forces,
+            actions,
+            kinds,
+        })
+    }
+
+    /// Whether an alert passes.
+    pub fn passes(&self, a: &Alert) -> bool {
+        let d = &a.detail;
+        if !self.kinds.is_empty() && !self.kinds.contains(&d.kind()) {
+            return false;
+        }
+        if !self.actions.is_empty() && !d.action().is_some_and(|x| self.actions.contains(&x)) {
+            return false;
+        }
+        if !self.lists.is_empty()
+            && !d.list().is_some_and(|id| {
+                self.lists
+                    .iter()
+                    .any(|(o, n)| *n == id.name && o.as_ref().is_none_or(|o| *o == id.owner))
+            })
+        {
+            return false;
+        }
+        if !self.forces.is_empty()
+            && !self
+                .forces
+                .iter()
+                .any(|f| *f == a.read_force || d.list().is_some_and(|id| id.owner == *f))
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// Builds the wire events for logged alerts: fetches their reads (and a
+/// clone's other read) and verification states.
+pub fn events(
+    store: &dyn Store,
+    node: &str,
+    alerts: Vec<(u64, Alert)>,
+) -> Result<Vec<pb::AlertEvent>, StoreError> {
+    let mut refs: Vec<ReadRef> = alerts.iter().map(|(_, a)| a.read).collect();
+    for (_, a) in &alerts {
+        if let AlertDetail::Clone { other, .. } = a.detail {
+            refs.push(other);
+        }
+    }
+    refs.sort_unstable();
+    refs.dedup();
+    let reads: HashMap<ReadRef, StoredRead> =
+        refs.iter().copied().zip(store.get_reads(&refs)?).collect();
+    let positions: Vec<u64> = alerts.iter().map(|(p, _)| *p).collect();
+    let states = store.alert_states(&positions)?;
+    Ok(alerts
+        .into_iter()
+        .zip(states)
+        .map(|((position, a), state)| event(node, position, &a, &reads, state.as_ref()))
+        .collect())
+}
+
+fn event(
+    node: &str,
+    position: u64,
+    a: &Alert,
+    reads: &HashMap<ReadRef, StoredRead>,
+    state: Option<&AlertState>,
+) -> pb::AlertEvent {
+    let row = |r: &ReadRef| reads.get(r).map(|s| proto::row_from_stored(s, node));
+    let mut e = pb::AlertEvent {
+        position,
+        kind: kind_to_pb(a.detail.kind()) as i32,
+        raised_at: Some(proto::to_pb_time(a.raised_at)),
+        read: row(&a.read),
+        verification: Some(match state {
+            Some(s) => state_to_pb(s),
+            None => pb::AlertVerification {
+                state: pb::Verification::Unverified as i32,
+                ..Default::default()
+            },
+        }),
+        node: node.to_string(),
+        ..Default::default()
+    };
+    match &a.detail {
+        AlertDetail::Hit {
+            list,
+            purpose,
+            entry,
+            matched,
+        } => {
+            e.list = Some(list_ref_to_pb(list));
+            e.purpose = purpose.clone();
+            e.entry = Some(entry_to_pb(entry));
+            e.r#match = Some(proto::match_to_pb(matched));
+            if let Some(r) = reads.get(&a.read) {
+                e.substitutions = describe_substitutions(&entry.vrm, &r.read.vrm);
+            }
+        }
+        AlertDetail::Convoy {
+            list,
+            target,
+            action,
+            look_back_s,
+            companions,
+        } => {
+            e.list = Some(list_ref_to_pb(list));
+            e.entry = Some(pb::HotlistEntry {
+                vrm: target.as_str().to_string(),
+                action: action_to_pb(*action) as i32,
+                ..Default::default()
+            });
+            e.look_back_s = *look_back_s;
+            e.companions = companions
+                .iter()
+                .map(|c| pb::CompanionBrief {
+                    vrm: c.vrm.as_str().to_string(),
+                    co_occurrences: c.co_occurrences,
+                    cameras: c.cameras,
+                })
+                .collect();
+        }
+        AlertDetail::Clone {
+            other,
+            distance_m,
+            seconds,
+            speed_kmh,
+        } => {
+            e.other_read = row(other);
+            e.distance_m = *distance_m;
+            e.seconds = *seconds;
+            e.speed_kmh = *speed_kmh;
+        }
+    }
+    e
+}
+
+/// The Alerts service.
+#[derive(Clone)]
+pub struct AlertsService {
+    /// The store holding the log.
+    pub store: Arc<dyn Store>,
+    /// New positions.
+    pub hub: Arc<AlertHub>,
+    /// The node's name, for provenance.
+    pub node: String,
+    /// The node's clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AlertEvent, Status>> + Send>>;
+
+fn require_user<T>(req: &Request<T>) -> Result<(ForceId, String), Status> {
+    match caller(req)?.principal {
+        Principal::User { force, name, .. } => Ok((force, name)),
+        other => Err(Status::permission_denied(format!(
+            "alerts need a user certificate; caller is {other}"
+        ))),
+    }
+}
+
+/// Reads up to [`REPLAY_BATCH`] alerts after `after`: the passing ones, and
+/// the last position read (to continue from).
+fn next_batch(
+    store: &dyn Store,
+    after: u64,
+    filter: &AlertFilter,
+) -> Result<(Vec<(u64, Alert)>, u64), StoreError> {
+    let mut out = Vec::new();
+    let mut last = after;
+    let mut seen = 0;
+    store.alerts(after, &mut |p, a| {
+        last = p;
+        seen += 1;
+        if filter.passes(&a) {
+            out.push((p, a));
+        }
+        if seen >= REPLAY_BATCH {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    Ok((out, last))
+}
+
+#[tonic::async_trait]
+impl pb::alerts_server::Alerts for AlertsService {
+    type WatchStream = EventStream;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let (force, user) = require_user(&req)?;
+        let q = req.into_inner();
+        let filter = AlertFilter::from_pb(&q)?;
+        info!(user = %user, force = %force, after = q.after, follow = !q.history_only, "alert watch opened");
+        let (tx, rx) = mpsc::channel::<Result<pb::AlertEvent, Status>>(64);
+        let (store, node) = (self.store.clone(), self.node.clone());
+        let mut latest = self.hub.subscribe();
+        let history_only = q.history_only;
+        tokio::spawn(async move {
+            let mut pos = q.after;
+            loop {
+                // Drain everything logged after `pos`.
+                loop {
+                    let (s, n, f) = (store.clone(), node.clone(), filter.clone());
+                    let got = tokio::task::spawn_blocking(move || {
+                        let (alerts, last) = next_batch(s.as_ref(), pos, &f)?;
+                        Ok::<_, StoreError>((events(s.as_ref(), &n, alerts)?, last))
+                    })
+                    .await;
+                    let (batch, last) = match got {
+                        Ok(Ok(b)) => b,
+                        Ok(Err(e)) => {
+                            let _ = tx
+                                .send(Err(Status::unavailable(format!("alert log: {e}"))))
+                                .await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                            return;
+                        }
+                    };
+                    for e in batch {
+                        if tx.send(Ok(e)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if last == pos {
+                        break;
+                    }
+                    pos = last;
+                }
+                if history_only {
+                    return;
+                }
+                // Wait for a newer position, or for the subscriber to go.
+                tokio::select! {
+                    changed = latest.wait_for(|p| *p > pos) => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn verify(
+        &self,
+        req: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::AlertEvent>, Status> {
+        let (force, user) = require_user(&req)?;
+        let q = req.into_inner();
+        let state = verification_from_pb(q.state).ok_or_else(|| {
+            Status::invalid_argument("state is required: confirmed, rejected or unverified")
+        })?;
+        if q.note.len() > nadc_core::hotlist::MAX_TEXT_LEN || q.note.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(
+                "note: at most 512 bytes, no control characters",
+            ));
+        }
+        let record = AlertState {
+            state,
+            by: user.clone(),
+            by_force: force,
+            at: self.clock.now(),
+            note: q.note.trim().to_string(),
+        };
+        let (store, node, position) = (self.store.clone(), self.node.clone(), q.position);
+        let event = tokio::task::spawn_blocking(move || {
+            let mut found = None;
+            store.alerts(position.saturating_sub(1), &mut |p, a| {
+                if p == position {
+                    found = Some(a);
+                }
+                ControlFlow::Break(())
+            })?;
+            let Some(alert) = found else {
+                return Ok(None);
+            };
+            store.set_alert_state(position, &record)?;
+            Ok::<_, StoreError>(events(store.as_ref(), &node, vec![(position, alert)])?.pop())
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::unavailable(format!("alert log: {e}")))?
+        .ok_or_else(|| Status::not_found(format!("no alert at position {position}")))?;
+        info!(user = %user, position, state = state.as_str(), "alert verified");
+        Ok(Response::new(event))
+    }
+}
+
+/// The list filter of a convoy search naming a hotlist: its active entries.
+pub fn hotlist_targets(
+    registry: &HotlistRegistry,
+    r: &pb::HotlistRef,
+    caller_force: &ForceId,
+    now: Timestamp,
+) -> Result<Vec<nadc_core::Vrm>, Status> {
+    let id = list_id(Some(r), caller_force)?;
+    let (_, entries) = registry
+        .get(&id)
+        .ok_or_else(|| Status::not_found(format!("no list {id}")))?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| e.active_at(now))
+        .map(|e| e.vrm)
+        .collect())
+}

@@ -1,0 +1,379 @@
+//! Hotlists on a node: the registry every ingested read is matched
+//! against, and the gRPC service that manages the lists.
+//!
+//! Invariants:
+//! - A list belongs to the force of the user who created it; only users of
+//!   that force holding the `hotlist-manager` (or `admin`) role change it.
+//! - A change is durable in the store before the matcher is swapped, and a
+//!   read ingested after the change's acknowledgement is matched against it.
+//! - Every entry has a reason, an intelligence reference, an action and an
+//!   expiry in the future when added.
+
+use std::sync::{Arc, RwLock};
+
+use nadc_core::hotlist::{Fuzzy, Hotlist, HotlistEntry, HotlistError, HotlistId, HotlistMatcher};
+use nadc_core::time::Clock;
+use nadc_core::{ForceId, Principal, Role, Vrm};
+use nadc_proto::hotlists::{action_from_pb, entry_to_pb, hotlist_to_pb};
+use nadc_proto::{self as proto, pb};
+use nadc_store::{Store, StoreError};
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::auth::caller;
+
+/// Every list and entry, and the matcher built from them.
+pub struct HotlistRegistry {
+    store: Arc<dyn Store>,
+    state: RwLock<Snapshot>,
+    /// Serialises changes, so a reload never races another change.
+    change: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Snapshot {
+    lists: Arc<Vec<(Hotlist, Vec<HotlistEntry>)>>,
+    matcher: Arc<HotlistMatcher>,
+}
+
+impl Snapshot {
+    fn load(store: &dyn Store) -> Result<Self, StoreError> {
+        let lists = store.hotlists()?;
+        Ok(Self {
+            matcher: Arc::new(HotlistMatcher::new(lists.clone())),
+            lists: Arc::new(lists),
+        })
+    }
+}
+
+fn store_status(e: StoreError) -> Status {
+    Status::unavailable(format!("store unavailable: {e}"))
+}
+
+impl HotlistRegistry {
+    /// Loads every list from the store.
+    pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let state = Snapshot::load(store.as_ref())?;
+        Ok(Self {
+            store,
+            state: RwLock::new(state),
+            change: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The matcher for reads ingested from now on.
+    pub fn matcher(&self) -> Arc<HotlistMatcher> {
+        self.snapshot().matcher
+    }
+
+    /// Every list with its entries.
+    pub fn lists(&self) -> Arc<Vec<(Hotlist, Vec<HotlistEntry>)>> {
+        self.snapshot().lists
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        match self.state.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// One list with its entries.
+    pub fn get(&self, id: &HotlistId) -> Option<(Hotlist, Vec<HotlistEntry>)> {
+        self.lists().iter().find(|(l, _)| l.id == *id).cloned()
+    }
+
+    /// Runs a store change, then reloads the matcher, holding the change
+    /// lock throughout.
+    async fn change<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let _guard = self.change.lock().await;
+        let store = self.store.clone();
+        let (out, snapshot) = tokio::task::spawn_blocking(move || {
+            let out = f(store.as_ref())?;
+            let snapshot = Snapshot::load(store.as_ref()).map_err(store_status)?;
+            Ok::<_, Status>((out, snapshot))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("hotlist task failed: {e}")))??;
+        match self.state.write() {
+            Ok(mut s) => *s = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+        Ok(out)
+    }
+}
+
+/// The Hotlists service.
+#[derive(Clone)]
+pub struct HotlistsService {
+    /// The registry.
+    pub registry: Arc<HotlistRegistry>,
+    /// The node's clock (entry creation and expiry).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A user who may change hotlists: their force and name.
+fn require_manager<T>(req: &Request<T>) -> Result<(ForceId, String), Status> {
+    match caller(req)?.principal {
+        Principal::User { force, name, roles }
+            if roles
+                .iter()
+                .any(|r| matches!(r, Role::HotlistManager | Role::Admin)) =>
+        {
+            Ok((force, name))
+        }
+        Principal::User { name, .. } => Err(Status::permission_denied(format!(
+            "user {name} may not change hotlists: that needs the hotlist-manager role"
+        ))),
+        other => Err(Status::permission_denied(format!(
+            "changing hotlists needs a user certificate with the hotlist-manager role; caller is {other}"
+        ))),
+    }
+}
+
+/// Any user (lists are national reference data for every searcher).
+fn require_user<T>(req: &Request<T>) -> Result<(ForceId, String), Status> {
+    match caller(req)?.principal {
+        Principal::User { force, name, .. } => Ok((force, name)),
+        other => Err(Status::permission_denied(format!(
+            "reading hotlists needs a user certificate; caller is {other}"
+        ))),
+    }
+}
+
+fn hotlist_status(e: HotlistError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// The list a request names; the owner defaults to the caller's force.
+pub fn list_id(r: Option<&pb::HotlistRef>, caller_force: &ForceId) -> Result<HotlistId, Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("list is required"))?;
+    let owner = if r.owner.trim().is_empty() {
+        caller_force.clone()
+    } else {
+        ForceId::new(&r.owner).map_err(|e| Status::invalid_argument(format!("list owner: {e}")))?
+    };
+    HotlistId::new(owner, &r.name).map_err(hotlist_status)
+}
+
+/// The list a manager may change: it must be their own force's.
+fn own_list(r: Option<&pb::HotlistRef>, force: &ForceId) -> Result<HotlistId, Status> {
+    let id = list_id(r, force)?;
+    if id.owner != *force {
+        return Err(Status::permission_denied(format!(
+            "list {id} belongs to {}; a {force} user may change only {force}'s lists",
+            id.owner
+        )));
+    }
+    Ok(id)
+}
+
+fn info(l: &Hotlist, entries: &[HotlistEntry], now: nadc_core::Timestamp) -> pb::HotlistInfo {
+    let active = entries.iter().filter(|e| e.active_at(now)).count() as u64;
+    hotlist_to_pb(l, entries.len() as u64, active)
+}
+
+/// Checks one wire entry into a core entry created by `user` at `now`.
+pub fn entry_from_pb(
+    e: &pb::HotlistEntry,
+    user: &str,
+    now: nadc_core::Timestamp,
+) -> Result<HotlistEntry, HotlistError> {
+    let bad = |field: &'static str, message: String| HotlistError { field, message };
+    let vrm = Vrm::normalise(&e.vrm).map_err(|err| bad("vrm", err.to_string()))?;
+    let action =
+        action_from_pb(e.action).ok_or_else(|| bad("action", "is required".to_string()))?;
+    let expires_at = e
+        .expires_at
+        .as_ref()
+        .ok_or_else(|| bad("expires_at", "is required".to_string()))?;
+    let expires_at = proto::from_pb_time(expires_at).ok_or_else(|| {
+        bad(
+            "expires_at",
+            "is outside 1970-01-01 to 9999-12-31".to_string(),
+        )
+    })?;
+    let entry = HotlistEntry {
+        vrm,
+        reason: e.reason.trim().to_string(),
+        intel_ref: e.intel_ref.trim().to_string(),
+        action,
+        convoy: e.convoy,
+        created_by: user.to_string(),
+        created_at: now,
+        expires_at,
+    };
+    entry.validate()?;
+    Ok(entry)
+}
+
+#[tonic::async_trait]
+impl pb::hotlists_server::Hotlists for HotlistsService {
+    async fn create_hotlist(
+        &self,
+        req: Request<pb::CreateHotlistRequest>,
+    ) -> Result<Response<pb::HotlistInfo>, Status> {
+        let (force, user) = require_manager(&req)?;
+        let q = req.into_inner();
+        let id = HotlistId::new(force, &q.name).map_err(hotlist_status)?;
+        let max_edits = u8::try_from(q.max_edits)
+            .map_err(|_| Status::invalid_argument("max_edits: at most 1"))?;
+        let list = Hotlist {
+            id: id.clone(),
+            purpose: q.purpose.trim().to_string(),
+            description: q.description.trim().to_string(),
+            fuzzy: Fuzzy::new(q.fuzzy, max_edits).map_err(hotlist_status)?,
+            created_by: user.clone(),
+            created_at: self.clock.now(),
+        };
+        list.validate().map_err(hotlist_status)?;
+        if self.registry.get(&id).is_some() {
+            return Err(Status::already_exists(format!("list {id} already exists")));
+        }
+        let stored = list.clone();
+        self.registry
+            .change(move |s| s.put_hotlist(&stored).map_err(store_status))
+            .await?;
+        info!(list = %id, user = %user, fuzzy = list.fuzzy.confusable, "hotlist created");
+        Ok(Response::new(info(&list, &[], self.clock.now())))
+    }
+
+    async fn delete_hotlist(
+        &self,
+        req: Request<pb::HotlistRef>,
+    ) -> Result<Response<pb::DeleteHotlistResponse>, Status> {
+        let (force, user) = require_manager(&req)?;
+        let id = own_list(Some(req.get_ref()), &force)?;
+        let (_, entries) = self
+            .registry
+            .get(&id)
+            .ok_or_else(|| Status::not_found(format!("no list {id}")))?;
+        let target = id.clone();
+        self.registry
+            .change(move |s| s.delete_hotlist(&target).map_err(store_status))
+            .await?;
+        info!(list = %id, user = %user, entries = entries.len(), "hotlist deleted");
+        Ok(Response::new(pb::DeleteHotlistResponse {
+            entries_deleted: entries.len() as u64,
+        }))
+    }
+
+    async fn add_entries(
+        &self,
+        req: Request<pb::AddEntriesRequest>,
+    ) -> Result<Response<pb::AddEntriesResponse>, Status> {
+        let (force, user) = require_manager(&req)?;
+        let q = req.into_inner();
+        let id = own_list(q.list.as_ref(), &force)?;
+        if self.registry.get(&id).is_none() {
+            return Err(Status::not_found(format!("no list {id}")));
+        }
+        let now = self.clock.now();
+        let mut good: Vec<HotlistEntry> = Vec::with_capacity(q.entries.len());
+        let mut rejected = Vec::new();
+        for (i, e) in q.entries.iter().enumerate() {
+            let checked = entry_from_pb(e, &user, now).and_then(|entry| {
+                if entry.expires_at <= now {
+                    Err(HotlistError {
+                        field: "expires_at",
+                        message: format!("{} is not in the future", entry.expires_at),
+                    })
+                } else {
+                    Ok(entry)
+                }
+            });
+            match checked {
+                Ok(entry) => good.push(entry),
+                Err(err) => rejected.push(pb::EntryRejection {
+                    index: i as u32,
+                    vrm: e.vrm.clone(),
+                    field: err.field.to_string(),
+                    message: err.message,
+                }),
+            }
+        }
+        // The same VRM twice in one request: the later one wins, as a
+        // later request would.
+        let stored = good.len() as u32;
+        let target = id.clone();
+        if !good.is_empty() {
+            self.registry
+                .change(move |s| s.put_hotlist_entries(&target, &good).map_err(store_status))
+                .await?;
+        }
+        info!(list = %id, user = %user, stored, rejected = rejected.len(), "hotlist entries added");
+        Ok(Response::new(pb::AddEntriesResponse { stored, rejected }))
+    }
+
+    async fn remove_entries(
+        &self,
+        req: Request<pb::RemoveEntriesRequest>,
+    ) -> Result<Response<pb::RemoveEntriesResponse>, Status> {
+        let (force, user) = require_manager(&req)?;
+        let q = req.into_inner();
+        let id = own_list(q.list.as_ref(), &force)?;
+        let (_, entries) = self
+            .registry
+            .get(&id)
+            .ok_or_else(|| Status::not_found(format!("no list {id}")))?;
+        let vrms = q
+            .vrms
+            .iter()
+            .map(|v| {
+                Vrm::normalise(v).map_err(|e| Status::invalid_argument(format!("vrm {v:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let not_found = vrms
+            .iter()
+            .filter(|v| !entries.iter().any(|e| e.vrm == **v))
+            .map(|v| v.as_str().to_string())
+            .collect();
+        let target = id.clone();
+        let removed = self
+            .registry
+            .change(move |s| {
+                s.remove_hotlist_entries(&target, &vrms)
+                    .map_err(store_status)
+            })
+            .await? as u32;
+        info!(list = %id, user = %user, removed, "hotlist entries removed");
+        Ok(Response::new(pb::RemoveEntriesResponse {
+            removed,
+            not_found,
+        }))
+    }
+
+    async fn list_hotlists(
+        &self,
+        req: Request<pb::ListHotlistsRequest>,
+    ) -> Result<Response<pb::ListHotlistsResponse>, Status> {
+        require_user(&req)?;
+        let now = self.clock.now();
+        let lists = self
+            .registry
+            .lists()
+            .iter()
+            .map(|(l, e)| info(l, e, now))
+            .collect();
+        Ok(Response::new(pb::ListHotlistsResponse { lists }))
+    }
+
+    async fn get_hotlist(
+        &self,
+        req: Request<pb::HotlistRef>,
+    ) -> Result<Response<pb::GetHotlistResponse>, Status> {
+        let (force, _) = require_user(&req)?;
+        let id = list_id(Some(req.get_ref()), &force)?;
+        let (list, entries) = self
+            .registry
+            .get(&id)
+            .ok_or_else(|| Status::not_found(format!("no list {id}")))?;
+        Ok(Response::new(pb::GetHotlistResponse {
+            list: Some(info(&list, &entries, self.clock.now())),
+            entries: entries.iter().map(entry_to_pb).collect(),
+        }))
+    }
+}

@@ -1,0 +1,222 @@
+//! Conversions for hotlists and alerts, and redacting `Debug` for the
+//! messages that carry VRMs.
+
+use std::fmt;
+
+use nadc_core::alert::{AlertKind, AlertState, Verification};
+use nadc_core::hotlist::{Action, Hotlist, HotlistEntry, HotlistId};
+use nadc_core::vrm::redact;
+
+use crate::{pb, to_pb_time};
+
+/// The wire form of an action.
+pub fn action_to_pb(a: Action) -> pb::Action {
+    match a {
+        Action::Arrest => pb::Action::Arrest,
+        Action::Stop => pb::Action::Stop,
+        Action::Notify => pb::Action::Notify,
+        Action::Intelligence => pb::Action::Intelligence,
+    }
+}
+
+/// The core action of a wire action, or `None` if unspecified/unknown.
+pub fn action_from_pb(a: i32) -> Option<Action> {
+    match pb::Action::try_from(a).ok()? {
+        pb::Action::Arrest => Some(Action::Arrest),
+        pb::Action::Stop => Some(Action::Stop),
+        pb::Action::Notify => Some(Action::Notify),
+        pb::Action::Intelligence => Some(Action::Intelligence),
+        pb::Action::Unspecified => None,
+    }
+}
+
+/// The wire form of an alert kind.
+pub fn kind_to_pb(k: AlertKind) -> pb::AlertKind {
+    match k {
+        AlertKind::Hit => pb::AlertKind::Hit,
+        AlertKind::Convoy => pb::AlertKind::Convoy,
+        AlertKind::Clone => pb::AlertKind::Clone,
+    }
+}
+
+/// The core alert kind of a wire one, or `None` if unspecified/unknown.
+pub fn kind_from_pb(k: i32) -> Option<AlertKind> {
+    match pb::AlertKind::try_from(k).ok()? {
+        pb::AlertKind::Hit => Some(AlertKind::Hit),
+        pb::AlertKind::Convoy => Some(AlertKind::Convoy),
+        pb::AlertKind::Clone => Some(AlertKind::Clone),
+        pb::AlertKind::Unspecified => None,
+    }
+}
+
+/// The wire form of a verification state.
+pub fn verification_to_pb(v: Verification) -> pb::Verification {
+    match v {
+        Verification::Unverified => pb::Verification::Unverified,
+        Verification::Confirmed => pb::Verification::Confirmed,
+        Verification::Rejected => pb::Verification::Rejected,
+    }
+}
+
+/// The core verification state of a wire one, or `None` if unspecified.
+pub fn verification_from_pb(v: i32) -> Option<Verification> {
+    match pb::Verification::try_from(v).ok()? {
+        pb::Verification::Unverified => Some(Verification::Unverified),
+        pb::Verification::Confirmed => Some(Verification::Confirmed),
+        pb::Verification::Rejected => Some(Verification::Rejected),
+        pb::Verification::Unspecified => None,
+    }
+}
+
+/// The wire form of a recorded verification.
+pub fn state_to_pb(s: &AlertState) -> pb::AlertVerification {
+    pb::AlertVerification {
+        state: verification_to_pb(s.state) as i32,
+        by: s.by.clone(),
+        by_force: s.by_force.to_string(),
+        at: Some(to_pb_time(s.at)),
+        note: s.note.clone(),
+    }
+}
+
+/// The wire form of a list reference.
+pub fn list_ref_to_pb(id: &HotlistId) -> pb::HotlistRef {
+    pb::HotlistRef {
+        owner: id.owner.to_string(),
+        name: id.name.clone(),
+    }
+}
+
+/// The wire form of an entry.
+pub fn entry_to_pb(e: &HotlistEntry) -> pb::HotlistEntry {
+    pb::HotlistEntry {
+        vrm: e.vrm.as_str().to_string(),
+        reason: e.reason.clone(),
+        intel_ref: e.intel_ref.clone(),
+        action: action_to_pb(e.action) as i32,
+        convoy: e.convoy,
+        expires_at: Some(to_pb_time(e.expires_at)),
+        created_by: e.created_by.clone(),
+        created_at: Some(to_pb_time(e.created_at)),
+    }
+}
+
+/// The wire form of a list's definition with its entry counts.
+pub fn hotlist_to_pb(l: &Hotlist, entries: u64, active: u64) -> pb::HotlistInfo {
+    pb::HotlistInfo {
+        list: Some(list_ref_to_pb(&l.id)),
+        purpose: l.purpose.clone(),
+        description: l.description.clone(),
+        fuzzy: l.fuzzy.confusable,
+        max_edits: u32::from(l.fuzzy.max_edits),
+        created_by: l.created_by.clone(),
+        created_at: Some(to_pb_time(l.created_at)),
+        entries,
+        active_entries: active,
+    }
+}
+
+impl fmt::Debug for pb::HotlistEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HotlistEntry")
+            .field("vrm", &redact(&self.vrm))
+            .field("action", &self.action)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for pb::ConvoyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConvoyRequest")
+            .field(
+                "vrms",
+                &self.vrms.iter().map(|v| redact(v)).collect::<Vec<_>>(),
+            )
+            .field("hotlist", &self.hotlist)
+            .field("window_s", &self.window_s)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for pb::ClonesRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClonesRequest")
+            .field("vrm", &redact(&self.vrm))
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for pb::Companion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Companion")
+            .field("rank", &self.rank)
+            .field("vrm", &redact(&self.vrm))
+            .field("co_occurrences", &self.co_occurrences)
+            .field("cameras", &self.cameras)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for pb::CompanionBrief {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompanionBrief")
+            .field("vrm", &redact(&self.vrm))
+            .field("co_occurrences", &self.co_occurrences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for pb::ClonePair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClonePair")
+            .field("vrm", &redact(&self.vrm))
+            .field("distance_m", &self.distance_m)
+            .field("seconds", &self.seconds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for pb::RemoveEntriesRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoveEntriesRequest")
+            .field("list", &self.list)
+            .field("vrms", &self.vrms.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_and_debug_redacts() {
+        for a in Action::ALL {
+            assert_eq!(action_from_pb(action_to_pb(a) as i32), Some(a));
+        }
+        assert_eq!(action_from_pb(0), None);
+        for k in [AlertKind::Hit, AlertKind::Convoy, AlertKind::Clone] {
+            assert_eq!(kind_from_pb(kind_to_pb(k) as i32), Some(k));
+        }
+        for v in [
+            Verification::Unverified,
+            Verification::Confirmed,
+            Verification::Rejected,
+        ] {
+            assert_eq!(verification_from_pb(verification_to_pb(v) as i32), Some(v));
+        }
+        let e = pb::HotlistEntry {
+            vrm: "AB12CDE".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{e:?}").contains("AB12CDE"));
+        let c = pb::ConvoyRequest {
+            vrms: vec!["AB12CDE".into()],
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("AB12CDE"));
+    }
+}

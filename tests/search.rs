@@ -451,4 +451,132 @@ async fn structured_searches_match_brute_force() {
         e.message().contains("area 1") && e.message().contains("radius"),
         "{e}"
     );
+    convoy_and_clones(&h, &data).await;
+}
+
+/// A companion by brute force: (co-occurrences, cameras, targets).
+type Expected = (u32, u32);
+
+/// Convoy and clone analyses over mTLS on the generated day, against a
+/// brute-force answer from the generated reads and the planted ground truth.
+async fn convoy_and_clones(h: &Harness, data: &SynthData) {
+    let start = Timestamp::from_day_ms(day().day(), 0);
+    let end = start.plus_millis(nadc_core::time::MS_PER_DAY - 1);
+    let norm = |v: &str| nadc_core::Vrm::normalise(v).unwrap().to_string();
+    let (target, companion) = data.convoy.clone().unwrap();
+    let (target, companion) = (norm(&target), norm(&companion));
+    let window_ms = 120_000;
+
+    // Brute force: every pushed read by (force, camera), then the target's
+    // reads, then who else was at the same camera within the window.
+    let mut by_camera: HashMap<(String, String), Vec<(Timestamp, String)>> = HashMap::new();
+    let mut target_reads = Vec::new();
+    for (force, reads) in &data.reads {
+        if !support::FORCES.contains(&force.as_str()) {
+            continue;
+        }
+        for r in reads {
+            let t = nadc_proto::from_pb_time(r.observed_at.as_ref().unwrap()).unwrap();
+            let vrm = nadc_core::Vrm::normalise(&r.vrm).unwrap().to_string();
+            let cam = (force.to_string(), r.camera_id.clone());
+            if vrm == target {
+                target_reads.push((cam.clone(), t));
+            }
+            by_camera.entry(cam).or_default().push((t, vrm));
+        }
+    }
+    let mut want: HashMap<String, (BTreeSet<usize>, BTreeSet<(String, String)>)> = HashMap::new();
+    for (i, (cam, t)) in target_reads.iter().enumerate() {
+        for (u, vrm) in &by_camera[cam] {
+            if *vrm != target && (u.millis() - t.millis()).abs() <= window_ms {
+                let e = want.entry(vrm.clone()).or_default();
+                e.0.insert(i);
+                e.1.insert(cam.clone());
+            }
+        }
+    }
+    let mut want: Vec<(String, Expected)> = want
+        .into_iter()
+        .map(|(v, (reads, cams))| (v, (reads.len() as u32, cams.len() as u32)))
+        .collect();
+    want.sort_by(|a, b| (b.1.0, b.1.1, &a.0).cmp(&(a.1.0, a.1.1, &b.0)));
+
+    let req = pb::ConvoyRequest {
+        vrms: vec![target.clone()],
+        from: Some(nadc_proto::to_pb_time(start)),
+        to: Some(nadc_proto::to_pb_time(end)),
+        window_s: 120,
+        min_count: 1,
+        min_cameras: 1,
+        limit: 100_000,
+        ..Default::default()
+    };
+    let ans = nadc_cli_convoy(h, req).await;
+    let got: Vec<(String, Expected)> = ans
+        .iter()
+        .map(|c| (c.vrm.clone(), (c.co_occurrences, c.cameras)))
+        .collect();
+    assert_eq!(got, want, "convoy differs from brute force");
+    // The planted companion is first, with a co-occurrence at (almost)
+    // every camera the target passed.
+    assert_eq!(ans[0].vrm, companion);
+    assert!(ans[0].co_occurrences as usize * 10 >= target_reads.len() * 7);
+    assert!(
+        ans.get(1)
+            .is_none_or(|c| c.co_occurrences < ans[0].co_occurrences)
+    );
+    for p in &ans[0].pairs {
+        let (t, c) = (
+            p.target.as_ref().unwrap().provenance.as_ref().unwrap(),
+            p.companion.as_ref().unwrap().provenance.as_ref().unwrap(),
+        );
+        assert_eq!(
+            (&t.owning_force, &t.camera_id),
+            (&c.owning_force, &c.camera_id)
+        );
+        assert!(p.gap_ms.abs() <= window_ms);
+    }
+
+    // Clones: the planted plate, and nothing else, over the whole day.
+    let mut client = pb::search_client::SearchClient::new(h.user("alice").await)
+        .max_decoding_message_size(64 << 20);
+    let mut stream = client
+        .clones(pb::ClonesRequest {
+            from: Some(nadc_proto::to_pb_time(start)),
+            to: Some(nadc_proto::to_pb_time(end)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut pairs = Vec::new();
+    while let Some(c) = stream.message().await.unwrap() {
+        if let Some(pb::clones_chunk::Chunk::Pair(p)) = c.chunk {
+            pairs.push(p);
+        }
+    }
+    let planted = norm(data.clone.as_deref().unwrap());
+    assert!(!pairs.is_empty(), "the planted clone was not found");
+    for p in &pairs {
+        assert_eq!(p.vrm, planted, "normal traffic flagged as a clone");
+        assert!(p.speed_kmh > 250.0 && p.distance_m >= 2_000.0);
+    }
+}
+
+async fn nadc_cli_convoy(h: &Harness, req: pb::ConvoyRequest) -> Vec<pb::Companion> {
+    let mut client = pb::search_client::SearchClient::new(h.user("alice").await)
+        .max_decoding_message_size(64 << 20);
+    let mut stream = client.convoy(req).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    let mut summary = None;
+    while let Some(c) = stream.message().await.unwrap() {
+        match c.chunk.unwrap() {
+            pb::convoy_chunk::Chunk::Companion(c) => out.push(c),
+            pb::convoy_chunk::Chunk::Summary(s) => summary = Some(s),
+        }
+    }
+    let s = summary.expect("a convoy search ends with a summary");
+    assert_eq!(s.companions as usize, out.len());
+    assert!(!s.truncated);
+    out
 }

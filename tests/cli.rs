@@ -454,3 +454,256 @@ fn chrono_now_minus_hours(hours: i64) -> String {
     let t = chrono::Utc::now() - chrono::Duration::hours(hours);
     t.format("%Y-%m-%d").to_string()
 }
+
+/// `nadc` with `args`, whatever its exit status.
+fn run_any(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
+    let mut cmd = Command::new(NADC);
+    cmd.args(args).env("NADC_NODE", url);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// RFC 3339 for `mins` minutes ago.
+fn minutes_ago(mins: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(mins))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+#[test]
+fn hotlists_alerts_convoy_and_clones_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let out = Command::new(NADC)
+        .args([
+            "pki",
+            "init",
+            "--forces",
+            "AVON",
+            "--users",
+            "alice:analyst:AVON,harry:hotlist-manager:AVON",
+        ])
+        .arg("--out")
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let server = Server::start(dir.path());
+    let (avon, alice, harry) = (
+        identity(&pki, "bofs", "AVON"),
+        identity(&pki, "users", "alice"),
+        identity(&pki, "users", "harry"),
+    );
+    let cameras = dir.path().join("cameras.csv");
+    std::fs::write(
+        &cameras,
+        "camera_id,lat,lon,bearing,kind,lanes\nM32-J1,51.4700,-2.5600,,fixed,\nA4-BATH,51.3900,-2.3700,,fixed,\n",
+    )
+    .unwrap();
+    run(
+        &["cameras", "import", cameras.to_str().unwrap()],
+        &avon,
+        &server.url,
+    );
+
+    run(
+        &[
+            "hotlist",
+            "create",
+            "wanted",
+            "--purpose",
+            "serious crime",
+            "--fuzzy",
+        ],
+        &harry,
+        &server.url,
+    );
+    // An analyst may not change lists.
+    let out = run_any(
+        &["hotlist", "create", "mine", "--purpose", "x"],
+        &alice,
+        &server.url,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hotlist-manager"));
+    // Import: a good row, one the node refuses (no intelligence
+    // reference), and one malformed here (unknown action); each named by line.
+    let entries = dir.path().join("entries.csv");
+    std::fs::write(
+        &entries,
+        "vrm,reason,intel_ref,action,expires,convoy\nTG11 TGT,wanted for robbery,INT/1,stop,30d,yes\nNO12 INT,no intel,,arrest,30d,\nBA12 DAC,bad action,INT/3,detain,30d,\n",
+    )
+    .unwrap();
+    let out = run_any(
+        &["hotlist", "import", "wanted", entries.to_str().unwrap()],
+        &harry,
+        &server.url,
+    );
+    assert!(!out.status.success(), "an import with bad rows must fail");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("1 entries stored")
+            && stdout.contains("1 refused")
+            && stdout.contains("1 malformed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("line 3") && stderr.contains("intel_ref"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 4") && stderr.contains("detain"),
+        "{stderr}"
+    );
+    let out = run(
+        &["hotlist", "show", "wanted", "--format", "csv"],
+        &alice,
+        &server.url,
+    );
+    let mut csv = csv::Reader::from_reader(out.stdout.as_slice());
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][0], "TG11TGT");
+    assert_eq!(&rows[0][1], "stop");
+    assert_eq!(&rows[0][5], "true");
+
+    // A live subscriber process waits for the first alert.
+    let mut watcher = Command::new(NADC)
+        .args(["alerts", "watch", "--count", "1", "--format", "ndjson"])
+        .env("NADC_NODE", &server.url)
+        .envs(alice.iter().map(|(k, v)| (*k, v.clone())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The target (read once as TG11 T6T) and its companion pass both
+    // cameras a minute apart; a cloned plate is at both within 2 minutes.
+    let reads = dir.path().join("reads.csv");
+    let rows = [
+        ("t1", "TG11 T6T", 60, "M32-J1"),
+        ("k1", "KM22 KMK", 59, "M32-J1"),
+        ("t2", "TG11 TGT", 40, "A4-BATH"),
+        ("k2", "KM22 KMK", 39, "A4-BATH"),
+        ("x1", "XX33 XXX", 30, "M32-J1"),
+        ("c1", "CL0N 123", 20, "M32-J1"),
+        ("c2", "CL0N 123", 18, "A4-BATH"),
+    ];
+    let mut text = String::from(
+        "read_id,vrm,observed_at,camera_id,lat,lon,bearing,lane,confidence,make,model,colour\n",
+    );
+    for (id, vrm, mins, cam) in rows {
+        text.push_str(&format!("{id},{vrm},{},{cam},,,,,,,,\n", minutes_ago(mins)));
+    }
+    std::fs::write(&reads, text).unwrap();
+    run(&["push", reads.to_str().unwrap()], &avon, &server.url);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while watcher.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no alert reached the watcher");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = watcher.wait_with_output().unwrap();
+    let live = ndjson(&out);
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0]["kind"], "hit");
+    assert_eq!(live[0]["read"]["vrm"], "TG11T6T");
+    assert_eq!(live[0]["list_vrm"], "TG11TGT");
+    assert_eq!(live[0]["substitutions"], "list G read 6 at 6");
+    assert_eq!(live[0]["read"]["owning_force"], "AVON");
+    assert_eq!(live[0]["verification"]["state"], "unverified");
+
+    // Everything logged: two hits, the clone, and convoy alerts.
+    let out = run(
+        &["alerts", "watch", "--history", "--format", "ndjson"],
+        &alice,
+        &server.url,
+    );
+    let all = ndjson(&out);
+    let kinds: Vec<&str> = all.iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "hit").count(),
+        2,
+        "{kinds:?}"
+    );
+    let clone = all.iter().find(|a| a["kind"] == "clone").unwrap();
+    assert_eq!(clone["read"]["vrm"], "CL0N123");
+    assert_eq!(clone["other_read"]["bof_read_id"], "c1");
+    let position = live[0]["position"].as_u64().unwrap().to_string();
+    let out = run(
+        &[
+            "alerts",
+            "verify",
+            &position,
+            "--state",
+            "rejected",
+            "--note",
+            "patch shows TG11 T6T",
+        ],
+        &alice,
+        &server.url,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verification: rejected by alice"));
+
+    // Retrospective convoy: the companion first, with both co-occurrences.
+    let (from, to) = (minutes_ago(120), minutes_ago(0));
+    let out = run(
+        &[
+            "search", "convoy", "TG11TGT", "TG11T6T", "--from", &from, "--to", &to, "--pairs",
+            "--format", "csv",
+        ],
+        &alice,
+        &server.url,
+    );
+    let mut csv = csv::Reader::from_reader(out.stdout.as_slice());
+    let header = csv.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "one row per supporting pair");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for r in &rows {
+        assert_eq!(&r[col("rank")], "1");
+        assert_eq!(&r[col("vrm")], "KM22KMK");
+        assert_eq!(&r[col("co_occurrences")], "2");
+        assert_eq!(&r[col("cameras")], "2");
+        assert_eq!(&r[col("gap_s")], "60.0");
+    }
+    let out = run(
+        &[
+            "search",
+            "convoy",
+            "--hotlist",
+            "wanted",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--min-count",
+            "1",
+        ],
+        &alice,
+        &server.url,
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("KM22KMK"), "{table}");
+
+    // Retrospective clones.
+    let out = run(
+        &[
+            "search", "clones", "--from", &from, "--to", &to, "--format", "ndjson",
+        ],
+        &alice,
+        &server.url,
+    );
+    let pairs = ndjson(&out);
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(pairs[0]["vrm"], "CL0N123");
+    assert_eq!(pairs[0]["first_bof_read_id"], "c1");
+    assert_eq!(pairs[0]["second_bof_read_id"], "c2");
+    server.stop();
+}

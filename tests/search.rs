@@ -454,8 +454,11 @@ async fn structured_searches_match_brute_force() {
     convoy_and_clones(&h, &data).await;
 }
 
-/// A companion by brute force: (co-occurrences, cameras, targets).
+/// A companion by brute force: (co-occurrences, cameras).
 type Expected = (u32, u32);
+
+/// Per companion: the target reads it accompanied and the cameras.
+type Sightings = HashMap<String, (BTreeSet<usize>, BTreeSet<(String, String)>)>;
 
 /// Convoy and clone analyses over mTLS on the generated day, against a
 /// brute-force answer from the generated reads and the planted ground truth.
@@ -485,7 +488,7 @@ async fn convoy_and_clones(h: &Harness, data: &SynthData) {
             by_camera.entry(cam).or_default().push((t, vrm));
         }
     }
-    let mut want: HashMap<String, (BTreeSet<usize>, BTreeSet<(String, String)>)> = HashMap::new();
+    let mut want: Sightings = HashMap::new();
     for (i, (cam, t)) in target_reads.iter().enumerate() {
         for (u, vrm) in &by_camera[cam] {
             if *vrm != target && (u.millis() - t.millis()).abs() <= window_ms {

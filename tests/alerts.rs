@@ -567,31 +567,49 @@ async fn a_hit_on_a_convoy_entry_names_the_companions_seen_with_the_target() {
         ],
     )
     .await;
+    // One target read: no companion seen twice yet, so no alert.
+    push(&h, "AVON", vec![read("t1", "TG11TGT", "C1", 60)]).await;
+    // The second: the companion has been with it twice.
+    push(&h, "AVON", vec![read("t2", "TG11TGT", "C2", 40)]).await;
+    let first = next(&mut live).await;
+    assert_eq!(kind(&first), pb::AlertKind::Convoy);
+    assert_eq!(first.entry.as_ref().unwrap().vrm, "TG11TGT");
+    assert_eq!(first.purpose, "serious crime");
+    let named: Vec<(&str, u32, u32)> = first
+        .companions
+        .iter()
+        .map(|c| (c.vrm.as_str(), c.co_occurrences, c.cameras))
+        .collect();
+    assert_eq!(named, vec![("KM22KMK", 2, 2)]);
+    // The third read adds nothing new: no alert. A new companion joins
+    // for the third and fourth reads: an alert naming both.
+    push(&h, "AVON", vec![read("t3", "TG11TGT", "C3", 20)]).await;
     push(
         &h,
         "AVON",
         vec![
-            read("t1", "TG11TGT", "C1", 60),
-            read("t2", "TG11TGT", "C2", 40),
-            read("t3", "TG11TGT", "C3", 20),
+            read("j1", "JN55JNJ", "C3", 21),
+            read("j2", "JN55JNJ", "C1", 6),
         ],
     )
     .await;
-    // Each hit is analysed; the latest sees all three co-occurrences.
-    let mut best = None;
-    while best.is_none() {
-        let e = next(&mut live).await;
-        assert_eq!(kind(&e), pb::AlertKind::Convoy);
-        assert_eq!(e.entry.as_ref().unwrap().vrm, "TG11TGT");
-        assert!(
-            e.companions.iter().all(|c| c.vrm == "KM22KMK"),
-            "{:?}",
-            e.companions
-        );
-        if e.companions.first().is_some_and(|c| c.co_occurrences == 3) {
-            best = Some(e);
-        }
-    }
-    let c = &best.unwrap().companions[0];
-    assert_eq!((c.co_occurrences, c.cameras), (3, 3));
+    push(&h, "AVON", vec![read("t4", "TG11TGT", "C1", 5)]).await;
+    let second = next(&mut live).await;
+    let named: Vec<(&str, u32, u32)> = second
+        .companions
+        .iter()
+        .map(|c| (c.vrm.as_str(), c.co_occurrences, c.cameras))
+        .collect();
+    assert_eq!(named, vec![("KM22KMK", 3, 3), ("JN55JNJ", 2, 2)]);
+    assert_eq!(
+        second
+            .read
+            .as_ref()
+            .unwrap()
+            .provenance
+            .as_ref()
+            .unwrap()
+            .bof_read_id,
+        "t4"
+    );
 }

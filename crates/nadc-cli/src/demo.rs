@@ -78,12 +78,17 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 vec![Role::Investigator],
                 forces[1].clone(),
             ),
+            (
+                "harry".to_string(),
+                vec![Role::HotlistManager],
+                forces[0].clone(),
+            ),
         ],
         ..Default::default()
     };
     let layout = nadc_pki::init(&pki_dir, &spec, true).context("create the demo PKI")?;
     println!(
-        "CA, node certificate node-1, BOF certificates for {}, users alice (analyst, AVON) and bob (investigator, KENT) in {}",
+        "CA, node certificate node-1, BOF certificates for {}, users alice (analyst, AVON), bob (investigator, KENT) and harry (hotlist manager, AVON) in {}",
         forces
             .iter()
             .map(ForceId::as_str)
@@ -158,6 +163,19 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
 
     step(
         5,
+        "hotlist manager harry (AVON) lists the convoy target; alice subscribes to alerts",
+    );
+    let harry_tls = tls_for(&layout, layout.user_cert("harry"), layout.user_key("harry"));
+    let alice_tls = tls_for(&layout, layout.user_cert("alice"), layout.user_key("alice"));
+    let alice_ch = nadc_bof::connect(&url, &alice_tls).await?;
+    if let Some((target, _)) = &synth.convoy {
+        hotlist_target(&url, &harry_tls, target, today).await?;
+    }
+    let (alert_tx, mut alert_rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = tokio::spawn(collect_alerts(alice_ch.clone(), alert_tx));
+
+    step(
+        6,
         "four force BOFs push their reads at once (durable acknowledgements)",
     );
     let push_started = Instant::now();
@@ -198,7 +216,21 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     step(
-        6,
+        7,
+        "alerts raised as the reads arrived (hits are logged with the read, in the same write)",
+    );
+    // Convoy analysis runs just after each hit is acknowledged: give the
+    // last ones a moment, then stop watching.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    watcher.abort();
+    let mut alerts = Vec::new();
+    while let Ok(e) = alert_rx.try_recv() {
+        alerts.push(e);
+    }
+    print_alerts(&alerts);
+
+    step(
+        8,
         "bad reads are refused one by one; the good ones in the same batch are kept",
     );
     let avon = &forces[0];
@@ -249,7 +281,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     step(
-        7,
+        9,
         "identity comes from the certificate: KENT's BOF cannot push as AVON, a user cannot push",
     );
     let kent = &forces[1];
@@ -267,8 +299,6 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         Err(e) => println!("KENT BOF claiming AVON: refused: {e}"),
         Ok(_) => anyhow::bail!("a KENT BOF pushed as AVON: identity check failed"),
     }
-    let alice_tls = tls_for(&layout, layout.user_cert("alice"), layout.user_key("alice"));
-    let alice_ch = nadc_bof::connect(&url, &alice_tls).await?;
     let attempt = pb::ReadBatch {
         batch_seq: 1,
         force: String::new(),
@@ -279,7 +309,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         Ok(_) => anyhow::bail!("a user certificate pushed reads: role check failed"),
     }
 
-    step(8, "searches as analyst alice (AVON)");
+    step(10, "searches as analyst alice (AVON)");
     if let Some((target, companion)) = &synth.convoy {
         for (label, plate) in [
             ("convoy target", target),
@@ -374,6 +404,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             &c.vrms,
             None,
         )?;
+        convoy_and_clones(&alice_ch, target, day_start).await?;
     }
     let mut admin = pb::admin_client::AdminClient::new(alice_ch);
     let info = admin
@@ -391,7 +422,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             .join(", ")
     );
 
-    step(9, "shutdown (flushes the store)");
+    step(11, "shutdown (flushes the store)");
     node.shutdown().await.context("shut the node down")?;
     println!("done in {:.1} s", started.elapsed().as_secs_f64());
     if a.keep.is_some() {
@@ -406,4 +437,192 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Follows the alert stream, passing every alert on.
+async fn collect_alerts(
+    ch: tonic::transport::Channel,
+    out: tokio::sync::mpsc::UnboundedSender<pb::AlertEvent>,
+) -> anyhow::Result<()> {
+    let mut alerts = pb::alerts_client::AlertsClient::new(ch);
+    let mut stream = alerts
+        .watch(pb::WatchRequest::default())
+        .await
+        .map_err(nadc_bof::ClientError::from)?
+        .into_inner();
+    while let Some(e) = stream
+        .message()
+        .await
+        .map_err(nadc_bof::ClientError::from)?
+    {
+        if out.send(e).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Harry creates a fuzzy list with the convoy target on it, flagged for
+/// real-time convoy analysis.
+async fn hotlist_target(
+    url: &str,
+    tls: &ClientTls,
+    target: &str,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let mut c = pb::hotlists_client::HotlistsClient::new(nadc_bof::connect(url, tls).await?);
+    c.create_hotlist(pb::CreateHotlistRequest {
+        name: "serious-crime".into(),
+        purpose: "serious crime".into(),
+        description: "demo list".into(),
+        fuzzy: true,
+        max_edits: 0,
+    })
+    .await
+    .map_err(nadc_bof::ClientError::from)?;
+    c.add_entries(pb::AddEntriesRequest {
+        list: Some(pb::HotlistRef {
+            owner: String::new(),
+            name: "serious-crime".into(),
+        }),
+        entries: vec![pb::HotlistEntry {
+            vrm: target.to_string(),
+            reason: "suspected of armed robbery".into(),
+            intel_ref: "DEMO/INT/0001".into(),
+            action: pb::Action::Notify as i32,
+            convoy: true,
+            expires_at: Some(nadc_proto::to_pb_time(now.plus_millis(7 * 86_400_000))),
+            ..Default::default()
+        }],
+    })
+    .await
+    .map_err(nadc_bof::ClientError::from)?;
+    println!(
+        "nadc hotlist create serious-crime --fuzzy; nadc hotlist add serious-crime {target} --action notify --convoy --expires 7d"
+    );
+    println!("nadc alerts watch (alice, from position 0): subscribed");
+    Ok(())
+}
+
+fn print_alerts(alerts: &[pb::AlertEvent]) {
+    let count = |k: pb::AlertKind| alerts.iter().filter(|e| e.kind == k as i32).count();
+    println!(
+        "{} alerts received: {} hotlist hits, {} convoy alerts, {} cloned-plate alerts",
+        alerts.len(),
+        count(pb::AlertKind::Hit),
+        count(pb::AlertKind::Convoy),
+        count(pb::AlertKind::Clone)
+    );
+    let fuzzy = alerts.iter().find(|e| {
+        e.kind == pb::AlertKind::Hit as i32
+            && e.r#match
+                .as_ref()
+                .is_some_and(|m| m.kind != pb::vrm_match::Kind::Exact as i32)
+    });
+    let exact = alerts.iter().find(|e| e.kind == pb::AlertKind::Hit as i32);
+    let convoy = alerts
+        .iter()
+        .filter(|e| e.kind == pb::AlertKind::Convoy as i32)
+        .max_by_key(|e| e.companions.first().map_or(0, |c| c.co_occurrences));
+    let clone = alerts
+        .iter()
+        .find(|e| e.kind == pb::AlertKind::Clone as i32);
+    for e in [exact, fuzzy, convoy, clone].into_iter().flatten() {
+        println!("\n{}", crate::alerting::alert_text(e));
+    }
+}
+
+/// A retrospective convoy search for the target and a clone search over
+/// the day.
+async fn convoy_and_clones(
+    ch: &tonic::transport::Channel,
+    target: &str,
+    day_start: Timestamp,
+) -> anyhow::Result<()> {
+    let from = Some(nadc_proto::to_pb_time(day_start));
+    let to = Some(nadc_proto::to_pb_time(
+        day_start.plus_millis(nadc_core::time::MS_PER_DAY - 1),
+    ));
+    println!("\nnadc search convoy {target} --from DAY --to DAY+1: who travelled with the target");
+    let ans = crate::alerting::convoy_search(
+        ch.clone(),
+        pb::ConvoyRequest {
+            vrms: vec![target.to_string()],
+            from,
+            to,
+            limit: 5,
+            ..Default::default()
+        },
+    )
+    .await?;
+    for c in &ans.companions {
+        println!(
+            "  {}. {}  {} co-occurrences at {} camera(s); first pair: {}",
+            c.rank,
+            c.vrm,
+            c.co_occurrences,
+            c.cameras,
+            c.pairs
+                .first()
+                .and_then(|p| {
+                    let (t, m) = (
+                        p.target.as_ref()?.provenance.as_ref()?,
+                        p.companion.as_ref()?.provenance.as_ref()?,
+                    );
+                    Some(format!(
+                        "{}/{} gap {:+.0} s (reads {} and {})",
+                        t.owning_force,
+                        t.camera_id,
+                        p.gap_ms as f64 / 1000.0,
+                        t.bof_read_id,
+                        m.bof_read_id
+                    ))
+                })
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "\nnadc search clones --from DAY --to DAY+1: plates read too far apart for the time between"
+    );
+    let ans = crate::alerting::clones_search(
+        ch.clone(),
+        pb::ClonesRequest {
+            from,
+            to,
+            limit: 5,
+            ..Default::default()
+        },
+    )
+    .await?;
+    for p in &ans.pairs {
+        let side = |r: &Option<pb::ReadRow>| {
+            r.as_ref()
+                .and_then(|r| r.provenance.as_ref())
+                .map(|p| {
+                    format!(
+                        "{}/{} at {}",
+                        p.owning_force,
+                        p.camera_id,
+                        crate::output::time(&p.observed_at)
+                    )
+                })
+                .unwrap_or_default()
+        };
+        println!(
+            "  {}  {} -> {}: {:.0} km in {:.0} s ({:.0} km/h)",
+            p.vrm,
+            side(&p.first),
+            side(&p.second),
+            p.distance_m / 1000.0,
+            p.seconds,
+            p.speed_kmh
+        );
+    }
+    if let Some(s) = &ans.summary {
+        println!(
+            "  {} pair(s) in all from {} reads",
+            s.total, s.reads_examined
+        );
+    }
+    Ok(())
 }

@@ -487,7 +487,7 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
     let mut emit =
         |rng: &mut ChaCha8Rng, data: &mut SynthData, v: &Vehicle, site: usize, at_ms: i64| {
             if !rng.random_bool(cfg.detection) {
-                return;
+                return false;
             }
             let s = &world.sites[site];
             let n = counters.entry(s.force.clone()).or_default();
@@ -517,6 +517,7 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
                 candidates: Vec::new(),
             };
             data.reads.entry(s.force.clone()).or_default().push(read);
+            true
         };
     let day_ms = nadc_core::time::MS_PER_DAY;
     let vehicles = data.vehicles.clone();
@@ -566,10 +567,10 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
                 if at >= day_ms {
                     break;
                 }
-                emit(&mut rng, &mut data, v, *site, at);
+                let _ = emit(&mut rng, &mut data, v, *site, at);
                 for (f, gap) in followers {
                     let jitter = rng.random_range(-30.0..30.0);
-                    emit(
+                    let _ = emit(
                         &mut rng,
                         &mut data,
                         &vehicles[*f],
@@ -589,11 +590,13 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
                         rng.random_range(-80.0..80.0),
                         rng.random_range(-80.0..80.0),
                     );
-                    emit(&mut rng, &mut data, v, van, at + 2000);
-                    if let Some(r) = data
-                        .reads
-                        .get_mut(&world.sites[van].force)
-                        .and_then(|r| r.last_mut())
+                    // Only a read the van made gets the van's GPS (an
+                    // undetected pass must not move an earlier van read).
+                    if emit(&mut rng, &mut data, v, van, at + 2000)
+                        && let Some(r) = data
+                            .reads
+                            .get_mut(&world.sites[van].force)
+                            .and_then(|r| r.last_mut())
                         && r.camera_id == world.sites[van].id
                     {
                         r.lat = Some(lat);

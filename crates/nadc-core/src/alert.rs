@@ -37,6 +37,8 @@ pub enum AlertDetail {
     Convoy {
         /// The list.
         list: HotlistId,
+        /// The list's purpose.
+        purpose: String,
         /// The listed target (as read).
         target: Vrm,
         /// The hit entry's action.

@@ -12,10 +12,10 @@
 //! - Subscribers read the stored log from a position, then follow new
 //!   positions: a slow or reconnecting subscriber misses nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::Stream;
 use nadc_core::alert::{Alert, AlertDetail, AlertKind, AlertState, CompanionBrief};
@@ -81,7 +81,15 @@ pub struct Brief {
     observed_at: Timestamp,
     position: nadc_core::GeoPoint,
     raised: bool,
-    convoy: Vec<(HotlistId, nadc_core::hotlist::Action)>,
+    convoy: Vec<ConvoyTrigger>,
+}
+
+/// A hit on an entry flagged for convoy analysis.
+#[derive(Clone, Debug)]
+struct ConvoyTrigger {
+    list: HotlistId,
+    purpose: String,
+    action: nadc_core::hotlist::Action,
 }
 
 /// The alerting stage of ingest.
@@ -96,6 +104,9 @@ pub struct Alerting {
     pub config: AlertsConfig,
     /// The node's clock (entry expiry).
     pub clock: Arc<dyn Clock>,
+    /// Companions already named per (list, target), so repeated hits raise
+    /// a convoy alert only for a new companion.
+    pub named: Mutex<HashMap<(HotlistId, nadc_core::Vrm), BTreeSet<nadc_core::Vrm>>>,
 }
 
 impl Alerting {
@@ -108,7 +119,7 @@ impl Alerting {
 
     /// Attaches to each read the alerts it raises against the lists and the
     /// reads already stored. Blocking (store lookups): call off the runtime.
-    pub fn annotate(&self, force: &ForceId, reads: &mut [NewRead]) -> Result<(), StoreError> {
+    pub fn annotate(&self, reads: &mut [NewRead]) -> Result<(), StoreError> {
         let matcher = self.hotlists.matcher();
         let now = self.clock.now();
         let look = i64::from(self.config.clone_look_back_s) * 1000;
@@ -127,8 +138,6 @@ impl Alerting {
                     &r.read.vrm,
                     r.read.observed_at,
                     r.position,
-                    force,
-                    &r.read.read_id,
                     &self.rule(),
                     look,
                 )
@@ -175,9 +184,16 @@ impl Alerting {
                     .alerts
                     .iter()
                     .filter_map(|a| match a {
-                        AlertDetail::Hit { list, entry, .. } if entry.convoy => {
-                            Some((list.clone(), entry.action))
-                        }
+                        AlertDetail::Hit {
+                            list,
+                            purpose,
+                            entry,
+                            ..
+                        } if entry.convoy => Some(ConvoyTrigger {
+                            list: list.clone(),
+                            purpose: purpose.clone(),
+                            action: entry.action,
+                        }),
                         _ => None,
                     })
                     .collect(),
@@ -250,12 +266,12 @@ impl Alerting {
                 day: b.observed_at.day(),
                 seq,
             };
-            for (list, action) in b.convoy {
+            for trigger in b.convoy {
                 let me = self.clone();
                 let force = force.clone();
                 let (target, at) = (b.vrm.clone(), b.observed_at);
                 tokio::task::spawn_blocking(move || {
-                    if let Err(e) = me.convoy_alert(list, action, target, at, read, force) {
+                    if let Err(e) = me.convoy_alert(trigger, target, at, read, force) {
                         warn!(error = %e, "real-time convoy analysis failed");
                     }
                 });
@@ -264,11 +280,12 @@ impl Alerting {
     }
 
     /// Analyses the target's recent reads for companions and logs a convoy
-    /// alert naming them (none if there are none).
+    /// alert naming them, when one of them was not named by the last convoy
+    /// alert for this target and list (so a target read fifty times a day
+    /// raises an alert when a new companion appears, not fifty).
     fn convoy_alert(
         &self,
-        list: HotlistId,
-        action: nadc_core::hotlist::Action,
+        trigger: ConvoyTrigger,
         target: nadc_core::Vrm,
         at: Timestamp,
         read: ReadRef,
@@ -287,9 +304,22 @@ impl Alerting {
             max_candidates: 1_000_000,
         };
         let result = convoy(self.store.as_ref(), &q)?;
+        let ConvoyTrigger {
+            list,
+            purpose,
+            action,
+        } = trigger;
         debug!(list = %list, companions = result.companions.len(), "real-time convoy analysed");
-        if result.companions.is_empty() {
-            return Ok(());
+        {
+            let mut named = match self.named.lock() {
+                Ok(n) => n,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let seen = named.entry((list.clone(), target.clone())).or_default();
+            if result.companions.iter().all(|c| seen.contains(&c.vrm)) {
+                return Ok(());
+            }
+            seen.extend(result.companions.iter().map(|c| c.vrm.clone()));
         }
         let companions = result
             .companions
@@ -306,6 +336,7 @@ impl Alerting {
             read_force,
             detail: AlertDetail::Convoy {
                 list,
+                purpose,
                 target,
                 action,
                 look_back_s: c.convoy_look_back_s,
@@ -468,12 +499,14 @@ fn event(
         }
         AlertDetail::Convoy {
             list,
+            purpose,
             target,
             action,
             look_back_s,
             companions,
         } => {
             e.list = Some(list_ref_to_pb(list));
+            e.purpose = purpose.clone();
             e.entry = Some(pb::HotlistEntry {
                 vrm: target.as_str().to_string(),
                 action: action_to_pb(*action) as i32,

@@ -185,7 +185,7 @@ impl IngestService {
         let f = force.clone();
         let (briefs, outcomes) = tokio::task::spawn_blocking(move || {
             let mut reads = reads;
-            alerting.annotate(&f, &mut reads)?;
+            alerting.annotate(&mut reads)?;
             let briefs = alerting.brief(&reads);
             Ok::<_, nadc_store::StoreError>((briefs, store.append(&f, reads)?))
         })

@@ -161,6 +161,7 @@ pub async fn start_with_listener(
         hub: hub.clone(),
         config: cfg.alerts.clone(),
         clock: clock.clone(),
+        named: Default::default(),
     });
     let hotlist_service = hotlists::HotlistsService {
         registry: hotlists.clone(),

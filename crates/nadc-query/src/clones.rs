@@ -41,7 +41,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::ops::{ControlFlow, Range};
 
-use nadc_core::{ForceId, GeoPoint, ReadRef, StoredRead, Timestamp, Vrm};
+use nadc_core::{GeoPoint, ReadRef, StoredRead, Timestamp, Vrm};
 use nadc_store::{Store, StoreError};
 
 use crate::QueryError;
@@ -427,17 +427,16 @@ pub fn clones(store: &dyn Store, q: &CloneQuery) -> Result<CloneResult, QueryErr
 /// The neighbours are those of the retrospective order (time, sequence
 /// number) with the new read placed after stored reads of the same time
 /// (it gets the next sequence number): the earlier one is the last stored
-/// read at or before `observed_at`, the later one the first after it. A
-/// stored copy of the read itself (same capture day, owning force and read
-/// id: its identity) is skipped.
-#[allow(clippy::too_many_arguments)]
+/// read at or before `observed_at`, the later one the first after it. Both
+/// come from the VRM index alone (one lookup, no record fetched). A stored
+/// copy of the read itself (a re-push) is its own nearest neighbour, at
+/// distance 0, so it flags nothing; the store drops a duplicate's alerts
+/// anyway.
 pub fn clone_check(
     store: &dyn Store,
     vrm: &Vrm,
     observed_at: Timestamp,
     position: GeoPoint,
-    force: &ForceId,
-    read_id: &str,
     rule: &CloneRule,
     look_back_ms: i64,
 ) -> Result<Vec<CloneNeighbour>, QueryError> {
@@ -447,33 +446,18 @@ pub fn clone_check(
             "look_back_ms {look_back_ms} is negative"
         )));
     }
-    let mut earlier: Option<Point> = None;
-    let mut later: Option<Point> = None;
-    store.vrm_timeline(
-        vrm,
-        observed_at.plus_millis(-look_back_ms),
-        observed_at.plus_millis(look_back_ms),
-        &mut |r| {
-            let t = r.read.observed_at;
-            if r.force == *force && r.read.read_id == read_id && t.day() == observed_at.day() {
-                return ControlFlow::Continue(());
-            }
-            if t <= observed_at {
-                earlier = Some(Point::of(&r));
-                ControlFlow::Continue(())
-            } else {
-                later = Some(Point::of(&r));
-                ControlFlow::Break(())
-            }
-        },
-    )?;
     let mut out = Vec::new();
-    for p in [earlier, later].into_iter().flatten() {
-        let distance_m = position.distance_m(p.position);
-        let seconds = (p.ms - observed_at.millis()).unsigned_abs() as f64 / 1000.0;
+    for e in store
+        .vrm_neighbours(vrm, observed_at, look_back_ms)?
+        .into_iter()
+        .flatten()
+    {
+        let distance_m = position.distance_m(e.position);
+        let seconds =
+            (e.observed_at.millis() - observed_at.millis()).unsigned_abs() as f64 / 1000.0;
         if let Some(speed_kmh) = rule.flags(distance_m, seconds) {
             out.push(CloneNeighbour {
-                other: p.read_ref(),
+                other: e.read_ref(),
                 distance_m,
                 seconds,
                 speed_kmh,

@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `reads`   | `day:u32 · seq:u64` (12 B) | the record ([`crate::record`]) |
 //! | `geo`     | `day:u32 · cell:u64 · ms_of_day:u32 · seq:u64` (24 B) | `lat_e6:i32 · lon_e6:i32` (8 B) |
-//! | `vrm`     | `vrm · 0x00 · observed_ms:u64 · seq:u64` | empty |
+//! | `vrm`     | `vrm · 0x00 · observed_ms:u64 · seq:u64` | `lat_e6:i32 · lon_e6:i32` (8 B) |
 //! | `camera`  | `force · 0x00 · camera_id · 0x00 · observed_ms:u64 · seq:u64` | the VRM (ASCII) |
 //! | `dedup`   | `day:u32 · force · 0x00 · read_id` | `seq:u64` |
 //! | `cameras` | `force · 0x00 · camera_id` | the camera (postcard) |
@@ -33,6 +33,9 @@
 //!   cell the time window is a contiguous key range.
 //! - `reads`, `geo` and `dedup` start with the day, so a whole expired day
 //!   is one `delete_range` per column family.
+//! - The `vrm` value is the position, so a live clone check (the nearest
+//!   earlier and later reads of a VRM, and where they were) reads the index
+//!   alone.
 //! - The `camera` value is the VRM, so convoy analysis ("who else passed
 //!   this camera within two minutes") reads the index alone.
 //! - `alerts` is a log ordered by position: a subscriber resumes with one

@@ -58,6 +58,27 @@ impl NewRead {
     }
 }
 
+/// A VRM index entry: when and where a VRM was read, without the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VrmEntry {
+    /// Capture time.
+    pub observed_at: Timestamp,
+    /// Sequence number.
+    pub seq: u64,
+    /// Where it was read.
+    pub position: GeoPoint,
+}
+
+impl VrmEntry {
+    /// The reference to fetch the record with [`Store::get_reads`].
+    pub fn read_ref(&self) -> ReadRef {
+        ReadRef {
+            day: self.observed_at.day(),
+            seq: self.seq,
+        }
+    }
+}
+
 /// A camera index entry: who passed the camera, when; without fetching the
 /// record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,6 +190,16 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
+
+    /// The nearest reads of `vrm` to `at` from the VRM index alone: the
+    /// last at or before `at` and the first after it, each at most
+    /// `look_ms` away. A live clone check makes this one lookup per read.
+    fn vrm_neighbours(
+        &self,
+        vrm: &Vrm,
+        at: Timestamp,
+        look_ms: i64,
+    ) -> Result<[Option<VrmEntry>; 2], StoreError>;
 
     /// Visits the geographic index entries whose cell lies in one of
     /// `cells` (sorted, non-overlapping ranges of index cells) and whose

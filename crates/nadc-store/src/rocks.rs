@@ -29,7 +29,9 @@ use tracing::{debug, info, warn};
 
 use crate::keys;
 use crate::record;
-use crate::{Appended, CameraEntry, GeoHit, NewRead, ReadRef, Store, StoreError, StoreStats};
+use crate::{
+    Appended, CameraEntry, GeoHit, NewRead, ReadRef, Store, StoreError, StoreStats, VrmEntry,
+};
 
 const CF_READS: &str = "reads";
 const CF_GEO: &str = "geo";
@@ -458,6 +460,51 @@ impl Store for RocksStore {
         }
         it.status().map_err(engine)?;
         Ok(lists.into_values().collect())
+    }
+
+    fn vrm_neighbours(
+        &self,
+        vrm: &Vrm,
+        at: Timestamp,
+        look_ms: i64,
+    ) -> Result<[Option<VrmEntry>; 2], StoreError> {
+        let cf = self.cf(CF_VRM)?;
+        let bound = |t: Timestamp| keys::vrm_bound(vrm, t.max(Timestamp::EPOCH));
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(bound(at.plus_millis(-look_ms.max(0))));
+        ro.set_iterate_upper_bound(bound(at.plus_millis(look_ms.max(0) + 1)));
+        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        let entry = |it: &rocksdb::DBRawIteratorWithThreadMode<'_, DB>| -> Result<Option<VrmEntry>, StoreError> {
+            if !it.valid() {
+                return Ok(None);
+            }
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                return Ok(None);
+            };
+            let corrupt = |detail: &str| StoreError::Corrupt {
+                what: "vrm",
+                detail: detail.into(),
+            };
+            let (_, observed_at, seq) =
+                keys::decode_vrm_key(k).ok_or_else(|| corrupt("undecodable key"))?;
+            let position = keys::decode_geo_value(v)
+                .and_then(|(lat, lon)| GeoPoint::from_micro(lat, lon).ok())
+                .ok_or_else(|| corrupt("value is not a position"))?;
+            Ok(Some(VrmEntry {
+                observed_at,
+                seq,
+                position,
+            }))
+        };
+        // The last entry at or before `at`: just below the first key after it.
+        let mut after_at = bound(at);
+        after_at.extend_from_slice(&u64::MAX.to_be_bytes());
+        it.seek_for_prev(&after_at);
+        let earlier = entry(&it)?;
+        it.seek(bound(at.plus_millis(1)));
+        let later = entry(&it)?;
+        it.status().map_err(engine)?;
+        Ok([earlier, later])
     }
 
     fn camera_entries(
@@ -962,7 +1009,11 @@ impl WriterState {
                     keys::geo_key(t.day(), new.position.index_cell(), t.ms_of_day(), seq),
                     keys::geo_value(new.position.lat_e6(), new.position.lon_e6()),
                 );
-                batch.put_cf(vrm_cf, keys::vrm_key(&r.vrm, t, seq), []);
+                batch.put_cf(
+                    vrm_cf,
+                    keys::vrm_key(&r.vrm, t, seq),
+                    keys::geo_value(new.position.lat_e6(), new.position.lon_e6()),
+                );
                 batch.put_cf(
                     dict_cf,
                     keys::vrm_dict_key(&groups.skeleton(r.vrm.as_str()), &r.vrm),

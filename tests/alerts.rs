@@ -312,11 +312,21 @@ async fn a_subscriber_resumes_from_its_last_position_even_across_a_restart() {
     let missed = next(&mut resumed).await;
     assert_eq!(read_vrm(&missed), "BB22BBB");
     assert!(missed.position > last_seen);
-    // And it keeps following.
+    // And it keeps following; a subscriber asking for new alerts only
+    // gets just that one.
+    let mut fresh = alice
+        .watch(pb::WatchRequest {
+            from_now: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     push(&h, "AVON", vec![read("a3", "AA11AAA", "C1", 5)]).await;
     let live = next(&mut resumed).await;
     assert_eq!(read_vrm(&live), "AA11AAA");
     assert_eq!(live.position, missed.position + 1);
+    assert_eq!(next(&mut fresh).await.position, live.position);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

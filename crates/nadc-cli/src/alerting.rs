@@ -133,6 +133,9 @@ pub enum AlertsCommand {
         /// Print what is logged and stop instead of following.
         #[arg(long)]
         history: bool,
+        /// Only alerts raised from now on (ignores --after).
+        #[arg(long, conflicts_with = "history")]
+        from_now: bool,
         /// Stop after this many alerts.
         #[arg(long)]
         count: Option<usize>,
@@ -756,6 +759,7 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
             actions,
             kinds,
             history,
+            from_now,
             count,
             format,
         } => {
@@ -769,6 +773,7 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
                 actions: actions.iter().map(|a| action_to_pb(*a) as i32).collect(),
                 kinds: kinds.iter().map(|k| kind_to_pb(*k) as i32).collect(),
                 history_only: history,
+                from_now,
             };
             let mut stream = rpc(
                 alerts_client(channel(&node).await?).watch(req).await,

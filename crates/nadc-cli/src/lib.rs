@@ -5,6 +5,7 @@
 
 mod alerting;
 mod bench;
+mod bench_alerts;
 mod client;
 mod demo;
 mod generate;
@@ -83,6 +84,11 @@ enum Command {
 enum BenchCommand {
     /// Search latency from this client process: p50, p90, p99.
     Search(bench::BenchArgs),
+    /// Hotlist hit latency (read acknowledged to alert received) under a
+    /// steady ingest load.
+    Alerts(bench_alerts::AlertsBenchArgs),
+    /// Retrospective convoy time for a planted target on generated data.
+    Convoy(bench_alerts::ConvoyBenchArgs),
 }
 
 /// How a client reaches a node: address and TLS files, from flags, else the
@@ -135,9 +141,11 @@ pub fn main() -> ExitCode {
             Command::Alerts { command } => alerting::alerts(command).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Gen(a) => generate::run(a),
-            Command::Bench {
-                command: BenchCommand::Search(a),
-            } => bench::run(a).await,
+            Command::Bench { command } => match command {
+                BenchCommand::Search(a) => bench::run(a).await,
+                BenchCommand::Alerts(a) => bench_alerts::alerts(a).await,
+                BenchCommand::Convoy(a) => bench_alerts::convoy(a).await,
+            },
         }
     });
     match result {

@@ -602,8 +602,13 @@ impl pb::alerts_server::Alerts for AlertsService {
         let (store, node) = (self.store.clone(), self.node.clone());
         let mut latest = self.hub.subscribe();
         let history_only = q.history_only;
+        let start = if q.from_now {
+            self.store.last_alert()
+        } else {
+            q.after
+        };
         tokio::spawn(async move {
-            let mut pos = q.after;
+            let mut pos = start;
             loop {
                 // Drain everything logged after `pos`.
                 loop {

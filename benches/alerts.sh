@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Real-time alerting and convoy benchmark: a release node loaded with
+# generated reads (every read matched against the hotlists and clone-checked
+# as it is ingested), then from client processes over mTLS:
+#   - `nadc bench alerts`: hotlist hit latency, read acknowledged -> alert
+#     received, p50/p99, while a steady background ingest load runs;
+#   - `nadc bench convoy`: retrospective convoy search time for a planted
+#     target with ~200 reads on the loaded store.
+#
+#   benches/alerts.sh [VEHICLES] [LOAD_RATE] [SECONDS]
+#
+# VEHICLES defaults to 620000 (just over 10 million reads); LOAD_RATE to
+# 20000 background reads/s during the latency run; SECONDS to 30.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bootstrap.sh
+VEHICLES="${1:-620000}"
+RATE="${2:-20000}"
+SECONDS_RUN="${3:-30}"
+FORCES=(AVON KENT MET WMP)
+
+cargo build --release --bin nadc >&2
+NADC="$CARGO_TARGET_DIR/release/nadc"
+work=$(mktemp -d /tmp/nadc-alerts.XXXXXX)
+server=""
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+day=$(date -u -d yesterday +%Y-%m-%d)
+echo "== generating $VEHICLES vehicles on $day" >&2
+"$NADC" gen --out "$work/gen" --vehicles "$VEHICLES" --day "$day" >&2
+"$NADC" pki init --out "$work/pki" --forces "$(IFS=,; echo "${FORCES[*]}")" \
+  --users bench:analyst+hotlist-manager:AVON >/dev/null
+"$NADC" serve --data "$work/data" --listen 127.0.0.1:0 --tls-dir "$work/pki" --addr-file "$work/addr" 2>"$work/serve.log" &
+server=$!
+for _ in $(seq 1 200); do [ -s "$work/addr" ] && break; sleep 0.05; done
+export NADC_NODE="https://$(cat "$work/addr")" NADC_CA="$work/pki/ca.crt"
+echo "== loading (hotlist matching and clone checks on)" >&2
+start=$(date +%s%N)
+pids=()
+for f in "${FORCES[@]}"; do
+  (
+    export NADC_CERT="$work/pki/bofs/$f.crt" NADC_KEY="$work/pki/bofs/$f.key"
+    "$NADC" cameras import "$work/gen/$f/cameras.csv" >/dev/null
+    "$NADC" push "$work/gen/$f/reads.csv" >"$work/push-$f.log"
+  ) &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+end=$(date +%s%N)
+export NADC_CERT="$work/pki/users/bench.crt" NADC_KEY="$work/pki/users/bench.key"
+reads=$("$NADC" node info | sed -n 's/^reads: *//p')
+echo
+echo "Alerting benchmarks on $reads reads ($(nproc) cores, release), $(date -u +%Y-%m-%d)"
+awk -v r="$reads" -v ns="$((end - start))" 'BEGIN { s = ns / 1e9;
+  printf "load: %d reads in %.0f s (%.0f reads/s, four BOFs over mTLS, durable acks, alerting on)\n", r, s, r / s }' 
+"$NADC" bench alerts --node "$NADC_NODE" --tls-dir "$work/pki" --rate "$RATE" --seconds "$SECONDS_RUN"
+"$NADC" bench convoy --node "$NADC_NODE" --tls-dir "$work/pki" --gen-dir "$work/gen" --day "$day"
+echo "data directory: $(du -sh "$work/data" | cut -f1)"

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 use crate::NodeArgs;
-use crate::client::{channel, parse_time};
+use crate::client::{channel, parse_time, search_client};
 use crate::output::{OutputFormat, print_records, properties, time};
 
 #[derive(Subcommand, Debug)]
@@ -816,8 +816,17 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn search_client(ch: Channel) -> pb::search_client::SearchClient<Channel> {
-    pb::search_client::SearchClient::new(ch).max_decoding_message_size(64 << 20)
+/// Hands every chunk of a streamed answer to `take`, naming the search in
+/// an error.
+async fn drain<C>(
+    mut stream: tonic::Streaming<C>,
+    what: &'static str,
+    mut take: impl FnMut(C),
+) -> anyhow::Result<()> {
+    while let Some(c) = stream.next().await {
+        take(c.map_err(ClientError::from).context(what)?);
+    }
+    Ok(())
 }
 
 /// A collected convoy answer.
@@ -831,15 +840,14 @@ pub struct ConvoyAnswer {
 
 /// Runs a convoy search and collects it.
 pub async fn convoy_search(ch: Channel, req: pb::ConvoyRequest) -> anyhow::Result<ConvoyAnswer> {
-    let mut stream = rpc(search_client(ch).convoy(req).await, "search convoy")?;
+    let stream = rpc(search_client(ch).convoy(req).await, "search convoy")?;
     let mut out = ConvoyAnswer::default();
-    while let Some(c) = stream.next().await {
-        match c.map_err(ClientError::from).context("search convoy")?.chunk {
-            Some(pb::convoy_chunk::Chunk::Companion(c)) => out.companions.push(c),
-            Some(pb::convoy_chunk::Chunk::Summary(s)) => out.summary = Some(s),
-            None => {}
-        }
-    }
+    drain(stream, "search convoy", |c| match c.chunk {
+        Some(pb::convoy_chunk::Chunk::Companion(c)) => out.companions.push(c),
+        Some(pb::convoy_chunk::Chunk::Summary(s)) => out.summary = Some(s),
+        None => {}
+    })
+    .await?;
     Ok(out)
 }
 
@@ -1043,15 +1051,14 @@ pub struct ClonesAnswer {
 
 /// Runs a clone search and collects it.
 pub async fn clones_search(ch: Channel, req: pb::ClonesRequest) -> anyhow::Result<ClonesAnswer> {
-    let mut stream = rpc(search_client(ch).clones(req).await, "search clones")?;
+    let stream = rpc(search_client(ch).clones(req).await, "search clones")?;
     let mut out = ClonesAnswer::default();
-    while let Some(c) = stream.next().await {
-        match c.map_err(ClientError::from).context("search clones")?.chunk {
-            Some(pb::clones_chunk::Chunk::Pair(p)) => out.pairs.push(p),
-            Some(pb::clones_chunk::Chunk::Summary(s)) => out.summary = Some(s),
-            None => {}
-        }
-    }
+    drain(stream, "search clones", |c| match c.chunk {
+        Some(pb::clones_chunk::Chunk::Pair(p)) => out.pairs.push(p),
+        Some(pb::clones_chunk::Chunk::Summary(s)) => out.summary = Some(s),
+        None => {}
+    })
+    .await?;
     Ok(out)
 }
 

@@ -515,7 +515,7 @@ async fn answer(
     collect(stream).await.context(what)
 }
 
-fn search_client(ch: Channel) -> pb::search_client::SearchClient<Channel> {
+pub(crate) fn search_client(ch: Channel) -> pb::search_client::SearchClient<Channel> {
     pb::search_client::SearchClient::new(ch).max_decoding_message_size(64 << 20)
 }
 

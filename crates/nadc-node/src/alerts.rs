@@ -27,7 +27,7 @@ use nadc_proto::hotlists::{
     state_to_pb, verification_from_pb,
 };
 use nadc_proto::{self as proto, pb};
-use nadc_query::clones::{CloneRule, clone_check};
+use nadc_query::clones::{CloneRule, clone_checks};
 use nadc_query::convoy::{ConvoyQuery, convoy};
 use nadc_store::{Appended, NewRead, Store, StoreError};
 use tokio::sync::{mpsc, watch};
@@ -122,7 +122,6 @@ impl Alerting {
     pub fn annotate(&self, reads: &mut [NewRead]) -> Result<(), StoreError> {
         let matcher = self.hotlists.matcher();
         let now = self.clock.now();
-        let look = i64::from(self.config.clone_look_back_s) * 1000;
         for r in reads.iter_mut() {
             for hit in matcher.matches(&r.read.vrm, now) {
                 r.alerts.push(AlertDetail::Hit {
@@ -132,28 +131,29 @@ impl Alerting {
                     matched: hit.matched,
                 });
             }
-            if self.config.clone_check {
-                let flagged = clone_check(
-                    self.store.as_ref(),
-                    &r.read.vrm,
-                    r.read.observed_at,
-                    r.position,
-                    &self.rule(),
-                    look,
-                )
-                .map_err(|e| match e {
-                    nadc_query::QueryError::Store(e) => e,
-                    other => StoreError::Engine(other.to_string()),
-                })?;
-                for n in flagged {
-                    r.alerts.push(AlertDetail::Clone {
-                        other: n.other,
-                        distance_m: n.distance_m,
-                        seconds: n.seconds,
-                        speed_kmh: n.speed_kmh,
-                    });
-                }
-            }
+        }
+        if !self.config.clone_check || reads.is_empty() {
+            return Ok(());
+        }
+        let probes: Vec<_> = reads
+            .iter()
+            .map(|r| (r.read.vrm.clone(), r.read.observed_at, r.position))
+            .collect();
+        let look = i64::from(self.config.clone_look_back_s) * 1000;
+        let flagged = clone_checks(self.store.as_ref(), &probes, &self.rule(), look).map_err(
+            |e| match e {
+                nadc_query::QueryError::Store(e) => e,
+                other => StoreError::Engine(other.to_string()),
+            },
+        )?;
+        for (r, neighbours) in reads.iter_mut().zip(flagged) {
+            r.alerts
+                .extend(neighbours.into_iter().map(|n| AlertDetail::Clone {
+                    other: n.other,
+                    distance_m: n.distance_m,
+                    seconds: n.seconds,
+                    speed_kmh: n.speed_kmh,
+                }));
         }
         Ok(())
     }

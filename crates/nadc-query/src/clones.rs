@@ -440,31 +440,55 @@ pub fn clone_check(
     rule: &CloneRule,
     look_back_ms: i64,
 ) -> Result<Vec<CloneNeighbour>, QueryError> {
+    Ok(clone_checks(
+        store,
+        &[(vrm.clone(), observed_at, position)],
+        rule,
+        look_back_ms,
+    )?
+    .pop()
+    .unwrap_or_default())
+}
+
+/// [`clone_check`] for a batch of new reads `(vrm, observed_at, position)`,
+/// with one index iterator for the whole batch: the flagged neighbours of
+/// each read, in order.
+pub fn clone_checks(
+    store: &dyn Store,
+    reads: &[(Vrm, Timestamp, GeoPoint)],
+    rule: &CloneRule,
+    look_back_ms: i64,
+) -> Result<Vec<Vec<CloneNeighbour>>, QueryError> {
     rule.validate()?;
     if look_back_ms < 0 {
         return Err(QueryError::Invalid(format!(
             "look_back_ms {look_back_ms} is negative"
         )));
     }
-    let mut out = Vec::new();
-    for e in store
-        .vrm_neighbours(vrm, observed_at, look_back_ms)?
-        .into_iter()
-        .flatten()
-    {
-        let distance_m = position.distance_m(e.position);
-        let seconds =
-            (e.observed_at.millis() - observed_at.millis()).unsigned_abs() as f64 / 1000.0;
-        if let Some(speed_kmh) = rule.flags(distance_m, seconds) {
-            out.push(CloneNeighbour {
-                other: e.read_ref(),
-                distance_m,
-                seconds,
-                speed_kmh,
-            });
-        }
-    }
-    Ok(out)
+    let probes: Vec<(Vrm, Timestamp)> = reads.iter().map(|(v, t, _)| (v.clone(), *t)).collect();
+    let neighbours = store.vrm_neighbours(&probes, look_back_ms)?;
+    Ok(reads
+        .iter()
+        .zip(neighbours)
+        .map(|((_, observed_at, position), pair)| {
+            pair.into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    let distance_m = position.distance_m(e.position);
+                    let seconds = (e.observed_at.millis() - observed_at.millis()).unsigned_abs()
+                        as f64
+                        / 1000.0;
+                    rule.flags(distance_m, seconds)
+                        .map(|speed_kmh| CloneNeighbour {
+                            other: e.read_ref(),
+                            distance_m,
+                            seconds,
+                            speed_kmh,
+                        })
+                })
+                .collect()
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ use nadc_core::{ForceId, StoredRead, Timestamp, Vrm};
 use nadc_store::{Store, StoreError};
 
 pub use clones::{
-    CloneNeighbour, ClonePair, CloneQuery, CloneResult, CloneRule, clone_check, clones,
+    CloneNeighbour, ClonePair, CloneQuery, CloneResult, CloneRule, clone_check, clone_checks,
+    clones,
 };
 pub use convoy::{Companion, ConvoyPair, ConvoyQuery, ConvoyResult, convoy};
 pub use geo::{

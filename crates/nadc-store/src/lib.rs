@@ -191,15 +191,15 @@ pub trait Store: Send + Sync + 'static {
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
-    /// The nearest reads of `vrm` to `at` from the VRM index alone: the
-    /// last at or before `at` and the first after it, each at most
-    /// `look_ms` away. A live clone check makes this one lookup per read.
+    /// For each `(vrm, at)`, the nearest reads of `vrm` to `at` from the VRM
+    /// index alone: the last at or before `at` and the first after it, each
+    /// at most `look_ms` away. One iterator serves the whole batch, so a
+    /// live clone check costs two seeks per read.
     fn vrm_neighbours(
         &self,
-        vrm: &Vrm,
-        at: Timestamp,
+        probes: &[(Vrm, Timestamp)],
         look_ms: i64,
-    ) -> Result<[Option<VrmEntry>; 2], StoreError>;
+    ) -> Result<Vec<[Option<VrmEntry>; 2]>, StoreError>;
 
     /// Visits the geographic index entries whose cell lies in one of
     /// `cells` (sorted, non-overlapping ranges of index cells) and whose

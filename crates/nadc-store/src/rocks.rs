@@ -464,47 +464,53 @@ impl Store for RocksStore {
 
     fn vrm_neighbours(
         &self,
-        vrm: &Vrm,
-        at: Timestamp,
+        probes: &[(Vrm, Timestamp)],
         look_ms: i64,
-    ) -> Result<[Option<VrmEntry>; 2], StoreError> {
-        let cf = self.cf(CF_VRM)?;
-        let bound = |t: Timestamp| keys::vrm_bound(vrm, t.max(Timestamp::EPOCH));
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(bound(at.plus_millis(-look_ms.max(0))));
-        ro.set_iterate_upper_bound(bound(at.plus_millis(look_ms.max(0) + 1)));
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-        let entry = |it: &rocksdb::DBRawIteratorWithThreadMode<'_, DB>| -> Result<Option<VrmEntry>, StoreError> {
-            if !it.valid() {
-                return Ok(None);
-            }
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                return Ok(None);
+    ) -> Result<Vec<[Option<VrmEntry>; 2]>, StoreError> {
+        let look_ms = look_ms.max(0);
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_VRM)?);
+        let mut out = Vec::with_capacity(probes.len());
+        for (vrm, at) in probes {
+            let prefix = keys::vrm_prefix(vrm);
+            // The entry under the iterator, if it is `vrm`'s and within
+            // `look_ms` of `at`.
+            let entry = |it: &rocksdb::DBRawIteratorWithThreadMode<'_, DB>| -> Result<Option<VrmEntry>, StoreError> {
+                let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                    return Ok(None);
+                };
+                if !k.starts_with(&prefix) {
+                    return Ok(None);
+                }
+                let corrupt = |detail: &str| StoreError::Corrupt {
+                    what: "vrm",
+                    detail: detail.into(),
+                };
+                let (_, observed_at, seq) =
+                    keys::decode_vrm_key(k).ok_or_else(|| corrupt("undecodable key"))?;
+                if (observed_at.millis() - at.millis()).abs() > look_ms {
+                    return Ok(None);
+                }
+                let position = keys::decode_geo_value(v)
+                    .and_then(|(lat, lon)| GeoPoint::from_micro(lat, lon).ok())
+                    .ok_or_else(|| corrupt("value is not a position"))?;
+                Ok(Some(VrmEntry {
+                    observed_at,
+                    seq,
+                    position,
+                }))
             };
-            let corrupt = |detail: &str| StoreError::Corrupt {
-                what: "vrm",
-                detail: detail.into(),
-            };
-            let (_, observed_at, seq) =
-                keys::decode_vrm_key(k).ok_or_else(|| corrupt("undecodable key"))?;
-            let position = keys::decode_geo_value(v)
-                .and_then(|(lat, lon)| GeoPoint::from_micro(lat, lon).ok())
-                .ok_or_else(|| corrupt("value is not a position"))?;
-            Ok(Some(VrmEntry {
-                observed_at,
-                seq,
-                position,
-            }))
-        };
-        // The last entry at or before `at`: just below the first key after it.
-        let mut after_at = bound(at);
-        after_at.extend_from_slice(&u64::MAX.to_be_bytes());
-        it.seek_for_prev(&after_at);
-        let earlier = entry(&it)?;
-        it.seek(bound(at.plus_millis(1)));
-        let later = entry(&it)?;
+            // The last entry at or before `at`: at or below the largest key
+            // of that millisecond.
+            let mut last_of_at = keys::vrm_bound(vrm, *at);
+            last_of_at.extend_from_slice(&u64::MAX.to_be_bytes());
+            it.seek_for_prev(&last_of_at);
+            let earlier = entry(&it)?;
+            it.seek(keys::vrm_bound(vrm, at.plus_millis(1)));
+            let later = entry(&it)?;
+            out.push([earlier, later]);
+        }
         it.status().map_err(engine)?;
-        Ok([earlier, later])
+        Ok(out)
     }
 
     fn camera_entries(

@@ -80,7 +80,11 @@ impl Server {
 
 fn run(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
     let mut cmd = Command::new(NADC);
-    cmd.args(args).env("NADC_NODE", url);
+    // Every search needs a purpose and a case reference.
+    cmd.args(args)
+        .env("NADC_NODE", url)
+        .env("NADC_PURPOSE", "serious-crime")
+        .env("NADC_CASE", "OP-CLI");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -458,7 +462,10 @@ fn chrono_now_minus_hours(hours: i64) -> String {
 /// `nadc` with `args`, whatever its exit status.
 fn run_any(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
     let mut cmd = Command::new(NADC);
-    cmd.args(args).env("NADC_NODE", url);
+    cmd.args(args)
+        .env("NADC_NODE", url)
+        .env_remove("NADC_PURPOSE")
+        .env_remove("NADC_CASE");
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -235,6 +235,7 @@ async fn roles_decide_who_may_push_and_search() {
     let mut search = pb::search_client::SearchClient::new(h.bof("AVON").await);
     let e = search
         .vrm_timeline(pb::VrmTimelineRequest {
+            access: support::access(),
             vrm: "AB12CDE".into(),
             ..Default::default()
         })
@@ -245,6 +246,7 @@ async fn roles_decide_who_may_push_and_search() {
     let mut search = pb::search_client::SearchClient::new(h.user("carol").await);
     let e = search
         .vrm_timeline(pb::VrmTimelineRequest {
+            access: support::access(),
             vrm: "AB12CDE".into(),
             ..Default::default()
         })
@@ -256,6 +258,7 @@ async fn roles_decide_who_may_push_and_search() {
     let mut search = pb::search_client::SearchClient::new(h.user("alice").await);
     let e = search
         .vrm_timeline(pb::VrmTimelineRequest {
+            access: support::access(),
             vrm: "AB12CDE".into(),
             from: Some(nadc_proto::to_pb_time(support::now())),
             to: Some(nadc_proto::to_pb_time(support::now().minus_days(1))),
@@ -375,6 +378,7 @@ async fn every_acknowledged_read_survives_a_restart() {
     let mut search = pb::search_client::SearchClient::new(h.user("alice").await);
     let mut stream = search
         .vrm_timeline(pb::VrmTimelineRequest {
+            access: support::access(),
             vrm: "MT07ABC".into(),
             limit: 10,
             ..Default::default()

@@ -169,6 +169,7 @@ async fn structured_searches_match_brute_force() {
         ),
     ];
     let req = pb::GeoSearchRequest {
+        access: support::access(),
         areas: areas
             .iter()
             .map(|(p, r, f, t)| area(*p, *r, *f, *t))
@@ -222,6 +223,7 @@ async fn structured_searches_match_brute_force() {
     let (first, last) = (target_rows[0], target_rows[target_rows.len() - 1]);
     let window = 15 * 60_000;
     let req = pb::GeoSearchRequest {
+        access: support::access(),
         areas: vec![
             area(
                 first.3,
@@ -265,6 +267,7 @@ async fn structured_searches_match_brute_force() {
         pb::search_client::SearchClient::new(alice.clone()).max_decoding_message_size(64 << 20);
     let stream = client
         .camera_search(pb::CameraSearchRequest {
+            access: support::access(),
             cameras: vec![pb::CameraRef {
                 force: force.clone(),
                 camera_id: cam.clone(),
@@ -317,6 +320,7 @@ async fn structured_searches_match_brute_force() {
             pb::search_client::SearchClient::new(alice.clone()).max_decoding_message_size(64 << 20);
         let stream = client
             .vrm_search(pb::VrmSearchRequest {
+                access: support::access(),
                 pattern: pattern.clone(),
                 fuzzy,
                 max_edits: Some(1),
@@ -373,6 +377,7 @@ async fn structured_searches_match_brute_force() {
             pb::search_client::SearchClient::new(alice.clone()).max_decoding_message_size(64 << 20);
         let stream = client
             .vehicle_search(pb::VehicleSearchRequest {
+                access: support::access(),
                 make: Some("ford".into()),
                 model: None,
                 colour: Some("BLUE".into()),
@@ -410,6 +415,7 @@ async fn structured_searches_match_brute_force() {
 
     // Over-broad searches are refused with a clear error unless allowed.
     let broad = pb::GeoSearchRequest {
+        access: support::access(),
         areas: vec![area(
             first.3,
             100_000.0,
@@ -430,6 +436,7 @@ async fn structured_searches_match_brute_force() {
     let (rows, _, summary) = geo(
         alice.clone(),
         pb::GeoSearchRequest {
+            access: support::access(),
             allow_broad: true,
             ..broad
         },
@@ -439,6 +446,7 @@ async fn structured_searches_match_brute_force() {
     assert_eq!(rows.len(), 10);
     assert!(summary.truncated && summary.total_rows > 10);
     let bad = pb::GeoSearchRequest {
+        access: support::access(),
         areas: vec![area(first.3, -5.0, start, start)],
         r#match: 0,
         limit: 0,
@@ -505,6 +513,7 @@ async fn convoy_and_clones(h: &Harness, data: &SynthData) {
     want.sort_by(|a, b| (b.1.0, b.1.1, &a.0).cmp(&(a.1.0, a.1.1, &b.0)));
 
     let req = pb::ConvoyRequest {
+        access: support::access(),
         vrms: vec![target.clone()],
         from: Some(nadc_proto::to_pb_time(start)),
         to: Some(nadc_proto::to_pb_time(end)),
@@ -545,6 +554,7 @@ async fn convoy_and_clones(h: &Harness, data: &SynthData) {
         .max_decoding_message_size(64 << 20);
     let mut stream = client
         .clones(pb::ClonesRequest {
+            access: support::access(),
             from: Some(nadc_proto::to_pb_time(start)),
             to: Some(nadc_proto::to_pb_time(end)),
             ..Default::default()

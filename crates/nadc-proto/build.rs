@@ -8,8 +8,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // cached in a shared target dir may have been compiled for a checkout
     // at another path.
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["common", "ingest", "search", "admin", "alerts"]
-        .map(|f| root.join(format!("nadc/v1/{f}.proto")));
+    let files = [
+        "common",
+        "ingest",
+        "search",
+        "admin",
+        "alerts",
+        "governance",
+    ]
+    .map(|f| root.join(format!("nadc/v1/{f}.proto")));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
@@ -32,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".nadc.v1.ClonePair",
             ".nadc.v1.CompanionBrief",
             ".nadc.v1.RemoveEntriesRequest",
+            ".nadc.v1.AuditRecord",
         ])
         .compile_fds(fds)?;
     Ok(())

@@ -21,6 +21,15 @@ pub fn now() -> Timestamp {
     Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap()
 }
 
+/// The purpose and case the tests search under.
+pub fn access() -> Option<pb::AccessContext> {
+    Some(pb::AccessContext {
+        purpose: "serious-crime".into(),
+        case_ref: "OP-TEST".into(),
+        ..Default::default()
+    })
+}
+
 pub fn force(f: &str) -> ForceId {
     ForceId::new(f).unwrap()
 }
@@ -161,6 +170,7 @@ impl Harness {
         let mut client = pb::search_client::SearchClient::new(self.user(user).await);
         let mut stream = client
             .vrm_timeline(pb::VrmTimelineRequest {
+                access: access(),
                 vrm: vrm.into(),
                 ..Default::default()
             })

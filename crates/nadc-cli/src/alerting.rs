@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 use crate::NodeArgs;
-use crate::client::{channel, parse_time, search_client};
+use crate::client::{AccessArgs, access_context, channel, parse_time, search_client};
 use crate::output::{OutputFormat, print_records, properties, time};
 
 #[derive(Subcommand, Debug)]
@@ -163,6 +163,8 @@ pub enum AlertsCommand {
 pub struct ConvoyArgs {
     #[command(flatten)]
     node: NodeArgs,
+    #[command(flatten)]
+    access: AccessArgs,
     /// Target VRMs.
     vrms: Vec<String>,
     /// Also every active entry of this list (NAME or OWNER/NAME).
@@ -201,6 +203,8 @@ pub struct ConvoyArgs {
 pub struct ClonesArgs {
     #[command(flatten)]
     node: NodeArgs,
+    #[command(flatten)]
+    access: AccessArgs,
     /// Window start, RFC 3339.
     #[arg(long)]
     from: String,
@@ -872,6 +876,7 @@ fn pair_json(p: &pb::ConvoyPair) -> Value {
 
 pub async fn convoy(a: ConvoyArgs) -> anyhow::Result<ExitCode> {
     let req = pb::ConvoyRequest {
+        access: Some(access_context(&a.node, &a.access)?),
         vrms: a.vrms,
         hotlist: a.hotlist.as_deref().map(list_ref),
         from: parse_time(&a.from, "from")?,
@@ -1064,6 +1069,7 @@ pub async fn clones_search(ch: Channel, req: pb::ClonesRequest) -> anyhow::Resul
 
 pub async fn clones(a: ClonesArgs) -> anyhow::Result<ExitCode> {
     let req = pb::ClonesRequest {
+        access: Some(access_context(&a.node, &a.access)?),
         from: parse_time(&Some(a.from), "from")?,
         to: parse_time(&Some(a.to), "to")?,
         max_speed_kmh: a.max_speed,

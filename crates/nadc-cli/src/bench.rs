@@ -132,6 +132,7 @@ async fn run_one(
         Kind::Vrm => {
             client
                 .vrm_timeline(pb::VrmTimelineRequest {
+                    access: crate::bench::access(),
                     vrm: s.vrm.clone(),
                     from: None,
                     to: None,
@@ -142,6 +143,7 @@ async fn run_one(
         Kind::Fuzzy => {
             client
                 .vrm_search(pb::VrmSearchRequest {
+                    access: crate::bench::access(),
                     pattern: s.vrm.clone(),
                     fuzzy: true,
                     max_edits: Some(1),
@@ -152,6 +154,7 @@ async fn run_one(
         Kind::Geo1km1h => {
             client
                 .geo_search(pb::GeoSearchRequest {
+                    access: crate::bench::access(),
                     areas: vec![area(s, 1_000.0, H / 2, H / 2)],
                     limit: 1_000_000,
                     ..Default::default()
@@ -161,6 +164,7 @@ async fn run_one(
         Kind::Geo5km24h => {
             client
                 .geo_search(pb::GeoSearchRequest {
+                    access: crate::bench::access(),
                     areas: vec![area(s, 5_000.0, 12 * H, 12 * H)],
                     limit: 1_000_000,
                     ..Default::default()
@@ -170,6 +174,7 @@ async fn run_one(
         Kind::GeoTwoAreaAll => {
             client
                 .geo_search(pb::GeoSearchRequest {
+                    access: crate::bench::access(),
                     areas: vec![
                         area(s, 1_000.0, H / 2, H / 2),
                         area(other, 1_000.0, H / 2, H / 2),
@@ -183,6 +188,7 @@ async fn run_one(
         Kind::Vehicle => {
             client
                 .vehicle_search(pb::VehicleSearchRequest {
+                    access: crate::bench::access(),
                     make: s.make.clone().or(Some("Ford".into())),
                     colour: s.colour.clone(),
                     areas: vec![area(s, 5_000.0, H, H)],
@@ -194,6 +200,15 @@ async fn run_one(
     }
     .into_inner();
     crate::client::collect_stream(stream).await
+}
+
+/// The purpose and case the benchmarks search under.
+pub fn access() -> Option<pb::AccessContext> {
+    Some(pb::AccessContext {
+        purpose: "serious-crime".into(),
+        case_ref: "BENCHMARK".into(),
+        ..Default::default()
+    })
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {

@@ -442,6 +442,7 @@ pub async fn convoy(a: ConvoyBenchArgs) -> anyhow::Result<ExitCode> {
     );
     let user = a.who.user().await?;
     let req = pb::ConvoyRequest {
+        access: crate::bench::access(),
         vrms: vec![target.clone()],
         from: Some(nadc_proto::to_pb_time(day)),
         to: Some(nadc_proto::to_pb_time(day.plus_millis(86_399_999))),

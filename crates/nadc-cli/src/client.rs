@@ -67,6 +67,8 @@ pub enum SearchCommand {
     Vrm {
         #[command(flatten)]
         node: NodeArgs,
+        #[command(flatten)]
+        access: AccessArgs,
         /// The VRM (any spacing or case), or a pattern: ? one character, * any run.
         vrm: String,
         /// Also match confusable characters (0/O/D/Q, 1/I, 2/Z, 5/S, 8/B, 6/G) and edits.
@@ -102,6 +104,8 @@ pub enum SearchCommand {
     Geo {
         #[command(flatten)]
         node: NodeArgs,
+        #[command(flatten)]
+        access: AccessArgs,
         /// An area as LAT,LON,RADIUS_M,FROM,TO (times RFC 3339); repeat for more.
         #[arg(long = "area", required_unless_present = "polygons")]
         areas: Vec<String>,
@@ -132,6 +136,8 @@ pub enum SearchCommand {
     Vehicle {
         #[command(flatten)]
         node: NodeArgs,
+        #[command(flatten)]
+        access: AccessArgs,
         /// Make, e.g. Ford.
         #[arg(long)]
         make: Option<String>,
@@ -173,6 +179,8 @@ pub enum SearchCommand {
     Camera {
         #[command(flatten)]
         node: NodeArgs,
+        #[command(flatten)]
+        access: AccessArgs,
         /// Cameras as FORCE:CAMERA_ID (or CAMERA_ID with --force).
         #[arg(required = true)]
         cameras: Vec<String>,
@@ -233,6 +241,42 @@ struct ClientConfig {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     ca: Option<PathBuf>,
+    /// Default purpose code for searches.
+    purpose: Option<String>,
+    /// Default case reference for searches.
+    case: Option<String>,
+}
+
+/// Why a search is made: required by the node on every search.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AccessArgs {
+    /// Purpose code, e.g. serious-crime, major-crime, counter-terrorism,
+    /// volume-crime, missing-person, road-traffic-collision (also
+    /// NADC_PURPOSE, or `purpose` in the client config).
+    #[arg(long, env = "NADC_PURPOSE")]
+    pub purpose: Option<String>,
+    /// Case or crime reference (also NADC_CASE, or `case` in the client config).
+    #[arg(long = "case", env = "NADC_CASE")]
+    pub case_ref: Option<String>,
+    /// A supervisor's authorisation id, to reach data older than the
+    /// standard tier (90 days by default).
+    #[arg(long, env = "NADC_AUTHORISATION")]
+    pub authorisation: Option<String>,
+    /// If the window reaches older data than you may see, search the part
+    /// you may see (the summary says so) instead of being refused.
+    #[arg(long)]
+    pub clip: bool,
+}
+
+/// The access context of a search: flags, environment, else the client config.
+pub fn access_context(n: &NodeArgs, a: &AccessArgs) -> anyhow::Result<pb::AccessContext> {
+    let (cfg, _) = client_config(n)?;
+    Ok(pb::AccessContext {
+        purpose: a.purpose.clone().or(cfg.purpose).unwrap_or_default(),
+        case_ref: a.case_ref.clone().or(cfg.case).unwrap_or_default(),
+        authorisation: a.authorisation.clone().unwrap_or_default(),
+        clip_to_permitted: a.clip,
+    })
 }
 
 fn client_config(n: &NodeArgs) -> anyhow::Result<(ClientConfig, Option<PathBuf>)> {
@@ -623,6 +667,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
         SearchCommand::Clones(a) => crate::alerting::clones(a).await,
         SearchCommand::Vrm {
             node,
+            access,
             vrm,
             fuzzy,
             max_edits,
@@ -639,6 +684,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             let out = &mut std::io::stdout().lock();
             if fuzzy || by_vrm || offset > 0 || vrm.contains(['?', '*']) {
                 let req = pb::VrmSearchRequest {
+                    access: Some(access_context(&node, &access)?),
                     pattern: vrm,
                     fuzzy,
                     max_edits: Some(max_edits),
@@ -656,6 +702,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                 }
             } else {
                 let req = pb::VrmTimelineRequest {
+                    access: Some(access_context(&node, &access)?),
                     vrm,
                     from,
                     to,
@@ -668,6 +715,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
         }
         SearchCommand::Geo {
             node,
+            access,
             areas,
             polygons,
             matching,
@@ -678,6 +726,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let req = pb::GeoSearchRequest {
+                access: Some(access_context(&node, &access)?),
                 areas: all_areas(&areas, &polygons)?,
                 r#match: match matching {
                     Matching::Any => pb::AreaMatch::Any,
@@ -700,6 +749,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
         }
         SearchCommand::Vehicle {
             node,
+            access,
             make,
             model,
             colour,
@@ -714,6 +764,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let req = pb::VehicleSearchRequest {
+                access: Some(access_context(&node, &access)?),
                 make,
                 model,
                 colour,
@@ -743,6 +794,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
         }
         SearchCommand::Camera {
             node,
+            access,
             cameras,
             force,
             from,
@@ -753,6 +805,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let req = pb::CameraSearchRequest {
+                access: Some(access_context(&node, &access)?),
                 cameras: cameras
                     .iter()
                     .map(|c| parse_camera(c, force.as_deref()))

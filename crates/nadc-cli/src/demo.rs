@@ -35,6 +35,15 @@ pub struct DemoArgs {
     keep: Option<PathBuf>,
 }
 
+/// The purpose and case alice searches under in the demo.
+fn demo_access() -> Option<pb::AccessContext> {
+    Some(pb::AccessContext {
+        purpose: "serious-crime".into(),
+        case_ref: "DEMO-OP-1".into(),
+        ..Default::default()
+    })
+}
+
 fn step(n: u32, text: &str) {
     println!("\n== {n}. {text}");
 }
@@ -320,6 +329,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             let (rows, summary) = vrm_timeline(
                 alice_ch.clone(),
                 pb::VrmTimelineRequest {
+                    access: demo_access(),
                     vrm: query,
                     from: None,
                     to: None,
@@ -360,6 +370,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 let c = geo_search(
                     alice_ch.clone(),
                     pb::GeoSearchRequest {
+                        access: demo_access(),
                         areas: vec![area(a), area(b)],
                         r#match: pb::AreaMatch::All as i32,
                         ..Default::default()
@@ -389,6 +400,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         let mut search = pb::search_client::SearchClient::new(alice_ch.clone());
         let stream = search
             .vrm_search(pb::VrmSearchRequest {
+                access: demo_access(),
                 pattern: misread,
                 fuzzy: true,
                 max_edits: Some(1),
@@ -547,6 +559,7 @@ async fn convoy_and_clones(
     let ans = crate::alerting::convoy_search(
         ch.clone(),
         pb::ConvoyRequest {
+            access: demo_access(),
             vrms: vec![target.to_string()],
             from,
             to,
@@ -587,6 +600,7 @@ async fn convoy_and_clones(
     let ans = crate::alerting::clones_search(
         ch.clone(),
         pb::ClonesRequest {
+            access: demo_access(),
             from,
             to,
             limit: 5,

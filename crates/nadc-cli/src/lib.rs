@@ -9,6 +9,7 @@ mod bench_alerts;
 mod client;
 mod demo;
 mod generate;
+mod governance;
 mod output;
 mod pki;
 mod serve;
@@ -61,6 +62,16 @@ enum Command {
     Alerts {
         #[command(subcommand)]
         command: alerting::AlertsCommand,
+    },
+    /// Supervisors' authorisations to search data older than the standard tier.
+    Authorise {
+        #[command(subcommand)]
+        command: governance::AuthoriseCommand,
+    },
+    /// The hash-chained audit log: verify it, query who did what.
+    Audit {
+        #[command(subcommand)]
+        command: governance::AuditCommand,
     },
     /// Node information.
     Node {
@@ -139,6 +150,8 @@ pub fn main() -> ExitCode {
             Command::Node { command } => client::node(command).await,
             Command::Hotlist { command } => alerting::hotlist(command).await,
             Command::Alerts { command } => alerting::alerts(command).await,
+            Command::Authorise { command } => governance::authorise(command).await,
+            Command::Audit { command } => governance::audit(command).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Gen(a) => generate::run(a),
             Command::Bench { command } => match command {

@@ -200,7 +200,18 @@ fn summary_text(s: &pb::SearchSummary) -> String {
             forces.join(", ")
         },
         s.elapsed_us as f64 / 1000.0
-    )
+    ) + &clipped_text(&s.clipped_from)
+}
+
+/// A note for a window clipped to the data the caller may see.
+pub fn clipped_text(clipped_from: &Option<prost_types::Timestamp>) -> String {
+    match clipped_from {
+        Some(t) => format!(
+            "; WINDOW CLIPPED: asked from {}, but data that old needs a supervisor's authorisation, so the search started later",
+            time(&Some(*t))
+        ),
+        None => String::new(),
+    }
 }
 
 /// Writes `rows` in `format`. `route` adds a LineString of the rows in

@@ -6,7 +6,9 @@
 //! valid WGS84 position stored at microdegree precision.
 #![deny(missing_docs, unsafe_code)]
 
+pub mod access;
 pub mod alert;
+pub mod audit;
 pub mod camera;
 pub mod geo;
 pub mod hotlist;

@@ -86,6 +86,45 @@ pub struct NodeConfig {
     /// Real-time alerting: clone checks and convoy analysis on hits.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Lawful access: purposes and data-age tiers.
+    #[serde(default)]
+    pub access: AccessConfig,
+}
+
+/// Lawful-access rules: which purposes a search may give, and how old data
+/// may be before a supervisor's authorisation is needed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// Purpose codes a search may give.
+    pub purposes: Vec<String>,
+    /// Data up to this many days old needs only a purpose and a case.
+    pub standard_days: u32,
+    /// Purposes under which older data may be authorised.
+    pub extended_purposes: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        let p = nadc_core::access::AccessPolicy::default();
+        Self {
+            purposes: p.purposes,
+            standard_days: p.standard_days,
+            extended_purposes: p.extended_purposes,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The access policy the node enforces.
+    pub fn access_policy(&self) -> nadc_core::access::AccessPolicy {
+        nadc_core::access::AccessPolicy {
+            purposes: self.access.purposes.clone(),
+            standard_days: self.access.standard_days,
+            extended_purposes: self.access.extended_purposes.clone(),
+            retention_days: self.retention_days,
+        }
+    }
 }
 
 /// What the node checks every ingested read for, beyond hotlists (which
@@ -195,6 +234,7 @@ impl NodeConfig {
             max_search_limit: default_max_search_limit(),
             search_caps: SearchCaps::default(),
             alerts: AlertsConfig::default(),
+            access: AccessConfig::default(),
         }
     }
 
@@ -242,6 +282,16 @@ impl NodeConfig {
         if self.default_search_limit == 0 || self.default_search_limit > self.max_search_limit {
             return Err(ConfigError::Invalid(
                 "default_search_limit must be above 0 and at most max_search_limit".into(),
+            ));
+        }
+        let x = &self.access;
+        if x.purposes.is_empty()
+            || x.standard_days == 0
+            || x.standard_days > self.retention_days
+            || x.extended_purposes.iter().any(|p| !x.purposes.contains(p))
+        {
+            return Err(ConfigError::Invalid(
+                "access: purposes must not be empty, standard_days must be 1 to retention_days, and every extended purpose must be a purpose".into(),
             ));
         }
         let a = &self.alerts;

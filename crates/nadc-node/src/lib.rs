@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod auth;
 pub mod cameras;
 pub mod config;
+pub mod governance;
 pub mod hotlists;
 pub mod ingest;
 pub mod search;
@@ -34,7 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-pub use config::{AlertsConfig, NodeConfig, SearchCaps, TlsFiles};
+pub use config::{AccessConfig, AlertsConfig, NodeConfig, SearchCaps, TlsFiles};
 
 /// Largest gRPC message accepted or sent (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -154,6 +155,21 @@ pub async fn start_with_listener(
                 .map_err(|e| NodeError::Server(e.to_string()))??,
         )
     };
+    let governance = {
+        let (store, node, clock, policy) = (
+            store.clone(),
+            name.clone(),
+            clock.clone(),
+            cfg.access_policy(),
+        );
+        Arc::new(
+            tokio::task::spawn_blocking(move || {
+                governance::Governance::load(store, node, clock, policy)
+            })
+            .await
+            .map_err(|e| NodeError::Server(e.to_string()))??,
+        )
+    };
     let hub = Arc::new(alerts::AlertHub::new(store.last_alert()));
     let alerting = Arc::new(alerts::Alerting {
         store: store.clone(),
@@ -189,6 +205,7 @@ pub async fn start_with_listener(
         node: name.clone(),
         clock,
         hotlists,
+        governance: governance.clone(),
         retention_days: cfg.retention_days,
         default_limit: cfg.default_search_limit,
         max_limit: cfg.max_search_limit,
@@ -217,6 +234,12 @@ pub async fn start_with_listener(
     health_reporter
         .set_serving::<pb::alerts_server::AlertsServer<alerts::AlertsService>>()
         .await;
+    let authorisations = governance::AuthorisationsService {
+        governance: governance.clone(),
+    };
+    let audit = governance::AuditService {
+        store: store.clone(),
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(nadc_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -253,6 +276,12 @@ pub async fn start_with_listener(
             pb::alerts_server::AlertsServer::new(alerts_service)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(pb::authorisations_server::AuthorisationsServer::new(
+            authorisations,
+        ))
+        .add_service(
+            pb::audit_server::AuditServer::new(audit).max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop_signal.changed().await;

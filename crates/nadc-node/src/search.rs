@@ -28,7 +28,11 @@ use tracing::{info, warn};
 use crate::alerts::hotlist_targets;
 use crate::auth::caller;
 use crate::config::SearchCaps;
+use crate::governance::{Actor, Audited, Governance};
 use crate::hotlists::HotlistRegistry;
+use nadc_core::access::AccessContext;
+use nadc_core::audit::Outcome;
+use serde_json::json;
 
 /// Rows per streamed chunk.
 const CHUNK_ROWS: usize = 500;
@@ -44,6 +48,8 @@ pub struct SearchService {
     pub clock: Arc<dyn Clock>,
     /// Hotlists, for convoy analysis of a whole list.
     pub hotlists: Arc<HotlistRegistry>,
+    /// Purpose, case and data-age checks, and the audit.
+    pub governance: Arc<Governance>,
     /// Retention in days: the default start of a window.
     pub retention_days: u32,
     /// Rows returned when the request names no limit.
@@ -71,6 +77,7 @@ fn summary_to_pb(s: &ResultSummary, elapsed_us: u64) -> pb::SearchSummary {
         cameras: s.cameras.len() as u64,
         elapsed_us,
         truncated: s.truncated,
+        clipped_from: None,
     }
 }
 
@@ -123,14 +130,66 @@ fn required_time(t: Option<&prost_types::Timestamp>, what: &str) -> Result<Times
     })
 }
 
+/// A search being planned: who asks, why, what (for the audit), and the
+/// windows the access rules permit.
+pub struct Plan {
+    actor: Actor,
+    access: AccessContext,
+    clip: bool,
+    governance: Arc<Governance>,
+    /// The earliest start asked for that was clipped, if any.
+    clipped_from: Option<Timestamp>,
+    /// The request, for the audit.
+    query: serde_json::Value,
+}
+
+impl Plan {
+    /// The permitted part of `from..=to` (possibly clipped, noted).
+    fn permit(&mut self, from: Timestamp, to: Timestamp) -> Result<(Timestamp, Timestamp), Status> {
+        let p = self
+            .governance
+            .permit(&self.actor, &self.access, self.clip, from, to)?;
+        if let Some(c) = p.clipped_from {
+            self.clipped_from = Some(self.clipped_from.map_or(c, |x| x.min(c)));
+        }
+        Ok((p.from, p.to))
+    }
+
+    fn audited(&self, returned: Vec<(ForceId, u64)>) -> Audited {
+        Audited {
+            access: self.access.clone(),
+            query: self.query.clone(),
+            returned,
+        }
+    }
+}
+
+fn time_json(t: Option<&prost_types::Timestamp>) -> serde_json::Value {
+    t.and_then(proto::from_pb_time)
+        .map_or(serde_json::Value::Null, |t| json!(t.to_rfc3339()))
+}
+
+fn areas_json(areas: &[pb::Area]) -> serde_json::Value {
+    areas
+        .iter()
+        .map(|a| {
+            json!({"lat": a.lat, "lon": a.lon, "radius_m": a.radius_m, "polygon": a.polygon,
+                "from": time_json(a.from.as_ref()), "to": time_json(a.to.as_ref())})
+        })
+        .collect()
+}
+
 impl SearchService {
+    /// Checks a window's order and length, then the access rules; returns
+    /// the permitted window.
     fn check_window(
         &self,
+        plan: &mut Plan,
         from: Timestamp,
         to: Timestamp,
         what: &str,
         allow_broad: bool,
-    ) -> Result<(), Status> {
+    ) -> Result<(Timestamp, Timestamp), Status> {
         if from > to {
             return Err(Status::invalid_argument(format!(
                 "{what}: the window is inverted (from {from} is after to {to})"
@@ -143,16 +202,63 @@ impl SearchService {
                 self.caps.max_window_hours
             )));
         }
-        Ok(())
+        plan.permit(from, to)
+            .map_err(|e| Status::new(e.code(), format!("{what}: {}", e.message())))
     }
 
-    fn geo_query(&self, q: &pb::GeoSearchRequest) -> Result<GeoQuery, Status> {
+    /// Starts planning a search for the caller of `req` with the context
+    /// it gave (refusals are audited by the caller of this).
+    fn plan<T>(
+        &self,
+        req: &Request<T>,
+        access: Option<&pb::AccessContext>,
+    ) -> Result<(Plan, Result<(), Status>), Status> {
+        let who = caller(req)?;
+        who.require_searcher()?;
+        let actor = Actor::of(&who.principal);
+        let given = access.cloned().unwrap_or_default();
+        let mut plan = Plan {
+            actor,
+            access: AccessContext {
+                purpose: given.purpose.clone(),
+                case_ref: given.case_ref.clone(),
+                authorisation: given.authorisation.clone(),
+            },
+            clip: given.clip_to_permitted,
+            governance: self.governance.clone(),
+            clipped_from: None,
+            query: serde_json::Value::Null,
+        };
+        let checked = self.governance.context(access).map(|(ctx, clip)| {
+            plan.access = ctx;
+            plan.clip = clip;
+        });
+        Ok((plan, checked))
+    }
+
+    /// Audits a search refused while planning, then returns the refusal.
+    async fn refuse(&self, plan: &Plan, search: &str, status: Status) -> Status {
+        let entry = self.governance.entry(
+            &plan.actor,
+            &format!("search.{search}"),
+            &plan.audited(Vec::new()),
+            Outcome::Refused(status.message().to_string()),
+        );
+        match self.governance.record(entry).await {
+            Ok(()) => status,
+            Err(e) => e,
+        }
+    }
+
+    fn geo_query(&self, plan: &mut Plan, q: &pb::GeoSearchRequest) -> Result<GeoQuery, Status> {
+        plan.query = json!({"areas": areas_json(&q.areas), "match": q.r#match,
+            "limit": q.limit, "offset": q.offset, "allow_broad": q.allow_broad});
         if q.areas.is_empty() {
             return Err(Status::invalid_argument(
                 "a geographic search needs at least one area",
             ));
         }
-        let (areas, matching) = self.areas(&q.areas, q.r#match, q.allow_broad)?;
+        let (areas, matching) = self.areas(plan, &q.areas, q.r#match, q.allow_broad)?;
         Ok(GeoQuery {
             areas,
             matching,
@@ -164,6 +270,7 @@ impl SearchService {
 
     fn areas(
         &self,
+        plan: &mut Plan,
         areas: &[pb::Area],
         m: i32,
         allow_broad: bool,
@@ -203,7 +310,7 @@ impl SearchService {
             }
             let from = required_time(a.from.as_ref(), &format!("{what}: from"))?;
             let to = required_time(a.to.as_ref(), &format!("{what}: to"))?;
-            self.check_window(from, to, &what, allow_broad)?;
+            let (from, to) = self.check_window(plan, from, to, &what, allow_broad)?;
             out.push(Area { shape, from, to });
         }
         let matching = match pb::AreaMatch::try_from(m) {
@@ -214,7 +321,15 @@ impl SearchService {
         Ok((out, matching))
     }
 
-    fn vehicle_query(&self, q: &pb::VehicleSearchRequest) -> Result<VehicleQuery, Status> {
+    fn vehicle_query(
+        &self,
+        plan: &mut Plan,
+        q: &pb::VehicleSearchRequest,
+    ) -> Result<VehicleQuery, Status> {
+        plan.query = json!({"make": q.make, "model": q.model, "colour": q.colour,
+            "areas": areas_json(&q.areas), "match": q.r#match, "from": time_json(q.from.as_ref()),
+            "to": time_json(q.to.as_ref()), "limit": q.limit, "offset": q.offset,
+            "allow_broad": q.allow_broad});
         let details = Details {
             make: q.make.clone(),
             model: q.model.clone(),
@@ -225,12 +340,11 @@ impl SearchService {
                 "give at least one of make, model or colour",
             ));
         }
-        let (areas, matching) = self.areas(&q.areas, q.r#match, q.allow_broad)?;
+        let (areas, matching) = self.areas(plan, &q.areas, q.r#match, q.allow_broad)?;
         let (from, to) = if areas.is_empty() {
             let from = required_time(q.from.as_ref(), "from (needed when no area is given)")?;
             let to = required_time(q.to.as_ref(), "to (needed when no area is given)")?;
-            self.check_window(from, to, "vehicle search", q.allow_broad)?;
-            (from, to)
+            self.check_window(plan, from, to, "vehicle search", q.allow_broad)?
         } else {
             (Timestamp::EPOCH, Timestamp::EPOCH)
         };
@@ -246,7 +360,14 @@ impl SearchService {
         })
     }
 
-    fn camera_query(&self, q: &pb::CameraSearchRequest) -> Result<CameraQuery, Status> {
+    fn camera_query(
+        &self,
+        plan: &mut Plan,
+        q: &pb::CameraSearchRequest,
+    ) -> Result<CameraQuery, Status> {
+        plan.query = json!({"cameras": q.cameras.iter().map(|c| format!("{}:{}", c.force, c.camera_id)).collect::<Vec<_>>(),
+            "from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()),
+            "limit": q.limit, "offset": q.offset, "allow_broad": q.allow_broad});
         if q.cameras.is_empty() {
             return Err(Status::invalid_argument(
                 "a camera search needs at least one camera",
@@ -277,7 +398,7 @@ impl SearchService {
             .collect::<Result<Vec<_>, Status>>()?;
         let from = required_time(q.from.as_ref(), "from")?;
         let to = required_time(q.to.as_ref(), "to")?;
-        self.check_window(from, to, "camera search", q.allow_broad)?;
+        let (from, to) = self.check_window(plan, from, to, "camera search", q.allow_broad)?;
         Ok(CameraQuery {
             cameras,
             from,
@@ -288,26 +409,34 @@ impl SearchService {
         })
     }
 
+    /// A VRM search's window: by default the data the caller may see (the
+    /// standard tier, or the retention period under an authorisation).
     fn window(
         &self,
+        plan: &mut Plan,
         from: Option<&prost_types::Timestamp>,
         to: Option<&prost_types::Timestamp>,
     ) -> Result<(Timestamp, Timestamp), Status> {
         let now = self.clock.now();
+        let default_from = if plan.access.authorisation.is_empty() {
+            self.governance.policy.standard_start(now)
+        } else {
+            now.minus_days(self.retention_days)
+        };
         let parse = |t: Option<&prost_types::Timestamp>, name: &str, default: Timestamp| match t {
             None => Ok(default),
             Some(t) => proto::from_pb_time(t).ok_or_else(|| {
                 Status::invalid_argument(format!("{name} is outside 1970-01-01 to 9999-12-31"))
             }),
         };
-        let from = parse(from, "from", now.minus_days(self.retention_days))?;
+        let from = parse(from, "from", default_from)?;
         let to = parse(to, "to", now)?;
         if from > to {
             return Err(Status::invalid_argument(format!(
                 "the window is inverted: from {from} is after to {to}"
             )));
         }
-        Ok((from, to))
+        plan.permit(from, to)
     }
 
     fn limit(&self, requested: u32) -> Result<usize, Status> {
@@ -484,15 +613,18 @@ impl SearchService {
         &self,
         req: &Request<T>,
         search: &'static str,
-        query: impl FnOnce(&Self) -> Result<Q, Status>,
+        access: Option<&pb::AccessContext>,
+        query: impl FnOnce(&Self, &mut Plan) -> Result<Q, Status>,
         compute: fn(&dyn Store, &Q, &str, Emit) -> Result<Finished, QueryError>,
     ) -> Result<Response<ChunkStream>, Status> {
-        let who = caller(req)?;
-        let (force, user, _) = who.require_searcher()?;
-        let (force, user) = (force.clone(), user.to_string());
-        let query = query(self)?;
+        let (mut plan, checked) = self.plan(req, access)?;
+        let query = match checked.and_then(|()| query(self, &mut plan)) {
+            Ok(q) => q,
+            Err(status) => return Err(self.refuse(&plan, search, status).await),
+        };
         let store = self.store.clone();
         let node = self.node.clone();
+        let governance = self.governance.clone();
         let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
@@ -509,16 +641,39 @@ impl SearchService {
                 }
                 ControlFlow::Continue(())
             });
+            let action = format!("search.{search}");
+            let (returned, outcome) = match &result {
+                Ok(f) => (
+                    f.summary
+                        .forces
+                        .iter()
+                        .map(|(f, n)| (f.clone(), *n))
+                        .collect(),
+                    if gone {
+                        Outcome::Failed("the client went away before the end".into())
+                    } else {
+                        Outcome::Ok
+                    },
+                ),
+                Err(QueryError::Store(e)) => (Vec::new(), Outcome::Failed(e.to_string())),
+                Err(e) => (Vec::new(), Outcome::Refused(e.to_string())),
+            };
+            let entry = governance.entry(&plan.actor, &action, &plan.audited(returned), outcome);
+            if let Err(e) = governance.record_blocking(entry) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
             if gone {
                 return;
             }
             match result {
                 Ok(f) => {
                     let elapsed = started.elapsed().as_micros() as u64;
-                    info!(user = %user, force = %force, search, rows = f.summary.rows,
+                    info!(user = %plan.actor.user, search, rows = f.summary.rows,
                         total = f.total_rows, elapsed_us = elapsed, "search done");
                     let mut summary = summary_to_pb(&f.summary, elapsed);
                     summary.total_rows = f.total_rows;
+                    summary.clipped_from = plan.clipped_from.map(proto::to_pb_time);
                     send_result(&tx, chunk, f.vrms, summary);
                 }
                 Err(e) => {
@@ -532,10 +687,16 @@ impl SearchService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    fn timeline_query(&self, q: &pb::VrmTimelineRequest) -> Result<TimelineQuery, Status> {
+    fn timeline_query(
+        &self,
+        plan: &mut Plan,
+        q: &pb::VrmTimelineRequest,
+    ) -> Result<TimelineQuery, Status> {
+        plan.query = json!({"vrm": q.vrm, "from": time_json(q.from.as_ref()),
+            "to": time_json(q.to.as_ref()), "limit": q.limit});
         let vrm =
             Vrm::normalise(&q.vrm).map_err(|e| Status::invalid_argument(format!("vrm: {e}")))?;
-        let (from, to) = self.window(q.from.as_ref(), q.to.as_ref())?;
+        let (from, to) = self.window(plan, q.from.as_ref(), q.to.as_ref())?;
         Ok(TimelineQuery {
             vrm,
             from,
@@ -544,7 +705,10 @@ impl SearchService {
         })
     }
 
-    fn vrm_query(&self, q: &pb::VrmSearchRequest) -> Result<VrmQuery, Status> {
+    fn vrm_query(&self, plan: &mut Plan, q: &pb::VrmSearchRequest) -> Result<VrmQuery, Status> {
+        plan.query = json!({"pattern": q.pattern, "fuzzy": q.fuzzy, "max_edits": q.max_edits,
+            "confusable_groups": q.confusable_groups, "from": time_json(q.from.as_ref()),
+            "to": time_json(q.to.as_ref()), "limit": q.limit, "offset": q.offset});
         let pattern = Pattern::parse(&q.pattern)
             .map_err(|e| Status::invalid_argument(format!("pattern: {e}")))?;
         let max_edits = q.max_edits.unwrap_or(1);
@@ -559,7 +723,7 @@ impl SearchService {
             ConfusableGroups::new(&q.confusable_groups)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?
         };
-        let (from, to) = self.window(q.from.as_ref(), q.to.as_ref())?;
+        let (from, to) = self.window(plan, q.from.as_ref(), q.to.as_ref())?;
         Ok(VrmQuery {
             pattern,
             fuzzy: q.fuzzy,
@@ -574,9 +738,19 @@ impl SearchService {
     }
 }
 
-/// An analysis that sends its own chunks and returns the rows it sent.
-type Analysis<Q, C> =
-    fn(&dyn Store, &Q, &str, &mpsc::Sender<Result<C, Status>>) -> Result<u64, QueryError>;
+/// What an analysis returns after sending its items: the summary chunk
+/// (sent once the search is audited) and the rows per owning force.
+type Analysed<C> = (C, std::collections::BTreeMap<ForceId, u64>);
+
+/// An analysis that sends its own item chunks (the start it was clipped
+/// from, if any, goes in its summary).
+type Analysis<Q, C> = fn(
+    &dyn Store,
+    &Q,
+    &str,
+    &mpsc::Sender<Result<C, Status>>,
+    Option<Timestamp>,
+) -> Result<Analysed<C>, QueryError>;
 
 /// Companions returned when a convoy request names no limit.
 const DEFAULT_COMPANIONS: usize = 100;
@@ -592,7 +766,17 @@ fn force_counts(counts: &std::collections::BTreeMap<ForceId, u64>) -> Vec<pb::Fo
 }
 
 impl SearchService {
-    fn convoy_query(&self, q: &pb::ConvoyRequest, force: &ForceId) -> Result<ConvoyQuery, Status> {
+    fn convoy_query(&self, plan: &mut Plan, q: &pb::ConvoyRequest) -> Result<ConvoyQuery, Status> {
+        plan.query = json!({"vrms": q.vrms, "hotlist": q.hotlist.as_ref().map(|h| format!("{}/{}", h.owner, h.name)),
+            "from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()), "window_s": q.window_s,
+            "min_count": q.min_count, "min_cameras": q.min_cameras, "limit": q.limit,
+            "allow_broad": q.allow_broad});
+        let force = plan
+            .actor
+            .force
+            .clone()
+            .ok_or_else(|| Status::permission_denied("searching needs a force user"))?;
+        let force = &force;
         let mut targets = q
             .vrms
             .iter()
@@ -622,7 +806,7 @@ impl SearchService {
             Some(t) => required_time(Some(t), "to")?,
             None => now,
         };
-        self.check_window(from, to, "convoy search", q.allow_broad)?;
+        let (from, to) = self.check_window(plan, from, to, "convoy search", q.allow_broad)?;
         let or = |v: u32, d: u32| if v == 0 { d } else { v };
         let limit = match q.limit as usize {
             0 => DEFAULT_COMPANIONS,
@@ -641,10 +825,13 @@ impl SearchService {
         })
     }
 
-    fn clones_query(&self, q: &pb::ClonesRequest) -> Result<CloneQuery, Status> {
+    fn clones_query(&self, plan: &mut Plan, q: &pb::ClonesRequest) -> Result<CloneQuery, Status> {
+        plan.query = json!({"from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()),
+            "max_speed_kmh": q.max_speed_kmh, "min_distance_m": q.min_distance_m, "vrm": q.vrm,
+            "limit": q.limit, "allow_broad": q.allow_broad});
         let from = required_time(q.from.as_ref(), "from")?;
         let to = required_time(q.to.as_ref(), "to")?;
-        self.check_window(from, to, "clone search", q.allow_broad)?;
+        let (from, to) = self.check_window(plan, from, to, "clone search", q.allow_broad)?;
         let max_speed_kmh = if q.max_speed_kmh == 0.0 {
             250.0
         } else {
@@ -685,8 +872,7 @@ impl SearchService {
     fn spawn_analysis<Q, C>(
         &self,
         search: &'static str,
-        user: String,
-        force: ForceId,
+        plan: Plan,
         query: Q,
         compute: Analysis<Q, C>,
     ) -> Pin<Box<dyn Stream<Item = Result<C, Status>> + Send>>
@@ -695,13 +881,34 @@ impl SearchService {
         C: Send + 'static,
     {
         let (store, node) = (self.store.clone(), self.node.clone());
+        let governance = self.governance.clone();
         let (tx, rx) = mpsc::channel::<Result<C, Status>>(16);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            match compute(store.as_ref(), &query, &node, &tx) {
-                Ok(rows) => {
-                    info!(user = %user, force = %force, search, rows,
+            let result = compute(store.as_ref(), &query, &node, &tx, plan.clipped_from);
+            let (returned, outcome) = match &result {
+                Ok((_, forces)) => (
+                    forces.iter().map(|(f, n)| (f.clone(), *n)).collect(),
+                    Outcome::Ok,
+                ),
+                Err(QueryError::Store(e)) => (Vec::new(), Outcome::Failed(e.to_string())),
+                Err(e) => (Vec::new(), Outcome::Refused(e.to_string())),
+            };
+            let entry = governance.entry(
+                &plan.actor,
+                &format!("search.{search}"),
+                &plan.audited(returned),
+                outcome,
+            );
+            if let Err(e) = governance.record_blocking(entry) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            match result {
+                Ok((summary, _)) => {
+                    info!(user = %plan.actor.user, search,
                         elapsed_us = started.elapsed().as_micros() as u64, "search done");
+                    let _ = tx.blocking_send(Ok(summary));
                 }
                 Err(e) => {
                     if matches!(e, QueryError::Store(_)) {
@@ -720,7 +927,8 @@ fn compute_convoy(
     q: &ConvoyQuery,
     node: &str,
     tx: &mpsc::Sender<Result<pb::ConvoyChunk, Status>>,
-) -> Result<u64, QueryError> {
+    clipped: Option<Timestamp>,
+) -> Result<Analysed<pb::ConvoyChunk>, QueryError> {
     let started = Instant::now();
     let r = convoy(store, q)?;
     let mut forces = std::collections::BTreeMap::<ForceId, u64>::new();
@@ -750,7 +958,7 @@ fn compute_convoy(
             })),
         };
         if tx.blocking_send(Ok(chunk)).is_err() {
-            return Ok(n);
+            break;
         }
     }
     let summary = pb::ConvoySummary {
@@ -762,11 +970,12 @@ fn compute_convoy(
         truncated: r.truncated,
         elapsed_us: started.elapsed().as_micros() as u64,
         forces: force_counts(&forces),
+        clipped_from: clipped.map(proto::to_pb_time),
     };
-    let _ = tx.blocking_send(Ok(pb::ConvoyChunk {
+    let chunk = pb::ConvoyChunk {
         chunk: Some(pb::convoy_chunk::Chunk::Summary(summary)),
-    }));
-    Ok(n)
+    };
+    Ok((chunk, forces))
 }
 
 fn compute_clones(
@@ -774,7 +983,8 @@ fn compute_clones(
     q: &CloneQuery,
     node: &str,
     tx: &mpsc::Sender<Result<pb::ClonesChunk, Status>>,
-) -> Result<u64, QueryError> {
+    clipped: Option<Timestamp>,
+) -> Result<Analysed<pb::ClonesChunk>, QueryError> {
     let started = Instant::now();
     let r = clones(store, q)?;
     let mut forces = std::collections::BTreeMap::<ForceId, u64>::new();
@@ -793,7 +1003,7 @@ fn compute_clones(
             })),
         };
         if tx.blocking_send(Ok(chunk)).is_err() {
-            return Ok(n);
+            break;
         }
     }
     let summary = pb::ClonesSummary {
@@ -803,11 +1013,12 @@ fn compute_clones(
         truncated: r.truncated,
         elapsed_us: started.elapsed().as_micros() as u64,
         forces: force_counts(&forces),
+        clipped_from: clipped.map(proto::to_pb_time),
     };
-    let _ = tx.blocking_send(Ok(pb::ClonesChunk {
+    let chunk = pb::ClonesChunk {
         chunk: Some(pb::clones_chunk::Chunk::Summary(summary)),
-    }));
-    Ok(n)
+    };
+    Ok((chunk, forces))
 }
 
 #[tonic::async_trait]
@@ -818,16 +1029,16 @@ impl pb::search_server::Search for SearchService {
         &self,
         req: Request<pb::ConvoyRequest>,
     ) -> Result<Response<Self::ConvoyStream>, Status> {
-        let who = caller(&req)?;
-        let (force, user, _) = who.require_searcher()?;
-        let q = self.convoy_query(req.get_ref(), force)?;
-        Ok(Response::new(self.spawn_analysis(
-            "convoy",
-            user.to_string(),
-            force.clone(),
-            q,
-            compute_convoy,
-        )))
+        let (mut plan, checked) = self.plan(&req, req.get_ref().access.as_ref())?;
+        match checked.and_then(|()| self.convoy_query(&mut plan, req.get_ref())) {
+            Ok(q) => Ok(Response::new(self.spawn_analysis(
+                "convoy",
+                plan,
+                q,
+                compute_convoy,
+            ))),
+            Err(status) => Err(self.refuse(&plan, "convoy", status).await),
+        }
     }
 
     type ClonesStream = Pin<Box<dyn Stream<Item = Result<pb::ClonesChunk, Status>> + Send>>;
@@ -836,16 +1047,16 @@ impl pb::search_server::Search for SearchService {
         &self,
         req: Request<pb::ClonesRequest>,
     ) -> Result<Response<Self::ClonesStream>, Status> {
-        let who = caller(&req)?;
-        let (force, user, _) = who.require_searcher()?;
-        let q = self.clones_query(req.get_ref())?;
-        Ok(Response::new(self.spawn_analysis(
-            "clones",
-            user.to_string(),
-            force.clone(),
-            q,
-            compute_clones,
-        )))
+        let (mut plan, checked) = self.plan(&req, req.get_ref().access.as_ref())?;
+        match checked.and_then(|()| self.clones_query(&mut plan, req.get_ref())) {
+            Ok(q) => Ok(Response::new(self.spawn_analysis(
+                "clones",
+                plan,
+                q,
+                compute_clones,
+            ))),
+            Err(status) => Err(self.refuse(&plan, "clones", status).await),
+        }
     }
 
     type GeoSearchStream = ChunkStream;
@@ -858,8 +1069,14 @@ impl pb::search_server::Search for SearchService {
         req: Request<pb::GeoSearchRequest>,
     ) -> Result<Response<Self::GeoSearchStream>, Status> {
         let q = req.get_ref().clone();
-        self.run(&req, "geo", |s| s.geo_query(&q), compute_geo)
-            .await
+        self.run(
+            &req,
+            "geo",
+            q.access.as_ref(),
+            |s, p| s.geo_query(p, &q),
+            compute_geo,
+        )
+        .await
     }
 
     async fn vrm_search(
@@ -867,8 +1084,14 @@ impl pb::search_server::Search for SearchService {
         req: Request<pb::VrmSearchRequest>,
     ) -> Result<Response<Self::VrmSearchStream>, Status> {
         let q = req.get_ref().clone();
-        self.run(&req, "vrm", |s| s.vrm_query(&q), compute_vrm)
-            .await
+        self.run(
+            &req,
+            "vrm",
+            q.access.as_ref(),
+            |s, p| s.vrm_query(p, &q),
+            compute_vrm,
+        )
+        .await
     }
 
     async fn vehicle_search(
@@ -876,8 +1099,14 @@ impl pb::search_server::Search for SearchService {
         req: Request<pb::VehicleSearchRequest>,
     ) -> Result<Response<Self::VehicleSearchStream>, Status> {
         let q = req.get_ref().clone();
-        self.run(&req, "vehicle", |s| s.vehicle_query(&q), compute_vehicle)
-            .await
+        self.run(
+            &req,
+            "vehicle",
+            q.access.as_ref(),
+            |s, p| s.vehicle_query(p, &q),
+            compute_vehicle,
+        )
+        .await
     }
 
     async fn camera_search(
@@ -885,8 +1114,14 @@ impl pb::search_server::Search for SearchService {
         req: Request<pb::CameraSearchRequest>,
     ) -> Result<Response<Self::CameraSearchStream>, Status> {
         let q = req.get_ref().clone();
-        self.run(&req, "camera", |s| s.camera_query(&q), compute_camera)
-            .await
+        self.run(
+            &req,
+            "camera",
+            q.access.as_ref(),
+            |s, p| s.camera_query(p, &q),
+            compute_camera,
+        )
+        .await
     }
 
     type VrmTimelineStream = ChunkStream;
@@ -899,7 +1134,8 @@ impl pb::search_server::Search for SearchService {
         self.run(
             &req,
             "vrm_timeline",
-            |s| s.timeline_query(&q),
+            q.access.as_ref(),
+            |s, p| s.timeline_query(p, &q),
             compute_timeline,
         )
         .await

@@ -24,6 +24,7 @@ pub mod v1 {
 
 pub use v1 as pb;
 
+pub mod governance;
 pub mod hotlists;
 
 /// The encoded `FileDescriptorSet` of the API, for gRPC server reflection.

@@ -20,6 +20,8 @@
 //! | `alert_state` | `position:u64` | its verification (postcard) |
 //! | `hotlists` | `0x01 · owner · 0x00 · name` | the list (postcard) |
 //! | `hotlists` | `0x02 · owner · 0x00 · name · 0x00 · vrm` | the entry (postcard) |
+//! | `audit`   | `seq:u64` | the chained entry (postcard) |
+//! | `authorisations` | id | the authorisation (postcard) |
 //! | `meta`    | ASCII names | counters |
 //!
 //! `day` is the UTC day of capture (days since 1970-01-01), `seq` the

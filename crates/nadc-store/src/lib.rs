@@ -23,7 +23,9 @@ mod rocks;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+use nadc_core::access::Authorisation;
 use nadc_core::alert::{Alert, AlertDetail, AlertState};
+use nadc_core::audit::{AuditEntry, ChainedEntry};
 use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
 use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp, Vrm};
 
@@ -307,6 +309,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every hotlist with its entries, by owner and name.
     fn hotlists(&self) -> Result<Vec<(Hotlist, Vec<HotlistEntry>)>, StoreError>;
+
+    /// Appends entries to the hash-chained audit log, durably (sharing the
+    /// read writer's group commit), returning them as chained.
+    fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<Vec<ChainedEntry>, StoreError>;
+
+    /// Visits audit entries from sequence number `from` (inclusive), in
+    /// order, until `visit` breaks.
+    fn audit(
+        &self,
+        from: u64,
+        visit: &mut dyn FnMut(ChainedEntry) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
+    /// Records a supervisor's authorisation (ids are unique: an existing
+    /// one is not replaced and `false` is returned).
+    fn put_authorisation(&self, a: &Authorisation) -> Result<bool, StoreError>;
+
+    /// Every recorded authorisation, by id.
+    fn authorisations(&self) -> Result<Vec<Authorisation>, StoreError>;
 
     /// Counts of what is held.
     fn stats(&self) -> Result<StoreStats, StoreError>;

@@ -16,7 +16,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
+use nadc_core::access::Authorisation;
 use nadc_core::alert::{Alert, AlertState};
+use nadc_core::audit::{AuditEntry, ChainedEntry, Digest, GENESIS};
 use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
 use nadc_core::time::MS_PER_DAY;
 use nadc_core::vrm_match::ConfusableGroups;
@@ -44,7 +46,9 @@ const CF_VRM_DICT: &str = "vrm_dict";
 const CF_ALERTS: &str = "alerts";
 const CF_ALERT_STATE: &str = "alert_state";
 const CF_HOTLISTS: &str = "hotlists";
-const ALL_CFS: [&str; 11] = [
+const CF_AUDIT: &str = "audit";
+const CF_AUTHORISATIONS: &str = "authorisations";
+const ALL_CFS: [&str; 13] = [
     CF_READS,
     CF_GEO,
     CF_VRM,
@@ -56,6 +60,8 @@ const ALL_CFS: [&str; 11] = [
     CF_ALERTS,
     CF_ALERT_STATE,
     CF_HOTLISTS,
+    CF_AUDIT,
+    CF_AUTHORISATIONS,
 ];
 
 const META_NEXT_SEQ: &[u8] = b"next_seq";
@@ -94,9 +100,11 @@ impl Default for StoreOptions {
 /// One job for the writer thread: reads of one force (each with the alerts
 /// it raises), and/or alerts raised on their own.
 struct AppendRequest {
-    force: ForceId,
+    /// The owning force of `reads` (none for a job of alerts or audit only).
+    force: Option<ForceId>,
     reads: Vec<NewRead>,
     alerts: Vec<Alert>,
+    audit: Vec<AuditEntry>,
     reply: SyncSender<Result<Committed, StoreError>>,
 }
 
@@ -104,6 +112,7 @@ struct AppendRequest {
 struct Committed {
     appended: Vec<Appended>,
     alert_positions: Vec<u64>,
+    audit: Vec<ChainedEntry>,
 }
 
 /// A [`Store`] on RocksDB.
@@ -114,6 +123,7 @@ pub struct RocksStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<RwLock<StoreStats>>,
     last_alert: Arc<AtomicU64>,
+    authorisation_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -181,6 +191,7 @@ impl RocksStore {
             writer: Mutex::new(Some(handle)),
             stats,
             last_alert,
+            authorisation_lock: Mutex::new(()),
         })
     }
 
@@ -269,9 +280,10 @@ impl RocksStore {
     /// Hands a job to the writer thread and waits for its commit.
     fn submit(
         &self,
-        force: ForceId,
+        force: Option<ForceId>,
         reads: Vec<NewRead>,
         alerts: Vec<Alert>,
+        audit: Vec<AuditEntry>,
     ) -> Result<Committed, StoreError> {
         let tx = self
             .tx
@@ -284,6 +296,7 @@ impl RocksStore {
             force,
             reads,
             alerts,
+            audit,
             reply,
         })
         .map_err(|_| StoreError::Closed)?;
@@ -296,15 +309,18 @@ impl Store for RocksStore {
         if reads.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.submit(force.clone(), reads, Vec::new())?.appended)
+        Ok(self
+            .submit(Some(force.clone()), reads, Vec::new(), Vec::new())?
+            .appended)
     }
 
     fn log_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<u64>, StoreError> {
         if alerts.is_empty() {
             return Ok(Vec::new());
         }
-        let force = alerts[0].read_force.clone();
-        Ok(self.submit(force, Vec::new(), alerts)?.alert_positions)
+        Ok(self
+            .submit(None, Vec::new(), alerts, Vec::new())?
+            .alert_positions)
     }
 
     fn alerts(
@@ -329,6 +345,65 @@ impl Store for RocksStore {
             it.next();
         }
         it.status().map_err(engine)
+    }
+
+    fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<Vec<ChainedEntry>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.submit(None, Vec::new(), Vec::new(), entries)?.audit)
+    }
+
+    fn audit(
+        &self,
+        from: u64,
+        visit: &mut dyn FnMut(ChainedEntry) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_AUDIT)?);
+        it.seek(from.to_be_bytes());
+        while it.valid() {
+            let Some(v) = it.value() else { break };
+            if visit(record::decode("audit", v)?).is_break() {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(engine)
+    }
+
+    fn put_authorisation(&self, a: &Authorisation) -> Result<bool, StoreError> {
+        let cf = self.cf(CF_AUTHORISATIONS)?;
+        // One writer of authorisations at a time, so the check holds.
+        let _guard = self
+            .authorisation_lock
+            .lock()
+            .map_err(|_| StoreError::Engine("authorisation lock poisoned".into()))?;
+        if self
+            .db
+            .get_pinned_cf(cf, a.id.as_bytes())
+            .map_err(engine)?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, a.id.as_bytes(), record::encode("authorisation", a)?);
+        self.write_synced(batch)?;
+        Ok(true)
+    }
+
+    fn authorisations(&self) -> Result<Vec<Authorisation>, StoreError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_AUTHORISATIONS)?);
+        it.seek_to_first();
+        let mut out = Vec::new();
+        while it.valid() {
+            if let Some(v) = it.value() {
+                out.push(record::decode("authorisations", v)?);
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        Ok(out)
     }
 
     fn last_alert(&self) -> u64 {
@@ -499,14 +574,21 @@ impl Store for RocksStore {
                     position,
                 }))
             };
-            // The last entry at or before `at`: at or below the largest key
-            // of that millisecond.
-            let mut last_of_at = keys::vrm_bound(vrm, *at);
-            last_of_at.extend_from_slice(&u64::MAX.to_be_bytes());
-            it.seek_for_prev(&last_of_at);
-            let earlier = entry(&it)?;
-            it.seek(keys::vrm_bound(vrm, at.plus_millis(1)));
-            let later = entry(&it)?;
+            // Forward only (a reverse step on a merging iterator is costly):
+            // from `at - look_ms`, the last entry at or before `at`, then
+            // the first after it.
+            it.seek(keys::vrm_bound(vrm, at.plus_millis(-look_ms)));
+            let (mut earlier, mut later) = (None, None);
+            while it.valid() {
+                let Some(e) = entry(&it)? else { break };
+                if e.observed_at <= *at {
+                    earlier = Some(e);
+                    it.next();
+                } else {
+                    later = Some(e);
+                    break;
+                }
+            }
             out.push([earlier, later]);
         }
         it.status().map_err(engine)?;
@@ -840,6 +922,8 @@ struct WriterState {
     sync: bool,
     next_seq: u64,
     next_alert: u64,
+    /// The next audit sequence number and the hash it links to.
+    audit_head: (u64, Digest),
     stats: StoreStats,
 }
 
@@ -859,6 +943,20 @@ impl WriterState {
         };
         let next_seq = get_u64(META_NEXT_SEQ)?.unwrap_or(1);
         let next_alert = get_u64(META_NEXT_ALERT)?.unwrap_or(1);
+        let audit_head = {
+            let mut it = db.raw_iterator_cf(cf(&db, CF_AUDIT)?);
+            it.seek_to_last();
+            match it.value() {
+                Some(v) => {
+                    let last: ChainedEntry = record::decode("audit", v)?;
+                    (last.seq + 1, last.hash)
+                }
+                None => {
+                    it.status().map_err(engine)?;
+                    (1, GENESIS)
+                }
+            }
+        };
         let mut stats = StoreStats {
             earliest: get_u64(META_EARLIEST)?.map(|v| Timestamp::from_millis(v as i64)),
             latest: get_u64(META_LATEST)?.map(|v| Timestamp::from_millis(v as i64)),
@@ -896,6 +994,7 @@ impl WriterState {
             sync,
             next_seq,
             next_alert,
+            audit_head,
             stats: stats.clone(),
         };
         Ok((state, stats))
@@ -908,12 +1007,12 @@ impl WriterState {
         last_alert: &AtomicU64,
     ) {
         while let Ok(first) = rx.recv() {
-            let mut n = first.reads.len() + first.alerts.len();
+            let mut n = first.reads.len() + first.alerts.len() + first.audit.len();
             let mut group = vec![first];
             while n < MAX_GROUP_READS {
                 match rx.try_recv() {
                     Ok(req) => {
-                        n += req.reads.len() + req.alerts.len();
+                        n += req.reads.len() + req.alerts.len() + req.audit.len();
                         group.push(req);
                     }
                     Err(_) => break,
@@ -953,13 +1052,17 @@ impl WriterState {
         );
         let dict_cf = cf(&db, CF_VRM_DICT)?;
         let alerts_cf = cf(&db, CF_ALERTS)?;
+        let audit_cf = cf(&db, CF_AUDIT)?;
+        let mut audit_head = self.audit_head;
         let groups = ConfusableGroups::default();
         let dedup_keys: Vec<Vec<u8>> = group
             .iter()
             .flat_map(|req| {
-                req.reads
-                    .iter()
-                    .map(|r| keys::dedup_key(r.read.observed_at.day(), &req.force, &r.read.read_id))
+                req.force.iter().flat_map(|force| {
+                    req.reads
+                        .iter()
+                        .map(|r| keys::dedup_key(r.read.observed_at.day(), force, &r.read.read_id))
+                })
             })
             .collect();
         let existing = db.batched_multi_get_cf(dedup_cf, dedup_keys.iter(), false);
@@ -985,6 +1088,9 @@ impl WriterState {
             let mut out = Vec::with_capacity(req.reads.len());
             let mut alert_positions = Vec::new();
             for new in &req.reads {
+                let Some(force) = req.force.as_ref() else {
+                    return Err(StoreError::Engine("reads appended without a force".into()));
+                };
                 let Some((dkey, found)) = flat.next() else {
                     return Err(StoreError::Engine("dedup lookup size mismatch".into()));
                 };
@@ -1008,7 +1114,7 @@ impl WriterState {
                 batch.put_cf(
                     reads_cf,
                     keys::read_key(t.day(), seq),
-                    record::encode_read(&req.force, new.received_at, new.position, r)?,
+                    record::encode_read(force, new.received_at, new.position, r)?,
                 );
                 batch.put_cf(
                     geo_cf,
@@ -1027,20 +1133,20 @@ impl WriterState {
                 );
                 batch.put_cf(
                     camera_cf,
-                    keys::camera_key(&req.force, &r.camera_id, t, seq),
+                    keys::camera_key(force, &r.camera_id, t, seq),
                     r.vrm.as_str().as_bytes(),
                 );
                 for detail in &new.alerts {
                     let alert = Alert {
                         raised_at: new.received_at,
                         read: ReadRef { day: t.day(), seq },
-                        read_force: req.force.clone(),
+                        read_force: force.clone(),
                         detail: detail.clone(),
                     };
                     alert_positions.push(log_alert(&mut batch, &alert)?);
                 }
                 batch.put_cf(dedup_cf, dkey, seq.to_be_bytes());
-                *stats.reads_by_force.entry(req.force.clone()).or_default() += 1;
+                *stats.reads_by_force.entry(force.clone()).or_default() += 1;
                 stats.earliest = Some(stats.earliest.map_or(t, |e| e.min(t)));
                 stats.latest = Some(stats.latest.map_or(t, |l| l.max(t)));
                 out.push(Appended::Stored { seq });
@@ -1048,13 +1154,34 @@ impl WriterState {
             for alert in &req.alerts {
                 alert_positions.push(log_alert(&mut batch, alert)?);
             }
+            let mut audit = Vec::with_capacity(req.audit.len());
+            for entry in &req.audit {
+                let (seq, prev) = audit_head;
+                let chained = ChainedEntry {
+                    seq,
+                    prev,
+                    hash: entry.chain_hash(seq, &prev),
+                    entry: entry.clone(),
+                };
+                batch.put_cf(
+                    audit_cf,
+                    seq.to_be_bytes(),
+                    record::encode("audit", &chained)?,
+                );
+                audit_head = (seq + 1, chained.hash);
+                audit.push(chained);
+            }
             outcomes.push(Committed {
                 appended: out,
                 alert_positions,
+                audit,
             });
         }
         let next_alert = next_alert;
-        if next_seq == self.next_seq && next_alert == self.next_alert {
+        if next_seq == self.next_seq
+            && next_alert == self.next_alert
+            && audit_head == self.audit_head
+        {
             // Only duplicates: nothing to write.
             return Ok(outcomes);
         }
@@ -1074,6 +1201,7 @@ impl WriterState {
         db.write_opt(batch, &wo).map_err(engine)?;
         self.next_seq = next_seq;
         self.next_alert = next_alert;
+        self.audit_head = audit_head;
         self.stats = stats;
         Ok(outcomes)
     }

@@ -44,7 +44,8 @@ pub struct Harness {
 
 impl Harness {
     /// A PKI (node-1; BOFs AVON, KENT, MET; users alice analyst AVON, carol
-    /// admin KENT, harry hotlist-manager AVON), and a started node.
+    /// admin KENT, harry hotlist-manager AVON, sam supervisor AVON, audrey auditor
+    /// AVON), and a started node.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let spec = InitSpec {
@@ -54,6 +55,8 @@ impl Harness {
                 ("alice".into(), vec![Role::Analyst], force("AVON")),
                 ("carol".into(), vec![Role::Admin], force("KENT")),
                 ("harry".into(), vec![Role::HotlistManager], force("AVON")),
+                ("sam".into(), vec![Role::Supervisor], force("AVON")),
+                ("audrey".into(), vec![Role::Auditor], force("AVON")),
             ],
             ..Default::default()
         };

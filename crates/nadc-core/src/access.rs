@@ -106,7 +106,7 @@ impl Authorisation {
         check_ref("authorisation id", &self.id, true)?;
         check_ref("case reference", &self.case_ref, true)?;
         policy.check_purpose(&self.purpose)?;
-        if !policy.extended_purposes.iter().any(|p| *p == self.purpose) {
+        if !policy.extended_purposes.contains(&self.purpose) {
             return Err(AccessError::Denied(format!(
                 "purpose {:?} does not allow access to data older than {} days; allowed: {}",
                 self.purpose,
@@ -290,7 +290,7 @@ impl AccessPolicy {
                 a.purpose, ctx.purpose
             ));
         }
-        if !self.extended_purposes.iter().any(|p| *p == ctx.purpose) {
+        if !self.extended_purposes.contains(&ctx.purpose) {
             return Some(format!(
                 "cannot open older data for purpose {:?}",
                 ctx.purpose

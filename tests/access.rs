@@ -378,27 +378,9 @@ async fn the_audit_says_who_searched_whose_data_and_detects_tampering() {
     // recomputes nothing: the chain breaks at entry 1.
     h.node.take().unwrap().shutdown().await.unwrap();
     {
-        let db = rocksdb::DB::open_cf(
-            &rocksdb::Options::default(),
-            h.data_dir(),
-            [
-                "default",
-                "reads",
-                "geo",
-                "vrm",
-                "camera",
-                "dedup",
-                "cameras",
-                "meta",
-                "vrm_dict",
-                "alerts",
-                "alert_state",
-                "hotlists",
-                "audit",
-                "authorisations",
-            ],
-        )
-        .unwrap();
+        let opts = rocksdb::Options::default();
+        let cfs = rocksdb::DB::list_cf(&opts, h.data_dir()).unwrap();
+        let db = rocksdb::DB::open_cf(&opts, h.data_dir(), cfs).unwrap();
         let cf = db.cf_handle("audit").unwrap();
         let key = 1u64.to_be_bytes();
         let mut e: ChainedEntry =
@@ -428,4 +410,85 @@ async fn the_audit_says_who_searched_whose_data_and_detects_tampering() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(text.contains("AUDIT CHAIN BROKEN at entry 1"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hotlist_changes_and_verifications_are_audited() {
+    let h = loaded().await;
+    let mut harry = pb::hotlists_client::HotlistsClient::new(h.user("harry").await);
+    harry
+        .create_hotlist(pb::CreateHotlistRequest {
+            name: "wanted".into(),
+            purpose: "serious crime".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    harry
+        .add_entries(pb::AddEntriesRequest {
+            list: Some(pb::HotlistRef {
+                owner: String::new(),
+                name: "wanted".into(),
+            }),
+            entries: vec![pb::HotlistEntry {
+                vrm: "HL11HIT".into(),
+                reason: "robbery".into(),
+                intel_ref: "INT/9".into(),
+                action: pb::Action::Stop as i32,
+                expires_at: Some(nadc_proto::to_pb_time(now().plus_millis(DAY))),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap();
+    let mut bof = pb::ingest_client::IngestClient::new(h.bof("AVON").await);
+    bof.push_batch(batch(vec![read_at(
+        "hit-1",
+        "HL11HIT",
+        "C1",
+        now().plus_millis(-60_000),
+    )]))
+    .await
+    .unwrap();
+    let mut alerts = pb::alerts_client::AlertsClient::new(h.user("alice").await);
+    alerts
+        .verify(pb::VerifyRequest {
+            position: 1,
+            state: pb::Verification::Confirmed as i32,
+            note: "patch image matches".into(),
+        })
+        .await
+        .unwrap();
+    let changes = audit(
+        &h,
+        pb::AuditQuery {
+            action: "hotlist.".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let actions: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|r| (r.user.as_str(), r.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("harry", "hotlist.create"), ("harry", "hotlist.add")]
+    );
+    assert!(changes[1].query.contains("HL11HIT") && changes[1].query.contains("INT/9"));
+    let verified = audit(
+        &h,
+        pb::AuditQuery {
+            action: "alert.verify".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(verified.len(), 1);
+    assert_eq!(verified[0].user, "alice");
+    assert!(
+        verified[0].query.contains("confirmed"),
+        "{}",
+        verified[0].query
+    );
 }

@@ -40,6 +40,8 @@ pub struct Harness {
     pub clock: ManualClock,
     pub node: Option<RunningNode>,
     pub url: String,
+    /// Changes made to the node's configuration at each start.
+    pub configure: fn(&mut NodeConfig),
 }
 
 impl Harness {
@@ -57,6 +59,7 @@ impl Harness {
                 ("harry".into(), vec![Role::HotlistManager], force("AVON")),
                 ("sam".into(), vec![Role::Supervisor], force("AVON")),
                 ("audrey".into(), vec![Role::Auditor], force("AVON")),
+                ("dora".into(), vec![Role::Disclosure], force("AVON")),
             ],
             ..Default::default()
         };
@@ -67,6 +70,7 @@ impl Harness {
             clock: ManualClock::new(now()),
             node: None,
             url: String::new(),
+            configure: |_| {},
         };
         h.start_node().await;
         h
@@ -86,6 +90,7 @@ impl Harness {
             },
         );
         cfg.listen = "127.0.0.1:0".parse().unwrap();
+        (self.configure)(&mut cfg);
         cfg
     }
 

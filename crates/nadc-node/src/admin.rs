@@ -22,6 +22,8 @@ pub struct AdminService {
     pub node: String,
     /// Retention in days.
     pub retention_days: u32,
+    /// Retention passes.
+    pub retention: Arc<crate::retention::Retention>,
 }
 
 #[tonic::async_trait]
@@ -85,6 +87,24 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::ListCamerasResponse {
             cameras: cameras.iter().map(proto::camera_to_pb).collect(),
         }))
+    }
+
+    async fn run_retention(
+        &self,
+        req: Request<pb::RunRetentionRequest>,
+    ) -> Result<Response<pb::RetentionReport>, Status> {
+        let p = caller(&req)?.principal;
+        if !matches!(&p, Principal::User { roles, .. } if roles.contains(&nadc_core::Role::Admin)) {
+            return Err(Status::permission_denied(format!(
+                "running retention needs a user with the admin role; caller is {p}"
+            )));
+        }
+        let actor = crate::governance::Actor::of(&p);
+        let retention = self.retention.clone();
+        let report = tokio::task::spawn_blocking(move || retention.run_audited(&actor, true))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(crate::retention::report_to_pb(&report)))
     }
 
     async fn node_info(

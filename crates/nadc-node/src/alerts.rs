@@ -548,6 +548,8 @@ pub struct AlertsService {
     pub node: String,
     /// The node's clock.
     pub clock: Arc<dyn Clock>,
+    /// Where verifications are audited.
+    pub governance: Arc<crate::governance::Governance>,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AlertEvent, Status>> + Send>>;
@@ -662,6 +664,7 @@ impl pb::alerts_server::Alerts for AlertsService {
         &self,
         req: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::AlertEvent>, Status> {
+        let actor = crate::governance::Actor::of(&caller(&req)?.principal);
         let (force, user) = require_user(&req)?;
         let q = req.into_inner();
         let state = verification_from_pb(q.state).ok_or_else(|| {
@@ -698,6 +701,19 @@ impl pb::alerts_server::Alerts for AlertsService {
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| Status::unavailable(format!("alert log: {e}")))?
         .ok_or_else(|| Status::not_found(format!("no alert at position {position}")))?;
+        let what = crate::governance::Audited {
+            query: serde_json::json!({"position": position, "state": state.as_str(),
+                "note": q.note, "read_vrm": event.read.as_ref().map(|r| r.vrm.clone())}),
+            ..Default::default()
+        };
+        self.governance
+            .record(self.governance.entry(
+                &actor,
+                "alert.verify",
+                &what,
+                nadc_core::audit::Outcome::Ok,
+            ))
+            .await?;
         info!(user = %user, position, state = state.as_str(), "alert verified");
         Ok(Response::new(event))
     }

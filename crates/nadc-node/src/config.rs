@@ -89,6 +89,9 @@ pub struct NodeConfig {
     /// Lawful access: purposes and data-age tiers.
     #[serde(default)]
     pub access: AccessConfig,
+    /// Retention passes: per-force periods and how often.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// Lawful-access rules: which purposes a search may give, and how old data
@@ -235,6 +238,7 @@ impl NodeConfig {
             search_caps: SearchCaps::default(),
             alerts: AlertsConfig::default(),
             access: AccessConfig::default(),
+            retention: crate::retention::RetentionConfig::default(),
         }
     }
 
@@ -283,6 +287,13 @@ impl NodeConfig {
             return Err(ConfigError::Invalid(
                 "default_search_limit must be above 0 and at most max_search_limit".into(),
             ));
+        }
+        for (force, days) in &self.retention.per_force_days {
+            if nadc_core::ForceId::new(force).is_err() || !(1..=36_500).contains(days) {
+                return Err(ConfigError::Invalid(format!(
+                    "retention.per_force_days: {force} = {days}: a force code and 1 to 36500 days"
+                )));
+            }
         }
         let x = &self.access;
         if x.purposes.is_empty()

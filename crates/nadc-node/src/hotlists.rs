@@ -21,6 +21,9 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use crate::auth::caller;
+use crate::governance::{Actor, Audited, Governance};
+use nadc_core::audit::Outcome;
+use serde_json::json;
 
 /// Every list and entry, and the matcher built from them.
 pub struct HotlistRegistry {
@@ -113,17 +116,40 @@ pub struct HotlistsService {
     pub registry: Arc<HotlistRegistry>,
     /// The node's clock (entry creation and expiry).
     pub clock: Arc<dyn Clock>,
+    /// Where changes are audited.
+    pub governance: Arc<Governance>,
 }
 
-/// A user who may change hotlists: their force and name.
-fn require_manager<T>(req: &Request<T>) -> Result<(ForceId, String), Status> {
-    match caller(req)?.principal {
+impl HotlistsService {
+    /// Audits a change made to a list.
+    async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        query: serde_json::Value,
+    ) -> Result<(), Status> {
+        let what = Audited {
+            query,
+            ..Default::default()
+        };
+        self.governance
+            .record(self.governance.entry(actor, action, &what, Outcome::Ok))
+            .await
+    }
+}
+
+/// A user who may change hotlists: their force and name, and who they are
+/// for the audit.
+fn require_manager<T>(req: &Request<T>) -> Result<(ForceId, String, Actor), Status> {
+    let principal = caller(req)?.principal;
+    let actor = Actor::of(&principal);
+    match principal {
         Principal::User { force, name, roles }
             if roles
                 .iter()
                 .any(|r| matches!(r, Role::HotlistManager | Role::Admin)) =>
         {
-            Ok((force, name))
+            Ok((force, name, actor))
         }
         Principal::User { name, .. } => Err(Status::permission_denied(format!(
             "user {name} may not change hotlists: that needs the hotlist-manager role"
@@ -216,7 +242,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         &self,
         req: Request<pb::CreateHotlistRequest>,
     ) -> Result<Response<pb::HotlistInfo>, Status> {
-        let (force, user) = require_manager(&req)?;
+        let (force, user, actor) = require_manager(&req)?;
         let q = req.into_inner();
         let id = HotlistId::new(force, &q.name).map_err(hotlist_status)?;
         let max_edits = u8::try_from(q.max_edits)
@@ -237,6 +263,13 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         self.registry
             .change(move |s| s.put_hotlist(&stored).map_err(store_status))
             .await?;
+        self.audit(
+            &actor,
+            "hotlist.create",
+            json!({"list": id.to_string(), "purpose": list.purpose, "fuzzy": list.fuzzy.confusable,
+                "max_edits": list.fuzzy.max_edits}),
+        )
+        .await?;
         info!(list = %id, user = %user, fuzzy = list.fuzzy.confusable, "hotlist created");
         Ok(Response::new(info(&list, &[], self.clock.now())))
     }
@@ -245,7 +278,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         &self,
         req: Request<pb::HotlistRef>,
     ) -> Result<Response<pb::DeleteHotlistResponse>, Status> {
-        let (force, user) = require_manager(&req)?;
+        let (force, user, actor) = require_manager(&req)?;
         let id = own_list(Some(req.get_ref()), &force)?;
         let (_, entries) = self
             .registry
@@ -255,6 +288,12 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         self.registry
             .change(move |s| s.delete_hotlist(&target).map_err(store_status))
             .await?;
+        self.audit(
+            &actor,
+            "hotlist.delete",
+            json!({"list": id.to_string(), "entries": entries.len()}),
+        )
+        .await?;
         info!(list = %id, user = %user, entries = entries.len(), "hotlist deleted");
         Ok(Response::new(pb::DeleteHotlistResponse {
             entries_deleted: entries.len() as u64,
@@ -265,7 +304,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         &self,
         req: Request<pb::AddEntriesRequest>,
     ) -> Result<Response<pb::AddEntriesResponse>, Status> {
-        let (force, user) = require_manager(&req)?;
+        let (force, user, actor) = require_manager(&req)?;
         let q = req.into_inner();
         let id = own_list(q.list.as_ref(), &force)?;
         if self.registry.get(&id).is_none() {
@@ -298,12 +337,25 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         // The same VRM twice in one request: the later one wins, as a
         // later request would.
         let stored = good.len() as u32;
+        let added: Vec<serde_json::Value> = good
+            .iter()
+            .map(|e| {
+                json!({"vrm": e.vrm.as_str(), "action": e.action.as_str(),
+                "intel_ref": e.intel_ref, "expires_at": e.expires_at.to_rfc3339()})
+            })
+            .collect();
         let target = id.clone();
         if !good.is_empty() {
             self.registry
                 .change(move |s| s.put_hotlist_entries(&target, &good).map_err(store_status))
                 .await?;
         }
+        self.audit(
+            &actor,
+            "hotlist.add",
+            json!({"list": id.to_string(), "entries": added, "refused": rejected.len()}),
+        )
+        .await?;
         info!(list = %id, user = %user, stored, rejected = rejected.len(), "hotlist entries added");
         Ok(Response::new(pb::AddEntriesResponse { stored, rejected }))
     }
@@ -312,7 +364,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         &self,
         req: Request<pb::RemoveEntriesRequest>,
     ) -> Result<Response<pb::RemoveEntriesResponse>, Status> {
-        let (force, user) = require_manager(&req)?;
+        let (force, user, actor) = require_manager(&req)?;
         let q = req.into_inner();
         let id = own_list(q.list.as_ref(), &force)?;
         let (_, entries) = self
@@ -339,6 +391,12 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
                     .map_err(store_status)
             })
             .await? as u32;
+        self.audit(
+            &actor,
+            "hotlist.remove",
+            json!({"list": id.to_string(), "vrms": q.vrms, "removed": removed}),
+        )
+        .await?;
         info!(list = %id, user = %user, removed, "hotlist entries removed");
         Ok(Response::new(pb::RemoveEntriesResponse {
             removed,

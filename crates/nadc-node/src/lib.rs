@@ -20,6 +20,7 @@ pub mod config;
 pub mod governance;
 pub mod hotlists;
 pub mod ingest;
+pub mod retention;
 pub mod search;
 pub mod tls;
 
@@ -147,14 +148,6 @@ pub async fn start_with_listener(
         )
     };
 
-    let hotlists = {
-        let store = store.clone();
-        Arc::new(
-            tokio::task::spawn_blocking(move || hotlists::HotlistRegistry::load(store))
-                .await
-                .map_err(|e| NodeError::Server(e.to_string()))??,
-        )
-    };
     let governance = {
         let (store, node, clock, policy) = (
             store.clone(),
@@ -170,6 +163,14 @@ pub async fn start_with_listener(
             .map_err(|e| NodeError::Server(e.to_string()))??,
         )
     };
+    let hotlists = {
+        let store = store.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || hotlists::HotlistRegistry::load(store))
+                .await
+                .map_err(|e| NodeError::Server(e.to_string()))??,
+        )
+    };
     let hub = Arc::new(alerts::AlertHub::new(store.last_alert()));
     let alerting = Arc::new(alerts::Alerting {
         store: store.clone(),
@@ -182,12 +183,14 @@ pub async fn start_with_listener(
     let hotlist_service = hotlists::HotlistsService {
         registry: hotlists.clone(),
         clock: clock.clone(),
+        governance: governance.clone(),
     };
     let alerts_service = alerts::AlertsService {
         store: store.clone(),
         hub,
         node: name.clone(),
         clock: clock.clone(),
+        governance: governance.clone(),
     };
     let ingest = ingest::IngestService {
         store: store.clone(),
@@ -211,7 +214,23 @@ pub async fn start_with_listener(
         max_limit: cfg.max_search_limit,
         caps: cfg.search_caps.clone(),
     };
+    let retention = Arc::new(retention::Retention {
+        store: store.clone(),
+        governance: governance.clone(),
+        default_days: cfg.retention_days,
+        per_force: cfg
+            .retention
+            .per_force_days
+            .iter()
+            .filter_map(|(f, d)| nadc_core::ForceId::new(f).ok().map(|f| (f, *d)))
+            .collect(),
+    });
+    let holds = retention::HoldsService {
+        store: store.clone(),
+        governance: governance.clone(),
+    };
     let admin = admin::AdminService {
+        retention: retention.clone(),
         store: store.clone(),
         cameras: registry,
         node: name.clone(),
@@ -247,6 +266,12 @@ pub async fn start_with_listener(
         .map_err(|e| NodeError::Server(e.to_string()))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    if cfg.retention.interval_s > 0 {
+        tokio::spawn(retention.run_periodically(
+            std::time::Duration::from_secs(cfg.retention.interval_s),
+            stop_rx.clone(),
+        ));
+    }
     let incoming = tls::accept_loop(listener, tls_config, stop_rx.clone());
     let mut stop_signal = stop_rx;
     let router = tonic::transport::Server::builder()
@@ -282,6 +307,9 @@ pub async fn start_with_listener(
         ))
         .add_service(
             pb::audit_server::AuditServer::new(audit).max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::holds_server::HoldsServer::new(holds).max_decoding_message_size(MAX_MESSAGE_BYTES),
         );
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop_signal.changed().await;

@@ -152,7 +152,14 @@ impl Plan {
         if let Some(c) = p.clipped_from {
             self.clipped_from = Some(self.clipped_from.map_or(c, |x| x.min(c)));
         }
-        Ok((p.from, p.to))
+        // Nothing older than retention is searched: what is left of it is
+        // awaiting deletion or under a legal hold, and held material is
+        // reached by its case (`HeldReads`), not by searches.
+        let retained = self
+            .governance
+            .now()
+            .minus_days(self.governance.policy.retention_days);
+        Ok((p.from.max(retained), p.to))
     }
 
     fn audited(&self, returned: Vec<(ForceId, u64)>) -> Audited {
@@ -587,6 +594,33 @@ fn compute_vehicle(
         vrms: None,
         summary,
         total_rows,
+    })
+}
+
+/// The reads held for a case, in capture-time order.
+fn compute_held(
+    store: &dyn Store,
+    case_ref: &String,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let refs: Vec<nadc_store::ReadRef> = store
+        .holds()?
+        .into_iter()
+        .filter(|(_, cases)| cases.iter().any(|c| c == case_ref))
+        .map(|(r, _)| r)
+        .collect();
+    let mut reads = store.get_reads(&refs)?;
+    reads.sort_by_key(|r| (r.read.observed_at, r.seq));
+    let mut summary = ResultSummary::default();
+    for r in &reads {
+        summary.add(r);
+    }
+    emit_reads(&reads, node, emit);
+    Ok(Finished {
+        vrms: None,
+        total_rows: reads.len() as u64,
+        summary,
     })
 }
 
@@ -1120,6 +1154,26 @@ impl pb::search_server::Search for SearchService {
             q.access.as_ref(),
             |s, p| s.camera_query(p, &q),
             compute_camera,
+        )
+        .await
+    }
+
+    type HeldReadsStream = ChunkStream;
+
+    async fn held_reads(
+        &self,
+        req: Request<pb::HeldReadsRequest>,
+    ) -> Result<Response<Self::HeldReadsStream>, Status> {
+        let q = req.get_ref().clone();
+        self.run(
+            &req,
+            "held_reads",
+            q.access.as_ref(),
+            |_, p| {
+                p.query = json!({"case_ref": p.access.case_ref});
+                Ok(p.access.case_ref.clone())
+            },
+            compute_held,
         )
         .await
     }

@@ -21,6 +21,7 @@
 //! | `hotlists` | `0x01 · owner · 0x00 · name` | the list (postcard) |
 //! | `hotlists` | `0x02 · owner · 0x00 · name · 0x00 · vrm` | the entry (postcard) |
 //! | `audit`   | `seq:u64` | the chained entry (postcard) |
+//! | `holds`   | `day:u32 · seq:u64 · case_ref` | empty (a legal hold) |
 //! | `authorisations` | id | the authorisation (postcard) |
 //! | `meta`    | ASCII names | counters |
 //!
@@ -236,6 +237,19 @@ pub fn cameras_key(force: &ForceId, camera_id: &str) -> Vec<u8> {
     k.push(SEP);
     k.extend_from_slice(camera_id.as_bytes());
     k
+}
+
+/// Key of a legal hold of `case_ref` on a read.
+pub fn hold_key(day: u32, seq: u64, case_ref: &str) -> Vec<u8> {
+    let mut k = read_key(day, seq).to_vec();
+    k.extend_from_slice(case_ref.as_bytes());
+    k
+}
+
+/// Splits a hold key into `(day, seq, case_ref)`.
+pub fn decode_hold_key(k: &[u8]) -> Option<(u32, u64, &str)> {
+    let (day, seq) = decode_read_key(k.get(..12)?)?;
+    Some((day, seq, std::str::from_utf8(&k[12..]).ok()?))
 }
 
 /// Tag of a hotlist definition key.

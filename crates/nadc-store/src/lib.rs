@@ -81,6 +81,33 @@ impl VrmEntry {
     }
 }
 
+/// One step of deleting an expired day: which reads of a day to keep.
+#[derive(Clone, Debug, Default)]
+pub struct ExpireDay {
+    /// The UTC day.
+    pub day: u32,
+    /// Forces whose reads of this day are still within their retention:
+    /// kept.
+    pub keep_forces: std::collections::BTreeSet<ForceId>,
+    /// Sequence numbers of reads of this day under a legal hold: kept.
+    pub held: std::collections::HashSet<u64>,
+    /// Start the scan at this sequence number (resume after a step).
+    pub from_seq: u64,
+    /// Delete at most this many reads in this step.
+    pub max: usize,
+}
+
+/// What one expiry step deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Reads deleted per owning force.
+    pub deleted: BTreeMap<ForceId, u64>,
+    /// Reads kept because a legal hold covers them.
+    pub held: u64,
+    /// Where to resume, if the day is not finished.
+    pub next_seq: Option<u64>,
+}
+
 /// A camera index entry: who passed the camera, when; without fetching the
 /// record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -328,6 +355,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every recorded authorisation, by id.
     fn authorisations(&self) -> Result<Vec<Authorisation>, StoreError>;
+
+    /// Deletes expired reads of one day (a bounded step; resume with
+    /// `next_seq`), from the records and every index, and each VRM's
+    /// dictionary entry once no read of it is left. Goes through the writer,
+    /// so counts stay exact.
+    fn expire(&self, step: ExpireDay) -> Result<Expired, StoreError>;
+
+    /// Places a legal hold for `case_ref` on reads (kept beyond retention
+    /// until released); returns how many were not held by the case before.
+    fn hold(&self, case_ref: &str, reads: &[ReadRef]) -> Result<u64, StoreError>;
+
+    /// Releases a case's holds; returns how many reads it held.
+    fn release(&self, case_ref: &str) -> Result<u64, StoreError>;
+
+    /// Every held read with the cases holding it.
+    fn holds(&self) -> Result<BTreeMap<ReadRef, Vec<String>>, StoreError>;
 
     /// Counts of what is held.
     fn stats(&self) -> Result<StoreStats, StoreError>;

@@ -32,7 +32,8 @@ use tracing::{debug, info, warn};
 use crate::keys;
 use crate::record;
 use crate::{
-    Appended, CameraEntry, GeoHit, NewRead, ReadRef, Store, StoreError, StoreStats, VrmEntry,
+    Appended, CameraEntry, ExpireDay, Expired, GeoHit, NewRead, ReadRef, Store, StoreError,
+    StoreStats, VrmEntry,
 };
 
 const CF_READS: &str = "reads";
@@ -48,7 +49,8 @@ const CF_ALERT_STATE: &str = "alert_state";
 const CF_HOTLISTS: &str = "hotlists";
 const CF_AUDIT: &str = "audit";
 const CF_AUTHORISATIONS: &str = "authorisations";
-const ALL_CFS: [&str; 13] = [
+const CF_HOLDS: &str = "holds";
+const ALL_CFS: [&str; 14] = [
     CF_READS,
     CF_GEO,
     CF_VRM,
@@ -62,6 +64,7 @@ const ALL_CFS: [&str; 13] = [
     CF_HOTLISTS,
     CF_AUDIT,
     CF_AUTHORISATIONS,
+    CF_HOLDS,
 ];
 
 const META_NEXT_SEQ: &[u8] = b"next_seq";
@@ -105,6 +108,8 @@ struct AppendRequest {
     reads: Vec<NewRead>,
     alerts: Vec<Alert>,
     audit: Vec<AuditEntry>,
+    /// An expiry step, done on its own.
+    expire: Option<ExpireDay>,
     reply: SyncSender<Result<Committed, StoreError>>,
 }
 
@@ -113,6 +118,7 @@ struct Committed {
     appended: Vec<Appended>,
     alert_positions: Vec<u64>,
     audit: Vec<ChainedEntry>,
+    expired: Option<Expired>,
 }
 
 /// A [`Store`] on RocksDB.
@@ -285,6 +291,17 @@ impl RocksStore {
         alerts: Vec<Alert>,
         audit: Vec<AuditEntry>,
     ) -> Result<Committed, StoreError> {
+        self.submit_job(force, reads, alerts, audit, None)
+    }
+
+    fn submit_job(
+        &self,
+        force: Option<ForceId>,
+        reads: Vec<NewRead>,
+        alerts: Vec<Alert>,
+        audit: Vec<AuditEntry>,
+        expire: Option<ExpireDay>,
+    ) -> Result<Committed, StoreError> {
         let tx = self
             .tx
             .read()
@@ -297,6 +314,7 @@ impl RocksStore {
             reads,
             alerts,
             audit,
+            expire,
             reply,
         })
         .map_err(|_| StoreError::Closed)?;
@@ -399,6 +417,75 @@ impl Store for RocksStore {
         while it.valid() {
             if let Some(v) = it.value() {
                 out.push(record::decode("authorisations", v)?);
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        Ok(out)
+    }
+
+    fn expire(&self, step: ExpireDay) -> Result<Expired, StoreError> {
+        self.submit_job(None, Vec::new(), Vec::new(), Vec::new(), Some(step))?
+            .expired
+            .ok_or_else(|| StoreError::Engine("expiry step not run".into()))
+    }
+
+    fn hold(&self, case_ref: &str, reads: &[ReadRef]) -> Result<u64, StoreError> {
+        let cf = self.cf(CF_HOLDS)?;
+        let keys: Vec<Vec<u8>> = reads
+            .iter()
+            .map(|r| keys::hold_key(r.day, r.seq, case_ref))
+            .collect();
+        let mut fresh = 0;
+        let mut batch = WriteBatch::default();
+        for (k, found) in keys
+            .iter()
+            .zip(self.db.batched_multi_get_cf(cf, keys.iter(), false))
+        {
+            if found.map_err(engine)?.is_none() {
+                fresh += 1;
+                batch.put_cf(cf, k, []);
+            }
+        }
+        self.write_synced(batch)?;
+        Ok(fresh)
+    }
+
+    fn release(&self, case_ref: &str) -> Result<u64, StoreError> {
+        let cf = self.cf(CF_HOLDS)?;
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek_to_first();
+        let mut batch = WriteBatch::default();
+        let mut n = 0;
+        while it.valid() {
+            if let Some(k) = it.key()
+                && keys::decode_hold_key(k).is_some_and(|(_, _, c)| c == case_ref)
+            {
+                batch.delete_cf(cf, k);
+                n += 1;
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        drop(it);
+        self.write_synced(batch)?;
+        Ok(n)
+    }
+
+    fn holds(&self) -> Result<BTreeMap<ReadRef, Vec<String>>, StoreError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_HOLDS)?);
+        it.seek_to_first();
+        let mut out: BTreeMap<ReadRef, Vec<String>> = BTreeMap::new();
+        while it.valid() {
+            if let Some(k) = it.key() {
+                let (day, seq, case) =
+                    keys::decode_hold_key(k).ok_or_else(|| StoreError::Corrupt {
+                        what: "holds",
+                        detail: "undecodable key".into(),
+                    })?;
+                out.entry(ReadRef { day, seq })
+                    .or_default()
+                    .push(case.to_string());
             }
             it.next();
         }
@@ -1007,6 +1094,21 @@ impl WriterState {
         last_alert: &AtomicU64,
     ) {
         while let Ok(first) = rx.recv() {
+            if let Some(step) = &first.expire {
+                let result = self.expire_step(step).map(|expired| Committed {
+                    appended: Vec::new(),
+                    alert_positions: Vec::new(),
+                    audit: Vec::new(),
+                    expired: Some(expired),
+                });
+                if result.is_ok()
+                    && let Ok(mut s) = shared.write()
+                {
+                    *s = self.stats.clone();
+                }
+                let _ = first.reply.send(result);
+                continue;
+            }
             let mut n = first.reads.len() + first.alerts.len() + first.audit.len();
             let mut group = vec![first];
             while n < MAX_GROUP_READS {
@@ -1036,6 +1138,126 @@ impl WriterState {
                 }
             }
         }
+    }
+
+    /// Deletes a bounded step of an expired day's reads (see
+    /// [`Store::expire`]).
+    fn expire_step(&mut self, step: &ExpireDay) -> Result<Expired, StoreError> {
+        let db = self.db.clone();
+        let (reads_cf, geo_cf, vrm_cf, camera_cf, dedup_cf, meta_cf, dict_cf) = (
+            cf(&db, CF_READS)?,
+            cf(&db, CF_GEO)?,
+            cf(&db, CF_VRM)?,
+            cf(&db, CF_CAMERA)?,
+            cf(&db, CF_DEDUP)?,
+            cf(&db, CF_META)?,
+            cf(&db, CF_VRM_DICT)?,
+        );
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::day_start(step.day.saturating_add(1)).to_vec());
+        let mut it = db.raw_iterator_cf_opt(reads_cf, ro);
+        it.seek(keys::read_key(step.day, step.from_seq));
+        let mut batch = WriteBatch::default();
+        let mut out = Expired::default();
+        let mut vrms = std::collections::BTreeSet::new();
+        let mut n = 0usize;
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let (_, seq) = keys::decode_read_key(k).ok_or_else(|| StoreError::Corrupt {
+                what: "reads",
+                detail: "undecodable key".into(),
+            })?;
+            if n >= step.max.max(1) {
+                out.next_seq = Some(seq);
+                break;
+            }
+            let r = record::decode_read(seq, v)?;
+            if step.keep_forces.contains(&r.force) {
+                it.next();
+                continue;
+            }
+            if step.held.contains(&seq) {
+                out.held += 1;
+                it.next();
+                continue;
+            }
+            let t = r.read.observed_at;
+            batch.delete_cf(reads_cf, k);
+            batch.delete_cf(
+                geo_cf,
+                keys::geo_key(t.day(), r.position.index_cell(), t.ms_of_day(), seq),
+            );
+            batch.delete_cf(vrm_cf, keys::vrm_key(&r.read.vrm, t, seq));
+            batch.delete_cf(
+                camera_cf,
+                keys::camera_key(&r.force, &r.read.camera_id, t, seq),
+            );
+            batch.delete_cf(
+                dedup_cf,
+                keys::dedup_key(t.day(), &r.force, &r.read.read_id),
+            );
+            *out.deleted.entry(r.force.clone()).or_default() += 1;
+            vrms.insert(r.read.vrm);
+            n += 1;
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        drop(it);
+        if n == 0 {
+            return Ok(out);
+        }
+        let mut stats = self.stats.clone();
+        for (force, c) in &out.deleted {
+            let e = stats.reads_by_force.entry(force.clone()).or_default();
+            *e = e.saturating_sub(*c);
+            let mut k = META_COUNT_PREFIX.to_vec();
+            k.extend_from_slice(force.as_str().as_bytes());
+            batch.put_cf(meta_cf, k, e.to_be_bytes());
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        db.write_opt(batch, &wo).map_err(engine)?;
+        // A VRM with no read left leaves the dictionary too.
+        let groups = ConfusableGroups::default();
+        let mut dict = WriteBatch::default();
+        let mut vit = db.raw_iterator_cf(vrm_cf);
+        for vrm in &vrms {
+            let prefix = keys::vrm_prefix(vrm);
+            vit.seek(&prefix);
+            let left = vit.valid() && vit.key().is_some_and(|k| k.starts_with(&prefix));
+            if !left {
+                dict.delete_cf(
+                    dict_cf,
+                    keys::vrm_dict_key(&groups.skeleton(vrm.as_str()), vrm),
+                );
+            }
+        }
+        vit.status().map_err(engine)?;
+        drop(vit);
+        // The earliest capture time held, to the day: the first day left.
+        let mut fit = db.raw_iterator_cf(reads_cf);
+        fit.seek_to_first();
+        let first_day = fit.key().and_then(keys::decode_read_key).map(|(d, _)| d);
+        fit.status().map_err(engine)?;
+        drop(fit);
+        if first_day.is_none() {
+            stats.latest = None;
+            dict.delete_cf(meta_cf, META_LATEST);
+        }
+        stats.earliest = match (first_day, stats.earliest) {
+            (None, _) => None,
+            (Some(d), Some(e)) if e.day() >= d => Some(e),
+            (Some(d), _) => Some(Timestamp::from_day_ms(d, 0)),
+        };
+        match stats.earliest {
+            Some(e) => dict.put_cf(meta_cf, META_EARLIEST, (e.millis() as u64).to_be_bytes()),
+            None => dict.delete_cf(meta_cf, META_EARLIEST),
+        }
+        db.write_opt(dict, &wo).map_err(engine)?;
+        self.stats = stats;
+        Ok(out)
     }
 
     /// Writes one group atomically. On error nothing is written and the
@@ -1175,6 +1397,7 @@ impl WriterState {
                 appended: out,
                 alert_positions,
                 audit,
+                expired: None,
             });
         }
         let next_alert = next_alert;

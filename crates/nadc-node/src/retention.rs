@@ -1,0 +1,332 @@
+//! Retention: deleting expired reads (per force where configured), keeping
+//! those under a legal hold, and recording what was deleted in the audit.
+//!
+//! Deletion is by whole UTC capture days: a day is deleted for a force once
+//! all of it is older than the force's retention, so a read goes at most a
+//! day after it expires. Each day is deleted in bounded steps through the
+//! store's writer, so ingest goes on meanwhile.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nadc_core::audit::Outcome;
+use nadc_core::{ForceId, Principal, Role, Timestamp};
+use nadc_proto::pb;
+use nadc_store::{ExpireDay, Store, StoreError};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::auth::caller;
+use crate::governance::{Actor, Audited, Governance};
+
+/// Reads deleted per step of a day.
+const STEP: usize = 50_000;
+
+/// Retention settings beyond the node's `retention_days`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days kept for particular forces (others: `retention_days`).
+    pub per_force_days: BTreeMap<String, u32>,
+    /// Seconds between automatic passes (0: none; `RunRetention` still works).
+    pub interval_s: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            per_force_days: BTreeMap::new(),
+            interval_s: 3600,
+        }
+    }
+}
+
+/// What a pass deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Reads deleted per (capture day, owning force).
+    pub deleted: BTreeMap<(u32, ForceId), u64>,
+    /// Reads past retention kept under a legal hold.
+    pub held: u64,
+}
+
+/// Runs retention passes.
+pub struct Retention {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Audit and clock.
+    pub governance: Arc<Governance>,
+    /// Days kept by default.
+    pub default_days: u32,
+    /// Days kept per force.
+    pub per_force: BTreeMap<ForceId, u32>,
+}
+
+fn day_text(day: u32) -> String {
+    Timestamp::from_day_ms(day, 0).to_rfc3339()[..10].to_string()
+}
+
+impl Retention {
+    /// The first capture day kept for `force` at `now`.
+    fn first_kept_day(&self, force: &ForceId, now: Timestamp) -> u32 {
+        let days = self
+            .per_force
+            .get(force)
+            .copied()
+            .unwrap_or(self.default_days);
+        now.minus_days(days).day()
+    }
+
+    /// One pass: every day before the latest cutoff, force by force.
+    /// Blocking: run off the async runtime.
+    pub fn run_once(&self) -> Result<Report, StoreError> {
+        let now = self.governance.now();
+        let stats = self.store.stats()?;
+        let Some(earliest) = stats.earliest else {
+            return Ok(Report::default());
+        };
+        let forces: BTreeSet<ForceId> = stats
+            .reads_by_force
+            .keys()
+            .chain(self.per_force.keys())
+            .cloned()
+            .collect();
+        let last_cut = forces
+            .iter()
+            .map(|f| self.first_kept_day(f, now))
+            .max()
+            .unwrap_or_else(|| now.minus_days(self.default_days).day());
+        let holds = self.store.holds()?;
+        let mut report = Report::default();
+        for day in earliest.day()..last_cut {
+            let keep_forces: BTreeSet<ForceId> = forces
+                .iter()
+                .filter(|f| self.first_kept_day(f, now) <= day)
+                .cloned()
+                .collect();
+            if keep_forces.len() == forces.len() {
+                continue;
+            }
+            let held: HashSet<u64> = holds
+                .range(
+                    nadc_store::ReadRef { day, seq: 0 }..=nadc_store::ReadRef {
+                        day,
+                        seq: u64::MAX,
+                    },
+                )
+                .map(|(r, _)| r.seq)
+                .collect();
+            let mut from_seq = 0;
+            loop {
+                let step = self.store.expire(ExpireDay {
+                    day,
+                    keep_forces: keep_forces.clone(),
+                    held: held.clone(),
+                    from_seq,
+                    max: STEP,
+                })?;
+                report.held += step.held;
+                for (f, n) in step.deleted {
+                    *report.deleted.entry((day, f)).or_default() += n;
+                }
+                match step.next_seq {
+                    Some(s) => from_seq = s,
+                    None => break,
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// A pass, audited as `retention.delete` by `actor` (a periodic pass
+    /// that deleted and held nothing is not audited; one asked for is).
+    pub fn run_audited(&self, actor: &Actor, always: bool) -> Result<Report, Status> {
+        let report = self
+            .run_once()
+            .map_err(|e| Status::unavailable(format!("retention pass failed: {e}")))?;
+        if !always && report.deleted.is_empty() {
+            return Ok(report);
+        }
+        let mut per_force: BTreeMap<ForceId, u64> = BTreeMap::new();
+        let mut days: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((day, force), n) in &report.deleted {
+            *per_force.entry(force.clone()).or_default() += n;
+            days.entry(day_text(*day))
+                .or_default()
+                .insert(force.to_string(), *n);
+        }
+        let what = Audited {
+            query: json!({"deleted": days, "held": report.held}),
+            returned: per_force.into_iter().collect(),
+            ..Default::default()
+        };
+        let g = &self.governance;
+        g.record_blocking(g.entry(actor, "retention.delete", &what, Outcome::Ok))?;
+        if !report.deleted.is_empty() {
+            info!(
+                days = days.len(),
+                held = report.held,
+                "expired reads deleted"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Runs a pass every `interval` until `stop` changes.
+    pub async fn run_periodically(
+        self: Arc<Self>,
+        interval: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let me = self.clone();
+                    match tokio::task::spawn_blocking(move || me.run_audited(&Actor::node(), false)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => warn!(error = %e, "retention pass failed"),
+                        Err(e) => warn!(error = %e, "retention task failed"),
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// The report on the wire.
+pub fn report_to_pb(r: &Report) -> pb::RetentionReport {
+    pb::RetentionReport {
+        deleted: r
+            .deleted
+            .iter()
+            .map(|((day, force), n)| pb::DeletedCount {
+                day: day_text(*day),
+                force: force.to_string(),
+                deleted: *n,
+            })
+            .collect(),
+        held: r.held,
+    }
+}
+
+/// The Holds service.
+#[derive(Clone)]
+pub struct HoldsService {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The audit.
+    pub governance: Arc<Governance>,
+}
+
+fn require_holder<T>(req: &Request<T>) -> Result<Actor, Status> {
+    let p = caller(req)?.principal;
+    match &p {
+        Principal::User { roles, .. }
+            if roles
+                .iter()
+                .any(|r| matches!(r, Role::Disclosure | Role::Supervisor)) =>
+        {
+            Ok(Actor::of(&p))
+        }
+        other => Err(Status::permission_denied(format!(
+            "legal holds need a user with the disclosure or supervisor role; caller is {other}"
+        ))),
+    }
+}
+
+fn check_case(case_ref: &str) -> Result<String, Status> {
+    let c = case_ref.trim();
+    if c.is_empty() || c.len() > nadc_core::access::MAX_REF_LEN || c.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(
+            "case_ref is required: 1 to 64 characters, no control characters",
+        ));
+    }
+    Ok(c.to_string())
+}
+
+#[tonic::async_trait]
+impl pb::holds_server::Holds for HoldsService {
+    async fn place(
+        &self,
+        req: Request<pb::PlaceHoldRequest>,
+    ) -> Result<Response<pb::HoldResponse>, Status> {
+        let actor = require_holder(&req)?;
+        let q = req.into_inner();
+        let case_ref = check_case(&q.case_ref)?;
+        let refs = q
+            .reads
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let t = r
+                    .observed_at
+                    .as_ref()
+                    .and_then(nadc_proto::from_pb_time)
+                    .ok_or_else(|| {
+                        Status::invalid_argument(format!("read {i}: observed_at is required"))
+                    })?;
+                Ok(nadc_store::ReadRef {
+                    day: t.day(),
+                    seq: r.seq,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let (store, c, rs) = (self.store.clone(), case_ref.clone(), refs.clone());
+        let fresh = tokio::task::spawn_blocking(move || {
+            // Only reads the node holds can be held.
+            let found = store.get_reads(&rs).map_err(|e| {
+                Status::not_found(format!("a read to hold is not on this node: {e}"))
+            })?;
+            drop(found);
+            store
+                .hold(&c, &rs)
+                .map_err(|e| Status::unavailable(e.to_string()))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        let g = &self.governance;
+        let what = Audited {
+            access: nadc_core::access::AccessContext {
+                case_ref: case_ref.clone(),
+                ..Default::default()
+            },
+            query: json!({"reads": refs.iter().map(|r| json!({"day": day_text(r.day), "seq": r.seq})).collect::<Vec<_>>(),
+                "reason": q.reason}),
+            returned: Vec::new(),
+        };
+        g.record(g.entry(&actor, "hold.place", &what, Outcome::Ok))
+            .await?;
+        Ok(Response::new(pb::HoldResponse { reads: fresh }))
+    }
+
+    async fn release(
+        &self,
+        req: Request<pb::ReleaseHoldRequest>,
+    ) -> Result<Response<pb::HoldResponse>, Status> {
+        let actor = require_holder(&req)?;
+        let case_ref = check_case(&req.get_ref().case_ref)?;
+        let (store, c) = (self.store.clone(), case_ref.clone());
+        let n = tokio::task::spawn_blocking(move || store.release(&c))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let g = &self.governance;
+        let what = Audited {
+            access: nadc_core::access::AccessContext {
+                case_ref,
+                ..Default::default()
+            },
+            query: json!({"released": n}),
+            returned: Vec::new(),
+        };
+        g.record(g.entry(&actor, "hold.release", &what, Outcome::Ok))
+            .await?;
+        Ok(Response::new(pb::HoldResponse { reads: n }))
+    }
+}

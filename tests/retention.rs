@@ -1,0 +1,236 @@
+//! Retention and legal holds end to end: reads past their force's
+//! retention are deleted from every index and the records (with per-force
+//! periods), a read under a legal hold survives until the hold is released
+//! and is reachable only through its case, and each pass is audited with
+//! counts per force per day. Time is the node's injected clock.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use nadc_bof::pb;
+use nadc_core::vrm_match::ConfusableGroups;
+use nadc_store::Store;
+use support::{Harness, batch, now, read};
+
+const DAY: i64 = 86_400_000;
+
+fn ctx(case: &str) -> Option<pb::AccessContext> {
+    Some(pb::AccessContext {
+        purpose: "serious-crime".into(),
+        case_ref: case.into(),
+        ..Default::default()
+    })
+}
+
+async fn rows(
+    mut s: tonic::Streaming<pb::SearchChunk>,
+) -> (Vec<pb::ReadRow>, Option<pb::SearchSummary>) {
+    let (mut rows, mut summary) = (Vec::new(), None);
+    while let Some(c) = s.message().await.unwrap() {
+        match c.chunk.unwrap() {
+            pb::search_chunk::Chunk::Rows(b) => rows.extend(b.rows),
+            pb::search_chunk::Chunk::Summary(s) => summary = Some(s),
+            pb::search_chunk::Chunk::Vrms(_) => {}
+        }
+    }
+    (rows, summary)
+}
+
+async fn held(h: &Harness, case: &str) -> Vec<String> {
+    let mut c = pb::search_client::SearchClient::new(h.user("alice").await);
+    let s = c
+        .held_reads(pb::HeldReadsRequest { access: ctx(case) })
+        .await
+        .unwrap()
+        .into_inner();
+    rows(s)
+        .await
+        .0
+        .into_iter()
+        .map(|r| r.provenance.unwrap().bof_read_id)
+        .collect()
+}
+
+async fn run_retention(h: &Harness) -> pb::RetentionReport {
+    let mut admin = pb::admin_client::AdminClient::new(h.user("carol").await);
+    admin
+        .run_retention(pb::RunRetentionRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn dict_has(store: &dyn Store, vrm: &str) -> bool {
+    let v = nadc_core::Vrm::normalise(vrm).unwrap();
+    let skeleton = ConfusableGroups::default().skeleton(v.as_str());
+    let mut found = false;
+    store
+        .vrm_dict(&skeleton, true, &mut |x| {
+            found |= *x == v;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
+    let mut h = Harness::start().await;
+    // KENT keeps its reads for two years; everyone else for the node's 365 days.
+    h.configure = |cfg| {
+        cfg.retention.per_force_days.insert("KENT".into(), 730);
+    };
+    h.restart().await;
+    h.cameras("AVON", 2).await;
+    h.cameras("KENT", 1).await;
+    let mut avon = pb::ingest_client::IngestClient::new(h.bof("AVON").await);
+    let r = avon
+        .push_batch(batch(vec![
+            read("a1", "EX11PRD", "C1", 60),
+            read("a2", "EX11PRD", "C2", 30),
+            read("a3", "HE12LDR", "C1", 20),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.accepted, 3);
+    let mut kent = pb::ingest_client::IngestClient::new(h.bof("KENT").await);
+    kent.push_batch(batch(vec![read("k1", "KE13NTR", "C1", 10)]))
+        .await
+        .unwrap();
+
+    // Dora (disclosure) holds a3 for OP-HOLD, by its provenance.
+    let (timeline, _) = h.timeline("alice", "HE12LDR").await;
+    let p = timeline[0].provenance.clone().unwrap();
+    let mut holds = pb::holds_client::HoldsClient::new(h.user("dora").await);
+    let placed = holds
+        .place(pb::PlaceHoldRequest {
+            case_ref: "OP-HOLD".into(),
+            reads: vec![pb::HeldRead {
+                seq: p.seq,
+                observed_at: p.observed_at,
+            }],
+            reason: "evidence in a murder trial".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(placed.reads, 1);
+    // An analyst cannot place holds.
+    let mut analyst = pb::holds_client::HoldsClient::new(h.user("alice").await);
+    let e = analyst
+        .release(pb::ReleaseHoldRequest {
+            case_ref: "OP-HOLD".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+
+    // A day before expiry nothing goes; then AVON's reads go, KENT's stay.
+    h.clock.set(now().plus_millis(364 * DAY));
+    let r = run_retention(&h).await;
+    assert!(r.deleted.is_empty(), "{r:?}");
+    h.clock.set(now().plus_millis(367 * DAY));
+    let r = run_retention(&h).await;
+    let deleted: BTreeMap<String, u64> = r
+        .deleted
+        .iter()
+        .map(|d| (d.force.clone(), d.deleted))
+        .fold(BTreeMap::new(), |mut m, (f, n)| {
+            *m.entry(f).or_default() += n;
+            m
+        });
+    assert_eq!(deleted, BTreeMap::from([("AVON".to_string(), 2)]));
+    assert_eq!(r.held, 1);
+    assert!(r.deleted.iter().all(|d| d.day == now().to_rfc3339()[..10]));
+    let info = h.node_info("alice").await;
+    let counts: BTreeMap<&str, u64> = info
+        .forces
+        .iter()
+        .map(|f| (f.force.as_str(), f.rows))
+        .collect();
+    assert_eq!(counts, BTreeMap::from([("AVON", 1), ("KENT", 1)]));
+
+    // The held read is reachable through its case only.
+    assert_eq!(held(&h, "OP-HOLD").await, ["a3"]);
+    assert!(held(&h, "OP-OTHER").await.is_empty());
+
+    // The pass is in the audit, with counts per force per day.
+    let mut audit = pb::audit_client::AuditClient::new(h.user("audrey").await);
+    let mut s = audit
+        .query(pb::AuditQuery {
+            action: "retention.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut passes = Vec::new();
+    while let Some(e) = s.message().await.unwrap() {
+        passes.push(e);
+    }
+    let last = passes.last().unwrap();
+    assert_eq!(last.user, "carol");
+    assert_eq!(last.returned[0].force, "AVON");
+    assert_eq!(last.returned[0].rows, 2);
+    assert!(last.query.contains("\"AVON\":2"), "{}", last.query);
+
+    // Released, the held read goes at the next pass; KENT's at 731 days.
+    holds
+        .release(pb::ReleaseHoldRequest {
+            case_ref: "OP-HOLD".into(),
+        })
+        .await
+        .unwrap();
+    let r = run_retention(&h).await;
+    assert_eq!(r.deleted.len(), 1);
+    assert_eq!(
+        (r.deleted[0].force.as_str(), r.deleted[0].deleted),
+        ("AVON", 1)
+    );
+    h.clock.set(now().plus_millis(732 * DAY));
+    let r = run_retention(&h).await;
+    assert_eq!(r.deleted.len(), 1);
+    assert_eq!(r.deleted[0].force, "KENT");
+
+    // Nothing is left in any index, and the VRM dictionary has forgotten
+    // the plates.
+    h.node.take().unwrap().shutdown().await.unwrap();
+    let store = nadc_store::RocksStore::open(&h.data_dir(), Default::default()).unwrap();
+    assert!(nadc_store::scan_counts(&store).unwrap().is_empty());
+    for vrm in ["EX11PRD", "HE12LDR", "KE13NTR"] {
+        assert!(!dict_has(&store, vrm), "{vrm} still in the dictionary");
+        let mut left = 0;
+        store
+            .vrm_timeline(
+                &nadc_core::Vrm::normalise(vrm).unwrap(),
+                nadc_core::Timestamp::EPOCH,
+                nadc_core::Timestamp::MAX,
+                &mut |_| {
+                    left += 1;
+                    ControlFlow::Continue(())
+                },
+            )
+            .unwrap();
+        assert_eq!(left, 0, "{vrm} still in the VRM index");
+    }
+    let mut geo = 0;
+    store
+        .geo_scan(
+            &[nadc_core::CellRange {
+                start: 0,
+                end: u64::MAX,
+            }],
+            nadc_core::Timestamp::EPOCH,
+            now().plus_millis(DAY),
+            &mut |_| {
+                geo += 1;
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+    assert_eq!(geo, 0, "geo index entries left");
+    assert!(store.stats().unwrap().total_reads() == 0);
+}

@@ -433,16 +433,17 @@ async fn structured_searches_match_brute_force() {
         e.message().contains("radius 100000 m") && e.message().contains("allow_broad"),
         "{e}"
     );
-    let (rows, _, summary) = geo(
-        alice.clone(),
-        pb::GeoSearchRequest {
-            access: support::access(),
-            allow_broad: true,
-            ..broad
-        },
-    )
-    .await
-    .unwrap();
+    // Lifting the caps is for supervisors: refused for analyst alice,
+    // allowed for supervisor sam.
+    let lifted = pb::GeoSearchRequest {
+        access: support::access(),
+        allow_broad: true,
+        ..broad
+    };
+    let e = geo(alice.clone(), lifted.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(e.message().contains("supervisor"), "{e}");
+    let (rows, _, summary) = geo(h.user("sam").await, lifted).await.unwrap();
     assert_eq!(rows.len(), 10);
     assert!(summary.truncated && summary.total_rows > 10);
     let bad = pb::GeoSearchRequest {

@@ -60,6 +60,7 @@ impl Harness {
                 ("sam".into(), vec![Role::Supervisor], force("AVON")),
                 ("audrey".into(), vec![Role::Auditor], force("AVON")),
                 ("dora".into(), vec![Role::Disclosure], force("AVON")),
+                ("ivan".into(), vec![Role::Investigator], force("AVON")),
             ],
             ..Default::default()
         };

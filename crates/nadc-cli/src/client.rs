@@ -231,6 +231,11 @@ pub enum NodeCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Delete expired reads now, except those under legal holds (admin).
+    Retention {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 /// The client config file's contents.
@@ -834,6 +839,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
 
 pub async fn node(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        NodeCommand::Retention { node } => crate::governance::retention(&node).await,
         NodeCommand::Info { node } => {
             let mut client = pb::admin_client::AdminClient::new(channel(&node).await?);
             let info = client

@@ -1,7 +1,6 @@
 //! `nadc authorise ...` (supervisors' authorisations for older data) and
 //! `nadc audit ...` (verify the hash chain, query who did what).
 
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,12 +9,11 @@ use clap::Subcommand;
 use futures::StreamExt;
 use nadc_bof::{ClientError, pb};
 use nadc_core::Timestamp;
-use nadc_core::audit::ChainCheck;
-use nadc_store::{RocksStore, Store, StoreOptions};
+use nadc_store::{RocksStore, StoreOptions};
 
 use crate::NodeArgs;
 use crate::alerting::parse_expiry;
-use crate::client::{channel, parse_time};
+use crate::client::{AccessArgs, access_context, channel, parse_time, search_client};
 use crate::output::{OutputFormat, print_records, time};
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +50,41 @@ pub enum AuthoriseCommand {
     List {
         #[command(flatten)]
         node: NodeArgs,
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HoldCommand {
+    /// Hold reads for a case beyond retention (disclosure or supervisor
+    /// role). The reads are named by a CSV export of a search (`--format
+    /// csv`: the seq and observed_at columns are used).
+    Place {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[arg(long = "case")]
+        case_ref: String,
+        /// A search result exported with --format csv.
+        #[arg(long)]
+        reads: PathBuf,
+        /// Why (recorded in the audit).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release every hold of a case.
+    Release {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[arg(long = "case")]
+        case_ref: String,
+    },
+    /// The reads held for a case (searched under that case).
+    Show {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        access: AccessArgs,
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
@@ -208,19 +241,11 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         } => {
             let store = RocksStore::open(&dir, StoreOptions::default())
                 .with_context(|| format!("open the store in {}", dir.display()))?;
-            let mut check = ChainCheck::default();
-            let mut broken = None;
-            store.audit(1, &mut |e| match check.check(&e) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(b) => {
-                    broken = Some(b);
-                    ControlFlow::Break(())
-                }
-            })?;
+            let r = nadc_node::governance::verify_chain(&store)?;
             report(
-                check.checked,
-                broken.as_ref().map(|b| (b.seq, b.reason.as_str())),
-                &nadc_core::audit::hex(&check.head()),
+                r.entries,
+                (!r.intact).then_some((r.broken_at, r.reason.as_str())),
+                &r.head,
             )
         }
         AuditCommand::Verify { node, data: None } => {
@@ -311,6 +336,113 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The (seq, observed_at) of each row of a search exported as CSV.
+fn held_reads_from_csv(path: &std::path::Path) -> anyhow::Result<Vec<pb::HeldRead>> {
+    let mut r = csv::Reader::from_path(path).with_context(|| format!("open {}", path.display()))?;
+    let header = r.headers()?.clone();
+    let col = |name: &str| {
+        header.iter().position(|h| h == name).with_context(|| {
+            format!(
+                "{} has no {name} column (export a search with --format csv)",
+                path.display()
+            )
+        })
+    };
+    let (seq_col, at_col) = (col("seq")?, col("observed_at")?);
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{} line {}", path.display(), i + 2))?;
+        let seq: u64 = rec[seq_col]
+            .parse()
+            .with_context(|| format!("{} line {}: seq", path.display(), i + 2))?;
+        let at = Timestamp::parse_rfc3339(&rec[at_col])
+            .with_context(|| format!("{} line {}: observed_at", path.display(), i + 2))?;
+        out.push(pb::HeldRead {
+            seq,
+            observed_at: Some(nadc_proto::to_pb_time(at)),
+        });
+    }
+    Ok(out)
+}
+
+pub async fn hold(cmd: HoldCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        HoldCommand::Place {
+            node,
+            case_ref,
+            reads,
+            reason,
+        } => {
+            let reads = held_reads_from_csv(&reads)?;
+            let n = reads.len();
+            let mut c = pb::holds_client::HoldsClient::new(channel(&node).await?);
+            let r = rpc(
+                c.place(pb::PlaceHoldRequest {
+                    case_ref: case_ref.clone(),
+                    reads,
+                    reason,
+                })
+                .await,
+                "place a legal hold",
+            )?;
+            println!("{n} reads held for {case_ref} ({} newly)", r.reads);
+            Ok(ExitCode::SUCCESS)
+        }
+        HoldCommand::Release { node, case_ref } => {
+            let mut c = pb::holds_client::HoldsClient::new(channel(&node).await?);
+            let r = rpc(
+                c.release(pb::ReleaseHoldRequest {
+                    case_ref: case_ref.clone(),
+                })
+                .await,
+                "release a legal hold",
+            )?;
+            println!("released {} held reads of {case_ref}", r.reads);
+            Ok(ExitCode::SUCCESS)
+        }
+        HoldCommand::Show {
+            node,
+            access,
+            format,
+        } => {
+            let req = pb::HeldReadsRequest {
+                access: Some(access_context(&node, &access)?),
+            };
+            let stream = rpc(
+                search_client(channel(&node).await?).held_reads(req).await,
+                "show held reads",
+            )?;
+            let c = crate::client::collect_stream(stream).await?;
+            crate::output::print_rows(
+                &mut std::io::stdout().lock(),
+                format,
+                &c.rows,
+                c.summary.as_ref(),
+                false,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `nadc node retention`: a retention pass now (admin role).
+pub async fn retention(node: &NodeArgs) -> anyhow::Result<ExitCode> {
+    let mut c = pb::admin_client::AdminClient::new(channel(node).await?);
+    let r = rpc(
+        c.run_retention(pb::RunRetentionRequest {}).await,
+        "run retention",
+    )?;
+    for d in &r.deleted {
+        println!("{}  {:<8} {} reads deleted", d.day, d.force, d.deleted);
+    }
+    println!(
+        "{} reads deleted; {} past retention kept under legal holds",
+        r.deleted.iter().map(|d| d.deleted).sum::<u64>(),
+        r.held
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report(entries: u64, broken: Option<(u64, &str)>, head: &str) -> anyhow::Result<ExitCode> {

@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: governance::AuthoriseCommand,
     },
+    /// Legal holds: keep a case's reads beyond retention.
+    Hold {
+        #[command(subcommand)]
+        command: governance::HoldCommand,
+    },
     /// The hash-chained audit log: verify it, query who did what.
     Audit {
         #[command(subcommand)]
@@ -152,6 +157,7 @@ pub fn main() -> ExitCode {
             Command::Alerts { command } => alerting::alerts(command).await,
             Command::Authorise { command } => governance::authorise(command).await,
             Command::Audit { command } => governance::audit(command).await,
+            Command::Hold { command } => governance::hold(command).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Gen(a) => generate::run(a),
             Command::Bench { command } => match command {

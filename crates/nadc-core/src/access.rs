@@ -16,7 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::ForceId;
+use crate::identity::{ForceId, Role};
 use crate::time::Timestamp;
 
 /// Longest case reference, purpose code or authorisation id.
@@ -152,6 +152,8 @@ pub struct AccessPolicy {
     pub extended_purposes: Vec<String>,
     /// Nothing older than this many days is held.
     pub retention_days: u32,
+    /// Roles that may lift the node's caps on broad searches (`allow_broad`).
+    pub broad_roles: Vec<Role>,
 }
 
 impl Default for AccessPolicy {
@@ -173,6 +175,7 @@ impl Default for AccessPolicy {
                 .map(String::from)
                 .to_vec(),
             retention_days: 365,
+            broad_roles: vec![Role::Supervisor],
         }
     }
 }
@@ -189,6 +192,21 @@ pub struct Permitted {
 }
 
 impl AccessPolicy {
+    /// Whether a caller holding `roles` may lift the caps on broad searches.
+    pub fn check_broad(&self, roles: &[Role]) -> Result<(), AccessError> {
+        if roles.iter().any(|r| self.broad_roles.contains(r)) {
+            return Ok(());
+        }
+        Err(AccessError::Denied(format!(
+            "allow_broad (lifting the caps on radius, window, areas and cameras) needs the {} role",
+            self.broad_roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )))
+    }
+
     /// Checks a purpose code against the list.
     pub fn check_purpose(&self, purpose: &str) -> Result<(), AccessError> {
         check_ref("purpose", purpose, true)?;

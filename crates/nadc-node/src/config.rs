@@ -105,6 +105,8 @@ pub struct AccessConfig {
     pub standard_days: u32,
     /// Purposes under which older data may be authorised.
     pub extended_purposes: Vec<String>,
+    /// Roles that may lift the caps on broad searches (`allow_broad`).
+    pub broad_roles: Vec<nadc_core::Role>,
 }
 
 impl Default for AccessConfig {
@@ -114,6 +116,7 @@ impl Default for AccessConfig {
             purposes: p.purposes,
             standard_days: p.standard_days,
             extended_purposes: p.extended_purposes,
+            broad_roles: p.broad_roles,
         }
     }
 }
@@ -126,6 +129,7 @@ impl NodeConfig {
             standard_days: self.access.standard_days,
             extended_purposes: self.access.extended_purposes.clone(),
             retention_days: self.retention_days,
+            broad_roles: self.access.broad_roles.clone(),
         }
     }
 }
@@ -331,6 +335,16 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_config_in_deploy_parses_and_validates() {
+        let cfg: NodeConfig = toml::from_str(include_str!("../../../deploy/node.toml")).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.access.standard_days, 90);
+        assert_eq!(cfg.access.broad_roles, vec![nadc_core::Role::Supervisor]);
+        assert!(cfg.alerts.clone_check);
+        assert_eq!(cfg.retention.interval_s, 3600);
+    }
 
     #[test]
     fn parses_with_defaults_and_relative_paths() {

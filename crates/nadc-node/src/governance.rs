@@ -377,13 +377,30 @@ pub struct AuditService {
 pub fn verify_chain(store: &dyn Store) -> Result<pb::VerifyAuditResponse, StoreError> {
     let mut check = ChainCheck::default();
     let mut broken = None;
-    store.audit(1, &mut |e| match check.check(&e) {
+    let walked = store.audit(1, &mut |e| match check.check(&e) {
         Ok(()) => ControlFlow::Continue(()),
         Err(b) => {
             broken = Some(b);
             ControlFlow::Break(())
         }
-    })?;
+    });
+    match walked {
+        Ok(()) => {}
+        // An entry whose bytes no longer decode is a broken link too.
+        Err(StoreError::Corrupt {
+            what: "audit",
+            detail,
+        }) if broken.is_none() => {
+            broken = Some(nadc_core::audit::BrokenLink {
+                seq: check.checked + 1,
+                reason: format!(
+                    "entry {} cannot be read (its bytes were altered): {detail}",
+                    check.checked + 1
+                ),
+            });
+        }
+        Err(e) => return Err(e),
+    }
     Ok(pb::VerifyAuditResponse {
         entries: check.checked,
         intact: broken.is_none(),

@@ -162,6 +162,17 @@ impl Plan {
         Ok((p.from.max(retained), p.to))
     }
 
+    /// Refuses `allow_broad` from a caller without a role that may use it.
+    fn broad(&self, allow_broad: bool) -> Result<(), Status> {
+        if !allow_broad {
+            return Ok(());
+        }
+        self.governance
+            .policy
+            .check_broad(&self.actor.roles)
+            .map_err(|e| Status::permission_denied(e.to_string()))
+    }
+
     fn audited(&self, returned: Vec<(ForceId, u64)>) -> Audited {
         Audited {
             access: self.access.clone(),
@@ -260,6 +271,7 @@ impl SearchService {
     fn geo_query(&self, plan: &mut Plan, q: &pb::GeoSearchRequest) -> Result<GeoQuery, Status> {
         plan.query = json!({"areas": areas_json(&q.areas), "match": q.r#match,
             "limit": q.limit, "offset": q.offset, "allow_broad": q.allow_broad});
+        plan.broad(q.allow_broad)?;
         if q.areas.is_empty() {
             return Err(Status::invalid_argument(
                 "a geographic search needs at least one area",
@@ -337,6 +349,7 @@ impl SearchService {
             "areas": areas_json(&q.areas), "match": q.r#match, "from": time_json(q.from.as_ref()),
             "to": time_json(q.to.as_ref()), "limit": q.limit, "offset": q.offset,
             "allow_broad": q.allow_broad});
+        plan.broad(q.allow_broad)?;
         let details = Details {
             make: q.make.clone(),
             model: q.model.clone(),
@@ -375,6 +388,7 @@ impl SearchService {
         plan.query = json!({"cameras": q.cameras.iter().map(|c| format!("{}:{}", c.force, c.camera_id)).collect::<Vec<_>>(),
             "from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()),
             "limit": q.limit, "offset": q.offset, "allow_broad": q.allow_broad});
+        plan.broad(q.allow_broad)?;
         if q.cameras.is_empty() {
             return Err(Status::invalid_argument(
                 "a camera search needs at least one camera",
@@ -805,6 +819,7 @@ impl SearchService {
             "from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()), "window_s": q.window_s,
             "min_count": q.min_count, "min_cameras": q.min_cameras, "limit": q.limit,
             "allow_broad": q.allow_broad});
+        plan.broad(q.allow_broad)?;
         let force = plan
             .actor
             .force
@@ -863,6 +878,7 @@ impl SearchService {
         plan.query = json!({"from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()),
             "max_speed_kmh": q.max_speed_kmh, "min_distance_m": q.min_distance_m, "vrm": q.vrm,
             "limit": q.limit, "allow_broad": q.allow_broad});
+        plan.broad(q.allow_broad)?;
         let from = required_time(q.from.as_ref(), "from")?;
         let to = required_time(q.to.as_ref(), "to")?;
         let (from, to) = self.check_window(plan, from, to, "clone search", q.allow_broad)?;

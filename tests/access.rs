@@ -48,6 +48,7 @@ async fn timeline(
             to: Some(nadc_proto::to_pb_time(now())),
             limit: 0,
             access,
+            ..Default::default()
         })
         .await?
         .into_inner();

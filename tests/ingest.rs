@@ -263,6 +263,7 @@ async fn roles_decide_who_may_push_and_search() {
             from: Some(nadc_proto::to_pb_time(support::now())),
             to: Some(nadc_proto::to_pb_time(support::now().minus_days(1))),
             limit: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();

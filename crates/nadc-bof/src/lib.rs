@@ -124,6 +124,30 @@ pub fn describe_status(s: &tonic::Status) -> String {
 
 /// Opens a channel to `node` (`https://HOST:PORT`) with mutual TLS.
 pub async fn connect(node: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
+    endpoint(node, tls)?
+        .connect()
+        .await
+        .map_err(|e| connect_error(node, &e))
+}
+
+/// A channel to `node` that connects on first use (and reconnects after a
+/// failure): for a node's peers, which may be down when it starts.
+pub fn connect_lazy(node: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
+    Ok(endpoint(node, tls)?.connect_lazy())
+}
+
+fn connect_error(node: &str, e: &tonic::transport::Error) -> ClientError {
+    let mut detail = error_chain(e);
+    if detail.contains("invalid peer certificate") {
+        detail.push_str(" (the node's certificate is not issued by the CA given with --ca, or does not name this host)");
+    }
+    ClientError::Connect {
+        node: node.to_string(),
+        detail,
+    }
+}
+
+fn endpoint(node: &str, tls: &ClientTls) -> Result<tonic::transport::Endpoint, ClientError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let uri: tonic::transport::Uri = node
         .parse()
@@ -144,23 +168,10 @@ pub async fn connect(node: &str, tls: &ClientTls) -> Result<Channel, ClientError
             read_file(&tls.key)?,
         ))
         .domain_name(host);
-    let connect_err = |e: tonic::transport::Error| {
-        let mut detail = error_chain(&e);
-        if detail.contains("invalid peer certificate") {
-            detail.push_str(" (the node's certificate is not issued by the CA given with --ca, or does not name this host)");
-        }
-        ClientError::Connect {
-            node: node.to_string(),
-            detail,
-        }
-    };
-    Channel::builder(uri)
+    Ok(Channel::builder(uri)
         .tls_config(config)
-        .map_err(connect_err)?
+        .map_err(|e| connect_error(node, &e))?
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
-        .http2_adaptive_window(true)
-        .connect()
-        .await
-        .map_err(connect_err)
+        .http2_adaptive_window(true))
 }

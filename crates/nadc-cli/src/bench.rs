@@ -132,6 +132,8 @@ async fn run_one(
         Kind::Vrm => {
             client
                 .vrm_timeline(pb::VrmTimelineRequest {
+                    scope: 0,
+                    on_behalf_of: None,
                     access: crate::bench::access(),
                     vrm: s.vrm.clone(),
                     from: None,

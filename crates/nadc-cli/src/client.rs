@@ -707,6 +707,8 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                 }
             } else {
                 let req = pb::VrmTimelineRequest {
+                    scope: 0,
+                    on_behalf_of: None,
                     access: Some(access_context(&node, &access)?),
                     vrm,
                     from,

@@ -329,6 +329,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             let (rows, summary) = vrm_timeline(
                 alice_ch.clone(),
                 pb::VrmTimelineRequest {
+                    scope: 0,
+                    on_behalf_of: None,
                     access: demo_access(),
                     vrm: query,
                     from: None,

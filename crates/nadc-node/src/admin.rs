@@ -116,6 +116,15 @@ impl pb::admin_server::Admin for AdminService {
             .store
             .stats()
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        let mut coarse_cells: Vec<u64> = self
+            .store
+            .cameras(None)
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .iter()
+            .map(|c| c.position.cell_at(h3o::Resolution::Five))
+            .collect();
+        coarse_cells.sort_unstable();
+        coarse_cells.dedup();
         Ok(Response::new(pb::NodeInfoResponse {
             node: self.node.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -132,6 +141,7 @@ impl pb::admin_server::Admin for AdminService {
             retention_days: self.retention_days,
             earliest: stats.earliest.map(proto::to_pb_time),
             latest: stats.latest.map(proto::to_pb_time),
+            coarse_cells,
         }))
     }
 }

@@ -92,6 +92,16 @@ pub struct NodeConfig {
     /// Retention passes: per-force periods and how often.
     #[serde(default)]
     pub retention: crate::retention::RetentionConfig,
+    /// Peer nodes national searches fan out to.
+    #[serde(default)]
+    pub peers: Vec<crate::federation::PeerConfig>,
+    /// How long a national search waits for a peer, milliseconds.
+    #[serde(default = "default_federation_deadline_ms")]
+    pub federation_deadline_ms: u64,
+}
+
+fn default_federation_deadline_ms() -> u64 {
+    3000
 }
 
 /// Lawful-access rules: which purposes a search may give, and how old data
@@ -243,6 +253,8 @@ impl NodeConfig {
             alerts: AlertsConfig::default(),
             access: AccessConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
+            peers: Vec::new(),
+            federation_deadline_ms: default_federation_deadline_ms(),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod auth;
 pub mod cameras;
 pub mod config;
+pub mod federation;
 pub mod governance;
 pub mod hotlists;
 pub mod ingest;
@@ -171,6 +172,24 @@ pub async fn start_with_listener(
                 .map_err(|e| NodeError::Server(e.to_string()))??,
         )
     };
+    let federation = if cfg.peers.is_empty() {
+        None
+    } else {
+        let tls = nadc_bof::ClientTls {
+            ca: cfg.tls.ca.clone(),
+            cert: cfg.tls.cert.clone(),
+            key: cfg.tls.key.clone(),
+        };
+        Some(Arc::new(
+            federation::Federation::new(
+                name.clone(),
+                &cfg.peers,
+                &tls,
+                std::time::Duration::from_millis(cfg.federation_deadline_ms),
+            )
+            .map_err(|e| NodeError::Server(format!("peers: {e}")))?,
+        ))
+    };
     let hub = Arc::new(alerts::AlertHub::new(store.last_alert()));
     let alerting = Arc::new(alerts::Alerting {
         store: store.clone(),
@@ -209,6 +228,7 @@ pub async fn start_with_listener(
         clock,
         hotlists,
         governance: governance.clone(),
+        federation,
         retention_days: cfg.retention_days,
         default_limit: cfg.default_search_limit,
         max_limit: cfg.max_search_limit,

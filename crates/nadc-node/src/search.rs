@@ -28,6 +28,7 @@ use tracing::{info, warn};
 use crate::alerts::hotlist_targets;
 use crate::auth::caller;
 use crate::config::SearchCaps;
+use crate::federation::{Federation, merge_by_time, on_behalf_of, relayed_user, row_force_counts};
 use crate::governance::{Actor, Audited, Governance};
 use crate::hotlists::HotlistRegistry;
 use nadc_core::access::AccessContext;
@@ -50,6 +51,8 @@ pub struct SearchService {
     pub hotlists: Arc<HotlistRegistry>,
     /// Purpose, case and data-age checks, and the audit.
     pub governance: Arc<Governance>,
+    /// Peers for national searches (none: this node alone).
+    pub federation: Option<Arc<Federation>>,
     /// Retention in days: the default start of a window.
     pub retention_days: u32,
     /// Rows returned when the request names no limit.
@@ -78,6 +81,8 @@ fn summary_to_pb(s: &ResultSummary, elapsed_us: u64) -> pb::SearchSummary {
         elapsed_us,
         truncated: s.truncated,
         clipped_from: None,
+        nodes: Vec::new(),
+        partial: false,
     }
 }
 
@@ -231,7 +236,20 @@ impl SearchService {
         req: &Request<T>,
         access: Option<&pb::AccessContext>,
     ) -> Result<(Plan, Result<(), Status>), Status> {
-        let who = caller(req)?;
+        self.plan_relayed(req, access, None)
+    }
+
+    /// [`plan`](Self::plan), for a request a peer node may relay for a user.
+    fn plan_relayed<T>(
+        &self,
+        req: &Request<T>,
+        access: Option<&pb::AccessContext>,
+        relay: Option<&pb::OnBehalfOf>,
+    ) -> Result<(Plan, Result<(), Status>), Status> {
+        let mut who = caller(req)?;
+        if let Some(user) = relayed_user(self.federation.as_deref(), &who.principal, relay)? {
+            who.principal = user;
+        }
         who.require_searcher()?;
         let actor = Actor::of(&who.principal);
         let given = access.cloned().unwrap_or_default();
@@ -665,7 +683,21 @@ impl SearchService {
         query: impl FnOnce(&Self, &mut Plan) -> Result<Q, Status>,
         compute: fn(&dyn Store, &Q, &str, Emit) -> Result<Finished, QueryError>,
     ) -> Result<Response<ChunkStream>, Status> {
-        let (mut plan, checked) = self.plan(req, access)?;
+        self.run_relayed(req, search, access, None, query, compute)
+            .await
+    }
+
+    /// [`run`](Self::run) for a search a peer node may relay for a user.
+    async fn run_relayed<Q: Send + 'static, T>(
+        &self,
+        req: &Request<T>,
+        search: &'static str,
+        access: Option<&pb::AccessContext>,
+        relay: Option<&pb::OnBehalfOf>,
+        query: impl FnOnce(&Self, &mut Plan) -> Result<Q, Status>,
+        compute: fn(&dyn Store, &Q, &str, Emit) -> Result<Finished, QueryError>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let (mut plan, checked) = self.plan_relayed(req, access, relay)?;
         let query = match checked.and_then(|()| query(self, &mut plan)) {
             Ok(q) => q,
             Err(status) => return Err(self.refuse(&plan, search, status).await),
@@ -678,7 +710,12 @@ impl SearchService {
             let started = Instant::now();
             let mut chunk = Vec::with_capacity(CHUNK_ROWS);
             let mut gone = false;
-            let result = compute(store.as_ref(), &query, &node, &mut |row| {
+            let own_force = plan.actor.force.as_ref().map(|f| f.as_str().to_string());
+            let result = compute(store.as_ref(), &query, &node, &mut |mut row| {
+                row.mou_consult = row
+                    .provenance
+                    .as_ref()
+                    .is_some_and(|p| Some(&p.owning_force) != own_force.as_ref());
                 chunk.push(row);
                 if chunk.len() == CHUNK_ROWS {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
@@ -799,6 +836,22 @@ type Analysis<Q, C> = fn(
     &mpsc::Sender<Result<C, Status>>,
     Option<Timestamp>,
 ) -> Result<Analysed<C>, QueryError>;
+
+/// The rows and summary of this node's own part of a national search.
+async fn collect_local(
+    mut s: ChunkStream,
+) -> Result<(Vec<pb::ReadRow>, pb::SearchSummary), Status> {
+    use futures::StreamExt;
+    let (mut rows, mut summary) = (Vec::new(), None);
+    while let Some(c) = s.next().await {
+        match c?.chunk {
+            Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
+            Some(pb::search_chunk::Chunk::Summary(x)) => summary = Some(x),
+            _ => {}
+        }
+    }
+    Ok((rows, summary.unwrap_or_default()))
+}
 
 /// Companions returned when a convoy request names no limit.
 const DEFAULT_COMPANIONS: usize = 100;
@@ -1201,13 +1254,105 @@ impl pb::search_server::Search for SearchService {
         req: Request<pb::VrmTimelineRequest>,
     ) -> Result<Response<Self::VrmTimelineStream>, Status> {
         let q = req.get_ref().clone();
-        self.run(
-            &req,
-            "vrm_timeline",
-            q.access.as_ref(),
-            |s, p| s.timeline_query(p, &q),
-            compute_timeline,
-        )
-        .await
+        let relay = q.on_behalf_of.clone();
+        let local = self
+            .run_relayed(
+                &req,
+                "vrm_timeline",
+                q.access.as_ref(),
+                relay.as_ref(),
+                |s, p| s.timeline_query(p, &q),
+                compute_timeline,
+            )
+            .await?;
+        // National unless asked for this node only, or relayed by a peer.
+        let Some(federation) = self.federation.clone().filter(|f| !f.peers.is_empty()) else {
+            return Ok(local);
+        };
+        if q.scope == pb::Scope::Local as i32 || relay.is_some() {
+            return Ok(local);
+        }
+        let user = caller(&req)?.principal;
+        let mut remote = q.clone();
+        remote.scope = pb::Scope::Local as i32;
+        remote.on_behalf_of = on_behalf_of(&user, &self.node);
+        let limit = self.limit(q.limit)?;
+        let node = self.node.clone();
+        let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
+        tokio::spawn(async move {
+            let (mine, theirs) = tokio::join!(
+                collect_local(local.into_inner()),
+                federation.timeline(&remote)
+            );
+            let (mine_rows, mine_summary) = match mine {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let mut rows = mine_rows;
+            let mut outcomes = vec![pb::NodeOutcome {
+                node: node.clone(),
+                ok: true,
+                rows: mine_summary.rows,
+                ..Default::default()
+            }];
+            let (mut total, mut truncated) = (mine_summary.total_rows, mine_summary.truncated);
+            let mut clipped = mine_summary.clipped_from;
+            for a in theirs {
+                match a.result {
+                    Ok((r, s)) => {
+                        outcomes.push(pb::NodeOutcome {
+                            node: a.node,
+                            ok: true,
+                            rows: r.len() as u64,
+                            ..Default::default()
+                        });
+                        total += s.total_rows;
+                        truncated |= s.truncated;
+                        clipped = clipped.or(s.clipped_from);
+                        rows.extend(r);
+                    }
+                    Err(e) => outcomes.push(pb::NodeOutcome {
+                        node: a.node,
+                        ok: false,
+                        error: e,
+                        ..Default::default()
+                    }),
+                }
+            }
+            let before = rows.len() as u64;
+            let (rows, cut) = merge_by_time(rows, limit);
+            let dropped = before - rows.len() as u64;
+            let cameras: std::collections::BTreeSet<(String, String)> = rows
+                .iter()
+                .filter_map(|r| r.provenance.as_ref())
+                .map(|p| (p.owning_force.clone(), p.camera_id.clone()))
+                .collect();
+            let partial = outcomes.iter().any(|o| !o.ok);
+            let summary = pb::SearchSummary {
+                rows: rows.len() as u64,
+                forces: row_force_counts(&rows),
+                cameras: cameras.len() as u64,
+                elapsed_us: 0,
+                truncated: truncated || cut,
+                total_rows: total.saturating_sub(if cut { 0 } else { dropped }),
+                clipped_from: clipped,
+                nodes: outcomes,
+                partial,
+            };
+            for chunk in rows.chunks(CHUNK_ROWS) {
+                if tx.send(Ok(rows_chunk(chunk.to_vec()))).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx
+                .send(Ok(pb::SearchChunk {
+                    chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
+                }))
+                .await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

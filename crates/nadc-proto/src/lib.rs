@@ -232,6 +232,7 @@ pub fn row_from_stored(s: &StoredRead, node: &str) -> pb::ReadRow {
         }),
         areas: Vec::new(),
         r#match: None,
+        mou_consult: false,
     }
 }
 

@@ -1,0 +1,266 @@
+//! Federation: the node's peers, and national searches fanned out to them.
+//!
+//! A node reaches its peers over mutual TLS with its own node certificate;
+//! a peer accepts a relayed search only from a node certificate of a
+//! configured peer (a BOF or user certificate can never relay), applies its
+//! own policy to the user named in the request and audits it as its own.
+//!
+//! Each remote call has a deadline: a slow or dead peer does not hold the
+//! search hostage; the answer comes back by the deadline marked partial,
+//! naming each node that failed and why.
+//!
+//! Merging is exact: rows are merged in the local order (capture time, then
+//! node, then sequence number), rows of one read held on two nodes (the same
+//! owning force, BOF read id and capture day) are kept once, the limit is
+//! applied to the merged result, and counts are summed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use nadc_bof::ClientTls;
+use nadc_core::{ForceId, Principal, Role};
+use nadc_proto::pb;
+use serde::Deserialize;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+/// A peer in the node's configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The peer's node name, as in its certificate (`nadc://node/NAME`).
+    pub name: String,
+    /// Its address, `https://HOST:PORT`.
+    pub address: String,
+}
+
+/// A connected (lazily) peer.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// Its node name.
+    pub name: String,
+    channel: Channel,
+}
+
+/// The node's peers and how long to wait for them.
+#[derive(Clone, Debug)]
+pub struct Federation {
+    /// This node's name.
+    pub node: String,
+    /// The peers.
+    pub peers: Vec<Peer>,
+    /// Deadline for each remote call.
+    pub deadline: Duration,
+}
+
+/// What one node answered.
+#[derive(Debug)]
+pub struct NodeAnswer {
+    /// The node.
+    pub node: String,
+    /// Its rows and summary, or why not.
+    pub result: Result<(Vec<pb::ReadRow>, pb::SearchSummary), String>,
+}
+
+impl Federation {
+    /// Connects (lazily) to each peer with this node's certificate.
+    pub fn new(
+        node: String,
+        peers: &[PeerConfig],
+        tls: &ClientTls,
+        deadline: Duration,
+    ) -> Result<Self, nadc_bof::ClientError> {
+        let peers = peers
+            .iter()
+            .map(|p| {
+                Ok(Peer {
+                    name: p.name.clone(),
+                    channel: nadc_bof::connect_lazy(&p.address, tls)?,
+                })
+            })
+            .collect::<Result<_, nadc_bof::ClientError>>()?;
+        Ok(Self {
+            node,
+            peers,
+            deadline,
+        })
+    }
+
+    /// Whether `name` is a configured peer.
+    pub fn is_peer(&self, name: &str) -> bool {
+        self.peers.iter().any(|p| p.name == name)
+    }
+
+    /// Relays a timeline to every peer at once, each within the deadline.
+    pub async fn timeline(&self, req: &pb::VrmTimelineRequest) -> Vec<NodeAnswer> {
+        let calls = self.peers.iter().map(|p| {
+            let (peer, req, deadline) = (p.clone(), req.clone(), self.deadline);
+            async move {
+                let call = async {
+                    let mut c = pb::search_client::SearchClient::new(peer.channel.clone())
+                        .max_decoding_message_size(64 << 20);
+                    let mut r = Request::new(req);
+                    r.set_timeout(deadline);
+                    let mut s = c.vrm_timeline(r).await?.into_inner();
+                    let (mut rows, mut summary) = (Vec::new(), None);
+                    while let Some(chunk) = s.message().await? {
+                        match chunk.chunk {
+                            Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
+                            Some(pb::search_chunk::Chunk::Summary(x)) => summary = Some(x),
+                            _ => {}
+                        }
+                    }
+                    let summary = summary
+                        .ok_or_else(|| Status::data_loss("the answer ended without a summary"))?;
+                    Ok::<_, Status>((rows, summary))
+                };
+                let result = match tokio::time::timeout(deadline, call).await {
+                    Ok(Ok(r)) => Ok(r),
+                    Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
+                    Err(_) => Err(format!(
+                        "no answer within the {} ms deadline",
+                        deadline.as_millis()
+                    )),
+                };
+                NodeAnswer {
+                    node: peer.name,
+                    result,
+                }
+            }
+        });
+        futures::future::join_all(calls).await
+    }
+}
+
+/// The relayed user, if the caller is a configured peer relaying one;
+/// `Ok(None)` if the caller is not a node. A node that is not a peer, or a
+/// relay naming no user, is refused.
+pub fn relayed_user(
+    federation: Option<&Federation>,
+    caller: &Principal,
+    on_behalf_of: Option<&pb::OnBehalfOf>,
+) -> Result<Option<Principal>, Status> {
+    let Principal::Node { name } = caller else {
+        return Ok(None);
+    };
+    if !federation.is_some_and(|f| f.is_peer(name)) {
+        return Err(Status::permission_denied(format!(
+            "node {name} is not a configured peer of this node"
+        )));
+    }
+    let u = on_behalf_of.ok_or_else(|| {
+        Status::invalid_argument(format!("node {name} relayed a search without its user"))
+    })?;
+    let force = ForceId::new(&u.force)
+        .map_err(|e| Status::invalid_argument(format!("relayed user's force: {e}")))?;
+    let roles = u
+        .roles
+        .iter()
+        .map(|r| r.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Status::invalid_argument(format!("relayed user's roles: {e}")))?;
+    Ok(Some(Principal::User {
+        force,
+        name: format!("{}@{}", u.user, name),
+        roles,
+    }))
+}
+
+/// The identity a node relays for a local user.
+pub fn on_behalf_of(caller: &Principal, via: &str) -> Option<pb::OnBehalfOf> {
+    match caller {
+        Principal::User { force, name, roles } => Some(pb::OnBehalfOf {
+            user: name.clone(),
+            force: force.to_string(),
+            roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
+            via_node: via.to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// Merges time-ordered rows from several nodes: by capture time, node, then
+/// sequence number; a read held twice (owning force, BOF read id, capture
+/// day) kept once; cut at `limit`. Returns the rows and whether any were cut.
+pub fn merge_by_time(mut rows: Vec<pb::ReadRow>, limit: usize) -> (Vec<pb::ReadRow>, bool) {
+    let key = |r: &pb::ReadRow| {
+        let p = r.provenance.clone().unwrap_or_default();
+        let t = p
+            .observed_at
+            .as_ref()
+            .and_then(nadc_proto::from_pb_time)
+            .map_or(0, |t| t.millis());
+        (t, p.node, p.seq)
+    };
+    rows.sort_by_cached_key(key);
+    let mut seen = HashSet::new();
+    rows.retain(|r| {
+        let p = r.provenance.clone().unwrap_or_default();
+        let day = p
+            .observed_at
+            .as_ref()
+            .and_then(nadc_proto::from_pb_time)
+            .map_or(0, |t| t.day());
+        seen.insert((p.owning_force, p.bof_read_id, day))
+    });
+    let cut = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, cut)
+}
+
+/// Sums row counts per owning force over rows.
+pub fn row_force_counts(rows: &[pb::ReadRow]) -> Vec<pb::ForceCount> {
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for r in rows {
+        if let Some(p) = &r.provenance {
+            *m.entry(p.owning_force.clone()).or_default() += 1;
+        }
+    }
+    m.into_iter()
+        .map(|(force, rows)| pb::ForceCount { force, rows })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(node: &str, seq: u64, ms: i64, force: &str, id: &str) -> pb::ReadRow {
+        pb::ReadRow {
+            provenance: Some(pb::Provenance {
+                owning_force: force.into(),
+                bof_read_id: id.into(),
+                node: node.into(),
+                seq,
+                observed_at: Some(nadc_proto::to_pb_time(nadc_core::Timestamp::from_millis(
+                    ms,
+                ))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merging_orders_by_time_then_node_then_seq_and_drops_a_read_held_twice() {
+        let rows = vec![
+            row("n2", 1, 30, "KENT", "k1"),
+            row("n1", 9, 10, "AVON", "a1"),
+            row("n1", 2, 30, "AVON", "a2"),
+            row("n3", 5, 10, "AVON", "a1"), // a replica of a1
+            row("n3", 1, 20, "MET", "m1"),
+        ];
+        let (merged, cut) = merge_by_time(rows, 10);
+        let ids: Vec<String> = merged
+            .iter()
+            .map(|r| r.provenance.clone().unwrap().bof_read_id)
+            .collect();
+        assert_eq!(ids, ["a1", "m1", "a2", "k1"]);
+        assert!(!cut);
+        let (two, cut) = merge_by_time(merged, 2);
+        assert_eq!(two.len(), 2);
+        assert!(cut);
+        let counts = row_force_counts(&two);
+        assert_eq!(counts.len(), 2);
+    }
+}

@@ -1,0 +1,379 @@
+//! Federation over mTLS between three nodes on 127.0.0.1, each with its own
+//! RocksDB and certificate, holding different forces' data: a national
+//! timeline at any node spans them all in time order with provenance and
+//! MoU flags; each node audits the relayed search as its own; only a
+//! configured peer's node certificate may relay; a dead node gives a
+//! partial answer naming it, within the deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nadc_bof::{ClientTls, pb};
+use nadc_core::time::{Clock, ManualClock};
+use nadc_core::{ForceId, Role, Timestamp};
+use nadc_node::federation::PeerConfig;
+use nadc_node::{NodeConfig, RunningNode, TlsFiles};
+use nadc_pki::{InitSpec, PkiLayout};
+use nadc_store::{RocksStore, StoreOptions};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+const NODES: [(&str, &str); 3] = [("node-1", "AVON"), ("node-2", "KENT"), ("node-3", "MET")];
+
+fn now() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap()
+}
+
+fn force(f: &str) -> ForceId {
+    ForceId::new(f).unwrap()
+}
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    layout: PkiLayout,
+    nodes: Vec<Option<RunningNode>>,
+    urls: Vec<String>,
+}
+
+impl Cluster {
+    /// Three nodes; node-1 has node-2 and node-3 as peers, and they have
+    /// node-1 (so a search at node-1 is national, and node-1 may relay).
+    async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// Three nodes, node-1 also having `extra` peers.
+    async fn start_with(extra: Vec<PeerConfig>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = InitSpec {
+            node_names: NODES.iter().map(|(n, _)| n.to_string()).collect(),
+            forces: NODES.iter().map(|(_, f)| force(f)).collect(),
+            users: vec![
+                ("alice".into(), vec![Role::Analyst], force("AVON")),
+                ("kate".into(), vec![Role::Auditor], force("KENT")),
+            ],
+            ..Default::default()
+        };
+        let layout = nadc_pki::init(&dir.path().join("pki"), &spec, false).unwrap();
+        let mut listeners = Vec::new();
+        for _ in NODES {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let urls: Vec<String> = listeners
+            .iter()
+            .map(|l| format!("https://{}", l.local_addr().unwrap()))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let name = NODES[i].0;
+            let mut cfg = NodeConfig::new(
+                dir.path().join(name),
+                TlsFiles {
+                    ca: layout.ca_cert(),
+                    cert: layout.node_cert(name),
+                    key: layout.node_key(name),
+                },
+            );
+            cfg.federation_deadline_ms = 1500;
+            cfg.peers = if i == 0 {
+                vec![1, 2]
+                    .into_iter()
+                    .map(|j| PeerConfig {
+                        name: NODES[j].0.into(),
+                        address: urls[j].clone(),
+                    })
+                    .chain(extra.clone())
+                    .collect()
+            } else {
+                vec![PeerConfig {
+                    name: "node-1".into(),
+                    address: urls[0].clone(),
+                }]
+            };
+            let data = cfg.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || {
+                RocksStore::open(&data, StoreOptions::default())
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
+            nodes.push(Some(
+                nadc_node::start_with_listener(&cfg, Arc::new(store), listener, clock)
+                    .await
+                    .unwrap(),
+            ));
+        }
+        Self {
+            _dir: dir,
+            layout,
+            nodes,
+            urls,
+        }
+    }
+
+    async fn connect(
+        &self,
+        node: usize,
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+    ) -> Channel {
+        nadc_bof::connect(
+            &self.urls[node],
+            &ClientTls {
+                ca: self.layout.ca_cert(),
+                cert,
+                key,
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn user(&self, node: usize, name: &str) -> Channel {
+        self.connect(
+            node,
+            self.layout.user_cert(name),
+            self.layout.user_key(name),
+        )
+        .await
+    }
+
+    async fn bof(&self, node: usize, f: &str) -> Channel {
+        self.connect(
+            node,
+            self.layout.bof_cert(&force(f)),
+            self.layout.bof_key(&force(f)),
+        )
+        .await
+    }
+}
+
+fn read(id: &str, vrm: &str, mins_ago: i64) -> pb::Read {
+    pb::Read {
+        read_id: id.into(),
+        vrm: vrm.into(),
+        observed_at: Some(nadc_proto::to_pb_time(
+            now().plus_millis(-mins_ago * 60_000),
+        )),
+        camera_id: "GPS-1".into(),
+        lat: Some(51.45),
+        lon: Some(-2.58),
+        ..Default::default()
+    }
+}
+
+fn access() -> Option<pb::AccessContext> {
+    Some(pb::AccessContext {
+        purpose: "serious-crime".into(),
+        case_ref: "OP-NATIONAL".into(),
+        ..Default::default()
+    })
+}
+
+async fn timeline(
+    ch: Channel,
+    req: pb::VrmTimelineRequest,
+) -> Result<(Vec<pb::ReadRow>, pb::SearchSummary), tonic::Status> {
+    let mut c = pb::search_client::SearchClient::new(ch);
+    let mut s = c.vrm_timeline(req).await?.into_inner();
+    let (mut rows, mut summary) = (Vec::new(), None);
+    while let Some(c) = s.message().await? {
+        match c.chunk.unwrap() {
+            pb::search_chunk::Chunk::Rows(b) => rows.extend(b.rows),
+            pb::search_chunk::Chunk::Summary(s) => summary = Some(s),
+            pb::search_chunk::Chunk::Vrms(_) => {}
+        }
+    }
+    Ok((rows, summary.unwrap()))
+}
+
+fn ids(rows: &[pb::ReadRow]) -> Vec<(String, String, bool)> {
+    rows.iter()
+        .map(|r| {
+            let p = r.provenance.clone().unwrap();
+            (p.node, p.bof_read_id, r.mou_consult)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_national_timeline_spans_the_nodes_and_a_dead_node_makes_it_partial() {
+    let mut c = Cluster::start().await;
+    // Each node holds one force's reads of the same vehicle, interleaved in time.
+    for (i, (_, f)) in NODES.iter().enumerate() {
+        let mut bof = pb::ingest_client::IngestClient::new(c.bof(i, f).await);
+        let base = 10 * i as i64;
+        let r = bof
+            .push_batch(pb::ReadBatch {
+                batch_seq: 1,
+                force: String::new(),
+                reads: vec![
+                    read(&format!("{f}-early"), "NA71ONL", 60 - base),
+                    read(&format!("{f}-late"), "NA71ONL", 30 - base),
+                ],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.accepted, 2, "{:?}", r.rejected);
+    }
+    let req = pb::VrmTimelineRequest {
+        vrm: "NA71ONL".into(),
+        access: access(),
+        ..Default::default()
+    };
+    let (rows, summary) = timeline(c.user(0, "alice").await, req.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&rows),
+        [
+            ("node-1".to_string(), "AVON-early".to_string(), false),
+            ("node-2".into(), "KENT-early".into(), true),
+            ("node-3".into(), "MET-early".into(), true),
+            ("node-1".into(), "AVON-late".into(), false),
+            ("node-2".into(), "KENT-late".into(), true),
+            ("node-3".into(), "MET-late".into(), true),
+        ]
+    );
+    assert!(!summary.partial);
+    assert_eq!(summary.rows, 6);
+    assert_eq!(summary.nodes.len(), 3);
+    assert!(summary.nodes.iter().all(|n| n.ok && n.rows == 2));
+    let forces: Vec<(String, u64)> = summary
+        .forces
+        .iter()
+        .map(|f| (f.force.clone(), f.rows))
+        .collect();
+    assert_eq!(
+        forces,
+        [("AVON".into(), 2), ("KENT".into(), 2), ("MET".into(), 2)]
+    );
+    // The limit applies to the merged result.
+    let (rows, summary) = timeline(
+        c.user(0, "alice").await,
+        pb::VrmTimelineRequest {
+            limit: 4,
+            ..req.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(summary.truncated);
+    // This node only.
+    let (rows, _) = timeline(
+        c.user(0, "alice").await,
+        pb::VrmTimelineRequest {
+            scope: pb::Scope::Local as i32,
+            ..req.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+
+    // KENT's node audited alice's search, relayed by node-1, as its own:
+    // KENT can see who searched its data.
+    let mut audit = pb::audit_client::AuditClient::new(c.user(1, "kate").await);
+    let mut s = audit
+        .query(pb::AuditQuery {
+            owning_force: "KENT".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut entries = Vec::new();
+    while let Some(e) = s.message().await.unwrap() {
+        entries.push(e);
+    }
+    assert!(!entries.is_empty());
+    assert_eq!(entries[0].user, "alice@node-1");
+    assert_eq!(entries[0].force, "AVON");
+    assert_eq!(entries[0].case_ref, "OP-NATIONAL");
+
+    // Only a configured peer's node certificate may relay a search.
+    let relayed = pb::VrmTimelineRequest {
+        on_behalf_of: Some(pb::OnBehalfOf {
+            user: "mallory".into(),
+            force: "KENT".into(),
+            roles: vec!["analyst".into()],
+            via_node: "x".into(),
+        }),
+        scope: pb::Scope::Local as i32,
+        ..req.clone()
+    };
+    let bof = c.bof(1, "KENT").await;
+    let e = timeline(bof, relayed.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    let stranger = c
+        .connect(1, c.layout.node_cert("node-3"), c.layout.node_key("node-3"))
+        .await;
+    let e = timeline(stranger, relayed).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(
+        e.message().contains("not a configured peer"),
+        "{}",
+        e.message()
+    );
+
+    // node-3 goes down: the answer comes back by the deadline, partial,
+    // naming it.
+    c.nodes[2].take().unwrap().shutdown().await.unwrap();
+    let started = Instant::now();
+    let (rows, summary) = timeline(c.user(0, "alice").await, req).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(rows.len(), 4);
+    assert!(summary.partial);
+    let dead = summary.nodes.iter().find(|n| n.node == "node-3").unwrap();
+    assert!(!dead.ok);
+    assert!(!dead.error.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_that_never_answers_does_not_hold_the_search_hostage() {
+    // A "node" that accepts connections and then says nothing.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("https://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let c = Cluster::start_with(vec![PeerConfig {
+        name: "node-4".into(),
+        address,
+    }])
+    .await;
+    let mut bof = pb::ingest_client::IngestClient::new(c.bof(1, "KENT").await);
+    bof.push_batch(pb::ReadBatch {
+        batch_seq: 1,
+        force: String::new(),
+        reads: vec![read("k1", "SL0W123", 5)],
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let (rows, summary) = timeline(
+        c.user(0, "alice").await,
+        pb::VrmTimelineRequest {
+            vrm: "SL0W123".into(),
+            access: access(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    // The deadline is 1.5 s: the answer comes (well before the test's own
+    // patience runs out), with node-2's row and node-4 named as missing.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(ids(&rows), [("node-2".to_string(), "k1".to_string(), true)]);
+    assert!(summary.partial);
+    let silent = summary.nodes.iter().find(|n| n.node == "node-4").unwrap();
+    assert!(!silent.ok);
+    assert!(silent.error.contains("deadline"), "{}", silent.error);
+}

@@ -39,11 +39,12 @@ impl Cluster {
     /// Three nodes; node-1 has node-2 and node-3 as peers, and they have
     /// node-1 (so a search at node-1 is national, and node-1 may relay).
     async fn start() -> Self {
-        Self::start_with(Vec::new()).await
+        Self::start_with(Vec::new(), None).await
     }
 
-    /// Three nodes, node-1 also having `extra` peers.
-    async fn start_with(extra: Vec<PeerConfig>) -> Self {
+    /// Three nodes, node-1 also having `extra` peers and, if given, only
+    /// these roles allowed national searches.
+    async fn start_with(extra: Vec<PeerConfig>, national_roles: Option<Vec<Role>>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let spec = InitSpec {
             node_names: NODES.iter().map(|(n, _)| n.to_string()).collect(),
@@ -75,6 +76,9 @@ impl Cluster {
                 },
             );
             cfg.federation_deadline_ms = 1500;
+            if let Some(roles) = national_roles.clone() {
+                cfg.access.national_roles = roles;
+            }
             cfg.peers = if i == 0 {
                 vec![1, 2]
                     .into_iter()
@@ -343,10 +347,13 @@ async fn a_peer_that_never_answers_does_not_hold_the_search_hostage() {
             held.push(sock);
         }
     });
-    let c = Cluster::start_with(vec![PeerConfig {
-        name: "node-4".into(),
-        address,
-    }])
+    let c = Cluster::start_with(
+        vec![PeerConfig {
+            name: "node-4".into(),
+            address,
+        }],
+        None,
+    )
     .await;
     let mut bof = pb::ingest_client::IngestClient::new(c.bof(1, "KENT").await);
     bof.push_batch(pb::ReadBatch {
@@ -376,4 +383,31 @@ async fn a_peer_that_never_answers_does_not_hold_the_search_hostage() {
     let silent = summary.nodes.iter().find(|n| n.node == "node-4").unwrap();
     assert!(!silent.ok);
     assert!(silent.error.contains("deadline"), "{}", silent.error);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_national_search_needs_the_national_permission() {
+    let c = Cluster::start_with(Vec::new(), Some(vec![Role::Supervisor])).await;
+    let req = pb::VrmTimelineRequest {
+        vrm: "AB12CDE".into(),
+        access: access(),
+        ..Default::default()
+    };
+    let e = timeline(c.user(0, "alice").await, req.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(e.message().contains("national"), "{}", e.message());
+    // Her own node only is allowed.
+    let (rows, summary) = timeline(
+        c.user(0, "alice").await,
+        pb::VrmTimelineRequest {
+            scope: pb::Scope::Local as i32,
+            ..req
+        },
+    )
+    .await
+    .unwrap();
+    assert!(rows.is_empty());
+    assert!(summary.nodes.is_empty());
 }

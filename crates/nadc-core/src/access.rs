@@ -154,6 +154,9 @@ pub struct AccessPolicy {
     pub retention_days: u32,
     /// Roles that may lift the node's caps on broad searches (`allow_broad`).
     pub broad_roles: Vec<Role>,
+    /// Roles that may search nationally (fanned out to other nodes, beyond
+    /// the user's own agency's node).
+    pub national_roles: Vec<Role>,
 }
 
 impl Default for AccessPolicy {
@@ -176,6 +179,12 @@ impl Default for AccessPolicy {
                 .to_vec(),
             retention_days: 365,
             broad_roles: vec![Role::Supervisor],
+            national_roles: vec![
+                Role::Analyst,
+                Role::Investigator,
+                Role::Supervisor,
+                Role::Disclosure,
+            ],
         }
     }
 }
@@ -200,6 +209,21 @@ impl AccessPolicy {
         Err(AccessError::Denied(format!(
             "allow_broad (lifting the caps on radius, window, areas and cameras) needs the {} role",
             self.broad_roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )))
+    }
+
+    /// Whether a caller holding `roles` may search nationally.
+    pub fn check_national(&self, roles: &[Role]) -> Result<(), AccessError> {
+        if roles.iter().any(|r| self.national_roles.contains(r)) {
+            return Ok(());
+        }
+        Err(AccessError::Denied(format!(
+            "a national search (fanned out to other nodes) needs the {} role; search this node only (scope local) instead",
+            self.national_roles
                 .iter()
                 .map(|r| r.as_str())
                 .collect::<Vec<_>>()

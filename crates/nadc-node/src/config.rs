@@ -117,6 +117,8 @@ pub struct AccessConfig {
     pub extended_purposes: Vec<String>,
     /// Roles that may lift the caps on broad searches (`allow_broad`).
     pub broad_roles: Vec<nadc_core::Role>,
+    /// Roles that may search nationally (fanned out to the peers).
+    pub national_roles: Vec<nadc_core::Role>,
 }
 
 impl Default for AccessConfig {
@@ -127,6 +129,7 @@ impl Default for AccessConfig {
             standard_days: p.standard_days,
             extended_purposes: p.extended_purposes,
             broad_roles: p.broad_roles,
+            national_roles: p.national_roles,
         }
     }
 }
@@ -140,6 +143,7 @@ impl NodeConfig {
             extended_purposes: self.access.extended_purposes.clone(),
             retention_days: self.retention_days,
             broad_roles: self.access.broad_roles.clone(),
+            national_roles: self.access.national_roles.clone(),
         }
     }
 }

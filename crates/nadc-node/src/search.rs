@@ -10,7 +10,7 @@ use futures::Stream;
 use nadc_core::geo::Polygon;
 use nadc_core::time::Clock;
 use nadc_core::vrm_match::{ConfusableGroups, Pattern};
-use nadc_core::{Circle, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
+use nadc_core::{Circle, ForceId, GeoPoint, Principal, StoredRead, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
 use nadc_query::clones::{CloneQuery, clones};
 use nadc_query::convoy::{ConvoyQuery, convoy};
@@ -1255,6 +1255,18 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<Self::VrmTimelineStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
+        let national = q.scope != pb::Scope::Local as i32
+            && relay.is_none()
+            && self
+                .federation
+                .as_ref()
+                .is_some_and(|f| !f.peers.is_empty());
+        if national && let Principal::User { roles, .. } = &caller(&req)?.principal {
+            self.governance
+                .policy
+                .check_national(roles)
+                .map_err(|e| Status::permission_denied(e.to_string()))?;
+        }
         let local = self
             .run_relayed(
                 &req,
@@ -1266,12 +1278,9 @@ impl pb::search_server::Search for SearchService {
             )
             .await?;
         // National unless asked for this node only, or relayed by a peer.
-        let Some(federation) = self.federation.clone().filter(|f| !f.peers.is_empty()) else {
+        let Some(federation) = self.federation.clone().filter(|_| national) else {
             return Ok(local);
         };
-        if q.scope == pb::Scope::Local as i32 || relay.is_some() {
-            return Ok(local);
-        }
         let user = caller(&req)?.principal;
         let mut remote = q.clone();
         remote.scope = pb::Scope::Local as i32;

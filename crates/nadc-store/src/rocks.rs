@@ -1161,6 +1161,10 @@ impl WriterState {
         let mut out = Expired::default();
         let mut vrms = std::collections::BTreeSet::new();
         let mut n = 0usize;
+        // The whole day goes: its day-first column families are dropped with
+        // one range delete each (and compacted), and only the VRM and camera
+        // entries, keyed by subject, are deleted one by one.
+        let whole_day = step.keep_forces.is_empty() && step.held.is_empty();
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
                 break;
@@ -1184,19 +1188,21 @@ impl WriterState {
                 continue;
             }
             let t = r.read.observed_at;
-            batch.delete_cf(reads_cf, k);
-            batch.delete_cf(
-                geo_cf,
-                keys::geo_key(t.day(), r.position.index_cell(), t.ms_of_day(), seq),
-            );
+            if !whole_day {
+                batch.delete_cf(reads_cf, k);
+                batch.delete_cf(
+                    geo_cf,
+                    keys::geo_key(t.day(), r.position.index_cell(), t.ms_of_day(), seq),
+                );
+                batch.delete_cf(
+                    dedup_cf,
+                    keys::dedup_key(t.day(), &r.force, &r.read.read_id),
+                );
+            }
             batch.delete_cf(vrm_cf, keys::vrm_key(&r.read.vrm, t, seq));
             batch.delete_cf(
                 camera_cf,
                 keys::camera_key(&r.force, &r.read.camera_id, t, seq),
-            );
-            batch.delete_cf(
-                dedup_cf,
-                keys::dedup_key(t.day(), &r.force, &r.read.read_id),
             );
             *out.deleted.entry(r.force.clone()).or_default() += 1;
             vrms.insert(r.read.vrm);
@@ -1205,7 +1211,17 @@ impl WriterState {
         }
         it.status().map_err(engine)?;
         drop(it);
-        if n == 0 {
+        let (day_lo, day_hi) = (
+            keys::day_start(step.day),
+            keys::day_start(step.day.saturating_add(1)),
+        );
+        let drop_day = whole_day && out.next_seq.is_none();
+        if drop_day {
+            for c in [reads_cf, geo_cf, dedup_cf] {
+                batch.delete_range_cf(c, day_lo, day_hi);
+            }
+        }
+        if n == 0 && !drop_day {
             return Ok(out);
         }
         let mut stats = self.stats.clone();
@@ -1256,6 +1272,11 @@ impl WriterState {
             None => dict.delete_cf(meta_cf, META_EARLIEST),
         }
         db.write_opt(dict, &wo).map_err(engine)?;
+        if drop_day {
+            for c in [reads_cf, geo_cf, dedup_cf] {
+                db.compact_range_cf(c, Some(day_lo), Some(day_hi));
+            }
+        }
         self.stats = stats;
         Ok(out)
     }

@@ -382,3 +382,66 @@ fn camera_entries_carry_the_vrm_without_fetching_records() {
         ]
     );
 }
+
+#[test]
+fn expiry_in_small_steps_deletes_a_day_except_kept_forces_and_held_reads() {
+    use nadc_store::ExpireDay;
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let (avon, kent) = (ForceId::new("AVON").unwrap(), ForceId::new("KENT").unwrap());
+    let out = s
+        .append(
+            &avon,
+            (0..10)
+                .map(|i| new_read(&format!("a{i}"), &format!("AB{i}CDE"), i))
+                .collect(),
+        )
+        .unwrap();
+    s.append(&kent, vec![new_read("k0", "KE1NTR", 5)]).unwrap();
+    let held_seq = match out[4] {
+        Appended::Stored { seq } => seq,
+        other => panic!("{other:?}"),
+    };
+    let day = t0().day();
+    // Step by step, three reads at a time, keeping KENT and one held read.
+    let mut from_seq = 0;
+    let (mut deleted, mut held, mut steps) = (0, 0, 0);
+    loop {
+        let step = s
+            .expire(ExpireDay {
+                day,
+                keep_forces: [kent.clone()].into(),
+                held: [held_seq].into(),
+                from_seq,
+                max: 3,
+            })
+            .unwrap();
+        steps += 1;
+        deleted += step.deleted.get(&avon).copied().unwrap_or(0);
+        held += step.held;
+        match step.next_seq {
+            Some(n) => from_seq = n,
+            None => break,
+        }
+    }
+    assert_eq!((deleted, held), (9, 1));
+    assert!(steps >= 3);
+    let counts = scan_counts(&s).unwrap();
+    assert_eq!(counts.get(&avon), Some(&1));
+    assert_eq!(counts.get(&kent), Some(&1));
+    assert_eq!(s.stats().unwrap().reads_by_force.get(&avon), Some(&1));
+    assert_eq!(timeline(&s, "AB4CDE", 0, 100).len(), 1);
+    assert!(timeline(&s, "AB3CDE", 0, 100).is_empty());
+    // Then the whole day, with nothing kept: one range delete.
+    let step = s
+        .expire(ExpireDay {
+            day,
+            max: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(step.deleted.values().sum::<u64>(), 2);
+    assert!(scan_counts(&s).unwrap().is_empty());
+    assert!(timeline(&s, "KE1NTR", 0, 100).is_empty());
+    assert_eq!(s.stats().unwrap().total_reads(), 0);
+}

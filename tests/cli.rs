@@ -490,7 +490,7 @@ fn hotlists_alerts_convoy_and_clones_from_the_command_line() {
             "--forces",
             "AVON",
             "--users",
-            "alice:analyst:AVON,harry:hotlist-manager:AVON",
+            "alice:analyst:AVON,harry:hotlist-manager:AVON,dora:disclosure:AVON",
         ])
         .arg("--out")
         .arg(&pki)
@@ -712,5 +712,82 @@ fn hotlists_alerts_convoy_and_clones_from_the_command_line() {
     assert_eq!(pairs[0]["vrm"], "CL0N123");
     assert_eq!(pairs[0]["first_bof_read_id"], "c1");
     assert_eq!(pairs[0]["second_bof_read_id"], "c2");
+    // The case register: a timeline exported as CSV, its read marked as
+    // material, the owning agency's consultation recorded by a disclosure
+    // officer, and the schedule as JSON and CSV.
+    let out = run(
+        &["search", "vrm", "TG11TGT", "--format", "csv"],
+        &alice,
+        &server.url,
+    );
+    let export = dir.path().join("export.csv");
+    std::fs::write(&export, &out.stdout).unwrap();
+    let out = run(
+        &[
+            "disclosure",
+            "mark",
+            "--case",
+            "OP-CLI",
+            "--reads",
+            export.to_str().unwrap(),
+        ],
+        &alice,
+        &server.url,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 reads marked as material"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let dora = identity(&pki, "users", "dora");
+    run(
+        &[
+            "disclosure",
+            "consult",
+            "--case",
+            "OP-CLI",
+            "--force",
+            "AVON",
+            "--status",
+            "approved",
+            "--note",
+            "own force",
+        ],
+        &dora,
+        &server.url,
+    );
+    let out = run(
+        &[
+            "disclosure",
+            "schedule",
+            "--case",
+            "OP-CLI",
+            "--format",
+            "json",
+        ],
+        &dora,
+        &server.url,
+    );
+    let schedule: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let avon_part = &schedule["agencies"][0];
+    assert_eq!(avon_part["force"], "AVON");
+    assert_eq!(avon_part["consultation"]["status"], "approved");
+    assert_eq!(avon_part["material"], 1);
+    assert_eq!(avon_part["reads"][0]["vrm"], "TG11TGT");
+    assert_eq!(avon_part["reads"][0]["material"], true);
+    let out = run(
+        &[
+            "disclosure",
+            "schedule",
+            "--case",
+            "OP-CLI",
+            "--format",
+            "csv",
+        ],
+        &dora,
+        &server.url,
+    );
+    let mut csv = csv::Reader::from_reader(out.stdout.as_slice());
+    assert!(csv.records().map(Result::unwrap).any(|r| &r[2] == "true"));
     server.stop();
 }

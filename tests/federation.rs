@@ -298,6 +298,38 @@ async fn a_national_timeline_spans_the_nodes_and_a_dead_node_makes_it_partial() 
     assert_eq!(entries[0].force, "AVON");
     assert_eq!(entries[0].case_ref, "OP-NATIONAL");
 
+    // node-1's case register holds every node's reads the national search
+    // returned, grouped by owning agency in the schedule.
+    let mut d = pb::disclosure_client::DisclosureClient::new(c.user(0, "alice").await);
+    let schedule = d
+        .schedule(pb::ScheduleRequest {
+            case_ref: "OP-NATIONAL".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let per_agency: Vec<(String, Vec<String>)> = schedule
+        .agencies
+        .iter()
+        .map(|a| {
+            (
+                a.force.clone(),
+                a.reads.iter().map(|i| i.node.clone()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_agency,
+        [
+            (
+                "AVON".to_string(),
+                vec!["node-1".to_string(), "node-1".into()]
+            ),
+            ("KENT".into(), vec!["node-2".into(), "node-2".into()]),
+            ("MET".into(), vec!["node-3".into(), "node-3".into()]),
+        ]
+    );
+
     // Only a configured peer's node certificate may relay a search.
     let relayed = pb::VrmTimelineRequest {
         on_behalf_of: Some(pb::OnBehalfOf {

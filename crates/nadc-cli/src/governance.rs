@@ -90,6 +90,63 @@ pub enum HoldCommand {
     },
 }
 
+/// Formats of a disclosure schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleFormat {
+    /// Grouped by owning agency, for a terminal.
+    Table,
+    /// One row per read, with its agency's consultation status.
+    Csv,
+    /// The whole schedule as one JSON document.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DisclosureCommand {
+    /// The disclosure schedule of a case: its reads grouped by owning
+    /// agency, material first, with each agency's consultation status and
+    /// the searches that produced them.
+    Schedule {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[arg(long = "case")]
+        case_ref: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ScheduleFormat,
+    },
+    /// Mark reads (a search result exported with --format csv: node, seq,
+    /// observed_at columns) as material used in a case.
+    Mark {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[arg(long = "case")]
+        case_ref: String,
+        #[arg(long)]
+        reads: PathBuf,
+        /// Unmark instead.
+        #[arg(long)]
+        unmark: bool,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Record an owning agency's consultation status for a case
+    /// (disclosure role).
+    Consult {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[arg(long = "case")]
+        case_ref: String,
+        /// The owning agency.
+        #[arg(long)]
+        force: String,
+        /// pending, consulted, approved or refused.
+        #[arg(long)]
+        status: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Check the audit hash chain and report the first broken link (auditor
@@ -425,6 +482,258 @@ pub async fn hold(cmd: HoldCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn status_name(s: i32) -> String {
+    pb::ConsultationStatus::try_from(s)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("CONSULTATION_STATUS_")
+                .to_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn disclosure(cmd: DisclosureCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DisclosureCommand::Schedule {
+            node,
+            case_ref,
+            format,
+        } => {
+            let mut c = pb::disclosure_client::DisclosureClient::new(channel(&node).await?)
+                .max_decoding_message_size(64 << 20);
+            let s = rpc(
+                c.schedule(pb::ScheduleRequest { case_ref }).await,
+                "disclosure schedule",
+            )?;
+            print_schedule(&s, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DisclosureCommand::Mark {
+            node,
+            case_ref,
+            reads,
+            unmark,
+            note,
+        } => {
+            let path = reads;
+            let mut r = csv::Reader::from_path(&path)
+                .with_context(|| format!("open {}", path.display()))?;
+            let header = r.headers()?.clone();
+            let col = |name: &str| {
+                header.iter().position(|h| h == name).with_context(|| {
+                    format!(
+                        "{} has no {name} column (export a search with --format csv)",
+                        path.display()
+                    )
+                })
+            };
+            let (node_col, seq_col, at_col) = (col("node")?, col("seq")?, col("observed_at")?);
+            let mut refs = Vec::new();
+            for (i, rec) in r.records().enumerate() {
+                let rec = rec.with_context(|| format!("line {}", i + 2))?;
+                let at = Timestamp::parse_rfc3339(&rec[at_col])
+                    .with_context(|| format!("line {}: observed_at", i + 2))?;
+                refs.push(pb::CaseReadRef {
+                    node: rec[node_col].to_string(),
+                    seq: rec[seq_col]
+                        .parse()
+                        .with_context(|| format!("line {}: seq", i + 2))?,
+                    observed_at: Some(nadc_proto::to_pb_time(at)),
+                });
+            }
+            let mut c = pb::disclosure_client::DisclosureClient::new(channel(&node).await?);
+            let out = rpc(
+                c.mark_material(pb::MarkMaterialRequest {
+                    case_ref: case_ref.clone(),
+                    reads: refs,
+                    unmark,
+                    note,
+                })
+                .await,
+                "mark material",
+            )?;
+            println!(
+                "{} reads {} for {case_ref}; {} were never returned under this case",
+                out.marked,
+                if unmark {
+                    "unmarked"
+                } else {
+                    "marked as material"
+                },
+                out.not_in_case.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DisclosureCommand::Consult {
+            node,
+            case_ref,
+            force,
+            status,
+            note,
+        } => {
+            let status = match status.trim().to_ascii_lowercase().as_str() {
+                "pending" => pb::ConsultationStatus::Pending,
+                "consulted" => pb::ConsultationStatus::Consulted,
+                "approved" => pb::ConsultationStatus::Approved,
+                "refused" => pb::ConsultationStatus::Refused,
+                other => {
+                    anyhow::bail!("--status {other:?}: pending, consulted, approved or refused")
+                }
+            };
+            let mut c = pb::disclosure_client::DisclosureClient::new(channel(&node).await?);
+            let info = rpc(
+                c.set_consultation(pb::SetConsultationRequest {
+                    case_ref: case_ref.clone(),
+                    force,
+                    status: status as i32,
+                    note,
+                })
+                .await,
+                "record a consultation",
+            )?;
+            println!(
+                "{case_ref}: {} {} (recorded by {})",
+                info.force,
+                status_name(info.status),
+                info.by
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_schedule(s: &pb::ScheduleResponse, format: ScheduleFormat) -> anyhow::Result<()> {
+    use std::io::Write;
+    let out = &mut std::io::stdout().lock();
+    match format {
+        ScheduleFormat::Json => {
+            let agencies: Vec<serde_json::Value> = s
+                .agencies
+                .iter()
+                .map(|a| {
+                    let c = a.consultation.clone().unwrap_or_default();
+                    serde_json::json!({
+                        "force": a.force,
+                        "consultation": {"status": status_name(c.status), "note": c.note,
+                            "by": c.by, "at": time(&c.at)},
+                        "material": a.material,
+                        "reads": a.reads.iter().map(|i| serde_json::json!({
+                            "node": i.node, "seq": i.seq, "observed_at": time(&i.observed_at),
+                            "bof_read_id": i.bof_read_id, "camera_id": i.camera_id, "vrm": i.vrm,
+                            "material": i.material, "marked_by": i.marked_by, "searches": i.searches,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let searches: Vec<serde_json::Value> = s
+                .searches
+                .iter()
+                .map(|x| {
+                    serde_json::json!({"audit_seq": x.audit_seq, "at": time(&x.at),
+                    "user": x.user, "action": x.action, "purpose": x.purpose})
+                })
+                .collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "case_ref": s.case_ref, "agencies": agencies, "searches": searches,
+                }))?
+            )?;
+        }
+        ScheduleFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "owning_force",
+                "consultation",
+                "material",
+                "marked_by",
+                "observed_at",
+                "vrm",
+                "camera_id",
+                "bof_read_id",
+                "node",
+                "seq",
+                "searches",
+            ])?;
+            for a in &s.agencies {
+                let status = status_name(a.consultation.as_ref().map_or(0, |c| c.status));
+                for i in &a.reads {
+                    w.write_record([
+                        a.force.clone(),
+                        status.clone(),
+                        i.material.to_string(),
+                        i.marked_by.clone(),
+                        time(&i.observed_at),
+                        i.vrm.clone(),
+                        i.camera_id.clone(),
+                        i.bof_read_id.clone(),
+                        i.node.clone(),
+                        i.seq.to_string(),
+                        i.searches
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("|"),
+                    ])?;
+                }
+            }
+            w.flush()?;
+        }
+        ScheduleFormat::Table => {
+            writeln!(out, "Disclosure schedule for {}", s.case_ref)?;
+            for a in &s.agencies {
+                let c = a.consultation.clone().unwrap_or_default();
+                writeln!(
+                    out,
+                    "\n{}: {} reads, {} material; consultation {}{}",
+                    a.force,
+                    a.reads.len(),
+                    a.material,
+                    status_name(c.status).to_uppercase(),
+                    if c.by.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (by {} at {}: {})", c.by, time(&c.at), c.note)
+                    }
+                )?;
+                for i in &a.reads {
+                    writeln!(
+                        out,
+                        "  {} {}  {}  {}/{}  read {}  {}:{}  searches {}",
+                        if i.material { "MATERIAL" } else { "unused  " },
+                        time(&i.observed_at),
+                        i.vrm,
+                        a.force,
+                        i.camera_id,
+                        i.bof_read_id,
+                        i.node,
+                        i.seq,
+                        i.searches
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )?;
+                }
+            }
+            writeln!(out, "\nSearches under this case:")?;
+            for x in &s.searches {
+                writeln!(
+                    out,
+                    "  #{} {} {} {} ({})",
+                    x.audit_seq,
+                    time(&x.at),
+                    x.user,
+                    x.action,
+                    x.purpose
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `nadc node retention`: a retention pass now (admin role).

@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: governance::AuthoriseCommand,
     },
+    /// Case registers and disclosure schedules.
+    Disclosure {
+        #[command(subcommand)]
+        command: governance::DisclosureCommand,
+    },
     /// Legal holds: keep a case's reads beyond retention.
     Hold {
         #[command(subcommand)]
@@ -158,6 +163,7 @@ pub fn main() -> ExitCode {
             Command::Authorise { command } => governance::authorise(command).await,
             Command::Audit { command } => governance::audit(command).await,
             Command::Hold { command } => governance::hold(command).await,
+            Command::Disclosure { command } => governance::disclosure(command).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Gen(a) => generate::run(a),
             Command::Bench { command } => match command {

@@ -155,10 +155,10 @@ impl Governance {
     /// Writes an entry (blocking: call off the runtime, or use [`record`]).
     ///
     /// [`record`]: Governance::record
-    pub fn record_blocking(&self, entry: AuditEntry) -> Result<(), Status> {
+    pub fn record_blocking(&self, entry: AuditEntry) -> Result<u64, Status> {
         self.store
             .append_audit(vec![entry])
-            .map(|_| ())
+            .map(|c| c.first().map_or(0, |e| e.seq))
             .map_err(|e| {
                 warn!(error = %e, "audit write failed");
                 Status::unavailable(format!("audit log unavailable, nothing done: {e}"))
@@ -166,7 +166,7 @@ impl Governance {
     }
 
     /// Writes an entry.
-    pub async fn record(self: &Arc<Self>, entry: AuditEntry) -> Result<(), Status> {
+    pub async fn record(self: &Arc<Self>, entry: AuditEntry) -> Result<u64, Status> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.record_blocking(entry))
             .await

@@ -135,6 +135,7 @@ impl HotlistsService {
         self.governance
             .record(self.governance.entry(actor, action, &what, Outcome::Ok))
             .await
+            .map(drop)
     }
 }
 

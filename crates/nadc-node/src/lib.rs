@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod auth;
 pub mod cameras;
 pub mod config;
+pub mod disclosure;
 pub mod federation;
 pub mod governance;
 pub mod hotlists;
@@ -245,6 +246,10 @@ pub async fn start_with_listener(
             .filter_map(|(f, d)| nadc_core::ForceId::new(f).ok().map(|f| (f, *d)))
             .collect(),
     });
+    let disclosure_service = disclosure::DisclosureService {
+        store: store.clone(),
+        governance: governance.clone(),
+    };
     let holds = retention::HoldsService {
         store: store.clone(),
         governance: governance.clone(),
@@ -330,6 +335,11 @@ pub async fn start_with_listener(
         )
         .add_service(
             pb::holds_server::HoldsServer::new(holds).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::disclosure_server::DisclosureServer::new(disclosure_service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop_signal.changed().await;

@@ -28,6 +28,7 @@ use tracing::{info, warn};
 use crate::alerts::hotlist_targets;
 use crate::auth::caller;
 use crate::config::SearchCaps;
+use crate::disclosure::{self, CaseRead};
 use crate::federation::{Federation, merge_by_time, on_behalf_of, relayed_user, row_force_counts};
 use crate::governance::{Actor, Audited, Governance};
 use crate::hotlists::HotlistRegistry;
@@ -281,7 +282,7 @@ impl SearchService {
             Outcome::Refused(status.message().to_string()),
         );
         match self.governance.record(entry).await {
-            Ok(()) => status,
+            Ok(_) => status,
             Err(e) => e,
         }
     }
@@ -711,11 +712,13 @@ impl SearchService {
             let mut chunk = Vec::with_capacity(CHUNK_ROWS);
             let mut gone = false;
             let own_force = plan.actor.force.as_ref().map(|f| f.as_str().to_string());
+            let mut returned_reads = Vec::new();
             let result = compute(store.as_ref(), &query, &node, &mut |mut row| {
                 row.mou_consult = row
                     .provenance
                     .as_ref()
                     .is_some_and(|p| Some(&p.owning_force) != own_force.as_ref());
+                returned_reads.extend(CaseRead::of(&row));
                 chunk.push(row);
                 if chunk.len() == CHUNK_ROWS {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
@@ -744,8 +747,23 @@ impl SearchService {
                 Err(e) => (Vec::new(), Outcome::Refused(e.to_string())),
             };
             let entry = governance.entry(&plan.actor, &action, &plan.audited(returned), outcome);
-            if let Err(e) = governance.record_blocking(entry) {
-                let _ = tx.blocking_send(Err(e));
+            let audit_seq = match governance.record_blocking(entry) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            // The case register: what this search returned under the case.
+            if let Err(e) = disclosure::record(
+                store.as_ref(),
+                &plan.access.case_ref,
+                audit_seq,
+                &returned_reads,
+            ) {
+                let _ = tx.blocking_send(Err(Status::unavailable(format!(
+                    "case register unavailable: {e}"
+                ))));
                 return;
             }
             if gone {
@@ -1287,6 +1305,10 @@ impl pb::search_server::Search for SearchService {
         remote.on_behalf_of = on_behalf_of(&user, &self.node);
         let limit = self.limit(q.limit)?;
         let node = self.node.clone();
+        let (governance, store) = (self.governance.clone(), self.store.clone());
+        let (national_access, _) = self.governance.context(q.access.as_ref())?;
+        let national_actor = Actor::of(&user);
+        let remote_query = remote.clone();
         let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
         tokio::spawn(async move {
             let (mine, theirs) = tokio::join!(
@@ -1333,6 +1355,49 @@ impl pb::search_server::Search for SearchService {
             }
             let before = rows.len() as u64;
             let (rows, cut) = merge_by_time(rows, limit);
+            // This node audits the national answer it returns, and registers
+            // the peers' rows under the case (its own were registered by its
+            // own search).
+            let remote: Vec<CaseRead> = rows
+                .iter()
+                .filter(|r| r.provenance.as_ref().is_some_and(|p| p.node != node))
+                .filter_map(CaseRead::of)
+                .collect();
+            let returned = row_force_counts(&rows)
+                .into_iter()
+                .filter_map(|f| ForceId::new(&f.force).ok().map(|id| (id, f.rows)))
+                .collect();
+            let audited = Audited {
+                access: national_access.clone(),
+                query: json!({"vrm": remote_query.vrm, "national": true,
+                    "nodes": outcomes.iter().map(|o| json!({"node": o.node, "ok": o.ok})).collect::<Vec<_>>()}),
+                returned,
+            };
+            let (g, st) = (governance.clone(), store.clone());
+            let case_ref = national_access.case_ref.clone();
+            let actor = national_actor.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                let seq = g.record_blocking(g.entry(
+                    &actor,
+                    "search.vrm_timeline.national",
+                    &audited,
+                    Outcome::Ok,
+                ))?;
+                disclosure::record(st.as_ref(), &case_ref, seq, &remote)
+                    .map_err(|e| Status::unavailable(format!("case register unavailable: {e}")))
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                    return;
+                }
+            }
             let dropped = before - rows.len() as u64;
             let cameras: std::collections::BTreeSet<(String, String)> = rows
                 .iter()

@@ -22,6 +22,7 @@
 //! | `hotlists` | `0x02 · owner · 0x00 · name · 0x00 · vrm` | the entry (postcard) |
 //! | `audit`   | `seq:u64` | the chained entry (postcard) |
 //! | `holds`   | `day:u32 · seq:u64 · case_ref` | empty (a legal hold) |
+//! | `registers` | `space · 0x00 · key` | the node's (e.g. the case register) |
 //! | `authorisations` | id | the authorisation (postcard) |
 //! | `meta`    | ASCII names | counters |
 //!

@@ -204,6 +204,9 @@ impl GeoHit {
     }
 }
 
+/// A visitor of registry entries: key (without the space), value.
+pub type RegistryVisit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
 /// What a read store offers the node and the query layer.
 pub trait Store: Send + Sync + 'static {
     /// Durably stores `reads` for `force`, returning one outcome per read in
@@ -371,6 +374,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every held read with the cases holding it.
     fn holds(&self) -> Result<BTreeMap<ReadRef, Vec<String>>, StoreError>;
+
+    /// Writes entries of a small node registry (`space`, e.g. the case
+    /// register): a value puts, `None` deletes; durably, in one batch.
+    fn put_registry(
+        &self,
+        space: &str,
+        entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), StoreError>;
+
+    /// Visits a registry's entries whose key starts with `prefix`, in key
+    /// order, until `visit` breaks.
+    fn registry(
+        &self,
+        space: &str,
+        prefix: &[u8],
+        visit: &mut RegistryVisit<'_>,
+    ) -> Result<(), StoreError>;
 
     /// Counts of what is held.
     fn stats(&self) -> Result<StoreStats, StoreError>;

@@ -50,7 +50,8 @@ const CF_HOTLISTS: &str = "hotlists";
 const CF_AUDIT: &str = "audit";
 const CF_AUTHORISATIONS: &str = "authorisations";
 const CF_HOLDS: &str = "holds";
-const ALL_CFS: [&str; 14] = [
+const CF_REGISTERS: &str = "registers";
+const ALL_CFS: [&str; 15] = [
     CF_READS,
     CF_GEO,
     CF_VRM,
@@ -65,6 +66,7 @@ const ALL_CFS: [&str; 14] = [
     CF_AUDIT,
     CF_AUTHORISATIONS,
     CF_HOLDS,
+    CF_REGISTERS,
 ];
 
 const META_NEXT_SEQ: &[u8] = b"next_seq";
@@ -491,6 +493,53 @@ impl Store for RocksStore {
         }
         it.status().map_err(engine)?;
         Ok(out)
+    }
+
+    fn put_registry(
+        &self,
+        space: &str,
+        entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_REGISTERS)?;
+        let mut batch = WriteBatch::default();
+        for (k, v) in entries {
+            let mut key = space.as_bytes().to_vec();
+            key.push(keys::SEP);
+            key.extend_from_slice(&k);
+            match v {
+                Some(v) => batch.put_cf(cf, key, v),
+                None => batch.delete_cf(cf, key),
+            }
+        }
+        self.write_synced(batch)
+    }
+
+    fn registry(
+        &self,
+        space: &str,
+        prefix: &[u8],
+        visit: &mut crate::RegistryVisit<'_>,
+    ) -> Result<(), StoreError> {
+        let mut full = space.as_bytes().to_vec();
+        full.push(keys::SEP);
+        let skip = full.len();
+        full.extend_from_slice(prefix);
+        let mut ro = ReadOptions::default();
+        if let Some(end) = keys::prefix_end(&full) {
+            ro.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_REGISTERS)?, ro);
+        it.seek(&full);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if visit(&k[skip..], v).is_break() {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(engine)
     }
 
     fn last_alert(&self) -> u64 {

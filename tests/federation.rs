@@ -443,3 +443,136 @@ async fn a_national_search_needs_the_national_permission() {
     assert!(rows.is_empty());
     assert!(summary.nodes.is_empty());
 }
+
+fn area(lat: f64, lon: f64, radius_m: f64) -> pb::Area {
+    pb::Area {
+        lat,
+        lon,
+        radius_m,
+        from: Some(nadc_proto::to_pb_time(now().plus_millis(-3_600_000))),
+        to: Some(nadc_proto::to_pb_time(now())),
+        polygon: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
+    let c = Cluster::start().await;
+    // AVON's cameras in Bristol (node-1), KENT's in Maidstone (node-2),
+    // MET's in London (node-3).
+    let places = [(51.4545, -2.5879), (51.2720, 0.5290), (51.5074, -0.1278)];
+    for (i, (_, f)) in NODES.iter().enumerate() {
+        let (lat, lon) = places[i];
+        let mut admin = pb::admin_client::AdminClient::new(c.bof(i, f).await);
+        admin
+            .import_cameras(pb::ImportCamerasRequest {
+                cameras: vec![pb::Camera {
+                    camera_id: "CAM-1".into(),
+                    lat,
+                    lon,
+                    kind: pb::CameraKind::Fixed as i32,
+                    ..Default::default()
+                }],
+            })
+            .await
+            .unwrap();
+        let mut bof = pb::ingest_client::IngestClient::new(c.bof(i, f).await);
+        bof.push_batch(pb::ReadBatch {
+            batch_seq: 1,
+            force: String::new(),
+            reads: vec![pb::Read {
+                read_id: format!("{f}-1"),
+                vrm: format!("GE0{i}ABC"),
+                observed_at: Some(nadc_proto::to_pb_time(
+                    now().plus_millis(-600_000 + i as i64),
+                )),
+                camera_id: "CAM-1".into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap();
+    }
+    let geo = |areas: Vec<pb::Area>, matching: pb::AreaMatch| pb::GeoSearchRequest {
+        areas,
+        r#match: matching as i32,
+        access: access(),
+        ..Default::default()
+    };
+    let run = |req: pb::GeoSearchRequest| async {
+        let mut client = pb::search_client::SearchClient::new(c.user(0, "alice").await);
+        let mut s = client.geo_search(req).await.unwrap().into_inner();
+        let (mut rows, mut vrms, mut summary) = (Vec::new(), Vec::new(), None);
+        while let Some(ch) = s.message().await.unwrap() {
+            match ch.chunk.unwrap() {
+                pb::search_chunk::Chunk::Rows(b) => rows.extend(b.rows),
+                pb::search_chunk::Chunk::Vrms(v) => vrms.extend(v.vrms),
+                pb::search_chunk::Chunk::Summary(x) => summary = Some(x),
+            }
+        }
+        (rows, vrms, summary.unwrap())
+    };
+    let outcome = |s: &pb::SearchSummary, node: &str| {
+        let o = s.nodes.iter().find(|o| o.node == node).unwrap();
+        (o.ok, o.skipped, o.rows)
+    };
+
+    // Near Maidstone: only node-2 can contribute; node-3 (London, 50 km
+    // away) is not asked.
+    let (rows, vrms, s) = run(geo(
+        vec![area(places[1].0, places[1].1, 2_000.0)],
+        pb::AreaMatch::Any,
+    ))
+    .await;
+    assert_eq!(
+        ids(&rows),
+        [("node-2".to_string(), "KENT-1".to_string(), true)]
+    );
+    assert_eq!(vrms.len(), 1);
+    assert_eq!(outcome(&s, "node-2"), (true, false, 1));
+    assert_eq!(outcome(&s, "node-3"), (true, true, 0));
+    assert!(!s.partial);
+
+    // Bristol or London: node-1's and node-3's reads in time order, with
+    // the per-VRM summaries of both; node-2 skipped.
+    let (rows, vrms, s) = run(geo(
+        vec![
+            area(places[0].0, places[0].1, 2_000.0),
+            area(places[2].0, places[2].1, 2_000.0),
+        ],
+        pb::AreaMatch::Any,
+    ))
+    .await;
+    assert_eq!(
+        ids(&rows),
+        [
+            ("node-1".to_string(), "AVON-1".to_string(), false),
+            ("node-3".into(), "MET-1".into(), true),
+        ]
+    );
+    let summary_vrms: Vec<(String, Vec<u32>)> = vrms
+        .iter()
+        .map(|v| (v.vrm.clone(), v.areas.clone()))
+        .collect();
+    assert_eq!(
+        summary_vrms,
+        [
+            ("GE00ABC".to_string(), vec![0]),
+            ("GE02ABC".into(), vec![1])
+        ]
+    );
+    assert_eq!(outcome(&s, "node-2"), (true, true, 0));
+
+    // ALL is not merged across nodes yet: this node's answer, marked
+    // partial, naming the peers not asked.
+    let (_, _, s) = run(geo(
+        vec![
+            area(places[0].0, places[0].1, 2_000.0),
+            area(places[2].0, places[2].1, 2_000.0),
+        ],
+        pb::AreaMatch::All,
+    ))
+    .await;
+    assert!(s.partial);
+    assert!(s.nodes.iter().any(|o| !o.ok && o.error.contains("ALL")));
+}

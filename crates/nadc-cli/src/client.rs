@@ -271,6 +271,20 @@ pub struct AccessArgs {
     /// you may see (the summary says so) instead of being refused.
     #[arg(long)]
     pub clip: bool,
+    /// Search only the node you connect to, not its peers.
+    #[arg(long)]
+    pub local: bool,
+}
+
+impl AccessArgs {
+    /// The scope asked for.
+    pub fn scope(&self) -> i32 {
+        if self.local {
+            pb::Scope::Local as i32
+        } else {
+            pb::Scope::Unspecified as i32
+        }
+    }
 }
 
 /// The access context of a search: flags, environment, else the client config.
@@ -707,7 +721,7 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
                 }
             } else {
                 let req = pb::VrmTimelineRequest {
-                    scope: 0,
+                    scope: access.scope(),
                     on_behalf_of: None,
                     access: Some(access_context(&node, &access)?),
                     vrm,
@@ -734,6 +748,8 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
         } => {
             let req = pb::GeoSearchRequest {
                 access: Some(access_context(&node, &access)?),
+                scope: access.scope(),
+                on_behalf_of: None,
                 areas: all_areas(&areas, &polygons)?,
                 r#match: match matching {
                     Matching::Any => pb::AreaMatch::Any,
@@ -772,6 +788,8 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
         } => {
             let req = pb::VehicleSearchRequest {
                 access: Some(access_context(&node, &access)?),
+                scope: access.scope(),
+                on_behalf_of: None,
                 make,
                 model,
                 colour,
@@ -813,6 +831,8 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
         } => {
             let req = pb::CameraSearchRequest {
                 access: Some(access_context(&node, &access)?),
+                scope: access.scope(),
+                on_behalf_of: None,
                 cameras: cameras
                     .iter()
                     .map(|c| parse_camera(c, force.as_deref()))

@@ -201,6 +201,28 @@ fn summary_text(s: &pb::SearchSummary) -> String {
         },
         s.elapsed_us as f64 / 1000.0
     ) + &clipped_text(&s.clipped_from)
+        + &nodes_text(&s.nodes, s.partial)
+}
+
+/// The nodes of a national search: each one's rows, the skipped, and the
+/// failed with why.
+pub fn nodes_text(nodes: &[pb::NodeOutcome], partial: bool) -> String {
+    if nodes.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = nodes
+        .iter()
+        .map(|n| match (n.ok, n.skipped) {
+            (true, true) => format!("{} skipped (holds nothing there)", n.node),
+            (true, false) => format!("{} {} rows", n.node, n.rows),
+            (false, _) => format!("{} FAILED: {}", n.node, n.error),
+        })
+        .collect();
+    format!(
+        "; {}nodes: {}",
+        if partial { "PARTIAL RESULT, " } else { "" },
+        each.join(", ")
+    )
 }
 
 /// A note for a window clipped to the data the caller may see.

@@ -21,8 +21,8 @@ use nadc_bof::ClientTls;
 use nadc_core::{ForceId, Principal, Role};
 use nadc_proto::pb;
 use serde::Deserialize;
+use tonic::Status;
 use tonic::transport::Channel;
-use tonic::{Request, Status};
 
 /// A peer in the node's configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -43,7 +43,7 @@ pub struct Peer {
 }
 
 /// The node's peers and how long to wait for them.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Federation {
     /// This node's name.
     pub node: String,
@@ -51,6 +51,21 @@ pub struct Federation {
     pub peers: Vec<Peer>,
     /// Deadline for each remote call.
     pub deadline: Duration,
+    /// What each peer advertised holding: coarse camera cells, and when.
+    holdings: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, Vec<nadc_core::GeoPoint>)>,
+    >,
+}
+
+/// A node's complete answer to a search.
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// Rows in the node's result order.
+    pub rows: Vec<pb::ReadRow>,
+    /// Per-VRM summaries (geographic and VRM searches).
+    pub vrms: Vec<pb::VrmAreaSummary>,
+    /// The summary.
+    pub summary: pb::SearchSummary,
 }
 
 /// What one node answered.
@@ -58,8 +73,38 @@ pub struct Federation {
 pub struct NodeAnswer {
     /// The node.
     pub node: String,
-    /// Its rows and summary, or why not.
-    pub result: Result<(Vec<pb::ReadRow>, pb::SearchSummary), String>,
+    /// Its answer, or why not.
+    pub result: Result<Answer, String>,
+}
+
+/// A call of one search on a peer.
+pub type PeerCall = std::sync::Arc<
+    dyn Fn(
+            pb::search_client::SearchClient<Channel>,
+        ) -> futures::future::BoxFuture<
+            'static,
+            Result<tonic::Response<tonic::Streaming<pb::SearchChunk>>, Status>,
+        > + Send
+        + Sync,
+>;
+
+/// Reads a streamed answer to the end.
+pub async fn collect(
+    mut s: impl futures::Stream<Item = Result<pb::SearchChunk, Status>> + Unpin,
+) -> Result<Answer, Status> {
+    use futures::StreamExt;
+    let mut a = Answer::default();
+    let mut summary = None;
+    while let Some(c) = s.next().await {
+        match c?.chunk {
+            Some(pb::search_chunk::Chunk::Rows(b)) => a.rows.extend(b.rows),
+            Some(pb::search_chunk::Chunk::Vrms(v)) => a.vrms.extend(v.vrms),
+            Some(pb::search_chunk::Chunk::Summary(x)) => summary = Some(x),
+            None => {}
+        }
+    }
+    a.summary = summary.ok_or_else(|| Status::data_loss("the answer ended without a summary"))?;
+    Ok(a)
 }
 
 impl Federation {
@@ -83,6 +128,7 @@ impl Federation {
             node,
             peers,
             deadline,
+            holdings: Default::default(),
         })
     }
 
@@ -91,30 +137,17 @@ impl Federation {
         self.peers.iter().any(|p| p.name == name)
     }
 
-    /// Relays a timeline to every peer at once, each within the deadline.
-    pub async fn timeline(&self, req: &pb::VrmTimelineRequest) -> Vec<NodeAnswer> {
-        let calls = self.peers.iter().map(|p| {
-            let (peer, req, deadline) = (p.clone(), req.clone(), self.deadline);
+    /// Runs `call` on each of `peers` at once, each within the deadline.
+    pub async fn fan_out(&self, peers: &[Peer], call: PeerCall) -> Vec<NodeAnswer> {
+        let calls = peers.iter().map(|p| {
+            let (peer, call, deadline) = (p.clone(), call.clone(), self.deadline);
             async move {
-                let call = async {
-                    let mut c = pb::search_client::SearchClient::new(peer.channel.clone())
+                let run = async {
+                    let client = pb::search_client::SearchClient::new(peer.channel.clone())
                         .max_decoding_message_size(64 << 20);
-                    let mut r = Request::new(req);
-                    r.set_timeout(deadline);
-                    let mut s = c.vrm_timeline(r).await?.into_inner();
-                    let (mut rows, mut summary) = (Vec::new(), None);
-                    while let Some(chunk) = s.message().await? {
-                        match chunk.chunk {
-                            Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
-                            Some(pb::search_chunk::Chunk::Summary(x)) => summary = Some(x),
-                            _ => {}
-                        }
-                    }
-                    let summary = summary
-                        .ok_or_else(|| Status::data_loss("the answer ended without a summary"))?;
-                    Ok::<_, Status>((rows, summary))
+                    collect(call(client).await?.into_inner()).await
                 };
-                let result = match tokio::time::timeout(deadline, call).await {
+                let result = match tokio::time::timeout(deadline, run).await {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
                     Err(_) => Err(format!(
@@ -130,7 +163,67 @@ impl Federation {
         });
         futures::future::join_all(calls).await
     }
+
+    /// The peers whose cameras can be within `reach_m` of any of `points`,
+    /// and the others (skipped), from the cells each peer advertises.
+    /// A peer whose holdings are not known yet is asked.
+    pub async fn peers_near(
+        &self,
+        points: &[nadc_core::GeoPoint],
+        reach_m: f64,
+    ) -> (Vec<Peer>, Vec<String>) {
+        let mut near = Vec::new();
+        let mut skipped = Vec::new();
+        for p in &self.peers {
+            match self.cells_of(p).await {
+                Some(cells)
+                    if !cells.iter().any(|c| {
+                        points
+                            .iter()
+                            .any(|pt| pt.distance_m(*c) <= reach_m + COARSE_CELL_REACH_M)
+                    }) =>
+                {
+                    skipped.push(p.name.clone());
+                }
+                _ => near.push(p.clone()),
+            }
+        }
+        (near, skipped)
+    }
+
+    /// Centres of the coarse cells a peer advertises (cached for a minute).
+    async fn cells_of(&self, p: &Peer) -> Option<Vec<nadc_core::GeoPoint>> {
+        if let Ok(cache) = self.holdings.lock()
+            && let Some((at, cells)) = cache.get(&p.name)
+            && at.elapsed() < Duration::from_secs(60)
+        {
+            return Some(cells.clone());
+        }
+        let mut admin = pb::admin_client::AdminClient::new(p.channel.clone());
+        let info = tokio::time::timeout(self.deadline, admin.node_info(pb::NodeInfoRequest {}))
+            .await
+            .ok()?
+            .ok()?
+            .into_inner();
+        let cells: Vec<nadc_core::GeoPoint> = info
+            .coarse_cells
+            .iter()
+            .filter_map(|c| h3o::CellIndex::try_from(*c).ok())
+            .filter_map(|c| {
+                let ll = h3o::LatLng::from(c);
+                nadc_core::GeoPoint::new(ll.lat(), ll.lng()).ok()
+            })
+            .collect();
+        if let Ok(mut cache) = self.holdings.lock() {
+            cache.insert(p.name.clone(), (std::time::Instant::now(), cells.clone()));
+        }
+        Some(cells)
+    }
 }
+
+/// How far from its centre a resolution-5 cell reaches (its edge is about
+/// 8.5 km; a generous bound).
+const COARSE_CELL_REACH_M: f64 = 12_000.0;
 
 /// The relayed user, if the caller is a configured peer relaying one;
 /// `Ok(None)` if the caller is not a node. A node that is not a peer, or a
@@ -206,6 +299,40 @@ pub fn merge_by_time(mut rows: Vec<pb::ReadRow>, limit: usize) -> (Vec<pb::ReadR
     let cut = rows.len() > limit;
     rows.truncate(limit);
     (rows, cut)
+}
+
+/// Merges per-VRM summaries from several nodes: areas united, first and last
+/// seen widened, reads summed; ordered by VRM.
+pub fn merge_vrms(all: Vec<pb::VrmAreaSummary>) -> Vec<pb::VrmAreaSummary> {
+    let mut m: BTreeMap<String, pb::VrmAreaSummary> = BTreeMap::new();
+    let ms = |t: &Option<prost_types::Timestamp>| {
+        t.as_ref()
+            .and_then(nadc_proto::from_pb_time)
+            .map_or(0, |t| t.millis())
+    };
+    for v in all {
+        match m.get_mut(&v.vrm) {
+            None => {
+                m.insert(v.vrm.clone(), v);
+            }
+            Some(e) => {
+                e.reads += v.reads;
+                for a in v.areas {
+                    if !e.areas.contains(&a) {
+                        e.areas.push(a);
+                    }
+                }
+                e.areas.sort_unstable();
+                if ms(&v.first_seen) < ms(&e.first_seen) {
+                    e.first_seen = v.first_seen;
+                }
+                if ms(&v.last_seen) > ms(&e.last_seen) {
+                    e.last_seen = v.last_seen;
+                }
+            }
+        }
+    }
+    m.into_values().collect()
 }
 
 /// Sums row counts per owning force over rows.

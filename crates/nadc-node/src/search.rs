@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use nadc_core::geo::Polygon;
@@ -29,7 +29,9 @@ use crate::alerts::hotlist_targets;
 use crate::auth::caller;
 use crate::config::SearchCaps;
 use crate::disclosure::{self, CaseRead};
-use crate::federation::{Federation, merge_by_time, on_behalf_of, relayed_user, row_force_counts};
+use crate::federation::{
+    Federation, PeerCall, merge_by_time, on_behalf_of, relayed_user, row_force_counts,
+};
 use crate::governance::{Actor, Audited, Governance};
 use crate::hotlists::HotlistRegistry;
 use nadc_core::access::AccessContext;
@@ -855,20 +857,285 @@ type Analysis<Q, C> = fn(
     Option<Timestamp>,
 ) -> Result<Analysed<C>, QueryError>;
 
-/// The rows and summary of this node's own part of a national search.
-async fn collect_local(
-    mut s: ChunkStream,
-) -> Result<(Vec<pb::ReadRow>, pb::SearchSummary), Status> {
-    use futures::StreamExt;
-    let (mut rows, mut summary) = (Vec::new(), None);
-    while let Some(c) = s.next().await {
-        match c?.chunk {
-            Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
-            Some(pb::search_chunk::Chunk::Summary(x)) => summary = Some(x),
-            _ => {}
+/// What a national search reports about itself.
+struct National {
+    user: Principal,
+    access: Option<pb::AccessContext>,
+    action: &'static str,
+    query: serde_json::Value,
+    limit: usize,
+}
+
+impl SearchService {
+    /// Whether a request runs nationally (fanned out to the peers): not when
+    /// it asks for this node only, is relayed by a peer, or there are no
+    /// peers. A national search needs a national role.
+    fn national_scope<T>(
+        &self,
+        req: &Request<T>,
+        scope: i32,
+        relayed: bool,
+    ) -> Result<Option<(Arc<Federation>, Principal)>, Status> {
+        let Some(federation) = self
+            .federation
+            .clone()
+            .filter(|f| !f.peers.is_empty() && !relayed && scope != pb::Scope::Local as i32)
+        else {
+            return Ok(None);
+        };
+        let user = caller(req)?.principal;
+        if let Principal::User { roles, .. } = &user {
+            self.governance
+                .policy
+                .check_national(roles)
+                .map_err(|e| Status::permission_denied(e.to_string()))?;
         }
+        Ok(Some((federation, user)))
     }
-    Ok((rows, summary.unwrap_or_default()))
+
+    /// Merges this node's answer (`local`) with the `peers`' answers to
+    /// `call` (time-ordered rows; per-VRM summaries united), audits the
+    /// national answer, registers the peers' rows under the case, and
+    /// streams the merged rows, the summaries and the summary naming every
+    /// node's outcome (partial if one failed; `skipped` ones could not
+    /// contribute).
+    #[allow(clippy::too_many_arguments)]
+    async fn national(
+        &self,
+        n: National,
+        local: Response<ChunkStream>,
+        federation: Arc<Federation>,
+        peers: Vec<crate::federation::Peer>,
+        skipped: Vec<String>,
+        call: PeerCall,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let node = self.node.clone();
+        let (governance, store) = (self.governance.clone(), self.store.clone());
+        let (access, _) = self.governance.context(n.access.as_ref())?;
+        let actor = Actor::of(&n.user);
+        let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
+        tokio::spawn(async move {
+            let (mine, theirs) = tokio::join!(
+                crate::federation::collect(local.into_inner()),
+                federation.fan_out(&peers, call)
+            );
+            let mine = match mine {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let mut outcomes = vec![pb::NodeOutcome {
+                node: node.clone(),
+                ok: true,
+                rows: mine.summary.rows,
+                ..Default::default()
+            }];
+            let (mut total, mut truncated) = (mine.summary.total_rows, mine.summary.truncated);
+            let mut clipped = mine.summary.clipped_from;
+            let (mut rows, mut vrms) = (mine.rows, mine.vrms);
+            for a in theirs {
+                match a.result {
+                    Ok(r) => {
+                        outcomes.push(pb::NodeOutcome {
+                            node: a.node,
+                            ok: true,
+                            rows: r.rows.len() as u64,
+                            ..Default::default()
+                        });
+                        total += r.summary.total_rows;
+                        truncated |= r.summary.truncated;
+                        clipped = clipped.or(r.summary.clipped_from);
+                        rows.extend(r.rows);
+                        vrms.extend(r.vrms);
+                    }
+                    Err(e) => outcomes.push(pb::NodeOutcome {
+                        node: a.node,
+                        ok: false,
+                        error: e,
+                        ..Default::default()
+                    }),
+                }
+            }
+            outcomes.extend(skipped.into_iter().map(|s| pb::NodeOutcome {
+                node: s,
+                ok: true,
+                skipped: true,
+                ..Default::default()
+            }));
+            let before = rows.len() as u64;
+            let (rows, cut) = merge_by_time(rows, n.limit);
+            let dropped = before - rows.len() as u64;
+            let remote: Vec<CaseRead> = rows
+                .iter()
+                .filter(|r| r.provenance.as_ref().is_some_and(|p| p.node != node))
+                .filter_map(CaseRead::of)
+                .collect();
+            let returned = row_force_counts(&rows)
+                .into_iter()
+                .filter_map(|f| ForceId::new(&f.force).ok().map(|id| (id, f.rows)))
+                .collect();
+            let audited = Audited {
+                access: access.clone(),
+                query: json!({"national": true, "search": n.query,
+                    "nodes": outcomes.iter().map(|o| json!({"node": o.node, "ok": o.ok, "skipped": o.skipped})).collect::<Vec<_>>()}),
+                returned,
+            };
+            let (g, st, case_ref) = (governance.clone(), store.clone(), access.case_ref.clone());
+            let action = n.action;
+            let written = tokio::task::spawn_blocking(move || {
+                let seq = g.record_blocking(g.entry(&actor, action, &audited, Outcome::Ok))?;
+                disclosure::record(st.as_ref(), &case_ref, seq, &remote)
+                    .map_err(|e| Status::unavailable(format!("case register unavailable: {e}")))
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                    return;
+                }
+            }
+            let cameras: std::collections::BTreeSet<(String, String)> = rows
+                .iter()
+                .filter_map(|r| r.provenance.as_ref())
+                .map(|p| (p.owning_force.clone(), p.camera_id.clone()))
+                .collect();
+            let partial = outcomes.iter().any(|o| !o.ok);
+            let summary = pb::SearchSummary {
+                rows: rows.len() as u64,
+                forces: row_force_counts(&rows),
+                cameras: cameras.len() as u64,
+                elapsed_us: 0,
+                truncated: truncated || cut,
+                total_rows: total.saturating_sub(if cut { 0 } else { dropped }),
+                clipped_from: clipped,
+                nodes: outcomes,
+                partial,
+            };
+            for chunk in rows.chunks(CHUNK_ROWS) {
+                if tx.send(Ok(rows_chunk(chunk.to_vec()))).await.is_err() {
+                    return;
+                }
+            }
+            if !vrms.is_empty() {
+                let vrms = crate::federation::merge_vrms(vrms);
+                if tx
+                    .send(Ok(pb::SearchChunk {
+                        chunk: Some(pb::search_chunk::Chunk::Vrms(pb::VrmSummaries { vrms })),
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let _ = tx
+                .send(Ok(pb::SearchChunk {
+                    chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
+                }))
+                .await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    /// A geographic search: this node's answer, and nationally (ANY) the
+    /// answers of the peers whose cameras can be in the areas.
+    async fn national_areas(
+        &self,
+        local: Response<ChunkStream>,
+        national: Option<(Arc<Federation>, Principal)>,
+        areas: &[pb::Area],
+        matching: i32,
+        n: impl FnOnce(Principal) -> National,
+        call: impl FnOnce(pb::OnBehalfOf) -> PeerCall,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let Some((federation, user)) = national else {
+            return Ok(local);
+        };
+        let points: Vec<GeoPoint> = areas
+            .iter()
+            .filter_map(|a| {
+                if a.polygon.trim().is_empty() {
+                    GeoPoint::new(a.lat, a.lon).ok()
+                } else {
+                    Polygon::parse(&a.polygon)
+                        .and_then(Shape::polygon)
+                        .ok()
+                        .map(|s| s.scan_circle().centre())
+                }
+            })
+            .collect();
+        let reach = areas
+            .iter()
+            .map(|a| {
+                if a.polygon.trim().is_empty() {
+                    a.radius_m
+                } else {
+                    Polygon::parse(&a.polygon)
+                        .and_then(Shape::polygon)
+                        .map_or(f64::MAX, |s| s.scan_circle().radius_m())
+                }
+            })
+            .fold(0.0, f64::max);
+        let (mut peers, mut skipped) = if points.is_empty() {
+            (federation.peers.clone(), Vec::new())
+        } else {
+            federation.peers_near(&points, reach).await
+        };
+        let Some(relay) = on_behalf_of(&user, &self.node) else {
+            return Ok(local);
+        };
+        let nat = n(user);
+        if matching == pb::AreaMatch::All as i32 {
+            // An ALL search must see every area's reads from every node at
+            // once; it is not merged across nodes yet: this node's answer,
+            // marked partial, naming the peers not asked.
+            skipped.clear();
+            let names: Vec<String> = peers.drain(..).map(|p| p.name).collect();
+            let mut a = crate::federation::collect(local.into_inner()).await?;
+            a.summary.partial = !names.is_empty();
+            a.summary.nodes = std::iter::once(pb::NodeOutcome {
+                node: self.node.clone(),
+                ok: true,
+                rows: a.summary.rows,
+                ..Default::default()
+            })
+            .chain(names.into_iter().map(|node| pb::NodeOutcome {
+                node,
+                ok: false,
+                error: "an ALL search is not merged across nodes yet: ask that node".into(),
+                ..Default::default()
+            }))
+            .collect();
+            let (tx, rx) = mpsc::channel(4);
+            tokio::spawn(async move {
+                for chunk in a.rows.chunks(CHUNK_ROWS) {
+                    let _ = tx.send(Ok(rows_chunk(chunk.to_vec()))).await;
+                }
+                let _ = tx
+                    .send(Ok(pb::SearchChunk {
+                        chunk: Some(pb::search_chunk::Chunk::Vrms(pb::VrmSummaries {
+                            vrms: a.vrms,
+                        })),
+                    }))
+                    .await;
+                let _ = tx
+                    .send(Ok(pb::SearchChunk {
+                        chunk: Some(pb::search_chunk::Chunk::Summary(a.summary)),
+                    }))
+                    .await;
+            });
+            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
+        }
+        self.national(nat, local, federation, peers, skipped, call(relay))
+            .await
+    }
 }
 
 /// Companions returned when a convoy request names no limit.
@@ -1188,14 +1455,48 @@ impl pb::search_server::Search for SearchService {
     async fn geo_search(
         &self,
         req: Request<pb::GeoSearchRequest>,
-    ) -> Result<Response<Self::GeoSearchStream>, Status> {
+    ) -> Result<Response<ChunkStream>, Status> {
         let q = req.get_ref().clone();
-        self.run(
-            &req,
-            "geo",
-            q.access.as_ref(),
-            |s, p| s.geo_query(p, &q),
-            compute_geo,
+        let relay = q.on_behalf_of.clone();
+        let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        let local = self
+            .run_relayed(
+                &req,
+                "geo",
+                q.access.as_ref(),
+                relay.as_ref(),
+                |s, p| s.geo_query(p, &q),
+                compute_geo,
+            )
+            .await?;
+        let limit = self.limit(q.limit)?;
+        let deadline = self
+            .federation
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.deadline);
+        let remote = q.clone();
+        self.national_areas(
+            local,
+            national,
+            &q.areas,
+            q.r#match,
+            |user| National {
+                user,
+                access: q.access.clone(),
+                action: "search.geo.national",
+                query: json!({"areas": areas_json(&q.areas), "match": q.r#match}),
+                limit,
+            },
+            move |relay| {
+                let mut r = remote;
+                r.scope = pb::Scope::Local as i32;
+                r.on_behalf_of = Some(relay);
+                Arc::new(move |mut c| {
+                    let mut req = Request::new(r.clone());
+                    req.set_timeout(deadline);
+                    Box::pin(async move { c.geo_search(req).await })
+                })
+            },
         )
         .await
     }
@@ -1218,14 +1519,48 @@ impl pb::search_server::Search for SearchService {
     async fn vehicle_search(
         &self,
         req: Request<pb::VehicleSearchRequest>,
-    ) -> Result<Response<Self::VehicleSearchStream>, Status> {
+    ) -> Result<Response<ChunkStream>, Status> {
         let q = req.get_ref().clone();
-        self.run(
-            &req,
-            "vehicle",
-            q.access.as_ref(),
-            |s, p| s.vehicle_query(p, &q),
-            compute_vehicle,
+        let relay = q.on_behalf_of.clone();
+        let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        let local = self
+            .run_relayed(
+                &req,
+                "vehicle",
+                q.access.as_ref(),
+                relay.as_ref(),
+                |s, p| s.vehicle_query(p, &q),
+                compute_vehicle,
+            )
+            .await?;
+        let limit = self.limit(q.limit)?;
+        let deadline = self
+            .federation
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.deadline);
+        let remote = q.clone();
+        self.national_areas(
+            local,
+            national,
+            &q.areas,
+            q.r#match,
+            |user| National {
+                user,
+                access: q.access.clone(),
+                action: "search.vehicle.national",
+                query: json!({"make": q.make, "model": q.model, "colour": q.colour, "areas": areas_json(&q.areas)}),
+                limit,
+            },
+            move |relay| {
+                let mut r = remote;
+                r.scope = pb::Scope::Local as i32;
+                r.on_behalf_of = Some(relay);
+                Arc::new(move |mut c| {
+                    let mut req = Request::new(r.clone());
+                    req.set_timeout(deadline);
+                    Box::pin(async move { c.vehicle_search(req).await })
+                })
+            },
         )
         .await
     }
@@ -1233,14 +1568,48 @@ impl pb::search_server::Search for SearchService {
     async fn camera_search(
         &self,
         req: Request<pb::CameraSearchRequest>,
-    ) -> Result<Response<Self::CameraSearchStream>, Status> {
+    ) -> Result<Response<ChunkStream>, Status> {
         let q = req.get_ref().clone();
-        self.run(
-            &req,
-            "camera",
-            q.access.as_ref(),
-            |s, p| s.camera_query(p, &q),
-            compute_camera,
+        let relay = q.on_behalf_of.clone();
+        let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        let local = self
+            .run_relayed(
+                &req,
+                "camera",
+                q.access.as_ref(),
+                relay.as_ref(),
+                |s, p| s.camera_query(p, &q),
+                compute_camera,
+            )
+            .await?;
+        let limit = self.limit(q.limit)?;
+        let deadline = self
+            .federation
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.deadline);
+        let remote = q.clone();
+        self.national_areas(
+            local,
+            national,
+            &[],
+            0,
+            |user| National {
+                user,
+                access: q.access.clone(),
+                action: "search.camera.national",
+                query: json!({"cameras": q.cameras.iter().map(|c| format!("{}:{}", c.force, c.camera_id)).collect::<Vec<_>>()}),
+                limit,
+            },
+            move |relay| {
+                let mut r = remote;
+                r.scope = pb::Scope::Local as i32;
+                r.on_behalf_of = Some(relay);
+                Arc::new(move |mut c| {
+                    let mut req = Request::new(r.clone());
+                    req.set_timeout(deadline);
+                    Box::pin(async move { c.camera_search(req).await })
+                })
+            },
         )
         .await
     }
@@ -1273,18 +1642,7 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<Self::VrmTimelineStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = q.scope != pb::Scope::Local as i32
-            && relay.is_none()
-            && self
-                .federation
-                .as_ref()
-                .is_some_and(|f| !f.peers.is_empty());
-        if national && let Principal::User { roles, .. } = &caller(&req)?.principal {
-            self.governance
-                .policy
-                .check_national(roles)
-                .map_err(|e| Status::permission_denied(e.to_string()))?;
-        }
+        let national = self.national_scope(&req, q.scope, relay.is_some())?;
         let local = self
             .run_relayed(
                 &req,
@@ -1295,138 +1653,33 @@ impl pb::search_server::Search for SearchService {
                 compute_timeline,
             )
             .await?;
-        // National unless asked for this node only, or relayed by a peer.
-        let Some(federation) = self.federation.clone().filter(|_| national) else {
+        let Some((federation, user)) = national else {
             return Ok(local);
         };
-        let user = caller(&req)?.principal;
         let mut remote = q.clone();
         remote.scope = pb::Scope::Local as i32;
         remote.on_behalf_of = on_behalf_of(&user, &self.node);
-        let limit = self.limit(q.limit)?;
-        let node = self.node.clone();
-        let (governance, store) = (self.governance.clone(), self.store.clone());
-        let (national_access, _) = self.governance.context(q.access.as_ref())?;
-        let national_actor = Actor::of(&user);
-        let remote_query = remote.clone();
-        let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
-        tokio::spawn(async move {
-            let (mine, theirs) = tokio::join!(
-                collect_local(local.into_inner()),
-                federation.timeline(&remote)
-            );
-            let (mine_rows, mine_summary) = match mine {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            let mut rows = mine_rows;
-            let mut outcomes = vec![pb::NodeOutcome {
-                node: node.clone(),
-                ok: true,
-                rows: mine_summary.rows,
-                ..Default::default()
-            }];
-            let (mut total, mut truncated) = (mine_summary.total_rows, mine_summary.truncated);
-            let mut clipped = mine_summary.clipped_from;
-            for a in theirs {
-                match a.result {
-                    Ok((r, s)) => {
-                        outcomes.push(pb::NodeOutcome {
-                            node: a.node,
-                            ok: true,
-                            rows: r.len() as u64,
-                            ..Default::default()
-                        });
-                        total += s.total_rows;
-                        truncated |= s.truncated;
-                        clipped = clipped.or(s.clipped_from);
-                        rows.extend(r);
-                    }
-                    Err(e) => outcomes.push(pb::NodeOutcome {
-                        node: a.node,
-                        ok: false,
-                        error: e,
-                        ..Default::default()
-                    }),
-                }
-            }
-            let before = rows.len() as u64;
-            let (rows, cut) = merge_by_time(rows, limit);
-            // This node audits the national answer it returns, and registers
-            // the peers' rows under the case (its own were registered by its
-            // own search).
-            let remote: Vec<CaseRead> = rows
-                .iter()
-                .filter(|r| r.provenance.as_ref().is_some_and(|p| p.node != node))
-                .filter_map(CaseRead::of)
-                .collect();
-            let returned = row_force_counts(&rows)
-                .into_iter()
-                .filter_map(|f| ForceId::new(&f.force).ok().map(|id| (id, f.rows)))
-                .collect();
-            let audited = Audited {
-                access: national_access.clone(),
-                query: json!({"vrm": remote_query.vrm, "national": true,
-                    "nodes": outcomes.iter().map(|o| json!({"node": o.node, "ok": o.ok})).collect::<Vec<_>>()}),
-                returned,
-            };
-            let (g, st) = (governance.clone(), store.clone());
-            let case_ref = national_access.case_ref.clone();
-            let actor = national_actor.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                let seq = g.record_blocking(g.entry(
-                    &actor,
-                    "search.vrm_timeline.national",
-                    &audited,
-                    Outcome::Ok,
-                ))?;
-                disclosure::record(st.as_ref(), &case_ref, seq, &remote)
-                    .map_err(|e| Status::unavailable(format!("case register unavailable: {e}")))
-            })
-            .await;
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(Status::internal(e.to_string()))).await;
-                    return;
-                }
-            }
-            let dropped = before - rows.len() as u64;
-            let cameras: std::collections::BTreeSet<(String, String)> = rows
-                .iter()
-                .filter_map(|r| r.provenance.as_ref())
-                .map(|p| (p.owning_force.clone(), p.camera_id.clone()))
-                .collect();
-            let partial = outcomes.iter().any(|o| !o.ok);
-            let summary = pb::SearchSummary {
-                rows: rows.len() as u64,
-                forces: row_force_counts(&rows),
-                cameras: cameras.len() as u64,
-                elapsed_us: 0,
-                truncated: truncated || cut,
-                total_rows: total.saturating_sub(if cut { 0 } else { dropped }),
-                clipped_from: clipped,
-                nodes: outcomes,
-                partial,
-            };
-            for chunk in rows.chunks(CHUNK_ROWS) {
-                if tx.send(Ok(rows_chunk(chunk.to_vec()))).await.is_err() {
-                    return;
-                }
-            }
-            let _ = tx
-                .send(Ok(pb::SearchChunk {
-                    chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
-                }))
-                .await;
+        let deadline = federation.deadline;
+        let call: PeerCall = Arc::new(move |mut c| {
+            let mut r = Request::new(remote.clone());
+            r.set_timeout(deadline);
+            Box::pin(async move { c.vrm_timeline(r).await })
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let peers = federation.peers.clone();
+        self.national(
+            National {
+                user,
+                access: q.access.clone(),
+                action: "search.vrm_timeline.national",
+                query: json!({"vrm": q.vrm}),
+                limit: self.limit(q.limit)?,
+            },
+            local,
+            federation,
+            peers,
+            Vec::new(),
+            call,
+        )
+        .await
     }
 }

@@ -563,9 +563,25 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
     );
     assert_eq!(outcome(&s, "node-2"), (true, true, 0));
 
-    // ALL is not merged across nodes yet: this node's answer, marked
-    // partial, naming the peers not asked.
-    let (_, _, s) = run(geo(
+    // ALL across nodes: a vehicle read in Bristol (AVON, node-1) and then
+    // in London (MET, node-3) is found; those seen in one place only are not.
+    for (i, f, mins) in [(0, "AVON", 30), (2, "MET", 10)] {
+        let mut bof = pb::ingest_client::IngestClient::new(c.bof(i, f).await);
+        bof.push_batch(pb::ReadBatch {
+            batch_seq: 2,
+            force: String::new(),
+            reads: vec![pb::Read {
+                read_id: format!("{f}-TRAVEL"),
+                vrm: "TR4VELR".into(),
+                observed_at: Some(nadc_proto::to_pb_time(now().plus_millis(-mins * 60_000))),
+                camera_id: "CAM-1".into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap();
+    }
+    let (rows, vrms, s) = run(geo(
         vec![
             area(places[0].0, places[0].1, 2_000.0),
             area(places[2].0, places[2].1, 2_000.0),
@@ -573,6 +589,18 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
         pb::AreaMatch::All,
     ))
     .await;
-    assert!(s.partial);
-    assert!(s.nodes.iter().any(|o| !o.ok && o.error.contains("ALL")));
+    assert_eq!(
+        ids(&rows),
+        [
+            ("node-1".to_string(), "AVON-TRAVEL".to_string(), false),
+            ("node-3".into(), "MET-TRAVEL".into(), true),
+        ]
+    );
+    let all: Vec<(String, Vec<u32>, u64)> = vrms
+        .iter()
+        .map(|v| (v.vrm.clone(), v.areas.clone(), v.reads))
+        .collect();
+    assert_eq!(all, [("TR4VELR".to_string(), vec![0, 1], 2)]);
+    assert!(!s.partial);
+    assert_eq!(outcome(&s, "node-2"), (true, true, 0));
 }

@@ -864,6 +864,51 @@ struct National {
     action: &'static str,
     query: serde_json::Value,
     limit: usize,
+    /// For a geographic ALL search over this many areas: the nodes answered
+    /// ANY, and only vehicles seen in every area (on any node) are kept.
+    all_areas: Option<usize>,
+}
+
+/// Keeps the rows of vehicles seen in all `n` areas (each row names the
+/// areas it falls in), and summarises them per VRM.
+fn keep_all(rows: Vec<pb::ReadRow>, n: usize) -> (Vec<pb::ReadRow>, Vec<pb::VrmAreaSummary>) {
+    let mut seen: std::collections::HashMap<&str, std::collections::BTreeSet<u32>> =
+        std::collections::HashMap::new();
+    for r in &rows {
+        seen.entry(r.vrm.as_str())
+            .or_default()
+            .extend(r.areas.iter().copied());
+    }
+    let everywhere: std::collections::HashSet<String> = seen
+        .into_iter()
+        .filter(|(_, a)| a.len() == n)
+        .map(|(v, _)| v.to_string())
+        .collect();
+    let rows: Vec<pb::ReadRow> = rows
+        .into_iter()
+        .filter(|r| everywhere.contains(&r.vrm))
+        .collect();
+    let mut per: std::collections::BTreeMap<String, pb::VrmAreaSummary> =
+        std::collections::BTreeMap::new();
+    for r in &rows {
+        let at = r.provenance.as_ref().and_then(|p| p.observed_at);
+        let e = per
+            .entry(r.vrm.clone())
+            .or_insert_with(|| pb::VrmAreaSummary {
+                vrm: r.vrm.clone(),
+                first_seen: at,
+                ..Default::default()
+            });
+        e.reads += 1;
+        e.last_seen = at;
+        for a in &r.areas {
+            if !e.areas.contains(a) {
+                e.areas.push(*a);
+            }
+        }
+        e.areas.sort_unstable();
+    }
+    (rows, per.into_values().collect())
 }
 
 impl SearchService {
@@ -965,7 +1010,16 @@ impl SearchService {
                 ..Default::default()
             }));
             let before = rows.len() as u64;
-            let (rows, cut) = merge_by_time(rows, n.limit);
+            let (rows, cut) = match n.all_areas {
+                None => merge_by_time(rows, n.limit),
+                Some(areas) => {
+                    let (merged, _) = merge_by_time(rows, usize::MAX);
+                    let (kept, all_vrms) = keep_all(merged, areas);
+                    vrms = all_vrms;
+                    let cut = kept.len() > n.limit;
+                    (kept.into_iter().take(n.limit).collect(), cut)
+                }
+            };
             let dropped = before - rows.len() as u64;
             let remote: Vec<CaseRead> = rows
                 .iter()
@@ -1023,8 +1077,12 @@ impl SearchService {
                     return;
                 }
             }
-            if !vrms.is_empty() {
-                let vrms = crate::federation::merge_vrms(vrms);
+            if !vrms.is_empty() || n.all_areas.is_some() {
+                let vrms = if n.all_areas.is_some() {
+                    vrms
+                } else {
+                    crate::federation::merge_vrms(vrms)
+                };
                 if tx
                     .send(Ok(pb::SearchChunk {
                         chunk: Some(pb::search_chunk::Chunk::Vrms(pb::VrmSummaries { vrms })),
@@ -1051,7 +1109,6 @@ impl SearchService {
         local: Response<ChunkStream>,
         national: Option<(Arc<Federation>, Principal)>,
         areas: &[pb::Area],
-        matching: i32,
         n: impl FnOnce(Principal) -> National,
         call: impl FnOnce(pb::OnBehalfOf) -> PeerCall,
     ) -> Result<Response<ChunkStream>, Status> {
@@ -1083,7 +1140,7 @@ impl SearchService {
                 }
             })
             .fold(0.0, f64::max);
-        let (mut peers, mut skipped) = if points.is_empty() {
+        let (peers, skipped) = if points.is_empty() {
             (federation.peers.clone(), Vec::new())
         } else {
             federation.peers_near(&points, reach).await
@@ -1092,47 +1149,6 @@ impl SearchService {
             return Ok(local);
         };
         let nat = n(user);
-        if matching == pb::AreaMatch::All as i32 {
-            // An ALL search must see every area's reads from every node at
-            // once; it is not merged across nodes yet: this node's answer,
-            // marked partial, naming the peers not asked.
-            skipped.clear();
-            let names: Vec<String> = peers.drain(..).map(|p| p.name).collect();
-            let mut a = crate::federation::collect(local.into_inner()).await?;
-            a.summary.partial = !names.is_empty();
-            a.summary.nodes = std::iter::once(pb::NodeOutcome {
-                node: self.node.clone(),
-                ok: true,
-                rows: a.summary.rows,
-                ..Default::default()
-            })
-            .chain(names.into_iter().map(|node| pb::NodeOutcome {
-                node,
-                ok: false,
-                error: "an ALL search is not merged across nodes yet: ask that node".into(),
-                ..Default::default()
-            }))
-            .collect();
-            let (tx, rx) = mpsc::channel(4);
-            tokio::spawn(async move {
-                for chunk in a.rows.chunks(CHUNK_ROWS) {
-                    let _ = tx.send(Ok(rows_chunk(chunk.to_vec()))).await;
-                }
-                let _ = tx
-                    .send(Ok(pb::SearchChunk {
-                        chunk: Some(pb::search_chunk::Chunk::Vrms(pb::VrmSummaries {
-                            vrms: a.vrms,
-                        })),
-                    }))
-                    .await;
-                let _ = tx
-                    .send(Ok(pb::SearchChunk {
-                        chunk: Some(pb::search_chunk::Chunk::Summary(a.summary)),
-                    }))
-                    .await;
-            });
-            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
-        }
         self.national(nat, local, federation, peers, skipped, call(relay))
             .await
     }
@@ -1459,33 +1475,44 @@ impl pb::search_server::Search for SearchService {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        let limit = self.limit(q.limit)?;
+        // A national ALL search: every node answers ANY (all the areas'
+        // reads, up to the node's maximum), and the vehicles seen in every
+        // area, on whichever nodes, are kept here.
+        let all_areas =
+            (national.is_some() && q.r#match == pb::AreaMatch::All as i32).then_some(q.areas.len());
+        let mut asked = q.clone();
+        if all_areas.is_some() {
+            asked.r#match = pb::AreaMatch::Any as i32;
+            asked.limit = self.max_limit.min(u32::MAX as usize) as u32;
+            asked.offset = 0;
+        }
         let local = self
             .run_relayed(
                 &req,
                 "geo",
-                q.access.as_ref(),
+                asked.access.as_ref(),
                 relay.as_ref(),
-                |s, p| s.geo_query(p, &q),
+                |s, p| s.geo_query(p, &asked),
                 compute_geo,
             )
             .await?;
-        let limit = self.limit(q.limit)?;
         let deadline = self
             .federation
             .as_ref()
             .map_or(Duration::ZERO, |f| f.deadline);
-        let remote = q.clone();
+        let remote = asked.clone();
         self.national_areas(
             local,
             national,
             &q.areas,
-            q.r#match,
             |user| National {
                 user,
                 access: q.access.clone(),
                 action: "search.geo.national",
                 query: json!({"areas": areas_json(&q.areas), "match": q.r#match}),
                 limit,
+                all_areas,
             },
             move |relay| {
                 let mut r = remote;
@@ -1523,6 +1550,11 @@ impl pb::search_server::Search for SearchService {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        if national.is_some() && q.r#match == pb::AreaMatch::All as i32 && q.areas.len() > 1 {
+            return Err(Status::failed_precondition(
+                "a national ALL vehicle search is not merged across nodes yet: search this node only (scope local, --local)",
+            ));
+        }
         let local = self
             .run_relayed(
                 &req,
@@ -1543,13 +1575,13 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &q.areas,
-            q.r#match,
             |user| National {
                 user,
                 access: q.access.clone(),
                 action: "search.vehicle.national",
                 query: json!({"make": q.make, "model": q.model, "colour": q.colour, "areas": areas_json(&q.areas)}),
                 limit,
+                all_areas: None,
             },
             move |relay| {
                 let mut r = remote;
@@ -1592,11 +1624,11 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &[],
-            0,
             |user| National {
                 user,
                 access: q.access.clone(),
                 action: "search.camera.national",
+                all_areas: None,
                 query: json!({"cameras": q.cameras.iter().map(|c| format!("{}:{}", c.force, c.camera_id)).collect::<Vec<_>>()}),
                 limit,
             },
@@ -1673,6 +1705,7 @@ impl pb::search_server::Search for SearchService {
                 action: "search.vrm_timeline.national",
                 query: json!({"vrm": q.vrm}),
                 limit: self.limit(q.limit)?,
+                all_areas: None,
             },
             local,
             federation,

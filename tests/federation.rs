@@ -266,6 +266,37 @@ async fn a_national_timeline_spans_the_nodes_and_a_dead_node_makes_it_partial() 
     .unwrap();
     assert_eq!(rows.len(), 4);
     assert!(summary.truncated);
+    // A fuzzy VRM search is national too, ranked as one result, and paging
+    // applies to the merged ranking.
+    let fuzzy = |offset: u32, limit: u32| pb::VrmSearchRequest {
+        pattern: "NA7IONL".into(),
+        fuzzy: true,
+        offset,
+        limit,
+        access: access(),
+        ..Default::default()
+    };
+    let run_fuzzy = |r: pb::VrmSearchRequest| async {
+        let mut client = pb::search_client::SearchClient::new(c.user(0, "alice").await);
+        let mut s = client.vrm_search(r).await.unwrap().into_inner();
+        let mut rows = Vec::new();
+        while let Some(ch) = s.message().await.unwrap() {
+            if let Some(pb::search_chunk::Chunk::Rows(b)) = ch.chunk {
+                rows.extend(b.rows);
+            }
+        }
+        rows
+    };
+    let whole = run_fuzzy(fuzzy(0, 0)).await;
+    assert_eq!(whole.len(), 6);
+    assert!(
+        whole
+            .iter()
+            .all(|r| r.r#match.as_ref().unwrap().kind == pb::vrm_match::Kind::Confusable as i32)
+    );
+    let page = run_fuzzy(fuzzy(2, 2)).await;
+    assert_eq!(ids(&page), ids(&whole[2..4]));
+
     // This node only.
     let (rows, _) = timeline(
         c.user(0, "alice").await,

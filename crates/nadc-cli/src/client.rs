@@ -704,6 +704,8 @@ pub async fn search(cmd: SearchCommand) -> anyhow::Result<ExitCode> {
             if fuzzy || by_vrm || offset > 0 || vrm.contains(['?', '*']) {
                 let req = pb::VrmSearchRequest {
                     access: Some(access_context(&node, &access)?),
+                    scope: access.scope(),
+                    on_behalf_of: None,
                     pattern: vrm,
                     fuzzy,
                     max_edits: Some(max_edits),

@@ -335,6 +335,24 @@ pub fn merge_vrms(all: Vec<pb::VrmAreaSummary>) -> Vec<pb::VrmAreaSummary> {
     m.into_values().collect()
 }
 
+/// Merges rows of VRM searches from several nodes in their ranking: how
+/// the VRM matched (exact, confusable, by edit distance, wildcard), then
+/// VRM, then capture time, node and sequence number; a read held twice kept
+/// once; cut at `limit`.
+pub fn merge_by_rank(rows: Vec<pb::ReadRow>, limit: usize) -> (Vec<pb::ReadRow>, bool) {
+    let rank = |r: &pb::ReadRow| match r.r#match.as_ref().map(|m| (m.kind, m.distance)) {
+        Some((k, _)) if k == pb::vrm_match::Kind::Exact as i32 => 0,
+        Some((k, _)) if k == pb::vrm_match::Kind::Confusable as i32 => 1,
+        Some((k, d)) if k == pb::vrm_match::Kind::Edits as i32 => 1 + d,
+        _ => 10,
+    };
+    let (mut rows, _) = merge_by_time(rows, usize::MAX);
+    rows.sort_by_cached_key(|r| (rank(r), r.vrm.clone()));
+    let cut = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, cut)
+}
+
 /// Sums row counts per owning force over rows.
 pub fn row_force_counts(rows: &[pb::ReadRow]) -> Vec<pb::ForceCount> {
     let mut m: BTreeMap<String, u64> = BTreeMap::new();

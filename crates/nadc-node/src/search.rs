@@ -857,6 +857,15 @@ type Analysis<Q, C> = fn(
     Option<Timestamp>,
 ) -> Result<Analysed<C>, QueryError>;
 
+/// The rows each node is asked for so that the merged page
+/// `offset..offset + limit` is exact: its first `offset + limit`.
+fn widen(limit: usize, offset: u32, max: usize) -> u32 {
+    limit
+        .saturating_add(offset as usize)
+        .min(max)
+        .min(u32::MAX as usize) as u32
+}
+
 /// What a national search reports about itself.
 struct National {
     user: Principal,
@@ -867,6 +876,11 @@ struct National {
     /// For a geographic ALL search over this many areas: the nodes answered
     /// ANY, and only vehicles seen in every area (on any node) are kept.
     all_areas: Option<usize>,
+    /// Merge in VRM-search ranking instead of capture time.
+    ranked: bool,
+    /// Rows of the merged result to skip first (paging); every node was
+    /// asked for its first `offset + limit` rows.
+    offset: usize,
 }
 
 /// Keeps the rows of vehicles seen in all `n` areas (each row names the
@@ -1010,16 +1024,19 @@ impl SearchService {
                 ..Default::default()
             }));
             let before = rows.len() as u64;
+            let upto = n.offset.saturating_add(n.limit);
             let (rows, cut) = match n.all_areas {
-                None => merge_by_time(rows, n.limit),
+                None if n.ranked => crate::federation::merge_by_rank(rows, upto),
+                None => merge_by_time(rows, upto),
                 Some(areas) => {
                     let (merged, _) = merge_by_time(rows, usize::MAX);
                     let (kept, all_vrms) = keep_all(merged, areas);
                     vrms = all_vrms;
-                    let cut = kept.len() > n.limit;
-                    (kept.into_iter().take(n.limit).collect(), cut)
+                    let cut = kept.len() > upto;
+                    (kept.into_iter().take(upto).collect(), cut)
                 }
             };
+            let rows: Vec<pb::ReadRow> = rows.into_iter().skip(n.offset).collect();
             let dropped = before - rows.len() as u64;
             let remote: Vec<CaseRead> = rows
                 .iter()
@@ -1482,10 +1499,13 @@ impl pb::search_server::Search for SearchService {
         let all_areas =
             (national.is_some() && q.r#match == pb::AreaMatch::All as i32).then_some(q.areas.len());
         let mut asked = q.clone();
+        if national.is_some() {
+            asked.offset = 0;
+            asked.limit = widen(limit, q.offset, self.max_limit);
+        }
         if all_areas.is_some() {
             asked.r#match = pb::AreaMatch::Any as i32;
             asked.limit = self.max_limit.min(u32::MAX as usize) as u32;
-            asked.offset = 0;
         }
         let local = self
             .run_relayed(
@@ -1513,6 +1533,8 @@ impl pb::search_server::Search for SearchService {
                 query: json!({"areas": areas_json(&q.areas), "match": q.r#match}),
                 limit,
                 all_areas,
+                ranked: false,
+                offset: q.offset as usize,
             },
             move |relay| {
                 let mut r = remote;
@@ -1533,12 +1555,55 @@ impl pb::search_server::Search for SearchService {
         req: Request<pb::VrmSearchRequest>,
     ) -> Result<Response<Self::VrmSearchStream>, Status> {
         let q = req.get_ref().clone();
-        self.run(
-            &req,
-            "vrm",
-            q.access.as_ref(),
-            |s, p| s.vrm_query(p, &q),
-            compute_vrm,
+        let relay = q.on_behalf_of.clone();
+        let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        let limit = self.limit(q.limit)?;
+        let mut asked = q.clone();
+        if national.is_some() {
+            asked.offset = 0;
+            asked.limit = widen(limit, q.offset, self.max_limit);
+        }
+        let local = self
+            .run_relayed(
+                &req,
+                "vrm",
+                asked.access.as_ref(),
+                relay.as_ref(),
+                |s, p| s.vrm_query(p, &asked),
+                compute_vrm,
+            )
+            .await?;
+        let Some((federation, user)) = national else {
+            return Ok(local);
+        };
+        // Paging is applied to the merged ranking: every node returns its
+        // first offset + limit rows.
+        let mut remote = asked.clone();
+        remote.scope = pb::Scope::Local as i32;
+        remote.on_behalf_of = on_behalf_of(&user, &self.node);
+        let deadline = federation.deadline;
+        let call: PeerCall = Arc::new(move |mut c| {
+            let mut r = Request::new(remote.clone());
+            r.set_timeout(deadline);
+            Box::pin(async move { c.vrm_search(r).await })
+        });
+        let peers = federation.peers.clone();
+        self.national(
+            National {
+                user,
+                access: q.access.clone(),
+                action: "search.vrm.national",
+                query: json!({"pattern": q.pattern, "fuzzy": q.fuzzy, "max_edits": q.max_edits}),
+                limit,
+                all_areas: None,
+                ranked: true,
+                offset: q.offset as usize,
+            },
+            local,
+            federation,
+            peers,
+            Vec::new(),
+            call,
         )
         .await
     }
@@ -1555,22 +1620,27 @@ impl pb::search_server::Search for SearchService {
                 "a national ALL vehicle search is not merged across nodes yet: search this node only (scope local, --local)",
             ));
         }
+        let limit = self.limit(q.limit)?;
+        let mut asked = q.clone();
+        if national.is_some() {
+            asked.offset = 0;
+            asked.limit = widen(limit, q.offset, self.max_limit);
+        }
         let local = self
             .run_relayed(
                 &req,
                 "vehicle",
-                q.access.as_ref(),
+                asked.access.as_ref(),
                 relay.as_ref(),
-                |s, p| s.vehicle_query(p, &q),
+                |s, p| s.vehicle_query(p, &asked),
                 compute_vehicle,
             )
             .await?;
-        let limit = self.limit(q.limit)?;
         let deadline = self
             .federation
             .as_ref()
             .map_or(Duration::ZERO, |f| f.deadline);
-        let remote = q.clone();
+        let remote = asked.clone();
         self.national_areas(
             local,
             national,
@@ -1582,6 +1652,8 @@ impl pb::search_server::Search for SearchService {
                 query: json!({"make": q.make, "model": q.model, "colour": q.colour, "areas": areas_json(&q.areas)}),
                 limit,
                 all_areas: None,
+                ranked: false,
+                offset: q.offset as usize,
             },
             move |relay| {
                 let mut r = remote;
@@ -1604,22 +1676,27 @@ impl pb::search_server::Search for SearchService {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        let limit = self.limit(q.limit)?;
+        let mut asked = q.clone();
+        if national.is_some() {
+            asked.offset = 0;
+            asked.limit = widen(limit, q.offset, self.max_limit);
+        }
         let local = self
             .run_relayed(
                 &req,
                 "camera",
-                q.access.as_ref(),
+                asked.access.as_ref(),
                 relay.as_ref(),
-                |s, p| s.camera_query(p, &q),
+                |s, p| s.camera_query(p, &asked),
                 compute_camera,
             )
             .await?;
-        let limit = self.limit(q.limit)?;
         let deadline = self
             .federation
             .as_ref()
             .map_or(Duration::ZERO, |f| f.deadline);
-        let remote = q.clone();
+        let remote = asked.clone();
         self.national_areas(
             local,
             national,
@@ -1629,8 +1706,10 @@ impl pb::search_server::Search for SearchService {
                 access: q.access.clone(),
                 action: "search.camera.national",
                 all_areas: None,
+                ranked: false,
                 query: json!({"cameras": q.cameras.iter().map(|c| format!("{}:{}", c.force, c.camera_id)).collect::<Vec<_>>()}),
                 limit,
+                offset: q.offset as usize,
             },
             move |relay| {
                 let mut r = remote;
@@ -1706,6 +1785,8 @@ impl pb::search_server::Search for SearchService {
                 query: json!({"vrm": q.vrm}),
                 limit: self.limit(q.limit)?,
                 all_areas: None,
+                ranked: false,
+                offset: 0,
             },
             local,
             federation,

@@ -634,4 +634,83 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
     assert_eq!(all, [("TR4VELR".to_string(), vec![0, 1], 2)]);
     assert!(!s.partial);
     assert_eq!(outcome(&s, "node-2"), (true, true, 0));
+
+    // Convoy across nodes: a companion a minute behind the target in
+    // Bristol (node-1) and in London (node-3) is seen with it twice, at two
+    // cameras, only when both nodes are asked.
+    for (i, f, mins) in [(0, "AVON", 50), (2, "MET", 40)] {
+        let mut bof = pb::ingest_client::IngestClient::new(c.bof(i, f).await);
+        let at = |m: i64| Some(nadc_proto::to_pb_time(now().plus_millis(-m * 60_000)));
+        bof.push_batch(pb::ReadBatch {
+            batch_seq: 3,
+            force: String::new(),
+            reads: vec![
+                pb::Read {
+                    read_id: format!("{f}-TGT"),
+                    vrm: "CV01TGT".into(),
+                    observed_at: at(mins),
+                    camera_id: "CAM-1".into(),
+                    ..Default::default()
+                },
+                pb::Read {
+                    read_id: format!("{f}-CMP"),
+                    vrm: "CV02CMP".into(),
+                    observed_at: at(mins - 1),
+                    camera_id: "CAM-1".into(),
+                    ..Default::default()
+                },
+            ],
+        })
+        .await
+        .unwrap();
+    }
+    let convoy = |scope: pb::Scope| pb::ConvoyRequest {
+        vrms: vec!["CV01TGT".into()],
+        from: Some(nadc_proto::to_pb_time(now().plus_millis(-3_600_000))),
+        to: Some(nadc_proto::to_pb_time(now())),
+        scope: scope as i32,
+        access: access(),
+        ..Default::default()
+    };
+    let run_convoy = |r: pb::ConvoyRequest| async {
+        let mut client = pb::search_client::SearchClient::new(c.user(0, "alice").await);
+        let mut s = client.convoy(r).await.unwrap().into_inner();
+        let (mut companions, mut summary) = (Vec::new(), None);
+        while let Some(ch) = s.message().await.unwrap() {
+            match ch.chunk.unwrap() {
+                pb::convoy_chunk::Chunk::Companion(x) => companions.push(x),
+                pb::convoy_chunk::Chunk::Summary(x) => summary = Some(x),
+            }
+        }
+        (companions, summary.unwrap())
+    };
+    let (companions, s) = run_convoy(convoy(pb::Scope::Unspecified)).await;
+    assert_eq!(companions.len(), 1);
+    let k = &companions[0];
+    assert_eq!(
+        (k.vrm.as_str(), k.co_occurrences, k.cameras, k.rank),
+        ("CV02CMP", 2, 2, 1)
+    );
+    let nodes: Vec<String> = k
+        .pairs
+        .iter()
+        .map(|p| {
+            p.companion
+                .as_ref()
+                .unwrap()
+                .provenance
+                .as_ref()
+                .unwrap()
+                .node
+                .clone()
+        })
+        .collect();
+    assert_eq!(nodes, ["node-1", "node-3"]);
+    assert_eq!(s.target_reads, 2);
+    assert!(!s.partial);
+    let (companions, _) = run_convoy(convoy(pb::Scope::Local)).await;
+    assert!(
+        companions.is_empty(),
+        "one co-occurrence on node-1 alone is below the minimum"
+    );
 }

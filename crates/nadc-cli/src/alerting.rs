@@ -877,6 +877,8 @@ fn pair_json(p: &pb::ConvoyPair) -> Value {
 pub async fn convoy(a: ConvoyArgs) -> anyhow::Result<ExitCode> {
     let req = pb::ConvoyRequest {
         access: Some(access_context(&a.node, &a.access)?),
+        scope: a.access.scope(),
+        on_behalf_of: None,
         vrms: a.vrms,
         hotlist: a.hotlist.as_deref().map(list_ref),
         from: parse_time(&a.from, "from")?,

@@ -164,6 +164,39 @@ impl Federation {
         futures::future::join_all(calls).await
     }
 
+    /// Runs a convoy search on each of `peers` at once, each within the
+    /// deadline: each one's companions and summary, or why not.
+    pub async fn fan_out_convoy(
+        &self,
+        peers: &[Peer],
+        req: pb::ConvoyRequest,
+        deadline: Duration,
+    ) -> Vec<(String, Result<ConvoyAnswer, String>)> {
+        let calls = peers.iter().map(|p| {
+            let (peer, req) = (p.clone(), req.clone());
+            async move {
+                let run = async {
+                    let mut c = pb::search_client::SearchClient::new(peer.channel.clone())
+                        .max_decoding_message_size(64 << 20);
+                    let mut r = tonic::Request::new(req);
+                    r.set_timeout(deadline);
+                    let s = c.convoy(r).await?.into_inner();
+                    collect_convoy(Box::pin(s)).await
+                };
+                let result = match tokio::time::timeout(deadline, run).await {
+                    Ok(Ok(r)) => Ok(r),
+                    Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
+                    Err(_) => Err(format!(
+                        "no answer within the {} ms deadline",
+                        deadline.as_millis()
+                    )),
+                };
+                (peer.name, result)
+            }
+        });
+        futures::future::join_all(calls).await
+    }
+
     /// The peers whose cameras can be within `reach_m` of any of `points`,
     /// and the others (skipped), from the cells each peer advertises.
     /// A peer whose holdings are not known yet is asked.
@@ -299,6 +332,112 @@ pub fn merge_by_time(mut rows: Vec<pb::ReadRow>, limit: usize) -> (Vec<pb::ReadR
     let cut = rows.len() > limit;
     rows.truncate(limit);
     (rows, cut)
+}
+
+/// A node's convoy answer: companions and summary.
+pub type ConvoyAnswer = (Vec<pb::Companion>, pb::ConvoySummary);
+
+/// Reads a streamed convoy answer to the end.
+pub async fn collect_convoy(
+    mut s: std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::ConvoyChunk, Status>> + Send>>,
+) -> Result<ConvoyAnswer, Status> {
+    use futures::StreamExt;
+    let (mut companions, mut summary) = (Vec::new(), None);
+    while let Some(c) = s.next().await {
+        match c?.chunk {
+            Some(pb::convoy_chunk::Chunk::Companion(x)) => companions.push(x),
+            Some(pb::convoy_chunk::Chunk::Summary(x)) => summary = Some(x),
+            None => {}
+        }
+    }
+    Ok((
+        companions,
+        summary.ok_or_else(|| Status::data_loss("the answer ended without a summary"))?,
+    ))
+}
+
+/// Merges convoy answers from nodes that each hold different cameras:
+/// companions by VRM (co-occurrences and cameras summed, targets united,
+/// pairs in target time order), then the filters, ranking (co-occurrences,
+/// cameras, VRM) and limit.
+pub fn merge_convoy(
+    answers: Vec<ConvoyAnswer>,
+    min_count: u32,
+    min_cameras: u32,
+    limit: usize,
+) -> (Vec<pb::Companion>, pb::ConvoySummary) {
+    let mut by_vrm: BTreeMap<String, pb::Companion> = BTreeMap::new();
+    let mut summary = pb::ConvoySummary::default();
+    let mut targets = std::collections::BTreeSet::new();
+    for (companions, s) in answers {
+        summary.target_reads += s.target_reads;
+        summary.entries_examined += s.entries_examined;
+        summary.clipped_from = summary.clipped_from.or(s.clipped_from);
+        targets.extend(s.targets);
+        for c in companions {
+            match by_vrm.get_mut(&c.vrm) {
+                None => {
+                    by_vrm.insert(c.vrm.clone(), c);
+                }
+                Some(e) => {
+                    e.co_occurrences += c.co_occurrences;
+                    e.cameras += c.cameras;
+                    for t in c.targets {
+                        if !e.targets.contains(&t) {
+                            e.targets.push(t);
+                        }
+                    }
+                    e.pairs.extend(c.pairs);
+                }
+            }
+        }
+    }
+    let time = |p: &pb::ConvoyPair| {
+        p.target
+            .as_ref()
+            .and_then(|r| r.provenance.as_ref())
+            .and_then(|p| p.observed_at.as_ref())
+            .and_then(nadc_proto::from_pb_time)
+            .map_or(0, |t| t.millis())
+    };
+    let mut ranked: Vec<pb::Companion> = by_vrm
+        .into_values()
+        .filter(|c| c.co_occurrences >= min_count && c.cameras >= min_cameras)
+        .map(|mut c| {
+            c.targets.sort();
+            c.pairs.sort_by_key(time);
+            c
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.co_occurrences
+            .cmp(&a.co_occurrences)
+            .then(b.cameras.cmp(&a.cameras))
+            .then(a.vrm.cmp(&b.vrm))
+    });
+    summary.total_companions = ranked.len() as u64;
+    summary.truncated = ranked.len() > limit;
+    ranked.truncate(limit);
+    for (i, c) in ranked.iter_mut().enumerate() {
+        c.rank = i as u32 + 1;
+    }
+    let mut forces: BTreeMap<String, u64> = BTreeMap::new();
+    for c in &ranked {
+        for p in &c.pairs {
+            for r in [&p.target, &p.companion].into_iter().flatten() {
+                if let Some(pr) = &r.provenance {
+                    *forces.entry(pr.owning_force.clone()).or_default() += 1;
+                }
+            }
+        }
+    }
+    summary.forces = forces
+        .into_iter()
+        .map(|(force, rows)| pb::ForceCount { force, rows })
+        .collect();
+    summary.companions = ranked.len() as u64;
+    summary.targets = targets.into_iter().collect();
+    (ranked, summary)
 }
 
 /// Merges per-VRM summaries from several nodes: areas united, first and last

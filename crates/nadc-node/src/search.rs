@@ -1392,6 +1392,8 @@ fn compute_convoy(
         elapsed_us: started.elapsed().as_micros() as u64,
         forces: force_counts(&forces),
         clipped_from: clipped.map(proto::to_pb_time),
+        nodes: Vec::new(),
+        partial: false,
     };
     let chunk = pb::ConvoyChunk {
         chunk: Some(pb::convoy_chunk::Chunk::Summary(summary)),
@@ -1450,16 +1452,98 @@ impl pb::search_server::Search for SearchService {
         &self,
         req: Request<pb::ConvoyRequest>,
     ) -> Result<Response<Self::ConvoyStream>, Status> {
-        let (mut plan, checked) = self.plan(&req, req.get_ref().access.as_ref())?;
-        match checked.and_then(|()| self.convoy_query(&mut plan, req.get_ref())) {
-            Ok(q) => Ok(Response::new(self.spawn_analysis(
-                "convoy",
-                plan,
-                q,
-                compute_convoy,
-            ))),
-            Err(status) => Err(self.refuse(&plan, "convoy", status).await),
+        let q = req.get_ref().clone();
+        let relay = q.on_behalf_of.clone();
+        let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        // Nationally every node reports every companion it sees (no minimum,
+        // no limit): counts add up exactly across nodes, as each camera's
+        // reads are on one node; the filters and ranking apply here.
+        let mut asked = q.clone();
+        if national.is_some() {
+            asked.min_count = 1;
+            asked.min_cameras = 1;
+            asked.limit = self.max_limit.min(u32::MAX as usize) as u32;
         }
+        let (mut plan, checked) = self.plan_relayed(&req, asked.access.as_ref(), relay.as_ref())?;
+        let local = match checked.and_then(|()| self.convoy_query(&mut plan, &asked)) {
+            Ok(cq) => self.spawn_analysis("convoy", plan, cq, compute_convoy),
+            Err(status) => return Err(self.refuse(&plan, "convoy", status).await),
+        };
+        let Some((federation, user)) = national else {
+            return Ok(Response::new(local));
+        };
+        let mut remote = asked.clone();
+        remote.scope = pb::Scope::Local as i32;
+        remote.on_behalf_of = on_behalf_of(&user, &self.node);
+        let deadline = federation.deadline;
+        let answers = federation
+            .fan_out_convoy(&federation.peers, remote, deadline)
+            .await;
+        let limit = match q.limit as usize {
+            0 => DEFAULT_COMPANIONS,
+            n => n.min(self.max_limit),
+        };
+        let or = |v: u32, d: u32| if v == 0 { d } else { v };
+        let (min_count, min_cameras) = (or(q.min_count, 2), or(q.min_cameras, 1));
+        let node = self.node.clone();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mine = crate::federation::collect_convoy(local).await;
+            let mine = match mine {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let mut outcomes = vec![pb::NodeOutcome {
+                node,
+                ok: true,
+                rows: mine.0.len() as u64,
+                ..Default::default()
+            }];
+            let mut all = vec![mine];
+            for (name, r) in answers {
+                match r {
+                    Ok(a) => {
+                        outcomes.push(pb::NodeOutcome {
+                            node: name,
+                            ok: true,
+                            rows: a.0.len() as u64,
+                            ..Default::default()
+                        });
+                        all.push(a);
+                    }
+                    Err(e) => outcomes.push(pb::NodeOutcome {
+                        node: name,
+                        ok: false,
+                        error: e,
+                        ..Default::default()
+                    }),
+                }
+            }
+            let (companions, mut summary) =
+                crate::federation::merge_convoy(all, min_count, min_cameras, limit);
+            summary.partial = outcomes.iter().any(|o| !o.ok);
+            summary.nodes = outcomes;
+            for c in companions {
+                if tx
+                    .send(Ok(pb::ConvoyChunk {
+                        chunk: Some(pb::convoy_chunk::Chunk::Companion(c)),
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let _ = tx
+                .send(Ok(pb::ConvoyChunk {
+                    chunk: Some(pb::convoy_chunk::Chunk::Summary(summary)),
+                }))
+                .await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     type ClonesStream = Pin<Box<dyn Stream<Item = Result<pb::ClonesChunk, Status>> + Send>>;

@@ -52,6 +52,7 @@ impl Cluster {
             users: vec![
                 ("alice".into(), vec![Role::Analyst], force("AVON")),
                 ("kate".into(), vec![Role::Auditor], force("KENT")),
+                ("hank".into(), vec![Role::HotlistManager], force("KENT")),
             ],
             ..Default::default()
         };
@@ -713,4 +714,68 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
         companions.is_empty(),
         "one co-occurrence on node-1 alone is below the minimum"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
+    let c = Cluster::start().await;
+    // KENT's node has a list; a KENT read hits it there, and an AVON read of
+    // the same plate on node-1 does not (node-1 has no list).
+    let mut lists = pb::hotlists_client::HotlistsClient::new(c.user(1, "hank").await);
+    lists
+        .create_hotlist(pb::CreateHotlistRequest {
+            name: "kent-wanted".into(),
+            purpose: "serious crime".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    lists
+        .add_entries(pb::AddEntriesRequest {
+            list: Some(pb::HotlistRef {
+                owner: String::new(),
+                name: "kent-wanted".into(),
+            }),
+            entries: vec![pb::HotlistEntry {
+                vrm: "HI75KNT".into(),
+                reason: "burglary".into(),
+                intel_ref: "KENT/INT/7".into(),
+                action: pb::Action::Stop as i32,
+                expires_at: Some(nadc_proto::to_pb_time(now().plus_millis(86_400_000))),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap();
+    for (i, f) in [(1, "KENT"), (0, "AVON")] {
+        let mut bof = pb::ingest_client::IngestClient::new(c.bof(i, f).await);
+        bof.push_batch(pb::ReadBatch {
+            batch_seq: 1,
+            force: String::new(),
+            reads: vec![read(&format!("{f}-h"), "HI75KNT", 5)],
+        })
+        .await
+        .unwrap();
+    }
+    let watch = |scope: pb::Scope| pb::WatchRequest {
+        history_only: true,
+        scope: scope as i32,
+        kinds: vec![pb::AlertKind::Hit as i32],
+        ..Default::default()
+    };
+    let history = |req: pb::WatchRequest| async {
+        let mut a = pb::alerts_client::AlertsClient::new(c.user(0, "alice").await);
+        let mut s = a.watch(req).await.unwrap().into_inner();
+        let mut out = Vec::new();
+        while let Some(e) = s.message().await.unwrap() {
+            out.push(e);
+        }
+        out
+    };
+    let national = history(watch(pb::Scope::Unspecified)).await;
+    assert_eq!(national.len(), 1);
+    assert_eq!(national[0].node, "node-2");
+    assert_eq!(national[0].read.as_ref().unwrap().vrm, "HI75KNT");
+    assert_eq!(national[0].list.as_ref().unwrap().owner, "KENT");
+    assert!(history(watch(pb::Scope::Local)).await.is_empty());
 }

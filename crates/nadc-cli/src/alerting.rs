@@ -136,6 +136,9 @@ pub enum AlertsCommand {
         /// Only alerts raised from now on (ignores --after).
         #[arg(long, conflicts_with = "history")]
         from_now: bool,
+        /// With --history: this node's alerts only, not its peers' too.
+        #[arg(long)]
+        local: bool,
         /// Stop after this many alerts.
         #[arg(long)]
         count: Option<usize>,
@@ -764,6 +767,7 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
             kinds,
             history,
             from_now,
+            local,
             count,
             format,
         } => {
@@ -778,6 +782,12 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
                 kinds: kinds.iter().map(|k| kind_to_pb(*k) as i32).collect(),
                 history_only: history,
                 from_now,
+                scope: if local {
+                    pb::Scope::Local as i32
+                } else {
+                    pb::Scope::Unspecified as i32
+                },
+                on_behalf_of: None,
             };
             let mut stream = rpc(
                 alerts_client(channel(&node).await?).watch(req).await,

@@ -550,9 +550,109 @@ pub struct AlertsService {
     pub clock: Arc<dyn Clock>,
     /// Where verifications are audited.
     pub governance: Arc<crate::governance::Governance>,
+    /// Peers, for a national history of alerts.
+    pub federation: Option<Arc<crate::federation::Federation>>,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AlertEvent, Status>> + Send>>;
+
+impl AlertsService {
+    /// The alerts logged on this node and its peers, merged by the time
+    /// they were raised (then node, then position); a peer that fails ends
+    /// the stream with UNAVAILABLE naming it, after the rest.
+    async fn national_history(
+        &self,
+        user: Principal,
+        q: pb::WatchRequest,
+    ) -> Result<Response<EventStream>, Status> {
+        use futures::StreamExt;
+        let federation = self
+            .federation
+            .clone()
+            .ok_or_else(|| Status::internal("no peers"))?;
+        let mut local_q = q.clone();
+        local_q.scope = pb::Scope::Local as i32;
+        let filter = AlertFilter::from_pb(&local_q)?;
+        let (store, node) = (self.store.clone(), self.node.clone());
+        let after = q.after;
+        let local = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut pos = after;
+            loop {
+                let (alerts, last) = next_batch(store.as_ref(), pos, &filter)?;
+                out.extend(events(store.as_ref(), &node, alerts)?);
+                if last == pos {
+                    break;
+                }
+                pos = last;
+            }
+            Ok::<_, StoreError>(out)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::unavailable(format!("alert log: {e}")))?;
+        let mut remote = q.clone();
+        remote.scope = pb::Scope::Local as i32;
+        remote.after = 0;
+        remote.from_now = false;
+        remote.on_behalf_of = crate::federation::on_behalf_of(&user, &self.node);
+        let deadline = federation.deadline;
+        let calls = federation.peers.iter().map(|p| {
+            let (peer, req) = (p.clone(), remote.clone());
+            async move {
+                let run = async {
+                    let mut c = pb::alerts_client::AlertsClient::new(peer.channel())
+                        .max_decoding_message_size(64 << 20);
+                    let mut s = c.watch(req).await?.into_inner();
+                    let mut out = Vec::new();
+                    while let Some(e) = s.next().await {
+                        out.push(e?);
+                    }
+                    Ok::<_, Status>(out)
+                };
+                let r = match tokio::time::timeout(deadline, run).await {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
+                    Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
+                };
+                (peer.name, r)
+            }
+        });
+        let answers = futures::future::join_all(calls).await;
+        let mut all = local;
+        let mut failed = Vec::new();
+        for (name, r) in answers {
+            match r {
+                Ok(v) => all.extend(v),
+                Err(e) => failed.push(format!("{name}: {e}")),
+            }
+        }
+        let ms = |e: &pb::AlertEvent| {
+            e.raised_at
+                .as_ref()
+                .and_then(proto::from_pb_time)
+                .map_or(0, |t| t.millis())
+        };
+        all.sort_by_cached_key(|e| (ms(e), e.node.clone(), e.position));
+        let (tx, rx) = mpsc::channel::<Result<pb::AlertEvent, Status>>(64);
+        tokio::spawn(async move {
+            for e in all {
+                if tx.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+            if !failed.is_empty() {
+                let _ = tx
+                    .send(Err(Status::unavailable(format!(
+                        "partial: alerts of {} are missing",
+                        failed.join("; ")
+                    ))))
+                    .await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
 
 fn require_user<T>(req: &Request<T>) -> Result<(ForceId, String), Status> {
     match caller(req)?.principal {
@@ -596,8 +696,32 @@ impl pb::alerts_server::Alerts for AlertsService {
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let (force, user) = require_user(&req)?;
+        let principal = caller(&req)?.principal;
+        let relayed = crate::federation::relayed_user(
+            self.federation.as_deref(),
+            &principal,
+            req.get_ref().on_behalf_of.as_ref(),
+        )?;
+        let principal = relayed.clone().unwrap_or(principal);
+        let (force, user) = match &principal {
+            Principal::User { force, name, .. } => (force.clone(), name.clone()),
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "alerts need a user certificate; caller is {other}"
+                )));
+            }
+        };
         let q = req.into_inner();
+        let national = q.history_only
+            && q.scope != pb::Scope::Local as i32
+            && relayed.is_none()
+            && self
+                .federation
+                .as_ref()
+                .is_some_and(|f| !f.peers.is_empty());
+        if national {
+            return self.national_history(principal, q).await;
+        }
         let filter = AlertFilter::from_pb(&q)?;
         info!(user = %user, force = %force, after = q.after, follow = !q.history_only, "alert watch opened");
         let (tx, rx) = mpsc::channel::<Result<pb::AlertEvent, Status>>(64);

@@ -42,6 +42,13 @@ pub struct Peer {
     channel: Channel,
 }
 
+impl Peer {
+    /// The channel to it.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+}
+
 /// The node's peers and how long to wait for them.
 #[derive(Debug)]
 pub struct Federation {

@@ -211,6 +211,7 @@ pub async fn start_with_listener(
         node: name.clone(),
         clock: clock.clone(),
         governance: governance.clone(),
+        federation: federation.clone(),
     };
     let ingest = ingest::IngestService {
         store: store.clone(),

@@ -550,3 +550,33 @@ async fn a_byte_flipped_in_the_stored_log_is_detected_at_its_entry() {
     assert!(v.intact, "{v:?}");
     assert_eq!(v.entries, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_search_without_a_window_is_not_refused_by_the_clock_moving_on() {
+    // The default window of a VRM search starts exactly at the standard
+    // tier; the access check must use the same instant, however far the
+    // clock moves between the two.
+    let mut h = loaded().await;
+    h.ticking = true;
+    h.restart().await;
+    let alice = h.user("alice").await;
+    for _ in 0..5 {
+        let mut c = pb::search_client::SearchClient::new(alice.clone());
+        let mut s = c
+            .vrm_timeline(pb::VrmTimelineRequest {
+                vrm: "OL12DER".into(),
+                access: ctx("serious-crime", "OP-TICK", "", false),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut rows = 0;
+        while let Some(c) = s.message().await.unwrap() {
+            if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
+                rows += b.rows.len();
+            }
+        }
+        assert_eq!(rows, 2, "the reads of the last 90 days");
+    }
+}

@@ -42,6 +42,21 @@ pub struct Harness {
     pub url: String,
     /// Changes made to the node's configuration at each start.
     pub configure: fn(&mut NodeConfig),
+    /// Whether the node's clock moves on a millisecond at every reading
+    /// (as a real clock does between two readings), instead of standing.
+    pub ticking: bool,
+}
+
+/// A clock that moves on a millisecond each time it is read.
+#[derive(Clone, Debug)]
+pub struct TickingClock(ManualClock);
+
+impl Clock for TickingClock {
+    fn now(&self) -> Timestamp {
+        let t = self.0.now();
+        self.0.set(t.plus_millis(1));
+        t
+    }
 }
 
 impl Harness {
@@ -72,6 +87,7 @@ impl Harness {
             node: None,
             url: String::new(),
             configure: |_| {},
+            ticking: false,
         };
         h.start_node().await;
         h
@@ -104,7 +120,11 @@ impl Harness {
                 .unwrap()
                 .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
+        let clock: Arc<dyn Clock> = if self.ticking {
+            Arc::new(TickingClock(self.clock.clone()))
+        } else {
+            Arc::new(self.clock.clone())
+        };
         let node = nadc_node::start_with_listener(&cfg, Arc::new(store), listener, clock)
             .await
             .unwrap();

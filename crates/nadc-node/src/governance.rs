@@ -191,7 +191,10 @@ impl Governance {
         Ok((ctx, clip))
     }
 
-    /// The part of `from..=to` that `actor` may search under `ctx`.
+    /// The part of `from..=to` that `actor` may search under `ctx` at
+    /// `now` (one instant per search, so its default window and its check
+    /// agree).
+    #[allow(clippy::too_many_arguments)]
     pub fn permit(
         &self,
         actor: &Actor,
@@ -199,6 +202,7 @@ impl Governance {
         clip: bool,
         from: Timestamp,
         to: Timestamp,
+        now: Timestamp,
     ) -> Result<Permitted, Status> {
         let force = actor
             .force
@@ -215,7 +219,7 @@ impl Governance {
         };
         self.policy
             .permit(
-                self.clock.now(),
+                now,
                 from,
                 to,
                 &actor.user,

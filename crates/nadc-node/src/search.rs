@@ -149,6 +149,9 @@ pub struct Plan {
     clipped_from: Option<Timestamp>,
     /// The request, for the audit.
     query: serde_json::Value,
+    /// The instant the search is planned at: its default window and its
+    /// access checks use the same one.
+    now: Timestamp,
 }
 
 impl Plan {
@@ -156,17 +159,14 @@ impl Plan {
     fn permit(&mut self, from: Timestamp, to: Timestamp) -> Result<(Timestamp, Timestamp), Status> {
         let p = self
             .governance
-            .permit(&self.actor, &self.access, self.clip, from, to)?;
+            .permit(&self.actor, &self.access, self.clip, from, to, self.now)?;
         if let Some(c) = p.clipped_from {
             self.clipped_from = Some(self.clipped_from.map_or(c, |x| x.min(c)));
         }
         // Nothing older than retention is searched: what is left of it is
         // awaiting deletion or under a legal hold, and held material is
         // reached by its case (`HeldReads`), not by searches.
-        let retained = self
-            .governance
-            .now()
-            .minus_days(self.governance.policy.retention_days);
+        let retained = self.now.minus_days(self.governance.policy.retention_days);
         Ok((p.from.max(retained), p.to))
     }
 
@@ -267,6 +267,7 @@ impl SearchService {
             governance: self.governance.clone(),
             clipped_from: None,
             query: serde_json::Value::Null,
+            now: self.clock.now(),
         };
         let checked = self.governance.context(access).map(|(ctx, clip)| {
             plan.access = ctx;
@@ -459,7 +460,7 @@ impl SearchService {
         from: Option<&prost_types::Timestamp>,
         to: Option<&prost_types::Timestamp>,
     ) -> Result<(Timestamp, Timestamp), Status> {
-        let now = self.clock.now();
+        let now = plan.now;
         let default_from = if plan.access.authorisation.is_empty() {
             self.governance.policy.standard_start(now)
         } else {

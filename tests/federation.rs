@@ -519,6 +519,7 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
                     now().plus_millis(-600_000 + i as i64),
                 )),
                 camera_id: "CAM-1".into(),
+                make: Some("Ford".into()),
                 ..Default::default()
             }],
         })
@@ -635,6 +636,54 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
     assert_eq!(all, [("TR4VELR".to_string(), vec![0, 1], 2)]);
     assert!(!s.partial);
     assert_eq!(outcome(&s, "node-2"), (true, true, 0));
+
+    // "What passed KENT's camera", asked at node-1: node-2 answers.
+    let mut client = pb::search_client::SearchClient::new(c.user(0, "alice").await);
+    let mut stream = client
+        .camera_search(pb::CameraSearchRequest {
+            cameras: vec![pb::CameraRef {
+                force: "KENT".into(),
+                camera_id: "CAM-1".into(),
+            }],
+            from: Some(nadc_proto::to_pb_time(now().plus_millis(-3_600_000))),
+            to: Some(nadc_proto::to_pb_time(now())),
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut camera_rows = Vec::new();
+    while let Some(ch) = stream.message().await.unwrap() {
+        if let Some(pb::search_chunk::Chunk::Rows(b)) = ch.chunk {
+            camera_rows.extend(b.rows);
+        }
+    }
+    assert_eq!(
+        ids(&camera_rows),
+        [("node-2".to_string(), "KENT-1".to_string(), true)]
+    );
+
+    // Fords anywhere in the last hour: one on each node, in time order.
+    let mut stream = client
+        .vehicle_search(pb::VehicleSearchRequest {
+            make: Some("ford".into()),
+            from: Some(nadc_proto::to_pb_time(now().plus_millis(-3_600_000))),
+            to: Some(nadc_proto::to_pb_time(now())),
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut fords = Vec::new();
+    while let Some(ch) = stream.message().await.unwrap() {
+        if let Some(pb::search_chunk::Chunk::Rows(b)) = ch.chunk {
+            fords.extend(b.rows);
+        }
+    }
+    let nodes: Vec<String> = ids(&fords).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(nodes, ["node-1", "node-2", "node-3"]);
 
     // Convoy across nodes: a companion a minute behind the target in
     // Bristol (node-1) and in London (node-3) is seen with it twice, at two

@@ -1047,7 +1047,7 @@ pub async fn convoy(a: ConvoyArgs) -> anyhow::Result<ExitCode> {
             s.entries_examined,
             forces_text(&s.forces),
             s.elapsed_us as f64 / 1000.0
-        );
+        ) + &crate::output::nodes_text(&s.nodes, s.partial);
         if a.format == OutputFormat::Table {
             writeln!(out, "{text}")?;
         } else {

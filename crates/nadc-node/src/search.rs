@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::Stream;
 use nadc_core::geo::Polygon;
@@ -867,6 +867,41 @@ fn widen(limit: usize, offset: u32, max: usize) -> u32 {
         .min(u32::MAX as usize) as u32
 }
 
+/// A search request that can be relayed to a peer.
+trait Relayed: Clone + Send + Sync + 'static {
+    /// The request as relayed for `relay`'s user: this node only.
+    fn localised(self, relay: pb::OnBehalfOf) -> Self;
+}
+
+macro_rules! relayed {
+    ($($t:ty),*) => {$(
+        impl Relayed for $t {
+            fn localised(mut self, relay: pb::OnBehalfOf) -> Self {
+                self.scope = pb::Scope::Local as i32;
+                self.on_behalf_of = Some(relay);
+                self
+            }
+        }
+    )*};
+}
+
+relayed!(
+    pb::VrmTimelineRequest,
+    pb::VrmSearchRequest,
+    pb::GeoSearchRequest,
+    pb::VehicleSearchRequest,
+    pb::CameraSearchRequest
+);
+
+/// The RPC a relayed search calls on a peer.
+type RelayCall<R> = fn(
+    pb::search_client::SearchClient<tonic::transport::Channel>,
+    Request<R>,
+) -> futures::future::BoxFuture<
+    'static,
+    Result<Response<tonic::Streaming<pb::SearchChunk>>, Status>,
+>;
+
 /// What a national search reports about itself.
 struct National {
     user: Principal,
@@ -1120,54 +1155,54 @@ impl SearchService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    /// A geographic search: this node's answer, and nationally (ANY) the
-    /// answers of the peers whose cameras can be in the areas.
-    async fn national_areas(
+    /// This node's answer (`local`), and nationally the answers of the
+    /// peers to `asked` (relayed for the user, this node only): of every
+    /// peer, or for a search in `areas` of those whose cameras can be there.
+    async fn fan_out_search<R: Relayed>(
         &self,
         local: Response<ChunkStream>,
         national: Option<(Arc<Federation>, Principal)>,
         areas: &[pb::Area],
         n: impl FnOnce(Principal) -> National,
-        call: impl FnOnce(pb::OnBehalfOf) -> PeerCall,
+        asked: R,
+        call: RelayCall<R>,
     ) -> Result<Response<ChunkStream>, Status> {
         let Some((federation, user)) = national else {
             return Ok(local);
         };
-        let points: Vec<GeoPoint> = areas
+        let Some(relay) = on_behalf_of(&user, &self.node) else {
+            return Ok(local);
+        };
+        let circles: Vec<Circle> = areas
             .iter()
             .filter_map(|a| {
                 if a.polygon.trim().is_empty() {
-                    GeoPoint::new(a.lat, a.lon).ok()
+                    GeoPoint::new(a.lat, a.lon)
+                        .and_then(|c| Circle::new(c, a.radius_m))
+                        .ok()
                 } else {
                     Polygon::parse(&a.polygon)
                         .and_then(Shape::polygon)
                         .ok()
-                        .map(|s| s.scan_circle().centre())
+                        .map(|s| *s.scan_circle())
                 }
             })
             .collect();
-        let reach = areas
-            .iter()
-            .map(|a| {
-                if a.polygon.trim().is_empty() {
-                    a.radius_m
-                } else {
-                    Polygon::parse(&a.polygon)
-                        .and_then(Shape::polygon)
-                        .map_or(f64::MAX, |s| s.scan_circle().radius_m())
-                }
-            })
-            .fold(0.0, f64::max);
-        let (peers, skipped) = if points.is_empty() {
+        let (peers, skipped) = if circles.is_empty() {
             (federation.peers.clone(), Vec::new())
         } else {
+            let points: Vec<GeoPoint> = circles.iter().map(Circle::centre).collect();
+            let reach = circles.iter().map(Circle::radius_m).fold(0.0, f64::max);
             federation.peers_near(&points, reach).await
         };
-        let Some(relay) = on_behalf_of(&user, &self.node) else {
-            return Ok(local);
-        };
-        let nat = n(user);
-        self.national(nat, local, federation, peers, skipped, call(relay))
+        let remote = asked.localised(relay);
+        let deadline = federation.deadline;
+        let peer_call: PeerCall = Arc::new(move |c| {
+            let mut r = Request::new(remote.clone());
+            r.set_timeout(deadline);
+            call(c, r)
+        });
+        self.national(n(user), local, federation, peers, skipped, peer_call)
             .await
     }
 }
@@ -1602,12 +1637,7 @@ impl pb::search_server::Search for SearchService {
                 compute_geo,
             )
             .await?;
-        let deadline = self
-            .federation
-            .as_ref()
-            .map_or(Duration::ZERO, |f| f.deadline);
-        let remote = asked.clone();
-        self.national_areas(
+        self.fan_out_search(
             local,
             national,
             &q.areas,
@@ -1621,16 +1651,8 @@ impl pb::search_server::Search for SearchService {
                 ranked: false,
                 offset: q.offset as usize,
             },
-            move |relay| {
-                let mut r = remote;
-                r.scope = pb::Scope::Local as i32;
-                r.on_behalf_of = Some(relay);
-                Arc::new(move |mut c| {
-                    let mut req = Request::new(r.clone());
-                    req.set_timeout(deadline);
-                    Box::pin(async move { c.geo_search(req).await })
-                })
-            },
+            asked,
+            |mut c, r| Box::pin(async move { c.geo_search(r).await }),
         )
         .await
     }
@@ -1658,23 +1680,13 @@ impl pb::search_server::Search for SearchService {
                 compute_vrm,
             )
             .await?;
-        let Some((federation, user)) = national else {
-            return Ok(local);
-        };
         // Paging is applied to the merged ranking: every node returns its
         // first offset + limit rows.
-        let mut remote = asked.clone();
-        remote.scope = pb::Scope::Local as i32;
-        remote.on_behalf_of = on_behalf_of(&user, &self.node);
-        let deadline = federation.deadline;
-        let call: PeerCall = Arc::new(move |mut c| {
-            let mut r = Request::new(remote.clone());
-            r.set_timeout(deadline);
-            Box::pin(async move { c.vrm_search(r).await })
-        });
-        let peers = federation.peers.clone();
-        self.national(
-            National {
+        self.fan_out_search(
+            local,
+            national,
+            &[],
+            |user| National {
                 user,
                 access: q.access.clone(),
                 action: "search.vrm.national",
@@ -1684,11 +1696,8 @@ impl pb::search_server::Search for SearchService {
                 ranked: true,
                 offset: q.offset as usize,
             },
-            local,
-            federation,
-            peers,
-            Vec::new(),
-            call,
+            asked,
+            |mut c, r| Box::pin(async move { c.vrm_search(r).await }),
         )
         .await
     }
@@ -1721,12 +1730,7 @@ impl pb::search_server::Search for SearchService {
                 compute_vehicle,
             )
             .await?;
-        let deadline = self
-            .federation
-            .as_ref()
-            .map_or(Duration::ZERO, |f| f.deadline);
-        let remote = asked.clone();
-        self.national_areas(
+        self.fan_out_search(
             local,
             national,
             &q.areas,
@@ -1740,16 +1744,8 @@ impl pb::search_server::Search for SearchService {
                 ranked: false,
                 offset: q.offset as usize,
             },
-            move |relay| {
-                let mut r = remote;
-                r.scope = pb::Scope::Local as i32;
-                r.on_behalf_of = Some(relay);
-                Arc::new(move |mut c| {
-                    let mut req = Request::new(r.clone());
-                    req.set_timeout(deadline);
-                    Box::pin(async move { c.vehicle_search(req).await })
-                })
-            },
+            asked,
+            |mut c, r| Box::pin(async move { c.vehicle_search(r).await }),
         )
         .await
     }
@@ -1777,12 +1773,7 @@ impl pb::search_server::Search for SearchService {
                 compute_camera,
             )
             .await?;
-        let deadline = self
-            .federation
-            .as_ref()
-            .map_or(Duration::ZERO, |f| f.deadline);
-        let remote = asked.clone();
-        self.national_areas(
+        self.fan_out_search(
             local,
             national,
             &[],
@@ -1796,16 +1787,8 @@ impl pb::search_server::Search for SearchService {
                 limit,
                 offset: q.offset as usize,
             },
-            move |relay| {
-                let mut r = remote;
-                r.scope = pb::Scope::Local as i32;
-                r.on_behalf_of = Some(relay);
-                Arc::new(move |mut c| {
-                    let mut req = Request::new(r.clone());
-                    req.set_timeout(deadline);
-                    Box::pin(async move { c.camera_search(req).await })
-                })
-            },
+            asked,
+            |mut c, r| Box::pin(async move { c.camera_search(r).await }),
         )
         .await
     }
@@ -1849,35 +1832,23 @@ impl pb::search_server::Search for SearchService {
                 compute_timeline,
             )
             .await?;
-        let Some((federation, user)) = national else {
-            return Ok(local);
-        };
-        let mut remote = q.clone();
-        remote.scope = pb::Scope::Local as i32;
-        remote.on_behalf_of = on_behalf_of(&user, &self.node);
-        let deadline = federation.deadline;
-        let call: PeerCall = Arc::new(move |mut c| {
-            let mut r = Request::new(remote.clone());
-            r.set_timeout(deadline);
-            Box::pin(async move { c.vrm_timeline(r).await })
-        });
-        let peers = federation.peers.clone();
-        self.national(
-            National {
+        let limit = self.limit(q.limit)?;
+        self.fan_out_search(
+            local,
+            national,
+            &[],
+            |user| National {
                 user,
                 access: q.access.clone(),
                 action: "search.vrm_timeline.national",
                 query: json!({"vrm": q.vrm}),
-                limit: self.limit(q.limit)?,
+                limit,
                 all_areas: None,
                 ranked: false,
                 offset: 0,
             },
-            local,
-            federation,
-            peers,
-            Vec::new(),
-            call,
+            q.clone(),
+            |mut c, r| Box::pin(async move { c.vrm_timeline(r).await }),
         )
         .await
     }

@@ -596,11 +596,10 @@ impl AlertsService {
         remote.after = 0;
         remote.from_now = false;
         remote.on_behalf_of = crate::federation::on_behalf_of(&user, &self.node);
-        let deadline = federation.deadline;
-        let calls = federation.peers.iter().map(|p| {
-            let (peer, req) = (p.clone(), remote.clone());
-            async move {
-                let run = async {
+        let answers = federation
+            .call_peers(&federation.peers, |peer| {
+                let req = remote.clone();
+                async move {
                     let mut c = pb::alerts_client::AlertsClient::new(peer.channel())
                         .max_decoding_message_size(64 << 20);
                     let mut s = c.watch(req).await?.into_inner();
@@ -609,16 +608,9 @@ impl AlertsService {
                         out.push(e?);
                     }
                     Ok::<_, Status>(out)
-                };
-                let r = match tokio::time::timeout(deadline, run).await {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
-                    Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
-                };
-                (peer.name, r)
-            }
-        });
-        let answers = futures::future::join_all(calls).await;
+                }
+            })
+            .await;
         let mut all = local;
         let mut failed = Vec::new();
         for (name, r) in answers {

@@ -144,16 +144,23 @@ impl Federation {
         self.peers.iter().any(|p| p.name == name)
     }
 
-    /// Runs `call` on each of `peers` at once, each within the deadline.
-    pub async fn fan_out(&self, peers: &[Peer], call: PeerCall) -> Vec<NodeAnswer> {
+    /// Runs `call` on each of `peers` at once, each within the deadline:
+    /// each peer's name with its answer, or why not (its error, or the
+    /// deadline).
+    pub async fn call_peers<T, F, Fut>(
+        &self,
+        peers: &[Peer],
+        call: F,
+    ) -> Vec<(String, Result<T, String>)>
+    where
+        F: Fn(Peer) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let deadline = self.deadline;
         let calls = peers.iter().map(|p| {
-            let (peer, call, deadline) = (p.clone(), call.clone(), self.deadline);
+            let run = call(p.clone());
+            let name = p.name.clone();
             async move {
-                let run = async {
-                    let client = pb::search_client::SearchClient::new(peer.channel.clone())
-                        .max_decoding_message_size(64 << 20);
-                    collect(call(client).await?.into_inner()).await
-                };
                 let result = match tokio::time::timeout(deadline, run).await {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
@@ -162,46 +169,46 @@ impl Federation {
                         deadline.as_millis()
                     )),
                 };
-                NodeAnswer {
-                    node: peer.name,
-                    result,
-                }
+                (name, result)
             }
         });
         futures::future::join_all(calls).await
     }
 
-    /// Runs a convoy search on each of `peers` at once, each within the
-    /// deadline: each one's companions and summary, or why not.
+    /// Runs a search `call` on each of `peers`, collecting each answer.
+    pub async fn fan_out(&self, peers: &[Peer], call: PeerCall) -> Vec<NodeAnswer> {
+        self.call_peers(peers, |peer| {
+            let call = call.clone();
+            async move {
+                let client = pb::search_client::SearchClient::new(peer.channel.clone())
+                    .max_decoding_message_size(64 << 20);
+                collect(call(client).await?.into_inner()).await
+            }
+        })
+        .await
+        .into_iter()
+        .map(|(node, result)| NodeAnswer { node, result })
+        .collect()
+    }
+
+    /// Runs a convoy search on each of `peers`, collecting each answer.
     pub async fn fan_out_convoy(
         &self,
         peers: &[Peer],
         req: pb::ConvoyRequest,
-        deadline: Duration,
     ) -> Vec<(String, Result<ConvoyAnswer, String>)> {
-        let calls = peers.iter().map(|p| {
-            let (peer, req) = (p.clone(), req.clone());
+        let deadline = self.deadline;
+        self.call_peers(peers, |peer| {
+            let req = req.clone();
             async move {
-                let run = async {
-                    let mut c = pb::search_client::SearchClient::new(peer.channel.clone())
-                        .max_decoding_message_size(64 << 20);
-                    let mut r = tonic::Request::new(req);
-                    r.set_timeout(deadline);
-                    let s = c.convoy(r).await?.into_inner();
-                    collect_convoy(Box::pin(s)).await
-                };
-                let result = match tokio::time::timeout(deadline, run).await {
-                    Ok(Ok(r)) => Ok(r),
-                    Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
-                    Err(_) => Err(format!(
-                        "no answer within the {} ms deadline",
-                        deadline.as_millis()
-                    )),
-                };
-                (peer.name, result)
+                let mut c = pb::search_client::SearchClient::new(peer.channel.clone())
+                    .max_decoding_message_size(64 << 20);
+                let mut r = tonic::Request::new(req);
+                r.set_timeout(deadline);
+                collect_convoy(Box::pin(c.convoy(r).await?.into_inner())).await
             }
-        });
-        futures::future::join_all(calls).await
+        })
+        .await
     }
 
     /// The peers whose cameras can be within `reach_m` of any of `points`,

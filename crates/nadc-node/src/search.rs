@@ -1511,10 +1511,7 @@ impl pb::search_server::Search for SearchService {
         let mut remote = asked.clone();
         remote.scope = pb::Scope::Local as i32;
         remote.on_behalf_of = on_behalf_of(&user, &self.node);
-        let deadline = federation.deadline;
-        let answers = federation
-            .fan_out_convoy(&federation.peers, remote, deadline)
-            .await;
+        let answers = federation.fan_out_convoy(&federation.peers, remote).await;
         let limit = match q.limit as usize {
             0 => DEFAULT_COMPANIONS,
             n => n.min(self.max_limit),

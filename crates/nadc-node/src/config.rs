@@ -98,6 +98,9 @@ pub struct NodeConfig {
     /// How long a national search waits for a peer, milliseconds.
     #[serde(default = "default_federation_deadline_ms")]
     pub federation_deadline_ms: u64,
+    /// Overload protection: message sizes, streams, ingest slots, rates.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 fn default_federation_deadline_ms() -> u64 {
@@ -259,6 +262,7 @@ impl NodeConfig {
             retention: crate::retention::RetentionConfig::default(),
             peers: Vec::new(),
             federation_deadline_ms: default_federation_deadline_ms(),
+            limits: crate::limits::LimitsConfig::default(),
         }
     }
 
@@ -325,6 +329,7 @@ impl NodeConfig {
                 "access: purposes must not be empty, standard_days must be 1 to retention_days, and every extended purpose must be a purpose".into(),
             ));
         }
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         let a = &self.alerts;
         if !(a.clone_max_speed_kmh.is_finite() && a.clone_max_speed_kmh > 0.0) {
             return Err(ConfigError::Invalid(format!(
@@ -360,6 +365,7 @@ mod tests {
         assert_eq!(cfg.access.broad_roles, vec![nadc_core::Role::Supervisor]);
         assert!(cfg.alerts.clone_check);
         assert_eq!(cfg.retention.interval_s, 3600);
+        assert_eq!(cfg.limits.ingest_concurrency, 16);
     }
 
     #[test]

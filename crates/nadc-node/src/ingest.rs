@@ -31,6 +31,7 @@ use tracing::{debug, info};
 use crate::alerts::Alerting;
 use crate::auth::caller;
 use crate::cameras::CameraRegistry;
+use crate::limits::Admission;
 
 /// Batches of one stream processed at once (results still return in order).
 const STREAM_PIPELINE: usize = 4;
@@ -155,10 +156,13 @@ pub struct IngestService {
     pub max_batch_reads: usize,
     /// Stage 2b: hotlist hits and clone checks.
     pub alerting: Arc<Alerting>,
+    /// Slots for batches in progress and per-force rates.
+    pub admission: Admission,
 }
 
 impl IngestService {
-    /// Runs one batch through stages 2 to 4 for `force`.
+    /// Runs one batch through stages 2 to 4 for `force`. The caller holds
+    /// an admission slot.
     pub async fn process(
         &self,
         force: &ForceId,
@@ -230,7 +234,9 @@ impl pb::ingest_server::Ingest for IngestService {
     ) -> Result<Response<pb::BatchResult>, Status> {
         let who = caller(&req)?;
         let force = who.require_bof("pushing reads")?.clone();
-        let result = self.process(&force, req.into_inner()).await?;
+        let batch = req.into_inner();
+        let _slot = self.admission.admit(&force, batch.reads.len()).await?;
+        let result = self.process(&force, batch).await?;
         Ok(Response::new(result))
     }
 
@@ -240,7 +246,7 @@ impl pb::ingest_server::Ingest for IngestService {
     ) -> Result<Response<pb::PushSummary>, Status> {
         let who = caller(&req)?;
         let force = who.require_bof("pushing reads")?.clone();
-        let mut results = self.results(force.clone(), req.into_inner());
+        let mut results = std::pin::pin!(self.results(force.clone(), req.into_inner()));
         let mut summary = pb::PushSummary::default();
         while let Some(r) = results.next().await {
             let r = r?;
@@ -275,18 +281,57 @@ impl pb::ingest_server::Ingest for IngestService {
 impl IngestService {
     /// Processes a stream of batches with a few in flight, yielding results
     /// in batch order. The first error ends the stream.
+    ///
+    /// The next batch is read from the wire only once an admission slot is
+    /// free, so a stream the node cannot keep up with is held back by
+    /// HTTP/2 flow control, never buffered here.
     fn results(
         &self,
         force: ForceId,
-        batches: Streaming<pb::ReadBatch>,
+        mut batches: Streaming<pb::ReadBatch>,
     ) -> impl Stream<Item = Result<pb::BatchResult, Status>> + Send + 'static {
         let svc = self.clone();
-        batches
-            .map(move |b| {
-                let svc = svc.clone();
-                let force = force.clone();
-                async move { svc.process(&force, b?).await }
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_PIPELINE);
+        tokio::spawn(async move {
+            loop {
+                let next = async {
+                    let slot = svc.admission.slot().await?;
+                    let Some(batch) = batches.message().await? else {
+                        return Ok(None);
+                    };
+                    svc.admission.charge(&force, batch.reads.len())?;
+                    Ok::<_, Status>(Some((slot, batch)))
+                };
+                let job = match next.await {
+                    Ok(Some((slot, batch))) => {
+                        let (svc, force) = (svc.clone(), force.clone());
+                        tokio::spawn(async move {
+                            let r = svc.process(&force, batch).await;
+                            drop(slot);
+                            r
+                        })
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(tokio::spawn(async move { Err(e) })).await;
+                        break;
+                    }
+                };
+                if tx.send(job).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut failed = false;
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+            .then(|job| async move {
+                job.await
+                    .unwrap_or_else(|e| Err(Status::internal(format!("batch task failed: {e}"))))
             })
-            .buffered(STREAM_PIPELINE)
+            .take_while(move |r| {
+                let go = !failed;
+                failed |= r.is_err();
+                std::future::ready(go)
+            })
     }
 }

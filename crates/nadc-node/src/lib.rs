@@ -22,6 +22,7 @@ pub mod federation;
 pub mod governance;
 pub mod hotlists;
 pub mod ingest;
+pub mod limits;
 pub mod retention;
 pub mod search;
 pub mod tls;
@@ -39,9 +40,6 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 pub use config::{AccessConfig, AlertsConfig, NodeConfig, SearchCaps, TlsFiles};
-
-/// Largest gRPC message accepted or sent (bytes).
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// Why a node could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +221,7 @@ pub async fn start_with_listener(
         },
         max_batch_reads: cfg.max_batch_reads,
         alerting,
+        admission: limits::Admission::new(&cfg.limits),
     };
     let search = search::SearchService {
         store: store.clone(),
@@ -300,47 +299,51 @@ pub async fn start_with_listener(
     }
     let incoming = tls::accept_loop(listener, tls_config, stop_rx.clone());
     let mut stop_signal = stop_rx;
+    let max_message = cfg.limits.max_message_bytes;
     let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(cfg.limits.max_concurrent_streams)
+        .concurrency_limit_per_connection(cfg.limits.max_requests_per_connection)
+        .load_shed(true)
         .add_service(health)
         .add_service(reflection)
         .add_service(
             pb::ingest_server::IngestServer::new(ingest)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
         )
         .add_service(
             pb::search_server::SearchServer::new(search)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
         )
         .add_service(
             pb::admin_server::AdminServer::new(admin)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
         )
         .add_service(
             pb::hotlists_server::HotlistsServer::new(hotlist_service)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
         )
         .add_service(
             pb::alerts_server::AlertsServer::new(alerts_service)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
         )
         .add_service(pb::authorisations_server::AuthorisationsServer::new(
             authorisations,
         ))
         .add_service(
-            pb::audit_server::AuditServer::new(audit).max_encoding_message_size(MAX_MESSAGE_BYTES),
+            pb::audit_server::AuditServer::new(audit).max_encoding_message_size(max_message),
         )
         .add_service(
-            pb::holds_server::HoldsServer::new(holds).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            pb::holds_server::HoldsServer::new(holds).max_decoding_message_size(max_message),
         )
         .add_service(
             pb::disclosure_server::DisclosureServer::new(disclosure_service)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
         );
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop_signal.changed().await;

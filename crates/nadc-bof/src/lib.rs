@@ -6,10 +6,13 @@
 //!   line-numbered errors, so a bad row never stops the good ones.
 //! - [`push`]: streams batches over `PushStream` with a window of batches
 //!   in flight, and collects every batch's acknowledgement.
+//! - [`spool`]: a long-running BOF's on-disk spool and its delivery loop,
+//!   which retries with backoff and jitter until the node acknowledges.
 #![deny(missing_docs, unsafe_code)]
 
 pub mod format;
 pub mod push;
+pub mod spool;
 
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
@@ -120,6 +123,18 @@ pub fn describe_status(s: &tonic::Status) -> String {
         );
     }
     text
+}
+
+/// The retry hint a refusal carries (`retry-after-ms`), if any.
+pub fn retry_after(status: &tonic::Status) -> Option<Duration> {
+    let ms: u64 = status
+        .metadata()
+        .get(nadc_proto::RETRY_AFTER_MS)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ms))
 }
 
 /// Opens a channel to `node` (`https://HOST:PORT`) with mutual TLS.

@@ -33,8 +33,7 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-/// The metadata key carrying a retry hint in milliseconds.
-pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+pub use nadc_proto::RETRY_AFTER_MS;
 
 /// Limits on what a node admits. `[limits]` in the node's configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -111,17 +110,7 @@ pub fn overloaded(message: String, retry_after: Duration) -> Status {
     s
 }
 
-/// The retry hint a status carries, if any.
-pub fn retry_after(status: &Status) -> Option<Duration> {
-    let ms: u64 = status
-        .metadata()
-        .get(RETRY_AFTER_MS)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()?;
-    Some(Duration::from_millis(ms))
-}
+pub use nadc_bof::retry_after;
 
 /// Admission of pushed batches: slots for batches in progress and a rate
 /// per force. Cheap to clone.

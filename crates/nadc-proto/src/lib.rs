@@ -105,6 +105,10 @@ pub fn to_pb_code(c: ReadErrorCode) -> pb::ReadErrorCode {
     }
 }
 
+/// The response metadata key by which a node that refuses for load says
+/// how long to wait before retrying, in milliseconds.
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
 /// The short name of a wire error code, e.g. `invalid_vrm`.
 pub fn code_name(code: i32) -> &'static str {
     use pb::ReadErrorCode as P;

@@ -52,6 +52,7 @@ async fn start(
                 ca: layout.ca_cert(),
                 cert: layout.node_cert(name),
                 key: layout.node_key(name),
+                crl: Vec::new(),
             },
         );
         cfg.federation_deadline_ms = 1000;

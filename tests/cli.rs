@@ -67,6 +67,16 @@ impl Server {
         child.wait().unwrap();
     }
 
+    /// Sends `signal` (e.g. `HUP`) with kill(1).
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGTERM, then wait for a clean exit.
     fn stop(mut self) {
         let mut child = self.child.take().unwrap();
@@ -789,5 +799,79 @@ fn hotlists_alerts_convoy_and_clones_from_the_command_line() {
     );
     let mut csv = csv::Reader::from_reader(out.stdout.as_slice());
     assert!(csv.records().map(Result::unwrap).any(|r| &r[2] == "true"));
+    server.stop();
+}
+
+#[test]
+fn pki_revoke_then_sighup_makes_the_running_node_refuse_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let init = Command::new(NADC)
+        .args(["pki", "init", "--forces", "AVON,KENT", "--out"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    // An empty CRL, so the node (--tls-dir) starts with DIR/crl.pem configured.
+    let crl = run_any(&["pki", "crl", "--dir", pki.to_str().unwrap()], &[], "");
+    assert!(
+        crl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&crl.stderr)
+    );
+    assert!(String::from_utf8_lossy(&crl.stdout).contains("(0 revoked)"));
+
+    let server = Server::start(dir.path());
+    let avon = identity(&pki, "bofs", "AVON");
+    let kent = identity(&pki, "bofs", "KENT");
+    let info = |who: &[(&str, PathBuf)]| run_any(&["node", "info"], who, &server.url);
+    assert!(info(&avon).status.success());
+
+    let out = run_any(
+        &[
+            "pki",
+            "revoke",
+            "--dir",
+            pki.to_str().unwrap(),
+            "--bof",
+            "AVON",
+        ],
+        &[],
+        "",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("revoked serial") && stdout.contains("1 revoked certificate"),
+        "{stdout}"
+    );
+    // Not reloaded yet: still served.
+    assert!(info(&avon).status.success());
+
+    server.signal("HUP");
+    // The reload happens when the node handles the signal; wait for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let out = info(&avon);
+        if !out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never refused AVON after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(refused.contains("revoked"), "{refused}");
+    // SIGHUP did not stop the node, and other certificates still work.
+    assert!(info(&kent).status.success());
     server.stop();
 }

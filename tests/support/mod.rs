@@ -104,6 +104,7 @@ impl Harness {
                 ca: self.layout.ca_cert(),
                 cert: self.layout.node_cert("node-1"),
                 key: self.layout.node_key("node-1"),
+                crl: Vec::new(),
             },
         );
         cfg.listen = "127.0.0.1:0".parse().unwrap();

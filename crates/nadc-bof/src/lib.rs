@@ -103,6 +103,12 @@ pub fn describe_status(s: &tonic::Status) -> String {
             text.push_str(&chain);
         }
     }
+    if let Some(why) = tls_alert_meaning(&text) {
+        text.push_str(" (");
+        text.push_str(why);
+        text.push(')');
+        return text;
+    }
     let lower = text.to_ascii_lowercase();
     let transport = matches!(
         s.code(),
@@ -137,6 +143,49 @@ pub fn retry_after(status: &tonic::Status) -> Option<Duration> {
     Some(Duration::from_millis(ms))
 }
 
+/// What a TLS alert from the node means for the client, if `text` (an
+/// error chain) holds one. In TLS 1.3 a node that refuses the client's
+/// certificate says why in an alert the client reads only after its side of
+/// the handshake is done, so it surfaces as the failure of the first call.
+pub fn tls_alert_meaning(text: &str) -> Option<&'static str> {
+    let (_, alert) = text.split_once("received fatal alert: ")?;
+    let alert = alert
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    Some(match alert {
+        "CertificateRequired" => {
+            "the node requires a client certificate and none was sent: give --cert and --key"
+        }
+        "CertificateRevoked" => {
+            "the node refused your client certificate: it has been revoked, it is on the \
+             node's certificate revocation list; ask your CA for a new certificate"
+        }
+        "CertificateExpired" => {
+            "the node refused your client certificate: it has expired or is not yet valid; \
+             renew it (or check this machine's clock)"
+        }
+        "UnknownCA" => {
+            "the node refused your client certificate: it is not issued by a CA the node \
+             trusts (or its revocation status cannot be checked)"
+        }
+        "BadCertificate" | "UnsupportedCertificate" | "CertificateUnknown" => {
+            "the node refused your client certificate: it is malformed or not usable for \
+             client authentication"
+        }
+        "DecryptError" => {
+            "the node could not verify your client certificate: it is not signed by the CA \
+             the node trusts under its issuer's name (another CA of the same name?), or your \
+             key does not belong to the certificate"
+        }
+        "HandshakeFailure" | "ProtocolVersion" | "InsufficientSecurity" => {
+            "the node and this client share no TLS version or cipher suite (the node requires \
+             TLS 1.3)"
+        }
+        _ => return None,
+    })
+}
+
 /// Opens a channel to `node` (`https://HOST:PORT`) with mutual TLS.
 pub async fn connect(node: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
     endpoint(node, tls)?
@@ -153,7 +202,9 @@ pub fn connect_lazy(node: &str, tls: &ClientTls) -> Result<Channel, ClientError>
 
 fn connect_error(node: &str, e: &tonic::transport::Error) -> ClientError {
     let mut detail = error_chain(e);
-    if detail.contains("invalid peer certificate") {
+    if let Some(why) = tls_alert_meaning(&detail) {
+        detail.push_str(&format!(" ({why})"));
+    } else if detail.contains("invalid peer certificate") {
         detail.push_str(" (the node's certificate is not issued by the CA given with --ca, or does not name this host)");
     }
     ClientError::Connect {

@@ -114,6 +114,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             ca: layout.ca_cert(),
             cert: layout.node_cert("node-1"),
             key: layout.node_key("node-1"),
+            crl: Vec::new(),
         },
     );
     cfg.listen = "127.0.0.1:0".parse()?;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use nadc_node::{NodeConfig, TlsFiles};
+use nadc_node::{NodeConfig, RunningNode, TlsFiles};
 use nadc_pki::PkiLayout;
 use nadc_store::{RocksStore, StoreOptions};
-use tracing::info;
+use tracing::{error, info};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -64,10 +64,13 @@ fn tls_from_dir(dir: &std::path::Path, name: Option<&str>) -> anyhow::Result<Tls
             }
         }
     };
+    // The CA's CRL (`nadc pki revoke`), if there is one when the node starts.
+    let crl = layout.crl();
     Ok(TlsFiles {
         ca: layout.ca_cert(),
         cert: layout.node_cert(&name),
         key: layout.node_key(&name),
+        crl: if crl.exists() { vec![crl] } else { Vec::new() },
     })
 }
 
@@ -122,6 +125,36 @@ async fn stop_signal() -> anyhow::Result<&'static str> {
     }
 }
 
+/// Waits for SIGINT or SIGTERM; on each SIGHUP reloads the node's TLS
+/// files (certificate, key, CA, CRLs), keeping the old ones if that fails.
+async fn serve_until_stopped(node: &RunningNode) -> anyhow::Result<&'static str> {
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).context("listen for SIGHUP")?;
+        loop {
+            tokio::select! {
+                sig = &mut stop => return sig,
+                _ = hup.recv() => match node.reload_tls() {
+                    // reload_tls logs the success itself.
+                    Ok(_) => {}
+                    Err(e) => error!(
+                        error = %e,
+                        "tls reload on SIGHUP failed: still serving with the previous configuration"
+                    ),
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = node;
+        stop.await
+    }
+}
+
 pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = config(&a)?;
     std::fs::create_dir_all(&cfg.data_dir)
@@ -139,7 +172,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("write {}", f.display()))?;
     }
     eprintln!("nadc node {} listening on https://{}", node.name, node.addr);
-    let sig = stop_signal().await?;
+    let sig = serve_until_stopped(&node).await?;
     info!(signal = sig, "shutting down");
     node.shutdown().await.context("shut down")?;
     Ok(ExitCode::SUCCESS)

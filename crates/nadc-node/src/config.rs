@@ -9,6 +9,7 @@
 //! ca = "/etc/nadc/pki/ca.crt"
 //! cert = "/etc/nadc/pki/nodes/national-1.crt"
 //! key = "/etc/nadc/pki/nodes/national-1.key"
+//! crl = "/etc/nadc/pki/crl.pem"     # optional; or a list of files
 //! ```
 
 use std::net::SocketAddr;
@@ -50,6 +51,25 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The node's private key.
     pub key: PathBuf,
+    /// Certificate revocation lists (PEM) to refuse revoked client and
+    /// peer certificates by: `crl = "crl.pem"` or a list of paths, one or
+    /// more CRLs per file. Each must be signed by a CA in `ca`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub crl: Vec<PathBuf>,
+}
+
+/// A path or a list of paths.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// A node's configuration.
@@ -283,7 +303,10 @@ impl NodeConfig {
                 &mut cfg.tls.ca,
                 &mut cfg.tls.cert,
                 &mut cfg.tls.key,
-            ] {
+            ]
+            .into_iter()
+            .chain(&mut cfg.tls.crl)
+            {
                 if p.is_relative() {
                     *p = base.join(&*p);
                 }
@@ -366,6 +389,7 @@ mod tests {
         assert!(cfg.alerts.clone_check);
         assert_eq!(cfg.retention.interval_s, 3600);
         assert_eq!(cfg.limits.ingest_concurrency, 16);
+        assert_eq!(cfg.tls.crl, vec![PathBuf::from("/etc/nadc/pki/crl.pem")]);
     }
 
     #[test]
@@ -381,6 +405,31 @@ mod tests {
         assert_eq!(cfg.retention_days, 365);
         assert_eq!(cfg.data_dir, dir.path().join("data"));
         assert_eq!(cfg.tls.key, PathBuf::from("/abs/n.key"));
+        assert!(cfg.tls.crl.is_empty(), "no CRL unless configured");
+    }
+
+    #[test]
+    fn crl_is_one_path_or_a_list_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let tls = "ca = \"a\"\ncert = \"b\"\nkey = \"c\"\n";
+        std::fs::write(
+            &path,
+            format!("data_dir = \"d\"\n[tls]\n{tls}crl = \"pki/crl.pem\"\n"),
+        )
+        .unwrap();
+        let cfg = NodeConfig::from_file(&path).unwrap();
+        assert_eq!(cfg.tls.crl, vec![dir.path().join("pki/crl.pem")]);
+        std::fs::write(
+            &path,
+            format!("data_dir = \"d\"\n[tls]\n{tls}crl = [\"x.pem\", \"/abs/y.pem\"]\n"),
+        )
+        .unwrap();
+        let cfg = NodeConfig::from_file(&path).unwrap();
+        assert_eq!(
+            cfg.tls.crl,
+            vec![dir.path().join("x.pem"), PathBuf::from("/abs/y.pem")]
+        );
     }
 
     #[test]

@@ -15,14 +15,19 @@
 //! applied to the merged result, and counts are summed.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use nadc_bof::ClientTls;
 use nadc_core::{ForceId, Principal, Role};
 use nadc_proto::pb;
+use rustls_pki_types::ServerName;
 use serde::Deserialize;
+use tokio::net::TcpStream;
 use tonic::Status;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Uri};
+
+use crate::tls::NodeTls;
 
 /// A peer in the node's configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -62,6 +67,72 @@ pub struct Federation {
     holdings: std::sync::Mutex<
         std::collections::HashMap<String, (std::time::Instant, Vec<nadc_core::GeoPoint>)>,
     >,
+}
+
+/// A channel to the peer at `address` (`https://HOST:PORT`) that connects
+/// on first use, and again after a failure, over TLS with the node's current
+/// client configuration ([`NodeTls::client`]): the peer's certificate is
+/// checked against the node's CAs and CRLs, and the node presents its current
+/// certificate.
+fn peer_channel(address: &str, tls: Arc<NodeTls>) -> Result<Channel, nadc_bof::ClientError> {
+    let bad = || nadc_bof::ClientError::BadAddress(address.to_string());
+    let uri: Uri = address.parse().map_err(|_| bad())?;
+    let (Some("https"), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(bad());
+    };
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let server_name = ServerName::try_from(host.to_string()).map_err(|_| bad())?;
+    // tonic would do TLS itself for an https URI, with a configuration of
+    // its own making; the connector does it instead, so the endpoint's URI
+    // is plain http. The connection is TLS all the same.
+    let plain = Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query("/")
+        .build()
+        .map_err(|_| bad())?;
+    let connector = PeerConnector {
+        addr: authority.to_string(),
+        server_name,
+        tls,
+    };
+    Ok(tonic::transport::Endpoint::from(plain)
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .http2_adaptive_window(true)
+        .connect_with_connector_lazy(connector))
+}
+
+/// Makes the TCP and TLS connection to one peer.
+#[derive(Clone)]
+struct PeerConnector {
+    addr: String,
+    server_name: ServerName<'static>,
+    tls: Arc<NodeTls>,
+}
+
+impl tower::Service<Uri> for PeerConnector {
+    type Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+    type Error = std::io::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let (addr, name) = (self.addr.clone(), self.server_name.clone());
+        let connector = tokio_rustls::TlsConnector::from(self.tls.client());
+        Box::pin(async move {
+            let tcp = TcpStream::connect(&addr).await?;
+            tcp.set_nodelay(true)?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok(hyper_util::rt::TokioIo::new(tls))
+        })
+    }
 }
 
 /// A node's complete answer to a search.
@@ -115,11 +186,12 @@ pub async fn collect(
 }
 
 impl Federation {
-    /// Connects (lazily) to each peer with this node's certificate.
+    /// Connects (lazily) to each peer with this node's certificate (the one
+    /// current in `tls` at each connection, so a reload reaches peers too).
     pub fn new(
         node: String,
         peers: &[PeerConfig],
-        tls: &ClientTls,
+        tls: Arc<NodeTls>,
         deadline: Duration,
     ) -> Result<Self, nadc_bof::ClientError> {
         let peers = peers
@@ -127,7 +199,7 @@ impl Federation {
             .map(|p| {
                 Ok(Peer {
                     name: p.name.clone(),
-                    channel: nadc_bof::connect_lazy(&p.address, tls)?,
+                    channel: peer_channel(&p.address, tls.clone())?,
                 })
             })
             .collect::<Result<_, nadc_bof::ClientError>>()?;

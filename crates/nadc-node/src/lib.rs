@@ -30,7 +30,6 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use nadc_core::Principal;
 use nadc_core::time::{Clock, SystemClock};
 use nadc_proto::pb;
 use nadc_store::Store;
@@ -47,14 +46,6 @@ pub enum NodeError {
     /// TLS setup failed.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    /// The node's own certificate has no node identity.
-    #[error("node certificate {path}: {message}")]
-    Identity {
-        /// The certificate file.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
     /// Binding the listen address failed.
     #[error("listen on {addr}: {source}")]
     Bind {
@@ -80,9 +71,20 @@ pub struct RunningNode {
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     store: Arc<dyn Store>,
+    tls: Arc<tls::NodeTls>,
 }
 
 impl RunningNode {
+    /// Re-reads the TLS files named in the configuration (CA, CRLs, the
+    /// node's certificate and key): new connections use them, open ones
+    /// carry on. On error (naming the file) the node keeps the configuration
+    /// it had; a certificate naming another node is refused.
+    pub fn reload_tls(&self) -> Result<tls::Reloaded, NodeError> {
+        let reloaded = self.tls.reload()?;
+        info!(node = %self.name, crls = reloaded.crls.len(), "tls configuration reloaded");
+        Ok(reloaded)
+    }
+
     /// Stops accepting, lets calls in flight finish, then closes the store
     /// (waiting for queued writes and flushing to disk).
     pub async fn shutdown(self) -> Result<(), NodeError> {
@@ -101,25 +103,6 @@ impl RunningNode {
     }
 }
 
-/// Reads the node's name from its own certificate.
-fn node_name(cfg: &NodeConfig) -> Result<String, NodeError> {
-    let certs = tls::load_certs(&cfg.tls.cert)?;
-    let ident = |message: String| NodeError::Identity {
-        path: cfg.tls.cert.display().to_string(),
-        message,
-    };
-    let leaf = certs
-        .first()
-        .ok_or_else(|| ident("no certificate".into()))?;
-    match nadc_pki::principal_from_der(leaf.as_ref()) {
-        Ok(Principal::Node { name }) => Ok(name),
-        Ok(other) => Err(ident(format!(
-            "is a {other} certificate, not a node certificate"
-        ))),
-        Err(e) => Err(ident(e.to_string())),
-    }
-}
-
 /// Starts a node on an already bound listener (tests bind `127.0.0.1:0`
 /// first and pass the listener in, so there is no port race).
 pub async fn start_with_listener(
@@ -129,12 +112,8 @@ pub async fn start_with_listener(
     clock: Arc<dyn Clock>,
 ) -> Result<RunningNode, NodeError> {
     tls::install_crypto_provider();
-    let name = node_name(cfg)?;
-    let tls_config = Arc::new(tls::server_config(
-        &cfg.tls.ca,
-        &cfg.tls.cert,
-        &cfg.tls.key,
-    )?);
+    let tls = Arc::new(tls::NodeTls::load(&cfg.tls)?);
+    let name = tls.node().to_string();
     let addr = listener.local_addr().map_err(|source| NodeError::Bind {
         addr: cfg.listen,
         source,
@@ -174,16 +153,11 @@ pub async fn start_with_listener(
     let federation = if cfg.peers.is_empty() {
         None
     } else {
-        let tls = nadc_bof::ClientTls {
-            ca: cfg.tls.ca.clone(),
-            cert: cfg.tls.cert.clone(),
-            key: cfg.tls.key.clone(),
-        };
         Some(Arc::new(
             federation::Federation::new(
                 name.clone(),
                 &cfg.peers,
-                &tls,
+                tls.clone(),
                 std::time::Duration::from_millis(cfg.federation_deadline_ms),
             )
             .map_err(|e| NodeError::Server(format!("peers: {e}")))?,
@@ -297,7 +271,7 @@ pub async fn start_with_listener(
             stop_rx.clone(),
         ));
     }
-    let incoming = tls::accept_loop(listener, tls_config, stop_rx.clone());
+    let incoming = tls::accept_loop(listener, tls.clone(), stop_rx.clone());
     let mut stop_signal = stop_rx;
     let max_message = cfg.limits.max_message_bytes;
     let router = tonic::transport::Server::builder()
@@ -355,6 +329,7 @@ pub async fn start_with_listener(
         stop: stop_tx,
         server,
         store,
+        tls,
     })
 }
 

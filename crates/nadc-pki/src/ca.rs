@@ -58,7 +58,7 @@ impl fmt::Debug for CertifiedKey {
 pub struct DevCa {
     cert_pem: String,
     key_pem: String,
-    issuer: Issuer<'static, KeyPair>,
+    pub(crate) issuer: Issuer<'static, KeyPair>,
 }
 
 impl fmt::Debug for DevCa {
@@ -98,19 +98,24 @@ fn set_validity(
             )));
         }
     }
-    // rcgen takes `time` values; build them from the Unix epoch.
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    let at = |t: DateTime<Utc>| {
-        let secs = t.timestamp();
-        if secs >= 0 {
-            epoch + Duration::from_secs(secs.unsigned_abs())
-        } else {
-            epoch - Duration::from_secs(secs.unsigned_abs())
-        }
-    };
-    params.not_before = at(not_before);
-    params.not_after = at(not_after);
+    params.not_before = since_epoch(epoch, not_before);
+    params.not_after = since_epoch(epoch, not_after);
     Ok(())
+}
+
+/// `t` as one of rcgen's `time` values, built from the Unix `epoch` given as
+/// such a value (so this crate need not name the `time` crate).
+pub(crate) fn since_epoch<T>(epoch: T, t: DateTime<Utc>) -> T
+where
+    T: std::ops::Add<Duration, Output = T> + std::ops::Sub<Duration, Output = T>,
+{
+    let secs = t.timestamp();
+    if secs >= 0 {
+        epoch + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        epoch - Duration::from_secs(secs.unsigned_abs())
+    }
 }
 
 /// Checks a DNS name for a node certificate.
@@ -246,6 +251,20 @@ impl DevCa {
             key_pem: key_pem.to_string(),
             issuer,
         })
+    }
+
+    /// Whether this CA issued the certificate `der`: it names this CA as
+    /// issuer and this CA's key verifies its signature.
+    pub fn issued(&self, der: &[u8]) -> Result<bool, PkiError> {
+        let ca_der = cert_der_from_pem(&self.cert_pem)?;
+        let parse = |d| {
+            x509_parser::parse_x509_certificate(d)
+                .map(|(_, c)| c)
+                .map_err(|e| PkiError::BadCertificate(e.to_string()))
+        };
+        let (ca, cert) = (parse(&ca_der)?, parse(der)?);
+        Ok(cert.issuer().as_raw() == ca.subject().as_raw()
+            && cert.verify_signature(Some(ca.public_key())).is_ok())
     }
 
     /// Issues a node certificate, valid about 2 years, for `nadc://node/<name>`

@@ -113,6 +113,38 @@ pub enum PkiError {
     )]
     AlreadyExists(PathBuf),
 
+    /// A certificate serial number that cannot be read.
+    #[error("invalid certificate serial {serial:?}: {reason}")]
+    BadSerial {
+        /// The serial as given.
+        serial: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A CRL that cannot be read, or cannot be relied on.
+    #[error("unusable CRL: {0}")]
+    BadCrl(String),
+
+    /// A line of `revoked.txt` that cannot be read.
+    #[error("{}, line {line}: {reason}", path.display())]
+    BadRevokedList {
+        /// The file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Asked to revoke a certificate this CA did not issue (its CRL could not
+    /// revoke it).
+    #[error(
+        "{} was not issued by this CA, so this CA's CRL cannot revoke it (revoke it at the CA that issued it)",
+        .0.display()
+    )]
+    NotIssuedByCa(PathBuf),
+
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -5,10 +5,12 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use nadc_core::{ForceId, Role};
 
-use crate::PkiError;
 use crate::ca::{CertifiedKey, DevCa};
+use crate::crl::{Revocation, Serial};
+use crate::{PkiError, principal_from_der};
 
 /// The subject CN of the CA [`init`] creates.
 const DEV_CA_NAME: &str = "nadc development CA";
@@ -21,6 +23,8 @@ const DEV_CA_NAME: &str = "nadc development CA";
 /// DIR/nodes/<name>.crt|.key  node certificates
 /// DIR/bofs/<FORCE>.crt|.key  force BOF certificates
 /// DIR/users/<name>.crt|.key  user certificates
+/// DIR/revoked.txt            the CA's record of revoked certificates (`nadc pki revoke`)
+/// DIR/crl.pem                the CRL the CA signed from that record (given to nodes)
 /// ```
 ///
 /// Certificates and keys are PEM; keys are PKCS#8 and mode 0600 on unix.
@@ -76,12 +80,163 @@ impl PkiLayout {
         self.root.join("users").join(format!("{name}.key"))
     }
 
+    /// `DIR/revoked.txt`: one revoked certificate a line, `SERIAL TIME SUBJECT`.
+    pub fn revoked_list(&self) -> PathBuf {
+        self.root.join("revoked.txt")
+    }
+
+    /// `DIR/crl.pem`: the CA's current CRL.
+    pub fn crl(&self) -> PathBuf {
+        self.root.join("crl.pem")
+    }
+
     /// Loads the CA from `ca.crt` and `ca.key`, to issue more certificates.
     pub fn load_ca(&self) -> Result<DevCa, PkiError> {
         let cert = read(&self.ca_cert())?;
         let key = read(&self.ca_key())?;
         DevCa::from_pem(&cert, &key)
     }
+
+    /// The certificates revoked so far, oldest first (none if there is no
+    /// `revoked.txt`).
+    pub fn revoked(&self) -> Result<Vec<Revocation>, PkiError> {
+        let path = self.revoked_list();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(PkiError::Io { path, source }),
+        };
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |reason: String| PkiError::BadRevokedList {
+                path: path.clone(),
+                line: i + 1,
+                reason,
+            };
+            let mut parts = line.splitn(3, ' ');
+            let serial =
+                Serial::parse(parts.next().unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
+            let at = parts.next().unwrap_or_default();
+            let revoked_at = DateTime::parse_from_rfc3339(at)
+                .map_err(|e| bad(format!("time {at:?}: {e}")))?
+                .with_timezone(&Utc);
+            out.push(Revocation {
+                serial,
+                revoked_at,
+                subject: parts.next().unwrap_or_default().trim().to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Revokes the certificate in `cert_path`, which must have been issued by
+    /// this layout's CA, and rewrites `crl.pem`. See [`PkiLayout::revoke_serial`].
+    pub fn revoke_cert_file(&self, cert_path: &Path) -> Result<Revoked, PkiError> {
+        let ca = self.load_ca()?;
+        let der = crate::cert_der_from_pem(&read(cert_path)?)?;
+        if !ca.issued(&der)? {
+            return Err(PkiError::NotIssuedByCa(cert_path.to_path_buf()));
+        }
+        let subject = match principal_from_der(&der) {
+            Ok(p) => p.describe(),
+            Err(_) => "(no nadc principal)".to_string(),
+        };
+        self.revoke_with(&ca, Serial::of_cert_der(&der)?, &subject, Utc::now())
+    }
+
+    /// Records `serial` as revoked in `revoked.txt` (once: revoking it again
+    /// changes nothing but the CRL's date) and writes a new `crl.pem` listing
+    /// every certificate revoked so far. `subject` is for people reading the
+    /// record.
+    pub fn revoke_serial(&self, serial: Serial, subject: &str) -> Result<Revoked, PkiError> {
+        let ca = self.load_ca()?;
+        self.revoke_with(&ca, serial, subject, Utc::now())
+    }
+
+    fn revoke_with(
+        &self,
+        ca: &DevCa,
+        serial: Serial,
+        subject: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Revoked, PkiError> {
+        let mut list = self.revoked()?;
+        let newly = !list.iter().any(|r| r.serial == serial);
+        if newly {
+            list.push(Revocation {
+                serial: serial.clone(),
+                revoked_at: now,
+                subject: subject.trim().replace(['\n', '\r'], " "),
+            });
+            let mut text =
+                String::from("# serial revoked-at subject (written by nadc pki revoke)\n");
+            for r in &list {
+                text.push_str(&format!(
+                    "{} {} {}\n",
+                    r.serial,
+                    r.revoked_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    r.subject
+                ));
+            }
+            write_file(&self.revoked_list(), &text, false)?;
+        }
+        self.write_crl_with(ca, &list, now)?;
+        Ok(Revoked {
+            serial,
+            newly,
+            total: list.len(),
+            crl: self.crl(),
+        })
+    }
+
+    /// Writes a new `crl.pem` from `revoked.txt` (e.g. to renew a CRL whose
+    /// `nextUpdate` is near), signed by the CA. Returns how many certificates
+    /// it lists.
+    pub fn write_crl(&self) -> Result<usize, PkiError> {
+        let ca = self.load_ca()?;
+        let list = self.revoked()?;
+        self.write_crl_with(&ca, &list, Utc::now())?;
+        Ok(list.len())
+    }
+
+    fn write_crl_with(
+        &self,
+        ca: &DevCa,
+        list: &[Revocation],
+        now: DateTime<Utc>,
+    ) -> Result<(), PkiError> {
+        // CRL numbers must grow: the time in seconds, or one more than the
+        // current CRL's if that is not less.
+        let previous = fs::read_to_string(self.crl())
+            .ok()
+            .and_then(|pem| crate::crl::crls_from_pem(&pem).ok())
+            .and_then(|crls| {
+                let ca_der = crate::cert_der_from_pem(&ca.cert_pem()).ok()?;
+                crate::check_crl(crls.first()?, &[&ca_der]).ok()?.number
+            });
+        let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
+        let number = previous.map_or(seconds, |p| seconds.max(p + 1));
+        let pem = ca.issue_crl(list, number, now)?;
+        write_file(&self.crl(), &pem, false)
+    }
+}
+
+/// What [`PkiLayout::revoke_serial`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// The serial revoked.
+    pub serial: Serial,
+    /// False if it was already revoked.
+    pub newly: bool,
+    /// How many certificates the CRL now lists.
+    pub total: usize,
+    /// The CRL written.
+    pub crl: PathBuf,
 }
 
 /// What [`init`] issues besides the CA.

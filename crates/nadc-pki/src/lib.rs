@@ -43,18 +43,28 @@
 //! [`init`] writes a complete development PKI (CA, node, BOF and user
 //! certificates) in the layout described by [`PkiLayout`]. Keys are ECDSA
 //! P-256. Private keys are written as PKCS#8 PEM with mode 0600 on unix.
+//!
+//! # Revocation
+//!
+//! [`PkiLayout::revoke_cert_file`] and [`PkiLayout::revoke_serial`] record a
+//! revoked certificate in `revoked.txt` and write the CA's CRL (`crl.pem`)
+//! listing every certificate revoked so far. A node configured with the CRL
+//! refuses those certificates at the TLS handshake. [`check_crl`] is what a
+//! node runs on a CRL before relying on it.
 
 #![deny(missing_docs)]
 
 mod ca;
+mod crl;
 mod error;
 mod layout;
 mod spec;
 mod uri;
 
 pub use ca::{CertifiedKey, DevCa};
+pub use crl::{CRL_VALIDITY, CrlInfo, Revocation, Serial, check_crl, crls_from_pem};
 pub use error::PkiError;
-pub use layout::{InitSpec, PkiLayout, init, write_certified_key};
+pub use layout::{InitSpec, PkiLayout, Revoked, init, write_certified_key};
 pub use spec::parse_user_spec;
 pub use uri::{cert_der_from_pem, principal_from_der, principal_from_pem, principal_uris};
 

@@ -852,3 +852,199 @@ fn accepts_certificates_issued_with_openssl_as_documented() {
             .unwrap();
     }
 }
+
+fn verify_client_with_crls(
+    cas: &[&DevCa],
+    crl_pems: &[String],
+    ck: &CertifiedKey,
+) -> Result<(), rustls::Error> {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots
+            .add(CertificateDer::from(der_of(&ca.cert_pem())))
+            .unwrap();
+    }
+    let crls = crl_pems
+        .iter()
+        .flat_map(|p| crls_from_pem(p).unwrap())
+        .collect::<Vec<_>>();
+    WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .with_crls(crls)
+    .allow_unknown_revocation_status()
+    .build()
+    .unwrap()
+    .verify_client_cert(&CertificateDer::from(der(ck)), &[], UnixTime::now())
+    .map(|_| ())
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    cert_der_from_pem(pem).unwrap()
+}
+
+fn revocation(ck: &CertifiedKey, subject: &str) -> Revocation {
+    Revocation {
+        serial: Serial::of_cert_der(&der(ck)).unwrap(),
+        revoked_at: Utc::now() - TimeDelta::minutes(1),
+        subject: subject.into(),
+    }
+}
+
+#[test]
+fn a_crl_lists_the_revoked_serials_and_rustls_refuses_exactly_those() {
+    let ca = DevCa::generate("test CA").unwrap();
+    let avon = ca.issue_bof(&force("AVON")).unwrap();
+    let kent = ca.issue_bof(&force("KENT")).unwrap();
+    let crl = ca
+        .issue_crl(&[revocation(&avon, "bof AVON")], 7, Utc::now())
+        .unwrap();
+    assert!(crl.starts_with("-----BEGIN X509 CRL-----"), "{crl}");
+
+    let ca_der = der_of(&ca.cert_pem());
+    let der_crl = crls_from_pem(&crl).unwrap().remove(0);
+    let info = check_crl(&der_crl, &[&ca_der]).unwrap();
+    assert_eq!(
+        info.revoked,
+        vec![Serial::of_cert_der(&der(&avon)).unwrap()]
+    );
+    assert_eq!(info.number, Some(7));
+    assert_eq!(info.ca_index, 0);
+    assert!(info.issuer.contains("test CA"), "{}", info.issuer);
+    assert!(!info.is_stale(Utc::now()));
+    assert!(info.is_stale(Utc::now() + CRL_VALIDITY + TimeDelta::days(1)));
+
+    assert_eq!(
+        verify_client_with_crls(&[&ca], std::slice::from_ref(&crl), &avon).unwrap_err(),
+        rustls::Error::InvalidCertificate(CertificateError::Revoked)
+    );
+    verify_client_with_crls(&[&ca], std::slice::from_ref(&crl), &kent).unwrap();
+    // Without the CRL the same certificate passes: the CRL is what refuses it.
+    verify_client(&ca, &avon).unwrap();
+
+    // A second CA in the bundle without a CRL: its certificates are not
+    // refused for want of one (the node's policy), and the first CA's CRL
+    // does not touch them.
+    let other = DevCa::generate("other CA").unwrap();
+    let met = other.issue_bof(&force("MET")).unwrap();
+    verify_client_with_crls(&[&ca, &other], std::slice::from_ref(&crl), &met).unwrap();
+}
+
+#[test]
+fn check_crl_refuses_crls_a_node_could_not_rely_on() {
+    let ca = DevCa::generate("test CA").unwrap();
+    let ca_der = der_of(&ca.cert_pem());
+    // Another CA with the same name: same issuer name, wrong key.
+    let twin = DevCa::generate("test CA").unwrap();
+    let crl = twin.issue_crl(&[], 1, Utc::now()).unwrap();
+    let err = check_crl(&crls_from_pem(&crl).unwrap()[0], &[&ca_der]).unwrap_err();
+    assert!(
+        err.to_string().contains("signature does not verify"),
+        "{err}"
+    );
+    // A CRL from a CA that is not in the bundle at all.
+    let stranger = DevCa::generate("stranger CA").unwrap();
+    let crl = stranger.issue_crl(&[], 1, Utc::now()).unwrap();
+    let err = check_crl(&crls_from_pem(&crl).unwrap()[0], &[&ca_der]).unwrap_err();
+    assert!(
+        err.to_string().contains("stranger CA") && err.to_string().contains("not one of"),
+        "{err}"
+    );
+    // Not a CRL at all.
+    let err = crls_from_pem(&ca.cert_pem()).unwrap_err();
+    assert!(err.to_string().contains("no X509 CRL"), "{err}");
+    let err = check_crl(b"garbage", &[&ca_der]).unwrap_err();
+    assert!(err.to_string().contains("cannot parse CRL"), "{err}");
+}
+
+#[test]
+fn serials_parse_in_the_usual_spellings() {
+    let s = Serial::parse("0A:1B:ff").unwrap();
+    assert_eq!(s.as_bytes(), &[0x0a, 0x1b, 0xff]);
+    assert_eq!(s.to_string(), "0a1bff");
+    for spelling in ["0x0a1bff", "0A1BFF", "a1bff", "00:0a:1b:ff", " 0a1bff "] {
+        assert_eq!(Serial::parse(spelling).unwrap(), s, "{spelling}");
+    }
+    for bad in ["", "0x", "zz", "12 34", "ab".repeat(22).as_str()] {
+        let err = Serial::parse(bad).unwrap_err();
+        assert!(matches!(err, PkiError::BadSerial { .. }), "{bad}: {err:?}");
+    }
+    // A certificate's serial reads back as openssl prints it (in lower case).
+    let ca = DevCa::generate("test CA").unwrap();
+    let ck = ca.issue_bof(&force("AVON")).unwrap();
+    let cert_der = der(&ck);
+    let serial = Serial::of_cert_der(&cert_der).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
+    assert_eq!(
+        serial.to_string(),
+        cert.raw_serial_as_string()
+            .replace(':', "")
+            .trim_start_matches("00")
+    );
+}
+
+#[test]
+fn revoking_in_a_layout_accumulates_and_rewrites_the_crl() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = init(dir.path(), &sample_spec(), false).unwrap();
+    assert!(layout.revoked().unwrap().is_empty(), "nothing revoked yet");
+    assert!(!layout.crl().exists(), "init writes no CRL");
+    let ca_der = der_of(&std::fs::read_to_string(layout.ca_cert()).unwrap());
+    let read_crl = || {
+        let pem = std::fs::read_to_string(layout.crl()).unwrap();
+        check_crl(&crls_from_pem(&pem).unwrap()[0], &[&ca_der]).unwrap()
+    };
+    let serial_of = |path: &std::path::Path| {
+        Serial::of_cert_der(&der_of(&std::fs::read_to_string(path).unwrap())).unwrap()
+    };
+
+    let avon = layout.bof_cert(&force("AVON"));
+    let first = layout.revoke_cert_file(&avon).unwrap();
+    assert!(first.newly);
+    assert_eq!((first.total, first.serial.clone()), (1, serial_of(&avon)));
+    let crl1 = read_crl();
+    assert_eq!(crl1.revoked, vec![serial_of(&avon)]);
+
+    let alice = layout.user_cert("alice");
+    let second = layout.revoke_cert_file(&alice).unwrap();
+    assert_eq!((second.newly, second.total), (true, 2));
+    let crl2 = read_crl();
+    assert_eq!(crl2.revoked, vec![serial_of(&avon), serial_of(&alice)]);
+    assert!(crl2.number > crl1.number, "CRL numbers grow");
+
+    // Again: recorded once; the CRL is rewritten with both.
+    let again = layout.revoke_cert_file(&avon).unwrap();
+    assert_eq!((again.newly, again.total), (false, 2));
+    assert_eq!(read_crl().revoked.len(), 2);
+    let record = layout.revoked().unwrap();
+    assert_eq!(record.len(), 2);
+    assert_eq!(record[0].subject, "bof AVON");
+    assert_eq!(record[1].subject, "user alice of AVON");
+
+    // By serial, and a fresh CRL from the record.
+    let by_serial = layout
+        .revoke_serial(Serial::parse("0x1234").unwrap(), "lost laptop")
+        .unwrap();
+    assert_eq!(by_serial.total, 3);
+    assert_eq!(layout.write_crl().unwrap(), 3);
+    assert!(read_crl().revoked.contains(&Serial::parse("1234").unwrap()));
+
+    // A certificate from another CA cannot be revoked here.
+    let other = tempfile::tempdir().unwrap();
+    let foreign = init(other.path(), &sample_spec(), false).unwrap();
+    let err = layout
+        .revoke_cert_file(&foreign.bof_cert(&force("AVON")))
+        .unwrap_err();
+    assert!(matches!(err, PkiError::NotIssuedByCa(_)), "{err:?}");
+    assert_eq!(layout.revoked().unwrap().len(), 3, "nothing recorded");
+
+    // A damaged record is reported with its line.
+    std::fs::write(
+        layout.revoked_list(),
+        "# header\nnot-hex 2026-01-01T00:00:00Z x\n",
+    )
+    .unwrap();
+    let err = layout.revoked().unwrap_err().to_string();
+    assert!(err.contains("revoked.txt, line 2"), "{err}");
+}

@@ -6,87 +6,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const NADC: &str = env!("CARGO_BIN_EXE_nadc");
 
-struct Server {
-    child: Option<Child>,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let addr_file = dir.join("addr");
-        let _ = std::fs::remove_file(&addr_file);
-        let mut server = Server {
-            child: None,
-            url: String::new(),
-        };
-        server.child = Some(
-            Command::new(NADC)
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .arg("--data")
-                .arg(dir.join("data"))
-                .arg("--tls-dir")
-                .arg(dir.join("pki"))
-                .arg("--addr-file")
-                .arg(&addr_file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(a) = std::fs::read_to_string(&addr_file)
-                && !a.is_empty()
-            {
-                server.url = format!("https://{a}");
-                return server;
-            }
-            assert!(Instant::now() < deadline, "node did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL: no chance to flush anything.
-    fn kill(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    /// Sends `signal` (e.g. `HUP`) with kill(1).
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    fn stop(mut self) {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let code = child.wait().unwrap();
-        assert!(code.success(), "node exited with {code}");
-    }
-}
+mod support;
+use support::process::Server;
 
 fn run(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
     let mut cmd = Command::new(NADC);

@@ -27,8 +27,9 @@
 //! - A segment is deleted only when every record in it is acknowledged and
 //!   it is not the one being appended to.
 //! - The spool never holds more than `max_bytes` of segments: an append
-//!   that would pass it waits ([`Spool::append`] returns
-//!   [`SpoolError::Full`]; [`deliver`] frees space as the node acknowledges).
+//!   that would pass it is refused with [`SpoolError::Full`] and nothing
+//!   written; the producer waits (pausing its input) while [`deliver`]
+//!   frees space as the node acknowledges.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -42,7 +43,7 @@ use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::pb;
 use crate::push::Rejected;
@@ -316,31 +317,6 @@ impl Spool {
         drop(s);
         self.changed.notify_waiters();
         Ok(seq)
-    }
-
-    /// Appends, waiting for space while the spool is full. `on_full` is
-    /// called once when it starts waiting (to warn the operator).
-    pub async fn append_waiting(
-        &self,
-        reads: &[pb::Read],
-        mut on_full: impl FnMut(&SpoolError),
-    ) -> Result<u64, SpoolError> {
-        let mut warned = false;
-        loop {
-            let freed = self.changed.notified();
-            match self.append(reads) {
-                Err(e @ SpoolError::Full { .. }) => {
-                    if !warned {
-                        on_full(&e);
-                        warned = true;
-                    }
-                    // Acknowledgements notify; the timeout only guards
-                    // against a missed wake-up.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), freed).await;
-                }
-                other => return other,
-            }
-        }
     }
 
     /// Records that the node acknowledged every batch up to `seq`, and
@@ -787,16 +763,6 @@ async fn send_spooled(
 /// Logs a full spool once, in words an operator can act on.
 pub fn warn_full(e: &SpoolError) {
     warn!(error = %e, "spool full: the node is not acknowledging fast enough or is unreachable; reading input is paused until it catches up");
-}
-
-/// Logs that delivery resumed.
-pub fn note_resumed(status: SpoolStatus) {
-    info!(
-        written = status.written,
-        acked = status.acked,
-        bytes = status.bytes,
-        "spool delivering again"
-    );
 }
 
 #[cfg(test)]

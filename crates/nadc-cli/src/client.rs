@@ -20,21 +20,37 @@ use crate::output::{OutputFormat, print_rows, print_vrm_summaries};
 #[derive(Args, Debug)]
 pub struct PushArgs {
     #[command(flatten)]
-    node: NodeArgs,
+    pub(crate) node: NodeArgs,
     /// The reads file (CSV or NDJSON), or `-` for stdin.
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// File format (default: from the extension).
     #[arg(long)]
-    format: Option<String>,
+    pub(crate) format: Option<String>,
     /// Reads per batch.
     #[arg(long, default_value_t = 2000)]
-    batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Batches in flight.
     #[arg(long, default_value_t = 8)]
-    window: usize,
+    pub(crate) window: usize,
     /// Show every rejected read and malformed row (default: the first 20).
     #[arg(long)]
-    all_errors: bool,
+    pub(crate) all_errors: bool,
+    /// Make every batch durable in this on-disk spool before sending it, and
+    /// keep retrying (with backoff) while the node is down or busy. Batches
+    /// left from an earlier run are sent first.
+    #[arg(long)]
+    pub(crate) spool: Option<PathBuf>,
+    /// Keep running: tail FILE for appended rows, or take each complete
+    /// *.csv / *.ndjson file put in a directory (moved to done/ once
+    /// spooled). Needs --spool. Stop with Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    /// Most disk the spool may use, MiB; when full, input is paused.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) spool_max_mb: u64,
+    /// After Ctrl-C or SIGTERM, how long to keep delivering, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) drain_timeout_s: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -428,6 +444,13 @@ pub fn print_push_report(report: &PushReport, elapsed: Duration, all_errors: boo
 }
 
 pub async fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = a.spool.clone() {
+        return crate::follow::push_spooled(a, dir).await;
+    }
+    anyhow::ensure!(
+        !a.follow,
+        "--follow needs --spool DIR: a long-running push keeps its reads in a spool"
+    );
     let (input, fmt) = open_input(&a.file, a.format.as_deref())?;
     let rows =
         format::read_rows(input, fmt).with_context(|| format!("read {}", a.file.display()))?;

@@ -8,6 +8,7 @@ mod bench;
 mod bench_alerts;
 mod client;
 mod demo;
+mod follow;
 mod generate;
 mod governance;
 mod output;

@@ -215,3 +215,111 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_read_and_stores_
         "crash-kill: {survived} kills survived, {n} reads stored once each, 0 lost, 0 duplicated"
     );
 }
+
+/// A long-running BOF (`nadc push --spool --follow DIR`) started while the
+/// node is down spools a dropped-in file and keeps retrying; killed with
+/// SIGKILL, it loses nothing: started again once the node is up, it
+/// delivers the spool, and the node holds every good row exactly once.
+#[test]
+fn a_killed_bof_loses_nothing_it_spooled_and_delivers_it_when_the_node_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    pki_init(dir.path());
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let spool = dir.path().join("spool");
+    let base = SystemClock.now().plus_millis(-3_600_000);
+    let mut csv = String::from(
+        "read_id,vrm,observed_at,camera_id,lat,lon,bearing,lane,confidence,make,model,colour\n",
+    );
+    for i in 0..3000 {
+        if i == 1234 {
+            csv.push_str("bad-row,AB12CDE,not-a-time,CAM,51.4,-2.5,,,,,,\n");
+        }
+        let t = base.plus_millis(i * 1000);
+        csv.push_str(&format!(
+            "bof-{i},SP{:03}ABC,{},CAM{},51.4{},-2.5,,,,,,\n",
+            i % 500,
+            t.to_rfc3339(),
+            i % 9,
+            i % 10
+        ));
+    }
+    // Written under another name and renamed in, as a BOF should.
+    std::fs::write(inbox.join(".reads.tmp"), csv).unwrap();
+    std::fs::rename(inbox.join(".reads.tmp"), inbox.join("reads.csv")).unwrap();
+
+    let pusher = |stderr: std::fs::File| {
+        let tls = bof_tls(dir.path(), "AVON");
+        Command::new(NADC)
+            .args(["push", "--follow", "--batch-size", "250", "--spool"])
+            .arg(&spool)
+            .arg(&inbox)
+            .env("NADC_NODE", format!("https://{listen}"))
+            .env("NADC_CA", tls.ca)
+            .env("NADC_CERT", tls.cert)
+            .env("NADC_KEY", tls.key)
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    };
+    let log1 = dir.path().join("push1.log");
+    let mut first = pusher(std::fs::File::create(&log1).unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !inbox.join("done/reads.csv").exists() {
+        assert!(std::time::Instant::now() < deadline, "file never spooled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It has tried the node (down) at least once.
+    while !std::fs::read_to_string(&log1)
+        .unwrap()
+        .contains("retrying in")
+    {
+        assert!(std::time::Instant::now() < deadline, "no retry reported");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let log1 = std::fs::read_to_string(&log1).unwrap();
+    assert!(
+        log1.contains("malformed") && log1.contains("line 1236"),
+        "{log1}"
+    );
+
+    let server = Server::start_on(dir.path(), &listen);
+    let log2 = dir.path().join("push2.log");
+    let second = pusher(std::fs::File::create(&log2).unwrap());
+    // Once delivery has begun, SIGTERM: it stops taking input and drains
+    // the spool before exiting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !spool.join("acked").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spool not delivered: {}",
+            std::fs::read_to_string(&log2).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = second.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        std::fs::read_to_string(&log2).unwrap()
+    );
+    assert!(stdout.contains("everything delivered"), "{stdout}");
+    server.stop();
+    let stored = stored(&dir.path().join("data"));
+    assert_eq!(stored.len(), 3000);
+    assert!(stored.values().all(|n| *n == 1));
+    assert!(stored.contains_key(&("AVON".to_string(), "bof-2999".to_string())));
+}

@@ -8,7 +8,8 @@
 //! directory, whose `*.csv` / `*.ndjson` files are taken in name order and
 //! moved to `DIR/done/` once every row is in the spool (a writer should
 //! create a file under another name and rename it into place when
-//! complete). A file interrupted by a crash is spooled again from its
+//! complete); a file whose header cannot be read is moved to `DIR/failed/`
+//! with the reason. A file interrupted by a crash is spooled again from its
 //! start on the next run; the node drops the duplicates by read id.
 
 use std::io::Read;
@@ -232,15 +233,9 @@ async fn spool_input(
             Box::new(f)
         }
     };
-    spool_rows(
-        spool,
-        input,
-        fmt,
-        &file.display().to_string(),
-        batch_size,
-        stop,
-    )
-    .await
+    let name = file.display().to_string();
+    let rows = format::read_rows(input, fmt).with_context(|| format!("read {name}"))?;
+    spool_rows(spool, rows, &name, batch_size, stop).await
 }
 
 fn input_format(file: &Path, format: Option<&str>) -> anyhow::Result<Format> {
@@ -267,8 +262,10 @@ async fn follow_dir(
     batch_size: usize,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<u64> {
-    let done = dir.join("done");
-    std::fs::create_dir_all(&done).with_context(|| format!("create {}", done.display()))?;
+    let (done, failed) = (dir.join("done"), dir.join("failed"));
+    for d in [&done, &failed] {
+        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+    }
     let mut malformed = 0;
     while !stop.load(Ordering::SeqCst) {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -291,18 +288,24 @@ async fn follow_dir(
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let fmt = input_format(&path, format)?;
-            let f =
-                std::fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
-            malformed += spool_rows(
-                spool,
-                Box::new(f),
-                fmt,
-                &path.display().to_string(),
-                batch_size,
-                stop,
-            )
-            .await?;
+            let name = path.display().to_string();
+            let rows = input_format(&path, format).and_then(|fmt| {
+                let f = std::fs::File::open(&path).with_context(|| format!("open {name}"))?;
+                Ok(format::read_rows(Box::new(f), fmt)?)
+            });
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(e) => {
+                    // A file that cannot be read at all must not stop the
+                    // BOF: it is set aside with the reason.
+                    let to = failed.join(path.file_name().unwrap_or_default());
+                    std::fs::rename(&path, &to)
+                        .with_context(|| format!("move {name} to {}", to.display()))?;
+                    eprintln!("refused {name}: {e:#}; moved to {}", to.display());
+                    continue;
+                }
+            };
+            malformed += spool_rows(spool, rows, &name, batch_size, stop).await?;
             if stop.load(Ordering::SeqCst) {
                 // Interrupted part-way: the file stays to be taken again.
                 break;
@@ -322,13 +325,11 @@ async fn follow_dir(
 /// must not keep the process from exiting.)
 async fn spool_rows(
     spool: &Arc<Spool>,
-    input: Box<dyn Read + Send>,
-    fmt: Format,
+    rows: format::Rows<pb::Read>,
     name: &str,
     batch_size: usize,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<u64> {
-    let rows = format::read_rows(input, fmt).with_context(|| format!("read {name}"))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(batch_size.clamp(1, 10_000));
     std::thread::spawn(move || {
         for row in rows {

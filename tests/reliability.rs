@@ -29,10 +29,18 @@ use tokio::sync::watch;
 const NADC: &str = env!("CARGO_BIN_EXE_nadc");
 const FORCES: [&str; 3] = ["AVON", "KENT", "WILTS"];
 const BATCH: usize = 100;
+const FLOOD_BATCH: usize = 2_000;
+/// The node's memory bound under the overload test: its idle footprint
+/// (~40 MiB in a debug build) plus, at most, the requests in service (6
+/// connections x 4 requests x 2,000 reads) and the memtables of what it
+/// stores. Measured: 78 MiB. Queued instead of shed, the ~80 MiB of
+/// requests the test sends would all be held at once.
+const RSS_BOUND: u64 = 256 << 20;
 
 fn pki_init(dir: &Path) {
     let out = Command::new(NADC)
-        .args(["pki", "init", "--forces", &FORCES.join(","), "--out"])
+        .args(["pki", "init", "--forces", &FORCES.join(",")])
+        .args(["--users", "alice:analyst:AVON", "--out"])
         .arg(dir.join("pki"))
         .output()
         .unwrap();
@@ -59,12 +67,16 @@ fn read_id(force: &str, seq: u64, i: usize) -> String {
 /// Batch `seq` of `force`: its reads' ids are derived from `(seq, i)`, so
 /// the acknowledged set is known from the spool's acknowledged mark.
 fn batch(force: &str, seq: u64, base: Timestamp) -> Vec<pb::Read> {
-    (0..BATCH)
+    sized_batch(force, seq, base, BATCH)
+}
+
+fn sized_batch(force: &str, seq: u64, base: Timestamp, n: usize) -> Vec<pb::Read> {
+    (0..n)
         .map(|i| pb::Read {
             read_id: read_id(force, seq, i),
             vrm: format!("CR{:02}{}", seq % 100, ["ABC", "DEF", "GHJ"][i % 3]),
             observed_at: Some(nadc_proto::to_pb_time(
-                base.plus_millis((seq as i64) * 1000 + i as i64),
+                base.plus_millis((seq % 1000) as i64 * 1000 + i as i64),
             )),
             camera_id: format!("{force}-CAM{}", i % 7),
             lat: Some(51.45 + (i as f64) * 1e-4),
@@ -322,4 +334,217 @@ fn a_killed_bof_loses_nothing_it_spooled_and_delivers_it_when_the_node_is_back()
     assert_eq!(stored.len(), 3000);
     assert!(stored.values().all(|n| *n == 1));
     assert!(stored.contains_key(&("AVON".to_string(), "bof-2999".to_string())));
+}
+
+fn user_tls(dir: &Path, name: &str) -> ClientTls {
+    let pki = dir.join("pki");
+    ClientTls {
+        ca: pki.join("ca.crt"),
+        cert: pki.join("users").join(format!("{name}.crt")),
+        key: pki.join("users").join(format!("{name}.key")),
+    }
+}
+
+/// Peak resident memory of process `pid` while `stop` is unset, in bytes.
+fn watch_rss(pid: u32, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let kb: u64 = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                    .unwrap_or(0);
+                peak = peak.max(kb * 1024);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
+}
+
+/// Far more pushing than the node's limits admit: push streams with wide
+/// windows and floods of concurrent unary batches. The node sheds what it
+/// cannot take with RESOURCE_EXHAUSTED and a retry hint, keeps its memory
+/// under a bound, keeps answering searches, and stores every batch it
+/// acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overload_is_shed_with_retry_hints_memory_stays_bounded_and_searches_go_on() {
+    nadc_node::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    pki_init(dir.path());
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[tls]\nca = \"pki/ca.crt\"\ncert = \"pki/nodes/node-1.crt\"\nkey = \"pki/nodes/node-1.key\"\n\
+         [limits]\ningest_concurrency = 2\nqueue_wait_ms = 100\nmax_requests_per_connection = 4\n\
+         max_message_bytes = 8388608\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        "127.0.0.1:0",
+        &["--config", config.to_str().unwrap()],
+    );
+    let stop_rss = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rss = watch_rss(server.pid(), stop_rss.clone());
+    let base = SystemClock.now().plus_millis(-3_600_000);
+    let url = server.url.clone();
+
+    // Unary floods: each task fires 48 batches of 2,000 reads at once on
+    // one connection (about 80 MiB of requests in all).
+    let mut floods = Vec::new();
+    for (t, force) in FORCES.iter().cycle().take(6).enumerate() {
+        let ch = nadc_bof::connect(&url, &bof_tls(dir.path(), force))
+            .await
+            .unwrap();
+        floods.push(tokio::spawn(async move {
+            let calls = (0..48u64).map(|k| {
+                let seq = 10_000 + (t as u64) * 100 + k;
+                let reads = sized_batch(force, seq, base, FLOOD_BATCH);
+                let ch = ch.clone();
+                async move {
+                    let r = nadc_bof::push::push_batch(
+                        ch,
+                        pb::ReadBatch {
+                            batch_seq: seq,
+                            force: String::new(),
+                            reads,
+                        },
+                    )
+                    .await;
+                    (seq, r)
+                }
+            });
+            let mut acked = Vec::new();
+            let (mut shed, mut hinted) = (0, 0);
+            for (seq, r) in futures::future::join_all(calls).await {
+                match r {
+                    Ok(res) => {
+                        assert_eq!(
+                            res.accepted as usize,
+                            FLOOD_BATCH,
+                            "{:?}",
+                            res.rejected.first()
+                        );
+                        acked.push((*force, seq));
+                    }
+                    Err(nadc_bof::ClientError::Rpc(s)) => {
+                        // Over the connection's request cap (shed by the
+                        // transport), or waiting too long for an ingest
+                        // slot (with the node's retry hint).
+                        assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+                        if nadc_bof::retry_after(&s).is_some() {
+                            hinted += 1;
+                        } else {
+                            shed += 1;
+                        }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            (acked, shed, hinted)
+        }));
+    }
+    // Push streams with wide windows, held back by the node's slots.
+    let mut streams = Vec::new();
+    for force in FORCES {
+        let ch = nadc_bof::connect(&url, &bof_tls(dir.path(), force))
+            .await
+            .unwrap();
+        let rows: Vec<Result<pb::Read, nadc_bof::format::RowError>> = (1..=40)
+            .flat_map(|seq| batch(force, seq, base))
+            .map(Ok)
+            .collect();
+        streams.push(tokio::spawn(async move {
+            nadc_bof::push::push_rows(
+                ch,
+                Box::new(rows.into_iter()),
+                nadc_bof::push::PushOptions {
+                    batch_size: BATCH,
+                    window: 64,
+                },
+                |_| {},
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    // Searches all along.
+    let searcher = {
+        let ch = nadc_bof::connect(&url, &user_tls(dir.path(), "alice"))
+            .await
+            .unwrap();
+        let stop = stop_rss.clone();
+        tokio::spawn(async move {
+            let mut client = pb::search_client::SearchClient::new(ch);
+            let mut answered = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut s = client
+                    .vrm_timeline(pb::VrmTimelineRequest {
+                        access: support::access(),
+                        vrm: "CR01ABC".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("a search during overload is answered");
+                while s
+                    .get_mut()
+                    .message()
+                    .await
+                    .expect("search stream")
+                    .is_some()
+                {}
+                answered += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answered
+        })
+    };
+
+    let mut acked: Vec<(&str, u64)> = Vec::new();
+    let (mut shed, mut hinted) = (0, 0);
+    for f in floods {
+        let (a, s, h) = f.await.unwrap();
+        acked.extend(a);
+        shed += s;
+        hinted += h;
+    }
+    for (force, s) in FORCES.iter().zip(streams) {
+        let report = s.await.unwrap();
+        assert_eq!(report.totals.accepted as usize, 40 * BATCH, "{force}");
+        acked.extend((1..=40).map(|seq| (*force, seq)));
+    }
+    stop_rss.store(true, std::sync::atomic::Ordering::SeqCst);
+    let peak = rss.join().unwrap();
+    let answered = searcher.await.unwrap();
+    server.stop();
+
+    assert!(
+        shed > 0,
+        "no request was shed: the load did not exceed the limits"
+    );
+    assert!(
+        hinted > 0,
+        "no batch was refused for want of an ingest slot"
+    );
+    assert!(answered > 0, "no search was answered during the load");
+    let stored = stored(&dir.path().join("data"));
+    assert!(stored.values().all(|n| *n == 1));
+    for (force, seq) in &acked {
+        let n = if *seq >= 10_000 { FLOOD_BATCH } else { BATCH };
+        for i in 0..n {
+            assert!(
+                stored.contains_key(&(force.to_string(), read_id(force, *seq, i))),
+                "acknowledged batch {seq} of {force} lost"
+            );
+        }
+    }
+    eprintln!(
+        "overload: {} batches acknowledged, {shed} shed by the connection cap, {hinted} refused with a retry hint, {answered} searches answered, node peak RSS {} MiB",
+        acked.len(),
+        peak >> 20
+    );
+    assert!(peak < RSS_BOUND, "node peak RSS {} MiB", peak >> 20);
 }

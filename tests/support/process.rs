@@ -29,6 +29,11 @@ impl Server {
 
     /// The same on `listen` (a restarted node keeps its port).
     pub fn start_on(dir: &Path, listen: &str) -> Server {
+        Self::start_with(dir, listen, &[])
+    }
+
+    /// The same with more `nadc serve` arguments (e.g. `--config FILE`).
+    pub fn start_with(dir: &Path, listen: &str, extra: &[&str]) -> Server {
         let addr_file = dir.join("addr");
         let _ = std::fs::remove_file(&addr_file);
         let mut server = Server {
@@ -38,6 +43,7 @@ impl Server {
         server.child = Some(
             Command::new(NADC)
                 .args(["serve", "--listen", listen])
+                .args(extra)
                 .arg("--data")
                 .arg(dir.join("data"))
                 .arg("--tls-dir")

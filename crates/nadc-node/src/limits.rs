@@ -4,9 +4,14 @@
 //! keeps serving searches:
 //!
 //! - **Streams** are bounded by the transport: at most
-//!   `max_concurrent_streams` HTTP/2 streams per connection, and at most
-//!   `max_requests_per_connection` requests in progress on one connection
-//!   (more are shed at once with `RESOURCE_EXHAUSTED`).
+//!   `max_concurrent_streams` HTTP/2 streams per connection (more are
+//!   refused by HTTP/2, which clients see as a retryable `UNAVAILABLE`),
+//!   and at most `max_requests_per_connection` requests in progress on one
+//!   connection; more are shed at once with `RESOURCE_EXHAUSTED` (without
+//!   a hint: the client backs off on its own). Shedding, not queueing: a
+//!   request left waiting unread would hold its body in the connection's
+//!   HTTP/2 flow-control window and could starve the requests being
+//!   served on the same connection (seen in the overload test).
 //! - **Batches in progress** are bounded by [`Admission`]: a batch waits up
 //!   to `queue_wait_ms` for one of `ingest_concurrency` slots, then is
 //!   refused with `RESOURCE_EXHAUSTED` and a retry hint. A push stream
@@ -43,7 +48,7 @@ pub struct LimitsConfig {
     pub max_message_bytes: usize,
     /// HTTP/2 streams (calls) open at once on one connection.
     pub max_concurrent_streams: u32,
-    /// Requests in progress on one connection; more are refused at once.
+    /// Requests in progress on one connection; more are shed at once.
     pub max_requests_per_connection: usize,
     /// Batches validated and written at once, across all BOFs.
     pub ingest_concurrency: usize,

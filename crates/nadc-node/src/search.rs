@@ -800,6 +800,14 @@ impl SearchService {
     ) -> Result<TimelineQuery, Status> {
         plan.query = json!({"vrm": q.vrm, "from": time_json(q.from.as_ref()),
             "to": time_json(q.to.as_ref()), "limit": q.limit});
+        // `?` and `*` are ASCII punctuation, which normalising would
+        // silently drop: "AB12*" would give the timeline of AB12.
+        if let Some(pos) = q.vrm.chars().position(|c| matches!(c, '?' | '*')) {
+            return Err(Status::invalid_argument(format!(
+                "vrm: wildcard at position {}: a timeline is of one VRM; use a VRM search for patterns",
+                pos + 1
+            )));
+        }
         let vrm =
             Vrm::normalise(&q.vrm).map_err(|e| Status::invalid_argument(format!("vrm: {e}")))?;
         let (from, to) = self.window(plan, q.from.as_ref(), q.to.as_ref())?;

@@ -26,11 +26,17 @@ fn bad(msg: impl Into<String>) -> GeoError {
 impl Polygon {
     /// A polygon from its ring (the closing vertex may be repeated or not).
     pub fn new(mut ring: Vec<GeoPoint>) -> Result<Self, GeoError> {
-        if ring.len() > 1 && ring.first() == ring.last() {
+        // Repeated vertices first, then the closing vertex (however often
+        // the ring was closed), so the ring is the same polygon written
+        // back (found by fuzzing: a ring closed twice kept a closing vertex).
+        ring.dedup();
+        while ring.len() > 1 && ring.first() == ring.last() {
             ring.pop();
         }
-        ring.dedup();
-        if ring.len() < 3 {
+        let mut distinct = ring.clone();
+        distinct.sort_by_key(|p| (p.lat_e6(), p.lon_e6()));
+        distinct.dedup();
+        if distinct.len() < 3 {
             return Err(bad("a polygon needs at least 3 distinct vertices"));
         }
         if ring.len() > MAX_VERTICES {
@@ -203,6 +209,21 @@ mod tests {
 
     fn pt(lat: f64, lon: f64) -> GeoPoint {
         GeoPoint::new(lat, lon).unwrap()
+    }
+
+    #[test]
+    fn a_ring_closed_twice_is_the_same_polygon_and_two_vertices_are_refused() {
+        let twice = Polygon::parse("POLYGON((0 50, 1 50, 0 51, 0 50, 0 50))").unwrap();
+        let once = Polygon::parse("POLYGON((0 50, 1 50, 0 51, 0 50))").unwrap();
+        assert_eq!(twice.ring, once.ring);
+        assert_eq!(twice.ring.len(), 3);
+        for two in [
+            "POLYGON((0 50, 1 51, 0 50, 0 50))",
+            "POLYGON((0 50, 1 51, 0 50, 1 51, 0 50))",
+        ] {
+            let e = Polygon::parse(two).unwrap_err().to_string();
+            assert!(e.contains("3 distinct"), "{two}: {e}");
+        }
     }
 
     #[test]

@@ -548,3 +548,196 @@ async fn overload_is_shed_with_retry_hints_memory_stays_bounded_and_searches_go_
     );
     assert!(peak < RSS_BOUND, "node peak RSS {} MiB", peak >> 20);
 }
+
+/// Every read id a timeline of `vrm` returns, as (force, read id).
+async fn timeline_ids(
+    client: &mut pb::search_client::SearchClient<tonic::transport::Channel>,
+    vrm: &str,
+) -> Vec<(String, String)> {
+    let mut s = client
+        .vrm_timeline(pb::VrmTimelineRequest {
+            access: support::access(),
+            vrm: vrm.into(),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .expect("timeline")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(c) = s.message().await.expect("timeline stream") {
+        if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
+            for r in b.rows {
+                let p = r.provenance.expect("provenance");
+                out.push((p.owning_force, p.bof_read_id));
+            }
+        }
+    }
+    out
+}
+
+/// A bounded soak: three BOFs push through their spools without pause,
+/// a user searches all along (no search may fail or return a read twice),
+/// and the node is restarted (SIGTERM, then started again) half-way. At
+/// the end every acknowledged read is found by searching, exactly once.
+/// `NADC_SOAK_SECS` sets the length (default 6 s; minutes for the long
+/// run in deploy/RELIABILITY.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn soak_with_a_restart_ends_with_every_acknowledged_read_searchable_exactly_once() {
+    nadc_node::tls::install_crypto_provider();
+    let secs: u64 = std::env::var("NADC_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let dir = tempfile::tempdir().unwrap();
+    pki_init(dir.path());
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut server = Server::start_on(dir.path(), &listen);
+    let url = server.url.clone();
+    let base = SystemClock.now().plus_millis(-3_600_000);
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut bofs = Vec::new();
+    for force in FORCES {
+        let spool = Arc::new(
+            Spool::open(SpoolConfig::new(dir.path().join(format!("spool-{force}")))).unwrap(),
+        );
+        let producer = {
+            let spool = spool.clone();
+            tokio::spawn(async move {
+                let mut seq = 0;
+                while std::time::Instant::now() < end {
+                    seq += 1;
+                    let (s, reads) = (spool.clone(), batch(force, seq, base));
+                    tokio::task::spawn_blocking(move || s.append(&reads))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                seq
+            })
+        };
+        let channel = nadc_bof::connect_lazy(&url, &bof_tls(dir.path(), force)).unwrap();
+        let delivery = tokio::spawn(spool::deliver(
+            spool.clone(),
+            channel,
+            8,
+            RetryPolicy {
+                base: Duration::from_millis(20),
+                cap: Duration::from_millis(300),
+            },
+            stop_rx.clone(),
+            |_| {},
+        ));
+        bofs.push((force, spool, producer, delivery));
+    }
+    let searches = {
+        let ch = nadc_bof::connect_lazy(&url, &user_tls(dir.path(), "alice")).unwrap();
+        tokio::spawn(async move {
+            let mut client = pb::search_client::SearchClient::new(ch);
+            let (mut ok, mut refused) = (0, 0);
+            let mut k = 0u64;
+            while std::time::Instant::now() < end {
+                k += 1;
+                let vrm = format!("CR{:02}ABC", k % 100);
+                // While the node restarts a search may be refused; it must
+                // never return a read twice.
+                let r = client
+                    .vrm_timeline(pb::VrmTimelineRequest {
+                        access: support::access(),
+                        vrm,
+                        limit: 100_000,
+                        ..Default::default()
+                    })
+                    .await;
+                match r {
+                    Ok(s) => {
+                        let mut s = s.into_inner();
+                        let mut seen = std::collections::HashSet::new();
+                        let mut complete = true;
+                        loop {
+                            match s.message().await {
+                                Ok(Some(c)) => {
+                                    if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
+                                        for r in b.rows {
+                                            let p = r.provenance.unwrap();
+                                            assert!(
+                                                seen.insert((p.owning_force, p.bof_read_id)),
+                                                "a search returned a read twice"
+                                            );
+                                        }
+                                    }
+                                }
+                                Ok(None) => break,
+                                Err(_) => {
+                                    complete = false;
+                                    break;
+                                }
+                            }
+                        }
+                        if complete { ok += 1 } else { refused += 1 }
+                    }
+                    Err(_) => refused += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            (ok, refused)
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs(secs) / 2).await;
+    server.stop();
+    server = Server::start_on(dir.path(), &listen);
+
+    let (ok, refused) = searches.await.unwrap();
+    let _ = stop_tx.send(true);
+    let mut batches = HashMap::new();
+    for (force, spool, producer, delivery) in bofs {
+        let produced = producer.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(120), delivery)
+            .await
+            .expect("delivery drained")
+            .unwrap()
+            .unwrap();
+        assert_eq!(spool.status().acked, produced, "{force}");
+        batches.insert(force, produced);
+    }
+
+    // Every acknowledged read, found by searching, exactly once.
+    let ch = nadc_bof::connect(&server.url, &user_tls(dir.path(), "alice"))
+        .await
+        .unwrap();
+    let mut client = pb::search_client::SearchClient::new(ch);
+    let mut found: HashMap<(String, String), u32> = HashMap::new();
+    for n in 0..100 {
+        for suffix in ["ABC", "DEF", "GHJ"] {
+            for id in timeline_ids(&mut client, &format!("CR{n:02}{suffix}")).await {
+                *found.entry(id).or_default() += 1;
+            }
+        }
+    }
+    server.stop();
+    let total: u64 = batches.values().sum::<u64>() * BATCH as u64;
+    assert!(found.values().all(|n| *n == 1), "a read found twice");
+    for (force, produced) in &batches {
+        for seq in 1..=*produced {
+            for i in 0..BATCH {
+                assert!(
+                    found.contains_key(&(force.to_string(), read_id(force, seq, i))),
+                    "acknowledged read {} not found by searching",
+                    read_id(force, seq, i)
+                );
+            }
+        }
+    }
+    assert_eq!(found.len() as u64, total);
+    assert!(ok > 0, "no search completed during the soak");
+    eprintln!(
+        "soak: {secs} s, {total} reads acknowledged and each found once, {ok} searches answered ({refused} cut by the restart)"
+    );
+}

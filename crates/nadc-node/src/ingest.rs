@@ -158,6 +158,8 @@ pub struct IngestService {
     pub alerting: Arc<Alerting>,
     /// Slots for batches in progress and per-force rates.
     pub admission: Admission,
+    /// Set when the node stops: push streams stop reading new batches.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl IngestService {
@@ -292,6 +294,7 @@ impl IngestService {
     ) -> impl Stream<Item = Result<pb::BatchResult, Status>> + Send + 'static {
         let svc = self.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_PIPELINE);
+        let mut stop = self.stop.clone();
         tokio::spawn(async move {
             loop {
                 let next = async {
@@ -302,7 +305,13 @@ impl IngestService {
                     svc.admission.charge(&force, batch.reads.len())?;
                     Ok::<_, Status>(Some((slot, batch)))
                 };
-                let job = match next.await {
+                // A stopping node reads no further batch; one read but not
+                // yet processed is dropped unacknowledged (the BOF resends).
+                let next = tokio::select! {
+                    r = next => r,
+                    _ = stop.wait_for(|s| *s) => Ok(None),
+                };
+                let job = match next {
                     Ok(Some((slot, batch))) => {
                         let (svc, force) = (svc.clone(), force.clone());
                         tokio::spawn(async move {

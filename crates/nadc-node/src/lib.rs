@@ -36,7 +36,7 @@ use nadc_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use config::{AccessConfig, AlertsConfig, NodeConfig, SearchCaps, TlsFiles};
 
@@ -87,13 +87,23 @@ impl RunningNode {
 
     /// Stops accepting, lets calls in flight finish, then closes the store
     /// (waiting for queued writes and flushing to disk).
-    pub async fn shutdown(self) -> Result<(), NodeError> {
+    ///
+    /// Push streams stop reading at once (batches in progress are still
+    /// acknowledged); calls still open after [`SHUTDOWN_GRACE`] (e.g. a
+    /// user following alerts) are cut, which acknowledges nothing new.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
         let _ = self.stop.send(true);
-        let served = self
-            .server
-            .await
-            .map_err(|e| NodeError::Server(e.to_string()))?;
-        served.map_err(|e| NodeError::Server(e.to_string()))?;
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
+            Ok(served) => served
+                .map_err(|e| NodeError::Server(e.to_string()))?
+                .map_err(|e| NodeError::Server(e.to_string()))?,
+            Err(_) => {
+                warn!(node = %self.name, grace_s = SHUTDOWN_GRACE.as_secs(),
+                    "calls still open after the grace period are cut");
+                self.server.abort();
+                let _ = (&mut self.server).await;
+            }
+        }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.close())
             .await
@@ -102,6 +112,9 @@ impl RunningNode {
         Ok(())
     }
 }
+
+/// How long a stopping node waits for open calls to finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Starts a node on an already bound listener (tests bind `127.0.0.1:0`
 /// first and pass the listener in, so there is no port race).
@@ -185,6 +198,7 @@ pub async fn start_with_listener(
         governance: governance.clone(),
         federation: federation.clone(),
     };
+    let (stop_tx, stop_rx) = watch::channel(false);
     let ingest = ingest::IngestService {
         store: store.clone(),
         validator: ingest::Validator {
@@ -196,6 +210,7 @@ pub async fn start_with_listener(
         max_batch_reads: cfg.max_batch_reads,
         alerting,
         admission: limits::Admission::new(&cfg.limits),
+        stop: stop_rx.clone(),
     };
     let search = search::SearchService {
         store: store.clone(),
@@ -264,7 +279,6 @@ pub async fn start_with_listener(
         .build_v1()
         .map_err(|e| NodeError::Server(e.to_string()))?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     if cfg.retention.interval_s > 0 {
         tokio::spawn(retention.run_periodically(
             std::time::Duration::from_secs(cfg.retention.interval_s),

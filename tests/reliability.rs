@@ -741,3 +741,92 @@ async fn soak_with_a_restart_ends_with_every_acknowledged_read_searchable_exactl
         "soak: {secs} s, {total} reads acknowledged and each found once, {ok} searches answered ({refused} cut by the restart)"
     );
 }
+
+/// `nadc push --spool DIR --follow FILE` tails the file like `tail -f`:
+/// rows appended while it runs are spooled and delivered too.
+#[test]
+fn a_followed_file_delivers_rows_appended_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    pki_init(dir.path());
+    let server = Server::start(dir.path());
+    let base = SystemClock.now().plus_millis(-3_600_000);
+    let row = |i: i64| {
+        format!(
+            "tail-{i},TL{i:03}ABC,{},CAM1,51.45,-2.58,,,,,,\n",
+            base.plus_millis(i * 1000).to_rfc3339()
+        )
+    };
+    let file = dir.path().join("reads.csv");
+    let mut text = String::from(
+        "read_id,vrm,observed_at,camera_id,lat,lon,bearing,lane,confidence,make,model,colour\n",
+    );
+    (0..10).for_each(|i| text.push_str(&row(i)));
+    std::fs::write(&file, text).unwrap();
+    let tls = bof_tls(dir.path(), "AVON");
+    let spool = dir.path().join("spool");
+    let pusher = Command::new(NADC)
+        .args(["push", "--follow", "--spool"])
+        .arg(&spool)
+        .arg(&file)
+        .env("NADC_NODE", &server.url)
+        .env("NADC_CA", tls.ca)
+        .env("NADC_CERT", tls.cert)
+        .env("NADC_KEY", tls.key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let acked = || {
+        std::fs::read_to_string(spool.join("acked"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while acked() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first rows not delivered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first = acked();
+    // Appended later, in two writes (a row split across them).
+    let more: String = (10..20).map(row).collect();
+    let (a, b) = more.split_at(more.len() / 2 + 3);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(&mut f, a.as_bytes()).unwrap();
+    std::io::Write::flush(&mut f).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::io::Write::write_all(&mut f, b.as_bytes()).unwrap();
+    drop(f);
+    while acked() <= first {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "appended rows not delivered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The rest (if it came as a second batch) is spooled within a linger;
+    // SIGTERM then delivers whatever is spooled before exiting.
+    std::thread::sleep(Duration::from_millis(1000));
+    let status = Command::new("kill")
+        .args(["-TERM", &pusher.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = pusher.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("everything delivered"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.stop();
+    let stored = stored(&dir.path().join("data"));
+    assert_eq!(stored.len(), 20, "{:?}", stored.keys().collect::<Vec<_>>());
+    assert!(stored.values().all(|n| *n == 1));
+}

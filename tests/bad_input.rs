@@ -11,12 +11,13 @@
 mod support;
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use nadc_bof::format::{Format, read_rows};
 use nadc_bof::pb;
 use nadc_core::Timestamp;
+use support::process::identity;
 use support::{Harness, access, batch, now, read};
 use tonic::Code;
 
@@ -695,32 +696,6 @@ async fn batches_over_the_read_limit_and_messages_over_the_size_limit_are_refuse
     );
 }
 
-fn run(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
-    let out = Command::new(NADC)
-        .args(args)
-        .env("NADC_NODE", url)
-        .env("NADC_PURPOSE", "serious-crime")
-        .env("NADC_CASE", "OP-BAD-INPUT")
-        .envs(env.iter().map(|(k, v)| (*k, v)))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nadc {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn identity(pki: &Path, kind: &str, name: &str) -> Vec<(&'static str, PathBuf)> {
-    vec![
-        ("NADC_CA", pki.join("ca.crt")),
-        ("NADC_CERT", pki.join(kind).join(format!("{name}.crt"))),
-        ("NADC_KEY", pki.join(kind).join(format!("{name}.key"))),
-    ]
-}
-
 /// `row` with every cell that is exactly `T` replaced by `t`.
 fn with_time(row: &[u8], t: &str) -> Vec<u8> {
     let cells: Vec<&[u8]> = row
@@ -1352,4 +1327,8 @@ async fn malformed_search_parameters_are_refused_naming_the_parameter() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The same node still answers a good search.
     assert_eq!(read_ids(&timeline(&h, "AB12CDE").await), ["s1"]);
+}
+
+fn run(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
+    support::process::nadc(args, env, url, "OP-BAD-INPUT")
 }

@@ -5,41 +5,17 @@
 //! acknowledging reads and must still hold them when started again.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const NADC: &str = env!("CARGO_BIN_EXE_nadc");
 
 mod support;
-use support::process::Server;
+use support::process::{Server, identity};
 
 fn run(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
-    let mut cmd = Command::new(NADC);
-    // Every search needs a purpose and a case reference.
-    cmd.args(args)
-        .env("NADC_NODE", url)
-        .env("NADC_PURPOSE", "serious-crime")
-        .env("NADC_CASE", "OP-CLI");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "nadc {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn identity(pki: &Path, kind: &str, name: &str) -> Vec<(&'static str, PathBuf)> {
-    vec![
-        ("NADC_CA", pki.join("ca.crt")),
-        ("NADC_CERT", pki.join(kind).join(format!("{name}.crt"))),
-        ("NADC_KEY", pki.join(kind).join(format!("{name}.key"))),
-    ]
+    support::process::nadc(args, env, url, "OP-CLI")
 }
 
 #[test]

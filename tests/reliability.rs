@@ -23,7 +23,7 @@ use nadc_core::Timestamp;
 use nadc_core::time::{Clock, SystemClock};
 use nadc_store::{RocksStore, Store, StoreOptions};
 use rand::Rng;
-use support::process::Server;
+use support::process::{Server, free_listen_addr};
 use tokio::sync::watch;
 
 const NADC: &str = env!("CARGO_BIN_EXE_nadc");
@@ -135,10 +135,7 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_read_and_stores_
     let batches_per_force: u64 = 40 + 15 * iterations as u64;
     let dir = tempfile::tempdir().unwrap();
     pki_init(dir.path());
-    let listen = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let listen = free_listen_addr();
     let mut server = Server::start_on(dir.path(), &listen);
     let base = SystemClock.now().plus_millis(-3_600_000);
 
@@ -236,10 +233,7 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_read_and_stores_
 fn a_killed_bof_loses_nothing_it_spooled_and_delivers_it_when_the_node_is_back() {
     let dir = tempfile::tempdir().unwrap();
     pki_init(dir.path());
-    let listen = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let listen = free_listen_addr();
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     let spool = dir.path().join("spool");
@@ -591,10 +585,7 @@ async fn soak_with_a_restart_ends_with_every_acknowledged_read_searchable_exactl
         .unwrap_or(6);
     let dir = tempfile::tempdir().unwrap();
     pki_init(dir.path());
-    let listen = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let listen = free_listen_addr();
     let mut server = Server::start_on(dir.path(), &listen);
     let url = server.url.clone();
     let base = SystemClock.now().plus_millis(-3_600_000);

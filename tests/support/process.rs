@@ -1,7 +1,7 @@
 //! The `nadc` binary as a separate process.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const NADC: &str = env!("CARGO_BIN_EXE_nadc");
@@ -99,4 +99,41 @@ impl Server {
         let code = child.wait().unwrap();
         assert!(code.success(), "node exited with {code}");
     }
+}
+
+/// Runs `nadc ARGS` against the node at `url` with `env` (e.g. an
+/// [`identity`]), a purpose and the case reference `case`; asserts that it
+/// succeeded.
+pub fn nadc(args: &[&str], env: &[(&str, PathBuf)], url: &str, case: &str) -> Output {
+    let out = Command::new(NADC)
+        .args(args)
+        .env("NADC_NODE", url)
+        .env("NADC_PURPOSE", "serious-crime")
+        .env("NADC_CASE", case)
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nadc {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The `NADC_CA`/`NADC_CERT`/`NADC_KEY` of `kind/name` (e.g. `bofs`,
+/// `AVON`) in a `nadc pki init` directory.
+pub fn identity(pki: &Path, kind: &str, name: &str) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("NADC_CA", pki.join("ca.crt")),
+        ("NADC_CERT", pki.join(kind).join(format!("{name}.crt"))),
+        ("NADC_KEY", pki.join(kind).join(format!("{name}.key"))),
+    ]
+}
+
+/// A free loopback address to listen on (so a restarted node keeps it).
+pub fn free_listen_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }

@@ -131,6 +131,16 @@ pub fn describe_status(s: &tonic::Status) -> String {
     text
 }
 
+/// Aborts a task when dropped: a call that fails stops its helper tasks
+/// (and whatever they feed) instead of leaving them running.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The retry hint a refusal carries (`retry-after-ms`), if any.
 pub fn retry_after(status: &tonic::Status) -> Option<Duration> {
     let ms: u64 = status

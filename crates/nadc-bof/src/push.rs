@@ -138,13 +138,7 @@ pub async fn push_rows(
 
     // If the call fails, stop the sender: that drops the batch queue, which
     // ends the parsing thread, so nothing is left running.
-    struct AbortOnDrop(tokio::task::AbortHandle);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let _stop_sender = AbortOnDrop(sender.abort_handle());
+    let _stop_sender = crate::AbortOnDrop(sender.abort_handle());
 
     let mut client = pb::ingest_client::IngestClient::new(channel)
         .max_decoding_message_size(64 << 20)

@@ -649,13 +649,7 @@ async fn deliver_once(
         let (spool, permits, stop) = (spool.clone(), permits.clone(), stop.clone());
         tokio::spawn(async move { send_spooled(spool, permits, tx, stop).await })
     };
-    struct AbortOnDrop(tokio::task::AbortHandle);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let _stop_sender = AbortOnDrop(sender.abort_handle());
+    let _stop_sender = crate::AbortOnDrop(sender.abort_handle());
     let mut client = pb::ingest_client::IngestClient::new(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);

@@ -375,12 +375,10 @@ pub(crate) async fn channel(n: &NodeArgs) -> anyhow::Result<Channel> {
     Ok(nadc_bof::connect(&node, &tls).await?)
 }
 
-fn open_input(
-    file: &PathBuf,
-    format: Option<&str>,
-) -> anyhow::Result<(Box<dyn Read + Send>, Format)> {
-    let fmt = match format {
-        Some(f) => f.parse()?,
+/// The format of `file` (`-`: stdin): `format` if given, else its extension.
+pub(crate) fn input_format(file: &std::path::Path, format: Option<&str>) -> anyhow::Result<Format> {
+    match format {
+        Some(f) => Ok(f.parse()?),
         None if file.as_os_str() == "-" => {
             anyhow::bail!("reading stdin: give --format csv or --format ndjson")
         }
@@ -389,8 +387,15 @@ fn open_input(
                 "cannot tell the format of {} from its extension: give --format csv or ndjson",
                 file.display()
             )
-        })?,
-    };
+        }),
+    }
+}
+
+fn open_input(
+    file: &PathBuf,
+    format: Option<&str>,
+) -> anyhow::Result<(Box<dyn Read + Send>, Format)> {
+    let fmt = input_format(file, format)?;
     let input: Box<dyn Read + Send> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {

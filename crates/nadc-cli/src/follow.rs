@@ -25,7 +25,7 @@ use nadc_bof::pb;
 use nadc_bof::spool::{self, DeliveryEvent, RetryPolicy, Spool, SpoolConfig};
 use tokio::sync::watch;
 
-use crate::client::PushArgs;
+use crate::client::{PushArgs, input_format};
 
 /// How long a partly filled batch waits for more rows before it is spooled.
 const LINGER: Duration = Duration::from_millis(200);
@@ -236,21 +236,6 @@ async fn spool_input(
     let name = file.display().to_string();
     let rows = format::read_rows(input, fmt).with_context(|| format!("read {name}"))?;
     spool_rows(spool, rows, &name, batch_size, stop).await
-}
-
-fn input_format(file: &Path, format: Option<&str>) -> anyhow::Result<Format> {
-    match format {
-        Some(f) => Ok(f.parse()?),
-        None if file.as_os_str() == "-" => {
-            anyhow::bail!("reading stdin: give --format csv or --format ndjson")
-        }
-        None => Format::from_path(file).with_context(|| {
-            format!(
-                "cannot tell the format of {} from its extension: give --format csv or ndjson",
-                file.display()
-            )
-        }),
-    }
 }
 
 /// Takes the directory's complete files in name order, forever (until a

@@ -464,3 +464,64 @@ async fn health_and_reflection_are_served() {
         assert!(names.contains(&wanted), "{wanted} not in {names:?}");
     }
 }
+
+/// A force over its configured rate is refused with RESOURCE_EXHAUSTED and
+/// a retry hint, over a unary call and a push stream alike; nothing of the
+/// refused batch is stored, and another force is not held back.
+#[tokio::test]
+async fn a_force_over_its_rate_is_refused_with_a_retry_hint_and_others_push_on() {
+    let mut h = Harness::start().await;
+    h.configure = |c| {
+        c.limits.per_force_reads_per_s = 1;
+        c.limits.per_force_burst = 10;
+    };
+    h.restart().await;
+    h.cameras("AVON", 1).await;
+    h.cameras("KENT", 1).await;
+    let reads = |prefix: &str, n: usize| -> Vec<pb::Read> {
+        (0..n)
+            .map(|i| read(&format!("{prefix}{i}"), "AB12CDE", "C1", 10))
+            .collect()
+    };
+    // The burst is spent (a batch may overdraw it) ...
+    let r = push_batch(h.bof("AVON").await, batch(reads("a", 12)))
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 12);
+    // ... so the next batch waits about 3 s at 1 read/s.
+    let e = match push_batch(h.bof("AVON").await, batch(reads("b", 1))).await {
+        Err(nadc_bof::ClientError::Rpc(s)) => s,
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        e.message().contains("AVON") && e.message().contains("rate"),
+        "{}",
+        e.message()
+    );
+    let hint = nadc_bof::retry_after(&e).expect("a retry hint");
+    assert!(hint >= std::time::Duration::from_secs(2), "{hint:?}");
+    // A push stream is refused the same way.
+    let rows: Vec<Result<pb::Read, nadc_bof::format::RowError>> =
+        reads("c", 1).into_iter().map(Ok).collect();
+    let e = push_rows(
+        h.bof("AVON").await,
+        Box::new(rows.into_iter()),
+        PushOptions::default(),
+        |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("ResourceExhausted") && e.contains("retry after"),
+        "{e}"
+    );
+    // KENT has its own bucket.
+    let r = push_batch(h.bof("KENT").await, batch(reads("k", 3)))
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 3);
+    let (rows, _) = h.timeline("alice", "AB12CDE").await;
+    assert_eq!(rows.len(), 15, "only the admitted batches are stored");
+}

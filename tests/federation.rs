@@ -604,13 +604,19 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
         bof.push_batch(pb::ReadBatch {
             batch_seq: 2,
             force: String::new(),
-            reads: vec![pb::Read {
-                read_id: format!("{f}-TRAVEL"),
-                vrm: "TR4VELR".into(),
-                observed_at: Some(nadc_proto::to_pb_time(now().plus_millis(-mins * 60_000))),
-                camera_id: "CAM-1".into(),
-                ..Default::default()
-            }],
+            reads: [("TRAVEL", "TR4VELR"), ("STAYED", "ST4YEDS")]
+                .into_iter()
+                // A second Volvo, seen in Bristol only.
+                .filter(|(id, _)| *id == "TRAVEL" || f == "AVON")
+                .map(|(id, vrm)| pb::Read {
+                    read_id: format!("{f}-{id}"),
+                    vrm: vrm.into(),
+                    observed_at: Some(nadc_proto::to_pb_time(now().plus_millis(-mins * 60_000))),
+                    camera_id: "CAM-1".into(),
+                    make: Some("Volvo".into()),
+                    ..Default::default()
+                })
+                .collect(),
         })
         .await
         .unwrap();
@@ -637,6 +643,39 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
     assert_eq!(all, [("TR4VELR".to_string(), vec![0, 1], 2)]);
     assert!(!s.partial);
     assert_eq!(outcome(&s, "node-2"), (true, true, 0));
+
+    // The same as a vehicle search: Volvos in Bristol and then London.
+    let mut client = pb::search_client::SearchClient::new(c.user(0, "alice").await);
+    let mut stream = client
+        .vehicle_search(pb::VehicleSearchRequest {
+            make: Some("volvo".into()),
+            areas: vec![
+                area(places[0].0, places[0].1, 2_000.0),
+                area(places[2].0, places[2].1, 2_000.0),
+            ],
+            r#match: pb::AreaMatch::All as i32,
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut volvos, mut summary) = (Vec::new(), None);
+    while let Some(ch) = stream.message().await.unwrap() {
+        match ch.chunk {
+            Some(pb::search_chunk::Chunk::Rows(b)) => volvos.extend(b.rows),
+            Some(pb::search_chunk::Chunk::Summary(x)) => summary = Some(x),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        ids(&volvos),
+        [
+            ("node-1".to_string(), "AVON-TRAVEL".to_string(), false),
+            ("node-3".into(), "MET-TRAVEL".into(), true),
+        ]
+    );
+    assert!(!summary.expect("a summary").partial);
 
     // "What passed KENT's camera", asked at node-1: node-2 answers.
     let mut client = pb::search_client::SearchClient::new(c.user(0, "alice").await);

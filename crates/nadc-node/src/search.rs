@@ -624,8 +624,11 @@ fn compute_vehicle(
     node: &str,
     emit: Emit,
 ) -> Result<Finished, QueryError> {
-    let (summary, total_rows) =
-        vehicle_search_stream(store, q, &mut |r| emit(proto::row_from_stored(&r, node)))?;
+    let (summary, total_rows) = vehicle_search_stream(store, q, &mut |r| {
+        let mut row = proto::row_from_stored(&r.read, node);
+        row.areas = r.areas;
+        emit(row)
+    })?;
     Ok(Finished {
         vrms: None,
         summary,
@@ -1714,16 +1717,20 @@ impl pb::search_server::Search for SearchService {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some())?;
-        if national.is_some() && q.r#match == pb::AreaMatch::All as i32 && q.areas.len() > 1 {
-            return Err(Status::failed_precondition(
-                "a national ALL vehicle search is not merged across nodes yet: search this node only (scope local, --local)",
-            ));
-        }
         let limit = self.limit(q.limit)?;
+        // As a geographic search: nationally, ALL is every node answering
+        // ANY and the vehicles seen in every area kept here.
+        let all_areas =
+            (national.is_some() && q.r#match == pb::AreaMatch::All as i32 && !q.areas.is_empty())
+                .then_some(q.areas.len());
         let mut asked = q.clone();
         if national.is_some() {
             asked.offset = 0;
             asked.limit = widen(limit, q.offset, self.max_limit);
+        }
+        if all_areas.is_some() {
+            asked.r#match = pb::AreaMatch::Any as i32;
+            asked.limit = self.max_limit.min(u32::MAX as usize) as u32;
         }
         let local = self
             .run_relayed(
@@ -1743,9 +1750,10 @@ impl pb::search_server::Search for SearchService {
                 user,
                 access: q.access.clone(),
                 action: "search.vehicle.national",
-                query: json!({"make": q.make, "model": q.model, "colour": q.colour, "areas": areas_json(&q.areas)}),
+                query: json!({"make": q.make, "model": q.model, "colour": q.colour,
+                    "areas": areas_json(&q.areas), "match": q.r#match}),
                 limit,
-                all_areas: None,
+                all_areas,
                 ranked: false,
                 offset: q.offset as usize,
             },

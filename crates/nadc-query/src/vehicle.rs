@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 use nadc_core::{StoredRead, Timestamp};
 use nadc_store::Store;
 
-use crate::geo::{AreaMatch, GeoQuery, geo_search_filtered};
+use crate::geo::{AreaMatch, GeoQuery, GeoRow, geo_search_filtered};
 use crate::{Area, QueryError, ResultSummary};
 
 /// Details to match; each given one must equal the read's (ignoring case
@@ -83,12 +83,13 @@ pub struct VehicleQuery {
 
 /// Runs a vehicle-details search, passing reads to `emit` in capture-time
 /// order as they are found (a day at a time without areas; as the
-/// geographic search streams them with areas). Returns the summary of the
-/// rows emitted and the number matching in all.
+/// geographic search streams them with areas, each naming the areas it
+/// falls in). Returns the summary of the rows emitted and the number
+/// matching in all.
 pub fn vehicle_search_stream(
     store: &dyn Store,
     q: &VehicleQuery,
-    emit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    emit: &mut dyn FnMut(GeoRow) -> ControlFlow<()>,
 ) -> Result<(ResultSummary, u64), QueryError> {
     let details = q.details.normalised();
     if details.is_empty() {
@@ -104,9 +105,8 @@ pub fn vehicle_search_stream(
             offset: q.offset,
             max_candidates: q.max_candidates,
         };
-        let totals = geo_search_filtered(store, &geo, &|r| details.matches(r), &mut |row| {
-            emit(row.read)
-        })?;
+        let totals =
+            geo_search_filtered(store, &geo, &|r| details.matches(r), &mut |row| emit(row))?;
         return Ok((totals.summary, totals.total_rows));
     }
     if q.from > q.to {
@@ -151,7 +151,11 @@ pub fn vehicle_search_stream(
             if emitted < q.limit {
                 summary.add(&r);
                 emitted += 1;
-                stopped = emit(r).is_break();
+                stopped = emit(GeoRow {
+                    read: r,
+                    areas: Vec::new(),
+                })
+                .is_break();
             } else {
                 summary.truncated = true;
             }
@@ -168,7 +172,7 @@ pub fn vehicle_search(
 ) -> Result<(Vec<StoredRead>, ResultSummary, u64), QueryError> {
     let mut rows = Vec::new();
     let (summary, total) = vehicle_search_stream(store, q, &mut |r| {
-        rows.push(r);
+        rows.push(r.read);
         ControlFlow::Continue(())
     })?;
     Ok((rows, summary, total))

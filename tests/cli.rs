@@ -761,18 +761,27 @@ fn pki_revoke_then_sighup_makes_the_running_node_refuse_the_certificate() {
     server.signal("HUP");
     // The reload happens when the node handles the signal; wait for it.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let refused = loop {
+    // The client reads the node's alert after its side of the handshake;
+    // on a loaded machine the connection can close before the alert is
+    // read, so a refusal without the reason is retried until one names it.
+    let mut refused_once = false;
+    loop {
         let out = info(&avon);
-        if !out.status.success() {
-            break String::from_utf8_lossy(&out.stderr).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            assert!(!refused_once, "AVON was served again after a refusal");
+        } else {
+            refused_once = true;
+            if stderr.contains("revoked") {
+                break;
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "the node never refused AVON after SIGHUP"
+            "the node never refused AVON as revoked after SIGHUP: {stderr}"
         );
         std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(refused.contains("revoked"), "{refused}");
+    }
     // SIGHUP did not stop the node, and other certificates still work.
     assert!(info(&kent).status.success());
     server.stop();

@@ -867,4 +867,36 @@ async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
     assert_eq!(national[0].read.as_ref().unwrap().vrm, "HI75KNT");
     assert_eq!(national[0].list.as_ref().unwrap().owner, "KENT");
     assert!(history(watch(pb::Scope::Local)).await.is_empty());
+
+    // Following at node-1: a hit raised on node-2 after the watch opened
+    // arrives, naming its node; the one raised before does not.
+    let mut a = pb::alerts_client::AlertsClient::new(c.user(0, "alice").await);
+    let mut live = a
+        .watch(pb::WatchRequest {
+            kinds: vec![pb::AlertKind::Hit as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The peer's follower connects in the background: push until it sees one.
+    let mut bof = pb::ingest_client::IngestClient::new(c.bof(1, "KENT").await);
+    let mut n = 0;
+    let event = loop {
+        n += 1;
+        bof.push_batch(pb::ReadBatch {
+            batch_seq: 1 + n,
+            force: String::new(),
+            reads: vec![read(&format!("KENT-live-{n}"), "HI75KNT", 1)],
+        })
+        .await
+        .unwrap();
+        match tokio::time::timeout(std::time::Duration::from_millis(500), live.message()).await {
+            Ok(m) => break m.unwrap().expect("an event"),
+            Err(_) => assert!(n < 20, "no live alert from node-2"),
+        }
+    };
+    assert_eq!(event.node, "node-2");
+    let p = event.read.as_ref().unwrap().provenance.as_ref().unwrap();
+    assert!(p.bof_read_id.starts_with("KENT-live-"), "{}", p.bof_read_id);
 }

@@ -136,7 +136,7 @@ pub enum AlertsCommand {
         /// Only alerts raised from now on (ignores --after).
         #[arg(long, conflicts_with = "history")]
         from_now: bool,
-        /// With --history: this node's alerts only, not its peers' too.
+        /// This node's alerts only, not its peers' too (history or following).
         #[arg(long)]
         local: bool,
         /// Stop after this many alerts.

@@ -646,6 +646,64 @@ impl AlertsService {
     }
 }
 
+/// Follows one peer's new alerts into `tx` until the subscriber goes. A
+/// lost peer is reconnected with backoff and resumed after the last
+/// position it sent (or, if it sent none yet, from its log filtered to
+/// alerts raised since the watch began), so an outage delays its alerts
+/// but loses none.
+async fn follow_peer(
+    name: String,
+    channel: tonic::transport::Channel,
+    request: pb::WatchRequest,
+    since: Timestamp,
+    tx: mpsc::Sender<Result<pb::AlertEvent, Status>>,
+) {
+    let mut last: Option<u64> = None;
+    let mut reconnecting = false;
+    let mut attempt = 0u32;
+    loop {
+        let mut req = request.clone();
+        match (last, reconnecting) {
+            (Some(p), _) => (req.after, req.from_now) = (p, false),
+            (None, false) => req.from_now = true,
+            (None, true) => (req.after, req.from_now) = (0, false),
+        }
+        let mut client = pb::alerts_client::AlertsClient::new(channel.clone())
+            .max_decoding_message_size(64 << 20);
+        let outcome = async {
+            let mut s = client.watch(req).await?.into_inner();
+            while let Some(e) = s.message().await? {
+                last = Some(e.position);
+                attempt = 0;
+                let raised = e.raised_at.as_ref().and_then(proto::from_pb_time);
+                if raised.is_some_and(|t| t < since) {
+                    continue;
+                }
+                if tx.send(Ok(e)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Err(Status::unavailable("the peer ended the watch"))
+        };
+        let error = tokio::select! {
+            r = outcome => match r {
+                Ok(()) => return,
+                Err(e) => e,
+            },
+            () = tx.closed() => return,
+        };
+        reconnecting = true;
+        let wait = std::time::Duration::from_millis(200 * (1u64 << attempt.min(7)));
+        attempt += 1;
+        warn!(peer = %name, error = %error.message(), wait_ms = wait.as_millis() as u64,
+            "national alert watch: peer lost, reconnecting");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = tx.closed() => return,
+        }
+    }
+}
+
 fn require_user<T>(req: &Request<T>) -> Result<(ForceId, String), Status> {
     match caller(req)?.principal {
         Principal::User { force, name, .. } => Ok((force, name)),
@@ -714,9 +772,18 @@ impl pb::alerts_server::Alerts for AlertsService {
         if national {
             return self.national_history(principal, q).await;
         }
+        // Following nationally: this node's log as below, and each peer's
+        // new alerts as they are raised, interleaved as they arrive.
+        let follow_peers =
+            if !q.history_only && q.scope != pb::Scope::Local as i32 && relayed.is_none() {
+                self.federation.clone().filter(|f| !f.peers.is_empty())
+            } else {
+                None
+            };
         let filter = AlertFilter::from_pb(&q)?;
         info!(user = %user, force = %force, after = q.after, follow = !q.history_only, "alert watch opened");
         let (tx, rx) = mpsc::channel::<Result<pb::AlertEvent, Status>>(64);
+        let peer_tx = tx.clone();
         let (store, node) = (self.store.clone(), self.node.clone());
         let mut latest = self.hub.subscribe();
         let history_only = q.history_only;
@@ -773,6 +840,21 @@ impl pb::alerts_server::Alerts for AlertsService {
                 }
             }
         });
+        if let Some(federation) = follow_peers {
+            let mut remote = q.clone();
+            remote.scope = pb::Scope::Local as i32;
+            remote.on_behalf_of = crate::federation::on_behalf_of(&principal, &self.node);
+            let since = self.clock.now();
+            for peer in &federation.peers {
+                tokio::spawn(follow_peer(
+                    peer.name.clone(),
+                    peer.channel(),
+                    remote.clone(),
+                    since,
+                    peer_tx.clone(),
+                ));
+            }
+        }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -33,6 +33,31 @@ struct Cluster {
     layout: PkiLayout,
     nodes: Vec<Option<RunningNode>>,
     urls: Vec<String>,
+    configs: Vec<NodeConfig>,
+}
+
+async fn run_node(cfg: &NodeConfig, listener: TcpListener) -> RunningNode {
+    // After a restart, tasks of the stopped node still ending (e.g. a watch
+    // whose stream was cut) may hold the store for a moment.
+    let mut tries = 0;
+    let store = loop {
+        let data = cfg.data_dir.clone();
+        match tokio::task::spawn_blocking(move || RocksStore::open(&data, StoreOptions::default()))
+            .await
+            .unwrap()
+        {
+            Ok(s) => break s,
+            Err(_) if tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("open {}: {e}", cfg.data_dir.display()),
+        }
+    };
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
+    nadc_node::start_with_listener(cfg, Arc::new(store), listener, clock)
+        .await
+        .unwrap()
 }
 
 impl Cluster {
@@ -66,6 +91,7 @@ impl Cluster {
             .map(|l| format!("https://{}", l.local_addr().unwrap()))
             .collect();
         let mut nodes = Vec::new();
+        let mut configs = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
             let name = NODES[i].0;
             let mut cfg = NodeConfig::new(
@@ -96,26 +122,24 @@ impl Cluster {
                     address: urls[0].clone(),
                 }]
             };
-            let data = cfg.data_dir.clone();
-            let store = tokio::task::spawn_blocking(move || {
-                RocksStore::open(&data, StoreOptions::default())
-            })
-            .await
-            .unwrap()
-            .unwrap();
-            let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
-            nodes.push(Some(
-                nadc_node::start_with_listener(&cfg, Arc::new(store), listener, clock)
-                    .await
-                    .unwrap(),
-            ));
+            nodes.push(Some(run_node(&cfg, listener).await));
+            configs.push(cfg);
         }
         Self {
             _dir: dir,
             layout,
             nodes,
             urls,
+            configs,
         }
+    }
+
+    /// Stops node `i` and starts it again on the same address and data.
+    async fn restart(&mut self, i: usize) {
+        self.nodes[i].take().unwrap().shutdown().await.unwrap();
+        let addr = self.urls[i].trim_start_matches("https://").to_string();
+        let listener = TcpListener::bind(&addr).await.unwrap();
+        self.nodes[i] = Some(run_node(&self.configs[i], listener).await);
     }
 
     async fn connect(
@@ -807,7 +831,7 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
-    let c = Cluster::start().await;
+    let mut c = Cluster::start().await;
     // KENT's node has a list; a KENT read hits it there, and an AVON read of
     // the same plate on node-1 does not (node-1 has no list).
     let mut lists = pb::hotlists_client::HotlistsClient::new(c.user(1, "hank").await);
@@ -899,4 +923,26 @@ async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
     assert_eq!(event.node, "node-2");
     let p = event.read.as_ref().unwrap().provenance.as_ref().unwrap();
     assert!(p.bof_read_id.starts_with("KENT-live-"), "{}", p.bof_read_id);
+
+    // node-2 restarts: the watch at node-1 goes on, and node-2's next hit
+    // arrives once its follower has reconnected, resumed after the last
+    // position it had (nothing replayed).
+    c.restart(1).await;
+    let mut bof = pb::ingest_client::IngestClient::new(c.bof(1, "KENT").await);
+    bof.push_batch(pb::ReadBatch {
+        batch_seq: 100,
+        force: String::new(),
+        reads: vec![read("KENT-after-restart", "HI75KNT", 1)],
+    })
+    .await
+    .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(30), live.message())
+        .await
+        .expect("the live watch went quiet after node-2 restarted")
+        .unwrap()
+        .expect("an event");
+    assert_eq!(next.node, "node-2");
+    assert!(next.position > event.position);
+    let p = next.read.as_ref().unwrap().provenance.as_ref().unwrap();
+    assert_eq!(p.bof_read_id, "KENT-after-restart");
 }

@@ -552,6 +552,10 @@ pub struct AlertsService {
     pub governance: Arc<crate::governance::Governance>,
     /// Peers, for a national history of alerts.
     pub federation: Option<Arc<crate::federation::Federation>>,
+    /// Set when the node stops: following watches end with UNAVAILABLE
+    /// (so the subscriber reconnects and resumes) instead of holding the
+    /// node open.
+    pub stop: watch::Receiver<bool>,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AlertEvent, Status>> + Send>>;
@@ -786,6 +790,7 @@ impl pb::alerts_server::Alerts for AlertsService {
         let peer_tx = tx.clone();
         let (store, node) = (self.store.clone(), self.node.clone());
         let mut latest = self.hub.subscribe();
+        let mut stop = self.stop.clone();
         let history_only = q.history_only;
         let start = if q.from_now {
             self.store.last_alert()
@@ -829,14 +834,25 @@ impl pb::alerts_server::Alerts for AlertsService {
                 if history_only {
                     return;
                 }
-                // Wait for a newer position, or for the subscriber to go.
-                tokio::select! {
+                // Wait for a newer position, for the subscriber to go, or
+                // for the node to stop.
+                let stopping = tokio::select! {
                     changed = latest.wait_for(|p| *p > pos) => {
                         if changed.is_err() {
                             return;
                         }
+                        false
                     }
                     () = tx.closed() => return,
+                    stopped = stop.wait_for(|s| *s) => stopped.is_ok(),
+                };
+                if stopping {
+                    let _ = tx
+                        .send(Err(Status::unavailable(format!(
+                            "the node is stopping; resume after position {pos}"
+                        ))))
+                        .await;
+                    return;
                 }
             }
         });

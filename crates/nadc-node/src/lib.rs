@@ -190,6 +190,7 @@ pub async fn start_with_listener(
         clock: clock.clone(),
         governance: governance.clone(),
     };
+    let (stop_tx, stop_rx) = watch::channel(false);
     let alerts_service = alerts::AlertsService {
         store: store.clone(),
         hub,
@@ -197,8 +198,8 @@ pub async fn start_with_listener(
         clock: clock.clone(),
         governance: governance.clone(),
         federation: federation.clone(),
+        stop: stop_rx.clone(),
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
     let ingest = ingest::IngestService {
         store: store.clone(),
         validator: ingest::Validator {

@@ -12,7 +12,7 @@ mod support;
 
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use nadc_bof::format::{Format, read_rows};
 use nadc_bof::pb;
@@ -22,8 +22,6 @@ use support::{Harness, access, batch, now, read};
 use tonic::Code;
 
 use pb::ReadErrorCode as C;
-
-const NADC: &str = env!("CARGO_BIN_EXE_nadc");
 
 /// `now()` moved by `secs` seconds.
 fn secs(s: i64) -> Timestamp {
@@ -717,24 +715,7 @@ fn malformed_lines(stdout: &str) -> Vec<&str> {
 fn nadc_push_reports_malformed_rows_by_line_and_sends_the_good_ones() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
-    let out = Command::new(NADC)
-        .args([
-            "pki",
-            "init",
-            "--forces",
-            "AVON",
-            "--users",
-            "alice:analyst:AVON",
-        ])
-        .arg("--out")
-        .arg(&pki)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::process::pki_init(&pki, "AVON", "alice:analyst:AVON");
     let server = support::process::Server::start(dir.path());
     let avon = identity(&pki, "bofs", "AVON");
     let alice = identity(&pki, "users", "alice");

@@ -38,17 +38,7 @@ const FLOOD_BATCH: usize = 2_000;
 const RSS_BOUND: u64 = 256 << 20;
 
 fn pki_init(dir: &Path) {
-    let out = Command::new(NADC)
-        .args(["pki", "init", "--forces", &FORCES.join(",")])
-        .args(["--users", "alice:analyst:AVON", "--out"])
-        .arg(dir.join("pki"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::process::pki_init(&dir.join("pki"), &FORCES.join(","), "alice:analyst:AVON");
 }
 
 fn bof_tls(dir: &Path, force: &str) -> ClientTls {

@@ -137,3 +137,18 @@ pub fn free_listen_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
 }
+
+/// `nadc pki init --out PKI --forces FORCES --users USERS`, asserting it
+/// succeeded.
+pub fn pki_init(pki: &Path, forces: &str, users: &str) {
+    let out = Command::new(NADC)
+        .args(["pki", "init", "--forces", forces, "--users", users, "--out"])
+        .arg(pki)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

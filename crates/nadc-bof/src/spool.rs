@@ -772,6 +772,19 @@ mod tests {
         }
     }
 
+    fn segments(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("seg-")
+            })
+            .count()
+    }
+
     fn cfg(dir: &Path) -> SpoolConfig {
         SpoolConfig {
             dir: dir.to_path_buf(),
@@ -797,27 +810,9 @@ mod tests {
         assert_eq!(ids, ["r5", "r6", "r7", "r8", "r9", "r10"]);
         assert_eq!(rest[0].seq, 5);
         // Small segments: the acknowledged ones are gone from disk.
-        let segs = fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("seg-")
-            })
-            .count();
+        let segs = segments(dir.path());
         s.ack(10).unwrap();
-        let after = fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("seg-")
-            })
-            .count();
+        let after = segments(dir.path());
         assert!(
             after < segs,
             "{segs} segments before, {after} after acking all"

@@ -89,8 +89,9 @@ impl RunningNode {
     /// (waiting for queued writes and flushing to disk).
     ///
     /// Push streams stop reading at once (batches in progress are still
-    /// acknowledged); calls still open after [`SHUTDOWN_GRACE`] (e.g. a
-    /// user following alerts) are cut, which acknowledges nothing new.
+    /// acknowledged) and following alert watches end. Calls still open
+    /// after [`SHUTDOWN_GRACE`] are no longer waited for (they acknowledge
+    /// nothing new, and end when the process exits); the store is closed.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
         let _ = self.stop.send(true);
         match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
@@ -99,7 +100,7 @@ impl RunningNode {
                 .map_err(|e| NodeError::Server(e.to_string()))?,
             Err(_) => {
                 warn!(node = %self.name, grace_s = SHUTDOWN_GRACE.as_secs(),
-                    "calls still open after the grace period are cut");
+                    "calls still open after the grace period are no longer waited for");
                 self.server.abort();
                 let _ = (&mut self.server).await;
             }

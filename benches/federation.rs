@@ -163,13 +163,9 @@ async fn run(vehicles: usize, searches: usize) {
     let layout = nadc_pki::init(&dir.path().join("pki"), &spec, false).expect("pki");
     let now = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
     let day = Timestamp::from_day_ms(now.day() - 1, 0);
-    let data = nadc_cli::synth::generate(&nadc_cli::synth::SynthConfig {
-        seed: 5,
-        vehicles,
-        day_start: day,
-        detection: 0.92,
-        misread: 0.01,
-    });
+    let data = nadc_cli::synth::generate(
+        &nadc_cli::synth::SynthConfig::new(5, vehicles, day).in_forces(&nadc_cli::synth::SOUTH),
+    );
     let (mut nodes, urls) = start(dir.path(), &layout, now, None).await;
     let mut plates = Vec::new();
     for (i, (_, f)) in NODES.iter().enumerate() {

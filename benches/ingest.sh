@@ -4,8 +4,8 @@
 #
 #   benches/ingest.sh [VEHICLES]        (default 60000: about 1 million reads)
 #
-# nadc: a release `nadc serve` on a fresh RocksDB data dir; four `nadc push`
-# processes (one per force BOF, each with its own certificate) stream the
+# nadc: a release `nadc serve` on a fresh RocksDB data dir; one `nadc push`
+# process per force BOF (27 forces, each with its own certificate) stream the
 # forces' CSV files over mTLS at once; every batch is acknowledged only once
 # durable (WAL synced) and indexed. Time: first push started to last
 # acknowledgement.
@@ -14,8 +14,8 @@
 # synchronous_commit on, as a production database runs), the schema a
 # competent user would build (primary key on force+read_id for idempotency,
 # btree on (vrm, observed_at) and (force, camera_id, observed_at), GiST on
-# the position, BRIN on time), cameras loaded first; then four psql
-# sessions at once each COPY their force's CSV into a staging table and
+# the position, BRIN on time), cameras loaded first; then one psql
+# session per force at once each COPY their force's CSV into a staging table and
 # INSERT ... SELECT into the indexed table, resolving positions from the
 # cameras table and skipping duplicates. Time: first COPY started to last
 # commit.
@@ -26,7 +26,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 VEHICLES="${1:-60000}"
-FORCES=(AVON KENT MET WMP)
 
 command -v bc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bc >/dev/null; }
 cargo build --release --bin nadc >&2
@@ -45,6 +44,9 @@ trap cleanup EXIT
 
 echo "== generating $VEHICLES vehicles of synthetic traffic" >&2
 "$NADC" gen --out "$work/gen" --vehicles "$VEHICLES" >&2
+# One BOF per force the generated world has (27 across Great Britain).
+FORCES=()
+for d in "$work/gen"/*/; do FORCES+=("$(basename "$d")"); done
 "$NADC" pki init --out "$work/pki" --forces "$(IFS=,; echo "${FORCES[*]}")" >/dev/null
 
 echo "== nadc" >&2
@@ -140,7 +142,7 @@ if [ "$pg_rows" != "$accepted" ]; then
   echo "row counts disagree: nadc stored $accepted, PostgreSQL $pg_rows" >&2
   exit 1
 fi
-printf '\nIngest of %d reads (4 forces at once, durable), %s, %d cores\n' "$accepted" "$(date -u +%Y-%m-%d)" "$(nproc)"
+printf '\nIngest of %d reads (%d forces at once, durable), %s, %d cores\n' "$accepted" "${#FORCES[@]}" "$(date -u +%Y-%m-%d)" "$(nproc)"
 printf '%-42s %14s %14s %8s\n' "metric" "nadc" "PostgreSQL" "ratio"
 printf '%-42s %14.0f %14.0f %7.2fx\n' "reads/s (nadc push over mTLS vs COPY)" "$nadc_rate" "$pg_rate" "$(echo "$nadc_rate / $pg_rate" | bc -l)"
 printf '%-42s %14.2f %14.2f\n' "seconds" "$nadc_secs" "$pg_secs"

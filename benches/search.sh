@@ -14,7 +14,6 @@ cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 VEHICLES="${1:-620000}"
 ITERATIONS="${2:-300}"
-FORCES=(AVON KENT MET WMP)
 
 cargo build --release --bin nadc >&2
 NADC="$CARGO_TARGET_DIR/release/nadc"
@@ -29,6 +28,9 @@ trap cleanup EXIT
 day=$(date -u -d yesterday +%Y-%m-%d)
 echo "== generating $VEHICLES vehicles on $day" >&2
 "$NADC" gen --out "$work/gen" --vehicles "$VEHICLES" --day "$day" >&2
+# One BOF per force the generated world has (27 across Great Britain).
+FORCES=()
+for d in "$work/gen"/*/; do FORCES+=("$(basename "$d")"); done
 "$NADC" pki init --out "$work/pki" --forces "$(IFS=,; echo "${FORCES[*]}")" --users bench:analyst:AVON >/dev/null
 "$NADC" serve --data "$work/data" --listen 127.0.0.1:0 --tls-dir "$work/pki" --addr-file "$work/addr" 2>"$work/serve.log" &
 server=$!

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use nadc_bof::format::{Format, read_rows};
 use nadc_bof::pb;
 use nadc_core::Timestamp;
 use rand::seq::IndexedRandom;
@@ -52,11 +51,12 @@ pub struct BenchArgs {
     /// Seed for choosing inputs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Reads sampled from each force's file to draw inputs from.
+    /// Most of the generator's sampled reads to draw inputs from.
     #[arg(long, default_value_t = 20_000)]
     sample: usize,
 }
 
+#[derive(Clone, Debug)]
 struct Sample {
     vrm: String,
     lat: f64,
@@ -66,46 +66,67 @@ struct Sample {
     colour: Option<String>,
 }
 
-fn load_samples(dir: &std::path::Path, per_force: usize) -> anyhow::Result<Vec<Sample>> {
+/// The reads `nadc gen` sampled uniformly over the whole data set
+/// (`samples.csv`), with their positions.
+fn load_samples(dir: &std::path::Path, limit: usize) -> anyhow::Result<Vec<Sample>> {
+    let path = dir.join("samples.csv");
+    let mut r = csv::Reader::from_path(&path).with_context(|| {
+        format!(
+            "open {} (written by `nadc gen` into its --out directory)",
+            path.display()
+        )
+    })?;
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("list {}", dir.display()))? {
-        let force_dir = entry?.path();
-        let reads = force_dir.join("reads.csv");
-        let cameras = force_dir.join("cameras.csv");
-        if !reads.exists() || !cameras.exists() {
-            continue;
-        }
-        let cams: std::collections::HashMap<String, (f64, f64)> =
-            nadc_bof::format::camera_rows(Box::new(std::fs::File::open(&cameras)?), Format::Csv)?
-                .filter_map(Result::ok)
-                .map(|c| (c.camera_id, (c.lat, c.lon)))
-                .collect();
-        for r in read_rows(Box::new(std::fs::File::open(&reads)?), Format::Csv)?
-            .filter_map(Result::ok)
-            .take(per_force)
-        {
-            let (lat, lon) = match (r.lat, r.lon) {
-                (Some(a), Some(b)) => (a, b),
-                _ => match cams.get(&r.camera_id) {
-                    Some(p) => *p,
-                    None => continue,
-                },
-            };
-            let Some(at) = r.observed_at.as_ref().and_then(nadc_proto::from_pb_time) else {
-                continue;
-            };
-            out.push(Sample {
-                vrm: r.vrm,
-                lat,
-                lon,
-                at,
-                make: r.make,
-                colour: r.colour,
-            });
+    for (line, row) in r.records().enumerate() {
+        let row = row.with_context(|| format!("{} line {}", path.display(), line + 2))?;
+        let cell = |i: usize| row.get(i).unwrap_or_default();
+        let opt = |i: usize| Some(cell(i).to_string()).filter(|s| !s.is_empty());
+        let bad = || format!("{} line {}: bad sample row", path.display(), line + 2);
+        out.push(Sample {
+            vrm: cell(1).to_string(),
+            at: Timestamp::parse_rfc3339(cell(2)).with_context(bad)?,
+            lat: cell(4).parse().with_context(bad)?,
+            lon: cell(5).parse().with_context(bad)?,
+            make: opt(6),
+            colour: opt(7),
+        });
+        if out.len() == limit {
+            break;
         }
     }
-    anyhow::ensure!(!out.is_empty(), "no reads found under {}", dir.display());
+    anyhow::ensure!(!out.is_empty(), "no samples in {}", path.display());
     Ok(out)
+}
+
+/// Another sighting of the sample's vehicle at least an hour away from it,
+/// if it has one.
+async fn elsewhere(ch: &Channel, s: &Sample) -> anyhow::Result<Option<Sample>> {
+    let mut client =
+        pb::search_client::SearchClient::new(ch.clone()).max_decoding_message_size(256 << 20);
+    let stream = client
+        .vrm_timeline(pb::VrmTimelineRequest {
+            access: access(),
+            vrm: s.vrm.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let rows = crate::client::collect_stream(stream).await?.rows;
+    Ok(rows.into_iter().find_map(|r| {
+        let at = r
+            .provenance
+            .as_ref()
+            .and_then(|p| p.observed_at.as_ref())
+            .and_then(nadc_proto::from_pb_time)?;
+        ((at.millis() - s.at.millis()).abs() >= 3_600_000).then(|| Sample {
+            vrm: r.vrm.clone(),
+            lat: r.lat,
+            lon: r.lon,
+            at,
+            make: r.make.clone(),
+            colour: r.colour.clone(),
+        })
+    }))
 }
 
 fn area(s: &Sample, radius_m: f64, before_ms: i64, after_ms: i64) -> pb::Area {
@@ -228,19 +249,23 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut rows = 0u64;
     for i in 0..warmup + a.iterations {
         let s = samples.choose(&mut rng).context("no samples")?;
-        // The second area of an ALL search: a read of the same vehicle if the
-        // sample has one later, else another random read.
-        let later: Vec<&Sample> = samples
-            .iter()
-            .filter(|o| o.vrm == s.vrm && o.at > s.at)
-            .take(4)
-            .collect();
-        let other = match later.choose(&mut rng) {
-            Some(o) if rng.random_bool(0.9) => *o,
-            _ => samples.choose(&mut rng).context("no samples")?,
+        // The second area of an ALL search: where the same vehicle was at
+        // least an hour apart from the first sighting (its timeline,
+        // fetched untimed), else a random other read.
+        let other = match a.kind {
+            Kind::GeoTwoAreaAll => elsewhere(&ch, s)
+                .await?
+                .filter(|_| rng.random_bool(0.9))
+                .unwrap_or_else(|| {
+                    samples
+                        .choose(&mut rng)
+                        .cloned()
+                        .unwrap_or_else(|| s.clone())
+                }),
+            _ => s.clone(),
         };
         let started = Instant::now();
-        let c = run_one(&ch, a.kind, s, other).await?;
+        let c = run_one(&ch, a.kind, s, &other).await?;
         let took = started.elapsed();
         if i >= warmup {
             times.push(took);

@@ -19,7 +19,7 @@ use nadc_store::{RocksStore, StoreOptions};
 
 use crate::client::{collect_stream, geo_search, print_push_report, vrm_timeline};
 use crate::output::{OutputFormat, print_rows, print_vrm_summaries};
-use crate::synth::{SynthConfig, generate};
+use crate::synth::{SOUTH, SynthConfig, generate};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -135,13 +135,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     step(3, "synthetic day of national traffic");
     let today = nadc_core::time::SystemClock.now();
     let day_start = Timestamp::from_day_ms(today.day().saturating_sub(1), 0);
-    let synth = generate(&SynthConfig {
-        seed: a.seed,
-        vehicles: a.vehicles,
-        day_start,
-        detection: 0.92,
-        misread: 0.01,
-    });
+    let synth = generate(&SynthConfig::new(a.seed, a.vehicles, day_start).in_forces(&SOUTH));
     println!(
         "{} vehicles, {} cameras, {} reads on {} (UTC) across {} forces",
         a.vehicles,

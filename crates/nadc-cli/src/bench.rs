@@ -54,16 +54,24 @@ pub struct BenchArgs {
     /// Most of the generator's sampled reads to draw inputs from.
     #[arg(long, default_value_t = 20_000)]
     sample: usize,
+    /// Also ask PostgreSQL + PostGIS, loaded with the same reads by
+    /// `benches/peer/postgis.sh`, each search with the same inputs
+    /// (a connection string, e.g. `host=/tmp/sock port=55433
+    /// user=postgres dbname=nadc`): both are timed, and their row counts
+    /// must agree.
+    #[arg(long)]
+    postgis: Option<String>,
 }
 
+/// A generated read the inputs of a search are drawn from.
 #[derive(Clone, Debug)]
-struct Sample {
-    vrm: String,
-    lat: f64,
-    lon: f64,
-    at: Timestamp,
-    make: Option<String>,
-    colour: Option<String>,
+pub struct Sample {
+    pub vrm: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub at: Timestamp,
+    pub make: Option<String>,
+    pub colour: Option<String>,
 }
 
 /// The reads `nadc gen` sampled uniformly over the whole data set
@@ -239,14 +247,33 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Latency percentiles of one system.
+fn line(times: &mut [Duration]) -> anyhow::Result<String> {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Ok(format!(
+        "p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        ms(pct(times, 0.50)),
+        ms(pct(times, 0.90)),
+        ms(pct(times, 0.99)),
+        ms(*times.last().context("no timings")?),
+    ))
+}
+
 pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let samples = load_samples(&a.gen_dir, a.sample)?;
     let (node, tls) = resolve_node(&a.node)?;
     let ch = nadc_bof::connect(&node, &tls).await?;
+    let peer = match &a.postgis {
+        Some(conn) => Some(crate::bench_peer::Peer::connect(conn, a.kind).await?),
+        None => None,
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let warmup = (a.iterations / 10).max(1);
     let mut times = Vec::with_capacity(a.iterations);
+    let mut peer_times = Vec::with_capacity(a.iterations);
     let mut rows = 0u64;
+    let mut disagree = Vec::new();
     for i in 0..warmup + a.iterations {
         let s = samples.choose(&mut rng).context("no samples")?;
         // The second area of an ALL search: where the same vehicle was at
@@ -271,18 +298,50 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             times.push(took);
             rows += c.rows.len() as u64;
         }
+        if let Some(peer) = &peer {
+            let started = Instant::now();
+            let n = peer.search(s, &other).await?;
+            let took = started.elapsed();
+            if i >= warmup {
+                peer_times.push(took);
+            }
+            if n != c.rows.len() {
+                disagree.push(format!(
+                    "{:?} near {:.6},{:.6} at {}: nadc {} rows, PostGIS {n}",
+                    a.kind,
+                    s.lat,
+                    s.lon,
+                    s.at,
+                    c.rows.len()
+                ));
+            }
+        }
     }
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let searches = times.len();
     println!(
-        "{:?}: {} searches, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms, mean rows {:.1}",
+        "{:?}: {searches} searches, nadc {}, mean rows {:.1}",
         a.kind,
-        times.len(),
-        ms(pct(&times, 0.50)),
-        ms(pct(&times, 0.90)),
-        ms(pct(&times, 0.99)),
-        ms(*times.last().context("no timings")?),
-        rows as f64 / times.len() as f64
+        line(&mut times)?,
+        rows as f64 / searches as f64
     );
+    if peer.is_some() {
+        println!("{:?}: PostGIS {}", a.kind, line(&mut peer_times)?);
+        let ratio =
+            |p: f64| pct(&peer_times, p).as_secs_f64() / pct(&times, p).as_secs_f64().max(1e-9);
+        println!(
+            "{:?}: PostGIS/nadc p50 {:.2}x, p99 {:.2}x; row counts agree in {} of {} searches",
+            a.kind,
+            ratio(0.50),
+            ratio(0.99),
+            warmup + searches - disagree.len(),
+            warmup + searches
+        );
+        if !disagree.is_empty() {
+            for d in disagree.iter().take(10) {
+                eprintln!("row counts disagree: {d}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 mod alerting;
 mod bench;
 mod bench_alerts;
+mod bench_peer;
 mod client;
 mod demo;
 mod follow;
@@ -14,6 +15,7 @@ mod governance;
 mod output;
 mod pki;
 mod serve;
+mod store_cmd;
 pub mod synth;
 mod telemetry;
 
@@ -88,6 +90,11 @@ enum Command {
     Node {
         #[command(subcommand)]
         command: client::NodeCommand,
+    },
+    /// Offline maintenance of a stopped node's data directory.
+    Store {
+        #[command(subcommand)]
+        command: store_cmd::StoreCommand,
     },
     /// Benchmarks (see BENCHMARKS.md).
     Bench {
@@ -167,6 +174,7 @@ pub fn main() -> ExitCode {
             Command::Disclosure { command } => governance::disclosure(command).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Gen(a) => generate::run(a),
+            Command::Store { command } => store_cmd::run(command),
             Command::Bench { command } => match command {
                 BenchCommand::Search(a) => bench::run(a).await,
                 BenchCommand::Alerts(a) => bench_alerts::alerts(a).await,

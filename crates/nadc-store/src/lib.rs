@@ -31,7 +31,7 @@ use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp, Vrm};
 
 pub use nadc_core::CellRange;
 pub use nadc_core::read::ReadRef;
-pub use rocks::{RocksStore, StoreOptions, scan_counts};
+pub use rocks::{CfUsage, RocksStore, StoreOptions, scan_counts};
 
 /// A validated read ready to store: its resolved position and received time.
 #[derive(Clone, Debug)]

@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// Retention in days (reads older are refused).
     #[arg(long)]
     retention_days: Option<u32>,
+    /// Block cache, MiB (overrides the config's `block_cache_mb`).
+    #[arg(long)]
+    block_cache_mb: Option<usize>,
     /// Write the bound address to this file once listening (for scripts).
     #[arg(long)]
     addr_file: Option<PathBuf>,
@@ -104,6 +107,9 @@ fn config(a: &ServeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(r) = a.retention_days {
         cfg.retention_days = r;
     }
+    if let Some(mb) = a.block_cache_mb {
+        cfg.block_cache_mb = mb;
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -160,10 +166,13 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("create data dir {}", cfg.data_dir.display()))?;
     let data = cfg.data_dir.clone();
-    let store =
-        tokio::task::spawn_blocking(move || RocksStore::open(&data, StoreOptions::default()))
-            .await?
-            .with_context(|| format!("open store at {}", cfg.data_dir.display()))?;
+    let opts = StoreOptions {
+        block_cache_bytes: cfg.block_cache_mb << 20,
+        ..StoreOptions::default()
+    };
+    let store = tokio::task::spawn_blocking(move || RocksStore::open(&data, opts))
+        .await?
+        .with_context(|| format!("open store at {}", cfg.data_dir.display()))?;
     let node = nadc_node::start(&cfg, Arc::new(store))
         .await
         .context("start node")?;

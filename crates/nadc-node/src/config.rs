@@ -121,6 +121,15 @@ pub struct NodeConfig {
     /// Overload protection: message sizes, streams, ingest slots, rates.
     #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
+    /// Memory for the store's cache of uncompressed blocks, MiB: searches
+    /// whose blocks are cached skip reading and decompressing them. About a
+    /// third of the machine's memory on a dedicated node.
+    #[serde(default = "default_block_cache_mb")]
+    pub block_cache_mb: usize,
+}
+
+fn default_block_cache_mb() -> usize {
+    1024
 }
 
 fn default_federation_deadline_ms() -> u64 {
@@ -283,6 +292,7 @@ impl NodeConfig {
             peers: Vec::new(),
             federation_deadline_ms: default_federation_deadline_ms(),
             limits: crate::limits::LimitsConfig::default(),
+            block_cache_mb: default_block_cache_mb(),
         }
     }
 

@@ -24,7 +24,8 @@ use tonic::{Request, Response, Status};
 use crate::auth::caller;
 use crate::governance::{Actor, Audited, Governance};
 
-const SPACE: &str = "case";
+/// The registry space of the case register.
+pub const SPACE: &str = "case";
 const READ: u8 = b'r';
 const MATERIAL: u8 = b'm';
 const CONSULT: u8 = b'c';
@@ -114,26 +115,24 @@ fn corrupt(e: serde_json::Error) -> StoreError {
     }
 }
 
-/// Records the reads a search under `case_ref` returned (blocking).
-pub fn record(
-    store: &dyn Store,
+/// The case register entries for the reads a search under `case_ref`
+/// returned: keys without the search's audit sequence number, which
+/// [`Store::append_audit_registered`] appends as it writes them with the
+/// search's audit entry.
+pub fn register_entries(
     case_ref: &str,
-    search: u64,
     reads: &[CaseRead],
-) -> Result<(), StoreError> {
-    if reads.is_empty() {
-        return Ok(());
-    }
-    let entries = reads
+) -> Result<nadc_store::RegistryEntries, StoreError> {
+    reads
         .iter()
         .map(|r| {
             let (node, day, seq) = r.id();
-            let mut k = read_key(READ, case_ref, &node, day, seq);
-            k.extend_from_slice(&search.to_be_bytes());
-            Ok((k, Some(serde_json::to_vec(r).map_err(corrupt)?)))
+            Ok((
+                read_key(READ, case_ref, &node, day, seq),
+                serde_json::to_vec(r).map_err(corrupt)?,
+            ))
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    store.put_registry(SPACE, entries)
+        .collect()
 }
 
 /// A read of a case by (node, capture day, seq).

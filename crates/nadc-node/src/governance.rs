@@ -165,6 +165,27 @@ impl Governance {
             })
     }
 
+    /// Writes a search's entry and, in the same durable batch, the reads
+    /// it returned under its case (blocking): the case register never
+    /// names a search the audit log lacks, nor the reverse.
+    pub fn record_search_blocking(
+        &self,
+        entry: AuditEntry,
+        case_ref: &str,
+        returned: &[crate::disclosure::CaseRead],
+    ) -> Result<u64, Status> {
+        let unavailable = |e: nadc_store::StoreError| {
+            warn!(error = %e, "audit write failed");
+            Status::unavailable(format!("audit log unavailable, nothing done: {e}"))
+        };
+        let entries =
+            crate::disclosure::register_entries(case_ref, returned).map_err(unavailable)?;
+        self.store
+            .append_audit_registered(entry, crate::disclosure::SPACE, entries)
+            .map(|c| c.seq)
+            .map_err(unavailable)
+    }
+
     /// Writes an entry.
     pub async fn record(self: &Arc<Self>, entry: AuditEntry) -> Result<u64, Status> {
         let me = self.clone();

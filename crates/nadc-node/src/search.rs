@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::alerts::hotlist_targets;
 use crate::auth::caller;
 use crate::config::SearchCaps;
-use crate::disclosure::{self, CaseRead};
+use crate::disclosure::CaseRead;
 use crate::federation::{
     Federation, PeerCall, merge_by_time, on_behalf_of, relayed_user, row_force_counts,
 };
@@ -735,6 +735,7 @@ impl SearchService {
                 }
                 ControlFlow::Continue(())
             });
+            let queried = started.elapsed();
             let action = format!("search.{search}");
             let (returned, outcome) = match &result {
                 Ok(f) => (
@@ -753,23 +754,12 @@ impl SearchService {
                 Err(e) => (Vec::new(), Outcome::Refused(e.to_string())),
             };
             let entry = governance.entry(&plan.actor, &action, &plan.audited(returned), outcome);
-            let audit_seq = match governance.record_blocking(entry) {
-                Ok(seq) => seq,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            };
-            // The case register: what this search returned under the case.
-            if let Err(e) = disclosure::record(
-                store.as_ref(),
-                &plan.access.case_ref,
-                audit_seq,
-                &returned_reads,
-            ) {
-                let _ = tx.blocking_send(Err(Status::unavailable(format!(
-                    "case register unavailable: {e}"
-                ))));
+            // The audit entry and the case register (what this search
+            // returned under the case), durable together.
+            if let Err(e) =
+                governance.record_search_blocking(entry, &plan.access.case_ref, &returned_reads)
+            {
+                let _ = tx.blocking_send(Err(e));
                 return;
             }
             if gone {
@@ -778,8 +768,14 @@ impl SearchService {
             match result {
                 Ok(f) => {
                     let elapsed = started.elapsed().as_micros() as u64;
+                    // Where the time went: the query itself, then the audit
+                    // entry and case register (durable before the answer is
+                    // complete).
                     info!(user = %plan.actor.user, search, rows = f.summary.rows,
-                        total = f.total_rows, elapsed_us = elapsed, "search done");
+                        total = f.total_rows, elapsed_us = elapsed,
+                        query_us = queried.as_micros() as u64,
+                        audit_us = elapsed.saturating_sub(queried.as_micros() as u64),
+                        "search done");
                     let mut summary = summary_to_pb(&f.summary, elapsed);
                     summary.total_rows = f.total_rows;
                     summary.clipped_from = plan.clipped_from.map(proto::to_pb_time);
@@ -1016,7 +1012,7 @@ impl SearchService {
         call: PeerCall,
     ) -> Result<Response<ChunkStream>, Status> {
         let node = self.node.clone();
-        let (governance, store) = (self.governance.clone(), self.store.clone());
+        let governance = self.governance.clone();
         let (access, _) = self.governance.context(n.access.as_ref())?;
         let actor = Actor::of(&n.user);
         let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
@@ -1100,12 +1096,15 @@ impl SearchService {
                     "nodes": outcomes.iter().map(|o| json!({"node": o.node, "ok": o.ok, "skipped": o.skipped})).collect::<Vec<_>>()}),
                 returned,
             };
-            let (g, st, case_ref) = (governance.clone(), store.clone(), access.case_ref.clone());
+            let (g, case_ref) = (governance.clone(), access.case_ref.clone());
             let action = n.action;
             let written = tokio::task::spawn_blocking(move || {
-                let seq = g.record_blocking(g.entry(&actor, action, &audited, Outcome::Ok))?;
-                disclosure::record(st.as_ref(), &case_ref, seq, &remote)
-                    .map_err(|e| Status::unavailable(format!("case register unavailable: {e}")))
+                g.record_search_blocking(
+                    g.entry(&actor, action, &audited, Outcome::Ok),
+                    &case_ref,
+                    &remote,
+                )
+                .map(|_| ())
             })
             .await;
             match written {

@@ -31,6 +31,10 @@ use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp, Vrm};
 
 pub use nadc_core::CellRange;
 pub use nadc_core::read::ReadRef;
+/// Registry entries (key, value) written with an audit entry
+/// ([`Store::append_audit_registered`]).
+pub type RegistryEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 pub use rocks::{CfUsage, RocksStore, StoreOptions, scan_counts};
 
 /// A validated read ready to store: its resolved position and received time.
@@ -343,6 +347,18 @@ pub trait Store: Send + Sync + 'static {
     /// Appends entries to the hash-chained audit log, durably (sharing the
     /// read writer's group commit), returning them as chained.
     fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<Vec<ChainedEntry>, StoreError>;
+
+    /// Appends one audit entry and, in the same durable batch, entries of
+    /// registry `space` whose keys end with the entry's sequence number
+    /// (appended here to each key given): e.g. what a search returned under
+    /// a case, written with the audit entry of that search, so neither is
+    /// ever kept without the other, and one sync makes both durable.
+    fn append_audit_registered(
+        &self,
+        entry: AuditEntry,
+        space: &str,
+        entries: RegistryEntries,
+    ) -> Result<ChainedEntry, StoreError>;
 
     /// Visits audit entries from sequence number `from` (inclusive), in
     /// order, until `visit` breaks.

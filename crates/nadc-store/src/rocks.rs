@@ -123,6 +123,10 @@ struct AppendRequest {
     audit: Vec<AuditEntry>,
     /// An expiry step, done on its own.
     expire: Option<ExpireDay>,
+    /// Registry entries (full keys) written in the same batch as `audit`,
+    /// each key completed with the sequence number of the job's last audit
+    /// entry.
+    registry: crate::RegistryEntries,
     reply: SyncSender<Result<Committed, StoreError>>,
 }
 
@@ -360,7 +364,7 @@ impl RocksStore {
         alerts: Vec<Alert>,
         audit: Vec<AuditEntry>,
     ) -> Result<Committed, StoreError> {
-        self.submit_job(force, reads, alerts, audit, None)
+        self.submit_job(force, reads, alerts, audit, None, Vec::new())
     }
 
     fn submit_job(
@@ -370,6 +374,7 @@ impl RocksStore {
         alerts: Vec<Alert>,
         audit: Vec<AuditEntry>,
         expire: Option<ExpireDay>,
+        registry: crate::RegistryEntries,
     ) -> Result<Committed, StoreError> {
         let tx = self
             .tx
@@ -384,6 +389,7 @@ impl RocksStore {
             alerts,
             audit,
             expire,
+            registry,
             reply,
         })
         .map_err(|_| StoreError::Closed)?;
@@ -441,6 +447,27 @@ impl Store for RocksStore {
         Ok(self.submit(None, Vec::new(), Vec::new(), entries)?.audit)
     }
 
+    fn append_audit_registered(
+        &self,
+        entry: AuditEntry,
+        space: &str,
+        entries: crate::RegistryEntries,
+    ) -> Result<ChainedEntry, StoreError> {
+        let registry = entries
+            .into_iter()
+            .map(|(k, v)| {
+                let mut key = space.as_bytes().to_vec();
+                key.push(keys::SEP);
+                key.extend_from_slice(&k);
+                (key, v)
+            })
+            .collect();
+        self.submit_job(None, Vec::new(), Vec::new(), vec![entry], None, registry)?
+            .audit
+            .pop()
+            .ok_or_else(|| StoreError::Engine("the audit entry was not chained".into()))
+    }
+
     fn audit(
         &self,
         from: u64,
@@ -494,9 +521,16 @@ impl Store for RocksStore {
     }
 
     fn expire(&self, step: ExpireDay) -> Result<Expired, StoreError> {
-        self.submit_job(None, Vec::new(), Vec::new(), Vec::new(), Some(step))?
-            .expired
-            .ok_or_else(|| StoreError::Engine("expiry step not run".into()))
+        self.submit_job(
+            None,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Some(step),
+            Vec::new(),
+        )?
+        .expired
+        .ok_or_else(|| StoreError::Engine("expiry step not run".into()))
     }
 
     fn hold(&self, case_ref: &str, reads: &[ReadRef]) -> Result<u64, StoreError> {
@@ -1529,6 +1563,14 @@ impl WriterState {
                 );
                 audit_head = (seq + 1, chained.hash);
                 audit.push(chained);
+            }
+            if let Some(last) = audit.last() {
+                let registers_cf = cf(&db, CF_REGISTERS)?;
+                for (k, v) in &req.registry {
+                    let mut key = k.clone();
+                    key.extend_from_slice(&last.seq.to_be_bytes());
+                    batch.put_cf(registers_cf, key, v);
+                }
             }
             outcomes.push(Committed {
                 appended: out,

@@ -472,6 +472,78 @@ fn usage_counts_every_read_and_compaction_keeps_them_all_in_less_space() {
     }
     assert!(before < by_name("reads").table_bytes, "{before}");
     // Fully compacted, every read is still there and found.
-    assert_eq!(timeline(&s, "AB05CDE", 0, n).len(), (n as usize).div_ceil(97));
+    assert_eq!(
+        timeline(&s, "AB05CDE", 0, n).len(),
+        (n as usize).div_ceil(97)
+    );
     assert_eq!(scan_counts(&s).unwrap()[&avon], n as u64);
+}
+
+#[test]
+fn a_search_audit_entry_and_its_register_entries_are_written_together_under_its_sequence() {
+    use nadc_core::audit::{AuditEntry, Outcome};
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |user: &str| AuditEntry {
+        at: t0(),
+        node: "node-1".into(),
+        user: user.into(),
+        force: Some(ForceId::new("AVON").unwrap()),
+        roles: Vec::new(),
+        action: "search.vrm_timeline".into(),
+        purpose: "serious-crime".into(),
+        case_ref: "OP-1".into(),
+        authorisation: String::new(),
+        query: "{}".into(),
+        returned: Vec::new(),
+        outcome: Outcome::Ok,
+    };
+    let (first, second) = {
+        let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let a = s
+            .append_audit_registered(
+                entry("alice"),
+                "case",
+                vec![(b"OP-1/r1/".to_vec(), b"x".to_vec())],
+            )
+            .unwrap();
+        let b = s
+            .append_audit_registered(
+                entry("bob"),
+                "case",
+                vec![
+                    (b"OP-1/r1/".to_vec(), b"y".to_vec()),
+                    (b"OP-1/r2/".to_vec(), b"z".to_vec()),
+                ],
+            )
+            .unwrap();
+        s.close().unwrap();
+        (a, b)
+    };
+    assert_eq!(second.seq, first.seq + 1);
+    assert_eq!(second.prev, first.hash);
+    // After a reopen: each key carries the sequence of the search that
+    // wrote it, and the audit log holds both searches.
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut got = Vec::new();
+    s.registry("case", b"OP-1/", &mut |k, v| {
+        got.push((k.to_vec(), v.to_vec()));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let key = |r: &[u8], seq: u64| [r, &seq.to_be_bytes()[..]].concat();
+    assert_eq!(
+        got,
+        vec![
+            (key(b"OP-1/r1/", first.seq), b"x".to_vec()),
+            (key(b"OP-1/r1/", second.seq), b"y".to_vec()),
+            (key(b"OP-1/r2/", second.seq), b"z".to_vec()),
+        ]
+    );
+    let mut users = Vec::new();
+    s.audit(0, &mut |e| {
+        users.push(e.entry.user.clone());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(users, ["alice", "bob"]);
 }

@@ -591,6 +591,22 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
     assert_eq!(outcome(&s, "node-3"), (true, true, 0));
     assert!(!s.partial);
 
+    // The same place two days before node-2's earliest read: node-2 holds
+    // nothing that old, so it is not asked either.
+    let days_ago = |d: i64| Some(nadc_proto::to_pb_time(now().plus_millis(-d * 86_400_000)));
+    let (rows, _, s) = run(geo(
+        vec![pb::Area {
+            from: days_ago(3),
+            to: days_ago(2),
+            ..area(places[1].0, places[1].1, 2_000.0)
+        }],
+        pb::AreaMatch::Any,
+    ))
+    .await;
+    assert!(rows.is_empty());
+    assert_eq!(outcome(&s, "node-2"), (true, true, 0));
+    assert!(!s.partial);
+
     // Bristol or London: node-1's and node-3's reads in time order, with
     // the per-VRM summaries of both; node-2 skipped.
     let (rows, vrms, s) = run(geo(

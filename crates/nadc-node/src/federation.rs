@@ -63,10 +63,43 @@ pub struct Federation {
     pub peers: Vec<Peer>,
     /// Deadline for each remote call.
     pub deadline: Duration,
-    /// What each peer advertised holding: coarse camera cells, and when.
-    holdings: std::sync::Mutex<
-        std::collections::HashMap<String, (std::time::Instant, Vec<nadc_core::GeoPoint>)>,
-    >,
+    /// What each peer advertised holding, and when it was asked.
+    holdings: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Holdings)>>,
+}
+
+/// What a peer advertises holding ([`pb::NodeInfo`]).
+#[derive(Clone, Debug, Default)]
+struct Holdings {
+    /// Centres of the coarse cells its cameras are in.
+    cells: Vec<nadc_core::GeoPoint>,
+    /// Its earliest capture time (none while it holds nothing).
+    earliest: Option<nadc_core::Timestamp>,
+}
+
+/// Whether a peer with `h` can hold reads near `near` (points and a
+/// reach, metres) captured within `window`. Only the start of its data
+/// bounds time: its latest read moves on with every batch it takes in,
+/// while its earliest moves only as retention deletes (a BOF's backlog
+/// older than a peer's earliest read, pushed in the minute the holdings
+/// are cached for, is the one thing a skip can miss).
+fn may_hold(
+    h: &Holdings,
+    near: Option<(&[nadc_core::GeoPoint], f64)>,
+    window: Option<(nadc_core::Timestamp, nadc_core::Timestamp)>,
+) -> bool {
+    let in_time = match (window, h.earliest) {
+        (Some((_, to)), Some(earliest)) => to >= earliest,
+        _ => true,
+    };
+    let in_place = match near {
+        Some((points, reach_m)) => h.cells.iter().any(|c| {
+            points
+                .iter()
+                .any(|pt| pt.distance_m(*c) <= reach_m + COARSE_CELL_REACH_M)
+        }),
+        None => true,
+    };
+    in_time && in_place
 }
 
 /// A channel to the peer at `address` (`https://HOST:PORT`) that connects
@@ -283,40 +316,34 @@ impl Federation {
         .await
     }
 
-    /// The peers whose cameras can be within `reach_m` of any of `points`,
-    /// and the others (skipped), from the cells each peer advertises.
-    /// A peer whose holdings are not known yet is asked.
-    pub async fn peers_near(
+    /// The peers that can hold reads near `near` (points and a reach in
+    /// metres: their cameras' coarse cells) captured in `window` (not before
+    /// their earliest read), and the others (skipped), from what each peer
+    /// advertises. A peer whose holdings are not known yet is asked; one
+    /// that cannot be asked is not skipped.
+    pub async fn peers_for(
         &self,
-        points: &[nadc_core::GeoPoint],
-        reach_m: f64,
+        near: Option<(&[nadc_core::GeoPoint], f64)>,
+        window: Option<(nadc_core::Timestamp, nadc_core::Timestamp)>,
     ) -> (Vec<Peer>, Vec<String>) {
-        let mut near = Vec::new();
+        let mut asked = Vec::new();
         let mut skipped = Vec::new();
         for p in &self.peers {
-            match self.cells_of(p).await {
-                Some(cells)
-                    if !cells.iter().any(|c| {
-                        points
-                            .iter()
-                            .any(|pt| pt.distance_m(*c) <= reach_m + COARSE_CELL_REACH_M)
-                    }) =>
-                {
-                    skipped.push(p.name.clone());
-                }
-                _ => near.push(p.clone()),
+            match self.holdings_of(p).await {
+                Some(h) if !may_hold(&h, near, window) => skipped.push(p.name.clone()),
+                _ => asked.push(p.clone()),
             }
         }
-        (near, skipped)
+        (asked, skipped)
     }
 
-    /// Centres of the coarse cells a peer advertises (cached for a minute).
-    async fn cells_of(&self, p: &Peer) -> Option<Vec<nadc_core::GeoPoint>> {
+    /// What a peer advertises holding (cached for a minute).
+    async fn holdings_of(&self, p: &Peer) -> Option<Holdings> {
         if let Ok(cache) = self.holdings.lock()
-            && let Some((at, cells)) = cache.get(&p.name)
+            && let Some((at, h)) = cache.get(&p.name)
             && at.elapsed() < Duration::from_secs(60)
         {
-            return Some(cells.clone());
+            return Some(h.clone());
         }
         let mut admin = pb::admin_client::AdminClient::new(p.channel.clone());
         let info = tokio::time::timeout(self.deadline, admin.node_info(pb::NodeInfoRequest {}))
@@ -324,19 +351,22 @@ impl Federation {
             .ok()?
             .ok()?
             .into_inner();
-        let cells: Vec<nadc_core::GeoPoint> = info
-            .coarse_cells
-            .iter()
-            .filter_map(|c| h3o::CellIndex::try_from(*c).ok())
-            .filter_map(|c| {
-                let ll = h3o::LatLng::from(c);
-                nadc_core::GeoPoint::new(ll.lat(), ll.lng()).ok()
-            })
-            .collect();
+        let h = Holdings {
+            cells: info
+                .coarse_cells
+                .iter()
+                .filter_map(|c| h3o::CellIndex::try_from(*c).ok())
+                .filter_map(|c| {
+                    let ll = h3o::LatLng::from(c);
+                    nadc_core::GeoPoint::new(ll.lat(), ll.lng()).ok()
+                })
+                .collect(),
+            earliest: info.earliest.as_ref().and_then(nadc_proto::from_pb_time),
+        };
         if let Ok(mut cache) = self.holdings.lock() {
-            cache.insert(p.name.clone(), (std::time::Instant::now(), cells.clone()));
+            cache.insert(p.name.clone(), (std::time::Instant::now(), h.clone()));
         }
-        Some(cells)
+        Some(h)
     }
 }
 

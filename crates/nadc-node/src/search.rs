@@ -1203,7 +1203,20 @@ impl SearchService {
         } else {
             let points: Vec<GeoPoint> = circles.iter().map(Circle::centre).collect();
             let reach = circles.iter().map(Circle::radius_m).fold(0.0, f64::max);
-            federation.peers_near(&points, reach).await
+            // The areas' windows together (an unreadable one bounds
+            // nothing: the peer is asked, and refuses it as this node did).
+            let times: Option<Vec<(Timestamp, Timestamp)>> = areas
+                .iter()
+                .map(|a| {
+                    let t = |t: &Option<prost_types::Timestamp>| {
+                        t.as_ref().and_then(nadc_proto::from_pb_time)
+                    };
+                    Some((t(&a.from)?, t(&a.to)?))
+                })
+                .collect();
+            let window = times
+                .and_then(|w| Some((w.iter().map(|x| x.0).min()?, w.iter().map(|x| x.1).max()?)));
+            federation.peers_for(Some((&points, reach)), window).await
         };
         let remote = asked.localised(relay);
         let deadline = federation.deadline;

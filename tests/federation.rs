@@ -940,9 +940,10 @@ async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
     let p = event.read.as_ref().unwrap().provenance.as_ref().unwrap();
     assert!(p.bof_read_id.starts_with("KENT-live-"), "{}", p.bof_read_id);
 
-    // node-2 restarts: the watch at node-1 goes on, and node-2's next hit
-    // arrives once its follower has reconnected, resumed after the last
-    // position it had (nothing replayed).
+    // node-2 restarts: the watch at node-1 goes on, says node-2 was lost
+    // and then that it is back, and node-2's next hit arrives once its
+    // follower has reconnected, resumed after the last position it had
+    // (nothing replayed).
     c.restart(1).await;
     let mut bof = pb::ingest_client::IngestClient::new(c.bof(1, "KENT").await);
     bof.push_batch(pb::ReadBatch {
@@ -952,11 +953,25 @@ async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
     })
     .await
     .unwrap();
-    let next = tokio::time::timeout(std::time::Duration::from_secs(30), live.message())
-        .await
-        .expect("the live watch went quiet after node-2 restarted")
-        .unwrap()
-        .expect("an event");
+    let mut notices = Vec::new();
+    let next = loop {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(30), live.message())
+            .await
+            .expect("the live watch went quiet after node-2 restarted")
+            .unwrap()
+            .expect("an event");
+        match e.peer {
+            Some(p) => notices.push((p.node, p.reachable, p.error.is_empty())),
+            None => break e,
+        }
+    };
+    assert_eq!(
+        notices,
+        [
+            ("node-2".to_string(), false, false),
+            ("node-2".into(), true, true)
+        ]
+    );
     assert_eq!(next.node, "node-2");
     assert!(next.position > event.position);
     let p = next.read.as_ref().unwrap().provenance.as_ref().unwrap();

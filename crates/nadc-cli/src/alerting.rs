@@ -583,6 +583,10 @@ async fn import(
 
 /// An alert as a JSON object (NDJSON output).
 pub fn alert_json(e: &pb::AlertEvent) -> Value {
+    if let Some(p) = &e.peer {
+        return json!({"peer": {"node": p.node, "reachable": p.reachable,
+            "error": p.error, "retry_in_ms": p.retry_in_ms}});
+    }
     let kind = pb::AlertKind::try_from(e.kind)
         .map(|k| {
             k.as_str_name()
@@ -673,6 +677,16 @@ fn read_line(r: &pb::ReadRow) -> String {
 
 /// An alert as a block of lines for a terminal.
 pub fn alert_text(e: &pb::AlertEvent) -> String {
+    if let Some(p) = &e.peer {
+        return if p.reachable {
+            format!("peer {} is back: its alerts follow", p.node)
+        } else {
+            format!(
+                "peer {} lost ({}): retrying in {} ms; its alerts are delayed, not lost",
+                p.node, p.error, p.retry_in_ms
+            )
+        };
+    }
     let j = alert_json(e);
     let s = |k: &str| j[k].as_str().unwrap_or_default().to_string();
     let mut out = format!(
@@ -802,7 +816,8 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
                     _ => writeln!(out, "{}\n", alert_text(&e))?,
                 }
                 out.flush()?;
-                seen += 1;
+                // A notice about a peer is not an alert.
+                seen += usize::from(e.peer.is_none());
                 if count.is_some_and(|c| seen >= c) {
                     break;
                 }

@@ -650,11 +650,26 @@ impl AlertsService {
     }
 }
 
+/// A notice on a national watch that a peer was lost or is back.
+fn peer_notice(node: &str, error: Option<(&str, std::time::Duration)>) -> pb::AlertEvent {
+    pb::AlertEvent {
+        node: node.to_string(),
+        peer: Some(pb::PeerNotice {
+            node: node.to_string(),
+            reachable: error.is_none(),
+            error: error.map(|(e, _)| e.to_string()).unwrap_or_default(),
+            retry_in_ms: error.map_or(0, |(_, w)| w.as_millis() as u64),
+        }),
+        ..Default::default()
+    }
+}
+
 /// Follows one peer's new alerts into `tx` until the subscriber goes. A
 /// lost peer is reconnected with backoff and resumed after the last
 /// position it sent (or, if it sent none yet, from its log filtered to
 /// alerts raised since the watch began), so an outage delays its alerts
-/// but loses none.
+/// but loses none; the watcher is told when the peer is lost (once per
+/// outage) and when it is back.
 async fn follow_peer(
     name: String,
     channel: tonic::transport::Channel,
@@ -674,11 +689,17 @@ async fn follow_peer(
         }
         let mut client = pb::alerts_client::AlertsClient::new(channel.clone())
             .max_decoding_message_size(64 << 20);
+        let lost = attempt > 0;
         let outcome = async {
             let mut s = client.watch(req).await?.into_inner();
+            if lost {
+                attempt = 0;
+                if tx.send(Ok(peer_notice(&name, None))).await.is_err() {
+                    return Ok(());
+                }
+            }
             while let Some(e) = s.message().await? {
                 last = Some(e.position);
-                attempt = 0;
                 let raised = e.raised_at.as_ref().and_then(proto::from_pb_time);
                 if raised.is_some_and(|t| t < since) {
                     continue;
@@ -698,6 +719,12 @@ async fn follow_peer(
         };
         reconnecting = true;
         let wait = std::time::Duration::from_millis(200 * (1u64 << attempt.min(7)));
+        if attempt == 0 {
+            let notice = peer_notice(&name, Some((error.message(), wait)));
+            if tx.send(Ok(notice)).await.is_err() {
+                return;
+            }
+        }
         attempt += 1;
         warn!(peer = %name, error = %error.message(), wait_ms = wait.as_millis() as u64,
             "national alert watch: peer lost, reconnecting");

@@ -471,6 +471,11 @@ fn usage_counts_every_read_and_compaction_keeps_them_all_in_less_space() {
         assert!(by_name(cf).table_bytes > 0, "{cf}");
     }
     assert!(before < by_name("reads").table_bytes, "{before}");
+    // Warming reads what searches read, up to the budget given.
+    let all = s.warm_cache(u64::MAX).unwrap();
+    assert!(all > n as u64 * 40, "{all}");
+    let some = s.warm_cache(10_000).unwrap();
+    assert!((10_000..11_000).contains(&some), "{some}");
     // Fully compacted, every read is still there and found.
     assert_eq!(
         timeline(&s, "AB05CDE", 0, n).len(),

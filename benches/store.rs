@@ -4,7 +4,7 @@
 //! `cargo bench --bench store`. The store benchmark writes batches of 1,000
 //! reads to a real RocksDB in a temp dir with the write-ahead log synced
 //! (as the node does) and, for comparison in the same run, unsynced, so the
-//! cost of durability and of the network (see benches/ingest.sh) can be
+//! cost of durability and of the network (see benches/peer/postgis.sh) can be
 //! told apart.
 
 use std::hint::black_box;

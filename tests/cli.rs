@@ -786,3 +786,26 @@ fn pki_revoke_then_sighup_makes_the_running_node_refuse_the_certificate() {
     assert!(info(&kent).status.success());
     server.stop();
 }
+
+#[test]
+fn a_command_piped_into_a_reader_that_goes_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(NADC)
+        .args(["gen", "--vehicles", "500", "--forces", "AVON,KENT", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes before reading anything (as `| head -0` does).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?}: {stderr}",
+        out.status
+    );
+}

@@ -147,6 +147,12 @@ pub struct NodeArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = !matches!(cli.command, Command::Serve(_) | Command::Demo(_));
+    if quiet {
+        // A command whose output is piped into `head` ends quietly when the
+        // reader goes, as Unix tools do, instead of panicking on the broken
+        // pipe. (Not for a node: a closed log pipe must not kill it.)
+        sigpipe::reset();
+    }
     telemetry::init(cli.log_format, quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

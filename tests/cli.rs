@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const NADC: &str = env!("CARGO_BIN_EXE_nadc");
 
 mod support;
-use support::process::{Server, identity};
+use support::process::{Server, identity, pki_init};
 
 fn run(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
     support::process::nadc(args, env, url, "OP-CLI")
@@ -22,24 +22,7 @@ fn run(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
 fn the_binary_serves_pushes_and_searches_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
-    let out = Command::new(NADC)
-        .args([
-            "pki",
-            "init",
-            "--forces",
-            "AVON,KENT",
-            "--users",
-            "alice:analyst:AVON",
-        ])
-        .arg("--out")
-        .arg(&pki)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pki_init(&pki, "AVON,KENT", "alice:analyst:AVON");
     for f in [
         "ca.crt",
         "nodes/node-1.crt",
@@ -395,20 +378,11 @@ fn minutes_ago(mins: i64) -> String {
 fn hotlists_alerts_convoy_and_clones_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
-    let out = Command::new(NADC)
-        .args([
-            "pki",
-            "init",
-            "--forces",
-            "AVON",
-            "--users",
-            "alice:analyst:AVON,harry:hotlist-manager:AVON,dora:disclosure:AVON",
-        ])
-        .arg("--out")
-        .arg(&pki)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    pki_init(
+        &pki,
+        "AVON",
+        "alice:analyst:AVON,harry:hotlist-manager:AVON,dora:disclosure:AVON",
+    );
     let server = Server::start(dir.path());
     let (avon, alice, harry) = (
         identity(&pki, "bofs", "AVON"),
@@ -708,16 +682,7 @@ fn hotlists_alerts_convoy_and_clones_from_the_command_line() {
 fn pki_revoke_then_sighup_makes_the_running_node_refuse_the_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
-    let init = Command::new(NADC)
-        .args(["pki", "init", "--forces", "AVON,KENT", "--out"])
-        .arg(&pki)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    pki_init(&pki, "AVON,KENT", "");
     // An empty CRL, so the node (--tls-dir) starts with DIR/crl.pem configured.
     let crl = run_any(&["pki", "crl", "--dir", pki.to_str().unwrap()], &[], "");
     assert!(

@@ -30,7 +30,6 @@ use libfuzzer_sys::fuzz_target;
 use nadc_core::geo::{MAX_RADIUS_M, MAX_VERTICES, Polygon, cover_circle};
 use nadc_core::vrm_match::Pattern;
 use nadc_core::{Circle, GeoError, GeoPoint, Timestamp};
-use nadc_fuzz::destination;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -216,7 +215,7 @@ fn check_cover(c: CircleInput) {
     for (dist, bearing, dlat, dlon) in c.probes.into_iter().take(64) {
         let d = f64::from(dist) / f64::from(u16::MAX) * radius;
         let b = f64::from(bearing) / f64::from(u16::MAX) * std::f64::consts::TAU;
-        let Some(p) = destination(centre, d, b) else {
+        let Some(p) = centre.destination(d, b) else {
             continue;
         };
         let Ok(p) =

@@ -10,7 +10,7 @@ use nadc_core::read::{
     MAX_CANDIDATES, MAX_DETAIL_LEN, MAX_IMAGE_REF_LEN, MAX_READ_ID_LEN, ReadInput,
 };
 use nadc_core::vrm::MAX_VRM_LEN;
-use nadc_core::{GeoPoint, Read, Vrm};
+use nadc_core::{Read, Vrm};
 
 /// Full-matrix Levenshtein distance.
 pub fn reference_distance(a: &[u8], b: &[u8]) -> usize {
@@ -53,18 +53,6 @@ pub fn is_normalised_vrm(s: &str) -> bool {
     (1..=MAX_VRM_LEN).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-}
-
-/// The point `dist_m` from `from` along `bearing` (radians), on the same
-/// sphere as `nadc_core::geo::haversine_m`.
-pub fn destination(from: GeoPoint, dist_m: f64, bearing: f64) -> Option<GeoPoint> {
-    let d = dist_m / nadc_core::geo::EARTH_RADIUS_M;
-    let (lat1, lon1) = (from.lat().to_radians(), from.lon().to_radians());
-    let lat2 = (lat1.sin() * d.cos() + lat1.cos() * d.sin() * bearing.cos()).asin();
-    let lon2 =
-        lon1 + (bearing.sin() * d.sin() * lat1.cos()).atan2(d.cos() - lat1.sin() * lat2.sin());
-    let lon2 = (lon2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
-    GeoPoint::new(lat2.to_degrees().clamp(-90.0, 90.0), lon2).ok()
 }
 
 fn no_control(s: &str) -> bool {

@@ -138,14 +138,15 @@ pub fn free_listen_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-/// `nadc pki init --out PKI --forces FORCES --users USERS`, asserting it
-/// succeeded.
+/// `nadc pki init --out PKI --forces FORCES --users USERS` (no users when
+/// empty), asserting it succeeded.
 pub fn pki_init(pki: &Path, forces: &str, users: &str) {
-    let out = Command::new(NADC)
-        .args(["pki", "init", "--forces", forces, "--users", users, "--out"])
-        .arg(pki)
-        .output()
-        .unwrap();
+    let mut init = Command::new(NADC);
+    init.args(["pki", "init", "--forces", forces]);
+    if !users.is_empty() {
+        init.args(["--users", users]);
+    }
+    let out = init.arg("--out").arg(pki).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

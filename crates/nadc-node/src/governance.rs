@@ -90,6 +90,12 @@ fn store_status(e: StoreError) -> Status {
     Status::unavailable(format!("store unavailable: {e}"))
 }
 
+/// An audit write that failed: nothing was done.
+fn audit_unavailable(e: StoreError) -> Status {
+    warn!(error = %e, "audit write failed");
+    Status::unavailable(format!("audit log unavailable, nothing done: {e}"))
+}
+
 /// What an audited action did.
 #[derive(Debug, Default)]
 pub struct Audited {
@@ -159,10 +165,7 @@ impl Governance {
         self.store
             .append_audit(vec![entry])
             .map(|c| c.first().map_or(0, |e| e.seq))
-            .map_err(|e| {
-                warn!(error = %e, "audit write failed");
-                Status::unavailable(format!("audit log unavailable, nothing done: {e}"))
-            })
+            .map_err(audit_unavailable)
     }
 
     /// Writes a search's entry and, in the same durable batch, the reads
@@ -174,16 +177,12 @@ impl Governance {
         case_ref: &str,
         returned: &[crate::disclosure::CaseRead],
     ) -> Result<u64, Status> {
-        let unavailable = |e: nadc_store::StoreError| {
-            warn!(error = %e, "audit write failed");
-            Status::unavailable(format!("audit log unavailable, nothing done: {e}"))
-        };
         let entries =
-            crate::disclosure::register_entries(case_ref, returned).map_err(unavailable)?;
+            crate::disclosure::register_entries(case_ref, returned).map_err(audit_unavailable)?;
         self.store
             .append_audit_registered(entry, crate::disclosure::SPACE, entries)
             .map(|c| c.seq)
-            .map_err(unavailable)
+            .map_err(audit_unavailable)
     }
 
     /// Writes an entry.

@@ -367,6 +367,14 @@ impl RocksStore {
     }
 }
 
+/// The full key of entry `k` of registry `space`.
+fn registry_key(space: &str, k: &[u8]) -> Vec<u8> {
+    let mut key = space.as_bytes().to_vec();
+    key.push(keys::SEP);
+    key.extend_from_slice(k);
+    key
+}
+
 fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
     db.cf_handle(name).ok_or(StoreError::Corrupt {
         what: "column families",
@@ -480,12 +488,7 @@ impl Store for RocksStore {
     ) -> Result<ChainedEntry, StoreError> {
         let registry = entries
             .into_iter()
-            .map(|(k, v)| {
-                let mut key = space.as_bytes().to_vec();
-                key.push(keys::SEP);
-                key.extend_from_slice(&k);
-                (key, v)
-            })
+            .map(|(k, v)| (registry_key(space, &k), v))
             .collect();
         self.submit_job(None, Vec::new(), Vec::new(), vec![entry], None, registry)?
             .audit
@@ -629,9 +632,7 @@ impl Store for RocksStore {
         let cf = self.cf(CF_REGISTERS)?;
         let mut batch = WriteBatch::default();
         for (k, v) in entries {
-            let mut key = space.as_bytes().to_vec();
-            key.push(keys::SEP);
-            key.extend_from_slice(&k);
+            let key = registry_key(space, &k);
             match v {
                 Some(v) => batch.put_cf(cf, key, v),
                 None => batch.delete_cf(cf, key),

@@ -460,17 +460,6 @@ mod tests {
         }
     }
 
-    /// The point `dist_m` from `from` along `bearing` (radians).
-    fn destination(from: GeoPoint, dist_m: f64, bearing: f64) -> Option<GeoPoint> {
-        let d = dist_m / EARTH_RADIUS_M;
-        let (lat1, lon1) = (from.lat().to_radians(), from.lon().to_radians());
-        let lat2 = (lat1.sin() * d.cos() + lat1.cos() * d.sin() * bearing.cos()).asin();
-        let lon2 =
-            lon1 + (bearing.sin() * d.sin() * lat1.cos()).atan2(d.cos() - lat1.sin() * lat2.sin());
-        let lon2 = (lon2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
-        GeoPoint::new(lat2.to_degrees().clamp(-90.0, 90.0), lon2).ok()
-    }
-
     fn nudged(p: GeoPoint, rng: &mut Rng, max: i32) -> Option<GeoPoint> {
         GeoPoint::from_micro(
             p.lat_e6() + rng.micro_nudge(max),
@@ -512,12 +501,12 @@ mod tests {
         }
         for _ in 0..n * 3 / 10 {
             let bearing = rng.range(0.0, std::f64::consts::TAU);
-            points.extend(destination(centre, r * rng.range(0.99, 1.01), bearing));
+            points.extend(centre.destination(r * rng.range(0.99, 1.01), bearing));
         }
         vertex_probes(centre, &mut rng, &mut points);
         while points.len() < n {
             let bearing = rng.range(0.0, std::f64::consts::TAU);
-            let near_edge = destination(centre, r * rng.range(0.97, 1.0), bearing);
+            let near_edge = centre.destination(r * rng.range(0.97, 1.0), bearing);
             if let Some(p) = near_edge {
                 vertex_probes(p, &mut rng, &mut points);
             }

@@ -103,6 +103,19 @@ impl GeoPoint {
         haversine_m(self, other)
     }
 
+    /// The point `dist_m` metres away along `bearing` (radians clockwise
+    /// from north), on the sphere [`haversine_m`] measures on; `None` if it
+    /// would not round to a valid position.
+    pub fn destination(self, dist_m: f64, bearing: f64) -> Option<GeoPoint> {
+        let d = dist_m / EARTH_RADIUS_M;
+        let (lat1, lon1) = (self.lat().to_radians(), self.lon().to_radians());
+        let lat2 = (lat1.sin() * d.cos() + lat1.cos() * d.sin() * bearing.cos()).asin();
+        let lon2 =
+            lon1 + (bearing.sin() * d.sin() * lat1.cos()).atan2(d.cos() - lat1.sin() * lat2.sin());
+        let lon2 = (lon2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
+        GeoPoint::new(lat2.to_degrees().clamp(-90.0, 90.0), lon2).ok()
+    }
+
     /// The H3 cell (at [`INDEX_RESOLUTION`]) this point is indexed under, as a `u64`.
     pub fn index_cell(self) -> u64 {
         self.cell_at(INDEX_RESOLUTION)

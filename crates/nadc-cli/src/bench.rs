@@ -84,19 +84,27 @@ fn load_samples(dir: &std::path::Path, limit: usize) -> anyhow::Result<Vec<Sampl
             path.display()
         )
     })?;
+    /// A row of `samples.csv`, by its header ([`crate::generate::SAMPLE_COLUMNS`]).
+    #[derive(serde::Deserialize)]
+    struct Row {
+        vrm: String,
+        observed_at: String,
+        lat: f64,
+        lon: f64,
+        make: Option<String>,
+        colour: Option<String>,
+    }
     let mut out = Vec::new();
-    for (line, row) in r.records().enumerate() {
-        let row = row.with_context(|| format!("{} line {}", path.display(), line + 2))?;
-        let cell = |i: usize| row.get(i).unwrap_or_default();
-        let opt = |i: usize| Some(cell(i).to_string()).filter(|s| !s.is_empty());
-        let bad = || format!("{} line {}: bad sample row", path.display(), line + 2);
+    for (line, row) in r.deserialize::<Row>().enumerate() {
+        let at = |line: usize| format!("{} line {}", path.display(), line + 2);
+        let row = row.with_context(|| at(line))?;
         out.push(Sample {
-            vrm: cell(1).to_string(),
-            at: Timestamp::parse_rfc3339(cell(2)).with_context(bad)?,
-            lat: cell(4).parse().with_context(bad)?,
-            lon: cell(5).parse().with_context(bad)?,
-            make: opt(6),
-            colour: opt(7),
+            vrm: row.vrm,
+            at: Timestamp::parse_rfc3339(&row.observed_at).with_context(|| at(line))?,
+            lat: row.lat,
+            lon: row.lon,
+            make: row.make,
+            colour: row.colour,
         });
         if out.len() == limit {
             break;

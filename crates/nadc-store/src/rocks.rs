@@ -261,8 +261,9 @@ impl RocksStore {
         Ok(out)
     }
 
-    /// Reads the search-path column families (records and the geo, VRM
-    /// and camera indexes, newest days first) into the block cache until
+    /// Reads the search-path column families (the VRM, geo and camera
+    /// indexes, then the records; the day-keyed ones, geo and records,
+    /// newest day first) into the block cache until
     /// `budget_bytes` of table data have been read or everything has, so a
     /// restarted node answers at its steady-state speed at once rather than
     /// decompressing a block for nearly every row until its cache fills.

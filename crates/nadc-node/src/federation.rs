@@ -9,12 +9,13 @@
 //! search hostage; the answer comes back by the deadline marked partial,
 //! naming each node that failed and why.
 //!
-//! Merging is exact: rows are merged in the local order (capture time, then
-//! node, then sequence number), rows of one read held on two nodes (the same
-//! owning force, BOF read id and capture day) are kept once, the limit is
-//! applied to the merged result, and counts are summed.
+//! Merging is exact and streams ([`crate::merge`]): rows are merged in the
+//! local order (capture time, then node, then sequence number; or a VRM
+//! search's ranking) as they arrive, rows of one read held on two nodes are
+//! kept once, the limit is applied to the merged result, and counts are
+//! summed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,7 +28,9 @@ use tokio::net::TcpStream;
 use tonic::Status;
 use tonic::transport::{Channel, Uri};
 
+use crate::merge::Source;
 use crate::tls::NodeTls;
+use futures::StreamExt;
 
 /// A peer in the node's configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -168,26 +171,6 @@ impl tower::Service<Uri> for PeerConnector {
     }
 }
 
-/// A node's complete answer to a search.
-#[derive(Debug, Default)]
-pub struct Answer {
-    /// Rows in the node's result order.
-    pub rows: Vec<pb::ReadRow>,
-    /// Per-VRM summaries (geographic and VRM searches).
-    pub vrms: Vec<pb::VrmAreaSummary>,
-    /// The summary.
-    pub summary: pb::SearchSummary,
-}
-
-/// What one node answered.
-#[derive(Debug)]
-pub struct NodeAnswer {
-    /// The node.
-    pub node: String,
-    /// Its answer, or why not.
-    pub result: Result<Answer, String>,
-}
-
 /// A call of one search on a peer.
 pub type PeerCall = std::sync::Arc<
     dyn Fn(
@@ -198,25 +181,6 @@ pub type PeerCall = std::sync::Arc<
         > + Send
         + Sync,
 >;
-
-/// Reads a streamed answer to the end.
-pub async fn collect(
-    mut s: impl futures::Stream<Item = Result<pb::SearchChunk, Status>> + Unpin,
-) -> Result<Answer, Status> {
-    use futures::StreamExt;
-    let mut a = Answer::default();
-    let mut summary = None;
-    while let Some(c) = s.next().await {
-        match c?.chunk {
-            Some(pb::search_chunk::Chunk::Rows(b)) => a.rows.extend(b.rows),
-            Some(pb::search_chunk::Chunk::Vrms(v)) => a.vrms.extend(v.vrms),
-            Some(pb::search_chunk::Chunk::Summary(x)) => summary = Some(x),
-            None => {}
-        }
-    }
-    a.summary = summary.ok_or_else(|| Status::data_loss("the answer ended without a summary"))?;
-    Ok(a)
-}
 
 impl Federation {
     /// Connects (lazily) to each peer with this node's certificate (the one
@@ -280,20 +244,23 @@ impl Federation {
         futures::future::join_all(calls).await
     }
 
-    /// Runs a search `call` on each of `peers`, collecting each answer.
-    pub async fn fan_out(&self, peers: &[Peer], call: PeerCall) -> Vec<NodeAnswer> {
-        self.call_peers(peers, |peer| {
-            let call = call.clone();
-            async move {
+    /// Each of `peers`' answer to a search `call`, as it streams in, each
+    /// within the deadline from now: the merge's sources.
+    pub fn sources(&self, peers: &[Peer], call: PeerCall) -> Vec<Source> {
+        peers
+            .iter()
+            .map(|peer| {
                 let client = pb::search_client::SearchClient::new(peer.channel.clone())
                     .max_decoding_message_size(64 << 20);
-                collect(call(client).await?.into_inner()).await
-            }
-        })
-        .await
-        .into_iter()
-        .map(|(node, result)| NodeAnswer { node, result })
-        .collect()
+                let chunks = futures::stream::once(call(client))
+                    .flat_map(|answer| match answer {
+                        Ok(r) => r.into_inner().boxed(),
+                        Err(s) => futures::stream::iter([Err(s)]).boxed(),
+                    })
+                    .boxed();
+                Source::peer(&peer.name, chunks, self.deadline)
+            })
+            .collect()
     }
 
     /// Runs a convoy search on each of `peers`, collecting each answer.
@@ -419,35 +386,6 @@ pub fn on_behalf_of(caller: &Principal, via: &str) -> Option<pb::OnBehalfOf> {
         }),
         _ => None,
     }
-}
-
-/// Merges time-ordered rows from several nodes: by capture time, node, then
-/// sequence number; a read held twice (owning force, BOF read id, capture
-/// day) kept once; cut at `limit`. Returns the rows and whether any were cut.
-pub fn merge_by_time(mut rows: Vec<pb::ReadRow>, limit: usize) -> (Vec<pb::ReadRow>, bool) {
-    let key = |r: &pb::ReadRow| {
-        let p = r.provenance.clone().unwrap_or_default();
-        let t = p
-            .observed_at
-            .as_ref()
-            .and_then(nadc_proto::from_pb_time)
-            .map_or(0, |t| t.millis());
-        (t, p.node, p.seq)
-    };
-    rows.sort_by_cached_key(key);
-    let mut seen = HashSet::new();
-    rows.retain(|r| {
-        let p = r.provenance.clone().unwrap_or_default();
-        let day = p
-            .observed_at
-            .as_ref()
-            .and_then(nadc_proto::from_pb_time)
-            .map_or(0, |t| t.day());
-        seen.insert((p.owning_force, p.bof_read_id, day))
-    });
-    let cut = rows.len() > limit;
-    rows.truncate(limit);
-    (rows, cut)
 }
 
 /// A node's convoy answer: companions and summary.
@@ -588,79 +526,4 @@ pub fn merge_vrms(all: Vec<pb::VrmAreaSummary>) -> Vec<pb::VrmAreaSummary> {
         }
     }
     m.into_values().collect()
-}
-
-/// Merges rows of VRM searches from several nodes in their ranking: how
-/// the VRM matched (exact, confusable, by edit distance, wildcard), then
-/// VRM, then capture time, node and sequence number; a read held twice kept
-/// once; cut at `limit`.
-pub fn merge_by_rank(rows: Vec<pb::ReadRow>, limit: usize) -> (Vec<pb::ReadRow>, bool) {
-    let rank = |r: &pb::ReadRow| match r.r#match.as_ref().map(|m| (m.kind, m.distance)) {
-        Some((k, _)) if k == pb::vrm_match::Kind::Exact as i32 => 0,
-        Some((k, _)) if k == pb::vrm_match::Kind::Confusable as i32 => 1,
-        Some((k, d)) if k == pb::vrm_match::Kind::Edits as i32 => 1 + d,
-        _ => 10,
-    };
-    let (mut rows, _) = merge_by_time(rows, usize::MAX);
-    rows.sort_by_cached_key(|r| (rank(r), r.vrm.clone()));
-    let cut = rows.len() > limit;
-    rows.truncate(limit);
-    (rows, cut)
-}
-
-/// Sums row counts per owning force over rows.
-pub fn row_force_counts(rows: &[pb::ReadRow]) -> Vec<pb::ForceCount> {
-    let mut m: BTreeMap<String, u64> = BTreeMap::new();
-    for r in rows {
-        if let Some(p) = &r.provenance {
-            *m.entry(p.owning_force.clone()).or_default() += 1;
-        }
-    }
-    m.into_iter()
-        .map(|(force, rows)| pb::ForceCount { force, rows })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(node: &str, seq: u64, ms: i64, force: &str, id: &str) -> pb::ReadRow {
-        pb::ReadRow {
-            provenance: Some(pb::Provenance {
-                owning_force: force.into(),
-                bof_read_id: id.into(),
-                node: node.into(),
-                seq,
-                observed_at: Some(nadc_proto::to_pb_time(nadc_core::Timestamp::from_millis(
-                    ms,
-                ))),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn merging_orders_by_time_then_node_then_seq_and_drops_a_read_held_twice() {
-        let rows = vec![
-            row("n2", 1, 30, "KENT", "k1"),
-            row("n1", 9, 10, "AVON", "a1"),
-            row("n1", 2, 30, "AVON", "a2"),
-            row("n3", 5, 10, "AVON", "a1"), // a replica of a1
-            row("n3", 1, 20, "MET", "m1"),
-        ];
-        let (merged, cut) = merge_by_time(rows, 10);
-        let ids: Vec<String> = merged
-            .iter()
-            .map(|r| r.provenance.clone().unwrap().bof_read_id)
-            .collect();
-        assert_eq!(ids, ["a1", "m1", "a2", "k1"]);
-        assert!(!cut);
-        let (two, cut) = merge_by_time(merged, 2);
-        assert_eq!(two.len(), 2);
-        assert!(cut);
-        let counts = row_force_counts(&two);
-        assert_eq!(counts.len(), 2);
-    }
 }

@@ -23,6 +23,7 @@ pub mod governance;
 pub mod hotlists;
 pub mod ingest;
 pub mod limits;
+pub mod merge;
 pub mod retention;
 pub mod search;
 pub mod tls;

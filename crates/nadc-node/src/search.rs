@@ -29,11 +29,10 @@ use crate::alerts::hotlist_targets;
 use crate::auth::caller;
 use crate::config::SearchCaps;
 use crate::disclosure::CaseRead;
-use crate::federation::{
-    Federation, PeerCall, merge_by_time, on_behalf_of, relayed_user, row_force_counts,
-};
+use crate::federation::{Federation, PeerCall, on_behalf_of, relayed_user};
 use crate::governance::{Actor, Audited, Governance};
 use crate::hotlists::HotlistRegistry;
+use crate::merge::{Merge, Order, Source};
 use nadc_core::access::AccessContext;
 use nadc_core::audit::Outcome;
 use serde_json::json;
@@ -926,6 +925,63 @@ struct National {
     offset: usize,
 }
 
+/// A national answer's merged rows on their way to the user, and what is
+/// known of them for the summary, the audit and the case register.
+struct Streamed {
+    node: String,
+    tx: mpsc::Sender<Result<pb::SearchChunk, Status>>,
+    chunk: Vec<pb::ReadRow>,
+    rows: u64,
+    forces: std::collections::BTreeMap<String, u64>,
+    cameras: std::collections::BTreeSet<(String, String)>,
+    /// The rows other nodes returned, for the case register.
+    remote: Vec<CaseRead>,
+    /// The user went away before the end.
+    gone: bool,
+}
+
+impl Streamed {
+    fn new(node: &str, tx: mpsc::Sender<Result<pb::SearchChunk, Status>>) -> Self {
+        Self {
+            node: node.to_string(),
+            tx,
+            chunk: Vec::with_capacity(CHUNK_ROWS),
+            rows: 0,
+            forces: Default::default(),
+            cameras: Default::default(),
+            remote: Vec::new(),
+            gone: false,
+        }
+    }
+
+    /// Passes a row on (a chunk at a time); false once the user has gone.
+    async fn push(&mut self, row: pb::ReadRow) -> bool {
+        if let Some(p) = &row.provenance {
+            *self.forces.entry(p.owning_force.clone()).or_default() += 1;
+            self.cameras
+                .insert((p.owning_force.clone(), p.camera_id.clone()));
+            if p.node != self.node {
+                self.remote.extend(CaseRead::of(&row));
+            }
+        }
+        self.rows += 1;
+        self.chunk.push(row);
+        if self.chunk.len() == CHUNK_ROWS {
+            self.flush().await;
+        }
+        !self.gone
+    }
+
+    /// Sends the rows held.
+    async fn flush(&mut self) {
+        if self.chunk.is_empty() || self.gone {
+            return;
+        }
+        let rows = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_ROWS));
+        self.gone = self.tx.send(Ok(rows_chunk(rows))).await.is_err();
+    }
+}
+
 /// Keeps the rows of vehicles seen in all `n` areas (each row names the
 /// areas it falls in), and summarises them per VRM.
 fn keep_all(rows: Vec<pb::ReadRow>, n: usize) -> (Vec<pb::ReadRow>, Vec<pb::VrmAreaSummary>) {
@@ -996,11 +1052,14 @@ impl SearchService {
     }
 
     /// Merges this node's answer (`local`) with the `peers`' answers to
-    /// `call` (time-ordered rows; per-VRM summaries united), audits the
-    /// national answer, registers the peers' rows under the case, and
-    /// streams the merged rows, the summaries and the summary naming every
-    /// node's outcome (partial if one failed; `skipped` ones could not
-    /// contribute).
+    /// `call` as they stream in ([`Merge`]: time-ordered or ranked rows, a
+    /// read held twice kept once), streams the merged rows on, then audits
+    /// the national answer, registers the peers' rows under the case, and
+    /// ends with the per-VRM summaries and the summary naming every node's
+    /// outcome (partial if one failed; `skipped` ones could not
+    /// contribute). A national ALL search is the exception that cannot
+    /// stream: whether a vehicle was in every area is known only once every
+    /// node has answered.
     #[allow(clippy::too_many_arguments)]
     async fn national(
         &self,
@@ -1017,146 +1076,131 @@ impl SearchService {
         let actor = Actor::of(&n.user);
         let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
         tokio::spawn(async move {
-            let (mine, theirs) = tokio::join!(
-                crate::federation::collect(local.into_inner()),
-                federation.fan_out(&peers, call)
-            );
-            let mine = match mine {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
+            let started = Instant::now();
+            let mut sources = vec![Source::local(&node, local.into_inner())];
+            sources.extend(federation.sources(&peers, call));
+            let order = if n.ranked { Order::Rank } else { Order::Time };
+            let mut merge = Merge::new(order, sources);
+            let mut out = Streamed::new(&node, tx);
+            let upto = n.offset.saturating_add(n.limit);
+            let (mut cut, mut all_vrms, mut all_total) = (false, None, None);
+            if let Some(areas) = n.all_areas {
+                let mut rows = Vec::new();
+                while let Some(r) = merge.next().await {
+                    rows.push(r);
                 }
-            };
-            let mut outcomes = vec![pb::NodeOutcome {
-                node: node.clone(),
-                ok: true,
-                rows: mine.summary.rows,
-                ..Default::default()
-            }];
-            let (mut total, mut truncated) = (mine.summary.total_rows, mine.summary.truncated);
-            let mut clipped = mine.summary.clipped_from;
-            let (mut rows, mut vrms) = (mine.rows, mine.vrms);
-            for a in theirs {
-                match a.result {
-                    Ok(r) => {
-                        outcomes.push(pb::NodeOutcome {
-                            node: a.node,
-                            ok: true,
-                            rows: r.rows.len() as u64,
-                            ..Default::default()
-                        });
-                        total += r.summary.total_rows;
-                        truncated |= r.summary.truncated;
-                        clipped = clipped.or(r.summary.clipped_from);
-                        rows.extend(r.rows);
-                        vrms.extend(r.vrms);
+                let (kept, vrms) = keep_all(rows, areas);
+                (cut, all_vrms, all_total) = (kept.len() > upto, Some(vrms), Some(kept.len()));
+                for row in kept.into_iter().take(upto).skip(n.offset) {
+                    if !out.push(row).await {
+                        break;
                     }
-                    Err(e) => outcomes.push(pb::NodeOutcome {
-                        node: a.node,
-                        ok: false,
-                        error: e,
-                        ..Default::default()
-                    }),
+                }
+            } else {
+                let mut taken = 0;
+                while let Some(row) = merge.next().await {
+                    if taken == upto {
+                        cut = true;
+                        break;
+                    }
+                    taken += 1;
+                    if taken > n.offset && !out.push(row).await {
+                        break;
+                    }
                 }
             }
+            out.flush().await;
+            // The peers' summaries (after the rows not taken), unless the
+            // user has gone: then the calls are dropped.
+            let ended = if out.gone {
+                None
+            } else {
+                match merge.finish().await {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        let _ = out.tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            };
+            let mut outcomes = ended
+                .as_ref()
+                .map(|e| e.outcomes.clone())
+                .unwrap_or_default();
             outcomes.extend(skipped.into_iter().map(|s| pb::NodeOutcome {
                 node: s,
                 ok: true,
                 skipped: true,
                 ..Default::default()
             }));
-            let before = rows.len() as u64;
-            let upto = n.offset.saturating_add(n.limit);
-            let (rows, cut) = match n.all_areas {
-                None if n.ranked => crate::federation::merge_by_rank(rows, upto),
-                None => merge_by_time(rows, upto),
-                Some(areas) => {
-                    let (merged, _) = merge_by_time(rows, usize::MAX);
-                    let (kept, all_vrms) = keep_all(merged, areas);
-                    vrms = all_vrms;
-                    let cut = kept.len() > upto;
-                    (kept.into_iter().take(upto).collect(), cut)
-                }
-            };
-            let rows: Vec<pb::ReadRow> = rows.into_iter().skip(n.offset).collect();
-            let dropped = before - rows.len() as u64;
-            let remote: Vec<CaseRead> = rows
-                .iter()
-                .filter(|r| r.provenance.as_ref().is_some_and(|p| p.node != node))
-                .filter_map(CaseRead::of)
-                .collect();
-            let returned = row_force_counts(&rows)
-                .into_iter()
-                .filter_map(|f| ForceId::new(&f.force).ok().map(|id| (id, f.rows)))
-                .collect();
             let audited = Audited {
                 access: access.clone(),
                 query: json!({"national": true, "search": n.query,
                     "nodes": outcomes.iter().map(|o| json!({"node": o.node, "ok": o.ok, "skipped": o.skipped})).collect::<Vec<_>>()}),
-                returned,
+                returned: out
+                    .forces
+                    .iter()
+                    .filter_map(|(f, n)| ForceId::new(f).ok().map(|id| (id, *n)))
+                    .collect(),
+            };
+            let outcome = if out.gone {
+                Outcome::Failed("the client went away before the end".into())
+            } else {
+                Outcome::Ok
             };
             let (g, case_ref) = (governance.clone(), access.case_ref.clone());
-            let action = n.action;
+            let (action, remote) = (n.action, std::mem::take(&mut out.remote));
             let written = tokio::task::spawn_blocking(move || {
                 g.record_search_blocking(
-                    g.entry(&actor, action, &audited, Outcome::Ok),
+                    g.entry(&actor, action, &audited, outcome),
                     &case_ref,
                     &remote,
                 )
                 .map(|_| ())
             })
-            .await;
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(Status::internal(e.to_string()))).await;
-                    return;
-                }
+            .await
+            .unwrap_or_else(|e| Err(Status::internal(format!("audit task failed: {e}"))));
+            if let Err(e) = written {
+                let _ = out.tx.send(Err(e)).await;
+                return;
             }
-            let cameras: std::collections::BTreeSet<(String, String)> = rows
-                .iter()
-                .filter_map(|r| r.provenance.as_ref())
-                .map(|p| (p.owning_force.clone(), p.camera_id.clone()))
-                .collect();
-            let partial = outcomes.iter().any(|o| !o.ok);
-            let summary = pb::SearchSummary {
-                rows: rows.len() as u64,
-                forces: row_force_counts(&rows),
-                cameras: cameras.len() as u64,
-                elapsed_us: 0,
-                truncated: truncated || cut,
-                total_rows: total.saturating_sub(if cut { 0 } else { dropped }),
-                clipped_from: clipped,
-                nodes: outcomes,
-                partial,
+            let Some(ended) = ended else { return };
+            let vrms = match all_vrms {
+                Some(v) => Some(v),
+                None if ended.vrms.is_empty() => None,
+                None => Some(crate::federation::merge_vrms(ended.vrms)),
             };
-            for chunk in rows.chunks(CHUNK_ROWS) {
-                if tx.send(Ok(rows_chunk(chunk.to_vec()))).await.is_err() {
-                    return;
-                }
-            }
-            if !vrms.is_empty() || n.all_areas.is_some() {
-                let vrms = if n.all_areas.is_some() {
-                    vrms
-                } else {
-                    crate::federation::merge_vrms(vrms)
-                };
-                if tx
-                    .send(Ok(pb::SearchChunk {
-                        chunk: Some(pb::search_chunk::Chunk::Vrms(pb::VrmSummaries { vrms })),
-                    }))
+            let summary = pb::SearchSummary {
+                rows: out.rows,
+                forces: out
+                    .forces
+                    .iter()
+                    .map(|(force, rows)| pb::ForceCount {
+                        force: force.clone(),
+                        rows: *rows,
+                    })
+                    .collect(),
+                cameras: out.cameras.len() as u64,
+                elapsed_us: started.elapsed().as_micros() as u64,
+                truncated: ended.truncated || cut,
+                total_rows: all_total.map_or(ended.total_rows, |t| t as u64),
+                clipped_from: ended.clipped_from,
+                partial: outcomes.iter().any(|o| !o.ok),
+                nodes: outcomes,
+            };
+            if let Some(vrms) = vrms {
+                let chunk = pb::search_chunk::Chunk::Vrms(pb::VrmSummaries { vrms });
+                if out
+                    .tx
+                    .send(Ok(pb::SearchChunk { chunk: Some(chunk) }))
                     .await
                     .is_err()
                 {
                     return;
                 }
             }
-            let _ = tx
+            let _ = out
+                .tx
                 .send(Ok(pb::SearchChunk {
                     chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
                 }))

@@ -1,0 +1,540 @@
+//! The streaming, exact merge of several nodes' answers to one search.
+//!
+//! Each node streams its rows in the search's order (capture time, or for a
+//! VRM search the match ranking). The merge holds at most a chunk of rows
+//! per node, never a whole answer: it passes a row on as soon as every node
+//! still answering has shown its next row, or finished. So the first rows
+//! of a national search reach the user while the nodes are still searching,
+//! and the node searched holds a chunk per node however large the answer.
+//!
+//! Exactness: rows come out in one total order (the order's key, then node,
+//! then sequence number), and a read held on two nodes (the same owning
+//! force and BOF read id at the same capture time) comes out once. A node
+//! that fails or misses its deadline mid-answer keeps the rows it sent; its
+//! outcome says it failed and why.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use nadc_proto::pb;
+use tokio::time::Instant;
+use tonic::Status;
+
+/// The order rows are merged in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Capture time, then node, then sequence number: timelines,
+    /// geographic, vehicle and camera searches.
+    Time,
+    /// How the VRM matched (exact, confusable, edits, wildcard), then VRM,
+    /// then as [`Order::Time`]: VRM searches.
+    Rank,
+}
+
+/// Where a row falls in the merged order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    rank: u32,
+    vrm: String,
+    millis: i64,
+    node: String,
+    seq: u64,
+}
+
+impl Key {
+    fn of(row: &pb::ReadRow, order: Order) -> Key {
+        let p = row.provenance.as_ref();
+        let millis = p
+            .and_then(|p| p.observed_at.as_ref())
+            .and_then(nadc_proto::from_pb_time)
+            .map_or(0, |t| t.millis());
+        let (rank, vrm) = match order {
+            Order::Time => (0, String::new()),
+            Order::Rank => (match_rank(row.r#match.as_ref()), row.vrm.clone()),
+        };
+        Key {
+            rank,
+            vrm,
+            millis,
+            node: p.map(|p| p.node.clone()).unwrap_or_default(),
+            seq: p.map_or(0, |p| p.seq),
+        }
+    }
+
+    /// Whether two rows are at the same place in the order but for the
+    /// node: where one read held on two nodes falls twice.
+    fn same_place(&self, other: &Key) -> bool {
+        (self.rank, &self.vrm, self.millis) == (other.rank, &other.vrm, other.millis)
+    }
+}
+
+/// A VRM match's rank, as a node ranks its own answer
+/// (`nadc_core::vrm_match::MatchKind::rank`).
+fn match_rank(m: Option<&pb::VrmMatch>) -> u32 {
+    use pb::vrm_match::Kind;
+    match m.map(|m| (Kind::try_from(m.kind), m.distance)) {
+        Some((Ok(Kind::Exact), _)) => 0,
+        Some((Ok(Kind::Confusable), _)) => 1,
+        Some((Ok(Kind::Edits), d)) => 1 + d,
+        _ => 10,
+    }
+}
+
+/// How a node's answer ended.
+enum State {
+    /// Still answering.
+    Open,
+    /// Its summary arrived.
+    Done(pb::SearchSummary),
+    /// It failed: why (for its outcome), and the status (for the answer,
+    /// if the node is the one searched).
+    Failed(String, Status),
+}
+
+/// One node's answer as it streams in.
+pub struct Source {
+    node: String,
+    chunks: BoxStream<'static, Result<pb::SearchChunk, Status>>,
+    /// When the node must have answered by, and the deadline it was given.
+    deadline: Option<(Instant, Duration)>,
+    /// The node this search was asked at: its failure fails the search.
+    local: bool,
+    rows: VecDeque<(Key, pb::ReadRow)>,
+    vrms: Vec<pb::VrmAreaSummary>,
+    received: u64,
+    state: State,
+}
+
+impl Source {
+    /// The answer of the node the search was asked at.
+    pub fn local(node: &str, chunks: BoxStream<'static, Result<pb::SearchChunk, Status>>) -> Self {
+        Self::new(node, chunks, None, true)
+    }
+
+    /// A peer's answer, which must be complete within `deadline` from now.
+    pub fn peer(
+        node: &str,
+        chunks: BoxStream<'static, Result<pb::SearchChunk, Status>>,
+        deadline: Duration,
+    ) -> Self {
+        Self::new(
+            node,
+            chunks,
+            Some((Instant::now() + deadline, deadline)),
+            false,
+        )
+    }
+
+    fn new(
+        node: &str,
+        chunks: BoxStream<'static, Result<pb::SearchChunk, Status>>,
+        deadline: Option<(Instant, Duration)>,
+        local: bool,
+    ) -> Self {
+        Self {
+            node: node.to_string(),
+            chunks,
+            deadline,
+            local,
+            rows: VecDeque::new(),
+            vrms: Vec::new(),
+            received: 0,
+            state: State::Open,
+        }
+    }
+
+    fn open(&self) -> bool {
+        matches!(self.state, State::Open)
+    }
+
+    /// Reads chunks until a row is buffered or the answer has ended.
+    async fn fill(&mut self, order: Order) {
+        while self.rows.is_empty() && self.open() {
+            let next = match self.deadline {
+                None => self.chunks.next().await,
+                Some((at, given)) => match tokio::time::timeout_at(at, self.chunks.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        let why = format!("no answer within the {} ms deadline", given.as_millis());
+                        self.fail(why.clone(), Status::deadline_exceeded(why));
+                        break;
+                    }
+                },
+            };
+            match next {
+                Some(Ok(c)) => match c.chunk {
+                    Some(pb::search_chunk::Chunk::Rows(b)) => {
+                        self.received += b.rows.len() as u64;
+                        self.rows
+                            .extend(b.rows.into_iter().map(|r| (Key::of(&r, order), r)));
+                    }
+                    Some(pb::search_chunk::Chunk::Vrms(v)) => self.vrms.extend(v.vrms),
+                    Some(pb::search_chunk::Chunk::Summary(s)) => self.end(State::Done(s)),
+                    None => {}
+                },
+                Some(Err(s)) => self.fail(nadc_bof::describe_status(&s), s),
+                None => {
+                    let why = "the answer ended without a summary";
+                    self.fail(why.into(), Status::data_loss(why));
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, why: String, status: Status) {
+        self.end(State::Failed(why, status));
+    }
+
+    /// Ends the answer, and the call if it is still open.
+    fn end(&mut self, state: State) {
+        self.state = state;
+        self.chunks = futures::stream::empty().boxed();
+    }
+
+    /// Reads the rest of the answer, dropping its rows, for its summary.
+    async fn drain(&mut self, order: Order) {
+        self.rows.clear();
+        while self.open() {
+            self.fill(order).await;
+            self.rows.clear();
+        }
+    }
+}
+
+/// The merge of several nodes' answers.
+pub struct Merge {
+    order: Order,
+    sources: Vec<Source>,
+    /// The place of the last row passed on, and the reads (owning force,
+    /// BOF read id) passed on at it.
+    last: Option<Key>,
+    seen: HashSet<(String, String)>,
+    duplicates: u64,
+}
+
+/// What the nodes said besides their rows, once every answer has ended.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// Each node's outcome, in the order the sources were given: whether
+    /// it answered in full, the rows it sent, and why not.
+    pub outcomes: Vec<pb::NodeOutcome>,
+    /// Their per-VRM summaries, as sent (not yet united).
+    pub vrms: Vec<pb::VrmAreaSummary>,
+    /// Matching rows in all: the nodes' totals, less the reads held twice
+    /// that the merge met.
+    pub total_rows: u64,
+    /// Whether any node cut its answer at its limit.
+    pub truncated: bool,
+    /// The earliest start a node clipped the window to, if any did.
+    pub clipped_from: Option<prost_types::Timestamp>,
+}
+
+impl Merge {
+    /// Merges `sources` in `order`.
+    pub fn new(order: Order, sources: Vec<Source>) -> Self {
+        Self {
+            order,
+            sources,
+            last: None,
+            seen: HashSet::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// The next row in the merged order, or `None` once every answer has
+    /// ended. Waits, within each peer's deadline, until every node still
+    /// answering has a row to compare.
+    pub async fn next(&mut self) -> Option<pb::ReadRow> {
+        loop {
+            let order = self.order;
+            futures::future::join_all(
+                self.sources
+                    .iter_mut()
+                    .filter(|s| s.rows.is_empty() && s.open())
+                    .map(|s| s.fill(order)),
+            )
+            .await;
+            let (i, _) = self
+                .sources
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.rows.front().map(|(k, _)| (i, k)))
+                .min_by(|a, b| a.1.cmp(b.1))?;
+            let (key, row) = self.sources[i].rows.pop_front()?;
+            if !self.last.as_ref().is_some_and(|l| l.same_place(&key)) {
+                self.seen.clear();
+            }
+            self.last = Some(key);
+            let p = row.provenance.clone().unwrap_or_default();
+            if self.seen.insert((p.owning_force, p.bof_read_id)) {
+                return Some(row);
+            }
+            self.duplicates += 1;
+        }
+    }
+
+    /// Reads every answer to its end (dropping rows not taken) and sums up.
+    /// Fails if the node searched failed: its error is the search's.
+    pub async fn finish(mut self) -> Result<Ended, Status> {
+        let order = self.order;
+        futures::future::join_all(self.sources.iter_mut().map(|s| s.drain(order))).await;
+        let mut ended = Ended::default();
+        for s in self.sources {
+            let mut outcome = pb::NodeOutcome {
+                node: s.node,
+                rows: s.received,
+                ..Default::default()
+            };
+            match s.state {
+                State::Done(summary) => {
+                    outcome.ok = true;
+                    ended.total_rows += summary.total_rows;
+                    ended.truncated |= summary.truncated;
+                    ended.clipped_from = ended.clipped_from.or(summary.clipped_from);
+                }
+                State::Failed(_, status) if s.local => return Err(status),
+                State::Failed(why, _) => outcome.error = why,
+                State::Open => unreachable!("drained"),
+            }
+            ended.vrms.extend(s.vrms);
+            ended.outcomes.push(outcome);
+        }
+        ended.total_rows = ended.total_rows.saturating_sub(self.duplicates);
+        Ok(ended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(node: &str, seq: u64, ms: i64, force: &str, id: &str) -> pb::ReadRow {
+        pb::ReadRow {
+            vrm: "AB12CDE".into(),
+            provenance: Some(pb::Provenance {
+                owning_force: force.into(),
+                bof_read_id: id.into(),
+                node: node.into(),
+                seq,
+                observed_at: Some(nadc_proto::to_pb_time(nadc_core::Timestamp::from_millis(
+                    ms,
+                ))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn chunk(c: pb::search_chunk::Chunk) -> Result<pb::SearchChunk, Status> {
+        Ok(pb::SearchChunk { chunk: Some(c) })
+    }
+
+    /// A node's answer: its rows in chunks of two, then a summary.
+    fn answer(rows: Vec<pb::ReadRow>, total: u64) -> Vec<Result<pb::SearchChunk, Status>> {
+        let mut out: Vec<_> = rows
+            .chunks(2)
+            .map(|c| {
+                chunk(pb::search_chunk::Chunk::Rows(pb::RowBatch {
+                    rows: c.to_vec(),
+                }))
+            })
+            .collect();
+        out.push(chunk(pb::search_chunk::Chunk::Summary(pb::SearchSummary {
+            rows: rows.len() as u64,
+            total_rows: total,
+            ..Default::default()
+        })));
+        out
+    }
+
+    fn ids(rows: &[pb::ReadRow]) -> Vec<String> {
+        rows.iter()
+            .map(|r| r.provenance.clone().unwrap().bof_read_id)
+            .collect()
+    }
+
+    async fn merged(mut m: Merge) -> (Vec<pb::ReadRow>, Result<Ended, Status>) {
+        let mut rows = Vec::new();
+        while let Some(r) = m.next().await {
+            rows.push(r);
+        }
+        (rows, m.finish().await)
+    }
+
+    #[tokio::test]
+    async fn merges_in_time_then_node_then_seq_and_keeps_a_read_held_twice_once() {
+        let n1 = answer(
+            vec![
+                row("n1", 1, 10, "AVON", "a1"),
+                row("n1", 2, 30, "AVON", "a2"),
+                row("n1", 3, 30, "AVON", "a3"),
+            ],
+            3,
+        );
+        let n2 = answer(
+            vec![
+                row("n2", 7, 10, "AVON", "a1"), // the same read, held again
+                row("n2", 1, 20, "KENT", "k1"),
+                row("n2", 2, 30, "KENT", "k2"),
+            ],
+            5,
+        );
+        let m = Merge::new(
+            Order::Time,
+            vec![
+                Source::local("n1", futures::stream::iter(n1).boxed()),
+                Source::peer(
+                    "n2",
+                    futures::stream::iter(n2).boxed(),
+                    Duration::from_secs(5),
+                ),
+            ],
+        );
+        let (rows, ended) = merged(m).await;
+        assert_eq!(ids(&rows), ["a1", "k1", "a2", "a3", "k2"]);
+        let ended = ended.unwrap();
+        assert_eq!(ended.total_rows, 3 + 5 - 1);
+        assert!(ended.outcomes.iter().all(|o| o.ok));
+        assert_eq!(ended.outcomes[1].rows, 3);
+    }
+
+    #[tokio::test]
+    async fn ranks_vrm_matches_before_time() {
+        let ranked = |node: &str, seq, ms, vrm: &str, kind: pb::vrm_match::Kind, d| {
+            let mut r = row(node, seq, ms, "AVON", &format!("{node}{seq}"));
+            r.vrm = vrm.into();
+            r.r#match = Some(pb::VrmMatch {
+                kind: kind as i32,
+                distance: d,
+                ..Default::default()
+            });
+            r
+        };
+        use pb::vrm_match::Kind;
+        let n1 = answer(
+            vec![
+                ranked("n1", 1, 50, "AB12CDE", Kind::Exact, 0),
+                ranked("n1", 2, 10, "AB12CDF", Kind::Edits, 1),
+            ],
+            2,
+        );
+        let n2 = answer(
+            vec![
+                ranked("n2", 1, 90, "AB12CDE", Kind::Exact, 0),
+                ranked("n2", 2, 5, "A812CDE", Kind::Confusable, 0),
+            ],
+            2,
+        );
+        let m = Merge::new(
+            Order::Rank,
+            vec![
+                Source::local("n1", futures::stream::iter(n1).boxed()),
+                Source::peer(
+                    "n2",
+                    futures::stream::iter(n2).boxed(),
+                    Duration::from_secs(5),
+                ),
+            ],
+        );
+        let (rows, _) = merged(m).await;
+        assert_eq!(ids(&rows), ["n11", "n21", "n22", "n12"]);
+    }
+
+    #[tokio::test]
+    async fn a_peer_failing_mid_answer_keeps_its_rows_and_names_its_error() {
+        let mut n2 = answer(vec![row("n2", 1, 20, "KENT", "k1")], 1);
+        n2.pop();
+        n2.push(Err(Status::unavailable("disk on fire")));
+        let n1 = answer(vec![row("n1", 1, 10, "AVON", "a1")], 1);
+        let m = Merge::new(
+            Order::Time,
+            vec![
+                Source::local("n1", futures::stream::iter(n1).boxed()),
+                Source::peer(
+                    "n2",
+                    futures::stream::iter(n2).boxed(),
+                    Duration::from_secs(5),
+                ),
+            ],
+        );
+        let (rows, ended) = merged(m).await;
+        assert_eq!(ids(&rows), ["a1", "k1"]);
+        let ended = ended.unwrap();
+        assert!(!ended.outcomes[1].ok);
+        assert!(
+            ended.outcomes[1].error.contains("disk on fire"),
+            "{}",
+            ended.outcomes[1].error
+        );
+        assert_eq!(ended.total_rows, 1);
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_costs_its_deadline_and_no_more() {
+        let n1 = answer(vec![row("n1", 1, 10, "AVON", "a1")], 1);
+        let silent = futures::stream::pending().boxed();
+        let started = std::time::Instant::now();
+        let mut m = Merge::new(
+            Order::Time,
+            vec![
+                Source::local("n1", futures::stream::iter(n1).boxed()),
+                Source::peer("n2", silent, Duration::from_millis(200)),
+            ],
+        );
+        let first = m.next().await;
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(ids(&[first.unwrap()]), ["a1"]);
+        let ended = m.finish().await.unwrap();
+        assert!(ended.outcomes[1].error.contains("200 ms deadline"));
+    }
+
+    #[tokio::test]
+    async fn rows_pass_on_before_a_slow_answer_ends() {
+        // n2 sends its first row at once and the rest never: the rows
+        // before it in the order come through while it is still open.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(chunk(pb::search_chunk::Chunk::Rows(pb::RowBatch {
+            rows: vec![row("n2", 1, 40, "KENT", "k1")],
+        })))
+        .await
+        .unwrap();
+        let n1 = answer(
+            vec![
+                row("n1", 1, 10, "AVON", "a1"),
+                row("n1", 2, 20, "AVON", "a2"),
+            ],
+            2,
+        );
+        let mut m = Merge::new(
+            Order::Time,
+            vec![
+                Source::local("n1", futures::stream::iter(n1).boxed()),
+                Source::peer(
+                    "n2",
+                    tokio_stream::wrappers::ReceiverStream::new(rx).boxed(),
+                    Duration::from_secs(30),
+                ),
+            ],
+        );
+        let first_two = tokio::time::timeout(Duration::from_secs(5), async {
+            vec![m.next().await.unwrap(), m.next().await.unwrap()]
+        })
+        .await
+        .expect("the rows before the open answer's first row are not held back");
+        assert_eq!(ids(&first_two), ["a1", "a2"]);
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn the_searched_nodes_failure_fails_the_search() {
+        let n1 = vec![Err(Status::unavailable("store gone"))];
+        let m = Merge::new(
+            Order::Time,
+            vec![Source::local("n1", futures::stream::iter(n1).boxed())],
+        );
+        let (_, ended) = merged(m).await;
+        assert_eq!(ended.unwrap_err().code(), tonic::Code::Unavailable);
+    }
+}

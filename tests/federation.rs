@@ -513,7 +513,7 @@ fn area(lat: f64, lon: f64, radius_m: f64) -> pb::Area {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
+async fn national_searches_skip_nodes_that_cannot_contribute() {
     let c = Cluster::start().await;
     // AVON's cameras in Bristol (node-1), KENT's in Maidstone (node-2),
     // MET's in London (node-3).
@@ -733,16 +733,57 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
         .await
         .unwrap()
         .into_inner();
-    let mut camera_rows = Vec::new();
+    let (mut camera_rows, mut summary) = (Vec::new(), None);
     while let Some(ch) = stream.message().await.unwrap() {
-        if let Some(pb::search_chunk::Chunk::Rows(b)) = ch.chunk {
-            camera_rows.extend(b.rows);
+        match ch.chunk {
+            Some(pb::search_chunk::Chunk::Rows(b)) => camera_rows.extend(b.rows),
+            Some(pb::search_chunk::Chunk::Summary(x)) => summary = Some(x),
+            _ => {}
         }
     }
     assert_eq!(
         ids(&camera_rows),
         [("node-2".to_string(), "KENT-1".to_string(), true)]
     );
+    // Only node-2 holds KENT's reads: node-3 is not asked.
+    let summary = summary.expect("a summary");
+    assert_eq!(outcome(&summary, "node-2"), (true, false, 1));
+    assert_eq!(outcome(&summary, "node-3"), (true, true, 0));
+
+    // A timeline ending before the peers' earliest reads: neither is asked.
+    let (rows, summary) = timeline(
+        c.user(0, "alice").await,
+        pb::VrmTimelineRequest {
+            vrm: "GE01ABC".into(),
+            from: days_ago(3),
+            to: days_ago(2),
+            access: access(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(rows.is_empty());
+    assert_eq!(outcome(&summary, "node-2"), (true, true, 0));
+    assert_eq!(outcome(&summary, "node-3"), (true, true, 0));
+    // Over the last hour node-2 is asked, and has the read.
+    let (rows, summary) = timeline(
+        c.user(0, "alice").await,
+        pb::VrmTimelineRequest {
+            vrm: "GE01ABC".into(),
+            from: days_ago(1),
+            to: Some(nadc_proto::to_pb_time(now())),
+            access: access(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(&rows),
+        [("node-2".to_string(), "KENT-1".to_string(), true)]
+    );
+    assert_eq!(outcome(&summary, "node-2"), (true, false, 1));
 
     // Fords anywhere in the last hour: one on each node, in time order.
     let mut stream = client
@@ -843,6 +884,21 @@ async fn a_national_geographic_search_skips_nodes_that_cannot_contribute() {
         companions.is_empty(),
         "one co-occurrence on node-1 alone is below the minimum"
     );
+    // Two days ago no peer held anything: both are skipped.
+    let (companions, s) = run_convoy(pb::ConvoyRequest {
+        from: days_ago(3),
+        to: days_ago(2),
+        ..convoy(pb::Scope::Unspecified)
+    })
+    .await;
+    assert!(companions.is_empty());
+    let skipped: Vec<&str> = s
+        .nodes
+        .iter()
+        .filter(|o| o.skipped)
+        .map(|o| o.node.as_str())
+        .collect();
+    assert_eq!(skipped, ["node-2", "node-3"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

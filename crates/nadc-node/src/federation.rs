@@ -70,31 +70,50 @@ pub struct Federation {
     holdings: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Holdings)>>,
 }
 
-/// What a peer advertises holding ([`pb::NodeInfo`]).
+/// What a peer advertises holding ([`pb::NodeInfoResponse`]).
 #[derive(Clone, Debug, Default)]
 struct Holdings {
     /// Centres of the coarse cells its cameras are in.
     cells: Vec<nadc_core::GeoPoint>,
     /// Its earliest capture time (none while it holds nothing).
     earliest: Option<nadc_core::Timestamp>,
+    /// The forces it holds reads of.
+    forces: Vec<String>,
 }
 
-/// Whether a peer with `h` can hold reads near `near` (points and a
-/// reach, metres) captured within `window`. Only the start of its data
-/// bounds time: its latest read moves on with every batch it takes in,
-/// while its earliest moves only as retention deletes (a BOF's backlog
-/// older than a peer's earliest read, pushed in the minute the holdings
-/// are cached for, is the one thing a skip can miss).
-fn may_hold(
-    h: &Holdings,
-    near: Option<(&[nadc_core::GeoPoint], f64)>,
-    window: Option<(nadc_core::Timestamp, nadc_core::Timestamp)>,
-) -> bool {
-    let in_time = match (window, h.earliest) {
+/// Where a search's reads can be, as far as the search itself bounds it:
+/// a peer that cannot hold any such read is skipped. Nothing set bounds
+/// nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Reach {
+    /// Near these points, within this many metres.
+    pub near: Option<(Vec<nadc_core::GeoPoint>, f64)>,
+    /// Captured in this window.
+    pub window: Option<(nadc_core::Timestamp, nadc_core::Timestamp)>,
+    /// Owned by one of these forces.
+    pub forces: Option<Vec<String>>,
+}
+
+impl Reach {
+    /// Whether the search is bounded at all (else every peer is asked,
+    /// without asking what it holds).
+    fn bounds(&self) -> bool {
+        self.near.is_some() || self.window.is_some() || self.forces.is_some()
+    }
+}
+
+/// Whether a peer with `h` can hold reads within `reach`. Only the start
+/// of its data bounds time: its latest read moves on with every batch it
+/// takes in, while its earliest moves only as retention deletes. Holdings
+/// are cached for a minute, so a BOF's backlog older than a peer's earliest
+/// read, or a force's first reads on a peer, pushed within that minute, are
+/// the one thing a skip can miss.
+fn may_hold(h: &Holdings, reach: &Reach) -> bool {
+    let in_time = match (reach.window, h.earliest) {
         (Some((_, to)), Some(earliest)) => to >= earliest,
         _ => true,
     };
-    let in_place = match near {
+    let in_place = match &reach.near {
         Some((points, reach_m)) => h.cells.iter().any(|c| {
             points
                 .iter()
@@ -102,7 +121,11 @@ fn may_hold(
         }),
         None => true,
     };
-    in_time && in_place
+    let of_force = match &reach.forces {
+        Some(forces) => forces.iter().any(|f| h.forces.contains(f)),
+        None => true,
+    };
+    in_time && in_place && of_force
 }
 
 /// A channel to the peer at `address` (`https://HOST:PORT`) that connects
@@ -283,21 +306,20 @@ impl Federation {
         .await
     }
 
-    /// The peers that can hold reads near `near` (points and a reach in
-    /// metres: their cameras' coarse cells) captured in `window` (not before
-    /// their earliest read), and the others (skipped), from what each peer
-    /// advertises. A peer whose holdings are not known yet is asked; one
-    /// that cannot be asked is not skipped.
-    pub async fn peers_for(
-        &self,
-        near: Option<(&[nadc_core::GeoPoint], f64)>,
-        window: Option<(nadc_core::Timestamp, nadc_core::Timestamp)>,
-    ) -> (Vec<Peer>, Vec<String>) {
+    /// The peers that can hold reads within `reach` (near their cameras'
+    /// coarse cells, not before their earliest read, of a force they hold),
+    /// and the others (skipped), from what each peer advertises. A peer
+    /// whose holdings are not known yet is asked; one that cannot be asked
+    /// is not skipped.
+    pub async fn peers_for(&self, reach: &Reach) -> (Vec<Peer>, Vec<String>) {
+        if !reach.bounds() {
+            return (self.peers.clone(), Vec::new());
+        }
         let mut asked = Vec::new();
         let mut skipped = Vec::new();
         for p in &self.peers {
             match self.holdings_of(p).await {
-                Some(h) if !may_hold(&h, near, window) => skipped.push(p.name.clone()),
+                Some(h) if !may_hold(&h, reach) => skipped.push(p.name.clone()),
                 _ => asked.push(p.clone()),
             }
         }
@@ -329,6 +351,7 @@ impl Federation {
                 })
                 .collect(),
             earliest: info.earliest.as_ref().and_then(nadc_proto::from_pb_time),
+            forces: info.forces.into_iter().map(|f| f.force).collect(),
         };
         if let Ok(mut cache) = self.holdings.lock() {
             cache.insert(p.name.clone(), (std::time::Instant::now(), h.clone()));

@@ -29,7 +29,7 @@ use crate::alerts::hotlist_targets;
 use crate::auth::caller;
 use crate::config::SearchCaps;
 use crate::disclosure::CaseRead;
-use crate::federation::{Federation, PeerCall, on_behalf_of, relayed_user};
+use crate::federation::{Federation, PeerCall, Reach, on_behalf_of, relayed_user};
 use crate::governance::{Actor, Audited, Governance};
 use crate::hotlists::HotlistRegistry;
 use crate::merge::{Merge, Order, Source};
@@ -128,6 +128,23 @@ fn send_result(
     let _ = tx.blocking_send(Ok(pb::SearchChunk {
         chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
     }));
+}
+
+/// A request's time, if it is set and readable.
+fn pb_time(t: &Option<prost_types::Timestamp>) -> Option<Timestamp> {
+    t.as_ref().and_then(nadc_proto::from_pb_time)
+}
+
+/// The window a request's `from` and `to` bound, for skipping peers: none
+/// unless `to` is set (an open end is now, which every peer reaches).
+fn window_of(
+    from: &Option<prost_types::Timestamp>,
+    to: &Option<prost_types::Timestamp>,
+) -> Option<(Timestamp, Timestamp)> {
+    Some((
+        pb_time(from).unwrap_or(Timestamp::from_millis(0)),
+        pb_time(to)?,
+    ))
 }
 
 fn required_time(t: Option<&prost_types::Timestamp>, what: &str) -> Result<Timestamp, Status> {
@@ -982,6 +999,16 @@ impl Streamed {
     }
 }
 
+/// The outcome of a peer skipped: its advertised holdings cannot match.
+fn skipped_outcome(node: String) -> pb::NodeOutcome {
+    pb::NodeOutcome {
+        node,
+        ok: true,
+        skipped: true,
+        ..Default::default()
+    }
+}
+
 /// Keeps the rows of vehicles seen in all `n` areas (each row names the
 /// areas it falls in), and summarises them per VRM.
 fn keep_all(rows: Vec<pb::ReadRow>, n: usize) -> (Vec<pb::ReadRow>, Vec<pb::VrmAreaSummary>) {
@@ -1127,12 +1154,7 @@ impl SearchService {
                 .as_ref()
                 .map(|e| e.outcomes.clone())
                 .unwrap_or_default();
-            outcomes.extend(skipped.into_iter().map(|s| pb::NodeOutcome {
-                node: s,
-                ok: true,
-                skipped: true,
-                ..Default::default()
-            }));
+            outcomes.extend(skipped.into_iter().map(skipped_outcome));
             let audited = Audited {
                 access: access.clone(),
                 query: json!({"national": true, "search": n.query,
@@ -1211,12 +1233,15 @@ impl SearchService {
 
     /// This node's answer (`local`), and nationally the answers of the
     /// peers to `asked` (relayed for the user, this node only): of every
-    /// peer, or for a search in `areas` of those whose cameras can be there.
+    /// peer that can hold reads within `reach`, or for a search in `areas`
+    /// (which set its place and window) those whose cameras can be there.
+    #[allow(clippy::too_many_arguments)]
     async fn fan_out_search<R: Relayed>(
         &self,
         local: Response<ChunkStream>,
         national: Option<(Arc<Federation>, Principal)>,
         areas: &[pb::Area],
+        reach: Reach,
         n: impl FnOnce(Principal) -> National,
         asked: R,
         call: RelayCall<R>,
@@ -1242,26 +1267,21 @@ impl SearchService {
                 }
             })
             .collect();
-        let (peers, skipped) = if circles.is_empty() {
-            (federation.peers.clone(), Vec::new())
-        } else {
+        let mut reach = reach;
+        if !circles.is_empty() {
             let points: Vec<GeoPoint> = circles.iter().map(Circle::centre).collect();
-            let reach = circles.iter().map(Circle::radius_m).fold(0.0, f64::max);
+            let metres = circles.iter().map(Circle::radius_m).fold(0.0, f64::max);
+            reach.near = Some((points, metres));
             // The areas' windows together (an unreadable one bounds
             // nothing: the peer is asked, and refuses it as this node did).
             let times: Option<Vec<(Timestamp, Timestamp)>> = areas
                 .iter()
-                .map(|a| {
-                    let t = |t: &Option<prost_types::Timestamp>| {
-                        t.as_ref().and_then(nadc_proto::from_pb_time)
-                    };
-                    Some((t(&a.from)?, t(&a.to)?))
-                })
+                .map(|a| Some((pb_time(&a.from)?, pb_time(&a.to)?)))
                 .collect();
-            let window = times
+            reach.window = times
                 .and_then(|w| Some((w.iter().map(|x| x.0).min()?, w.iter().map(|x| x.1).max()?)));
-            federation.peers_for(Some((&points, reach)), window).await
-        };
+        }
+        let (peers, skipped) = federation.peers_for(&reach).await;
         let remote = asked.localised(relay);
         let deadline = federation.deadline;
         let peer_call: PeerCall = Arc::new(move |c| {
@@ -1578,7 +1598,15 @@ impl pb::search_server::Search for SearchService {
         let mut remote = asked.clone();
         remote.scope = pb::Scope::Local as i32;
         remote.on_behalf_of = on_behalf_of(&user, &self.node);
-        let answers = federation.fan_out_convoy(&federation.peers, remote).await;
+        // A peer whose reads all came after the targets' window (and the
+        // companions' reach past it) cannot contribute.
+        let reach = Reach {
+            window: window_of(&q.from, &q.to)
+                .map(|(from, to)| (from, to.plus_millis(i64::from(q.window_s) * 1000))),
+            ..Reach::default()
+        };
+        let (peers, skipped) = federation.peers_for(&reach).await;
+        let answers = federation.fan_out_convoy(&peers, remote).await;
         let limit = match q.limit as usize {
             0 => DEFAULT_COMPANIONS,
             n => n.min(self.max_limit),
@@ -1622,6 +1650,7 @@ impl pb::search_server::Search for SearchService {
                     }),
                 }
             }
+            outcomes.extend(skipped.into_iter().map(skipped_outcome));
             let (companions, mut summary) =
                 crate::federation::merge_convoy(all, min_count, min_cameras, limit);
             summary.partial = outcomes.iter().any(|o| !o.ok);
@@ -1705,6 +1734,7 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &q.areas,
+            Reach::default(),
             |user| National {
                 user,
                 access: q.access.clone(),
@@ -1750,6 +1780,10 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &[],
+            Reach {
+                window: window_of(&q.from, &q.to),
+                ..Reach::default()
+            },
             |user| National {
                 user,
                 access: q.access.clone(),
@@ -1802,6 +1836,10 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &q.areas,
+            Reach {
+                window: window_of(&q.from, &q.to),
+                ..Reach::default()
+            },
             |user| National {
                 user,
                 access: q.access.clone(),
@@ -1846,6 +1884,17 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &[],
+            Reach {
+                window: window_of(&q.from, &q.to),
+                forces: Some(
+                    q.cameras
+                        .iter()
+                        .filter_map(|c| ForceId::new(&c.force).ok())
+                        .map(|f| f.to_string())
+                        .collect(),
+                ),
+                ..Reach::default()
+            },
             |user| National {
                 user,
                 access: q.access.clone(),
@@ -1906,6 +1955,10 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &[],
+            Reach {
+                window: window_of(&q.from, &q.to),
+                ..Reach::default()
+            },
             |user| National {
                 user,
                 access: q.access.clone(),

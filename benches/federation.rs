@@ -60,17 +60,11 @@ async fn start(
         cfg.peers = if i == 0 {
             [1, 2]
                 .into_iter()
-                .map(|j| PeerConfig {
-                    name: NODES[j].0.into(),
-                    address: urls[j].clone(),
-                })
+                .map(|j| PeerConfig::new(NODES[j].0, &urls[j]))
                 .chain(extra_peer.clone())
                 .collect()
         } else {
-            vec![PeerConfig {
-                name: "node-1".into(),
-                address: urls[0].clone(),
-            }]
+            vec![PeerConfig::new("node-1", &urls[0])]
         };
         let data = cfg.data_dir.clone();
         let store =
@@ -271,10 +265,7 @@ async fn run(vehicles: usize, searches: usize) {
         dir2.path(),
         &layout,
         now,
-        Some(PeerConfig {
-            name: "node-4".into(),
-            address: silent_url,
-        }),
+        Some(PeerConfig::new("node-4", &silent_url)),
     )
     .await;
     let ch = channel(

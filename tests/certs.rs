@@ -477,10 +477,7 @@ async fn a_node_does_not_call_a_peer_whose_certificate_is_revoked() {
                 },
             },
         );
-        cfg.peers = vec![nadc_node::federation::PeerConfig {
-            name: peer.into(),
-            address: urls[1 - i].clone(),
-        }];
+        cfg.peers = vec![nadc_node::federation::PeerConfig::new(peer, &urls[1 - i])];
         let store =
             nadc_store::RocksStore::open(&cfg.data_dir, nadc_store::StoreOptions::default())
                 .unwrap();

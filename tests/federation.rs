@@ -110,17 +110,11 @@ impl Cluster {
             cfg.peers = if i == 0 {
                 vec![1, 2]
                     .into_iter()
-                    .map(|j| PeerConfig {
-                        name: NODES[j].0.into(),
-                        address: urls[j].clone(),
-                    })
+                    .map(|j| PeerConfig::new(NODES[j].0, &urls[j]))
                     .chain(extra.clone())
                     .collect()
             } else {
-                vec![PeerConfig {
-                    name: "node-1".into(),
-                    address: urls[0].clone(),
-                }]
+                vec![PeerConfig::new("node-1", &urls[0])]
             };
             nodes.push(Some(run_node(&cfg, listener).await));
             configs.push(cfg);
@@ -427,23 +421,8 @@ async fn a_national_timeline_spans_the_nodes_and_a_dead_node_makes_it_partial() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peer_that_never_answers_does_not_hold_the_search_hostage() {
-    // A "node" that accepts connections and then says nothing.
-    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("https://{}", silent.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = silent.accept().await {
-            held.push(sock);
-        }
-    });
-    let c = Cluster::start_with(
-        vec![PeerConfig {
-            name: "node-4".into(),
-            address,
-        }],
-        None,
-    )
-    .await;
+    let address = silent_peer().await;
+    let c = Cluster::start_with(vec![PeerConfig::new("node-4", &address)], None).await;
     let mut bof = pb::ingest_client::IngestClient::new(c.bof(1, "KENT").await);
     bof.push_batch(pb::ReadBatch {
         batch_seq: 1,
@@ -472,6 +451,124 @@ async fn a_peer_that_never_answers_does_not_hold_the_search_hostage() {
     let silent = summary.nodes.iter().find(|n| n.node == "node-4").unwrap();
     assert!(!silent.ok);
     assert!(silent.error.contains("deadline"), "{}", silent.error);
+}
+
+/// A node that accepts connections and then says nothing; its address.
+async fn silent_peer() -> String {
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("https://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_answers_for_a_peer_that_fails_or_is_slow() {
+    let mut c = Cluster::start().await;
+    // node-3 holds KENT's reads too, as node-2's replica.
+    for i in [1, 2] {
+        let mut bof = pb::ingest_client::IngestClient::new(c.bof(i, "KENT").await);
+        let r = bof
+            .push_batch(pb::ReadBatch {
+                batch_seq: 1,
+                force: String::new(),
+                reads: vec![read("k1", "RE91ICA", 20), read("k2", "RE91ICA", 10)],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.accepted, 2, "{:?}", r.rejected);
+    }
+    let node_3 = c.urls[2].clone();
+    let replica = |of: &str| nadc_node::federation::PeerConfig {
+        replica_of: Some(of.into()),
+        ..PeerConfig::new("node-3", &node_3)
+    };
+    // A replica of a peer not configured is refused at start, naming it.
+    let mut bad = c.configs[0].clone();
+    bad.peers = vec![replica("node-9")];
+    let elsewhere = tempfile::tempdir().unwrap();
+    let store = RocksStore::open(elsewhere.path(), StoreOptions::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
+    let refused = nadc_node::start_with_listener(&bad, Arc::new(store), listener, clock).await;
+    let e = refused.err().expect("a replica of no peer is refused");
+    assert!(
+        e.to_string()
+            .contains("node-9, which is not a configured peer"),
+        "{e}"
+    );
+
+    c.configs[0].peers = vec![PeerConfig::new("node-2", &c.urls[1]), replica("node-2")];
+    c.restart(0).await;
+    let req = pb::VrmTimelineRequest {
+        vrm: "RE91ICA".into(),
+        access: access(),
+        ..Default::default()
+    };
+    let outcomes = |s: &pb::SearchSummary| -> Vec<(String, bool, String)> {
+        s.nodes
+            .iter()
+            .map(|o| (o.node.clone(), o.ok, o.replica.clone()))
+            .collect()
+    };
+
+    // node-2 answers; its replica is not asked as a node of its own.
+    let (rows, s) = timeline(c.user(0, "alice").await, req.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&rows),
+        [
+            ("node-2".to_string(), "k1".to_string(), true),
+            ("node-2".into(), "k2".into(), true)
+        ]
+    );
+    assert_eq!(
+        outcomes(&s),
+        [
+            ("node-1".to_string(), true, String::new()),
+            ("node-2".into(), true, String::new())
+        ]
+    );
+
+    // node-2 is down: node-3 answers in its place, and the answer is whole.
+    c.nodes[1].take().unwrap().shutdown().await.unwrap();
+    let (rows, s) = timeline(c.user(0, "alice").await, req.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&rows),
+        [
+            ("node-3".to_string(), "k1".to_string(), true),
+            ("node-3".into(), "k2".into(), true)
+        ]
+    );
+    assert!(!s.partial);
+    assert_eq!(outcomes(&s)[1], ("node-2".into(), true, "node-3".into()));
+    assert!(!s.nodes[1].replica_reason.is_empty());
+
+    // A peer that never answers, hedged after 100 ms: node-3 answers well
+    // within the 1.5 s deadline, and the answer is whole.
+    c.configs[0].peers = vec![
+        PeerConfig::new("node-4", &silent_peer().await),
+        replica("node-4"),
+    ];
+    c.configs[0].federation_hedge_ms = Some(100);
+    c.restart(0).await;
+    let (rows, s) = timeline(c.user(0, "alice").await, req).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(!s.partial);
+    assert_eq!(outcomes(&s)[1], ("node-4".into(), true, "node-3".into()));
+    assert!(
+        s.nodes[1].replica_reason.contains("hedge delay"),
+        "{}",
+        s.nodes[1].replica_reason
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -204,8 +204,8 @@ fn summary_text(s: &pb::SearchSummary) -> String {
         + &nodes_text(&s.nodes, s.partial)
 }
 
-/// The nodes of a national search: each one's rows, the skipped, and the
-/// failed with why.
+/// The nodes of a national search: each one's rows (and the replica that
+/// answered in its place, with why), the skipped, and the failed with why.
 pub fn nodes_text(nodes: &[pb::NodeOutcome], partial: bool) -> String {
     if nodes.is_empty() {
         return String::new();
@@ -214,6 +214,10 @@ pub fn nodes_text(nodes: &[pb::NodeOutcome], partial: bool) -> String {
         .iter()
         .map(|n| match (n.ok, n.skipped) {
             (true, true) => format!("{} skipped (holds nothing there)", n.node),
+            (true, false) if !n.replica.is_empty() => format!(
+                "{} {} rows from its replica {} ({})",
+                n.node, n.rows, n.replica, n.replica_reason
+            ),
             (true, false) => format!("{} {} rows", n.node, n.rows),
             (false, _) => format!("{} FAILED: {}", n.node, n.error),
         })

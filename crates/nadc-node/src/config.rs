@@ -118,6 +118,12 @@ pub struct NodeConfig {
     /// How long a national search waits for a peer, milliseconds.
     #[serde(default = "default_federation_deadline_ms")]
     pub federation_deadline_ms: u64,
+    /// Ask a peer's replica as well when the peer has not begun to answer
+    /// a national search within this many milliseconds (hedging; the first
+    /// to answer is kept). Unset: a replica is asked only when its peer
+    /// fails before answering.
+    #[serde(default)]
+    pub federation_hedge_ms: Option<u64>,
     /// Overload protection: message sizes, streams, ingest slots, rates.
     #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
@@ -291,6 +297,7 @@ impl NodeConfig {
             retention: crate::retention::RetentionConfig::default(),
             peers: Vec::new(),
             federation_deadline_ms: default_federation_deadline_ms(),
+            federation_hedge_ms: None,
             limits: crate::limits::LimitsConfig::default(),
             block_cache_mb: default_block_cache_mb(),
         }

@@ -28,9 +28,11 @@ use tokio::net::TcpStream;
 use tonic::Status;
 use tonic::transport::{Channel, Uri};
 
+use crate::hedge::{Chunks, Hedge, Replaced};
 use crate::merge::Source;
 use crate::tls::NodeTls;
 use futures::StreamExt;
+use std::sync::OnceLock;
 
 /// A peer in the node's configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -40,6 +42,22 @@ pub struct PeerConfig {
     pub name: String,
     /// Its address, `https://HOST:PORT`.
     pub address: String,
+    /// The peer this node is a replica of (holding the same reads): it is
+    /// not asked on its own, but in that peer's place when the peer fails
+    /// before answering, or is slower than `federation_hedge_ms`.
+    #[serde(default)]
+    pub replica_of: Option<String>,
+}
+
+impl PeerConfig {
+    /// A peer (not a replica) named `name` at `address`.
+    pub fn new(name: &str, address: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            address: address.to_string(),
+            replica_of: None,
+        }
+    }
 }
 
 /// A connected (lazily) peer.
@@ -62,8 +80,12 @@ impl Peer {
 pub struct Federation {
     /// This node's name.
     pub node: String,
-    /// The peers.
+    /// The peers searches fan out to.
     pub peers: Vec<Peer>,
+    /// Each peer's replica, by the peer's name.
+    replicas: std::collections::HashMap<String, Peer>,
+    /// When to ask a replica instead.
+    hedge: Arc<Hedge>,
     /// Deadline for each remote call.
     pub deadline: Duration,
     /// What each peer advertised holding, and when it was asked.
@@ -194,6 +216,25 @@ impl tower::Service<Uri> for PeerConnector {
     }
 }
 
+/// Why a peer's answer is missing when the deadline passed.
+pub fn deadline_missed(deadline: Duration) -> String {
+    format!("no answer within the {} ms deadline", deadline.as_millis())
+}
+
+/// The messages of a streaming call's answer, or its error.
+fn streamed<T: Send + 'static>(
+    call: impl std::future::Future<Output = Result<tonic::Response<tonic::Streaming<T>>, Status>>
+    + Send
+    + 'static,
+) -> Chunks<T> {
+    futures::stream::once(call)
+        .flat_map(|answer| match answer {
+            Ok(r) => r.into_inner().boxed(),
+            Err(s) => futures::stream::iter([Err(s)]).boxed(),
+        })
+        .boxed()
+}
+
 /// A call of one search on a peer.
 pub type PeerCall = std::sync::Arc<
     dyn Fn(
@@ -206,34 +247,83 @@ pub type PeerCall = std::sync::Arc<
 >;
 
 impl Federation {
-    /// Connects (lazily) to each peer with this node's certificate (the one
-    /// current in `tls` at each connection, so a reload reaches peers too).
+    /// Connects (lazily) to each peer and replica with this node's
+    /// certificate (the one current in `tls` at each connection, so a
+    /// reload reaches peers too). A replica must name a configured peer
+    /// (not a replica), and a peer has at most one.
     pub fn new(
         node: String,
-        peers: &[PeerConfig],
+        configured: &[PeerConfig],
         tls: Arc<NodeTls>,
         deadline: Duration,
+        hedge_after: Option<Duration>,
     ) -> Result<Self, nadc_bof::ClientError> {
-        let peers = peers
-            .iter()
-            .map(|p| {
-                Ok(Peer {
-                    name: p.name.clone(),
-                    channel: peer_channel(&p.address, tls.clone())?,
-                })
+        let connect = |p: &PeerConfig| -> Result<Peer, nadc_bof::ClientError> {
+            Ok(Peer {
+                name: p.name.clone(),
+                channel: peer_channel(&p.address, tls.clone())?,
             })
-            .collect::<Result<_, nadc_bof::ClientError>>()?;
+        };
+        let mut peers = Vec::new();
+        let mut replicas = std::collections::HashMap::new();
+        for p in configured.iter().filter(|p| p.replica_of.is_none()) {
+            peers.push(connect(p)?);
+        }
+        for p in configured {
+            let Some(of) = &p.replica_of else { continue };
+            let bad = |why: String| nadc_bof::ClientError::Input(format!("peer {}: {why}", p.name));
+            if !peers.iter().any(|q: &Peer| &q.name == of) {
+                return Err(bad(format!(
+                    "replica_of names {of}, which is not a configured peer"
+                )));
+            }
+            if replicas.insert(of.clone(), connect(p)?).is_some() {
+                return Err(bad(format!(
+                    "{of} has another replica already; give it one"
+                )));
+            }
+        }
         Ok(Self {
             node,
             peers,
+            replicas,
+            hedge: Arc::new(Hedge::new(hedge_after)),
             deadline,
             holdings: Default::default(),
         })
     }
 
-    /// Whether `name` is a configured peer.
+    /// Whether `name` is a configured peer or replica.
     pub fn is_peer(&self, name: &str) -> bool {
-        self.peers.iter().any(|p| p.name == name)
+        self.peers
+            .iter()
+            .chain(self.replicas.values())
+            .any(|p| p.name == name)
+    }
+
+    /// `peer`'s answer as `ask` makes it, or its replica's in its place
+    /// ([`Hedge`]); the slot is filled with the replica's name if it
+    /// answered.
+    fn answer_of<T: Send + 'static>(
+        &self,
+        peer: &Peer,
+        ask: impl Fn(&Peer) -> Chunks<T> + Send + Sync + 'static,
+    ) -> (Chunks<T>, Arc<OnceLock<Replaced>>) {
+        let slot = Arc::new(OnceLock::new());
+        let Some(replica) = self.replicas.get(&peer.name).cloned() else {
+            return (ask(peer), slot);
+        };
+        let (hedge, peer, filled) = (self.hedge.clone(), peer.clone(), slot.clone());
+        let opened = async move {
+            let (chunks, replaced) = hedge
+                .open((&peer.name, ask(&peer)), (&replica.name, || ask(&replica)))
+                .await;
+            if let Some(r) = replaced {
+                let _ = filled.set(r);
+            }
+            chunks
+        };
+        (futures::stream::once(opened).flatten().boxed(), slot)
     }
 
     /// Runs `call` on each of `peers` at once, each within the deadline:
@@ -256,10 +346,7 @@ impl Federation {
                 let result = match tokio::time::timeout(deadline, run).await {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
-                    Err(_) => Err(format!(
-                        "no answer within the {} ms deadline",
-                        deadline.as_millis()
-                    )),
+                    Err(_) => Err(deadline_missed(deadline)),
                 };
                 (name, result)
             }
@@ -267,43 +354,52 @@ impl Federation {
         futures::future::join_all(calls).await
     }
 
-    /// Each of `peers`' answer to a search `call`, as it streams in, each
-    /// within the deadline from now: the merge's sources.
+    /// Each of `peers`' answer to a search `call` (or its replica's), as it
+    /// streams in, each within the deadline from now: the merge's sources.
     pub fn sources(&self, peers: &[Peer], call: PeerCall) -> Vec<Source> {
         peers
             .iter()
             .map(|peer| {
-                let client = pb::search_client::SearchClient::new(peer.channel.clone())
-                    .max_decoding_message_size(64 << 20);
-                let chunks = futures::stream::once(call(client))
-                    .flat_map(|answer| match answer {
-                        Ok(r) => r.into_inner().boxed(),
-                        Err(s) => futures::stream::iter([Err(s)]).boxed(),
-                    })
-                    .boxed();
-                Source::peer(&peer.name, chunks, self.deadline)
+                let call = call.clone();
+                let (chunks, slot) = self.answer_of(peer, move |p| {
+                    let client = pb::search_client::SearchClient::new(p.channel())
+                        .max_decoding_message_size(64 << 20);
+                    streamed(call(client))
+                });
+                Source::peer(&peer.name, chunks, self.deadline).answered_by(slot)
             })
             .collect()
     }
 
-    /// Runs a convoy search on each of `peers`, collecting each answer.
+    /// Runs a convoy search on each of `peers` (or its replica), collecting
+    /// each answer within the deadline, with the replica that answered in a
+    /// peer's place if one did.
     pub async fn fan_out_convoy(
         &self,
         peers: &[Peer],
         req: pb::ConvoyRequest,
-    ) -> Vec<(String, Result<ConvoyAnswer, String>)> {
+    ) -> Vec<(String, Result<ConvoyAnswer, String>, Option<Replaced>)> {
         let deadline = self.deadline;
-        self.call_peers(peers, |peer| {
+        let calls = peers.iter().map(|peer| {
             let req = req.clone();
-            async move {
-                let mut c = pb::search_client::SearchClient::new(peer.channel.clone())
+            let (chunks, slot) = self.answer_of(peer, move |p| {
+                let mut c = pb::search_client::SearchClient::new(p.channel())
                     .max_decoding_message_size(64 << 20);
-                let mut r = tonic::Request::new(req);
+                let mut r = tonic::Request::new(req.clone());
                 r.set_timeout(deadline);
-                collect_convoy(Box::pin(c.convoy(r).await?.into_inner())).await
+                streamed(async move { c.convoy(r).await })
+            });
+            let name = peer.name.clone();
+            async move {
+                let result = match tokio::time::timeout(deadline, collect_convoy(chunks)).await {
+                    Ok(Ok(answer)) => Ok(answer),
+                    Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
+                    Err(_) => Err(deadline_missed(deadline)),
+                };
+                (name, result, slot.get().cloned())
             }
-        })
-        .await
+        });
+        futures::future::join_all(calls).await
     }
 
     /// The peers that can hold reads within `reach` (near their cameras'

@@ -20,6 +20,7 @@ pub mod config;
 pub mod disclosure;
 pub mod federation;
 pub mod governance;
+pub mod hedge;
 pub mod hotlists;
 pub mod ingest;
 pub mod limits;
@@ -174,6 +175,8 @@ pub async fn start_with_listener(
                 &cfg.peers,
                 tls.clone(),
                 std::time::Duration::from_millis(cfg.federation_deadline_ms),
+                cfg.federation_hedge_ms
+                    .map(std::time::Duration::from_millis),
             )
             .map_err(|e| NodeError::Server(format!("peers: {e}")))?,
         ))

@@ -14,6 +14,7 @@
 //! outcome says it failed and why.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -21,6 +22,8 @@ use futures::stream::BoxStream;
 use nadc_proto::pb;
 use tokio::time::Instant;
 use tonic::Status;
+
+use crate::hedge::Replaced;
 
 /// The order rows are merged in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +108,8 @@ pub struct Source {
     vrms: Vec<pb::VrmAreaSummary>,
     received: u64,
     state: State,
+    /// Filled in if a replica answers in the node's place.
+    replaced: Option<Arc<OnceLock<Replaced>>>,
 }
 
 impl Source {
@@ -142,7 +147,15 @@ impl Source {
             vrms: Vec::new(),
             received: 0,
             state: State::Open,
+            replaced: None,
         }
+    }
+
+    /// Names, in the node's outcome, the replica that answered in its place
+    /// if `slot` is filled by then.
+    pub fn answered_by(mut self, slot: Arc<OnceLock<Replaced>>) -> Self {
+        self.replaced = Some(slot);
+        self
     }
 
     fn open(&self) -> bool {
@@ -157,7 +170,7 @@ impl Source {
                 Some((at, given)) => match tokio::time::timeout_at(at, self.chunks.next()).await {
                     Ok(next) => next,
                     Err(_) => {
-                        let why = format!("no answer within the {} ms deadline", given.as_millis());
+                        let why = crate::federation::deadline_missed(given);
                         self.fail(why.clone(), Status::deadline_exceeded(why));
                         break;
                     }
@@ -297,6 +310,10 @@ impl Merge {
                 State::Failed(_, status) if s.local => return Err(status),
                 State::Failed(why, _) => outcome.error = why,
                 State::Open => unreachable!("drained"),
+            }
+            if let Some(r) = s.replaced.as_ref().and_then(|slot| slot.get()) {
+                outcome.replica = r.by.clone();
+                outcome.replica_reason = r.why.clone();
             }
             ended.vrms.extend(s.vrms);
             ended.outcomes.push(outcome);

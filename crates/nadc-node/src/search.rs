@@ -1631,24 +1631,22 @@ impl pb::search_server::Search for SearchService {
                 ..Default::default()
             }];
             let mut all = vec![mine];
-            for (name, r) in answers {
+            for (name, r, replaced) in answers {
+                let (by, why) = replaced.map(|r| (r.by, r.why)).unwrap_or_default();
+                let mut outcome = pb::NodeOutcome {
+                    node: name,
+                    replica: by,
+                    replica_reason: why,
+                    ..Default::default()
+                };
                 match r {
                     Ok(a) => {
-                        outcomes.push(pb::NodeOutcome {
-                            node: name,
-                            ok: true,
-                            rows: a.0.len() as u64,
-                            ..Default::default()
-                        });
+                        (outcome.ok, outcome.rows) = (true, a.0.len() as u64);
                         all.push(a);
                     }
-                    Err(e) => outcomes.push(pb::NodeOutcome {
-                        node: name,
-                        ok: false,
-                        error: e,
-                        ..Default::default()
-                    }),
+                    Err(e) => outcome.error = e,
                 }
+                outcomes.push(outcome);
             }
             outcomes.extend(skipped.into_iter().map(skipped_outcome));
             let (companions, mut summary) =

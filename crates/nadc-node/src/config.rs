@@ -124,6 +124,10 @@ pub struct NodeConfig {
     /// fails before answering.
     #[serde(default)]
     pub federation_hedge_ms: Option<u64>,
+    /// Calls in flight to one peer at once; more wait their turn within
+    /// their deadline.
+    #[serde(default = "default_federation_peer_concurrency")]
+    pub federation_peer_concurrency: usize,
     /// Overload protection: message sizes, streams, ingest slots, rates.
     #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
@@ -136,6 +140,10 @@ pub struct NodeConfig {
 
 fn default_block_cache_mb() -> usize {
     1024
+}
+
+fn default_federation_peer_concurrency() -> usize {
+    32
 }
 
 fn default_federation_deadline_ms() -> u64 {
@@ -298,6 +306,7 @@ impl NodeConfig {
             peers: Vec::new(),
             federation_deadline_ms: default_federation_deadline_ms(),
             federation_hedge_ms: None,
+            federation_peer_concurrency: default_federation_peer_concurrency(),
             limits: crate::limits::LimitsConfig::default(),
             block_cache_mb: default_block_cache_mb(),
         }
@@ -370,6 +379,16 @@ impl NodeConfig {
             ));
         }
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        if self.federation_deadline_ms == 0
+            || self.federation_peer_concurrency == 0
+            || self
+                .federation_hedge_ms
+                .is_some_and(|h| h == 0 || h >= self.federation_deadline_ms)
+        {
+            return Err(ConfigError::Invalid(
+                "federation_deadline_ms and federation_peer_concurrency must be above 0, and federation_hedge_ms above 0 and below the deadline".into(),
+            ));
+        }
         let a = &self.alerts;
         if !(a.clone_max_speed_kmh.is_finite() && a.clone_max_speed_kmh > 0.0) {
             return Err(ConfigError::Invalid(format!(
@@ -406,6 +425,7 @@ mod tests {
         assert!(cfg.alerts.clone_check);
         assert_eq!(cfg.retention.interval_s, 3600);
         assert_eq!(cfg.limits.ingest_concurrency, 16);
+        assert_eq!(cfg.federation_peer_concurrency, 32);
         assert_eq!(cfg.tls.crl, vec![PathBuf::from("/etc/nadc/pki/crl.pem")]);
     }
 
@@ -467,5 +487,13 @@ mod tests {
         .unwrap();
         let e = NodeConfig::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("retention_days 0"), "{e}");
+        // A hedge no sooner than the deadline would never fire.
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\nfederation_deadline_ms = 1000\nfederation_hedge_ms = 1000\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n",
+        )
+        .unwrap();
+        let e = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("federation_hedge_ms"), "{e}");
     }
 }

@@ -92,6 +92,19 @@ pub struct Federation {
     holdings: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Holdings)>>,
 }
 
+/// How the node calls its peers.
+#[derive(Clone, Copy, Debug)]
+pub struct FederationOptions {
+    /// Deadline for each peer's answer.
+    pub deadline: Duration,
+    /// Ask a peer's replica too when the peer has not begun to answer by
+    /// then (none: only when it fails).
+    pub hedge_after: Option<Duration>,
+    /// Calls in flight to one peer at once; more wait their turn (within
+    /// their deadline), so one node's searches cannot flood a peer.
+    pub peer_concurrency: usize,
+}
+
 /// What a peer advertises holding ([`pb::NodeInfoResponse`]).
 #[derive(Clone, Debug, Default)]
 struct Holdings {
@@ -155,7 +168,11 @@ fn may_hold(h: &Holdings, reach: &Reach) -> bool {
 /// client configuration ([`NodeTls::client`]): the peer's certificate is
 /// checked against the node's CAs and CRLs, and the node presents its current
 /// certificate.
-fn peer_channel(address: &str, tls: Arc<NodeTls>) -> Result<Channel, nadc_bof::ClientError> {
+fn peer_channel(
+    address: &str,
+    tls: Arc<NodeTls>,
+    concurrency: usize,
+) -> Result<Channel, nadc_bof::ClientError> {
     let bad = || nadc_bof::ClientError::BadAddress(address.to_string());
     let uri: Uri = address.parse().map_err(|_| bad())?;
     let (Some("https"), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
@@ -184,6 +201,7 @@ fn peer_channel(address: &str, tls: Arc<NodeTls>) -> Result<Channel, nadc_bof::C
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .http2_adaptive_window(true)
+        .concurrency_limit(concurrency.max(1))
         .connect_with_connector_lazy(connector))
 }
 
@@ -255,13 +273,12 @@ impl Federation {
         node: String,
         configured: &[PeerConfig],
         tls: Arc<NodeTls>,
-        deadline: Duration,
-        hedge_after: Option<Duration>,
+        options: FederationOptions,
     ) -> Result<Self, nadc_bof::ClientError> {
         let connect = |p: &PeerConfig| -> Result<Peer, nadc_bof::ClientError> {
             Ok(Peer {
                 name: p.name.clone(),
-                channel: peer_channel(&p.address, tls.clone())?,
+                channel: peer_channel(&p.address, tls.clone(), options.peer_concurrency)?,
             })
         };
         let mut peers = Vec::new();
@@ -287,8 +304,8 @@ impl Federation {
             node,
             peers,
             replicas,
-            hedge: Arc::new(Hedge::new(hedge_after)),
-            deadline,
+            hedge: Arc::new(Hedge::new(options.hedge_after)),
+            deadline: options.deadline,
             holdings: Default::default(),
         })
     }

@@ -174,9 +174,13 @@ pub async fn start_with_listener(
                 name.clone(),
                 &cfg.peers,
                 tls.clone(),
-                std::time::Duration::from_millis(cfg.federation_deadline_ms),
-                cfg.federation_hedge_ms
-                    .map(std::time::Duration::from_millis),
+                federation::FederationOptions {
+                    deadline: std::time::Duration::from_millis(cfg.federation_deadline_ms),
+                    hedge_after: cfg
+                        .federation_hedge_ms
+                        .map(std::time::Duration::from_millis),
+                    peer_concurrency: cfg.federation_peer_concurrency,
+                },
             )
             .map_err(|e| NodeError::Server(format!("peers: {e}")))?,
         ))

@@ -30,7 +30,9 @@
 # fsync and synchronous_commit on as a production database runs,
 # shared_buffers 4GB, max_wal_size 8GB, work_mem 64MB, effective_cache_size
 # 16GB, random_page_cost 1.1 (SSD), jit off, and maintenance_work_mem 1GB
-# for the index builds. Extensions postgis and btree_gist. Table `reads`
+# for the index builds; shared_memory_type sysv (the same shared memory as
+# the default mmap, but the kernel reports how much of it is resident: see
+# Memory below). Extensions postgis, btree_gist and fuzzystrmatch. Table `reads`
 # has a primary key on (force, read_id) for idempotency, the VRM normalised
 # as nadc does it (upper case, only A-Z and 0-9) beside the raw text, and a
 # geography point: the read's own position when it has one (mobile
@@ -45,25 +47,53 @@
 # locale, so text sorts byte-wise as nadc sorts it; micro() and
 # micro_point() are the rounding helpers.
 #
+# For the fuzzy VRM search, table `vrms` holds every distinct VRM with its
+# confusable skeleton (vrm_skeleton(): translate() with nadc's default
+# groups), btree-indexed on the skeleton and on it reversed, as nadc keeps
+# a dictionary of distinct VRMs by skeleton; a statement trigger on
+# `reads` adds the new VRMs of every insert in the same transaction. The
+# search takes the candidates within one edit from it (prefix and suffix
+# ranges, then levenshtein_less_equal), then their reads by the (vrm,
+# observed_at) btree. pg_trgm is not used: a trigram similarity threshold
+# cannot promise every plate one edit away (one edit changes up to three of
+# a 7-character plate's trigrams), and the SQL must find exactly what nadc
+# finds. The convoy analysis is a self-join on the (force, camera_id,
+# observed_at) btree; it needs no index of its own.
+#
 # Two PostGIS ingest figures, both timed:
 #  (b) bulk load then index, first: every force's CSV copied at once (one
 #      session each, as nadc gets one push per force) into a temporary staging table and inserted into the
 #      table without indexes, then the indexes built (two sessions, as the
-#      machine has few cores). Time: first COPY started to last index
+#      machine has few cores; the btree session also fills `vrms` and then
+#      creates its trigger). Time: first COPY started to last index
 #      built. The table's size then (freshly built indexes) is reported too.
-#      The table is then truncated, so the disk never holds two copies.
+#      The tables are then truncated, so the disk never holds two copies.
 #  (a) indexed table: every force at once (one session each) COPY into a
 #      staging table and INSERT ... SELECT into the indexed table,
 #      resolving positions from the cameras table and skipping duplicates
-#      (on conflict do nothing). Time: first COPY started to last commit.
-#      This is the figure comparable with nadc, which indexes as it stores.
-# Then `vacuum analyze reads`; the row count must equal nadc's accepted
-# count. Storage: pg_total_relation_size('reads') (table, indexes, TOAST).
+#      (on conflict do nothing), the trigger keeping `vrms` current. Time:
+#      first COPY started to last commit. This is the figure comparable
+#      with nadc, which indexes as it stores.
+# Then `vacuum analyze`; the row count must equal nadc's accepted count.
+# Storage: pg_total_relation_size of `reads` and of `vrms` (tables,
+# indexes, TOAST).
 #
-# Searches: `nadc bench search --postgis` for each kind: the same searches
-# with the same inputs as SQL against this database, one after the other,
-# both timed from this client process (nadc over mTLS, PostgreSQL over its
-# Unix socket); the row counts must agree or the script fails.
+# Searches: `nadc bench search --postgis` for each kind (VRM timeline, fuzzy
+# VRM, the four geographic ones, convoy): the same searches with the same
+# inputs as SQL against this database, one after the other, both timed
+# from this client process (nadc over mTLS, PostgreSQL over its Unix
+# socket); the answers must agree or the script fails: row counts, and
+# for fuzzy searches the VRMs matched, for convoys every companion
+# returned with its rank, co-occurrences and cameras, the companions
+# before the limit and the pairs.
+#
+# Memory: the node's peak resident set (VmHWM) at the end of its load and
+# at the end of the searches (it is restarted between the two, so the
+# second is the search process's, including its block-cache warm-up);
+# PostgreSQL's peak, sampled twice a second, during each load and during
+# the searches (from pg_prewarm on): its processes' private memory plus
+# its resident shared memory (see the functions below for how, and why
+# not the sum of Pss). Neither counts the OS page cache.
 #
 # Prints a table: metric, nadc, PostGIS, and the ratio (above 1: nadc does
 # better). Needs root (apt installs bc, postgresql and PostGIS when
@@ -98,9 +128,11 @@ fi
 PGMAJOR=$(basename "$(dirname "$PGBIN")")
 PGSHARE="/usr/share/postgresql/$PGMAJOR/extension"
 [ -f "$PGSHARE/postgis.control" ] || apt_install "postgresql-$PGMAJOR-postgis-3"
-[ -f "$PGSHARE/btree_gist.control" ] || apt_install postgresql-contrib
+[ -f "$PGSHARE/btree_gist.control" ] && [ -f "$PGSHARE/fuzzystrmatch.control" ] || apt_install postgresql-contrib
 [ -f "$PGSHARE/postgis.control" ] || die "PostGIS for PostgreSQL $PGMAJOR is not installed (postgresql-$PGMAJOR-postgis-3)"
-[ -f "$PGSHARE/btree_gist.control" ] || die "btree_gist for PostgreSQL $PGMAJOR is not installed (postgresql-contrib)"
+for ext in btree_gist fuzzystrmatch; do
+  [ -f "$PGSHARE/$ext.control" ] || die "$ext for PostgreSQL $PGMAJOR is not installed (postgresql-contrib)"
+done
 
 cargo build --release --bin nadc >&2
 NADC="$CARGO_TARGET_DIR/release/nadc"
@@ -118,7 +150,9 @@ work=$(mktemp -d /tmp/nadc-postgis.XXXXXX)
 chmod 755 "$work"
 server=""
 pg_started=""
+sampler=""
 cleanup() {
+  if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
   if [ -n "$pg_started" ]; then
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
@@ -137,6 +171,82 @@ wait_all() {
     wait "$p" || die "$what failed (see above)"
   done
 }
+
+# Memory. nadc is one process: its peak resident set is the kernel's
+# VmHWM, read before it stops. PostgreSQL is many processes sharing
+# memory, so no one kernel figure is its peak: it is sampled twice a second
+# while a phase runs (a few ms of CPU a sample), and once more at its end.
+# A sample is the anonymous resident memory of the postmaster and of every
+# backend and auxiliary process (RssAnon: heaps, temp buffers, sort and hash memory, caches;
+# pages a backend still shares copy-on-write with the postmaster count once
+# per process, a few MB each at most), the postmaster's file-backed
+# resident pages once (the code every process shares), and the resident
+# pages of its shared memory: the main segment (shared_buffers and the
+# other shared structures; with shared_memory_type=sysv the kernel reports
+# its resident bytes in /proc/sysvipc/shm) and any dynamic segments in
+# /dev/shm. Not the sum of Pss over smaps_rollup: reading it walks the
+# page tables of every process (about 15 ms per GiB of shared buffers a
+# backend has touched, measured), which with 27 loading sessions would
+# take most of a core from the load being timed; and it misses shared
+# buffers only exited sessions touched (the loads, pg_prewarm), which stay
+# resident though no live process maps them.
+PAGE_BYTES=$(getconf PAGESIZE)
+node_peak() { awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/$server/status"; }
+# Sets pg_mem (bytes, as above) and pg_shared (bytes, its shared part).
+# Shell builtins only (statm's resident less shared pages is RssAnon), so
+# that sampling costs little.
+pg_memory() {
+  local pm p line v f res shr children=() lines=() pages=0 file=0
+  read -r pm <"$work/pg/postmaster.pid"
+  read -r -a children <"/proc/$pm/task/$pm/children" || true
+  for p in "$pm" "${children[@]}"; do
+    # A backend may exit between the listing and the reading.
+    { read -r _ res shr _ <"/proc/$p/statm"; } 2>/dev/null || continue
+    pages=$((pages + res - shr))
+  done
+  mapfile -t lines <"/proc/$pm/status"
+  for line in "${lines[@]}"; do
+    case "$line" in RssFile:*) v=${line#RssFile:} file=${v% kB} ;; esac
+  done
+  pg_shared=0
+  while read -r -a f; do
+    if [ "${f[4]}" = "$pm" ]; then pg_shared=$((pg_shared + f[14])); fi
+  done </proc/sysvipc/shm
+  for f in /dev/shm/PostgreSQL.*; do
+    if [ -e "$f" ]; then pg_shared=$((pg_shared + $(stat -c '%b * %B' "$f" 2>/dev/null || echo 0))); fi
+  done
+  pg_mem=$((pages * PAGE_BYTES + file * 1024 + pg_shared))
+}
+# Samples PostgreSQL's memory twice a second until sent SIGTERM, then
+# writes the maxima (memory, its shared part) to $work/pgmem-PHASE.
+pg_sampler() {
+  local out="$work/pgmem-$1" max=0 max_shared=0
+  trap 'echo "$max $max_shared" >"$out"; exit 0' TERM
+  while :; do
+    pg_memory
+    if [ "$pg_mem" -gt "$max" ]; then max=$pg_mem; fi
+    if [ "$pg_shared" -gt "$max_shared" ]; then max_shared=$pg_shared; fi
+    # (wait, unlike a sleep in the foreground, lets the trap run at once.)
+    sleep 0.5 &
+    wait $!
+  done
+}
+pg_sample_start() {
+  pg_sampler "$1" &
+  sampler=$!
+}
+# Stops phase $1's sampler, samples once more, and sets mem_max and
+# shared_max.
+pg_sample_stop() {
+  kill -TERM "$sampler" 2>/dev/null || true
+  wait "$sampler" || die "the memory sampler of phase $1 failed"
+  sampler=""
+  read -r mem_max shared_max <"$work/pgmem-$1"
+  pg_memory
+  if [ "$pg_mem" -gt "$mem_max" ]; then mem_max=$pg_mem; fi
+  if [ "$pg_shared" -gt "$shared_max" ]; then shared_max=$pg_shared; fi
+}
+mib() { echo "$1 / 1048576" | bc -l; }
 
 day=$(date -u -d yesterday +%Y-%m-%d)
 echo "== generating $VEHICLES vehicles on $day" >&2
@@ -198,11 +308,13 @@ for f in "${FORCES[@]}"; do
   accepted=$((accepted + n))
 done
 [ "$accepted" -gt 0 ] || die "nadc accepted no reads"
+nadc_load_peak=$(node_peak)
 stop_node
 nadc_secs=$(echo "$end - $start" | bc -l)
 nadc_rate=$(echo "$accepted / $nadc_secs" | bc -l)
 nadc_bytes=$(du -sb "$work/data" | cut -f1)
-printf '   nadc: %d reads in %.2f s, data dir %d bytes after a clean stop\n' "$accepted" "$nadc_secs" "$nadc_bytes" >&2
+printf '   nadc: %d reads in %.2f s, data dir %d bytes after a clean stop, peak RSS %.0f MiB\n' \
+  "$accepted" "$nadc_secs" "$nadc_bytes" "$(mib "$nadc_load_peak")" >&2
 # The settled size: the store fully compacted offline.
 start=$(now)
 "$NADC" store usage --data "$work/data" --compact >"$work/usage.txt" || die "nadc store usage --compact failed"
@@ -222,7 +334,7 @@ runuser -u postgres -- "$PGBIN/initdb" -D "$work/pg" -A trust -E UTF8 --locale=C
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg" -w -t 120 -l "$work/sock/pg.log" \
   -o "-p $PGPORT -k $work/sock -c listen_addresses='' -c shared_buffers=4GB -c max_wal_size=8GB \
       -c fsync=on -c synchronous_commit=on -c work_mem=64MB -c effective_cache_size=16GB \
-      -c random_page_cost=1.1 -c jit=off -c maintenance_work_mem=1GB" start >/dev/null \
+      -c random_page_cost=1.1 -c jit=off -c maintenance_work_mem=1GB -c shared_memory_type=sysv" start >/dev/null \
   || { cat "$work/sock/pg.log" >&2; die "PostgreSQL did not start"; }
 pg_started=1
 PGCONN="host=$work/sock port=$PGPORT user=postgres dbname=$DBNAME"
@@ -250,6 +362,28 @@ create function micro(x float8) returns float8 language sql immutable parallel s
   as $$ select sign(x * 1e6::float8) * floor(abs(x * 1e6::float8) + 0.5::float8) / 1e6::float8 $$;
 create function micro_point(lat float8, lon float8) returns geography language sql immutable parallel safe
   as $$ select ST_SetSRID(ST_MakePoint(micro(lon), micro(lat)), 4326)::geography $$;
+-- Fuzzy VRM search. A VRM's confusable skeleton: each character of nadc's
+-- default groups (0ODQ 1I 2Z 5S 8B 6G) as its group's first, as nadc
+-- compares them.
+create extension fuzzystrmatch;
+create function vrm_skeleton(v text) returns text language sql immutable parallel safe
+  as $$ select translate(v, 'ODQIZSBG', '00012586') $$;
+-- The distinct VRMs and their skeletons (nadc keeps the same: a dictionary
+-- of distinct VRMs by skeleton), indexed on the skeleton and on it
+-- reversed, for prefix and suffix ranges.
+create table vrms (vrm text primary key,
+  skel text not null generated always as (vrm_skeleton(vrm)) stored);
+create index vrms_skel on vrms (skel);
+create index vrms_skel_rev on vrms (reverse(skel));
+-- Keeps vrms current as reads are inserted, in the inserting statement's
+-- transaction, as nadc adds a new VRM to its dictionary in the read's own
+-- write. In VRM order, so concurrent loads take shared keys in one order
+-- and cannot deadlock.
+create function vrms_add() returns trigger language plpgsql as $$
+begin
+  insert into vrms (vrm) select distinct vrm from new_reads order by vrm on conflict do nothing;
+  return null;
+end $$;
 SQL
 # The indexes (and the primary key) of `reads`, built after the bulk load
 # in two sessions at once, created up front for the indexed-table load.
@@ -259,6 +393,11 @@ create index reads_camera_time on reads (force, camera_id, observed_at);"
 IDX2="create index reads_geog on reads using gist (geog);
 create index reads_geog_time on reads using gist (geog, observed_at);
 create index reads_time_brin on reads using brin (observed_at);"
+# The VRM dictionary of the bulk-loaded reads, built with the btree
+# indexes, and its trigger for what is inserted afterwards.
+DICT="insert into vrms (vrm) select distinct vrm from reads order by vrm;
+create trigger reads_vrms after insert on reads referencing new table as new_reads
+  for each statement execute function vrms_add();"
 
 # Header of a CSV file as SQL column names (trimmed, lower case, as nadc
 # reads it), one a line.
@@ -337,9 +476,11 @@ SQL
 
 echo "== PostGIS (b): bulk load, then index" >&2
 db -c "checkpoint"
+pg_sample_start b
 start=$(now)
 load_reads ""
-db <<<"$IDX1" >"$work/idx1.log" 2>&1 &
+db <<<"$IDX1
+$DICT" >"$work/idx1.log" 2>&1 &
 idx1=$!
 db <<<"$IDX2" &
 idx2=$!
@@ -349,28 +490,36 @@ if ! wait "$idx1"; then
   grep -q 'could not create unique index' "$work/idx1.log" || { cat "$work/idx1.log" >&2; die "building the btree indexes failed"; }
   echo "   duplicate read ids: removing them before the primary key" >&2
   db -c "delete from reads r using reads o where r.force = o.force and r.read_id = o.read_id and r.ctid > o.ctid"
-  db <<<"$IDX1"
+  db <<<"$IDX1
+$DICT"
 fi
 db -c "alter table reads add constraint reads_pkey primary key using index reads_pkey"
 end=$(now)
+pg_sample_stop b
+pg_bulk_peak=$mem_max pg_bulk_shared=$shared_max
 bulk_rows=$(db -t -A -c "select count(*) from reads")
 bulk_secs=$(echo "$end - $start" | bc -l)
 bulk_rate=$(echo "$bulk_rows / $bulk_secs" | bc -l)
-db -c "vacuum analyze reads"
-bulk_bytes=$(db -t -A -c "select pg_total_relation_size('reads')")
-printf '   PostGIS bulk: %d reads in %.2f s, %d bytes\n' "$bulk_rows" "$bulk_secs" "$bulk_bytes" >&2
-db -c "truncate reads" -c "checkpoint"
+db -c "vacuum analyze reads" -c "vacuum analyze vrms"
+bulk_bytes=$(db -t -A -c "select pg_total_relation_size('reads') + pg_total_relation_size('vrms')")
+printf '   PostGIS bulk: %d reads in %.2f s, %d bytes, peak memory %.0f MiB (shared %.0f MiB)\n' \
+  "$bulk_rows" "$bulk_secs" "$bulk_bytes" "$(mib "$pg_bulk_peak")" "$(mib "$pg_bulk_shared")" >&2
+db -c "truncate reads, vrms" -c "checkpoint"
 
 echo "== PostGIS (a): into the indexed table" >&2
+pg_sample_start a
 start=$(now)
 load_reads "on conflict do nothing"
 end=$(now)
-db -c "vacuum analyze reads"
+pg_sample_stop a
+pg_load_peak=$mem_max pg_load_shared=$shared_max
+db -c "vacuum analyze reads" -c "vacuum analyze vrms"
 pg_rows=$(db -t -A -c "select count(*) from reads")
-pg_bytes=$(db -t -A -c "select pg_total_relation_size('reads')")
+pg_bytes=$(db -t -A -c "select pg_total_relation_size('reads') + pg_total_relation_size('vrms')")
 pg_secs=$(echo "$end - $start" | bc -l)
 pg_rate=$(echo "$pg_rows / $pg_secs" | bc -l)
-printf '   PostGIS indexed: %d reads in %.2f s, %d bytes\n' "$pg_rows" "$pg_secs" "$pg_bytes" >&2
+printf '   PostGIS indexed: %d reads in %.2f s, %d bytes, peak memory %.0f MiB (shared %.0f MiB)\n' \
+  "$pg_rows" "$pg_secs" "$pg_bytes" "$(mib "$pg_load_peak")" "$(mib "$pg_load_shared")" >&2
 [ "$pg_rows" = "$accepted" ] || die "row counts disagree: nadc accepted $accepted reads, PostGIS holds $pg_rows"
 [ "$bulk_rows" = "$accepted" ] || die "row counts disagree: nadc accepted $accepted reads, the PostGIS bulk load held $bulk_rows"
 pg_version=$("$PGBIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')
@@ -381,9 +530,11 @@ echo "== searches" >&2
 # Warm caches on both sides, stated: PostgreSQL's shared buffers get the
 # table and its indexes (pg_prewarm, as far as 4 GB holds them); the node
 # fills its block cache as it starts (three quarters of its 4 GiB, newest
-# data first) and the searches wait for it.
+# data first) and the searches wait for it. PostgreSQL's memory is sampled
+# from here to the end of the searches.
+pg_sample_start searches
 db -c "create extension if not exists pg_prewarm" \
-  -c "select sum(pg_prewarm(c.oid)) from pg_class c where c.relname = 'reads' or c.oid in (select indexrelid from pg_index where indrelid = 'reads'::regclass)" >/dev/null
+  -c "select sum(pg_prewarm(c.oid)) from pg_class c where c.relname in ('reads', 'vrms') or c.oid in (select indexrelid from pg_index where indrelid in ('reads'::regclass, 'vrms'::regclass))" >/dev/null
 # (serve.log also holds the first start's line: wait for one more.)
 warmed() { grep -c "block cache warmed" "$work/serve.log" || true; }
 before=$(warmed)
@@ -393,17 +544,21 @@ for _ in $(seq 1 600); do
   sleep 0.5
 done
 [ "$(warmed)" -gt "$before" ] || die "the node did not warm its block cache within 5 minutes"
+nadc_warm_peak=$(node_peak)
 export NADC_CERT="$work/pki/users/bench.crt" NADC_KEY="$work/pki/users/bench.key"
 node_reads=$("$NADC" node info | sed -n 's/^reads: *//p')
 [ "$node_reads" = "$accepted" ] || die "the restarted node holds $node_reads reads, not the $accepted accepted"
 peer=(--postgis "$PGCONN")
 : >"$work/search.txt"
-for kind in vrm geo1km1h geo5km24h geo-two-area-all vehicle; do
+for kind in vrm fuzzy geo1km1h geo5km24h geo-two-area-all vehicle convoy; do
   n="$ITERATIONS"
   # A 5 km / 24 h search returns a large part of a town's day: fewer runs.
   if [ "$kind" = geo5km24h ]; then n=$(( ITERATIONS / 10 > 20 ? ITERATIONS / 10 : 20 )); fi
   "$NADC" bench search --gen-dir "$work/gen" --kind "$kind" --iterations "$n" "${peer[@]}" | tee -a "$work/search.txt" >&2
 done
+nadc_search_peak=$(node_peak)
+pg_sample_stop searches
+pg_search_peak=$mem_max pg_search_shared=$shared_max
 
 # --------------------------------------------------------------- report --
 per() { echo "$1 / $2" | bc -l; }
@@ -423,6 +578,18 @@ nadc_cbpr=$(per "$nadc_compacted" "$accepted")
 printf '%-50s %14.0f %14.0f %7.2fx\n' "bytes per read, nadc compacted vs (b)" "$nadc_cbpr" "$bulk_bpr" "$(per "$bulk_bpr" "$nadc_cbpr")"
 echo "(nadc: du -sb of the data dir after a clean stop, then after \`nadc store usage --compact\`"
 printf ' (%.1f s; the searches ran on the compacted store);\n' "$compact_secs"
-echo " PostGIS: pg_total_relation_size('reads'), table + indexes + TOAST, after vacuum analyze)"
+echo " PostGIS: pg_total_relation_size of reads and of the VRM dictionary vrms, tables + indexes + TOAST, after vacuum analyze)"
+printf '%-50s %14.0f %14.0f %7.2fx\n' "peak memory MiB, ingest, (a)" \
+  "$(mib "$nadc_load_peak")" "$(mib "$pg_load_peak")" "$(per "$pg_load_peak" "$nadc_load_peak")"
+printf '%-50s %14.0f %14.0f %7.2fx\n' "peak memory MiB, ingest, (b)" \
+  "$(mib "$nadc_load_peak")" "$(mib "$pg_bulk_peak")" "$(per "$pg_bulk_peak" "$nadc_load_peak")"
+printf '%-50s %14.0f %14.0f %7.2fx\n' "peak memory MiB, searches (caches warmed)" \
+  "$(mib "$nadc_search_peak")" "$(mib "$pg_search_peak")" "$(per "$pg_search_peak" "$nadc_search_peak")"
+echo "(nadc: VmHWM of \`nadc serve\`, which is restarted between the load and the searches; the searches'"
+printf ' figure includes its block-cache warm-up, %.0f MiB once warmed;\n' "$(mib "$nadc_warm_peak")"
+echo " PostgreSQL: sampled twice a second, the anonymous memory of all its processes, its code once,"
+echo " and its resident shared memory (shared_buffers, the rest of the segment, dynamic segments),"
+printf ' of which at most %.0f, %.0f and %.0f MiB. Neither counts the OS page cache)\n' \
+  "$(mib "$pg_load_shared")" "$(mib "$pg_bulk_shared")" "$(mib "$pg_search_shared")"
 echo "searches (nadc bench search --postgis):"
 sed 's/^/  /' "$work/search.txt"

@@ -1,7 +1,8 @@
 //! `nadc bench search`: search latency from a client process, end to end
 //! (mTLS, the node's planning and scans, streaming the whole result), over
 //! data made by `nadc gen`. Inputs are drawn (seeded) from the generated
-//! files: VRMs from the reads, places and times from reads at cameras.
+//! files: VRMs from the reads, places and times from reads at cameras, and
+//! for convoy analyses the generated period (`truth.json`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use tonic::transport::Channel;
 
 use crate::NodeArgs;
-use crate::client::{Collected, resolve_node};
+use crate::client::resolve_node;
 
 /// Searches the benchmark can time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -33,7 +34,21 @@ pub enum Kind {
     GeoTwoAreaAll,
     /// Make and colour within a 5 km circle over 2 hours.
     Vehicle,
+    /// Who travelled with a VRM over the whole generated period: read at
+    /// the same camera within [`CONVOY_WINDOW_S`] of one of its reads.
+    Convoy,
 }
+
+/// The convoy analysis benchmarked, spelt out in the request rather than
+/// left to the node's defaults, so the SQL peer asks exactly the same:
+/// sighting window in seconds either side of a target read.
+pub const CONVOY_WINDOW_S: u32 = 120;
+/// Least co-occurrences (target reads accompanied) to list a companion.
+pub const CONVOY_MIN_COUNT: u32 = 2;
+/// Least distinct cameras to list a companion.
+pub const CONVOY_MIN_CAMERAS: u32 = 1;
+/// Most companions returned.
+pub const CONVOY_LIMIT: u32 = 100;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -72,6 +87,139 @@ pub struct Sample {
     pub at: Timestamp,
     pub make: Option<String>,
     pub colour: Option<String>,
+}
+
+/// The period `nadc gen` simulated (`truth.json`: its first day and how
+/// many days), inclusive at both ends: a convoy analysis over it covers
+/// each target's whole timeline.
+fn generated_period(dir: &std::path::Path) -> anyhow::Result<(Timestamp, Timestamp)> {
+    let path = dir.join("truth.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "read {} (written by `nadc gen` into its --out directory)",
+            path.display()
+        )
+    })?;
+    period_of(&text).with_context(|| format!("parse {}", path.display()))
+}
+
+/// The period of a `truth.json`'s text: from its `day` for its `days`.
+fn period_of(truth: &str) -> anyhow::Result<(Timestamp, Timestamp)> {
+    #[derive(serde::Deserialize)]
+    struct Truth {
+        day: String,
+        days: u32,
+    }
+    let t: Truth = serde_json::from_str(truth)?;
+    let from = Timestamp::parse_rfc3339(&t.day).with_context(|| format!("day {:?}", t.day))?;
+    let days = i64::from(t.days.max(1));
+    Ok((
+        from,
+        from.plus_millis(days * nadc_core::time::MS_PER_DAY - 1),
+    ))
+}
+
+/// A companion as both systems rank it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompanionCount {
+    /// Its VRM.
+    pub vrm: String,
+    /// Distinct target reads it was read with.
+    pub co_occurrences: u64,
+    /// Distinct cameras (force, camera id) of those target reads.
+    pub cameras: u64,
+}
+
+/// What one search returned, as far as the two systems are compared on it.
+#[derive(Clone, Debug, Default)]
+pub struct Answer {
+    /// Rows returned: reads, or for a convoy the companions.
+    pub rows: usize,
+    /// Fuzzy VRM searches: the distinct VRMs of the rows, sorted (the
+    /// candidate set, which a count alone could hide).
+    pub vrms: Vec<String>,
+    /// Convoys: the companions returned, in rank order.
+    pub companions: Vec<CompanionCount>,
+    /// Convoys: companions passing the filters, before the limit.
+    pub total: u64,
+    /// Convoys: (target read, companion read) pairs returned.
+    pub pairs: u64,
+    /// Convoys: the target's reads in the period (reported, not compared:
+    /// the SQL does not return it).
+    pub target_reads: u64,
+}
+
+impl Answer {
+    /// The answer of a search returning reads, given their VRMs.
+    pub(crate) fn of_reads<'a>(kind: Kind, vrms: impl Iterator<Item = &'a str>) -> Answer {
+        let vrms: Vec<&str> = vrms.collect();
+        let rows = vrms.len();
+        let vrms = if kind == Kind::Fuzzy {
+            let set: std::collections::BTreeSet<&str> = vrms.into_iter().collect();
+            set.into_iter().map(str::to_string).collect()
+        } else {
+            Vec::new()
+        };
+        Answer {
+            rows,
+            vrms,
+            ..Default::default()
+        }
+    }
+}
+
+/// How PostGIS's answer differs from nadc's, if it does: the row count,
+/// the matched VRMs, and for convoys every ranked companion with its
+/// counts, the total before the limit and the pairs.
+pub fn disagreement(nadc: &Answer, peer: &Answer) -> Option<String> {
+    if nadc.rows != peer.rows {
+        return Some(format!("nadc {} rows, PostGIS {}", nadc.rows, peer.rows));
+    }
+    if nadc.vrms != peer.vrms {
+        let only = |a: &[String], b: &[String]| {
+            a.iter()
+                .filter(|v| !b.contains(v))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        return Some(format!(
+            "matched VRMs differ: only nadc [{}], only PostGIS [{}]",
+            only(&nadc.vrms, &peer.vrms),
+            only(&peer.vrms, &nadc.vrms)
+        ));
+    }
+    if let Some((rank, (a, b))) = nadc
+        .companions
+        .iter()
+        .zip(&peer.companions)
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
+        return Some(format!(
+            "companion ranked {}: nadc {} ({} co-occurrences, {} cameras), PostGIS {} ({}, {})",
+            rank + 1,
+            a.vrm,
+            a.co_occurrences,
+            a.cameras,
+            b.vrm,
+            b.co_occurrences,
+            b.cameras
+        ));
+    }
+    if nadc.total != peer.total {
+        return Some(format!(
+            "companions before the limit: nadc {}, PostGIS {}",
+            nadc.total, peer.total
+        ));
+    }
+    if nadc.pairs != peer.pairs {
+        return Some(format!(
+            "pairs: nadc {}, PostGIS {}",
+            nadc.pairs, peer.pairs
+        ));
+    }
+    None
 }
 
 /// The reads `nadc gen` sampled uniformly over the whole data set
@@ -156,16 +304,59 @@ fn area(s: &Sample, radius_m: f64, before_ms: i64, after_ms: i64) -> pb::Area {
     }
 }
 
+/// Who travelled with `s`'s VRM over `period`, asked of the node with the
+/// benchmark's convoy settings.
+async fn convoy(
+    ch: &Channel,
+    s: &Sample,
+    period: (Timestamp, Timestamp),
+) -> anyhow::Result<Answer> {
+    let ans = crate::alerting::convoy_search(
+        ch.clone(),
+        pb::ConvoyRequest {
+            access: access(),
+            vrms: vec![s.vrm.clone()],
+            from: Some(nadc_proto::to_pb_time(period.0)),
+            to: Some(nadc_proto::to_pb_time(period.1)),
+            window_s: CONVOY_WINDOW_S,
+            min_count: CONVOY_MIN_COUNT,
+            min_cameras: CONVOY_MIN_CAMERAS,
+            limit: CONVOY_LIMIT,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let summary = ans.summary.context("the convoy answer has no summary")?;
+    Ok(Answer {
+        rows: ans.companions.len(),
+        pairs: ans.companions.iter().map(|c| c.pairs.len() as u64).sum(),
+        companions: ans
+            .companions
+            .into_iter()
+            .map(|c| CompanionCount {
+                vrm: c.vrm,
+                co_occurrences: c.co_occurrences.into(),
+                cameras: c.cameras.into(),
+            })
+            .collect(),
+        total: summary.total_companions,
+        target_reads: summary.target_reads,
+        vrms: Vec::new(),
+    })
+}
+
 async fn run_one(
     ch: &Channel,
     kind: Kind,
     s: &Sample,
     other: &Sample,
-) -> anyhow::Result<Collected> {
+    period: (Timestamp, Timestamp),
+) -> anyhow::Result<Answer> {
     let mut client =
         pb::search_client::SearchClient::new(ch.clone()).max_decoding_message_size(256 << 20);
     const H: i64 = 3_600_000;
     let stream = match kind {
+        Kind::Convoy => return convoy(ch, s, period).await,
         Kind::Vrm => {
             client
                 .vrm_timeline(pb::VrmTimelineRequest {
@@ -238,7 +429,11 @@ async fn run_one(
         }
     }
     .into_inner();
-    crate::client::collect_stream(stream).await
+    let c = crate::client::collect_stream(stream).await?;
+    Ok(Answer::of_reads(
+        kind,
+        c.rows.iter().map(|r| r.vrm.as_str()),
+    ))
 }
 
 /// The purpose and case the benchmarks search under.
@@ -270,6 +465,7 @@ fn line(times: &mut [Duration]) -> anyhow::Result<String> {
 
 pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let samples = load_samples(&a.gen_dir, a.sample)?;
+    let period = generated_period(&a.gen_dir)?;
     let (node, tls) = resolve_node(&a.node)?;
     let ch = nadc_bof::connect(&node, &tls).await?;
     let peer = match &a.postgis {
@@ -280,7 +476,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let warmup = (a.iterations / 10).max(1);
     let mut times = Vec::with_capacity(a.iterations);
     let mut peer_times = Vec::with_capacity(a.iterations);
-    let mut rows = 0u64;
+    // Sums over the timed searches: rows, and for convoys companions
+    // before the limit, pairs and target reads.
+    let (mut rows, mut total, mut pairs, mut target_reads) = (0u64, 0u64, 0u64, 0u64);
     let mut disagree = Vec::new();
     for i in 0..warmup + a.iterations {
         let s = samples.choose(&mut rng).context("no samples")?;
@@ -300,44 +498,55 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             _ => s.clone(),
         };
         let started = Instant::now();
-        let c = run_one(&ch, a.kind, s, &other).await?;
+        let got = run_one(&ch, a.kind, s, &other, period).await?;
         let took = started.elapsed();
         if i >= warmup {
             times.push(took);
-            rows += c.rows.len() as u64;
+            rows += got.rows as u64;
+            total += got.total;
+            pairs += got.pairs;
+            target_reads += got.target_reads;
         }
         if let Some(peer) = &peer {
             let started = Instant::now();
-            let n = peer.search(s, &other).await?;
+            let theirs = peer.search(s, &other, period).await?;
             let took = started.elapsed();
             if i >= warmup {
                 peer_times.push(took);
             }
-            if n != c.rows.len() {
+            if let Some(d) = disagreement(&got, &theirs) {
                 disagree.push(format!(
-                    "{:?} near {:.6},{:.6} at {}: nadc {} rows, PostGIS {n}",
-                    a.kind,
-                    s.lat,
-                    s.lon,
-                    s.at,
-                    c.rows.len()
+                    "{:?} for {} near {:.6},{:.6} at {}: {d}",
+                    a.kind, s.vrm, s.lat, s.lon, s.at,
                 ));
             }
         }
     }
     let searches = times.len();
+    let mean = |n: u64| n as f64 / searches as f64;
     println!(
         "{:?}: {searches} searches, nadc {}, mean rows {:.1}",
         a.kind,
         line(&mut times)?,
-        rows as f64 / searches as f64
+        mean(rows)
     );
+    if a.kind == Kind::Convoy {
+        println!(
+            "{:?}: mean target reads {:.1}, companions before the limit {:.1}, pairs returned {:.1} \
+             (±{CONVOY_WINDOW_S} s, at least {CONVOY_MIN_COUNT} co-occurrences and \
+             {CONVOY_MIN_CAMERAS} camera, top {CONVOY_LIMIT})",
+            a.kind,
+            mean(target_reads),
+            mean(total),
+            mean(pairs)
+        );
+    }
     if peer.is_some() {
         println!("{:?}: PostGIS {}", a.kind, line(&mut peer_times)?);
         let ratio =
             |p: f64| pct(&peer_times, p).as_secs_f64() / pct(&times, p).as_secs_f64().max(1e-9);
         println!(
-            "{:?}: PostGIS/nadc p50 {:.2}x, p99 {:.2}x; row counts agree in {} of {} searches",
+            "{:?}: PostGIS/nadc p50 {:.2}x, p99 {:.2}x; answers agree in {} of {} searches",
             a.kind,
             ratio(0.50),
             ratio(0.99),
@@ -346,10 +555,107 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         );
         if !disagree.is_empty() {
             for d in disagree.iter().take(10) {
-                eprintln!("row counts disagree: {d}");
+                eprintln!("answers disagree: {d}");
             }
             return Ok(ExitCode::FAILURE);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answer, CompanionCount, Kind, disagreement, period_of};
+
+    fn companion(vrm: &str, co_occurrences: u64, cameras: u64) -> CompanionCount {
+        CompanionCount {
+            vrm: vrm.into(),
+            co_occurrences,
+            cameras,
+        }
+    }
+
+    fn convoy(companions: Vec<CompanionCount>, total: u64, pairs: u64) -> Answer {
+        Answer {
+            rows: companions.len(),
+            companions,
+            total,
+            pairs,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_period_is_the_generated_days_inclusive() {
+        let (from, to) =
+            period_of(r#"{"day": "2026-11-23T00:00:00.000Z", "days": 2, "seed": 1}"#).unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-11-23T00:00:00.000Z");
+        assert_eq!(to.to_rfc3339(), "2026-11-24T23:59:59.999Z");
+        assert!(period_of(r#"{"day": "yesterday", "days": 1}"#).is_err());
+    }
+
+    #[test]
+    fn fuzzy_answers_keep_their_distinct_vrms_sorted() {
+        let a = Answer::of_reads(Kind::Fuzzy, ["AB12CDE", "A812CDE", "AB12CDE"].into_iter());
+        assert_eq!(a.rows, 3);
+        assert_eq!(a.vrms, ["A812CDE", "AB12CDE"]);
+        let a = Answer::of_reads(Kind::Vrm, ["AB12CDE", "AB12CDE"].into_iter());
+        assert_eq!(a.rows, 2);
+        assert!(a.vrms.is_empty());
+    }
+
+    #[test]
+    fn answers_agree_on_counts_vrms_and_ranked_companions() {
+        let fuzzy = |vrms: &[&str]| Answer {
+            rows: 5,
+            vrms: vrms.iter().map(|v| v.to_string()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            disagreement(&fuzzy(&["AB12CDE"]), &fuzzy(&["AB12CDE"])),
+            None
+        );
+        let d = disagreement(
+            &fuzzy(&["AB12CDE", "A812CDE"]),
+            &fuzzy(&["AB12CDE", "AB12CDF"]),
+        );
+        assert_eq!(
+            d.as_deref(),
+            Some("matched VRMs differ: only nadc [A812CDE], only PostGIS [AB12CDF]")
+        );
+        let rows = |n| Answer {
+            rows: n,
+            ..Default::default()
+        };
+        assert_eq!(
+            disagreement(&rows(3), &rows(4)).as_deref(),
+            Some("nadc 3 rows, PostGIS 4")
+        );
+
+        let nadc = convoy(
+            vec![companion("XY11ABC", 5, 3), companion("XY22ABC", 2, 1)],
+            7,
+            7,
+        );
+        assert_eq!(disagreement(&nadc, &nadc.clone()), None);
+        let swapped = convoy(
+            vec![companion("XY11ABC", 5, 3), companion("XY22ABC", 2, 2)],
+            7,
+            7,
+        );
+        assert_eq!(
+            disagreement(&nadc, &swapped).as_deref(),
+            Some(
+                "companion ranked 2: nadc XY22ABC (2 co-occurrences, 1 cameras), PostGIS XY22ABC (2, 2)"
+            )
+        );
+        let more = convoy(nadc.companions.clone(), 8, 7);
+        assert!(
+            disagreement(&nadc, &more)
+                .unwrap()
+                .starts_with("companions before the limit")
+        );
+        let pairs = convoy(nadc.companions.clone(), 7, 6);
+        assert!(disagreement(&nadc, &pairs).unwrap().starts_with("pairs"));
+    }
 }

@@ -6,10 +6,12 @@
 //! The SQL is what a competent PostGIS user would write against that
 //! script's schema (`reads`: one row per read, `geog geography(Point)` with
 //! GiST, btree on `(vrm, observed_at)` and `(force, camera_id,
-//! observed_at)`, BRIN on time): prepared statements, the circle as
-//! `ST_DWithin` on the sphere nadc also uses (radius 6,371,008.8 m), time
-//! windows inclusive at both ends as nadc's are. Every row is fetched and
-//! its main columns decoded, as nadc's client decodes every row it gets.
+//! observed_at)`, BRIN on time; `vrms`: the distinct VRMs with their
+//! confusable skeleton, kept by a trigger, btree on the skeleton and on
+//! it reversed): prepared statements, the circle as `ST_DWithin` on the
+//! sphere nadc also uses (radius 6,371,008.8 m), time windows inclusive at
+//! both ends as nadc's are. Every row is fetched and its main columns
+//! decoded, as nadc's client decodes every row it gets.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,12 +19,31 @@ use anyhow::Context;
 use nadc_core::{Timestamp, Vrm};
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
-use crate::bench::{Kind, Sample};
+use crate::bench::{
+    Answer, CONVOY_LIMIT, CONVOY_MIN_CAMERAS, CONVOY_MIN_COUNT, CONVOY_WINDOW_S, CompanionCount,
+    Kind, Sample,
+};
 
 /// The columns each search returns.
 const COLUMNS: &str = "force, read_id, vrm, vrm_raw, observed_at, camera_id, \
      ST_Y(geog::geometry) AS lat, ST_X(geog::geometry) AS lon, bearing, lane, confidence, \
      make, model, colour, country, patch_image_ref, overview_image_ref";
+
+/// [`COLUMNS`] named with a prefix (`t_read_id`, `t_lat`, ...), for a
+/// query that returns two reads in one row.
+fn prefixed(prefix: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|c| {
+            let c = c.trim();
+            match c.split_once(" AS ") {
+                Some((expr, name)) => format!("{expr} AS {prefix}{name}"),
+                None => format!("{c} AS {prefix}{c}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A circle and window with parameters `$n..$n+4`: lon, lat, radius (m),
 /// from, to.
@@ -38,16 +59,94 @@ fn area(n: usize) -> String {
     )
 }
 
-/// The SQL of a search kind, or `None` where PostGIS has no equivalent
-/// (fuzzy VRM matching with confusable characters).
-pub fn sql(kind: Kind) -> Option<String> {
-    Some(match kind {
+/// Fuzzy VRM search, as nadc's with its default confusable groups and one
+/// edit: the reads of every VRM whose skeleton (`vrm_skeleton`: each
+/// confusable character replaced by its group's first, what nadc's
+/// `ConfusableGroups::skeleton` does) is within Levenshtein distance 1 of
+/// the query's (`levenshtein_less_equal` from fuzzystrmatch). That is
+/// nadc's whole test: an exact or confusable match has the same skeleton.
+///
+/// The candidates come from `vrms` by two index range scans: one edit
+/// leaves either the skeleton's first half in place as a prefix, or its
+/// second half as a suffix (an edit before the split leaves the suffix, one
+/// at or after it the prefix), so every match has one or the other.
+/// `x >= p AND x < p || '['` is "starts with p" for strings of A-Z and
+/// 0-9 (`[` sorts after them byte-wise), in a form a generic plan can
+/// still use an index for. Rows are ranked as nadc ranks them: exact,
+/// then confusable, then one edit; then VRM and time.
+fn fuzzy_sql() -> String {
+    let skel = "vrm_skeleton($1)";
+    let prefix = format!("left({skel}, length($1) / 2)");
+    let suffix = format!("reverse(right({skel}, -(length($1) / 2)))");
+    format!(
+        "SELECT {COLUMNS} FROM reads WHERE vrm IN (\
+           SELECT vrm FROM vrms \
+           WHERE ((skel >= {prefix} AND skel < ({prefix} || '[')) \
+               OR (reverse(skel) >= {suffix} AND reverse(skel) < ({suffix} || '['))) \
+             AND levenshtein_less_equal(skel, {skel}, 1) <= 1) \
+         ORDER BY vrm <> $1, vrm_skeleton(vrm) <> {skel}, vrm, observed_at, force, read_id"
+    )
+}
+
+/// Convoy analysis, as nadc's (`nadc_query::convoy`): the target's reads
+/// in the period (`t`, numbered in time order, their cameras numbered);
+/// for each target read and each other VRM read at the same (force,
+/// camera) within the window either side, inclusive, the closest such read
+/// (`s`: nearest first, then the earlier); a companion's co-occurrences are
+/// the target reads it has a sighting for, its cameras their distinct
+/// cameras; filtered, ranked (co-occurrences, cameras, most first, then
+/// VRM) and limited, with the total before the limit. One row per pair
+/// returned: the companion, its counts, and both reads in full, as nadc
+/// returns each companion with its supporting pairs (where two companion
+/// reads are equally close, nadc takes the one it stored first, this the
+/// lower (force, read id): the counts compared are the same either way).
+/// The (force, camera, time) btree serves the self-join; no other index is
+/// needed.
+///
+/// Parameters: target VRM, from, to, window (s), least co-occurrences,
+/// least cameras, most companions.
+fn convoy_sql() -> String {
+    format!(
+        "WITH t AS MATERIALIZED (\
+           SELECT row_number() OVER (ORDER BY observed_at, force, read_id) AS i, \
+                  dense_rank() OVER (ORDER BY force, camera_id) AS cam, \
+                  force, read_id, camera_id, observed_at \
+           FROM reads WHERE vrm = $1 AND observed_at BETWEEN $2 AND $3), \
+         s AS MATERIALIZED (\
+           SELECT DISTINCT ON (t.i, c.vrm) t.i, t.cam, c.vrm, c.force, c.read_id \
+           FROM t JOIN reads c ON c.force = t.force AND c.camera_id = t.camera_id \
+             AND c.observed_at BETWEEN t.observed_at - $4::float8 * interval '1 second' \
+                                   AND t.observed_at + $4::float8 * interval '1 second' \
+           WHERE c.vrm <> $1 \
+           ORDER BY t.i, c.vrm, abs(extract(epoch FROM c.observed_at - t.observed_at)), \
+                    c.observed_at, c.force, c.read_id), \
+         ranked AS (\
+           SELECT vrm, count(*) AS co_occurrences, count(DISTINCT cam) AS cameras, \
+                  count(*) OVER () AS total \
+           FROM s GROUP BY vrm \
+           HAVING count(*) >= $5::int8 AND count(DISTINCT cam) >= $6::int8 \
+           ORDER BY co_occurrences DESC, cameras DESC, vrm LIMIT $7::int8) \
+         SELECT k.vrm AS companion, k.co_occurrences, k.cameras, k.total, tr.*, cr.* \
+         FROM ranked k JOIN s ON s.vrm = k.vrm JOIN t ON t.i = s.i \
+         CROSS JOIN LATERAL (SELECT {target} FROM reads r \
+           WHERE r.force = t.force AND r.read_id = t.read_id) tr \
+         CROSS JOIN LATERAL (SELECT {companion} FROM reads r \
+           WHERE r.force = s.force AND r.read_id = s.read_id) cr \
+         ORDER BY k.co_occurrences DESC, k.cameras DESC, k.vrm, s.i",
+        target = prefixed("t_"),
+        companion = prefixed("c_"),
+    )
+}
+
+/// The SQL of a search kind.
+pub fn sql(kind: Kind) -> String {
+    match kind {
         Kind::Vrm => {
             format!(
                 "SELECT {COLUMNS} FROM reads WHERE vrm = $1 ORDER BY observed_at, force, read_id"
             )
         }
-        Kind::Fuzzy => return None,
+        Kind::Fuzzy => fuzzy_sql(),
         Kind::Geo1km1h | Kind::Geo5km24h => format!(
             "SELECT {COLUMNS} FROM reads WHERE {} ORDER BY observed_at, force, read_id",
             area(1)
@@ -66,7 +165,50 @@ pub fn sql(kind: Kind) -> Option<String> {
              ORDER BY observed_at, force, read_id",
             area(1)
         ),
-    })
+        Kind::Convoy => convoy_sql(),
+    }
+}
+
+/// A pair row of the convoy SQL as far as it is compared: the companion's
+/// VRM, its co-occurrences and cameras, and the companions in all before
+/// the limit.
+type PairRow<'a> = (&'a str, i64, i64, i64);
+
+/// A convoy's answer from its pair rows (a companion's pairs together,
+/// companions in rank order): one companion per run of pairs.
+fn convoy_answer(pairs: &[PairRow<'_>]) -> Answer {
+    let mut companions: Vec<CompanionCount> = Vec::new();
+    for &(vrm, co_occurrences, cameras, _) in pairs {
+        if companions.last().is_some_and(|c| c.vrm == vrm) {
+            continue;
+        }
+        companions.push(CompanionCount {
+            vrm: vrm.to_string(),
+            co_occurrences: co_occurrences as u64,
+            cameras: cameras as u64,
+        });
+    }
+    Answer {
+        rows: companions.len(),
+        companions,
+        total: pairs.first().map_or(0, |p| p.3 as u64),
+        pairs: pairs.len() as u64,
+        ..Default::default()
+    }
+}
+
+/// Decodes what a caller would use of a read in `row` (its columns named
+/// with `prefix`, see [`prefixed`]).
+fn decode_read(row: &Row, prefix: &str) -> anyhow::Result<()> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let _: (&str, &str, SystemTime, f64, f64) = (
+        row.try_get(col("read_id").as_str())?,
+        row.try_get(col("vrm").as_str())?,
+        row.try_get(col("observed_at").as_str())?,
+        row.try_get(col("lat").as_str())?,
+        row.try_get(col("lon").as_str())?,
+    );
+    Ok(())
 }
 
 /// A connection with the search's statement prepared.
@@ -91,9 +233,7 @@ impl Peer {
     /// Connects (a libpq-style connection string, e.g. `host=/tmp/sock
     /// port=55433 user=postgres dbname=nadc`) and prepares `kind`'s SQL.
     pub async fn connect(conn: &str, kind: Kind) -> anyhow::Result<Peer> {
-        let sql = sql(kind).with_context(|| {
-            format!("PostGIS has no equivalent of the {kind:?} search to compare with")
-        })?;
+        let sql = sql(kind);
         let (client, connection) = tokio_postgres::connect(conn, NoTls)
             .await
             .with_context(|| format!("connect to PostgreSQL ({conn})"))?;
@@ -113,9 +253,14 @@ impl Peer {
         })
     }
 
-    /// Runs the search for these inputs (the same nadc was asked) and
-    /// returns the rows.
-    pub async fn search(&self, s: &Sample, other: &Sample) -> anyhow::Result<usize> {
+    /// Runs the search for these inputs (the same nadc was asked; `period`
+    /// bounds a convoy's target reads) and returns its answer.
+    pub async fn search(
+        &self,
+        s: &Sample,
+        other: &Sample,
+        period: (Timestamp, Timestamp),
+    ) -> anyhow::Result<Answer> {
         const H: i64 = 3_600_000;
         let window = |x: &Sample, before: i64, after: i64| {
             (
@@ -124,7 +269,7 @@ impl Peer {
             )
         };
         let rows: Vec<Row> = match self.kind {
-            Kind::Vrm => {
+            Kind::Vrm | Kind::Fuzzy => {
                 let vrm = Vrm::normalise(&s.vrm)?.as_str().to_string();
                 self.client.query(&self.statement, &[&vrm]).await?
             }
@@ -163,18 +308,142 @@ impl Peer {
                     )
                     .await?
             }
-            Kind::Fuzzy => anyhow::bail!("PostGIS has no fuzzy VRM search to compare with"),
+            Kind::Convoy => {
+                let vrm = Vrm::normalise(&s.vrm)?.as_str().to_string();
+                let rows = self
+                    .client
+                    .query(
+                        &self.statement,
+                        &[
+                            &vrm,
+                            &time(period.0),
+                            &time(period.1),
+                            &f64::from(CONVOY_WINDOW_S),
+                            &i64::from(CONVOY_MIN_COUNT),
+                            &i64::from(CONVOY_MIN_CAMERAS),
+                            &i64::from(CONVOY_LIMIT),
+                        ],
+                    )
+                    .await?;
+                let mut pairs: Vec<PairRow> = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    decode_read(row, "t_")?;
+                    decode_read(row, "c_")?;
+                    pairs.push((
+                        row.try_get("companion")?,
+                        row.try_get("co_occurrences")?,
+                        row.try_get("cameras")?,
+                        row.try_get("total")?,
+                    ));
+                }
+                return Ok(convoy_answer(&pairs));
+            }
         };
         // Decode what a caller would use of every row.
+        let mut vrms = Vec::with_capacity(rows.len());
         for row in &rows {
-            let _: (&str, &str, SystemTime, f64, f64) = (
-                row.try_get("read_id")?,
-                row.try_get("vrm")?,
-                row.try_get("observed_at")?,
-                row.try_get("lat")?,
-                row.try_get("lon")?,
+            decode_read(row, "")?;
+            vrms.push(row.try_get::<_, &str>("vrm")?);
+        }
+        Ok(Answer::of_reads(self.kind, vrms.into_iter()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nadc_core::vrm_match::{ConfusableGroups, edit_neighbours};
+
+    use super::{COLUMNS, convoy_answer, prefixed};
+
+    #[test]
+    fn prefixed_columns_name_every_column_once() {
+        let p = prefixed("t_");
+        assert_eq!(p.split(", ").count(), COLUMNS.split(',').count());
+        assert!(p.starts_with("force AS t_force, read_id AS t_read_id, "));
+        assert!(p.contains("ST_Y(geog::geometry) AS t_lat, ST_X(geog::geometry) AS t_lon"));
+        assert!(p.ends_with("overview_image_ref AS t_overview_image_ref"));
+    }
+
+    #[test]
+    fn convoy_pairs_make_one_companion_per_run() {
+        let a = convoy_answer(&[
+            ("XY11ABC", 3, 2, 4),
+            ("XY11ABC", 3, 2, 4),
+            ("XY11ABC", 3, 2, 4),
+            ("XY22ABC", 2, 1, 4),
+            ("XY22ABC", 2, 1, 4),
+        ]);
+        assert_eq!(a.rows, 2);
+        assert_eq!(a.total, 4);
+        assert_eq!(a.pairs, 5);
+        let got: Vec<_> = a
+            .companions
+            .iter()
+            .map(|c| (c.vrm.as_str(), c.co_occurrences, c.cameras))
+            .collect();
+        assert_eq!(got, [("XY11ABC", 3, 2), ("XY22ABC", 2, 1)]);
+        let none = convoy_answer(&[]);
+        assert_eq!((none.rows, none.total, none.pairs), (0, 0, 0));
+    }
+
+    /// The fuzzy SQL's index ranges find every skeleton within one edit of
+    /// the query's: each keeps the query's first `len / 2` characters as a
+    /// prefix or the rest as a suffix (the split `left(s, length / 2)` and
+    /// `right(s, -(length / 2))`).
+    #[test]
+    fn one_edit_keeps_the_first_half_or_the_second() {
+        let groups = ConfusableGroups::default();
+        let alphabet = groups.skeleton_alphabet();
+        for vrm in [
+            "AB12CDE",
+            "A1",
+            "X",
+            "K8",
+            "WM56RBV",
+            "ABC123",
+            "H1ZZZ",
+            "Q123456789ABCDE",
+        ] {
+            let s = groups.skeleton(vrm);
+            let (first, second) = s.split_at(s.len() / 2);
+            for n in edit_neighbours(&s, &alphabet) {
+                assert!(
+                    n.starts_with(first) || n.ends_with(second),
+                    "{n} (one edit from {s}) keeps neither {first}… nor …{second}"
+                );
+            }
+        }
+    }
+
+    /// `vrm_skeleton` in benches/peer/postgis.sh maps each confusable
+    /// character to its group's first, as nadc's default groups do: every
+    /// character nadc maps, and nothing else.
+    #[test]
+    fn the_sql_skeleton_is_nadcs() {
+        let script = include_str!("../../../benches/peer/postgis.sh");
+        let line = script
+            .lines()
+            .find(|l| l.contains("translate(v, '"))
+            .expect("postgis.sh defines vrm_skeleton with translate()");
+        let quoted: Vec<&str> = line.split('\'').skip(1).step_by(2).collect();
+        let (from, to) = (quoted[0], quoted[1]);
+        assert_eq!(from.len(), to.len());
+        let groups = ConfusableGroups::default();
+        let mapped: String = (b'0'..=b'Z')
+            .filter(|c| c.is_ascii_alphanumeric() && groups.canon(*c) != *c)
+            .map(char::from)
+            .collect();
+        let mut from_sorted: Vec<u8> = from.bytes().collect();
+        from_sorted.sort_unstable();
+        assert_eq!(String::from_utf8(from_sorted).unwrap(), mapped);
+        for (f, t) in from.bytes().zip(to.bytes()) {
+            assert_eq!(
+                groups.canon(f),
+                t,
+                "{} maps to {}",
+                char::from(f),
+                char::from(t)
             );
         }
-        Ok(rows.len())
     }
 }

@@ -262,13 +262,16 @@ impl Merge {
     pub async fn next(&mut self) -> Option<pb::ReadRow> {
         loop {
             let order = self.order;
-            futures::future::join_all(
-                self.sources
-                    .iter_mut()
-                    .filter(|s| s.rows.is_empty() && s.open())
-                    .map(|s| s.fill(order)),
-            )
-            .await;
+            let starved = |s: &Source| s.rows.is_empty() && s.open();
+            if self.sources.iter().any(starved) {
+                futures::future::join_all(
+                    self.sources
+                        .iter_mut()
+                        .filter(|s| starved(s))
+                        .map(|s| s.fill(order)),
+                )
+                .await;
+            }
             let (i, _) = self
                 .sources
                 .iter()

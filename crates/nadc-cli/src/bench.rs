@@ -76,6 +76,10 @@ pub struct BenchArgs {
     /// must agree.
     #[arg(long)]
     postgis: Option<String>,
+    /// Ask the node searched only, not its peers (the single-node side of
+    /// the fan-out benchmark, `benches/federation.sh`).
+    #[arg(long)]
+    local: bool,
 }
 
 /// A generated read the inputs of a search are drawn from.
@@ -147,6 +151,8 @@ pub struct Answer {
     /// Convoys: the target's reads in the period (reported, not compared:
     /// the SQL does not return it).
     pub target_reads: u64,
+    /// The nodes that failed, if the national answer was partial.
+    pub failed: Vec<String>,
 }
 
 impl Answer {
@@ -308,6 +314,7 @@ fn area(s: &Sample, radius_m: f64, before_ms: i64, after_ms: i64) -> pb::Area {
 /// benchmark's convoy settings.
 async fn convoy(
     ch: &Channel,
+    scope: i32,
     s: &Sample,
     period: (Timestamp, Timestamp),
 ) -> anyhow::Result<Answer> {
@@ -322,12 +329,14 @@ async fn convoy(
             min_count: CONVOY_MIN_COUNT,
             min_cameras: CONVOY_MIN_CAMERAS,
             limit: CONVOY_LIMIT,
+            scope,
             ..Default::default()
         },
     )
     .await?;
     let summary = ans.summary.context("the convoy answer has no summary")?;
     Ok(Answer {
+        failed: failed_nodes(&summary.nodes),
         rows: ans.companions.len(),
         pairs: ans.companions.iter().map(|c| c.pairs.len() as u64).sum(),
         companions: ans
@@ -348,19 +357,21 @@ async fn convoy(
 async fn run_one(
     ch: &Channel,
     kind: Kind,
+    scope: pb::Scope,
     s: &Sample,
     other: &Sample,
     period: (Timestamp, Timestamp),
 ) -> anyhow::Result<Answer> {
+    let scope = scope as i32;
     let mut client =
         pb::search_client::SearchClient::new(ch.clone()).max_decoding_message_size(256 << 20);
     const H: i64 = 3_600_000;
     let stream = match kind {
-        Kind::Convoy => return convoy(ch, s, period).await,
+        Kind::Convoy => return convoy(ch, scope, s, period).await,
         Kind::Vrm => {
             client
                 .vrm_timeline(pb::VrmTimelineRequest {
-                    scope: 0,
+                    scope,
                     on_behalf_of: None,
                     access: crate::bench::access(),
                     vrm: s.vrm.clone(),
@@ -374,6 +385,7 @@ async fn run_one(
             client
                 .vrm_search(pb::VrmSearchRequest {
                     access: crate::bench::access(),
+                    scope,
                     pattern: s.vrm.clone(),
                     fuzzy: true,
                     max_edits: Some(1),
@@ -385,6 +397,7 @@ async fn run_one(
             client
                 .geo_search(pb::GeoSearchRequest {
                     access: crate::bench::access(),
+                    scope,
                     areas: vec![area(s, 1_000.0, H / 2, H / 2)],
                     limit: 1_000_000,
                     ..Default::default()
@@ -395,6 +408,7 @@ async fn run_one(
             client
                 .geo_search(pb::GeoSearchRequest {
                     access: crate::bench::access(),
+                    scope,
                     areas: vec![area(s, 5_000.0, 12 * H, 12 * H)],
                     limit: 1_000_000,
                     ..Default::default()
@@ -405,6 +419,7 @@ async fn run_one(
             client
                 .geo_search(pb::GeoSearchRequest {
                     access: crate::bench::access(),
+                    scope,
                     areas: vec![
                         area(s, 1_000.0, H / 2, H / 2),
                         area(other, 1_000.0, H / 2, H / 2),
@@ -419,6 +434,7 @@ async fn run_one(
             client
                 .vehicle_search(pb::VehicleSearchRequest {
                     access: crate::bench::access(),
+                    scope,
                     make: s.make.clone().or(Some("Ford".into())),
                     colour: s.colour.clone(),
                     areas: vec![area(s, 5_000.0, H, H)],
@@ -430,10 +446,18 @@ async fn run_one(
     }
     .into_inner();
     let c = crate::client::collect_stream(stream).await?;
-    Ok(Answer::of_reads(
-        kind,
-        c.rows.iter().map(|r| r.vrm.as_str()),
-    ))
+    let mut answer = Answer::of_reads(kind, c.rows.iter().map(|r| r.vrm.as_str()));
+    answer.failed = failed_nodes(c.summary.iter().flat_map(|s| &s.nodes));
+    Ok(answer)
+}
+
+/// The nodes of a national answer that failed.
+fn failed_nodes<'a>(outcomes: impl IntoIterator<Item = &'a pb::NodeOutcome>) -> Vec<String> {
+    outcomes
+        .into_iter()
+        .filter(|o| !o.ok)
+        .map(|o| o.node.clone())
+        .collect()
 }
 
 /// The purpose and case the benchmarks search under.
@@ -480,6 +504,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     // before the limit, pairs and target reads.
     let (mut rows, mut total, mut pairs, mut target_reads) = (0u64, 0u64, 0u64, 0u64);
     let mut disagree = Vec::new();
+    // The failed nodes of each partial national answer.
+    let mut partial: Vec<String> = Vec::new();
     for i in 0..warmup + a.iterations {
         let s = samples.choose(&mut rng).context("no samples")?;
         // The second area of an ALL search: where the same vehicle was at
@@ -498,7 +524,12 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             _ => s.clone(),
         };
         let started = Instant::now();
-        let got = run_one(&ch, a.kind, s, &other, period).await?;
+        let scope = if a.local {
+            pb::Scope::Local
+        } else {
+            pb::Scope::Unspecified
+        };
+        let got = run_one(&ch, a.kind, scope, s, &other, period).await?;
         let took = started.elapsed();
         if i >= warmup {
             times.push(took);
@@ -506,6 +537,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             total += got.total;
             pairs += got.pairs;
             target_reads += got.target_reads;
+            if !got.failed.is_empty() {
+                partial.push(got.failed.join(" "));
+            }
         }
         if let Some(peer) = &peer {
             let started = Instant::now();
@@ -530,6 +564,17 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         line(&mut times)?,
         mean(rows)
     );
+    if !partial.is_empty() {
+        let mut failed = partial.clone();
+        failed.sort();
+        failed.dedup();
+        println!(
+            "{:?}: {} of {searches} answers partial (failed: {})",
+            a.kind,
+            partial.len(),
+            failed.join(", ")
+        );
+    }
     if a.kind == Kind::Convoy {
         println!(
             "{:?}: mean target reads {:.1}, companions before the limit {:.1}, pairs returned {:.1} \

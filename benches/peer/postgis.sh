@@ -191,7 +191,8 @@ wait_all() {
 # buffers only exited sessions touched (the loads, pg_prewarm), which stay
 # resident though no live process maps them.
 PAGE_BYTES=$(getconf PAGESIZE)
-node_peak() { awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/$server/status"; }
+# (In bash arithmetic: mawk prints numbers past 2^31 as 2.1e+09.)
+node_peak() { echo $(( $(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status") * 1024 )); }
 # Sets pg_mem (bytes, as above) and pg_shared (bytes, its shared part).
 # Shell builtins only (statm's resident less shared pages is RssAnon), so
 # that sampling costs little.

@@ -80,6 +80,11 @@ pub struct BenchArgs {
     /// the fan-out benchmark, `benches/federation.sh`).
     #[arg(long)]
     local: bool,
+    /// Also write each timed search's latency, milliseconds, one a line in
+    /// the order asked (the same inputs for the same seed), so runs against
+    /// different nodes can be compared search by search.
+    #[arg(long)]
+    times: Option<PathBuf>,
 }
 
 /// A generated read the inputs of a search are drawn from.
@@ -555,6 +560,13 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 ));
             }
         }
+    }
+    if let Some(path) = &a.times {
+        let lines: String = times
+            .iter()
+            .map(|t| format!("{:.3}\n", t.as_secs_f64() * 1000.0))
+            .collect();
+        std::fs::write(path, lines).with_context(|| format!("write {}", path.display()))?;
     }
     let searches = times.len();
     let mean = |n: u64| n as f64 / searches as f64;

@@ -1,0 +1,74 @@
+# Shared by the benchmark scripts (sourced from the repository root): a
+# release `nadc`, a work directory removed on exit, generated data, a node
+# started in the background, and the data loaded by one `nadc push` per
+# force.
+source scripts/bootstrap.sh
+cargo build --release --bin nadc >&2
+NADC="$CARGO_TARGET_DIR/release/nadc"
+
+# bench_workdir NAME: a fresh directory in $work, removed at exit after the
+# script's own `bench_stop`, if it defines one (to stop its nodes).
+bench_workdir() {
+  work=$(mktemp -d "/tmp/nadc-$1.XXXXXX")
+  trap bench_exit EXIT
+}
+bench_exit() {
+  if declare -F bench_stop >/dev/null; then bench_stop; fi
+  rm -rf "$work"
+}
+
+# bench_generate VEHICLES: a day of national traffic (yesterday, so every
+# read is within retention) in $work/gen; its forces in FORCES, the day in
+# $day.
+bench_generate() {
+  day=$(date -u -d yesterday +%Y-%m-%d)
+  echo "== generating $1 vehicles on $day" >&2
+  "$NADC" gen --out "$work/gen" --vehicles "$1" --day "$day" >&2
+  FORCES=()
+  for d in "$work/gen"/*/; do FORCES+=("$(basename "$d")"); done
+}
+
+# bench_serve LOG [WRAPPER...] [-- SERVE FLAGS...]: starts a node on
+# $work/data and 127.0.0.1 port 0 (run under WRAPPER, e.g. valgrind, if
+# given), its PID in $server; waits until it listens and points NADC_NODE
+# and NADC_CA at it. Its log goes to LOG, started afresh.
+bench_serve() {
+  local log=$1 wrapper=() flags=()
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do wrapper+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  flags=("$@")
+  rm -f "$work/addr"
+  "${wrapper[@]}" "$NADC" serve --data "$work/data" --listen 127.0.0.1:0 --tls-dir "$work/pki" \
+    --addr-file "$work/addr" "${flags[@]}" 2>"$log" &
+  server=$!
+  for _ in $(seq 1 6000); do [ -s "$work/addr" ] && break; sleep 0.05; done
+  [ -s "$work/addr" ] || { echo "the node did not start: $(tail -5 "$log")" >&2; exit 1; }
+  export NADC_NODE="https://$(cat "$work/addr")" NADC_CA="$work/pki/ca.crt"
+}
+
+# bench_unserve: stops the node bench_serve started (as SIGINT, cleanly).
+bench_unserve() {
+  if [ -n "${server:-}" ]; then kill -INT "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  server=""
+}
+
+# bench_load NODE_OF: every force's cameras and reads, pushed at once (one
+# `nadc push` per force with its BOF certificate) to the node NODE_OF
+# prints for the force (`echo "$NADC_NODE"` for a single node).
+bench_load() {
+  local pids=() f
+  for f in "${FORCES[@]}"; do
+    (
+      export NADC_NODE="$($1 "$f")" NADC_CA="$work/pki/ca.crt"
+      export NADC_CERT="$work/pki/bofs/$f.crt" NADC_KEY="$work/pki/bofs/$f.key"
+      "$NADC" cameras import "$work/gen/$f/cameras.csv" >/dev/null
+      "$NADC" push "$work/gen/$f/reads.csv" >"$work/push-$f.log"
+    ) &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+}
+
+# The node bench_serve started, for bench_load.
+the_node() { echo "$NADC_NODE"; }

@@ -11,43 +11,18 @@
 # 5 km / 24 h search runs a tenth as often (each returns ~10^5 rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/bootstrap.sh
 VEHICLES="${1:-620000}"
 ITERATIONS="${2:-300}"
+source benches/common.sh
+bench_workdir search
+bench_stop() { bench_unserve; }
 
-cargo build --release --bin nadc >&2
-NADC="$CARGO_TARGET_DIR/release/nadc"
-work=$(mktemp -d /tmp/nadc-search.XXXXXX)
-server=""
-cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-day=$(date -u -d yesterday +%Y-%m-%d)
-echo "== generating $VEHICLES vehicles on $day" >&2
-"$NADC" gen --out "$work/gen" --vehicles "$VEHICLES" --day "$day" >&2
-# One BOF per force the generated world has (27 across Great Britain).
-FORCES=()
-for d in "$work/gen"/*/; do FORCES+=("$(basename "$d")"); done
+bench_generate "$VEHICLES"
 "$NADC" pki init --out "$work/pki" --forces "$(IFS=,; echo "${FORCES[*]}")" --users bench:analyst:AVON >/dev/null
-"$NADC" serve --data "$work/data" --listen 127.0.0.1:0 --tls-dir "$work/pki" --addr-file "$work/addr" 2>"$work/serve.log" &
-server=$!
-for _ in $(seq 1 200); do [ -s "$work/addr" ] && break; sleep 0.05; done
-export NADC_NODE="https://$(cat "$work/addr")" NADC_CA="$work/pki/ca.crt"
+bench_serve "$work/serve.log"
 echo "== loading" >&2
 start=$(date +%s)
-pids=()
-for f in "${FORCES[@]}"; do
-  (
-    export NADC_CERT="$work/pki/bofs/$f.crt" NADC_KEY="$work/pki/bofs/$f.key"
-    "$NADC" cameras import "$work/gen/$f/cameras.csv" >/dev/null
-    "$NADC" push "$work/gen/$f/reads.csv" >"$work/push-$f.log"
-  ) &
-  pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p"; done
+bench_load the_node
 echo "loaded in $(( $(date +%s) - start )) s" >&2
 export NADC_CERT="$work/pki/users/bench.crt" NADC_KEY="$work/pki/users/bench.key"
 reads=$("$NADC" node info | sed -n 's/^reads: *//p')

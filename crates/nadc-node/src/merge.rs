@@ -369,6 +369,25 @@ mod tests {
         out
     }
 
+    /// The merge of node n1's answer (the node searched) and peer n2's.
+    fn local_and_peer(
+        order: Order,
+        n1: Vec<Result<pb::SearchChunk, Status>>,
+        n2: Vec<Result<pb::SearchChunk, Status>>,
+    ) -> Merge {
+        Merge::new(
+            order,
+            vec![
+                Source::local("n1", futures::stream::iter(n1).boxed()),
+                Source::peer(
+                    "n2",
+                    futures::stream::iter(n2).boxed(),
+                    Duration::from_secs(5),
+                ),
+            ],
+        )
+    }
+
     fn ids(rows: &[pb::ReadRow]) -> Vec<String> {
         rows.iter()
             .map(|r| r.provenance.clone().unwrap().bof_read_id)
@@ -401,17 +420,7 @@ mod tests {
             ],
             5,
         );
-        let m = Merge::new(
-            Order::Time,
-            vec![
-                Source::local("n1", futures::stream::iter(n1).boxed()),
-                Source::peer(
-                    "n2",
-                    futures::stream::iter(n2).boxed(),
-                    Duration::from_secs(5),
-                ),
-            ],
-        );
+        let m = local_and_peer(Order::Time, n1, n2);
         let (rows, ended) = merged(m).await;
         assert_eq!(ids(&rows), ["a1", "k1", "a2", "a3", "k2"]);
         let ended = ended.unwrap();
@@ -447,17 +456,7 @@ mod tests {
             ],
             2,
         );
-        let m = Merge::new(
-            Order::Rank,
-            vec![
-                Source::local("n1", futures::stream::iter(n1).boxed()),
-                Source::peer(
-                    "n2",
-                    futures::stream::iter(n2).boxed(),
-                    Duration::from_secs(5),
-                ),
-            ],
-        );
+        let m = local_and_peer(Order::Rank, n1, n2);
         let (rows, _) = merged(m).await;
         assert_eq!(ids(&rows), ["n11", "n21", "n22", "n12"]);
     }
@@ -468,17 +467,7 @@ mod tests {
         n2.pop();
         n2.push(Err(Status::unavailable("disk on fire")));
         let n1 = answer(vec![row("n1", 1, 10, "AVON", "a1")], 1);
-        let m = Merge::new(
-            Order::Time,
-            vec![
-                Source::local("n1", futures::stream::iter(n1).boxed()),
-                Source::peer(
-                    "n2",
-                    futures::stream::iter(n2).boxed(),
-                    Duration::from_secs(5),
-                ),
-            ],
-        );
+        let m = local_and_peer(Order::Time, n1, n2);
         let (rows, ended) = merged(m).await;
         assert_eq!(ids(&rows), ["a1", "k1"]);
         let ended = ended.unwrap();

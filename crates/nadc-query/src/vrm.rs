@@ -136,12 +136,7 @@ fn candidates(store: &dyn Store, q: &VrmQuery) -> Result<BTreeMap<Vrm, MatchKind
             } else {
                 edit_neighbours(&skeleton, &default.skeleton_alphabet())
             };
-            for probe in probes {
-                store.vrm_dict(&probe, true, &mut |v| consider(&mut out, v))?;
-                if out.len() > max {
-                    break;
-                }
-            }
+            store.vrm_dict_whole(&probes, &mut |v| consider(&mut out, v))?;
         }
     }
     if out.len() > max {

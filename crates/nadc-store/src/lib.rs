@@ -271,6 +271,16 @@ pub trait Store: Send + Sync + 'static {
         visit: &mut dyn FnMut(&Vrm) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
+    /// Visits the distinct VRMs held whose skeleton equals one of
+    /// `skeletons`, in skeleton order, until `visit` breaks: the many exact
+    /// probes of a fuzzy search (hundreds: every skeleton one edit away)
+    /// in one pass, rather than a [`vrm_dict`](Self::vrm_dict) call each.
+    fn vrm_dict_whole(
+        &self,
+        skeletons: &[String],
+        visit: &mut dyn FnMut(&Vrm) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
     /// Visits every record captured on the UTC days `from.day()..=to.day()`
     /// (callers filter the exact window), by day then sequence number,
     /// until `visit` breaks. A full scan of those days: for searches with no

@@ -1040,22 +1040,39 @@ impl Store for RocksStore {
         }
         let mut it = self.db.raw_iterator_cf_opt(cf, ro);
         it.seek(&prefix);
-        while it.valid() {
-            let Some(key) = it.key() else { break };
-            let (_, text) = keys::decode_vrm_dict_key(key).ok_or_else(|| StoreError::Corrupt {
-                what: "vrm dictionary",
-                detail: "undecodable key".into(),
-            })?;
-            let vrm = Vrm::normalise(text).map_err(|e| StoreError::Corrupt {
-                what: "vrm dictionary",
-                detail: e.to_string(),
-            })?;
-            if visit(&vrm).is_break() {
+        while let Some(key) = it.key() {
+            if visit(&dict_vrm(key)?).is_break() {
                 return Ok(());
             }
             it.next();
         }
         it.status().map_err(engine)
+    }
+
+    fn vrm_dict_whole(
+        &self,
+        skeletons: &[String],
+        visit: &mut dyn FnMut(&Vrm) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_VRM_DICT)?;
+        let mut sorted: Vec<&String> = skeletons.iter().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        // One iterator, seeking forward from probe to probe.
+        let mut it = self.db.raw_iterator_cf(cf);
+        for skeleton in sorted {
+            let mut prefix = skeleton.as_bytes().to_vec();
+            prefix.push(keys::SEP);
+            it.seek(&prefix);
+            while let Some(key) = it.key().filter(|k| k.starts_with(&prefix)) {
+                if visit(&dict_vrm(key)?).is_break() {
+                    return Ok(());
+                }
+                it.next();
+            }
+            it.status().map_err(engine)?;
+        }
+        Ok(())
     }
 
     fn scan_days(
@@ -1645,4 +1662,16 @@ pub fn scan_counts(store: &RocksStore) -> Result<BTreeMap<ForceId, u64>, StoreEr
         ControlFlow::Continue(())
     })?;
     Ok(out)
+}
+
+/// The VRM of a dictionary key.
+fn dict_vrm(key: &[u8]) -> Result<Vrm, StoreError> {
+    let (_, text) = keys::decode_vrm_dict_key(key).ok_or_else(|| StoreError::Corrupt {
+        what: "vrm dictionary",
+        detail: "undecodable key".into(),
+    })?;
+    Vrm::normalise(text).map_err(|e| StoreError::Corrupt {
+        what: "vrm dictionary",
+        detail: e.to_string(),
+    })
 }

@@ -16,7 +16,7 @@
 //! summed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,11 +28,11 @@ use tokio::net::TcpStream;
 use tonic::Status;
 use tonic::transport::{Channel, Uri};
 
+use futures::StreamExt;
+
 use crate::hedge::{Chunks, Hedge, Replaced};
 use crate::merge::Source;
 use crate::tls::NodeTls;
-use futures::StreamExt;
-use std::sync::OnceLock;
 
 /// A peer in the node's configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -130,6 +130,14 @@ pub struct Reach {
 }
 
 impl Reach {
+    /// Reads captured in `window`, if the search bounds one.
+    pub fn in_window(window: Option<(nadc_core::Timestamp, nadc_core::Timestamp)>) -> Self {
+        Self {
+            window,
+            ..Self::default()
+        }
+    }
+
     /// Whether the search is bounded at all (else every peer is asked,
     /// without asking what it holds).
     fn bounds(&self) -> bool {
@@ -237,6 +245,19 @@ impl tower::Service<Uri> for PeerConnector {
 /// Why a peer's answer is missing when the deadline passed.
 pub fn deadline_missed(deadline: Duration) -> String {
     format!("no answer within the {} ms deadline", deadline.as_millis())
+}
+
+/// A peer's answer within `deadline`, or why not in words: its error, or
+/// the deadline.
+async fn within<T>(
+    deadline: Duration,
+    answer: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, answer).await {
+        Ok(Ok(a)) => Ok(a),
+        Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
+        Err(_) => Err(deadline_missed(deadline)),
+    }
 }
 
 /// The messages of a streaming call's answer, or its error.
@@ -359,14 +380,7 @@ impl Federation {
         let calls = peers.iter().map(|p| {
             let run = call(p.clone());
             let name = p.name.clone();
-            async move {
-                let result = match tokio::time::timeout(deadline, run).await {
-                    Ok(Ok(r)) => Ok(r),
-                    Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
-                    Err(_) => Err(deadline_missed(deadline)),
-                };
-                (name, result)
-            }
+            async move { (name, within(deadline, run).await) }
         });
         futures::future::join_all(calls).await
     }
@@ -408,11 +422,7 @@ impl Federation {
             });
             let name = peer.name.clone();
             async move {
-                let result = match tokio::time::timeout(deadline, collect_convoy(chunks)).await {
-                    Ok(Ok(answer)) => Ok(answer),
-                    Ok(Err(s)) => Err(nadc_bof::describe_status(&s)),
-                    Err(_) => Err(deadline_missed(deadline)),
-                };
+                let result = within(deadline, collect_convoy(chunks)).await;
                 (name, result, slot.get().cloned())
             }
         });

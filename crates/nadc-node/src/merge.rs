@@ -74,15 +74,11 @@ impl Key {
 }
 
 /// A VRM match's rank, as a node ranks its own answer
-/// (`nadc_core::vrm_match::MatchKind::rank`).
+/// ([`MatchKind::rank`](nadc_core::vrm_match::MatchKind::rank)); a row
+/// without a readable match last, with wildcards.
 fn match_rank(m: Option<&pb::VrmMatch>) -> u32 {
-    use pb::vrm_match::Kind;
-    match m.map(|m| (Kind::try_from(m.kind), m.distance)) {
-        Some((Ok(Kind::Exact), _)) => 0,
-        Some((Ok(Kind::Confusable), _)) => 1,
-        Some((Ok(Kind::Edits), d)) => 1 + d,
-        _ => 10,
-    }
+    m.and_then(nadc_proto::match_from_pb)
+        .map_or(10, |k| u32::from(k.rank()))
 }
 
 /// How a node's answer ended.

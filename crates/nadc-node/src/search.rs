@@ -1139,7 +1139,7 @@ impl SearchService {
             out.flush().await;
             // The peers' summaries (after the rows not taken), unless the
             // user has gone: then the calls are dropped.
-            let ended = if out.gone {
+            let mut ended = if out.gone {
                 None
             } else {
                 match merge.finish().await {
@@ -1151,8 +1151,8 @@ impl SearchService {
                 }
             };
             let mut outcomes = ended
-                .as_ref()
-                .map(|e| e.outcomes.clone())
+                .as_mut()
+                .map(|e| std::mem::take(&mut e.outcomes))
                 .unwrap_or_default();
             outcomes.extend(skipped.into_iter().map(skipped_outcome));
             let audited = Audited {
@@ -1241,7 +1241,7 @@ impl SearchService {
         local: Response<ChunkStream>,
         national: Option<(Arc<Federation>, Principal)>,
         areas: &[pb::Area],
-        reach: Reach,
+        mut reach: Reach,
         n: impl FnOnce(Principal) -> National,
         asked: R,
         call: RelayCall<R>,
@@ -1267,7 +1267,6 @@ impl SearchService {
                 }
             })
             .collect();
-        let mut reach = reach;
         if !circles.is_empty() {
             let points: Vec<GeoPoint> = circles.iter().map(Circle::centre).collect();
             let metres = circles.iter().map(Circle::radius_m).fold(0.0, f64::max);
@@ -1778,10 +1777,7 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &[],
-            Reach {
-                window: window_of(&q.from, &q.to),
-                ..Reach::default()
-            },
+            Reach::in_window(window_of(&q.from, &q.to)),
             |user| National {
                 user,
                 access: q.access.clone(),
@@ -1834,10 +1830,7 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &q.areas,
-            Reach {
-                window: window_of(&q.from, &q.to),
-                ..Reach::default()
-            },
+            Reach::in_window(window_of(&q.from, &q.to)),
             |user| National {
                 user,
                 access: q.access.clone(),
@@ -1953,10 +1946,7 @@ impl pb::search_server::Search for SearchService {
             local,
             national,
             &[],
-            Reach {
-                window: window_of(&q.from, &q.to),
-                ..Reach::default()
-            },
+            Reach::in_window(window_of(&q.from, &q.to)),
             |user| National {
                 user,
                 access: q.access.clone(),

@@ -262,6 +262,24 @@ pub fn match_to_pb(m: &nadc_core::vrm_match::MatchKind) -> pb::VrmMatch {
     }
 }
 
+/// How a VRM matched, from its wire form (`None` for a kind this build
+/// does not know, or an out-of-range distance).
+pub fn match_from_pb(m: &pb::VrmMatch) -> Option<nadc_core::vrm_match::MatchKind> {
+    use nadc_core::vrm_match::MatchKind as M;
+    use pb::vrm_match::Kind;
+    Some(match Kind::try_from(m.kind).ok()? {
+        Kind::Exact => M::Exact,
+        Kind::Confusable => M::Confusable {
+            positions: m.positions.iter().map(|p| *p as usize).collect(),
+        },
+        Kind::Edits => M::Edits {
+            distance: u8::try_from(m.distance).ok()?,
+        },
+        Kind::Wildcard => M::Wildcard,
+        Kind::Unspecified => return None,
+    })
+}
+
 impl fmt::Debug for pb::Read {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Read")
@@ -296,6 +314,22 @@ impl fmt::Debug for pb::VrmTimelineRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vrm_match_survives_the_wire() {
+        use nadc_core::vrm_match::MatchKind as M;
+        for m in [
+            M::Exact,
+            M::Confusable {
+                positions: vec![2, 5],
+            },
+            M::Edits { distance: 1 },
+            M::Wildcard,
+        ] {
+            assert_eq!(match_from_pb(&match_to_pb(&m)), Some(m));
+        }
+        assert_eq!(match_from_pb(&pb::VrmMatch::default()), None);
+    }
 
     #[test]
     fn time_round_trip() {

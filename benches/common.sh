@@ -17,13 +17,14 @@ bench_exit() {
   rm -rf "$work"
 }
 
-# bench_generate VEHICLES: a day of national traffic (yesterday, so every
-# read is within retention) in $work/gen; its forces in FORCES, the day in
-# $day.
+# bench_generate VEHICLES [DAYS]: DAYS (default 1) of national traffic,
+# ending yesterday so that every read is within retention, in $work/gen;
+# its forces in FORCES, the first day in $day.
 bench_generate() {
-  day=$(date -u -d yesterday +%Y-%m-%d)
-  echo "== generating $1 vehicles on $day" >&2
-  "$NADC" gen --out "$work/gen" --vehicles "$1" --day "$day" >&2
+  local days=${2:-1}
+  day=$(date -u -d "$days days ago" +%Y-%m-%d)
+  echo "== generating $1 vehicles over $days day(s) from $day" >&2
+  "$NADC" gen --out "$work/gen" --vehicles "$1" --days "$days" --day "$day" >&2
   FORCES=()
   for d in "$work/gen"/*/; do FORCES+=("$(basename "$d")"); done
 }
@@ -72,3 +73,19 @@ bench_load() {
 
 # The node bench_serve started, for bench_load.
 the_node() { echo "$NADC_NODE"; }
+
+# bench_accepted: the reads the node accepted, summed over the pushes'
+# summaries in $work/push-*.log (fails if a force's summary is missing).
+bench_accepted() {
+  local f line n total=0
+  for f in "${FORCES[@]}"; do
+    line=$(grep -m1 '^pushed ' "$work/push-$f.log" || true)
+    n=$(sed -n 's/.*accepted \([0-9]*\),.*/\1/p' <<<"$line")
+    [ -n "$n" ] || { echo "no push summary for $f in $work/push-$f.log" >&2; return 1; }
+    total=$((total + n))
+  done
+  echo "$total"
+}
+
+# bench_peak_mib: the node's peak resident set so far (its VmHWM), in MiB.
+bench_peak_mib() { echo $(( $(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status") / 1024 )); }

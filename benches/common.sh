@@ -71,6 +71,22 @@ bench_load() {
   for p in "${pids[@]}"; do wait "$p"; done
 }
 
+# bench_runs KIND ITERATIONS: how many timed searches of KIND to run:
+# ITERATIONS, but a tenth as many (at least 20) for 5 km / 24 h, whose
+# answers are a large part of a town's day.
+bench_runs() {
+  if [ "$1" = geo5km24h ]; then echo $(( $2 / 10 > 20 ? $2 / 10 : 20 )); else echo "$2"; fi
+}
+
+# bench_searches ITERATIONS: every kind `nadc bench search` times, asked of
+# $NADC_NODE with inputs from $work/gen; the figures on standard output.
+bench_searches() {
+  local kind
+  for kind in vrm fuzzy geo1km1h geo5km24h geo-two-area-all vehicle convoy; do
+    "$NADC" bench search --gen-dir "$work/gen" --kind "$kind" --iterations "$(bench_runs "$kind" "$1")"
+  done
+}
+
 # The node bench_serve started, for bench_load.
 the_node() { echo "$NADC_NODE"; }
 

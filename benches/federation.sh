@@ -117,10 +117,8 @@ done
 bench() { # NODE KIND TIMES [FLAGS...]
   local n=$1 kind=$2 times=$3
   shift 3
-  local runs="$ITERATIONS"
-  if [ "$kind" = geo5km24h ]; then runs=$(( ITERATIONS / 10 > 20 ? ITERATIONS / 10 : 20 )); fi
   NADC_NODE="https://${addr[$n]}" "$NADC" bench search --gen-dir "$work/gen" --kind "$kind" \
-    --iterations "$runs" --times "$times" "$@"
+    --iterations "$(bench_runs "$kind" "$ITERATIONS")" --times "$times" "$@"
 }
 # p50 and p99 (ms) of a file of latencies, one a line.
 percentiles() {

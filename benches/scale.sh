@@ -76,27 +76,18 @@ warm_peak=$(bench_peak_mib)
 export NADC_CERT="$work/pki/users/bench.crt" NADC_KEY="$work/pki/users/bench.key"
 reads=$("$NADC" node info | sed -n 's/^reads: *//p')
 [ "$reads" = "$accepted" ] || { echo "the node holds $reads reads, not the $accepted accepted" >&2; exit 1; }
-# searches FILE: every kind, its figures appended to FILE.
-searches() {
-  : >"$1"
-  for kind in vrm fuzzy geo1km1h geo5km24h geo-two-area-all vehicle convoy; do
-    n="$ITERATIONS"
-    if [ "$kind" = geo5km24h ]; then n=$(( ITERATIONS / 10 > 20 ? ITERATIONS / 10 : 20 )); fi
-    "$NADC" bench search --gen-dir "$work/gen" --kind "$kind" --iterations "$n" | tee -a "$1" >&2
-  done
-}
 # First with the OS page cache as the offline compaction left it (on this
 # machine kind, mostly empty: reads not in the block cache go to disk),
 # then again once the store's files have been read into it (as on a node
 # that has run for a while with the store smaller than its memory).
 echo "== searching, block cache warm, page cache cold" >&2
-searches "$work/search-cold.txt"
+bench_searches "$ITERATIONS" | tee "$work/search-cold.txt" >&2
 store_bytes=$(du -sb "$work/data" | cut -f1)
 avail_bytes=$(( $(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo) * 1024 ))
 if [ "$store_bytes" -lt $(( avail_bytes - (2 << 30) )) ]; then
   echo "== searching, block and page cache warm" >&2
   cat "$work/data"/*.sst >/dev/null
-  searches "$work/search.txt"
+  bench_searches "$ITERATIONS" | tee "$work/search.txt" >&2
 else
   echo "the store ($store_bytes bytes) does not fit in available memory: no page-cache-warm pass" >"$work/search.txt"
 fi

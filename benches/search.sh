@@ -28,10 +28,5 @@ export NADC_CERT="$work/pki/users/bench.crt" NADC_KEY="$work/pki/users/bench.key
 reads=$("$NADC" node info | sed -n 's/^reads: *//p')
 echo
 echo "Search latency on $reads reads ($(nproc) cores, release, warm cache), $(date -u +%Y-%m-%d)"
-for kind in vrm fuzzy geo1km1h geo5km24h geo-two-area-all vehicle convoy; do
-  n="$ITERATIONS"
-  # A 5 km / 24 h search returns a large part of a town's day: fewer runs.
-  if [ "$kind" = geo5km24h ]; then n=$(( ITERATIONS / 10 > 20 ? ITERATIONS / 10 : 20 )); fi
-  "$NADC" bench search --gen-dir "$work/gen" --kind "$kind" --iterations "$n"
-done
+bench_searches "$ITERATIONS"
 echo "data directory: $(du -sh "$work/data" | cut -f1)"

@@ -502,6 +502,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+    let scope = if a.local {
+        pb::Scope::Local
+    } else {
+        pb::Scope::Unspecified
+    };
     let warmup = (a.iterations / 10).max(1);
     let mut times = Vec::with_capacity(a.iterations);
     let mut peer_times = Vec::with_capacity(a.iterations);
@@ -529,11 +534,6 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             _ => s.clone(),
         };
         let started = Instant::now();
-        let scope = if a.local {
-            pb::Scope::Local
-        } else {
-            pb::Scope::Unspecified
-        };
         let got = run_one(&ch, a.kind, scope, s, &other, period).await?;
         let took = started.elapsed();
         if i >= warmup {

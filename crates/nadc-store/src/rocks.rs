@@ -101,6 +101,10 @@ pub struct StoreOptions {
     pub block_cache_bytes: usize,
     /// Appends that may queue for the writer before callers block.
     pub queue_depth: usize,
+    /// The write-ahead log's cap in bytes: past it, the column families
+    /// holding the oldest log file are flushed so it can go. Bounds what a
+    /// restart after a crash replays (default 512 MiB).
+    pub max_wal_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -109,6 +113,7 @@ impl Default for StoreOptions {
             sync: true,
             block_cache_bytes: 256 << 20,
             queue_depth: 256,
+            max_wal_bytes: 512 << 20,
         }
     }
 }
@@ -207,6 +212,12 @@ impl RocksStore {
         db_opts.increase_parallelism(2);
         db_opts.set_max_background_jobs(2);
         db_opts.set_bytes_per_sync(1 << 20);
+        // A WAL file is kept until every column family with writes in it
+        // has flushed. The small ones (meta, audit, alerts) fill their
+        // memtables slowly, so without a cap the WAL grew to 5.8 GB within
+        // seven minutes of a bulk load, all of it replayed after a crash.
+        // Past the cap RocksDB flushes whichever holds the oldest file.
+        db_opts.set_max_total_wal_size(opts.max_wal_bytes.max(1));
         let cache = rocksdb::Cache::new_lru_cache(opts.block_cache_bytes);
         let cfs = ALL_CFS
             .iter()

@@ -610,3 +610,58 @@ fn a_days_records_lie_area_by_area_in_arrival_order() {
     assert!(second.iter().all(|id| id % 2 != parity), "{order:?}");
     assert!(first.is_sorted() && second.is_sorted(), "{order:?}");
 }
+
+/// Bytes of write-ahead log in a store's directory.
+fn wal_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+/// Appends 10,000 reads in 20 batches; returns the WAL bytes left once the
+/// flushes it caused have run (polled for up to 20 s).
+fn wal_after_load(s: &RocksStore, dir: &std::path::Path, bound: u64) -> u64 {
+    let avon = ForceId::new("AVON").unwrap();
+    for b in 0..20 {
+        let reads = (0..500)
+            .map(|i| new_read(&format!("w{b}-{i}"), &format!("WA{b}L{i}"), i64::from(i)))
+            .collect();
+        s.append(&avon, reads).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n = wal_bytes(dir);
+        if n <= bound || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_write_ahead_log_stays_under_its_cap_and_nothing_is_lost() {
+    let bound = 1 << 20;
+    let capped = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(
+        capped.path(),
+        StoreOptions {
+            max_wal_bytes: 256 << 10,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let left = wal_after_load(&s, capped.path(), bound);
+    assert!(left <= bound, "{left} bytes of WAL under a 256 KiB cap");
+    drop(s);
+    let s = RocksStore::open(capped.path(), StoreOptions::default()).unwrap();
+    assert_eq!(scan_counts(&s).unwrap().values().sum::<u64>(), 10_000);
+
+    // The same load under the default cap keeps it all in the log.
+    let uncapped = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(uncapped.path(), StoreOptions::default()).unwrap();
+    let kept = wal_after_load(&s, uncapped.path(), bound);
+    assert!(kept > 2 * bound, "only {kept} bytes of WAL without a cap");
+}

@@ -27,8 +27,7 @@
 //! | `meta`    | ASCII names | counters |
 //!
 //! `day` is the UTC day of capture (days since 1970-01-01), `seq` the
-//! node-local sequence number assigned at ingest (the read's res-6 H3 area
-//! above a counter: [`clustered_seq`]), `cell` the H3 cell at the
+//! node-local sequence number assigned at ingest, `cell` the H3 cell at the
 //! index resolution (res 10) as its `u64`, `observed_ms` the capture time in
 //! milliseconds since the epoch.
 //!
@@ -36,9 +35,6 @@
 //! - `geo` starts with the day, then the cell, then the time: a geographic
 //!   search is one range scan per covering cell range per day, and inside a
 //!   cell the time window is a contiguous key range.
-//! - `reads` is keyed by day then `seq`, whose high bits are the read's
-//!   area: a day's records lie area by area, so the rows of a geographic
-//!   search share blocks.
 //! - `reads`, `geo` and `dedup` start with the day, so a whole expired day
 //!   is one `delete_range` per column family.
 //! - The `vrm` value is the position, so a live clone check (the nearest
@@ -64,46 +60,6 @@ pub fn read_key(day: u32, seq: u64) -> [u8; 12] {
     k[..4].copy_from_slice(&day.to_be_bytes());
     k[4..].copy_from_slice(&seq.to_be_bytes());
     k
-}
-
-/// Bits of a sequence number that count reads: 2^39, about 550 billion,
-/// is 19 years of a national feed of 80 million reads a day.
-pub const SEQ_COUNTER_BITS: u32 = 39;
-
-/// The H3 resolution of a sequence number's cluster: res 6 cells are about
-/// 36 km² (3.2 km across a hexagon's edge), a town centre or a stretch of
-/// motorway.
-pub const CLUSTER_RESOLUTION: u8 = 6;
-
-/// The bits of a `u64` H3 cell that name its res-6 ancestor: the base
-/// cell (7 bits, from bit 45) and the first six digits (3 bits each, below
-/// it), 25 bits in all, which with the counter's 39 make 64.
-const CLUSTER_SHIFT: u32 = 45 - 3 * CLUSTER_RESOLUTION as u32;
-const CLUSTER_MASK: u64 = (1 << (7 + 3 * CLUSTER_RESOLUTION as u32)) - 1;
-const _: () = assert!(SEQ_COUNTER_BITS + 7 + 3 * CLUSTER_RESOLUTION as u32 == 64);
-
-/// The sequence number of the `counter`-th read stored, captured in H3
-/// cell `index_cell` (any resolution from [`CLUSTER_RESOLUTION`] up; reads
-/// are indexed at res 10): the cell's res-6 ancestor in the high 25 bits,
-/// the counter in the low 39. `None` once the counter is spent.
-///
-/// Why: records are keyed `day · seq`, so this lays a day's records out by
-/// area, and within an area in the order they arrived (near enough capture
-/// order). A geographic search fetches rows from one small area and time
-/// window, which now share record blocks instead of costing one block a
-/// row as arrival order across the whole country did. Every counter value
-/// is used once, so sequence numbers stay unique whatever their clusters.
-pub fn clustered_seq(index_cell: u64, counter: u64) -> Option<u64> {
-    if counter >> SEQ_COUNTER_BITS != 0 {
-        return None;
-    }
-    let cluster = (index_cell >> CLUSTER_SHIFT) & CLUSTER_MASK;
-    Some(cluster << SEQ_COUNTER_BITS | counter)
-}
-
-/// The counter part of a sequence number (see [`clustered_seq`]).
-pub fn seq_counter(seq: u64) -> u64 {
-    seq & ((1 << SEQ_COUNTER_BITS) - 1)
 }
 
 /// Splits a read record key into `(day, seq)`.
@@ -395,47 +351,11 @@ mod tests {
         (0..=Timestamp::MAX.millis()).prop_map(Timestamp::from_millis)
     }
 
-    #[test]
-    fn a_spent_counter_gives_no_sequence_number() {
-        let last = (1 << SEQ_COUNTER_BITS) - 1;
-        let cell = nadc_core::GeoPoint::new(51.5, -0.12).unwrap().index_cell();
-        assert_eq!(clustered_seq(cell, last).map(seq_counter), Some(last));
-        assert_eq!(clustered_seq(cell, last + 1), None);
-    }
-
     proptest! {
         #[test]
         fn read_keys_round_trip_and_order(a in any::<(u32, u64)>(), b in any::<(u32, u64)>()) {
             prop_assert_eq!(decode_read_key(&read_key(a.0, a.1)), Some(a));
             prop_assert_eq!(read_key(a.0, a.1).cmp(&read_key(b.0, b.1)), a.cmp(&b));
-        }
-
-        #[test]
-        fn clustered_seqs_carry_the_res6_area_above_the_counter(
-            lat in 49.9f64..60.9, lon in -8.2f64..1.8,
-            dlat in -0.05f64..0.05, dlon in -0.05f64..0.05,
-            c1 in 0u64..1 << SEQ_COUNTER_BITS, c2 in 0u64..1 << SEQ_COUNTER_BITS,
-        ) {
-            let p = nadc_core::GeoPoint::new(lat, lon).unwrap();
-            let q = nadc_core::GeoPoint::new(lat + dlat, lon + dlon).unwrap();
-            let (sp, sq) = (
-                clustered_seq(p.index_cell(), c1).unwrap(),
-                clustered_seq(q.index_cell(), c2).unwrap(),
-            );
-            prop_assert_eq!((seq_counter(sp), seq_counter(sq)), (c1, c2));
-            // Same area above the counter exactly when the index cells have
-            // the same res-6 ancestor (H3 children do not nest exactly, so
-            // near an edge that is not always the res-6 cell of the point).
-            let res6 = h3o::Resolution::try_from(CLUSTER_RESOLUTION).unwrap();
-            let area = |g: nadc_core::GeoPoint| {
-                h3o::CellIndex::try_from(g.index_cell()).unwrap().parent(res6).unwrap()
-            };
-            let same_area = area(p) == area(q);
-            prop_assert_eq!(sp >> SEQ_COUNTER_BITS == sq >> SEQ_COUNTER_BITS, same_area);
-            // Distinct counters, distinct sequence numbers, whatever the areas.
-            prop_assert_eq!(sp == sq, c1 == c2 && same_area);
-            // The sequence number is never 0 (0 means "none" on the wire) for a counter from 1.
-            prop_assert!(clustered_seq(p.index_cell(), c1.max(1)).unwrap() > 0);
         }
 
         #[test]

@@ -1208,12 +1208,11 @@ impl Drop for RocksStore {
     }
 }
 
-/// The writer thread's state: the next sequence counter and the counters.
+/// The writer thread's state: the next sequence number and the counters.
 struct WriterState {
     db: Arc<DB>,
     sync: bool,
-    /// The counter part of the next sequence number ([`keys::clustered_seq`]).
-    next_counter: u64,
+    next_seq: u64,
     next_alert: u64,
     /// The next audit sequence number and the hash it links to.
     audit_head: (u64, Digest),
@@ -1234,10 +1233,7 @@ impl WriterState {
                     }),
             }
         };
-        // Stores written before sequence numbers carried their area hold
-        // plain counters here and in their keys: the counter goes on from
-        // the same value, so old and new sequence numbers never meet.
-        let next_counter = get_u64(META_NEXT_SEQ)?.unwrap_or(1);
+        let next_seq = get_u64(META_NEXT_SEQ)?.unwrap_or(1);
         let next_alert = get_u64(META_NEXT_ALERT)?.unwrap_or(1);
         let audit_head = {
             let mut it = db.raw_iterator_cf(cf(&db, CF_AUDIT)?);
@@ -1284,11 +1280,11 @@ impl WriterState {
             }
             it.status().map_err(engine)?;
         }
-        debug!(next_counter, "store writer state loaded");
+        debug!(next_seq, "store writer state loaded");
         let state = Self {
             db,
             sync,
-            next_counter,
+            next_seq,
             next_alert,
             audit_head,
             stats: stats.clone(),
@@ -1519,7 +1515,7 @@ impl WriterState {
             .collect();
         let existing = db.batched_multi_get_cf(dedup_cf, dedup_keys.iter(), false);
 
-        let mut next_counter = self.next_counter;
+        let mut next_seq = self.next_seq;
         let mut next_alert = self.next_alert;
         let mut log_alert = |batch: &mut WriteBatch, alert: &Alert| -> Result<u64, StoreError> {
             let pos = next_alert;
@@ -1558,13 +1554,8 @@ impl WriterState {
                     out.push(Appended::Duplicate { seq: *seq });
                     continue;
                 }
-                let cell = new.position.index_cell();
-                let seq = keys::clustered_seq(cell, next_counter).ok_or_else(|| {
-                    StoreError::Engine(format!(
-                        "sequence numbers are spent: {next_counter} reads stored"
-                    ))
-                })?;
-                next_counter += 1;
+                let seq = next_seq;
+                next_seq += 1;
                 in_group.insert(dkey, seq);
                 let r = &new.read;
                 let t = r.observed_at;
@@ -1575,7 +1566,7 @@ impl WriterState {
                 );
                 batch.put_cf(
                     geo_cf,
-                    keys::geo_key(t.day(), cell, t.ms_of_day(), seq),
+                    keys::geo_key(t.day(), new.position.index_cell(), t.ms_of_day(), seq),
                     keys::geo_value(new.position.lat_e6(), new.position.lon_e6()),
                 );
                 batch.put_cf(
@@ -1644,14 +1635,14 @@ impl WriterState {
             });
         }
         let next_alert = next_alert;
-        if next_counter == self.next_counter
+        if next_seq == self.next_seq
             && next_alert == self.next_alert
             && audit_head == self.audit_head
         {
             // Only duplicates: nothing to write.
             return Ok(outcomes);
         }
-        batch.put_cf(meta_cf, META_NEXT_SEQ, next_counter.to_be_bytes());
+        batch.put_cf(meta_cf, META_NEXT_SEQ, next_seq.to_be_bytes());
         batch.put_cf(meta_cf, META_NEXT_ALERT, next_alert.to_be_bytes());
         for (force, n) in &stats.reads_by_force {
             let mut k = META_COUNT_PREFIX.to_vec();
@@ -1665,7 +1656,7 @@ impl WriterState {
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);
         db.write_opt(batch, &wo).map_err(engine)?;
-        self.next_counter = next_counter;
+        self.next_seq = next_seq;
         self.next_alert = next_alert;
         self.audit_head = audit_head;
         self.stats = stats;

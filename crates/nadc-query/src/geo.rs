@@ -237,10 +237,10 @@ fn rows_of(
             GeoRow { read, areas }
         })
         .collect();
-    // Records come back in key order, which is area by area. Sort small
-    // keys into capture-time order, not the rows: a row is a few hundred
-    // bytes, and a merge sort moves each one many times in a 40,000-row
-    // answer.
+    // Records come back in key order (day, then sequence number), not
+    // capture time. Sort small keys into capture-time order, not the rows:
+    // a row is a few hundred bytes, and a merge sort can move each one
+    // many times in a 40,000-row answer.
     let mut order: Vec<(Timestamp, u64, usize)> = rows
         .iter()
         .enumerate()

@@ -217,6 +217,7 @@ impl RocksStore {
         // memtables slowly, so without a cap the WAL grew to 5.8 GB within
         // seven minutes of a bulk load, all of it replayed after a crash.
         // Past the cap RocksDB flushes whichever holds the oldest file.
+        // (RocksDB reads 0 as "no cap of mine": a cap of 0 is taken as 1.)
         db_opts.set_max_total_wal_size(opts.max_wal_bytes.max(1));
         let cache = rocksdb::Cache::new_lru_cache(opts.block_cache_bytes);
         let cfs = ALL_CFS

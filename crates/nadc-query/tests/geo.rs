@@ -1,6 +1,8 @@
 //! Geographic search against a brute-force reference on a real store.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
@@ -13,7 +15,6 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     store: RocksStore,
     reads: Vec<StoredRead>,
     sites: Vec<GeoPoint>,
@@ -30,9 +31,9 @@ const DAYS: i64 = 3;
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = common::fixture_dir("nadc-query-geo-fixture");
         let store = RocksStore::open(
-            dir.path(),
+            &dir,
             StoreOptions {
                 sync: false,
                 ..Default::default()
@@ -103,7 +104,6 @@ fn fixture() -> &'static Fixture {
             }
         }
         Fixture {
-            _dir: dir,
             store,
             reads,
             sites,

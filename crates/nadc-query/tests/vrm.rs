@@ -2,6 +2,8 @@
 //! over every stored read.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -14,7 +16,6 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     store: RocksStore,
     reads: Vec<StoredRead>,
 }
@@ -29,9 +30,9 @@ const ALPHABET: &[u8] = b"AB8O0DI1Z2";
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = common::fixture_dir("nadc-query-vrm-fixture");
         let store = RocksStore::open(
-            dir.path(),
+            &dir,
             StoreOptions {
                 sync: false,
                 ..Default::default()
@@ -88,11 +89,7 @@ fn fixture() -> &'static Fixture {
                 });
             }
         }
-        Fixture {
-            _dir: dir,
-            store,
-            reads,
-        }
+        Fixture { store, reads }
     })
 }
 

@@ -132,16 +132,26 @@ pub fn decode_geo_value(v: &[u8]) -> Option<(i32, i32)> {
 /// The prefix of every VRM index entry of `vrm`: `vrm · 0x00`.
 pub fn vrm_prefix(vrm: &Vrm) -> Vec<u8> {
     let mut k = Vec::with_capacity(vrm.as_str().len() + 17);
-    k.extend_from_slice(vrm.as_str().as_bytes());
-    k.push(SEP);
+    push_vrm_prefix(&mut k, vrm);
     k
+}
+
+fn push_vrm_prefix(out: &mut Vec<u8>, vrm: &Vrm) {
+    out.extend_from_slice(vrm.as_str().as_bytes());
+    out.push(SEP);
 }
 
 /// Key of a VRM index entry.
 pub fn vrm_key(vrm: &Vrm, observed: Timestamp, seq: u64) -> Vec<u8> {
-    let mut k = vrm_prefix(vrm);
-    push_time_seq(&mut k, observed, seq);
+    let mut k = Vec::with_capacity(vrm.as_str().len() + 17);
+    push_vrm_key(&mut k, vrm, observed, seq);
     k
+}
+
+/// Appends [`vrm_key`] to `out`. The key starts with the VRM's text.
+pub fn push_vrm_key(out: &mut Vec<u8>, vrm: &Vrm, observed: Timestamp, seq: u64) {
+    push_vrm_prefix(out, vrm);
+    push_time_seq(out, observed, seq);
 }
 
 /// The key where entries of `vrm` at or after `t` start.
@@ -162,18 +172,34 @@ pub fn decode_vrm_key(k: &[u8]) -> Option<(&str, Timestamp, u64)> {
 /// The prefix of every camera index entry of one camera.
 pub fn camera_prefix(force: &ForceId, camera_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 18);
-    k.extend_from_slice(force.as_str().as_bytes());
-    k.push(SEP);
-    k.extend_from_slice(camera_id.as_bytes());
-    k.push(SEP);
+    push_camera_prefix(&mut k, force, camera_id);
     k
+}
+
+fn push_camera_prefix(out: &mut Vec<u8>, force: &ForceId, camera_id: &str) {
+    out.extend_from_slice(force.as_str().as_bytes());
+    out.push(SEP);
+    out.extend_from_slice(camera_id.as_bytes());
+    out.push(SEP);
 }
 
 /// Key of a camera index entry.
 pub fn camera_key(force: &ForceId, camera_id: &str, observed: Timestamp, seq: u64) -> Vec<u8> {
-    let mut k = camera_prefix(force, camera_id);
-    push_time_seq(&mut k, observed, seq);
+    let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 18);
+    push_camera_key(&mut k, force, camera_id, observed, seq);
     k
+}
+
+/// Appends [`camera_key`] to `out`.
+pub fn push_camera_key(
+    out: &mut Vec<u8>,
+    force: &ForceId,
+    camera_id: &str,
+    observed: Timestamp,
+    seq: u64,
+) {
+    push_camera_prefix(out, force, camera_id);
+    push_time_seq(out, observed, seq);
 }
 
 /// Splits a camera index key into `(force, camera id, observed, seq)`.
@@ -190,11 +216,16 @@ pub fn decode_camera_key(k: &[u8]) -> Option<(&str, &str, Timestamp, u64)> {
 /// Key of a de-duplication entry: one per (capture day, force, read id).
 pub fn dedup_key(day: u32, force: &ForceId, read_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(5 + force.as_str().len() + read_id.len());
-    k.extend_from_slice(&day.to_be_bytes());
-    k.extend_from_slice(force.as_str().as_bytes());
-    k.push(SEP);
-    k.extend_from_slice(read_id.as_bytes());
+    push_dedup_key(&mut k, day, force, read_id);
     k
+}
+
+/// Appends [`dedup_key`] to `out`.
+pub fn push_dedup_key(out: &mut Vec<u8>, day: u32, force: &ForceId, read_id: &str) {
+    out.extend_from_slice(&day.to_be_bytes());
+    out.extend_from_slice(force.as_str().as_bytes());
+    out.push(SEP);
+    out.extend_from_slice(read_id.as_bytes());
 }
 
 /// Splits a de-duplication key into `(day, force, read id)`.
@@ -216,10 +247,15 @@ pub fn decode_dedup_key(k: &[u8]) -> Option<(u32, &str, &str)> {
 /// its VRM, character for character).
 pub fn vrm_dict_key(skeleton: &str, vrm: &Vrm) -> Vec<u8> {
     let mut k = Vec::with_capacity(skeleton.len() * 2 + 1);
-    k.extend_from_slice(skeleton.as_bytes());
-    k.push(SEP);
-    k.extend_from_slice(vrm.as_str().as_bytes());
+    push_vrm_dict_key(&mut k, skeleton, vrm);
     k
+}
+
+/// Appends [`vrm_dict_key`] to `out`.
+pub fn push_vrm_dict_key(out: &mut Vec<u8>, skeleton: &str, vrm: &Vrm) {
+    out.extend_from_slice(skeleton.as_bytes());
+    out.push(SEP);
+    out.extend_from_slice(vrm.as_str().as_bytes());
 }
 
 /// Splits a VRM dictionary key into `(skeleton, vrm)`.
@@ -314,6 +350,17 @@ fn time_u64(t: Timestamp) -> u64 {
     t.millis().max(0) as u64
 }
 
+/// Overwrites the sequence number of a read, geographic, VRM or camera
+/// index key: each of them ends in it, as eight big-endian bytes. A key
+/// built with sequence number 0 away from the writer becomes the key of
+/// the read the writer numbers. Keys shorter than eight bytes are left as
+/// they are (no such key exists).
+pub fn set_seq(key: &mut [u8], seq: u64) {
+    if let Some(tail) = key.len().checked_sub(8).and_then(|at| key.get_mut(at..)) {
+        tail.copy_from_slice(&seq.to_be_bytes());
+    }
+}
+
 fn push_time_seq(k: &mut Vec<u8>, t: Timestamp, seq: u64) {
     k.extend_from_slice(&time_u64(t).to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
@@ -399,6 +446,25 @@ mod tests {
             let k = camera_key(&force, &cam, t, seq);
             prop_assert_eq!(decode_camera_key(&k), Some((force.as_str(), cam.as_str(), t, seq)));
             prop_assert!(k.starts_with(&camera_prefix(&force, &cam)));
+        }
+
+        #[test]
+        fn set_seq_numbers_every_key_that_ends_in_one(
+            vrm in vrm_strategy(), f in "[A-Z]{2,8}", cam in "[ -~&&[^\u{0}]]{1,20}",
+            t in time_strategy(), cell in any::<u64>(), seq in any::<u64>(),
+        ) {
+            let force = ForceId::new(&f).unwrap();
+            let (day, ms) = (t.day(), t.ms_of_day());
+            let cases: [(Vec<u8>, Vec<u8>); 4] = [
+                (read_key(day, 0).to_vec(), read_key(day, seq).to_vec()),
+                (geo_key(day, cell, ms, 0).to_vec(), geo_key(day, cell, ms, seq).to_vec()),
+                (vrm_key(&vrm, t, 0), vrm_key(&vrm, t, seq)),
+                (camera_key(&force, &cam, t, 0), camera_key(&force, &cam, t, seq)),
+            ];
+            for (mut unnumbered, numbered) in cases {
+                set_seq(&mut unnumbered, seq);
+                prop_assert_eq!(unnumbered, numbered);
+            }
         }
 
         #[test]

@@ -17,6 +17,7 @@
 #![deny(missing_docs, unsafe_code)]
 
 pub mod keys;
+mod prepare;
 mod record;
 mod rocks;
 

@@ -29,26 +29,28 @@ struct Record {
     read: Read,
 }
 
-/// Encodes a record.
-pub fn encode_read(
+/// Appends the encoding of a record to `out`, and gives `out` back.
+pub fn encode_read_into(
+    mut out: Vec<u8>,
     force: &ForceId,
     received_at: Timestamp,
     position: GeoPoint,
     read: &Read,
 ) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![FORMAT_V1];
-    let body = postcard::to_stdvec(&RecordRef {
-        force,
-        received_at,
-        position,
-        read,
-    })
+    out.push(FORMAT_V1);
+    postcard::to_extend(
+        &RecordRef {
+            force,
+            received_at,
+            position,
+            read,
+        },
+        out,
+    )
     .map_err(|e| StoreError::Corrupt {
         what: "record encoding",
         detail: e.to_string(),
-    })?;
-    out.extend_from_slice(&body);
-    Ok(out)
+    })
 }
 
 /// Decodes a record stored under sequence number `seq`.
@@ -133,14 +135,17 @@ mod tests {
         .unwrap();
         let force = ForceId::new("MET").unwrap();
         let pos = read.position.unwrap();
-        let bytes = encode_read(
+        // Appended after whatever the buffer already holds.
+        let out = encode_read_into(
+            b"before".to_vec(),
             &force,
             Timestamp::from_millis(1_700_000_000_500),
             pos,
             &read,
         )
         .unwrap();
-        let back = decode_read(7, &bytes).unwrap();
+        let bytes = out.strip_prefix(b"before").unwrap();
+        let back = decode_read(7, bytes).unwrap();
         assert_eq!(back.seq, 7);
         assert_eq!(back.force, force);
         assert_eq!(back.read, read);

@@ -446,6 +446,50 @@ fn expiry_in_small_steps_deletes_a_day_except_kept_forces_and_held_reads() {
     assert_eq!(s.stats().unwrap().total_reads(), 0);
 }
 
+/// Every distinct VRM in the store's dictionary.
+fn dictionary(s: &dyn Store) -> Vec<String> {
+    let mut out = Vec::new();
+    s.vrm_dict("", false, &mut |v| {
+        out.push(v.as_str().to_owned());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    out
+}
+
+/// The writer skips dictionary writes for VRMs it has written before; a
+/// VRM that expiry took out of the dictionary must go back in with its
+/// next read.
+#[test]
+fn the_vrm_dictionary_holds_the_vrms_with_reads_through_expiry_and_new_reads() {
+    use nadc_store::ExpireDay;
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let avon = ForceId::new("AVON").unwrap();
+    s.append(&avon, vec![new_read("a0", "AB1CDE", 5)]).unwrap();
+    s.append(
+        &avon,
+        vec![new_read("a1", "AB1CDE", 6), new_read("a2", "XY2ZZZ", 7)],
+    )
+    .unwrap();
+    assert_eq!(dictionary(&s), ["AB1CDE", "XY2ZZZ"]);
+    let step = s
+        .expire(ExpireDay {
+            day: t0().day(),
+            max: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(step.deleted.values().sum::<u64>(), 3);
+    assert!(dictionary(&s).is_empty());
+    s.append(&avon, vec![new_read("b0", "AB1CDE", 86_400 + 5)])
+        .unwrap();
+    assert_eq!(dictionary(&s), ["AB1CDE"]);
+    drop(s);
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(dictionary(&s), ["AB1CDE"]);
+}
+
 #[test]
 fn usage_counts_every_read_and_compaction_keeps_them_all_in_less_space() {
     let dir = tempfile::tempdir().unwrap();

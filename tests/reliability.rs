@@ -560,6 +560,64 @@ async fn timeline_ids(
     out
 }
 
+/// A node restarted cleanly (SIGTERM) ends its push streams gracefully. A
+/// BOF that had every batch acknowledged at that moment must reconnect and
+/// deliver what it spools afterwards, not take the graceful end as its own
+/// stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bof_caught_up_when_the_node_restarts_delivers_what_it_spools_afterwards() {
+    nadc_node::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    pki_init(dir.path());
+    let listen = free_listen_addr();
+    let server = Server::start_on(dir.path(), &listen);
+    let spool = Arc::new(Spool::open(SpoolConfig::new(dir.path().join("spool-AVON"))).unwrap());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let channel = nadc_bof::connect_lazy(&server.url, &bof_tls(dir.path(), "AVON")).unwrap();
+    let delivery = tokio::spawn(spool::deliver(
+        spool.clone(),
+        channel,
+        8,
+        RetryPolicy {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(300),
+        },
+        stop_rx,
+        |_| {},
+    ));
+    let base = SystemClock.now().plus_millis(-3_600_000);
+    let acked = |n: u64| {
+        let spool = spool.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while spool.status().acked < n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "batch {n} not acknowledged in 30 s (acknowledged: {})",
+                    spool.status().acked
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    spool.append(&batch("AVON", 1, base)).unwrap();
+    acked(1).await;
+    // Caught up, and the node restarts.
+    server.stop();
+    let server = Server::start_on(dir.path(), &listen);
+    spool.append(&batch("AVON", 2, base)).unwrap();
+    acked(2).await;
+    assert!(
+        !delivery.is_finished(),
+        "delivery ended without being asked to"
+    );
+    let _ = stop_tx.send(true);
+    delivery.await.unwrap().unwrap();
+    server.stop();
+    let found = stored(&dir.path().join("data"));
+    assert_eq!(found.len(), 2 * BATCH);
+}
+
 /// A bounded soak: three BOFs push through their spools without pause,
 /// a user searches all along (no search may fail or return a read twice),
 /// and the node is restarted (SIGTERM, then started again) half-way. At

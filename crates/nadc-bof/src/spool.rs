@@ -635,7 +635,7 @@ pub async fn deliver(
 }
 
 /// One `PushStream` call: sends from the first unacknowledged batch on;
-/// returns `Ok` when stopped with nothing outstanding.
+/// returns `Ok` only when asked to stop, once what it sent is acknowledged.
 async fn deliver_once(
     spool: &Arc<Spool>,
     channel: Channel,
@@ -686,11 +686,12 @@ async fn deliver_once(
                 .collect(),
         });
     }
-    // The stream ended: the sender stopped (asked to) and everything it
-    // sent is acknowledged.
-    let st = spool.status();
-    if st.acked < st.written && !*stop.borrow() {
-        return Err(tonic::Status::unavailable("push stream ended early"));
+    // The stream ended. Asked to stop: the sender stopped and everything it
+    // sent is acknowledged. Otherwise the node ended it (a clean restart
+    // does, even when every batch is acknowledged): reconnect, or batches
+    // spooled from now on would never be sent.
+    if !*stop.borrow() {
+        return Err(tonic::Status::unavailable("the node ended the push stream"));
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ use nadc_proto::hotlists::{
     state_to_pb, verification_from_pb,
 };
 use nadc_proto::{self as proto, pb};
-use nadc_query::clones::{CloneRule, clone_checks};
+use nadc_query::clones::{CloneRule, flag_neighbours};
 use nadc_query::convoy::{ConvoyQuery, convoy};
 use nadc_store::{Appended, NewRead, Store, StoreError};
 use tokio::sync::{mpsc, watch};
@@ -38,6 +38,7 @@ use tracing::{debug, info, warn};
 use crate::auth::caller;
 use crate::config::AlertsConfig;
 use crate::hotlists::{HotlistRegistry, list_id};
+use crate::recent::RecentReads;
 
 /// Alerts sent to a subscriber per store visit.
 const REPLAY_BATCH: usize = 256;
@@ -107,7 +108,15 @@ pub struct Alerting {
     /// Companions already named per (list, target), so repeated hits raise
     /// a convoy alert only for a new companion.
     pub named: Mutex<HashMap<(HotlistId, nadc_core::Vrm), BTreeSet<nadc_core::Vrm>>>,
+    /// Recent reads in memory, answering most clone checks without the
+    /// store (none: every check asks the store).
+    pub recent: Option<RecentReads>,
 }
+
+/// What a batch's clone check needs of each read, kept to add the stored
+/// ones to [`Alerting::recent`] after the append: (VRM, capture time,
+/// position).
+pub type Sightings = Vec<(nadc_core::Vrm, Timestamp, nadc_core::GeoPoint)>;
 
 impl Alerting {
     fn rule(&self) -> CloneRule {
@@ -119,7 +128,9 @@ impl Alerting {
 
     /// Attaches to each read the alerts it raises against the lists and the
     /// reads already stored. Blocking (store lookups): call off the runtime.
-    pub fn annotate(&self, reads: &mut [NewRead]) -> Result<(), StoreError> {
+    /// Gives back what [`Alerting::remember`] needs once the reads are
+    /// stored.
+    pub fn annotate(&self, reads: &mut [NewRead]) -> Result<Sightings, StoreError> {
         let matcher = self.hotlists.matcher();
         let now = self.clock.now();
         for r in reads.iter_mut() {
@@ -133,19 +144,36 @@ impl Alerting {
             }
         }
         if !self.config.clone_check || reads.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let probes: Vec<_> = reads
+        let sightings: Sightings = reads
             .iter()
             .map(|r| (r.read.vrm.clone(), r.read.observed_at, r.position))
             .collect();
         let look = i64::from(self.config.clone_look_back_s) * 1000;
-        let flagged = clone_checks(self.store.as_ref(), &probes, &self.rule(), look).map_err(
-            |e| match e {
-                nadc_query::QueryError::Store(e) => e,
-                other => StoreError::Engine(other.to_string()),
-            },
-        )?;
+        let rule = self.rule();
+        let query_error = |e| match e {
+            nadc_query::QueryError::Store(e) => e,
+            other => StoreError::Engine(other.to_string()),
+        };
+        rule.validate().map_err(query_error)?;
+        let probes: Vec<(nadc_core::Vrm, Timestamp)> =
+            sightings.iter().map(|(v, t, _)| (v.clone(), *t)).collect();
+        let mut found = match &self.recent {
+            Some(recent) => recent.neighbours(&probes, look),
+            None => vec![None; probes.len()],
+        };
+        // What memory could not answer, from the store in one pass.
+        let missing: Vec<usize> = (0..found.len()).filter(|i| found[*i].is_none()).collect();
+        if !missing.is_empty() {
+            let asked: Vec<_> = missing.iter().map(|i| probes[*i].clone()).collect();
+            let answers = self.store.vrm_neighbours(&asked, look)?;
+            for (i, pair) in missing.into_iter().zip(answers) {
+                found[i] = Some(pair);
+            }
+        }
+        let neighbours = found.into_iter().map(Option::unwrap_or_default).collect();
+        let flagged = flag_neighbours(&sightings, neighbours, &rule);
         for (r, neighbours) in reads.iter_mut().zip(flagged) {
             r.alerts
                 .extend(neighbours.into_iter().map(|n| AlertDetail::Clone {
@@ -155,7 +183,16 @@ impl Alerting {
                     speed_kmh: n.speed_kmh,
                 }));
         }
-        Ok(())
+        Ok(sightings)
+    }
+
+    /// Adds the reads an append stored to [`Alerting::recent`]: call with
+    /// [`Alerting::annotate`]'s sightings and the append's outcomes, before
+    /// anything else can fail, so that memory holds every stored read.
+    pub fn remember(&self, sightings: &Sightings, outcomes: &[Appended]) {
+        if let Some(recent) = &self.recent {
+            recent.add(sightings, outcomes);
+        }
     }
 
     /// What [`Alerting::after_append`] needs of a batch, taken before the

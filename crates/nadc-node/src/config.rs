@@ -209,6 +209,12 @@ pub struct AlertsConfig {
     pub clone_min_distance_m: f64,
     /// How far either side of a read to look for the same VRM, seconds.
     pub clone_look_back_s: u32,
+    /// Reads kept in memory for the clone check (the newest captured: their
+    /// VRM, time, position and sequence number, about 60 bytes each), so
+    /// that a read whose neighbours are among them costs no store lookup; 0
+    /// keeps none. Best with room for clone_look_back_s of the node's
+    /// ingest, and for the backlog of a BOF catching up.
+    pub clone_recent_reads: usize,
     /// Real-time convoy analysis on hits of entries flagged for it: how far
     /// back to look at the target's reads, seconds.
     pub convoy_look_back_s: u32,
@@ -227,6 +233,7 @@ impl Default for AlertsConfig {
             clone_max_speed_kmh: 250.0,
             clone_min_distance_m: 2_000.0,
             clone_look_back_s: 6 * 3600,
+            clone_recent_reads: 4_000_000,
             convoy_look_back_s: 24 * 3600,
             convoy_window_s: 120,
             convoy_min_count: 2,

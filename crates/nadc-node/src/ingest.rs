@@ -191,9 +191,11 @@ impl IngestService {
         let f = force.clone();
         let (briefs, outcomes) = tokio::task::spawn_blocking(move || {
             let mut reads = reads;
-            alerting.annotate(&mut reads)?;
+            let sightings = alerting.annotate(&mut reads)?;
             let briefs = alerting.brief(&reads);
-            Ok::<_, nadc_store::StoreError>((briefs, store.append(&f, reads)?))
+            let outcomes = store.append(&f, reads)?;
+            alerting.remember(&sightings, &outcomes);
+            Ok::<_, nadc_store::StoreError>((briefs, outcomes))
         })
         .await
         .map_err(|e| Status::internal(format!("append task failed: {e}")))?

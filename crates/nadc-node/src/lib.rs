@@ -25,6 +25,7 @@ pub mod hotlists;
 pub mod ingest;
 pub mod limits;
 pub mod merge;
+pub mod recent;
 pub mod retention;
 pub mod search;
 pub mod tls;
@@ -186,6 +187,14 @@ pub async fn start_with_listener(
         ))
     };
     let hub = Arc::new(alerts::AlertHub::new(store.last_alert()));
+    let recent = (cfg.alerts.clone_check && cfg.alerts.clone_recent_reads > 0)
+        .then(|| -> Result<_, NodeError> {
+            Ok(recent::RecentReads::new(
+                store.stats().map_err(NodeError::Store)?.latest,
+                cfg.alerts.clone_recent_reads,
+            ))
+        })
+        .transpose()?;
     let alerting = Arc::new(alerts::Alerting {
         store: store.clone(),
         hotlists: hotlists.clone(),
@@ -193,6 +202,7 @@ pub async fn start_with_listener(
         config: cfg.alerts.clone(),
         clock: clock.clone(),
         named: Default::default(),
+        recent,
     });
     let hotlist_service = hotlists::HotlistsService {
         registry: hotlists.clone(),

@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::ops::{ControlFlow, Range};
 
 use nadc_core::{GeoPoint, ReadRef, StoredRead, Timestamp, Vrm};
-use nadc_store::{Store, StoreError};
+use nadc_store::{Store, StoreError, VrmEntry};
 
 use crate::QueryError;
 
@@ -467,7 +467,20 @@ pub fn clone_checks(
     }
     let probes: Vec<(Vrm, Timestamp)> = reads.iter().map(|(v, t, _)| (v.clone(), *t)).collect();
     let neighbours = store.vrm_neighbours(&probes, look_back_ms)?;
-    Ok(reads
+    Ok(flag_neighbours(reads, neighbours, rule))
+}
+
+/// The second half of [`clone_checks`], for callers that found the nearest
+/// reads elsewhere (the node keeps recent ones in memory): for each read
+/// `(vrm, observed_at, position)`, which of its nearest earlier and later
+/// reads of the same VRM (as [`Store::vrm_neighbours`] gives them) the
+/// rule flags. `rule` must be valid ([`CloneRule::validate`]).
+pub fn flag_neighbours(
+    reads: &[(Vrm, Timestamp, GeoPoint)],
+    neighbours: Vec<[Option<VrmEntry>; 2]>,
+    rule: &CloneRule,
+) -> Vec<Vec<CloneNeighbour>> {
+    reads
         .iter()
         .zip(neighbours)
         .map(|((_, observed_at, position), pair)| {
@@ -488,7 +501,7 @@ pub fn clone_checks(
                 })
                 .collect()
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

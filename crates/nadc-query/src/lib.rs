@@ -21,7 +21,7 @@ use nadc_store::{Store, StoreError};
 
 pub use clones::{
     CloneNeighbour, ClonePair, CloneQuery, CloneResult, CloneRule, clone_check, clone_checks,
-    clones,
+    clones, flag_neighbours,
 };
 pub use convoy::{Companion, ConvoyPair, ConvoyQuery, ConvoyResult, convoy};
 pub use geo::{

@@ -110,7 +110,7 @@ pub struct Alerting {
     pub named: Mutex<HashMap<(HotlistId, nadc_core::Vrm), BTreeSet<nadc_core::Vrm>>>,
     /// Recent reads in memory, answering most clone checks without the
     /// store (none: every check asks the store).
-    pub recent: Option<RecentReads>,
+    pub recent: Option<Arc<RecentReads>>,
 }
 
 /// What a batch's clone check needs of each read, kept to add the stored

@@ -189,10 +189,10 @@ pub async fn start_with_listener(
     let hub = Arc::new(alerts::AlertHub::new(store.last_alert()));
     let recent = (cfg.alerts.clone_check && cfg.alerts.clone_recent_reads > 0)
         .then(|| -> Result<_, NodeError> {
-            Ok(recent::RecentReads::new(
+            Ok(Arc::new(recent::RecentReads::new(
                 store.stats().map_err(NodeError::Store)?.latest,
                 cfg.alerts.clone_recent_reads,
-            ))
+            )))
         })
         .transpose()?;
     let alerting = Arc::new(alerts::Alerting {
@@ -202,7 +202,7 @@ pub async fn start_with_listener(
         config: cfg.alerts.clone(),
         clock: clock.clone(),
         named: Default::default(),
-        recent,
+        recent: recent.clone(),
     });
     let hotlist_service = hotlists::HotlistsService {
         registry: hotlists.clone(),
@@ -254,6 +254,7 @@ pub async fn start_with_listener(
             .iter()
             .filter_map(|(f, d)| nadc_core::ForceId::new(f).ok().map(|f| (f, *d)))
             .collect(),
+        recent,
     });
     let disclosure_service = disclosure::DisclosureService {
         store: store.clone(),

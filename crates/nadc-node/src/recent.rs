@@ -123,6 +123,15 @@ impl RecentReads {
         }
     }
 
+    /// Drops every read captured before `t` (rounded down to a bucket), for
+    /// retention: a read the store deletes must not be named as a
+    /// neighbour from here. Probes that reached them go to the store.
+    pub fn forget_before(&self, t: Timestamp) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.evict_before(t);
+        }
+    }
+
     /// Reads held.
     pub fn len(&self) -> usize {
         self.inner.lock().map_or(0, |i| i.reads)
@@ -257,6 +266,17 @@ mod tests {
             ]
         );
         assert_eq!(r.len(), 4);
+    }
+
+    #[test]
+    fn reads_retention_deletes_are_forgotten_and_their_probes_go_to_the_store() {
+        let r = RecentReads::new(None, 1_000);
+        add(&r, "AB1", &[0, 200], 1);
+        r.forget_before(t(100));
+        assert_eq!(r.len(), 1);
+        let got = r.neighbours(&[(vrm("AB1"), t(30)), (vrm("AB1"), t(210))], 60 * MIN);
+        assert_eq!(got[0], None);
+        assert_eq!(times(got[1]), Some([Some(t(200)), None]));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::auth::caller;
 use crate::governance::{Actor, Audited, Governance};
+use crate::recent::RecentReads;
 
 /// Reads deleted per step of a day.
 const STEP: usize = 50_000;
@@ -64,6 +65,8 @@ pub struct Retention {
     pub default_days: u32,
     /// Days kept per force.
     pub per_force: BTreeMap<ForceId, u32>,
+    /// The clone check's recent reads, told to forget what is deleted.
+    pub recent: Option<Arc<RecentReads>>,
 }
 
 fn day_text(day: u32) -> String {
@@ -100,6 +103,12 @@ impl Retention {
             .map(|f| self.first_kept_day(f, now))
             .max()
             .unwrap_or_else(|| now.minus_days(self.default_days).day());
+        if let Some(recent) = &self.recent
+            && earliest.day() < last_cut
+        {
+            // Before deleting, so no clone check names a deleted read.
+            recent.forget_before(Timestamp::from_day_ms(last_cut, 0));
+        }
         let holds = self.store.holds()?;
         let mut report = Report::default();
         for day in earliest.day()..last_cut {

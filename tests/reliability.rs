@@ -50,6 +50,29 @@ fn bof_tls(dir: &Path, force: &str) -> ClientTls {
     }
 }
 
+/// `force`'s BOF delivering `spool` to the node at `url`, eight batches in
+/// flight, retrying quickly, until `stop`.
+fn deliver(
+    dir: &Path,
+    url: &str,
+    force: &str,
+    spool: Arc<Spool>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), nadc_bof::ClientError>> {
+    let channel = nadc_bof::connect_lazy(url, &bof_tls(dir, force)).unwrap();
+    tokio::spawn(spool::deliver(
+        spool,
+        channel,
+        8,
+        RetryPolicy {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(300),
+        },
+        stop,
+        |_| {},
+    ))
+}
+
 fn read_id(force: &str, seq: u64, i: usize) -> String {
     format!("{force}-{seq}-{i}")
 }
@@ -573,18 +596,7 @@ async fn a_bof_caught_up_when_the_node_restarts_delivers_what_it_spools_afterwar
     let server = Server::start_on(dir.path(), &listen);
     let spool = Arc::new(Spool::open(SpoolConfig::new(dir.path().join("spool-AVON"))).unwrap());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let channel = nadc_bof::connect_lazy(&server.url, &bof_tls(dir.path(), "AVON")).unwrap();
-    let delivery = tokio::spawn(spool::deliver(
-        spool.clone(),
-        channel,
-        8,
-        RetryPolicy {
-            base: Duration::from_millis(20),
-            cap: Duration::from_millis(300),
-        },
-        stop_rx,
-        |_| {},
-    ));
+    let delivery = deliver(dir.path(), &server.url, "AVON", spool.clone(), stop_rx);
     let base = SystemClock.now().plus_millis(-3_600_000);
     let acked = |n: u64| {
         let spool = spool.clone();
@@ -661,18 +673,7 @@ async fn soak_with_a_restart_ends_with_every_acknowledged_read_searchable_exactl
                 seq
             })
         };
-        let channel = nadc_bof::connect_lazy(&url, &bof_tls(dir.path(), force)).unwrap();
-        let delivery = tokio::spawn(spool::deliver(
-            spool.clone(),
-            channel,
-            8,
-            RetryPolicy {
-                base: Duration::from_millis(20),
-                cap: Duration::from_millis(300),
-            },
-            stop_rx.clone(),
-            |_| {},
-        ));
+        let delivery = deliver(dir.path(), &url, force, spool.clone(), stop_rx.clone());
         bofs.push((force, spool, producer, delivery));
     }
     let searches = {

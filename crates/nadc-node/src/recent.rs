@@ -10,13 +10,15 @@
 //! from memory whatever it can answer exactly, leaving the rest to the
 //! store.
 //!
-//! Invariant: every stored read captured at or after `covered_from` is here
-//! (it starts just after the newest capture time in the store, and eviction
-//! drops the oldest capture times first and moves it past them). So for a read captured at
-//! `at >= covered_from`:
+//! Invariant: every stored read captured at or after `covered_from` is here.
+//! It starts just after the newest capture time in the store; eviction
+//! (oldest capture times first) and retention's
+//! [`RecentReads::forget_before`] only move it up. So for a read captured
+//! at `at >= covered_from`:
 //! - its nearest later read (after `at`) is here, if it exists;
-//! - its nearest earlier read is here if one is within the window, or if
-//!   the window starts at or after `covered_from` (then "none" is exact);
+//! - the nearest earlier read held is the true one (everything stored
+//!   between it and `at` is held too), and if none is held, "none" is exact
+//!   when the window starts at or after `covered_from`;
 //! - otherwise the answer needs the store, and [`RecentReads::neighbours`]
 //!   says so.
 //!

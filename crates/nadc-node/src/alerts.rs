@@ -152,21 +152,21 @@ impl Alerting {
             .collect();
         let look = i64::from(self.config.clone_look_back_s) * 1000;
         let rule = self.rule();
-        let query_error = |e| match e {
-            nadc_query::QueryError::Store(e) => e,
-            other => StoreError::Engine(other.to_string()),
-        };
-        rule.validate().map_err(query_error)?;
-        let probes: Vec<(nadc_core::Vrm, Timestamp)> =
-            sightings.iter().map(|(v, t, _)| (v.clone(), *t)).collect();
+        // The rule comes from the node's config: invalid, it is the node's
+        // fault, not the batch's.
+        rule.validate()
+            .map_err(|e| StoreError::Engine(e.to_string()))?;
         let mut found = match &self.recent {
-            Some(recent) => recent.neighbours(&probes, look),
-            None => vec![None; probes.len()],
+            Some(recent) => recent.neighbours(sightings.iter().map(|(v, t, _)| (v, *t)), look),
+            None => vec![None; sightings.len()],
         };
         // What memory could not answer, from the store in one pass.
         let missing: Vec<usize> = (0..found.len()).filter(|i| found[*i].is_none()).collect();
         if !missing.is_empty() {
-            let asked: Vec<_> = missing.iter().map(|i| probes[*i].clone()).collect();
+            let asked: Vec<_> = missing
+                .iter()
+                .map(|i| (sightings[*i].0.clone(), sightings[*i].1))
+                .collect();
             let answers = self.store.vrm_neighbours(&asked, look)?;
             for (i, pair) in missing.into_iter().zip(answers) {
                 found[i] = Some(pair);

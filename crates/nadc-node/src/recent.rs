@@ -86,13 +86,15 @@ impl RecentReads {
     /// For each `(vrm, at)`, its nearest reads at most `look_ms` away, where
     /// they can be told from memory exactly; `None` where the store must be
     /// asked.
-    pub fn neighbours(&self, probes: &[(Vrm, Timestamp)], look_ms: i64) -> Vec<Option<Neighbours>> {
-        let Ok(inner) = self.inner.lock() else {
-            return vec![None; probes.len()];
-        };
+    pub fn neighbours<'a>(
+        &self,
+        probes: impl IntoIterator<Item = (&'a Vrm, Timestamp)>,
+        look_ms: i64,
+    ) -> Vec<Option<Neighbours>> {
+        let inner = self.inner.lock().ok();
         probes
-            .iter()
-            .map(|(vrm, at)| inner.neighbours(vrm, *at, look_ms.max(0)))
+            .into_iter()
+            .map(|(vrm, at)| inner.as_ref()?.neighbours(vrm, at, look_ms.max(0)))
             .collect()
     }
 
@@ -236,6 +238,11 @@ mod tests {
         r.add(&reads, &outcomes);
     }
 
+    /// Probes as `neighbours` takes them.
+    fn pairs(probes: &[(Vrm, Timestamp)]) -> impl Iterator<Item = (&Vrm, Timestamp)> {
+        probes.iter().map(|(v, t)| (v, *t))
+    }
+
     fn times(n: Option<Neighbours>) -> Option<[Option<Timestamp>; 2]> {
         n.map(|pair| pair.map(|e| e.map(|e| e.observed_at)))
     }
@@ -255,7 +262,11 @@ mod tests {
             (vrm("XY99ZZZ"), t(-5)),  // captured before the coverage
             (vrm("NEW1"), t(100)),    // never read, window within coverage
         ];
-        let got: Vec<_> = r.neighbours(&probes, look).into_iter().map(times).collect();
+        let got: Vec<_> = r
+            .neighbours(pairs(&probes), look)
+            .into_iter()
+            .map(times)
+            .collect();
         assert_eq!(
             got,
             [
@@ -276,7 +287,10 @@ mod tests {
         add(&r, "AB1", &[0, 200], 1);
         r.forget_before(t(100));
         assert_eq!(r.len(), 1);
-        let got = r.neighbours(&[(vrm("AB1"), t(30)), (vrm("AB1"), t(210))], 60 * MIN);
+        let got = r.neighbours(
+            pairs(&[(vrm("AB1"), t(30)), (vrm("AB1"), t(210))]),
+            60 * MIN,
+        );
         assert_eq!(got[0], None);
         assert_eq!(times(got[1]), Some([Some(t(200)), None]));
     }
@@ -290,7 +304,7 @@ mod tests {
             &[Appended::Stored { seq: 5 }, Appended::Duplicate { seq: 1 }],
         );
         add(&r, "AB1", &[20], 6);
-        let got = r.neighbours(&[(vrm("AB1"), t(30))], 60 * MIN);
+        let got = r.neighbours(pairs(&[(vrm("AB1"), t(30))]), 60 * MIN);
         assert_eq!(times(got[0]), Some([Some(t(20)), Some(t(40))]));
         assert_eq!(r.len(), 2);
     }
@@ -307,13 +321,13 @@ mod tests {
             "the read captured first went, though added last"
         );
         let got = r.neighbours(
-            &[
+            pairs(&[
                 (vrm("AB1"), t(195)),
                 (vrm("XY2"), t(70)),
                 (vrm("XY2"), t(40)),
                 (vrm("XY2"), t(5)),
                 (vrm("AB1"), t(300)),
-            ],
+            ]),
             60 * MIN,
         );
         assert_eq!(times(got[0]), Some([None, Some(t(200))]));

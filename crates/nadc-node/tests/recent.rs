@@ -115,7 +115,7 @@ fn run(seed: u64, max_reads: usize) -> (usize, usize) {
             })
             .collect();
         let truth = store.vrm_neighbours(&probes, look).unwrap();
-        let memory = recent.neighbours(&probes, look);
+        let memory = recent.neighbours(probes.iter().map(|(v, t)| (v, *t)), look);
         for ((memory, truth), probe) in memory.into_iter().zip(truth).zip(&probes) {
             asked += 1;
             if let Some(memory) = memory {

@@ -75,37 +75,29 @@ impl PreparedReads {
             let r = &new.read;
             let t = r.observed_at;
             let day = t.day();
-            let span = |bytes: &Vec<u8>, start: usize| start..bytes.len();
-
-            let at = bytes.len();
+            // The parts lie back to back: each ends where the next starts.
+            let mut at = bytes.len();
+            let mut part = |bytes: &Vec<u8>| {
+                let range = at..bytes.len();
+                at = bytes.len();
+                range
+            };
             keys::push_dedup_key(&mut bytes, day, force, &r.read_id);
-            let dedup = span(&bytes, at);
-
-            let at = bytes.len();
+            let dedup = part(&bytes);
             bytes.extend_from_slice(&keys::read_key(day, 0));
-            let read_key = span(&bytes, at);
-
-            let at = bytes.len();
+            let read_key = part(&bytes);
             bytes = record::encode_read_into(bytes, force, new.received_at, new.position, r)?;
-            let record = span(&bytes, at);
-
-            let at = bytes.len();
+            let record = part(&bytes);
             let cell = new.position.index_cell();
             bytes.extend_from_slice(&keys::geo_key(day, cell, t.ms_of_day(), 0));
-            let geo_key = span(&bytes, at);
-
-            let at = bytes.len();
+            let geo_key = part(&bytes);
             keys::push_vrm_key(&mut bytes, &r.vrm, t, 0);
-            let vrm_key = span(&bytes, at);
-            let vrm = at..at + r.vrm.as_str().len();
-
-            let at = bytes.len();
+            let vrm_key = part(&bytes);
+            let vrm = vrm_key.start..vrm_key.start + r.vrm.as_str().len();
             keys::push_camera_key(&mut bytes, force, &r.camera_id, t, 0);
-            let camera_key = span(&bytes, at);
-
-            let at = bytes.len();
+            let camera_key = part(&bytes);
             keys::push_vrm_dict_key(&mut bytes, &groups.skeleton(r.vrm.as_str()), &r.vrm);
-            let dict_key = span(&bytes, at);
+            let dict_key = part(&bytes);
 
             out.push(PreparedRead {
                 dedup,

@@ -1236,45 +1236,19 @@ struct WriterState {
     /// The next audit sequence number and the hash it links to.
     audit_head: (u64, Digest),
     stats: StoreStats,
-    /// VRM dictionary keys known to be written.
-    dict_written: DictWritten,
+    /// VRM dictionary keys the writer has written, so that the reads of a
+    /// VRM already in the dictionary cost no dictionary write (one memtable
+    /// insert fewer per read; a national day's vehicles are read 16 times
+    /// each). Only keys of committed batches go in, and expiry, the only
+    /// thing that deletes dictionary entries, empties it. At most
+    /// [`DICT_WRITTEN_CAP`]: when full it starts again empty, which costs
+    /// rewrites of keys already there, never a missed key.
+    dict_written: HashSet<Box<[u8]>>,
 }
 
-/// VRM dictionary keys the writer has written, so that the reads of a VRM
-/// already in the dictionary cost no dictionary write (one memtable insert
-/// fewer per read; a national day's vehicles are read 16 times each). Only
-/// keys of committed batches go in, and expiry, the only thing that deletes
-/// dictionary entries, empties it. Bounded: when full it starts again
-/// empty, which costs rewrites of keys already there, never a missed key.
-struct DictWritten {
-    keys: HashSet<Box<[u8]>>,
-}
-
-impl DictWritten {
-    /// About 64 bytes an entry: some 16 MiB when full.
-    const CAP: usize = 256 * 1024;
-
-    fn new() -> Self {
-        Self {
-            keys: HashSet::new(),
-        }
-    }
-
-    fn contains(&self, key: &[u8]) -> bool {
-        self.keys.contains(key)
-    }
-
-    fn extend(&mut self, written: Vec<Box<[u8]>>) {
-        if self.keys.len() + written.len() > Self::CAP {
-            self.keys.clear();
-        }
-        self.keys.extend(written);
-    }
-
-    fn clear(&mut self) {
-        self.keys.clear();
-    }
-}
+/// Most keys in [`WriterState::dict_written`]: about 64 bytes each, some
+/// 16 MiB when full.
+const DICT_WRITTEN_CAP: usize = 256 * 1024;
 
 impl WriterState {
     fn load(db: Arc<DB>, sync: bool) -> Result<(Self, StoreStats), StoreError> {
@@ -1345,7 +1319,7 @@ impl WriterState {
             next_alert,
             audit_head,
             stats: stats.clone(),
-            dict_written: DictWritten::new(),
+            dict_written: HashSet::new(),
         };
         Ok((state, stats))
     }
@@ -1707,6 +1681,9 @@ impl WriterState {
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);
         db.write_opt(batch, &wo).map_err(engine)?;
+        if self.dict_written.len() + new_dict_keys.len() > DICT_WRITTEN_CAP {
+            self.dict_written.clear();
+        }
         self.dict_written.extend(new_dict_keys);
         self.next_seq = next_seq;
         self.next_alert = next_alert;

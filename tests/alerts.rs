@@ -623,3 +623,83 @@ async fn a_hit_on_a_convoy_entry_names_the_companions_seen_with_the_target() {
         "t4"
     );
 }
+
+fn bof_read_id(r: &Option<pb::ReadRow>) -> &str {
+    &r.as_ref().unwrap().provenance.as_ref().unwrap().bof_read_id
+}
+
+/// Lat/lon of central London, far from the AVON test cameras near Bristol.
+fn in_london(mut r: pb::Read) -> pb::Read {
+    r.lat = Some(51.5074);
+    r.lon = Some(-0.1278);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_deletes_alerts_with_their_reads_and_no_alert_names_a_deleted_read() {
+    let h = Harness::start().await;
+    h.cameras("AVON", 1).await;
+    h.cameras("MET", 1).await;
+    // now() is noon; midnight is 720 minutes before it. CL0NE34 is read
+    // in Bristol and, a minute later, in London just before midnight: a
+    // clone alert, on the day that expires first.
+    push(&h, "AVON", vec![read("old", "CL0NE34", "C1", 722)]).await;
+    push(
+        &h,
+        "MET",
+        vec![in_london(read("pair", "CL0NE34", "VAN", 721))],
+    )
+    .await;
+    let clone_alerts = || {
+        history(
+            &h,
+            pb::WatchRequest {
+                kinds: vec![pb::AlertKind::Clone as i32],
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(clone_alerts().await.len(), 1);
+
+    // A year on, retention's cut falls at that midnight: both reads go,
+    // and the alert that names them.
+    const DAY: i64 = 86_400_000;
+    let midnight = now().plus_millis(-720 * 60_000);
+    h.clock.set(midnight.plus_millis(365 * DAY + 60_000));
+    let mut admin = pb::admin_client::AdminClient::new(h.user("carol").await);
+    let report = admin
+        .run_retention(pb::RunRetentionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let deleted: Vec<_> = report
+        .deleted
+        .iter()
+        .map(|d| (d.force.as_str(), d.deleted))
+        .collect();
+    assert_eq!(deleted, [("AVON", 1), ("MET", 1)]);
+    assert_eq!(report.alerts_deleted, 1);
+    assert!(clone_alerts().await.is_empty());
+
+    // A late London read of the plate minutes after the deleted ones,
+    // still inside retention: nothing stored is near it, so no clone. A
+    // second plate read in Bristol and London on the kept side of the cut
+    // shows the check still runs.
+    push(&h, "AVON", vec![read("kept", "KE3PME", "C1", 718)]).await;
+    let r = push(
+        &h,
+        "MET",
+        vec![
+            in_london(read("late", "CL0NE34", "VAN", 717)),
+            in_london(read("far", "KE3PME", "VAN", 716)),
+        ],
+    )
+    .await;
+    assert_eq!(r.accepted, 2, "{:?}", r.rejected);
+    let clones = clone_alerts().await;
+    let named: Vec<(&str, &str)> = clones
+        .iter()
+        .map(|a| (bof_read_id(&a.read), bof_read_id(&a.other_read)))
+        .collect();
+    assert_eq!(named, [("far", "kept")]);
+}

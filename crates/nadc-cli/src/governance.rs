@@ -747,9 +747,10 @@ pub async fn retention(node: &NodeArgs) -> anyhow::Result<ExitCode> {
         println!("{}  {:<8} {} reads deleted", d.day, d.force, d.deleted);
     }
     println!(
-        "{} reads deleted; {} past retention kept under legal holds",
+        "{} reads deleted; {} past retention kept under legal holds; {} alerts deleted with their reads",
         r.deleted.iter().map(|d| d.deleted).sum::<u64>(),
-        r.held
+        r.held,
+        r.alerts_deleted
     );
     Ok(ExitCode::SUCCESS)
 }

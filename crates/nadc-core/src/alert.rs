@@ -158,6 +158,19 @@ pub struct Alert {
     pub detail: AlertDetail,
 }
 
+impl Alert {
+    /// The stored reads the alert names: the read that raised it and, for
+    /// a clone, the other read. Retention deletes the alert with the first
+    /// of them to go.
+    pub fn reads(&self) -> impl Iterator<Item = ReadRef> {
+        let other = match self.detail {
+            AlertDetail::Clone { other, .. } => Some(other),
+            _ => None,
+        };
+        std::iter::once(self.read).chain(other)
+    }
+}
+
 /// Whether an operator has checked a hit against the plate image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verification {

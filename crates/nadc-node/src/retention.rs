@@ -53,6 +53,8 @@ pub struct Report {
     pub deleted: BTreeMap<(u32, ForceId), u64>,
     /// Reads past retention kept under a legal hold.
     pub held: u64,
+    /// Logged alerts deleted with a read they named.
+    pub alerts_deleted: u64,
 }
 
 /// Runs retention passes.
@@ -139,6 +141,7 @@ impl Retention {
                     max: STEP,
                 })?;
                 report.held += step.held;
+                report.alerts_deleted += step.alerts_deleted;
                 for (f, n) in step.deleted {
                     *report.deleted.entry((day, f)).or_default() += n;
                 }
@@ -169,7 +172,11 @@ impl Retention {
                 .insert(force.to_string(), *n);
         }
         let what = Audited {
-            query: json!({"deleted": days, "held": report.held}),
+            query: json!({
+                "deleted": days,
+                "held": report.held,
+                "alerts_deleted": report.alerts_deleted,
+            }),
             returned: per_force.into_iter().collect(),
             ..Default::default()
         };
@@ -179,6 +186,7 @@ impl Retention {
             info!(
                 days = days.len(),
                 held = report.held,
+                alerts = report.alerts_deleted,
                 "expired reads deleted"
             );
         }
@@ -221,6 +229,7 @@ pub fn report_to_pb(r: &Report) -> pb::RetentionReport {
             })
             .collect(),
         held: r.held,
+        alerts_deleted: r.alerts_deleted,
     }
 }
 

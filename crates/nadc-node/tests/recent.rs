@@ -146,3 +146,85 @@ fn memory_answers_what_the_store_would_and_most_of_it() {
         "memory answered {answered} of {asked} probes"
     );
 }
+
+/// A retention pass makes memory forget the days it deletes before it
+/// deletes them: afterwards no probe is answered with a deleted read.
+#[test]
+fn a_retention_pass_makes_memory_forget_the_days_it_deletes() {
+    use std::sync::Arc;
+
+    use nadc_core::time::ManualClock;
+    use nadc_node::governance::Governance;
+    use nadc_node::retention::Retention;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        RocksStore::open(
+            dir.path(),
+            StoreOptions {
+                sync: false,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let force = ForceId::new("AVON").unwrap();
+    let recent = Arc::new(RecentReads::new(None, 1_000));
+    // AB01CDE every ten minutes across midnight: t0 is the first day's
+    // end, so six reads fall on each side.
+    let midnight = t0().plus_millis(86_400_000);
+    let reads: Vec<NewRead> = (-6..6)
+        .map(|i| {
+            let read = ReadInput {
+                read_id: format!("r{i}"),
+                vrm: "AB01CDE".into(),
+                observed_at: Some(midnight.plus_millis(i * 10 * MIN)),
+                camera_id: "C1".into(),
+                lat: Some(51.5),
+                lon: Some(-2.5),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap();
+            NewRead::new(read, GeoPoint::new(51.5, -2.5).unwrap(), t0())
+        })
+        .collect();
+    let sightings: Vec<(Vrm, Timestamp, GeoPoint)> = reads
+        .iter()
+        .map(|r| (r.read.vrm.clone(), r.read.observed_at, r.position))
+        .collect();
+    let outcomes = store.append(&force, reads).unwrap();
+    recent.add(&sightings, &outcomes);
+    assert_eq!(recent.len(), 12);
+
+    // A year after midnight: the first day goes.
+    let clock = ManualClock::new(midnight.plus_millis(365 * 86_400_000 + MIN));
+    let governance = Governance::load(
+        store.clone(),
+        "test".into(),
+        Arc::new(clock),
+        Default::default(),
+    )
+    .unwrap();
+    let retention = Retention {
+        store: store.clone(),
+        governance: Arc::new(governance),
+        default_days: 365,
+        per_force: Default::default(),
+        recent: Some(recent.clone()),
+    };
+    let report = retention.run_once().unwrap();
+    assert_eq!(report.deleted.values().sum::<u64>(), 6);
+    assert_eq!(recent.len(), 6);
+    let vrm = Vrm::normalise("AB01CDE").unwrap();
+    let probes: Vec<(Vrm, Timestamp)> = (-8..8)
+        .map(|i| (vrm.clone(), midnight.plus_millis(i * 5 * MIN)))
+        .collect();
+    let truth = store.vrm_neighbours(&probes, 90 * MIN).unwrap();
+    let memory = recent.neighbours(probes.iter().map(|(v, t)| (v, *t)), 90 * MIN);
+    for ((memory, truth), probe) in memory.into_iter().zip(truth).zip(&probes) {
+        if let Some(memory) = memory {
+            assert_eq!(memory, truth, "probe at {}", probe.1);
+        }
+    }
+}

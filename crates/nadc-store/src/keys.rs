@@ -68,6 +68,23 @@ pub fn decode_read_key(k: &[u8]) -> Option<(u32, u64)> {
     Some((be_u32(&k[..4])?, be_u64(&k[4..])?))
 }
 
+/// Key of an entry of the alerts-by-read index: the read's record key,
+/// then the alert's position in the log. A day's entries are one range, so
+/// expiry finds the alerts naming a day's reads without reading the log.
+pub fn alert_read_key(day: u32, seq: u64, position: u64) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..12].copy_from_slice(&read_key(day, seq));
+    k[12..].copy_from_slice(&position.to_be_bytes());
+    k
+}
+
+/// Splits an alerts-by-read key into `(day, seq, position)`.
+pub fn decode_alert_read_key(k: &[u8]) -> Option<(u32, u64, u64)> {
+    let k: &[u8; 20] = k.try_into().ok()?;
+    let (day, seq) = decode_read_key(&k[..12])?;
+    Some((day, seq, be_u64(&k[12..])?))
+}
+
 /// The first key of a UTC day in a day-first column family: scans of one
 /// day stop below `day_start(day + 1)`.
 pub fn day_start(day: u32) -> [u8; 4] {

@@ -109,6 +109,8 @@ pub struct Expired {
     pub deleted: BTreeMap<ForceId, u64>,
     /// Reads kept because a legal hold covers them.
     pub held: u64,
+    /// Logged alerts deleted because they named a deleted read.
+    pub alerts_deleted: u64,
     /// Where to resume, if the day is not finished.
     pub next_seq: Option<u64>,
 }
@@ -316,7 +318,9 @@ pub trait Store: Send + Sync + 'static {
     fn cameras(&self, force: Option<&ForceId>) -> Result<Vec<Camera>, StoreError>;
 
     /// Logs alerts not raised by an append (e.g. a convoy analysed after the
-    /// hit), durably, returning their log positions.
+    /// hit), durably, returning their log positions. An alert naming a read
+    /// no longer stored (expired meanwhile) is not logged: no logged alert
+    /// names a missing read.
     fn log_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<u64>, StoreError>;
 
     /// Visits logged alerts at positions after `after`, in order, until
@@ -388,8 +392,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes expired reads of one day (a bounded step; resume with
     /// `next_seq`), from the records and every index, and each VRM's
-    /// dictionary entry once no read of it is left. Goes through the writer,
-    /// so counts stay exact.
+    /// dictionary entry once no read of it is left, with every logged alert
+    /// that names a deleted read (in the same write). Goes through the
+    /// writer, so counts stay exact.
     fn expire(&self, step: ExpireDay) -> Result<Expired, StoreError>;
 
     /// Places a legal hold for `case_ref` on reads (kept beyond retention

@@ -59,12 +59,15 @@ const CF_META: &str = "meta";
 const CF_VRM_DICT: &str = "vrm_dict";
 const CF_ALERTS: &str = "alerts";
 const CF_ALERT_STATE: &str = "alert_state";
+/// Alerts by the reads they name (`keys::alert_read_key`), so that expiry
+/// deletes an alert with its reads.
+const CF_ALERT_READS: &str = "alert_reads";
 const CF_HOTLISTS: &str = "hotlists";
 const CF_AUDIT: &str = "audit";
 const CF_AUTHORISATIONS: &str = "authorisations";
 const CF_HOLDS: &str = "holds";
 const CF_REGISTERS: &str = "registers";
-const ALL_CFS: [&str; 15] = [
+const ALL_CFS: [&str; 16] = [
     CF_READS,
     CF_GEO,
     CF_VRM,
@@ -75,6 +78,7 @@ const ALL_CFS: [&str; 15] = [
     CF_VRM_DICT,
     CF_ALERTS,
     CF_ALERT_STATE,
+    CF_ALERT_READS,
     CF_HOTLISTS,
     CF_AUDIT,
     CF_AUTHORISATIONS,
@@ -225,7 +229,15 @@ impl RocksStore {
         let cfs = ALL_CFS
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &cache)));
+        // A store from before the alerts-by-read index has its other
+        // column families but not that one: it is built from the log.
+        let unindexed = DB::list_cf(&db_opts, path)
+            .is_ok_and(|names| !names.is_empty() && !names.iter().any(|n| n == CF_ALERT_READS));
         let db = Arc::new(DB::open_cf_descriptors(&db_opts, path, cfs).map_err(engine)?);
+        if unindexed {
+            let n = index_alerts_by_read(&db)?;
+            info!(alerts = n, "indexed the alert log by read");
+        }
         let (writer_state, stats) = WriterState::load(db.clone(), opts.sync)?;
         let stats = Arc::new(RwLock::new(stats));
         let last_alert = Arc::new(AtomicU64::new(writer_state.next_alert - 1));
@@ -1227,6 +1239,81 @@ impl Drop for RocksStore {
     }
 }
 
+/// Adds to `batch` the deletion of every logged alert that names one of
+/// `seqs` (reads of `day` that `batch` deletes, ascending), with its
+/// verification state and its alerts-by-read entries, so that no alert
+/// outlives a read it names. Returns how many alerts go.
+fn expire_alerts(
+    db: &DB,
+    batch: &mut WriteBatch,
+    day: u32,
+    seqs: &[u64],
+) -> Result<u64, StoreError> {
+    let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+        return Ok(0);
+    };
+    let (alerts_cf, state_cf, by_read_cf) = (
+        cf(db, CF_ALERTS)?,
+        cf(db, CF_ALERT_STATE)?,
+        cf(db, CF_ALERT_READS)?,
+    );
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_upper_bound(keys::alert_read_key(day, last.saturating_add(1), 0).to_vec());
+    let mut it = db.raw_iterator_cf_opt(by_read_cf, ro);
+    it.seek(keys::alert_read_key(day, *first, 0));
+    let mut gone = std::collections::BTreeSet::new();
+    while let Some(k) = it.key() {
+        let (_, seq, position) =
+            keys::decode_alert_read_key(k).ok_or_else(|| StoreError::Corrupt {
+                what: "alert_reads",
+                detail: "undecodable key".into(),
+            })?;
+        if seqs.binary_search(&seq).is_ok() && gone.insert(position) {
+            let key = position.to_be_bytes();
+            // An alert naming two deleted reads is met twice: the first
+            // time deletes every entry it has.
+            if let Some(v) = db.get_pinned_cf(alerts_cf, key).map_err(engine)? {
+                let alert: Alert = record::decode("alerts", &v)?;
+                for r in alert.reads() {
+                    batch.delete_cf(by_read_cf, keys::alert_read_key(r.day, r.seq, position));
+                }
+            }
+            batch.delete_cf(alerts_cf, key);
+            batch.delete_cf(state_cf, key);
+        }
+        it.next();
+    }
+    it.status().map_err(engine)?;
+    Ok(gone.len() as u64)
+}
+
+/// Builds the alerts-by-read index of a store written before it existed:
+/// one entry per read each logged alert names.
+fn index_alerts_by_read(db: &DB) -> Result<u64, StoreError> {
+    let by_read_cf = cf(db, CF_ALERT_READS)?;
+    let mut it = db.raw_iterator_cf(cf(db, CF_ALERTS)?);
+    it.seek_to_first();
+    let mut batch = WriteBatch::default();
+    let mut n = 0;
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let position = keys::be_u64(k).ok_or_else(|| StoreError::Corrupt {
+            what: "alerts",
+            detail: "key is not 8 bytes".into(),
+        })?;
+        let alert: Alert = record::decode("alerts", v)?;
+        for r in alert.reads() {
+            batch.put_cf(by_read_cf, keys::alert_read_key(r.day, r.seq, position), []);
+        }
+        n += 1;
+        it.next();
+    }
+    it.status().map_err(engine)?;
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(batch, &wo).map_err(engine)?;
+    Ok(n)
+}
+
 /// The writer thread's state: the next sequence number and the counters.
 struct WriterState {
     db: Arc<DB>,
@@ -1397,6 +1484,8 @@ impl WriterState {
         let mut batch = WriteBatch::default();
         let mut out = Expired::default();
         let mut vrms = std::collections::BTreeSet::new();
+        // The step's deleted reads, in ascending order.
+        let mut deleted_seqs = Vec::new();
         let mut n = 0usize;
         // The whole day goes: its day-first column families are dropped with
         // one range delete each (and compacted), and only the VRM and camera
@@ -1443,6 +1532,7 @@ impl WriterState {
             );
             *out.deleted.entry(r.force.clone()).or_default() += 1;
             vrms.insert(r.read.vrm);
+            deleted_seqs.push(seq);
             n += 1;
             it.next();
         }
@@ -1461,6 +1551,7 @@ impl WriterState {
         if n == 0 && !drop_day {
             return Ok(out);
         }
+        out.alerts_deleted = expire_alerts(&db, &mut batch, step.day, &deleted_seqs)?;
         let mut stats = self.stats.clone();
         for (force, c) in &out.deleted {
             let e = stats.reads_by_force.entry(force.clone()).or_default();
@@ -1533,6 +1624,7 @@ impl WriterState {
         );
         let dict_cf = cf(&db, CF_VRM_DICT)?;
         let alerts_cf = cf(&db, CF_ALERTS)?;
+        let alert_reads_cf = cf(&db, CF_ALERT_READS)?;
         let audit_cf = cf(&db, CF_AUDIT)?;
         let mut audit_head = self.audit_head;
         let fates = prepare::dedup_plan(group.iter().map(|req| &req.reads), |keys| {
@@ -1560,7 +1652,30 @@ impl WriterState {
                 pos.to_be_bytes(),
                 record::encode("alert", alert)?,
             );
+            for r in alert.reads() {
+                batch.put_cf(alert_reads_cf, keys::alert_read_key(r.day, r.seq, pos), []);
+            }
             Ok(pos)
+        };
+        // Whether every read an alert names is stored, or stored by this
+        // group (sequence numbers from `self.next_seq` on). A clone's other
+        // read was found before this group: expiry may have deleted it
+        // since, and an alert is logged only with every read it names.
+        // (Expiry runs on this thread: what is stored now stays until this
+        // group is written.)
+        let first_new_seq = self.next_seq;
+        let names_stored = |alert: &Alert| -> Result<bool, StoreError> {
+            for r in alert.reads() {
+                if r.seq < first_new_seq
+                    && db
+                        .get_pinned_cf(reads_cf, keys::read_key(r.day, r.seq))
+                        .map_err(engine)?
+                        .is_none()
+                {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         };
         let mut stats = self.stats.clone();
         // The sequence number of every read of the group, in arrival order.
@@ -1616,7 +1731,9 @@ impl WriterState {
                         read_force: force.clone(),
                         detail: detail.clone(),
                     };
-                    alert_positions.push(log_alert(&mut batch, &alert)?);
+                    if names_stored(&alert)? {
+                        alert_positions.push(log_alert(&mut batch, &alert)?);
+                    }
                 }
                 batch.put_cf(dedup_cf, part(&p.dedup), seq.to_be_bytes());
                 *stats.reads_by_force.entry(force.clone()).or_default() += 1;
@@ -1625,7 +1742,9 @@ impl WriterState {
                 out.push(Appended::Stored { seq });
             }
             for alert in &req.alerts {
-                alert_positions.push(log_alert(&mut batch, alert)?);
+                if names_stored(alert)? {
+                    alert_positions.push(log_alert(&mut batch, alert)?);
+                }
             }
             let mut audit = Vec::with_capacity(req.audit.len());
             for entry in &req.audit {

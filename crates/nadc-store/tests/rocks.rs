@@ -650,3 +650,140 @@ fn the_write_ahead_log_stays_under_its_cap_and_nothing_is_lost() {
     let kept = wal_bytes(uncapped.path());
     assert!(kept > 2 * bound, "only {kept} bytes of WAL without a cap");
 }
+
+fn stored_ref(out: &[Appended], i: usize, day: u32) -> nadc_store::ReadRef {
+    match out[i] {
+        Appended::Stored { seq } => nadc_store::ReadRef { day, seq },
+        ref other => panic!("{other:?}"),
+    }
+}
+
+fn clone_detail(other: nadc_store::ReadRef) -> nadc_core::alert::AlertDetail {
+    nadc_core::alert::AlertDetail::Clone {
+        other,
+        distance_m: 170_000.0,
+        seconds: 600.0,
+        speed_kmh: 1_020.0,
+    }
+}
+
+/// Expires `day` in steps of two reads, keeping `held`; alerts deleted.
+fn expire_day(s: &dyn Store, day: u32, held: &[u64]) -> u64 {
+    let (mut from_seq, mut alerts) = (0, 0);
+    loop {
+        let step = s
+            .expire(nadc_store::ExpireDay {
+                day,
+                held: held.iter().copied().collect(),
+                from_seq,
+                max: 2,
+                ..Default::default()
+            })
+            .unwrap();
+        alerts += step.alerts_deleted;
+        match step.next_seq {
+            Some(n) => from_seq = n,
+            None => return alerts,
+        }
+    }
+}
+
+/// An alert is shown with the reads it names, so none may outlive them:
+/// retention deletes an alert with the first of its reads to go, and an
+/// alert naming a read already gone is not logged.
+#[test]
+fn alerts_go_with_the_reads_they_name_and_are_never_logged_without_them() {
+    use nadc_core::alert::{Alert, AlertState, Verification};
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let avon = ForceId::new("AVON").unwrap();
+    let day = t0().day();
+    let mut a = new_read("a", "AB12CDE", 10);
+    a.alerts.push(hit_detail("AB12CDE"));
+    let mut k = new_read("k", "KE12PTT", 12);
+    k.alerts.push(hit_detail("KE12PTT"));
+    let out = s
+        .append(&avon, vec![a, new_read("b", "CL0NE1", 11), k])
+        .unwrap();
+    let (a, b, k) = (
+        stored_ref(&out, 0, day),
+        stored_ref(&out, 1, day),
+        stored_ref(&out, 2, day),
+    );
+    // The next day, CL0NE1 again far away: a clone of b, raised with the
+    // read; and one of a logged on its own.
+    let mut c = new_read("c", "CL0NE1", 86_400 + 5);
+    c.alerts.push(clone_detail(b));
+    let out = s.append(&avon, vec![c]).unwrap();
+    let c = stored_ref(&out, 0, day + 1);
+    let later = Alert {
+        raised_at: t0(),
+        read: c,
+        read_force: avon.clone(),
+        detail: clone_detail(a),
+    };
+    assert_eq!(s.log_alerts(vec![later]).unwrap(), [4]);
+    let state = AlertState {
+        state: Verification::Confirmed,
+        by: "op".into(),
+        by_force: avon.clone(),
+        at: t0(),
+        note: String::new(),
+    };
+    s.set_alert_state(1, &state).unwrap();
+    assert_eq!(
+        logged(&s, 0).iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+
+    // The first day expires but k is held: a's hit and both clones go
+    // (each names a read of that day), k's hit stays.
+    assert_eq!(expire_day(&s, day, &[k.seq]), 3);
+    let left = logged(&s, 0);
+    assert_eq!(left.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [2]);
+    assert_eq!(left[0].1.read, k);
+    assert_eq!(s.alert_states(&[1]).unwrap(), [None]);
+    // Every read a logged alert names can be fetched.
+    assert_eq!(s.get_reads(&[k, c]).unwrap().len(), 2);
+
+    // Alerts naming a deleted read are not logged, on their own or with a
+    // new read; the read itself is stored.
+    let gone = Alert {
+        raised_at: t0(),
+        read: a,
+        read_force: avon.clone(),
+        detail: hit_detail("AB12CDE"),
+    };
+    assert!(s.log_alerts(vec![gone]).unwrap().is_empty());
+    let mut d = new_read("d", "CL0NE1", 86_400 + 9);
+    d.alerts.push(clone_detail(b));
+    let out = s.append(&avon, vec![d]).unwrap();
+    assert!(matches!(out[0], Appended::Stored { .. }), "{out:?}");
+    assert_eq!(logged(&s, 0).len(), 1);
+    assert_eq!(s.last_alert(), 4);
+}
+
+/// A store written before alerts were indexed by read gets the index built
+/// when it is opened, so its old alerts expire with their reads too.
+#[test]
+fn a_store_from_before_the_alert_index_has_it_built_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let avon = ForceId::new("AVON").unwrap();
+    {
+        let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let mut a = new_read("a", "AB12CDE", 10);
+        a.alerts.push(hit_detail("AB12CDE"));
+        s.append(&avon, vec![a]).unwrap();
+        s.close().unwrap();
+    }
+    {
+        let opts = rocksdb::Options::default();
+        let names = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
+        let mut db = rocksdb::DB::open_cf(&opts, dir.path(), &names).unwrap();
+        db.drop_cf("alert_reads").unwrap();
+    }
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(logged(&s, 0).len(), 1);
+    assert_eq!(expire_day(&s, t0().day(), &[]), 1);
+    assert!(logged(&s, 0).is_empty());
+}

@@ -234,3 +234,53 @@ async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
     assert_eq!(geo, 0, "geo index entries left");
     assert!(store.stats().unwrap().total_reads() == 0);
 }
+
+/// A read is refused at ingest once older than its force's retention where
+/// that is shorter than the node's (retention would delete it at its next
+/// pass), and older than the node's where the force's is longer (no search
+/// reaches back further).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_are_refused_past_their_forces_retention_or_the_nodes() {
+    let mut h = Harness::start().await;
+    h.configure = |cfg| {
+        cfg.retention.per_force_days.insert("KENT".into(), 730);
+        cfg.retention.per_force_days.insert("AVON".into(), 30);
+    };
+    h.restart().await;
+    const MINS_A_DAY: i64 = 1_440;
+    let mut pushed = BTreeMap::new();
+    for force in ["AVON", "KENT", "MET"] {
+        h.cameras(force, 1).await;
+        let mut c = pb::ingest_client::IngestClient::new(h.bof(force).await);
+        let r = c
+            .push_batch(batch(vec![
+                read("d29", "AB12CDE", "C1", 29 * MINS_A_DAY),
+                read("d31", "AB12CDE", "C1", 31 * MINS_A_DAY),
+                read("d400", "AB12CDE", "C1", 400 * MINS_A_DAY),
+            ]))
+            .await
+            .unwrap()
+            .into_inner();
+        let refused: Vec<(&str, &str)> = r
+            .rejected
+            .iter()
+            .map(|x| (x.read_id.as_str(), x.message.as_str()))
+            .collect();
+        for (id, message) in &refused {
+            assert!(
+                message.contains(&format!("retention period for {force}")),
+                "{id}: {message}"
+            );
+        }
+        pushed.insert(
+            force,
+            refused
+                .iter()
+                .map(|(id, _)| id.to_string())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(pushed["AVON"], ["d31", "d400"]);
+    assert_eq!(pushed["KENT"], ["d400"]);
+    assert_eq!(pushed["MET"], ["d400"]);
+}

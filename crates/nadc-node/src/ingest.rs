@@ -15,7 +15,7 @@
 //!    then [`Alerting::after_append`] announces the alerts.
 //! 5. The [`pb::BatchResult`] acknowledges exactly what was stored.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -45,6 +45,11 @@ pub struct Validator {
     pub clock: Arc<dyn Clock>,
     /// Retention in days.
     pub retention_days: u32,
+    /// Retention in days of forces with their own period. A read is taken
+    /// only if both its force's period and the node's cover it: its force
+    /// would delete it at the next pass, and searches reach back only as
+    /// far as the node's.
+    pub per_force_days: BTreeMap<ForceId, u32>,
     /// Tolerance for capture times ahead of the node's clock, in seconds.
     pub future_tolerance_s: u32,
 }
@@ -71,7 +76,11 @@ impl Validator {
     /// Validates every read of a batch for `force`.
     pub fn validate_batch(&self, force: &ForceId, reads: Vec<pb::Read>) -> Validated {
         let now = self.clock.now();
-        let oldest = now.minus_days(self.retention_days);
+        let days = self
+            .per_force_days
+            .get(force)
+            .map_or(self.retention_days, |d| self.retention_days.min(*d));
+        let oldest = now.minus_days(days);
         let newest = now.plus_millis(i64::from(self.future_tolerance_s) * 1000);
         let mut seen = HashSet::new();
         let mut out = Validated {
@@ -104,8 +113,7 @@ impl Validator {
                 Some(ReadError::new(
                     ReadErrorCode::TooOld,
                     format!(
-                        "observed_at {t} is older than the {}-day retention period (earliest accepted {oldest})",
-                        self.retention_days
+                        "observed_at {t} is older than the {days}-day retention period for {force} (earliest accepted {oldest})"
                     ),
                 ))
             } else if t > newest {

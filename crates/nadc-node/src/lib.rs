@@ -219,12 +219,20 @@ pub async fn start_with_listener(
         federation: federation.clone(),
         stop: stop_rx.clone(),
     };
+    // (Force codes were checked with the rest of the configuration.)
+    let per_force_days: std::collections::BTreeMap<_, _> = cfg
+        .retention
+        .per_force_days
+        .iter()
+        .filter_map(|(f, d)| nadc_core::ForceId::new(f).ok().map(|f| (f, *d)))
+        .collect();
     let ingest = ingest::IngestService {
         store: store.clone(),
         validator: ingest::Validator {
             cameras: registry.clone(),
             clock: clock.clone(),
             retention_days: cfg.retention_days,
+            per_force_days: per_force_days.clone(),
             future_tolerance_s: cfg.future_tolerance_s,
         },
         max_batch_reads: cfg.max_batch_reads,
@@ -248,12 +256,7 @@ pub async fn start_with_listener(
         store: store.clone(),
         governance: governance.clone(),
         default_days: cfg.retention_days,
-        per_force: cfg
-            .retention
-            .per_force_days
-            .iter()
-            .filter_map(|(f, d)| nadc_core::ForceId::new(f).ok().map(|f| (f, *d)))
-            .collect(),
+        per_force: per_force_days,
         recent,
     });
     let disclosure_service = disclosure::DisclosureService {

@@ -1240,17 +1240,24 @@ impl Drop for RocksStore {
 }
 
 /// Adds to `batch` the deletion of every logged alert that names one of
-/// `seqs` (reads of `day` that `batch` deletes, ascending), with its
-/// verification state and its alerts-by-read entries, so that no alert
-/// outlives a read it names. Returns how many alerts go.
+/// `seqs` (reads of `day` that `batch` deletes, ascending; `None`: every
+/// read of the day), with its verification state and its alerts-by-read
+/// entries, so that no alert outlives a read it names. Returns how many
+/// alerts go.
 fn expire_alerts(
     db: &DB,
     batch: &mut WriteBatch,
     day: u32,
-    seqs: &[u64],
+    seqs: Option<&[u64]>,
 ) -> Result<u64, StoreError> {
-    let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
-        return Ok(0);
+    let (first, end) = match seqs {
+        None => (0, keys::alert_read_key(day.saturating_add(1), 0, 0)),
+        Some(seqs) => match (seqs.first(), seqs.last()) {
+            (Some(first), Some(last)) => {
+                (*first, keys::alert_read_key(day, last.saturating_add(1), 0))
+            }
+            _ => return Ok(0),
+        },
     };
     let (alerts_cf, state_cf, by_read_cf) = (
         cf(db, CF_ALERTS)?,
@@ -1258,9 +1265,9 @@ fn expire_alerts(
         cf(db, CF_ALERT_READS)?,
     );
     let mut ro = ReadOptions::default();
-    ro.set_iterate_upper_bound(keys::alert_read_key(day, last.saturating_add(1), 0).to_vec());
+    ro.set_iterate_upper_bound(end.to_vec());
     let mut it = db.raw_iterator_cf_opt(by_read_cf, ro);
-    it.seek(keys::alert_read_key(day, *first, 0));
+    it.seek(keys::alert_read_key(day, first, 0));
     let mut gone = std::collections::BTreeSet::new();
     while let Some(k) = it.key() {
         let (_, seq, position) =
@@ -1268,7 +1275,8 @@ fn expire_alerts(
                 what: "alert_reads",
                 detail: "undecodable key".into(),
             })?;
-        if seqs.binary_search(&seq).is_ok() && gone.insert(position) {
+        let deleted = seqs.is_none_or(|s| s.binary_search(&seq).is_ok());
+        if deleted && gone.insert(position) {
             let key = position.to_be_bytes();
             // An alert naming two deleted reads is met twice: the first
             // time deletes every entry it has.
@@ -1551,7 +1559,16 @@ impl WriterState {
         if n == 0 && !drop_day {
             return Ok(out);
         }
-        out.alerts_deleted = expire_alerts(&db, &mut batch, step.day, &deleted_seqs)?;
+        // Alerts go in the write that deletes the reads they name: a whole
+        // day's reads (and so its alerts, even ones logged between its
+        // steps) with its last step.
+        out.alerts_deleted = if drop_day {
+            expire_alerts(&db, &mut batch, step.day, None)?
+        } else if whole_day {
+            0
+        } else {
+            expire_alerts(&db, &mut batch, step.day, Some(&deleted_seqs))?
+        };
         let mut stats = self.stats.clone();
         for (force, c) in &out.deleted {
             let e = stats.reads_by_force.entry(force.clone()).or_default();

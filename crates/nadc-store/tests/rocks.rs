@@ -787,3 +787,59 @@ fn a_store_from_before_the_alert_index_has_it_built_at_open() {
     assert_eq!(expire_day(&s, t0().day(), &[]), 1);
     assert!(logged(&s, 0).is_empty());
 }
+
+/// A day expired whole keeps its records until its last step (one range
+/// delete): an alert logged between its steps, naming a read an earlier
+/// step passed, still goes with the day.
+#[test]
+fn an_alert_logged_while_its_day_expires_goes_with_the_day() {
+    use nadc_core::alert::Alert;
+    use nadc_store::ExpireDay;
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let avon = ForceId::new("AVON").unwrap();
+    let day = t0().day();
+    let out = s
+        .append(
+            &avon,
+            (0..3)
+                .map(|i| new_read(&format!("r{i}"), "AB12CDE", i))
+                .collect(),
+        )
+        .unwrap();
+    let first = stored_ref(&out, 0, day);
+    let step = s
+        .expire(ExpireDay {
+            day,
+            max: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut from_seq = step.next_seq.expect("three reads take three steps");
+    let alert = Alert {
+        raised_at: t0(),
+        read: first,
+        read_force: avon.clone(),
+        detail: hit_detail("AB12CDE"),
+    };
+    assert_eq!(s.log_alerts(vec![alert]).unwrap(), [1]);
+    let mut alerts = 0;
+    loop {
+        let step = s
+            .expire(ExpireDay {
+                day,
+                from_seq,
+                max: 1,
+                ..Default::default()
+            })
+            .unwrap();
+        alerts += step.alerts_deleted;
+        match step.next_seq {
+            Some(n) => from_seq = n,
+            None => break,
+        }
+    }
+    assert_eq!(alerts, 1);
+    assert!(logged(&s, 0).is_empty());
+    assert!(scan_counts(&s).unwrap().is_empty());
+}

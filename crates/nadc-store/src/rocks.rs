@@ -1296,14 +1296,21 @@ fn expire_alerts(
 }
 
 /// Builds the alerts-by-read index of a store written before it existed:
-/// one entry per read each logged alert names.
+/// one entry per read each logged alert names, written 64 Ki alerts at a
+/// time.
 fn index_alerts_by_read(db: &DB) -> Result<u64, StoreError> {
     let by_read_cf = cf(db, CF_ALERT_READS)?;
     let mut it = db.raw_iterator_cf(cf(db, CF_ALERTS)?);
     it.seek_to_first();
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
     let mut batch = WriteBatch::default();
     let mut n = 0;
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if n > 0 && n % 65_536 == 0 {
+            db.write_opt(std::mem::take(&mut batch), &wo)
+                .map_err(engine)?;
+        }
         let position = keys::be_u64(k).ok_or_else(|| StoreError::Corrupt {
             what: "alerts",
             detail: "key is not 8 bytes".into(),
@@ -1316,8 +1323,6 @@ fn index_alerts_by_read(db: &DB) -> Result<u64, StoreError> {
         it.next();
     }
     it.status().map_err(engine)?;
-    let mut wo = WriteOptions::default();
-    wo.set_sync(true);
     db.write_opt(batch, &wo).map_err(engine)?;
     Ok(n)
 }

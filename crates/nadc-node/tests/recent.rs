@@ -61,6 +61,14 @@ impl Traffic {
     }
 }
 
+/// What the clone check remembers of each read.
+fn sightings(reads: &[NewRead]) -> Vec<(Vrm, Timestamp, GeoPoint)> {
+    reads
+        .iter()
+        .map(|r| (r.read.vrm.clone(), r.read.observed_at, r.position))
+        .collect()
+}
+
 /// Reads appended in batches to a store that already held an hour of reads
 /// when memory started, with re-pushed duplicates; after each batch, probes
 /// of random VRMs at random times up to eight hours back, asked of both.
@@ -93,10 +101,7 @@ fn run(seed: u64, max_reads: usize) -> (usize, usize) {
         if traffic.rng.random_bool(0.2) {
             batch.push(batch[0].clone());
         }
-        let sightings: Vec<(Vrm, Timestamp, GeoPoint)> = batch
-            .iter()
-            .map(|r| (r.read.vrm.clone(), r.read.observed_at, r.position))
-            .collect();
+        let sightings = sightings(&batch);
         let outcomes = store.append(&force, batch).unwrap();
         recent.add(&sightings, &outcomes);
         // A quarter at the very time of a read just stored (the read is its
@@ -189,10 +194,7 @@ fn a_retention_pass_makes_memory_forget_the_days_it_deletes() {
             NewRead::new(read, GeoPoint::new(51.5, -2.5).unwrap(), t0())
         })
         .collect();
-    let sightings: Vec<(Vrm, Timestamp, GeoPoint)> = reads
-        .iter()
-        .map(|r| (r.read.vrm.clone(), r.read.observed_at, r.position))
-        .collect();
+    let sightings = sightings(&reads);
     let outcomes = store.append(&force, reads).unwrap();
     recent.add(&sightings, &outcomes);
     assert_eq!(recent.len(), 12);

@@ -669,14 +669,20 @@ fn clone_detail(other: nadc_store::ReadRef) -> nadc_core::alert::AlertDetail {
 
 /// Expires `day` in steps of two reads, keeping `held`; alerts deleted.
 fn expire_day(s: &dyn Store, day: u32, held: &[u64]) -> u64 {
-    let (mut from_seq, mut alerts) = (0, 0);
+    expire_from(s, day, held, 0, 2)
+}
+
+/// Expires the rest of `day` from `from_seq`, `max` reads a step, keeping
+/// `held`; alerts deleted.
+fn expire_from(s: &dyn Store, day: u32, held: &[u64], mut from_seq: u64, max: usize) -> u64 {
+    let mut alerts = 0;
     loop {
         let step = s
             .expire(nadc_store::ExpireDay {
                 day,
                 held: held.iter().copied().collect(),
                 from_seq,
-                max: 2,
+                max,
                 ..Default::default()
             })
             .unwrap();
@@ -815,7 +821,7 @@ fn an_alert_logged_while_its_day_expires_goes_with_the_day() {
             ..Default::default()
         })
         .unwrap();
-    let mut from_seq = step.next_seq.expect("three reads take three steps");
+    let from_seq = step.next_seq.expect("three reads take three steps");
     let alert = Alert {
         raised_at: t0(),
         read: first,
@@ -823,23 +829,7 @@ fn an_alert_logged_while_its_day_expires_goes_with_the_day() {
         detail: hit_detail("AB12CDE"),
     };
     assert_eq!(s.log_alerts(vec![alert]).unwrap(), [1]);
-    let mut alerts = 0;
-    loop {
-        let step = s
-            .expire(ExpireDay {
-                day,
-                from_seq,
-                max: 1,
-                ..Default::default()
-            })
-            .unwrap();
-        alerts += step.alerts_deleted;
-        match step.next_seq {
-            Some(n) => from_seq = n,
-            None => break,
-        }
-    }
-    assert_eq!(alerts, 1);
+    assert_eq!(expire_from(&s, day, &[], from_seq, 1), 1);
     assert!(logged(&s, 0).is_empty());
     assert!(scan_counts(&s).unwrap().is_empty());
 }

@@ -14,11 +14,12 @@
 //! requests, which reads are duplicates of stored ones or of an earlier
 //! read in the group, with one sorted multi-get.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use nadc_core::alert::AlertDetail;
 use nadc_core::vrm_match::ConfusableGroups;
-use nadc_core::{ForceId, Timestamp};
+use nadc_core::{ForceId, GeoPoint, Timestamp};
 
 use crate::keys;
 use crate::record;
@@ -71,6 +72,10 @@ impl PreparedReads {
         // sizes; growing past it costs a copy, not an error.
         let mut bytes = Vec::with_capacity(reads.len() * 256);
         let mut out = Vec::with_capacity(reads.len());
+        // A batch's reads come from a force's cameras, most of them fixed:
+        // the same few positions over and over, and an H3 cell costs about
+        // 4 k instructions to compute.
+        let mut cells: HashMap<GeoPoint, u64> = HashMap::new();
         for new in reads.iter_mut() {
             let r = &new.read;
             let t = r.observed_at;
@@ -88,7 +93,10 @@ impl PreparedReads {
             let read_key = part(&bytes);
             bytes = record::encode_read_into(bytes, force, new.received_at, new.position, r)?;
             let record = part(&bytes);
-            let cell = new.position.index_cell();
+            let position = new.position;
+            let cell = *cells
+                .entry(position)
+                .or_insert_with(|| position.index_cell());
             bytes.extend_from_slice(&keys::geo_key(day, cell, t.ms_of_day(), 0));
             let geo_key = part(&bytes);
             keys::push_vrm_key(&mut bytes, &r.vrm, t, 0);

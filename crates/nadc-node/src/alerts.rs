@@ -471,22 +471,25 @@ impl AlertFilter {
 }
 
 /// Builds the wire events for logged alerts: fetches their reads (and a
-/// clone's other read) and verification states.
+/// clone's other read) and verification states. Alerts retention deleted
+/// since they were read are left out.
 pub fn events(
     store: &dyn Store,
     node: &str,
-    alerts: Vec<(u64, Alert)>,
+    mut alerts: Vec<(u64, Alert)>,
 ) -> Result<Vec<pb::AlertEvent>, StoreError> {
-    let mut refs: Vec<ReadRef> = alerts.iter().map(|(_, a)| a.read).collect();
-    for (_, a) in &alerts {
-        if let AlertDetail::Clone { other, .. } = a.detail {
-            refs.push(other);
+    let reads = match named_reads(store, &alerts) {
+        Ok(reads) => reads,
+        // A read is missing. Retention deletes a read with every alert
+        // naming it, in one write, so if that happened since the alerts
+        // were read, those alerts are gone now: the rest are fetched again,
+        // and a read still missing is corruption.
+        Err(StoreError::Corrupt { .. }) => {
+            alerts = still_logged(store, alerts)?;
+            named_reads(store, &alerts)?
         }
-    }
-    refs.sort_unstable();
-    refs.dedup();
-    let reads: HashMap<ReadRef, StoredRead> =
-        refs.iter().copied().zip(store.get_reads(&refs)?).collect();
+        Err(e) => return Err(e),
+    };
     let positions: Vec<u64> = alerts.iter().map(|(p, _)| *p).collect();
     let states = store.alert_states(&positions)?;
     Ok(alerts
@@ -494,6 +497,36 @@ pub fn events(
         .zip(states)
         .map(|((position, a), state)| event(node, position, &a, &reads, state.as_ref()))
         .collect())
+}
+
+/// Every read the alerts name.
+fn named_reads(
+    store: &dyn Store,
+    alerts: &[(u64, Alert)],
+) -> Result<HashMap<ReadRef, StoredRead>, StoreError> {
+    let mut refs: Vec<ReadRef> = alerts.iter().flat_map(|(_, a)| a.reads()).collect();
+    refs.sort_unstable();
+    refs.dedup();
+    Ok(refs.iter().copied().zip(store.get_reads(&refs)?).collect())
+}
+
+/// The alerts still in the log.
+fn still_logged(
+    store: &dyn Store,
+    alerts: Vec<(u64, Alert)>,
+) -> Result<Vec<(u64, Alert)>, StoreError> {
+    let mut kept = Vec::with_capacity(alerts.len());
+    for (position, alert) in alerts {
+        let mut logged = false;
+        store.alerts(position.saturating_sub(1), &mut |p, _| {
+            logged = p == position;
+            ControlFlow::Break(())
+        })?;
+        if logged {
+            kept.push((position, alert));
+        }
+    }
+    Ok(kept)
 }
 
 fn event(

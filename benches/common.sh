@@ -6,6 +6,16 @@ source scripts/bootstrap.sh
 cargo build --release --bin nadc >&2
 NADC="$CARGO_TARGET_DIR/release/nadc"
 
+# bench_need_valgrind: installs valgrind with apt when missing (the
+# callgrind profiles).
+bench_need_valgrind() {
+  command -v valgrind >/dev/null && return
+  echo "== installing valgrind" >&2
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq valgrind >&2
+}
+
 # bench_workdir NAME: a fresh directory in $work, removed at exit after the
 # script's own `bench_stop`, if it defines one (to stop its nodes).
 bench_workdir() {

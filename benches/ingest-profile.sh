@@ -22,12 +22,7 @@ cd "$(dirname "$0")/.."
 VEHICLES="${1:-2000}"
 FUNCTION="${2:-}"
 source benches/common.sh
-if ! command -v valgrind >/dev/null; then
-  echo "== installing valgrind" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq valgrind >&2
-fi
+bench_need_valgrind
 bench_workdir ingest-profile
 bench_stop() { bench_unserve; }
 out="benches/profile-out"

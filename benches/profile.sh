@@ -20,12 +20,7 @@ VEHICLES="${1:-60000}"
 KIND="${2:-geo1km1h}"
 SEARCHES="${3:-100}"
 source benches/common.sh
-if ! command -v valgrind >/dev/null; then
-  echo "== installing valgrind" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq valgrind >&2
-fi
+bench_need_valgrind
 bench_workdir profile
 bench_stop() { bench_unserve; }
 out="benches/profile-out"

@@ -3,11 +3,12 @@
 //! reported as corruption.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::ops::ControlFlow;
 
 use nadc_core::alert::{Alert, AlertDetail};
-use nadc_core::read::ReadInput;
-use nadc_core::{ForceId, GeoPoint, Timestamp};
+use nadc_core::{ForceId, Timestamp};
 use nadc_node::alerts::events;
 use nadc_store::{Appended, ExpireDay, NewRead, ReadRef, RocksStore, Store, StoreOptions};
 
@@ -18,18 +19,7 @@ fn t0() -> Timestamp {
 /// A read of CL0NE12 `mins` minutes after t0, raising a clone alert
 /// against `other` if given.
 fn read(id: &str, mins: i64, other: Option<ReadRef>) -> NewRead {
-    let read = ReadInput {
-        read_id: id.into(),
-        vrm: "CL0NE12".into(),
-        observed_at: Some(t0().plus_millis(mins * 60_000)),
-        camera_id: "C1".into(),
-        lat: Some(51.5),
-        lon: Some(-2.5),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
-    let mut new = NewRead::new(read, GeoPoint::new(51.5, -2.5).unwrap(), t0());
+    let mut new = common::read_at(id, "CL0NE12", t0().plus_millis(mins * 60_000), t0());
     new.alerts.extend(other.map(|other| AlertDetail::Clone {
         other,
         distance_m: 170_000.0,

@@ -2,6 +2,8 @@
 //! for: on a real RocksDB, every answer memory gives must be the store's.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use nadc_core::read::ReadInput;
 use nadc_core::{ForceId, GeoPoint, Timestamp, Vrm};
 use nadc_node::recent::RecentReads;
@@ -180,18 +182,8 @@ fn a_retention_pass_makes_memory_forget_the_days_it_deletes() {
     let midnight = t0().plus_millis(86_400_000);
     let reads: Vec<NewRead> = (-6..6)
         .map(|i| {
-            let read = ReadInput {
-                read_id: format!("r{i}"),
-                vrm: "AB01CDE".into(),
-                observed_at: Some(midnight.plus_millis(i * 10 * MIN)),
-                camera_id: "C1".into(),
-                lat: Some(51.5),
-                lon: Some(-2.5),
-                ..Default::default()
-            }
-            .validate()
-            .unwrap();
-            NewRead::new(read, GeoPoint::new(51.5, -2.5).unwrap(), t0())
+            let at = midnight.plus_millis(i * 10 * MIN);
+            common::read_at(&format!("r{i}"), "AB01CDE", at, t0())
         })
         .collect();
     let sightings = sightings(&reads);

@@ -15,8 +15,7 @@
 # inside it are counted. Prints the total, instructions per accepted read
 # and the top functions by inclusive instructions; keeps the profile in
 # benches/profile-out/ for `callgrind_annotate` or KCachegrind. Counts
-# include the node's start, warm-up and camera imports (small beside the
-# load at the default size).
+# include the node's start, its cache warm-up and the camera imports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VEHICLES="${1:-2000}"

@@ -1005,7 +1005,9 @@ impl pb::alerts_server::Alerts for AlertsService {
             let Some(alert) = found else {
                 return Ok(None);
             };
-            store.set_alert_state(position, &record)?;
+            if !store.set_alert_state(position, &record)? {
+                return Ok(None);
+            }
             Ok::<_, StoreError>(events(store.as_ref(), &node, vec![(position, alert)])?.pop())
         })
         .await

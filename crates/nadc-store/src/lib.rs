@@ -335,7 +335,9 @@ pub trait Store: Send + Sync + 'static {
     fn last_alert(&self) -> u64;
 
     /// Records an alert's verification state (replacing the previous one).
-    fn set_alert_state(&self, position: u64, state: &AlertState) -> Result<(), StoreError>;
+    /// `false`, and nothing recorded, if no alert is logged at `position`
+    /// (never logged, or deleted by retention meanwhile).
+    fn set_alert_state(&self, position: u64, state: &AlertState) -> Result<bool, StoreError>;
 
     /// The verification states of alerts, in the order given.
     fn alert_states(&self, positions: &[u64]) -> Result<Vec<Option<AlertState>>, StoreError>;

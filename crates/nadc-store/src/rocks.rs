@@ -716,18 +716,26 @@ impl Store for RocksStore {
         self.last_alert.load(Ordering::Acquire)
     }
 
-    fn set_alert_state(&self, position: u64, state: &AlertState) -> Result<(), StoreError> {
+    fn set_alert_state(&self, position: u64, state: &AlertState) -> Result<bool, StoreError> {
         let cf = self.cf(CF_ALERT_STATE)?;
+        let key = position.to_be_bytes();
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db
-            .put_cf_opt(
-                cf,
-                position.to_be_bytes(),
-                record::encode("alert state", state)?,
-                &wo,
-            )
-            .map_err(engine)
+            .put_cf_opt(cf, key, record::encode("alert state", state)?, &wo)
+            .map_err(engine)?;
+        // Checked after the write: retention deletes an alert and its state
+        // in one write, so either that write comes after this one and takes
+        // the state too, or the alert is seen gone here.
+        let logged = self
+            .db
+            .get_pinned_cf(self.cf(CF_ALERTS)?, key)
+            .map_err(engine)?
+            .is_some();
+        if !logged {
+            self.db.delete_cf_opt(cf, key, &wo).map_err(engine)?;
+        }
+        Ok(logged)
     }
 
     fn alert_states(&self, positions: &[u64]) -> Result<Vec<Option<AlertState>>, StoreError> {

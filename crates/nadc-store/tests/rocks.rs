@@ -256,17 +256,17 @@ fn alerts_are_logged_with_new_reads_only_and_survive_reopen() {
             s.log_alerts(vec![later.clone(), later]).unwrap(),
             vec![2, 3]
         );
-        s.set_alert_state(
-            2,
-            &AlertState {
-                state: Verification::Rejected,
-                by: "op".into(),
-                by_force: avon.clone(),
-                at: t0(),
-                note: "image shows AB12CDF".into(),
-            },
-        )
-        .unwrap();
+        let rejected = AlertState {
+            state: Verification::Rejected,
+            by: "op".into(),
+            by_force: avon.clone(),
+            at: t0(),
+            note: "image shows AB12CDF".into(),
+        };
+        assert!(s.set_alert_state(2, &rejected).unwrap());
+        // No alert at 9: nothing is recorded for it.
+        assert!(!s.set_alert_state(9, &rejected).unwrap());
+        assert_eq!(s.alert_states(&[9]).unwrap(), [None]);
         s.close().unwrap();
     }
     let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
@@ -736,7 +736,7 @@ fn alerts_go_with_the_reads_they_name_and_are_never_logged_without_them() {
         at: t0(),
         note: String::new(),
     };
-    s.set_alert_state(1, &state).unwrap();
+    assert!(s.set_alert_state(1, &state).unwrap());
     assert_eq!(
         logged(&s, 0).iter().map(|(p, _)| *p).collect::<Vec<_>>(),
         [1, 2, 3, 4]
@@ -748,6 +748,9 @@ fn alerts_go_with_the_reads_they_name_and_are_never_logged_without_them() {
     let left = logged(&s, 0);
     assert_eq!(left.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [2]);
     assert_eq!(left[0].1.read, k);
+    assert_eq!(s.alert_states(&[1]).unwrap(), [None]);
+    // Verifying an alert retention deleted records nothing.
+    assert!(!s.set_alert_state(1, &state).unwrap());
     assert_eq!(s.alert_states(&[1]).unwrap(), [None]);
     // Every read a logged alert names can be fetched.
     assert_eq!(s.get_reads(&[k, c]).unwrap().len(), 2);

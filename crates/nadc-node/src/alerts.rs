@@ -517,16 +517,23 @@ fn still_logged(
 ) -> Result<Vec<(u64, Alert)>, StoreError> {
     let mut kept = Vec::with_capacity(alerts.len());
     for (position, alert) in alerts {
-        let mut logged = false;
-        store.alerts(position.saturating_sub(1), &mut |p, _| {
-            logged = p == position;
-            ControlFlow::Break(())
-        })?;
-        if logged {
+        if logged_alert(store, position)?.is_some() {
             kept.push((position, alert));
         }
     }
     Ok(kept)
+}
+
+/// The alert logged at `position`, if it is (still) there.
+fn logged_alert(store: &dyn Store, position: u64) -> Result<Option<Alert>, StoreError> {
+    let mut found = None;
+    store.alerts(position.saturating_sub(1), &mut |p, a| {
+        if p == position {
+            found = Some(a);
+        }
+        ControlFlow::Break(())
+    })?;
+    Ok(found)
 }
 
 fn event(
@@ -995,14 +1002,7 @@ impl pb::alerts_server::Alerts for AlertsService {
         };
         let (store, node, position) = (self.store.clone(), self.node.clone(), q.position);
         let event = tokio::task::spawn_blocking(move || {
-            let mut found = None;
-            store.alerts(position.saturating_sub(1), &mut |p, a| {
-                if p == position {
-                    found = Some(a);
-                }
-                ControlFlow::Break(())
-            })?;
-            let Some(alert) = found else {
+            let Some(alert) = logged_alert(store.as_ref(), position)? else {
                 return Ok(None);
             };
             if !store.set_alert_state(position, &record)? {

@@ -31,13 +31,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use nadc_core::{GeoPoint, Timestamp, Vrm};
-use nadc_store::{Appended, VrmEntry};
+use nadc_store::{Appended, VrmEntry, VrmNeighbours};
 
 /// Capture-time buckets evicted as one, milliseconds.
 const BUCKET_MS: i64 = 10 * 60 * 1000;
-
-/// The nearest earlier and later reads of a VRM, as the store gives them.
-pub type Neighbours = [Option<VrmEntry>; 2];
 
 /// Recent reads per VRM (see the module documentation).
 pub struct RecentReads {
@@ -90,7 +87,7 @@ impl RecentReads {
         &self,
         probes: impl IntoIterator<Item = (&'a Vrm, Timestamp)>,
         look_ms: i64,
-    ) -> Vec<Option<Neighbours>> {
+    ) -> Vec<Option<VrmNeighbours>> {
         let inner = self.inner.lock().ok();
         probes
             .into_iter()
@@ -148,7 +145,7 @@ impl RecentReads {
 }
 
 impl Inner {
-    fn neighbours(&self, vrm: &Vrm, at: Timestamp, look_ms: i64) -> Option<Neighbours> {
+    fn neighbours(&self, vrm: &Vrm, at: Timestamp, look_ms: i64) -> Option<VrmNeighbours> {
         if at < self.covered_from {
             return None;
         }
@@ -243,7 +240,7 @@ mod tests {
         probes.iter().map(|(v, t)| (v, *t))
     }
 
-    fn times(n: Option<Neighbours>) -> Option<[Option<Timestamp>; 2]> {
+    fn times(n: Option<VrmNeighbours>) -> Option<[Option<Timestamp>; 2]> {
         n.map(|pair| pair.map(|e| e.map(|e| e.observed_at)))
     }
 

@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::ops::{ControlFlow, Range};
 
 use nadc_core::{GeoPoint, ReadRef, StoredRead, Timestamp, Vrm};
-use nadc_store::{Store, StoreError, VrmEntry};
+use nadc_store::{Store, StoreError, VrmNeighbours};
 
 use crate::QueryError;
 
@@ -477,7 +477,7 @@ pub fn clone_checks(
 /// rule flags. `rule` must be valid ([`CloneRule::validate`]).
 pub fn flag_neighbours(
     reads: &[(Vrm, Timestamp, GeoPoint)],
-    neighbours: Vec<[Option<VrmEntry>; 2]>,
+    neighbours: Vec<VrmNeighbours>,
     rule: &CloneRule,
 ) -> Vec<Vec<CloneNeighbour>> {
     reads

@@ -86,6 +86,10 @@ impl VrmEntry {
     }
 }
 
+/// The nearest earlier (at or before) and later reads of a VRM to a time,
+/// as [`Store::vrm_neighbours`] gives them for each probe.
+pub type VrmNeighbours = [Option<VrmEntry>; 2];
+
 /// One step of deleting an expired day: which reads of a day to keep.
 #[derive(Clone, Debug, Default)]
 pub struct ExpireDay {
@@ -238,7 +242,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         probes: &[(Vrm, Timestamp)],
         look_ms: i64,
-    ) -> Result<Vec<[Option<VrmEntry>; 2]>, StoreError>;
+    ) -> Result<Vec<VrmNeighbours>, StoreError>;
 
     /// Visits the geographic index entries whose cell lies in one of
     /// `cells` (sorted, non-overlapping ranges of index cells) and whose

@@ -35,7 +35,7 @@ use crate::prepare::{self, Fate, PreparedReads};
 use crate::record;
 use crate::{
     Appended, CameraEntry, ExpireDay, Expired, GeoHit, NewRead, ReadRef, Store, StoreError,
-    StoreStats, VrmEntry,
+    StoreStats, VrmEntry, VrmNeighbours,
 };
 
 /// One column family's disk use ([`RocksStore::usage`]).
@@ -855,7 +855,7 @@ impl Store for RocksStore {
         &self,
         probes: &[(Vrm, Timestamp)],
         look_ms: i64,
-    ) -> Result<Vec<[Option<VrmEntry>; 2]>, StoreError> {
+    ) -> Result<Vec<VrmNeighbours>, StoreError> {
         let look_ms = look_ms.max(0);
         let mut it = self.db.raw_iterator_cf(self.cf(CF_VRM)?);
         let mut out = Vec::with_capacity(probes.len());
@@ -1674,39 +1674,37 @@ impl WriterState {
 
         let mut next_seq = self.next_seq;
         let mut next_alert = self.next_alert;
-        let mut log_alert = |batch: &mut WriteBatch, alert: &Alert| -> Result<u64, StoreError> {
-            let pos = next_alert;
-            next_alert += 1;
-            batch.put_cf(
-                alerts_cf,
-                pos.to_be_bytes(),
-                record::encode("alert", alert)?,
-            );
-            for r in alert.reads() {
-                batch.put_cf(alert_reads_cf, keys::alert_read_key(r.day, r.seq, pos), []);
-            }
-            Ok(pos)
-        };
-        // Whether every read an alert names is stored, or stored by this
-        // group (sequence numbers from `self.next_seq` on). A clone's other
-        // read was found before this group: expiry may have deleted it
-        // since, and an alert is logged only with every read it names.
-        // (Expiry runs on this thread: what is stored now stays until this
-        // group is written.)
+        // Logs `alert` if every read it names is stored, or stored by this
+        // group (sequence numbers from `self.next_seq` on), and gives its
+        // position. A clone's other read was found before this group: expiry
+        // may have deleted it since, and an alert is logged only with every
+        // read it names. (Expiry runs on this thread: what is stored now
+        // stays until this group is written.)
         let first_new_seq = self.next_seq;
-        let names_stored = |alert: &Alert| -> Result<bool, StoreError> {
-            for r in alert.reads() {
-                if r.seq < first_new_seq
-                    && db
-                        .get_pinned_cf(reads_cf, keys::read_key(r.day, r.seq))
-                        .map_err(engine)?
-                        .is_none()
-                {
-                    return Ok(false);
+        let mut log_alert =
+            |batch: &mut WriteBatch, alert: &Alert| -> Result<Option<u64>, StoreError> {
+                for r in alert.reads() {
+                    if r.seq < first_new_seq
+                        && db
+                            .get_pinned_cf(reads_cf, keys::read_key(r.day, r.seq))
+                            .map_err(engine)?
+                            .is_none()
+                    {
+                        return Ok(None);
+                    }
                 }
-            }
-            Ok(true)
-        };
+                let pos = next_alert;
+                next_alert += 1;
+                batch.put_cf(
+                    alerts_cf,
+                    pos.to_be_bytes(),
+                    record::encode("alert", alert)?,
+                );
+                for r in alert.reads() {
+                    batch.put_cf(alert_reads_cf, keys::alert_read_key(r.day, r.seq, pos), []);
+                }
+                Ok(Some(pos))
+            };
         let mut stats = self.stats.clone();
         // The sequence number of every read of the group, in arrival order.
         let mut seqs: Vec<u64> = Vec::with_capacity(fates.len());
@@ -1761,9 +1759,7 @@ impl WriterState {
                         read_force: force.clone(),
                         detail: detail.clone(),
                     };
-                    if names_stored(&alert)? {
-                        alert_positions.push(log_alert(&mut batch, &alert)?);
-                    }
+                    alert_positions.extend(log_alert(&mut batch, &alert)?);
                 }
                 batch.put_cf(dedup_cf, part(&p.dedup), seq.to_be_bytes());
                 *stats.reads_by_force.entry(force.clone()).or_default() += 1;
@@ -1772,9 +1768,7 @@ impl WriterState {
                 out.push(Appended::Stored { seq });
             }
             for alert in &req.alerts {
-                if names_stored(alert)? {
-                    alert_positions.push(log_alert(&mut batch, alert)?);
-                }
+                alert_positions.extend(log_alert(&mut batch, alert)?);
             }
             let mut audit = Vec::with_capacity(req.audit.len());
             for entry in &req.audit {

@@ -1045,8 +1045,10 @@ async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
         kinds: vec![pb::AlertKind::Hit as i32],
         ..Default::default()
     };
+    // hank (KENT's hotlist manager, an alerting role) watches at node-1:
+    // the hits on KENT's list are KENT's (AVON's alice sees none of them).
     let history = |req: pb::WatchRequest| async {
-        let mut a = pb::alerts_client::AlertsClient::new(c.user(0, "alice").await);
+        let mut a = pb::alerts_client::AlertsClient::new(c.user(0, "hank").await);
         let mut s = a.watch(req).await.unwrap().into_inner();
         let mut out = Vec::new();
         while let Some(e) = s.message().await.unwrap() {
@@ -1061,9 +1063,17 @@ async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
     assert_eq!(national[0].list.as_ref().unwrap().owner, "KENT");
     assert!(history(watch(pb::Scope::Local)).await.is_empty());
 
+    let mut alice = pb::alerts_client::AlertsClient::new(c.user(0, "alice").await);
+    let mut s = alice
+        .watch(watch(pb::Scope::Unspecified))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(s.message().await.unwrap().is_none(), "alice saw KENT's hit");
+
     // Following at node-1: a hit raised on node-2 after the watch opened
     // arrives, naming its node; the one raised before does not.
-    let mut a = pb::alerts_client::AlertsClient::new(c.user(0, "alice").await);
+    let mut a = pb::alerts_client::AlertsClient::new(c.user(0, "hank").await);
     let mut live = a
         .watch(pb::WatchRequest {
             kinds: vec![pb::AlertKind::Hit as i32],

@@ -32,7 +32,8 @@ fn allowed(op: Op) -> &'static [&'static str] {
         Op::Push | Op::Cameras => &["bof:AVON"],
         Op::Search => &["alice", "ivan", "sam", "dora"],
         Op::ChangeHotlist => &["harry", "carol"],
-        Op::WatchAlerts => &["alice", "ivan", "sam", "dora", "harry", "audrey", "carol"],
+        // The alerting roles ([access] alert_roles).
+        Op::WatchAlerts => &["alice", "ivan", "sam", "harry"],
         Op::Grant => &["sam"],
         Op::Audit => &["audrey"],
         Op::Retention => &["carol"],

@@ -64,7 +64,9 @@ impl Clock for TickingClock {
 impl Harness {
     /// A PKI (node-1; BOFs AVON, KENT, MET; users alice analyst AVON, carol
     /// admin KENT, harry hotlist-manager AVON, sam supervisor AVON, audrey auditor
-    /// AVON), and a started node.
+    /// AVON, dora disclosure AVON, ivan investigator AVON, kim investigator and
+    /// hotlist-manager KENT, kurt auditor KENT, nora AVON with no role), and a
+    /// started node.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let spec = InitSpec {
@@ -78,6 +80,13 @@ impl Harness {
                 ("audrey".into(), vec![Role::Auditor], force("AVON")),
                 ("dora".into(), vec![Role::Disclosure], force("AVON")),
                 ("ivan".into(), vec![Role::Investigator], force("AVON")),
+                (
+                    "kim".into(),
+                    vec![Role::Investigator, Role::HotlistManager],
+                    force("KENT"),
+                ),
+                ("kurt".into(), vec![Role::Auditor], force("KENT")),
+                ("nora".into(), vec![], force("AVON")),
             ],
             ..Default::default()
         };

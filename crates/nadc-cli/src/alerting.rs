@@ -136,9 +136,11 @@ pub enum AlertsCommand {
         /// Only alerts raised from now on (ignores --after).
         #[arg(long, conflicts_with = "history")]
         from_now: bool,
-        /// This node's alerts only, not its peers' too (history or following).
-        #[arg(long)]
-        local: bool,
+        /// Purpose and case: needed to replay alerts raised before the
+        /// node's live period (history is disclosed like a search); --local
+        /// for this node's alerts only.
+        #[command(flatten)]
+        access: AccessArgs,
         /// Stop after this many alerts.
         #[arg(long)]
         count: Option<usize>,
@@ -781,7 +783,7 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
             kinds,
             history,
             from_now,
-            local,
+            access,
             count,
             format,
         } => {
@@ -796,12 +798,10 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
                 kinds: kinds.iter().map(|k| kind_to_pb(*k) as i32).collect(),
                 history_only: history,
                 from_now,
-                scope: if local {
-                    pb::Scope::Local as i32
-                } else {
-                    pb::Scope::Unspecified as i32
-                },
+                scope: access.scope(),
                 on_behalf_of: None,
+                access: Some(access_context(&node, &access)?),
+                raised_since: None,
             };
             let mut stream = rpc(
                 alerts_client(channel(&node).await?).watch(req).await,

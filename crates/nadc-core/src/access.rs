@@ -66,8 +66,15 @@ fn check_ref(what: &str, v: &str, required: bool) -> Result<(), AccessError> {
         };
     }
     if v.len() > MAX_REF_LEN || v.chars().any(|c| c.is_control()) || v.trim() != v {
+        // Named by a bounded prefix: the text itself may be of any length.
+        let shown: String = v.chars().take(MAX_REF_LEN).collect();
+        let more = if shown.len() < v.len() {
+            format!("… ({} bytes)", v.len())
+        } else {
+            String::new()
+        };
         return Err(AccessError::Context(format!(
-            "{what} {v:?} is malformed: 1 to {MAX_REF_LEN} characters, no control characters or surrounding spaces"
+            "{what} {shown:?}{more} is malformed: 1 to {MAX_REF_LEN} characters, no control characters or surrounding spaces"
         )));
     }
     Ok(())
@@ -157,6 +164,13 @@ pub struct AccessPolicy {
     /// Roles that may search nationally (fanned out to other nodes, beyond
     /// the user's own agency's node).
     pub national_roles: Vec<Role>,
+    /// Roles that may watch hotlist hits and record verifications (the
+    /// alerting roles).
+    pub alert_roles: Vec<Role>,
+    /// Alerts raised within this many minutes are live: a watcher sees them
+    /// (its force's) without naming a case. Replaying older alerts is
+    /// history, disclosed like a search: it needs a purpose and a case.
+    pub alert_live_minutes: u32,
 }
 
 impl Default for AccessPolicy {
@@ -185,6 +199,13 @@ impl Default for AccessPolicy {
                 Role::Supervisor,
                 Role::Disclosure,
             ],
+            alert_roles: vec![
+                Role::Analyst,
+                Role::Investigator,
+                Role::Supervisor,
+                Role::HotlistManager,
+            ],
+            alert_live_minutes: 60,
         }
     }
 }
@@ -229,6 +250,27 @@ impl AccessPolicy {
                 .collect::<Vec<_>>()
                 .join(" or ")
         )))
+    }
+
+    /// Whether a caller holding `roles` may watch alerts and verify them.
+    pub fn check_alerts(&self, roles: &[Role]) -> Result<(), AccessError> {
+        if roles.iter().any(|r| self.alert_roles.contains(r)) {
+            return Ok(());
+        }
+        Err(AccessError::Denied(format!(
+            "watching and verifying alerts needs the {} role",
+            self.alert_roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )))
+    }
+
+    /// The earliest raise time of a live alert at `now`: older ones are
+    /// history.
+    pub fn live_alerts_from(&self, now: Timestamp) -> Timestamp {
+        now.plus_millis(-i64::from(self.alert_live_minutes) * 60_000)
     }
 
     /// Checks a purpose code against the list.

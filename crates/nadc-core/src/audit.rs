@@ -150,6 +150,13 @@ impl Default for ChainCheck {
     }
 }
 
+/// Lower-case hex of the SHA-256 of `bytes` (how an audit entry names a
+/// request field too long to keep whole).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Lower-case hex of a digest.
 pub fn hex(d: &Digest) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()

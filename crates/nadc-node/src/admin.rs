@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use nadc_core::{ForceId, Principal};
+use nadc_core::{CameraKind, ForceId, Principal};
 use nadc_proto::{self as proto, pb};
 use nadc_store::Store;
 use tonic::{Request, Response, Status};
@@ -84,8 +84,14 @@ impl pb::admin_server::Admin for AdminService {
             .store
             .cameras(filter.as_ref())
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        // A covert camera's position and description are its force's alone.
+        let own = who.principal.force();
         Ok(Response::new(pb::ListCamerasResponse {
-            cameras: cameras.iter().map(proto::camera_to_pb).collect(),
+            cameras: cameras
+                .iter()
+                .filter(|c| c.kind != CameraKind::Covert || Some(&c.force) == own)
+                .map(proto::camera_to_pb)
+                .collect(),
         }))
     }
 

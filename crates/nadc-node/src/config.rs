@@ -165,6 +165,11 @@ pub struct AccessConfig {
     pub broad_roles: Vec<nadc_core::Role>,
     /// Roles that may search nationally (fanned out to the peers).
     pub national_roles: Vec<nadc_core::Role>,
+    /// Roles that may watch and verify alerts.
+    pub alert_roles: Vec<nadc_core::Role>,
+    /// Alerts raised within this many minutes are live (no case needed to
+    /// see them); older ones are history, replayed under a purpose and case.
+    pub alert_live_minutes: u32,
 }
 
 impl Default for AccessConfig {
@@ -176,6 +181,8 @@ impl Default for AccessConfig {
             extended_purposes: p.extended_purposes,
             broad_roles: p.broad_roles,
             national_roles: p.national_roles,
+            alert_roles: p.alert_roles,
+            alert_live_minutes: p.alert_live_minutes,
         }
     }
 }
@@ -190,6 +197,8 @@ impl NodeConfig {
             retention_days: self.retention_days,
             broad_roles: self.access.broad_roles.clone(),
             national_roles: self.access.national_roles.clone(),
+            alert_roles: self.access.alert_roles.clone(),
+            alert_live_minutes: self.access.alert_live_minutes,
         }
     }
 }

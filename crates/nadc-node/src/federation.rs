@@ -639,37 +639,3 @@ pub fn merge_convoy(
     summary.targets = targets.into_iter().collect();
     (ranked, summary)
 }
-
-/// Merges per-VRM summaries from several nodes: areas united, first and last
-/// seen widened, reads summed; ordered by VRM.
-pub fn merge_vrms(all: Vec<pb::VrmAreaSummary>) -> Vec<pb::VrmAreaSummary> {
-    let mut m: BTreeMap<String, pb::VrmAreaSummary> = BTreeMap::new();
-    let ms = |t: &Option<prost_types::Timestamp>| {
-        t.as_ref()
-            .and_then(nadc_proto::from_pb_time)
-            .map_or(0, |t| t.millis())
-    };
-    for v in all {
-        match m.get_mut(&v.vrm) {
-            None => {
-                m.insert(v.vrm.clone(), v);
-            }
-            Some(e) => {
-                e.reads += v.reads;
-                for a in v.areas {
-                    if !e.areas.contains(&a) {
-                        e.areas.push(a);
-                    }
-                }
-                e.areas.sort_unstable();
-                if ms(&v.first_seen) < ms(&e.first_seen) {
-                    e.first_seen = v.first_seen;
-                }
-                if ms(&v.last_seen) > ms(&e.last_seen) {
-                    e.last_seen = v.last_seen;
-                }
-            }
-        }
-    }
-    m.into_values().collect()
-}

@@ -96,6 +96,65 @@ fn audit_unavailable(e: StoreError) -> Status {
     Status::unavailable(format!("audit log unavailable, nothing done: {e}"))
 }
 
+/// Longest string of a request kept whole in an audit entry, bytes.
+pub const AUDIT_TEXT_MAX: usize = 256;
+/// Most items of a list in a request kept in an audit entry.
+pub const AUDIT_LIST_MAX: usize = 64;
+/// Longest purpose, case reference or authorisation id kept in an audit
+/// entry, bytes (a valid one is at most 64; a refused one may be anything).
+pub const AUDIT_REF_MAX: usize = 128;
+/// Longest reason of a refusal or failure kept in an audit entry, bytes.
+pub const AUDIT_REASON_MAX: usize = 512;
+
+/// `s` cut to at most `max` bytes on a character boundary, saying how long
+/// it was.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
+}
+
+/// A request as the audit keeps it: a string over [`AUDIT_TEXT_MAX`] bytes
+/// becomes its start, its length and its SHA-256 (so the full text, kept
+/// elsewhere, can be matched to the entry); a list over [`AUDIT_LIST_MAX`]
+/// items keeps its first ones and says how many there were. Whatever a
+/// request holds (a megabyte polygon, a list of a million VRMs), its entry
+/// stays small.
+pub fn bounded(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.len() > AUDIT_TEXT_MAX => {
+            let mut start = 64;
+            while !s.is_char_boundary(start) {
+                start -= 1;
+            }
+            Value::String(format!(
+                "{}… ({} bytes, sha256 {})",
+                &s[..start],
+                s.len(),
+                nadc_core::audit::sha256_hex(s.as_bytes())
+            ))
+        }
+        Value::Array(items) if items.len() > AUDIT_LIST_MAX => {
+            let mut kept: Vec<Value> = items[..AUDIT_LIST_MAX].iter().map(bounded).collect();
+            kept.push(Value::String(format!("… {} items in all", items.len())));
+            Value::Array(kept)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(bounded).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (cut(k, AUDIT_TEXT_MAX), bounded(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// What an audited action did.
 #[derive(Debug, Default)]
 pub struct Audited {
@@ -134,7 +193,9 @@ impl Governance {
         self.clock.now()
     }
 
-    /// Builds the entry for `what` done by `actor` with `outcome`.
+    /// Builds the entry for `what` done by `actor` with `outcome`. The
+    /// request and the outcome's reason are bounded ([`bounded`]): an entry
+    /// is small whatever the request held.
     pub fn entry(
         &self,
         actor: &Actor,
@@ -142,6 +203,11 @@ impl Governance {
         what: &Audited,
         outcome: Outcome,
     ) -> AuditEntry {
+        let outcome = match outcome {
+            Outcome::Ok => Outcome::Ok,
+            Outcome::Refused(m) => Outcome::Refused(cut(&m, AUDIT_REASON_MAX)),
+            Outcome::Failed(m) => Outcome::Failed(cut(&m, AUDIT_REASON_MAX)),
+        };
         AuditEntry {
             at: self.clock.now(),
             node: self.node.clone(),
@@ -149,12 +215,69 @@ impl Governance {
             force: actor.force.clone(),
             roles: actor.roles.clone(),
             action: action.to_string(),
-            purpose: what.access.purpose.clone(),
-            case_ref: what.access.case_ref.clone(),
-            authorisation: what.access.authorisation.clone(),
-            query: what.query.to_string(),
+            purpose: cut(&what.access.purpose, AUDIT_REF_MAX),
+            case_ref: cut(&what.access.case_ref, AUDIT_REF_MAX),
+            authorisation: cut(&what.access.authorisation, AUDIT_REF_MAX),
+            query: bounded(&what.query).to_string(),
             returned: what.returned.clone(),
             outcome,
+        }
+    }
+
+    /// Audits the disclosure of `rows` by `actor` (blocking; durable when
+    /// it returns, so call it before the rows leave): an entry counting
+    /// them per owning force and, under a case, the reads registered under
+    /// it in the same write.
+    pub fn disclose_blocking(
+        &self,
+        actor: &Actor,
+        action: &str,
+        access: Option<&AccessContext>,
+        query: serde_json::Value,
+        rows: &[&pb::ReadRow],
+    ) -> Result<u64, Status> {
+        let mut returned = std::collections::BTreeMap::<ForceId, u64>::new();
+        for p in rows.iter().filter_map(|r| r.provenance.as_ref()) {
+            if let Ok(f) = ForceId::new(&p.owning_force) {
+                *returned.entry(f).or_default() += 1;
+            }
+        }
+        let what = Audited {
+            access: access.cloned().unwrap_or_default(),
+            query,
+            returned: returned.into_iter().collect(),
+        };
+        let entry = self.entry(actor, action, &what, Outcome::Ok);
+        match access.filter(|a| !a.case_ref.is_empty()) {
+            Some(a) => {
+                let reads: Vec<crate::disclosure::CaseRead> = rows
+                    .iter()
+                    .filter_map(|r| crate::disclosure::CaseRead::of(r))
+                    .collect();
+                self.record_search_blocking(entry, &a.case_ref, &reads)
+            }
+            None => self.record_blocking(entry),
+        }
+    }
+
+    /// Audits a refusal of `action` by `actor` (bounded), then gives the
+    /// refusal back; if the audit cannot be written, that error instead.
+    pub async fn refuse(
+        self: &Arc<Self>,
+        actor: &Actor,
+        action: &str,
+        what: &Audited,
+        status: Status,
+    ) -> Status {
+        let entry = self.entry(
+            actor,
+            action,
+            what,
+            Outcome::Refused(status.message().to_string()),
+        );
+        match self.record(entry).await {
+            Ok(_) => status,
+            Err(e) => e,
         }
     }
 
@@ -395,6 +518,15 @@ impl pb::authorisations_server::Authorisations for AuthorisationsService {
 pub struct AuditService {
     /// The store holding the audit chain.
     pub store: Arc<dyn Store>,
+    /// Where an auditor's own queries are audited.
+    pub governance: Arc<Governance>,
+}
+
+/// Whether an auditor of `force` may read entry `e`: its actor is of
+/// their force, or it disclosed their force's data ("who searched our
+/// data"). Other forces' entries are theirs to audit.
+fn concerns(e: &AuditEntry, force: &ForceId) -> bool {
+    e.force.as_ref() == Some(force) || e.returned.iter().any(|(f, n)| *n > 0 && f == force)
 }
 
 /// Walks the whole audit chain.
@@ -457,6 +589,9 @@ impl pb::audit_server::Audit for AuditService {
         req: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         let actor = require_role(&req, &[Role::Auditor], "verifying the audit log")?;
+        let g = &self.governance;
+        g.record(g.entry(&actor, "audit.verify", &Audited::default(), Outcome::Ok))
+            .await?;
         let store = self.store.clone();
         let r = tokio::task::spawn_blocking(move || verify_chain(store.as_ref()))
             .await
@@ -472,8 +607,24 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         req: Request<pb::AuditQuery>,
     ) -> Result<Response<Self::QueryStream>, Status> {
-        require_role(&req, &[Role::Auditor], "querying the audit log")?;
+        let actor = require_role(&req, &[Role::Auditor], "querying the audit log")?;
+        let force = actor
+            .force
+            .clone()
+            .ok_or_else(|| Status::permission_denied("an auditor belongs to a force"))?;
         let q = req.into_inner();
+        // The query itself is audited, durably, before any entry is sent.
+        let g = &self.governance;
+        let what = Audited {
+            query: serde_json::json!({"user": q.user, "force": q.force, "case_ref": q.case_ref,
+                "action": q.action, "owning_force": q.owning_force,
+                "from": q.from.as_ref().and_then(proto::from_pb_time).map(|t| t.to_rfc3339()),
+                "to": q.to.as_ref().and_then(proto::from_pb_time).map(|t| t.to_rfc3339()),
+                "limit": q.limit}),
+            ..Default::default()
+        };
+        g.record(g.entry(&actor, "audit.query", &what, Outcome::Ok))
+            .await?;
         let from = q
             .from
             .as_ref()
@@ -493,7 +644,7 @@ impl pb::audit_server::Audit for AuditService {
         tokio::task::spawn_blocking(move || {
             let mut sent = 0;
             let r = store.audit(1, &mut |e| {
-                if !matches(&q, &e.entry, from, to) {
+                if !concerns(&e.entry, &force) || !matches(&q, &e.entry, from, to) {
                     return ControlFlow::Continue(());
                 }
                 sent += 1;

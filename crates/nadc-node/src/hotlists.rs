@@ -161,12 +161,32 @@ fn require_manager<T>(req: &Request<T>) -> Result<(ForceId, String, Actor), Stat
     }
 }
 
-/// Any user (lists are national reference data for every searcher).
-fn require_user<T>(req: &Request<T>) -> Result<(ForceId, String), Status> {
-    match caller(req)?.principal {
-        Principal::User { force, name, .. } => Ok((force, name)),
+/// A reader of its own force's lists: a hotlist manager, an admin, or an
+/// alerting role (who acts on the lists' hits). Entries carry a force's
+/// intelligence (reasons, references): no other force reads them.
+fn require_reader<T>(
+    req: &Request<T>,
+    policy: &nadc_core::access::AccessPolicy,
+) -> Result<(ForceId, Actor), Status> {
+    let principal = caller(req)?.principal;
+    let actor = Actor::of(&principal);
+    match principal {
+        Principal::User { force, roles, .. }
+            if roles
+                .iter()
+                .any(|r| matches!(r, Role::HotlistManager | Role::Admin))
+                || policy.check_alerts(&roles).is_ok() =>
+        {
+            Ok((force, actor))
+        }
         other => Err(Status::permission_denied(format!(
-            "reading hotlists needs a user certificate; caller is {other}"
+            "reading hotlists needs a user certificate with the hotlist-manager, admin or an alerting role ({}); caller is {other}",
+            policy
+                .alert_roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -409,12 +429,13 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         &self,
         req: Request<pb::ListHotlistsRequest>,
     ) -> Result<Response<pb::ListHotlistsResponse>, Status> {
-        require_user(&req)?;
+        let (force, _) = require_reader(&req, &self.governance.policy)?;
         let now = self.clock.now();
         let lists = self
             .registry
             .lists()
             .iter()
+            .filter(|(l, _)| l.id.owner == force)
             .map(|(l, e)| info(l, e, now))
             .collect();
         Ok(Response::new(pb::ListHotlistsResponse { lists }))
@@ -424,12 +445,33 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         &self,
         req: Request<pb::HotlistRef>,
     ) -> Result<Response<pb::GetHotlistResponse>, Status> {
-        let (force, _) = require_user(&req)?;
-        let id = list_id(Some(req.get_ref()), &force)?;
-        let (list, entries) = self
-            .registry
-            .get(&id)
-            .ok_or_else(|| Status::not_found(format!("no list {id}")))?;
+        let (force, actor) = require_reader(&req, &self.governance.policy)?;
+        let g = &self.governance;
+        let what = Audited {
+            query: serde_json::json!({"owner": req.get_ref().owner, "name": req.get_ref().name}),
+            ..Default::default()
+        };
+        let id = match list_id(Some(req.get_ref()), &force) {
+            Ok(id) if id.owner == force => id,
+            Ok(id) => {
+                let status = Status::permission_denied(format!(
+                    "list {id} belongs to {}: its entries are {}'s intelligence, shown only to {}'s users",
+                    id.owner, id.owner, id.owner
+                ));
+                return Err(g.refuse(&actor, "hotlist.show", &what, status).await);
+            }
+            Err(status) => return Err(g.refuse(&actor, "hotlist.show", &what, status).await),
+        };
+        let Some((list, entries)) = self.registry.get(&id) else {
+            let status = Status::not_found(format!("no list {id}"));
+            return Err(g.refuse(&actor, "hotlist.show", &what, status).await);
+        };
+        let what = Audited {
+            returned: vec![(force.clone(), entries.len() as u64)],
+            ..what
+        };
+        g.record(g.entry(&actor, "hotlist.show", &what, Outcome::Ok))
+            .await?;
         Ok(Response::new(pb::GetHotlistResponse {
             list: Some(info(&list, &entries, self.clock.now())),
             entries: entries.iter().map(entry_to_pb).collect(),

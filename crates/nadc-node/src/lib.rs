@@ -25,6 +25,7 @@ pub mod hotlists;
 pub mod ingest;
 pub mod limits;
 pub mod merge;
+pub mod page;
 pub mod recent;
 pub mod retention;
 pub mod search;
@@ -296,6 +297,7 @@ pub async fn start_with_listener(
     };
     let audit = governance::AuditService {
         store: store.clone(),
+        governance: governance.clone(),
     };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(nadc_proto::FILE_DESCRIPTOR_SET)

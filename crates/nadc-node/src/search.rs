@@ -33,6 +33,7 @@ use crate::federation::{Federation, PeerCall, Reach, on_behalf_of, relayed_user}
 use crate::governance::{Actor, Audited, Governance};
 use crate::hotlists::HotlistRegistry;
 use crate::merge::{Merge, Order, Source};
+use crate::page::PageVrms;
 use nadc_core::access::AccessContext;
 use nadc_core::audit::Outcome;
 use serde_json::json;
@@ -195,6 +196,18 @@ impl Plan {
             .policy
             .check_broad(&self.actor.roles)
             .map_err(|e| Status::permission_denied(e.to_string()))
+    }
+
+    /// Writes the search's opening entry (who, purpose, case, query):
+    /// durable when this returns, before any row leaves.
+    fn open_blocking(&self, search: &str) -> Result<u64, Status> {
+        let g = &self.governance;
+        g.record_blocking(g.entry(
+            &self.actor,
+            &format!("search.{search}.opened"),
+            &self.audited(Vec::new()),
+            Outcome::Ok,
+        ))
     }
 
     fn audited(&self, returned: Vec<(ForceId, u64)>) -> Audited {
@@ -735,14 +748,28 @@ impl SearchService {
             let mut gone = false;
             let own_force = plan.actor.force.as_ref().map(|f| f.as_str().to_string());
             let mut returned_reads = Vec::new();
+            let mut page = PageVrms::default();
+            // Set once the search's opening entry is durable: written just
+            // before its first chunk leaves (a search that ends within one
+            // chunk has only its closing entry, durable before any row).
+            let mut opened = false;
+            let mut unaudited = None;
             let result = compute(store.as_ref(), &query, &node, &mut |mut row| {
                 row.mou_consult = row
                     .provenance
                     .as_ref()
                     .is_some_and(|p| Some(&p.owning_force) != own_force.as_ref());
                 returned_reads.extend(CaseRead::of(&row));
+                page.add(&row);
                 chunk.push(row);
                 if chunk.len() == CHUNK_ROWS {
+                    if !opened {
+                        if let Err(e) = plan.open_blocking(search) {
+                            unaudited = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        opened = true;
+                    }
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
                     if tx.blocking_send(Ok(rows_chunk(full))).is_err() {
                         gone = true;
@@ -751,6 +778,10 @@ impl SearchService {
                 }
                 ControlFlow::Continue(())
             });
+            if let Some(e) = unaudited {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
             let queried = started.elapsed();
             let action = format!("search.{search}");
             let (returned, outcome) = match &result {
@@ -795,7 +826,9 @@ impl SearchService {
                     let mut summary = summary_to_pb(&f.summary, elapsed);
                     summary.total_rows = f.total_rows;
                     summary.clipped_from = plan.clipped_from.map(proto::to_pb_time);
-                    send_result(&tx, chunk, f.vrms, summary);
+                    // Summaries of the rows sent only, never of every match.
+                    let vrms = f.vrms.map(|_| page.into_pb());
+                    send_result(&tx, chunk, vrms, summary);
                 }
                 Err(e) => {
                     if matches!(e, QueryError::Store(_)) {
@@ -868,8 +901,9 @@ impl SearchService {
 }
 
 /// What an analysis returns after sending its items: the summary chunk
-/// (sent once the search is audited) and the rows per owning force.
-type Analysed<C> = (C, std::collections::BTreeMap<ForceId, u64>);
+/// (sent once the search is audited), the rows per owning force, and the
+/// reads it disclosed (for the case register).
+type Analysed<C> = (C, std::collections::BTreeMap<ForceId, u64>, Vec<CaseRead>);
 
 /// An analysis that sends its own item chunks (the start it was clipped
 /// from, if any, goes in its summary).
@@ -953,12 +987,20 @@ struct Streamed {
     cameras: std::collections::BTreeSet<(String, String)>,
     /// The rows other nodes returned, for the case register.
     remote: Vec<CaseRead>,
-    /// The user went away before the end.
+    /// Per-VRM summaries of the rows sent.
+    page: PageVrms,
+    /// Writes the search's opening audit entry: run (once) before the first
+    /// chunk leaves.
+    opener: Option<Opener>,
+    /// The user went away before the end (or the audit failed).
     gone: bool,
 }
 
+/// Writes a search's opening audit entry (blocking).
+type Opener = Box<dyn FnOnce() -> Result<u64, Status> + Send>;
+
 impl Streamed {
-    fn new(node: &str, tx: mpsc::Sender<Result<pb::SearchChunk, Status>>) -> Self {
+    fn new(node: &str, tx: mpsc::Sender<Result<pb::SearchChunk, Status>>, opener: Opener) -> Self {
         Self {
             node: node.to_string(),
             tx,
@@ -967,6 +1009,8 @@ impl Streamed {
             forces: Default::default(),
             cameras: Default::default(),
             remote: Vec::new(),
+            page: PageVrms::default(),
+            opener: Some(opener),
             gone: false,
         }
     }
@@ -982,6 +1026,7 @@ impl Streamed {
             }
         }
         self.rows += 1;
+        self.page.add(&row);
         self.chunk.push(row);
         if self.chunk.len() == CHUNK_ROWS {
             self.flush().await;
@@ -993,6 +1038,16 @@ impl Streamed {
     async fn flush(&mut self) {
         if self.chunk.is_empty() || self.gone {
             return;
+        }
+        if let Some(open) = self.opener.take() {
+            let opened = tokio::task::spawn_blocking(open)
+                .await
+                .unwrap_or_else(|e| Err(Status::internal(format!("audit task failed: {e}"))));
+            if let Err(e) = opened {
+                let _ = self.tx.send(Err(e)).await;
+                self.gone = true;
+                return;
+            }
         }
         let rows = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_ROWS));
         self.gone = self.tx.send(Ok(rows_chunk(rows))).await.is_err();
@@ -1010,8 +1065,8 @@ fn skipped_outcome(node: String) -> pb::NodeOutcome {
 }
 
 /// Keeps the rows of vehicles seen in all `n` areas (each row names the
-/// areas it falls in), and summarises them per VRM.
-fn keep_all(rows: Vec<pb::ReadRow>, n: usize) -> (Vec<pb::ReadRow>, Vec<pb::VrmAreaSummary>) {
+/// areas it falls in).
+fn keep_all(rows: Vec<pb::ReadRow>, n: usize) -> Vec<pb::ReadRow> {
     let mut seen: std::collections::HashMap<&str, std::collections::BTreeSet<u32>> =
         std::collections::HashMap::new();
     for r in &rows {
@@ -1024,31 +1079,9 @@ fn keep_all(rows: Vec<pb::ReadRow>, n: usize) -> (Vec<pb::ReadRow>, Vec<pb::VrmA
         .filter(|(_, a)| a.len() == n)
         .map(|(v, _)| v.to_string())
         .collect();
-    let rows: Vec<pb::ReadRow> = rows
-        .into_iter()
+    rows.into_iter()
         .filter(|r| everywhere.contains(&r.vrm))
-        .collect();
-    let mut per: std::collections::BTreeMap<String, pb::VrmAreaSummary> =
-        std::collections::BTreeMap::new();
-    for r in &rows {
-        let at = r.provenance.as_ref().and_then(|p| p.observed_at);
-        let e = per
-            .entry(r.vrm.clone())
-            .or_insert_with(|| pb::VrmAreaSummary {
-                vrm: r.vrm.clone(),
-                first_seen: at,
-                ..Default::default()
-            });
-        e.reads += 1;
-        e.last_seen = at;
-        for a in &r.areas {
-            if !e.areas.contains(a) {
-                e.areas.push(*a);
-            }
-        }
-        e.areas.sort_unstable();
-    }
-    (rows, per.into_values().collect())
+        .collect()
 }
 
 impl SearchService {
@@ -1108,16 +1141,32 @@ impl SearchService {
             sources.extend(federation.sources(&peers, call));
             let order = if n.ranked { Order::Rank } else { Order::Time };
             let mut merge = Merge::new(order, sources);
-            let mut out = Streamed::new(&node, tx);
+            let opener: Opener = {
+                let (g, actor, action) = (governance.clone(), actor.clone(), n.action);
+                let opened = Audited {
+                    access: access.clone(),
+                    query: json!({"national": true, "search": n.query.clone()}),
+                    returned: Vec::new(),
+                };
+                Box::new(move || {
+                    g.record_blocking(g.entry(
+                        &actor,
+                        &format!("{action}.opened"),
+                        &opened,
+                        Outcome::Ok,
+                    ))
+                })
+            };
+            let mut out = Streamed::new(&node, tx, opener);
             let upto = n.offset.saturating_add(n.limit);
-            let (mut cut, mut all_vrms, mut all_total) = (false, None, None);
+            let (mut cut, mut all_total) = (false, None);
             if let Some(areas) = n.all_areas {
                 let mut rows = Vec::new();
                 while let Some(r) = merge.next().await {
                     rows.push(r);
                 }
-                let (kept, vrms) = keep_all(rows, areas);
-                (cut, all_vrms, all_total) = (kept.len() > upto, Some(vrms), Some(kept.len()));
+                let kept = keep_all(rows, areas);
+                (cut, all_total) = (kept.len() > upto, Some(kept.len()));
                 for row in kept.into_iter().take(upto).skip(n.offset) {
                     if !out.push(row).await {
                         break;
@@ -1187,11 +1236,9 @@ impl SearchService {
                 return;
             }
             let Some(ended) = ended else { return };
-            let vrms = match all_vrms {
-                Some(v) => Some(v),
-                None if ended.vrms.is_empty() => None,
-                None => Some(crate::federation::merge_vrms(ended.vrms)),
-            };
+            // Summaries of the rows sent only (a page's, not every match's).
+            let vrms = (n.all_areas.is_some() || !ended.vrms.is_empty())
+                .then(|| std::mem::take(&mut out.page).into_pb().vrms);
             let summary = pb::SearchSummary {
                 rows: out.rows,
                 forces: out
@@ -1428,14 +1475,23 @@ impl SearchService {
         let (tx, rx) = mpsc::channel::<Result<C, Status>>(16);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = compute(store.as_ref(), &query, &node, &tx, plan.clipped_from);
-            let (returned, outcome) = match &result {
-                Ok((_, forces)) => (
+            // An analysis sends its items as it goes: its opening entry is
+            // durable before the first leaves.
+            if let Err(e) = plan.open_blocking(search) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            let mut result = compute(store.as_ref(), &query, &node, &tx, plan.clipped_from);
+            let (returned, outcome, reads) = match &mut result {
+                Ok((_, forces, reads)) => (
                     forces.iter().map(|(f, n)| (f.clone(), *n)).collect(),
                     Outcome::Ok,
+                    std::mem::take(reads),
                 ),
-                Err(QueryError::Store(e)) => (Vec::new(), Outcome::Failed(e.to_string())),
-                Err(e) => (Vec::new(), Outcome::Refused(e.to_string())),
+                Err(QueryError::Store(e)) => {
+                    (Vec::new(), Outcome::Failed(e.to_string()), Vec::new())
+                }
+                Err(e) => (Vec::new(), Outcome::Refused(e.to_string()), Vec::new()),
             };
             let entry = governance.entry(
                 &plan.actor,
@@ -1443,12 +1499,14 @@ impl SearchService {
                 &plan.audited(returned),
                 outcome,
             );
-            if let Err(e) = governance.record_blocking(entry) {
+            // The closing entry and the case register of what it disclosed.
+            if let Err(e) = governance.record_search_blocking(entry, &plan.access.case_ref, &reads)
+            {
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
             match result {
-                Ok((summary, _)) => {
+                Ok((summary, _, _)) => {
                     info!(user = %plan.actor.user, search,
                         elapsed_us = started.elapsed().as_micros() as u64, "search done");
                     let _ = tx.blocking_send(Ok(summary));
@@ -1475,6 +1533,7 @@ fn compute_convoy(
     let started = Instant::now();
     let r = convoy(store, q)?;
     let mut forces = std::collections::BTreeMap::<ForceId, u64>::new();
+    let mut reads = Vec::new();
     let n = r.companions.len() as u64;
     for (i, c) in r.companions.into_iter().enumerate() {
         let pairs = c
@@ -1483,9 +1542,15 @@ fn compute_convoy(
             .map(|p| {
                 *forces.entry(p.target.force.clone()).or_default() += 1;
                 *forces.entry(p.companion.force.clone()).or_default() += 1;
+                let (target, companion) = (
+                    proto::row_from_stored(&p.target, node),
+                    proto::row_from_stored(&p.companion, node),
+                );
+                reads.extend(CaseRead::of(&target));
+                reads.extend(CaseRead::of(&companion));
                 pb::ConvoyPair {
-                    target: Some(proto::row_from_stored(&p.target, node)),
-                    companion: Some(proto::row_from_stored(&p.companion, node)),
+                    target: Some(target),
+                    companion: Some(companion),
                     gap_ms: p.gap_ms,
                 }
             })
@@ -1520,7 +1585,7 @@ fn compute_convoy(
     let chunk = pb::ConvoyChunk {
         chunk: Some(pb::convoy_chunk::Chunk::Summary(summary)),
     };
-    Ok((chunk, forces))
+    Ok((chunk, forces, reads))
 }
 
 fn compute_clones(
@@ -1533,15 +1598,22 @@ fn compute_clones(
     let started = Instant::now();
     let r = clones(store, q)?;
     let mut forces = std::collections::BTreeMap::<ForceId, u64>::new();
+    let mut reads = Vec::new();
     let n = r.pairs.len() as u64;
     for p in r.pairs {
         *forces.entry(p.first.force.clone()).or_default() += 1;
         *forces.entry(p.second.force.clone()).or_default() += 1;
+        let (first, second) = (
+            proto::row_from_stored(&p.first, node),
+            proto::row_from_stored(&p.second, node),
+        );
+        reads.extend(CaseRead::of(&first));
+        reads.extend(CaseRead::of(&second));
         let chunk = pb::ClonesChunk {
             chunk: Some(pb::clones_chunk::Chunk::Pair(pb::ClonePair {
                 vrm: p.first.read.vrm.as_str().to_string(),
-                first: Some(proto::row_from_stored(&p.first, node)),
-                second: Some(proto::row_from_stored(&p.second, node)),
+                first: Some(first),
+                second: Some(second),
                 distance_m: p.distance_m,
                 seconds: p.seconds,
                 speed_kmh: p.speed_kmh,
@@ -1563,7 +1635,7 @@ fn compute_clones(
     let chunk = pb::ClonesChunk {
         chunk: Some(pb::clones_chunk::Chunk::Summary(summary)),
     };
-    Ok((chunk, forces))
+    Ok((chunk, forces, reads))
 }
 
 #[tonic::async_trait]
@@ -1613,6 +1685,10 @@ impl pb::search_server::Search for SearchService {
         let or = |v: u32, d: u32| if v == 0 { d } else { v };
         let (min_count, min_cameras) = (or(q.min_count, 2), or(q.min_cameras, 1));
         let node = self.node.clone();
+        let (governance, actor) = (self.governance.clone(), Actor::of(&user));
+        let (access, _) = self.governance.context(q.access.as_ref())?;
+        let audit_query = json!({"national": true, "vrms": q.vrms, "window_s": q.window_s,
+            "min_count": q.min_count, "min_cameras": q.min_cameras, "limit": q.limit});
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             let mine = crate::federation::collect_convoy(local).await;
@@ -1624,7 +1700,7 @@ impl pb::search_server::Search for SearchService {
                 }
             };
             let mut outcomes = vec![pb::NodeOutcome {
-                node,
+                node: node.clone(),
                 ok: true,
                 rows: mine.0.len() as u64,
                 ..Default::default()
@@ -1652,6 +1728,34 @@ impl pb::search_server::Search for SearchService {
                 crate::federation::merge_convoy(all, min_count, min_cameras, limit);
             summary.partial = outcomes.iter().any(|o| !o.ok);
             summary.nodes = outcomes;
+            // What the peers contributed, audited and registered under the
+            // case here before it is passed on (this node's own part was
+            // audited by its analysis).
+            let written = tokio::task::spawn_blocking({
+                let companions = companions.clone();
+                move || {
+                    let remote: Vec<&pb::ReadRow> = companions
+                        .iter()
+                        .flat_map(|c| &c.pairs)
+                        .flat_map(|p| [p.target.as_ref(), p.companion.as_ref()])
+                        .flatten()
+                        .filter(|r| r.provenance.as_ref().is_some_and(|p| p.node != node))
+                        .collect();
+                    governance.disclose_blocking(
+                        &actor,
+                        "search.convoy.national",
+                        Some(&access),
+                        audit_query,
+                        &remote,
+                    )
+                }
+            })
+            .await
+            .unwrap_or_else(|e| Err(Status::internal(format!("audit task failed: {e}"))));
+            if let Err(e) = written {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
             for c in companions {
                 if tx
                     .send(Ok(pb::ConvoyChunk {

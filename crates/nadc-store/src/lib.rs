@@ -338,10 +338,17 @@ pub trait Store: Send + Sync + 'static {
     /// The position of the last logged alert (0 if none).
     fn last_alert(&self) -> u64;
 
-    /// Records an alert's verification state (replacing the previous one).
-    /// `false`, and nothing recorded, if no alert is logged at `position`
-    /// (never logged, or deleted by retention meanwhile).
-    fn set_alert_state(&self, position: u64, state: &AlertState) -> Result<bool, StoreError>;
+    /// Records an alert's verification state (replacing the previous one)
+    /// and its audit entry, in one durable write. If no alert is logged at
+    /// `position` (never logged, or deleted by retention meanwhile) the
+    /// state is not recorded (`false`) and the entry is written with its
+    /// outcome saying so. Returns the entry as chained.
+    fn set_alert_state(
+        &self,
+        position: u64,
+        state: &AlertState,
+        audit: AuditEntry,
+    ) -> Result<(bool, ChainedEntry), StoreError>;
 
     /// The verification states of alerts, in the order given.
     fn alert_states(&self, positions: &[u64]) -> Result<Vec<Option<AlertState>>, StoreError>;

@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 
 use nadc_core::access::Authorisation;
 use nadc_core::alert::{Alert, AlertState};
-use nadc_core::audit::{AuditEntry, ChainedEntry, Digest, GENESIS};
+use nadc_core::audit::{AuditEntry, ChainedEntry, Digest, GENESIS, Outcome};
 use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
 use nadc_core::time::MS_PER_DAY;
 use nadc_core::vrm_match::ConfusableGroups;
@@ -126,7 +126,8 @@ impl Default for StoreOptions {
 
 /// One job for the writer thread: reads of one force (each with the alerts
 /// it raises), and/or alerts raised on their own.
-struct AppendRequest {
+#[derive(Default)]
+struct Job {
     /// The owning force of `reads` (none for a job of alerts or audit only).
     force: Option<ForceId>,
     reads: PreparedReads,
@@ -138,6 +139,15 @@ struct AppendRequest {
     /// each key completed with the sequence number of the job's last audit
     /// entry.
     registry: crate::RegistryEntries,
+    /// An alert's verification state, written in the same batch as `audit`
+    /// if the alert is still logged; if it is not, nothing is written but
+    /// `audit`, whose outcome then says the alert was not found.
+    alert_state: Option<(u64, AlertState)>,
+}
+
+/// A job and where its outcome goes.
+struct AppendRequest {
+    job: Job,
     reply: SyncSender<Result<Committed, StoreError>>,
 }
 
@@ -147,6 +157,8 @@ struct Committed {
     alert_positions: Vec<u64>,
     audit: Vec<ChainedEntry>,
     expired: Option<Expired>,
+    /// The job's alert state was written (its alert is logged).
+    state_set: bool,
 }
 
 /// A [`Store`] on RocksDB.
@@ -416,7 +428,8 @@ impl RocksStore {
         self.db.write_opt(batch, &wo).map_err(engine)
     }
 
-    /// Hands a job to the writer thread and waits for its commit.
+    /// Hands a job of reads, alerts and audit entries to the writer thread
+    /// and waits for its commit.
     fn submit(
         &self,
         force: Option<ForceId>,
@@ -424,18 +437,17 @@ impl RocksStore {
         alerts: Vec<Alert>,
         audit: Vec<AuditEntry>,
     ) -> Result<Committed, StoreError> {
-        self.submit_job(force, reads, alerts, audit, None, Vec::new())
+        self.submit_job(Job {
+            force,
+            reads,
+            alerts,
+            audit,
+            ..Job::default()
+        })
     }
 
-    fn submit_job(
-        &self,
-        force: Option<ForceId>,
-        reads: PreparedReads,
-        alerts: Vec<Alert>,
-        audit: Vec<AuditEntry>,
-        expire: Option<ExpireDay>,
-        registry: crate::RegistryEntries,
-    ) -> Result<Committed, StoreError> {
+    /// Hands a job to the writer thread and waits for its commit.
+    fn submit_job(&self, job: Job) -> Result<Committed, StoreError> {
         let tx = self
             .tx
             .read()
@@ -443,16 +455,8 @@ impl RocksStore {
             .clone()
             .ok_or(StoreError::Closed)?;
         let (reply, wait) = mpsc::sync_channel(1);
-        tx.send(AppendRequest {
-            force,
-            reads,
-            alerts,
-            audit,
-            expire,
-            registry,
-            reply,
-        })
-        .map_err(|_| StoreError::Closed)?;
+        tx.send(AppendRequest { job, reply })
+            .map_err(|_| StoreError::Closed)?;
         wait.recv().map_err(|_| StoreError::Closed)?
     }
 }
@@ -526,14 +530,11 @@ impl Store for RocksStore {
             .into_iter()
             .map(|(k, v)| (registry_key(space, &k), v))
             .collect();
-        self.submit_job(
-            None,
-            PreparedReads::default(),
-            Vec::new(),
-            vec![entry],
-            None,
+        self.submit_job(Job {
+            audit: vec![entry],
             registry,
-        )?
+            ..Job::default()
+        })?
         .audit
         .pop()
         .ok_or_else(|| StoreError::Engine("the audit entry was not chained".into()))
@@ -592,14 +593,10 @@ impl Store for RocksStore {
     }
 
     fn expire(&self, step: ExpireDay) -> Result<Expired, StoreError> {
-        self.submit_job(
-            None,
-            PreparedReads::default(),
-            Vec::new(),
-            Vec::new(),
-            Some(step),
-            Vec::new(),
-        )?
+        self.submit_job(Job {
+            expire: Some(step),
+            ..Job::default()
+        })?
         .expired
         .ok_or_else(|| StoreError::Engine("expiry step not run".into()))
     }
@@ -716,26 +713,24 @@ impl Store for RocksStore {
         self.last_alert.load(Ordering::Acquire)
     }
 
-    fn set_alert_state(&self, position: u64, state: &AlertState) -> Result<bool, StoreError> {
-        let cf = self.cf(CF_ALERT_STATE)?;
-        let key = position.to_be_bytes();
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db
-            .put_cf_opt(cf, key, record::encode("alert state", state)?, &wo)
-            .map_err(engine)?;
-        // Checked after the write: retention deletes an alert and its state
-        // in one write, so either that write comes after this one and takes
-        // the state too, or the alert is seen gone here.
-        let logged = self
-            .db
-            .get_pinned_cf(self.cf(CF_ALERTS)?, key)
-            .map_err(engine)?
-            .is_some();
-        if !logged {
-            self.db.delete_cf_opt(cf, key, &wo).map_err(engine)?;
-        }
-        Ok(logged)
+    fn set_alert_state(
+        &self,
+        position: u64,
+        state: &AlertState,
+        audit: AuditEntry,
+    ) -> Result<(bool, ChainedEntry), StoreError> {
+        // On the writer thread, which alone deletes alerts (expiry): the
+        // alert seen logged there stays until the state is written.
+        let mut done = self.submit_job(Job {
+            audit: vec![audit],
+            alert_state: Some((position, state.clone())),
+            ..Job::default()
+        })?;
+        let entry = done
+            .audit
+            .pop()
+            .ok_or_else(|| StoreError::Engine("the audit entry was not chained".into()))?;
+        Ok((done.state_set, entry))
     }
 
     fn alert_states(&self, positions: &[u64]) -> Result<Vec<Option<AlertState>>, StoreError> {
@@ -1439,12 +1434,13 @@ impl WriterState {
         last_alert: &AtomicU64,
     ) {
         while let Ok(first) = rx.recv() {
-            if let Some(step) = &first.expire {
+            if let Some(step) = &first.job.expire {
                 let result = self.expire_step(step).map(|expired| Committed {
                     appended: Vec::new(),
                     alert_positions: Vec::new(),
                     audit: Vec::new(),
                     expired: Some(expired),
+                    state_set: false,
                 });
                 if result.is_ok()
                     && let Ok(mut s) = shared.write()
@@ -1454,12 +1450,13 @@ impl WriterState {
                 let _ = first.reply.send(result);
                 continue;
             }
-            let mut n = first.reads.reads.len() + first.alerts.len() + first.audit.len();
+            let size = |j: &Job| j.reads.reads.len() + j.alerts.len() + j.audit.len();
+            let mut n = size(&first.job);
             let mut group = vec![first];
             while n < MAX_GROUP_READS {
                 match rx.try_recv() {
                     Ok(req) => {
-                        n += req.reads.reads.len() + req.alerts.len() + req.audit.len();
+                        n += size(&req.job);
                         group.push(req);
                     }
                     Err(_) => break,
@@ -1656,8 +1653,9 @@ impl WriterState {
         let alerts_cf = cf(&db, CF_ALERTS)?;
         let alert_reads_cf = cf(&db, CF_ALERT_READS)?;
         let audit_cf = cf(&db, CF_AUDIT)?;
+        let alert_state_cf = cf(&db, CF_ALERT_STATE)?;
         let mut audit_head = self.audit_head;
-        let fates = prepare::dedup_plan(group.iter().map(|req| &req.reads), |keys| {
+        let fates = prepare::dedup_plan(group.iter().map(|req| &req.job.reads), |keys| {
             db.batched_multi_get_cf(dedup_cf, keys.iter(), true)
                 .into_iter()
                 .map(|found| match found.map_err(engine)? {
@@ -1713,6 +1711,7 @@ impl WriterState {
         let mut outcomes = Vec::with_capacity(group.len());
         let mut fates = fates.into_iter();
         for req in group.iter_mut() {
+            let req = &mut req.job;
             let mut out = Vec::with_capacity(req.reads.reads.len());
             let mut alert_positions = Vec::new();
             let PreparedReads { bytes, reads } = &mut req.reads;
@@ -1770,6 +1769,20 @@ impl WriterState {
             for alert in &req.alerts {
                 alert_positions.extend(log_alert(&mut batch, alert)?);
             }
+            let mut state_set = false;
+            if let Some((position, state)) = &req.alert_state {
+                let key = position.to_be_bytes();
+                if db.get_pinned_cf(alerts_cf, key).map_err(engine)?.is_some() {
+                    batch.put_cf(alert_state_cf, key, record::encode("alert state", state)?);
+                    state_set = true;
+                } else {
+                    for entry in &mut req.audit {
+                        entry.outcome = Outcome::Refused(format!(
+                            "no alert is logged at position {position} (never raised, or deleted by retention with its read)"
+                        ));
+                    }
+                }
+            }
             let mut audit = Vec::with_capacity(req.audit.len());
             for entry in &req.audit {
                 let (seq, prev) = audit_head;
@@ -1800,6 +1813,7 @@ impl WriterState {
                 alert_positions,
                 audit,
                 expired: None,
+                state_set,
             });
         }
         let next_alert = next_alert;

@@ -33,6 +33,31 @@ fn new_read(id: &str, vrm: &str, secs: i64) -> NewRead {
     }
 }
 
+/// The audit entry of a verification.
+fn verify_entry() -> nadc_core::audit::AuditEntry {
+    nadc_core::audit::AuditEntry {
+        at: t0(),
+        node: "node-1".into(),
+        user: "op".into(),
+        force: Some(ForceId::new("AVON").unwrap()),
+        roles: Vec::new(),
+        action: "alert.verify".into(),
+        purpose: String::new(),
+        case_ref: String::new(),
+        authorisation: String::new(),
+        query: "{}".into(),
+        returned: Vec::new(),
+        outcome: nadc_core::audit::Outcome::Ok,
+    }
+}
+
+/// Records `state` at `position` with its audit entry: whether it was
+/// recorded, and the outcome the entry was written with.
+fn verify(s: &dyn Store, position: u64, state: &nadc_core::alert::AlertState) -> (bool, String) {
+    let (set, e) = s.set_alert_state(position, state, verify_entry()).unwrap();
+    (set, e.entry.outcome.as_str().to_string())
+}
+
 fn timeline(s: &dyn Store, vrm: &str, from: i64, to: i64) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     s.vrm_timeline(
@@ -263,9 +288,10 @@ fn alerts_are_logged_with_new_reads_only_and_survive_reopen() {
             at: t0(),
             note: "image shows AB12CDF".into(),
         };
-        assert!(s.set_alert_state(2, &rejected).unwrap());
-        // No alert at 9: nothing is recorded for it.
-        assert!(!s.set_alert_state(9, &rejected).unwrap());
+        assert_eq!(verify(&s, 2, &rejected), (true, "ok".into()));
+        // No alert at 9: nothing is recorded for it, and the audit entry
+        // says so.
+        assert_eq!(verify(&s, 9, &rejected), (false, "refused".into()));
         assert_eq!(s.alert_states(&[9]).unwrap(), [None]);
         s.close().unwrap();
     }
@@ -736,7 +762,7 @@ fn alerts_go_with_the_reads_they_name_and_are_never_logged_without_them() {
         at: t0(),
         note: String::new(),
     };
-    assert!(s.set_alert_state(1, &state).unwrap());
+    assert_eq!(verify(&s, 1, &state), (true, "ok".into()));
     assert_eq!(
         logged(&s, 0).iter().map(|(p, _)| *p).collect::<Vec<_>>(),
         [1, 2, 3, 4]
@@ -750,7 +776,7 @@ fn alerts_go_with_the_reads_they_name_and_are_never_logged_without_them() {
     assert_eq!(left[0].1.read, k);
     assert_eq!(s.alert_states(&[1]).unwrap(), [None]);
     // Verifying an alert retention deleted records nothing.
-    assert!(!s.set_alert_state(1, &state).unwrap());
+    assert_eq!(verify(&s, 1, &state), (false, "refused".into()));
     assert_eq!(s.alert_states(&[1]).unwrap(), [None]);
     // Every read a logged alert names can be fetched.
     assert_eq!(s.get_reads(&[k, c]).unwrap().len(), 2);

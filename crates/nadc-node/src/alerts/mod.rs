@@ -1,0 +1,409 @@
+//! Real-time alerts: raising them as reads are ingested, and streaming them
+//! to subscribers.
+//!
+//! Invariants:
+//! - A hotlist hit and a clone flag against a stored read are logged in the
+//!   same durable write as the read that raised them: a read acknowledged
+//!   to its BOF never loses its alert, and a duplicate read raises nothing.
+//! - Alerts that need the read to be stored first (a clone between two
+//!   reads of one batch, a convoy analysed after a hit) are logged right
+//!   after the append; they are derived from stored reads and can be
+//!   recomputed with the retrospective searches.
+//! - Subscribers read the stored log from a position, then follow new
+//!   positions: a slow or reconnecting subscriber misses nothing.
+//! - A subscriber sees only what its grant allows ([`service`]): an
+//!   alerting role, its own force's alerts, history only under a purpose
+//!   and case; every batch is audited before it is sent.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use nadc_core::alert::{Alert, AlertDetail, CompanionBrief};
+use nadc_core::hotlist::HotlistId;
+use nadc_core::time::Clock;
+use nadc_core::{ForceId, ReadRef, Timestamp};
+use nadc_proto::pb;
+use nadc_query::clones::{CloneRule, flag_neighbours};
+use nadc_query::convoy::{ConvoyQuery, convoy};
+use nadc_store::{Appended, NewRead, Store, StoreError};
+use tokio::sync::watch;
+use tonic::Status;
+use tracing::{debug, warn};
+
+use crate::config::AlertsConfig;
+use crate::hotlists::{HotlistRegistry, list_id};
+use crate::recent::RecentReads;
+
+pub mod events;
+mod national;
+pub mod service;
+
+pub use events::{AlertFilter, events};
+pub use service::{AlertsService, WatchGrant};
+
+/// Tells subscribers the log's newest position.
+#[derive(Debug)]
+pub struct AlertHub {
+    latest: watch::Sender<u64>,
+}
+
+impl AlertHub {
+    /// A hub starting at the log's current last position.
+    pub fn new(last: u64) -> Self {
+        Self {
+            latest: watch::Sender::new(last),
+        }
+    }
+
+    /// Announces that the log now reaches `position`.
+    pub fn notify(&self, position: u64) {
+        self.latest.send_if_modified(|p| {
+            let newer = position > *p;
+            if newer {
+                *p = position;
+            }
+            newer
+        });
+    }
+
+    /// A receiver of the newest position.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+}
+
+/// A read of a batch that [`Alerting::after_append`] looks at again.
+#[derive(Clone, Debug)]
+pub struct Brief {
+    index: usize,
+    vrm: nadc_core::Vrm,
+    observed_at: Timestamp,
+    position: nadc_core::GeoPoint,
+    raised: bool,
+    convoy: Vec<ConvoyTrigger>,
+}
+
+/// A hit on an entry flagged for convoy analysis.
+#[derive(Clone, Debug)]
+struct ConvoyTrigger {
+    list: HotlistId,
+    purpose: String,
+    action: nadc_core::hotlist::Action,
+}
+
+/// The alerting stage of ingest.
+pub struct Alerting {
+    /// The store (read-only here; the append is the ingest pipeline's).
+    pub store: Arc<dyn Store>,
+    /// Lists to match.
+    pub hotlists: Arc<HotlistRegistry>,
+    /// Where new positions are announced.
+    pub hub: Arc<AlertHub>,
+    /// What to check.
+    pub config: AlertsConfig,
+    /// The node's clock (entry expiry).
+    pub clock: Arc<dyn Clock>,
+    /// Companions already named per (list, target), so repeated hits raise
+    /// a convoy alert only for a new companion.
+    pub named: Mutex<HashMap<(HotlistId, nadc_core::Vrm), BTreeSet<nadc_core::Vrm>>>,
+    /// Recent reads in memory, answering most clone checks without the
+    /// store (none: every check asks the store).
+    pub recent: Option<Arc<RecentReads>>,
+}
+
+/// What a batch's clone check needs of each read, kept to add the stored
+/// ones to [`Alerting::recent`] after the append: (VRM, capture time,
+/// position).
+pub type Sightings = Vec<(nadc_core::Vrm, Timestamp, nadc_core::GeoPoint)>;
+
+impl Alerting {
+    fn rule(&self) -> CloneRule {
+        CloneRule {
+            max_speed_kmh: self.config.clone_max_speed_kmh,
+            min_distance_m: self.config.clone_min_distance_m,
+        }
+    }
+
+    /// Attaches to each read the alerts it raises against the lists and the
+    /// reads already stored. Blocking (store lookups): call off the runtime.
+    /// Gives back what [`Alerting::remember`] needs once the reads are
+    /// stored.
+    pub fn annotate(&self, reads: &mut [NewRead]) -> Result<Sightings, StoreError> {
+        let matcher = self.hotlists.matcher();
+        let now = self.clock.now();
+        for r in reads.iter_mut() {
+            for hit in matcher.matches(&r.read.vrm, now) {
+                r.alerts.push(AlertDetail::Hit {
+                    list: hit.list.id.clone(),
+                    purpose: hit.list.purpose.clone(),
+                    entry: hit.entry.clone(),
+                    matched: hit.matched,
+                });
+            }
+        }
+        if !self.config.clone_check || reads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sightings: Sightings = reads
+            .iter()
+            .map(|r| (r.read.vrm.clone(), r.read.observed_at, r.position))
+            .collect();
+        let look = i64::from(self.config.clone_look_back_s) * 1000;
+        let rule = self.rule();
+        // The rule comes from the node's config: invalid, it is the node's
+        // fault, not the batch's.
+        rule.validate()
+            .map_err(|e| StoreError::Engine(e.to_string()))?;
+        let mut found = match &self.recent {
+            Some(recent) => recent.neighbours(sightings.iter().map(|(v, t, _)| (v, *t)), look),
+            None => vec![None; sightings.len()],
+        };
+        // What memory could not answer, from the store in one pass.
+        let missing: Vec<usize> = (0..found.len()).filter(|i| found[*i].is_none()).collect();
+        if !missing.is_empty() {
+            let asked: Vec<_> = missing
+                .iter()
+                .map(|i| (sightings[*i].0.clone(), sightings[*i].1))
+                .collect();
+            let answers = self.store.vrm_neighbours(&asked, look)?;
+            for (i, pair) in missing.into_iter().zip(answers) {
+                found[i] = Some(pair);
+            }
+        }
+        let neighbours = found.into_iter().map(Option::unwrap_or_default).collect();
+        let flagged = flag_neighbours(&sightings, neighbours, &rule);
+        for (r, neighbours) in reads.iter_mut().zip(flagged) {
+            r.alerts
+                .extend(neighbours.into_iter().map(|n| AlertDetail::Clone {
+                    other: n.other,
+                    distance_m: n.distance_m,
+                    seconds: n.seconds,
+                    speed_kmh: n.speed_kmh,
+                }));
+        }
+        Ok(sightings)
+    }
+
+    /// Adds the reads an append stored to [`Alerting::recent`]: call with
+    /// [`Alerting::annotate`]'s sightings and the append's outcomes, before
+    /// anything else can fail, so that memory holds every stored read.
+    pub fn remember(&self, sightings: &Sightings, outcomes: &[Appended]) {
+        if let Some(recent) = &self.recent {
+            recent.add(sightings, outcomes);
+        }
+    }
+
+    /// What [`Alerting::after_append`] needs of a batch, taken before the
+    /// reads move into the store: the reads that raised alerts, and the
+    /// reads whose VRM appears more than once in the batch.
+    pub fn brief(&self, reads: &[NewRead]) -> Vec<Brief> {
+        let mut count: HashMap<&str, u32> = HashMap::new();
+        if self.config.clone_check {
+            for r in reads {
+                *count.entry(r.read.vrm.as_str()).or_default() += 1;
+            }
+        }
+        reads
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                !r.alerts.is_empty() || count.get(r.read.vrm.as_str()).is_some_and(|n| *n > 1)
+            })
+            .map(|(index, r)| Brief {
+                index,
+                vrm: r.read.vrm.clone(),
+                observed_at: r.read.observed_at,
+                position: r.position,
+                raised: !r.alerts.is_empty(),
+                convoy: r
+                    .alerts
+                    .iter()
+                    .filter_map(|a| match a {
+                        AlertDetail::Hit {
+                            list,
+                            purpose,
+                            entry,
+                            ..
+                        } if entry.convoy => Some(ConvoyTrigger {
+                            list: list.clone(),
+                            purpose: purpose.clone(),
+                            action: entry.action,
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// After the append: logs clone flags between reads of the same batch
+    /// (their sequence numbers are known only now), announces new alerts,
+    /// and starts convoy analysis for hits on entries flagged for it.
+    pub fn after_append(
+        self: &Arc<Self>,
+        force: &ForceId,
+        briefs: Vec<Brief>,
+        outcomes: &[Appended],
+    ) {
+        let stored: Vec<(Brief, u64)> = briefs
+            .into_iter()
+            .filter_map(|b| match outcomes.get(b.index) {
+                Some(Appended::Stored { seq }) => Some((b, *seq)),
+                _ => None,
+            })
+            .collect();
+        let mut extra = Vec::new();
+        if self.config.clone_check {
+            let mut by_vrm: HashMap<&str, Vec<(&Brief, u64)>> = HashMap::new();
+            for (b, seq) in &stored {
+                by_vrm.entry(b.vrm.as_str()).or_default().push((b, *seq));
+            }
+            let rule = self.rule();
+            for mut same in by_vrm.into_values().filter(|v| v.len() > 1) {
+                same.sort_by_key(|(b, seq)| (b.observed_at, *seq));
+                for pair in same.windows(2) {
+                    let ((a, sa), (b, sb)) = (pair[0], pair[1]);
+                    let distance_m = a.position.distance_m(b.position);
+                    let seconds = (b.observed_at.millis() - a.observed_at.millis()) as f64 / 1000.0;
+                    if let Some(speed_kmh) = rule.flags(distance_m, seconds) {
+                        extra.push(Alert {
+                            raised_at: self.clock.now(),
+                            read: ReadRef {
+                                day: b.observed_at.day(),
+                                seq: sb,
+                            },
+                            read_force: force.clone(),
+                            detail: AlertDetail::Clone {
+                                other: ReadRef {
+                                    day: a.observed_at.day(),
+                                    seq: sa,
+                                },
+                                distance_m,
+                                seconds,
+                                speed_kmh,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        let raised = !extra.is_empty() || stored.iter().any(|(b, _)| b.raised);
+        if !extra.is_empty()
+            && let Err(e) = self.store.log_alerts(extra)
+        {
+            warn!(error = %e, "could not log in-batch clone alerts");
+        }
+        if raised {
+            self.hub.notify(self.store.last_alert());
+        }
+        for (b, seq) in stored {
+            let read = ReadRef {
+                day: b.observed_at.day(),
+                seq,
+            };
+            for trigger in b.convoy {
+                let me = self.clone();
+                let force = force.clone();
+                let (target, at) = (b.vrm.clone(), b.observed_at);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = me.convoy_alert(trigger, target, at, read, force) {
+                        warn!(error = %e, "real-time convoy analysis failed");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Analyses the target's recent reads for companions and logs a convoy
+    /// alert naming them, when one of them was not named by the last convoy
+    /// alert for this target and list (so a target read fifty times a day
+    /// raises an alert when a new companion appears, not fifty).
+    fn convoy_alert(
+        &self,
+        trigger: ConvoyTrigger,
+        target: nadc_core::Vrm,
+        at: Timestamp,
+        read: ReadRef,
+        read_force: ForceId,
+    ) -> Result<(), nadc_query::QueryError> {
+        let c = &self.config;
+        let q = ConvoyQuery {
+            targets: vec![target.clone()],
+            from: at.plus_millis(-i64::from(c.convoy_look_back_s) * 1000),
+            to: at,
+            window_s: c.convoy_window_s,
+            min_count: c.convoy_min_count,
+            min_cameras: 1,
+            limit: c.convoy_max_companions,
+            max_target_reads: 10_000,
+            max_candidates: 1_000_000,
+        };
+        let result = convoy(self.store.as_ref(), &q)?;
+        let ConvoyTrigger {
+            list,
+            purpose,
+            action,
+        } = trigger;
+        debug!(list = %list, companions = result.companions.len(), "real-time convoy analysed");
+        {
+            let mut named = match self.named.lock() {
+                Ok(n) => n,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let seen = named.entry((list.clone(), target.clone())).or_default();
+            if result.companions.iter().all(|c| seen.contains(&c.vrm)) {
+                return Ok(());
+            }
+            seen.extend(result.companions.iter().map(|c| c.vrm.clone()));
+        }
+        let companions = result
+            .companions
+            .iter()
+            .map(|c| CompanionBrief {
+                vrm: c.vrm.clone(),
+                co_occurrences: c.co_occurrences,
+                cameras: c.cameras,
+            })
+            .collect();
+        let alert = Alert {
+            raised_at: self.clock.now(),
+            read,
+            read_force,
+            detail: AlertDetail::Convoy {
+                list,
+                purpose,
+                target,
+                action,
+                look_back_s: c.convoy_look_back_s,
+                companions,
+            },
+        };
+        self.store.log_alerts(vec![alert])?;
+        self.hub.notify(self.store.last_alert());
+        Ok(())
+    }
+}
+
+/// The list filter of a convoy search naming a hotlist: its active entries.
+pub fn hotlist_targets(
+    registry: &HotlistRegistry,
+    r: &pb::HotlistRef,
+    caller_force: &ForceId,
+    now: Timestamp,
+) -> Result<Vec<nadc_core::Vrm>, Status> {
+    let id = list_id(Some(r), caller_force)?;
+    if id.owner != *caller_force {
+        return Err(Status::permission_denied(format!(
+            "list {id} belongs to {}: a convoy search names only {caller_force}'s lists (another force's entries are its intelligence)",
+            id.owner
+        )));
+    }
+    let (_, entries) = registry
+        .get(&id)
+        .ok_or_else(|| Status::not_found(format!("no list {id}")))?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| e.active_at(now))
+        .map(|e| e.vrm)
+        .collect())
+}

@@ -1,0 +1,521 @@
+//! The Alerts service: watching the alert log and verifying alerts, under
+//! the node's access rules.
+//!
+//! What a watch may disclose is decided once, when it opens
+//! ([`WatchGrant`]): who the caller is (an alerting role), which alerts
+//! are theirs (the alerts their force acts on), and under which purpose
+//! and case history may be replayed. Every batch of events then passes
+//! [`WatchGrant::admit`] (live or history, data-age tier) and is audited,
+//! durably, before it is sent.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use nadc_core::access::AccessContext;
+use nadc_core::alert::AlertState;
+use nadc_core::time::Clock;
+use nadc_core::{ForceId, Principal, Timestamp};
+use nadc_proto::hotlists::verification_from_pb;
+use nadc_proto::{self as proto, pb};
+use nadc_store::{Store, StoreError};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use super::AlertHub;
+use super::events::{AlertFilter, events, logged_alert, next_batch};
+use crate::auth::caller;
+use crate::governance::{Actor, Audited, Governance};
+
+/// The Alerts service.
+#[derive(Clone)]
+pub struct AlertsService {
+    /// The store holding the log.
+    pub store: Arc<dyn Store>,
+    /// New positions.
+    pub hub: Arc<AlertHub>,
+    /// The node's name, for provenance.
+    pub node: String,
+    /// The node's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Access rules and the audit.
+    pub governance: Arc<Governance>,
+    /// Peers, for a national history of alerts.
+    pub federation: Option<Arc<crate::federation::Federation>>,
+    /// Set when the node stops: following watches end with UNAVAILABLE
+    /// (so the subscriber reconnects and resumes) instead of holding the
+    /// node open.
+    pub stop: watch::Receiver<bool>,
+}
+
+/// A stream of alert events.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AlertEvent, Status>> + Send>>;
+
+/// What a watch may disclose, decided when it opens.
+#[derive(Clone)]
+pub struct WatchGrant {
+    /// Who watches.
+    pub actor: Actor,
+    /// The force whose alerts they see.
+    pub force: ForceId,
+    /// The purpose and case history is replayed under (none: live alerts
+    /// only).
+    pub access: Option<AccessContext>,
+    /// Leave out history the context does not reach instead of ending the
+    /// watch.
+    pub clip: bool,
+    /// The request, for the audit.
+    pub query: serde_json::Value,
+    governance: Arc<Governance>,
+}
+
+/// A watch refused: who asked, what, and why.
+pub struct Refusal(Actor, Audited, Status);
+
+/// The audit action of a watch's disclosures.
+const DISCLOSED: &str = "alert.disclosed";
+
+impl WatchGrant {
+    /// Decides what `principal` may see through watch `q`: an alerting
+    /// role, its own force's alerts, and history only under a valid purpose
+    /// and case.
+    pub fn decide(
+        governance: &Arc<Governance>,
+        principal: &Principal,
+        q: &pb::WatchRequest,
+    ) -> Result<Self, Box<Refusal>> {
+        let actor = Actor::of(principal);
+        let query = json!({"after": q.after, "from_now": q.from_now,
+            "history_only": q.history_only, "scope": q.scope,
+            "lists": q.lists.iter().map(|l| format!("{}/{}", l.owner, l.name)).collect::<Vec<_>>(),
+            "forces": q.forces, "actions": q.actions, "kinds": q.kinds});
+        let given = q.access.clone().unwrap_or_default();
+        let audited = |access: AccessContext| Audited {
+            access,
+            query: query.clone(),
+            returned: Vec::new(),
+        };
+        let raw = AccessContext {
+            purpose: given.purpose.clone(),
+            case_ref: given.case_ref.clone(),
+            authorisation: given.authorisation.clone(),
+        };
+        let Principal::User { force, roles, .. } = principal else {
+            let status = Status::permission_denied(format!(
+                "alerts are for users with an alerting role; caller is {principal}"
+            ));
+            return Err(Box::new(Refusal(actor, audited(raw), status)));
+        };
+        if let Err(e) = governance.policy.check_alerts(roles) {
+            let status = Status::permission_denied(e.to_string());
+            return Err(Box::new(Refusal(actor, audited(raw), status)));
+        }
+        let named = !(given.purpose.trim().is_empty() && given.case_ref.trim().is_empty());
+        let access = if named {
+            match governance.context(q.access.as_ref()) {
+                Ok((ctx, _)) => Some(ctx),
+                Err(status) => return Err(Box::new(Refusal(actor, audited(raw), status))),
+            }
+        } else {
+            None
+        };
+        Ok(Self {
+            actor,
+            force: force.clone(),
+            clip: given.clip_to_permitted,
+            access,
+            query,
+            governance: governance.clone(),
+        })
+    }
+
+    fn audited(&self) -> Audited {
+        Audited {
+            access: self.access.clone().unwrap_or_default(),
+            query: self.query.clone(),
+            returned: Vec::new(),
+        }
+    }
+
+    /// Records that the watch opened (blocking).
+    fn opened_blocking(&self) -> Result<u64, Status> {
+        let g = &self.governance;
+        g.record_blocking(g.entry(
+            &self.actor,
+            "alert.watch",
+            &self.audited(),
+            nadc_core::audit::Outcome::Ok,
+        ))
+    }
+
+    /// The events of a batch this watch may see at `now`. An alert raised
+    /// before the live period is history: without a purpose and case the
+    /// watch ends (FAILED_PRECONDITION); with them, its reads must lie in
+    /// the data-age tier the context permits, or the watch ends
+    /// (PERMISSION_DENIED), or with clip the alert is left out. A live
+    /// alert on a read older than the standard tier is left out without a
+    /// context that permits it.
+    pub fn admit(
+        &self,
+        batch: Vec<pb::AlertEvent>,
+        now: Timestamp,
+    ) -> Result<Vec<pb::AlertEvent>, Status> {
+        let g = &self.governance;
+        let live_from = g.policy.live_alerts_from(now);
+        let mut kept = Vec::with_capacity(batch.len());
+        for e in batch {
+            // A clone is either read's owner's (a hit or a convoy was
+            // scoped to its list's owner when read from the log).
+            let theirs = [e.read.as_ref(), e.other_read.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.provenance.as_ref())
+                .any(|p| p.owning_force == self.force.as_str());
+            if e.list.is_none() && !theirs {
+                continue;
+            }
+            let raised = e.raised_at.as_ref().and_then(proto::from_pb_time);
+            let captured = [e.read.as_ref(), e.other_read.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.provenance.as_ref()?.observed_at.as_ref())
+                .filter_map(proto::from_pb_time)
+                .min();
+            let history = raised.is_none_or(|t| t < live_from);
+            let Some(access) = &self.access else {
+                if history {
+                    return Err(Status::failed_precondition(format!(
+                        "alert {} was raised before the live period (the last {} minutes): replaying history needs a purpose and a case reference (--purpose, --case), and is audited like a search",
+                        e.position, g.policy.alert_live_minutes
+                    )));
+                }
+                if captured.is_some_and(|t| t >= g.policy.standard_start(now)) {
+                    kept.push(e);
+                }
+                continue;
+            };
+            let Some(t) = captured else {
+                kept.push(e);
+                continue;
+            };
+            match g.permit(&self.actor, access, false, t, t, now) {
+                Ok(_) => kept.push(e),
+                Err(_) if self.clip || !history => {}
+                Err(status) => {
+                    return Err(Status::new(
+                        status.code(),
+                        format!("alert {}: {}", e.position, status.message()),
+                    ));
+                }
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Audits the events about to be sent (blocking; durable on return):
+    /// their reads counted per owning force and, under a case, registered.
+    pub fn disclose_blocking(&self, sent: &[pb::AlertEvent], via: &str) -> Result<(), Status> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<&pb::ReadRow> = sent
+            .iter()
+            .flat_map(|e| [e.read.as_ref(), e.other_read.as_ref()])
+            .flatten()
+            .collect();
+        let positions: Vec<u64> = sent.iter().map(|e| e.position).collect();
+        self.governance
+            .disclose_blocking(
+                &self.actor,
+                DISCLOSED,
+                self.access.as_ref(),
+                json!({"via": via, "events": sent.len(), "positions": positions}),
+                &rows,
+            )
+            .map(|_| ())
+    }
+}
+
+/// Reads the log after `pos` up to its end (as it is now), admits and
+/// audits each batch, and hands it to `send`; gives the last position read.
+/// Blocking.
+pub fn drain_blocking(
+    store: &dyn Store,
+    node: &str,
+    grant: &WatchGrant,
+    filter: &AlertFilter,
+    mut pos: u64,
+    now: Timestamp,
+    send: &mut dyn FnMut(Vec<pb::AlertEvent>) -> bool,
+) -> Result<u64, Status> {
+    loop {
+        let (alerts, last) = next_batch(store, pos, filter).map_err(log_unavailable)?;
+        let batch = grant.admit(events(store, node, alerts).map_err(log_unavailable)?, now)?;
+        grant.disclose_blocking(&batch, node)?;
+        if !batch.is_empty() && !send(batch) {
+            return Ok(last);
+        }
+        if last == pos {
+            return Ok(pos);
+        }
+        pos = last;
+    }
+}
+
+/// Why `force` may not act on the alert at `position`, if it may not: a
+/// hit or a convoy is the list owner's; a clone is either read's owner's.
+fn not_theirs(
+    store: &dyn Store,
+    position: u64,
+    alert: &nadc_core::alert::Alert,
+    force: &ForceId,
+) -> Result<Option<Status>, Status> {
+    if let Some(list) = alert.detail.list() {
+        return Ok((list.owner != *force).then(|| {
+            Status::permission_denied(format!(
+                "alert {position} is on {owner}'s list {list}: only {owner}'s users verify it",
+                owner = list.owner
+            ))
+        }));
+    }
+    if alert.read_force == *force {
+        return Ok(None);
+    }
+    let refs: Vec<_> = alert.reads().skip(1).collect();
+    let others = store.get_reads(&refs).map_err(log_unavailable)?;
+    if others.iter().any(|r| r.force == *force) {
+        return Ok(None);
+    }
+    Ok(Some(Status::permission_denied(format!(
+        "alert {position} is a clone of reads owned by {}{}: only their users verify it",
+        alert.read_force,
+        others
+            .iter()
+            .map(|r| format!(" and {}", r.force))
+            .collect::<String>()
+    ))))
+}
+
+fn log_unavailable(e: StoreError) -> Status {
+    Status::unavailable(format!("alert log: {e}"))
+}
+
+impl AlertsService {
+    /// Authenticates the caller (or the user a peer relays) and decides the
+    /// watch; refusals are audited.
+    async fn grant(&self, req: &Request<pb::WatchRequest>) -> Result<(WatchGrant, bool), Status> {
+        let principal = caller(req)?.principal;
+        let relayed = crate::federation::relayed_user(
+            self.federation.as_deref(),
+            &principal,
+            req.get_ref().on_behalf_of.as_ref(),
+        )?;
+        let is_relayed = relayed.is_some();
+        let principal = relayed.unwrap_or(principal);
+        let g = &self.governance;
+        let grant = match WatchGrant::decide(g, &principal, req.get_ref()) {
+            Ok(grant) => grant,
+            Err(r) => {
+                let Refusal(actor, what, status) = *r;
+                return Err(g.refuse(&actor, "alert.watch", &what, status).await);
+            }
+        };
+        let opened = grant.clone();
+        tokio::task::spawn_blocking(move || opened.opened_blocking())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        Ok((grant, is_relayed))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::alerts_server::Alerts for AlertsService {
+    type WatchStream = EventStream;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let (grant, relayed) = self.grant(&req).await?;
+        let q = req.into_inner();
+        let filter = AlertFilter::for_force(&q, grant.force.clone())?;
+        let peers = self
+            .federation
+            .clone()
+            .filter(|f| !f.peers.is_empty() && !relayed && q.scope != pb::Scope::Local as i32);
+        if let (true, Some(federation)) = (q.history_only, peers.clone()) {
+            return self.national_history(grant, filter, q, federation).await;
+        }
+        info!(user = %grant.actor.user, force = %grant.force, after = q.after,
+            follow = !q.history_only, "alert watch opened");
+        let (tx, rx) = mpsc::channel::<Result<pb::AlertEvent, Status>>(64);
+        let peer_tx = tx.clone();
+        let (store, node, clock) = (self.store.clone(), self.node.clone(), self.clock.clone());
+        let mut latest = self.hub.subscribe();
+        let mut stop = self.stop.clone();
+        let history_only = q.history_only;
+        let start = if q.from_now {
+            self.store.last_alert()
+        } else {
+            q.after
+        };
+        let watcher = grant.clone();
+        tokio::spawn(async move {
+            let mut pos = start;
+            loop {
+                // Everything logged after `pos`, admitted and audited batch
+                // by batch, each batch sent before the next is read.
+                let (s, n, g, f, c) = (
+                    store.clone(),
+                    node.clone(),
+                    watcher.clone(),
+                    filter.clone(),
+                    clock.clone(),
+                );
+                let sink = tx.clone();
+                let drained = tokio::task::spawn_blocking(move || {
+                    drain_blocking(s.as_ref(), &n, &g, &f, pos, c.now(), &mut |batch| {
+                        batch.into_iter().all(|e| sink.blocking_send(Ok(e)).is_ok())
+                    })
+                })
+                .await;
+                pos = match drained {
+                    Ok(Ok(last)) => last,
+                    Ok(Err(status)) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                        return;
+                    }
+                };
+                if history_only || tx.is_closed() {
+                    return;
+                }
+                // Wait for a newer position, for the subscriber to go, or
+                // for the node to stop.
+                let stopping = tokio::select! {
+                    changed = latest.wait_for(|p| *p > pos) => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        false
+                    }
+                    () = tx.closed() => return,
+                    stopped = stop.wait_for(|s| *s) => stopped.is_ok(),
+                };
+                if stopping {
+                    let _ = tx
+                        .send(Err(Status::unavailable(format!(
+                            "the node is stopping; resume after position {pos}"
+                        ))))
+                        .await;
+                    return;
+                }
+            }
+        });
+        // Following nationally: each peer's new alerts too, as they arrive.
+        if let (false, Some(federation)) = (q.history_only, peers) {
+            self.follow_peers(&grant, &q, &federation, peer_tx);
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn verify(
+        &self,
+        req: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::AlertEvent>, Status> {
+        let principal = caller(&req)?.principal;
+        let actor = Actor::of(&principal);
+        let q = req.into_inner();
+        let g = self.governance.clone();
+        let state_name = verification_from_pb(q.state).map(|s| s.as_str());
+        let what = Audited {
+            query: json!({"position": q.position, "state": state_name, "note": q.note}),
+            ..Default::default()
+        };
+        let (force, user) = match &principal {
+            Principal::User { force, name, roles } => match g.policy.check_alerts(roles) {
+                Ok(()) => (force.clone(), name.clone()),
+                Err(e) => {
+                    let status = Status::permission_denied(e.to_string());
+                    return Err(g.refuse(&actor, "alert.verify", &what, status).await);
+                }
+            },
+            other => {
+                let status = Status::permission_denied(format!(
+                    "verifying an alert needs a user certificate with an alerting role; caller is {other}"
+                ));
+                return Err(g.refuse(&actor, "alert.verify", &what, status).await);
+            }
+        };
+        let Some(state) = verification_from_pb(q.state) else {
+            let status =
+                Status::invalid_argument("state is required: confirmed, rejected or unverified");
+            return Err(g.refuse(&actor, "alert.verify", &what, status).await);
+        };
+        if q.note.len() > nadc_core::hotlist::MAX_TEXT_LEN || q.note.chars().any(char::is_control) {
+            let status = Status::invalid_argument("note: at most 512 bytes, no control characters");
+            return Err(g.refuse(&actor, "alert.verify", &what, status).await);
+        }
+        let record = AlertState {
+            state,
+            by: user.clone(),
+            by_force: force.clone(),
+            at: self.clock.now(),
+            note: q.note.trim().to_string(),
+        };
+        let (store, node, position) = (self.store.clone(), self.node.clone(), q.position);
+        let (gov, who) = (g.clone(), actor.clone());
+        let verified = tokio::task::spawn_blocking(move || {
+            let Some(alert) = logged_alert(store.as_ref(), position).map_err(log_unavailable)?
+            else {
+                return Ok(Err(Status::not_found(format!(
+                    "no alert at position {position}"
+                ))));
+            };
+            if let Some(refusal) = not_theirs(store.as_ref(), position, &alert, &force)? {
+                return Ok(Err(refusal));
+            }
+            // The state and its audit entry in one write.
+            let mut what = what;
+            what.returned = vec![(alert.read_force.clone(), 1)];
+            let entry = gov.entry(&who, "alert.verify", &what, nadc_core::audit::Outcome::Ok);
+            let (set, _) = store
+                .set_alert_state(position, &record, entry)
+                .map_err(|e| Status::unavailable(format!("alert log: {e}")))?;
+            if !set {
+                // Deleted since the look-up: that write audited it.
+                return Err(Status::not_found(format!(
+                    "no alert at position {position}"
+                )));
+            }
+            let event = events(store.as_ref(), &node, vec![(position, alert)])
+                .map_err(log_unavailable)?
+                .pop();
+            Ok::<_, Status>(
+                event.ok_or_else(|| Status::not_found(format!("no alert at position {position}"))),
+            )
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        match verified {
+            Ok(event) => {
+                info!(user = %user, position, state = state.as_str(), "alert verified");
+                Ok(Response::new(event))
+            }
+            // Refused before anything was written: audited as refused.
+            Err(status) => {
+                let what = Audited {
+                    query: json!({"position": q.position, "state": state_name}),
+                    ..Default::default()
+                };
+                Err(g.refuse(&actor, "alert.verify", &what, status).await)
+            }
+        }
+    }
+}

@@ -222,6 +222,7 @@ async fn audit(h: &Harness, auditor: &str, user: &str, action: &str) -> Vec<pb::
 }
 
 /// Asserts a refusal's code and that its message names the rule.
+#[track_caller]
 fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, rule: &str) {
     let e = r.unwrap_err();
     assert_eq!(e.code(), code, "{}", e.message());
@@ -233,6 +234,7 @@ fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, rule: &s
 }
 
 /// Asserts that the last of `entries` is a refusal naming `rule`.
+#[track_caller]
 fn last_refused(entries: &[pb::AuditRecord], rule: &str) {
     let last = entries.last().expect("an audit entry");
     assert_eq!(last.outcome, "refused", "{last:?}");

@@ -46,6 +46,17 @@ pub enum AuthoriseCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Revoke one of your force's authorisations (supervisor role): from
+    /// then on it opens nothing; it stays listed as revoked.
+    Revoke {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The authorisation's id.
+        id: String,
+        /// Why it is revoked.
+        #[arg(long)]
+        reason: String,
+    },
     /// Authorisations of your force.
     List {
         #[command(flatten)]
@@ -240,6 +251,22 @@ pub async fn authorise(cmd: AuthoriseCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        AuthoriseCommand::Revoke { node, id, reason } => {
+            let mut c = pb::authorisations_client::AuthorisationsClient::new(channel(&node).await?);
+            let a = rpc(
+                c.revoke(pb::RevokeRequest { id, reason }).await,
+                "revoke authorisation",
+            )?;
+            println!(
+                "authorisation {} ({}) revoked by {} at {}: {}",
+                a.id,
+                a.force,
+                a.revoked_by,
+                time(&a.revoked_at),
+                a.revoke_reason
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         AuthoriseCommand::List { node, format } => {
             let mut c = pb::authorisations_client::AuthorisationsClient::new(channel(&node).await?);
             let r = rpc(
@@ -265,6 +292,9 @@ pub async fn authorise(cmd: AuthoriseCommand) -> anyhow::Result<ExitCode> {
                         time(&a.expires_at),
                         a.granted_by.clone(),
                         a.reason.clone(),
+                        a.revoked_by.clone(),
+                        time(&a.revoked_at),
+                        a.revoke_reason.clone(),
                     ]
                 })
                 .collect();
@@ -282,6 +312,9 @@ pub async fn authorise(cmd: AuthoriseCommand) -> anyhow::Result<ExitCode> {
                     "expires",
                     "granted_by",
                     "reason",
+                    "revoked_by",
+                    "revoked_at",
+                    "revoke_reason",
                 ],
                 &records,
             )?;

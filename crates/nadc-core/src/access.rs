@@ -11,6 +11,10 @@
 //! The check runs when a search is planned: a window reaching older data
 //! without authorisation is refused, or clipped to the permitted part if
 //! the request asks for that, and the response says which.
+//!
+//! An authorisation opens only its capture-time range (both ends), never
+//! the searches of the supervisor who granted it, never for longer than
+//! `max_authorisation_days` after its grant, and nothing once revoked.
 
 use std::fmt;
 
@@ -21,6 +25,9 @@ use crate::time::Timestamp;
 
 /// Longest case reference, purpose code or authorisation id.
 pub const MAX_REF_LEN: usize = 64;
+
+mod authorisation;
+pub use authorisation::{Authorisation, MAX_REASON_LEN, Revocation};
 
 /// Why access was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -80,64 +87,6 @@ fn check_ref(what: &str, v: &str, required: bool) -> Result<(), AccessError> {
     Ok(())
 }
 
-/// A supervisor's recorded authorisation to search older data.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Authorisation {
-    /// Its id (given to the searcher, who quotes it).
-    pub id: String,
-    /// The supervisor who granted it.
-    pub granted_by: String,
-    /// The supervisor's force; the authorisation covers its users.
-    pub force: ForceId,
-    /// When it was granted.
-    pub granted_at: Timestamp,
-    /// The case it is for.
-    pub case_ref: String,
-    /// The purpose it is for.
-    pub purpose: String,
-    /// Only this user of the force, or any user of it if empty.
-    pub user: String,
-    /// The capture-time range it opens.
-    pub data_from: Timestamp,
-    /// End of that range.
-    pub data_to: Timestamp,
-    /// It lapses at this time.
-    pub expires_at: Timestamp,
-    /// Why it was granted.
-    pub reason: String,
-}
-
-impl Authorisation {
-    /// Checks the fields of a new authorisation.
-    pub fn validate(&self, policy: &AccessPolicy) -> Result<(), AccessError> {
-        check_ref("authorisation id", &self.id, true)?;
-        check_ref("case reference", &self.case_ref, true)?;
-        policy.check_purpose(&self.purpose)?;
-        if !policy.extended_purposes.contains(&self.purpose) {
-            return Err(AccessError::Denied(format!(
-                "purpose {:?} does not allow access to data older than {} days; allowed: {}",
-                self.purpose,
-                policy.standard_days,
-                policy.extended_purposes.join(", ")
-            )));
-        }
-        if self.data_from > self.data_to {
-            return Err(AccessError::Context(
-                "the authorised data range is inverted".into(),
-            ));
-        }
-        if self.expires_at <= self.granted_at {
-            return Err(AccessError::Context(
-                "the authorisation expires before it is granted".into(),
-            ));
-        }
-        if self.reason.trim().is_empty() {
-            return Err(AccessError::Context("a reason is required".into()));
-        }
-        Ok(())
-    }
-}
-
 /// How a search that reaches older data without authorisation is treated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OlderData {
@@ -171,6 +120,8 @@ pub struct AccessPolicy {
     /// (its force's) without naming a case. Replaying older alerts is
     /// history, disclosed like a search: it needs a purpose and a case.
     pub alert_live_minutes: u32,
+    /// An authorisation lapses at most this many days after its grant.
+    pub max_authorisation_days: u32,
 }
 
 impl Default for AccessPolicy {
@@ -206,6 +157,7 @@ impl Default for AccessPolicy {
                 Role::HotlistManager,
             ],
             alert_live_minutes: 60,
+            max_authorisation_days: 30,
         }
     }
 }
@@ -297,9 +249,22 @@ impl AccessPolicy {
         now.minus_days(self.standard_days)
     }
 
+    /// The latest an authorisation granted at `granted_at` may lapse.
+    pub fn authorisation_cap(&self, granted_at: Timestamp) -> Timestamp {
+        granted_at.plus_millis(i64::from(self.max_authorisation_days) * crate::time::MS_PER_DAY)
+    }
+
     /// Decides the window `from..=to` for `user` of `force` under `ctx` at
-    /// `now`, given the authorisation `ctx` names (looked up by the caller;
-    /// `None` if it names none or an unknown one).
+    /// `now`, given the authorisation `ctx` names (looked up by the caller
+    /// among `force`'s own; `None` if it names none or an unknown one).
+    ///
+    /// The part of the window older than the standard tier must lie inside
+    /// a usable authorisation's range, both ends inclusive. Otherwise the
+    /// window is refused, or with [`OlderData::Clip`] its start is moved to
+    /// the earliest instant from which the rest of it is permitted
+    /// throughout; if its end itself is not permitted, it is refused all
+    /// the same (clipping only ever moves the start, which the response
+    /// reports as `clipped_from`).
     #[allow(clippy::too_many_arguments)]
     pub fn permit(
         &self,
@@ -313,44 +278,79 @@ impl AccessPolicy {
         older: OlderData,
     ) -> Result<Permitted, AccessError> {
         let standard = self.standard_start(now);
+        let whole = Permitted {
+            from,
+            to,
+            clipped_from: None,
+        };
         if from >= standard {
-            return Ok(Permitted {
-                from,
-                to,
-                clipped_from: None,
-            });
+            return Ok(whole);
         }
+        // The part of the window older than the standard tier.
+        let older_end = to.min(standard.plus_millis(-1));
+        // The range a usable authorisation opens, when it does not cover
+        // the older part.
+        let mut opened = None;
         let why_not = match (ctx.authorisation.is_empty(), authorisation) {
             (true, _) => format!(
                 "the window starts {from}, before {standard} ({} days ago): older data needs a supervisor's authorisation (--authorisation ID)",
                 self.standard_days
             ),
-            (false, None) => format!("authorisation {:?} does not exist", ctx.authorisation),
-            (false, Some(a)) => match self.authorisation_problem(now, from, user, force, ctx, a) {
-                None => {
-                    return Ok(Permitted {
-                        from,
-                        to,
-                        clipped_from: None,
-                    });
-                }
+            (false, None) => format!(
+                "authorisation {:?} does not exist in {force}",
+                ctx.authorisation
+            ),
+            (false, Some(a)) => match self.authorisation_problem(now, user, force, ctx, a) {
                 Some(p) => format!("authorisation {:?} {p}", a.id),
+                None if from >= a.data_from && older_end <= a.data_to => return Ok(whole),
+                None => {
+                    opened = Some((a.data_from, a.data_to));
+                    if from < a.data_from {
+                        format!(
+                            "authorisation {:?} covers data from {} only; the window starts {from}",
+                            a.id, a.data_from
+                        )
+                    } else {
+                        format!(
+                            "authorisation {:?} covers data to {} only; the window's part older than the standard tier ends {older_end}",
+                            a.id, a.data_to
+                        )
+                    }
+                }
             },
         };
-        match older {
-            OlderData::Clip if to >= standard => Ok(Permitted {
-                from: standard,
+        if older == OlderData::Refuse {
+            return Err(AccessError::Denied(why_not));
+        }
+        // The latest part of the window permitted throughout: the standard
+        // tier, extended back through the authorised range when that range
+        // reaches the instant before the tier (or, for a window wholly
+        // older, when it holds the window's end).
+        let start = match opened {
+            Some((f, t)) if to >= standard && t >= standard.plus_millis(-1) && f < standard => {
+                Some(from.max(f))
+            }
+            _ if to >= standard => Some(standard),
+            Some((f, t)) if f <= to && to <= t => Some(from.max(f)),
+            _ => None,
+        };
+        match start {
+            Some(start) => Ok(Permitted {
+                from: start,
                 to,
                 clipped_from: Some(from),
             }),
-            _ => Err(AccessError::Denied(why_not)),
+            None => Err(AccessError::Denied(format!(
+                "{why_not} (clip_to_permitted cannot help: the window's end, {to}, is not permitted)"
+            ))),
         }
     }
 
+    /// What keeps `a` from opening older data for `user` of `force` under
+    /// `ctx` at `now`, whatever the window (the range is checked apart).
     fn authorisation_problem(
         &self,
         now: Timestamp,
-        from: Timestamp,
         user: &str,
         force: &ForceId,
         ctx: &AccessContext,
@@ -358,6 +358,17 @@ impl AccessPolicy {
     ) -> Option<String> {
         if a.force != *force {
             return Some(format!("was granted in {}, not {force}", a.force));
+        }
+        if let Some(r) = &a.revoked {
+            return Some(format!(
+                "was revoked by {} at {} ({}): it opens nothing",
+                r.by, r.at, r.reason
+            ));
+        }
+        if a.granted_by == user {
+            return Some(format!(
+                "was granted by {user}: no self-authorisation, a supervisor's own searches need another supervisor's authorisation"
+            ));
         }
         if !a.user.is_empty() && a.user != user {
             return Some(format!("is for user {}, not {user}", a.user));
@@ -380,14 +391,16 @@ impl AccessPolicy {
                 ctx.purpose
             ));
         }
-        if now >= a.expires_at {
-            return Some(format!("expired at {}", a.expires_at));
-        }
-        if from < a.data_from {
-            return Some(format!(
-                "covers data from {} only; the window starts {from}",
-                a.data_from
-            ));
+        let lapses = a.lapses_at(self);
+        if now >= lapses {
+            return Some(if lapses < a.expires_at {
+                format!(
+                    "expired at {lapses} (max_authorisation_days = {} after its grant)",
+                    self.max_authorisation_days
+                )
+            } else {
+                format!("expired at {lapses}")
+            });
         }
         None
     }
@@ -428,7 +441,32 @@ mod tests {
             data_to: now(),
             expires_at: now().plus_millis(7 * DAY),
             reason: "murder inquiry".into(),
+            revoked: None,
         }
+    }
+
+    /// `permit` for `user` over `from..=to`.
+    fn permit_window(
+        from: Timestamp,
+        to: Timestamp,
+        user: &str,
+        a: &Authorisation,
+        older: OlderData,
+    ) -> Result<Permitted, AccessError> {
+        AccessPolicy::default().permit(
+            now(),
+            from,
+            to,
+            user,
+            &avon(),
+            &ctx("serious-crime", "AUTH-1"),
+            Some(a),
+            older,
+        )
+    }
+
+    fn days_ago(d: i64) -> Timestamp {
+        now().plus_millis(-d * DAY)
     }
 
     fn permit(
@@ -542,5 +580,170 @@ mod tests {
         let mut no_reason = auth();
         no_reason.reason = " ".into();
         assert!(no_reason.validate(&p).is_err());
+    }
+
+    #[test]
+    fn the_authorised_range_is_enforced_at_its_end_to_the_millisecond() {
+        let mut a = auth();
+        a.data_to = days_ago(120);
+        // A window wholly older than the standard tier: its end may be
+        // data_to itself, not a millisecond after.
+        let ok = permit_window(days_ago(150), days_ago(120), "alice", &a, OlderData::Refuse);
+        assert_eq!(ok.unwrap().clipped_from, None);
+        let over = permit_window(
+            days_ago(150),
+            days_ago(120).plus_millis(1),
+            "alice",
+            &a,
+            OlderData::Refuse,
+        )
+        .unwrap_err();
+        assert!(matches!(over, AccessError::Denied(_)));
+        assert!(over.to_string().contains("covers data to"), "{over}");
+        // Clipping cannot help when the window's end is not permitted.
+        let e = permit_window(days_ago(150), days_ago(100), "alice", &a, OlderData::Clip)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("covers data to") && e.contains("clip_to_permitted cannot help"),
+            "{e}"
+        );
+        // A window reaching into the standard tier: its older part ends a
+        // millisecond before the tier, and that must be covered.
+        let standard = now().minus_days(90);
+        a.data_to = standard.plus_millis(-1);
+        assert!(permit_window(days_ago(150), now(), "alice", &a, OlderData::Refuse).is_ok());
+        a.data_to = standard.plus_millis(-2);
+        let e = permit_window(days_ago(150), now(), "alice", &a, OlderData::Refuse)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("covers data to"), "{e}");
+        // Clipped, it keeps only the standard tier: the gap between the
+        // range and the tier is never opened.
+        let c = permit_window(days_ago(150), now(), "alice", &a, OlderData::Clip).unwrap();
+        assert_eq!(
+            (c.from, c.to, c.clipped_from),
+            (standard, now(), Some(days_ago(150)))
+        );
+        // The start is exact too: data_from itself, not a millisecond before.
+        let a = auth();
+        assert!(permit_window(a.data_from, now(), "alice", &a, OlderData::Refuse).is_ok());
+        let e = permit_window(
+            a.data_from.plus_millis(-1),
+            now(),
+            "alice",
+            &a,
+            OlderData::Refuse,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("covers data from"), "{e}");
+        // Clipped, it starts at data_from (the range reaches the tier).
+        let c = permit_window(days_ago(250), now(), "alice", &a, OlderData::Clip).unwrap();
+        assert_eq!((c.from, c.clipped_from), (a.data_from, Some(days_ago(250))));
+        // A wholly older window clipped to the range's start.
+        let c = permit_window(days_ago(250), days_ago(150), "alice", &a, OlderData::Clip).unwrap();
+        assert_eq!((c.from, c.to), (a.data_from, days_ago(150)));
+    }
+
+    #[test]
+    fn a_supervisor_cannot_authorise_their_own_searches() {
+        let p = AccessPolicy::default();
+        // At grant: naming themselves.
+        let mut own = auth();
+        own.user = "sam".into();
+        let e = own.validate(&p).unwrap_err();
+        assert!(matches!(e, AccessError::Denied(_)));
+        assert!(e.to_string().contains("no self-authorisation"), "{e}");
+        // At search: one for any user of the force does not cover its granter.
+        let a = auth();
+        let e = permit_window(days_ago(150), now(), "sam", &a, OlderData::Refuse)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no self-authorisation"), "{e}");
+        assert!(permit_window(days_ago(150), now(), "alice", &a, OlderData::Refuse).is_ok());
+        // Nor one recorded before the rule naming its granter.
+        let e = permit_window(days_ago(150), now(), "sam", &own, OlderData::Refuse)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no self-authorisation"), "{e}");
+        // The standard tier needs no authorisation, so it is not refused.
+        assert!(permit_window(days_ago(30), now(), "sam", &a, OlderData::Refuse).is_ok());
+    }
+
+    #[test]
+    fn an_authorisation_runs_at_most_the_configured_days() {
+        let p = AccessPolicy::default();
+        assert_eq!(p.max_authorisation_days, 30);
+        let mut a = auth();
+        a.expires_at = now().plus_millis(30 * DAY);
+        assert!(a.validate(&p).is_ok());
+        a.expires_at = now().plus_millis(30 * DAY + 1);
+        let e = a.validate(&p).unwrap_err().to_string();
+        assert!(e.contains("max_authorisation_days = 30"), "{e}");
+        let short = AccessPolicy {
+            max_authorisation_days: 5,
+            ..AccessPolicy::default()
+        };
+        let e = auth().validate(&short).unwrap_err().to_string();
+        assert!(e.contains("max_authorisation_days = 5"), "{e}");
+        // One recorded with a longer expiry lapses at the cap all the same.
+        let mut long = auth();
+        long.expires_at = now().plus_millis(60 * DAY);
+        long.data_from = now().plus_millis(-400 * DAY);
+        let at = |t: Timestamp| {
+            p.permit(
+                t,
+                t.plus_millis(-150 * DAY),
+                t,
+                "alice",
+                &avon(),
+                &ctx("serious-crime", "AUTH-1"),
+                Some(&long),
+                OlderData::Refuse,
+            )
+        };
+        assert!(at(now().plus_millis(30 * DAY - 1)).is_ok());
+        let e = at(now().plus_millis(30 * DAY)).unwrap_err().to_string();
+        assert!(
+            e.contains("expired") && e.contains("max_authorisation_days"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_revoked_authorisation_opens_nothing() {
+        let mut a = auth();
+        a.revoked = Some(Revocation {
+            by: "sue".into(),
+            at: now(),
+            reason: "case closed".into(),
+        });
+        let e = permit_window(days_ago(150), now(), "alice", &a, OlderData::Refuse)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("revoked by sue") && e.contains("case closed"),
+            "{e}"
+        );
+        // Clipped, only the standard tier is left.
+        let c = permit_window(days_ago(150), now(), "alice", &a, OlderData::Clip).unwrap();
+        assert_eq!(c.from, now().minus_days(90));
+        let no_reason = Revocation {
+            by: "sue".into(),
+            at: now(),
+            reason: "  ".into(),
+        };
+        assert!(no_reason.validate().is_err());
+        let long = Revocation {
+            reason: "x".repeat(MAX_REASON_LEN + 1),
+            ..no_reason
+        };
+        assert!(
+            long.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("longer than")
+        );
     }
 }

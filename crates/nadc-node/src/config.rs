@@ -170,6 +170,9 @@ pub struct AccessConfig {
     /// Alerts raised within this many minutes are live (no case needed to
     /// see them); older ones are history, replayed under a purpose and case.
     pub alert_live_minutes: u32,
+    /// An authorisation may lapse at most this many days after its grant
+    /// (a grant with a later expiry is refused).
+    pub max_authorisation_days: u32,
 }
 
 impl Default for AccessConfig {
@@ -183,6 +186,7 @@ impl Default for AccessConfig {
             national_roles: p.national_roles,
             alert_roles: p.alert_roles,
             alert_live_minutes: p.alert_live_minutes,
+            max_authorisation_days: p.max_authorisation_days,
         }
     }
 }
@@ -199,6 +203,7 @@ impl NodeConfig {
             national_roles: self.access.national_roles.clone(),
             alert_roles: self.access.alert_roles.clone(),
             alert_live_minutes: self.access.alert_live_minutes,
+            max_authorisation_days: self.access.max_authorisation_days,
         }
     }
 }
@@ -394,6 +399,12 @@ impl NodeConfig {
                 "access: purposes must not be empty, standard_days must be 1 to retention_days, and every extended purpose must be a purpose".into(),
             ));
         }
+        if !(1..=self.retention_days).contains(&x.max_authorisation_days) {
+            return Err(ConfigError::Invalid(format!(
+                "access.max_authorisation_days = {}: must be 1 to retention_days ({})",
+                x.max_authorisation_days, self.retention_days
+            )));
+        }
         self.limits.validate().map_err(ConfigError::Invalid)?;
         if self.federation_deadline_ms == 0
             || self.federation_peer_concurrency == 0
@@ -511,5 +522,29 @@ mod tests {
         .unwrap();
         let e = NodeConfig::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("federation_hedge_ms"), "{e}");
+    }
+
+    #[test]
+    fn the_authorisation_cap_is_read_and_checked() {
+        let cfg: NodeConfig = toml::from_str(include_str!("../../../deploy/node.toml")).unwrap();
+        assert_eq!(cfg.access.max_authorisation_days, 30);
+        assert_eq!(cfg.access_policy().max_authorisation_days, 30);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let tls = "[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n";
+        std::fs::write(
+            &path,
+            format!("data_dir = \"d\"\n[access]\nmax_authorisation_days = 7\n{tls}"),
+        )
+        .unwrap();
+        let cfg = NodeConfig::from_file(&path).unwrap();
+        assert_eq!(cfg.access_policy().max_authorisation_days, 7);
+        std::fs::write(
+            &path,
+            format!("data_dir = \"d\"\n[access]\nmax_authorisation_days = 0\n{tls}"),
+        )
+        .unwrap();
+        let e = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("max_authorisation_days"), "{e}");
     }
 }

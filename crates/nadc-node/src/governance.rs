@@ -13,17 +13,16 @@
 //!   retention deletion is written to the audit chain before its answer is
 //!   complete; if the audit cannot be written, the answer ends in an error.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use futures::Stream;
-use nadc_core::access::{AccessContext, AccessPolicy, Authorisation, OlderData, Permitted};
+use nadc_core::access::{AccessContext, AccessPolicy, OlderData, Permitted};
 use nadc_core::audit::{AuditEntry, ChainCheck, Outcome, hex};
 use nadc_core::time::Clock;
 use nadc_core::{ForceId, Principal, Role, Timestamp};
-use nadc_proto::governance::{audit_to_pb, authorisation_to_pb};
+use nadc_proto::governance::audit_to_pb;
 use nadc_proto::{self as proto, pb};
 use nadc_store::{Store, StoreError};
 use tokio::sync::mpsc;
@@ -32,6 +31,9 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::auth::caller;
+
+mod authorisations;
+pub use authorisations::{AuthorisationError, AuthorisationsService};
 
 /// Who is acting, as the audit records them.
 #[derive(Clone, Debug)]
@@ -83,7 +85,7 @@ pub struct Governance {
     clock: Arc<dyn Clock>,
     /// The node's access rules.
     pub policy: AccessPolicy,
-    authorisations: RwLock<HashMap<String, Authorisation>>,
+    authorisations: authorisations::Registry,
 }
 
 fn store_status(e: StoreError) -> Status {
@@ -174,17 +176,13 @@ impl Governance {
         clock: Arc<dyn Clock>,
         policy: AccessPolicy,
     ) -> Result<Self, StoreError> {
-        let authorisations = store
-            .authorisations()?
-            .into_iter()
-            .map(|a| (a.id.clone(), a))
-            .collect();
+        let authorisations = authorisations::Registry::load(store.as_ref())?;
         Ok(Self {
             store,
             node,
             clock,
             policy,
-            authorisations: RwLock::new(authorisations),
+            authorisations,
         })
     }
 
@@ -351,14 +349,11 @@ impl Governance {
             .force
             .as_ref()
             .ok_or_else(|| Status::permission_denied("searching needs a force user"))?;
+        // Only the searcher's own force's authorisations are looked up.
         let auth = if ctx.authorisation.is_empty() {
             None
         } else {
-            self.authorisations
-                .read()
-                .map_err(|_| Status::internal("authorisation lock poisoned"))?
-                .get(&ctx.authorisation)
-                .cloned()
+            self.authorisations.get(force, &ctx.authorisation)?
         };
         self.policy
             .permit(
@@ -401,116 +396,6 @@ fn require_role<T>(req: &Request<T>, wanted: &[Role], doing: &str) -> Result<Act
             who.principal
         ))
     })
-}
-
-fn required_time(t: Option<&prost_types::Timestamp>, what: &str) -> Result<Timestamp, Status> {
-    let t = t.ok_or_else(|| Status::invalid_argument(format!("{what} is required")))?;
-    proto::from_pb_time(t)
-        .ok_or_else(|| Status::invalid_argument(format!("{what} is outside 1970 to 9999")))
-}
-
-/// The Authorisations service.
-#[derive(Clone)]
-pub struct AuthorisationsService {
-    /// Access rules, authorisations and the audit.
-    pub governance: Arc<Governance>,
-}
-
-#[tonic::async_trait]
-impl pb::authorisations_server::Authorisations for AuthorisationsService {
-    async fn grant(
-        &self,
-        req: Request<pb::GrantRequest>,
-    ) -> Result<Response<pb::AuthorisationInfo>, Status> {
-        let actor = require_role(&req, &[Role::Supervisor], "granting an authorisation")?;
-        let q = req.into_inner();
-        let g = &self.governance;
-        let force = actor
-            .force
-            .clone()
-            .ok_or_else(|| Status::permission_denied("a supervisor belongs to a force"))?;
-        let a = Authorisation {
-            id: q.id.trim().to_string(),
-            granted_by: actor.user.clone(),
-            force,
-            granted_at: g.now(),
-            case_ref: q.case_ref.trim().to_string(),
-            purpose: q.purpose.trim().to_ascii_lowercase(),
-            user: q.user.trim().to_string(),
-            data_from: required_time(q.data_from.as_ref(), "data_from")?,
-            data_to: required_time(q.data_to.as_ref(), "data_to")?,
-            expires_at: required_time(q.expires_at.as_ref(), "expires_at")?,
-            reason: q.reason.trim().to_string(),
-        };
-        let audited = Audited {
-            access: AccessContext {
-                purpose: a.purpose.clone(),
-                case_ref: a.case_ref.clone(),
-                authorisation: a.id.clone(),
-            },
-            query: serde_json::json!({
-                "id": a.id, "user": a.user, "data_from": a.data_from.to_rfc3339(),
-                "data_to": a.data_to.to_rfc3339(), "expires_at": a.expires_at.to_rfc3339(),
-                "reason": a.reason,
-            }),
-            returned: Vec::new(),
-        };
-        if let Err(e) = a.validate(&g.policy) {
-            g.record(g.entry(
-                &actor,
-                "authorisation.grant",
-                &audited,
-                Outcome::Refused(e.to_string()),
-            ))
-            .await?;
-            return Err(Status::invalid_argument(e.to_string()));
-        }
-        let (store, stored) = (g.store.clone(), a.clone());
-        let fresh = tokio::task::spawn_blocking(move || store.put_authorisation(&stored))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(store_status)?;
-        if !fresh {
-            return Err(Status::already_exists(format!(
-                "authorisation {:?} already exists",
-                a.id
-            )));
-        }
-        g.record(g.entry(&actor, "authorisation.grant", &audited, Outcome::Ok))
-            .await?;
-        if let Ok(mut m) = g.authorisations.write() {
-            m.insert(a.id.clone(), a.clone());
-        }
-        info!(id = %a.id, by = %actor.user, case = %a.case_ref, "authorisation granted");
-        Ok(Response::new(authorisation_to_pb(&a)))
-    }
-
-    async fn list_authorisations(
-        &self,
-        req: Request<pb::ListAuthorisationsRequest>,
-    ) -> Result<Response<pb::ListAuthorisationsResponse>, Status> {
-        let who = caller(&req)?;
-        let Principal::User { force, name, roles } = &who.principal else {
-            return Err(Status::permission_denied(
-                "listing authorisations needs a user certificate",
-            ));
-        };
-        let all = roles
-            .iter()
-            .any(|r| matches!(r, Role::Supervisor | Role::Auditor));
-        let list = self
-            .governance
-            .authorisations
-            .read()
-            .map_err(|_| Status::internal("authorisation lock poisoned"))?
-            .values()
-            .filter(|a| a.force == *force && (all || a.user.is_empty() || a.user == *name))
-            .map(authorisation_to_pb)
-            .collect();
-        Ok(Response::new(pb::ListAuthorisationsResponse {
-            authorisations: list,
-        }))
-    }
 }
 
 /// The Audit service.

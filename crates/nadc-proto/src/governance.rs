@@ -21,6 +21,13 @@ pub fn authorisation_to_pb(a: &Authorisation) -> pb::AuthorisationInfo {
         data_to: Some(to_pb_time(a.data_to)),
         expires_at: Some(to_pb_time(a.expires_at)),
         reason: a.reason.clone(),
+        revoked_by: a.revoked.as_ref().map(|r| r.by.clone()).unwrap_or_default(),
+        revoked_at: a.revoked.as_ref().map(|r| to_pb_time(r.at)),
+        revoke_reason: a
+            .revoked
+            .as_ref()
+            .map(|r| r.reason.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -23,7 +23,7 @@
 //! | `audit`   | `seq:u64` | the chained entry (postcard) |
 //! | `holds`   | `day:u32 · seq:u64 · case_ref` | empty (a legal hold) |
 //! | `registers` | `space · 0x00 · key` | the node's (e.g. the case register) |
-//! | `authorisations` | id | the authorisation (postcard) |
+//! | `authorisations` | `force · 0x00 · id` | the authorisation (format byte, postcard) |
 //! | `meta`    | ASCII names | counters |
 //!
 //! `day` is the UTC day of capture (days since 1970-01-01), `seq` the
@@ -44,6 +44,11 @@
 //!   this camera within two minutes") reads the index alone.
 //! - `alerts` is a log ordered by position: a subscriber resumes with one
 //!   seek.
+//! - `authorisations` start with the granting force: ids are one force's
+//!   own (two forces may each have `AUTH-1`), and a lookup or a listing is
+//!   one force's prefix. Stores from before held the id alone (no `0x00`,
+//!   which no id contains): [`is_unscoped_authorisation_key`] tells those
+//!   apart, and opening the store moves them to this layout.
 //! - `vrm` and `camera` are ordered by their subject then time, so a VRM
 //!   timeline or "what passed this camera" is a single range scan; their
 //!   entries are removed by point deletes from the records of the day being
@@ -293,6 +298,32 @@ pub fn cameras_key(force: &ForceId, camera_id: &str) -> Vec<u8> {
     k
 }
 
+/// Key of an authorisation: `force · 0x00 · id` (ids are scoped by the
+/// granting force).
+pub fn authorisation_key(force: &ForceId, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(force.as_str().len() + id.len() + 1);
+    k.extend_from_slice(force.as_str().as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Splits an authorisation key into `(force, id)`.
+pub fn decode_authorisation_key(k: &[u8]) -> Option<(&str, &str)> {
+    let sep = k.iter().position(|b| *b == SEP)?;
+    let id = std::str::from_utf8(&k[sep + 1..]).ok()?;
+    if id.is_empty() {
+        return None;
+    }
+    Some((std::str::from_utf8(&k[..sep]).ok()?, id))
+}
+
+/// Whether an authorisations key is in the layout before ids were scoped
+/// by force: the id alone, so no `0x00` (ids hold no control characters).
+pub fn is_unscoped_authorisation_key(k: &[u8]) -> bool {
+    !k.is_empty() && !k.contains(&SEP)
+}
+
 /// Key of a legal hold of `case_ref` on a read.
 pub fn hold_key(day: u32, seq: u64, case_ref: &str) -> Vec<u8> {
     let mut k = read_key(day, seq).to_vec();
@@ -494,6 +525,26 @@ mod tests {
         }
 
         #[test]
+        fn authorisation_keys_round_trip_and_stay_in_their_force(
+            fa in "[A-Z]{2,8}", fb in "[A-Z]{2,8}", id in "[ -~]{1,64}",
+        ) {
+            let (a, b) = (ForceId::new(&fa).unwrap(), ForceId::new(&fb).unwrap());
+            let k = authorisation_key(&a, &id);
+            prop_assert_eq!(decode_authorisation_key(&k), Some((a.as_str(), id.as_str())));
+            prop_assert!(!is_unscoped_authorisation_key(&k));
+            prop_assert!(is_unscoped_authorisation_key(id.as_bytes()));
+            // Another force's key for the same id differs, and one force's
+            // prefix never holds another's keys.
+            let mut prefix = a.as_str().as_bytes().to_vec();
+            prefix.push(SEP);
+            prop_assert!(k.starts_with(&prefix));
+            if a != b {
+                prop_assert_ne!(&authorisation_key(&b, &id), &k);
+                prop_assert!(!authorisation_key(&b, &id).starts_with(&prefix));
+            }
+        }
+
+        #[test]
         fn dedup_keys_round_trip(day in any::<u32>(), f in "[A-Z]{2,8}", id in "[ -~]{1,40}") {
             let force = ForceId::new(&f).unwrap();
             let k = dedup_key(day, &force, &id);
@@ -527,5 +578,13 @@ mod tests {
         assert_eq!(decode_vrm_key(b"AB\x00short"), None);
         assert_eq!(decode_camera_key(b"AVON\x00C1"), None);
         assert_eq!(decode_dedup_key(&[0, 0]), None);
+        assert_eq!(decode_authorisation_key(b"AUTH-1"), None);
+        assert_eq!(decode_authorisation_key(b"AVON\x00"), None);
+    }
+
+    #[test]
+    fn authorisation_key_bytes_are_as_documented() {
+        let avon = ForceId::new("AVON").unwrap();
+        assert_eq!(authorisation_key(&avon, "AUTH-1"), b"AVON\x00AUTH-1");
     }
 }

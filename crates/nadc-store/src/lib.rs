@@ -24,7 +24,7 @@ mod rocks;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use nadc_core::access::Authorisation;
+use nadc_core::access::{Authorisation, Revocation};
 use nadc_core::alert::{Alert, AlertDetail, AlertState};
 use nadc_core::audit::{AuditEntry, ChainedEntry};
 use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
@@ -396,11 +396,23 @@ pub trait Store: Send + Sync + 'static {
         visit: &mut dyn FnMut(ChainedEntry) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
-    /// Records a supervisor's authorisation (ids are unique: an existing
-    /// one is not replaced and `false` is returned).
+    /// Records a supervisor's authorisation, durably (ids are unique within
+    /// the granting force: an existing one is not replaced and `false` is
+    /// returned; another force may use the same id).
     fn put_authorisation(&self, a: &Authorisation) -> Result<bool, StoreError>;
 
-    /// Every recorded authorisation, by id.
+    /// Records the revocation of `force`'s authorisation `id`, durably.
+    /// `None` if `force` has no such authorisation; otherwise it as it now
+    /// stands, and whether this call revoked it (`false`: it already was,
+    /// and its first revocation stands).
+    fn revoke_authorisation(
+        &self,
+        force: &ForceId,
+        id: &str,
+        revocation: &Revocation,
+    ) -> Result<Option<(Authorisation, bool)>, StoreError>;
+
+    /// Every recorded authorisation, by force then id.
     fn authorisations(&self) -> Result<Vec<Authorisation>, StoreError>;
 
     /// Deletes expired reads of one day (a bounded step; resume with

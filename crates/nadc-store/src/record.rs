@@ -1,10 +1,11 @@
-//! The encoding of a read record (the value in the `reads` column family)
-//! and of a registered camera.
+//! The encoding of a read record (the value in the `reads` column family),
+//! of a registered camera, and of an authorisation.
 //!
 //! A record is one format byte ([`FORMAT_V1`]) followed by the postcard
 //! encoding of (force, received_at, position, read). The sequence number is
 //! not repeated: it is in the key.
 
+use nadc_core::access::Authorisation;
 use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +110,69 @@ pub fn decode_camera(bytes: &[u8]) -> Result<Camera, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
         what: "cameras",
         detail: e.to_string(),
+    })
+}
+
+/// The format of an authorisation stored under a force-scoped key: one
+/// format byte, then the postcard encoding of [`Authorisation`].
+pub const AUTHORISATION_V1: u8 = 1;
+
+/// Encodes an authorisation for a force-scoped key.
+pub fn encode_authorisation(a: &Authorisation) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![AUTHORISATION_V1];
+    out.extend(encode("authorisation", a)?);
+    Ok(out)
+}
+
+/// Decodes an authorisation stored under a force-scoped key.
+pub fn decode_authorisation(bytes: &[u8]) -> Result<Authorisation, StoreError> {
+    match bytes.split_first() {
+        Some((&AUTHORISATION_V1, body)) => decode("authorisations", body),
+        Some((v, _)) => Err(StoreError::Corrupt {
+            what: "authorisations",
+            detail: format!("unknown format {v}"),
+        }),
+        None => Err(StoreError::Corrupt {
+            what: "authorisations",
+            detail: "empty".into(),
+        }),
+    }
+}
+
+/// An authorisation as stored under its id alone, before ids were scoped
+/// by force and authorisations could be revoked: postcard, no format byte.
+#[derive(Deserialize)]
+struct UnscopedAuthorisation {
+    id: String,
+    granted_by: String,
+    force: ForceId,
+    granted_at: Timestamp,
+    case_ref: String,
+    purpose: String,
+    user: String,
+    data_from: Timestamp,
+    data_to: Timestamp,
+    expires_at: Timestamp,
+    reason: String,
+}
+
+/// Decodes an authorisation stored in the layout before force scoping
+/// (never revoked: there was no revocation then).
+pub fn decode_unscoped_authorisation(bytes: &[u8]) -> Result<Authorisation, StoreError> {
+    let u: UnscopedAuthorisation = decode("authorisations (unscoped)", bytes)?;
+    Ok(Authorisation {
+        id: u.id,
+        granted_by: u.granted_by,
+        force: u.force,
+        granted_at: u.granted_at,
+        case_ref: u.case_ref,
+        purpose: u.purpose,
+        user: u.user,
+        data_from: u.data_from,
+        data_to: u.data_to,
+        expires_at: u.expires_at,
+        reason: u.reason,
+        revoked: None,
     })
 }
 

@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use nadc_core::access::Authorisation;
+use nadc_core::access::{Authorisation, Revocation};
 use nadc_core::alert::{Alert, AlertState};
 use nadc_core::audit::{AuditEntry, ChainedEntry, Digest, GENESIS, Outcome};
 use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
@@ -249,6 +249,13 @@ impl RocksStore {
         if unindexed {
             let n = index_alerts_by_read(&db)?;
             info!(alerts = n, "indexed the alert log by read");
+        }
+        let moved = scope_authorisations_by_force(&db)?;
+        if moved > 0 {
+            info!(
+                authorisations = moved,
+                "moved authorisations to keys scoped by force"
+            );
         }
         let (writer_state, stats) = WriterState::load(db.clone(), opts.sync)?;
         let stats = Arc::new(RwLock::new(stats));
@@ -559,33 +566,60 @@ impl Store for RocksStore {
 
     fn put_authorisation(&self, a: &Authorisation) -> Result<bool, StoreError> {
         let cf = self.cf(CF_AUTHORISATIONS)?;
+        let key = keys::authorisation_key(&a.force, &a.id);
         // One writer of authorisations at a time, so the check holds.
         let _guard = self
             .authorisation_lock
             .lock()
             .map_err(|_| StoreError::Engine("authorisation lock poisoned".into()))?;
-        if self
-            .db
-            .get_pinned_cf(cf, a.id.as_bytes())
-            .map_err(engine)?
-            .is_some()
-        {
+        if self.db.get_pinned_cf(cf, &key).map_err(engine)?.is_some() {
             return Ok(false);
         }
         let mut batch = WriteBatch::default();
-        batch.put_cf(cf, a.id.as_bytes(), record::encode("authorisation", a)?);
+        batch.put_cf(cf, key, record::encode_authorisation(a)?);
         self.write_synced(batch)?;
         Ok(true)
+    }
+
+    fn revoke_authorisation(
+        &self,
+        force: &ForceId,
+        id: &str,
+        revocation: &Revocation,
+    ) -> Result<Option<(Authorisation, bool)>, StoreError> {
+        let cf = self.cf(CF_AUTHORISATIONS)?;
+        let key = keys::authorisation_key(force, id);
+        let _guard = self
+            .authorisation_lock
+            .lock()
+            .map_err(|_| StoreError::Engine("authorisation lock poisoned".into()))?;
+        let Some(v) = self.db.get_pinned_cf(cf, &key).map_err(engine)? else {
+            return Ok(None);
+        };
+        let mut a = record::decode_authorisation(&v)?;
+        if a.revoked.is_some() {
+            return Ok(Some((a, false)));
+        }
+        a.revoked = Some(revocation.clone());
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, key, record::encode_authorisation(&a)?);
+        self.write_synced(batch)?;
+        Ok(Some((a, true)))
     }
 
     fn authorisations(&self) -> Result<Vec<Authorisation>, StoreError> {
         let mut it = self.db.raw_iterator_cf(self.cf(CF_AUTHORISATIONS)?);
         it.seek_to_first();
         let mut out = Vec::new();
-        while it.valid() {
-            if let Some(v) = it.value() {
-                out.push(record::decode("authorisations", v)?);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let a = record::decode_authorisation(v)?;
+            if keys::decode_authorisation_key(k) != Some((a.force.as_str(), a.id.as_str())) {
+                return Err(StoreError::Corrupt {
+                    what: "authorisations",
+                    detail: format!("authorisation {:?} of {} under another key", a.id, a.force),
+                });
             }
+            out.push(a);
             it.next();
         }
         it.status().map_err(engine)?;
@@ -1327,6 +1361,43 @@ fn index_alerts_by_read(db: &DB) -> Result<u64, StoreError> {
     }
     it.status().map_err(engine)?;
     db.write_opt(batch, &wo).map_err(engine)?;
+    Ok(n)
+}
+
+/// Moves authorisations stored under their id alone (before ids were
+/// scoped by force) to `force · 0x00 · id` keys, in one synced batch (so a
+/// crash leaves either layout whole); returns how many moved.
+fn scope_authorisations_by_force(db: &DB) -> Result<u64, StoreError> {
+    let cf = cf(db, CF_AUTHORISATIONS)?;
+    let mut it = db.raw_iterator_cf(cf);
+    it.seek_to_first();
+    let mut batch = WriteBatch::default();
+    let mut n = 0;
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if keys::is_unscoped_authorisation_key(k) {
+            let a = record::decode_unscoped_authorisation(v)?;
+            if a.id.as_bytes() != k {
+                return Err(StoreError::Corrupt {
+                    what: "authorisations",
+                    detail: format!("authorisation {:?} under another id", a.id),
+                });
+            }
+            batch.put_cf(
+                cf,
+                keys::authorisation_key(&a.force, &a.id),
+                record::encode_authorisation(&a)?,
+            );
+            batch.delete_cf(cf, k);
+            n += 1;
+        }
+        it.next();
+    }
+    it.status().map_err(engine)?;
+    if n > 0 {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        db.write_opt(batch, &wo).map_err(engine)?;
+    }
     Ok(n)
 }
 

@@ -352,6 +352,24 @@ async fn a_peer_relays_only_its_forces_users_with_searching_roles() {
         );
     }
 
+    // The alert history relays through the same rule.
+    let e = pb::alerts_client::AlertsClient::new(node_1().await)
+        .watch(pb::WatchRequest {
+            history_only: true,
+            scope: pb::Scope::Local as i32,
+            on_behalf_of: relayed("mallory", "KENT", &["analyst"]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message()
+            .starts_with("relay rule: peer node-1 may relay users of AVON only"),
+        "{}",
+        e.message()
+    );
+
     // A relayed name or node that is not what it claims.
     for (relay, words) in [
         (

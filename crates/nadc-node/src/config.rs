@@ -10,6 +10,11 @@
 //! cert = "/etc/nadc/pki/nodes/national-1.crt"
 //! key = "/etc/nadc/pki/nodes/national-1.key"
 //! crl = "/etc/nadc/pki/crl.pem"     # optional; or a list of files
+//!
+//! [[trust.issuers]]                 # optional: what each CA may issue
+//! ca = "/etc/nadc/pki/kent-ca.crt"
+//! issues = ["bof", "user"]
+//! forces = ["KENT"]
 //! ```
 
 use std::net::SocketAddr;

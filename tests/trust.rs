@@ -158,16 +158,25 @@ impl ForceCa {
             .into_iter()
             .map(|u| format!("URI:{u}"))
             .collect();
+        self.issue_with_openssl(name, &format!("{}{extra}", uris.join(", ")), eku)
+    }
+
+    /// Issues `name.crt`/`name.key` with openssl: subjectAltName `san`,
+    /// extended key usage `eku`.
+    fn issue_with_openssl(&self, name: &str, san: &str, eku: &str) -> (PathBuf, PathBuf) {
+        let (crt, key) = (
+            self.dir.join(format!("{name}.crt")),
+            self.dir.join(format!("{name}.key")),
+        );
         std::fs::write(
             self.dir.join(format!("{name}.ext")),
             format!(
                 "basicConstraints       = critical, CA:FALSE\n\
                  keyUsage               = critical, digitalSignature\n\
                  extendedKeyUsage       = {eku}\n\
-                 subjectAltName         = {}{extra}\n\
+                 subjectAltName         = {san}\n\
                  subjectKeyIdentifier   = hash\n\
-                 authorityKeyIdentifier = keyid\n",
-                uris.join(", ")
+                 authorityKeyIdentifier = keyid\n"
             ),
         )
         .unwrap();
@@ -467,6 +476,23 @@ async fn a_ca_bound_to_one_force_issues_neither_other_forces_nor_nodes() {
         &kate.1,
         &["user kate of KENT", "not admin"],
     );
+    // A certificate naming no nadc principal: no binding can allow it.
+    if kent.with_openssl {
+        let anonymous = kent.issue_with_openssl(
+            "anon",
+            "URI:https://kent.police.example/staff/7",
+            "clientAuth",
+        );
+        assert_refused_at_handshake(
+            &node,
+            &ca,
+            &anonymous.0,
+            &anonymous.1,
+            &["names no nadc principal", "no nadc principal URI"],
+        );
+    } else {
+        eprintln!("without openssl, a certificate naming no principal is not tried");
+    }
     // Through the client library too, nothing is served.
     node_info(&node.url(), &tls(&eve))
         .await

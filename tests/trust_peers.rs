@@ -530,3 +530,37 @@ async fn a_force_ca_cannot_mint_a_node_and_a_peer_must_be_the_node_configured() 
     );
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_would_leave_a_ca_unbound_changes_nothing() {
+    let c = Cluster::start(|urls| vec![peer("node-2", &urls[1], &["*"])]).await;
+    push_kent_read(&c).await;
+    // A new CA lands in the bundle without a binding.
+    let before = std::fs::read_to_string(&c.pki.bundle).unwrap();
+    let stray = DevCa::generate("MET force CA").unwrap();
+    std::fs::write(&c.pki.bundle, format!("{before}{}", stray.cert_pem())).unwrap();
+    let e = c.nodes[1].reload_tls().unwrap_err().to_string();
+    assert!(
+        e.contains("CA \"CN=MET force CA\" (certificate 3 in the bundle")
+            && e.contains("is not bound"),
+        "{e}"
+    );
+    // node-2 serves as before: node-1 relays alice's search.
+    std::fs::write(&c.pki.bundle, &before).unwrap();
+    let alice = nadc_bof::connect(&c.urls[0], &c.pki.tls(c.pki.user("alice")))
+        .await
+        .unwrap();
+    let (rows, summary) = timeline(
+        alice,
+        pb::VrmTimelineRequest {
+            scope: pb::Scope::Unspecified as i32,
+            ..timeline_request(None)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows, 1);
+    assert!(!summary.partial, "{summary:?}");
+    c.nodes[1].reload_tls().unwrap();
+    c.shutdown().await;
+}

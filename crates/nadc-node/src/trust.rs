@@ -16,8 +16,9 @@
 //! same check applies to the certificates the node's peers present when the
 //! node calls them.
 //!
-//! A certificate whose principal cannot be read is left to the services,
-//! which refuse it with the reason (as without bindings).
+//! With bindings, a certificate that names no readable nadc principal is
+//! refused at the handshake too: no binding can allow it. (Without
+//! bindings the services refuse it, with the reason.)
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -235,16 +236,33 @@ impl IssuerRule {
     }
 }
 
-/// A certificate refused because its CA may not issue it.
+/// A certificate refused because no CA in the bundle may issue it.
 #[derive(Clone, thiserror::Error)]
-#[error("{principal} is outside what CA \"{ca}\" may issue: {why} ([[trust.issuers]])")]
-pub struct Refusal {
-    /// Who the certificate names.
-    pub principal: String,
-    /// The CA's subject.
-    pub ca: String,
-    /// Why, in words.
-    pub why: String,
+pub enum Refusal {
+    /// Its CA's binding does not cover its principal.
+    #[error("{principal} is outside what CA \"{ca}\" may issue: {why} ([[trust.issuers]])")]
+    Outside {
+        /// Who the certificate names.
+        principal: String,
+        /// The CA's subject.
+        ca: String,
+        /// Why, in words.
+        why: String,
+    },
+    /// It names no principal a binding could allow.
+    #[error(
+        "it names no nadc principal ({0}); with [[trust.issuers]] every certificate must name one its CA may issue"
+    )]
+    NoPrincipal(String),
+    /// No path from it reaches a CA (should not happen after rustls
+    /// verified it).
+    #[error("{principal}: no path to a CA of the bundle ({why})")]
+    NoPath {
+        /// Who the certificate names.
+        principal: String,
+        /// What path building said.
+        why: String,
+    },
 }
 
 // rustls shows a certificate error's inner error with Debug: show the words.
@@ -355,9 +373,13 @@ impl Bindings {
         now: UnixTime,
         usage: webpki::KeyUsage,
     ) -> Result<(), rustls::Error> {
-        let Ok(principal) = nadc_pki::principal_from_der(end_entity.as_ref()) else {
-            return Ok(());
+        let refused = |r: Refusal| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+                Arc::new(r),
+            )))
         };
+        let principal = nadc_pki::principal_from_der(end_entity.as_ref())
+            .map_err(|e| refused(Refusal::NoPrincipal(e.to_string())))?;
         let cert = webpki::EndEntityCert::try_from(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         let refusal = RefCell::new(None);
@@ -371,7 +393,7 @@ impl Bindings {
                 match ca.rule.permits(&principal) {
                     Ok(()) => return Ok(()),
                     Err(why) => {
-                        *refusal.borrow_mut() = Some(Refusal {
+                        *refusal.borrow_mut() = Some(Refusal::Outside {
                             principal: principal.describe(),
                             ca: ca.name.clone(),
                             why,
@@ -392,16 +414,12 @@ impl Bindings {
         );
         match verified {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let refusal = refusal.into_inner().unwrap_or_else(|| Refusal {
+            Err(e) => Err(refused(refusal.into_inner().unwrap_or_else(|| {
+                Refusal::NoPath {
                     principal: principal.describe(),
-                    ca: "none found".into(),
-                    why: format!("no path to a bound CA ({e})"),
-                });
-                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                    rustls::OtherError(Arc::new(refusal)),
-                )))
-            }
+                    why: e.to_string(),
+                }
+            }))),
         }
     }
 }

@@ -571,3 +571,162 @@ fn bindings_that_leave_a_ca_of_the_bundle_unbound_are_refused_at_load() {
     std::fs::write(&config, base.split("[[trust.issuers]]").next().unwrap()).unwrap();
     drop(Served::start(d, &config));
 }
+
+#[tokio::test]
+async fn an_intermediate_ca_issues_within_its_roots_binding() {
+    assert!(
+        have_openssl(),
+        "this test makes an intermediate CA with openssl: install it (scripts/bootstrap.sh does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    support::process::pki_init(&d.join("pki"), "AVON", "");
+    // KENT's root (bound to KENT) and its issuing CA (not in the bundle).
+    let root = d.join("kent-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let key = [
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+    ];
+    openssl(&root, &[&key[..], &["-out", "root.key"]].concat());
+    openssl(
+        &root,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "root.key",
+            "-sha256",
+            "-days",
+            "3650",
+            "-subj",
+            "/O=Kent Police/CN=KENT root CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE,pathlen:1",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext",
+            "subjectKeyIdentifier=hash",
+            "-out",
+            "root.crt",
+        ],
+    );
+    let issuing = ForceCa {
+        dir: d.join("kent-issuing"),
+        with_openssl: true,
+    };
+    std::fs::create_dir_all(&issuing.dir).unwrap();
+    std::fs::write(
+        issuing.dir.join("sub.ext"),
+        "basicConstraints       = critical, CA:TRUE, pathlen:0\n\
+         keyUsage               = critical, keyCertSign, cRLSign\n\
+         subjectKeyIdentifier   = hash\n\
+         authorityKeyIdentifier = keyid\n",
+    )
+    .unwrap();
+    openssl(&issuing.dir, &[&key[..], &["-out", "ca.key"]].concat());
+    openssl(
+        &issuing.dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/O=Kent Police/CN=KENT issuing CA",
+            "-out",
+            "sub.csr",
+        ],
+    );
+    let root_crt = root.join("root.crt").display().to_string();
+    let root_key = root.join("root.key").display().to_string();
+    openssl(
+        &issuing.dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "sub.csr",
+            "-CA",
+            &root_crt,
+            "-CAkey",
+            &root_key,
+            "-set_serial",
+            "0x5a17e0c0ffee5eed5eed5eed5eed5e01",
+            "-days",
+            "3650",
+            "-sha256",
+            "-extfile",
+            "sub.ext",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    // Leaves from the issuing CA, each file its chain (leaf first).
+    let chained = |(crt, key): (PathBuf, PathBuf)| {
+        let chain = std::fs::read_to_string(&crt).unwrap()
+            + &std::fs::read_to_string(issuing.cert()).unwrap();
+        std::fs::write(&crt, chain).unwrap();
+        (crt, key)
+    };
+    let kent_bof = chained(issuing.issue(
+        "KENT-bof",
+        &Principal::Bof {
+            force: force("KENT"),
+        },
+    ));
+    let eve = chained(issuing.issue(
+        "eve",
+        &Principal::User {
+            force: force("AVON"),
+            name: "eve".into(),
+            roles: vec![Role::Analyst],
+        },
+    ));
+    bundle(
+        &d.join("bundle.pem"),
+        &[d.join("pki/ca.crt"), root.join("root.crt")],
+    );
+    let config = d.join("node.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n\
+         [tls]\n\
+         ca = \"bundle.pem\"\n\
+         cert = \"pki/nodes/node-1.crt\"\n\
+         key = \"pki/nodes/node-1.key\"\n\
+         [[trust.issuers]]\n\
+         ca = \"pki/ca.crt\"\n\
+         issues = [\"node\", \"bof\", \"user\"]\n\
+         forces = [\"AVON\"]\n\
+         [[trust.issuers]]\n\
+         ca = \"kent-root/root.crt\"\n\
+         issues = [\"bof\", \"user\"]\n\
+         forces = [\"KENT\"]\n",
+    )
+    .unwrap();
+    let node = Served::start(d, &config);
+    let ca = d.join("bundle.pem");
+    let tls = ClientTls {
+        ca: ca.clone(),
+        cert: kent_bof.0.clone(),
+        key: kent_bof.1.clone(),
+    };
+    assert_eq!(node_info(&node.url(), &tls).await.unwrap(), "bof KENT");
+    // The root's binding holds for what its issuing CA signs.
+    assert_refused_at_handshake(
+        &node,
+        &ca,
+        &eve.0,
+        &eve.1,
+        &[
+            "user eve of AVON",
+            "CA \"O=Kent Police, CN=KENT root CA\"",
+            "not of AVON",
+        ],
+    );
+}

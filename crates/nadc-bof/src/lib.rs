@@ -179,9 +179,14 @@ pub fn tls_alert_meaning(text: &str) -> Option<&'static str> {
             "the node refused your client certificate: it is not issued by a CA the node \
              trusts (or its revocation status cannot be checked)"
         }
-        "BadCertificate" | "UnsupportedCertificate" | "CertificateUnknown" => {
+        "BadCertificate" | "UnsupportedCertificate" => {
             "the node refused your client certificate: it is malformed or not usable for \
              client authentication"
+        }
+        "CertificateUnknown" => {
+            "the node refused your client certificate: its CA may not issue it (the node binds \
+             each CA to the kinds of certificate and the forces it may issue; the node's log \
+             names the rule), or it is otherwise unacceptable"
         }
         "DecryptError" => {
             "the node could not verify your client certificate: it is not signed by the CA \

@@ -10,6 +10,11 @@
 //! cert = "/etc/nadc/pki/nodes/national-1.crt"
 //! key = "/etc/nadc/pki/nodes/national-1.key"
 //! crl = "/etc/nadc/pki/crl.pem"     # optional; or a list of files
+//!
+//! [[trust.issuers]]                 # optional: what each CA may issue
+//! ca = "/etc/nadc/pki/kent-ca.crt"
+//! issues = ["bof", "user"]
+//! forces = ["KENT"]
 //! ```
 
 use std::net::SocketAddr;
@@ -83,6 +88,10 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// TLS files.
     pub tls: TlsFiles,
+    /// What each CA in the `tls.ca` bundle may issue (none bound: every CA
+    /// may issue everything).
+    #[serde(default)]
+    pub trust: crate::trust::TrustConfig,
     /// Reads older than this many days are refused at ingest (and, later,
     /// deleted).
     #[serde(default = "default_retention_days")]
@@ -315,6 +324,7 @@ impl NodeConfig {
             listen: default_listen(),
             data_dir,
             tls,
+            trust: crate::trust::TrustConfig::default(),
             retention_days: default_retention_days(),
             future_tolerance_s: default_future_tolerance_s(),
             max_batch_reads: default_max_batch_reads(),
@@ -358,6 +368,7 @@ impl NodeConfig {
                     *p = base.join(&*p);
                 }
             }
+            cfg.trust.resolve_paths(base);
         }
         cfg.validate()?;
         Ok(cfg)
@@ -406,6 +417,11 @@ impl NodeConfig {
             )));
         }
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.trust.validate().map_err(ConfigError::Invalid)?;
+        for p in &self.peers {
+            p.check(self.trust.is_bound())
+                .map_err(ConfigError::Invalid)?;
+        }
         if self.federation_deadline_ms == 0
             || self.federation_peer_concurrency == 0
             || self
@@ -546,5 +562,38 @@ mod tests {
         .unwrap();
         let e = NodeConfig::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("max_authorisation_days"), "{e}");
+    }
+
+    #[test]
+    fn trust_bindings_are_relative_to_the_file_and_peers_must_then_say_what_they_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let base = "data_dir = \"d\"\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n\
+                    [[trust.issuers]]\nca = \"kent.crt\"\nissues = [\"bof\", \"user\"]\n\
+                    forces = [\"KENT\"]\n[[peers]]\nname = \"node-2\"\naddress = \"https://n2:1\"\n";
+        std::fs::write(&path, format!("{base}relays = [\"KENT\"]\n")).unwrap();
+        let cfg = NodeConfig::from_file(&path).unwrap();
+        assert_eq!(cfg.trust.issuers[0].ca, dir.path().join("kent.crt"));
+        assert_eq!(cfg.peers[0].relays, Some(vec!["KENT".to_string()]));
+        assert_eq!(
+            cfg.peers[0].relay_roles,
+            crate::relay::default_relay_roles()
+        );
+        // With CAs bound, a peer that does not say whose users it relays
+        // is refused, naming it.
+        std::fs::write(&path, base).unwrap();
+        let e = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("node-2") && e.contains("relays"), "{e}");
+        std::fs::write(&path, format!("{base}relays = [\"kent-1\"]\n")).unwrap();
+        let e = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("relays") && e.contains("kent-1"), "{e}");
+        // A binding that cannot mean what it says is refused at load.
+        std::fs::write(
+            &path,
+            format!("{}relays = []\n", base.replace("forces = [\"KENT\"]\n", "")),
+        )
+        .unwrap();
+        let e = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("for which forces"), "{e}");
     }
 }

@@ -1,9 +1,13 @@
 //! Federation: the node's peers, and national searches fanned out to them.
 //!
-//! A node reaches its peers over mutual TLS with its own node certificate;
-//! a peer accepts a relayed search only from a node certificate of a
-//! configured peer (a BOF or user certificate can never relay), applies its
-//! own policy to the user named in the request and audits it as its own.
+//! A node reaches its peers over mutual TLS with its own node certificate,
+//! and talks to a peer only once its server certificate names the peer
+//! configured at that address (`nadc://node/<name>`). A peer accepts a
+//! relayed search only from a node certificate of a configured peer (a BOF
+//! or user certificate can never relay), and only for a user of a force that
+//! peer is configured to relay (`relays`) holding roles it may relay
+//! (`relay_roles`); it applies its own policy to that user and audits the
+//! search as its own.
 //!
 //! Each remote call has a deadline: a slow or dead peer does not hold the
 //! search hostage; the answer comes back by the deadline marked partial,
@@ -20,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use nadc_core::{ForceId, Principal, Role};
+use nadc_core::{Principal, Role};
 use nadc_proto::pb;
 use rustls_pki_types::ServerName;
 use serde::Deserialize;
@@ -33,6 +37,8 @@ use futures::StreamExt;
 use crate::hedge::{Chunks, Hedge, Replaced};
 use crate::merge::Source;
 use crate::tls::NodeTls;
+
+pub use crate::relay::{RelayError, on_behalf_of, relayed_user};
 
 /// A peer in the node's configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -47,15 +53,27 @@ pub struct PeerConfig {
     /// before answering, or is slower than `federation_hedge_ms`.
     #[serde(default)]
     pub replica_of: Option<String>,
+    /// The forces whose users this peer may relay searches for (`["*"]`:
+    /// any; `[]`: none). Unset: any force, unless CA bindings are
+    /// configured (`[[trust.issuers]]`), which make it required.
+    #[serde(default)]
+    pub relays: Option<Vec<String>>,
+    /// The roles a user relayed by this peer may hold; a relay naming any
+    /// other is refused. Default: the searching roles.
+    #[serde(default = "crate::relay::default_relay_roles")]
+    pub relay_roles: Vec<Role>,
 }
 
 impl PeerConfig {
-    /// A peer (not a replica) named `name` at `address`.
+    /// A peer (not a replica) named `name` at `address`, relaying users of
+    /// any force with the searching roles.
     pub fn new(name: &str, address: &str) -> Self {
         Self {
             name: name.to_string(),
             address: address.to_string(),
             replica_of: None,
+            relays: None,
+            relay_roles: crate::relay::default_relay_roles(),
         }
     }
 }
@@ -90,6 +108,8 @@ pub struct Federation {
     pub deadline: Duration,
     /// What each peer advertised holding, and when it was asked.
     holdings: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Holdings)>>,
+    /// What each peer and replica may relay, by name.
+    relay: std::collections::HashMap<String, crate::relay::RelayRule>,
 }
 
 /// How the node calls its peers.
@@ -177,6 +197,7 @@ fn may_hold(h: &Holdings, reach: &Reach) -> bool {
 /// checked against the node's CAs and CRLs, and the node presents its current
 /// certificate.
 fn peer_channel(
+    name: &str,
     address: &str,
     tls: Arc<NodeTls>,
     concurrency: usize,
@@ -203,6 +224,7 @@ fn peer_channel(
     let connector = PeerConnector {
         addr: authority.to_string(),
         server_name,
+        expected: name.to_string(),
         tls,
     };
     Ok(tonic::transport::Endpoint::from(plain)
@@ -218,7 +240,35 @@ fn peer_channel(
 struct PeerConnector {
     addr: String,
     server_name: ServerName<'static>,
+    /// The configured peer's node name, which its certificate must carry.
+    expected: String,
     tls: Arc<NodeTls>,
+}
+
+/// Checks that the certificate a peer presented names the configured node
+/// (`nadc://node/<expected>`): anything else at that address (another node,
+/// a BOF or user certificate) is not the peer, whatever CA issued it.
+fn check_peer_identity(
+    expected: &str,
+    addr: &str,
+    presented: Option<&rustls_pki_types::CertificateDer<'_>>,
+) -> Result<(), std::io::Error> {
+    let presented = match presented.map(|c| nadc_pki::principal_from_der(c.as_ref())) {
+        Some(Ok(Principal::Node { name })) if name == expected => return Ok(()),
+        Some(Ok(p)) => nadc_pki::principal_uris(&p)
+            .into_iter()
+            .next()
+            .unwrap_or_default(),
+        Some(Err(e)) => format!("a certificate with no readable nadc principal ({e})"),
+        None => "no certificate".into(),
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!(
+            "peer {expected} at {addr} is not the configured peer: expected \
+             nadc://node/{expected}, presented {presented}"
+        ),
+    ))
 }
 
 impl tower::Service<Uri> for PeerConnector {
@@ -232,11 +282,16 @@ impl tower::Service<Uri> for PeerConnector {
 
     fn call(&mut self, _: Uri) -> Self::Future {
         let (addr, name) = (self.addr.clone(), self.server_name.clone());
+        let expected = self.expected.clone();
         let connector = tokio_rustls::TlsConnector::from(self.tls.client());
         Box::pin(async move {
             let tcp = TcpStream::connect(&addr).await?;
             tcp.set_nodelay(true)?;
             let tls = connector.connect(name, tcp).await?;
+            // Nothing is sent before the peer is known to be the one
+            // configured.
+            let presented = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+            check_peer_identity(&expected, &addr, presented)?;
             Ok(hyper_util::rt::TokioIo::new(tls))
         })
     }
@@ -299,9 +354,18 @@ impl Federation {
         let connect = |p: &PeerConfig| -> Result<Peer, nadc_bof::ClientError> {
             Ok(Peer {
                 name: p.name.clone(),
-                channel: peer_channel(&p.address, tls.clone(), options.peer_concurrency)?,
+                channel: peer_channel(&p.name, &p.address, tls.clone(), options.peer_concurrency)?,
             })
         };
+        let mut relay = std::collections::HashMap::new();
+        for p in configured {
+            let rule = p.relay_rule().map_err(nadc_bof::ClientError::Input)?;
+            if p.relays.is_none() {
+                tracing::warn!(peer = %p.name,
+                    "peer may relay searches for users of any force: set relays in its [[peers]] entry");
+            }
+            relay.insert(p.name.clone(), rule);
+        }
         let mut peers = Vec::new();
         let mut replicas = std::collections::HashMap::new();
         for p in configured.iter().filter(|p| p.replica_of.is_none()) {
@@ -328,7 +392,13 @@ impl Federation {
             hedge: Arc::new(Hedge::new(options.hedge_after)),
             deadline: options.deadline,
             holdings: Default::default(),
+            relay,
         })
+    }
+
+    /// What the peer or replica `name` may relay, if it is one.
+    pub(crate) fn relay_rule(&self, name: &str) -> Option<&crate::relay::RelayRule> {
+        self.is_peer(name).then(|| self.relay.get(name)).flatten()
     }
 
     /// Whether `name` is a configured peer or replica.
@@ -486,53 +556,6 @@ impl Federation {
 /// How far from its centre a resolution-5 cell reaches (its edge is about
 /// 8.5 km; a generous bound).
 const COARSE_CELL_REACH_M: f64 = 12_000.0;
-
-/// The relayed user, if the caller is a configured peer relaying one;
-/// `Ok(None)` if the caller is not a node. A node that is not a peer, or a
-/// relay naming no user, is refused.
-pub fn relayed_user(
-    federation: Option<&Federation>,
-    caller: &Principal,
-    on_behalf_of: Option<&pb::OnBehalfOf>,
-) -> Result<Option<Principal>, Status> {
-    let Principal::Node { name } = caller else {
-        return Ok(None);
-    };
-    if !federation.is_some_and(|f| f.is_peer(name)) {
-        return Err(Status::permission_denied(format!(
-            "node {name} is not a configured peer of this node"
-        )));
-    }
-    let u = on_behalf_of.ok_or_else(|| {
-        Status::invalid_argument(format!("node {name} relayed a search without its user"))
-    })?;
-    let force = ForceId::new(&u.force)
-        .map_err(|e| Status::invalid_argument(format!("relayed user's force: {e}")))?;
-    let roles = u
-        .roles
-        .iter()
-        .map(|r| r.parse::<Role>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Status::invalid_argument(format!("relayed user's roles: {e}")))?;
-    Ok(Some(Principal::User {
-        force,
-        name: format!("{}@{}", u.user, name),
-        roles,
-    }))
-}
-
-/// The identity a node relays for a local user.
-pub fn on_behalf_of(caller: &Principal, via: &str) -> Option<pb::OnBehalfOf> {
-    match caller {
-        Principal::User { force, name, roles } => Some(pb::OnBehalfOf {
-            user: name.clone(),
-            force: force.to_string(),
-            roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
-            via_node: via.to_string(),
-        }),
-        _ => None,
-    }
-}
 
 /// A node's convoy answer: companions and summary.
 pub type ConvoyAnswer = (Vec<pb::Companion>, pb::ConvoySummary);

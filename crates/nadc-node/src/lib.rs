@@ -27,9 +27,11 @@ pub mod limits;
 pub mod merge;
 pub mod page;
 pub mod recent;
+pub mod relay;
 pub mod retention;
 pub mod search;
 pub mod tls;
+pub mod trust;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -130,7 +132,7 @@ pub async fn start_with_listener(
     clock: Arc<dyn Clock>,
 ) -> Result<RunningNode, NodeError> {
     tls::install_crypto_provider();
-    let tls = Arc::new(tls::NodeTls::load(&cfg.tls)?);
+    let tls = Arc::new(tls::NodeTls::load(&cfg.tls, &cfg.trust)?);
     let name = tls.node().to_string();
     let addr = listener.local_addr().map_err(|source| NodeError::Bind {
         addr: cfg.listen,

@@ -24,6 +24,11 @@
 //! certificate, make the client configuration the node calls its peers
 //! with ([`NodeTls::client`]), so a revoked peer is refused both ways and a
 //! reload reaches outgoing connections too.
+//!
+//! What each CA may issue: with `[trust]` bindings configured, a client or
+//! peer certificate whose CA may not issue its principal (a force's CA
+//! minting a node, or a user of another force) is refused at the handshake
+//! as well, with the reason logged ([`crate::trust`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -44,6 +49,7 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use crate::config::TlsFiles;
+use crate::trust::{Bindings, BoundClientVerifier, BoundServerVerifier, TrustConfig};
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +83,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("tls configuration: {0}")]
     Config(String),
+    /// The CA bindings (`[trust]`) do not fit the CA bundle.
+    #[error("trust: {0}")]
+    Trust(String),
 }
 
 /// Installs the ring crypto provider as the process default (idempotent).
@@ -173,9 +182,9 @@ pub fn node_name(cert: &Path, chain: &[CertificateDer<'_>]) -> Result<String, Tl
 }
 
 /// Builds the server configuration from the files: TLS 1.3 only, client
-/// certificates required, verified against the CA bundle and the CRLs, HTTP/2
-/// via ALPN.
-pub fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
+/// certificates required, verified against the CA bundle and the CRLs (and,
+/// with `[trust]` bindings, against what each CA may issue), HTTP/2 via ALPN.
+pub fn server_config(files: &TlsFiles, trust: &TrustConfig) -> Result<Loaded, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cas = load_certs(&files.ca)?;
     let mut roots = RootCertStore::empty();
@@ -185,6 +194,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
             .map_err(|e| pem_err("CA certificate", &files.ca, e))?;
     }
     let roots = Arc::new(roots);
+    let bindings = Bindings::resolve(&files.ca, &cas, trust)?;
     let (crls, infos) = load_crls(files, &cas)?;
     let config_err = |e: rustls::Error| {
         TlsError::Config(format!(
@@ -204,12 +214,22 @@ pub fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
             .with_crls(crls)
             .allow_unknown_revocation_status();
     }
-    let verifier = verifier
+    let mut verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = verifier
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let peer_verifier = peer_verifier
+    let mut peer_verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = peer_verifier
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
+    if let Some(bindings) = bindings {
+        verifier = Arc::new(BoundClientVerifier {
+            inner: verifier,
+            bindings: bindings.clone(),
+        });
+        peer_verifier = Arc::new(BoundServerVerifier {
+            inner: peer_verifier,
+            bindings,
+        });
+    }
     let chain = load_certs(&files.cert)?;
     let node = node_name(&files.cert, &chain)?;
     let key = load_key(&files.key)?;
@@ -223,7 +243,8 @@ pub fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_webpki_verifier(peer_verifier)
+        .dangerous()
+        .with_custom_certificate_verifier(peer_verifier)
         .with_client_auth_cert(chain, key)
         .map_err(config_err)?;
     client.alpn_protocols = vec![b"h2".to_vec()];
@@ -239,6 +260,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
 /// takes the current one for each new connection.
 pub struct NodeTls {
     files: TlsFiles,
+    trust: TrustConfig,
     node: String,
     current: RwLock<Current>,
 }
@@ -253,6 +275,7 @@ impl std::fmt::Debug for NodeTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeTls")
             .field("files", &self.files)
+            .field("trust", &self.trust)
             .field("node", &self.node)
             .finish_non_exhaustive()
     }
@@ -266,12 +289,13 @@ pub struct Reloaded {
 }
 
 impl NodeTls {
-    /// Loads the configuration from the files.
-    pub fn load(files: &TlsFiles) -> Result<Self, TlsError> {
-        let loaded = server_config(files)?;
+    /// Loads the configuration from the files, with what each CA may issue.
+    pub fn load(files: &TlsFiles, trust: &TrustConfig) -> Result<Self, TlsError> {
+        let loaded = server_config(files, trust)?;
         log_crls(&loaded.crls);
         Ok(Self {
             files: files.clone(),
+            trust: trust.clone(),
             node: loaded.node,
             current: RwLock::new(Current {
                 server: Arc::new(loaded.config),
@@ -308,7 +332,7 @@ impl NodeTls {
     /// Re-reads the files and, if they make a valid configuration for the
     /// same node, uses it for new connections. On error nothing changes.
     pub fn reload(&self) -> Result<Reloaded, TlsError> {
-        let loaded = server_config(&self.files)?;
+        let loaded = server_config(&self.files, &self.trust)?;
         if loaded.node != self.node {
             return Err(TlsError::Identity {
                 path: self.files.cert.display().to_string(),
@@ -405,6 +429,10 @@ pub fn refusal_reason(e: &std::io::Error) -> String {
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                 format!("client certificate not usable for client authentication ({c})")
             }
+            CertificateError::Other(o) => match o.0.downcast_ref::<crate::trust::Refusal>() {
+                Some(refusal) => format!("client certificate refused: {refusal}"),
+                None => format!("client certificate refused: {o}"),
+            },
             other => format!("client certificate refused: {other}"),
         },
         other => other.to_string(),

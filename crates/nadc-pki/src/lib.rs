@@ -66,7 +66,9 @@ pub use crl::{CRL_VALIDITY, CrlInfo, Revocation, Serial, check_crl, crls_from_pe
 pub use error::PkiError;
 pub use layout::{InitSpec, PkiLayout, Revoked, init, write_certified_key};
 pub use spec::parse_user_spec;
-pub use uri::{cert_der_from_pem, principal_from_der, principal_from_pem, principal_uris};
+pub use uri::{
+    cert_der_from_pem, principal_from_der, principal_from_pem, principal_uris, subject_of_der,
+};
 
 // Re-exported so callers do not need nadc-core just to name these.
 pub use nadc_core::{ForceId, Principal, Role};

@@ -232,3 +232,12 @@ pub fn cert_der_from_pem(pem: &str) -> Result<Vec<u8>, PkiError> {
 pub fn principal_from_pem(pem: &str) -> Result<Principal, PkiError> {
     principal_from_der(&cert_der_from_pem(pem)?)
 }
+
+/// The subject distinguished name of a DER certificate, for people
+/// (`O=Kent Police, CN=KENT nadc CA`): naming a CA in logs and errors,
+/// never for authorisation.
+pub fn subject_of_der(der: &[u8]) -> Result<String, PkiError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    Ok(cert.subject().to_string())
+}

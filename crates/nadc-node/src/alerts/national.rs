@@ -145,17 +145,12 @@ fn relayed(
 ) -> pb::WatchRequest {
     let mut remote = q.clone();
     remote.scope = pb::Scope::Local as i32;
-    remote.on_behalf_of = Some(pb::OnBehalfOf {
-        user: grant.actor.user.clone(),
-        force: grant.force.to_string(),
-        roles: grant
-            .actor
-            .roles
-            .iter()
-            .map(|r| r.as_str().to_string())
-            .collect(),
-        via_node: node.to_string(),
-    });
+    let user = nadc_core::Principal::User {
+        force: grant.force.clone(),
+        name: grant.actor.user.clone(),
+        roles: grant.actor.roles.clone(),
+    };
+    remote.on_behalf_of = crate::federation::on_behalf_of(&user, node);
     adjust(&mut remote);
     remote
 }

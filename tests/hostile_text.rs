@@ -65,17 +65,33 @@ fn nadc_refuses_markup_plates_and_neutralises_hostile_details_in_csv_kml_and_tab
         identity(&pki, "bofs", "AVON"),
         identity(&pki, "users", "alice"),
     );
+    // A camera description with a terminal escape is refused; a camera id
+    // that is a formula is stored and neutralised by `cameras list`.
     let cameras = dir.path().join("cameras.csv");
     std::fs::write(
         &cameras,
-        "camera_id,lat,lon,bearing,kind,lanes\nCAM1,51.47,-2.56,45,fixed,2\n",
+        "camera_id,lat,lon,bearing,kind,lanes,description\n\
+         CAM1,51.47,-2.56,45,fixed,2,M32 <b>junction</b> 1\n\
+         CAM2,51.47,-2.56,45,fixed,2,M32 \u{1b}[2J\n\
+         \"=1+1,x\",51.47,-2.56,45,fixed,2,\n",
     )
     .unwrap();
-    run(
+    let out = run(
         &["cameras", "import", cameras.to_str().unwrap()],
         &avon,
         &server.url,
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("stored 2 cameras, rejected 1"), "{stdout}");
+    assert!(
+        stdout.contains("\"CAM2\"")
+            && stdout.contains("description contains control characters: '\\u{1b}' at position 5"),
+        "{stdout}"
+    );
+    let out = run(&["cameras", "list"], &avon, &server.url);
+    let mut rdr = csv::Reader::from_reader(out.stdout.as_slice());
+    let ids: Vec<String> = rdr.records().map(|r| r.unwrap()[1].to_string()).collect();
+    assert!(ids.contains(&"'=1+1,x".to_string()), "{ids:?}");
 
     let t = (chrono::Utc::now() - chrono::Duration::hours(1))
         .format("%Y-%m-%dT%H:%M:%SZ")

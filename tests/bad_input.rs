@@ -131,8 +131,59 @@ fn table() -> Vec<Case> {
             C::InvalidVrm,
             &["position 1"],
         ),
-        // Spaces and ASCII punctuation are removed, not refused.
-        ok("good-punct", |r| r.vrm = " ab-12 c.d.e? ".into()),
+        // Characters never on a plate are refused, naming the character
+        // and its position; before, they were dropped, so `AB12<script>`
+        // was stored as the plate AB12SCRIPT.
+        bad(
+            "vrm-markup",
+            |r| r.vrm = "AB12<script>".into(),
+            C::InvalidVrm,
+            &["VRM has character '<' at position 5"],
+        ),
+        bad(
+            "vrm-formula",
+            |r| r.vrm = "AB12=CDE".into(),
+            C::InvalidVrm,
+            &["VRM has character '=' at position 5"],
+        ),
+        bad(
+            "vrm-zero-width",
+            |r| r.vrm = "AB12\u{200b}CDE".into(),
+            C::InvalidVrm,
+            &["VRM has character '\\u{200b}' at position 5"],
+        ),
+        bad(
+            "vrm-fullwidth-digit",
+            |r| r.vrm = "AB\u{ff11}2CDE".into(),
+            C::InvalidVrm,
+            &["position 3"],
+        ),
+        bad(
+            "vrm-question",
+            |r| r.vrm = "AB12CD?".into(),
+            C::InvalidVrm,
+            &["'?' at position 7", "space, '-' and '.' as separators"],
+        ),
+        bad(
+            "vrm-tab",
+            |r| r.vrm = "AB12\tCDE".into(),
+            C::InvalidVrm,
+            &["'\\t' at position 5"],
+        ),
+        bad(
+            "candidate-markup",
+            |r| r.candidates = vec!["AB12CDE".into(), "AB12<CDE".into()],
+            C::InvalidField,
+            &["candidate: VRM has character '<' at position 5"],
+        ),
+        // Spaces, hyphens and full stops are separators: removed, not refused.
+        ok("good-punct", |r| r.vrm = " ab-12 c.d.e ".into()),
+        // Markup and formulas in vehicle details are text: stored as sent,
+        // neutralised where written (tests/hostile_text.rs).
+        ok("good-hostile-text", |r| {
+            r.make = Some("=HYPERLINK(\"http://x\")".into());
+            r.colour = Some("<b>red</b>".into());
+        }),
         // Capture times.
         bad(
             "no-time",
@@ -322,6 +373,24 @@ fn table() -> Vec<Case> {
             &["colour contains control characters"],
         ),
         bad(
+            "make-bidi",
+            |r| r.make = Some("Fo\u{202e}rd".into()),
+            C::InvalidField,
+            &["make contains an invisible formatting character: '\\u{202e}' at position 3"],
+        ),
+        bad(
+            "model-escape",
+            |r| r.model = Some("\u{1b}[2JFocus".into()),
+            C::InvalidField,
+            &["model contains control characters: '\\u{1b}' at position 1"],
+        ),
+        bad(
+            "image-ref-zero-width",
+            |r| r.overview_image_ref = Some("img/1\u{200b}.jpg".into()),
+            C::InvalidField,
+            &["overview_image_ref contains an invisible formatting character"],
+        ),
+        bad(
             "country",
             |r| r.country = Some("G1".into()),
             C::InvalidField,
@@ -437,6 +506,7 @@ async fn every_class_of_bad_read_is_named_and_the_good_reads_of_the_batch_are_ke
             "good-1",
             "good-1",
             "good-punct",
+            "good-hostile-text",
             "good-own-gps",
             "good-van",
             "good-last",
@@ -455,8 +525,19 @@ async fn every_class_of_bad_read_is_named_and_the_good_reads_of_the_batch_are_ke
         .unwrap();
     assert_eq!(
         (punct.vrm.as_str(), punct.vrm_raw.as_str()),
-        ("AB12CDE", " ab-12 c.d.e? ")
+        ("AB12CDE", " ab-12 c.d.e ")
     );
+    let hostile = rows
+        .iter()
+        .find(|r| r.provenance.as_ref().unwrap().bof_read_id == "good-hostile-text")
+        .unwrap();
+    assert_eq!(
+        (hostile.make.as_deref(), hostile.colour.as_deref()),
+        (Some("=HYPERLINK(\"http://x\")"), Some("<b>red</b>")),
+        "details are stored as sent"
+    );
+    // No plate was made from a refused VRM's letters.
+    assert!(timeline(&h, "AB12SCRIPT").await.is_empty());
     assert_eq!(
         h.node_info("alice").await.reads,
         good.len() as u64,
@@ -1104,6 +1185,18 @@ async fn malformed_search_parameters_are_refused_naming_the_parameter() {
             &["pattern has character '£' at position 5"],
         ),
         (
+            "markup in a pattern",
+            Search::Vrm(vrm_search("AB12<script>*")),
+            invalid,
+            &["pattern has character '<' at position 5"],
+        ),
+        (
+            "formula in a pattern",
+            Search::Vrm(vrm_search("AB1?=CDE")),
+            invalid,
+            &["pattern has character '=' at position 5"],
+        ),
+        (
             "empty pattern",
             Search::Vrm(vrm_search(" ")),
             invalid,
@@ -1166,6 +1259,18 @@ async fn malformed_search_parameters_are_refused_naming_the_parameter() {
             Search::Timeline(timeline_req("AB12€")),
             invalid,
             &["vrm: VRM has character '€' at position 5"],
+        ),
+        (
+            "markup in a timeline VRM",
+            Search::Timeline(timeline_req("AB12<script>")),
+            invalid,
+            &["vrm: VRM has character '<' at position 5"],
+        ),
+        (
+            "zero-width space in a timeline VRM",
+            Search::Timeline(timeline_req("AB\u{200b}12CDE")),
+            invalid,
+            &["vrm: VRM has character '\\u{200b}' at position 3"],
         ),
         (
             "wildcard in a timeline",

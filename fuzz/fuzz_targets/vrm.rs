@@ -14,8 +14,9 @@
 //! Properties, each from the doc comments of the code under test:
 //! - `Vrm::normalise`: the result is `A-Z0-9`, 1 to 15 characters, is the
 //!   input's letters and digits upper-cased, and normalising it again gives
-//!   it back; serde goes through the same normalisation; an error names the
-//!   right character and position.
+//!   it back; only the separators (space, `-`, `.`) are ever dropped: any
+//!   other character is refused; serde goes through the same
+//!   normalisation; an error names the right character and position.
 //! - `ConfusableGroups`: canon is idempotent, skeletons keep length, and
 //!   `groups()` rebuilds the same partition.
 //! - `classify` agrees with its definition (exact, same skeleton, or
@@ -29,7 +30,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nadc_core::Vrm;
-use nadc_core::vrm::{MAX_RAW_LEN, MAX_VRM_LEN, VrmError, redact};
+use nadc_core::vrm::{MAX_RAW_LEN, MAX_VRM_LEN, VrmError, is_separator, redact};
 use nadc_core::vrm_match::{
     ConfusableGroups, MatchKind, Pattern, PatternError, bounded_edit_distance, classify,
     edit_neighbours,
@@ -76,8 +77,10 @@ fn check_normalise(raw: &str) -> Option<Vrm> {
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_uppercase())
         .collect();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || is_separator(c);
     match got {
         Ok(v) => {
+            assert!(raw.chars().all(allowed), "{raw:?} accepted");
             let s = v.as_str();
             assert!(is_normalised_vrm(s), "{raw:?} -> {s:?}");
             assert_eq!(s, alnum, "{raw:?}");
@@ -98,6 +101,7 @@ fn check_normalise(raw: &str) -> Option<Vrm> {
         }
         Err(VrmError::Empty) => {
             assert!(alnum.is_empty(), "{raw:?} called empty");
+            assert!(raw.chars().all(allowed), "{raw:?} called empty");
             None
         }
         Err(VrmError::TooLong { len, max }) => {
@@ -111,12 +115,8 @@ fn check_normalise(raw: &str) -> Option<Vrm> {
         Err(VrmError::IllegalChar { ch, pos }) => {
             assert!(pos >= 1);
             assert_eq!(raw.chars().nth(pos - 1), Some(ch), "{raw:?}");
-            assert!(
-                !(ch.is_ascii_alphanumeric() || ch.is_whitespace() || ch.is_ascii_punctuation())
-            );
-            assert!(raw.chars().take(pos - 1).all(|c| {
-                c.is_ascii_alphanumeric() || c.is_whitespace() || c.is_ascii_punctuation()
-            }));
+            assert!(!allowed(ch));
+            assert!(raw.chars().take(pos - 1).all(allowed));
             None
         }
     }
@@ -264,6 +264,9 @@ fn check_pattern(raw: &str, vrms: [Option<&Vrm>; 2], other: &str) {
         Ok(p) => p,
         Err(PatternError::BadChar { ch, pos }) => {
             assert_eq!(raw.chars().nth(pos - 1), Some(ch));
+            let allowed =
+                |c: char| c.is_ascii_alphanumeric() || is_separator(c) || matches!(c, '?' | '*');
+            assert!(!allowed(ch) && raw.chars().take(pos - 1).all(allowed));
             return;
         }
         Err(PatternError::Empty | PatternError::OnlyWildcards(_) | PatternError::TooLong(_)) => {
@@ -272,14 +275,14 @@ fn check_pattern(raw: &str, vrms: [Option<&Vrm>; 2], other: &str) {
         Err(e) => panic!("unexpected pattern error {e:?}"),
     };
     let t = p.as_str();
-    // What parse documents: upper case, spaces and punctuation dropped, runs of * collapsed.
+    // What parse documents: upper case, separators dropped, runs of * collapsed.
     let mut want = String::new();
     for ch in raw.chars() {
         match ch {
             '*' if want.ends_with('*') => {}
             '?' | '*' => want.push(ch),
             c if c.is_ascii_alphanumeric() => want.push(c.to_ascii_uppercase()),
-            _ => {}
+            c => assert!(is_separator(c), "{raw:?}: {c:?} dropped"),
         }
     }
     assert_eq!(t, want);

@@ -55,8 +55,10 @@ pub fn is_normalised_vrm(s: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// No control characters, and no invisible formatting characters
+/// (`nadc_core::text`).
 fn no_control(s: &str) -> bool {
-    !s.chars().any(char::is_control)
+    nadc_core::text::check_free_text(s).is_ok()
 }
 
 /// Checks an optional text field as validation documents it: absent when
@@ -75,7 +77,7 @@ fn check_text(field: &str, input: &Option<String>, got: &Option<String>, max: us
 pub fn check_accepted_read(input: &ReadInput, read: &Read) {
     assert_eq!(read.read_id, input.read_id.trim());
     assert!(!read.read_id.is_empty() && read.read_id.len() <= MAX_READ_ID_LEN);
-    assert!(no_control(&read.read_id));
+    assert!(!read.read_id.chars().any(char::is_control));
 
     assert!(
         is_normalised_vrm(read.vrm.as_str()),

@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 
 use crate::NodeArgs;
 use crate::client::{AccessArgs, access_context, channel, parse_time, search_client};
-use crate::output::{OutputFormat, print_records, properties, time};
+use crate::output::{OutputFormat, print_records, properties, terminal_lines, terminal_text, time};
 
 #[derive(Subcommand, Debug)]
 pub enum HotlistCommand {
@@ -285,9 +285,13 @@ fn print_rejections(rejected: &[pb::EntryRejection], line_of: impl Fn(u32) -> St
         eprintln!(
             "  {}: {} {}: {}",
             line_of(r.index),
-            if r.vrm.is_empty() { "-" } else { &r.vrm },
+            if r.vrm.is_empty() {
+                "-".into()
+            } else {
+                terminal_text(&r.vrm)
+            },
             r.field,
-            r.message
+            terminal_text(&r.message)
         );
     }
 }
@@ -813,7 +817,7 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
                 let e = e.map_err(ClientError::from).context("watch alerts")?;
                 match format {
                     OutputFormat::Ndjson => writeln!(out, "{}", alert_json(&e))?,
-                    _ => writeln!(out, "{}\n", alert_text(&e))?,
+                    _ => writeln!(out, "{}\n", terminal_lines(&alert_text(&e)))?,
                 }
                 out.flush()?;
                 // A notice about a peer is not an alert.
@@ -839,7 +843,7 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
                 alerts_client(channel(&node).await?).verify(req).await,
                 "verify alert",
             )?;
-            println!("{}", alert_text(&e));
+            println!("{}", terminal_lines(&alert_text(&e)));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -967,8 +971,8 @@ pub async fn convoy(a: ConvoyArgs) -> anyhow::Result<ExitCode> {
             }
         }
         OutputFormat::Csv if a.pairs => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(header.iter().copied().chain([
+            let mut w = crate::output::SpreadsheetCsv::new(&mut *out);
+            w.row(header.iter().copied().chain([
                 "camera",
                 "target_vrm",
                 "target_at",
@@ -1001,7 +1005,7 @@ pub async fn convoy(a: ConvoyArgs) -> anyhow::Result<ExitCode> {
                         mp.owning_force.clone(),
                         mp.bof_read_id.clone(),
                     ]);
-                    w.write_record(rec)?;
+                    w.row(rec)?;
                 }
             }
             w.flush()?;

@@ -435,11 +435,18 @@ pub fn print_push_report(report: &PushReport, elapsed: Duration, all_errors: boo
     for r in report.rejected.iter().take(cap) {
         println!(
             "  rejected: batch {} read {} (read_id {:?}): {}: {}",
-            r.batch_seq, r.index, r.read_id, r.code, r.message
+            r.batch_seq,
+            r.index,
+            r.read_id,
+            r.code,
+            crate::output::terminal_text(&r.message)
         );
     }
     for m in report.malformed.iter().take(cap) {
-        println!("  malformed: {m}");
+        println!(
+            "  malformed: {}",
+            crate::output::terminal_text(&m.to_string())
+        );
     }
     let hidden =
         report.rejected.len().saturating_sub(cap) + report.malformed.len().saturating_sub(cap);
@@ -543,21 +550,33 @@ pub async fn cameras(cmd: CamerasCommand) -> anyhow::Result<ExitCode> {
                 .map_err(nadc_bof::ClientError::from)
                 .context("list cameras")?
                 .into_inner();
-            println!("force,camera_id,lat,lon,bearing,kind,lanes");
+            // A camera id is the force's free text: written through the
+            // spreadsheet-safe CSV writer, not joined by hand.
+            let mut w = crate::output::SpreadsheetCsv::new(std::io::stdout().lock());
+            w.row([
+                "force",
+                "camera_id",
+                "lat",
+                "lon",
+                "bearing",
+                "kind",
+                "lanes",
+            ])?;
             for c in resp.cameras {
-                println!(
-                    "{},{},{:.6},{:.6},{},{},{}",
+                w.row([
                     c.force,
                     c.camera_id,
-                    c.lat,
-                    c.lon,
+                    format!("{:.6}", c.lat),
+                    format!("{:.6}", c.lon),
                     c.bearing.map(|b| b.to_string()).unwrap_or_default(),
                     pb::CameraKind::try_from(c.kind)
                         .map(|k| k.as_str_name())
-                        .unwrap_or("?"),
-                    c.lanes.map(|l| l.to_string()).unwrap_or_default()
-                );
+                        .unwrap_or("?")
+                        .to_string(),
+                    c.lanes.map(|l| l.to_string()).unwrap_or_default(),
+                ])?;
             }
+            w.flush()?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -677,8 +677,8 @@ fn print_schedule(s: &pb::ScheduleResponse, format: ScheduleFormat) -> anyhow::R
             )?;
         }
         ScheduleFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record([
+            let mut w = crate::output::SpreadsheetCsv::new(out);
+            w.row([
                 "owning_force",
                 "consultation",
                 "material",
@@ -694,7 +694,7 @@ fn print_schedule(s: &pb::ScheduleResponse, format: ScheduleFormat) -> anyhow::R
             for a in &s.agencies {
                 let status = status_name(a.consultation.as_ref().map_or(0, |c| c.status));
                 for i in &a.reads {
-                    w.write_record([
+                    w.row([
                         a.force.clone(),
                         status.clone(),
                         i.material.to_string(),
@@ -729,7 +729,12 @@ fn print_schedule(s: &pb::ScheduleResponse, format: ScheduleFormat) -> anyhow::R
                     if c.by.is_empty() {
                         String::new()
                     } else {
-                        format!(" (by {} at {}: {})", c.by, time(&c.at), c.note)
+                        format!(
+                            " (by {} at {}: {})",
+                            c.by,
+                            time(&c.at),
+                            crate::output::terminal_text(&c.note)
+                        )
                     }
                 )?;
                 for i in &a.reads {
@@ -740,8 +745,8 @@ fn print_schedule(s: &pb::ScheduleResponse, format: ScheduleFormat) -> anyhow::R
                         time(&i.observed_at),
                         i.vrm,
                         a.force,
-                        i.camera_id,
-                        i.bof_read_id,
+                        crate::output::terminal_text(&i.camera_id),
+                        crate::output::terminal_text(&i.bof_read_id),
                         i.node,
                         i.seq,
                         i.searches

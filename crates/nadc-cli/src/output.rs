@@ -3,8 +3,21 @@
 //!
 //! Every format carries each row's provenance. For machine formats the
 //! search summary goes to stderr so stdout stays parseable.
+//!
+//! Text from BOFs, users and peers is data, never markup, a formula or a
+//! terminal command, wherever it is written for a person or a spreadsheet:
+//! CSV cells that a spreadsheet would run as a formula get a leading `'`
+//! ([`spreadsheet_cell`]) and every text cell is quoted; KML text is
+//! escaped for XML and again for the HTML of Google Earth's balloons
+//! ([`kml_text`]); the terminal table shows control and invisible
+//! formatting characters as `\u{FFFD}` ([`terminal_text`]). NDJSON and
+//! GeoJSON are for programs and carry the exact text, JSON-escaped.
 
 use std::io::Write;
+
+mod neutral;
+use neutral::xml;
+pub use neutral::{SpreadsheetCsv, kml_text, terminal_lines, terminal_text};
 
 use nadc_bof::pb;
 use serde_json::{Value, json};
@@ -133,7 +146,10 @@ pub fn print_vrm_summaries(
                 header[0], header[1], header[2], header[3], header[4]
             )?;
             for v in vrms {
-                let c = cells(v);
+                let c: Vec<String> = cells(v)
+                    .iter()
+                    .map(|c| terminal_text(c).into_owned())
+                    .collect();
                 writeln!(
                     out,
                     "{:<15} {:<8} {:<25} {:<25} {:<6} {}",
@@ -143,10 +159,10 @@ pub fn print_vrm_summaries(
             writeln!(out, "{} vehicles", vrms.len())?;
         }
         OutputFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(header)?;
+            let mut w = SpreadsheetCsv::new(out);
+            w.row(header)?;
             for v in vrms {
-                w.write_record(cells(v))?;
+                w.row(cells(v))?;
             }
             w.flush()?;
         }
@@ -185,7 +201,7 @@ fn summary_text(s: &pb::SearchSummary) -> String {
         .iter()
         .map(|f| format!("{} {}", f.force, f.rows))
         .collect();
-    format!(
+    let text = format!(
         "{} rows{} from {} camera(s); owning forces: {}; {:.1} ms on the node",
         s.rows,
         if s.truncated {
@@ -201,7 +217,9 @@ fn summary_text(s: &pb::SearchSummary) -> String {
         },
         s.elapsed_us as f64 / 1000.0
     ) + &clipped_text(&s.clipped_from)
-        + &nodes_text(&s.nodes, s.partial)
+        + &nodes_text(&s.nodes, s.partial);
+    // Force codes, node names and peers' errors come from the wire.
+    terminal_text(&text).into_owned()
 }
 
 /// The nodes of a national search: each one's rows (and the replica that
@@ -272,6 +290,7 @@ pub fn print_rows(
             let table: Vec<Vec<String>> = all_cells
                 .iter()
                 .map(|c| {
+                    let c: Vec<String> = c.iter().map(|x| terminal_text(x).into_owned()).collect();
                     let vehicle = [&c[10], &c[11], &c[12]]
                         .iter()
                         .filter(|s| !s.is_empty())
@@ -323,10 +342,10 @@ pub fn print_rows(
             }
         }
         OutputFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(COLUMNS)?;
+            let mut w = SpreadsheetCsv::new(out);
+            w.row(COLUMNS)?;
             for r in rows {
-                w.write_record(cells(r))?;
+                w.row(cells(r))?;
             }
             w.flush()?;
             if let Some(s) = summary {
@@ -385,23 +404,6 @@ pub fn print_rows(
     Ok(())
 }
 
-/// Escapes text for XML content and attributes.
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() && c != '\n' && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Writes rows as a KML document: one placemark per read (its provenance
 /// in ExtendedData), and for timelines the route as a LineString.
 fn write_kml(out: &mut dyn Write, rows: &[pb::ReadRow], route: bool) -> anyhow::Result<()> {
@@ -411,12 +413,16 @@ fn write_kml(out: &mut dyn Write, rows: &[pb::ReadRow], route: bool) -> anyhow::
     for r in rows {
         let c = cells(r);
         writeln!(out, "<Placemark>")?;
-        writeln!(out, "<name>{} {}</name>", xml(&r.vrm), xml(&c[0]))?;
+        writeln!(out, "<name>{} {}</name>", kml_text(&r.vrm), kml_text(&c[0]))?;
         writeln!(out, "<TimeStamp><when>{}</when></TimeStamp>", xml(&c[0]))?;
         writeln!(out, "<ExtendedData>")?;
         for (k, v) in COLUMNS.iter().zip(&c) {
             if !v.is_empty() {
-                writeln!(out, r#"<Data name="{k}"><value>{}</value></Data>"#, xml(v))?;
+                writeln!(
+                    out,
+                    r#"<Data name="{k}"><value>{}</value></Data>"#,
+                    kml_text(v)
+                )?;
             }
         }
         writeln!(out, "</ExtendedData>")?;
@@ -432,7 +438,11 @@ fn write_kml(out: &mut dyn Write, rows: &[pb::ReadRow], route: bool) -> anyhow::
             .iter()
             .map(|r| format!("{},{}", r.lon, r.lat))
             .collect();
-        writeln!(out, "<Placemark><name>route {}</name>", xml(&rows[0].vrm))?;
+        writeln!(
+            out,
+            "<Placemark><name>route {}</name>",
+            kml_text(&rows[0].vrm)
+        )?;
         writeln!(
             out,
             "<LineString><tessellate>1</tessellate><coordinates>{}</coordinates></LineString>",
@@ -455,6 +465,10 @@ pub fn print_records(
 ) -> anyhow::Result<()> {
     match format {
         OutputFormat::Table => {
+            let records: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| r.iter().map(|c| terminal_text(c).into_owned()).collect())
+                .collect();
             let widths: Vec<usize> = (0..header.len())
                 .map(|i| {
                     records
@@ -475,15 +489,15 @@ pub fn print_records(
                     .to_string()
             };
             writeln!(out, "{}", line(&mut header.iter().copied()))?;
-            for r in records {
+            for r in &records {
                 writeln!(out, "{}", line(&mut r.iter().map(String::as_str)))?;
             }
         }
         OutputFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(header)?;
+            let mut w = SpreadsheetCsv::new(out);
+            w.row(header)?;
             for r in records {
-                w.write_record(r)?;
+                w.row(r)?;
             }
             w.flush()?;
         }
@@ -502,4 +516,141 @@ pub fn print_records(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row with hostile text in every field a BOF or peer supplies.
+    fn hostile_row() -> pb::ReadRow {
+        pb::ReadRow {
+            vrm: "AB12CDE".into(),
+            vrm_raw: "=AB12 CDE".into(),
+            lat: 51.5,
+            lon: -2.5879,
+            make: Some("=HYPERLINK(\"http://x\")".into()),
+            model: Some("\u{1b}[2J<i>Focus</i>".into()),
+            colour: Some("<b>red</b>".into()),
+            patch_image_ref: Some("]]><script>alert(1)</script>&x".into()),
+            overview_image_ref: Some("@SUM(1)".into()),
+            provenance: Some(pb::Provenance {
+                owning_force: "AVON".into(),
+                camera_id: "-CAM;=1+1".into(),
+                bof_read_id: "+r1".into(),
+                node: "n1".into(),
+                seq: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn csv_output_neutralises_text_and_keeps_numbers() {
+        let mut out = Vec::new();
+        print_rows(&mut out, OutputFormat::Csv, &[hostile_row()], None, false).unwrap();
+        let mut rdr = csv::Reader::from_reader(out.as_slice());
+        let header = rdr.headers().unwrap().clone();
+        let row = rdr.records().next().unwrap().unwrap();
+        let cell = |name: &str| &row[header.iter().position(|h| h == name).unwrap()];
+        assert_eq!(cell("make"), "'=HYPERLINK(\"http://x\")");
+        assert_eq!(cell("vrm_raw"), "'=AB12 CDE");
+        assert_eq!(cell("overview_image_ref"), "'@SUM(1)");
+        assert_eq!(cell("camera_id"), "'-CAM;=1+1");
+        assert_eq!(cell("bof_read_id"), "'+r1");
+        assert_eq!(cell("colour"), "<b>red</b>");
+        assert_eq!(cell("lon"), "-2.587900");
+        assert_eq!(cell("seq"), "7");
+        // Text cells are quoted, so a spreadsheet that splits on ';' keeps
+        // `-CAM;=1+1` whole instead of starting a cell with `=1+1`; numbers
+        // are not.
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(",\"'-CAM;=1+1\","), "{text}");
+        assert!(text.contains(",-2.587900,"), "{text}");
+    }
+
+    #[test]
+    fn kml_output_is_well_formed_and_carries_no_markup() {
+        let mut out = Vec::new();
+        print_rows(&mut out, OutputFormat::Kml, &[hostile_row()], None, false).unwrap();
+        let kml = String::from_utf8(out).unwrap();
+        let mut reader = quick_xml::Reader::from_str(&kml);
+        let (mut elements, mut values) = (Vec::new(), Vec::new());
+        loop {
+            match reader.read_event().expect("well-formed XML") {
+                quick_xml::events::Event::Start(e) => {
+                    elements.push(String::from_utf8_lossy(e.name().as_ref()).into_owned())
+                }
+                quick_xml::events::Event::Text(t) => values.push(t.decode().unwrap().into_owned()),
+                quick_xml::events::Event::GeneralRef(r) => {
+                    let name = r.decode().unwrap().into_owned();
+                    let c = match name.as_str() {
+                        "lt" => "<",
+                        "gt" => ">",
+                        "amp" => "&",
+                        "quot" => "\"",
+                        "apos" => "'",
+                        other => panic!("unknown entity {other}"),
+                    };
+                    values.push(c.to_string());
+                }
+                quick_xml::events::Event::Eof => break,
+                _ => {}
+            }
+        }
+        // Only the KML writer's own elements: none from the data.
+        for e in &elements {
+            assert!(
+                [
+                    "kml",
+                    "Document",
+                    "name",
+                    "Placemark",
+                    "TimeStamp",
+                    "when",
+                    "ExtendedData",
+                    "Data",
+                    "value",
+                    "Point",
+                    "coordinates"
+                ]
+                .contains(&e.as_str()),
+                "element {e} from the data"
+            );
+        }
+        // The text, as XML gives it to a reader, holds no markup for HTML
+        // either: `<` only as `&lt;`, and no control characters.
+        let text = values.concat();
+        assert!(!text.contains('<') && !text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("&lt;b&gt;red&lt;/b&gt;"), "{text}");
+        assert!(
+            text.contains("]]&gt;&lt;script&gt;alert(1)&lt;/script&gt;&x"),
+            "{text}"
+        );
+        assert!(text.contains("-2.5879"), "{text}");
+    }
+
+    #[test]
+    fn the_table_shows_no_terminal_escapes() {
+        let mut out = Vec::new();
+        print_rows(&mut out, OutputFormat::Table, &[hostile_row()], None, false).unwrap();
+        let table = String::from_utf8(out).unwrap();
+        assert!(!table.contains('\u{1b}'), "{table:?}");
+        assert!(table.contains("\u{FFFD}[2J<i>Focus</i>"), "{table:?}");
+        let mut out = Vec::new();
+        print_records(
+            &mut out,
+            OutputFormat::Table,
+            "entries",
+            &["reason"],
+            &[vec!["stolen\u{1b}]0;pwned\u{7}".into()]],
+        )
+        .unwrap();
+        let table = String::from_utf8(out).unwrap();
+        assert!(
+            !table.contains('\u{1b}') && !table.contains('\u{7}'),
+            "{table:?}"
+        );
+    }
 }

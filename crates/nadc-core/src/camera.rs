@@ -136,6 +136,9 @@ pub enum CameraError {
     /// Description too long.
     #[error("description is too long: {0} bytes (at most 512)")]
     DescriptionTooLong(usize),
+    /// Description with control or invisible formatting characters.
+    #[error("description contains {0}")]
+    DescriptionText(crate::text::TextError),
 }
 
 /// A camera registered by a force.
@@ -203,6 +206,9 @@ impl Camera {
         {
             return Err(CameraError::DescriptionTooLong(d.len()));
         }
+        if let Some(d) = &self.description {
+            crate::text::check_free_text(d).map_err(CameraError::DescriptionText)?;
+        }
         Ok(())
     }
 }
@@ -253,6 +259,16 @@ mod tests {
         let mut c = camera();
         c.camera_id = String::new();
         assert!(c.validate().is_err());
+        let mut c = camera();
+        c.description = Some("M5 \u{1b}[2J junction".into());
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "description contains control characters: '\\u{1b}' at position 4"
+        );
+        c.description = Some("M5 <b>junction</b> \u{202e}".into());
+        assert!(matches!(c.validate(), Err(CameraError::DescriptionText(_))));
+        c.description = Some("M5 <b>junction</b> = north".into());
+        assert!(c.validate().is_ok());
         assert!(validate_bearing(360.0).is_err());
         assert_eq!(validate_bearing(359.4).unwrap(), 359);
     }

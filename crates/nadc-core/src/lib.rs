@@ -14,6 +14,7 @@ pub mod geo;
 pub mod hotlist;
 pub mod identity;
 pub mod read;
+pub mod text;
 pub mod time;
 pub mod vrm;
 pub mod vrm_match;

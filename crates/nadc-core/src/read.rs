@@ -32,7 +32,8 @@ pub const MAX_CANDIDATES: usize = 8;
 pub enum ReadErrorCode {
     /// The read id is missing, too long or has control characters.
     InvalidReadId,
-    /// The VRM is empty, too long or has characters other than A-Z, 0-9.
+    /// The VRM is empty, too long or has characters other than A-Z, 0-9
+    /// and the separators (space, `-`, `.`).
     InvalidVrm,
     /// The capture time is missing or malformed.
     InvalidTime,
@@ -40,7 +41,8 @@ pub enum ReadErrorCode {
     InvalidPosition,
     /// The camera id is missing or malformed.
     InvalidCamera,
-    /// Another field (bearing, lane, confidence, text lengths) is invalid.
+    /// Another field (bearing, lane, confidence, text lengths, control or
+    /// invisible characters in text, a candidate VRM) is invalid.
     InvalidField,
     /// No position on the read and its camera is not registered.
     UnknownCamera,
@@ -216,12 +218,8 @@ fn opt_text(field: &str, value: Option<String>, max: usize) -> Result<Option<Str
             format!("{field} is too long: {} bytes (at most {max})", v.len()),
         ));
     }
-    if v.chars().any(char::is_control) {
-        return Err(bad(
-            ReadErrorCode::InvalidField,
-            format!("{field} contains control characters"),
-        ));
-    }
+    crate::text::check_free_text(&v)
+        .map_err(|e| bad(ReadErrorCode::InvalidField, format!("{field} contains {e}")))?;
     Ok(Some(v))
 }
 
@@ -453,6 +451,36 @@ mod tests {
             |r| r.candidates = vec!["A€".into()],
             C::InvalidField,
             "candidate",
+        );
+        check(
+            |r| r.vrm = "AB12<script>".into(),
+            C::InvalidVrm,
+            "'<' at position 5",
+        );
+        check(
+            |r| r.vrm = "AB12=CDE".into(),
+            C::InvalidVrm,
+            "'=' at position 5",
+        );
+        check(
+            |r| r.candidates = vec!["AB12CDE".into(), "AB1=CDE".into()],
+            C::InvalidField,
+            "candidate: VRM has character '=' at position 4",
+        );
+        check(
+            |r| r.model = Some("Fo\u{1b}[2Jcus".into()),
+            C::InvalidField,
+            "model contains control characters: '\\u{1b}' at position 3",
+        );
+        check(
+            |r| r.colour = Some("re\u{202e}d".into()),
+            C::InvalidField,
+            "colour contains an invisible formatting character: '\\u{202e}' at position 3",
+        );
+        check(
+            |r| r.patch_image_ref = Some("img\u{200b}.jpg".into()),
+            C::InvalidField,
+            "patch_image_ref contains an invisible formatting character",
         );
     }
 

@@ -1,9 +1,18 @@
 //! Vehicle registration marks (VRMs).
 //!
-//! A [`Vrm`] is always normalised: upper case `A-Z0-9`, spaces and
-//! punctuation removed, 1 to [`MAX_VRM_LEN`] characters. `AB12 CDE`,
-//! `ab12-cde` and `AB12CDE` are the same VRM. The raw OCR text is kept
+//! A [`Vrm`] is always normalised: upper case `A-Z0-9`, separators
+//! removed, 1 to [`MAX_VRM_LEN`] characters. `AB12 CDE`, `ab12-cde`,
+//! `AB.12.CDE` and `AB12CDE` are the same VRM. The raw OCR text is kept
 //! beside it on every read.
+//!
+//! Raw text is data, never markup or a formula: it may hold only letters
+//! `A-Z` (either case), digits and the [`SEPARATORS`] (space, `-`, `.`:
+//! what UK and foreign plates and OCR output put between groups). Anything
+//! else (`<`, `=`, `_`, a tab, a zero-width space, `É`, a Cyrillic `А`) is
+//! refused naming the character and its position, never dropped: dropping
+//! it would turn `AB12<script>` into the plate `AB12SCRIPT` and could raise
+//! a false hit. No transliteration is done here: a BOF whose camera reads
+//! non-Latin letters transliterates them (NAS table) before sending.
 //!
 //! A plate is personal data: `Debug` and [`Vrm::redacted`] show only the
 //! first two characters, so a VRM that reaches a log is not disclosed.
@@ -19,10 +28,19 @@ pub const MAX_VRM_LEN: usize = 15;
 /// Longest raw OCR text accepted, in bytes.
 pub const MAX_RAW_LEN: usize = 64;
 
+/// The characters allowed between the letters and digits of a raw VRM,
+/// removed by normalising: space, hyphen and full stop.
+pub const SEPARATORS: [char; 3] = [' ', '-', '.'];
+
+/// Whether `c` is one of the [`SEPARATORS`].
+pub fn is_separator(c: char) -> bool {
+    SEPARATORS.contains(&c)
+}
+
 /// Why a VRM was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VrmError {
-    /// Nothing left after removing spaces and punctuation.
+    /// Nothing left after removing the separators.
     #[error("VRM is empty (no letters or digits)")]
     Empty,
     /// Longer than [`MAX_VRM_LEN`] once normalised, or raw text over [`MAX_RAW_LEN`] bytes.
@@ -33,9 +51,9 @@ pub enum VrmError {
         /// Limit.
         max: usize,
     },
-    /// A character that is not a letter, digit, space or punctuation.
+    /// A character that is not a letter, digit or separator.
     #[error(
-        "VRM has character {ch:?} at position {pos}: only A-Z and 0-9 are allowed (spaces and punctuation are removed)"
+        "VRM has character {ch:?} at position {pos}: only A-Z and 0-9 are allowed, with space, '-' and '.' as separators"
     )]
     IllegalChar {
         /// The character.
@@ -51,8 +69,9 @@ pub enum VrmError {
 pub struct Vrm(String);
 
 impl Vrm {
-    /// Normalises raw OCR (or typed) text: upper-cases, removes whitespace
-    /// and ASCII punctuation, and checks what is left.
+    /// Normalises raw OCR (or typed) text: upper-cases and removes the
+    /// [`SEPARATORS`]; any other character that is not `A-Z`, `a-z` or
+    /// `0-9` is refused with its 1-based position.
     pub fn normalise(raw: &str) -> Result<Self, VrmError> {
         if raw.len() > MAX_RAW_LEN {
             return Err(VrmError::TooLong {
@@ -64,7 +83,7 @@ impl Vrm {
         for (i, ch) in raw.chars().enumerate() {
             if ch.is_ascii_alphanumeric() {
                 out.push(ch.to_ascii_uppercase());
-            } else if ch.is_whitespace() || ch.is_ascii_punctuation() {
+            } else if is_separator(ch) {
                 continue;
             } else {
                 return Err(VrmError::IllegalChar { ch, pos: i + 1 });
@@ -152,7 +171,11 @@ mod tests {
     fn normalisation_table() {
         check("AB12 CDE", Ok("AB12CDE"));
         check("ab12-cde", Ok("AB12CDE"));
-        check("  ab12.cde\t", Ok("AB12CDE"));
+        check("  ab12.cde ", Ok("AB12CDE"));
+        check("AB-12.CDE", Ok("AB12CDE"));
+        // Foreign plates: hyphens and dots between groups.
+        check("B-MW 1234", Ok("BMW1234"));
+        check("12.AB.34", Ok("12AB34"));
         check("A123 BCD", Ok("A123BCD"));
         check("ABC 123A", Ok("ABC123A"));
         check("1", Ok("1"));
@@ -164,6 +187,47 @@ mod tests {
             "ABCDEFGHIJKLMNOP",
             Err(VrmError::TooLong { len: 16, max: 15 }),
         );
+    }
+
+    #[test]
+    fn characters_never_on_a_plate_are_refused_not_dropped() {
+        let e = |ch, pos| Err(VrmError::IllegalChar { ch, pos });
+        // Markup and formulas: once dropped, now refused.
+        check("AB12<script>", e('<', 5));
+        check("AB12=CDE", e('=', 5));
+        check("=HYPERLINK(1)", e('=', 1));
+        check("+AB12", e('+', 1));
+        check("@AB12", e('@', 1));
+        check("AB12&CDE", e('&', 5));
+        check("AB12\"CDE", e('"', 5));
+        check("AB12'CDE", e('\'', 5));
+        check("AB_12", e('_', 3));
+        check("AB1?CDE", e('?', 4));
+        check("AB1*", e('*', 4));
+        check("AB12,CDE", e(',', 5));
+        check("AB12/CDE", e('/', 5));
+        // Whitespace other than a space, control and invisible characters.
+        check("AB12\tCDE", e('\t', 5));
+        check("AB12 CDE\n", e('\n', 9));
+        check("AB12\rCDE", e('\r', 5));
+        check("AB12\u{1b}[2J", e('\u{1b}', 5));
+        check("AB\u{200b}12CDE", e('\u{200b}', 3));
+        check("AB12\u{a0}CDE", e('\u{a0}', 5));
+        check("AB12\u{202e}EDC", e('\u{202e}', 5));
+        check("\u{feff}AB12CDE", e('\u{feff}', 1));
+        // Letters outside A-Z, and digits outside 0-9.
+        check("\u{410}B12CDE", e('\u{410}', 1));
+        check("AB\u{ff11}2CDE", e('\u{ff11}', 3));
+        check("AB12 CD\u{dc}", e('\u{dc}', 8));
+    }
+
+    #[test]
+    fn a_refusal_names_the_character_and_its_position() {
+        let e = Vrm::normalise("AB12<script>").unwrap_err().to_string();
+        assert!(e.contains("'<' at position 5"), "{e}");
+        assert!(e.contains("space, '-' and '.'"), "{e}");
+        let e = Vrm::normalise("AB\u{200b}12").unwrap_err().to_string();
+        assert!(e.contains("'\\u{200b}' at position 3"), "{e}");
     }
 
     #[test]
@@ -184,16 +248,30 @@ mod tests {
 
     proptest! {
         #[test]
-        fn normalise_is_idempotent_and_clean(raw in "[ -~]{0,20}") {
+        fn normalise_is_idempotent_and_clean(raw in "[ -~\t\u{a0}\u{200b}\u{410}]{0,20}") {
             if let Ok(v) = Vrm::normalise(&raw) {
                 prop_assert!(v.as_str().bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
                 prop_assert!(!v.as_str().is_empty() && v.as_str().len() <= MAX_VRM_LEN);
                 prop_assert_eq!(Vrm::normalise(v.as_str()).unwrap(), v.clone());
-                // Spacing and case never change the result.
+                // Separators and case never change the result.
                 let spaced: String = raw.chars().flat_map(|c| [c.to_ascii_lowercase(), ' ']).collect();
                 if spaced.len() <= MAX_RAW_LEN {
-                    prop_assert_eq!(Vrm::normalise(&spaced).unwrap(), v);
+                    prop_assert_eq!(Vrm::normalise(&spaced).unwrap(), v.clone());
                 }
+                // It is exactly the input's letters and digits.
+                let alnum: String = raw.chars().filter(char::is_ascii_alphanumeric).collect();
+                prop_assert_eq!(v.as_str(), alnum.to_ascii_uppercase());
+            }
+            // Accepted exactly when every character is a letter, digit or separator
+            // (and the length fits): nothing else is ever dropped.
+            let clean = raw.chars().all(|c| c.is_ascii_alphanumeric() || is_separator(c));
+            match Vrm::normalise(&raw) {
+                Err(VrmError::IllegalChar { ch, pos }) => {
+                    prop_assert!(!clean);
+                    prop_assert_eq!(raw.chars().nth(pos - 1), Some(ch));
+                    prop_assert!(!ch.is_ascii_alphanumeric() && !is_separator(ch));
+                }
+                other => prop_assert!(clean, "{:?} -> {:?}", raw, other),
             }
         }
     }

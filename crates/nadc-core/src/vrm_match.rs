@@ -33,9 +33,10 @@ impl fmt::Debug for ConfusableGroups {
 /// Why a pattern or group list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
-    /// A character other than A-Z, 0-9, `?`, `*`, spaces and punctuation.
+    /// A character other than A-Z, 0-9, `?`, `*` and the VRM separators
+    /// (space, `-`, `.`).
     #[error(
-        "pattern has character {ch:?} at position {pos}: use A-Z, 0-9, ? (one character) and * (any run)"
+        "pattern has character {ch:?} at position {pos}: use A-Z, 0-9, ? (one character) and * (any run), with space, '-' and '.' as separators"
     )]
     BadChar {
         /// The character.
@@ -282,8 +283,10 @@ impl fmt::Debug for Pattern {
 }
 
 impl Pattern {
-    /// Parses a pattern: upper-cases, drops spaces and punctuation other
-    /// than `?` and `*`, collapses runs of `*`.
+    /// Parses a pattern: upper-cases, drops the VRM separators (space, `-`,
+    /// `.`), collapses runs of `*`. Any other character (`<`, `=`, `_`, a
+    /// letter outside A-Z) is refused with its 1-based position, as in a
+    /// raw VRM ([`crate::vrm::SEPARATORS`]).
     pub fn parse(raw: &str) -> Result<Self, PatternError> {
         let mut text = String::new();
         for (i, ch) in raw.chars().enumerate() {
@@ -292,7 +295,7 @@ impl Pattern {
                 '*' if text.ends_with('*') => {}
                 '*' => text.push('*'),
                 c if c.is_ascii_alphanumeric() => text.push(c.to_ascii_uppercase()),
-                c if c.is_whitespace() || c.is_ascii_punctuation() => {}
+                c if crate::vrm::is_separator(c) => {}
                 c => return Err(PatternError::BadChar { ch: c, pos: i + 1 }),
             }
         }
@@ -450,6 +453,20 @@ mod tests {
                 .to_string()
                 .contains("position 3")
         );
+        assert_eq!(Pattern::parse("ab-1?.c *").unwrap().as_str(), "AB1?C*");
+        for (raw, ch, pos) in [
+            ("AB12<script>", '<', 5),
+            ("AB1?=*", '=', 5),
+            ("AB_1*", '_', 3),
+            ("AB1?\t*", '\t', 5),
+            ("AB\u{200b}1*", '\u{200b}', 3),
+        ] {
+            assert_eq!(
+                Pattern::parse(raw),
+                Err(PatternError::BadChar { ch, pos }),
+                "{raw:?}"
+            );
+        }
         assert!(!Pattern::parse("AB12CDE").unwrap().is_wildcard());
         assert_eq!(Pattern::parse("A**B").unwrap().as_str(), "A*B");
     }

@@ -594,3 +594,49 @@ async fn a_search_answering_in_many_chunks_is_audited_before_its_first_row() {
     assert_eq!(entries[1].returned[0].rows, 1_200);
     let _ = Timestamp::EPOCH;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_search_refused_before_it_is_planned_is_audited_too() {
+    let h = Harness::start().await;
+    let timeline = |ch: Channel, limit: u32| async move {
+        let mut c = pb::search_client::SearchClient::new(ch);
+        c.vrm_timeline(pb::VrmTimelineRequest {
+            vrm: "AB12CDE".into(),
+            limit,
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .map(drop)
+    };
+    // A BOF, and a user without a searching role.
+    let e = timeline(h.bof("AVON").await, 0).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = timeline(h.user("nora").await, 0).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    // A limit over the node's maximum, refused before the search is run.
+    let mut c = pb::search_client::SearchClient::new(h.user("alice").await);
+    let e = c
+        .geo_search(pb::GeoSearchRequest {
+            limit: u32::MAX,
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let refused = audit(&h, "audrey", "search.").await;
+    let got: Vec<_> = refused
+        .iter()
+        .map(|r| (r.user.as_str(), r.action.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("bof:AVON", "search.vrm_timeline", "refused"),
+            ("nora", "search.vrm_timeline", "refused"),
+            ("alice", "search.geo", "refused"),
+        ]
+    );
+    assert_eq!(refused[0].case_ref, "OP-TEST");
+}

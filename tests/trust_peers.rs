@@ -427,11 +427,12 @@ async fn a_peer_relays_only_its_forces_users_with_searching_roles() {
     );
 
     // node-2's audit has the relayed searches it served, under the relaying
-    // node's name; a refused relay is logged, not audited (it disclosed
-    // nothing, and its user is only what the peer claimed).
+    // node's name; a refused relay is audited as the relaying node's own
+    // refusal (its user is only what the peer claimed), never as the user.
     let entries = c.stop_reading_audit_users_of_node_2().await;
     assert!(entries.contains(&"ann@node-1".to_string()), "{entries:?}");
     assert!(entries.contains(&"alice@node-1".to_string()), "{entries:?}");
+    assert!(entries.contains(&"node:node-1".to_string()), "{entries:?}");
     assert!(
         !entries
             .iter()

@@ -263,26 +263,42 @@ impl SearchService {
 
     /// Starts planning a search for the caller of `req` with the context
     /// it gave (refusals are audited by the caller of this).
-    fn plan<T>(
+    /// Starts planning a search (`search`, for the audit) for the caller of
+    /// `req`, or the user a peer relays, with the context it gave: the plan,
+    /// and whether the context holds (refusals past this point are audited
+    /// by the caller of this; those before it here).
+    async fn plan_relayed<T>(
         &self,
         req: &Request<T>,
-        access: Option<&pb::AccessContext>,
-    ) -> Result<(Plan, Result<(), Status>), Status> {
-        self.plan_relayed(req, access, None)
-    }
-
-    /// [`plan`](Self::plan), for a request a peer node may relay for a user.
-    fn plan_relayed<T>(
-        &self,
-        req: &Request<T>,
+        search: &str,
         access: Option<&pb::AccessContext>,
         relay: Option<&pb::OnBehalfOf>,
     ) -> Result<(Plan, Result<(), Status>), Status> {
         let mut who = caller(req)?;
-        if let Some(user) = relayed_user(self.federation.as_deref(), &who.principal, relay)? {
-            who.principal = user;
+        // Who may not search at all (a BOF, a user without a searching
+        // role, a relay the rules refuse) is refused here, audited too.
+        let early = match relayed_user(self.federation.as_deref(), &who.principal, relay) {
+            Ok(Some(user)) => {
+                who.principal = user;
+                who.require_searcher().map(drop)
+            }
+            Ok(None) => who.require_searcher().map(drop),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(status) = early {
+            let given = access.cloned().unwrap_or_default();
+            let what = Audited {
+                access: AccessContext {
+                    purpose: given.purpose,
+                    case_ref: given.case_ref,
+                    authorisation: given.authorisation,
+                },
+                ..Default::default()
+            };
+            let actor = Actor::of(&who.principal);
+            let action = format!("search.{search}");
+            return Err(self.governance.refuse(&actor, &action, &what, status).await);
         }
-        who.require_searcher()?;
         let actor = Actor::of(&who.principal);
         let given = access.cloned().unwrap_or_default();
         let mut plan = Plan {
@@ -303,6 +319,19 @@ impl SearchService {
             plan.clip = clip;
         });
         Ok((plan, checked))
+    }
+
+    /// Audits a search refused before it is planned (as its caller), then
+    /// returns the refusal.
+    async fn refuse_early<T>(&self, req: &Request<T>, search: &str, status: Status) -> Status {
+        let actor = match caller(req) {
+            Ok(who) => Actor::of(&who.principal),
+            Err(e) => return e,
+        };
+        let action = format!("search.{search}");
+        self.governance
+            .refuse(&actor, &action, &Audited::default(), status)
+            .await
     }
 
     /// Audits a search refused while planning, then returns the refusal.
@@ -733,7 +762,7 @@ impl SearchService {
         query: impl FnOnce(&Self, &mut Plan) -> Result<Q, Status>,
         compute: fn(&dyn Store, &Q, &str, Emit) -> Result<Finished, QueryError>,
     ) -> Result<Response<ChunkStream>, Status> {
-        let (mut plan, checked) = self.plan_relayed(req, access, relay)?;
+        let (mut plan, checked) = self.plan_relayed(req, search, access, relay).await?;
         let query = match checked.and_then(|()| query(self, &mut plan)) {
             Ok(q) => q,
             Err(status) => return Err(self.refuse(&plan, search, status).await),
@@ -1088,7 +1117,7 @@ impl SearchService {
     /// Whether a request runs nationally (fanned out to the peers): not when
     /// it asks for this node only, is relayed by a peer, or there are no
     /// peers. A national search needs a national role.
-    fn national_scope<T>(
+    async fn national_scope<T>(
         &self,
         req: &Request<T>,
         scope: i32,
@@ -1102,11 +1131,15 @@ impl SearchService {
             return Ok(None);
         };
         let user = caller(req)?.principal;
-        if let Principal::User { roles, .. } = &user {
-            self.governance
-                .policy
-                .check_national(roles)
-                .map_err(|e| Status::permission_denied(e.to_string()))?;
+        if let Principal::User { roles, .. } = &user
+            && let Err(e) = self.governance.policy.check_national(roles)
+        {
+            let status = Status::permission_denied(e.to_string());
+            let what = Audited::default();
+            let g = &self.governance;
+            return Err(g
+                .refuse(&Actor::of(&user), "search.national", &what, status)
+                .await);
         }
         Ok(Some((federation, user)))
     }
@@ -1648,7 +1681,7 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<Self::ConvoyStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
         // Nationally every node reports every companion it sees (no minimum,
         // no limit): counts add up exactly across nodes, as each camera's
         // reads are on one node; the filters and ranking apply here.
@@ -1658,7 +1691,9 @@ impl pb::search_server::Search for SearchService {
             asked.min_cameras = 1;
             asked.limit = self.max_limit.min(u32::MAX as usize) as u32;
         }
-        let (mut plan, checked) = self.plan_relayed(&req, asked.access.as_ref(), relay.as_ref())?;
+        let (mut plan, checked) = self
+            .plan_relayed(&req, "convoy", asked.access.as_ref(), relay.as_ref())
+            .await?;
         let local = match checked.and_then(|()| self.convoy_query(&mut plan, &asked)) {
             Ok(cq) => self.spawn_analysis("convoy", plan, cq, compute_convoy),
             Err(status) => return Err(self.refuse(&plan, "convoy", status).await),
@@ -1782,7 +1817,9 @@ impl pb::search_server::Search for SearchService {
         &self,
         req: Request<pb::ClonesRequest>,
     ) -> Result<Response<Self::ClonesStream>, Status> {
-        let (mut plan, checked) = self.plan(&req, req.get_ref().access.as_ref())?;
+        let (mut plan, checked) = self
+            .plan_relayed(&req, "clones", req.get_ref().access.as_ref(), None)
+            .await?;
         match checked.and_then(|()| self.clones_query(&mut plan, req.get_ref())) {
             Ok(q) => Ok(Response::new(self.spawn_analysis(
                 "clones",
@@ -1805,8 +1842,11 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<ChunkStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some())?;
-        let limit = self.limit(q.limit)?;
+        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
+        let limit = match self.limit(q.limit) {
+            Ok(limit) => limit,
+            Err(status) => return Err(self.refuse_early(&req, "geo", status).await),
+        };
         // A national ALL search: every node answers ANY (all the areas'
         // reads, up to the node's maximum), and the vehicles seen in every
         // area, on whichever nodes, are kept here.
@@ -1858,8 +1898,11 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<Self::VrmSearchStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some())?;
-        let limit = self.limit(q.limit)?;
+        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
+        let limit = match self.limit(q.limit) {
+            Ok(limit) => limit,
+            Err(status) => return Err(self.refuse_early(&req, "vrm", status).await),
+        };
         let mut asked = q.clone();
         if national.is_some() {
             asked.offset = 0;
@@ -1904,8 +1947,11 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<ChunkStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some())?;
-        let limit = self.limit(q.limit)?;
+        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
+        let limit = match self.limit(q.limit) {
+            Ok(limit) => limit,
+            Err(status) => return Err(self.refuse_early(&req, "vehicle", status).await),
+        };
         // As a geographic search: nationally, ALL is every node answering
         // ANY and the vehicles seen in every area kept here.
         let all_areas =
@@ -1958,8 +2004,11 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<ChunkStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some())?;
-        let limit = self.limit(q.limit)?;
+        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
+        let limit = match self.limit(q.limit) {
+            Ok(limit) => limit,
+            Err(status) => return Err(self.refuse_early(&req, "camera", status).await),
+        };
         let mut asked = q.clone();
         if national.is_some() {
             asked.offset = 0;
@@ -2034,7 +2083,7 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<Self::VrmTimelineStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some())?;
+        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
         let local = self
             .run_relayed(
                 &req,

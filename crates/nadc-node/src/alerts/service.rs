@@ -308,14 +308,21 @@ impl AlertsService {
     /// watch; refusals are audited.
     async fn grant(&self, req: &Request<pb::WatchRequest>) -> Result<(WatchGrant, bool), Status> {
         let principal = caller(req)?.principal;
-        let relayed = crate::federation::relayed_user(
+        let g = &self.governance;
+        let relayed = match crate::federation::relayed_user(
             self.federation.as_deref(),
             &principal,
             req.get_ref().on_behalf_of.as_ref(),
-        )?;
+        ) {
+            Ok(relayed) => relayed,
+            Err(e) => {
+                let what = Audited::default();
+                let actor = Actor::of(&principal);
+                return Err(g.refuse(&actor, "alert.watch", &what, e.into()).await);
+            }
+        };
         let is_relayed = relayed.is_some();
         let principal = relayed.unwrap_or(principal);
-        let g = &self.governance;
         let grant = match WatchGrant::decide(g, &principal, req.get_ref()) {
             Ok(grant) => grant,
             Err(r) => {

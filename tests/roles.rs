@@ -295,10 +295,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), Code> {
         Op::HeldReads => {
             drain(
                 search
-                    .held_reads(pb::HeldReadsRequest {
-                        access: access(),
-                        ..Default::default()
-                    })
+                    .held_reads(pb::HeldReadsRequest { access: access() })
                     .await,
             )
             .await
@@ -329,7 +326,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), Code> {
             hotlists
                 .remove_entries(pb::RemoveEntriesRequest {
                     list: list("absent"),
-                    ..Default::default()
+                    vrms: vec![],
                 })
                 .await,
         ),

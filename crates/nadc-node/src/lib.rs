@@ -320,6 +320,7 @@ pub async fn start_with_listener(
         .max_concurrent_streams(cfg.limits.max_concurrent_streams)
         .concurrency_limit_per_connection(cfg.limits.max_requests_per_connection)
         .load_shed(true)
+        .layer(auth::AuthLayer)
         .add_service(health)
         .add_service(reflection)
         .add_service(

@@ -549,8 +549,24 @@ async fn a_refused_request_leaves_a_small_audit_entry_whatever_it_held() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    // A refusal naming a field of 100 kB still reaches the client, cut.
+    let e = c
+        .convoy(pb::ConvoyRequest {
+            vrms: vec!["A".repeat(100_000)],
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", &e.message()[..100]);
+    assert!(e.message().len() < 4_096, "{} bytes", e.message().len());
+    assert!(
+        e.message().contains("message cut"),
+        "{}",
+        &e.message()[..100]
+    );
     let refused = audit(&h, "audrey", "search.").await;
-    assert_eq!(refused.len(), 2);
+    assert_eq!(refused.len(), 3);
     for r in &refused {
         assert_eq!(r.outcome, "refused");
         assert!(r.query.len() < 2_048, "{} bytes", r.query.len());

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cameras;
 pub mod config;
 pub mod disclosure;
+pub mod edge;
 pub mod federation;
 pub mod governance;
 pub mod hedge;
@@ -320,6 +321,7 @@ pub async fn start_with_listener(
         .max_concurrent_streams(cfg.limits.max_concurrent_streams)
         .concurrency_limit_per_connection(cfg.limits.max_requests_per_connection)
         .load_shed(true)
+        .layer(edge::BoundStatusLayer)
         .layer(auth::AuthLayer)
         .add_service(health)
         .add_service(reflection)

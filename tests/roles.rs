@@ -124,6 +124,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Code> {
         Op::Hold => pb::holds_client::HoldsClient::new(ch)
             .release(pb::ReleaseHoldRequest {
                 case_ref: "OP-1".into(),
+                ..Default::default()
             })
             .await
             .map(drop)

@@ -423,6 +423,30 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
         ("KENT", "sam")
     );
 
+    // The share is in AVON's audit: who shared which case with whom.
+    let mut a = pb::audit_client::AuditClient::new(h.user("audrey").await);
+    let mut s = a
+        .query(pb::AuditQuery {
+            action: "case.share".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut shares = Vec::new();
+    while let Some(e) = s.message().await.unwrap() {
+        shares.push((e.user, e.case_ref, e.outcome, e.query));
+    }
+    assert!(
+        shares
+            .iter()
+            .any(
+                |(u, c, o, q)| (u.as_str(), c.as_str(), o.as_str()) == ("sam", "OP-1", "ok")
+                    && q.contains("\"share_with\":\"KENT\"")
+            ),
+        "{shares:?}"
+    );
+
     // Now KENT's users are members.
     let rows2 = timeline(&h, "kate", "CA53REF", "OP-1", "AVON")
         .await

@@ -378,6 +378,33 @@ async fn register_entries_go_with_their_reads_except_held_ones() {
     let before = reg_schedule(&h).await;
     assert_eq!(ids(&before), ["r2", "r1"], "material first");
 
+    // Entries as a node wrote them before cases had owners (tags `r` and
+    // `m`), for both reads, with r2 marked: retention treats them alike.
+    h.node.take().unwrap().shutdown().await.unwrap();
+    {
+        use nadc_store::keys;
+        let store = nadc_store::RocksStore::open(&h.data_dir(), Default::default()).unwrap();
+        let mut entries = Vec::new();
+        for (r, id) in p.iter().zip(["r1", "r2"]) {
+            let t = nadc_proto::from_pb_time(r.observed_at.as_ref().unwrap()).unwrap();
+            let mark = keys::legacy_case_material_key("OP-OLD", &r.node, t.day(), r.seq);
+            let mut read = mark.clone();
+            read[0] = keys::LEGACY_CASE_READ;
+            read.extend_from_slice(&7u64.to_be_bytes());
+            let value = serde_json::json!({"node": r.node, "seq": r.seq, "observed_ms": t.millis(),
+                "force": "AVON", "bof_read_id": id, "camera_id": r.camera_id, "vrm": "RG11STR"});
+            entries.push((read, Some(value.to_string().into_bytes())));
+            if id == "r2" {
+                entries.push((mark, Some(br#"{"by":"alice","at":0,"note":""}"#.to_vec())));
+            }
+        }
+        store.put_registry("case", entries).unwrap();
+        store.close().unwrap();
+    }
+    // No periodic pass: the one asked for below is the one reported.
+    h.configure = |cfg| cfg.retention.interval_s = 0;
+    h.start_node().await;
+
     // Past retention: r2 goes, and its register entry and mark with it;
     // r1 stays under its hold, and so does its entry.
     h.clock.set(now().plus_millis(367 * DAY));
@@ -401,12 +428,13 @@ async fn register_entries_go_with_their_reads_except_held_ones() {
     }
     let last = last.unwrap();
     assert!(
-        last.query.contains("\"register_deleted\":1"),
+        last.query.contains("\"register_deleted\":2"),
         "{}",
         last.query
     );
 
-    // In the store itself: one read entry left (r1's), no material mark.
+    // In the store itself: one read entry left (r1's), no material mark;
+    // the same of the entries written before cases had owners.
     h.node.take().unwrap().shutdown().await.unwrap();
     let store = nadc_store::RocksStore::open(&h.data_dir(), Default::default()).unwrap();
     let count = |tag: u8| {
@@ -419,11 +447,15 @@ async fn register_entries_go_with_their_reads_except_held_ones() {
             .unwrap();
         n
     };
+    use nadc_store::keys::{CASE_MATERIAL, CASE_READ, LEGACY_CASE_MATERIAL, LEGACY_CASE_READ};
     assert_eq!(
-        (
-            count(nadc_store::keys::CASE_READ),
-            count(nadc_store::keys::CASE_MATERIAL)
-        ),
-        (1, 0)
+        [
+            CASE_READ,
+            CASE_MATERIAL,
+            LEGACY_CASE_READ,
+            LEGACY_CASE_MATERIAL
+        ]
+        .map(count),
+        [1, 0, 1, 0]
     );
 }

@@ -231,9 +231,32 @@ pub fn expire_register(
     if let Some(e) = err {
         return Err(e);
     }
+    // Entries written before cases had owners go the same way.
+    store.registry(SPACE, &[keys::LEGACY_CASE_READ], &mut |k, v| {
+        let (Some((_, case_ref, n, day, seq, _)), Ok(r)) = (
+            keys::decode_legacy_case_key(k),
+            serde_json::from_slice::<CaseRead>(v),
+        ) else {
+            err = Some(corrupt("undecodable register entry"));
+            return ControlFlow::Break(());
+        };
+        let Ok(force) = ForceId::new(&r.force) else {
+            err = Some(corrupt("register entry names no force"));
+            return ControlFlow::Break(());
+        };
+        let kept = n == node && held.contains(&ReadRef { day, seq });
+        if !kept && expired(&force, day) {
+            gone.push(k.to_vec());
+            gone.push(keys::legacy_case_material_key(case_ref, n, day, seq));
+        }
+        ControlFlow::Continue(())
+    })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
     let entries = gone
         .iter()
-        .filter(|k| k.first() == Some(&CASE_READ))
+        .filter(|k| matches!(k.first(), Some(&CASE_READ | &keys::LEGACY_CASE_READ)))
         .count() as u64;
     for chunk in gone.chunks(10_000) {
         store.put_registry(SPACE, chunk.iter().map(|k| (k.clone(), None)).collect())?;

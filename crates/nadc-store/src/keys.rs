@@ -39,6 +39,10 @@
 //! | `O` (opened) | `audit_seq:u64` (the search that opened it) | who, when (JSON) |
 //! | `S` (shared) | `member · 0x00 · audit_seq:u64` (the share) | who shared it, when (JSON) |
 //!
+//! Entries written before cases had owners (tags `r` and `m`: the same
+//! without `owner · 0x00`) are kept apart by their lower-case tags; see
+//! [`decode_legacy_case_key`].
+//!
 //! A hold written before cases had owners (`day · seq · case_ref`, no
 //! `0x00`) decodes with no owner: it still keeps its read.
 //!
@@ -406,6 +410,39 @@ pub fn decode_case_read_rest(rest: &[u8]) -> Option<(&str, u32, u64, Option<u64>
     Some((node, day, seq, audit))
 }
 
+/// Tag of a read returned under a case, written before cases had owners:
+/// `r · case_ref · 0x00 · node · 0x00 · day:u32 · seq:u64 · audit_seq:u64`.
+/// Such entries are not shown (their owner is unknown); retention still
+/// deletes them with their reads.
+pub const LEGACY_CASE_READ: u8 = b'r';
+/// Tag of a material mark written before cases had owners: `m · case_ref
+/// · 0x00 · node · 0x00 · day:u32 · seq:u64`.
+pub const LEGACY_CASE_MATERIAL: u8 = b'm';
+
+/// A decoded case register key written before cases had owners: `(tag,
+/// case_ref, node, day, seq, audit_seq)`.
+pub type LegacyCaseKey<'a> = (u8, &'a str, &'a str, u32, u64, Option<u64>);
+
+/// Splits a case register key written before cases had owners.
+pub fn decode_legacy_case_key(k: &[u8]) -> Option<LegacyCaseKey<'_>> {
+    let (tag, rest) = k.split_first()?;
+    let sep = rest.iter().position(|b| *b == SEP)?;
+    let case_ref = std::str::from_utf8(&rest[..sep]).ok()?;
+    let (node, day, seq, audit) = decode_case_read_rest(&rest[sep + 1..])?;
+    Some((*tag, case_ref, node, day, seq, audit))
+}
+
+/// Key of a material mark written before cases had owners.
+pub fn legacy_case_material_key(case_ref: &str, node: &str, day: u32, seq: u64) -> Vec<u8> {
+    let mut k = vec![LEGACY_CASE_MATERIAL];
+    k.extend_from_slice(case_ref.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(node.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(&read_key(day, seq));
+    k
+}
+
 /// Key of a force a case is shared with, without the audit sequence
 /// number of the share (which the store appends): [`case_prefix`]
 /// `· member · 0x00`.
@@ -643,6 +680,18 @@ mod tests {
             let mut member = b.as_str().as_bytes().to_vec();
             member.push(SEP);
             prop_assert_eq!((tag, owner, case, rest), (CASE_SHARED, a.as_str(), ca.as_str(), member.as_slice()));
+        }
+
+        #[test]
+        fn legacy_case_keys_round_trip(
+            case in "[ -~]{1,64}", node in "[a-z0-9-]{1,20}", day in any::<u32>(), seq in any::<u64>(), audit in any::<u64>(),
+        ) {
+            let m = legacy_case_material_key(&case, &node, day, seq);
+            prop_assert_eq!(decode_legacy_case_key(&m), Some((LEGACY_CASE_MATERIAL, case.as_str(), node.as_str(), day, seq, None)));
+            let mut r = m.clone();
+            r[0] = LEGACY_CASE_READ;
+            r.extend_from_slice(&audit.to_be_bytes());
+            prop_assert_eq!(decode_legacy_case_key(&r), Some((LEGACY_CASE_READ, case.as_str(), node.as_str(), day, seq, Some(audit))));
         }
 
         #[test]

@@ -19,6 +19,7 @@ fn ctx(purpose: &str, case: &str, auth: &str, clip: bool) -> Option<pb::AccessCo
         case_ref: case.into(),
         authorisation: auth.into(),
         clip_to_permitted: clip,
+        ..Default::default()
     })
 }
 

@@ -160,6 +160,7 @@ async fn search(
                 case_ref: case.into(),
                 authorisation: auth.into(),
                 clip_to_permitted: clip,
+                ..Default::default()
             }),
             ..Default::default()
         })

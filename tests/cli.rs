@@ -675,6 +675,17 @@ fn hotlists_alerts_convoy_and_clones_from_the_command_line() {
     );
     let mut csv = csv::Reader::from_reader(out.stdout.as_slice());
     assert!(csv.records().map(Result::unwrap).any(|r| &r[2] == "true"));
+    // The case is AVON's: its disclosure officer shares it with KENT.
+    let out = run(
+        &["disclosure", "share", "--case", "OP-CLI", "--force", "KENT"],
+        &dora,
+        &server.url,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("AVON/OP-CLI is shared with KENT (by dora"),
+        "{said}"
+    );
     server.stop();
 }
 

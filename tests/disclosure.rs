@@ -85,6 +85,7 @@ async fn the_schedule_groups_a_cases_material_by_owning_agency() {
             ],
             unmark: false,
             note: "used in the interview".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -102,6 +103,7 @@ async fn the_schedule_groups_a_cases_material_by_owning_agency() {
             force: "KENT".into(),
             status: pb::ConsultationStatus::Approved as i32,
             note: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -112,6 +114,7 @@ async fn the_schedule_groups_a_cases_material_by_owning_agency() {
         force: "KENT".into(),
         status: pb::ConsultationStatus::Approved as i32,
         note: "KENT disclosure officer agreed 24/11".into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -119,6 +122,7 @@ async fn the_schedule_groups_a_cases_material_by_owning_agency() {
     let s = dora
         .schedule(pb::ScheduleRequest {
             case_ref: "OP-DISC".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -167,6 +171,7 @@ async fn the_schedule_groups_a_cases_material_by_owning_agency() {
     let s = dora
         .schedule(pb::ScheduleRequest {
             case_ref: "OP-ELSE".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -355,6 +355,7 @@ async fn a_national_timeline_spans_the_nodes_and_a_dead_node_makes_it_partial() 
     let schedule = d
         .schedule(pb::ScheduleRequest {
             case_ref: "OP-NATIONAL".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -101,8 +101,19 @@ async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
         .await
         .unwrap();
 
-    // Dora (disclosure) holds a3 for OP-HOLD, by its provenance.
-    let (timeline, _) = h.timeline("alice", "HE12LDR").await;
+    // Dora (disclosure) holds a3 for OP-HOLD, by its provenance: a read
+    // returned under OP-HOLD (only those can be held for it).
+    let mut search = pb::search_client::SearchClient::new(h.user("alice").await);
+    let s = search
+        .vrm_timeline(pb::VrmTimelineRequest {
+            vrm: "HE12LDR".into(),
+            access: ctx("OP-HOLD"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (timeline, _) = rows(s).await;
     let p = timeline[0].provenance.clone().unwrap();
     let mut holds = pb::holds_client::HoldsClient::new(h.user("dora").await);
     let placed = holds
@@ -113,6 +124,7 @@ async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
                 observed_at: p.observed_at,
             }],
             reason: "evidence in a murder trial".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -123,6 +135,7 @@ async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
     let e = analyst
         .release(pb::ReleaseHoldRequest {
             case_ref: "OP-HOLD".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -181,6 +194,7 @@ async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
     holds
         .release(pb::ReleaseHoldRequest {
             case_ref: "OP-HOLD".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -283,4 +297,165 @@ async fn reads_are_refused_past_their_forces_retention_or_the_nodes() {
     assert_eq!(pushed["AVON"], ["d31", "d400"]);
     assert_eq!(pushed["KENT"], ["d400"]);
     assert_eq!(pushed["MET"], ["d400"]);
+}
+
+async fn reg_schedule(h: &Harness) -> pb::ScheduleResponse {
+    let mut d = pb::disclosure_client::DisclosureClient::new(h.user("dora").await);
+    d.schedule(pb::ScheduleRequest {
+        case_ref: "OP-REG".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// The case register forgets the reads retention deletes (their entries
+/// and material marks), except reads under a legal hold, whose entries
+/// stay with them; the pass's audit entry counts what went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn register_entries_go_with_their_reads_except_held_ones() {
+    let mut h = Harness::start().await;
+    h.cameras("AVON", 2).await;
+    let mut avon = pb::ingest_client::IngestClient::new(h.bof("AVON").await);
+    avon.push_batch(batch(vec![
+        read("r1", "RG11STR", "C1", 60),
+        read("r2", "RG11STR", "C2", 30),
+    ]))
+    .await
+    .unwrap();
+    let mut search = pb::search_client::SearchClient::new(h.user("alice").await);
+    let s = search
+        .vrm_timeline(pb::VrmTimelineRequest {
+            vrm: "RG11STR".into(),
+            access: ctx("OP-REG"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (found, _) = rows(s).await;
+    assert_eq!(found.len(), 2);
+    let p: Vec<pb::Provenance> = found
+        .iter()
+        .map(|r| r.provenance.clone().unwrap())
+        .collect();
+    // r1 is held; r2 is marked as material.
+    let mut holds = pb::holds_client::HoldsClient::new(h.user("dora").await);
+    holds
+        .place(pb::PlaceHoldRequest {
+            case_ref: "OP-REG".into(),
+            reads: vec![pb::HeldRead {
+                seq: p[0].seq,
+                observed_at: p[0].observed_at,
+            }],
+            reason: "trial".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut d = pb::disclosure_client::DisclosureClient::new(h.user("dora").await);
+    let marked = d
+        .mark_material(pb::MarkMaterialRequest {
+            case_ref: "OP-REG".into(),
+            reads: vec![pb::CaseReadRef {
+                node: p[1].node.clone(),
+                seq: p[1].seq,
+                observed_at: p[1].observed_at,
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(marked.marked, 1);
+    let ids = |s: &pb::ScheduleResponse| -> Vec<String> {
+        s.agencies
+            .iter()
+            .flat_map(|a| a.reads.iter().map(|i| i.bof_read_id.clone()))
+            .collect()
+    };
+    let before = reg_schedule(&h).await;
+    assert_eq!(ids(&before), ["r2", "r1"], "material first");
+
+    // Entries as a node wrote them before cases had owners (tags `r` and
+    // `m`), for both reads, with r2 marked: retention treats them alike.
+    h.node.take().unwrap().shutdown().await.unwrap();
+    {
+        use nadc_store::keys;
+        let store = nadc_store::RocksStore::open(&h.data_dir(), Default::default()).unwrap();
+        let mut entries = Vec::new();
+        for (r, id) in p.iter().zip(["r1", "r2"]) {
+            let t = nadc_proto::from_pb_time(r.observed_at.as_ref().unwrap()).unwrap();
+            let mark = keys::legacy_case_material_key("OP-OLD", &r.node, t.day(), r.seq);
+            let mut read = mark.clone();
+            read[0] = keys::LEGACY_CASE_READ;
+            read.extend_from_slice(&7u64.to_be_bytes());
+            let value = serde_json::json!({"node": r.node, "seq": r.seq, "observed_ms": t.millis(),
+                "force": "AVON", "bof_read_id": id, "camera_id": r.camera_id, "vrm": "RG11STR"});
+            entries.push((read, Some(value.to_string().into_bytes())));
+            if id == "r2" {
+                entries.push((mark, Some(br#"{"by":"alice","at":0,"note":""}"#.to_vec())));
+            }
+        }
+        store.put_registry("case", entries).unwrap();
+        store.close().unwrap();
+    }
+    // No periodic pass: the one asked for below is the one reported.
+    h.configure = |cfg| cfg.retention.interval_s = 0;
+    h.start_node().await;
+
+    // Past retention: r2 goes, and its register entry and mark with it;
+    // r1 stays under its hold, and so does its entry.
+    h.clock.set(now().plus_millis(367 * DAY));
+    let r = run_retention(&h).await;
+    assert_eq!((r.deleted.len(), r.held), (1, 1));
+    let after = reg_schedule(&h).await;
+    assert_eq!(ids(&after), ["r1"]);
+    assert_eq!(after.agencies[0].material, 0);
+    let mut audit = pb::audit_client::AuditClient::new(h.user("audrey").await);
+    let mut s = audit
+        .query(pb::AuditQuery {
+            action: "retention.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(e) = s.message().await.unwrap() {
+        last = Some(e);
+    }
+    let last = last.unwrap();
+    assert!(
+        last.query.contains("\"register_deleted\":2"),
+        "{}",
+        last.query
+    );
+
+    // In the store itself: one read entry left (r1's), no material mark;
+    // the same of the entries written before cases had owners.
+    h.node.take().unwrap().shutdown().await.unwrap();
+    let store = nadc_store::RocksStore::open(&h.data_dir(), Default::default()).unwrap();
+    let count = |tag: u8| {
+        let mut n = 0;
+        store
+            .registry("case", &[tag], &mut |_, _| {
+                n += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        n
+    };
+    use nadc_store::keys::{CASE_MATERIAL, CASE_READ, LEGACY_CASE_MATERIAL, LEGACY_CASE_READ};
+    assert_eq!(
+        [
+            CASE_READ,
+            CASE_MATERIAL,
+            LEGACY_CASE_READ,
+            LEGACY_CASE_MATERIAL
+        ]
+        .map(count),
+        [1, 0, 1, 0]
+    );
 }

@@ -55,9 +55,10 @@ enum Op {
     MarkMaterial,
     SetConsultation,
     Schedule,
+    Share,
 }
 
-const ALL: [Op; 33] = [
+const ALL: [Op; 34] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -91,6 +92,7 @@ const ALL: [Op; 33] = [
     Op::MarkMaterial,
     Op::SetConsultation,
     Op::Schedule,
+    Op::Share,
 ];
 
 const BOF: &[&str] = &["bof:AVON"];
@@ -127,6 +129,7 @@ fn allowed(op: Op) -> &'static [&'static str] {
         Op::PlaceHold | Op::ReleaseHold => &["sam", "dora"],
         Op::AuditVerify | Op::AuditQuery => &["audrey"],
         Op::SetConsultation => &["dora"],
+        Op::Share => &["sam", "dora"],
     }
 }
 
@@ -386,6 +389,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), Code> {
                     case_ref: "OP-1".into(),
                     reads: vec![],
                     reason: "test".into(),
+                    case_force: String::new(),
                 })
                 .await,
         ),
@@ -393,6 +397,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), Code> {
             holds
                 .release(pb::ReleaseHoldRequest {
                     case_ref: "OP-1".into(),
+                    case_force: String::new(),
                 })
                 .await,
         ),
@@ -413,6 +418,16 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), Code> {
                     force: "KENT".into(),
                     status: pb::ConsultationStatus::Pending as i32,
                     note: String::new(),
+                    case_force: String::new(),
+                })
+                .await,
+        ),
+        Op::Share => unary(
+            disclosure
+                .share(pb::ShareCaseRequest {
+                    case_ref: "OP-1".into(),
+                    force: "KENT".into(),
+                    ..Default::default()
                 })
                 .await,
         ),
@@ -420,6 +435,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), Code> {
             disclosure
                 .schedule(pb::ScheduleRequest {
                     case_ref: "OP-1".into(),
+                    case_force: String::new(),
                 })
                 .await,
         ),

@@ -279,6 +279,10 @@ pub struct AccessArgs {
     /// Case or crime reference (also NADC_CASE, or `case` in the client config).
     #[arg(long = "case", env = "NADC_CASE")]
     pub case_ref: Option<String>,
+    /// The force whose case it is, for a case another force shared with
+    /// yours (also NADC_CASE_FORCE; default: your own force's case).
+    #[arg(long = "case-force", env = "NADC_CASE_FORCE")]
+    pub case_force: Option<String>,
     /// A supervisor's authorisation id, to reach data older than the
     /// standard tier (90 days by default).
     #[arg(long, env = "NADC_AUTHORISATION")]
@@ -311,6 +315,7 @@ pub fn access_context(n: &NodeArgs, a: &AccessArgs) -> anyhow::Result<pb::Access
         case_ref: a.case_ref.clone().or(cfg.case).unwrap_or_default(),
         authorisation: a.authorisation.clone().unwrap_or_default(),
         clip_to_permitted: a.clip,
+        case_force: a.case_force.clone().unwrap_or_default(),
     })
 }
 

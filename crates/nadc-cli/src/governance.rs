@@ -76,6 +76,10 @@ pub enum HoldCommand {
         node: NodeArgs,
         #[arg(long = "case")]
         case_ref: String,
+        /// The force whose case it is, for a case another force shared
+        /// with yours (default: your own force's case).
+        #[arg(long = "case-force", default_value = "")]
+        case_force: String,
         /// A search result exported with --format csv.
         #[arg(long)]
         reads: PathBuf,
@@ -89,6 +93,10 @@ pub enum HoldCommand {
         node: NodeArgs,
         #[arg(long = "case")]
         case_ref: String,
+        /// The force whose case it is, for a case another force shared
+        /// with yours (default: your own force's case).
+        #[arg(long = "case-force", default_value = "")]
+        case_force: String,
     },
     /// The reads held for a case (searched under that case).
     Show {
@@ -122,6 +130,10 @@ pub enum DisclosureCommand {
         node: NodeArgs,
         #[arg(long = "case")]
         case_ref: String,
+        /// The force whose case it is, for a case another force shared
+        /// with yours (default: your own force's case).
+        #[arg(long = "case-force", default_value = "")]
+        case_force: String,
         #[arg(long, value_enum, default_value = "table")]
         format: ScheduleFormat,
     },
@@ -132,6 +144,10 @@ pub enum DisclosureCommand {
         node: NodeArgs,
         #[arg(long = "case")]
         case_ref: String,
+        /// The force whose case it is, for a case another force shared
+        /// with yours (default: your own force's case).
+        #[arg(long = "case-force", default_value = "")]
+        case_force: String,
         #[arg(long)]
         reads: PathBuf,
         /// Unmark instead.
@@ -140,6 +156,19 @@ pub enum DisclosureCommand {
         #[arg(long, default_value = "")]
         note: String,
     },
+    /// Share one of your force's cases with another force (supervisor or
+    /// disclosure role): its users may then search under it
+    /// (`--case REF --case-force YOURS`) and see its schedule, material,
+    /// consultations and held reads.
+    Share {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[arg(long = "case")]
+        case_ref: String,
+        /// The force it is shared with.
+        #[arg(long)]
+        force: String,
+    },
     /// Record an owning agency's consultation status for a case
     /// (disclosure role).
     Consult {
@@ -147,6 +176,10 @@ pub enum DisclosureCommand {
         node: NodeArgs,
         #[arg(long = "case")]
         case_ref: String,
+        /// The force whose case it is, for a case another force shared
+        /// with yours (default: your own force's case).
+        #[arg(long = "case-force", default_value = "")]
+        case_force: String,
         /// The owning agency.
         #[arg(long)]
         force: String,
@@ -462,6 +495,7 @@ pub async fn hold(cmd: HoldCommand) -> anyhow::Result<ExitCode> {
         HoldCommand::Place {
             node,
             case_ref,
+            case_force,
             reads,
             reason,
         } => {
@@ -473,6 +507,7 @@ pub async fn hold(cmd: HoldCommand) -> anyhow::Result<ExitCode> {
                     case_ref: case_ref.clone(),
                     reads,
                     reason,
+                    case_force,
                 })
                 .await,
                 "place a legal hold",
@@ -480,11 +515,16 @@ pub async fn hold(cmd: HoldCommand) -> anyhow::Result<ExitCode> {
             println!("{n} reads held for {case_ref} ({} newly)", r.reads);
             Ok(ExitCode::SUCCESS)
         }
-        HoldCommand::Release { node, case_ref } => {
+        HoldCommand::Release {
+            node,
+            case_ref,
+            case_force,
+        } => {
             let mut c = pb::holds_client::HoldsClient::new(channel(&node).await?);
             let r = rpc(
                 c.release(pb::ReleaseHoldRequest {
                     case_ref: case_ref.clone(),
+                    case_force,
                 })
                 .await,
                 "release a legal hold",
@@ -532,12 +572,17 @@ pub async fn disclosure(cmd: DisclosureCommand) -> anyhow::Result<ExitCode> {
         DisclosureCommand::Schedule {
             node,
             case_ref,
+            case_force,
             format,
         } => {
             let mut c = pb::disclosure_client::DisclosureClient::new(channel(&node).await?)
                 .max_decoding_message_size(64 << 20);
             let s = rpc(
-                c.schedule(pb::ScheduleRequest { case_ref }).await,
+                c.schedule(pb::ScheduleRequest {
+                    case_ref,
+                    case_force,
+                })
+                .await,
                 "disclosure schedule",
             )?;
             print_schedule(&s, format)?;
@@ -546,6 +591,7 @@ pub async fn disclosure(cmd: DisclosureCommand) -> anyhow::Result<ExitCode> {
         DisclosureCommand::Mark {
             node,
             case_ref,
+            case_force,
             reads,
             unmark,
             note,
@@ -583,6 +629,7 @@ pub async fn disclosure(cmd: DisclosureCommand) -> anyhow::Result<ExitCode> {
                     reads: refs,
                     unmark,
                     note,
+                    case_force,
                 })
                 .await,
                 "mark material",
@@ -599,9 +646,37 @@ pub async fn disclosure(cmd: DisclosureCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        DisclosureCommand::Share {
+            node,
+            case_ref,
+            force,
+        } => {
+            let mut c = pb::disclosure_client::DisclosureClient::new(channel(&node).await?);
+            let r = rpc(
+                c.share(pb::ShareCaseRequest {
+                    case_ref,
+                    force,
+                    case_force: String::new(),
+                })
+                .await,
+                "share a case",
+            )?;
+            println!(
+                "{}/{} is shared with {}",
+                r.owner_force,
+                r.case_ref,
+                r.members
+                    .iter()
+                    .map(|m| format!("{} (by {} at {})", m.force, m.shared_by, time(&m.shared_at)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         DisclosureCommand::Consult {
             node,
             case_ref,
+            case_force,
             force,
             status,
             note,
@@ -622,6 +697,7 @@ pub async fn disclosure(cmd: DisclosureCommand) -> anyhow::Result<ExitCode> {
                     force,
                     status: status as i32,
                     note,
+                    case_force,
                 })
                 .await,
                 "record a consultation",
@@ -672,7 +748,10 @@ fn print_schedule(s: &pb::ScheduleResponse, format: ScheduleFormat) -> anyhow::R
                 out,
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
-                    "case_ref": s.case_ref, "agencies": agencies, "searches": searches,
+                    "case_ref": s.case_ref, "owner_force": s.owner_force,
+                    "members": s.members.iter().map(|m| serde_json::json!({"force": m.force,
+                        "shared_by": m.shared_by, "shared_at": time(&m.shared_at)})).collect::<Vec<_>>(),
+                    "agencies": agencies, "searches": searches,
                 }))?
             )?;
         }
@@ -716,7 +795,19 @@ fn print_schedule(s: &pb::ScheduleResponse, format: ScheduleFormat) -> anyhow::R
             w.flush()?;
         }
         ScheduleFormat::Table => {
-            writeln!(out, "Disclosure schedule for {}", s.case_ref)?;
+            writeln!(
+                out,
+                "Disclosure schedule for {}/{}",
+                s.owner_force, s.case_ref
+            )?;
+            if !s.members.is_empty() {
+                let members: Vec<String> = s
+                    .members
+                    .iter()
+                    .map(|m| format!("{} (by {} at {})", m.force, m.shared_by, time(&m.shared_at)))
+                    .collect();
+                writeln!(out, "Shared with {}", members.join(", "))?;
+            }
             for a in &s.agencies {
                 let c = a.consultation.clone().unwrap_or_default();
                 writeln!(

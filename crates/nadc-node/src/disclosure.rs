@@ -1,34 +1,41 @@
 //! The case register and disclosure schedules.
 //!
 //! Invariants:
-//! - Every search made under a case reference records, at the node the user
+//! - Every search made under a case records, at the node the user
 //!   searched, each read it returned (node, sequence number, capture time,
 //!   owning agency, BOF read id, camera, VRM) with the audit sequence number
-//!   of the search, before the search's summary is sent.
+//!   of the search, before the search's summary is sent. The register is
+//!   per case ([`crate::cases`]: AVON's `OP-1` is not KENT's).
+//! - Only the case's members see its schedule, mark its material and
+//!   record its consultations; each of these (and each refusal) is
+//!   audited.
 //! - Only reads returned under a case can be marked as its material.
 //! - An owning agency's consultation status is PENDING until a disclosure
 //!   officer records otherwise; every change is audited.
+//! - A register entry goes when retention deletes the read it names,
+//!   unless the read is held ([`expire_register`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use nadc_core::audit::Outcome;
 use nadc_core::{ForceId, Principal, Role, Timestamp};
 use nadc_proto::{self as proto, pb};
-use nadc_store::{Store, StoreError};
+use nadc_store::keys::{self, CASE_CONSULT, CASE_MATERIAL, CASE_READ};
+use nadc_store::{ReadRef, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use crate::auth::caller;
+use crate::cases::{CaseId, Done};
 use crate::governance::{Actor, Audited, Governance};
 
-/// The registry space of the case register.
-pub const SPACE: &str = "case";
-const READ: u8 = b'r';
-const MATERIAL: u8 = b'm';
-const CONSULT: u8 = b'c';
+pub use crate::cases::SPACE;
+
+/// Most reads one request may name.
+const MAX_READS: usize = 10_000;
 
 /// A read returned under a case.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,35 +99,19 @@ struct Consultation {
     at: i64,
 }
 
-fn case_prefix(tag: u8, case_ref: &str) -> Vec<u8> {
-    let mut k = vec![tag];
-    k.extend_from_slice(case_ref.as_bytes());
-    k.push(0);
-    k
-}
-
-fn read_key(tag: u8, case_ref: &str, node: &str, day: u32, seq: u64) -> Vec<u8> {
-    let mut k = case_prefix(tag, case_ref);
-    k.extend_from_slice(node.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&day.to_be_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn corrupt(e: serde_json::Error) -> StoreError {
+fn corrupt(e: impl ToString) -> StoreError {
     StoreError::Corrupt {
         what: "case register",
         detail: e.to_string(),
     }
 }
 
-/// The case register entries for the reads a search under `case_ref`
+/// The case register entries for the reads a search under `case`
 /// returned: keys without the search's audit sequence number, which
 /// [`Store::append_audit_registered`] appends as it writes them with the
 /// search's audit entry.
 pub fn register_entries(
-    case_ref: &str,
+    case: &CaseId,
     reads: &[CaseRead],
 ) -> Result<nadc_store::RegistryEntries, StoreError> {
     reads
@@ -128,7 +119,7 @@ pub fn register_entries(
         .map(|r| {
             let (node, day, seq) = r.id();
             Ok((
-                read_key(READ, case_ref, &node, day, seq),
+                keys::case_read_key(CASE_READ, &case.owner, &case.case_ref, &node, day, seq),
                 serde_json::to_vec(r).map_err(corrupt)?,
             ))
         })
@@ -141,36 +132,136 @@ type ReadId = (String, u32, u64);
 /// The case's reads, each with the searches that returned it.
 fn case_reads(
     store: &dyn Store,
-    case_ref: &str,
+    case: &CaseId,
 ) -> Result<BTreeMap<ReadId, (CaseRead, Vec<u64>)>, StoreError> {
     let mut out: BTreeMap<ReadId, (CaseRead, Vec<u64>)> = BTreeMap::new();
+    let prefix = keys::case_prefix(CASE_READ, &case.owner, &case.case_ref);
     let mut err = None;
-    store.registry(
-        SPACE,
-        &case_prefix(READ, case_ref),
-        &mut |k, v| match serde_json::from_slice::<CaseRead>(v) {
-            Ok(r) => {
-                let search = k
-                    .len()
-                    .checked_sub(8)
-                    .and_then(|at| nadc_store::keys::be_u64(&k[at..]))
-                    .unwrap_or(0);
+    store.registry(SPACE, &prefix, &mut |k, v| {
+        let search = keys::decode_case_read_rest(&k[prefix.len()..]).and_then(|r| r.3);
+        match (search, serde_json::from_slice::<CaseRead>(v)) {
+            (Some(search), Ok(r)) => {
                 out.entry(r.id())
                     .or_insert_with(|| (r, Vec::new()))
                     .1
                     .push(search);
                 ControlFlow::Continue(())
             }
-            Err(e) => {
+            (None, _) => {
+                err = Some(corrupt("undecodable register key"));
+                ControlFlow::Break(())
+            }
+            (_, Err(e)) => {
                 err = Some(corrupt(e));
                 ControlFlow::Break(())
             }
-        },
-    )?;
+        }
+    })?;
     match err {
         Some(e) => Err(e),
         None => Ok(out),
     }
+}
+
+/// Whether each of `reads` (of node `node`) was returned under `case`
+/// (blocking).
+pub fn returned_under(
+    store: &dyn Store,
+    case: &CaseId,
+    node: &str,
+    reads: &[ReadRef],
+) -> Result<Vec<bool>, StoreError> {
+    reads
+        .iter()
+        .map(|r| {
+            let prefix =
+                keys::case_read_key(CASE_READ, &case.owner, &case.case_ref, node, r.day, r.seq);
+            let mut found = false;
+            store.registry(SPACE, &prefix, &mut |_, _| {
+                found = true;
+                ControlFlow::Break(())
+            })?;
+            Ok(found)
+        })
+        .collect()
+}
+
+/// Deletes the register entries (and material marks) of reads retention
+/// has deleted: those for which `expired(owning force, capture day)`
+/// holds, except reads of this node (`node`) under a legal hold. Returns
+/// how many entries went (blocking).
+pub fn expire_register(
+    store: &dyn Store,
+    node: &str,
+    held: &HashSet<ReadRef>,
+    expired: &dyn Fn(&ForceId, u32) -> bool,
+) -> Result<u64, StoreError> {
+    let mut gone = Vec::new();
+    let mut err = None;
+    store.registry(SPACE, &[CASE_READ], &mut |k, v| {
+        let decoded = keys::decode_case_key(k).and_then(|(_, owner, case_ref, rest)| {
+            Some((owner, case_ref, keys::decode_case_read_rest(rest)?))
+        });
+        let (Some((owner, case_ref, (n, day, seq, _))), Ok(r)) =
+            (decoded, serde_json::from_slice::<CaseRead>(v))
+        else {
+            err = Some(corrupt("undecodable register entry"));
+            return ControlFlow::Break(());
+        };
+        let Ok(force) = ForceId::new(&r.force) else {
+            err = Some(corrupt("register entry names no force"));
+            return ControlFlow::Break(());
+        };
+        let kept = n == node && held.contains(&ReadRef { day, seq });
+        if !kept && expired(&force, day) {
+            gone.push(k.to_vec());
+            if let Ok(owner) = ForceId::new(owner) {
+                gone.push(keys::case_read_key(
+                    CASE_MATERIAL,
+                    &owner,
+                    case_ref,
+                    n,
+                    day,
+                    seq,
+                ));
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    // Entries written before cases had owners go the same way.
+    store.registry(SPACE, &[keys::LEGACY_CASE_READ], &mut |k, v| {
+        let (Some((_, case_ref, n, day, seq, _)), Ok(r)) = (
+            keys::decode_legacy_case_key(k),
+            serde_json::from_slice::<CaseRead>(v),
+        ) else {
+            err = Some(corrupt("undecodable register entry"));
+            return ControlFlow::Break(());
+        };
+        let Ok(force) = ForceId::new(&r.force) else {
+            err = Some(corrupt("register entry names no force"));
+            return ControlFlow::Break(());
+        };
+        let kept = n == node && held.contains(&ReadRef { day, seq });
+        if !kept && expired(&force, day) {
+            gone.push(k.to_vec());
+            gone.push(keys::legacy_case_material_key(case_ref, n, day, seq));
+        }
+        ControlFlow::Continue(())
+    })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let entries = gone
+        .iter()
+        .filter(|k| matches!(k.first(), Some(&CASE_READ | &keys::LEGACY_CASE_READ)))
+        .count() as u64;
+    for chunk in gone.chunks(10_000) {
+        store.put_registry(SPACE, chunk.iter().map(|k| (k.clone(), None)).collect())?;
+    }
+    Ok(entries)
 }
 
 /// The Disclosure service.
@@ -182,23 +273,6 @@ pub struct DisclosureService {
     pub governance: Arc<Governance>,
 }
 
-fn require<T>(req: &Request<T>, roles: &[Role], doing: &str) -> Result<Actor, Status> {
-    let p = caller(req)?.principal;
-    match &p {
-        Principal::User { roles: have, .. } if have.iter().any(|r| roles.contains(r)) => {
-            Ok(Actor::of(&p))
-        }
-        other => Err(Status::permission_denied(format!(
-            "{doing} needs a user with the {} role; caller is {other}",
-            roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(" or ")
-        ))),
-    }
-}
-
 const SEARCHERS: [Role; 4] = [
     Role::Analyst,
     Role::Investigator,
@@ -206,14 +280,43 @@ const SEARCHERS: [Role; 4] = [
     Role::Disclosure,
 ];
 
-fn case_of(c: &str) -> Result<String, Status> {
-    let c = c.trim();
-    if c.is_empty() || c.len() > nadc_core::access::MAX_REF_LEN {
-        return Err(Status::invalid_argument(
-            "case_ref is required (1 to 64 characters)",
-        ));
+/// The caller of `req` as the audit names them.
+pub fn actor<T>(req: &Request<T>) -> Result<(Actor, bool), Status> {
+    let p = caller(req)?.principal;
+    let user = matches!(p, Principal::User { .. });
+    Ok((Actor::of(&p), user))
+}
+
+/// Refuses a caller without one of `roles`.
+pub fn need_role(actor: &Actor, user: bool, roles: &[Role], doing: &str) -> Result<(), Status> {
+    if user && actor.roles.iter().any(|r| roles.contains(r)) {
+        return Ok(());
     }
-    Ok(c.to_string())
+    Err(Status::permission_denied(format!(
+        "{doing} needs a user with the {} role; caller is {} of {}",
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" or "),
+        actor.user,
+        actor.force.as_ref().map_or("no force", |f| f.as_str()),
+    )))
+}
+
+/// How a request named its case, for the audit (bounded, whatever was
+/// sent).
+pub fn shown(actor: &Actor, case_ref: &str, case_force: &str) -> String {
+    let bound = |s: &str, n: usize| s.trim().chars().take(n).collect::<String>();
+    let (r, f) = (
+        bound(case_ref, nadc_core::access::MAX_REF_LEN),
+        bound(case_force, 16),
+    );
+    if f.is_empty() || actor.force.as_ref().is_some_and(|o| o.as_str() == f) {
+        r
+    } else {
+        format!("{f}/{r}")
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -225,26 +328,66 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Status::unavailable(format!("case register: {e}")))
 }
 
-impl DisclosureService {
-    async fn audit(
-        &self,
-        actor: &Actor,
-        action: &str,
-        case_ref: &str,
-        query: serde_json::Value,
-    ) -> Result<(), Status> {
-        let what = Audited {
-            access: nadc_core::access::AccessContext {
-                case_ref: case_ref.to_string(),
-                ..Default::default()
-            },
-            query,
-            returned: Vec::new(),
-        };
-        let g = &self.governance;
-        g.record(g.entry(actor, action, &what, Outcome::Ok))
-            .await
-            .map(drop)
+/// Writes an audit entry of a case action (`case_name` as the actor
+/// names the case).
+pub async fn audit_case(
+    g: &Arc<Governance>,
+    actor: &Actor,
+    action: &str,
+    case_name: &str,
+    query: serde_json::Value,
+    returned: Vec<(ForceId, u64)>,
+    outcome: Outcome,
+) -> Result<(), Status> {
+    let what = Audited {
+        access: nadc_core::access::AccessContext {
+            case_ref: case_name.to_string(),
+            ..Default::default()
+        },
+        query,
+        returned,
+    };
+    g.record(g.entry(actor, action, &what, outcome))
+        .await
+        .map(drop)
+}
+
+/// Audits a refusal of a case action, then returns it.
+pub async fn refuse_case(
+    g: &Arc<Governance>,
+    actor: &Actor,
+    action: &str,
+    case_name: &str,
+    status: Status,
+) -> Status {
+    let outcome = Outcome::Refused(status.message().to_string());
+    match audit_case(g, actor, action, case_name, json!({}), Vec::new(), outcome).await {
+        Ok(()) => status,
+        Err(e) => e,
+    }
+}
+
+/// Admits a caller with one of `roles` to a case its force is a member
+/// of, or audits the refusal.
+#[allow(clippy::too_many_arguments)]
+pub async fn admit<T>(
+    g: &Arc<Governance>,
+    req: &Request<T>,
+    roles: &[Role],
+    action: &str,
+    doing: &str,
+    case_ref: &str,
+    case_force: &str,
+) -> Result<(Actor, CaseId), Status> {
+    let (actor, user) = actor(req)?;
+    let checked = need_role(&actor, user, roles, doing)
+        .and_then(|()| g.cases.resolve(&actor, case_ref, case_force, doing));
+    match checked {
+        Ok(case) => Ok((actor, case)),
+        Err(status) => {
+            let name = shown(&actor, case_ref, case_force);
+            Err(refuse_case(g, &actor, action, &name, status).await)
+        }
     }
 }
 
@@ -265,18 +408,55 @@ fn consultation_to_pb(force: &str, c: Option<&Consultation>) -> pb::Consultation
     }
 }
 
+fn members_to_pb(g: &Governance, case: &CaseId) -> Vec<pb::CaseMember> {
+    g.cases
+        .members(case)
+        .into_iter()
+        .map(|(force, d)| pb::CaseMember {
+            force: force.to_string(),
+            shared_by: d.by,
+            shared_at: Some(proto::to_pb_time(Timestamp::from_millis(d.at))),
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl pb::disclosure_server::Disclosure for DisclosureService {
     async fn mark_material(
         &self,
         req: Request<pb::MarkMaterialRequest>,
     ) -> Result<Response<pb::MarkMaterialResponse>, Status> {
-        let actor = require(&req, &SEARCHERS, "marking material")?;
+        let action = if req.get_ref().unmark {
+            "case.unmark"
+        } else {
+            "case.mark"
+        };
+        let g = &self.governance;
+        let (actor, case) = {
+            let q = req.get_ref();
+            admit(
+                g,
+                &req,
+                &SEARCHERS,
+                action,
+                "mark its material",
+                &q.case_ref,
+                &q.case_force,
+            )
+            .await?
+        };
+        let name = crate::cases::name_for(&actor, &case);
         let q = req.into_inner();
-        let case_ref = case_of(&q.case_ref)?;
-        let (store, c) = (self.store.clone(), case_ref.clone());
+        if q.reads.len() > MAX_READS {
+            let e = Status::invalid_argument(format!(
+                "{} reads named; at most {MAX_READS} a request",
+                q.reads.len()
+            ));
+            return Err(refuse_case(g, &actor, action, &name, e).await);
+        }
+        let (store, c) = (self.store.clone(), case.clone());
         let known = blocking(move || case_reads(store.as_ref(), &c)).await?;
-        let at = self.governance.now().millis();
+        let at = g.now().millis();
         let mut entries = Vec::new();
         let mut not_in_case = Vec::new();
         for r in &q.reads {
@@ -290,7 +470,14 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
                 not_in_case.push(r.clone());
                 continue;
             }
-            let key = read_key(MATERIAL, &case_ref, &r.node, t.day(), r.seq);
+            let key = keys::case_read_key(
+                CASE_MATERIAL,
+                &case.owner,
+                &case.case_ref,
+                &r.node,
+                t.day(),
+                r.seq,
+            );
             let value = if q.unmark {
                 None
             } else {
@@ -308,11 +495,15 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         let marked = entries.len() as u32;
         let store = self.store.clone();
         blocking(move || store.put_registry(SPACE, entries)).await?;
-        self.audit(
+        audit_case(
+            g,
             &actor,
-            if q.unmark { "case.unmark" } else { "case.mark" },
-            &case_ref,
-            json!({"reads": q.reads.iter().map(|r| json!({"node": r.node, "seq": r.seq})).collect::<Vec<_>>(), "note": q.note}),
+            action,
+            &name,
+            json!({"reads": q.reads.iter().map(|r| json!({"node": r.node, "seq": r.seq})).collect::<Vec<_>>(),
+                "note": q.note.chars().take(1000).collect::<String>()}),
+            Vec::new(),
+            Outcome::Ok,
         )
         .await?;
         Ok(Response::new(pb::MarkMaterialResponse {
@@ -325,9 +516,23 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         &self,
         req: Request<pb::SetConsultationRequest>,
     ) -> Result<Response<pb::ConsultationInfo>, Status> {
-        let actor = require(&req, &[Role::Disclosure], "recording a consultation")?;
+        let g = &self.governance;
+        let action = "case.consultation";
+        let (actor, case) = {
+            let q = req.get_ref();
+            admit(
+                g,
+                &req,
+                &[Role::Disclosure],
+                action,
+                "record its consultations",
+                &q.case_ref,
+                &q.case_force,
+            )
+            .await?
+        };
+        let name = crate::cases::name_for(&actor, &case);
         let q = req.into_inner();
-        let case_ref = case_of(&q.case_ref)?;
         let force =
             ForceId::new(&q.force).map_err(|e| Status::invalid_argument(format!("force: {e}")))?;
         if !matches!(
@@ -343,20 +548,23 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         }
         let c = Consultation {
             status: q.status,
-            note: q.note.trim().to_string(),
+            note: q.note.trim().chars().take(1000).collect(),
             by: actor.user.clone(),
-            at: self.governance.now().millis(),
+            at: g.now().millis(),
         };
-        let mut key = case_prefix(CONSULT, &case_ref);
+        let mut key = keys::case_prefix(CASE_CONSULT, &case.owner, &case.case_ref);
         key.extend_from_slice(force.as_str().as_bytes());
         let value = serde_json::to_vec(&c).map_err(|e| Status::internal(e.to_string()))?;
         let store = self.store.clone();
         blocking(move || store.put_registry(SPACE, vec![(key, Some(value))])).await?;
-        self.audit(
+        audit_case(
+            g,
             &actor,
-            "case.consultation",
-            &case_ref,
+            action,
+            &name,
             json!({"force": force.as_str(), "status": q.status, "note": c.note}),
+            Vec::new(),
+            Outcome::Ok,
         )
         .await?;
         Ok(Response::new(consultation_to_pb(force.as_str(), Some(&c))))
@@ -366,32 +574,124 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         &self,
         req: Request<pb::ScheduleRequest>,
     ) -> Result<Response<pb::ScheduleResponse>, Status> {
-        require(&req, &SEARCHERS, "reading a disclosure schedule")?;
-        let case_ref = case_of(&req.get_ref().case_ref)?;
-        let (store, c) = (self.store.clone(), case_ref.clone());
-        let r = blocking(move || schedule(store.as_ref(), &c)).await?;
+        let g = &self.governance;
+        let action = "case.schedule";
+        let (actor, case) = {
+            let q = req.get_ref();
+            admit(
+                g,
+                &req,
+                &SEARCHERS,
+                action,
+                "read its schedule",
+                &q.case_ref,
+                &q.case_force,
+            )
+            .await?
+        };
+        let (store, c) = (self.store.clone(), case.clone());
+        let mut r = blocking(move || schedule(store.as_ref(), &c)).await?;
+        r.members = members_to_pb(g, &case);
+        // What the schedule disclosed: its reads per owning agency.
+        let returned = r
+            .agencies
+            .iter()
+            .filter_map(|a| {
+                ForceId::new(&a.force)
+                    .ok()
+                    .map(|f| (f, a.reads.len() as u64))
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        audit_case(
+            g,
+            &actor,
+            action,
+            &crate::cases::name_for(&actor, &case),
+            json!({"searches": r.searches.len()}),
+            returned,
+            Outcome::Ok,
+        )
+        .await?;
         Ok(Response::new(r))
+    }
+
+    async fn share(
+        &self,
+        req: Request<pb::ShareCaseRequest>,
+    ) -> Result<Response<pb::ShareCaseResponse>, Status> {
+        let g = &self.governance;
+        let action = "case.share";
+        let (actor, user) = actor(&req)?;
+        let q = req.into_inner();
+        let name = shown(&actor, &q.case_ref, &q.case_force);
+        let checked = need_role(
+            &actor,
+            user,
+            &[Role::Supervisor, Role::Disclosure],
+            "sharing a case",
+        )
+        .and_then(|()| crate::cases::Cases::named(&actor, &q.case_ref, &q.case_force))
+        .and_then(|case| {
+            if actor.force.as_ref() != Some(&case.owner) {
+                return Err(Status::permission_denied(format!(
+                    "case {case} belongs to {}: only its own force shares it",
+                    case.owner
+                )));
+            }
+            let member = ForceId::new(&q.force)
+                .map_err(|e| Status::invalid_argument(format!("force: {e}")))?;
+            if member == case.owner {
+                return Err(Status::invalid_argument(format!(
+                    "case {case} is {member}'s own: share it with another force"
+                )));
+            }
+            Ok((case, member))
+        });
+        let (case, member) = match checked {
+            Ok(x) => x,
+            Err(status) => return Err(refuse_case(g, &actor, action, &name, status).await),
+        };
+        let done = Done {
+            by: actor.user.clone(),
+            at: g.now().millis(),
+        };
+        let entry = crate::cases::share_entry(&case, &member, &done)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let what = Audited {
+            access: nadc_core::access::AccessContext {
+                case_ref: case.case_ref.clone(),
+                ..Default::default()
+            },
+            query: json!({"share_with": member.as_str()}),
+            returned: Vec::new(),
+        };
+        let audit = g.entry(&actor, action, &what, Outcome::Ok);
+        let g2 = g.clone();
+        tokio::task::spawn_blocking(move || g2.record_registered_blocking(audit, vec![entry]))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        g.cases.note_shared(&case, &member, done);
+        Ok(Response::new(pb::ShareCaseResponse {
+            owner_force: case.owner.to_string(),
+            case_ref: case.case_ref.clone(),
+            members: members_to_pb(g, &case),
+        }))
     }
 }
 
-/// Builds a case's disclosure schedule (blocking).
-pub fn schedule(store: &dyn Store, case_ref: &str) -> Result<pb::ScheduleResponse, StoreError> {
-    let reads = case_reads(store, case_ref)?;
+/// Builds a case's disclosure schedule (blocking; members are added by
+/// the caller).
+pub fn schedule(store: &dyn Store, case: &CaseId) -> Result<pb::ScheduleResponse, StoreError> {
+    let reads = case_reads(store, case)?;
     let mut marked: BTreeMap<ReadId, Marked> = BTreeMap::new();
-    let prefix = case_prefix(MATERIAL, case_ref);
+    let prefix = keys::case_prefix(CASE_MATERIAL, &case.owner, &case.case_ref);
     let mut err = None;
     store.registry(SPACE, &prefix, &mut |k, v| {
-        let rest = &k[prefix.len()..];
-        let Some(sep) = rest.iter().position(|b| *b == 0) else {
+        let Some((node, day, seq, None)) = keys::decode_case_read_rest(&k[prefix.len()..]) else {
             return ControlFlow::Continue(());
         };
-        let node = String::from_utf8_lossy(&rest[..sep]).into_owned();
-        let tail = &rest[sep + 1..];
-        if tail.len() != 12 {
-            return ControlFlow::Continue(());
-        }
-        let day = u32::from_be_bytes([tail[0], tail[1], tail[2], tail[3]]);
-        let seq = nadc_store::keys::be_u64(&tail[4..]).unwrap_or(0);
+        let node = node.to_string();
         match serde_json::from_slice::<Marked>(v) {
             Ok(m) => {
                 marked.insert((node, day, seq), m);
@@ -407,7 +707,7 @@ pub fn schedule(store: &dyn Store, case_ref: &str) -> Result<pb::ScheduleRespons
         return Err(e);
     }
     let mut consultations: BTreeMap<String, Consultation> = BTreeMap::new();
-    let cprefix = case_prefix(CONSULT, case_ref);
+    let cprefix = keys::case_prefix(CASE_CONSULT, &case.owner, &case.case_ref);
     store.registry(SPACE, &cprefix, &mut |k, v| {
         if let Ok(c) = serde_json::from_slice::<Consultation>(v) {
             consultations.insert(String::from_utf8_lossy(&k[cprefix.len()..]).into_owned(), c);
@@ -466,8 +766,10 @@ pub fn schedule(store: &dyn Store, case_ref: &str) -> Result<pb::ScheduleRespons
         })?;
     }
     Ok(pb::ScheduleResponse {
-        case_ref: case_ref.to_string(),
+        case_ref: case.case_ref.clone(),
         agencies,
         searches: case_searches,
+        owner_force: case.owner.to_string(),
+        members: Vec::new(),
     })
 }

@@ -86,6 +86,8 @@ pub struct Governance {
     /// The node's access rules.
     pub policy: AccessPolicy,
     authorisations: authorisations::Registry,
+    /// The node's cases: owners, openings and shares.
+    pub cases: crate::cases::Cases,
 }
 
 fn store_status(e: StoreError) -> Status {
@@ -177,13 +179,20 @@ impl Governance {
         policy: AccessPolicy,
     ) -> Result<Self, StoreError> {
         let authorisations = authorisations::Registry::load(store.as_ref())?;
+        let cases = crate::cases::Cases::load(store.as_ref())?;
         Ok(Self {
             store,
             node,
             clock,
             policy,
             authorisations,
+            cases,
         })
+    }
+
+    /// The node's name.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// The node's clock.
@@ -230,7 +239,7 @@ impl Governance {
         &self,
         actor: &Actor,
         action: &str,
-        access: Option<&AccessContext>,
+        under: Option<(&AccessContext, &crate::cases::CaseId)>,
         query: serde_json::Value,
         rows: &[&pb::ReadRow],
     ) -> Result<u64, Status> {
@@ -241,21 +250,16 @@ impl Governance {
             }
         }
         let what = Audited {
-            access: access.cloned().unwrap_or_default(),
+            access: under.map(|(a, _)| a.clone()).unwrap_or_default(),
             query,
             returned: returned.into_iter().collect(),
         };
         let entry = self.entry(actor, action, &what, Outcome::Ok);
-        match access.filter(|a| !a.case_ref.is_empty()) {
-            Some(a) => {
-                let reads: Vec<crate::disclosure::CaseRead> = rows
-                    .iter()
-                    .filter_map(|r| crate::disclosure::CaseRead::of(r))
-                    .collect();
-                self.record_search_blocking(entry, &a.case_ref, &reads)
-            }
-            None => self.record_blocking(entry),
-        }
+        let reads: Vec<crate::disclosure::CaseRead> = rows
+            .iter()
+            .filter_map(|r| crate::disclosure::CaseRead::of(r))
+            .collect();
+        self.record_search_blocking(entry, under.map(|(_, case)| case), &reads)
     }
 
     /// Audits a refusal of `action` by `actor` (bounded), then gives the
@@ -291,17 +295,45 @@ impl Governance {
 
     /// Writes a search's entry and, in the same durable batch, the reads
     /// it returned under its case (blocking): the case register never
-    /// names a search the audit log lacks, nor the reverse.
+    /// names a search the audit log lacks, nor the reverse. The first
+    /// search under a case by a user of its owner force opens it, in the
+    /// same batch. `case` is `None` only for a search refused before its
+    /// case was known (nothing is registered).
     pub fn record_search_blocking(
         &self,
         entry: AuditEntry,
-        case_ref: &str,
+        case: Option<&crate::cases::CaseId>,
         returned: &[crate::disclosure::CaseRead],
     ) -> Result<u64, Status> {
-        let entries =
-            crate::disclosure::register_entries(case_ref, returned).map_err(audit_unavailable)?;
+        let Some(case) = case else {
+            return self.record_blocking(entry);
+        };
+        let mut entries =
+            crate::disclosure::register_entries(case, returned).map_err(audit_unavailable)?;
+        let opening = (entry.force.as_ref() == Some(&case.owner) && !self.cases.is_opened(case))
+            .then(|| crate::cases::Done {
+                by: entry.user.clone(),
+                at: entry.at.millis(),
+            });
+        if let Some(done) = &opening {
+            entries.push(crate::cases::opening_entry(case, done).map_err(audit_unavailable)?);
+        }
+        let seq = self.record_registered_blocking(entry, entries)?;
+        if let Some(done) = opening {
+            self.cases.note_opened(case, done);
+        }
+        Ok(seq)
+    }
+
+    /// Writes an entry and, in the same durable batch, case register
+    /// entries whose keys end with its sequence number (blocking).
+    pub fn record_registered_blocking(
+        &self,
+        entry: AuditEntry,
+        entries: nadc_store::RegistryEntries,
+    ) -> Result<u64, Status> {
         self.store
-            .append_audit_registered(entry, crate::disclosure::SPACE, entries)
+            .append_audit_registered(entry, crate::cases::SPACE, entries)
             .map(|c| c.seq)
             .map_err(audit_unavailable)
     }

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod alerts;
 pub mod auth;
 pub mod cameras;
+pub mod cases;
 pub mod config;
 pub mod disclosure;
 pub mod edge;

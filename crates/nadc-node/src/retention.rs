@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nadc_core::audit::Outcome;
-use nadc_core::{ForceId, Principal, Role, Timestamp};
+use nadc_core::{ForceId, Role, Timestamp};
 use nadc_proto::pb;
 use nadc_store::{ExpireDay, Store, StoreError};
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::auth::caller;
+use crate::disclosure::{admit, audit_case, refuse_case};
 use crate::governance::{Actor, Audited, Governance};
 use crate::recent::RecentReads;
 
@@ -55,6 +55,8 @@ pub struct Report {
     pub held: u64,
     /// Logged alerts deleted with a read they named.
     pub alerts_deleted: u64,
+    /// Case register entries deleted with the reads they named.
+    pub register_deleted: u64,
 }
 
 /// Runs retention passes.
@@ -91,9 +93,8 @@ impl Retention {
     pub fn run_once(&self) -> Result<Report, StoreError> {
         let now = self.governance.now();
         let stats = self.store.stats()?;
-        let Some(earliest) = stats.earliest else {
-            return Ok(Report::default());
-        };
+        // With no read held, only the case register is left to expire.
+        let earliest = stats.earliest.unwrap_or(now);
         let forces: BTreeSet<ForceId> = stats
             .reads_by_force
             .keys()
@@ -151,6 +152,15 @@ impl Retention {
                 }
             }
         }
+        // The case register forgets the reads deleted (a read of another
+        // node by its force's retention here), except reads held here.
+        let held: HashSet<nadc_store::ReadRef> = holds.keys().copied().collect();
+        report.register_deleted = crate::disclosure::expire_register(
+            self.store.as_ref(),
+            self.governance.node(),
+            &held,
+            &|force, day| day < self.first_kept_day(force, now),
+        )?;
         Ok(report)
     }
 
@@ -160,7 +170,7 @@ impl Retention {
         let report = self
             .run_once()
             .map_err(|e| Status::unavailable(format!("retention pass failed: {e}")))?;
-        if !always && report.deleted.is_empty() {
+        if !always && report.deleted.is_empty() && report.register_deleted == 0 {
             return Ok(report);
         }
         let mut per_force: BTreeMap<ForceId, u64> = BTreeMap::new();
@@ -176,6 +186,7 @@ impl Retention {
                 "deleted": days,
                 "held": report.held,
                 "alerts_deleted": report.alerts_deleted,
+                "register_deleted": report.register_deleted,
             }),
             returned: per_force.into_iter().collect(),
             ..Default::default()
@@ -242,31 +253,7 @@ pub struct HoldsService {
     pub governance: Arc<Governance>,
 }
 
-fn require_holder<T>(req: &Request<T>) -> Result<Actor, Status> {
-    let p = caller(req)?.principal;
-    match &p {
-        Principal::User { roles, .. }
-            if roles
-                .iter()
-                .any(|r| matches!(r, Role::Disclosure | Role::Supervisor)) =>
-        {
-            Ok(Actor::of(&p))
-        }
-        other => Err(Status::permission_denied(format!(
-            "legal holds need a user with the disclosure or supervisor role; caller is {other}"
-        ))),
-    }
-}
-
-fn check_case(case_ref: &str) -> Result<String, Status> {
-    let c = case_ref.trim();
-    if c.is_empty() || c.len() > nadc_core::access::MAX_REF_LEN || c.chars().any(char::is_control) {
-        return Err(Status::invalid_argument(
-            "case_ref is required: 1 to 64 characters, no control characters",
-        ));
-    }
-    Ok(c.to_string())
-}
+const HOLDERS: [Role; 2] = [Role::Disclosure, Role::Supervisor];
 
 #[tonic::async_trait]
 impl pb::holds_server::Holds for HoldsService {
@@ -274,9 +261,23 @@ impl pb::holds_server::Holds for HoldsService {
         &self,
         req: Request<pb::PlaceHoldRequest>,
     ) -> Result<Response<pb::HoldResponse>, Status> {
-        let actor = require_holder(&req)?;
+        let g = &self.governance;
+        let action = "hold.place";
+        let (actor, case) = {
+            let q = req.get_ref();
+            admit(
+                g,
+                &req,
+                &HOLDERS,
+                action,
+                "hold its reads",
+                &q.case_ref,
+                &q.case_force,
+            )
+            .await?
+        };
+        let name = crate::cases::name_for(&actor, &case);
         let q = req.into_inner();
-        let case_ref = check_case(&q.case_ref)?;
         let refs = q
             .reads
             .iter()
@@ -294,32 +295,56 @@ impl pb::holds_server::Holds for HoldsService {
                     seq: r.seq,
                 })
             })
-            .collect::<Result<Vec<_>, Status>>()?;
-        let (store, c, rs) = (self.store.clone(), case_ref.clone(), refs.clone());
-        let fresh = tokio::task::spawn_blocking(move || {
-            // Only reads the node holds can be held.
-            let found = store.get_reads(&rs).map_err(|e| {
-                Status::not_found(format!("a read to hold is not on this node: {e}"))
-            })?;
-            drop(found);
-            store
-                .hold(&c, &rs)
-                .map_err(|e| Status::unavailable(e.to_string()))
+            .collect::<Result<Vec<_>, Status>>();
+        let refs = match refs {
+            Ok(r) if r.len() <= 10_000 => r,
+            Ok(r) => {
+                let e = Status::invalid_argument(format!(
+                    "{} reads named; at most 10000 a request",
+                    r.len()
+                ));
+                return Err(refuse_case(g, &actor, action, &name, e).await);
+            }
+            Err(e) => return Err(refuse_case(g, &actor, action, &name, e).await),
+        };
+        // Only reads returned under the case (at this node) can be held
+        // for it.
+        let (store, c, rs, node) = (
+            self.store.clone(),
+            case.clone(),
+            refs.clone(),
+            g.node().to_string(),
+        );
+        let returned = tokio::task::spawn_blocking(move || {
+            crate::disclosure::returned_under(store.as_ref(), &c, &node, &rs)
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))??;
-        let g = &self.governance;
-        let what = Audited {
-            access: nadc_core::access::AccessContext {
-                case_ref: case_ref.clone(),
-                ..Default::default()
-            },
-            query: json!({"reads": refs.iter().map(|r| json!({"day": day_text(r.day), "seq": r.seq})).collect::<Vec<_>>(),
-                "reason": q.reason}),
-            returned: Vec::new(),
-        };
-        g.record(g.entry(&actor, "hold.place", &what, Outcome::Ok))
-            .await?;
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+        if let Some(i) = returned.iter().position(|r| !r) {
+            let e = Status::permission_denied(format!(
+                "read seq {} captured {} was not returned under case {name} at this node: only reads returned under a case can be held for it",
+                refs[i].seq,
+                crate::cases::day_text(refs[i].day)
+            ));
+            return Err(refuse_case(g, &actor, action, &name, e).await);
+        }
+        let (store, c, rs) = (self.store.clone(), case.clone(), refs.clone());
+        let fresh = tokio::task::spawn_blocking(move || store.hold(&c, &rs))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        audit_case(
+            g,
+            &actor,
+            action,
+            &name,
+            json!({"reads": refs.iter().map(|r| json!({"day": day_text(r.day), "seq": r.seq})).collect::<Vec<_>>(),
+                "reason": q.reason.chars().take(1000).collect::<String>()}),
+            Vec::new(),
+            Outcome::Ok,
+        )
+        .await?;
         Ok(Response::new(pb::HoldResponse { reads: fresh }))
     }
 
@@ -327,24 +352,44 @@ impl pb::holds_server::Holds for HoldsService {
         &self,
         req: Request<pb::ReleaseHoldRequest>,
     ) -> Result<Response<pb::HoldResponse>, Status> {
-        let actor = require_holder(&req)?;
-        let case_ref = check_case(&req.get_ref().case_ref)?;
-        let (store, c) = (self.store.clone(), case_ref.clone());
+        let g = &self.governance;
+        let action = "hold.release";
+        let (actor, case) = {
+            let q = req.get_ref();
+            admit(
+                g,
+                &req,
+                &HOLDERS,
+                action,
+                "release its holds",
+                &q.case_ref,
+                &q.case_force,
+            )
+            .await?
+        };
+        let name = crate::cases::name_for(&actor, &case);
+        if actor.force.as_ref() != Some(&case.owner) {
+            let e = Status::permission_denied(format!(
+                "case {case} belongs to {}: only its own force's supervisors and disclosure officers release its holds",
+                case.owner
+            ));
+            return Err(refuse_case(g, &actor, action, &name, e).await);
+        }
+        let (store, c) = (self.store.clone(), case.clone());
         let n = tokio::task::spawn_blocking(move || store.release(&c))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let g = &self.governance;
-        let what = Audited {
-            access: nadc_core::access::AccessContext {
-                case_ref,
-                ..Default::default()
-            },
-            query: json!({"released": n}),
-            returned: Vec::new(),
-        };
-        g.record(g.entry(&actor, "hold.release", &what, Outcome::Ok))
-            .await?;
+        audit_case(
+            g,
+            &actor,
+            action,
+            &name,
+            json!({"released": n}),
+            Vec::new(),
+            Outcome::Ok,
+        )
+        .await?;
         Ok(Response::new(pb::HoldResponse { reads: n }))
     }
 }

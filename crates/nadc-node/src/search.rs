@@ -169,6 +169,8 @@ pub struct Plan {
     /// The instant the search is planned at: its default window and its
     /// access checks use the same one.
     now: Timestamp,
+    /// The case searched under, once checked (`crate::cases`).
+    case: Option<crate::cases::CaseId>,
 }
 
 impl Plan {
@@ -313,10 +315,21 @@ impl SearchService {
             clipped_from: None,
             query: serde_json::Value::Null,
             now: self.clock.now(),
+            case: None,
         };
-        let checked = self.governance.context(access).map(|(ctx, clip)| {
+        let checked = self.governance.context(access).and_then(|(ctx, clip)| {
             plan.access = ctx;
             plan.clip = clip;
+            let case = self.case_of(&plan.actor, &plan.access.case_ref, &given, relay);
+            // The audit names another force's case as OWNER/REF.
+            plan.access.case_ref = match &case {
+                Ok(c) => crate::cases::name_for(&plan.actor, c),
+                Err(_) => {
+                    crate::disclosure::shown(&plan.actor, &plan.access.case_ref, &given.case_force)
+                }
+            };
+            plan.case = Some(case?);
+            Ok(())
         });
         Ok((plan, checked))
     }
@@ -332,6 +345,24 @@ impl SearchService {
         self.governance
             .refuse(&actor, &action, &Audited::default(), status)
             .await
+    }
+
+    /// The case a search is under: one the user's force is a member of
+    /// (a search a peer relays is under the case the user's own node
+    /// checked).
+    fn case_of(
+        &self,
+        actor: &Actor,
+        case_ref: &str,
+        given: &pb::AccessContext,
+        relay: Option<&pb::OnBehalfOf>,
+    ) -> Result<crate::cases::CaseId, Status> {
+        let cases = &self.governance.cases;
+        if relay.is_some() {
+            crate::cases::Cases::named(actor, case_ref, &given.case_force)
+        } else {
+            cases.resolve(actor, case_ref, &given.case_force, "search under it")
+        }
     }
 
     /// Audits a search refused while planning, then returns the refusal.
@@ -697,14 +728,14 @@ fn compute_vehicle(
 /// The reads held for a case, in capture-time order.
 fn compute_held(
     store: &dyn Store,
-    case_ref: &String,
+    case: &crate::cases::CaseId,
     node: &str,
     emit: Emit,
 ) -> Result<Finished, QueryError> {
     let refs: Vec<nadc_store::ReadRef> = store
         .holds()?
         .into_iter()
-        .filter(|(_, cases)| cases.iter().any(|c| c == case_ref))
+        .filter(|(_, cases)| cases.iter().any(|c| c.as_ref() == Some(case)))
         .map(|(r, _)| r)
         .collect();
     let mut reads = store.get_reads(&refs)?;
@@ -833,7 +864,7 @@ impl SearchService {
             // The audit entry and the case register (what this search
             // returned under the case), durable together.
             if let Err(e) =
-                governance.record_search_blocking(entry, &plan.access.case_ref, &returned_reads)
+                governance.record_search_blocking(entry, plan.case.as_ref(), &returned_reads)
             {
                 let _ = tx.blocking_send(Err(e));
                 return;
@@ -1165,8 +1196,11 @@ impl SearchService {
     ) -> Result<Response<ChunkStream>, Status> {
         let node = self.node.clone();
         let governance = self.governance.clone();
-        let (access, _) = self.governance.context(n.access.as_ref())?;
+        let (mut access, _) = self.governance.context(n.access.as_ref())?;
         let actor = Actor::of(&n.user);
+        let given = n.access.clone().unwrap_or_default();
+        let case = self.case_of(&actor, &access.case_ref, &given, None)?;
+        access.case_ref = crate::cases::name_for(&actor, &case);
         let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
         tokio::spawn(async move {
             let started = Instant::now();
@@ -1252,12 +1286,12 @@ impl SearchService {
             } else {
                 Outcome::Ok
             };
-            let (g, case_ref) = (governance.clone(), access.case_ref.clone());
+            let g = governance.clone();
             let (action, remote) = (n.action, std::mem::take(&mut out.remote));
             let written = tokio::task::spawn_blocking(move || {
                 g.record_search_blocking(
                     g.entry(&actor, action, &audited, outcome),
-                    &case_ref,
+                    Some(&case),
                     &remote,
                 )
                 .map(|_| ())
@@ -1533,8 +1567,7 @@ impl SearchService {
                 outcome,
             );
             // The closing entry and the case register of what it disclosed.
-            if let Err(e) = governance.record_search_blocking(entry, &plan.access.case_ref, &reads)
-            {
+            if let Err(e) = governance.record_search_blocking(entry, plan.case.as_ref(), &reads) {
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
@@ -1694,6 +1727,7 @@ impl pb::search_server::Search for SearchService {
         let (mut plan, checked) = self
             .plan_relayed(&req, "convoy", asked.access.as_ref(), relay.as_ref())
             .await?;
+        let case = plan.case.clone();
         let local = match checked.and_then(|()| self.convoy_query(&mut plan, &asked)) {
             Ok(cq) => self.spawn_analysis("convoy", plan, cq, compute_convoy),
             Err(status) => return Err(self.refuse(&plan, "convoy", status).await),
@@ -1779,7 +1813,7 @@ impl pb::search_server::Search for SearchService {
                     governance.disclose_blocking(
                         &actor,
                         "search.convoy.national",
-                        Some(&access),
+                        case.as_ref().map(|c| (&access, c)),
                         audit_query,
                         &remote,
                     )
@@ -2068,7 +2102,10 @@ impl pb::search_server::Search for SearchService {
             q.access.as_ref(),
             |_, p| {
                 p.query = json!({"case_ref": p.access.case_ref});
-                Ok(p.access.case_ref.clone())
+                // Only the case's members reach it (checked when planned).
+                p.case.clone().ok_or_else(|| {
+                    Status::internal("a held-reads request planned without its case")
+                })
             },
             compute_held,
         )

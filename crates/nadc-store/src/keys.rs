@@ -21,10 +21,30 @@
 //! | `hotlists` | `0x01 · owner · 0x00 · name` | the list (postcard) |
 //! | `hotlists` | `0x02 · owner · 0x00 · name · 0x00 · vrm` | the entry (postcard) |
 //! | `audit`   | `seq:u64` | the chained entry (postcard) |
-//! | `holds`   | `day:u32 · seq:u64 · case_ref` | empty (a legal hold) |
+//! | `holds`   | `day:u32 · seq:u64 · owner · 0x00 · case_ref` | empty (a legal hold) |
 //! | `registers` | `space · 0x00 · key` | the node's (e.g. the case register) |
+//! | `registers` (case) | `case · 0x00 · tag:u8 · owner · 0x00 · case_ref · 0x00 · rest` | see below |
 //! | `authorisations` | `force · 0x00 · id` | the authorisation (format byte, postcard) |
 //! | `meta`    | ASCII names | counters |
+//!
+//! A case is named by its owner force and its reference ([`case_prefix`]):
+//! AVON's `OP-1` and KENT's `OP-1` are two cases. The case register's
+//! entries, after `case · 0x00` (the registry space), by tag:
+//!
+//! | tag | rest | value |
+//! |---|---|---|
+//! | `R` (a read returned) | `node · 0x00 · day:u32 · seq:u64 · audit_seq:u64` | the read (JSON) |
+//! | `M` (material) | `node · 0x00 · day:u32 · seq:u64` | who marked it (JSON) |
+//! | `C` (consultation) | `force` | the status (JSON) |
+//! | `O` (opened) | `audit_seq:u64` (the search that opened it) | who, when (JSON) |
+//! | `S` (shared) | `member · 0x00 · audit_seq:u64` (the share) | who shared it, when (JSON) |
+//!
+//! Entries written before cases had owners (tags `r` and `m`: the same
+//! without `owner · 0x00`) are kept apart by their lower-case tags; see
+//! [`decode_legacy_case_key`].
+//!
+//! A hold written before cases had owners (`day · seq · case_ref`, no
+//! `0x00`) decodes with no owner: it still keeps its read.
 //!
 //! `day` is the UTC day of capture (days since 1970-01-01), `seq` the
 //! node-local sequence number assigned at ingest, `cell` the H3 cell at the
@@ -324,17 +344,144 @@ pub fn is_unscoped_authorisation_key(k: &[u8]) -> bool {
     !k.is_empty() && !k.contains(&SEP)
 }
 
-/// Key of a legal hold of `case_ref` on a read.
-pub fn hold_key(day: u32, seq: u64, case_ref: &str) -> Vec<u8> {
+/// Key of a legal hold of `owner`'s case `case_ref` on a read.
+pub fn hold_key(day: u32, seq: u64, owner: &ForceId, case_ref: &str) -> Vec<u8> {
     let mut k = read_key(day, seq).to_vec();
+    k.extend_from_slice(owner.as_str().as_bytes());
+    k.push(SEP);
     k.extend_from_slice(case_ref.as_bytes());
     k
 }
 
-/// Splits a hold key into `(day, seq, case_ref)`.
-pub fn decode_hold_key(k: &[u8]) -> Option<(u32, u64, &str)> {
+/// Splits a hold key into `(day, seq, owner, case_ref)`; a hold written
+/// before cases had owners has none.
+pub fn decode_hold_key(k: &[u8]) -> Option<(u32, u64, Option<&str>, &str)> {
     let (day, seq) = decode_read_key(k.get(..12)?)?;
-    Some((day, seq, std::str::from_utf8(&k[12..]).ok()?))
+    let rest = &k[12..];
+    Some(match rest.iter().position(|b| *b == SEP) {
+        Some(sep) => (
+            day,
+            seq,
+            Some(std::str::from_utf8(&rest[..sep]).ok()?),
+            std::str::from_utf8(&rest[sep + 1..]).ok()?,
+        ),
+        None => (day, seq, None, std::str::from_utf8(rest).ok()?),
+    })
+}
+
+/// Tag of a case register entry naming a read returned under the case.
+pub const CASE_READ: u8 = b'R';
+/// Tag of a case register entry marking a read as material.
+pub const CASE_MATERIAL: u8 = b'M';
+/// Tag of an owning agency's consultation status for a case.
+pub const CASE_CONSULT: u8 = b'C';
+/// Tag of the record of the search that opened a case.
+pub const CASE_OPENED: u8 = b'O';
+/// Tag of a force a case is shared with.
+pub const CASE_SHARED: u8 = b'S';
+
+/// The prefix of every case register entry with `tag` of `owner`'s case
+/// `case_ref`: `tag · owner · 0x00 · case_ref · 0x00` (inside the registry
+/// space `case`).
+pub fn case_prefix(tag: u8, owner: &ForceId, case_ref: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(owner.as_str().len() + case_ref.len() + 3);
+    k.push(tag);
+    k.extend_from_slice(owner.as_str().as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(case_ref.as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// Splits a case register key into `(tag, owner, case_ref, rest)`.
+pub fn decode_case_key(k: &[u8]) -> Option<(u8, &str, &str, &[u8])> {
+    let (tag, rest) = k.split_first()?;
+    let s1 = rest.iter().position(|b| *b == SEP)?;
+    let after = &rest[s1 + 1..];
+    let s2 = after.iter().position(|b| *b == SEP)?;
+    Some((
+        *tag,
+        std::str::from_utf8(&rest[..s1]).ok()?,
+        std::str::from_utf8(&after[..s2]).ok()?,
+        &after[s2 + 1..],
+    ))
+}
+
+/// Key of a case register entry naming a read (`CASE_READ`, where the
+/// store appends the search's audit sequence number, or `CASE_MATERIAL`):
+/// [`case_prefix`] `· node · 0x00 · day:u32 · seq:u64`.
+pub fn case_read_key(
+    tag: u8,
+    owner: &ForceId,
+    case_ref: &str,
+    node: &str,
+    day: u32,
+    seq: u64,
+) -> Vec<u8> {
+    let mut k = case_prefix(tag, owner, case_ref);
+    k.extend_from_slice(node.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(&read_key(day, seq));
+    k
+}
+
+/// Splits the rest of a read's case register key (after [`case_prefix`])
+/// into `(node, day, seq, audit_seq)`; the audit sequence number is there
+/// for `CASE_READ` entries only.
+pub fn decode_case_read_rest(rest: &[u8]) -> Option<(&str, u32, u64, Option<u64>)> {
+    let sep = rest.iter().position(|b| *b == SEP)?;
+    let node = std::str::from_utf8(&rest[..sep]).ok()?;
+    let tail = &rest[sep + 1..];
+    let (day, seq) = decode_read_key(tail.get(..12)?)?;
+    let audit = match tail.len() {
+        12 => None,
+        20 => Some(be_u64(&tail[12..])?),
+        _ => return None,
+    };
+    Some((node, day, seq, audit))
+}
+
+/// Tag of a read returned under a case, written before cases had owners:
+/// `r · case_ref · 0x00 · node · 0x00 · day:u32 · seq:u64 · audit_seq:u64`.
+/// Such entries are not shown (their owner is unknown); retention still
+/// deletes them with their reads.
+pub const LEGACY_CASE_READ: u8 = b'r';
+/// Tag of a material mark written before cases had owners: `m · case_ref
+/// · 0x00 · node · 0x00 · day:u32 · seq:u64`.
+pub const LEGACY_CASE_MATERIAL: u8 = b'm';
+
+/// A decoded case register key written before cases had owners: `(tag,
+/// case_ref, node, day, seq, audit_seq)`.
+pub type LegacyCaseKey<'a> = (u8, &'a str, &'a str, u32, u64, Option<u64>);
+
+/// Splits a case register key written before cases had owners.
+pub fn decode_legacy_case_key(k: &[u8]) -> Option<LegacyCaseKey<'_>> {
+    let (tag, rest) = k.split_first()?;
+    let sep = rest.iter().position(|b| *b == SEP)?;
+    let case_ref = std::str::from_utf8(&rest[..sep]).ok()?;
+    let (node, day, seq, audit) = decode_case_read_rest(&rest[sep + 1..])?;
+    Some((*tag, case_ref, node, day, seq, audit))
+}
+
+/// Key of a material mark written before cases had owners.
+pub fn legacy_case_material_key(case_ref: &str, node: &str, day: u32, seq: u64) -> Vec<u8> {
+    let mut k = vec![LEGACY_CASE_MATERIAL];
+    k.extend_from_slice(case_ref.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(node.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(&read_key(day, seq));
+    k
+}
+
+/// Key of a force a case is shared with, without the audit sequence
+/// number of the share (which the store appends): [`case_prefix`]
+/// `· member · 0x00`.
+pub fn case_share_key(owner: &ForceId, case_ref: &str, member: &ForceId) -> Vec<u8> {
+    let mut k = case_prefix(CASE_SHARED, owner, case_ref);
+    k.extend_from_slice(member.as_str().as_bytes());
+    k.push(SEP);
+    k
 }
 
 /// Tag of a hotlist definition key.
@@ -549,6 +696,53 @@ mod tests {
             let force = ForceId::new(&f).unwrap();
             let k = dedup_key(day, &force, &id);
             prop_assert_eq!(decode_dedup_key(&k), Some((day, force.as_str(), id.as_str())));
+        }
+
+        #[test]
+        fn hold_keys_round_trip(day in any::<u32>(), seq in any::<u64>(), f in "[A-Z]{2,8}", case in "[ -~]{1,64}") {
+            let owner = ForceId::new(&f).unwrap();
+            let k = hold_key(day, seq, &owner, &case);
+            prop_assert_eq!(decode_hold_key(&k), Some((day, seq, Some(owner.as_str()), case.as_str())));
+            // A hold written before owners: no separator, no owner.
+            let mut legacy = read_key(day, seq).to_vec();
+            legacy.extend_from_slice(case.as_bytes());
+            prop_assert_eq!(decode_hold_key(&legacy), Some((day, seq, None, case.as_str())));
+        }
+
+        #[test]
+        fn case_keys_round_trip_and_keep_cases_apart(
+            fa in "[A-Z]{2,8}", fb in "[A-Z]{2,8}", ca in "[ -~]{1,64}", cb in "[ -~]{1,64}",
+            node in "[a-z0-9-]{1,20}", day in any::<u32>(), seq in any::<u64>(), audit in any::<u64>(),
+        ) {
+            let (a, b) = (ForceId::new(&fa).unwrap(), ForceId::new(&fb).unwrap());
+            let mut k = case_read_key(CASE_READ, &a, &ca, &node, day, seq);
+            prop_assert_eq!(decode_case_read_rest(&k[case_prefix(CASE_READ, &a, &ca).len()..]), Some((node.as_str(), day, seq, None)));
+            k.extend_from_slice(&audit.to_be_bytes());
+            let (tag, owner, case, rest) = decode_case_key(&k).unwrap();
+            prop_assert_eq!((tag, owner, case), (CASE_READ, a.as_str(), ca.as_str()));
+            prop_assert_eq!(decode_case_read_rest(rest), Some((node.as_str(), day, seq, Some(audit))));
+            // Another case's prefix (other owner or other reference) never
+            // matches: AVON's OP-1 is not KENT's, nor AVON's OP-10.
+            if (a.as_str(), ca.as_str()) != (b.as_str(), cb.as_str()) {
+                prop_assert!(!k.starts_with(&case_prefix(CASE_READ, &b, &cb)));
+            }
+            let s = case_share_key(&a, &ca, &b);
+            let (tag, owner, case, rest) = decode_case_key(&s).unwrap();
+            let mut member = b.as_str().as_bytes().to_vec();
+            member.push(SEP);
+            prop_assert_eq!((tag, owner, case, rest), (CASE_SHARED, a.as_str(), ca.as_str(), member.as_slice()));
+        }
+
+        #[test]
+        fn legacy_case_keys_round_trip(
+            case in "[ -~]{1,64}", node in "[a-z0-9-]{1,20}", day in any::<u32>(), seq in any::<u64>(), audit in any::<u64>(),
+        ) {
+            let m = legacy_case_material_key(&case, &node, day, seq);
+            prop_assert_eq!(decode_legacy_case_key(&m), Some((LEGACY_CASE_MATERIAL, case.as_str(), node.as_str(), day, seq, None)));
+            let mut r = m.clone();
+            r[0] = LEGACY_CASE_READ;
+            r.extend_from_slice(&audit.to_be_bytes());
+            prop_assert_eq!(decode_legacy_case_key(&r), Some((LEGACY_CASE_READ, case.as_str(), node.as_str(), day, seq, Some(audit))));
         }
 
         #[test]

@@ -215,6 +215,22 @@ impl GeoHit {
     }
 }
 
+/// A case: its owner force and its reference (AVON's `OP-1` and KENT's
+/// `OP-1` are two cases).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CaseId {
+    /// The force whose case it is.
+    pub owner: ForceId,
+    /// Its reference within that force.
+    pub case_ref: String,
+}
+
+impl std::fmt::Display for CaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.owner, self.case_ref)
+    }
+}
+
 /// A visitor of registry entries: key (without the space), value.
 pub type RegistryVisit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
 
@@ -422,15 +438,16 @@ pub trait Store: Send + Sync + 'static {
     /// writer, so counts stay exact.
     fn expire(&self, step: ExpireDay) -> Result<Expired, StoreError>;
 
-    /// Places a legal hold for `case_ref` on reads (kept beyond retention
+    /// Places a legal hold for `case` on reads (kept beyond retention
     /// until released); returns how many were not held by the case before.
-    fn hold(&self, case_ref: &str, reads: &[ReadRef]) -> Result<u64, StoreError>;
+    fn hold(&self, case: &CaseId, reads: &[ReadRef]) -> Result<u64, StoreError>;
 
     /// Releases a case's holds; returns how many reads it held.
-    fn release(&self, case_ref: &str) -> Result<u64, StoreError>;
+    fn release(&self, case: &CaseId) -> Result<u64, StoreError>;
 
-    /// Every held read with the cases holding it.
-    fn holds(&self) -> Result<BTreeMap<ReadRef, Vec<String>>, StoreError>;
+    /// Every held read with the cases holding it (`None`: a hold placed
+    /// before cases had owners, which still keeps its read).
+    fn holds(&self) -> Result<BTreeMap<ReadRef, Vec<Option<CaseId>>>, StoreError>;
 
     /// Writes entries of a small node registry (`space`, e.g. the case
     /// register): a value puts, `None` deletes; durably, in one batch.

@@ -635,11 +635,11 @@ impl Store for RocksStore {
         .ok_or_else(|| StoreError::Engine("expiry step not run".into()))
     }
 
-    fn hold(&self, case_ref: &str, reads: &[ReadRef]) -> Result<u64, StoreError> {
+    fn hold(&self, case: &crate::CaseId, reads: &[ReadRef]) -> Result<u64, StoreError> {
         let cf = self.cf(CF_HOLDS)?;
         let keys: Vec<Vec<u8>> = reads
             .iter()
-            .map(|r| keys::hold_key(r.day, r.seq, case_ref))
+            .map(|r| keys::hold_key(r.day, r.seq, &case.owner, &case.case_ref))
             .collect();
         let mut fresh = 0;
         let mut batch = WriteBatch::default();
@@ -656,7 +656,7 @@ impl Store for RocksStore {
         Ok(fresh)
     }
 
-    fn release(&self, case_ref: &str) -> Result<u64, StoreError> {
+    fn release(&self, case: &crate::CaseId) -> Result<u64, StoreError> {
         let cf = self.cf(CF_HOLDS)?;
         let mut it = self.db.raw_iterator_cf(cf);
         it.seek_to_first();
@@ -664,7 +664,9 @@ impl Store for RocksStore {
         let mut n = 0;
         while it.valid() {
             if let Some(k) = it.key()
-                && keys::decode_hold_key(k).is_some_and(|(_, _, c)| c == case_ref)
+                && keys::decode_hold_key(k).is_some_and(|(_, _, owner, c)| {
+                    owner == Some(case.owner.as_str()) && c == case.case_ref
+                })
             {
                 batch.delete_cf(cf, k);
                 n += 1;
@@ -677,20 +679,25 @@ impl Store for RocksStore {
         Ok(n)
     }
 
-    fn holds(&self) -> Result<BTreeMap<ReadRef, Vec<String>>, StoreError> {
+    fn holds(&self) -> Result<BTreeMap<ReadRef, Vec<Option<crate::CaseId>>>, StoreError> {
         let mut it = self.db.raw_iterator_cf(self.cf(CF_HOLDS)?);
         it.seek_to_first();
-        let mut out: BTreeMap<ReadRef, Vec<String>> = BTreeMap::new();
+        let mut out: BTreeMap<ReadRef, Vec<Option<crate::CaseId>>> = BTreeMap::new();
         while it.valid() {
             if let Some(k) = it.key() {
-                let (day, seq, case) =
-                    keys::decode_hold_key(k).ok_or_else(|| StoreError::Corrupt {
-                        what: "holds",
-                        detail: "undecodable key".into(),
-                    })?;
-                out.entry(ReadRef { day, seq })
-                    .or_default()
-                    .push(case.to_string());
+                let corrupt = || StoreError::Corrupt {
+                    what: "holds",
+                    detail: "undecodable key".into(),
+                };
+                let (day, seq, owner, case) = keys::decode_hold_key(k).ok_or_else(corrupt)?;
+                let case = match owner {
+                    Some(o) => Some(crate::CaseId {
+                        owner: ForceId::new(o).map_err(|_| corrupt())?,
+                        case_ref: case.to_string(),
+                    }),
+                    None => None,
+                };
+                out.entry(ReadRef { day, seq }).or_default().push(case);
             }
             it.next();
         }

@@ -64,6 +64,9 @@ pub struct WatchGrant {
     /// The purpose and case history is replayed under (none: live alerts
     /// only).
     pub access: Option<AccessContext>,
+    /// That case (its owner force's, which the watcher's force is a member
+    /// of).
+    pub case: Option<crate::cases::CaseId>,
     /// Leave out history the context does not reach instead of ending the
     /// watch.
     pub clip: bool,
@@ -86,6 +89,7 @@ impl WatchGrant {
         governance: &Arc<Governance>,
         principal: &Principal,
         q: &pb::WatchRequest,
+        relayed: bool,
     ) -> Result<Self, Box<Refusal>> {
         let actor = Actor::of(principal);
         let query = json!({"after": q.after, "from_now": q.from_now,
@@ -114,19 +118,36 @@ impl WatchGrant {
             return Err(Box::new(Refusal(actor, audited(raw), status)));
         }
         let named = !(given.purpose.trim().is_empty() && given.case_ref.trim().is_empty());
-        let access = if named {
-            match governance.context(q.access.as_ref()) {
-                Ok((ctx, _)) => Some(ctx),
+        let (access, case) = if named {
+            let ctx = match governance.context(q.access.as_ref()) {
+                Ok((ctx, _)) => ctx,
+                Err(status) => return Err(Box::new(Refusal(actor, audited(raw), status))),
+            };
+            // History is registered under the case: one the watcher's force
+            // is a member of (a relayed watch's was checked at its node).
+            let case = if relayed {
+                crate::cases::Cases::named(&actor, &ctx.case_ref, &given.case_force)
+            } else {
+                governance.cases.resolve(
+                    &actor,
+                    &ctx.case_ref,
+                    &given.case_force,
+                    "replay alert history under it",
+                )
+            };
+            match case {
+                Ok(case) => (Some(ctx), Some(case)),
                 Err(status) => return Err(Box::new(Refusal(actor, audited(raw), status))),
             }
         } else {
-            None
+            (None, None)
         };
         Ok(Self {
             actor,
             force: force.clone(),
             clip: given.clip_to_permitted,
             access,
+            case,
             query,
             governance: governance.clone(),
         })
@@ -231,7 +252,7 @@ impl WatchGrant {
             .disclose_blocking(
                 &self.actor,
                 DISCLOSED,
-                self.access.as_ref(),
+                self.access.as_ref().zip(self.case.as_ref()),
                 json!({"via": via, "events": sent.len(), "positions": positions}),
                 &rows,
             )
@@ -323,7 +344,7 @@ impl AlertsService {
         };
         let is_relayed = relayed.is_some();
         let principal = relayed.unwrap_or(principal);
-        let grant = match WatchGrant::decide(g, &principal, req.get_ref()) {
+        let grant = match WatchGrant::decide(g, &principal, req.get_ref(), is_relayed) {
             Ok(grant) => grant,
             Err(r) => {
                 let Refusal(actor, what, status) = *r;

@@ -231,6 +231,17 @@ async fn replaying_history_needs_a_purpose_and_case_and_obeys_the_data_age_tier(
     clipped.access.as_mut().unwrap().clip_to_permitted = true;
     let got = history(&h, "alice", clipped).await.unwrap();
     assert_eq!(got.iter().map(|e| e.position).collect::<Vec<_>>(), [1]);
+    // History under another force's case (not shared with AVON) is
+    // refused: it would register AVON's disclosures in KENT's case.
+    let mut theirs = with_case.clone();
+    theirs.access.as_mut().unwrap().case_force = "KENT".into();
+    let e = history(&h, "alice", theirs).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message().contains("not shared with AVON"),
+        "{}",
+        e.message()
+    );
     // A malformed context is refused as a search's is.
     let mut bad = with_case;
     bad.access.as_mut().unwrap().purpose = "curiosity".into();

@@ -393,18 +393,19 @@ pub fn case_prefix(tag: u8, owner: &ForceId, case_ref: &str) -> Vec<u8> {
     k
 }
 
+/// Splits off a key's first text field, ended by `0x00`: `(field, rest
+/// after the 0x00)`; `None` if there is no `0x00` or the field is not UTF-8.
+fn split_field(k: &[u8]) -> Option<(&str, &[u8])> {
+    let sep = k.iter().position(|b| *b == SEP)?;
+    Some((std::str::from_utf8(&k[..sep]).ok()?, &k[sep + 1..]))
+}
+
 /// Splits a case register key into `(tag, owner, case_ref, rest)`.
 pub fn decode_case_key(k: &[u8]) -> Option<(u8, &str, &str, &[u8])> {
     let (tag, rest) = k.split_first()?;
-    let s1 = rest.iter().position(|b| *b == SEP)?;
-    let after = &rest[s1 + 1..];
-    let s2 = after.iter().position(|b| *b == SEP)?;
-    Some((
-        *tag,
-        std::str::from_utf8(&rest[..s1]).ok()?,
-        std::str::from_utf8(&after[..s2]).ok()?,
-        &after[s2 + 1..],
-    ))
+    let (owner, rest) = split_field(rest)?;
+    let (case_ref, rest) = split_field(rest)?;
+    Some((*tag, owner, case_ref, rest))
 }
 
 /// Key of a case register entry naming a read (`CASE_READ`, where the
@@ -429,9 +430,7 @@ pub fn case_read_key(
 /// into `(node, day, seq, audit_seq)`; the audit sequence number is there
 /// for `CASE_READ` entries only.
 pub fn decode_case_read_rest(rest: &[u8]) -> Option<(&str, u32, u64, Option<u64>)> {
-    let sep = rest.iter().position(|b| *b == SEP)?;
-    let node = std::str::from_utf8(&rest[..sep]).ok()?;
-    let tail = &rest[sep + 1..];
+    let (node, tail) = split_field(rest)?;
     let (day, seq) = decode_read_key(tail.get(..12)?)?;
     let audit = match tail.len() {
         12 => None,
@@ -457,9 +456,8 @@ pub type LegacyCaseKey<'a> = (u8, &'a str, &'a str, u32, u64, Option<u64>);
 /// Splits a case register key written before cases had owners.
 pub fn decode_legacy_case_key(k: &[u8]) -> Option<LegacyCaseKey<'_>> {
     let (tag, rest) = k.split_first()?;
-    let sep = rest.iter().position(|b| *b == SEP)?;
-    let case_ref = std::str::from_utf8(&rest[..sep]).ok()?;
-    let (node, day, seq, audit) = decode_case_read_rest(&rest[sep + 1..])?;
+    let (case_ref, rest) = split_field(rest)?;
+    let (node, day, seq, audit) = decode_case_read_rest(rest)?;
     Some((*tag, case_ref, node, day, seq, audit))
 }
 
@@ -517,13 +515,9 @@ pub fn hotlist_entry_key(owner: &ForceId, name: &str, vrm: &Vrm) -> Vec<u8> {
 /// Splits a hotlist entry key into `(owner, name)`.
 pub fn decode_hotlist_entry_key(k: &[u8]) -> Option<(&str, &str)> {
     let rest = k.strip_prefix(&[HOTLIST_ENTRY_TAG])?;
-    let s1 = rest.iter().position(|b| *b == SEP)?;
-    let after = &rest[s1 + 1..];
-    let s2 = after.iter().position(|b| *b == SEP)?;
-    Some((
-        std::str::from_utf8(&rest[..s1]).ok()?,
-        std::str::from_utf8(&after[..s2]).ok()?,
-    ))
+    let (owner, rest) = split_field(rest)?;
+    let (name, _) = split_field(rest)?;
+    Some((owner, name))
 }
 
 /// The smallest key strictly after every key starting with `prefix`, or

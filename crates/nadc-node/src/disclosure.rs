@@ -197,63 +197,27 @@ pub fn expire_register(
     expired: &dyn Fn(&ForceId, u32) -> bool,
 ) -> Result<u64, StoreError> {
     let mut gone = Vec::new();
-    let mut err = None;
-    store.registry(SPACE, &[CASE_READ], &mut |k, v| {
-        let decoded = keys::decode_case_key(k).and_then(|(_, owner, case_ref, rest)| {
-            Some((owner, case_ref, keys::decode_case_read_rest(rest)?))
-        });
-        let (Some((owner, case_ref, (n, day, seq, _))), Ok(r)) =
-            (decoded, serde_json::from_slice::<CaseRead>(v))
-        else {
-            err = Some(corrupt("undecodable register entry"));
-            return ControlFlow::Break(());
-        };
-        let Ok(force) = ForceId::new(&r.force) else {
-            err = Some(corrupt("register entry names no force"));
-            return ControlFlow::Break(());
-        };
-        let kept = n == node && held.contains(&ReadRef { day, seq });
-        if !kept && expired(&force, day) {
-            gone.push(k.to_vec());
-            if let Ok(owner) = ForceId::new(owner) {
-                gone.push(keys::case_read_key(
-                    CASE_MATERIAL,
-                    &owner,
-                    case_ref,
-                    n,
-                    day,
-                    seq,
-                ));
-            }
-        }
-        ControlFlow::Continue(())
+    collect_expired(store, CASE_READ, held, expired, &mut gone, &|k| {
+        let (_, owner, case_ref, rest) = keys::decode_case_key(k)?;
+        let (n, day, seq, _) = keys::decode_case_read_rest(rest)?;
+        let mark = ForceId::new(owner)
+            .ok()
+            .map(|owner| keys::case_read_key(CASE_MATERIAL, &owner, case_ref, n, day, seq));
+        Some((n == node, day, seq, mark))
     })?;
-    if let Some(e) = err {
-        return Err(e);
-    }
     // Entries written before cases had owners go the same way.
-    store.registry(SPACE, &[keys::LEGACY_CASE_READ], &mut |k, v| {
-        let (Some((_, case_ref, n, day, seq, _)), Ok(r)) = (
-            keys::decode_legacy_case_key(k),
-            serde_json::from_slice::<CaseRead>(v),
-        ) else {
-            err = Some(corrupt("undecodable register entry"));
-            return ControlFlow::Break(());
-        };
-        let Ok(force) = ForceId::new(&r.force) else {
-            err = Some(corrupt("register entry names no force"));
-            return ControlFlow::Break(());
-        };
-        let kept = n == node && held.contains(&ReadRef { day, seq });
-        if !kept && expired(&force, day) {
-            gone.push(k.to_vec());
-            gone.push(keys::legacy_case_material_key(case_ref, n, day, seq));
-        }
-        ControlFlow::Continue(())
-    })?;
-    if let Some(e) = err {
-        return Err(e);
-    }
+    collect_expired(
+        store,
+        keys::LEGACY_CASE_READ,
+        held,
+        expired,
+        &mut gone,
+        &|k| {
+            let (_, case_ref, n, day, seq, _) = keys::decode_legacy_case_key(k)?;
+            let mark = keys::legacy_case_material_key(case_ref, n, day, seq);
+            Some((n == node, day, seq, Some(mark)))
+        },
+    )?;
     let entries = gone
         .iter()
         .filter(|k| matches!(k.first(), Some(&CASE_READ | &keys::LEGACY_CASE_READ)))
@@ -262,6 +226,43 @@ pub fn expire_register(
         store.put_registry(SPACE, chunk.iter().map(|k| (k.clone(), None)).collect())?;
     }
     Ok(entries)
+}
+
+/// A register entry's key as [`collect_expired`] needs it: `(read of
+/// this node, capture day, seq, key of its material mark)`.
+type DecodedEntry = Option<(bool, u32, u64, Option<Vec<u8>>)>;
+
+/// Adds to `gone` the register entries with key tag `tag` that
+/// [`expire_register`] deletes, each with its material mark's key (which
+/// `decode` gives, with the read the entry names).
+fn collect_expired(
+    store: &dyn Store,
+    tag: u8,
+    held: &HashSet<ReadRef>,
+    expired: &dyn Fn(&ForceId, u32) -> bool,
+    gone: &mut Vec<Vec<u8>>,
+    decode: &dyn Fn(&[u8]) -> DecodedEntry,
+) -> Result<(), StoreError> {
+    let mut err = None;
+    store.registry(SPACE, &[tag], &mut |k, v| {
+        let (Some((here, day, seq, mark)), Ok(r)) =
+            (decode(k), serde_json::from_slice::<CaseRead>(v))
+        else {
+            err = Some(corrupt("undecodable register entry"));
+            return ControlFlow::Break(());
+        };
+        let Ok(force) = ForceId::new(&r.force) else {
+            err = Some(corrupt("register entry names no force"));
+            return ControlFlow::Break(());
+        };
+        let kept = here && held.contains(&ReadRef { day, seq });
+        if !kept && expired(&force, day) {
+            gone.push(k.to_vec());
+            gone.extend(mark);
+        }
+        ControlFlow::Continue(())
+    })?;
+    err.map_or(Ok(()), Err)
 }
 
 /// The Disclosure service.

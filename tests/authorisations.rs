@@ -202,6 +202,15 @@ async fn search_old(
     .map(|(ids, _)| ids)
 }
 
+/// Whether `who`'s search under `case` and `auth` reaches the read of
+/// 120 days ago ("old"; panics on a refusal).
+async fn opens_old(h: &Harness, who: &str, case: &str, auth: &str) -> bool {
+    search_old(h, who, case, auth)
+        .await
+        .unwrap()
+        .contains(&"old".to_string())
+}
+
 /// The audit entries of `user` whose action starts with `action`, read by
 /// the auditor `auditor` (of the user's force).
 async fn audit(h: &Harness, auditor: &str, user: &str, action: &str) -> Vec<pb::AuditRecord> {
@@ -355,28 +364,13 @@ async fn a_supervisor_cannot_authorise_their_own_searches() {
         "no self-authorisation",
     );
     // Another supervisor, or an analyst, of the force: covered.
-    assert!(
-        search_old(&h, "sue", "OP-OLD", "AUTH-ANY")
-            .await
-            .unwrap()
-            .contains(&"old".to_string())
-    );
-    assert!(
-        search_old(&h, "alice", "OP-OLD", "AUTH-ANY")
-            .await
-            .unwrap()
-            .contains(&"old".to_string())
-    );
+    assert!(opens_old(&h, "sue", "OP-OLD", "AUTH-ANY").await);
+    assert!(opens_old(&h, "alice", "OP-OLD", "AUTH-ANY").await);
     // And sue may authorise sam.
     let mut for_sam = wide("AUTH-SAM");
     for_sam.user = "sam".into();
     grant(&h, "sue", for_sam).await.unwrap();
-    assert!(
-        search_old(&h, "sam", "OP-OLD", "AUTH-SAM")
-            .await
-            .unwrap()
-            .contains(&"old".to_string())
-    );
+    assert!(opens_old(&h, "sam", "OP-OLD", "AUTH-SAM").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -416,12 +410,7 @@ async fn a_grant_beyond_the_expiry_cap_is_refused() {
 async fn only_the_forces_supervisors_revoke_and_a_revoked_authorisation_opens_nothing() {
     let mut h = node().await;
     grant(&h, "sam", wide("AUTH-1")).await.unwrap();
-    assert!(
-        search_old(&h, "alice", "OP-OLD", "AUTH-1")
-            .await
-            .unwrap()
-            .contains(&"old".to_string())
-    );
+    assert!(opens_old(&h, "alice", "OP-OLD", "AUTH-1").await);
     // KENT's supervisor cannot reach AVON's authorisation: not found in
     // KENT, audited for KENT's auditor, and it still opens.
     refused(
@@ -577,18 +566,8 @@ async fn ids_are_scoped_by_force() {
         "does not exist in KENT",
     );
     // Under KENT's own case its own AUTH-1 opens; AVON's opens for AVON.
-    assert!(
-        search_old(&h, "ken", "OP-KENT", "AUTH-1")
-            .await
-            .unwrap()
-            .contains(&"old".to_string())
-    );
-    assert!(
-        search_old(&h, "alice", "OP-OLD", "AUTH-1")
-            .await
-            .unwrap()
-            .contains(&"old".to_string())
-    );
+    assert!(opens_old(&h, "ken", "OP-KENT", "AUTH-1").await);
+    assert!(opens_old(&h, "alice", "OP-OLD", "AUTH-1").await);
 
     // KENT revoking its AUTH-1 leaves AVON's open, across a restart.
     revoke(&h, "kim", "AUTH-1", "operation over").await.unwrap();
@@ -598,12 +577,7 @@ async fn ids_are_scoped_by_force() {
         Code::PermissionDenied,
         "revoked by kim",
     );
-    assert!(
-        search_old(&h, "alice", "OP-OLD", "AUTH-1")
-            .await
-            .unwrap()
-            .contains(&"old".to_string())
-    );
+    assert!(opens_old(&h, "alice", "OP-OLD", "AUTH-1").await);
     assert!(
         list(&h, "sam")
             .await

@@ -38,6 +38,21 @@ async fn rows(
     (rows, summary)
 }
 
+/// Alice's (an analyst's) timeline of `vrm` under case `case`: its rows.
+async fn case_timeline(h: &Harness, vrm: &str, case: &str) -> Vec<pb::ReadRow> {
+    let mut c = pb::search_client::SearchClient::new(h.user("alice").await);
+    let s = c
+        .vrm_timeline(pb::VrmTimelineRequest {
+            vrm: vrm.into(),
+            access: ctx(case),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    rows(s).await.0
+}
+
 async fn held(h: &Harness, case: &str) -> Vec<String> {
     let mut c = pb::search_client::SearchClient::new(h.user("alice").await);
     let s = c
@@ -103,17 +118,7 @@ async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
 
     // Dora (disclosure) holds a3 for OP-HOLD, by its provenance: a read
     // returned under OP-HOLD (only those can be held for it).
-    let mut search = pb::search_client::SearchClient::new(h.user("alice").await);
-    let s = search
-        .vrm_timeline(pb::VrmTimelineRequest {
-            vrm: "HE12LDR".into(),
-            access: ctx("OP-HOLD"),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let (timeline, _) = rows(s).await;
+    let timeline = case_timeline(&h, "HE12LDR", "OP-HOLD").await;
     let p = timeline[0].provenance.clone().unwrap();
     let mut holds = pb::holds_client::HoldsClient::new(h.user("dora").await);
     let placed = holds
@@ -324,17 +329,7 @@ async fn register_entries_go_with_their_reads_except_held_ones() {
     ]))
     .await
     .unwrap();
-    let mut search = pb::search_client::SearchClient::new(h.user("alice").await);
-    let s = search
-        .vrm_timeline(pb::VrmTimelineRequest {
-            vrm: "RG11STR".into(),
-            access: ctx("OP-REG"),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let (found, _) = rows(s).await;
+    let found = case_timeline(&h, "RG11STR", "OP-REG").await;
     assert_eq!(found.len(), 2);
     let p: Vec<pb::Provenance> = found
         .iter()

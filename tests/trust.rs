@@ -28,6 +28,15 @@ fn force(f: &str) -> ForceId {
     ForceId::new(f).unwrap()
 }
 
+/// A user of force `f` with `roles`.
+fn user(f: &str, name: &str, roles: &[Role]) -> Principal {
+    Principal::User {
+        force: force(f),
+        name: name.into(),
+        roles: roles.to_vec(),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A second CA, made with openssl as deploy/PKI.md section 4 says.
 
@@ -374,38 +383,17 @@ async fn a_ca_bound_to_one_force_issues_neither_other_forces_nor_nodes() {
             force: force("KENT"),
         },
     );
-    let kim = kent.issue(
-        "kim",
-        &Principal::User {
-            force: force("KENT"),
-            name: "kim".into(),
-            roles: vec![Role::Analyst],
-        },
-    );
+    let kim = kent.issue("kim", &user("KENT", "kim", &[Role::Analyst]));
     // What a CA trusted for KENT must not be able to mint: a user of
     // another force, a node, a user with a role its binding leaves out.
-    let eve = kent.issue(
-        "eve",
-        &Principal::User {
-            force: force("AVON"),
-            name: "eve".into(),
-            roles: vec![Role::Supervisor],
-        },
-    );
+    let eve = kent.issue("eve", &user("AVON", "eve", &[Role::Supervisor]));
     let rogue_node = kent.issue(
         "node-9",
         &Principal::Node {
             name: "node-9".into(),
         },
     );
-    let kate = kent.issue(
-        "kate",
-        &Principal::User {
-            force: force("KENT"),
-            name: "kate".into(),
-            roles: vec![Role::Analyst, Role::Admin],
-        },
-    );
+    let kate = kent.issue("kate", &user("KENT", "kate", &[Role::Analyst, Role::Admin]));
     bundle(&d.join("bundle.pem"), &[d.join("pki/ca.crt"), kent.cert()]);
     let config = d.join("node.toml");
     std::fs::write(
@@ -679,14 +667,7 @@ async fn an_intermediate_ca_issues_within_its_roots_binding() {
             force: force("KENT"),
         },
     ));
-    let eve = chained(issuing.issue(
-        "eve",
-        &Principal::User {
-            force: force("AVON"),
-            name: "eve".into(),
-            roles: vec![Role::Analyst],
-        },
-    ));
+    let eve = chained(issuing.issue("eve", &user("AVON", "eve", &[Role::Analyst])));
     bundle(
         &d.join("bundle.pem"),
         &[d.join("pki/ca.crt"), root.join("root.crt")],

@@ -215,6 +215,18 @@ impl Cluster {
         }
     }
 
+    /// `user`'s national search (every node) at node-1: rows and summary.
+    async fn national_search(&self, user: &str) -> (usize, pb::SearchSummary) {
+        let ch = nadc_bof::connect(&self.urls[0], &self.pki.tls(self.pki.user(user)))
+            .await
+            .unwrap();
+        let req = pb::VrmTimelineRequest {
+            scope: pb::Scope::Unspecified as i32,
+            ..timeline_request(None)
+        };
+        timeline(ch, req).await.unwrap()
+    }
+
     async fn shutdown(self) {
         for n in self.nodes {
             n.shutdown().await.unwrap();
@@ -393,28 +405,15 @@ async fn a_peer_relays_only_its_forces_users_with_searching_roles() {
 
     // End to end: alice (AVON) searching nationally at node-1 reaches
     // node-2's read; kim (KENT) does not, and the summary says why.
-    let alice = nadc_bof::connect(&c.urls[0], &c.pki.tls(c.pki.user("alice")))
-        .await
-        .unwrap();
-    let national = pb::VrmTimelineRequest {
-        scope: pb::Scope::Unspecified as i32,
-        ..timeline_request(None)
-    };
-    let (rows, summary) = timeline(alice, national.clone()).await.unwrap();
+    let (rows, summary) = c.national_search("alice").await;
     assert_eq!(rows, 1);
     assert!(!summary.partial, "{summary:?}");
     // A user who also audits searches nationally as before: node-1 relays
     // only the roles a search needs.
-    let abe = nadc_bof::connect(&c.urls[0], &c.pki.tls(c.pki.user("abe")))
-        .await
-        .unwrap();
-    let (rows, summary) = timeline(abe, national.clone()).await.unwrap();
+    let (rows, summary) = c.national_search("abe").await;
     assert_eq!(rows, 1);
     assert!(!summary.partial, "{summary:?}");
-    let kim = nadc_bof::connect(&c.urls[0], &c.pki.tls(c.pki.user("kim")))
-        .await
-        .unwrap();
-    let (rows, summary) = timeline(kim, national).await.unwrap();
+    let (rows, summary) = c.national_search("kim").await;
     assert_eq!(rows, 0);
     assert!(summary.partial);
     let n2 = summary.nodes.iter().find(|n| n.node == "node-2").unwrap();
@@ -496,18 +495,7 @@ async fn a_force_ca_cannot_mint_a_node_and_a_peer_must_be_the_node_configured() 
     // node-1's national search: node-2 answers; the address configured as
     // node-4 presents node-2's certificate; node-5's certificate comes from
     // a CA that may not issue nodes. Each is named with the reason.
-    let alice = nadc_bof::connect(&c.urls[0], &c.pki.tls(c.pki.user("alice")))
-        .await
-        .unwrap();
-    let (rows, summary) = timeline(
-        alice,
-        pb::VrmTimelineRequest {
-            scope: pb::Scope::Unspecified as i32,
-            ..timeline_request(None)
-        },
-    )
-    .await
-    .unwrap();
+    let (rows, summary) = c.national_search("alice").await;
     assert_eq!(rows, 1, "node-2's read, once");
     assert!(summary.partial);
     let node = |n: &str| summary.nodes.iter().find(|x| x.node == n).unwrap().clone();
@@ -548,18 +536,7 @@ async fn a_reload_that_would_leave_a_ca_unbound_changes_nothing() {
     );
     // node-2 serves as before: node-1 relays alice's search.
     std::fs::write(&c.pki.bundle, &before).unwrap();
-    let alice = nadc_bof::connect(&c.urls[0], &c.pki.tls(c.pki.user("alice")))
-        .await
-        .unwrap();
-    let (rows, summary) = timeline(
-        alice,
-        pb::VrmTimelineRequest {
-            scope: pb::Scope::Unspecified as i32,
-            ..timeline_request(None)
-        },
-    )
-    .await
-    .unwrap();
+    let (rows, summary) = c.national_search("alice").await;
     assert_eq!(rows, 1);
     assert!(!summary.partial, "{summary:?}");
     c.nodes[1].reload_tls().unwrap();

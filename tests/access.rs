@@ -42,7 +42,7 @@ async fn timeline(
     access: Option<pb::AccessContext>,
 ) -> Result<(Vec<String>, pb::SearchSummary), tonic::Status> {
     let mut c = pb::search_client::SearchClient::new(ch);
-    let mut s = c
+    let s = c
         .vrm_timeline(pb::VrmTimelineRequest {
             vrm: vrm.into(),
             from: Some(nadc_proto::to_pb_time(now().plus_millis(-days * DAY))),
@@ -53,18 +53,7 @@ async fn timeline(
         })
         .await?
         .into_inner();
-    let (mut ids, mut summary) = (Vec::new(), None);
-    while let Some(c) = s.message().await? {
-        match c.chunk.unwrap() {
-            pb::search_chunk::Chunk::Rows(b) => ids.extend(
-                b.rows
-                    .into_iter()
-                    .map(|r| r.provenance.unwrap().bof_read_id),
-            ),
-            pb::search_chunk::Chunk::Summary(s) => summary = Some(s),
-            pb::search_chunk::Chunk::Vrms(_) => {}
-        }
-    }
+    let (ids, summary) = support::read_ids(s).await?;
     Ok((ids, summary.unwrap()))
 }
 

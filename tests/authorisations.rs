@@ -150,7 +150,7 @@ async fn search(
     clip: bool,
 ) -> Result<(Vec<String>, Option<Timestamp>), tonic::Status> {
     let mut c = pb::search_client::SearchClient::new(ch);
-    let mut s = c
+    let s = c
         .vrm_timeline(pb::VrmTimelineRequest {
             vrm: "OL12DER".into(),
             from: ts!(from),
@@ -166,20 +166,11 @@ async fn search(
         })
         .await?
         .into_inner();
-    let (mut ids, mut clipped) = (Vec::new(), None);
-    while let Some(c) = s.message().await? {
-        match c.chunk.unwrap() {
-            pb::search_chunk::Chunk::Rows(b) => ids.extend(
-                b.rows
-                    .into_iter()
-                    .map(|r| r.provenance.unwrap().bof_read_id),
-            ),
-            pb::search_chunk::Chunk::Summary(s) => {
-                clipped = s.clipped_from.as_ref().and_then(nadc_proto::from_pb_time);
-            }
-            pb::search_chunk::Chunk::Vrms(_) => {}
-        }
-    }
+    let (ids, summary) = support::read_ids(s).await?;
+    let clipped = summary
+        .and_then(|s| s.clipped_from)
+        .as_ref()
+        .and_then(nadc_proto::from_pb_time);
     Ok((ids, clipped))
 }
 

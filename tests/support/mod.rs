@@ -241,6 +241,26 @@ impl Harness {
     }
 }
 
+/// A search's answer: its rows' BOF read ids and its summary, or the status
+/// the stream failed with.
+pub async fn read_ids(
+    mut s: tonic::Streaming<pb::SearchChunk>,
+) -> Result<(Vec<String>, Option<pb::SearchSummary>), tonic::Status> {
+    let (mut ids, mut summary) = (Vec::new(), None);
+    while let Some(c) = s.message().await? {
+        match c.chunk.unwrap() {
+            pb::search_chunk::Chunk::Rows(b) => ids.extend(
+                b.rows
+                    .into_iter()
+                    .map(|r| r.provenance.unwrap().bof_read_id),
+            ),
+            pb::search_chunk::Chunk::Summary(s) => summary = Some(s),
+            pb::search_chunk::Chunk::Vrms(_) => {}
+        }
+    }
+    Ok((ids, summary))
+}
+
 /// A read at camera `camera` `mins_ago` minutes before [`now`].
 pub fn read(id: &str, vrm: &str, camera: &str, mins_ago: i64) -> pb::Read {
     pb::Read {

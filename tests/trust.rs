@@ -395,26 +395,11 @@ async fn a_ca_bound_to_one_force_issues_neither_other_forces_nor_nodes() {
     );
     let kate = kent.issue("kate", &user("KENT", "kate", &[Role::Analyst, Role::Admin]));
     bundle(&d.join("bundle.pem"), &[d.join("pki/ca.crt"), kent.cert()]);
-    let config = d.join("node.toml");
-    std::fs::write(
-        &config,
-        "data_dir = \"data\"\n\
-         [tls]\n\
-         ca = \"bundle.pem\"\n\
-         cert = \"pki/nodes/node-1.crt\"\n\
-         key = \"pki/nodes/node-1.key\"\n\
-         [[trust.issuers]]\n\
-         ca = \"pki/ca.crt\"\n\
-         issues = [\"node\", \"bof\", \"user\"]\n\
-         forces = [\"AVON\"]\n\
-         [[trust.issuers]]\n\
-         ca = \"kent/ca.crt\"\n\
-         issues = [\"bof\", \"user\"]\n\
-         forces = [\"KENT\"]\n\
-         roles = [\"analyst\", \"investigator\", \"supervisor\", \"disclosure\"]\n",
-    )
-    .unwrap();
-    let node = Served::start(d, &config);
+    let node = serve_with_kent_ca(
+        d,
+        "kent/ca.crt",
+        "roles = [\"analyst\", \"investigator\", \"supervisor\", \"disclosure\"]\n",
+    );
     let ca = d.join("bundle.pem");
     let tls = |(cert, key): &(PathBuf, PathBuf)| ClientTls {
         ca: ca.clone(),
@@ -485,6 +470,34 @@ async fn a_ca_bound_to_one_force_issues_neither_other_forces_nor_nodes() {
     node_info(&node.url(), &tls(&eve))
         .await
         .expect_err("the node served a certificate outside its CA's binding");
+}
+
+/// node-1 of `nadc pki init` in `d`, serving with `bundle.pem` as its CAs:
+/// the national CA bound to AVON (and nodes), `kent_ca` bound to KENT's
+/// BOFs and users, with `kent_extra` (more lines of its binding).
+fn serve_with_kent_ca(d: &Path, kent_ca: &str, kent_extra: &str) -> Served {
+    let config = d.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n\
+             [tls]\n\
+             ca = \"bundle.pem\"\n\
+             cert = \"pki/nodes/node-1.crt\"\n\
+             key = \"pki/nodes/node-1.key\"\n\
+             [[trust.issuers]]\n\
+             ca = \"pki/ca.crt\"\n\
+             issues = [\"node\", \"bof\", \"user\"]\n\
+             forces = [\"AVON\"]\n\
+             [[trust.issuers]]\n\
+             ca = \"{kent_ca}\"\n\
+             issues = [\"bof\", \"user\"]\n\
+             forces = [\"KENT\"]\n\
+             {kent_extra}"
+        ),
+    )
+    .unwrap();
+    Served::start(d, &config)
 }
 
 /// `nadc serve --config` exits at once with an error (not serving).
@@ -672,25 +685,7 @@ async fn an_intermediate_ca_issues_within_its_roots_binding() {
         &d.join("bundle.pem"),
         &[d.join("pki/ca.crt"), root.join("root.crt")],
     );
-    let config = d.join("node.toml");
-    std::fs::write(
-        &config,
-        "data_dir = \"data\"\n\
-         [tls]\n\
-         ca = \"bundle.pem\"\n\
-         cert = \"pki/nodes/node-1.crt\"\n\
-         key = \"pki/nodes/node-1.key\"\n\
-         [[trust.issuers]]\n\
-         ca = \"pki/ca.crt\"\n\
-         issues = [\"node\", \"bof\", \"user\"]\n\
-         forces = [\"AVON\"]\n\
-         [[trust.issuers]]\n\
-         ca = \"kent-root/root.crt\"\n\
-         issues = [\"bof\", \"user\"]\n\
-         forces = [\"KENT\"]\n",
-    )
-    .unwrap();
-    let node = Served::start(d, &config);
+    let node = serve_with_kent_ca(d, "kent-root/root.crt", "");
     let ca = d.join("bundle.pem");
     let tls = ClientTls {
         ca: ca.clone(),

@@ -68,6 +68,24 @@ async fn held(h: &Harness, case: &str) -> Vec<String> {
         .collect()
 }
 
+/// The retention passes' audit entries, as the auditor audrey reads them.
+async fn retention_passes(h: &Harness) -> Vec<pb::AuditRecord> {
+    let mut audit = pb::audit_client::AuditClient::new(h.user("audrey").await);
+    let mut s = audit
+        .query(pb::AuditQuery {
+            action: "retention.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut passes = Vec::new();
+    while let Some(e) = s.message().await.unwrap() {
+        passes.push(e);
+    }
+    passes
+}
+
 async fn run_retention(h: &Harness) -> pb::RetentionReport {
     let mut admin = pb::admin_client::AdminClient::new(h.user("carol").await);
     admin
@@ -176,19 +194,7 @@ async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
     assert!(held(&h, "OP-OTHER").await.is_empty());
 
     // The pass is in the audit, with counts per force per day.
-    let mut audit = pb::audit_client::AuditClient::new(h.user("audrey").await);
-    let mut s = audit
-        .query(pb::AuditQuery {
-            action: "retention.".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut passes = Vec::new();
-    while let Some(e) = s.message().await.unwrap() {
-        passes.push(e);
-    }
+    let passes = retention_passes(&h).await;
     let last = passes.last().unwrap();
     assert_eq!(last.user, "carol");
     assert_eq!(last.returned[0].force, "AVON");
@@ -408,20 +414,8 @@ async fn register_entries_go_with_their_reads_except_held_ones() {
     let after = reg_schedule(&h).await;
     assert_eq!(ids(&after), ["r1"]);
     assert_eq!(after.agencies[0].material, 0);
-    let mut audit = pb::audit_client::AuditClient::new(h.user("audrey").await);
-    let mut s = audit
-        .query(pb::AuditQuery {
-            action: "retention.".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = None;
-    while let Some(e) = s.message().await.unwrap() {
-        last = Some(e);
-    }
-    let last = last.unwrap();
+    let passes = retention_passes(&h).await;
+    let last = passes.last().unwrap();
     assert!(
         last.query.contains("\"register_deleted\":2"),
         "{}",

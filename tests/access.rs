@@ -58,13 +58,7 @@ async fn timeline(
 }
 
 async fn audit(h: &Harness, q: pb::AuditQuery) -> Vec<pb::AuditRecord> {
-    let mut c = pb::audit_client::AuditClient::new(h.user("audrey").await);
-    let mut s = c.query(q).await.unwrap().into_inner();
-    let mut out = Vec::new();
-    while let Some(r) = s.message().await.unwrap() {
-        out.push(r);
-    }
-    out
+    h.audit_entries("audrey", q).await
 }
 
 async fn grant(h: &Harness, req: pb::GrantRequest) -> Result<pb::AuthorisationInfo, tonic::Status> {

@@ -205,21 +205,12 @@ async fn opens_old(h: &Harness, who: &str, case: &str, auth: &str) -> bool {
 /// The audit entries of `user` whose action starts with `action`, read by
 /// the auditor `auditor` (of the user's force).
 async fn audit(h: &Harness, auditor: &str, user: &str, action: &str) -> Vec<pb::AuditRecord> {
-    let mut c = pb::audit_client::AuditClient::new(h.user(auditor).await);
-    let mut s = c
-        .query(pb::AuditQuery {
-            user: user.into(),
-            action: action.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(r) = s.message().await.unwrap() {
-        out.push(r);
-    }
-    out
+    let q = pb::AuditQuery {
+        user: user.into(),
+        action: action.into(),
+        ..Default::default()
+    };
+    h.audit_entries(auditor, q).await
 }
 
 /// Asserts a refusal's code and that its message names the rule.

@@ -210,20 +210,15 @@ fn refused<T: std::fmt::Debug>(what: &str, r: Result<T, tonic::Status>, code: Co
 /// `user`'s audit entries (as KENT's auditor reads them), as (action,
 /// case, outcome, reason).
 async fn audited(h: &Harness, user: &str) -> Vec<(String, String, String, String)> {
-    let mut a = pb::audit_client::AuditClient::new(h.user("kurt").await);
-    let mut s = a
-        .query(pb::AuditQuery {
-            user: user.into(),
-            ..Default::default()
-        })
+    let q = pb::AuditQuery {
+        user: user.into(),
+        ..Default::default()
+    };
+    h.audit_entries("kurt", q)
         .await
-        .unwrap()
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(e) = s.message().await.unwrap() {
-        out.push((e.action, e.case_ref, e.outcome, e.reason));
-    }
-    out
+        .into_iter()
+        .map(|e| (e.action, e.case_ref, e.outcome, e.reason))
+        .collect()
 }
 
 const NOT_SHARED: &str = "case AVON/OP-1 belongs to AVON and is not shared with KENT";
@@ -424,19 +419,16 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
     );
 
     // The share is in AVON's audit: who shared which case with whom.
-    let mut a = pb::audit_client::AuditClient::new(h.user("audrey").await);
-    let mut s = a
-        .query(pb::AuditQuery {
-            action: "case.share".into(),
-            ..Default::default()
-        })
+    let q = pb::AuditQuery {
+        action: "case.share".into(),
+        ..Default::default()
+    };
+    let shares: Vec<_> = h
+        .audit_entries("audrey", q)
         .await
-        .unwrap()
-        .into_inner();
-    let mut shares = Vec::new();
-    while let Some(e) = s.message().await.unwrap() {
-        shares.push((e.user, e.case_ref, e.outcome, e.query));
-    }
+        .into_iter()
+        .map(|e| (e.user, e.case_ref, e.outcome, e.query))
+        .collect();
     assert!(
         shares
             .iter()

@@ -100,20 +100,11 @@ fn listed(events: &[pb::AlertEvent]) -> Vec<(u64, String)> {
 
 /// Every audit entry, as the auditor `who` may read them.
 async fn audit(h: &Harness, who: &str, action: &str) -> Vec<pb::AuditRecord> {
-    let mut c = pb::audit_client::AuditClient::new(h.user(who).await);
-    let mut s = c
-        .query(pb::AuditQuery {
-            action: action.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(r) = s.message().await.unwrap() {
-        out.push(r);
-    }
-    out
+    let q = pb::AuditQuery {
+        action: action.into(),
+        ..Default::default()
+    };
+    h.audit_entries(who, q).await
 }
 
 fn who_and_outcome(records: &[pb::AuditRecord]) -> Vec<(String, String)> {

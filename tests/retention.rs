@@ -70,20 +70,11 @@ async fn held(h: &Harness, case: &str) -> Vec<String> {
 
 /// The retention passes' audit entries, as the auditor audrey reads them.
 async fn retention_passes(h: &Harness) -> Vec<pb::AuditRecord> {
-    let mut audit = pb::audit_client::AuditClient::new(h.user("audrey").await);
-    let mut s = audit
-        .query(pb::AuditQuery {
-            action: "retention.".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut passes = Vec::new();
-    while let Some(e) = s.message().await.unwrap() {
-        passes.push(e);
-    }
-    passes
+    let q = pb::AuditQuery {
+        action: "retention.".into(),
+        ..Default::default()
+    };
+    h.audit_entries("audrey", q).await
 }
 
 async fn run_retention(h: &Harness) -> pb::RetentionReport {

@@ -231,6 +231,17 @@ impl Harness {
         (rows, summary.expect("a search ends with a summary"))
     }
 
+    /// The audit entries `q` selects, as the auditor `auditor` may read them.
+    pub async fn audit_entries(&self, auditor: &str, q: pb::AuditQuery) -> Vec<pb::AuditRecord> {
+        let mut c = pb::audit_client::AuditClient::new(self.user(auditor).await);
+        let mut s = c.query(q).await.unwrap().into_inner();
+        let mut out = Vec::new();
+        while let Some(r) = s.message().await.unwrap() {
+            out.push(r);
+        }
+        out
+    }
+
     pub async fn node_info(&self, user: &str) -> pb::NodeInfoResponse {
         let mut admin = pb::admin_client::AdminClient::new(self.user(user).await);
         admin

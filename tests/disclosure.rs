@@ -8,34 +8,6 @@ mod support;
 use nadc_bof::pb;
 use support::{Harness, batch, read};
 
-fn ctx(case: &str) -> Option<pb::AccessContext> {
-    Some(pb::AccessContext {
-        purpose: "serious-crime".into(),
-        case_ref: case.into(),
-        ..Default::default()
-    })
-}
-
-async fn search(h: &Harness, vrm: &str, case: &str) -> Vec<pb::ReadRow> {
-    let mut c = pb::search_client::SearchClient::new(h.user("alice").await);
-    let mut s = c
-        .vrm_timeline(pb::VrmTimelineRequest {
-            vrm: vrm.into(),
-            access: ctx(case),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut rows = Vec::new();
-    while let Some(c) = s.message().await.unwrap() {
-        if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
-            rows.extend(b.rows);
-        }
-    }
-    rows
-}
-
 /// An agency in the schedule: force, consultation status, material count,
 /// (read id, material) of each read.
 type Agency = (String, i32, u64, Vec<(String, bool)>);
@@ -67,10 +39,10 @@ async fn the_schedule_groups_a_cases_material_by_owning_agency() {
         .await
         .unwrap();
 
-    let rows = search(&h, "CA53REF", "OP-DISC").await;
+    let rows = h.case_rows("CA53REF", "OP-DISC").await;
     assert_eq!(rows.len(), 3);
     // A read returned under another case only.
-    let other = search(&h, "OT43HER", "OP-ELSE").await;
+    let other = h.case_rows("OT43HER", "OP-ELSE").await;
     assert!(!rows[1].mou_consult && rows[2].mou_consult);
 
     // alice marks the second AVON read and the KENT read as material.

@@ -12,17 +12,9 @@ use std::ops::ControlFlow;
 use nadc_bof::pb;
 use nadc_core::vrm_match::ConfusableGroups;
 use nadc_store::Store;
-use support::{Harness, batch, now, read};
+use support::{Harness, batch, case_access, now, read};
 
 const DAY: i64 = 86_400_000;
-
-fn ctx(case: &str) -> Option<pb::AccessContext> {
-    Some(pb::AccessContext {
-        purpose: "serious-crime".into(),
-        case_ref: case.into(),
-        ..Default::default()
-    })
-}
 
 async fn rows(
     mut s: tonic::Streaming<pb::SearchChunk>,
@@ -38,25 +30,12 @@ async fn rows(
     (rows, summary)
 }
 
-/// Alice's (an analyst's) timeline of `vrm` under case `case`: its rows.
-async fn case_timeline(h: &Harness, vrm: &str, case: &str) -> Vec<pb::ReadRow> {
-    let mut c = pb::search_client::SearchClient::new(h.user("alice").await);
-    let s = c
-        .vrm_timeline(pb::VrmTimelineRequest {
-            vrm: vrm.into(),
-            access: ctx(case),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    rows(s).await.0
-}
-
 async fn held(h: &Harness, case: &str) -> Vec<String> {
     let mut c = pb::search_client::SearchClient::new(h.user("alice").await);
     let s = c
-        .held_reads(pb::HeldReadsRequest { access: ctx(case) })
+        .held_reads(pb::HeldReadsRequest {
+            access: case_access(case),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -127,7 +106,7 @@ async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
 
     // Dora (disclosure) holds a3 for OP-HOLD, by its provenance: a read
     // returned under OP-HOLD (only those can be held for it).
-    let timeline = case_timeline(&h, "HE12LDR", "OP-HOLD").await;
+    let timeline = h.case_rows("HE12LDR", "OP-HOLD").await;
     let p = timeline[0].provenance.clone().unwrap();
     let mut holds = pb::holds_client::HoldsClient::new(h.user("dora").await);
     let placed = holds
@@ -326,7 +305,7 @@ async fn register_entries_go_with_their_reads_except_held_ones() {
     ]))
     .await
     .unwrap();
-    let found = case_timeline(&h, "RG11STR", "OP-REG").await;
+    let found = h.case_rows("RG11STR", "OP-REG").await;
     assert_eq!(found.len(), 2);
     let p: Vec<pb::Provenance> = found
         .iter()

@@ -33,6 +33,15 @@ pub fn access() -> Option<pb::AccessContext> {
     })
 }
 
+/// The purpose the tests search under, with case `case`.
+pub fn case_access(case: &str) -> Option<pb::AccessContext> {
+    Some(pb::AccessContext {
+        purpose: "serious-crime".into(),
+        case_ref: case.into(),
+        ..Default::default()
+    })
+}
+
 pub fn force(f: &str) -> ForceId {
     ForceId::new(f).unwrap()
 }
@@ -229,6 +238,27 @@ impl Harness {
             }
         }
         (rows, summary.expect("a search ends with a summary"))
+    }
+
+    /// The rows of alice's (an analyst's) timeline of `vrm` under case `case`.
+    pub async fn case_rows(&self, vrm: &str, case: &str) -> Vec<pb::ReadRow> {
+        let mut c = pb::search_client::SearchClient::new(self.user("alice").await);
+        let mut s = c
+            .vrm_timeline(pb::VrmTimelineRequest {
+                vrm: vrm.into(),
+                access: case_access(case),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut rows = Vec::new();
+        while let Some(c) = s.message().await.unwrap() {
+            if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
+                rows.extend(b.rows);
+            }
+        }
+        rows
     }
 
     /// The audit entries `q` selects, as the auditor `auditor` may read them.

@@ -368,18 +368,40 @@ pub async fn refuse_case(
     }
 }
 
-/// Admits a caller with one of `roles` to a case its force is a member
-/// of, or audits the refusal.
-#[allow(clippy::too_many_arguments)]
-pub async fn admit<T>(
+/// A request about one case: its `case_ref` and `case_force` fields.
+pub trait CaseRequest {
+    /// `(case_ref, case_force)` as the caller sent them.
+    fn case(&self) -> (&str, &str);
+}
+
+macro_rules! case_requests {
+    ($($t:ty),* $(,)?) => {
+        $(impl CaseRequest for $t {
+            fn case(&self) -> (&str, &str) {
+                (&self.case_ref, &self.case_force)
+            }
+        })*
+    };
+}
+
+case_requests!(
+    pb::MarkMaterialRequest,
+    pb::SetConsultationRequest,
+    pb::ScheduleRequest,
+    pb::PlaceHoldRequest,
+    pb::ReleaseHoldRequest,
+);
+
+/// Admits a caller with one of `roles` to the case `req` names, if its
+/// force is a member of it, or audits the refusal.
+pub async fn admit<T: CaseRequest>(
     g: &Arc<Governance>,
     req: &Request<T>,
     roles: &[Role],
     action: &str,
     doing: &str,
-    case_ref: &str,
-    case_force: &str,
 ) -> Result<(Actor, CaseId), Status> {
+    let (case_ref, case_force) = req.get_ref().case();
     let (actor, user) = actor(req)?;
     let checked = need_role(&actor, user, roles, doing)
         .and_then(|()| g.cases.resolve(&actor, case_ref, case_force, doing));
@@ -433,19 +455,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
             "case.mark"
         };
         let g = &self.governance;
-        let (actor, case) = {
-            let q = req.get_ref();
-            admit(
-                g,
-                &req,
-                &SEARCHERS,
-                action,
-                "mark its material",
-                &q.case_ref,
-                &q.case_force,
-            )
-            .await?
-        };
+        let (actor, case) = admit(g, &req, &SEARCHERS, action, "mark its material").await?;
         let name = crate::cases::name_for(&actor, &case);
         let q = req.into_inner();
         if q.reads.len() > MAX_READS {
@@ -519,19 +529,14 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
     ) -> Result<Response<pb::ConsultationInfo>, Status> {
         let g = &self.governance;
         let action = "case.consultation";
-        let (actor, case) = {
-            let q = req.get_ref();
-            admit(
-                g,
-                &req,
-                &[Role::Disclosure],
-                action,
-                "record its consultations",
-                &q.case_ref,
-                &q.case_force,
-            )
-            .await?
-        };
+        let (actor, case) = admit(
+            g,
+            &req,
+            &[Role::Disclosure],
+            action,
+            "record its consultations",
+        )
+        .await?;
         let name = crate::cases::name_for(&actor, &case);
         let q = req.into_inner();
         let force =
@@ -577,19 +582,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
     ) -> Result<Response<pb::ScheduleResponse>, Status> {
         let g = &self.governance;
         let action = "case.schedule";
-        let (actor, case) = {
-            let q = req.get_ref();
-            admit(
-                g,
-                &req,
-                &SEARCHERS,
-                action,
-                "read its schedule",
-                &q.case_ref,
-                &q.case_force,
-            )
-            .await?
-        };
+        let (actor, case) = admit(g, &req, &SEARCHERS, action, "read its schedule").await?;
         let (store, c) = (self.store.clone(), case.clone());
         let mut r = blocking(move || schedule(store.as_ref(), &c)).await?;
         r.members = members_to_pb(g, &case);

@@ -263,19 +263,7 @@ impl pb::holds_server::Holds for HoldsService {
     ) -> Result<Response<pb::HoldResponse>, Status> {
         let g = &self.governance;
         let action = "hold.place";
-        let (actor, case) = {
-            let q = req.get_ref();
-            admit(
-                g,
-                &req,
-                &HOLDERS,
-                action,
-                "hold its reads",
-                &q.case_ref,
-                &q.case_force,
-            )
-            .await?
-        };
+        let (actor, case) = admit(g, &req, &HOLDERS, action, "hold its reads").await?;
         let name = crate::cases::name_for(&actor, &case);
         let q = req.into_inner();
         let refs = q
@@ -354,19 +342,7 @@ impl pb::holds_server::Holds for HoldsService {
     ) -> Result<Response<pb::HoldResponse>, Status> {
         let g = &self.governance;
         let action = "hold.release";
-        let (actor, case) = {
-            let q = req.get_ref();
-            admit(
-                g,
-                &req,
-                &HOLDERS,
-                action,
-                "release its holds",
-                &q.case_ref,
-                &q.case_force,
-            )
-            .await?
-        };
+        let (actor, case) = admit(g, &req, &HOLDERS, action, "release its holds").await?;
         let name = crate::cases::name_for(&actor, &case);
         if actor.force.as_ref() != Some(&case.owner) {
             let e = Status::permission_denied(format!(

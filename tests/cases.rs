@@ -11,7 +11,7 @@ mod support;
 
 use nadc_bof::pb;
 use nadc_core::Role;
-use support::{Harness, batch, force, read};
+use support::{Harness, batch, case_read_ref, force, held_read, read};
 use tonic::Code;
 
 /// KENT users, issued by the harness's CA: kate (analyst), ken
@@ -89,23 +89,6 @@ async fn held(
         .into_iter()
         .map(|r| r.provenance.unwrap().bof_read_id)
         .collect())
-}
-
-fn case_ref(r: &pb::ReadRow) -> pb::CaseReadRef {
-    let p = r.provenance.clone().unwrap();
-    pb::CaseReadRef {
-        node: p.node,
-        seq: p.seq,
-        observed_at: p.observed_at,
-    }
-}
-
-fn hold_ref(r: &pb::ReadRow) -> pb::HeldRead {
-    let p = r.provenance.clone().unwrap();
-    pb::HeldRead {
-        seq: p.seq,
-        observed_at: p.observed_at,
-    }
 }
 
 async fn schedule(
@@ -248,7 +231,7 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
     let rows = timeline(&h, "alice", "CA53REF", "OP-1", "").await.unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(
-        place(&h, "dora", "OP-1", "", vec![hold_ref(&rows[0])])
+        place(&h, "dora", "OP-1", "", vec![held_read(&rows[0])])
             .await
             .unwrap(),
         1
@@ -269,7 +252,7 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
     );
     refused(
         "kate mark",
-        mark(&h, "kate", "AVON", vec![case_ref(&rows[1])]).await,
+        mark(&h, "kate", "AVON", vec![case_read_ref(&rows[1])]).await,
         Code::PermissionDenied,
         NOT_SHARED,
     );
@@ -293,7 +276,7 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
     );
     refused(
         "ken hold",
-        place(&h, "ken", "OP-1", "AVON", vec![hold_ref(&rows[1])]).await,
+        place(&h, "ken", "OP-1", "AVON", vec![held_read(&rows[1])]).await,
         Code::PermissionDenied,
         NOT_SHARED,
     );
@@ -373,7 +356,7 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
     let k2 = timeline(&h, "kate", "OT43HER", "OP-2", "").await.unwrap();
     refused(
         "kim holds a read of another case",
-        place(&h, "kim", "OP-1", "", vec![hold_ref(&k2[0])]).await,
+        place(&h, "kim", "OP-1", "", vec![held_read(&k2[0])]).await,
         Code::PermissionDenied,
         &format!(
             "read seq {} captured {} was not returned under case OP-1 at this node",
@@ -445,7 +428,7 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
         .unwrap();
     assert_eq!(rows2.len(), 3);
     assert_eq!(
-        mark(&h, "kate", "AVON", vec![case_ref(&rows[1])])
+        mark(&h, "kate", "AVON", vec![case_read_ref(&rows[1])])
             .await
             .unwrap(),
         1
@@ -453,7 +436,7 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
     consult(&h, "kim", "AVON").await.unwrap();
     assert_eq!(held(&h, "kate", "OP-1", "AVON").await.unwrap(), ["a1"]);
     assert_eq!(
-        place(&h, "ken", "OP-1", "AVON", vec![hold_ref(&rows[1])])
+        place(&h, "ken", "OP-1", "AVON", vec![held_read(&rows[1])])
             .await
             .unwrap(),
         1

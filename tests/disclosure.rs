@@ -6,20 +6,11 @@
 mod support;
 
 use nadc_bof::pb;
-use support::{Harness, batch, read};
+use support::{Harness, batch, case_read_ref, read};
 
 /// An agency in the schedule: force, consultation status, material count,
 /// (read id, material) of each read.
 type Agency = (String, i32, u64, Vec<(String, bool)>);
-
-fn reference(r: &pb::ReadRow) -> pb::CaseReadRef {
-    let p = r.provenance.clone().unwrap();
-    pb::CaseReadRef {
-        node: p.node,
-        seq: p.seq,
-        observed_at: p.observed_at,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_schedule_groups_a_cases_material_by_owning_agency() {
@@ -51,9 +42,9 @@ async fn the_schedule_groups_a_cases_material_by_owning_agency() {
         .mark_material(pb::MarkMaterialRequest {
             case_ref: "OP-DISC".into(),
             reads: vec![
-                reference(&rows[1]),
-                reference(&rows[2]),
-                reference(&other[0]),
+                case_read_ref(&rows[1]),
+                case_read_ref(&rows[2]),
+                case_read_ref(&other[0]),
             ],
             unmark: false,
             note: "used in the interview".into(),

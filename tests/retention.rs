@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 use nadc_bof::pb;
 use nadc_core::vrm_match::ConfusableGroups;
 use nadc_store::Store;
-use support::{Harness, batch, case_access, now, read};
+use support::{Harness, batch, case_access, case_read_ref, held_read, now, read};
 
 const DAY: i64 = 86_400_000;
 
@@ -107,15 +107,11 @@ async fn expired_reads_go_from_every_index_and_held_ones_stay_for_their_case() {
     // Dora (disclosure) holds a3 for OP-HOLD, by its provenance: a read
     // returned under OP-HOLD (only those can be held for it).
     let timeline = h.case_rows("HE12LDR", "OP-HOLD").await;
-    let p = timeline[0].provenance.clone().unwrap();
     let mut holds = pb::holds_client::HoldsClient::new(h.user("dora").await);
     let placed = holds
         .place(pb::PlaceHoldRequest {
             case_ref: "OP-HOLD".into(),
-            reads: vec![pb::HeldRead {
-                seq: p.seq,
-                observed_at: p.observed_at,
-            }],
+            reads: vec![held_read(&timeline[0])],
             reason: "evidence in a murder trial".into(),
             ..Default::default()
         })
@@ -316,10 +312,7 @@ async fn register_entries_go_with_their_reads_except_held_ones() {
     holds
         .place(pb::PlaceHoldRequest {
             case_ref: "OP-REG".into(),
-            reads: vec![pb::HeldRead {
-                seq: p[0].seq,
-                observed_at: p[0].observed_at,
-            }],
+            reads: vec![held_read(&found[0])],
             reason: "trial".into(),
             ..Default::default()
         })
@@ -329,11 +322,7 @@ async fn register_entries_go_with_their_reads_except_held_ones() {
     let marked = d
         .mark_material(pb::MarkMaterialRequest {
             case_ref: "OP-REG".into(),
-            reads: vec![pb::CaseReadRef {
-                node: p[1].node.clone(),
-                seq: p[1].seq,
-                observed_at: p[1].observed_at,
-            }],
+            reads: vec![case_read_ref(&found[1])],
             ..Default::default()
         })
         .await

@@ -302,6 +302,25 @@ pub async fn read_ids(
     Ok((ids, summary))
 }
 
+/// A returned read as a case register names it (to mark it as material).
+pub fn case_read_ref(r: &pb::ReadRow) -> pb::CaseReadRef {
+    let p = r.provenance.clone().unwrap();
+    pb::CaseReadRef {
+        node: p.node,
+        seq: p.seq,
+        observed_at: p.observed_at,
+    }
+}
+
+/// A returned read as a legal hold names it.
+pub fn held_read(r: &pb::ReadRow) -> pb::HeldRead {
+    let p = r.provenance.clone().unwrap();
+    pb::HeldRead {
+        seq: p.seq,
+        observed_at: p.observed_at,
+    }
+}
+
 /// A read at camera `camera` `mins_ago` minutes before [`now`].
 pub fn read(id: &str, vrm: &str, camera: &str, mins_ago: i64) -> pb::Read {
     pb::Read {

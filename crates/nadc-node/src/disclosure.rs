@@ -323,10 +323,19 @@ pub fn shown(actor: &Actor, case_ref: &str, case_force: &str) -> String {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Status> {
+    blocking_in("case register: ", f).await
+}
+
+/// Runs store work `f` off the async threads: a panic is an internal
+/// error, a store error unavailable (its message after `context`).
+pub async fn blocking_in<T: Send + 'static>(
+    context: &'static str,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::unavailable(format!("case register: {e}")))
+        .map_err(|e| Status::unavailable(format!("{context}{e}")))
 }
 
 /// Writes an audit entry of a case action (`case_name` as the actor

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::disclosure::{admit, audit_case, refuse_case};
+use crate::disclosure::{admit, audit_case, blocking_in, refuse_case};
 use crate::governance::{Actor, Audited, Governance};
 use crate::recent::RecentReads;
 
@@ -303,12 +303,10 @@ impl pb::holds_server::Holds for HoldsService {
             refs.clone(),
             g.node().to_string(),
         );
-        let returned = tokio::task::spawn_blocking(move || {
+        let returned = blocking_in("", move || {
             crate::disclosure::returned_under(store.as_ref(), &c, &node, &rs)
         })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::unavailable(e.to_string()))?;
+        .await?;
         if let Some(i) = returned.iter().position(|r| !r) {
             let e = Status::permission_denied(format!(
                 "read seq {} captured {} was not returned under case {name} at this node: only reads returned under a case can be held for it",
@@ -318,10 +316,7 @@ impl pb::holds_server::Holds for HoldsService {
             return Err(refuse_case(g, &actor, action, &name, e).await);
         }
         let (store, c, rs) = (self.store.clone(), case.clone(), refs.clone());
-        let fresh = tokio::task::spawn_blocking(move || store.hold(&c, &rs))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let fresh = blocking_in("", move || store.hold(&c, &rs)).await?;
         audit_case(
             g,
             &actor,
@@ -352,10 +347,7 @@ impl pb::holds_server::Holds for HoldsService {
             return Err(refuse_case(g, &actor, action, &name, e).await);
         }
         let (store, c) = (self.store.clone(), case.clone());
-        let n = tokio::task::spawn_blocking(move || store.release(&c))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let n = blocking_in("", move || store.release(&c)).await?;
         audit_case(
             g,
             &actor,

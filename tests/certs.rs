@@ -15,8 +15,6 @@ use nadc_bof::push::push_batch;
 use nadc_bof::{ClientTls, pb};
 use nadc_core::Principal;
 use nadc_pki::{PkiLayout, Serial};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use support::{Harness, batch, force, read};
 use tonic::transport::Channel;
 
@@ -87,26 +85,9 @@ async fn served_certificate(addr: SocketAddr, layout: &PkiLayout) -> Vec<u8> {
         layout.user_key("alice"),
     );
     tokio::task::spawn_blocking(move || {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(&ca).unwrap() {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let chain = CertificateDer::pem_file_iter(&cert)
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(&key).unwrap())
-        .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        let config = support::handshake::client_config(&ca, &cert, &key);
         let mut conn =
-            rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
-                .unwrap();
+            rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
         let mut tcp = std::net::TcpStream::connect(addr).unwrap();
         while conn.is_handshaking() {
             conn.complete_io(&mut tcp).unwrap();

@@ -11,14 +11,9 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// A TLS 1.3 handshake with a plain rustls client presenting `cert`: the
-/// client's address, and the alert the node sent (if it refused).
-pub fn handshake(
-    addr: SocketAddr,
-    ca: &Path,
-    cert: &Path,
-    key: &Path,
-) -> (SocketAddr, Option<String>) {
+/// A plain rustls TLS 1.3 client presenting `cert` (with `key`), trusting
+/// `ca`, offering HTTP/2.
+pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
@@ -36,8 +31,19 @@ pub fn handshake(
     .with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap())
     .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let mut conn =
-        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    Arc::new(config)
+}
+
+/// A TLS 1.3 handshake with a plain rustls client presenting `cert`: the
+/// client's address, and the alert the node sent (if it refused).
+pub fn handshake(
+    addr: SocketAddr,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> (SocketAddr, Option<String>) {
+    let config = client_config(ca, cert, key);
+    let mut conn = rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
     let mut tcp = std::net::TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let local = tcp.local_addr().unwrap();

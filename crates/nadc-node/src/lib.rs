@@ -32,6 +32,7 @@ pub mod retention;
 pub mod search;
 pub mod tls;
 pub mod trust;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -221,6 +222,7 @@ pub async fn start_with_listener(
         governance: governance.clone(),
         federation: federation.clone(),
         stop: stop_rx.clone(),
+        stalled_reader: std::time::Duration::from_secs(cfg.limits.stalled_reader_s),
     };
     // (Force codes were checked with the rest of the configuration.)
     let per_force_days: std::collections::BTreeMap<_, _> = cfg
@@ -243,6 +245,9 @@ pub async fn start_with_listener(
         admission: limits::Admission::new(&cfg.limits),
         stop: stop_rx.clone(),
     };
+    // Searches, alert history replays and audit queries share these
+    // workers: ingest and live alerting keep the rest of the blocking pool.
+    let search_workers = workers::SearchWorkers::new(&cfg.limits);
     let search = search::SearchService {
         store: store.clone(),
         node: name.clone(),
@@ -254,6 +259,7 @@ pub async fn start_with_listener(
         default_limit: cfg.default_search_limit,
         max_limit: cfg.max_search_limit,
         caps: cfg.search_caps.clone(),
+        workers: search_workers.clone(),
     };
     let retention = Arc::new(retention::Retention {
         store: store.clone(),
@@ -300,6 +306,7 @@ pub async fn start_with_listener(
     let audit = governance::AuditService {
         store: store.clone(),
         governance: governance.clone(),
+        workers: search_workers.clone(),
     };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(nadc_proto::FILE_DESCRIPTOR_SET)
@@ -313,13 +320,25 @@ pub async fn start_with_listener(
             stop_rx.clone(),
         ));
     }
-    let incoming = tls::accept_loop(listener, tls.clone(), stop_rx.clone());
+    let incoming = tls::accept_loop(
+        listener,
+        tls.clone(),
+        stop_rx.clone(),
+        std::time::Duration::from_millis(cfg.limits.handshake_timeout_ms),
+    );
     let mut stop_signal = stop_rx;
     let max_message = cfg.limits.max_message_bytes;
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(cfg.limits.max_concurrent_streams)
         .concurrency_limit_per_connection(cfg.limits.max_requests_per_connection)
         .load_shed(true)
+        // A connection whose peer stopped answering is closed.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(
+            cfg.limits.keepalive_interval_s,
+        )))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(
+            cfg.limits.keepalive_timeout_s,
+        )))
         .add_service(health)
         .add_service(reflection)
         .add_service(

@@ -371,12 +371,14 @@ pub type Incoming =
     tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>>;
 
 /// Accepts TCP connections on `listener` and completes TLS handshakes
-/// concurrently (10 s limit each) with the configuration current in `tls`
-/// at each accept, until `stop` changes.
+/// concurrently (`handshake_timeout` each: a client that connects and never
+/// completes its handshake is closed) with the configuration current in
+/// `tls` at each accept, until `stop` changes.
 pub fn accept_loop(
     listener: TcpListener,
     tls: Arc<NodeTls>,
     mut stop: watch::Receiver<bool>,
+    handshake_timeout: Duration,
 ) -> Incoming {
     let (tx, rx) = mpsc::channel(128);
     tokio::spawn(async move {
@@ -395,7 +397,9 @@ pub fn accept_loop(
             let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(tls.current());
             let tx = tx.clone();
-            tokio::spawn(async move { handshake(acceptor, tcp, peer, tx).await });
+            tokio::spawn(
+                async move { handshake(acceptor, tcp, peer, tx, handshake_timeout).await },
+            );
         }
         debug!("accept loop stopped");
     });
@@ -444,9 +448,10 @@ async fn handshake(
     tcp: TcpStream,
     peer: SocketAddr,
     tx: mpsc::Sender<Result<TlsStream<TcpStream>, std::io::Error>>,
+    timeout: Duration,
 ) {
     let accept = acceptor.accept(tcp).into_fallible();
-    match tokio::time::timeout(Duration::from_secs(10), accept).await {
+    match tokio::time::timeout(timeout, accept).await {
         Ok(Ok(tls)) => {
             let _ = tx.send(Ok(tls)).await;
         }
@@ -454,7 +459,8 @@ async fn handshake(
             warn!(peer = %peer, reason = %refusal_reason(&e), "tls handshake refused");
             linger_close(tcp).await;
         }
-        Err(_) => warn!(peer = %peer, "tls handshake timed out"),
+        Err(_) => warn!(peer = %peer, timeout_ms = timeout.as_millis() as u64,
+            "tls handshake not completed in time (limits.handshake_timeout_ms): closed"),
     }
 }
 

@@ -49,6 +49,8 @@ pub struct AlertsService {
     /// (so the subscriber reconnects and resumes) instead of holding the
     /// node open.
     pub stop: watch::Receiver<bool>,
+    /// How long a watch waits for its client to read before it is ended.
+    pub stalled_reader: std::time::Duration,
 }
 
 /// A stream of alert events.
@@ -363,6 +365,7 @@ impl pb::alerts_server::Alerts for AlertsService {
             q.after
         };
         let watcher = grant.clone();
+        let stalled = self.stalled_reader;
         tokio::spawn(async move {
             let mut pos = start;
             loop {
@@ -376,9 +379,25 @@ impl pb::alerts_server::Alerts for AlertsService {
                     clock.clone(),
                 );
                 let sink = tx.clone();
+                let handle = tokio::runtime::Handle::current();
+                let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let cut_off = cut.clone();
                 let drained = tokio::task::spawn_blocking(move || {
+                    // A watcher that reads nothing for `stalled_reader` is
+                    // cut off: its drain frees its thread.
                     drain_blocking(s.as_ref(), &n, &g, &f, pos, c.now(), &mut |batch| {
-                        batch.into_iter().all(|e| sink.blocking_send(Ok(e)).is_ok())
+                        batch.into_iter().all(|e| {
+                            match crate::workers::send_within(&handle, &sink, Ok(e), stalled) {
+                                Ok(()) => true,
+                                Err(gone) => {
+                                    if let crate::workers::Gone::Stalled(_) = gone {
+                                        tracing::warn!("alert watch: {gone}");
+                                        cut_off.store(true, std::sync::atomic::Ordering::Relaxed);
+                                    }
+                                    false
+                                }
+                            }
+                        })
                     })
                 })
                 .await;
@@ -393,7 +412,8 @@ impl pb::alerts_server::Alerts for AlertsService {
                         return;
                     }
                 };
-                if history_only || tx.is_closed() {
+                if history_only || tx.is_closed() || cut.load(std::sync::atomic::Ordering::Relaxed)
+                {
                     return;
                 }
                 // Wait for a newer position, for the subscriber to go, or

@@ -367,9 +367,10 @@ async fn the_audit_says_who_searched_whose_data_and_detects_tampering() {
         .unwrap()
         .into_inner();
     assert!(v.intact, "{v:?}");
-    // The two searches, the auditor's two queries and this verification
-    // (an auditor's own queries are audited too).
-    assert_eq!(v.entries, 5);
+    // The two searches, the auditor's two queries, alice's refused
+    // verification (refused at the gate, audited there) and this one (an
+    // auditor's own queries are audited too).
+    assert_eq!(v.entries, 6);
 
     // Someone with access to the disk edits entry 1 (hiding the case) and
     // recomputes nothing: the chain breaks at entry 1.

@@ -281,7 +281,7 @@ async fn a_wrong_role_is_refused_with_permission_denied_naming_the_caller() {
 }
 
 #[tokio::test]
-async fn reloading_a_new_crl_refuses_new_connections_of_the_revoked_certificate_only() {
+async fn reloading_a_new_crl_refuses_and_cuts_the_connections_of_the_revoked_certificate_only() {
     let mut h = Harness::start().await;
     h.cameras("AVON", 1).await;
     h.cameras("KENT", 1).await;
@@ -291,6 +291,20 @@ async fn reloading_a_new_crl_refuses_new_connections_of_the_revoked_certificate_
     h.restart().await;
     let open = h.bof("AVON").await;
     assert_eq!(push_one(open.clone(), "a1").await, Ok(1));
+    let kent_open = h.bof("KENT").await;
+    assert_eq!(push_one(kent_open.clone(), "k0").await, Ok(1));
+    // A push stream left open across the revocation.
+    let (batches, rx) = tokio::sync::mpsc::channel(4);
+    let mut acks = pb::ingest_client::IngestClient::new(open.clone())
+        .push_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    batches
+        .send(batch(vec![read("s1", "AB12CDE", "C1", 6)]))
+        .await
+        .unwrap();
+    assert_eq!(acks.message().await.unwrap().unwrap().accepted, 1);
 
     h.layout
         .revoke_cert_file(&h.layout.bof_cert(&force("AVON")))
@@ -302,16 +316,31 @@ async fn reloading_a_new_crl_refuses_new_connections_of_the_revoked_certificate_
     let reloaded = node.reload_tls().unwrap();
     assert_eq!(reloaded.crls.len(), 1);
     assert_eq!(reloaded.crls[0].revoked.len(), 1);
+    // Both of AVON's BOF connections (the first channel's and this test's
+    // two handshakes before the reload) were cut; nobody else's.
+    assert!(reloaded.cut >= 1, "{reloaded:?}");
+    // The open stream ends with an error, and acknowledges nothing more.
+    let _ = batches
+        .send(batch(vec![read("s2", "AB12CDE", "C1", 7)]))
+        .await;
+    let after = acks.message().await;
+    assert!(after.is_err(), "the stream goes on: {after:?}");
 
     refused!(
         node_info(&h.url, &h.bof_tls("AVON")),
         "CertificateRevoked",
         "revoked",
     );
-    // A connection accepted before the reload carries on.
-    assert_eq!(push_one(open, "a3").await, Ok(1));
+    // A connection accepted before the reload was cut: its channel can
+    // only reconnect, and that is refused.
+    let again = push_one(open, "a3").await.unwrap_err();
+    assert!(
+        again.contains("revoked") || again.contains("transport"),
+        "{again}"
+    );
     // Everyone else connects as before.
-    assert_eq!(push_one(h.bof("KENT").await, "k1").await, Ok(1));
+    assert_eq!(push_one(kent_open, "k1").await, Ok(1));
+    assert_eq!(push_one(h.bof("KENT").await, "k2").await, Ok(1));
     assert_eq!(
         node_info(&h.url, &h.user_tls("alice")).await.unwrap(),
         "user alice of AVON"

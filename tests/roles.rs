@@ -464,3 +464,69 @@ async fn every_rpc_lets_through_exactly_the_callers_its_rule_names() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Calls `path` (a method no service may have) with an empty message.
+async fn call_path(ch: Channel, path: &'static str) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(ch);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<pb::NodeInfoRequest, pb::NodeInfoResponse>::default();
+    grpc.unary(
+        tonic::Request::new(pb::NodeInfoRequest {}),
+        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        codec,
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_rpc_without_a_row_in_the_rules_table_is_refused_for_everyone() {
+    let h = Harness::start().await;
+    for who in ["carol", "bof:AVON", "audrey"] {
+        for path in ["/nadc.v1.Search/Everything", "/nadc.v1.Backdoor/Dump"] {
+            let e = call_path(channel(&h, who).await, path).await;
+            assert_eq!(e.code(), Code::PermissionDenied, "{who} {path}: {e}");
+            assert!(
+                e.message().contains("no access rule") && e.message().contains(path),
+                "{}",
+                e.message()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_refused_at_the_gate_is_told_the_rule_and_audited() {
+    let h = Harness::start().await;
+    // nora holds no role: the searching gate names what she lacks.
+    let e = pb::search_client::SearchClient::new(channel(&h, "nora").await)
+        .geo_search(pb::GeoSearchRequest {
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(
+        e.message().contains("GeoSearch needs a searching role"),
+        "{}",
+        e.message()
+    );
+    // The refusal is in the log under the search's action, with her name.
+    let mut entries = pb::audit_client::AuditClient::new(channel(&h, "audrey").await)
+        .query(pb::AuditQuery {
+            user: "nora".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while let Some(e) = entries.message().await.unwrap() {
+        seen.push((e.action, e.outcome));
+    }
+    assert_eq!(
+        seen,
+        vec![("search.geo".to_string(), "refused".to_string())]
+    );
+}

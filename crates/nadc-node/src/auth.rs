@@ -3,10 +3,19 @@
 //!
 //! The TLS layer has already verified the certificate chain against the
 //! node's CA; here the principal URI in it decides what the caller may do.
-//! Nothing in a request payload can change who the caller is.
+//! Nothing in a request payload can change who the caller is. The same
+//! layer applies the RPC's gate from [`crate::rules`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use nadc_core::{ForceId, Principal, Role};
 use tonic::codegen::http;
+use tracing::warn;
+
+use crate::governance::{Actor, Audited, Governance};
+use crate::rules;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Request, Status};
 
@@ -68,32 +77,53 @@ pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     }
 }
 
-/// The tower layer that authenticates every request once, before any
-/// service sees it: it reads the principal from the connection's verified
-/// client certificate and puts it in the request's extensions.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AuthLayer;
+/// The tower layer in front of every service: it reads the principal once
+/// per request from the connection's verified client certificate, puts it
+/// in the request's extensions, and lets the request through only if the
+/// RPC has a row in [`crate::rules::RULES`] whose gate the caller passes;
+/// a caller refused at the gate is audited under the row's action.
+#[derive(Clone)]
+pub struct AuthLayer {
+    governance: Arc<Governance>,
+}
+
+impl AuthLayer {
+    /// The layer, checking gates under `governance`'s policy and auditing
+    /// refusals in its log.
+    pub fn new(governance: Arc<Governance>) -> Self {
+        Self { governance }
+    }
+}
 
 impl<S> tower::Layer<S> for AuthLayer {
     type Service = Authenticate<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Authenticate { inner }
+        Authenticate {
+            inner,
+            governance: self.governance.clone(),
+        }
     }
 }
 
 /// [`AuthLayer`]'s service.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Authenticate<S> {
     inner: S,
+    governance: Arc<Governance>,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for Authenticate<S>
+type Answer<R, E> = Pin<Box<dyn Future<Output = Result<http::Response<R>, E>> + Send>>;
+
+impl<S, B, R> tower::Service<http::Request<B>> for Authenticate<S>
 where
-    S: tower::Service<http::Request<B>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Default + Send + 'static,
+    S::Error: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<R>;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = Answer<R, S::Error>;
 
     fn poll_ready(
         &mut self,
@@ -108,8 +138,31 @@ where
             .get::<TlsConnectInfo<TcpConnectInfo>>()
             .and_then(|i| i.peer_certs());
         let found = principal_of(certs.as_deref().map(Vec::as_slice));
+        let path = req.uri().path();
+        let Some(rule) = rules::rule_for(path) else {
+            let refused = rules::unruled(path);
+            warn!(path = %refused.message(), "request for an RPC with no access rule refused");
+            return Box::pin(async move { Ok(refused.into_http()) });
+        };
+        let principal = match &found {
+            Ok(p) => p.clone(),
+            Err(e) => {
+                let refused = Status::from(e);
+                return Box::pin(async move { Ok(refused.into_http()) });
+            }
+        };
+        if let Err(refused) = rule.admit(&principal, &self.governance.policy) {
+            let g = self.governance.clone();
+            return Box::pin(async move {
+                let actor = Actor::of(&principal);
+                let refused = g
+                    .refuse(&actor, rule.action, &Audited::default(), refused)
+                    .await;
+                Ok(refused.into_http())
+            });
+        }
         req.extensions_mut().insert(Authenticated(found));
-        self.inner.call(req)
+        Box::pin(self.inner.call(req))
     }
 }
 

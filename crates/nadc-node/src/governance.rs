@@ -314,6 +314,7 @@ impl Governance {
             .then(|| crate::cases::Done {
                 by: entry.user.clone(),
                 at: entry.at.millis(),
+                revoked: false,
             });
         if let Some(done) = &opening {
             entries.push(crate::cases::opening_entry(case, done).map_err(audit_unavailable)?);
@@ -437,6 +438,8 @@ pub struct AuditService {
     pub store: Arc<dyn Store>,
     /// Where an auditor's own queries are audited.
     pub governance: Arc<Governance>,
+    /// A query holds a search worker while it reads the log.
+    pub workers: crate::workers::SearchWorkers,
 }
 
 /// Whether an auditor of `force` may read entry `e`: its actor is of
@@ -556,6 +559,8 @@ impl pb::audit_server::Audit for AuditService {
         } else {
             q.limit as usize
         };
+        let user = format!("{force}/{}", actor.user);
+        let worker = self.workers.acquire(&user).await?;
         let store = self.store.clone();
         let (tx, rx) = mpsc::channel(64);
         tokio::task::spawn_blocking(move || {
@@ -565,13 +570,13 @@ impl pb::audit_server::Audit for AuditService {
                     return ControlFlow::Continue(());
                 }
                 sent += 1;
-                if tx.blocking_send(Ok(audit_to_pb(&e))).is_err() || sent >= limit {
+                if worker.send(&tx, Ok(audit_to_pb(&e))).is_err() || sent >= limit {
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())
             });
             if let Err(e) = r {
-                let _ = tx.blocking_send(Err(store_status(e)));
+                let _ = worker.send(&tx, Err(store_status(e)));
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

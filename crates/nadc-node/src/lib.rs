@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cameras;
 pub mod cases;
 pub mod config;
+pub mod connections;
 pub mod disclosure;
 pub mod edge;
 pub mod federation;
@@ -31,9 +32,11 @@ pub mod page;
 pub mod recent;
 pub mod relay;
 pub mod retention;
+pub mod rules;
 pub mod search;
 pub mod tls;
 pub mod trust;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,12 +87,14 @@ pub struct RunningNode {
 
 impl RunningNode {
     /// Re-reads the TLS files named in the configuration (CA, CRLs, the
-    /// node's certificate and key): new connections use them, open ones
-    /// carry on. On error (naming the file) the node keeps the configuration
+    /// node's certificate and key): new connections use them; open ones
+    /// carry on, except those whose certificate the CRLs now revoke, which
+    /// are cut. On error (naming the file) the node keeps the configuration
     /// it had; a certificate naming another node is refused.
     pub fn reload_tls(&self) -> Result<tls::Reloaded, NodeError> {
         let reloaded = self.tls.reload()?;
-        info!(node = %self.name, crls = reloaded.crls.len(), "tls configuration reloaded");
+        info!(node = %self.name, crls = reloaded.crls.len(), cut = reloaded.cut,
+            "tls configuration reloaded");
         Ok(reloaded)
     }
 
@@ -215,6 +220,10 @@ pub async fn start_with_listener(
         governance: governance.clone(),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Searches, analyses and audit queries share these workers (alert
+    // watches count against their user's cap but take no worker): ingest
+    // and live alerting keep the rest of the blocking pool.
+    let search_workers = workers::SearchWorkers::new(&cfg.limits);
     let alerts_service = alerts::AlertsService {
         store: store.clone(),
         hub,
@@ -223,6 +232,7 @@ pub async fn start_with_listener(
         governance: governance.clone(),
         federation: federation.clone(),
         stop: stop_rx.clone(),
+        workers: search_workers.clone(),
     };
     // (Force codes were checked with the rest of the configuration.)
     let per_force_days: std::collections::BTreeMap<_, _> = cfg
@@ -256,6 +266,7 @@ pub async fn start_with_listener(
         default_limit: cfg.default_search_limit,
         max_limit: cfg.max_search_limit,
         caps: cfg.search_caps.clone(),
+        workers: search_workers.clone(),
     };
     let retention = Arc::new(retention::Retention {
         store: store.clone(),
@@ -302,6 +313,7 @@ pub async fn start_with_listener(
     let audit = governance::AuditService {
         store: store.clone(),
         governance: governance.clone(),
+        workers: search_workers.clone(),
     };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(nadc_proto::FILE_DESCRIPTOR_SET)
@@ -315,7 +327,12 @@ pub async fn start_with_listener(
             stop_rx.clone(),
         ));
     }
-    let incoming = tls::accept_loop(listener, tls.clone(), stop_rx.clone());
+    let incoming = tls::accept_loop(
+        listener,
+        tls.clone(),
+        stop_rx.clone(),
+        std::time::Duration::from_millis(cfg.limits.handshake_timeout_ms),
+    );
     let mut stop_signal = stop_rx;
     let max_message = cfg.limits.max_message_bytes;
     let router = tonic::transport::Server::builder()
@@ -323,7 +340,14 @@ pub async fn start_with_listener(
         .concurrency_limit_per_connection(cfg.limits.max_requests_per_connection)
         .load_shed(true)
         .layer(edge::BoundStatusLayer)
-        .layer(auth::AuthLayer)
+        .layer(auth::AuthLayer::new(governance.clone()))
+        // A connection whose peer stopped answering is closed.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(
+            cfg.limits.keepalive_interval_s,
+        )))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(
+            cfg.limits.keepalive_timeout_s,
+        )))
         .add_service(health)
         .add_service(reflection)
         .add_service(

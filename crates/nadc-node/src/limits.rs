@@ -58,6 +58,22 @@ pub struct LimitsConfig {
     pub per_force_reads_per_s: u64,
     /// Reads a force may push at once above its rate (the bucket's size).
     pub per_force_burst: u64,
+    /// Searches running at once, node-wide (each holds a blocking thread;
+    /// ingest and alerting keep the rest). See [`crate::workers`].
+    pub search_workers: usize,
+    /// How long a search may wait for a worker before it is refused, ms.
+    pub search_queue_ms: u64,
+    /// How long a search waits for its client to read before it is cut
+    /// off and its worker freed, s.
+    pub stalled_reader_s: u64,
+    /// Searches one user (force and name) may have open at once.
+    pub searches_per_user: usize,
+    /// How long a new connection may take to complete its TLS handshake, ms.
+    pub handshake_timeout_ms: u64,
+    /// Interval of HTTP/2 keepalive pings to each client, s.
+    pub keepalive_interval_s: u64,
+    /// How long a ping may go unanswered before the connection is closed, s.
+    pub keepalive_timeout_s: u64,
 }
 
 impl Default for LimitsConfig {
@@ -70,6 +86,13 @@ impl Default for LimitsConfig {
             queue_wait_ms: 2_000,
             per_force_reads_per_s: 0,
             per_force_burst: 100_000,
+            search_workers: 16,
+            search_queue_ms: 2_000,
+            stalled_reader_s: 30,
+            searches_per_user: 8,
+            handshake_timeout_ms: 10_000,
+            keepalive_interval_s: 60,
+            keepalive_timeout_s: 20,
         }
     }
 }
@@ -89,6 +112,12 @@ impl LimitsConfig {
             ),
             ("ingest_concurrency", self.ingest_concurrency as u64),
             ("per_force_burst", self.per_force_burst),
+            ("search_workers", self.search_workers as u64),
+            ("stalled_reader_s", self.stalled_reader_s),
+            ("searches_per_user", self.searches_per_user as u64),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("keepalive_interval_s", self.keepalive_interval_s),
+            ("keepalive_timeout_s", self.keepalive_timeout_s),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -100,6 +129,27 @@ impl LimitsConfig {
                 "limits.max_message_bytes {} must be at least 65536",
                 self.max_message_bytes
             ));
+        }
+        // Searches must leave ingest and alerting most of tokio's blocking
+        // pool (512 threads), whatever searchers do.
+        if self.search_workers > 256 {
+            return Err(format!(
+                "limits.search_workers {} is too many: at most 256 (half the blocking pool, \
+                 so ingest and alerting keep theirs)",
+                self.search_workers
+            ));
+        }
+        let bounded = [
+            ("search_queue_ms", self.search_queue_ms, 60_000),
+            ("stalled_reader_s", self.stalled_reader_s, 3_600),
+            ("handshake_timeout_ms", self.handshake_timeout_ms, 120_000),
+            ("keepalive_interval_s", self.keepalive_interval_s, 3_600),
+            ("keepalive_timeout_s", self.keepalive_timeout_s, 600),
+        ];
+        for (key, v, max) in bounded {
+            if v > max {
+                return Err(format!("limits.{key} {v} is too long: at most {max}"));
+            }
         }
         Ok(())
     }
@@ -291,5 +341,58 @@ mod tests {
         };
         assert!(cfg.validate().unwrap_err().contains("ingest_concurrency"));
         LimitsConfig::default().validate().unwrap();
+        for (cfg, key) in [
+            (
+                LimitsConfig {
+                    search_workers: 0,
+                    ..LimitsConfig::default()
+                },
+                "search_workers",
+            ),
+            (
+                LimitsConfig {
+                    search_workers: 100_000,
+                    ..LimitsConfig::default()
+                },
+                "search_workers",
+            ),
+            (
+                LimitsConfig {
+                    stalled_reader_s: 0,
+                    ..LimitsConfig::default()
+                },
+                "stalled_reader_s",
+            ),
+            (
+                LimitsConfig {
+                    searches_per_user: 0,
+                    ..LimitsConfig::default()
+                },
+                "searches_per_user",
+            ),
+            (
+                LimitsConfig {
+                    handshake_timeout_ms: 0,
+                    ..LimitsConfig::default()
+                },
+                "handshake_timeout_ms",
+            ),
+            (
+                LimitsConfig {
+                    handshake_timeout_ms: 10_000_000,
+                    ..LimitsConfig::default()
+                },
+                "handshake_timeout_ms",
+            ),
+            (
+                LimitsConfig {
+                    keepalive_timeout_s: 0,
+                    ..LimitsConfig::default()
+                },
+                "keepalive_timeout_s",
+            ),
+        ] {
+            assert!(cfg.validate().unwrap_err().contains(key), "{key}");
+        }
     }
 }

@@ -34,6 +34,7 @@ use crate::governance::{Actor, Audited, Governance};
 use crate::hotlists::HotlistRegistry;
 use crate::merge::{Merge, Order, Source};
 use crate::page::PageVrms;
+use crate::workers::{Gone, SearchWorkers, Worker};
 use nadc_core::access::AccessContext;
 use nadc_core::audit::Outcome;
 use serde_json::json;
@@ -64,6 +65,8 @@ pub struct SearchService {
     pub max_limit: usize,
     /// Caps on over-broad searches.
     pub caps: SearchCaps,
+    /// The blocking threads searches may hold, and open searches per user.
+    pub workers: SearchWorkers,
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::SearchChunk, Status>> + Send>>;
@@ -104,7 +107,10 @@ fn rows_chunk(rows: Vec<pb::ReadRow>) -> pb::SearchChunk {
 }
 
 /// Sends computed rows in chunks, then optional VRM summaries, then the summary.
+/// The user's place is freed before the summary goes (see
+/// [`Worker::release_user`]).
 fn send_result(
+    worker: &mut Worker,
     tx: &mpsc::Sender<Result<pb::SearchChunk, Status>>,
     rows: Vec<pb::ReadRow>,
     vrms: Option<pb::VrmSummaries>,
@@ -113,22 +119,29 @@ fn send_result(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<pb::ReadRow> = rows.by_ref().take(CHUNK_ROWS).collect();
-        if tx.blocking_send(Ok(rows_chunk(chunk))).is_err() {
+        if worker.send(tx, Ok(rows_chunk(chunk))).is_err() {
             return;
         }
     }
     if let Some(v) = vrms
-        && tx
-            .blocking_send(Ok(pb::SearchChunk {
-                chunk: Some(pb::search_chunk::Chunk::Vrms(v)),
-            }))
+        && worker
+            .send(
+                tx,
+                Ok(pb::SearchChunk {
+                    chunk: Some(pb::search_chunk::Chunk::Vrms(v)),
+                }),
+            )
             .is_err()
     {
         return;
     }
-    let _ = tx.blocking_send(Ok(pb::SearchChunk {
-        chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
-    }));
+    worker.release_user();
+    let _ = worker.send(
+        tx,
+        Ok(pb::SearchChunk {
+            chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
+        }),
+    );
 }
 
 /// A request's time, if it is set and readable.
@@ -174,6 +187,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whose open searches this one counts among: force and name.
+    fn user_key(&self) -> String {
+        let force = self.actor.force.as_ref().map_or("-", |f| f.as_str());
+        format!("{force}/{}", self.actor.user)
+    }
+
     /// The permitted part of `from..=to` (possibly clipped, noted).
     fn permit(&mut self, from: Timestamp, to: Timestamp) -> Result<(Timestamp, Timestamp), Status> {
         let p = self
@@ -798,6 +817,10 @@ impl SearchService {
             Ok(q) => q,
             Err(status) => return Err(self.refuse(&plan, search, status).await),
         };
+        let mut worker = match self.workers.acquire(&plan.user_key()).await {
+            Ok(w) => w,
+            Err(status) => return Err(self.refuse(&plan, search, status).await),
+        };
         let store = self.store.clone();
         let node = self.node.clone();
         let governance = self.governance.clone();
@@ -805,7 +828,7 @@ impl SearchService {
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-            let mut gone = false;
+            let mut gone: Option<Gone> = None;
             let own_force = plan.actor.force.as_ref().map(|f| f.as_str().to_string());
             let mut returned_reads = Vec::new();
             let mut page = PageVrms::default();
@@ -831,15 +854,16 @@ impl SearchService {
                         opened = true;
                     }
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
-                    if tx.blocking_send(Ok(rows_chunk(full))).is_err() {
-                        gone = true;
+                    if let Err(g) = worker.send(&tx, Ok(rows_chunk(full))) {
+                        gone = Some(g);
                         return ControlFlow::Break(());
                     }
                 }
                 ControlFlow::Continue(())
             });
             if let Some(e) = unaudited {
-                let _ = tx.blocking_send(Err(e));
+                worker.release_user();
+                let _ = worker.send(&tx, Err(e));
                 return;
             }
             let queried = started.elapsed();
@@ -851,8 +875,8 @@ impl SearchService {
                         .iter()
                         .map(|(f, n)| (f.clone(), *n))
                         .collect(),
-                    if gone {
-                        Outcome::Failed("the client went away before the end".into())
+                    if let Some(g) = gone {
+                        Outcome::Failed(g.to_string())
                     } else {
                         Outcome::Ok
                     },
@@ -861,15 +885,23 @@ impl SearchService {
                 Err(e) => (Vec::new(), Outcome::Refused(e.to_string())),
             };
             let entry = governance.entry(&plan.actor, &action, &plan.audited(returned), outcome);
+            if gone.is_some() {
+                // Nothing more goes to this client: its user may search again.
+                worker.release_user();
+            }
             // The audit entry and the case register (what this search
             // returned under the case), durable together.
             if let Err(e) =
                 governance.record_search_blocking(entry, plan.case.as_ref(), &returned_reads)
             {
-                let _ = tx.blocking_send(Err(e));
+                worker.release_user();
+                let _ = worker.send(&tx, Err(e));
                 return;
             }
-            if gone {
+            if let Some(g) = gone {
+                if let Gone::Stalled(_) = g {
+                    warn!(user = %plan.actor.user, search, "{g}");
+                }
                 return;
             }
             match result {
@@ -888,13 +920,14 @@ impl SearchService {
                     summary.clipped_from = plan.clipped_from.map(proto::to_pb_time);
                     // Summaries of the rows sent only, never of every match.
                     let vrms = f.vrms.map(|_| page.into_pb());
-                    send_result(&tx, chunk, vrms, summary);
+                    send_result(&mut worker, &tx, chunk, vrms, summary);
                 }
                 Err(e) => {
                     if matches!(e, QueryError::Store(_)) {
                         warn!(search, error = %e, "search failed");
                     }
-                    let _ = tx.blocking_send(Err(query_status(e)));
+                    worker.release_user();
+                    let _ = worker.send(&tx, Err(query_status(e)));
                 }
             }
         });
@@ -967,13 +1000,29 @@ type Analysed<C> = (C, std::collections::BTreeMap<ForceId, u64>, Vec<CaseRead>);
 
 /// An analysis that sends its own item chunks (the start it was clipped
 /// from, if any, goes in its summary).
-type Analysis<Q, C> = fn(
-    &dyn Store,
-    &Q,
-    &str,
-    &mpsc::Sender<Result<C, Status>>,
-    Option<Timestamp>,
-) -> Result<Analysed<C>, QueryError>;
+type Analysis<Q, C> =
+    fn(&dyn Store, &Q, &str, &Outbox<'_, C>, Option<Timestamp>) -> Result<Analysed<C>, QueryError>;
+
+/// Where an analysis sends its items: each send waits at most
+/// `stalled_reader_s` for the client (see [`Worker::send`]).
+struct Outbox<'a, C> {
+    worker: &'a Worker,
+    tx: &'a mpsc::Sender<Result<C, Status>>,
+    gone: std::cell::Cell<Option<Gone>>,
+}
+
+impl<C> Outbox<'_, C> {
+    /// Sends an item; false once the client has gone (or stalled).
+    fn send(&self, item: C) -> bool {
+        match self.worker.send(self.tx, Ok(item)) {
+            Ok(()) => true,
+            Err(g) => {
+                self.gone.set(Some(g));
+                false
+            }
+        }
+    }
+}
 
 /// The rows each node is asked for so that the merged page
 /// `offset..offset + limit` is exact: its first `offset + limit`.
@@ -1526,17 +1575,23 @@ impl SearchService {
 
     /// Authenticates a searcher, plans, and runs `compute` off the runtime,
     /// which sends its chunks itself; logs the search (no VRM).
-    fn spawn_analysis<Q, C>(
+    /// Waits (bounded) for a search worker first; refused (and audited)
+    /// when none comes or the user has too many searches open.
+    async fn spawn_analysis<Q, C>(
         &self,
         search: &'static str,
         plan: Plan,
         query: Q,
         compute: Analysis<Q, C>,
-    ) -> Pin<Box<dyn Stream<Item = Result<C, Status>> + Send>>
+    ) -> Result<Pin<Box<dyn Stream<Item = Result<C, Status>> + Send>>, Status>
     where
         Q: Send + 'static,
         C: Send + 'static,
     {
+        let mut worker = match self.workers.acquire(&plan.user_key()).await {
+            Ok(w) => w,
+            Err(status) => return Err(self.refuse(&plan, search, status).await),
+        };
         let (store, node) = (self.store.clone(), self.node.clone());
         let governance = self.governance.clone();
         let (tx, rx) = mpsc::channel::<Result<C, Status>>(16);
@@ -1545,14 +1600,21 @@ impl SearchService {
             // An analysis sends its items as it goes: its opening entry is
             // durable before the first leaves.
             if let Err(e) = plan.open_blocking(search) {
-                let _ = tx.blocking_send(Err(e));
+                worker.release_user();
+                let _ = worker.send(&tx, Err(e));
                 return;
             }
-            let mut result = compute(store.as_ref(), &query, &node, &tx, plan.clipped_from);
+            let out = Outbox {
+                worker: &worker,
+                tx: &tx,
+                gone: std::cell::Cell::new(None),
+            };
+            let mut result = compute(store.as_ref(), &query, &node, &out, plan.clipped_from);
+            let gone = out.gone.get();
             let (returned, outcome, reads) = match &mut result {
                 Ok((_, forces, reads)) => (
                     forces.iter().map(|(f, n)| (f.clone(), *n)).collect(),
-                    Outcome::Ok,
+                    gone.map_or(Outcome::Ok, |g| Outcome::Failed(g.to_string())),
                     std::mem::take(reads),
                 ),
                 Err(QueryError::Store(e)) => {
@@ -1567,25 +1629,32 @@ impl SearchService {
                 outcome,
             );
             // The closing entry and the case register of what it disclosed.
+            worker.release_user();
             if let Err(e) = governance.record_search_blocking(entry, plan.case.as_ref(), &reads) {
-                let _ = tx.blocking_send(Err(e));
+                let _ = worker.send(&tx, Err(e));
+                return;
+            }
+            if let Some(g) = gone {
+                if let Gone::Stalled(_) = g {
+                    warn!(user = %plan.actor.user, search, "{g}");
+                }
                 return;
             }
             match result {
                 Ok((summary, _, _)) => {
                     info!(user = %plan.actor.user, search,
                         elapsed_us = started.elapsed().as_micros() as u64, "search done");
-                    let _ = tx.blocking_send(Ok(summary));
+                    let _ = worker.send(&tx, Ok(summary));
                 }
                 Err(e) => {
                     if matches!(e, QueryError::Store(_)) {
                         warn!(search, error = %e, "search failed");
                     }
-                    let _ = tx.blocking_send(Err(query_status(e)));
+                    let _ = worker.send(&tx, Err(query_status(e)));
                 }
             }
         });
-        Box::pin(ReceiverStream::new(rx))
+        Ok(Box::pin(ReceiverStream::new(rx)))
     }
 }
 
@@ -1593,7 +1662,7 @@ fn compute_convoy(
     store: &dyn Store,
     q: &ConvoyQuery,
     node: &str,
-    tx: &mpsc::Sender<Result<pb::ConvoyChunk, Status>>,
+    tx: &Outbox<'_, pb::ConvoyChunk>,
     clipped: Option<Timestamp>,
 ) -> Result<Analysed<pb::ConvoyChunk>, QueryError> {
     let started = Instant::now();
@@ -1631,7 +1700,7 @@ fn compute_convoy(
                 pairs,
             })),
         };
-        if tx.blocking_send(Ok(chunk)).is_err() {
+        if !tx.send(chunk) {
             break;
         }
     }
@@ -1658,7 +1727,7 @@ fn compute_clones(
     store: &dyn Store,
     q: &CloneQuery,
     node: &str,
-    tx: &mpsc::Sender<Result<pb::ClonesChunk, Status>>,
+    tx: &Outbox<'_, pb::ClonesChunk>,
     clipped: Option<Timestamp>,
 ) -> Result<Analysed<pb::ClonesChunk>, QueryError> {
     let started = Instant::now();
@@ -1685,7 +1754,7 @@ fn compute_clones(
                 speed_kmh: p.speed_kmh,
             })),
         };
-        if tx.blocking_send(Ok(chunk)).is_err() {
+        if !tx.send(chunk) {
             break;
         }
     }
@@ -1729,7 +1798,10 @@ impl pb::search_server::Search for SearchService {
             .await?;
         let case = plan.case.clone();
         let local = match checked.and_then(|()| self.convoy_query(&mut plan, &asked)) {
-            Ok(cq) => self.spawn_analysis("convoy", plan, cq, compute_convoy),
+            Ok(cq) => {
+                self.spawn_analysis("convoy", plan, cq, compute_convoy)
+                    .await?
+            }
             Err(status) => return Err(self.refuse(&plan, "convoy", status).await),
         };
         let Some((federation, user)) = national else {
@@ -1855,12 +1927,10 @@ impl pb::search_server::Search for SearchService {
             .plan_relayed(&req, "clones", req.get_ref().access.as_ref(), None)
             .await?;
         match checked.and_then(|()| self.clones_query(&mut plan, req.get_ref())) {
-            Ok(q) => Ok(Response::new(self.spawn_analysis(
-                "clones",
-                plan,
-                q,
-                compute_clones,
-            ))),
+            Ok(q) => Ok(Response::new(
+                self.spawn_analysis("clones", plan, q, compute_clones)
+                    .await?,
+            )),
             Err(status) => Err(self.refuse(&plan, "clones", status).await),
         }
     }

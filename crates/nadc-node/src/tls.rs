@@ -263,6 +263,9 @@ pub struct NodeTls {
     trust: TrustConfig,
     node: String,
     current: RwLock<Current>,
+    /// The live client connections, cut when a reload revokes their
+    /// certificate.
+    connections: Arc<crate::connections::Connections>,
 }
 
 /// The configurations in use, swapped together.
@@ -286,6 +289,8 @@ impl std::fmt::Debug for NodeTls {
 pub struct Reloaded {
     /// The CRLs now enforced.
     pub crls: Vec<nadc_pki::CrlInfo>,
+    /// Live connections cut because these CRLs revoke their certificate.
+    pub cut: usize,
 }
 
 impl NodeTls {
@@ -301,7 +306,13 @@ impl NodeTls {
                 server: Arc::new(loaded.config),
                 client: Arc::new(loaded.client),
             }),
+            connections: Arc::default(),
         })
+    }
+
+    /// The live client connections.
+    pub fn connections(&self) -> &Arc<crate::connections::Connections> {
+        &self.connections
     }
 
     /// The node's name, from its certificate.
@@ -330,7 +341,9 @@ impl NodeTls {
     }
 
     /// Re-reads the files and, if they make a valid configuration for the
-    /// same node, uses it for new connections. On error nothing changes.
+    /// same node, uses it for new connections, and cuts the live
+    /// connections whose certificate its CRLs revoke. On error nothing
+    /// changes.
     pub fn reload(&self) -> Result<Reloaded, TlsError> {
         let loaded = server_config(&self.files, &self.trust)?;
         if loaded.node != self.node {
@@ -348,7 +361,11 @@ impl NodeTls {
             server: Arc::new(loaded.config),
             client: Arc::new(loaded.client),
         };
-        Ok(Reloaded { crls: loaded.crls })
+        let cut = self.connections.cut_revoked(&loaded.crls);
+        Ok(Reloaded {
+            crls: loaded.crls,
+            cut,
+        })
     }
 }
 
@@ -367,16 +384,20 @@ fn log_crls(crls: &[nadc_pki::CrlInfo]) {
 }
 
 /// The stream of accepted TLS connections handed to tonic.
-pub type Incoming =
-    tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>>;
+pub type Incoming = tokio_stream::wrappers::ReceiverStream<Result<Accepted, std::io::Error>>;
+
+/// An accepted connection: TLS over TCP, cut if its certificate is revoked.
+pub type Accepted = crate::connections::Tracked<TlsStream<TcpStream>>;
 
 /// Accepts TCP connections on `listener` and completes TLS handshakes
-/// concurrently (10 s limit each) with the configuration current in `tls`
-/// at each accept, until `stop` changes.
+/// concurrently (`handshake_timeout` each: a client that connects and never
+/// completes its handshake is closed) with the configuration current in
+/// `tls` at each accept, until `stop` changes.
 pub fn accept_loop(
     listener: TcpListener,
     tls: Arc<NodeTls>,
     mut stop: watch::Receiver<bool>,
+    handshake_timeout: Duration,
 ) -> Incoming {
     let (tx, rx) = mpsc::channel(128);
     tokio::spawn(async move {
@@ -395,7 +416,10 @@ pub fn accept_loop(
             let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(tls.current());
             let tx = tx.clone();
-            tokio::spawn(async move { handshake(acceptor, tcp, peer, tx).await });
+            let connections = tls.connections().clone();
+            tokio::spawn(async move {
+                handshake(acceptor, tcp, peer, tx, handshake_timeout, connections).await
+            });
         }
         debug!("accept loop stopped");
     });
@@ -443,18 +467,29 @@ async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
-    tx: mpsc::Sender<Result<TlsStream<TcpStream>, std::io::Error>>,
+    tx: mpsc::Sender<Result<Accepted, std::io::Error>>,
+    timeout: Duration,
+    connections: Arc<crate::connections::Connections>,
 ) {
     let accept = acceptor.accept(tcp).into_fallible();
-    match tokio::time::timeout(Duration::from_secs(10), accept).await {
+    match tokio::time::timeout(timeout, accept).await {
         Ok(Ok(tls)) => {
-            let _ = tx.send(Ok(tls)).await;
+            // Client certificates are required: the handshake has one.
+            let leaf = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .cloned()
+                .unwrap_or_else(|| rustls_pki_types::CertificateDer::from(Vec::new()));
+            let _ = tx.send(Ok(connections.track(tls, leaf))).await;
         }
         Ok(Err((e, tcp))) => {
             warn!(peer = %peer, reason = %refusal_reason(&e), "tls handshake refused");
             linger_close(tcp).await;
         }
-        Err(_) => warn!(peer = %peer, "tls handshake timed out"),
+        Err(_) => warn!(peer = %peer, timeout_ms = timeout.as_millis() as u64,
+            "tls handshake not completed in time (limits.handshake_timeout_ms): closed"),
     }
 }
 

@@ -154,6 +154,19 @@ pub struct CrlInfo {
 }
 
 impl CrlInfo {
+    /// Whether this CRL revokes the certificate `cert_der`: issued by this
+    /// CRL's CA (by name) with a listed serial. A certificate that cannot
+    /// be parsed is not matched (it could not have been accepted).
+    pub fn revokes(&self, cert_der: &[u8]) -> bool {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert_der) else {
+            return false;
+        };
+        cert.issuer().to_string() == self.issuer
+            && self.revoked.contains(&Serial::from_magnitude(
+                &cert.tbs_certificate.serial.to_bytes_be(),
+            ))
+    }
+
     /// Whether the CRL's `nextUpdate` has passed at `now`.
     pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
         self.next_update.is_some_and(|t| t < now)

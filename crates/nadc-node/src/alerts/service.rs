@@ -49,6 +49,10 @@ pub struct AlertsService {
     /// (so the subscriber reconnects and resumes) instead of holding the
     /// node open.
     pub stop: watch::Receiver<bool>,
+    /// A watch takes a place among its user's open searches and watches
+    /// (no search worker), and is ended when its client reads nothing for
+    /// the workers' stalled-reader bound.
+    pub workers: crate::workers::SearchWorkers,
 }
 
 /// A stream of alert events.
@@ -325,9 +329,13 @@ fn log_unavailable(e: StoreError) -> Status {
 }
 
 impl AlertsService {
-    /// Authenticates the caller (or the user a peer relays) and decides the
-    /// watch; refusals are audited.
-    async fn grant(&self, req: &Request<pb::WatchRequest>) -> Result<(WatchGrant, bool), Status> {
+    /// Authenticates the caller (or the user a peer relays), decides the
+    /// watch and takes its place among the user's open streams; refusals
+    /// are audited.
+    async fn grant(
+        &self,
+        req: &Request<pb::WatchRequest>,
+    ) -> Result<(WatchGrant, bool, crate::workers::Place), Status> {
         let principal = caller(req)?.principal;
         let g = &self.governance;
         let relayed = match crate::federation::relayed_user(
@@ -351,11 +359,19 @@ impl AlertsService {
                 return Err(g.refuse(&actor, "alert.watch", &what, status).await);
             }
         };
+        let user = format!("{}/{}", grant.force, grant.actor.user);
+        let place = match self.workers.place(&user) {
+            Ok(place) => place,
+            Err(status) => {
+                let what = Audited::default();
+                return Err(g.refuse(&grant.actor, "alert.watch", &what, status).await);
+            }
+        };
         let opened = grant.clone();
         tokio::task::spawn_blocking(move || opened.opened_blocking())
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
-        Ok((grant, is_relayed))
+        Ok((grant, is_relayed, place))
     }
 }
 
@@ -367,7 +383,7 @@ impl pb::alerts_server::Alerts for AlertsService {
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let (grant, relayed) = self.grant(&req).await?;
+        let (grant, relayed, place) = self.grant(&req).await?;
         let q = req.into_inner();
         let filter = AlertFilter::for_force(&q, grant.force.clone())?;
         let peers = self
@@ -391,7 +407,10 @@ impl pb::alerts_server::Alerts for AlertsService {
             q.after
         };
         let watcher = grant.clone();
+        let stalled = self.workers.stalled_reader();
         tokio::spawn(async move {
+            // The user's place is held while the watch is open.
+            let _place = place;
             let mut pos = start;
             loop {
                 // Everything logged after `pos`, admitted and audited batch
@@ -404,9 +423,25 @@ impl pb::alerts_server::Alerts for AlertsService {
                     clock.clone(),
                 );
                 let sink = tx.clone();
+                let handle = tokio::runtime::Handle::current();
+                let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let cut_off = cut.clone();
                 let drained = tokio::task::spawn_blocking(move || {
+                    // A watcher that reads nothing for `stalled_reader` is
+                    // cut off: its drain frees its thread.
                     drain_blocking(s.as_ref(), &n, &g, &f, pos, c.now(), &mut |batch| {
-                        batch.into_iter().all(|e| sink.blocking_send(Ok(e)).is_ok())
+                        batch.into_iter().all(|e| {
+                            match crate::workers::send_within(&handle, &sink, Ok(e), stalled) {
+                                Ok(()) => true,
+                                Err(gone) => {
+                                    if let crate::workers::Gone::Stalled(_) = gone {
+                                        tracing::warn!("alert watch: {gone}");
+                                        cut_off.store(true, std::sync::atomic::Ordering::Relaxed);
+                                    }
+                                    false
+                                }
+                            }
+                        })
                     })
                 })
                 .await;
@@ -421,7 +456,8 @@ impl pb::alerts_server::Alerts for AlertsService {
                         return;
                     }
                 };
-                if history_only || tx.is_closed() {
+                if history_only || tx.is_closed() || cut.load(std::sync::atomic::Ordering::Relaxed)
+                {
                     return;
                 }
                 // Wait for a newer position, for the subscriber to go, or

@@ -300,6 +300,7 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
             case_ref: "OP-1".into(),
             case_force: "AVON".into(),
             force: "KENT".into(),
+            ..Default::default()
         })
         .await,
         Code::PermissionDenied,
@@ -385,7 +386,7 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
         "alice share",
         share(&h, "alice", "KENT").await,
         Code::PermissionDenied,
-        "sharing a case needs a user with the supervisor or disclosure role",
+        "Disclosure.Share needs a user with the supervisor or disclosure role",
     );
     let shared = share(&h, "sam", "KENT").await.unwrap();
     assert_eq!(
@@ -502,6 +503,133 @@ async fn a_case_is_its_forces_until_shared_and_only_its_force_releases_its_holds
         [
             ("hold.place".to_string(), "ok".to_string()),
             ("hold.release".into(), "refused".into())
+        ]
+    );
+}
+
+async fn unshare(
+    h: &Harness,
+    user: &str,
+    with: &str,
+) -> Result<pb::ShareCaseResponse, tonic::Status> {
+    let mut d = pb::disclosure_client::DisclosureClient::new(h.user(user).await);
+    d.share(pb::ShareCaseRequest {
+        case_ref: "OP-1".into(),
+        force: with.into(),
+        revoke: true,
+        ..Default::default()
+    })
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ended_share_closes_the_case_to_that_force_and_stays_ended_after_a_restart() {
+    let mut h = Harness::start().await;
+    kent_users(&h);
+    h.cameras("AVON", 1).await;
+    let mut avon = pb::ingest_client::IngestClient::new(h.bof("AVON").await);
+    avon.push_batch(batch(vec![read("a1", "CA53REF", "C1", 50)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        timeline(&h, "alice", "CA53REF", "OP-1", "")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    share(&h, "sam", "KENT").await.unwrap();
+    assert_eq!(
+        timeline(&h, "kate", "CA53REF", "OP-1", "AVON")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Only the owner's supervisor or disclosure officer ends it.
+    refused(
+        "kate unshare",
+        unshare(&h, "kate", "KENT").await,
+        Code::PermissionDenied,
+        "supervisor or disclosure",
+    );
+    refused(
+        "ken unshare AVON's",
+        {
+            let mut d = pb::disclosure_client::DisclosureClient::new(h.user("ken").await);
+            d.share(pb::ShareCaseRequest {
+                case_ref: "OP-1".into(),
+                case_force: "AVON".into(),
+                force: "KENT".into(),
+                revoke: true,
+            })
+            .await
+        },
+        Code::PermissionDenied,
+        "only its own force shares it",
+    );
+    let ended = unshare(&h, "dora", "KENT").await.unwrap();
+    assert!(ended.members.is_empty(), "{ended:?}");
+    refused(
+        "kate after the end",
+        timeline(&h, "kate", "CA53REF", "OP-1", "AVON").await,
+        Code::PermissionDenied,
+        NOT_SHARED,
+    );
+    refused(
+        "kim's schedule after the end",
+        schedule(&h, "kim", "OP-1", "AVON").await,
+        Code::PermissionDenied,
+        NOT_SHARED,
+    );
+    refused(
+        "ending it twice",
+        unshare(&h, "dora", "KENT").await,
+        Code::FailedPrecondition,
+        "not shared with KENT",
+    );
+
+    // The end is durable: a restarted node still refuses KENT.
+    h.restart().await;
+    refused(
+        "kate after a restart",
+        timeline(&h, "kate", "CA53REF", "OP-1", "AVON").await,
+        Code::PermissionDenied,
+        NOT_SHARED,
+    );
+    // Shared again, KENT is a member again (also after a restart).
+    share(&h, "sam", "KENT").await.unwrap();
+    h.restart().await;
+    assert_eq!(
+        timeline(&h, "kate", "CA53REF", "OP-1", "AVON")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Each share, end and refused end is in AVON's audit, by whom (KENT's
+    // refused attempts are KENT's auditor's business).
+    let q = pb::AuditQuery {
+        action: "case.".into(),
+        ..Default::default()
+    };
+    let changes: Vec<(String, String)> = h
+        .audit_entries("audrey", q)
+        .await
+        .into_iter()
+        .filter(|e| e.action.contains("share"))
+        .map(|e| (e.action, e.user))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("case.share".to_string(), "sam".to_string()),
+            ("case.unshare".into(), "dora".into()),
+            ("case.unshare".into(), "dora".into()),
+            ("case.share".into(), "sam".into()),
         ]
     );
 }

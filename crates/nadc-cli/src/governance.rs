@@ -168,6 +168,9 @@ pub enum DisclosureCommand {
         /// The force it is shared with.
         #[arg(long)]
         force: String,
+        /// End the share instead: the force sees nothing more of the case.
+        #[arg(long)]
+        revoke: bool,
     },
     /// Record an owning agency's consultation status for a case
     /// (disclosure role).
@@ -650,6 +653,7 @@ pub async fn disclosure(cmd: DisclosureCommand) -> anyhow::Result<ExitCode> {
             node,
             case_ref,
             force,
+            revoke,
         } => {
             let mut c = pb::disclosure_client::DisclosureClient::new(channel(&node).await?);
             let r = rpc(
@@ -657,19 +661,29 @@ pub async fn disclosure(cmd: DisclosureCommand) -> anyhow::Result<ExitCode> {
                     case_ref,
                     force,
                     case_force: String::new(),
+                    revoke,
                 })
                 .await,
-                "share a case",
+                if revoke {
+                    "end a case's share"
+                } else {
+                    "share a case"
+                },
             )?;
+            let members = r
+                .members
+                .iter()
+                .map(|m| format!("{} (by {} at {})", m.force, m.shared_by, time(&m.shared_at)))
+                .collect::<Vec<_>>();
             println!(
                 "{}/{} is shared with {}",
                 r.owner_force,
                 r.case_ref,
-                r.members
-                    .iter()
-                    .map(|m| format!("{} (by {} at {})", m.force, m.shared_by, time(&m.shared_at)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                if members.is_empty() {
+                    "no other force".to_string()
+                } else {
+                    members.join(", ")
+                }
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -7,7 +7,8 @@
 //!   and KENT's `OP-1` are two cases. Another force's case is named with
 //!   its owner in `case_force` (shown as `AVON/OP-1`).
 //! - A case's members are its owner force and the forces it was shared
-//!   with (by its owner's supervisor or disclosure officer; audited). Only
+//!   with (by its owner's supervisor or disclosure officer; audited) and
+//!   whose share has not since been ended (the same users; audited). Only
 //!   members' users search under it, see its schedule and held reads, mark
 //!   its material, record its consultations and hold its reads; only the
 //!   owner's supervisors and disclosure officers release its holds.
@@ -42,6 +43,9 @@ pub struct Done {
     pub by: String,
     /// When, ms since the epoch.
     pub at: i64,
+    /// For a share: this entry ends it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
 }
 
 #[derive(Clone, Default)]
@@ -126,9 +130,14 @@ impl Cases {
                         let member = sep
                             .and_then(|s| std::str::from_utf8(&rest[..s]).ok())
                             .ok_or_else(|| corrupt("undecodable share"))?;
-                        info.members
-                            .entry(ForceId::new(member).map_err(corrupt)?)
-                            .or_insert(done);
+                        // A member's entries come in audit order: a share,
+                        // perhaps its end, perhaps a share again.
+                        let member = ForceId::new(member).map_err(corrupt)?;
+                        if done.revoked {
+                            info.members.remove(&member);
+                        } else {
+                            info.members.entry(member).or_insert(done);
+                        }
                     }
                     Ok(())
                 })();
@@ -243,6 +252,15 @@ impl Cases {
                 .members
                 .entry(member.clone())
                 .or_insert(done);
+        }
+    }
+
+    /// Notes the end of a share written to the store.
+    pub fn note_unshared(&self, case: &CaseId, member: &ForceId) {
+        if let Ok(mut m) = self.cases.write()
+            && let Some(c) = m.get_mut(case)
+        {
+            c.members.remove(member);
         }
     }
 }

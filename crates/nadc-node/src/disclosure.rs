@@ -624,9 +624,13 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         req: Request<pb::ShareCaseRequest>,
     ) -> Result<Response<pb::ShareCaseResponse>, Status> {
         let g = &self.governance;
-        let action = "case.share";
         let (actor, user) = actor(&req)?;
         let q = req.into_inner();
+        let action = if q.revoke {
+            "case.unshare"
+        } else {
+            "case.share"
+        };
         let name = shown(&actor, &q.case_ref, &q.case_force);
         let checked = need_role(
             &actor,
@@ -649,6 +653,11 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
                     "case {case} is {member}'s own: share it with another force"
                 )));
             }
+            if q.revoke && !g.cases.is_member(&case, &member) {
+                return Err(Status::failed_precondition(format!(
+                    "case {case} is not shared with {member}: there is no share to end"
+                )));
+            }
             Ok((case, member))
         });
         let (case, member) = match checked {
@@ -658,6 +667,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         let done = Done {
             by: actor.user.clone(),
             at: g.now().millis(),
+            revoked: q.revoke,
         };
         let entry = crate::cases::share_entry(&case, &member, &done)
             .map_err(|e| Status::internal(e.to_string()))?;
@@ -666,7 +676,11 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
                 case_ref: case.case_ref.clone(),
                 ..Default::default()
             },
-            query: json!({"share_with": member.as_str()}),
+            query: if q.revoke {
+                json!({"unshare_with": member.as_str()})
+            } else {
+                json!({"share_with": member.as_str()})
+            },
             returned: Vec::new(),
         };
         let audit = g.entry(&actor, action, &what, Outcome::Ok);
@@ -674,7 +688,11 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         tokio::task::spawn_blocking(move || g2.record_registered_blocking(audit, vec![entry]))
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
-        g.cases.note_shared(&case, &member, done);
+        if q.revoke {
+            g.cases.note_unshared(&case, &member);
+        } else {
+            g.cases.note_shared(&case, &member, done);
+        }
         Ok(Response::new(pb::ShareCaseResponse {
             owner_force: case.owner.to_string(),
             case_ref: case.case_ref.clone(),

@@ -530,6 +530,15 @@ async fn ids_are_scoped_by_force() {
         ids(list(&h, "ken").await),
         [("KENT".into(), "AUTH-1".into())]
     );
+    // Each listing is audited, with how many it showed.
+    let listed = audit(&h, "audrey", "sam", "authorisation.list").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].outcome, "ok");
+    assert!(
+        listed[0].query.contains("\"listed\":2"),
+        "{}",
+        listed[0].query
+    );
 
     // KENT's analyst quoting AVON's ids opens nothing: "AUTH-1" is KENT's
     // own (for another case), "AUTH-AVON" does not exist in KENT.

@@ -412,7 +412,21 @@ impl pb::authorisations_server::Authorisations for AuthorisationsService {
             .iter()
             .filter(|a| all || a.user.is_empty() || a.user == *name)
             .map(authorisation_to_pb)
-            .collect();
+            .collect::<Vec<_>>();
+        // Who is authorised for what, under which case: audited before it
+        // is answered, like every disclosure of governance data.
+        let what = Audited {
+            query: serde_json::json!({"listed": list.len()}),
+            ..Audited::default()
+        };
+        let g = &self.governance;
+        g.record(g.entry(
+            &Actor::of(&who.principal),
+            "authorisation.list",
+            &what,
+            Outcome::Ok,
+        ))
+        .await?;
         Ok(Response::new(pb::ListAuthorisationsResponse {
             authorisations: list,
         }))

@@ -44,7 +44,8 @@
 //! [`decode_legacy_case_key`].
 //!
 //! A hold written before cases had owners (`day · seq · case_ref`, no
-//! `0x00`) decodes with no owner: it still keeps its read.
+//! `0x00`) decodes with no owner; opening the store gives it one (the held
+//! read's force) so that force can show and release it.
 //!
 //! `day` is the UTC day of capture (days since 1970-01-01), `seq` the
 //! node-local sequence number assigned at ingest, `cell` the H3 cell at the

@@ -257,6 +257,13 @@ impl RocksStore {
                 "moved authorisations to keys scoped by force"
             );
         }
+        let owned = own_unowned_holds(&db)?;
+        if owned > 0 {
+            info!(
+                holds = owned,
+                "holds from before cases had owners now belong to their read's force"
+            );
+        }
         let (writer_state, stats) = WriterState::load(db.clone(), opts.sync)?;
         let stats = Arc::new(RwLock::new(stats));
         let last_alert = Arc::new(AtomicU64::new(writer_state.next_alert - 1));
@@ -1368,6 +1375,44 @@ fn index_alerts_by_read(db: &DB) -> Result<u64, StoreError> {
     }
     it.status().map_err(engine)?;
     db.write_opt(batch, &wo).map_err(engine)?;
+    Ok(n)
+}
+
+/// Gives each hold written before cases had owners (`day · seq ·
+/// case_ref`) an owner: the force that owns the held read, whose
+/// supervisors and disclosure officers can then show and release it like
+/// any hold of theirs (before, nobody could, and it kept its read for
+/// ever). One synced batch, so a crash leaves either layout whole; a hold
+/// whose read is gone holds nothing and is dropped. Returns how many were
+/// rewritten or dropped.
+fn own_unowned_holds(db: &DB) -> Result<u64, StoreError> {
+    let holds = cf(db, CF_HOLDS)?;
+    let reads = cf(db, CF_READS)?;
+    let mut it = db.raw_iterator_cf(holds);
+    it.seek_to_first();
+    let mut batch = WriteBatch::default();
+    let mut n = 0;
+    while let Some(k) = it.key() {
+        if let Some((day, seq, None, case_ref)) = keys::decode_hold_key(k) {
+            if let Some(v) = db
+                .get_pinned_cf(reads, keys::read_key(day, seq))
+                .map_err(engine)?
+            {
+                let read = record::decode_read(seq, &v)?;
+                batch.put_cf(holds, keys::hold_key(day, seq, &read.force, case_ref), []);
+            }
+            batch.delete_cf(holds, k);
+            n += 1;
+        }
+        it.next();
+    }
+    it.status().map_err(engine)?;
+    drop(it);
+    if n > 0 {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        db.write_opt(batch, &wo).map_err(engine)?;
+    }
     Ok(n)
 }
 

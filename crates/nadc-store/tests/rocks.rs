@@ -862,3 +862,44 @@ fn an_alert_logged_while_its_day_expires_goes_with_the_day() {
     assert!(logged(&s, 0).is_empty());
     assert!(scan_counts(&s).unwrap().is_empty());
 }
+
+#[test]
+fn holds_from_before_cases_had_owners_belong_to_their_reads_force_once_reopened() {
+    use nadc_store::keys::read_key;
+    let dir = tempfile::tempdir().unwrap();
+    let (avon, kent) = (ForceId::new("AVON").unwrap(), ForceId::new("KENT").unwrap());
+    let day = t0().day();
+    let (a0, k0) = {
+        let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let a = s.append(&avon, vec![new_read("a0", "AB1CDE", 1)]).unwrap();
+        let k = s.append(&kent, vec![new_read("k0", "KE1NTR", 2)]).unwrap();
+        s.close().unwrap();
+        (stored_ref(&a, 0, day), stored_ref(&k, 0, day))
+    };
+    // Holds in the old layout, `day · seq · case_ref`, written raw: one on
+    // each force's read, one on a read that is gone.
+    {
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &names).unwrap();
+        let holds = db.cf_handle("holds").unwrap();
+        for (d, seq) in [(a0.day, a0.seq), (k0.day, k0.seq), (day, 999_999)] {
+            let mut k = read_key(d, seq).to_vec();
+            k.extend_from_slice(b"OP-OLD");
+            db.put_cf(&holds, k, []).unwrap();
+        }
+    }
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let holds = s.holds().unwrap();
+    let case = |f: &ForceId| {
+        Some(nadc_store::CaseId {
+            owner: f.clone(),
+            case_ref: "OP-OLD".into(),
+        })
+    };
+    assert_eq!(holds.len(), 2, "{holds:?}");
+    assert_eq!(holds[&a0], vec![case(&avon)]);
+    assert_eq!(holds[&k0], vec![case(&kent)]);
+    // Now the owner's release lets them go, one force at a time.
+    assert_eq!(s.release(&case(&avon).unwrap()).unwrap(), 1);
+    assert_eq!(s.holds().unwrap().keys().collect::<Vec<_>>(), [&k0]);
+}

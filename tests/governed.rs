@@ -386,8 +386,9 @@ async fn hotlist_entries_and_covert_cameras_stay_with_their_force() {
         .import_cameras(pb::ImportCamerasRequest {
             cameras: vec![pb::Camera {
                 camera_id: "HIDDEN".into(),
-                lat: 51.46,
-                lon: -2.59,
+                // Far from the other cameras: a coarse cell of its own.
+                lat: 54.0,
+                lon: -1.5,
                 kind: pb::CameraKind::Covert as i32,
                 ..Default::default()
             }],
@@ -412,6 +413,22 @@ async fn hotlist_entries_and_covert_cameras_stay_with_their_force() {
     let kent_sees = ids("kim").await;
     assert!(!kent_sees.contains(&"HIDDEN".to_string()), "{kent_sees:?}");
     assert!(kent_sees.contains(&"C1".to_string()), "{kent_sees:?}");
+    // Nor does its coarse cell show in the node's description to another
+    // force's user (a peer node is told every cell, to route searches).
+    let cells = |user: &'static str| {
+        let h = &h;
+        async move {
+            let mut c = pb::admin_client::AdminClient::new(h.user(user).await);
+            c.node_info(pb::NodeInfoRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .coarse_cells
+        }
+    };
+    let (avon, kent) = (cells("alice").await, cells("kim").await);
+    assert_eq!(avon.len(), kent.len() + 1, "{avon:?} {kent:?}");
+    assert!(kent.iter().all(|c| avon.contains(c)), "{avon:?} {kent:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -656,5 +673,7 @@ async fn a_search_refused_before_it_is_planned_is_audited_too() {
             ("alice", "search.geo", "refused"),
         ]
     );
-    assert_eq!(refused[0].case_ref, "OP-TEST");
+    // Refused at the gate (no searching role), the request is never read:
+    // the entry says who tried which search, nothing the request claimed.
+    assert_eq!(refused[0].case_ref, "");
 }

@@ -122,11 +122,18 @@ impl pb::admin_server::Admin for AdminService {
             .store
             .stats()
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        // The cells a peer needs to know whether a search can reach this
+        // node's cameras: all of them for a peer node; for anyone else, a
+        // covert camera's cell only to its own force (even coarse, it
+        // says where a covert camera is).
+        let own = who.principal.force();
+        let peer = matches!(who.principal, Principal::Node { .. });
         let mut coarse_cells: Vec<u64> = self
             .store
             .cameras(None)
             .map_err(|e| Status::unavailable(e.to_string()))?
             .iter()
+            .filter(|c| peer || c.kind != CameraKind::Covert || Some(&c.force) == own)
             .map(|c| c.position.cell_at(h3o::Resolution::Five))
             .collect();
         coarse_cells.sort_unstable();

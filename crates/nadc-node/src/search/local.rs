@@ -1,0 +1,396 @@
+//! Running a search on this node: the store queried off the runtime, rows
+//! streamed in chunks under a search worker, audited before they leave.
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use nadc_core::{StoredRead, Timestamp, Vrm};
+use nadc_proto::{self as proto, pb};
+use nadc_query::{
+    CameraQuery, GeoQuery, QueryError, ResultSummary, VehicleQuery, VrmQuery, camera_search,
+    geo_search_stream, timeline, vehicle_search_stream, vrm_search_stream,
+};
+use nadc_store::Store;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::disclosure::CaseRead;
+use crate::page::PageVrms;
+use crate::workers::{Gone, Worker};
+use nadc_core::audit::Outcome;
+
+use super::plan::Plan;
+use super::{CHUNK_ROWS, ChunkStream, SearchService, query_status, rows_chunk, summary_to_pb};
+
+/// What a search reports after its rows.
+pub(super) struct Finished {
+    pub(super) vrms: Option<pb::VrmSummaries>,
+    pub(super) summary: ResultSummary,
+    pub(super) total_rows: u64,
+}
+
+/// Where a search sends its rows, in result order.
+pub(super) type Emit<'a> = &'a mut dyn FnMut(pb::ReadRow) -> ControlFlow<()>;
+
+pub(super) fn vrm_summary(
+    vrm: &Vrm,
+    first: Timestamp,
+    last: Timestamp,
+    reads: u64,
+    areas: Vec<u32>,
+    how: Option<pb::VrmMatch>,
+) -> pb::VrmAreaSummary {
+    pb::VrmAreaSummary {
+        vrm: vrm.to_string(),
+        areas,
+        first_seen: Some(proto::to_pb_time(first)),
+        last_seen: Some(proto::to_pb_time(last)),
+        reads,
+        r#match: how,
+    }
+}
+
+pub(super) fn compute_geo(
+    store: &dyn Store,
+    q: &GeoQuery,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let totals = geo_search_stream(store, q, &mut |g| {
+        let mut row = proto::row_from_stored(&g.read, node);
+        row.areas = g.areas;
+        emit(row)
+    })?;
+    let vrms = totals
+        .vrms
+        .iter()
+        .map(|v| {
+            vrm_summary(
+                &v.vrm,
+                v.first_seen,
+                v.last_seen,
+                v.reads,
+                v.areas.iter().copied().collect(),
+                None,
+            )
+        })
+        .collect();
+    Ok(Finished {
+        vrms: Some(pb::VrmSummaries { vrms }),
+        summary: totals.summary,
+        total_rows: totals.total_rows,
+    })
+}
+
+pub(super) fn compute_vrm(
+    store: &dyn Store,
+    q: &VrmQuery,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let totals = vrm_search_stream(store, q, &mut |v| {
+        let mut row = proto::row_from_stored(&v.read, node);
+        row.r#match = Some(proto::match_to_pb(&v.how));
+        emit(row)
+    })?;
+    let vrms = totals
+        .vrms
+        .iter()
+        .map(|v| {
+            vrm_summary(
+                &v.vrm,
+                v.first_seen,
+                v.last_seen,
+                v.reads,
+                Vec::new(),
+                Some(proto::match_to_pb(&v.how)),
+            )
+        })
+        .collect();
+    Ok(Finished {
+        vrms: Some(pb::VrmSummaries { vrms }),
+        summary: totals.summary,
+        total_rows: totals.total_rows,
+    })
+}
+
+/// A planned VRM timeline.
+pub(super) struct TimelineQuery {
+    pub(super) vrm: Vrm,
+    pub(super) from: Timestamp,
+    pub(super) to: Timestamp,
+    pub(super) limit: usize,
+}
+
+pub(super) fn compute_timeline(
+    store: &dyn Store,
+    q: &TimelineQuery,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let (summary, total_rows) = timeline(store, &q.vrm, q.from, q.to, q.limit, &mut |read| {
+        emit(proto::row_from_stored(&read, node))
+    })?;
+    Ok(Finished {
+        vrms: None,
+        summary,
+        total_rows,
+    })
+}
+
+pub(super) fn emit_reads(reads: &[StoredRead], node: &str, emit: Emit) {
+    for r in reads {
+        if emit(proto::row_from_stored(r, node)).is_break() {
+            break;
+        }
+    }
+}
+
+pub(super) fn compute_vehicle(
+    store: &dyn Store,
+    q: &VehicleQuery,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let (summary, total_rows) = vehicle_search_stream(store, q, &mut |r| {
+        let mut row = proto::row_from_stored(&r.read, node);
+        row.areas = r.areas;
+        emit(row)
+    })?;
+    Ok(Finished {
+        vrms: None,
+        summary,
+        total_rows,
+    })
+}
+
+/// The reads held for a case, in capture-time order.
+pub(super) fn compute_held(
+    store: &dyn Store,
+    case: &crate::cases::CaseId,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let refs: Vec<nadc_store::ReadRef> = store
+        .holds()?
+        .into_iter()
+        .filter(|(_, cases)| cases.iter().any(|c| c.as_ref() == Some(case)))
+        .map(|(r, _)| r)
+        .collect();
+    let mut reads = store.get_reads(&refs)?;
+    reads.sort_by_key(|r| (r.read.observed_at, r.seq));
+    let mut summary = ResultSummary::default();
+    for r in &reads {
+        summary.add(r);
+    }
+    emit_reads(&reads, node, emit);
+    Ok(Finished {
+        vrms: None,
+        total_rows: reads.len() as u64,
+        summary,
+    })
+}
+
+pub(super) fn compute_camera(
+    store: &dyn Store,
+    q: &CameraQuery,
+    node: &str,
+    emit: Emit,
+) -> Result<Finished, QueryError> {
+    let (reads, summary, total_rows) = camera_search(store, q)?;
+    emit_reads(&reads, node, emit);
+    Ok(Finished {
+        vrms: None,
+        summary,
+        total_rows,
+    })
+}
+
+impl SearchService {
+    /// Authenticates a searcher and plans the query, then runs `compute`
+    /// off the async runtime, streaming its rows in chunks as they come,
+    /// then the per-VRM summaries and the summary; logs the search (no VRM).
+    pub(super) async fn run<Q: Send + 'static, T>(
+        &self,
+        req: &Request<T>,
+        search: &'static str,
+        access: Option<&pb::AccessContext>,
+        query: impl FnOnce(&Self, &mut Plan) -> Result<Q, Status>,
+        compute: fn(&dyn Store, &Q, &str, Emit) -> Result<Finished, QueryError>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        self.run_relayed(req, search, access, None, query, compute)
+            .await
+    }
+
+    /// [`run`](Self::run) for a search a peer node may relay for a user.
+    pub(super) async fn run_relayed<Q: Send + 'static, T>(
+        &self,
+        req: &Request<T>,
+        search: &'static str,
+        access: Option<&pb::AccessContext>,
+        relay: Option<&pb::OnBehalfOf>,
+        query: impl FnOnce(&Self, &mut Plan) -> Result<Q, Status>,
+        compute: fn(&dyn Store, &Q, &str, Emit) -> Result<Finished, QueryError>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let (mut plan, checked) = self.plan_relayed(req, search, access, relay).await?;
+        let query = match checked.and_then(|()| query(self, &mut plan)) {
+            Ok(q) => q,
+            Err(status) => return Err(self.refuse(&plan, search, status).await),
+        };
+        let mut worker = match self.workers.acquire(&plan.user_key()).await {
+            Ok(w) => w,
+            Err(status) => return Err(self.refuse(&plan, search, status).await),
+        };
+        let store = self.store.clone();
+        let node = self.node.clone();
+        let governance = self.governance.clone();
+        let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+            let mut gone: Option<Gone> = None;
+            let own_force = plan.actor.force.as_ref().map(|f| f.as_str().to_string());
+            let mut returned_reads = Vec::new();
+            let mut page = PageVrms::default();
+            // Set once the search's opening entry is durable: written just
+            // before its first chunk leaves (a search that ends within one
+            // chunk has only its closing entry, durable before any row).
+            let mut opened = false;
+            let mut unaudited = None;
+            let result = compute(store.as_ref(), &query, &node, &mut |mut row| {
+                row.mou_consult = row
+                    .provenance
+                    .as_ref()
+                    .is_some_and(|p| Some(&p.owning_force) != own_force.as_ref());
+                returned_reads.extend(CaseRead::of(&row));
+                page.add(&row);
+                chunk.push(row);
+                if chunk.len() == CHUNK_ROWS {
+                    if !opened {
+                        if let Err(e) = plan.open_blocking(search) {
+                            unaudited = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        opened = true;
+                    }
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                    if let Err(g) = worker.send(&tx, Ok(rows_chunk(full))) {
+                        gone = Some(g);
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+            if let Some(e) = unaudited {
+                worker.release_user();
+                let _ = worker.send(&tx, Err(e));
+                return;
+            }
+            let queried = started.elapsed();
+            let action = format!("search.{search}");
+            let (returned, outcome) = match &result {
+                Ok(f) => (
+                    f.summary
+                        .forces
+                        .iter()
+                        .map(|(f, n)| (f.clone(), *n))
+                        .collect(),
+                    if let Some(g) = gone {
+                        Outcome::Failed(g.to_string())
+                    } else {
+                        Outcome::Ok
+                    },
+                ),
+                Err(QueryError::Store(e)) => (Vec::new(), Outcome::Failed(e.to_string())),
+                Err(e) => (Vec::new(), Outcome::Refused(e.to_string())),
+            };
+            let entry = governance.entry(&plan.actor, &action, &plan.audited(returned), outcome);
+            if gone.is_some() {
+                // Nothing more goes to this client: its user may search again.
+                worker.release_user();
+            }
+            // The audit entry and the case register (what this search
+            // returned under the case), durable together.
+            if let Err(e) =
+                governance.record_search_blocking(entry, plan.case.as_ref(), &returned_reads)
+            {
+                worker.release_user();
+                let _ = worker.send(&tx, Err(e));
+                return;
+            }
+            if let Some(g) = gone {
+                if let Gone::Stalled(_) = g {
+                    warn!(user = %plan.actor.user, search, "{g}");
+                }
+                return;
+            }
+            match result {
+                Ok(f) => {
+                    let elapsed = started.elapsed().as_micros() as u64;
+                    // Where the time went: the query itself, then the audit
+                    // entry and case register (durable before the answer is
+                    // complete).
+                    info!(user = %plan.actor.user, search, rows = f.summary.rows,
+                        total = f.total_rows, elapsed_us = elapsed,
+                        query_us = queried.as_micros() as u64,
+                        audit_us = elapsed.saturating_sub(queried.as_micros() as u64),
+                        "search done");
+                    let mut summary = summary_to_pb(&f.summary, elapsed);
+                    summary.total_rows = f.total_rows;
+                    summary.clipped_from = plan.clipped_from.map(proto::to_pb_time);
+                    // Summaries of the rows sent only, never of every match.
+                    let vrms = f.vrms.map(|_| page.into_pb());
+                    send_result(&mut worker, &tx, chunk, vrms, summary);
+                }
+                Err(e) => {
+                    if matches!(e, QueryError::Store(_)) {
+                        warn!(search, error = %e, "search failed");
+                    }
+                    worker.release_user();
+                    let _ = worker.send(&tx, Err(query_status(e)));
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Sends computed rows in chunks, then optional VRM summaries, then the summary.
+/// The user's place is freed before the summary goes (see
+/// [`Worker::release_user`]).
+pub(super) fn send_result(
+    worker: &mut Worker,
+    tx: &mpsc::Sender<Result<pb::SearchChunk, Status>>,
+    rows: Vec<pb::ReadRow>,
+    vrms: Option<pb::VrmSummaries>,
+    summary: pb::SearchSummary,
+) {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<pb::ReadRow> = rows.by_ref().take(CHUNK_ROWS).collect();
+        if worker.send(tx, Ok(rows_chunk(chunk))).is_err() {
+            return;
+        }
+    }
+    if let Some(v) = vrms
+        && worker
+            .send(
+                tx,
+                Ok(pb::SearchChunk {
+                    chunk: Some(pb::search_chunk::Chunk::Vrms(v)),
+                }),
+            )
+            .is_err()
+    {
+        return;
+    }
+    worker.release_user();
+    let _ = worker.send(
+        tx,
+        Ok(pb::SearchChunk {
+            chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
+        }),
+    );
+}

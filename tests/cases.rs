@@ -169,10 +169,21 @@ async fn share(
     user: &str,
     with: &str,
 ) -> Result<pb::ShareCaseResponse, tonic::Status> {
+    share_or_end(h, user, with, false).await
+}
+
+/// `user` shares their force's OP-1 with `with`, or ends the share.
+async fn share_or_end(
+    h: &Harness,
+    user: &str,
+    with: &str,
+    revoke: bool,
+) -> Result<pb::ShareCaseResponse, tonic::Status> {
     let mut d = pb::disclosure_client::DisclosureClient::new(h.user(user).await);
     d.share(pb::ShareCaseRequest {
         case_ref: "OP-1".into(),
         force: with.into(),
+        revoke,
         ..Default::default()
     })
     .await
@@ -512,15 +523,7 @@ async fn unshare(
     user: &str,
     with: &str,
 ) -> Result<pb::ShareCaseResponse, tonic::Status> {
-    let mut d = pb::disclosure_client::DisclosureClient::new(h.user(user).await);
-    d.share(pb::ShareCaseRequest {
-        case_ref: "OP-1".into(),
-        force: with.into(),
-        revoke: true,
-        ..Default::default()
-    })
-    .await
-    .map(tonic::Response::into_inner)
+    share_or_end(h, user, with, true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -17,38 +17,6 @@ type Alerts = pb::alerts_client::AlertsClient<Channel>;
 type Hotlists = pb::hotlists_client::HotlistsClient<Channel>;
 
 const MIN: i64 = 60_000;
-const DAY: i64 = 86_400_000;
-
-/// `owner`'s manager creates list `name` holding `vrm`.
-async fn list(h: &Harness, manager: &str, name: &str, vrm: &str) {
-    let mut c = Hotlists::new(h.user(manager).await);
-    c.create_hotlist(pb::CreateHotlistRequest {
-        name: name.into(),
-        purpose: "serious crime".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let r = c
-        .add_entries(pb::AddEntriesRequest {
-            list: Some(pb::HotlistRef {
-                owner: String::new(),
-                name: name.into(),
-            }),
-            entries: vec![pb::HotlistEntry {
-                vrm: vrm.into(),
-                reason: "wanted for robbery".into(),
-                intel_ref: format!("INT/{name}/1"),
-                action: pb::Action::Stop as i32,
-                expires_at: Some(nadc_proto::to_pb_time(now().plus_millis(30 * DAY))),
-                ..Default::default()
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
-}
 
 async fn push(h: &Harness, force: &str, reads: Vec<pb::Read>) {
     let mut c = pb::ingest_client::IngestClient::new(h.bof(force).await);
@@ -61,8 +29,8 @@ async fn push(h: &Harness, force: &str, reads: Vec<pb::Read>) {
 async fn two_forces_lists() -> Harness {
     let h = Harness::start().await;
     h.cameras("AVON", 2).await;
-    list(&h, "harry", "avon-wanted", "AB12CDE").await;
-    list(&h, "kim", "kent-wanted", "XY99ZZZ").await;
+    h.hotlist("harry", "avon-wanted", "AB12CDE").await;
+    h.hotlist("kim", "kent-wanted", "XY99ZZZ").await;
     push(
         &h,
         "AVON",

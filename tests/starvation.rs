@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use nadc_bof::pb;
 use pb::alerts_client::AlertsClient as Alerts;
 use pb::audit_client::AuditClient;
-use pb::hotlists_client::HotlistsClient as Hotlists;
 use pb::search_client::SearchClient;
-use support::{Harness, access, batch, now, read};
+use support::{Harness, access, batch, read};
 use tokio::io::AsyncReadExt;
 
 /// Reads of one VRM pushed before the searches: enough that a search of
@@ -104,34 +103,7 @@ fn hundreds_of_unread_searches_do_not_stop_ingest_or_live_alerts() {
         };
         h.restart().await;
         fill(&h).await;
-        let mut harry = Hotlists::new(h.user("harry").await);
-        harry
-            .create_hotlist(pb::CreateHotlistRequest {
-                name: "wanted".into(),
-                purpose: "serious crime".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let added = harry
-            .add_entries(pb::AddEntriesRequest {
-                list: Some(pb::HotlistRef {
-                    owner: String::new(),
-                    name: "wanted".into(),
-                }),
-                entries: vec![pb::HotlistEntry {
-                    vrm: "WA12NTD".into(),
-                    reason: "wanted for robbery".into(),
-                    intel_ref: "INT/2026/0042".into(),
-                    action: pb::Action::Stop as i32,
-                    expires_at: Some(nadc_proto::to_pb_time(now().plus_millis(3_600_000))),
-                    ..Default::default()
-                }],
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(added.rejected.is_empty(), "{:?}", added.rejected);
+        h.hotlist("harry", "wanted", "WA12NTD").await;
         let mut watch = Alerts::new(h.user("alice").await)
             .watch(pb::WatchRequest {
                 from_now: true,

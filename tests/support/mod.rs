@@ -262,6 +262,38 @@ impl Harness {
     }
 
     /// The audit entries `q` selects, as the auditor `auditor` may read them.
+    /// `manager` creates hotlist `name` of their force holding `vrm`
+    /// (action stop, 30 days, intelligence reference `INT/<name>/1`).
+    pub async fn hotlist(&self, manager: &str, name: &str, vrm: &str) {
+        let mut c = pb::hotlists_client::HotlistsClient::new(self.user(manager).await);
+        c.create_hotlist(pb::CreateHotlistRequest {
+            name: name.into(),
+            purpose: "serious crime".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let r = c
+            .add_entries(pb::AddEntriesRequest {
+                list: Some(pb::HotlistRef {
+                    owner: String::new(),
+                    name: name.into(),
+                }),
+                entries: vec![pb::HotlistEntry {
+                    vrm: vrm.into(),
+                    reason: "wanted for robbery".into(),
+                    intel_ref: format!("INT/{name}/1"),
+                    action: pb::Action::Stop as i32,
+                    expires_at: Some(nadc_proto::to_pb_time(now().plus_millis(30 * 86_400_000))),
+                    ..Default::default()
+                }],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    }
+
     pub async fn audit_entries(&self, auditor: &str, q: pb::AuditQuery) -> Vec<pb::AuditRecord> {
         let mut c = pb::audit_client::AuditClient::new(self.user(auditor).await);
         let mut s = c.query(q).await.unwrap().into_inner();

@@ -39,7 +39,7 @@ use analysis::{DEFAULT_COMPANIONS, compute_clones, compute_convoy};
 use local::{
     compute_camera, compute_geo, compute_held, compute_timeline, compute_vehicle, compute_vrm,
 };
-use national::{National, skipped_outcome, widen};
+use national::{National, skipped_outcome};
 use plan::areas_json;
 
 /// Rows per streamed chunk.
@@ -306,21 +306,14 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<ChunkStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
-        let limit = match self.limit(q.limit) {
-            Ok(limit) => limit,
-            Err(status) => return Err(self.refuse_early(&req, "geo", status).await),
-        };
+        let (national, limit, mut asked) = self
+            .paged(&req, "geo", q.scope, relay.is_some(), &q)
+            .await?;
         // A national ALL search: every node answers ANY (all the areas'
         // reads, up to the node's maximum), and the vehicles seen in every
         // area, on whichever nodes, are kept here.
         let all_areas =
             (national.is_some() && q.r#match == pb::AreaMatch::All as i32).then_some(q.areas.len());
-        let mut asked = q.clone();
-        if national.is_some() {
-            asked.offset = 0;
-            asked.limit = widen(limit, q.offset, self.max_limit);
-        }
         if all_areas.is_some() {
             asked.r#match = pb::AreaMatch::Any as i32;
             asked.limit = self.max_limit.min(u32::MAX as usize) as u32;
@@ -362,16 +355,9 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<Self::VrmSearchStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
-        let limit = match self.limit(q.limit) {
-            Ok(limit) => limit,
-            Err(status) => return Err(self.refuse_early(&req, "vrm", status).await),
-        };
-        let mut asked = q.clone();
-        if national.is_some() {
-            asked.offset = 0;
-            asked.limit = widen(limit, q.offset, self.max_limit);
-        }
+        let (national, limit, asked) = self
+            .paged(&req, "vrm", q.scope, relay.is_some(), &q)
+            .await?;
         let local = self
             .run_relayed(
                 &req,
@@ -411,21 +397,14 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<ChunkStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
-        let limit = match self.limit(q.limit) {
-            Ok(limit) => limit,
-            Err(status) => return Err(self.refuse_early(&req, "vehicle", status).await),
-        };
+        let (national, limit, mut asked) = self
+            .paged(&req, "vehicle", q.scope, relay.is_some(), &q)
+            .await?;
         // As a geographic search: nationally, ALL is every node answering
         // ANY and the vehicles seen in every area kept here.
         let all_areas =
             (national.is_some() && q.r#match == pb::AreaMatch::All as i32 && !q.areas.is_empty())
                 .then_some(q.areas.len());
-        let mut asked = q.clone();
-        if national.is_some() {
-            asked.offset = 0;
-            asked.limit = widen(limit, q.offset, self.max_limit);
-        }
         if all_areas.is_some() {
             asked.r#match = pb::AreaMatch::Any as i32;
             asked.limit = self.max_limit.min(u32::MAX as usize) as u32;
@@ -468,16 +447,9 @@ impl pb::search_server::Search for SearchService {
     ) -> Result<Response<ChunkStream>, Status> {
         let q = req.get_ref().clone();
         let relay = q.on_behalf_of.clone();
-        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
-        let limit = match self.limit(q.limit) {
-            Ok(limit) => limit,
-            Err(status) => return Err(self.refuse_early(&req, "camera", status).await),
-        };
-        let mut asked = q.clone();
-        if national.is_some() {
-            asked.offset = 0;
-            asked.limit = widen(limit, q.offset, self.max_limit);
-        }
+        let (national, limit, asked) = self
+            .paged(&req, "camera", q.scope, relay.is_some(), &q)
+            .await?;
         let local = self
             .run_relayed(
                 &req,

@@ -197,6 +197,31 @@ pub(super) fn keep_all(rows: Vec<pb::ReadRow>, n: usize) -> Vec<pb::ReadRow> {
 }
 
 impl SearchService {
+    /// A search's national scope, its page size (a limit over the node's
+    /// maximum is refused, and audited), and the request to run here:
+    /// nationally every node is asked for its first `offset + limit` rows,
+    /// so that the merged page is exact.
+    pub(super) async fn paged<T, R: Paged + Clone>(
+        &self,
+        req: &Request<T>,
+        search: &str,
+        scope: i32,
+        relayed: bool,
+        q: &R,
+    ) -> Result<(Option<(Arc<Federation>, Principal)>, usize, R), Status> {
+        let national = self.national_scope(req, scope, relayed).await?;
+        let (offset, limit) = q.page();
+        let limit = match self.limit(limit) {
+            Ok(limit) => limit,
+            Err(status) => return Err(self.refuse_early(req, search, status).await),
+        };
+        let mut asked = q.clone();
+        if national.is_some() {
+            asked.set_page(0, widen(limit, offset, self.max_limit));
+        }
+        Ok((national, limit, asked))
+    }
+
     /// Whether a request runs nationally (fanned out to the peers): not when
     /// it asks for this node only, is relayed by a peer, or there are no
     /// peers. A national search needs a national role.
@@ -458,3 +483,32 @@ impl SearchService {
             .await
     }
 }
+
+/// A search request that pages its rows.
+pub(super) trait Paged {
+    /// Its offset and limit.
+    fn page(&self) -> (u32, u32);
+    /// Sets its offset and limit.
+    fn set_page(&mut self, offset: u32, limit: u32);
+}
+
+macro_rules! paged {
+    ($($t:ty),*) => {$(
+        impl Paged for $t {
+            fn page(&self) -> (u32, u32) {
+                (self.offset, self.limit)
+            }
+            fn set_page(&mut self, offset: u32, limit: u32) {
+                self.offset = offset;
+                self.limit = limit;
+            }
+        }
+    )*};
+}
+
+paged!(
+    pb::GeoSearchRequest,
+    pb::VrmSearchRequest,
+    pb::VehicleSearchRequest,
+    pb::CameraSearchRequest
+);

@@ -269,8 +269,9 @@ impl Governance {
         actor: &Actor,
         action: &str,
         what: &Audited,
-        status: Status,
+        refused: impl Into<Status>,
     ) -> Status {
+        let status = refused.into();
         let entry = self.entry(
             actor,
             action,

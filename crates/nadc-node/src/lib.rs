@@ -21,6 +21,7 @@ pub mod config;
 pub mod connections;
 pub mod disclosure;
 pub mod edge;
+pub mod error;
 pub mod federation;
 pub mod governance;
 pub mod hedge;

@@ -2,6 +2,7 @@
 //! filters and force scope, and the wire events built from them (with the
 //! reads they name and their verification state).
 
+use crate::error::ServiceError;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
@@ -34,14 +35,14 @@ pub struct AlertFilter {
 
 impl AlertFilter {
     /// The filters a watch asked for, limited to the alerts `force` acts on.
-    pub fn for_force(q: &pb::WatchRequest, force: ForceId) -> Result<Self, Status> {
+    pub fn for_force(q: &pb::WatchRequest, force: ForceId) -> Result<Self, ServiceError> {
         Ok(Self {
             scope: Some(force),
             ..Self::from_pb(q)?
         })
     }
 
-    fn from_pb(q: &pb::WatchRequest) -> Result<Self, Status> {
+    fn from_pb(q: &pb::WatchRequest) -> Result<Self, ServiceError> {
         let lists = q
             .lists
             .iter()
@@ -50,7 +51,7 @@ impl AlertFilter {
                     None
                 } else {
                     Some(ForceId::new(&l.owner).map_err(|e| {
-                        Status::invalid_argument(format!("list owner {:?}: {e}", l.owner))
+                        ServiceError::invalid(format!("list owner {:?}: {e}", l.owner))
                     })?)
                 };
                 Ok((owner, l.name.trim().to_string()))
@@ -59,14 +60,14 @@ impl AlertFilter {
         let forces = q
             .forces
             .iter()
-            .map(|f| ForceId::new(f).map_err(|e| Status::invalid_argument(format!("force: {e}"))))
+            .map(|f| ForceId::new(f).map_err(|e| ServiceError::invalid(format!("force: {e}"))))
             .collect::<Result<_, _>>()?;
         let actions = q
             .actions
             .iter()
             .map(|a| {
                 action_from_pb(*a)
-                    .ok_or_else(|| Status::invalid_argument(format!("action {a} is unknown")))
+                    .ok_or_else(|| ServiceError::invalid(format!("action {a} is unknown")))
             })
             .collect::<Result<_, _>>()?;
         let kinds = q
@@ -74,7 +75,7 @@ impl AlertFilter {
             .iter()
             .map(|k| {
                 kind_from_pb(*k)
-                    .ok_or_else(|| Status::invalid_argument(format!("kind {k} is unknown")))
+                    .ok_or_else(|| ServiceError::invalid(format!("kind {k} is unknown")))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {

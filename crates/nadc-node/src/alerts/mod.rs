@@ -15,6 +15,7 @@
 //!   alerting role, its own force's alerts, history only under a purpose
 //!   and case; every batch is audited before it is sent.
 
+use crate::error::ServiceError;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -27,7 +28,6 @@ use nadc_query::clones::{CloneRule, flag_neighbours};
 use nadc_query::convoy::{ConvoyQuery, convoy};
 use nadc_store::{Appended, NewRead, Store, StoreError};
 use tokio::sync::watch;
-use tonic::Status;
 use tracing::{debug, warn};
 
 use crate::config::AlertsConfig;
@@ -390,17 +390,17 @@ pub fn hotlist_targets(
     r: &pb::HotlistRef,
     caller_force: &ForceId,
     now: Timestamp,
-) -> Result<Vec<nadc_core::Vrm>, Status> {
+) -> Result<Vec<nadc_core::Vrm>, ServiceError> {
     let id = list_id(Some(r), caller_force)?;
     if id.owner != *caller_force {
-        return Err(Status::permission_denied(format!(
+        return Err(ServiceError::denied(format!(
             "list {id} belongs to {}: a convoy search names only {caller_force}'s lists (another force's entries are its intelligence)",
             id.owner
         )));
     }
     let (_, entries) = registry
         .get(&id)
-        .ok_or_else(|| Status::not_found(format!("no list {id}")))?;
+        .ok_or_else(|| ServiceError::not_found(format!("no list {id}")))?;
     Ok(entries
         .into_iter()
         .filter(|e| e.active_at(now))

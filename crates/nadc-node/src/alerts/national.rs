@@ -3,6 +3,7 @@
 //! what it discloses to the relayed user; this node audits what it passes
 //! on, before it does.
 
+use crate::error::ServiceError;
 use std::sync::Arc;
 
 use nadc_core::Timestamp;
@@ -47,7 +48,7 @@ impl AlertsService {
             Ok::<_, Status>(out)
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))??;
+        .map_err(|e| ServiceError::internal(e.to_string()))??;
         let remote = relayed(&grant, &q, &self.node, |r| {
             (r.after, r.from_now) = (0, false);
         });
@@ -82,7 +83,7 @@ impl AlertsService {
             Ok::<_, Status>(theirs)
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))??;
+        .map_err(|e| ServiceError::internal(e.to_string()))??;
         all.extend(theirs);
         let ms = |e: &pb::AlertEvent| {
             e.raised_at
@@ -100,10 +101,11 @@ impl AlertsService {
             }
             if !failed.is_empty() {
                 let _ = tx
-                    .send(Err(Status::unavailable(format!(
+                    .send(Err(ServiceError::unavailable(format!(
                         "partial: alerts of {} are missing",
                         failed.join("; ")
-                    ))))
+                    ))
+                    .into()))
                     .await;
             }
         });
@@ -195,7 +197,7 @@ async fn pass_on(
         Ok::<_, Status>(one)
     })
     .await
-    .unwrap_or_else(|e| Err(Status::internal(e.to_string())));
+    .unwrap_or_else(|e| Err(ServiceError::internal(e.to_string()).into()));
     match audited {
         Ok(mut one) => match one.pop() {
             Some(e) => tx.send(Ok(e)).await.is_ok(),
@@ -249,7 +251,9 @@ async fn follow_peer(f: Followed, tx: mpsc::Sender<Result<pb::AlertEvent, Status
                     return Ok(());
                 }
             }
-            Err(Status::unavailable("the peer ended the watch"))
+            Err(Status::from(ServiceError::unavailable(
+                "the peer ended the watch",
+            )))
         };
         let error = tokio::select! {
             r = outcome => match r {

@@ -8,6 +8,7 @@
 //! [`WatchGrant::admit`] (live or history, data-age tier) and is audited,
 //! durably, before it is sent.
 
+use crate::error::ServiceError;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -80,7 +81,7 @@ pub struct WatchGrant {
 }
 
 /// A watch refused: who asked, what, and why.
-pub struct Refusal(Actor, Audited, Status);
+pub struct Refusal(Actor, Audited, ServiceError);
 
 /// The audit action of a watch's disclosures.
 const DISCLOSED: &str = "alert.disclosed";
@@ -112,20 +113,20 @@ impl WatchGrant {
             authorisation: given.authorisation.clone(),
         };
         let Principal::User { force, roles, .. } = principal else {
-            let status = Status::permission_denied(format!(
+            let status = ServiceError::denied(format!(
                 "alerts are for users with an alerting role; caller is {principal}"
             ));
             return Err(Box::new(Refusal(actor, audited(raw), status)));
         };
         if let Err(e) = governance.policy.check_alerts(roles) {
-            let status = Status::permission_denied(e.to_string());
+            let status = ServiceError::denied(e.to_string());
             return Err(Box::new(Refusal(actor, audited(raw), status)));
         }
         let named = !(given.purpose.trim().is_empty() && given.case_ref.trim().is_empty());
         let (access, case) = if named {
             let ctx = match governance.context(q.access.as_ref()) {
                 Ok((ctx, _)) => ctx,
-                Err(status) => return Err(Box::new(Refusal(actor, audited(raw), status))),
+                Err(status) => return Err(Box::new(Refusal(actor, audited(raw), status.into()))),
             };
             // History is registered under the case: one the watcher's force
             // is a member of (a relayed watch's was checked at its node).
@@ -141,7 +142,7 @@ impl WatchGrant {
             };
             match case {
                 Ok(case) => (Some(ctx), Some(case)),
-                Err(status) => return Err(Box::new(Refusal(actor, audited(raw), status))),
+                Err(status) => return Err(Box::new(Refusal(actor, audited(raw), status.into()))),
             }
         } else {
             (None, None)
@@ -187,7 +188,7 @@ impl WatchGrant {
         &self,
         batch: Vec<pb::AlertEvent>,
         now: Timestamp,
-    ) -> Result<Vec<pb::AlertEvent>, Status> {
+    ) -> Result<Vec<pb::AlertEvent>, ServiceError> {
         let g = &self.governance;
         let live_from = g.policy.live_alerts_from(now);
         let mut kept = Vec::with_capacity(batch.len());
@@ -212,7 +213,7 @@ impl WatchGrant {
             let history = raised.is_none_or(|t| t < live_from);
             let Some(access) = &self.access else {
                 if history {
-                    return Err(Status::failed_precondition(format!(
+                    return Err(ServiceError::precondition(format!(
                         "alert {} was raised before the live period (the last {} minutes): replaying history needs a purpose and a case reference (--purpose, --case), and is audited like a search",
                         e.position, g.policy.alert_live_minutes
                     )));
@@ -230,10 +231,8 @@ impl WatchGrant {
                 Ok(_) => kept.push(e),
                 Err(_) if self.clip || !history => {}
                 Err(status) => {
-                    return Err(Status::new(
-                        status.code(),
-                        format!("alert {}: {}", e.position, status.message()),
-                    ));
+                    let alert = format!("alert {}", e.position);
+                    return Err(ServiceError::from(status).about(&alert));
                 }
             }
         }
@@ -275,7 +274,7 @@ pub fn drain_blocking(
     mut pos: u64,
     now: Timestamp,
     send: &mut dyn FnMut(Vec<pb::AlertEvent>) -> bool,
-) -> Result<u64, Status> {
+) -> Result<u64, ServiceError> {
     loop {
         let (alerts, last) = next_batch(store, pos, filter).map_err(log_unavailable)?;
         let batch = grant.admit(events(store, node, alerts).map_err(log_unavailable)?, now)?;
@@ -297,10 +296,10 @@ fn not_theirs(
     position: u64,
     alert: &nadc_core::alert::Alert,
     force: &ForceId,
-) -> Result<Option<Status>, Status> {
+) -> Result<Option<ServiceError>, ServiceError> {
     if let Some(list) = alert.detail.list() {
         return Ok((list.owner != *force).then(|| {
-            Status::permission_denied(format!(
+            ServiceError::denied(format!(
                 "alert {position} is on {owner}'s list {list}: only {owner}'s users verify it",
                 owner = list.owner
             ))
@@ -314,7 +313,7 @@ fn not_theirs(
     if others.iter().any(|r| r.force == *force) {
         return Ok(None);
     }
-    Ok(Some(Status::permission_denied(format!(
+    Ok(Some(ServiceError::denied(format!(
         "alert {position} is a clone of reads owned by {}{}: only their users verify it",
         alert.read_force,
         others
@@ -324,8 +323,8 @@ fn not_theirs(
     ))))
 }
 
-fn log_unavailable(e: StoreError) -> Status {
-    Status::unavailable(format!("alert log: {e}"))
+fn log_unavailable(e: StoreError) -> ServiceError {
+    ServiceError::unavailable(format!("alert log: {e}"))
 }
 
 impl AlertsService {
@@ -347,7 +346,9 @@ impl AlertsService {
             Err(e) => {
                 let what = Audited::default();
                 let actor = Actor::of(&principal);
-                return Err(g.refuse(&actor, "alert.watch", &what, e.into()).await);
+                return Err(g
+                    .refuse(&actor, "alert.watch", &what, Status::from(e))
+                    .await);
             }
         };
         let is_relayed = relayed.is_some();
@@ -370,7 +371,7 @@ impl AlertsService {
         let opened = grant.clone();
         tokio::task::spawn_blocking(move || opened.opened_blocking())
             .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+            .map_err(|e| ServiceError::internal(e.to_string()))??;
         Ok((grant, is_relayed, place))
     }
 }
@@ -448,11 +449,13 @@ impl pb::alerts_server::Alerts for AlertsService {
                 pos = match drained {
                     Ok(Ok(last)) => last,
                     Ok(Err(status)) => {
-                        let _ = tx.send(Err(status)).await;
+                        let _ = tx.send(Err(status.into())).await;
                         return;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                        let _ = tx
+                            .send(Err(ServiceError::internal(e.to_string()).into()))
+                            .await;
                         return;
                     }
                 };
@@ -474,9 +477,10 @@ impl pb::alerts_server::Alerts for AlertsService {
                 };
                 if stopping {
                     let _ = tx
-                        .send(Err(Status::unavailable(format!(
+                        .send(Err(ServiceError::unavailable(format!(
                             "the node is stopping; resume after position {pos}"
-                        ))))
+                        ))
+                        .into()))
                         .await;
                     return;
                 }
@@ -506,12 +510,12 @@ impl pb::alerts_server::Alerts for AlertsService {
             Principal::User { force, name, roles } => match g.policy.check_alerts(roles) {
                 Ok(()) => (force.clone(), name.clone()),
                 Err(e) => {
-                    let status = Status::permission_denied(e.to_string());
+                    let status = ServiceError::denied(e.to_string());
                     return Err(g.refuse(&actor, "alert.verify", &what, status).await);
                 }
             },
             other => {
-                let status = Status::permission_denied(format!(
+                let status = ServiceError::denied(format!(
                     "verifying an alert needs a user certificate with an alerting role; caller is {other}"
                 ));
                 return Err(g.refuse(&actor, "alert.verify", &what, status).await);
@@ -519,11 +523,11 @@ impl pb::alerts_server::Alerts for AlertsService {
         };
         let Some(state) = verification_from_pb(q.state) else {
             let status =
-                Status::invalid_argument("state is required: confirmed, rejected or unverified");
+                ServiceError::invalid("state is required: confirmed, rejected or unverified");
             return Err(g.refuse(&actor, "alert.verify", &what, status).await);
         };
         if q.note.len() > nadc_core::hotlist::MAX_TEXT_LEN || q.note.chars().any(char::is_control) {
-            let status = Status::invalid_argument("note: at most 512 bytes, no control characters");
+            let status = ServiceError::invalid("note: at most 512 bytes, no control characters");
             return Err(g.refuse(&actor, "alert.verify", &what, status).await);
         }
         let record = AlertState {
@@ -538,7 +542,7 @@ impl pb::alerts_server::Alerts for AlertsService {
         let verified = tokio::task::spawn_blocking(move || {
             let Some(alert) = logged_alert(store.as_ref(), position).map_err(log_unavailable)?
             else {
-                return Ok(Err(Status::not_found(format!(
+                return Ok(Err(ServiceError::not_found(format!(
                     "no alert at position {position}"
                 ))));
             };
@@ -551,22 +555,24 @@ impl pb::alerts_server::Alerts for AlertsService {
             let entry = gov.entry(&who, "alert.verify", &what, nadc_core::audit::Outcome::Ok);
             let (set, _) = store
                 .set_alert_state(position, &record, entry)
-                .map_err(|e| Status::unavailable(format!("alert log: {e}")))?;
+                .map_err(|e| ServiceError::unavailable(format!("alert log: {e}")))?;
             if !set {
                 // Deleted since the look-up: that write audited it.
-                return Err(Status::not_found(format!(
+                return Err(ServiceError::not_found(format!(
                     "no alert at position {position}"
                 )));
             }
             let event = events(store.as_ref(), &node, vec![(position, alert)])
                 .map_err(log_unavailable)?
                 .pop();
-            Ok::<_, Status>(
-                event.ok_or_else(|| Status::not_found(format!("no alert at position {position}"))),
+            Ok::<_, ServiceError>(
+                event.ok_or_else(|| {
+                    ServiceError::not_found(format!("no alert at position {position}"))
+                }),
             )
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))??;
+        .map_err(|e| ServiceError::internal(e.to_string()))??;
         match verified {
             Ok(event) => {
                 info!(user = %user, position, state = state.as_str(), "alert verified");

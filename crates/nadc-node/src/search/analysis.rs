@@ -24,6 +24,7 @@ use serde_json::json;
 
 use super::plan::{Plan, time_json};
 use super::{SearchService, query_status, required_time};
+use crate::error::ServiceError;
 
 /// What an analysis returns after sending its items: the summary chunk
 /// (sent once the search is audited), the rows per owning force, and the
@@ -76,7 +77,7 @@ impl SearchService {
         &self,
         plan: &mut Plan,
         q: &pb::ConvoyRequest,
-    ) -> Result<ConvoyQuery, Status> {
+    ) -> Result<ConvoyQuery, ServiceError> {
         plan.query = json!({"vrms": q.vrms, "hotlist": q.hotlist.as_ref().map(|h| format!("{}/{}", h.owner, h.name)),
             "from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()), "window_s": q.window_s,
             "min_count": q.min_count, "min_cameras": q.min_cameras, "limit": q.limit,
@@ -86,13 +87,13 @@ impl SearchService {
             .actor
             .force
             .clone()
-            .ok_or_else(|| Status::permission_denied("searching needs a force user"))?;
+            .ok_or_else(|| ServiceError::denied("searching needs a force user"))?;
         let force = &force;
         let mut targets = q
             .vrms
             .iter()
             .map(|v| {
-                Vrm::normalise(v).map_err(|e| Status::invalid_argument(format!("vrm {v:?}: {e}")))
+                Vrm::normalise(v).map_err(|e| ServiceError::invalid(format!("vrm {v:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(list) = q.hotlist.as_ref().filter(|l| !l.name.trim().is_empty()) {
@@ -104,7 +105,7 @@ impl SearchService {
             )?);
         }
         if targets.is_empty() {
-            return Err(Status::invalid_argument(
+            return Err(ServiceError::invalid(
                 "a convoy search needs at least one target VRM (or a hotlist with active entries)",
             ));
         }
@@ -140,7 +141,7 @@ impl SearchService {
         &self,
         plan: &mut Plan,
         q: &pb::ClonesRequest,
-    ) -> Result<CloneQuery, Status> {
+    ) -> Result<CloneQuery, ServiceError> {
         plan.query = json!({"from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()),
             "max_speed_kmh": q.max_speed_kmh, "min_distance_m": q.min_distance_m, "vrm": q.vrm,
             "limit": q.limit, "allow_broad": q.allow_broad});
@@ -154,23 +155,20 @@ impl SearchService {
             q.max_speed_kmh
         };
         if !(max_speed_kmh.is_finite() && max_speed_kmh > 0.0) {
-            return Err(Status::invalid_argument(format!(
+            return Err(ServiceError::invalid(format!(
                 "max_speed_kmh {max_speed_kmh} must be above 0"
             )));
         }
         let min_distance_m = q.min_distance_m.unwrap_or(2_000.0);
         if !(min_distance_m.is_finite() && min_distance_m >= 0.0) {
-            return Err(Status::invalid_argument(format!(
+            return Err(ServiceError::invalid(format!(
                 "min_distance_m {min_distance_m} must be 0 or more"
             )));
         }
         let vrm = if q.vrm.trim().is_empty() {
             None
         } else {
-            Some(
-                Vrm::normalise(&q.vrm)
-                    .map_err(|e| Status::invalid_argument(format!("vrm: {e}")))?,
-            )
+            Some(Vrm::normalise(&q.vrm).map_err(|e| ServiceError::invalid(format!("vrm: {e}")))?)
         };
         Ok(CloneQuery {
             from,
@@ -200,7 +198,7 @@ impl SearchService {
     {
         let mut worker = match self.workers.acquire(&plan.user_key()).await {
             Ok(w) => w,
-            Err(status) => return Err(self.refuse(&plan, search, status).await),
+            Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
         };
         let (store, node) = (self.store.clone(), self.node.clone());
         let governance = self.governance.clone();

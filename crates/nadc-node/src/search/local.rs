@@ -23,6 +23,7 @@ use nadc_core::audit::Outcome;
 
 use super::plan::Plan;
 use super::{CHUNK_ROWS, ChunkStream, SearchService, query_status, rows_chunk, summary_to_pb};
+use crate::error::ServiceError;
 
 /// What a search reports after its rows.
 pub(super) struct Finished {
@@ -217,7 +218,7 @@ impl SearchService {
         req: &Request<T>,
         search: &'static str,
         access: Option<&pb::AccessContext>,
-        query: impl FnOnce(&Self, &mut Plan) -> Result<Q, Status>,
+        query: impl FnOnce(&Self, &mut Plan) -> Result<Q, ServiceError>,
         compute: fn(&dyn Store, &Q, &str, Emit) -> Result<Finished, QueryError>,
     ) -> Result<Response<ChunkStream>, Status> {
         self.run_relayed(req, search, access, None, query, compute)
@@ -231,7 +232,7 @@ impl SearchService {
         search: &'static str,
         access: Option<&pb::AccessContext>,
         relay: Option<&pb::OnBehalfOf>,
-        query: impl FnOnce(&Self, &mut Plan) -> Result<Q, Status>,
+        query: impl FnOnce(&Self, &mut Plan) -> Result<Q, ServiceError>,
         compute: fn(&dyn Store, &Q, &str, Emit) -> Result<Finished, QueryError>,
     ) -> Result<Response<ChunkStream>, Status> {
         let (mut plan, checked) = self.plan_relayed(req, search, access, relay).await?;
@@ -241,7 +242,7 @@ impl SearchService {
         };
         let mut worker = match self.workers.acquire(&plan.user_key()).await {
             Ok(w) => w,
-            Err(status) => return Err(self.refuse(&plan, search, status).await),
+            Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
         };
         let store = self.store.clone();
         let node = self.node.clone();

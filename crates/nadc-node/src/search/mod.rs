@@ -31,10 +31,12 @@ use crate::workers::SearchWorkers;
 use serde_json::json;
 
 mod analysis;
+
 mod local;
 mod national;
 mod plan;
 
+use crate::error::ServiceError;
 use analysis::{DEFAULT_COMPANIONS, compute_clones, compute_convoy};
 use local::{
     compute_camera, compute_geo, compute_held, compute_timeline, compute_vehicle, compute_vrm,
@@ -96,11 +98,7 @@ fn summary_to_pb(s: &ResultSummary, elapsed_us: u64) -> pb::SearchSummary {
 }
 
 fn query_status(e: QueryError) -> Status {
-    match e {
-        QueryError::Invalid(m) => Status::invalid_argument(m),
-        QueryError::TooBroad(m) => Status::failed_precondition(format!("search too broad: {m}")),
-        QueryError::Store(e) => Status::unavailable(format!("search failed: {e}")),
-    }
+    ServiceError::from(e).into()
 }
 
 fn rows_chunk(rows: Vec<pb::ReadRow>) -> pb::SearchChunk {
@@ -126,11 +124,13 @@ fn window_of(
     ))
 }
 
-fn required_time(t: Option<&prost_types::Timestamp>, what: &str) -> Result<Timestamp, Status> {
-    let t = t.ok_or_else(|| Status::invalid_argument(format!("{what} is required")))?;
-    proto::from_pb_time(t).ok_or_else(|| {
-        Status::invalid_argument(format!("{what} is outside 1970-01-01 to 9999-12-31"))
-    })
+fn required_time(
+    t: Option<&prost_types::Timestamp>,
+    what: &str,
+) -> Result<Timestamp, ServiceError> {
+    let t = t.ok_or_else(|| ServiceError::invalid(format!("{what} is required")))?;
+    proto::from_pb_time(t)
+        .ok_or_else(|| ServiceError::invalid(format!("{what} is outside 1970-01-01 to 9999-12-31")))
 }
 
 #[tonic::async_trait]
@@ -252,7 +252,9 @@ impl pb::search_server::Search for SearchService {
                 }
             })
             .await
-            .unwrap_or_else(|e| Err(Status::internal(format!("audit task failed: {e}"))));
+            .unwrap_or_else(|e| {
+                Err(ServiceError::Internal(format!("audit task failed: {e}")).into())
+            });
             if let Err(e) = written {
                 let _ = tx.send(Err(e)).await;
                 return;
@@ -506,7 +508,7 @@ impl pb::search_server::Search for SearchService {
                 p.query = json!({"case_ref": p.access.case_ref});
                 // Only the case's members reach it (checked when planned).
                 p.case.clone().ok_or_else(|| {
-                    Status::internal("a held-reads request planned without its case")
+                    ServiceError::Internal("a held-reads request planned without its case".into())
                 })
             },
             compute_held,

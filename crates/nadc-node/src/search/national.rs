@@ -22,6 +22,7 @@ use nadc_core::audit::Outcome;
 use serde_json::json;
 
 use super::{CHUNK_ROWS, ChunkStream, SearchService, pb_time, rows_chunk};
+use crate::error::ServiceError;
 
 /// The rows each node is asked for so that the merged page
 /// `offset..offset + limit` is exact: its first `offset + limit`.
@@ -152,9 +153,9 @@ impl Streamed {
             return;
         }
         if let Some(open) = self.opener.take() {
-            let opened = tokio::task::spawn_blocking(open)
-                .await
-                .unwrap_or_else(|e| Err(Status::internal(format!("audit task failed: {e}"))));
+            let opened = tokio::task::spawn_blocking(open).await.unwrap_or_else(|e| {
+                Err(ServiceError::Internal(format!("audit task failed: {e}")).into())
+            });
             if let Err(e) = opened {
                 let _ = self.tx.send(Err(e)).await;
                 self.gone = true;
@@ -242,7 +243,7 @@ impl SearchService {
         if let Principal::User { roles, .. } = &user
             && let Err(e) = self.governance.policy.check_national(roles)
         {
-            let status = Status::permission_denied(e.to_string());
+            let status = ServiceError::denied(e.to_string());
             let what = Audited::default();
             let g = &self.governance;
             return Err(g
@@ -374,7 +375,9 @@ impl SearchService {
                 .map(|_| ())
             })
             .await
-            .unwrap_or_else(|e| Err(Status::internal(format!("audit task failed: {e}"))));
+            .unwrap_or_else(|e| {
+                Err(ServiceError::Internal(format!("audit task failed: {e}")).into())
+            });
             if let Err(e) = written {
                 let _ = out.tx.send(Err(e)).await;
                 return;

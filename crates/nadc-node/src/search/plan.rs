@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::local::TimelineQuery;
 use super::{SearchService, required_time};
+use crate::error::ServiceError;
 
 /// A search being planned: who asks, why, what (for the audit), and the
 /// windows the access rules permit.
@@ -50,7 +51,7 @@ impl Plan {
         &mut self,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<(Timestamp, Timestamp), Status> {
+    ) -> Result<(Timestamp, Timestamp), ServiceError> {
         let p = self
             .governance
             .permit(&self.actor, &self.access, self.clip, from, to, self.now)?;
@@ -65,14 +66,14 @@ impl Plan {
     }
 
     /// Refuses `allow_broad` from a caller without a role that may use it.
-    pub(super) fn broad(&self, allow_broad: bool) -> Result<(), Status> {
+    pub(super) fn broad(&self, allow_broad: bool) -> Result<(), ServiceError> {
         if !allow_broad {
             return Ok(());
         }
         self.governance
             .policy
             .check_broad(&self.actor.roles)
-            .map_err(|e| Status::permission_denied(e.to_string()))
+            .map_err(|e| ServiceError::denied(e.to_string()))
     }
 
     /// Writes the search's opening entry (who, purpose, case, query):
@@ -121,21 +122,20 @@ impl SearchService {
         to: Timestamp,
         what: &str,
         allow_broad: bool,
-    ) -> Result<(Timestamp, Timestamp), Status> {
+    ) -> Result<(Timestamp, Timestamp), ServiceError> {
         if from > to {
-            return Err(Status::invalid_argument(format!(
+            return Err(ServiceError::invalid(format!(
                 "{what}: the window is inverted (from {from} is after to {to})"
             )));
         }
         let hours = (to.millis() - from.millis()) as f64 / 3_600_000.0;
         if !allow_broad && hours > f64::from(self.caps.max_window_hours) {
-            return Err(Status::failed_precondition(format!(
+            return Err(ServiceError::precondition(format!(
                 "{what}: the window is {hours:.1} hours, over this node's cap of {} hours; narrow it or set allow_broad",
                 self.caps.max_window_hours
             )));
         }
-        plan.permit(from, to)
-            .map_err(|e| Status::new(e.code(), format!("{what}: {}", e.message())))
+        plan.permit(from, to).map_err(|e| e.about(what))
     }
 
     /// Starts planning a search for the caller of `req` with the context
@@ -150,7 +150,7 @@ impl SearchService {
         search: &str,
         access: Option<&pb::AccessContext>,
         relay: Option<&pb::OnBehalfOf>,
-    ) -> Result<(Plan, Result<(), Status>), Status> {
+    ) -> Result<(Plan, Result<(), ServiceError>), Status> {
         let mut who = caller(req)?;
         // Who may not search at all (a BOF, a user without a searching
         // role, a relay the rules refuse) is refused here, audited too.
@@ -192,7 +192,8 @@ impl SearchService {
             now: self.clock.now(),
             case: None,
         };
-        let checked = self.governance.context(access).and_then(|(ctx, clip)| {
+        let context = self.governance.context(access).map_err(ServiceError::from);
+        let checked = context.and_then(|(ctx, clip)| {
             plan.access = ctx;
             plan.clip = clip;
             let case = self.case_of(&plan.actor, &plan.access.case_ref, &given, relay);
@@ -215,7 +216,7 @@ impl SearchService {
         &self,
         req: &Request<T>,
         search: &str,
-        status: Status,
+        refused: ServiceError,
     ) -> Status {
         let actor = match caller(req) {
             Ok(who) => Actor::of(&who.principal),
@@ -223,7 +224,7 @@ impl SearchService {
         };
         let action = format!("search.{search}");
         self.governance
-            .refuse(&actor, &action, &Audited::default(), status)
+            .refuse(&actor, &action, &Audited::default(), refused)
             .await
     }
 
@@ -236,17 +237,22 @@ impl SearchService {
         case_ref: &str,
         given: &pb::AccessContext,
         relay: Option<&pb::OnBehalfOf>,
-    ) -> Result<crate::cases::CaseId, Status> {
+    ) -> Result<crate::cases::CaseId, ServiceError> {
         let cases = &self.governance.cases;
         if relay.is_some() {
-            crate::cases::Cases::named(actor, case_ref, &given.case_force)
+            Ok(crate::cases::Cases::named(
+                actor,
+                case_ref,
+                &given.case_force,
+            )?)
         } else {
-            cases.resolve(actor, case_ref, &given.case_force, "search under it")
+            Ok(cases.resolve(actor, case_ref, &given.case_force, "search under it")?)
         }
     }
 
     /// Audits a search refused while planning, then returns the refusal.
-    pub(super) async fn refuse(&self, plan: &Plan, search: &str, status: Status) -> Status {
+    pub(super) async fn refuse(&self, plan: &Plan, search: &str, refused: ServiceError) -> Status {
+        let status = Status::from(refused);
         let entry = self.governance.entry(
             &plan.actor,
             &format!("search.{search}"),
@@ -263,12 +269,12 @@ impl SearchService {
         &self,
         plan: &mut Plan,
         q: &pb::GeoSearchRequest,
-    ) -> Result<GeoQuery, Status> {
+    ) -> Result<GeoQuery, ServiceError> {
         plan.query = json!({"areas": areas_json(&q.areas), "match": q.r#match,
             "limit": q.limit, "offset": q.offset, "allow_broad": q.allow_broad});
         plan.broad(q.allow_broad)?;
         if q.areas.is_empty() {
-            return Err(Status::invalid_argument(
+            return Err(ServiceError::invalid(
                 "a geographic search needs at least one area",
             ));
         }
@@ -288,14 +294,14 @@ impl SearchService {
         areas: &[pb::Area],
         m: i32,
         allow_broad: bool,
-    ) -> Result<(Vec<Area>, AreaMatch), Status> {
+    ) -> Result<(Vec<Area>, AreaMatch), ServiceError> {
         let max_areas = if allow_broad {
             100
         } else {
             self.caps.max_areas
         };
         if areas.len() > max_areas {
-            return Err(Status::failed_precondition(format!(
+            return Err(ServiceError::precondition(format!(
                 "{} areas given; at most {max_areas}",
                 areas.len()
             )));
@@ -305,19 +311,19 @@ impl SearchService {
             let what = format!("area {}", i + 1);
             let shape = if a.polygon.trim().is_empty() {
                 let centre = GeoPoint::new(a.lat, a.lon)
-                    .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
+                    .map_err(|e| ServiceError::invalid(format!("{what}: {e}")))?;
                 Shape::Circle(
                     Circle::new(centre, a.radius_m)
-                        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?,
+                        .map_err(|e| ServiceError::invalid(format!("{what}: {e}")))?,
                 )
             } else {
                 Polygon::parse(&a.polygon)
                     .and_then(Shape::polygon)
-                    .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?
+                    .map_err(|e| ServiceError::invalid(format!("{what}: {e}")))?
             };
             let radius = shape.scan_circle().radius_m();
             if !allow_broad && radius > self.caps.max_radius_m {
-                return Err(Status::failed_precondition(format!(
+                return Err(ServiceError::precondition(format!(
                     "{what}: radius {radius:.0} m is over this node's cap of {} m; narrow it or set allow_broad",
                     self.caps.max_radius_m
                 )));
@@ -330,7 +336,7 @@ impl SearchService {
         let matching = match pb::AreaMatch::try_from(m) {
             Ok(pb::AreaMatch::All) => AreaMatch::All,
             Ok(pb::AreaMatch::Any | pb::AreaMatch::Unspecified) => AreaMatch::Any,
-            Err(_) => return Err(Status::invalid_argument(format!("match {m} is unknown"))),
+            Err(_) => return Err(ServiceError::invalid(format!("match {m} is unknown"))),
         };
         Ok((out, matching))
     }
@@ -339,7 +345,7 @@ impl SearchService {
         &self,
         plan: &mut Plan,
         q: &pb::VehicleSearchRequest,
-    ) -> Result<VehicleQuery, Status> {
+    ) -> Result<VehicleQuery, ServiceError> {
         plan.query = json!({"make": q.make, "model": q.model, "colour": q.colour,
             "areas": areas_json(&q.areas), "match": q.r#match, "from": time_json(q.from.as_ref()),
             "to": time_json(q.to.as_ref()), "limit": q.limit, "offset": q.offset,
@@ -351,7 +357,7 @@ impl SearchService {
             colour: q.colour.clone(),
         };
         if details.normalised().is_empty() {
-            return Err(Status::invalid_argument(
+            return Err(ServiceError::invalid(
                 "give at least one of make, model or colour",
             ));
         }
@@ -379,13 +385,13 @@ impl SearchService {
         &self,
         plan: &mut Plan,
         q: &pb::CameraSearchRequest,
-    ) -> Result<CameraQuery, Status> {
+    ) -> Result<CameraQuery, ServiceError> {
         plan.query = json!({"cameras": q.cameras.iter().map(|c| format!("{}:{}", c.force, c.camera_id)).collect::<Vec<_>>(),
             "from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()),
             "limit": q.limit, "offset": q.offset, "allow_broad": q.allow_broad});
         plan.broad(q.allow_broad)?;
         if q.cameras.is_empty() {
-            return Err(Status::invalid_argument(
+            return Err(ServiceError::invalid(
                 "a camera search needs at least one camera",
             ));
         }
@@ -395,7 +401,7 @@ impl SearchService {
             self.caps.max_cameras
         };
         if q.cameras.len() > max {
-            return Err(Status::failed_precondition(format!(
+            return Err(ServiceError::precondition(format!(
                 "{} cameras given; at most {max}",
                 q.cameras.len()
             )));
@@ -404,14 +410,13 @@ impl SearchService {
             .cameras
             .iter()
             .map(|c| {
-                let force = ForceId::new(&c.force).map_err(|e| {
-                    Status::invalid_argument(format!("camera {:?}: {e}", c.camera_id))
-                })?;
+                let force = ForceId::new(&c.force)
+                    .map_err(|e| ServiceError::invalid(format!("camera {:?}: {e}", c.camera_id)))?;
                 nadc_core::camera::validate_camera_id(&c.camera_id)
-                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                    .map_err(|e| ServiceError::invalid(e.to_string()))?;
                 Ok((force, c.camera_id.clone()))
             })
-            .collect::<Result<Vec<_>, Status>>()?;
+            .collect::<Result<Vec<_>, ServiceError>>()?;
         let from = required_time(q.from.as_ref(), "from")?;
         let to = required_time(q.to.as_ref(), "to")?;
         let (from, to) = self.check_window(plan, from, to, "camera search", q.allow_broad)?;
@@ -432,7 +437,7 @@ impl SearchService {
         plan: &mut Plan,
         from: Option<&prost_types::Timestamp>,
         to: Option<&prost_types::Timestamp>,
-    ) -> Result<(Timestamp, Timestamp), Status> {
+    ) -> Result<(Timestamp, Timestamp), ServiceError> {
         let now = plan.now;
         let default_from = if plan.access.authorisation.is_empty() {
             self.governance.policy.standard_start(now)
@@ -442,24 +447,24 @@ impl SearchService {
         let parse = |t: Option<&prost_types::Timestamp>, name: &str, default: Timestamp| match t {
             None => Ok(default),
             Some(t) => proto::from_pb_time(t).ok_or_else(|| {
-                Status::invalid_argument(format!("{name} is outside 1970-01-01 to 9999-12-31"))
+                ServiceError::invalid(format!("{name} is outside 1970-01-01 to 9999-12-31"))
             }),
         };
         let from = parse(from, "from", default_from)?;
         let to = parse(to, "to", now)?;
         if from > to {
-            return Err(Status::invalid_argument(format!(
+            return Err(ServiceError::invalid(format!(
                 "the window is inverted: from {from} is after to {to}"
             )));
         }
         plan.permit(from, to)
     }
 
-    pub(super) fn limit(&self, requested: u32) -> Result<usize, Status> {
+    pub(super) fn limit(&self, requested: u32) -> Result<usize, ServiceError> {
         match requested as usize {
             0 => Ok(self.default_limit),
             n if n <= self.max_limit => Ok(n),
-            n => Err(Status::invalid_argument(format!(
+            n => Err(ServiceError::invalid(format!(
                 "limit {n} is above this node's maximum of {}",
                 self.max_limit
             ))),
@@ -472,19 +477,18 @@ impl SearchService {
         &self,
         plan: &mut Plan,
         q: &pb::VrmTimelineRequest,
-    ) -> Result<TimelineQuery, Status> {
+    ) -> Result<TimelineQuery, ServiceError> {
         plan.query = json!({"vrm": q.vrm, "from": time_json(q.from.as_ref()),
             "to": time_json(q.to.as_ref()), "limit": q.limit});
         // `?` and `*` are ASCII punctuation, which normalising would
         // silently drop: "AB12*" would give the timeline of AB12.
         if let Some(pos) = q.vrm.chars().position(|c| matches!(c, '?' | '*')) {
-            return Err(Status::invalid_argument(format!(
+            return Err(ServiceError::invalid(format!(
                 "vrm: wildcard at position {}: a timeline is of one VRM; use a VRM search for patterns",
                 pos + 1
             )));
         }
-        let vrm =
-            Vrm::normalise(&q.vrm).map_err(|e| Status::invalid_argument(format!("vrm: {e}")))?;
+        let vrm = Vrm::normalise(&q.vrm).map_err(|e| ServiceError::invalid(format!("vrm: {e}")))?;
         let (from, to) = self.window(plan, q.from.as_ref(), q.to.as_ref())?;
         Ok(TimelineQuery {
             vrm,
@@ -498,15 +502,15 @@ impl SearchService {
         &self,
         plan: &mut Plan,
         q: &pb::VrmSearchRequest,
-    ) -> Result<VrmQuery, Status> {
+    ) -> Result<VrmQuery, ServiceError> {
         plan.query = json!({"pattern": q.pattern, "fuzzy": q.fuzzy, "max_edits": q.max_edits,
             "confusable_groups": q.confusable_groups, "from": time_json(q.from.as_ref()),
             "to": time_json(q.to.as_ref()), "limit": q.limit, "offset": q.offset});
         let pattern = Pattern::parse(&q.pattern)
-            .map_err(|e| Status::invalid_argument(format!("pattern: {e}")))?;
+            .map_err(|e| ServiceError::invalid(format!("pattern: {e}")))?;
         let max_edits = q.max_edits.unwrap_or(1);
         if max_edits > 2 {
-            return Err(Status::invalid_argument(format!(
+            return Err(ServiceError::invalid(format!(
                 "max_edits {max_edits} is too many: 0 to 2"
             )));
         }
@@ -514,7 +518,7 @@ impl SearchService {
             ConfusableGroups::default()
         } else {
             ConfusableGroups::new(&q.confusable_groups)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?
+                .map_err(|e| ServiceError::invalid(e.to_string()))?
         };
         let (from, to) = self.window(plan, q.from.as_ref(), q.to.as_ref())?;
         Ok(VrmQuery {

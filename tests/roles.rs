@@ -150,18 +150,18 @@ fn list(name: &str) -> Option<pb::HotlistRef> {
 /// Reads a server stream to its end.
 async fn drain<T>(
     s: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
-) -> Result<(), Code> {
-    let mut s = s.map_err(|e| e.code())?.into_inner();
-    while s.message().await.map_err(|e| e.code())?.is_some() {}
+) -> Result<(), tonic::Status> {
+    let mut s = s?.into_inner();
+    while s.message().await?.is_some() {}
     Ok(())
 }
 
-fn unary<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<(), Code> {
-    r.map(drop).map_err(|e| e.code())
+fn unary<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<(), tonic::Status> {
+    r.map(drop)
 }
 
 /// Calls `op` as the caller of `ch` with a minimal request.
-async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), Code> {
+async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
     let from = Some(nadc_proto::to_pb_time(now().plus_millis(-3_600_000)));
     let to = Some(nadc_proto::to_pb_time(now()));
     let mut ingest = pb::ingest_client::IngestClient::new(ch.clone());
@@ -442,10 +442,52 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), Code> {
     }
 }
 
+/// Each RPC's service and method on the wire, and the audit action a
+/// refusal at its gate is recorded under (deploy/ACCESS.md).
+fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
+    match op {
+        Op::PushBatch => ("Ingest", "PushBatch", "ingest.push"),
+        Op::PushStream => ("Ingest", "PushStream", "ingest.push"),
+        Op::Push => ("Ingest", "Push", "ingest.push"),
+        Op::ImportCameras => ("Admin", "ImportCameras", "cameras.import"),
+        Op::ListCameras => ("Admin", "ListCameras", "cameras.list"),
+        Op::NodeInfo => ("Admin", "NodeInfo", "node.info"),
+        Op::RunRetention => ("Admin", "RunRetention", "retention.run"),
+        Op::VrmTimeline => ("Search", "VrmTimeline", "search.vrm_timeline"),
+        Op::VrmSearch => ("Search", "VrmSearch", "search.vrm"),
+        Op::GeoSearch => ("Search", "GeoSearch", "search.geo"),
+        Op::VehicleSearch => ("Search", "VehicleSearch", "search.vehicle"),
+        Op::CameraSearch => ("Search", "CameraSearch", "search.camera"),
+        Op::Convoy => ("Search", "Convoy", "search.convoy"),
+        Op::Clones => ("Search", "Clones", "search.clones"),
+        Op::HeldReads => ("Search", "HeldReads", "search.held_reads"),
+        Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
+        Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),
+        Op::AddEntries => ("Hotlists", "AddEntries", "hotlist.add"),
+        Op::RemoveEntries => ("Hotlists", "RemoveEntries", "hotlist.remove"),
+        Op::ListHotlists => ("Hotlists", "ListHotlists", "hotlist.list"),
+        Op::GetHotlist => ("Hotlists", "GetHotlist", "hotlist.show"),
+        Op::Watch => ("Alerts", "Watch", "alert.watch"),
+        Op::Verify => ("Alerts", "Verify", "alert.verify"),
+        Op::Grant => ("Authorisations", "Grant", "authorisation.grant"),
+        Op::ListAuthorisations => ("Authorisations", "ListAuthorisations", "authorisation.list"),
+        Op::Revoke => ("Authorisations", "Revoke", "authorisation.revoke"),
+        Op::PlaceHold => ("Holds", "Place", "hold.place"),
+        Op::ReleaseHold => ("Holds", "Release", "hold.release"),
+        Op::AuditVerify => ("Audit", "Verify", "audit.verify"),
+        Op::AuditQuery => ("Audit", "Query", "audit.query"),
+        Op::MarkMaterial => ("Disclosure", "MarkMaterial", "case.mark"),
+        Op::SetConsultation => ("Disclosure", "SetConsultation", "case.consultation"),
+        Op::Schedule => ("Disclosure", "Schedule", "case.schedule"),
+        Op::Share => ("Disclosure", "Share", "case.share"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_rpc_lets_through_exactly_the_callers_its_rule_names() {
     let h = Harness::start().await;
     let mut wrong = Vec::new();
+    let mut refused = std::collections::BTreeSet::new();
     let mut n = 0;
     for who in CALLERS {
         let ch = channel(&h, who).await;
@@ -453,16 +495,56 @@ async fn every_rpc_lets_through_exactly_the_callers_its_rule_names() {
             n += 1;
             let got = attempt(ch.clone(), op, n).await;
             let may = allowed(op).contains(&who);
+            let (service, method, action) = wire(op);
             match (may, got) {
-                (true, Err(Code::PermissionDenied | Code::Unauthenticated)) => {
-                    wrong.push(format!("{who} {op:?}: refused"));
+                (true, Err(e))
+                    if matches!(e.code(), Code::PermissionDenied | Code::Unauthenticated) =>
+                {
+                    wrong.push(format!("{who} {op:?}: refused: {}", e.message()));
                 }
-                (true, _) | (false, Err(Code::PermissionDenied)) => {}
+                (true, _) => {}
+                (false, Err(e)) if e.code() == Code::PermissionDenied => {
+                    // The refusal names the rule it failed and the caller.
+                    let rule = format!("{service}.{method} needs ");
+                    if !e.message().contains(&rule) || !e.message().contains("caller is") {
+                        wrong.push(format!("{who} {op:?}: refused as {:?}", e.message()));
+                    }
+                    let user = if who.starts_with("bof:") {
+                        "bof:AVON"
+                    } else {
+                        who
+                    };
+                    refused.insert((user.to_string(), action.to_string()));
+                }
                 (false, other) => wrong.push(format!("{who} {op:?}: not refused: {other:?}")),
             }
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Each refusal at a gate left its entry in the audit, under the RPC's
+    // action, with the caller; and no gate refused anything else. (carol
+    // is KENT's: KENT's auditor reads hers.)
+    let mut entries = Vec::new();
+    for auditor in ["audrey", "kurt"] {
+        let q = pb::AuditQuery {
+            limit: 100_000,
+            ..Default::default()
+        };
+        entries.extend(h.audit_entries(auditor, q).await);
+    }
+    let gate_refusals: std::collections::BTreeSet<(String, String)> = entries
+        .into_iter()
+        .filter(|e| {
+            e.outcome == "refused" && e.reason.contains(" needs ") && e.reason.contains("caller is")
+        })
+        .map(|e| (e.user, e.action))
+        .collect();
+    let missing: Vec<_> = refused.difference(&gate_refusals).collect();
+    let extra: Vec<_> = gate_refusals.difference(&refused).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "not audited: {missing:?}; audited but not refused at a gate: {extra:?}"
+    );
 }
 
 /// Calls `path` (a method no service may have) with an empty message.

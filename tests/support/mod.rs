@@ -261,7 +261,6 @@ impl Harness {
         rows
     }
 
-    /// The audit entries `q` selects, as the auditor `auditor` may read them.
     /// `manager` creates hotlist `name` of their force holding `vrm`
     /// (action stop, 30 days, intelligence reference `INT/<name>/1`).
     pub async fn hotlist(&self, manager: &str, name: &str, vrm: &str) {
@@ -294,6 +293,7 @@ impl Harness {
         assert!(r.rejected.is_empty(), "{:?}", r.rejected);
     }
 
+    /// The audit entries `q` selects, as the auditor `auditor` may read them.
     pub async fn audit_entries(&self, auditor: &str, q: pb::AuditQuery) -> Vec<pb::AuditRecord> {
         let mut c = pb::audit_client::AuditClient::new(self.user(auditor).await);
         let mut s = c.query(q).await.unwrap().into_inner();

@@ -222,8 +222,7 @@ async fn last_entry(
         .audit_entries(auditor, q)
         .await
         .into_iter()
-        .filter(|e| e.action == action)
-        .next_back()
+        .rfind(|e| e.action == action)
         .unwrap_or_else(|| panic!("no {action} entry for {user}"));
     (e.outcome, e.case_ref, e.reason)
 }

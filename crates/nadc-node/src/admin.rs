@@ -10,6 +10,7 @@ use tracing::info;
 
 use crate::auth::caller;
 use crate::cameras::CameraRegistry;
+use crate::error::ServiceError;
 
 /// The Admin service.
 #[derive(Clone)]
@@ -51,9 +52,9 @@ impl pb::admin_server::Admin for AdminService {
         let registry = self.cameras.clone();
         let stored = tokio::task::spawn_blocking(move || registry.register(&store, good))
             .await
-            .map_err(|e| Status::internal(format!("camera task failed: {e}")))?
+            .map_err(|e| ServiceError::internal(format!("camera task failed: {e}")))?
             .map_err(|e| {
-                Status::unavailable(format!("store unavailable, cameras not stored: {e}"))
+                ServiceError::unavailable(format!("store unavailable, cameras not stored: {e}"))
             })?;
         info!(force = %force, stored, rejected = rejected.len(), "cameras imported");
         Ok(Response::new(pb::ImportCamerasResponse {
@@ -69,13 +70,14 @@ impl pb::admin_server::Admin for AdminService {
         let who = caller(&req)?;
         let wanted = match req.get_ref().force.trim() {
             "" => None,
-            f => Some(ForceId::new(f).map_err(|e| Status::invalid_argument(e.to_string()))?),
+            f => Some(ForceId::new(f).map_err(|e| ServiceError::invalid(e.to_string()))?),
         };
         let filter = match (&who.principal, wanted) {
             (Principal::Bof { force }, Some(w)) if &w != force => {
-                return Err(Status::permission_denied(format!(
+                return Err(ServiceError::denied(format!(
                     "bof {force} may list only its own cameras, not {w}'s"
-                )));
+                ))
+                .into());
             }
             (Principal::Bof { force }, _) => Some(force.clone()),
             (_, w) => w,
@@ -83,7 +85,7 @@ impl pb::admin_server::Admin for AdminService {
         let cameras = self
             .store
             .cameras(filter.as_ref())
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(|e| ServiceError::unavailable(e.to_string()))?;
         // A covert camera's position and description are its force's alone.
         let own = who.principal.force();
         Ok(Response::new(pb::ListCamerasResponse {
@@ -101,15 +103,16 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::RetentionReport>, Status> {
         let p = caller(&req)?.principal;
         if !matches!(&p, Principal::User { roles, .. } if roles.contains(&nadc_core::Role::Admin)) {
-            return Err(Status::permission_denied(format!(
+            return Err(ServiceError::denied(format!(
                 "running retention needs a user with the admin role; caller is {p}"
-            )));
+            ))
+            .into());
         }
         let actor = crate::governance::Actor::of(&p);
         let retention = self.retention.clone();
         let report = tokio::task::spawn_blocking(move || retention.run_audited(&actor, true))
             .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+            .map_err(|e| ServiceError::internal(e.to_string()))??;
         Ok(Response::new(crate::retention::report_to_pb(&report)))
     }
 
@@ -121,7 +124,7 @@ impl pb::admin_server::Admin for AdminService {
         let stats = self
             .store
             .stats()
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(|e| ServiceError::unavailable(e.to_string()))?;
         // The cells a peer needs to know whether a search can reach this
         // node's cameras: all of them for a peer node; for anyone else, a
         // covert camera's cell only to its own force (even coarse, it
@@ -131,7 +134,7 @@ impl pb::admin_server::Admin for AdminService {
         let mut coarse_cells: Vec<u64> = self
             .store
             .cameras(None)
-            .map_err(|e| Status::unavailable(e.to_string()))?
+            .map_err(|e| ServiceError::unavailable(e.to_string()))?
             .iter()
             .filter(|c| peer || c.kind != CameraKind::Covert || Some(&c.force) == own)
             .map(|c| c.position.cell_at(h3o::Resolution::Five))

@@ -30,6 +30,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::caller;
 use crate::cases::{CaseId, Done};
+use crate::error::ServiceError;
 use crate::governance::{Actor, Audited, Governance};
 
 pub use crate::cases::SPACE;
@@ -282,18 +283,23 @@ const SEARCHERS: [Role; 4] = [
 ];
 
 /// The caller of `req` as the audit names them.
-pub fn actor<T>(req: &Request<T>) -> Result<(Actor, bool), Status> {
+pub fn actor<T>(req: &Request<T>) -> Result<(Actor, bool), ServiceError> {
     let p = caller(req)?.principal;
     let user = matches!(p, Principal::User { .. });
     Ok((Actor::of(&p), user))
 }
 
 /// Refuses a caller without one of `roles`.
-pub fn need_role(actor: &Actor, user: bool, roles: &[Role], doing: &str) -> Result<(), Status> {
+pub fn need_role(
+    actor: &Actor,
+    user: bool,
+    roles: &[Role],
+    doing: &str,
+) -> Result<(), ServiceError> {
     if user && actor.roles.iter().any(|r| roles.contains(r)) {
         return Ok(());
     }
-    Err(Status::permission_denied(format!(
+    Err(ServiceError::denied(format!(
         "{doing} needs a user with the {} role; caller is {} of {}",
         roles
             .iter()
@@ -322,7 +328,7 @@ pub fn shown(actor: &Actor, case_ref: &str, case_force: &str) -> String {
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, Status> {
+) -> Result<T, ServiceError> {
     blocking_in("case register: ", f).await
 }
 
@@ -331,11 +337,11 @@ async fn blocking<T: Send + 'static>(
 pub async fn blocking_in<T: Send + 'static>(
     context: &'static str,
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, Status> {
+) -> Result<T, ServiceError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::unavailable(format!("{context}{e}")))
+        .map_err(|e| ServiceError::internal(e.to_string()))?
+        .map_err(|e| ServiceError::unavailable(format!("{context}{e}")))
 }
 
 /// Writes an audit entry of a case action (`case_name` as the actor
@@ -368,8 +374,9 @@ pub async fn refuse_case(
     actor: &Actor,
     action: &str,
     case_name: &str,
-    status: Status,
+    refused: impl Into<Status>,
 ) -> Status {
+    let status = refused.into();
     let outcome = Outcome::Refused(status.message().to_string());
     match audit_case(g, actor, action, case_name, json!({}), Vec::new(), outcome).await {
         Ok(()) => status,
@@ -413,7 +420,7 @@ pub async fn admit<T: CaseRequest>(
     let (case_ref, case_force) = req.get_ref().case();
     let (actor, user) = actor(req)?;
     let checked = need_role(&actor, user, roles, doing)
-        .and_then(|()| g.cases.resolve(&actor, case_ref, case_force, doing));
+        .and_then(|()| Ok(g.cases.resolve(&actor, case_ref, case_force, doing)?));
     match checked {
         Ok(case) => Ok((actor, case)),
         Err(status) => {
@@ -468,7 +475,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         let name = crate::cases::name_for(&actor, &case);
         let q = req.into_inner();
         if q.reads.len() > MAX_READS {
-            let e = Status::invalid_argument(format!(
+            let e = ServiceError::invalid(format!(
                 "{} reads named; at most {MAX_READS} a request",
                 q.reads.len()
             ));
@@ -484,7 +491,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
                 .observed_at
                 .as_ref()
                 .and_then(proto::from_pb_time)
-                .ok_or_else(|| Status::invalid_argument("every read needs observed_at"))?;
+                .ok_or_else(|| ServiceError::invalid("every read needs observed_at"))?;
             let id = (r.node.clone(), t.day(), r.seq);
             if !known.contains_key(&id) {
                 not_in_case.push(r.clone());
@@ -507,7 +514,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
                         at,
                         note: q.note.clone(),
                     })
-                    .map_err(|e| Status::internal(e.to_string()))?,
+                    .map_err(|e| ServiceError::internal(e.to_string()))?,
                 )
             };
             entries.push((key, value));
@@ -549,7 +556,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         let name = crate::cases::name_for(&actor, &case);
         let q = req.into_inner();
         let force =
-            ForceId::new(&q.force).map_err(|e| Status::invalid_argument(format!("force: {e}")))?;
+            ForceId::new(&q.force).map_err(|e| ServiceError::invalid(format!("force: {e}")))?;
         if !matches!(
             pb::ConsultationStatus::try_from(q.status),
             Ok(pb::ConsultationStatus::Pending
@@ -557,9 +564,9 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
                 | pb::ConsultationStatus::Approved
                 | pb::ConsultationStatus::Refused)
         ) {
-            return Err(Status::invalid_argument(
-                "status: pending, consulted, approved or refused",
-            ));
+            return Err(
+                ServiceError::invalid("status: pending, consulted, approved or refused").into(),
+            );
         }
         let c = Consultation {
             status: q.status,
@@ -569,7 +576,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         };
         let mut key = keys::case_prefix(CASE_CONSULT, &case.owner, &case.case_ref);
         key.extend_from_slice(force.as_str().as_bytes());
-        let value = serde_json::to_vec(&c).map_err(|e| Status::internal(e.to_string()))?;
+        let value = serde_json::to_vec(&c).map_err(|e| ServiceError::internal(e.to_string()))?;
         let store = self.store.clone();
         blocking(move || store.put_registry(SPACE, vec![(key, Some(value))])).await?;
         audit_case(
@@ -638,23 +645,29 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
             &[Role::Supervisor, Role::Disclosure],
             "sharing a case",
         )
-        .and_then(|()| crate::cases::Cases::named(&actor, &q.case_ref, &q.case_force))
+        .and_then(|()| {
+            Ok(crate::cases::Cases::named(
+                &actor,
+                &q.case_ref,
+                &q.case_force,
+            )?)
+        })
         .and_then(|case| {
             if actor.force.as_ref() != Some(&case.owner) {
-                return Err(Status::permission_denied(format!(
+                return Err(ServiceError::denied(format!(
                     "case {case} belongs to {}: only its own force shares it",
                     case.owner
                 )));
             }
-            let member = ForceId::new(&q.force)
-                .map_err(|e| Status::invalid_argument(format!("force: {e}")))?;
+            let member =
+                ForceId::new(&q.force).map_err(|e| ServiceError::invalid(format!("force: {e}")))?;
             if member == case.owner {
-                return Err(Status::invalid_argument(format!(
+                return Err(ServiceError::invalid(format!(
                     "case {case} is {member}'s own: share it with another force"
                 )));
             }
             if q.revoke && !g.cases.is_member(&case, &member) {
-                return Err(Status::failed_precondition(format!(
+                return Err(ServiceError::precondition(format!(
                     "case {case} is not shared with {member}: there is no share to end"
                 )));
             }
@@ -670,7 +683,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
             revoked: q.revoke,
         };
         let entry = crate::cases::share_entry(&case, &member, &done)
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
         let what = Audited {
             access: nadc_core::access::AccessContext {
                 case_ref: case.case_ref.clone(),
@@ -687,7 +700,7 @@ impl pb::disclosure_server::Disclosure for DisclosureService {
         let g2 = g.clone();
         tokio::task::spawn_blocking(move || g2.record_registered_blocking(audit, vec![entry]))
             .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+            .map_err(|e| ServiceError::internal(e.to_string()))??;
         if q.revoke {
             g.cases.note_unshared(&case, &member);
         } else {

@@ -1,5 +1,5 @@
 //! Why a request was refused or failed: one type for the node's services
-//! (search, alerts), turned into a gRPC status in one place
+//! (search, alerts, hotlists, disclosure, admin), turned into a gRPC status in one place
 //! ([`From<ServiceError> for Status`]), so a kind of refusal has one code
 //! whichever service gives it.
 
@@ -19,6 +19,8 @@ pub enum ServiceError {
     Denied(String),
     /// What it names does not exist (`NOT_FOUND`).
     NotFound(String),
+    /// What it would create exists already (`ALREADY_EXISTS`).
+    Exists(String),
     /// The governed path's own decision, as it gave it: the data-age tier,
     /// the case register, the relay, the search workers (their codes and
     /// retry hints kept).
@@ -50,6 +52,11 @@ impl ServiceError {
         Self::NotFound(m.into())
     }
 
+    /// Something it would create that exists already.
+    pub fn exists(m: impl Into<String>) -> Self {
+        Self::Exists(m.into())
+    }
+
     /// The store or another part of the node failed.
     pub fn unavailable(m: impl Into<String>) -> Self {
         Self::Unavailable(m.into())
@@ -67,6 +74,7 @@ impl ServiceError {
             Self::Precondition(m) => Self::Precondition(format!("{what}: {m}")),
             Self::Denied(m) => Self::Denied(format!("{what}: {m}")),
             Self::NotFound(m) => Self::NotFound(format!("{what}: {m}")),
+            Self::Exists(m) => Self::Exists(format!("{what}: {m}")),
             Self::Governed(s) => {
                 Self::Governed(Status::new(s.code(), format!("{what}: {}", s.message())))
             }
@@ -83,6 +91,7 @@ impl std::fmt::Display for ServiceError {
             | Self::Precondition(m)
             | Self::Denied(m)
             | Self::NotFound(m)
+            | Self::Exists(m)
             | Self::Unavailable(m)
             | Self::Internal(m) => f.write_str(m),
             Self::Governed(s) => f.write_str(s.message()),
@@ -97,6 +106,7 @@ impl From<ServiceError> for Status {
             ServiceError::Precondition(m) => Status::failed_precondition(m),
             ServiceError::Denied(m) => Status::permission_denied(m),
             ServiceError::NotFound(m) => Status::not_found(m),
+            ServiceError::Exists(m) => Status::already_exists(m),
             ServiceError::Governed(s) => s,
             ServiceError::Unavailable(m) => Status::unavailable(m),
             ServiceError::Internal(m) => Status::internal(m),
@@ -141,6 +151,7 @@ mod tests {
         );
         let busy = Status::resource_exhausted("node busy");
         assert_eq!(code(busy.into()), tonic::Code::ResourceExhausted);
+        assert_eq!(code(ServiceError::exists("x")), tonic::Code::AlreadyExists);
         let e = ServiceError::invalid("bad").about("areas[0]");
         assert_eq!(Status::from(e).message(), "areas[0]: bad");
     }

@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use crate::auth::caller;
+use crate::error::ServiceError;
 use crate::governance::{Actor, Audited, Governance};
 use nadc_core::audit::Outcome;
 use serde_json::json;
@@ -49,8 +50,8 @@ impl Snapshot {
     }
 }
 
-fn store_status(e: StoreError) -> Status {
-    Status::unavailable(format!("store unavailable: {e}"))
+fn store_status(e: StoreError) -> ServiceError {
+    ServiceError::unavailable(format!("store unavailable: {e}"))
 }
 
 impl HotlistRegistry {
@@ -90,17 +91,17 @@ impl HotlistRegistry {
     /// lock throughout.
     async fn change<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn Store) -> Result<T, Status> + Send + 'static,
-    ) -> Result<T, Status> {
+        f: impl FnOnce(&dyn Store) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
         let _guard = self.change.lock().await;
         let store = self.store.clone();
         let (out, snapshot) = tokio::task::spawn_blocking(move || {
             let out = f(store.as_ref())?;
             let snapshot = Snapshot::load(store.as_ref()).map_err(store_status)?;
-            Ok::<_, Status>((out, snapshot))
+            Ok::<_, ServiceError>((out, snapshot))
         })
         .await
-        .map_err(|e| Status::internal(format!("hotlist task failed: {e}")))??;
+        .map_err(|e| ServiceError::internal(format!("hotlist task failed: {e}")))??;
         match self.state.write() {
             Ok(mut s) => *s = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
@@ -141,7 +142,7 @@ impl HotlistsService {
 
 /// A user who may change hotlists: their force and name, and who they are
 /// for the audit.
-fn require_manager<T>(req: &Request<T>) -> Result<(ForceId, String, Actor), Status> {
+fn require_manager<T>(req: &Request<T>) -> Result<(ForceId, String, Actor), ServiceError> {
     let principal = caller(req)?.principal;
     let actor = Actor::of(&principal);
     match principal {
@@ -152,10 +153,10 @@ fn require_manager<T>(req: &Request<T>) -> Result<(ForceId, String, Actor), Stat
         {
             Ok((force, name, actor))
         }
-        Principal::User { name, .. } => Err(Status::permission_denied(format!(
+        Principal::User { name, .. } => Err(ServiceError::denied(format!(
             "user {name} may not change hotlists: that needs the hotlist-manager role"
         ))),
-        other => Err(Status::permission_denied(format!(
+        other => Err(ServiceError::denied(format!(
             "changing hotlists needs a user certificate with the hotlist-manager role; caller is {other}"
         ))),
     }
@@ -167,7 +168,7 @@ fn require_manager<T>(req: &Request<T>) -> Result<(ForceId, String, Actor), Stat
 fn require_reader<T>(
     req: &Request<T>,
     policy: &nadc_core::access::AccessPolicy,
-) -> Result<(ForceId, Actor), Status> {
+) -> Result<(ForceId, Actor), ServiceError> {
     let principal = caller(req)?.principal;
     let actor = Actor::of(&principal);
     match principal {
@@ -179,7 +180,7 @@ fn require_reader<T>(
         {
             Ok((force, actor))
         }
-        other => Err(Status::permission_denied(format!(
+        other => Err(ServiceError::denied(format!(
             "reading hotlists needs a user certificate with the hotlist-manager, admin or an alerting role ({}); caller is {other}",
             policy
                 .alert_roles
@@ -191,26 +192,29 @@ fn require_reader<T>(
     }
 }
 
-fn hotlist_status(e: HotlistError) -> Status {
-    Status::invalid_argument(e.to_string())
+fn hotlist_status(e: HotlistError) -> ServiceError {
+    ServiceError::invalid(e.to_string())
 }
 
 /// The list a request names; the owner defaults to the caller's force.
-pub fn list_id(r: Option<&pb::HotlistRef>, caller_force: &ForceId) -> Result<HotlistId, Status> {
-    let r = r.ok_or_else(|| Status::invalid_argument("list is required"))?;
+pub fn list_id(
+    r: Option<&pb::HotlistRef>,
+    caller_force: &ForceId,
+) -> Result<HotlistId, ServiceError> {
+    let r = r.ok_or_else(|| ServiceError::invalid("list is required"))?;
     let owner = if r.owner.trim().is_empty() {
         caller_force.clone()
     } else {
-        ForceId::new(&r.owner).map_err(|e| Status::invalid_argument(format!("list owner: {e}")))?
+        ForceId::new(&r.owner).map_err(|e| ServiceError::invalid(format!("list owner: {e}")))?
     };
     HotlistId::new(owner, &r.name).map_err(hotlist_status)
 }
 
 /// The list a manager may change: it must be their own force's.
-fn own_list(r: Option<&pb::HotlistRef>, force: &ForceId) -> Result<HotlistId, Status> {
+fn own_list(r: Option<&pb::HotlistRef>, force: &ForceId) -> Result<HotlistId, ServiceError> {
     let id = list_id(r, force)?;
     if id.owner != *force {
-        return Err(Status::permission_denied(format!(
+        return Err(ServiceError::denied(format!(
             "list {id} belongs to {}; a {force} user may change only {force}'s lists",
             id.owner
         )));
@@ -266,8 +270,8 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         let (force, user, actor) = require_manager(&req)?;
         let q = req.into_inner();
         let id = HotlistId::new(force, &q.name).map_err(hotlist_status)?;
-        let max_edits = u8::try_from(q.max_edits)
-            .map_err(|_| Status::invalid_argument("max_edits: at most 1"))?;
+        let max_edits =
+            u8::try_from(q.max_edits).map_err(|_| ServiceError::invalid("max_edits: at most 1"))?;
         let list = Hotlist {
             id: id.clone(),
             purpose: q.purpose.trim().to_string(),
@@ -278,7 +282,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         };
         list.validate().map_err(hotlist_status)?;
         if self.registry.get(&id).is_some() {
-            return Err(Status::already_exists(format!("list {id} already exists")));
+            return Err(ServiceError::exists(format!("list {id} already exists")).into());
         }
         let stored = list.clone();
         self.registry
@@ -304,7 +308,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         let (_, entries) = self
             .registry
             .get(&id)
-            .ok_or_else(|| Status::not_found(format!("no list {id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no list {id}")))?;
         let target = id.clone();
         self.registry
             .change(move |s| s.delete_hotlist(&target).map_err(store_status))
@@ -329,7 +333,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         let q = req.into_inner();
         let id = own_list(q.list.as_ref(), &force)?;
         if self.registry.get(&id).is_none() {
-            return Err(Status::not_found(format!("no list {id}")));
+            return Err(ServiceError::not_found(format!("no list {id}")).into());
         }
         let now = self.clock.now();
         let mut good: Vec<HotlistEntry> = Vec::with_capacity(q.entries.len());
@@ -391,12 +395,12 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         let (_, entries) = self
             .registry
             .get(&id)
-            .ok_or_else(|| Status::not_found(format!("no list {id}")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("no list {id}")))?;
         let vrms = q
             .vrms
             .iter()
             .map(|v| {
-                Vrm::normalise(v).map_err(|e| Status::invalid_argument(format!("vrm {v:?}: {e}")))
+                Vrm::normalise(v).map_err(|e| ServiceError::invalid(format!("vrm {v:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let not_found = vrms
@@ -454,7 +458,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         let id = match list_id(Some(req.get_ref()), &force) {
             Ok(id) if id.owner == force => id,
             Ok(id) => {
-                let status = Status::permission_denied(format!(
+                let status = ServiceError::denied(format!(
                     "list {id} belongs to {}: its entries are {}'s intelligence, shown only to {}'s users",
                     id.owner, id.owner, id.owner
                 ));
@@ -463,7 +467,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
             Err(status) => return Err(g.refuse(&actor, "hotlist.show", &what, status).await),
         };
         let Some((list, entries)) = self.registry.get(&id) else {
-            let status = Status::not_found(format!("no list {id}"));
+            let status = ServiceError::not_found(format!("no list {id}"));
             return Err(g.refuse(&actor, "hotlist.show", &what, status).await);
         };
         let what = Audited {

@@ -29,6 +29,7 @@ use nadc_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
+use crate::error::ServiceError;
 use crate::governance::Actor;
 
 pub use nadc_store::CaseId;
@@ -81,9 +82,9 @@ fn corrupt(detail: impl ToString) -> StoreError {
 pub fn check_ref(case_ref: &str) -> Result<String, Status> {
     let c = case_ref.trim();
     if c.is_empty() || c.len() > nadc_core::access::MAX_REF_LEN || c.chars().any(char::is_control) {
-        return Err(Status::invalid_argument(
+        return Err(Status::from(ServiceError::invalid(
             "case_ref is required: 1 to 64 characters, no control characters",
-        ));
+        )));
     }
     Ok(c.to_string())
 }
@@ -100,10 +101,10 @@ pub fn name_for(actor: &Actor, case: &CaseId) -> String {
 
 /// A refusal of a case to a force that is not a member of it.
 pub fn not_member(case: &CaseId, force: &ForceId, doing: &str) -> Status {
-    Status::permission_denied(format!(
+    Status::from(ServiceError::denied(format!(
         "case {case} belongs to {} and is not shared with {force}: only the case's members may {doing} (the owner shares it with `nadc disclosure share`)",
         case.owner
-    ))
+    )))
 }
 
 impl Cases {
@@ -170,7 +171,9 @@ impl Cases {
     ) -> Result<CaseId, Status> {
         let case = Self::named(actor, case_ref, case_force)?;
         let force = actor.force.as_ref().ok_or_else(|| {
-            Status::permission_denied("cases belong to forces: a force user is needed")
+            Status::from(ServiceError::denied(
+                "cases belong to forces: a force user is needed",
+            ))
         })?;
         if self.is_member(&case, force) {
             Ok(case)
@@ -184,11 +187,13 @@ impl Cases {
         let case_ref = check_ref(case_ref)?;
         let owner = if case_force.trim().is_empty() {
             actor.force.clone().ok_or_else(|| {
-                Status::permission_denied("cases belong to forces: a force user is needed")
+                Status::from(ServiceError::denied(
+                    "cases belong to forces: a force user is needed",
+                ))
             })?
         } else {
             ForceId::new(case_force)
-                .map_err(|e| Status::invalid_argument(format!("case_force: {e}")))?
+                .map_err(|e| Status::from(ServiceError::invalid(format!("case_force: {e}"))))?
         };
         Ok(CaseId { owner, case_ref })
     }

@@ -31,6 +31,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::auth::caller;
+use crate::error::ServiceError;
 
 mod authorisations;
 pub use authorisations::{AuthorisationError, AuthorisationsService};
@@ -91,13 +92,15 @@ pub struct Governance {
 }
 
 fn store_status(e: StoreError) -> Status {
-    Status::unavailable(format!("store unavailable: {e}"))
+    Status::from(ServiceError::unavailable(format!("store unavailable: {e}")))
 }
 
 /// An audit write that failed: nothing was done.
 fn audit_unavailable(e: StoreError) -> Status {
     warn!(error = %e, "audit write failed");
-    Status::unavailable(format!("audit log unavailable, nothing done: {e}"))
+    Status::from(ServiceError::unavailable(format!(
+        "audit log unavailable, nothing done: {e}"
+    )))
 }
 
 /// Longest string of a request kept whole in an audit entry, bytes.
@@ -345,7 +348,7 @@ impl Governance {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.record_blocking(entry))
             .await
-            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
+            .map_err(|e| Status::from(ServiceError::internal(format!("audit task failed: {e}"))))?
     }
 
     /// Checks a search's purpose and case (the context is required).
@@ -362,7 +365,7 @@ impl Governance {
         };
         self.policy
             .check_context(&ctx)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| Status::from(ServiceError::invalid(e.to_string())))?;
         Ok((ctx, clip))
     }
 
@@ -382,7 +385,7 @@ impl Governance {
         let force = actor
             .force
             .as_ref()
-            .ok_or_else(|| Status::permission_denied("searching needs a force user"))?;
+            .ok_or_else(|| Status::from(ServiceError::denied("searching needs a force user")))?;
         // Only the searcher's own force's authorisations are looked up.
         let auth = if ctx.authorisation.is_empty() {
             None
@@ -404,7 +407,7 @@ impl Governance {
                     OlderData::Refuse
                 },
             )
-            .map_err(|e| Status::permission_denied(e.to_string()))
+            .map_err(|e| Status::from(ServiceError::denied(e.to_string())))
     }
 }
 
@@ -420,7 +423,7 @@ fn has_role(p: &Principal, wanted: &[Role]) -> Option<Actor> {
 fn require_role<T>(req: &Request<T>, wanted: &[Role], doing: &str) -> Result<Actor, Status> {
     let who = caller(req)?;
     has_role(&who.principal, wanted).ok_or_else(|| {
-        Status::permission_denied(format!(
+        Status::from(ServiceError::denied(format!(
             "{doing} needs a user certificate with the {} role; caller is {}",
             wanted
                 .iter()
@@ -428,7 +431,7 @@ fn require_role<T>(req: &Request<T>, wanted: &[Role], doing: &str) -> Result<Act
                 .collect::<Vec<_>>()
                 .join(" or "),
             who.principal
-        ))
+        )))
     })
 }
 
@@ -516,7 +519,7 @@ impl pb::audit_server::Audit for AuditService {
         let store = self.store.clone();
         let r = tokio::task::spawn_blocking(move || verify_chain(store.as_ref()))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::from(ServiceError::internal(e.to_string())))?
             .map_err(store_status)?;
         info!(by = %actor.user, entries = r.entries, intact = r.intact, "audit chain verified");
         Ok(Response::new(r))
@@ -532,7 +535,7 @@ impl pb::audit_server::Audit for AuditService {
         let force = actor
             .force
             .clone()
-            .ok_or_else(|| Status::permission_denied("an auditor belongs to a force"))?;
+            .ok_or_else(|| Status::from(ServiceError::denied("an auditor belongs to a force")))?;
         let q = req.into_inner();
         // The query itself is audited, durably, before any entry is sent.
         let g = &self.governance;

@@ -31,6 +31,7 @@ use tracing::{debug, info};
 use crate::alerts::Alerting;
 use crate::auth::caller;
 use crate::cameras::CameraRegistry;
+use crate::error::ServiceError;
 use crate::limits::Admission;
 
 /// Batches of one stream processed at once (results still return in order).
@@ -179,18 +180,18 @@ impl IngestService {
         batch: pb::ReadBatch,
     ) -> Result<pb::BatchResult, Status> {
         if !batch.force.is_empty() && !batch.force.eq_ignore_ascii_case(force.as_str()) {
-            return Err(Status::permission_denied(format!(
+            return Err(Status::from(ServiceError::denied(format!(
                 "batch claims force {:?} but the certificate is for {force}; a BOF may push only its own force's reads",
                 batch.force
-            )));
+            ))));
         }
         if batch.reads.len() > self.max_batch_reads {
-            return Err(Status::invalid_argument(format!(
+            return Err(Status::from(ServiceError::invalid(format!(
                 "batch {} has {} reads; at most {} per batch",
                 batch.batch_seq,
                 batch.reads.len(),
                 self.max_batch_reads
-            )));
+            ))));
         }
         let validated = self.validator.validate_batch(force, batch.reads);
         let (indexes, reads): (Vec<u32>, Vec<NewRead>) = validated.accepted.into_iter().unzip();
@@ -206,11 +207,11 @@ impl IngestService {
             Ok::<_, nadc_store::StoreError>((briefs, outcomes))
         })
         .await
-        .map_err(|e| Status::internal(format!("append task failed: {e}")))?
+        .map_err(|e| Status::from(ServiceError::internal(format!("append task failed: {e}"))))?
         .map_err(|e| {
-            Status::unavailable(format!(
+            Status::from(ServiceError::unavailable(format!(
                 "store unavailable, batch not stored (retry it): {e}"
-            ))
+            )))
         })?;
         if !briefs.is_empty() {
             self.alerting.after_append(force, briefs, &outcomes);
@@ -344,8 +345,11 @@ impl IngestService {
         let mut failed = false;
         tokio_stream::wrappers::ReceiverStream::new(rx)
             .then(|job| async move {
-                job.await
-                    .unwrap_or_else(|e| Err(Status::internal(format!("batch task failed: {e}"))))
+                job.await.unwrap_or_else(|e| {
+                    Err(Status::from(ServiceError::internal(format!(
+                        "batch task failed: {e}"
+                    ))))
+                })
             })
             .take_while(move |r| {
                 let go = !failed;

@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::disclosure::{admit, audit_case, blocking_in, refuse_case};
+use crate::error::ServiceError;
 use crate::governance::{Actor, Audited, Governance};
 use crate::recent::RecentReads;
 
@@ -167,9 +168,11 @@ impl Retention {
     /// A pass, audited as `retention.delete` by `actor` (a periodic pass
     /// that deleted and held nothing is not audited; one asked for is).
     pub fn run_audited(&self, actor: &Actor, always: bool) -> Result<Report, Status> {
-        let report = self
-            .run_once()
-            .map_err(|e| Status::unavailable(format!("retention pass failed: {e}")))?;
+        let report = self.run_once().map_err(|e| {
+            Status::from(ServiceError::unavailable(format!(
+                "retention pass failed: {e}"
+            )))
+        })?;
         if !always && report.deleted.is_empty() && report.register_deleted == 0 {
             return Ok(report);
         }
@@ -276,7 +279,9 @@ impl pb::holds_server::Holds for HoldsService {
                     .as_ref()
                     .and_then(nadc_proto::from_pb_time)
                     .ok_or_else(|| {
-                        Status::invalid_argument(format!("read {i}: observed_at is required"))
+                        Status::from(ServiceError::invalid(format!(
+                            "read {i}: observed_at is required"
+                        )))
                     })?;
                 Ok(nadc_store::ReadRef {
                     day: t.day(),
@@ -287,10 +292,10 @@ impl pb::holds_server::Holds for HoldsService {
         let refs = match refs {
             Ok(r) if r.len() <= 10_000 => r,
             Ok(r) => {
-                let e = Status::invalid_argument(format!(
+                let e = Status::from(ServiceError::invalid(format!(
                     "{} reads named; at most 10000 a request",
                     r.len()
-                ));
+                )));
                 return Err(refuse_case(g, &actor, action, &name, e).await);
             }
             Err(e) => return Err(refuse_case(g, &actor, action, &name, e).await),
@@ -308,11 +313,11 @@ impl pb::holds_server::Holds for HoldsService {
         })
         .await?;
         if let Some(i) = returned.iter().position(|r| !r) {
-            let e = Status::permission_denied(format!(
+            let e = Status::from(ServiceError::denied(format!(
                 "read seq {} captured {} was not returned under case {name} at this node: only reads returned under a case can be held for it",
                 refs[i].seq,
                 crate::cases::day_text(refs[i].day)
-            ));
+            )));
             return Err(refuse_case(g, &actor, action, &name, e).await);
         }
         let (store, c, rs) = (self.store.clone(), case.clone(), refs.clone());
@@ -340,10 +345,10 @@ impl pb::holds_server::Holds for HoldsService {
         let (actor, case) = admit(g, &req, &HOLDERS, action, "release its holds").await?;
         let name = crate::cases::name_for(&actor, &case);
         if actor.force.as_ref() != Some(&case.owner) {
-            let e = Status::permission_denied(format!(
+            let e = Status::from(ServiceError::denied(format!(
                 "case {case} belongs to {}: only its own force's supervisors and disclosure officers release its holds",
                 case.owner
-            ));
+            )));
             return Err(refuse_case(g, &actor, action, &name, e).await);
         }
         let (store, c) = (self.store.clone(), case.clone());

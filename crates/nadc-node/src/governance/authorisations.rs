@@ -32,6 +32,7 @@ use tracing::{info, warn};
 
 use super::{Actor, Audited, Governance};
 use crate::auth::caller;
+use crate::error::ServiceError;
 
 /// The authorisations of every force, as stored, by (force, id).
 pub(crate) struct Registry {
@@ -42,7 +43,9 @@ pub(crate) struct Registry {
 }
 
 fn poisoned() -> Status {
-    Status::internal("authorisation registry lock poisoned")
+    Status::from(ServiceError::internal(
+        "authorisation registry lock poisoned",
+    ))
 }
 
 impl Registry {
@@ -285,7 +288,7 @@ impl AuthorisationsService {
         let (store, stored) = (g.store.clone(), a.clone());
         let fresh = tokio::task::spawn_blocking(move || store.put_authorisation(&stored))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| Status::from(ServiceError::internal(e.to_string())))?;
         match fresh {
             Ok(true) => {}
             Ok(false) => {
@@ -337,7 +340,7 @@ impl AuthorisationsService {
         let (store, f, i, r) = (g.store.clone(), force.clone(), a.id.clone(), revocation);
         let revoked = tokio::task::spawn_blocking(move || store.revoke_authorisation(&f, &i, &r))
             .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+            .map_err(|e| Status::from(ServiceError::internal(e.to_string())))??;
         let (a, fresh) = revoked.ok_or_else(not_found)?;
         // Stored before it is audited: whatever happens to the audit, it
         // opens nothing from here on.
@@ -397,9 +400,9 @@ impl pb::authorisations_server::Authorisations for AuthorisationsService {
     ) -> Result<Response<pb::ListAuthorisationsResponse>, Status> {
         let who = caller(&req)?;
         let Principal::User { force, name, roles } = &who.principal else {
-            return Err(Status::permission_denied(
+            return Err(Status::from(ServiceError::denied(
                 "listing authorisations needs a user certificate",
-            ));
+            )));
         };
         let all = roles
             .iter()

@@ -37,6 +37,7 @@ enum Op {
     Convoy,
     Clones,
     HeldReads,
+    HotSpots,
     CreateHotlist,
     DeleteHotlist,
     AddEntries,
@@ -58,7 +59,7 @@ enum Op {
     Share,
 }
 
-const ALL: [Op; 34] = [
+const ALL: [Op; 35] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -74,6 +75,7 @@ const ALL: [Op; 34] = [
     Op::Convoy,
     Op::Clones,
     Op::HeldReads,
+    Op::HotSpots,
     Op::CreateHotlist,
     Op::DeleteHotlist,
     Op::AddEntries,
@@ -117,6 +119,7 @@ fn allowed(op: Op) -> &'static [&'static str] {
         | Op::Convoy
         | Op::Clones
         | Op::HeldReads
+        | Op::HotSpots
         | Op::MarkMaterial
         | Op::Schedule => SEARCHERS,
         Op::CreateHotlist | Op::DeleteHotlist | Op::AddEntries | Op::RemoveEntries => {
@@ -172,7 +175,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
     let mut auth = pb::authorisations_client::AuthorisationsClient::new(ch.clone());
     let mut holds = pb::holds_client::HoldsClient::new(ch.clone());
     let mut audit = pb::audit_client::AuditClient::new(ch.clone());
-    let mut disclosure = pb::disclosure_client::DisclosureClient::new(ch);
+    let mut disclosure = pb::disclosure_client::DisclosureClient::new(ch.clone());
     match op {
         Op::PushBatch => unary(ingest.push_batch(support::batch(vec![])).await),
         Op::PushStream => {
@@ -303,6 +306,15 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
             )
             .await
         }
+        Op::HotSpots => unary(
+            pb::analysis_client::AnalysisClient::new(ch)
+                .hot_spots(pb::HotSpotsRequest {
+                    access: access(),
+                    vrms: vec!["AB12CDE".into()],
+                    ..Default::default()
+                })
+                .await,
+        ),
         Op::CreateHotlist => unary(
             hotlists
                 .create_hotlist(pb::CreateHotlistRequest {
@@ -461,6 +473,7 @@ fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
         Op::Convoy => ("Search", "Convoy", "search.convoy"),
         Op::Clones => ("Search", "Clones", "search.clones"),
         Op::HeldReads => ("Search", "HeldReads", "search.held_reads"),
+        Op::HotSpots => ("Analysis", "HotSpots", "search.hotspots"),
         Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
         Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),
         Op::AddEntries => ("Hotlists", "AddEntries", "hotlist.add"),

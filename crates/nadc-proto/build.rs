@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "admin",
         "alerts",
         "governance",
+        "analysis",
     ]
     .map(|f| root.join(format!("nadc/v1/{f}.proto")));
     for f in &files {
@@ -40,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".nadc.v1.CompanionBrief",
             ".nadc.v1.RemoveEntriesRequest",
             ".nadc.v1.AuditRecord",
+            ".nadc.v1.HotSpotsRequest",
         ])
         .compile_fds(fds)?;
     Ok(())

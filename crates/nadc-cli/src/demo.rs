@@ -414,6 +414,26 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             None,
         )?;
         convoy_and_clones(&alice_ch, target, day_start).await?;
+        println!(
+            "\nnadc analyse hotspots {target} --from DAY --to DAY+1 --limit 5: where and when the target is seen most"
+        );
+        let spots = pb::analysis_client::AnalysisClient::new(alice_ch.clone())
+            .hot_spots(pb::HotSpotsRequest {
+                access: demo_access(),
+                vrms: vec![target.clone()],
+                from: Some(nadc_proto::to_pb_time(day_start)),
+                to: Some(nadc_proto::to_pb_time(day_start.plus_millis(86_400_000))),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .map_err(nadc_bof::ClientError::from)?
+            .into_inner();
+        crate::analyse::print_hot_spots(
+            &mut std::io::stdout().lock(),
+            OutputFormat::Table,
+            &spots,
+        )?;
     }
     let mut admin = pb::admin_client::AdminClient::new(alice_ch);
     let info = admin

@@ -4,6 +4,7 @@
 #![deny(missing_docs, unsafe_code)]
 
 mod alerting;
+mod analyse;
 mod bench;
 mod bench_alerts;
 mod bench_peer;
@@ -50,6 +51,11 @@ enum Command {
     Cameras {
         #[command(subcommand)]
         command: client::CamerasCommand,
+    },
+    /// Analyses for investigators and analysts (hot spots and timing).
+    Analyse {
+        #[command(subcommand)]
+        command: analyse::AnalyseCommand,
     },
     /// Search the reads a node holds.
     Search {
@@ -171,6 +177,7 @@ pub fn main() -> ExitCode {
             Command::Push(a) => client::push(a).await,
             Command::Cameras { command } => client::cameras(command).await,
             Command::Search { command } => client::search(command).await,
+            Command::Analyse { command } => analyse::run(command).await,
             Command::Node { command } => client::node(command).await,
             Command::Hotlist { command } => alerting::hotlist(command).await,
             Command::Alerts { command } => alerting::alerts(command).await,

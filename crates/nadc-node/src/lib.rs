@@ -300,6 +300,9 @@ pub async fn start_with_listener(
         .set_serving::<pb::search_server::SearchServer<search::SearchService>>()
         .await;
     health_reporter
+        .set_serving::<pb::analysis_server::AnalysisServer<search::AnalysisService>>()
+        .await;
+    health_reporter
         .set_serving::<pb::admin_server::AdminServer<admin::AdminService>>()
         .await;
     health_reporter
@@ -353,6 +356,11 @@ pub async fn start_with_listener(
         .add_service(reflection)
         .add_service(
             pb::ingest_server::IngestServer::new(ingest)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            pb::analysis_server::AnalysisServer::new(search::AnalysisService(search.clone()))
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
         )

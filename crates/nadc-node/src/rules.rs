@@ -109,6 +109,7 @@ pub const RULES: &[Rule] = &[
         SEARCHING,
         "search.held_reads",
     ),
+    rule("nadc.v1.Analysis", "HotSpots", SEARCHING, "search.hotspots"),
     rule(
         "nadc.v1.Hotlists",
         "CreateHotlist",

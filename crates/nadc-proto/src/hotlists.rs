@@ -139,6 +139,20 @@ impl fmt::Debug for pb::ConvoyRequest {
     }
 }
 
+impl fmt::Debug for pb::HotSpotsRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HotSpotsRequest")
+            .field(
+                "vrms",
+                &self.vrms.iter().map(|v| redact(v)).collect::<Vec<_>>(),
+            )
+            .field("hotlist", &self.hotlist)
+            .field("count", &self.count)
+            .field("resolution", &self.resolution)
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for pb::ClonesRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClonesRequest")

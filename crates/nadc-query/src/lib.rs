@@ -10,6 +10,7 @@
 pub mod clones;
 pub mod convoy;
 pub mod geo;
+pub mod hotspots;
 pub mod vehicle;
 pub mod vrm;
 

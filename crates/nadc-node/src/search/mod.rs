@@ -8,7 +8,9 @@
 //! - `local`: a search of this node's store under a search worker,
 //!   audited before its first row leaves and when it ends;
 //! - `national`: the fan-out to peers and the exact merge of their pages;
-//! - `analysis`: convoy and clones, governed as searches.
+//! - `analysis`: convoy and clones, governed as searches;
+//! - `hotspots`: the Analysis service (hot spots and timing), governed as
+//!   a search.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use crate::workers::SearchWorkers;
 use serde_json::json;
 
 mod analysis;
+mod hotspots;
 
 mod local;
 mod national;
@@ -38,6 +41,7 @@ mod plan;
 
 use crate::error::ServiceError;
 use analysis::{DEFAULT_COMPANIONS, compute_clones, compute_convoy};
+pub use hotspots::AnalysisService;
 use local::{
     compute_camera, compute_geo, compute_held, compute_timeline, compute_vehicle, compute_vrm,
 };

@@ -1,0 +1,318 @@
+//! `nadc analyse`: analyses for investigators and analysts (the Analysis
+//! service), governed as searches (`--purpose`, `--case`).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use nadc_bof::{ClientError, pb};
+use serde_json::{Value, json};
+
+use crate::NodeArgs;
+use crate::alerting::list_ref;
+use crate::client::{AccessArgs, access_context, channel, parse_time};
+use crate::output::{OutputFormat, SpreadsheetCsv, terminal_text};
+
+#[derive(Subcommand, Debug)]
+pub enum AnalyseCommand {
+    /// Hot spots and timing: reads, hits or verified hits counted by H3
+    /// cell and by hour of the week (UTC), the busiest cells first.
+    Hotspots(HotspotsArgs),
+}
+
+/// What a hot-spot analysis counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Count {
+    /// The subject's reads.
+    Reads,
+    /// Hotlist hits raised for your force.
+    Hits,
+    /// Those hits verified as confirmed.
+    VerifiedHits,
+}
+
+/// `nadc analyse hotspots`.
+#[derive(Args, Debug)]
+pub struct HotspotsArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    #[command(flatten)]
+    access: AccessArgs,
+    /// Subject VRMs (for hits: only hits on these).
+    vrms: Vec<String>,
+    /// Also every active entry of this list of your force (NAME).
+    #[arg(long)]
+    hotlist: Option<String>,
+    /// What to count.
+    #[arg(long, value_enum, default_value = "reads")]
+    count: Count,
+    /// H3 resolution of the cells, 0 to 10 (7: about 5 km²).
+    #[arg(long, default_value_t = 7)]
+    resolution: u32,
+    /// Window start, RFC 3339 (default: 24 hours ago).
+    #[arg(long)]
+    from: Option<String>,
+    /// Window end, RFC 3339 (default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Cells listed (the totals cover every cell).
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    /// Lift the node's cap on window length.
+    #[arg(long)]
+    allow_broad: bool,
+    /// table, csv, ndjson or geojson (hexagons with their counts).
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+}
+
+/// Runs an analysis subcommand.
+pub async fn run(command: AnalyseCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AnalyseCommand::Hotspots(a) => hotspots(a).await,
+    }
+}
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// `Mon 08:00` for hour-of-week `h`.
+fn hour_name(h: usize) -> String {
+    format!("{} {:02}:00", DAYS[h / 24 % 7], h % 24)
+}
+
+/// The busiest hour of the week in `hours`, if any was counted.
+fn peak(hours: &[u64]) -> Option<usize> {
+    let max = *hours.iter().max()?;
+    (max > 0).then(|| hours.iter().position(|n| *n == max).unwrap_or(0))
+}
+
+fn forces_text(forces: &[pb::ForceCount]) -> String {
+    forces
+        .iter()
+        .map(|f| format!("{} {}", f.force, f.rows))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cameras_text(cameras: &[pb::CameraRef]) -> String {
+    cameras
+        .iter()
+        .map(|c| format!("{}/{}", c.force, c.camera_id))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// The cell's hexagon as a closed GeoJSON ring, [lon, lat] pairs.
+fn hexagon(cell: u64) -> Vec<[f64; 2]> {
+    let Ok(c) = h3o::CellIndex::try_from(cell) else {
+        return Vec::new();
+    };
+    let mut ring: Vec<[f64; 2]> = c.boundary().iter().map(|ll| [ll.lng(), ll.lat()]).collect();
+    if let Some(first) = ring.first().copied() {
+        ring.push(first);
+    }
+    ring
+}
+
+async fn hotspots(a: HotspotsArgs) -> anyhow::Result<ExitCode> {
+    let req = pb::HotSpotsRequest {
+        access: Some(access_context(&a.node, &a.access)?),
+        from: parse_time(&a.from, "from")?,
+        to: parse_time(&a.to, "to")?,
+        resolution: a.resolution,
+        vrms: a.vrms,
+        hotlist: a.hotlist.as_deref().map(list_ref),
+        count: match a.count {
+            Count::Reads => pb::HotSpotCount::Reads,
+            Count::Hits => pb::HotSpotCount::Hits,
+            Count::VerifiedHits => pb::HotSpotCount::VerifiedHits,
+        } as i32,
+        limit: a.limit,
+        allow_broad: a.allow_broad,
+    };
+    let mut client = pb::analysis_client::AnalysisClient::new(channel(&a.node).await?)
+        .max_decoding_message_size(64 << 20);
+    let r = client
+        .hot_spots(req)
+        .await
+        .map_err(ClientError::from)
+        .context("hot-spot analysis")?
+        .into_inner();
+    print_hot_spots(&mut std::io::stdout().lock(), a.format, &r)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a hot-spot answer in `format`.
+pub fn print_hot_spots(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    r: &pb::HotSpotsResponse,
+) -> anyhow::Result<()> {
+    let header = [
+        "rank",
+        "cell",
+        "lat",
+        "lon",
+        "count",
+        "peak_hour",
+        "forces",
+        "cameras",
+    ];
+    let cells = |i: usize, c: &pb::HotSpotCell| -> Vec<String> {
+        vec![
+            (i + 1).to_string(),
+            format!("{:x}", c.cell),
+            format!("{:.6}", c.lat),
+            format!("{:.6}", c.lon),
+            c.count.to_string(),
+            peak(&c.by_hour_of_week).map(hour_name).unwrap_or_default(),
+            forces_text(&c.forces),
+            cameras_text(&c.cameras),
+        ]
+    };
+    match format {
+        OutputFormat::Csv => {
+            let mut w = SpreadsheetCsv::new(&mut *out);
+            w.row(header)?;
+            for (i, c) in r.cells.iter().enumerate() {
+                w.row(cells(i, c))?;
+            }
+        }
+        OutputFormat::Ndjson => {
+            for (i, c) in r.cells.iter().enumerate() {
+                let mut o = serde_json::Map::new();
+                for (k, v) in header.iter().zip(cells(i, c)) {
+                    o.insert(k.to_string(), Value::String(v));
+                }
+                o.insert("by_hour_of_week".into(), json!(c.by_hour_of_week));
+                writeln!(out, "{}", Value::Object(o))?;
+            }
+        }
+        OutputFormat::Geojson | OutputFormat::Kml => {
+            if format == OutputFormat::Kml {
+                anyhow::bail!("hot spots are written as table, csv, ndjson or geojson");
+            }
+            let features: Vec<Value> = r
+                .cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut props = serde_json::Map::new();
+                    for (k, v) in header.iter().zip(cells(i, c)) {
+                        props.insert(k.to_string(), Value::String(v));
+                    }
+                    props.insert("count".into(), json!(c.count));
+                    props.insert("by_hour_of_week".into(), json!(c.by_hour_of_week));
+                    json!({
+                        "type": "Feature",
+                        "geometry": {"type": "Polygon", "coordinates": [hexagon(c.cell)]},
+                        "properties": props,
+                    })
+                })
+                .collect();
+            let fc = json!({
+                "type": "FeatureCollection",
+                "features": features,
+                "properties": {"total": r.total, "cells_counted": r.cells_counted,
+                    "resolution": r.resolution, "node": r.node,
+                    "forces": forces_text(&r.forces)},
+            });
+            writeln!(out, "{fc}")?;
+        }
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = r
+                .cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| cells(i, c))
+                .collect();
+            let widths: Vec<usize> = (0..header.len())
+                .map(|k| {
+                    rows.iter()
+                        .map(|row| row[k].chars().count())
+                        .chain([header[k].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |cols: Vec<String>| {
+                cols.iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{:<w$}", terminal_text(c), w = *w))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            };
+            writeln!(
+                out,
+                "{}",
+                line(header.iter().map(|h| h.to_string()).collect())
+            )?;
+            for row in rows {
+                writeln!(out, "{}", line(row))?;
+            }
+            writeln!(
+                out,
+                "{} counted in {} cell(s) at resolution {}; owning forces: {}; node {} ({:.1} ms)",
+                r.total,
+                r.cells_counted,
+                r.resolution,
+                forces_text(&r.forces),
+                r.node,
+                r.elapsed_us as f64 / 1000.0
+            )?;
+            if let Some(c) = &r.clipped_from {
+                writeln!(
+                    out,
+                    "window clipped: asked from {}",
+                    crate::output::time(&Some(*c))
+                )?;
+            }
+            // The week, hour by hour: when to deploy.
+            writeln!(out, "by hour of the week (UTC):")?;
+            writeln!(
+                out,
+                "     {}",
+                (0..24).map(|h| format!("{h:>4}")).collect::<String>()
+            )?;
+            for (d, day) in DAYS.iter().enumerate() {
+                let hours = r.by_hour_of_week.get(d * 24..d * 24 + 24).unwrap_or(&[]);
+                writeln!(
+                    out,
+                    "{day}  {}",
+                    hours.iter().map(|n| format!("{n:>4}")).collect::<String>()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_are_named_and_the_peak_is_the_first_busiest() {
+        assert_eq!(hour_name(0), "Mon 00:00");
+        assert_eq!(hour_name(167), "Sun 23:00");
+        assert_eq!(peak(&[0, 3, 1, 3]), Some(1));
+        assert_eq!(peak(&[0, 0]), None);
+    }
+
+    #[test]
+    fn a_hexagon_is_a_closed_ring_around_its_cell() {
+        let cell = u64::from(
+            h3o::LatLng::new(51.45, -2.58)
+                .unwrap()
+                .to_cell(h3o::Resolution::Seven),
+        );
+        let ring = hexagon(cell);
+        assert_eq!(ring.len(), 7);
+        assert_eq!(ring.first(), ring.last());
+        assert!(
+            ring.iter()
+                .all(|[lon, lat]| (lat - 51.45).abs() < 0.05 && (lon + 2.58).abs() < 0.05)
+        );
+    }
+}

@@ -1,0 +1,401 @@
+//! The Analysis service against a real node over mTLS: hot spots and
+//! timing checked against a brute-force count of the planted reads (cells
+//! from h3o directly, hours of the week from chrono), hits and verified
+//! hits, and the governed path (audit entry, case register, refusals).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, TimeZone, Timelike};
+use nadc_bof::pb;
+use support::{Harness, access, batch, case_access, now, read};
+use tonic::Code;
+
+/// The last 30 days to [`now`], as the wire's times.
+macro_rules! window {
+    () => {
+        (
+            Some(nadc_proto::to_pb_time(now().plus_millis(-30 * 86_400_000))),
+            Some(nadc_proto::to_pb_time(now())),
+        )
+    };
+}
+
+/// Cameras far apart, each in its own resolution-7 cell: (force, id, lat, lon).
+const CAMERAS: [(&str, &str, f64, f64); 4] = [
+    ("AVON", "BRS", 51.4545, -2.5879),
+    ("AVON", "BTH", 51.3811, -2.3590),
+    ("AVON", "SWI", 51.5558, -1.7797),
+    ("KENT", "MDS", 51.2704, 0.5227),
+];
+
+const SUBJECT: &str = "AB12CDE";
+
+async fn cameras(h: &Harness) {
+    for force in ["AVON", "KENT"] {
+        let cameras = CAMERAS
+            .iter()
+            .filter(|c| c.0 == force)
+            .map(|(_, id, lat, lon)| pb::Camera {
+                camera_id: (*id).into(),
+                lat: *lat,
+                lon: *lon,
+                kind: pb::CameraKind::Fixed as i32,
+                ..Default::default()
+            })
+            .collect();
+        let mut admin = pb::admin_client::AdminClient::new(h.bof(force).await);
+        admin
+            .import_cameras(pb::ImportCamerasRequest { cameras })
+            .await
+            .unwrap();
+    }
+}
+
+/// The planted reads: (force, read). The subject is read 30 times at AVON's
+/// three cameras (Bristol most), 5 times at KENT's; another vehicle at
+/// Bristol too, which no subject count may include.
+fn planted() -> Vec<(&'static str, pb::Read)> {
+    let mut out = Vec::new();
+    for i in 0..30i64 {
+        let camera = match i % 6 {
+            0..=2 => "BRS",
+            3 | 4 => "BTH",
+            _ => "SWI",
+        };
+        // Spread over three weeks and every hour of the day.
+        out.push((
+            "AVON",
+            read(&format!("a{i}"), SUBJECT, camera, 37 + i * 661),
+        ));
+    }
+    for i in 0..5i64 {
+        out.push((
+            "KENT",
+            read(&format!("k{i}"), SUBJECT, "MDS", 90 + i * 1_003),
+        ));
+    }
+    for i in 0..7i64 {
+        out.push((
+            "AVON",
+            read(&format!("o{i}"), "OT43HER", "BRS", 50 + i * 500),
+        ));
+    }
+    out
+}
+
+/// What a count of `reads` must be: per cell (count, forces, hours,
+/// cameras), overall hours and per force. Written from the planted reads
+/// with h3o and chrono, not through nadc's code.
+/// One cell's expected count, per force, by hour of the week, and cameras.
+type CellWant = (u64, BTreeMap<String, u64>, Vec<u64>, BTreeSet<String>);
+
+struct Expected {
+    cells: BTreeMap<u64, CellWant>,
+    hours: Vec<u64>,
+    forces: BTreeMap<String, u64>,
+}
+
+fn expected(reads: &[(&str, pb::Read)], res: h3o::Resolution) -> Expected {
+    let mut e = Expected {
+        cells: BTreeMap::new(),
+        hours: vec![0; 168],
+        forces: BTreeMap::new(),
+    };
+    for (force, r) in reads {
+        let (_, _, lat, lon) = CAMERAS.iter().find(|c| c.1 == r.camera_id).unwrap();
+        let cell = u64::from(h3o::LatLng::new(*lat, *lon).unwrap().to_cell(res));
+        let t = r.observed_at.as_ref().unwrap();
+        let dt = chrono::Utc
+            .timestamp_opt(t.seconds, t.nanos as u32)
+            .unwrap();
+        let hour = dt.weekday().num_days_from_monday() as usize * 24 + dt.hour() as usize;
+        let c = e
+            .cells
+            .entry(cell)
+            .or_insert_with(|| (0, BTreeMap::new(), vec![0; 168], BTreeSet::new()));
+        c.0 += 1;
+        *c.1.entry(force.to_string()).or_default() += 1;
+        c.2[hour] += 1;
+        c.3.insert(format!("{force}/{}", r.camera_id));
+        e.hours[hour] += 1;
+        *e.forces.entry(force.to_string()).or_default() += 1;
+    }
+    e
+}
+
+fn forces(f: &[pb::ForceCount]) -> BTreeMap<String, u64> {
+    f.iter().map(|f| (f.force.clone(), f.rows)).collect()
+}
+
+async fn hot_spots(
+    h: &Harness,
+    user: &str,
+    req: pb::HotSpotsRequest,
+) -> Result<pb::HotSpotsResponse, tonic::Status> {
+    pb::analysis_client::AnalysisClient::new(h.user(user).await)
+        .hot_spots(req)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn push_all(h: &Harness, reads: &[(&str, pb::Read)]) {
+    for force in ["AVON", "KENT"] {
+        let mine: Vec<pb::Read> = reads
+            .iter()
+            .filter(|(f, _)| *f == force)
+            .map(|(_, r)| r.clone())
+            .collect();
+        let mut c = pb::ingest_client::IngestClient::new(h.bof(force).await);
+        let r = c.push_batch(batch(mine)).await.unwrap().into_inner();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_spots_count_every_read_of_the_subject_by_cell_and_hour_exactly() {
+    let h = Harness::start().await;
+    cameras(&h).await;
+    let reads = planted();
+    push_all(&h, &reads).await;
+    let subject: Vec<_> = reads
+        .iter()
+        .filter(|(_, r)| r.vrm == SUBJECT)
+        .cloned()
+        .collect();
+    let (from, to) = window!();
+    for res in [h3o::Resolution::Seven, h3o::Resolution::Four] {
+        let want = expected(&subject, res);
+        let got = hot_spots(
+            &h,
+            "alice",
+            pb::HotSpotsRequest {
+                access: access(),
+                vrms: vec![SUBJECT.into(), "ab12 cde".into()],
+                resolution: u32::from(u8::from(res)),
+                from,
+                to,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.total, subject.len() as u64, "each read counted once");
+        assert_eq!(got.cells_counted, want.cells.len() as u64);
+        assert_eq!(got.by_hour_of_week, want.hours);
+        assert_eq!(forces(&got.forces), want.forces);
+        // Ranked by count, then cell; each cell exact.
+        let mut order: Vec<(u64, u64)> = want.cells.iter().map(|(c, v)| (v.0, *c)).collect();
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let got_order: Vec<(u64, u64)> = got.cells.iter().map(|c| (c.count, c.cell)).collect();
+        assert_eq!(got_order, order, "resolution {res}");
+        for c in &got.cells {
+            let (n, f, hours, cams) = &want.cells[&c.cell];
+            assert_eq!(c.count, *n);
+            assert_eq!(&forces(&c.forces), f);
+            assert_eq!(&c.by_hour_of_week, hours);
+            let got_cams: BTreeSet<String> = c
+                .cameras
+                .iter()
+                .map(|k| format!("{}/{}", k.force, k.camera_id))
+                .collect();
+            assert_eq!(&got_cams, cams);
+            // The centre is the cell's own.
+            let centre = h3o::LatLng::new(c.lat, c.lon).unwrap().to_cell(res);
+            assert_eq!(u64::from(centre), c.cell);
+        }
+    }
+    // A ranking of one: the busiest cell (Bristol), totals still whole.
+    let top = hot_spots(
+        &h,
+        "alice",
+        pb::HotSpotsRequest {
+            access: access(),
+            vrms: vec![SUBJECT.into()],
+            from,
+            to,
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(top.cells.len(), 1);
+    assert_eq!(top.cells[0].count, 15);
+    assert_eq!(top.total, 35);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hits_and_verified_hits_are_counted_where_the_hit_reads_were_taken() {
+    let h = Harness::start().await;
+    cameras(&h).await;
+    // Reads before the list exists raise nothing.
+    push_all(&h, &planted()).await;
+    h.hotlist("harry", "wanted", SUBJECT).await;
+    let hits = vec![
+        ("AVON", read("h1", SUBJECT, "BRS", 30)),
+        ("AVON", read("h2", SUBJECT, "BRS", 20)),
+        ("AVON", read("h3", SUBJECT, "SWI", 10)),
+        ("KENT", read("h4", SUBJECT, "MDS", 5)),
+    ];
+    push_all(&h, &hits).await;
+    let (from, to) = window!();
+    let count = |count: pb::HotSpotCount, user: &'static str| {
+        let h = &h;
+        async move {
+            hot_spots(
+                h,
+                user,
+                pb::HotSpotsRequest {
+                    access: access(),
+                    count: count as i32,
+                    from,
+                    to,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let all = count(pb::HotSpotCount::Hits, "alice").await;
+    let want = expected(&hits, h3o::Resolution::Seven);
+    assert_eq!(all.total, 4);
+    assert_eq!(all.by_hour_of_week, want.hours);
+    let got: BTreeMap<u64, u64> = all.cells.iter().map(|c| (c.cell, c.count)).collect();
+    let want_cells: BTreeMap<u64, u64> = want.cells.iter().map(|(c, v)| (*c, v.0)).collect();
+    assert_eq!(got, want_cells);
+    // Hits on named VRMs only: none on another vehicle.
+    let other = hot_spots(
+        &h,
+        "alice",
+        pb::HotSpotsRequest {
+            access: access(),
+            count: pb::HotSpotCount::Hits as i32,
+            vrms: vec!["OT43HER".into()],
+            from,
+            to,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(other.total, 0);
+    // KENT has no list: no hit is KENT's.
+    assert_eq!(count(pb::HotSpotCount::Hits, "kim").await.total, 0);
+    // One verified as confirmed, one rejected: one verified hit.
+    let mut history = pb::alerts_client::AlertsClient::new(h.user("alice").await)
+        .watch(pb::WatchRequest {
+            history_only: true,
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut positions = BTreeMap::new();
+    while let Some(e) = history.message().await.unwrap() {
+        let id = e.read.unwrap().provenance.unwrap().bof_read_id;
+        positions.insert(id, e.position);
+    }
+    let mut alerts = pb::alerts_client::AlertsClient::new(h.user("alice").await);
+    for (id, state) in [
+        ("h1", pb::Verification::Confirmed),
+        ("h2", pb::Verification::Rejected),
+    ] {
+        alerts
+            .verify(pb::VerifyRequest {
+                position: positions[id],
+                state: state as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let verified = count(pb::HotSpotCount::VerifiedHits, "alice").await;
+    assert_eq!(verified.total, 1);
+    assert_eq!(verified.cells.len(), 1);
+    assert_eq!(verified.cells[0].cameras[0].camera_id, "BRS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hot_spot_analysis_is_governed_as_a_search() {
+    let h = Harness::start().await;
+    cameras(&h).await;
+    push_all(&h, &planted()).await;
+    let (from, to) = window!();
+    let req = |access: Option<pb::AccessContext>| pb::HotSpotsRequest {
+        access,
+        vrms: vec![SUBJECT.into()],
+        from,
+        to,
+        ..Default::default()
+    };
+    // No purpose or case: refused, as a search is.
+    let e = hot_spots(&h, "alice", req(None)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    // A window reaching past the standard tier: refused, naming the rule.
+    let mut old = req(case_access("OP-HS"));
+    old.from = Some(nadc_proto::to_pb_time(now().plus_millis(-100 * 86_400_000)));
+    old.to = Some(nadc_proto::to_pb_time(now().plus_millis(-80 * 86_400_000)));
+    let e = hot_spots(&h, "alice", old).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().contains("authorisation"), "{}", e.message());
+    // A resolution finer than the index: refused by name.
+    let mut fine = req(case_access("OP-HS"));
+    fine.resolution = 11;
+    let e = hot_spots(&h, "alice", fine).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("resolution 11"), "{}", e.message());
+    // Answered: audited with what it rests on, per owning force, and the
+    // reads counted are in the case's register.
+    let r = hot_spots(&h, "alice", req(case_access("OP-HS")))
+        .await
+        .unwrap();
+    assert_eq!(r.total, 35);
+    let entries = h
+        .audit_entries(
+            "audrey",
+            pb::AuditQuery {
+                action: "search.hotspots".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    let outcomes: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.outcome.as_str(), e.case_ref.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("refused", ""),
+            ("refused", "OP-HS"),
+            ("refused", "OP-HS"),
+            ("ok", "OP-HS")
+        ]
+    );
+    let ok = entries.last().unwrap();
+    let returned: BTreeMap<String, u64> = ok
+        .returned
+        .iter()
+        .map(|f| (f.force.clone(), f.rows))
+        .collect();
+    assert_eq!(
+        returned,
+        BTreeMap::from([("AVON".into(), 30), ("KENT".into(), 5)])
+    );
+    let schedule = pb::disclosure_client::DisclosureClient::new(h.user("dora").await)
+        .schedule(pb::ScheduleRequest {
+            case_ref: "OP-HS".into(),
+            case_force: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let registered: usize = schedule.agencies.iter().map(|a| a.reads.len()).sum();
+    assert_eq!(registered, 35);
+    // Nobody's VRM is in the log line or the audit query beyond the request.
+    assert!(!ok.query.contains("OT43HER"));
+}

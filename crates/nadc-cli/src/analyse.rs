@@ -130,6 +130,8 @@ async fn hotspots(a: HotspotsArgs) -> anyhow::Result<ExitCode> {
         } as i32,
         limit: a.limit,
         allow_broad: a.allow_broad,
+        scope: a.access.scope(),
+        on_behalf_of: None,
     };
     let mut client = pb::analysis_client::AnalysisClient::new(channel(&a.node).await?)
         .max_decoding_message_size(64 << 20);
@@ -261,6 +263,9 @@ pub fn print_hot_spots(
                 r.node,
                 r.elapsed_us as f64 / 1000.0
             )?;
+            if r.nodes.len() > 1 || r.partial {
+                writeln!(out, "{}", crate::output::nodes_text(&r.nodes, r.partial))?;
+            }
             if let Some(c) = &r.clipped_from {
                 writeln!(
                     out,

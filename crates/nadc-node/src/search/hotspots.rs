@@ -7,20 +7,23 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use nadc_core::ForceId;
 use nadc_core::Vrm;
 use nadc_proto::{self as proto, pb};
 use nadc_query::QueryError;
-use nadc_query::hotspots::{HotSpotQuery, HotSpots, Subject, hot_spots};
+use nadc_query::hotspots::{HOURS_OF_WEEK, HotSpotQuery, HotSpots, Subject, hot_spots};
 use serde_json::json;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use super::analysis::force_counts;
+use super::national::skipped_outcome;
 use super::plan::{Plan, time_json};
-use super::{SearchService, query_status, required_time};
+use super::{SearchService, query_status, required_time, window_of};
 use crate::alerts::hotlist_targets;
 use crate::disclosure::CaseRead;
 use crate::error::ServiceError;
+use crate::federation::Reach;
 use nadc_core::audit::Outcome;
 
 /// Cells in a hot-spot ranking when the request names no limit.
@@ -160,31 +163,29 @@ fn hotspots_to_pb(h: &HotSpots, node: &str, resolution: u32) -> pb::HotSpotsResp
         node: node.to_string(),
         clipped_from: None,
         elapsed_us: 0,
+        nodes: Vec::new(),
+        partial: false,
     }
 }
 
-#[tonic::async_trait]
-impl pb::analysis_server::Analysis for AnalysisService {
-    async fn hot_spots(
+impl AnalysisService {
+    /// Counts this node's reads for `plan` (under a search worker, off the
+    /// runtime); the audit entry and the case register of the reads counted
+    /// are durable before the answer is returned.
+    async fn local(
         &self,
-        req: Request<pb::HotSpotsRequest>,
-    ) -> Result<Response<pb::HotSpotsResponse>, Status> {
+        plan: Plan,
+        query: HotSpotQuery,
+        search: &'static str,
+    ) -> Result<pb::HotSpotsResponse, Status> {
         let s = &self.0;
-        let search = "hotspots";
-        let (mut plan, checked) = s
-            .plan_relayed(&req, search, req.get_ref().access.as_ref(), None)
-            .await?;
-        let query = match checked.and_then(|()| s.hotspots_query(&mut plan, req.get_ref())) {
-            Ok(q) => q,
-            Err(e) => return Err(s.refuse(&plan, search, e).await),
-        };
         let worker = match s.workers.acquire(&plan.user_key()).await {
             Ok(w) => w,
             Err(status) => return Err(s.refuse(&plan, search, status.into()).await),
         };
         let resolution = u32::from(u8::from(query.resolution));
         let (store, node, governance) = (s.store.clone(), s.node.clone(), s.governance.clone());
-        let answer = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _worker = worker;
             let started = Instant::now();
             let result = hot_spots(store.as_ref(), &query);
@@ -230,9 +231,181 @@ impl pb::analysis_server::Analysis for AnalysisService {
             }
         })
         .await
-        .map_err(|e| {
-            Status::from(ServiceError::internal(format!("analysis task failed: {e}")))
-        })??;
+        .map_err(|e| Status::from(ServiceError::internal(format!("analysis task failed: {e}"))))?
+    }
+}
+
+/// Sums the nodes' counts (each read is held by one node, so the sums are
+/// exact), ranks the cells and keeps the first `limit`.
+fn merge(parts: Vec<pb::HotSpotsResponse>, limit: usize) -> pb::HotSpotsResponse {
+    use std::collections::BTreeMap;
+    let mut out = pb::HotSpotsResponse {
+        by_hour_of_week: vec![0; HOURS_OF_WEEK],
+        ..Default::default()
+    };
+    let mut forces: BTreeMap<String, u64> = BTreeMap::new();
+    let mut cells: BTreeMap<u64, pb::HotSpotCell> = BTreeMap::new();
+    let add_forces = |into: &mut Vec<pb::ForceCount>, from: &[pb::ForceCount]| {
+        for f in from {
+            match into.iter_mut().find(|x| x.force == f.force) {
+                Some(x) => x.rows += f.rows,
+                None => into.push(f.clone()),
+            }
+        }
+        into.sort_by(|a, b| a.force.cmp(&b.force));
+    };
+    for part in parts {
+        out.total += part.total;
+        out.resolution = part.resolution;
+        out.clipped_from = out.clipped_from.or(part.clipped_from);
+        for f in &part.forces {
+            *forces.entry(f.force.clone()).or_default() += f.rows;
+        }
+        for (i, n) in part.by_hour_of_week.iter().enumerate().take(HOURS_OF_WEEK) {
+            out.by_hour_of_week[i] += n;
+        }
+        for c in part.cells {
+            let into = cells.entry(c.cell).or_insert_with(|| pb::HotSpotCell {
+                cell: c.cell,
+                lat: c.lat,
+                lon: c.lon,
+                by_hour_of_week: vec![0; HOURS_OF_WEEK],
+                ..Default::default()
+            });
+            into.count += c.count;
+            add_forces(&mut into.forces, &c.forces);
+            for (i, n) in c.by_hour_of_week.iter().enumerate().take(HOURS_OF_WEEK) {
+                into.by_hour_of_week[i] += n;
+            }
+            for k in c.cameras {
+                if !into.cameras.contains(&k) {
+                    into.cameras.push(k);
+                }
+            }
+            into.cameras
+                .sort_by(|a, b| (&a.force, &a.camera_id).cmp(&(&b.force, &b.camera_id)));
+        }
+    }
+    out.forces = forces
+        .into_iter()
+        .map(|(force, rows)| pb::ForceCount { force, rows })
+        .collect();
+    out.cells_counted = cells.len() as u64;
+    let mut ranked: Vec<pb::HotSpotCell> = cells.into_values().collect();
+    ranked.sort_by(|a, b| b.count.cmp(&a.count).then(a.cell.cmp(&b.cell)));
+    ranked.truncate(limit);
+    out.cells = ranked;
+    out
+}
+
+#[tonic::async_trait]
+impl pb::analysis_server::Analysis for AnalysisService {
+    async fn hot_spots(
+        &self,
+        req: Request<pb::HotSpotsRequest>,
+    ) -> Result<Response<pb::HotSpotsResponse>, Status> {
+        let s = &self.0;
+        let search = "hotspots";
+        let q = req.get_ref().clone();
+        let relay = q.on_behalf_of.clone();
+        let national = s.national_scope(&req, q.scope, relay.is_some()).await?;
+        // Nationally every node reports every cell: the ranking is made
+        // here, from the sums.
+        let mut asked = q.clone();
+        if national.is_some() {
+            asked.limit = s.max_limit.min(u32::MAX as usize) as u32;
+        }
+        let (mut plan, checked) = s
+            .plan_relayed(&req, search, asked.access.as_ref(), relay.as_ref())
+            .await?;
+        let query = match checked.and_then(|()| s.hotspots_query(&mut plan, &asked)) {
+            Ok(q) => q,
+            Err(e) => return Err(s.refuse(&plan, search, e).await),
+        };
+        let limit = query.limit;
+        let (case, actor) = (plan.case.clone(), plan.actor.clone());
+        let started = Instant::now();
+        let local = self.local(plan, query, search).await?;
+        let Some((federation, user)) = national else {
+            return Ok(Response::new(local));
+        };
+        let limit = match q.limit as usize {
+            0 => DEFAULT_CELLS,
+            n => n.min(limit),
+        };
+        let mut remote = asked.clone();
+        remote.scope = pb::Scope::Local as i32;
+        remote.on_behalf_of = crate::relay::on_behalf_of(&user, &s.node);
+        let (peers, skipped) = federation
+            .peers_for(&Reach::in_window(window_of(&q.from, &q.to)))
+            .await;
+        let answers = federation
+            .call_peers(&peers, |p| {
+                let r = remote.clone();
+                async move {
+                    pb::analysis_client::AnalysisClient::new(p.channel())
+                        .max_decoding_message_size(64 << 20)
+                        .hot_spots(r)
+                        .await
+                        .map(Response::into_inner)
+                }
+            })
+            .await;
+        let mut outcomes = vec![pb::NodeOutcome {
+            node: s.node.clone(),
+            ok: true,
+            rows: local.cells_counted,
+            ..Default::default()
+        }];
+        let mut parts = vec![local];
+        for (node, answer) in answers {
+            let mut o = pb::NodeOutcome {
+                node,
+                ..Default::default()
+            };
+            match answer {
+                Ok(a) => {
+                    (o.ok, o.rows) = (true, a.cells_counted);
+                    parts.push(a);
+                }
+                Err(e) => o.error = e,
+            }
+            outcomes.push(o);
+        }
+        outcomes.extend(skipped.into_iter().map(skipped_outcome));
+        // What the peers contributed is audited here before it is passed
+        // on (each peer audited and registered its own part under the
+        // case; this node's part was audited by its own count).
+        let peers_part: Vec<(ForceId, u64)> = {
+            let mut m = std::collections::BTreeMap::<ForceId, u64>::new();
+            for p in &parts[1..] {
+                for f in &p.forces {
+                    if let Ok(force) = ForceId::new(&f.force) {
+                        *m.entry(force).or_default() += f.rows;
+                    }
+                }
+            }
+            m.into_iter().collect()
+        };
+        let (access, _) = s.governance.context(q.access.as_ref())?;
+        let what = crate::governance::Audited {
+            access,
+            query: json!({"national": true, "count": q.count, "resolution": q.resolution,
+                "vrms": q.vrms.len(), "limit": q.limit}),
+            returned: peers_part,
+        };
+        let g = s.governance.clone();
+        let entry = g.entry(&actor, "search.hotspots.national", &what, Outcome::Ok);
+        tokio::task::spawn_blocking(move || g.record_search_blocking(entry, case.as_ref(), &[]))
+            .await
+            .map_err(|e| {
+                Status::from(ServiceError::internal(format!("audit task failed: {e}")))
+            })??;
+        let mut answer = merge(parts, limit);
+        answer.partial = outcomes.iter().any(|o| !o.ok);
+        answer.nodes = outcomes;
+        answer.node = s.node.clone();
+        answer.elapsed_us = started.elapsed().as_micros() as u64;
         Ok(Response::new(answer))
     }
 }

@@ -1,0 +1,147 @@
+//! A national hot-spot analysis over three nodes equals a brute-force count
+//! of every node's reads (cells from h3o, hours from chrono): the sums are
+//! exact, cells shared by nodes add up, each node's outcome is reported,
+//! and a dead node makes the answer partial, naming it.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, TimeZone, Timelike};
+use nadc_bof::pb;
+use support::cluster::{Cluster, NODES};
+use support::now;
+
+/// Places the reads are taken at: Bristol, Maidstone, London, and one cell
+/// every node has reads in (Swindon).
+const PLACES: [(f64, f64); 4] = [
+    (51.4545, -2.5879),
+    (51.2704, 0.5227),
+    (51.5072, -0.1276),
+    (51.5558, -1.7797),
+];
+
+/// Node `i`'s reads of the subject: some at its own place, some at the
+/// shared one, at hours that differ by node.
+fn reads_of(i: usize) -> Vec<pb::Read> {
+    let (_, f) = NODES[i];
+    (0..(4 + 3 * i))
+        .map(|k| {
+            let (lat, lon) = if k % 2 == 0 { PLACES[i] } else { PLACES[3] };
+            pb::Read {
+                read_id: format!("{f}-{k}"),
+                vrm: "NA71ONL".into(),
+                observed_at: Some(nadc_proto::to_pb_time(
+                    now().plus_millis(-((k as i64) * 317 + 11 * i as i64 + 5) * 60_000),
+                )),
+                camera_id: format!("GPS-{k}"),
+                lat: Some(lat),
+                lon: Some(lon),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// Counts per cell and by hour over `reads`, independently of nadc.
+fn reference(
+    reads: &[(String, pb::Read)],
+) -> (BTreeMap<u64, u64>, Vec<u64>, BTreeMap<String, u64>) {
+    let mut cells = BTreeMap::new();
+    let mut hours = vec![0u64; 168];
+    let mut forces = BTreeMap::new();
+    for (force, r) in reads {
+        let ll = h3o::LatLng::new(r.lat.unwrap(), r.lon.unwrap()).unwrap();
+        *cells
+            .entry(u64::from(ll.to_cell(h3o::Resolution::Seven)))
+            .or_default() += 1;
+        let t = r.observed_at.as_ref().unwrap();
+        let dt = chrono::Utc.timestamp_opt(t.seconds, 0).unwrap();
+        hours[dt.weekday().num_days_from_monday() as usize * 24 + dt.hour() as usize] += 1;
+        *forces.entry(force.clone()).or_default() += 1;
+    }
+    (cells, hours, forces)
+}
+
+fn request() -> pb::HotSpotsRequest {
+    pb::HotSpotsRequest {
+        access: Some(pb::AccessContext {
+            purpose: "serious-crime".into(),
+            case_ref: "OP-NATIONAL".into(),
+            ..Default::default()
+        }),
+        vrms: vec!["NA71ONL".into()],
+        from: Some(nadc_proto::to_pb_time(now().plus_millis(-7 * 86_400_000))),
+        to: Some(nadc_proto::to_pb_time(now())),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_national_hot_spot_count_equals_the_count_over_every_nodes_reads() {
+    let mut c = Cluster::start().await;
+    let mut all = Vec::new();
+    for (i, (_, f)) in NODES.iter().enumerate() {
+        let reads = reads_of(i);
+        let mut bof = pb::ingest_client::IngestClient::new(c.bof(i, f).await);
+        let r = bof
+            .push_batch(pb::ReadBatch {
+                batch_seq: 1,
+                force: String::new(),
+                reads: reads.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        all.extend(reads.into_iter().map(|r| (f.to_string(), r)));
+    }
+    let (cells, hours, forces) = reference(&all);
+    let ask = async |c: &Cluster| {
+        pb::analysis_client::AnalysisClient::new(c.user(0, "alice").await)
+            .hot_spots(request())
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let got = ask(&c).await;
+    assert_eq!(got.total, all.len() as u64);
+    assert_eq!(got.by_hour_of_week, hours);
+    let got_forces: BTreeMap<String, u64> = got
+        .forces
+        .iter()
+        .map(|f| (f.force.clone(), f.rows))
+        .collect();
+    assert_eq!(got_forces, forces);
+    let got_cells: BTreeMap<u64, u64> = got.cells.iter().map(|c| (c.cell, c.count)).collect();
+    assert_eq!(got_cells, cells);
+    // The shared cell is the busiest, and holds every force's reads.
+    let top = &got.cells[0];
+    assert_eq!(top.forces.len(), 3, "{:?}", top.forces);
+    assert!(!got.partial);
+    let nodes: Vec<(&str, bool)> = got.nodes.iter().map(|n| (n.node.as_str(), n.ok)).collect();
+    assert_eq!(
+        nodes,
+        [("node-1", true), ("node-2", true), ("node-3", true)]
+    );
+    // This node alone counts only its own reads.
+    let mut local = request();
+    local.scope = pb::Scope::Local as i32;
+    let mine = pb::analysis_client::AnalysisClient::new(c.user(0, "alice").await)
+        .hot_spots(local)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.total, reads_of(0).len() as u64);
+
+    // node-3 down: the answer is partial, names it, and counts the rest.
+    c.nodes[2].take().unwrap().shutdown().await.unwrap();
+    let partial = ask(&c).await;
+    assert!(partial.partial);
+    let down = partial.nodes.iter().find(|n| n.node == "node-3").unwrap();
+    assert!(!down.ok && !down.error.is_empty(), "{down:?}");
+    assert_eq!(
+        partial.total,
+        (reads_of(0).len() + reads_of(1).len()) as u64
+    );
+}

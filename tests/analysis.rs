@@ -77,10 +77,9 @@ fn planted() -> Vec<(&'static str, pb::Read)> {
         ));
     }
     for i in 0..7i64 {
-        out.push((
-            "AVON",
-            read(&format!("o{i}"), "OT43HER", "BRS", 50 + i * 500),
-        ));
+        let mut other = read(&format!("o{i}"), "OT43HER", "BRS", 50 + i * 500);
+        other.make = Some("Vauxhall".into());
+        out.push(("AVON", other));
     }
     out
 }
@@ -398,4 +397,85 @@ async fn a_hot_spot_analysis_is_governed_as_a_search() {
     assert_eq!(registered, 35);
     // Nobody's VRM is in the log line or the audit query beyond the request.
     assert!(!ok.query.contains("OT43HER"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn all_traffic_and_vehicle_details_are_counted_without_a_subject() {
+    let h = Harness::start().await;
+    cameras(&h).await;
+    let reads = planted();
+    push_all(&h, &reads).await;
+    let (from, to) = window!();
+    let ask = |all_traffic: bool, make: Option<&'static str>| {
+        let h = &h;
+        async move {
+            hot_spots(
+                h,
+                "alice",
+                pb::HotSpotsRequest {
+                    access: case_access("OP-TRAFFIC"),
+                    all_traffic,
+                    make: make.map(String::from),
+                    from,
+                    to,
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+    };
+    // Every read in the window, by cell and hour.
+    let all = ask(true, None).await.unwrap();
+    let want = expected(&reads, h3o::Resolution::Seven);
+    assert_eq!(all.total, reads.len() as u64);
+    assert_eq!(all.by_hour_of_week, want.hours);
+    let got: BTreeMap<u64, u64> = all.cells.iter().map(|c| (c.cell, c.count)).collect();
+    let cells: BTreeMap<u64, u64> = want.cells.iter().map(|(c, v)| (*c, v.0)).collect();
+    assert_eq!(got, cells);
+    // By make (case does not matter): the Vauxhall's reads only.
+    let vauxhalls: Vec<_> = reads
+        .iter()
+        .filter(|(_, r)| r.make.as_deref() == Some("Vauxhall"))
+        .cloned()
+        .collect();
+    let by_make = ask(false, Some("VAUXHALL")).await.unwrap();
+    assert_eq!(by_make.total, vauxhalls.len() as u64);
+    assert_eq!(
+        by_make.by_hour_of_week,
+        expected(&vauxhalls, h3o::Resolution::Seven).hours
+    );
+    // Traffic and a subject at once: refused, saying why.
+    let e = hot_spots(
+        &h,
+        "alice",
+        pb::HotSpotsRequest {
+            access: case_access("OP-TRAFFIC"),
+            all_traffic: true,
+            vrms: vec![SUBJECT.into()],
+            from,
+            to,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("not both"), "{}", e.message());
+    // An aggregate of everyone's traffic registers no read under the case.
+    let schedule = pb::disclosure_client::DisclosureClient::new(h.user("dora").await)
+        .schedule(pb::ScheduleRequest {
+            case_ref: "OP-TRAFFIC".into(),
+            case_force: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        schedule
+            .agencies
+            .iter()
+            .map(|a| a.reads.len())
+            .sum::<usize>(),
+        0
+    );
 }

@@ -47,6 +47,18 @@ pub struct HotspotsArgs {
     /// What to count.
     #[arg(long, value_enum, default_value = "reads")]
     count: Count,
+    /// Count every read in the window (no subject): a full scan of its days.
+    #[arg(long)]
+    all_traffic: bool,
+    /// Count the reads of vehicles of this make (no subject).
+    #[arg(long)]
+    make: Option<String>,
+    /// ... of this model.
+    #[arg(long)]
+    model: Option<String>,
+    /// ... of this colour.
+    #[arg(long)]
+    colour: Option<String>,
     /// H3 resolution of the cells, 0 to 10 (7: about 5 km²).
     #[arg(long, default_value_t = 7)]
     resolution: u32,
@@ -132,6 +144,10 @@ async fn hotspots(a: HotspotsArgs) -> anyhow::Result<ExitCode> {
         allow_broad: a.allow_broad,
         scope: a.access.scope(),
         on_behalf_of: None,
+        all_traffic: a.all_traffic,
+        make: a.make,
+        model: a.model,
+        colour: a.colour,
     };
     let mut client = pb::analysis_client::AnalysisClient::new(channel(&a.node).await?)
         .max_decoding_message_size(64 << 20);

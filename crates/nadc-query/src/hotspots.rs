@@ -23,6 +23,11 @@ pub const HOURS_OF_WEEK: usize = 168;
 pub enum Subject {
     /// The reads of these VRMs.
     Reads(Vec<Vrm>),
+    /// Every read in the window (all traffic), or only those with these
+    /// vehicle details: counted, not kept (an aggregate over everyone's
+    /// traffic names no subject whose reads a case should register).
+    /// A full scan of the window's days.
+    Traffic(crate::vehicle::Details),
     /// Hotlist hits on `force`'s lists, counted at the read that raised
     /// each; only confirmed ones if `verified`; only these VRMs if any.
     Hits {
@@ -103,8 +108,24 @@ pub fn hot_spots(store: &dyn Store, q: &HotSpotQuery) -> Result<HotSpots, QueryE
             verified,
             vrms,
         } => hit_reads(store, q, force, *verified, vrms)?,
+        Subject::Traffic(details) => {
+            let details = details.normalised();
+            let mut counter = Counter::new(q.resolution);
+            store.scan_days(q.from, q.to, &mut |r| {
+                let t = r.read.observed_at;
+                if t >= q.from && t <= q.to && details.matches(&r) {
+                    counter.add(&r);
+                }
+                ControlFlow::Continue(())
+            })?;
+            return Ok(counter.finish(q.limit, Vec::new()));
+        }
     };
-    Ok(count(reads, q.resolution, q.limit))
+    let mut counter = Counter::new(q.resolution);
+    for r in &reads {
+        counter.add(r);
+    }
+    Ok(counter.finish(q.limit, reads))
 }
 
 fn too_many(q: &HotSpotQuery) -> QueryError {
@@ -186,17 +207,29 @@ fn hit_reads(
     Ok(reads)
 }
 
-/// Counts `reads` by cell and hour, and ranks the cells.
-fn count(reads: Vec<StoredRead>, resolution: h3o::Resolution, limit: usize) -> HotSpots {
-    let mut out = HotSpots {
-        by_hour_of_week: vec![0; HOURS_OF_WEEK],
-        ..HotSpots::default()
-    };
-    let mut cells: BTreeMap<u64, CellCount> = BTreeMap::new();
-    for r in &reads {
-        let cell = r.position.cell_at(resolution);
+/// Counts reads by cell and hour as they come.
+struct Counter {
+    resolution: h3o::Resolution,
+    cells: BTreeMap<u64, CellCount>,
+    out: HotSpots,
+}
+
+impl Counter {
+    fn new(resolution: h3o::Resolution) -> Self {
+        Self {
+            resolution,
+            cells: BTreeMap::new(),
+            out: HotSpots {
+                by_hour_of_week: vec![0; HOURS_OF_WEEK],
+                ..HotSpots::default()
+            },
+        }
+    }
+
+    fn add(&mut self, r: &StoredRead) {
+        let cell = r.position.cell_at(self.resolution);
         let hour = hour_of_week(r.read.observed_at);
-        let c = cells.entry(cell).or_insert_with(|| CellCount {
+        let c = self.cells.entry(cell).or_insert_with(|| CellCount {
             cell,
             count: 0,
             forces: BTreeMap::new(),
@@ -206,19 +239,31 @@ fn count(reads: Vec<StoredRead>, resolution: h3o::Resolution, limit: usize) -> H
         c.count += 1;
         *c.forces.entry(r.force.clone()).or_default() += 1;
         c.by_hour_of_week[hour] += 1;
-        c.cameras
-            .insert((r.force.clone(), r.read.camera_id.clone()));
+        if !c
+            .cameras
+            .contains(&(r.force.clone(), r.read.camera_id.clone()))
+        {
+            c.cameras
+                .insert((r.force.clone(), r.read.camera_id.clone()));
+        }
+        let out = &mut self.out;
         out.by_hour_of_week[hour] += 1;
         *out.forces.entry(r.force.clone()).or_default() += 1;
         out.total += 1;
     }
-    out.cells_counted = cells.len() as u64;
-    let mut ranked: Vec<CellCount> = cells.into_values().collect();
-    ranked.sort_by(|a, b| b.count.cmp(&a.count).then(a.cell.cmp(&b.cell)));
-    ranked.truncate(limit);
-    out.cells = ranked;
-    out.reads = reads;
-    out
+
+    /// The cells ranked (count, then cell), the first `limit` kept; `reads`
+    /// are those counted, for the case register.
+    fn finish(self, limit: usize, reads: Vec<StoredRead>) -> HotSpots {
+        let mut out = self.out;
+        out.cells_counted = self.cells.len() as u64;
+        let mut ranked: Vec<CellCount> = self.cells.into_values().collect();
+        ranked.sort_by(|a, b| b.count.cmp(&a.count).then(a.cell.cmp(&b.cell)));
+        ranked.truncate(limit);
+        out.cells = ranked;
+        out.reads = reads;
+        out
+    }
 }
 
 #[cfg(test)]

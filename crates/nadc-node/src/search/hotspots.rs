@@ -45,7 +45,8 @@ impl SearchService {
     ) -> Result<HotSpotQuery, ServiceError> {
         let count = pb::HotSpotCount::try_from(q.count)
             .map_err(|_| ServiceError::invalid(format!("count {} is unknown", q.count)))?;
-        plan.query = json!({"vrms": q.vrms,
+        plan.query = json!({"vrms": q.vrms, "all_traffic": q.all_traffic,
+            "make": q.make, "model": q.model, "colour": q.colour,
             "hotlist": q.hotlist.as_ref().map(|h| format!("{}/{}", h.owner, h.name)),
             "count": count.as_str_name(), "resolution": q.resolution,
             "from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()),
@@ -87,11 +88,26 @@ impl SearchService {
         if let Some(list) = q.hotlist.as_ref().filter(|l| !l.name.trim().is_empty()) {
             vrms.extend(hotlist_targets(&self.hotlists, list, &force, now)?);
         }
+        let details = nadc_query::vehicle::Details {
+            make: q.make.clone(),
+            model: q.model.clone(),
+            colour: q.colour.clone(),
+        }
+        .normalised();
+        let traffic = q.all_traffic || !details.is_empty();
         let subject = match count {
+            pb::HotSpotCount::Unspecified | pb::HotSpotCount::Reads if traffic => {
+                if !vrms.is_empty() {
+                    return Err(ServiceError::invalid(
+                        "count either a subject's reads (VRMs, a hotlist) or traffic (all, or by make, model and colour), not both",
+                    ));
+                }
+                Subject::Traffic(details)
+            }
             pb::HotSpotCount::Unspecified | pb::HotSpotCount::Reads => {
                 if vrms.is_empty() {
                     return Err(ServiceError::invalid(
-                        "counting reads needs a subject: VRMs or a hotlist with active entries",
+                        "counting reads needs a subject (VRMs or a hotlist with active entries), all_traffic, or vehicle details",
                     ));
                 }
                 Subject::Reads(vrms)

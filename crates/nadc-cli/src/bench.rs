@@ -37,6 +37,19 @@ pub enum Kind {
     /// Who travelled with a VRM over the whole generated period: read at
     /// the same camera within [`CONVOY_WINDOW_S`] of one of its reads.
     Convoy,
+    /// Hot spots (`Analysis.HotSpots`) of a VRM's reads over the whole
+    /// generated period, resolution 7 (nadc alone: PostGIS has no H3).
+    HotspotsVrm,
+    /// Hot spots of all traffic in the hour around a sampled read,
+    /// resolution 7: a scan of that day's reads.
+    HotspotsTraffic,
+}
+
+impl Kind {
+    /// Whether a PostGIS peer can be asked the same (it has no H3 cells).
+    pub fn has_sql_peer(self) -> bool {
+        !matches!(self, Kind::HotspotsVrm | Kind::HotspotsTraffic)
+    }
 }
 
 /// The convoy analysis benchmarked, spelt out in the request rather than
@@ -373,6 +386,38 @@ async fn run_one(
     const H: i64 = 3_600_000;
     let stream = match kind {
         Kind::Convoy => return convoy(ch, scope, s, period).await,
+        Kind::HotspotsVrm | Kind::HotspotsTraffic => {
+            let (vrms, all_traffic, from, to) = if kind == Kind::HotspotsVrm {
+                (vec![s.vrm.clone()], false, period.0, period.1)
+            } else {
+                (
+                    Vec::new(),
+                    true,
+                    s.at.plus_millis(-H / 2),
+                    s.at.plus_millis(H / 2),
+                )
+            };
+            let r = pb::analysis_client::AnalysisClient::new(ch.clone())
+                .max_decoding_message_size(256 << 20)
+                .hot_spots(pb::HotSpotsRequest {
+                    access: crate::bench::access(),
+                    scope,
+                    vrms,
+                    all_traffic,
+                    from: Some(nadc_proto::to_pb_time(from)),
+                    to: Some(nadc_proto::to_pb_time(to)),
+                    resolution: 7,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            return Ok(Answer {
+                rows: r.cells_counted as usize,
+                total: r.total,
+                failed: failed_nodes(&r.nodes),
+                ..Default::default()
+            });
+        }
         Kind::Vrm => {
             client
                 .vrm_timeline(pb::VrmTimelineRequest {
@@ -498,6 +543,12 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let (node, tls) = resolve_node(&a.node)?;
     let ch = nadc_bof::connect(&node, &tls).await?;
     let peer = match &a.postgis {
+        Some(_) if !a.kind.has_sql_peer() => {
+            anyhow::bail!(
+                "{:?} has no PostGIS counterpart (no H3 cells there)",
+                a.kind
+            )
+        }
         Some(conn) => Some(crate::bench_peer::Peer::connect(conn, a.kind).await?),
         None => None,
     };
@@ -585,6 +636,13 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             a.kind,
             partial.len(),
             failed.join(", ")
+        );
+    }
+    if !a.kind.has_sql_peer() {
+        println!(
+            "{:?}: mean reads counted {:.1} (rows above: cells with a count)",
+            a.kind,
+            mean(total)
         );
     }
     if a.kind == Kind::Convoy {

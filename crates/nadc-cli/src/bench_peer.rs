@@ -166,6 +166,8 @@ pub fn sql(kind: Kind) -> String {
             area(1)
         ),
         Kind::Convoy => convoy_sql(),
+        // Refused before a peer is connected (`Kind::has_sql_peer`).
+        Kind::HotspotsVrm | Kind::HotspotsTraffic => String::new(),
     }
 }
 
@@ -337,6 +339,9 @@ impl Peer {
                     ));
                 }
                 return Ok(convoy_answer(&pairs));
+            }
+            Kind::HotspotsVrm | Kind::HotspotsTraffic => {
+                anyhow::bail!("{:?} has no PostGIS counterpart", self.kind)
             }
         };
         // Decode what a caller would use of every row.

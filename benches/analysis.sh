@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Analysis run times: a release node loaded with generated reads, the
+# analyses asked from a client process over mTLS (`nadc bench search`),
+# p50/p90/p99 per kind, with the VRM timeline of the same inputs (same
+# seed) as the baseline in the same run:
+#   - hotspots-vrm: a VRM's reads over the generated period counted by H3
+#     cell (resolution 7) and hour of the week; baseline: the VRM's timeline;
+#   - hotspots-traffic: all traffic in the hour around a sampled read,
+#     counted the same way (a scan of that read's whole day).
+#
+#   benches/analysis.sh [VEHICLES] [ITERATIONS]
+#
+# VEHICLES defaults to 620000 (just over 10 million reads); ITERATIONS to
+# 300 (the all-traffic count, a day's scan each, runs 20 times).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VEHICLES="${1:-620000}"
+ITERATIONS="${2:-300}"
+source benches/common.sh
+bench_workdir analysis
+bench_stop() { bench_unserve; }
+
+bench_generate "$VEHICLES"
+"$NADC" pki init --out "$work/pki" --forces "$(IFS=,; echo "${FORCES[*]}")" --users bench:analyst:AVON >/dev/null
+bench_serve "$work/serve.log"
+echo "== loading" >&2
+start=$(date +%s)
+bench_load the_node
+echo "loaded in $(( $(date +%s) - start )) s" >&2
+export NADC_CERT="$work/pki/users/bench.crt" NADC_KEY="$work/pki/users/bench.key"
+reads=$("$NADC" node info | sed -n 's/^reads: *//p')
+echo
+echo "Analysis run times on $reads reads ($(nproc) cores, release, warm cache), $(date -u +%Y-%m-%d)"
+"$NADC" bench search --gen-dir "$work/gen" --kind vrm --iterations "$ITERATIONS"
+"$NADC" bench search --gen-dir "$work/gen" --kind hotspots-vrm --iterations "$ITERATIONS"
+"$NADC" bench search --gen-dir "$work/gen" --kind hotspots-traffic --iterations 20

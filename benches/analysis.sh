@@ -20,15 +20,7 @@ source benches/common.sh
 bench_workdir analysis
 bench_stop() { bench_unserve; }
 
-bench_generate "$VEHICLES"
-"$NADC" pki init --out "$work/pki" --forces "$(IFS=,; echo "${FORCES[*]}")" --users bench:analyst:AVON >/dev/null
-bench_serve "$work/serve.log"
-echo "== loading" >&2
-start=$(date +%s)
-bench_load the_node
-echo "loaded in $(( $(date +%s) - start )) s" >&2
-export NADC_CERT="$work/pki/users/bench.crt" NADC_KEY="$work/pki/users/bench.key"
-reads=$("$NADC" node info | sed -n 's/^reads: *//p')
+bench_one_node_loaded "$VEHICLES" bench:analyst:AVON
 echo
 echo "Analysis run times on $reads reads ($(nproc) cores, release, warm cache), $(date -u +%Y-%m-%d)"
 "$NADC" bench search --gen-dir "$work/gen" --kind vrm --iterations "$ITERATIONS"

@@ -81,6 +81,24 @@ bench_load() {
   for p in "${pids[@]}"; do wait "$p"; done
 }
 
+# bench_one_node_loaded VEHICLES USERS: generated reads of VEHICLES
+# vehicles loaded into one release node with every force's BOF pushing at
+# once, and user `bench` (USERS: `nadc pki init --users` spec) set up as
+# the client; sets `reads` to how many reads the node holds. (Not in a
+# subshell: the node and its environment must outlive the call.)
+bench_one_node_loaded() {
+  bench_generate "$1"
+  "$NADC" pki init --out "$work/pki" --forces "$(IFS=,; echo "${FORCES[*]}")" --users "$2" >/dev/null
+  bench_serve "$work/serve.log"
+  echo "== loading" >&2
+  local start
+  start=$(date +%s)
+  bench_load the_node
+  echo "loaded in $(( $(date +%s) - start )) s" >&2
+  export NADC_CERT="$work/pki/users/bench.crt" NADC_KEY="$work/pki/users/bench.key"
+  reads=$("$NADC" node info | sed -n 's/^reads: *//p')
+}
+
 # bench_runs KIND ITERATIONS: how many timed searches of KIND to run:
 # ITERATIONS, but a tenth as many (at least 20) for 5 km / 24 h, whose
 # answers are a large part of a town's day.

@@ -22,7 +22,7 @@ use crate::workers::{Gone, Worker};
 use nadc_core::audit::Outcome;
 use serde_json::json;
 
-use super::plan::{Plan, time_json};
+use super::plan::{Plan, query_outcome, time_json};
 use super::{SearchService, query_status, required_time};
 use crate::error::ServiceError;
 
@@ -225,17 +225,9 @@ impl SearchService {
                     gone.map_or(Outcome::Ok, |g| Outcome::Failed(g.to_string())),
                     std::mem::take(reads),
                 ),
-                Err(QueryError::Store(e)) => {
-                    (Vec::new(), Outcome::Failed(e.to_string()), Vec::new())
-                }
-                Err(e) => (Vec::new(), Outcome::Refused(e.to_string()), Vec::new()),
+                Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
             };
-            let entry = governance.entry(
-                &plan.actor,
-                &format!("search.{search}"),
-                &plan.audited(returned),
-                outcome,
-            );
+            let entry = plan.closing(search, returned, outcome);
             // The closing entry and the case register of what it disclosed.
             worker.release_user();
             if let Err(e) = governance.record_search_blocking(entry, plan.case.as_ref(), &reads) {

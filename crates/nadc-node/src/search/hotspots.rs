@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::analysis::force_counts;
 use super::national::skipped_outcome;
-use super::plan::{Plan, time_json};
+use super::plan::{Plan, query_outcome, time_json};
 use super::{SearchService, query_status, required_time, window_of};
 use crate::alerts::hotlist_targets;
 use crate::disclosure::CaseRead;
@@ -214,19 +214,11 @@ impl AnalysisService {
                         .filter_map(|r| CaseRead::of(&proto::row_from_stored(r, &node)))
                         .collect::<Vec<_>>(),
                 ),
-                Err(QueryError::Store(e)) => {
-                    (Vec::new(), Outcome::Failed(e.to_string()), Vec::new())
-                }
-                Err(e) => (Vec::new(), Outcome::Refused(e.to_string()), Vec::new()),
+                Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
             };
             // Nothing leaves before the audit entry and the case register
             // of the reads the counts rest on are durable.
-            let entry = governance.entry(
-                &plan.actor,
-                &format!("search.{search}"),
-                &plan.audited(returned),
-                outcome,
-            );
+            let entry = plan.closing(search, returned, outcome);
             governance.record_search_blocking(entry, plan.case.as_ref(), &reads)?;
             match result {
                 Ok(h) => {

@@ -21,7 +21,7 @@ use crate::page::PageVrms;
 use crate::workers::{Gone, Worker};
 use nadc_core::audit::Outcome;
 
-use super::plan::Plan;
+use super::plan::{Plan, query_outcome};
 use super::{CHUNK_ROWS, ChunkStream, SearchService, query_status, rows_chunk, summary_to_pb};
 use crate::error::ServiceError;
 
@@ -290,7 +290,6 @@ impl SearchService {
                 return;
             }
             let queried = started.elapsed();
-            let action = format!("search.{search}");
             let (returned, outcome) = match &result {
                 Ok(f) => (
                     f.summary
@@ -304,10 +303,9 @@ impl SearchService {
                         Outcome::Ok
                     },
                 ),
-                Err(QueryError::Store(e)) => (Vec::new(), Outcome::Failed(e.to_string())),
-                Err(e) => (Vec::new(), Outcome::Refused(e.to_string())),
+                Err(e) => (Vec::new(), query_outcome(e)),
             };
-            let entry = governance.entry(&plan.actor, &action, &plan.audited(returned), outcome);
+            let entry = plan.closing(search, returned, outcome);
             if gone.is_some() {
                 // Nothing more goes to this client: its user may search again.
                 worker.release_user();

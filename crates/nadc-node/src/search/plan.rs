@@ -7,7 +7,9 @@ use nadc_core::geo::Polygon;
 use nadc_core::vrm_match::{ConfusableGroups, Pattern};
 use nadc_core::{Circle, ForceId, GeoPoint, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
-use nadc_query::{Area, AreaMatch, CameraQuery, Details, GeoQuery, Shape, VehicleQuery, VrmQuery};
+use nadc_query::{
+    Area, AreaMatch, CameraQuery, Details, GeoQuery, QueryError, Shape, VehicleQuery, VrmQuery,
+};
 use tonic::{Request, Status};
 
 use crate::auth::caller;
@@ -86,6 +88,22 @@ impl Plan {
             &self.audited(Vec::new()),
             Outcome::Ok,
         ))
+    }
+
+    /// The search's closing audit entry: what it returned per owning
+    /// force, and how it ended.
+    pub(super) fn closing(
+        &self,
+        search: &str,
+        returned: Vec<(ForceId, u64)>,
+        outcome: Outcome,
+    ) -> nadc_core::audit::AuditEntry {
+        self.governance.entry(
+            &self.actor,
+            &format!("search.{search}"),
+            &self.audited(returned),
+            outcome,
+        )
     }
 
     pub(super) fn audited(&self, returned: Vec<(ForceId, u64)>) -> Audited {
@@ -532,5 +550,14 @@ impl SearchService {
             offset: q.offset as usize,
             max_vrms: self.caps.max_vrms,
         })
+    }
+}
+
+/// How a query that did not answer is audited: a store failure failed,
+/// anything else was refused.
+pub(super) fn query_outcome(e: &QueryError) -> Outcome {
+    match e {
+        QueryError::Store(e) => Outcome::Failed(e.to_string()),
+        e => Outcome::Refused(e.to_string()),
     }
 }

@@ -109,16 +109,13 @@ impl SearchService {
                 "a convoy search needs at least one target VRM (or a hotlist with active entries)",
             ));
         }
-        let now = self.clock.now();
-        let from = match q.from.as_ref() {
-            Some(t) => required_time(Some(t), "from")?,
-            None => now.plus_millis(-24 * 3_600_000),
-        };
-        let to = match q.to.as_ref() {
-            Some(t) => required_time(Some(t), "to")?,
-            None => now,
-        };
-        let (from, to) = self.check_window(plan, from, to, "convoy search", q.allow_broad)?;
+        let (from, to) = self.analysis_window(
+            plan,
+            q.from.as_ref(),
+            q.to.as_ref(),
+            "convoy search",
+            q.allow_broad,
+        )?;
         let or = |v: u32, d: u32| if v == 0 { d } else { v };
         let limit = match q.limit as usize {
             0 => DEFAULT_COMPANIONS,

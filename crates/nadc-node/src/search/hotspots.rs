@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use super::analysis::force_counts;
 use super::national::skipped_outcome;
 use super::plan::{Plan, query_outcome, time_json};
-use super::{SearchService, query_status, required_time, window_of};
+use super::{SearchService, query_status, window_of};
 use crate::alerts::hotlist_targets;
 use crate::disclosure::CaseRead;
 use crate::error::ServiceError;
@@ -118,15 +118,13 @@ impl SearchService {
                 vrms: vrms.into_iter().collect::<BTreeSet<_>>(),
             },
         };
-        let from = match q.from.as_ref() {
-            Some(t) => required_time(Some(t), "from")?,
-            None => now.plus_millis(-24 * 3_600_000),
-        };
-        let to = match q.to.as_ref() {
-            Some(t) => required_time(Some(t), "to")?,
-            None => now,
-        };
-        let (from, to) = self.check_window(plan, from, to, "hot-spot analysis", q.allow_broad)?;
+        let (from, to) = self.analysis_window(
+            plan,
+            q.from.as_ref(),
+            q.to.as_ref(),
+            "hot-spot analysis",
+            q.allow_broad,
+        )?;
         Ok(HotSpotQuery {
             subject,
             from,

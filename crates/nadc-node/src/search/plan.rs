@@ -131,6 +131,28 @@ pub(super) fn areas_json(areas: &[pb::Area]) -> serde_json::Value {
 }
 
 impl SearchService {
+    /// An analysis's window, `from` to `to` (by default the last 24 hours
+    /// to now), checked as [`check_window`](Self::check_window) checks.
+    pub(super) fn analysis_window(
+        &self,
+        plan: &mut Plan,
+        from: Option<&prost_types::Timestamp>,
+        to: Option<&prost_types::Timestamp>,
+        what: &str,
+        allow_broad: bool,
+    ) -> Result<(Timestamp, Timestamp), ServiceError> {
+        let now = self.clock.now();
+        let from = match from {
+            Some(t) => required_time(Some(t), "from")?,
+            None => now.plus_millis(-24 * 3_600_000),
+        };
+        let to = match to {
+            Some(t) => required_time(Some(t), "to")?,
+            None => now,
+        };
+        self.check_window(plan, from, to, what, allow_broad)
+    }
+
     /// Checks a window's order and length, then the access rules; returns
     /// the permitted window.
     pub(super) fn check_window(

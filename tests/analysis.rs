@@ -479,3 +479,80 @@ async fn all_traffic_and_vehicle_details_are_counted_without_a_subject() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_camera_that_went_silent_is_named_with_when_and_a_working_one_is_not() {
+    let h = Harness::start().await;
+    // Cameras C1 and C2 (and the mobile VAN) of AVON.
+    h.cameras("AVON", 2).await;
+    // A read an hour at C1 for eight days (the 7-day baseline and the last
+    // day); at C2 the same, but nothing in the last day.
+    let hour = 60;
+    let mut reads = Vec::new();
+    for i in 0..8 * 24i64 {
+        let mins_ago = 30 + i * hour;
+        reads.push(read(&format!("c1-{i}"), "AB12CDE", "C1", mins_ago));
+        if mins_ago > 24 * hour {
+            reads.push(read(&format!("c2-{i}"), "XY34FGH", "C2", mins_ago));
+        }
+    }
+    let mut c = pb::ingest_client::IngestClient::new(h.bof("AVON").await);
+    let r = c.push_batch(batch(reads)).await.unwrap().into_inner();
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    let ask = |baseline_days: u32| {
+        let h = &h;
+        async move {
+            pb::analysis_client::AnalysisClient::new(h.user("alice").await)
+                .camera_health(pb::CameraHealthRequest {
+                    access: case_access("OP-CAMS"),
+                    from: Some(nadc_proto::to_pb_time(now().plus_millis(-24 * 3_600_000))),
+                    to: Some(nadc_proto::to_pb_time(now().plus_millis(-1))),
+                    baseline_days,
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    let got = ask(7).await.unwrap().into_inner();
+    let rows: Vec<(String, i32, u64, i64)> = got
+        .cameras
+        .iter()
+        .map(|c| {
+            (
+                c.camera_id.clone(),
+                c.status,
+                c.reads,
+                // Expected, rounded: a read an hour for 24 hours.
+                c.expected.round() as i64,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("C2".to_string(), pb::CameraStatus::Silent as i32, 0, 24),
+            ("C1".into(), pb::CameraStatus::Working as i32, 24, 24),
+            ("VAN".into(), pb::CameraStatus::NoData as i32, 0, 0),
+        ]
+    );
+    // When C2 went silent: its last read, 24.5 hours before now.
+    let last = nadc_proto::from_pb_time(got.cameras[0].last_read.as_ref().unwrap()).unwrap();
+    assert_eq!(last, now().plus_millis(-(30 + 24 * 60) * 60_000));
+    // A baseline under a week cannot judge every hour of the week.
+    let e = ask(3).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("at least 7"), "{}", e.message());
+    // Audited under the case, with the reads it counted per force.
+    let entries = h
+        .audit_entries(
+            "audrey",
+            pb::AuditQuery {
+                action: "search.camera_health".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["ok", "refused"]);
+    assert_eq!(entries[0].returned[0].rows, 24);
+}

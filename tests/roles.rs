@@ -38,6 +38,7 @@ enum Op {
     Clones,
     HeldReads,
     HotSpots,
+    CameraHealth,
     CreateHotlist,
     DeleteHotlist,
     AddEntries,
@@ -59,7 +60,7 @@ enum Op {
     Share,
 }
 
-const ALL: [Op; 35] = [
+const ALL: [Op; 36] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -76,6 +77,7 @@ const ALL: [Op; 35] = [
     Op::Clones,
     Op::HeldReads,
     Op::HotSpots,
+    Op::CameraHealth,
     Op::CreateHotlist,
     Op::DeleteHotlist,
     Op::AddEntries,
@@ -120,6 +122,7 @@ fn allowed(op: Op) -> &'static [&'static str] {
         | Op::Clones
         | Op::HeldReads
         | Op::HotSpots
+        | Op::CameraHealth
         | Op::MarkMaterial
         | Op::Schedule => SEARCHERS,
         Op::CreateHotlist | Op::DeleteHotlist | Op::AddEntries | Op::RemoveEntries => {
@@ -306,6 +309,14 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
             )
             .await
         }
+        Op::CameraHealth => unary(
+            pb::analysis_client::AnalysisClient::new(ch.clone())
+                .camera_health(pb::CameraHealthRequest {
+                    access: access(),
+                    ..Default::default()
+                })
+                .await,
+        ),
         Op::HotSpots => unary(
             pb::analysis_client::AnalysisClient::new(ch)
                 .hot_spots(pb::HotSpotsRequest {
@@ -474,6 +485,7 @@ fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
         Op::Clones => ("Search", "Clones", "search.clones"),
         Op::HeldReads => ("Search", "HeldReads", "search.held_reads"),
         Op::HotSpots => ("Analysis", "HotSpots", "search.hotspots"),
+        Op::CameraHealth => ("Analysis", "CameraHealth", "search.camera_health"),
         Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
         Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),
         Op::AddEntries => ("Hotlists", "AddEntries", "hotlist.add"),

@@ -19,6 +19,37 @@ pub enum AnalyseCommand {
     /// Hot spots and timing: reads, hits or verified hits counted by H3
     /// cell and by hour of the week (UTC), the busiest cells first.
     Hotspots(HotspotsArgs),
+    /// Camera health: each camera's reads in a window against its own
+    /// usual rate by hour of the week (silent cameras first), so a missing
+    /// read is not mistaken for absence.
+    Cameras(CamerasArgs),
+}
+
+/// `nadc analyse cameras`.
+#[derive(Args, Debug)]
+pub struct CamerasArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    #[command(flatten)]
+    access: AccessArgs,
+    /// Window start, RFC 3339 (default: 24 hours ago).
+    #[arg(long)]
+    from: Option<String>,
+    /// Window end, RFC 3339 (default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Days before the window that give each camera's usual rate.
+    #[arg(long, default_value_t = 28)]
+    baseline_days: u32,
+    /// Only this force's cameras.
+    #[arg(long, default_value = "")]
+    force: String,
+    /// Lift the node's cap on the baseline and window's length.
+    #[arg(long)]
+    allow_broad: bool,
+    /// table or csv.
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
 }
 
 /// What a hot-spot analysis counts.
@@ -83,7 +114,82 @@ pub struct HotspotsArgs {
 pub async fn run(command: AnalyseCommand) -> anyhow::Result<ExitCode> {
     match command {
         AnalyseCommand::Hotspots(a) => hotspots(a).await,
+        AnalyseCommand::Cameras(a) => cameras(a).await,
     }
+}
+
+async fn cameras(a: CamerasArgs) -> anyhow::Result<ExitCode> {
+    let req = pb::CameraHealthRequest {
+        access: Some(access_context(&a.node, &a.access)?),
+        from: parse_time(&a.from, "from")?,
+        to: parse_time(&a.to, "to")?,
+        baseline_days: a.baseline_days,
+        force: a.force,
+        allow_broad: a.allow_broad,
+    };
+    let r = pb::analysis_client::AnalysisClient::new(channel(&a.node).await?)
+        .max_decoding_message_size(64 << 20)
+        .camera_health(req)
+        .await
+        .map_err(ClientError::from)
+        .context("camera health")?
+        .into_inner();
+    let header = [
+        "status",
+        "camera",
+        "lat",
+        "lon",
+        "reads",
+        "expected",
+        "last_read",
+    ];
+    let rows: Vec<Vec<String>> = r
+        .cameras
+        .iter()
+        .map(|c| {
+            let status = pb::CameraStatus::try_from(c.status)
+                .map(|s| {
+                    s.as_str_name()
+                        .trim_start_matches("CAMERA_STATUS_")
+                        .to_lowercase()
+                        .replace('_', " ")
+                })
+                .unwrap_or_default();
+            vec![
+                status,
+                format!("{}/{}", c.force, c.camera_id),
+                format!("{:.6}", c.lat),
+                format!("{:.6}", c.lon),
+                c.reads.to_string(),
+                format!("{:.1}", c.expected),
+                crate::output::time(&c.last_read),
+            ]
+        })
+        .collect();
+    let out = &mut std::io::stdout().lock();
+    match a.format {
+        OutputFormat::Csv => {
+            let mut w = SpreadsheetCsv::new(&mut *out);
+            w.row(header)?;
+            for row in rows {
+                w.row(row)?;
+            }
+        }
+        OutputFormat::Table => {
+            for row in std::iter::once(header.map(String::from).to_vec()).chain(rows) {
+                writeln!(
+                    out,
+                    "{}",
+                    row.iter()
+                        .map(|c| format!("{:<14}", terminal_text(c)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )?;
+            }
+        }
+        other => anyhow::bail!("camera health is written as table or csv, not {other:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];

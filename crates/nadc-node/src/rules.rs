@@ -111,6 +111,12 @@ pub const RULES: &[Rule] = &[
     ),
     rule("nadc.v1.Analysis", "HotSpots", SEARCHING, "search.hotspots"),
     rule(
+        "nadc.v1.Analysis",
+        "CameraHealth",
+        SEARCHING,
+        "search.camera_health",
+    ),
+    rule(
         "nadc.v1.Hotlists",
         "CreateHotlist",
         MANAGERS,

@@ -306,6 +306,13 @@ fn merge(parts: Vec<pb::HotSpotsResponse>, limit: usize) -> pb::HotSpotsResponse
 
 #[tonic::async_trait]
 impl pb::analysis_server::Analysis for AnalysisService {
+    async fn camera_health(
+        &self,
+        req: Request<pb::CameraHealthRequest>,
+    ) -> Result<Response<pb::CameraHealthResponse>, Status> {
+        self.0.camera_health_of(req).await.map(Response::new)
+    }
+
     async fn hot_spots(
         &self,
         req: Request<pb::HotSpotsRequest>,

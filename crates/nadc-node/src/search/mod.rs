@@ -33,6 +33,7 @@ use crate::workers::SearchWorkers;
 use serde_json::json;
 
 mod analysis;
+mod camera_health;
 mod hotspots;
 
 mod local;

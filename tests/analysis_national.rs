@@ -145,3 +145,76 @@ async fn a_national_hot_spot_count_equals_the_count_over_every_nodes_reads() {
         (reads_of(0).len() + reads_of(1).len()) as u64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn national_camera_health_lists_every_nodes_cameras_and_a_dead_node_makes_it_partial() {
+    let mut c = Cluster::start().await;
+    for (i, (_, f)) in NODES.iter().enumerate() {
+        let (lat, lon) = PLACES[i];
+        pb::admin_client::AdminClient::new(c.bof(i, f).await)
+            .import_cameras(pb::ImportCamerasRequest {
+                cameras: vec![pb::Camera {
+                    camera_id: format!("{f}-CAM"),
+                    lat,
+                    lon,
+                    kind: pb::CameraKind::Fixed as i32,
+                    ..Default::default()
+                }],
+            })
+            .await
+            .unwrap();
+    }
+    // KENT's camera read a vehicle every hour for the week before the last
+    // day, and nothing since: silent. The others never read anything.
+    let reads: Vec<pb::Read> = (25..=8 * 24i64)
+        .map(|h| pb::Read {
+            read_id: format!("k{h}"),
+            vrm: "KE1NTR".into(),
+            observed_at: Some(nadc_proto::to_pb_time(now().plus_millis(-h * 3_600_000))),
+            camera_id: "KENT-CAM".into(),
+            ..Default::default()
+        })
+        .collect();
+    let r = pb::ingest_client::IngestClient::new(c.bof(1, "KENT").await)
+        .push_batch(pb::ReadBatch {
+            batch_seq: 1,
+            force: String::new(),
+            reads,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    let ask = async |c: &Cluster| {
+        pb::analysis_client::AnalysisClient::new(c.user(0, "alice").await)
+            .camera_health(pb::CameraHealthRequest {
+                access: request().access,
+                from: Some(nadc_proto::to_pb_time(now().plus_millis(-24 * 3_600_000))),
+                to: Some(nadc_proto::to_pb_time(now())),
+                baseline_days: 7,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let got = ask(&c).await;
+    let rows: Vec<(&str, i32)> = got
+        .cameras
+        .iter()
+        .map(|r| (r.camera_id.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("KENT-CAM", pb::CameraStatus::Silent as i32),
+            ("AVON-CAM", pb::CameraStatus::NoData as i32),
+            ("MET-CAM", pb::CameraStatus::NoData as i32),
+        ]
+    );
+    assert!(!got.partial);
+    c.nodes[2].take().unwrap().shutdown().await.unwrap();
+    let partial = ask(&c).await;
+    assert!(partial.partial);
+    assert_eq!(partial.cameras.len(), 2);
+}

@@ -126,6 +126,8 @@ async fn cameras(a: CamerasArgs) -> anyhow::Result<ExitCode> {
         baseline_days: a.baseline_days,
         force: a.force,
         allow_broad: a.allow_broad,
+        scope: a.access.scope(),
+        on_behalf_of: None,
     };
     let r = pb::analysis_client::AnalysisClient::new(channel(&a.node).await?)
         .max_decoding_message_size(64 << 20)

@@ -77,15 +77,75 @@ impl SearchService {
         })
     }
 
-    /// Answers a camera-health request (the Analysis service's).
+    /// Answers a camera-health request (the Analysis service's): this
+    /// node's cameras, and nationally every peer's too (each camera is
+    /// registered with one node), each node's outcome reported.
     pub(super) async fn camera_health_of(
         &self,
         req: Request<pb::CameraHealthRequest>,
     ) -> Result<pb::CameraHealthResponse, Status> {
+        let q = req.get_ref().clone();
+        let relay = q.on_behalf_of.clone();
+        let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
+        let started = Instant::now();
+        let mut answer = self.camera_health_here(&req, relay.as_ref()).await?;
+        let Some((federation, user)) = national else {
+            return Ok(answer);
+        };
+        let mut remote = q.clone();
+        remote.scope = pb::Scope::Local as i32;
+        remote.on_behalf_of = crate::relay::on_behalf_of(&user, &self.node);
+        let answers = federation
+            .call_peers(&federation.peers, |p| {
+                let r = remote.clone();
+                async move {
+                    pb::analysis_client::AnalysisClient::new(p.channel())
+                        .max_decoding_message_size(64 << 20)
+                        .camera_health(r)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await;
+        let mut nodes = vec![pb::NodeOutcome {
+            node: self.node.clone(),
+            ok: true,
+            rows: answer.cameras.len() as u64,
+            ..Default::default()
+        }];
+        for (node, theirs) in answers {
+            let mut o = pb::NodeOutcome {
+                node,
+                ..Default::default()
+            };
+            match theirs {
+                Ok(a) => {
+                    (o.ok, o.rows) = (true, a.cameras.len() as u64);
+                    answer.cameras.extend(a.cameras);
+                }
+                Err(e) => o.error = e,
+            }
+            nodes.push(o);
+        }
+        sort_rows(&mut answer.cameras);
+        answer.partial = nodes.iter().any(|o| !o.ok);
+        answer.nodes = nodes;
+        answer.elapsed_us = started.elapsed().as_micros() as u64;
+        Ok(answer)
+    }
+
+    /// This node's cameras' health, for the caller of `req` or the user a
+    /// peer relays.
+    async fn camera_health_here(
+        &self,
+        req: &Request<pb::CameraHealthRequest>,
+        relay: Option<&pb::OnBehalfOf>,
+    ) -> Result<pb::CameraHealthResponse, Status> {
         let search = "camera_health";
         let (mut plan, checked) = self
-            .plan_relayed(&req, search, req.get_ref().access.as_ref(), None)
+            .plan_relayed(req, search, req.get_ref().access.as_ref(), relay)
             .await?;
+
         let query = match checked.and_then(|()| self.health_query(&mut plan, req.get_ref())) {
             Ok(q) => q,
             Err(e) => return Err(self.refuse(&plan, search, e).await),
@@ -118,21 +178,8 @@ impl SearchService {
                 plan.case.as_ref(),
                 &[],
             )?;
-            let mut rows = result.map_err(super::query_status)?;
-            let rank = |h: Health| match h {
-                Health::Silent => 0,
-                Health::Low => 1,
-                Health::Working => 2,
-                Health::NoData => 3,
-            };
-            rows.sort_by(|a, b| {
-                (rank(a.health), &a.camera.force, &a.camera.camera_id).cmp(&(
-                    rank(b.health),
-                    &b.camera.force,
-                    &b.camera.camera_id,
-                ))
-            });
-            Ok(pb::CameraHealthResponse {
+            let rows = result.map_err(super::query_status)?;
+            let mut answer = pb::CameraHealthResponse {
                 cameras: rows
                     .into_iter()
                     .map(|r| pb::CameraHealthRow {
@@ -153,9 +200,26 @@ impl SearchService {
                     .collect(),
                 node,
                 elapsed_us: started.elapsed().as_micros() as u64,
-            })
+                nodes: Vec::new(),
+                partial: false,
+            };
+            sort_rows(&mut answer.cameras);
+            Ok(answer)
         })
         .await
         .map_err(|e| Status::from(ServiceError::internal(format!("analysis task failed: {e}"))))?
     }
+}
+
+/// Silent first, then low, working and no data; by force and camera id.
+fn sort_rows(rows: &mut [pb::CameraHealthRow]) {
+    let rank = |status: i32| match pb::CameraStatus::try_from(status) {
+        Ok(pb::CameraStatus::Silent) => 0,
+        Ok(pb::CameraStatus::Low) => 1,
+        Ok(pb::CameraStatus::Working) => 2,
+        _ => 3,
+    };
+    rows.sort_by(|a, b| {
+        (rank(a.status), &a.force, &a.camera_id).cmp(&(rank(b.status), &b.force, &b.camera_id))
+    });
 }

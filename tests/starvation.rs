@@ -287,3 +287,32 @@ async fn a_reader_that_stalls_is_cut_off_audited_as_failed_and_may_search_again(
         read_all(alice.vrm_timeline(timeline(10)).await.unwrap().into_inner()).await;
     assert_eq!((rows, summary), (10, true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_connection_is_closed_once_it_reaches_its_maximum_age() {
+    let mut h = Harness::start().await;
+    h.configure = |cfg| cfg.limits.max_connection_age_s = 1;
+    h.restart().await;
+    let addr = h.node.as_ref().unwrap().addr;
+    let config = support::handshake::client_config(
+        &h.layout.ca_cert(),
+        &h.layout.user_cert("alice"),
+        &h.layout.user_key("alice"),
+    );
+    // A client that completes TLS and HTTP/2's handshake, then asks nothing.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (_requests, connection) = h2::client::handshake(tls).await.unwrap();
+    let started = Instant::now();
+    // The connection ends when the node closes it (or fails on a reset).
+    let ended = tokio::time::timeout(Duration::from_secs(15), connection).await;
+    assert!(ended.is_ok(), "still open after 15 s");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}

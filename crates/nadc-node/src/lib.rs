@@ -352,6 +352,11 @@ pub async fn start_with_listener(
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(
             cfg.limits.keepalive_timeout_s,
         )))
+        // Idle connections do not accumulate: past its age a connection is
+        // shut down gracefully (at once if no stream is open).
+        .max_connection_age(std::time::Duration::from_secs(
+            cfg.limits.max_connection_age_s,
+        ))
         .add_service(health)
         .add_service(reflection)
         .add_service(

@@ -74,6 +74,11 @@ pub struct LimitsConfig {
     pub keepalive_interval_s: u64,
     /// How long a ping may go unanswered before the connection is closed, s.
     pub keepalive_timeout_s: u64,
+    /// Longest life of a connection, s: then it is shut down gracefully (a
+    /// connection with no stream open closes at once; open streams finish,
+    /// no new one starts; clients reconnect), so idle connections do not
+    /// accumulate.
+    pub max_connection_age_s: u64,
 }
 
 impl Default for LimitsConfig {
@@ -93,6 +98,7 @@ impl Default for LimitsConfig {
             handshake_timeout_ms: 10_000,
             keepalive_interval_s: 60,
             keepalive_timeout_s: 20,
+            max_connection_age_s: 1_800,
         }
     }
 }
@@ -118,6 +124,7 @@ impl LimitsConfig {
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("keepalive_interval_s", self.keepalive_interval_s),
             ("keepalive_timeout_s", self.keepalive_timeout_s),
+            ("max_connection_age_s", self.max_connection_age_s),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -145,6 +152,7 @@ impl LimitsConfig {
             ("handshake_timeout_ms", self.handshake_timeout_ms, 120_000),
             ("keepalive_interval_s", self.keepalive_interval_s, 3_600),
             ("keepalive_timeout_s", self.keepalive_timeout_s, 600),
+            ("max_connection_age_s", self.max_connection_age_s, 86_400),
         ];
         for (key, v, max) in bounded {
             if v > max {
@@ -390,6 +398,13 @@ mod tests {
                     ..LimitsConfig::default()
                 },
                 "keepalive_timeout_s",
+            ),
+            (
+                LimitsConfig {
+                    max_connection_age_s: 0,
+                    ..LimitsConfig::default()
+                },
+                "max_connection_age_s",
             ),
         ] {
             assert!(cfg.validate().unwrap_err().contains(key), "{key}");

@@ -4,7 +4,7 @@
 //! with the reads they rest on registered under the case before the
 //! answer leaves.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use nadc_core::ForceId;
@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use super::analysis::force_counts;
-use super::national::skipped_outcome;
+use super::national::{gather, skipped_outcome};
 use super::plan::{Plan, query_outcome, time_json};
 use super::{SearchService, query_status, window_of};
 use crate::alerts::hotlist_targets;
@@ -241,25 +241,43 @@ impl AnalysisService {
     }
 }
 
+/// Per owning force, the rows of `counts` summed (forces that do not parse
+/// are a peer's mistake and are left out).
+fn sum_forces<'a>(counts: impl Iterator<Item = &'a pb::ForceCount>) -> Vec<(ForceId, u64)> {
+    let mut m = BTreeMap::<ForceId, u64>::new();
+    for f in counts {
+        if let Ok(force) = ForceId::new(&f.force) {
+            *m.entry(force).or_default() += f.rows;
+        }
+    }
+    m.into_iter().collect()
+}
+
+/// One cell summed over the nodes.
+#[derive(Default)]
+struct CellSum {
+    lat: f64,
+    lon: f64,
+    count: u64,
+    forces: BTreeMap<String, u64>,
+    hours: Vec<u64>,
+    cameras: BTreeSet<(String, String)>,
+}
+
 /// Sums the nodes' counts (each read is held by one node, so the sums are
 /// exact), ranks the cells and keeps the first `limit`.
 fn merge(parts: Vec<pb::HotSpotsResponse>, limit: usize) -> pb::HotSpotsResponse {
-    use std::collections::BTreeMap;
+    fn add_hours(into: &mut [u64], from: &[u64]) {
+        for (i, n) in into.iter_mut().zip(from) {
+            *i += n;
+        }
+    }
     let mut out = pb::HotSpotsResponse {
         by_hour_of_week: vec![0; HOURS_OF_WEEK],
         ..Default::default()
     };
     let mut forces: BTreeMap<String, u64> = BTreeMap::new();
-    let mut cells: BTreeMap<u64, pb::HotSpotCell> = BTreeMap::new();
-    let add_forces = |into: &mut Vec<pb::ForceCount>, from: &[pb::ForceCount]| {
-        for f in from {
-            match into.iter_mut().find(|x| x.force == f.force) {
-                Some(x) => x.rows += f.rows,
-                None => into.push(f.clone()),
-            }
-        }
-        into.sort_by(|a, b| a.force.cmp(&b.force));
-    };
+    let mut cells: BTreeMap<u64, CellSum> = BTreeMap::new();
     for part in parts {
         out.total += part.total;
         out.resolution = part.resolution;
@@ -267,40 +285,49 @@ fn merge(parts: Vec<pb::HotSpotsResponse>, limit: usize) -> pb::HotSpotsResponse
         for f in &part.forces {
             *forces.entry(f.force.clone()).or_default() += f.rows;
         }
-        for (i, n) in part.by_hour_of_week.iter().enumerate().take(HOURS_OF_WEEK) {
-            out.by_hour_of_week[i] += n;
-        }
+        add_hours(&mut out.by_hour_of_week, &part.by_hour_of_week);
         for c in part.cells {
-            let into = cells.entry(c.cell).or_insert_with(|| pb::HotSpotCell {
-                cell: c.cell,
+            let into = cells.entry(c.cell).or_insert_with(|| CellSum {
                 lat: c.lat,
                 lon: c.lon,
-                by_hour_of_week: vec![0; HOURS_OF_WEEK],
-                ..Default::default()
+                hours: vec![0; HOURS_OF_WEEK],
+                ..CellSum::default()
             });
             into.count += c.count;
-            add_forces(&mut into.forces, &c.forces);
-            for (i, n) in c.by_hour_of_week.iter().enumerate().take(HOURS_OF_WEEK) {
-                into.by_hour_of_week[i] += n;
+            for f in c.forces {
+                *into.forces.entry(f.force).or_default() += f.rows;
             }
-            for k in c.cameras {
-                if !into.cameras.contains(&k) {
-                    into.cameras.push(k);
-                }
-            }
+            add_hours(&mut into.hours, &c.by_hour_of_week);
             into.cameras
-                .sort_by(|a, b| (&a.force, &a.camera_id).cmp(&(&b.force, &b.camera_id)));
+                .extend(c.cameras.into_iter().map(|k| (k.force, k.camera_id)));
         }
     }
-    out.forces = forces
-        .into_iter()
-        .map(|(force, rows)| pb::ForceCount { force, rows })
-        .collect();
+    let counts = |m: BTreeMap<String, u64>| {
+        m.into_iter()
+            .map(|(force, rows)| pb::ForceCount { force, rows })
+            .collect()
+    };
+    out.forces = counts(forces);
     out.cells_counted = cells.len() as u64;
-    let mut ranked: Vec<pb::HotSpotCell> = cells.into_values().collect();
-    ranked.sort_by(|a, b| b.count.cmp(&a.count).then(a.cell.cmp(&b.cell)));
+    let mut ranked: Vec<(u64, CellSum)> = cells.into_iter().collect();
+    ranked.sort_by(|(a, x), (b, y)| y.count.cmp(&x.count).then(a.cmp(b)));
     ranked.truncate(limit);
-    out.cells = ranked;
+    out.cells = ranked
+        .into_iter()
+        .map(|(cell, c)| pb::HotSpotCell {
+            cell,
+            lat: c.lat,
+            lon: c.lon,
+            count: c.count,
+            forces: counts(c.forces),
+            by_hour_of_week: c.hours,
+            cameras: c
+                .cameras
+                .into_iter()
+                .map(|(force, camera_id)| pb::CameraRef { force, camera_id })
+                .collect(),
+        })
+        .collect();
     out
 }
 
@@ -364,56 +391,19 @@ impl pb::analysis_server::Analysis for AnalysisService {
                 }
             })
             .await;
-        let mut outcomes = vec![pb::NodeOutcome {
-            node: s.node.clone(),
-            ok: true,
-            rows: local.cells_counted,
-            ..Default::default()
-        }];
-        let mut parts = vec![local];
-        for (node, answer) in answers {
-            let mut o = pb::NodeOutcome {
-                node,
-                ..Default::default()
-            };
-            match answer {
-                Ok(a) => {
-                    (o.ok, o.rows) = (true, a.cells_counted);
-                    parts.push(a);
-                }
-                Err(e) => o.error = e,
-            }
-            outcomes.push(o);
-        }
+        let (parts, mut outcomes) = gather(&s.node, local, answers, |a| a.cells_counted);
         outcomes.extend(skipped.into_iter().map(skipped_outcome));
-        // What the peers contributed is audited here before it is passed
-        // on (each peer audited and registered its own part under the
-        // case; this node's part was audited by its own count).
-        let peers_part: Vec<(ForceId, u64)> = {
-            let mut m = std::collections::BTreeMap::<ForceId, u64>::new();
-            for p in &parts[1..] {
-                for f in &p.forces {
-                    if let Ok(force) = ForceId::new(&f.force) {
-                        *m.entry(force).or_default() += f.rows;
-                    }
-                }
-            }
-            m.into_iter().collect()
-        };
-        let (access, _) = s.governance.context(q.access.as_ref())?;
-        let what = crate::governance::Audited {
-            access,
-            query: json!({"national": true, "count": q.count, "resolution": q.resolution,
+        let peers_part = sum_forces(parts[1..].iter().flat_map(|p| &p.forces));
+        s.audit_peers_part(
+            &actor,
+            case,
+            q.access.as_ref(),
+            "search.hotspots.national",
+            json!({"national": true, "count": q.count, "resolution": q.resolution,
                 "vrms": q.vrms.len(), "limit": q.limit}),
-            returned: peers_part,
-        };
-        let g = s.governance.clone();
-        let entry = g.entry(&actor, "search.hotspots.national", &what, Outcome::Ok);
-        tokio::task::spawn_blocking(move || g.record_search_blocking(entry, case.as_ref(), &[]))
-            .await
-            .map_err(|e| {
-                Status::from(ServiceError::internal(format!("audit task failed: {e}")))
-            })??;
+            peers_part,
+        )
+        .await?;
         let mut answer = merge(parts, limit);
         answer.partial = outcomes.iter().any(|o| !o.ok);
         answer.nodes = outcomes;

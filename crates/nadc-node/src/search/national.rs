@@ -515,3 +515,65 @@ paged!(
     pb::VehicleSearchRequest,
     pb::CameraSearchRequest
 );
+
+/// A national analysis's parts: this node's answer first, then each peer's
+/// that came; and every node's outcome (`rows` as `count` gives it), a peer
+/// that failed named with why.
+pub(super) fn gather<T>(
+    node: &str,
+    local: T,
+    answers: Vec<(String, Result<T, String>)>,
+    count: impl Fn(&T) -> u64,
+) -> (Vec<T>, Vec<pb::NodeOutcome>) {
+    let mut outcomes = vec![pb::NodeOutcome {
+        node: node.to_string(),
+        ok: true,
+        rows: count(&local),
+        ..Default::default()
+    }];
+    let mut parts = vec![local];
+    for (node, answer) in answers {
+        let mut o = pb::NodeOutcome {
+            node,
+            ..Default::default()
+        };
+        match answer {
+            Ok(a) => {
+                (o.ok, o.rows) = (true, count(&a));
+                parts.push(a);
+            }
+            Err(e) => o.error = e,
+        }
+        outcomes.push(o);
+    }
+    (parts, outcomes)
+}
+
+impl SearchService {
+    /// Audits what the peers contributed to a national analysis (`returned`
+    /// per owning force), durably, before this node passes it on: each
+    /// peer audited and registered its own part for the relayed user, this
+    /// node's part was audited when it was computed.
+    pub(super) async fn audit_peers_part(
+        &self,
+        actor: &Actor,
+        case: Option<crate::cases::CaseId>,
+        access: Option<&pb::AccessContext>,
+        action: &str,
+        query: serde_json::Value,
+        returned: Vec<(ForceId, u64)>,
+    ) -> Result<(), Status> {
+        let (access, _) = self.governance.context(access)?;
+        let what = Audited {
+            access,
+            query,
+            returned,
+        };
+        let g = self.governance.clone();
+        let entry = g.entry(actor, action, &what, Outcome::Ok);
+        tokio::task::spawn_blocking(move || g.record_search_blocking(entry, case.as_ref(), &[]))
+            .await
+            .map_err(|e| Status::from(ServiceError::internal(format!("audit task failed: {e}"))))?
+            .map(drop)
+    }
+}

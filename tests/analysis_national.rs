@@ -12,6 +12,31 @@ use nadc_bof::pb;
 use support::cluster::{Cluster, NODES};
 use support::now;
 
+/// The entries of `action` at node-1, as KENT's auditor reads them: who,
+/// and the rows each disclosed per owning force.
+async fn national_entries(c: &Cluster, action: &str) -> Vec<(String, BTreeMap<String, u64>)> {
+    let mut s = pb::audit_client::AuditClient::new(c.user(0, "kate").await)
+        .query(pb::AuditQuery {
+            action: action.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = s.message().await.unwrap() {
+        if e.action == action {
+            let returned = e
+                .returned
+                .iter()
+                .map(|f| (f.force.clone(), f.rows))
+                .collect();
+            out.push((e.user, returned));
+        }
+    }
+    out
+}
+
 /// Places the reads are taken at: Bristol, Maidstone, London, and one cell
 /// every node has reads in (Swindon).
 const PLACES: [(f64, f64); 4] = [
@@ -124,6 +149,18 @@ async fn a_national_hot_spot_count_equals_the_count_over_every_nodes_reads() {
         nodes,
         [("node-1", true), ("node-2", true), ("node-3", true)]
     );
+    // node-1 audited what the peers contributed before passing it on:
+    // KENT's reads (node-2) and MET's (node-3), so KENT's auditor sees it.
+    assert_eq!(
+        national_entries(&c, "search.hotspots.national").await,
+        [(
+            "alice".to_string(),
+            BTreeMap::from([
+                ("KENT".to_string(), reads_of(1).len() as u64),
+                ("MET".to_string(), reads_of(2).len() as u64),
+            ])
+        )]
+    );
     // This node alone counts only its own reads.
     let mut local = request();
     local.scope = pb::Scope::Local as i32;
@@ -213,6 +250,14 @@ async fn national_camera_health_lists_every_nodes_cameras_and_a_dead_node_makes_
         ]
     );
     assert!(!got.partial);
+    // The peers' camera rows were audited at node-1 before they left it.
+    assert_eq!(
+        national_entries(&c, "search.camera_health.national").await,
+        [(
+            "alice".to_string(),
+            BTreeMap::from([("KENT".to_string(), 1), ("MET".to_string(), 1)])
+        )]
+    );
     c.nodes[2].take().unwrap().shutdown().await.unwrap();
     let partial = ask(&c).await;
     assert!(partial.partial);

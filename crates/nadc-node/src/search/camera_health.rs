@@ -14,8 +14,11 @@ use serde_json::json;
 use tonic::{Request, Status};
 
 use super::SearchService;
+use super::national::gather;
 use super::plan::{Plan, query_outcome, time_json};
+use crate::cases::CaseId;
 use crate::error::ServiceError;
+use crate::governance::Actor;
 
 /// Baseline days when the request names none.
 const DEFAULT_BASELINE_DAYS: u32 = 28;
@@ -88,7 +91,7 @@ impl SearchService {
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
         let started = Instant::now();
-        let mut answer = self.camera_health_here(&req, relay.as_ref()).await?;
+        let (answer, actor, case) = self.camera_health_here(&req, relay.as_ref()).await?;
         let Some((federation, user)) = national else {
             return Ok(answer);
         };
@@ -107,26 +110,22 @@ impl SearchService {
                 }
             })
             .await;
-        let mut nodes = vec![pb::NodeOutcome {
-            node: self.node.clone(),
-            ok: true,
-            rows: answer.cameras.len() as u64,
-            ..Default::default()
-        }];
-        for (node, theirs) in answers {
-            let mut o = pb::NodeOutcome {
-                node,
-                ..Default::default()
-            };
-            match theirs {
-                Ok(a) => {
-                    (o.ok, o.rows) = (true, a.cameras.len() as u64);
-                    answer.cameras.extend(a.cameras);
-                }
-                Err(e) => o.error = e,
-            }
-            nodes.push(o);
-        }
+        let (parts, nodes) = gather(&self.node, answer, answers, |a| a.cameras.len() as u64);
+        // What the peers contributed (camera rows per owning force) is
+        // audited here before it is passed on.
+        let peers_part = camera_rows(parts[1..].iter().flat_map(|p| &p.cameras));
+        self.audit_peers_part(
+            &actor,
+            case,
+            q.access.as_ref(),
+            "search.camera_health.national",
+            json!({"national": true, "force": q.force, "baseline_days": q.baseline_days}),
+            peers_part,
+        )
+        .await?;
+        let mut parts = parts.into_iter();
+        let mut answer = parts.next().unwrap_or_default();
+        answer.cameras.extend(parts.flat_map(|p| p.cameras));
         sort_rows(&mut answer.cameras);
         answer.partial = nodes.iter().any(|o| !o.ok);
         answer.nodes = nodes;
@@ -135,12 +134,12 @@ impl SearchService {
     }
 
     /// This node's cameras' health, for the caller of `req` or the user a
-    /// peer relays.
+    /// peer relays; with who asked and under which case.
     async fn camera_health_here(
         &self,
         req: &Request<pb::CameraHealthRequest>,
         relay: Option<&pb::OnBehalfOf>,
-    ) -> Result<pb::CameraHealthResponse, Status> {
+    ) -> Result<(pb::CameraHealthResponse, Actor, Option<CaseId>), Status> {
         let search = "camera_health";
         let (mut plan, checked) = self
             .plan_relayed(req, search, req.get_ref().access.as_ref(), relay)
@@ -159,18 +158,17 @@ impl SearchService {
             self.node.clone(),
             self.governance.clone(),
         );
-        tokio::task::spawn_blocking(move || {
+        let (actor, case) = (plan.actor.clone(), plan.case.clone());
+        let answer = tokio::task::spawn_blocking(move || {
             let _worker = worker;
             let started = Instant::now();
             let result = camera_health(store.as_ref(), &query);
+            // What it discloses: camera rows, per owning force.
             let (returned, outcome) = match &result {
-                Ok(rows) => {
-                    let mut per = std::collections::BTreeMap::<ForceId, u64>::new();
-                    for r in rows {
-                        *per.entry(r.camera.force.clone()).or_default() += r.reads;
-                    }
-                    (per.into_iter().collect(), Outcome::Ok)
-                }
+                Ok(rows) => (
+                    count_by_force(rows.iter().map(|r| r.camera.force.clone())),
+                    Outcome::Ok,
+                ),
                 Err(e) => (Vec::new(), query_outcome(e)),
             };
             governance.record_search_blocking(
@@ -204,11 +202,29 @@ impl SearchService {
                 partial: false,
             };
             sort_rows(&mut answer.cameras);
-            Ok(answer)
+            Ok::<_, Status>(answer)
         })
         .await
-        .map_err(|e| Status::from(ServiceError::internal(format!("analysis task failed: {e}"))))?
+        .map_err(|e| {
+            Status::from(ServiceError::internal(format!("analysis task failed: {e}")))
+        })??;
+        Ok((answer, actor, case))
     }
+}
+
+/// How many of `forces` name each force.
+fn count_by_force(forces: impl Iterator<Item = ForceId>) -> Vec<(ForceId, u64)> {
+    let mut per = std::collections::BTreeMap::<ForceId, u64>::new();
+    for f in forces {
+        *per.entry(f).or_default() += 1;
+    }
+    per.into_iter().collect()
+}
+
+/// Camera rows per owning force (a force that does not parse is a peer's
+/// mistake and is left out).
+fn camera_rows<'a>(rows: impl Iterator<Item = &'a pb::CameraHealthRow>) -> Vec<(ForceId, u64)> {
+    count_by_force(rows.filter_map(|r| ForceId::new(&r.force).ok()))
 }
 
 /// Silent first, then low, working and no data; by force and camera id.

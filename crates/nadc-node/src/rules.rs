@@ -235,14 +235,12 @@ impl Rule {
     /// Whether `who` passes this gate under `policy` (which names the
     /// alerting roles), or PERMISSION_DENIED naming the rule and the caller.
     pub fn admit(&self, who: &Principal, policy: &AccessPolicy) -> Result<(), Status> {
-        let rpc = format!(
-            "{}.{}",
-            self.service.trim_start_matches("nadc.v1."),
-            self.method
-        );
+        // Built only for a refusal: every request passes here.
         let refuse = |needs: String| {
             Err(Status::permission_denied(format!(
-                "{rpc} needs {needs}; caller is {who}"
+                "{}.{} needs {needs}; caller is {who}",
+                self.service.trim_start_matches("nadc.v1."),
+                self.method
             )))
         };
         let user_roles = match who {

@@ -98,11 +98,6 @@ pub struct Tracked<S> {
 }
 
 impl<S> Tracked<S> {
-    /// The connection inside.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     /// Ready with an error once the connection has been cut.
     fn check(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         match self.cut.as_mut().poll(cx) {

@@ -25,6 +25,8 @@ pub enum ServiceError {
     /// the case register, the relay, the search workers (their codes and
     /// retry hints kept).
     Governed(Status),
+    /// A node-wide resource is spent: the result spool (`RESOURCE_EXHAUSTED`).
+    Exhausted(String),
     /// The store failed (`UNAVAILABLE`).
     Unavailable(String),
     /// A fault of the node itself (`INTERNAL`).
@@ -78,6 +80,7 @@ impl ServiceError {
             Self::Governed(s) => {
                 Self::Governed(Status::new(s.code(), format!("{what}: {}", s.message())))
             }
+            Self::Exhausted(m) => Self::Exhausted(format!("{what}: {m}")),
             Self::Unavailable(m) => Self::Unavailable(format!("{what}: {m}")),
             Self::Internal(m) => Self::Internal(format!("{what}: {m}")),
         }
@@ -92,6 +95,7 @@ impl std::fmt::Display for ServiceError {
             | Self::Denied(m)
             | Self::NotFound(m)
             | Self::Exists(m)
+            | Self::Exhausted(m)
             | Self::Unavailable(m)
             | Self::Internal(m) => f.write_str(m),
             Self::Governed(s) => f.write_str(s.message()),
@@ -108,6 +112,7 @@ impl From<ServiceError> for Status {
             ServiceError::NotFound(m) => Status::not_found(m),
             ServiceError::Exists(m) => Status::already_exists(m),
             ServiceError::Governed(s) => s,
+            ServiceError::Exhausted(m) => Status::resource_exhausted(m),
             ServiceError::Unavailable(m) => Status::unavailable(m),
             ServiceError::Internal(m) => Status::internal(m),
         }
@@ -117,6 +122,16 @@ impl From<ServiceError> for Status {
 impl From<Status> for ServiceError {
     fn from(s: Status) -> Self {
         Self::Governed(s)
+    }
+}
+
+impl From<crate::spool::Stop> for ServiceError {
+    fn from(s: crate::spool::Stop) -> Self {
+        use crate::spool::Stop;
+        match &s {
+            Stop::Full(_) => Self::Exhausted(s.to_string()),
+            Stop::Gone(_) | Stop::Broken(_) => Self::Unavailable(s.to_string()),
+        }
     }
 }
 
@@ -152,6 +167,8 @@ mod tests {
         let busy = Status::resource_exhausted("node busy");
         assert_eq!(code(busy.into()), tonic::Code::ResourceExhausted);
         assert_eq!(code(ServiceError::exists("x")), tonic::Code::AlreadyExists);
+        let full = crate::spool::Stop::Full(1);
+        assert_eq!(code(full.into()), tonic::Code::ResourceExhausted);
         let e = ServiceError::invalid("bad").about("areas[0]");
         assert_eq!(Status::from(e).message(), "areas[0]: bad");
     }

@@ -25,8 +25,6 @@ use nadc_core::{ForceId, Principal, Role, Timestamp};
 use nadc_proto::governance::audit_to_pb;
 use nadc_proto::{self as proto, pb};
 use nadc_store::{Store, StoreError};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
@@ -566,23 +564,27 @@ impl pb::audit_server::Audit for AuditService {
         let user = format!("{force}/{}", actor.user);
         let worker = self.workers.acquire(&user).await?;
         let store = self.store.clone();
-        let (tx, rx) = mpsc::channel(64);
-        tokio::task::spawn_blocking(move || {
+        let produce = move |spool: &crate::spool::SpoolWriter<pb::AuditRecord>| {
             let mut sent = 0;
-            let r = store.audit(1, &mut |e| {
+            store.audit(1, &mut |e| {
                 if !concerns(&e.entry, &force) || !matches(&q, &e.entry, from, to) {
                     return ControlFlow::Continue(());
                 }
                 sent += 1;
-                if worker.send(&tx, Ok(audit_to_pb(&e))).is_err() || sent >= limit {
+                if spool.push(audit_to_pb(&e)).is_err() || sent >= limit {
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())
-            });
-            if let Err(e) = r {
-                let _ = worker.send(&tx, Err(store_status(e)));
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            })
+        };
+        let finish =
+            |r: Result<(), nadc_store::StoreError>, stop: Option<crate::spool::Stop>| match (
+                r, stop,
+            ) {
+                (Err(e), _) => vec![Err(store_status(e))],
+                (Ok(()), Some(s)) => vec![Err(ServiceError::from(s).into())],
+                (Ok(()), None) => Vec::new(),
+            };
+        Ok(Response::new(Box::pin(worker.stream(produce, finish))))
     }
 }

@@ -35,6 +35,7 @@ pub mod relay;
 pub mod retention;
 pub mod rules;
 pub mod search;
+pub mod spool;
 pub mod tls;
 pub mod trust;
 pub mod workers;
@@ -72,6 +73,14 @@ pub enum NodeError {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Server(String),
+    /// The result spool's directory could not be made ready.
+    #[error("result spool {path}: {source}")]
+    Spool {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
 }
 
 /// A running node.
@@ -224,7 +233,17 @@ pub async fn start_with_listener(
     // Searches, analyses and audit queries share these workers (alert
     // watches count against their user's cap but take no worker): ingest
     // and live alerting keep the rest of the blocking pool.
-    let search_workers = workers::SearchWorkers::new(&cfg.limits);
+    let spool_dir = cfg.data_dir.join("spool");
+    let spools = spool::Spools::new(
+        spool_dir.clone(),
+        cfg.limits.spool_memory_bytes,
+        cfg.limits.spool_disk_bytes,
+    )
+    .map_err(|source| NodeError::Spool {
+        path: spool_dir,
+        source,
+    })?;
+    let search_workers = workers::SearchWorkers::new(&cfg.limits, spools);
     let alerts_service = alerts::AlertsService {
         store: store.clone(),
         hub,

@@ -68,6 +68,13 @@ pub struct LimitsConfig {
     pub stalled_reader_s: u64,
     /// Searches one user (force and name) may have open at once.
     pub searches_per_user: usize,
+    /// Bytes of search results all searches together may keep in memory
+    /// for clients still reading them; more go to spill files. See
+    /// [`crate::spool`].
+    pub spool_memory_bytes: usize,
+    /// Bytes of search results all searches together may keep in spill
+    /// files (`<data_dir>/spool/`); a search that needs more ends, told so.
+    pub spool_disk_bytes: u64,
     /// How long a new connection may take to complete its TLS handshake, ms.
     pub handshake_timeout_ms: u64,
     /// Interval of HTTP/2 keepalive pings to each client, s.
@@ -95,6 +102,8 @@ impl Default for LimitsConfig {
             search_queue_ms: 2_000,
             stalled_reader_s: 30,
             searches_per_user: 8,
+            spool_memory_bytes: 256 << 20,
+            spool_disk_bytes: 16 << 30,
             handshake_timeout_ms: 10_000,
             keepalive_interval_s: 60,
             keepalive_timeout_s: 20,
@@ -121,6 +130,7 @@ impl LimitsConfig {
             ("search_workers", self.search_workers as u64),
             ("stalled_reader_s", self.stalled_reader_s),
             ("searches_per_user", self.searches_per_user as u64),
+            ("spool_disk_bytes", self.spool_disk_bytes),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("keepalive_interval_s", self.keepalive_interval_s),
             ("keepalive_timeout_s", self.keepalive_timeout_s),

@@ -1,37 +1,40 @@
 //! Search workers: the blocking threads searches may hold, so that ingest
 //! and live alerting keep theirs whatever searchers do.
 //!
-//! A search (local rows, an analysis, an alert history replay, an audit
-//! query) reads the store on a blocking thread and hands its results to the
-//! client through a small channel. Tokio's blocking pool is shared with
-//! ingest (validation, alerting, the store's append), so a search that
-//! waited on a client that never reads would hold a thread ingest needs.
-//! Three bounds keep that from happening:
+//! A search (local rows, an analysis, an audit query) reads the store on a
+//! blocking thread and pushes its results into a [spool](crate::spool); an
+//! async task sends them on at the client's pace. Tokio's blocking pool is
+//! shared with ingest (validation, alerting, the store's append), so no
+//! search holds a thread while its client is slow. Three bounds:
 //!
-//! - **Workers**: at most `search_workers` searches run at once, node-wide.
-//!   A search waits (asynchronously, holding no thread) at most
+//! - **Workers**: at most `search_workers` searches compute at once,
+//!   node-wide. A search waits (asynchronously, holding no thread) at most
 //!   `search_queue_ms` for a worker, then is refused with
-//!   `RESOURCE_EXHAUSTED` and a retry hint.
+//!   `RESOURCE_EXHAUSTED` and a retry hint. A worker is held only while its
+//!   search computes, never while the client reads.
 //! - **Stalled readers**: each send of a result chunk waits at most
 //!   `stalled_reader_s` for room; a client that reads nothing for that
-//!   long is cut off, its search ends (audited as failed) and its worker
-//!   is freed.
+//!   long is cut off, its search ends (audited as failed) and its spool is
+//!   freed.
 //! - **Per user**: at most `searches_per_user` searches and alert watches
 //!   open at once for one user (force and name, the relayed user for a
-//!   peer's relay); more are refused at once with `RESOURCE_EXHAUSTED`
-//!   naming the cap. An alert watch holds no worker (live alerts must not
-//!   wait behind searches) but counts here, so one user's stalled watches
-//!   cannot hold many blocking threads either.
+//!   peer's relay), from admission until the client has its last chunk;
+//!   more are refused at once with `RESOURCE_EXHAUSTED` naming the cap.
+//!   An alert watch holds no worker (live alerts must not wait behind
+//!   searches) but counts here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::runtime::Handle;
+use prost::Message;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use crate::error::ServiceError;
 use crate::limits::{LimitsConfig, overloaded};
+use crate::spool::{SpoolWriter, Spools, Stop};
 
 /// The node's search workers and open searches per user. Cheap to clone.
 #[derive(Clone)]
@@ -42,15 +45,16 @@ pub struct SearchWorkers {
     stalled: Duration,
     per_user: usize,
     open: Arc<Mutex<HashMap<String, usize>>>,
+    spools: Spools,
 }
 
 /// A search's worker and its place in its user's count; dropping it frees
-/// both. Sends the search's results with [`Worker::send`].
+/// both. [`Worker::stream`] runs the search and sends its results.
 pub struct Worker {
-    _permit: OwnedSemaphorePermit,
-    user: Option<Place>,
+    permit: OwnedSemaphorePermit,
+    place: Place,
     stalled: Duration,
-    handle: Handle,
+    spools: Spools,
 }
 
 /// One open search or watch of one user: dropping it frees the place.
@@ -94,9 +98,10 @@ impl std::fmt::Display for Gone {
 }
 
 impl SearchWorkers {
-    /// Workers under `cfg`.
-    pub fn new(cfg: &LimitsConfig) -> Self {
+    /// Workers under `cfg`, whose searches spool their results in `spools`.
+    pub fn new(cfg: &LimitsConfig, spools: Spools) -> Self {
         Self {
+            spools,
             permits: Arc::new(Semaphore::new(cfg.search_workers)),
             capacity: cfg.search_workers,
             wait: Duration::from_millis(cfg.search_queue_ms),
@@ -128,10 +133,10 @@ impl SearchWorkers {
             }
         };
         Ok(Worker {
-            _permit: permit,
-            user: Some(slot),
+            permit,
+            place: slot,
             stalled: self.stalled,
-            handle: Handle::current(),
+            spools: self.spools.clone(),
         })
     }
 
@@ -166,28 +171,84 @@ impl SearchWorkers {
 }
 
 impl Worker {
-    /// Sends `item` to the client from a blocking thread, waiting at most
-    /// `stalled_reader_s` for room.
-    pub fn send<T>(&self, tx: &mpsc::Sender<T>, item: T) -> Result<(), Gone> {
-        send_within(&self.handle, tx, item, self.stalled)
-    }
-
-    /// Frees the search's place in its user's count (the worker is kept):
-    /// called once nothing but its last chunk is left to send, so a client
-    /// that has read a search to its end may start another at once.
-    pub fn release_user(&mut self) {
-        self.user = None;
+    /// Runs `produce` on a blocking thread under this worker, sending what
+    /// it pushes to the client as the client reads; the worker is freed as
+    /// soon as `produce` returns, whatever the client does. Then `finish`
+    /// (on a blocking thread: it may write the audit) is given what
+    /// `produce` returned and why the spool stopped early, if it did, and
+    /// returns the last items to send (none reach a client that has gone).
+    /// The user's place is freed before the very last item goes, so a
+    /// client that has read a search to its end may start another at once.
+    pub fn stream<T, D>(
+        self,
+        produce: impl FnOnce(&SpoolWriter<T>) -> D + Send + 'static,
+        finish: impl FnOnce(D, Option<Stop>) -> Vec<Result<T, Status>> + Send + 'static,
+    ) -> ReceiverStream<Result<T, Status>>
+    where
+        T: Message + Default + Send + 'static,
+        D: Send + 'static,
+    {
+        let Worker {
+            permit,
+            place,
+            stalled,
+            spools,
+        } = self;
+        let (writer, mut reader) = spools.open::<T>();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            // Locals drop in reverse: the user's place is freed before the
+            // client sees its stream end.
+            let tx = tx;
+            let mut place = Some(place);
+            let producer = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                produce(&writer)
+            });
+            while let Some(item) = reader.next().await {
+                if let Err(g) = send_within(&tx, Ok(item), stalled).await {
+                    reader.stop(Stop::Gone(g));
+                    break;
+                }
+            }
+            let stopped = reader.stopped();
+            drop(reader);
+            let failed = |e: tokio::task::JoinError| {
+                Status::from(ServiceError::internal(format!("search task failed: {e}")))
+            };
+            let data = match producer.await {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = tx.send(Err(failed(e))).await;
+                    return;
+                }
+            };
+            let gone = matches!(stopped, Some(Stop::Gone(_)));
+            let tail = match tokio::task::spawn_blocking(move || finish(data, stopped)).await {
+                Ok(tail) => tail,
+                Err(e) => vec![Err(failed(e))],
+            };
+            if gone {
+                return;
+            }
+            let last = tail.len().saturating_sub(1);
+            for (i, item) in tail.into_iter().enumerate() {
+                if i == last {
+                    place = None;
+                }
+                if send_within(&tx, item, stalled).await.is_err() {
+                    return;
+                }
+            }
+            drop(place);
+        });
+        ReceiverStream::new(rx)
     }
 }
 
-/// Sends `item` from a blocking thread, waiting at most `stalled` for room.
-pub fn send_within<T>(
-    handle: &Handle,
-    tx: &mpsc::Sender<T>,
-    item: T,
-    stalled: Duration,
-) -> Result<(), Gone> {
-    match handle.block_on(tokio::time::timeout(stalled, tx.send(item))) {
+/// Sends `item`, waiting at most `stalled` for room.
+pub async fn send_within<T>(tx: &mpsc::Sender<T>, item: T, stalled: Duration) -> Result<(), Gone> {
+    match tokio::time::timeout(stalled, tx.send(item)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(Gone::Closed),
         Err(_) => Err(Gone::Stalled(stalled)),
@@ -197,6 +258,7 @@ pub fn send_within<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nadc_proto::pb;
 
     fn cfg(workers: usize, per_user: usize) -> LimitsConfig {
         LimitsConfig {
@@ -208,9 +270,15 @@ mod tests {
         }
     }
 
+    fn workers(cfg: &LimitsConfig, dir: &tempfile::TempDir) -> SearchWorkers {
+        let spools = Spools::new(dir.path().join("spool"), 1 << 20, 1 << 30).unwrap();
+        SearchWorkers::new(cfg, spools)
+    }
+
     #[tokio::test]
     async fn a_user_over_the_cap_is_refused_by_name_and_a_freed_slot_admits() {
-        let w = SearchWorkers::new(&cfg(8, 2));
+        let dir = tempfile::tempdir().unwrap();
+        let w = workers(&cfg(8, 2), &dir);
         let a = w.acquire("AVON/alice").await.unwrap();
         let _b = w.acquire("AVON/alice").await.unwrap();
         let e = w.acquire("AVON/alice").await.err().unwrap();
@@ -224,7 +292,8 @@ mod tests {
 
     #[tokio::test]
     async fn no_free_worker_within_the_wait_is_refused_with_a_hint() {
-        let w = SearchWorkers::new(&cfg(1, 8));
+        let dir = tempfile::tempdir().unwrap();
+        let w = workers(&cfg(1, 8), &dir);
         let held = w.acquire("AVON/alice").await.unwrap();
         let e = w.acquire("KENT/kim").await.err().unwrap();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
@@ -234,21 +303,94 @@ mod tests {
         assert_eq!(w.free(), 1);
     }
 
+    fn rows(n: usize) -> pb::SearchChunk {
+        pb::SearchChunk {
+            chunk: Some(pb::search_chunk::Chunk::Rows(pb::RowBatch {
+                rows: (0..n)
+                    .map(|i| pb::ReadRow {
+                        vrm: format!("R{i}"),
+                        ..Default::default()
+                    })
+                    .collect(),
+            })),
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_send_nobody_reads_gives_up_after_the_bound() {
-        let w = SearchWorkers::new(&cfg(1, 1));
+    async fn a_search_nobody_reads_frees_its_worker_once_computed_and_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = workers(
+            &LimitsConfig {
+                search_queue_ms: 30_000,
+                ..cfg(1, 1)
+            },
+            &dir,
+        );
         let worker = w.acquire("AVON/alice").await.unwrap();
-        let (tx, mut rx) = mpsc::channel::<u32>(1);
-        let r = tokio::task::spawn_blocking(move || {
-            let first = worker.send(&tx, 1);
-            let second = worker.send(&tx, 2);
-            (first, second)
-        })
-        .await
-        .unwrap();
-        assert_eq!(r, (Ok(()), Err(Gone::Stalled(Duration::from_secs(1)))));
-        assert_eq!(rx.recv().await, Some(1));
-        // The worker went with the blocking task.
-        assert_eq!(w.free(), 1);
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let mut rx = worker.stream(
+            |spool| {
+                (0..200)
+                    .take_while(|_| spool.push(rows(100)).is_ok())
+                    .count()
+            },
+            move |pushed, stopped| {
+                let _ = done.send((pushed, stopped));
+                vec![Ok(rows(1))]
+            },
+        );
+        // Nothing is read, yet the one worker is free once the search has
+        // computed: another user's search gets it.
+        let other = w.acquire("KENT/kim").await.expect("the worker is freed");
+        drop(other);
+        // The unread search is cut off after the bound, having pushed all.
+        let (pushed, stopped) = finished.await.unwrap();
+        assert_eq!(pushed, 200);
+        assert_eq!(
+            stopped,
+            Some(Stop::Gone(Gone::Stalled(Duration::from_secs(1))))
+        );
+        // What was sent before the cut-off arrives; the last item never does.
+        let mut got = 0;
+        while let Some(item) = futures::StreamExt::next(&mut rx).await {
+            let Some(pb::search_chunk::Chunk::Rows(r)) = item.unwrap().chunk else {
+                panic!("only rows were sent")
+            };
+            assert_eq!(r.rows.len(), 100, "the summary never goes");
+            got += 1;
+        }
+        assert!(got < 200, "{got} chunks");
+        // Its place and spool are freed with it.
+        assert!(w.acquire("AVON/alice").await.is_ok());
+        assert_eq!((w.spools.memory_used(), w.spools.disk_used()), (0, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_search_read_to_its_end_arrives_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = workers(&cfg(1, 1), &dir);
+        let worker = w.acquire("AVON/alice").await.unwrap();
+        let rx = worker.stream(
+            |spool| {
+                for n in 1..=300 {
+                    spool.push(rows(n)).unwrap();
+                }
+            },
+            |(), stopped| {
+                assert_eq!(stopped, None);
+                vec![Ok(rows(1000))]
+            },
+        );
+        let sizes: Vec<usize> = futures::StreamExt::collect::<Vec<_>>(rx)
+            .await
+            .into_iter()
+            .map(|c| match c.unwrap().chunk {
+                Some(pb::search_chunk::Chunk::Rows(r)) => r.rows.len(),
+                _ => panic!("only rows were sent"),
+            })
+            .collect();
+        let expected: Vec<usize> = (1..=300).chain([1000]).collect();
+        assert_eq!(sizes, expected);
+        assert_eq!((w.spools.memory_used(), w.spools.disk_used()), (0, 0));
     }
 }

@@ -276,9 +276,7 @@ pub fn drain_blocking(
     send: &mut dyn FnMut(Vec<pb::AlertEvent>) -> bool,
 ) -> Result<u64, ServiceError> {
     loop {
-        let (alerts, last) = next_batch(store, pos, filter).map_err(log_unavailable)?;
-        let batch = grant.admit(events(store, node, alerts).map_err(log_unavailable)?, now)?;
-        grant.disclose_blocking(&batch, node)?;
+        let (batch, last) = next_disclosed_blocking(store, node, grant, filter, pos, now)?;
         if !batch.is_empty() && !send(batch) {
             return Ok(last);
         }
@@ -287,6 +285,23 @@ pub fn drain_blocking(
         }
         pos = last;
     }
+}
+
+/// The next batch of alerts logged after `pos` that the watcher may see,
+/// admitted and audited (durably) before it is returned, and the position
+/// it ends at (`pos` when nothing more is logged).
+pub fn next_disclosed_blocking(
+    store: &dyn Store,
+    node: &str,
+    grant: &WatchGrant,
+    filter: &AlertFilter,
+    pos: u64,
+    now: Timestamp,
+) -> Result<(Vec<pb::AlertEvent>, u64), ServiceError> {
+    let (alerts, last) = next_batch(store, pos, filter).map_err(log_unavailable)?;
+    let batch = grant.admit(events(store, node, alerts).map_err(log_unavailable)?, now)?;
+    grant.disclose_blocking(&batch, node)?;
+    Ok((batch, last))
 }
 
 /// Why `force` may not act on the alert at `position`, if it may not: a
@@ -415,52 +430,48 @@ impl pb::alerts_server::Alerts for AlertsService {
             let mut pos = start;
             loop {
                 // Everything logged after `pos`, admitted and audited batch
-                // by batch, each batch sent before the next is read.
-                let (s, n, g, f, c) = (
-                    store.clone(),
-                    node.clone(),
-                    watcher.clone(),
-                    filter.clone(),
-                    clock.clone(),
-                );
-                let sink = tx.clone();
-                let handle = tokio::runtime::Handle::current();
-                let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let cut_off = cut.clone();
-                let drained = tokio::task::spawn_blocking(move || {
-                    // A watcher that reads nothing for `stalled_reader` is
-                    // cut off: its drain frees its thread.
-                    drain_blocking(s.as_ref(), &n, &g, &f, pos, c.now(), &mut |batch| {
-                        batch.into_iter().all(|e| {
-                            match crate::workers::send_within(&handle, &sink, Ok(e), stalled) {
-                                Ok(()) => true,
-                                Err(gone) => {
-                                    if let crate::workers::Gone::Stalled(_) = gone {
-                                        tracing::warn!("alert watch: {gone}");
-                                        cut_off.store(true, std::sync::atomic::Ordering::Relaxed);
-                                    }
-                                    false
-                                }
-                            }
-                        })
+                // by batch on a blocking thread, each batch sent (holding
+                // no thread) before the next is read. A watcher that reads
+                // nothing for `stalled_reader` is cut off.
+                loop {
+                    let (s, n, g, f, now) = (
+                        store.clone(),
+                        node.clone(),
+                        watcher.clone(),
+                        filter.clone(),
+                        clock.now(),
+                    );
+                    let next = tokio::task::spawn_blocking(move || {
+                        next_disclosed_blocking(s.as_ref(), &n, &g, &f, pos, now)
                     })
-                })
-                .await;
-                pos = match drained {
-                    Ok(Ok(last)) => last,
-                    Ok(Err(status)) => {
-                        let _ = tx.send(Err(status.into())).await;
-                        return;
+                    .await;
+                    let (batch, last) = match next {
+                        Ok(Ok(next)) => next,
+                        Ok(Err(status)) => {
+                            let _ = tx.send(Err(status.into())).await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx
+                                .send(Err(ServiceError::internal(e.to_string()).into()))
+                                .await;
+                            return;
+                        }
+                    };
+                    for e in batch {
+                        if let Err(gone) = crate::workers::send_within(&tx, Ok(e), stalled).await {
+                            if let crate::workers::Gone::Stalled(_) = gone {
+                                tracing::warn!("alert watch: {gone}");
+                            }
+                            return;
+                        }
                     }
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(ServiceError::internal(e.to_string()).into()))
-                            .await;
-                        return;
+                    if last == pos {
+                        break;
                     }
-                };
-                if history_only || tx.is_closed() || cut.load(std::sync::atomic::Ordering::Relaxed)
-                {
+                    pos = last;
+                }
+                if history_only || tx.is_closed() {
                     return;
                 }
                 // Wait for a newer position, for the subscriber to go, or

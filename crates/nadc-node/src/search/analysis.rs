@@ -11,14 +11,13 @@ use nadc_query::QueryError;
 use nadc_query::clones::{CloneQuery, clones};
 use nadc_query::convoy::{ConvoyQuery, convoy};
 use nadc_store::Store;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tracing::{info, warn};
 
 use crate::alerts::hotlist_targets;
 use crate::disclosure::CaseRead;
-use crate::workers::{Gone, Worker};
+use crate::spool::{SpoolWriter, Stop};
+use crate::workers::Gone;
 use nadc_core::audit::Outcome;
 use serde_json::json;
 
@@ -36,24 +35,17 @@ pub(super) type Analysed<C> = (C, std::collections::BTreeMap<ForceId, u64>, Vec<
 pub(super) type Analysis<Q, C> =
     fn(&dyn Store, &Q, &str, &Outbox<'_, C>, Option<Timestamp>) -> Result<Analysed<C>, QueryError>;
 
-/// Where an analysis sends its items: each send waits at most
-/// `stalled_reader_s` for the client (see [`Worker::send`]).
+/// Where an analysis sends its items: its spool, which the client reads
+/// at its own pace (see [`crate::spool`]).
 pub(super) struct Outbox<'a, C> {
-    pub(super) worker: &'a Worker,
-    pub(super) tx: &'a mpsc::Sender<Result<C, Status>>,
-    pub(super) gone: std::cell::Cell<Option<Gone>>,
+    pub(super) spool: &'a SpoolWriter<C>,
 }
 
-impl<C> Outbox<'_, C> {
-    /// Sends an item; false once the client has gone (or stalled).
+impl<C: prost::Message + Default> Outbox<'_, C> {
+    /// Sends an item; false once the spool has stopped (the client gone or
+    /// stalled, or the node's spool full): the analysis should stop.
     pub(super) fn send(&self, item: C) -> bool {
-        match self.worker.send(self.tx, Ok(item)) {
-            Ok(()) => true,
-            Err(g) => {
-                self.gone.set(Some(g));
-                false
-            }
-        }
+        self.spool.push(item).is_ok()
     }
 }
 
@@ -191,67 +183,77 @@ impl SearchService {
     ) -> Result<Pin<Box<dyn Stream<Item = Result<C, Status>> + Send>>, Status>
     where
         Q: Send + 'static,
-        C: Send + 'static,
+        C: prost::Message + Default + Send + 'static,
     {
-        let mut worker = match self.workers.acquire(&plan.user_key()).await {
+        let worker = match self.workers.acquire(&plan.user_key()).await {
             Ok(w) => w,
             Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
         };
         let (store, node) = (self.store.clone(), self.node.clone());
         let governance = self.governance.clone();
-        let (tx, rx) = mpsc::channel::<Result<C, Status>>(16);
-        tokio::task::spawn_blocking(move || {
+        let produce = move |spool: &SpoolWriter<C>| {
             let started = Instant::now();
             // An analysis sends its items as it goes: its opening entry is
             // durable before the first leaves.
             if let Err(e) = plan.open_blocking(search) {
-                worker.release_user();
-                let _ = worker.send(&tx, Err(e));
-                return;
+                return (plan, started, Err(e));
             }
-            let out = Outbox {
-                worker: &worker,
-                tx: &tx,
-                gone: std::cell::Cell::new(None),
+            let out = Outbox { spool };
+            let result = compute(store.as_ref(), &query, &node, &out, plan.clipped_from);
+            (plan, started, Ok(result))
+        };
+        type Computed<C> = (
+            Plan,
+            Instant,
+            Result<Result<Analysed<C>, QueryError>, Status>,
+        );
+        let finish = move |(plan, started, result): Computed<C>, stop: Option<Stop>| {
+            let mut result = match result {
+                Ok(r) => r,
+                Err(unaudited) => return vec![Err(unaudited)],
             };
-            let mut result = compute(store.as_ref(), &query, &node, &out, plan.clipped_from);
-            let gone = out.gone.get();
             let (returned, outcome, reads) = match &mut result {
                 Ok((_, forces, reads)) => (
                     forces.iter().map(|(f, n)| (f.clone(), *n)).collect(),
-                    gone.map_or(Outcome::Ok, |g| Outcome::Failed(g.to_string())),
+                    stop.as_ref()
+                        .map_or(Outcome::Ok, |s| Outcome::Failed(s.to_string())),
                     std::mem::take(reads),
                 ),
                 Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
             };
             let entry = plan.closing(search, returned, outcome);
             // The closing entry and the case register of what it disclosed.
-            worker.release_user();
             if let Err(e) = governance.record_search_blocking(entry, plan.case.as_ref(), &reads) {
-                let _ = worker.send(&tx, Err(e));
-                return;
+                return vec![Err(e)];
             }
-            if let Some(g) = gone {
-                if let Gone::Stalled(_) = g {
-                    warn!(user = %plan.actor.user, search, "{g}");
+            match stop {
+                Some(Stop::Gone(g)) => {
+                    if let Gone::Stalled(_) = g {
+                        warn!(user = %plan.actor.user, search, "{g}");
+                    }
+                    return Vec::new();
                 }
-                return;
+                Some(s) => {
+                    warn!(user = %plan.actor.user, search, "{s}");
+                    return vec![Err(ServiceError::from(s).into())];
+                }
+                None => {}
             }
             match result {
                 Ok((summary, _, _)) => {
                     info!(user = %plan.actor.user, search,
                         elapsed_us = started.elapsed().as_micros() as u64, "search done");
-                    let _ = worker.send(&tx, Ok(summary));
+                    vec![Ok(summary)]
                 }
                 Err(e) => {
                     if matches!(e, QueryError::Store(_)) {
                         warn!(search, error = %e, "search failed");
                     }
-                    let _ = worker.send(&tx, Err(query_status(e)));
+                    vec![Err(query_status(e))]
                 }
             }
-        });
-        Ok(Box::pin(ReceiverStream::new(rx)))
+        };
+        Ok(Box::pin(worker.stream(produce, finish)))
     }
 }
 

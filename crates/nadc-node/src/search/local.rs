@@ -11,14 +11,13 @@ use nadc_query::{
     geo_search_stream, timeline, vehicle_search_stream, vrm_search_stream,
 };
 use nadc_store::Store;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::disclosure::CaseRead;
 use crate::page::PageVrms;
-use crate::workers::{Gone, Worker};
+use crate::spool::{SpoolWriter, Stop};
+use crate::workers::Gone;
 use nadc_core::audit::Outcome;
 
 use super::plan::{Plan, query_outcome};
@@ -240,18 +239,16 @@ impl SearchService {
             Ok(q) => q,
             Err(status) => return Err(self.refuse(&plan, search, status).await),
         };
-        let mut worker = match self.workers.acquire(&plan.user_key()).await {
+        let worker = match self.workers.acquire(&plan.user_key()).await {
             Ok(w) => w,
             Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
         };
         let store = self.store.clone();
         let node = self.node.clone();
         let governance = self.governance.clone();
-        let (tx, rx) = mpsc::channel::<Result<pb::SearchChunk, Status>>(4);
-        tokio::task::spawn_blocking(move || {
+        let produce = move |spool: &SpoolWriter<pb::SearchChunk>| {
             let started = Instant::now();
             let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-            let mut gone: Option<Gone> = None;
             let own_force = plan.actor.force.as_ref().map(|f| f.as_str().to_string());
             let mut returned_reads = Vec::new();
             let mut page = PageVrms::default();
@@ -277,119 +274,147 @@ impl SearchService {
                         opened = true;
                     }
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
-                    if let Err(g) = worker.send(&tx, Ok(rows_chunk(full))) {
-                        gone = Some(g);
+                    if spool.push(rows_chunk(full)).is_err() {
                         return ControlFlow::Break(());
                     }
                 }
                 ControlFlow::Continue(())
             });
-            if let Some(e) = unaudited {
-                worker.release_user();
-                let _ = worker.send(&tx, Err(e));
-                return;
+            Computed {
+                plan,
+                result,
+                chunk,
+                returned_reads,
+                page,
+                unaudited,
+                started,
+                queried: started.elapsed(),
             }
-            let queried = started.elapsed();
-            let (returned, outcome) = match &result {
-                Ok(f) => (
-                    f.summary
-                        .forces
-                        .iter()
-                        .map(|(f, n)| (f.clone(), *n))
-                        .collect(),
-                    if let Some(g) = gone {
-                        Outcome::Failed(g.to_string())
-                    } else {
-                        Outcome::Ok
-                    },
-                ),
-                Err(e) => (Vec::new(), query_outcome(e)),
-            };
-            let entry = plan.closing(search, returned, outcome);
-            if gone.is_some() {
-                // Nothing more goes to this client: its user may search again.
-                worker.release_user();
-            }
-            // The audit entry and the case register (what this search
-            // returned under the case), durable together.
-            if let Err(e) =
-                governance.record_search_blocking(entry, plan.case.as_ref(), &returned_reads)
-            {
-                worker.release_user();
-                let _ = worker.send(&tx, Err(e));
-                return;
-            }
-            if let Some(g) = gone {
-                if let Gone::Stalled(_) = g {
-                    warn!(user = %plan.actor.user, search, "{g}");
-                }
-                return;
-            }
-            match result {
-                Ok(f) => {
-                    let elapsed = started.elapsed().as_micros() as u64;
-                    // Where the time went: the query itself, then the audit
-                    // entry and case register (durable before the answer is
-                    // complete).
-                    info!(user = %plan.actor.user, search, rows = f.summary.rows,
-                        total = f.total_rows, elapsed_us = elapsed,
-                        query_us = queried.as_micros() as u64,
-                        audit_us = elapsed.saturating_sub(queried.as_micros() as u64),
-                        "search done");
-                    let mut summary = summary_to_pb(&f.summary, elapsed);
-                    summary.total_rows = f.total_rows;
-                    summary.clipped_from = plan.clipped_from.map(proto::to_pb_time);
-                    // Summaries of the rows sent only, never of every match.
-                    let vrms = f.vrms.map(|_| page.into_pb());
-                    send_result(&mut worker, &tx, chunk, vrms, summary);
-                }
-                Err(e) => {
-                    if matches!(e, QueryError::Store(_)) {
-                        warn!(search, error = %e, "search failed");
-                    }
-                    worker.release_user();
-                    let _ = worker.send(&tx, Err(query_status(e)));
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        };
+        let finish = move |c: Computed, stop: Option<Stop>| c.finish(search, &governance, stop);
+        Ok(Response::new(Box::pin(worker.stream(produce, finish))))
     }
 }
 
-/// Sends computed rows in chunks, then optional VRM summaries, then the summary.
-/// The user's place is freed before the summary goes (see
-/// [`Worker::release_user`]).
-pub(super) fn send_result(
-    worker: &mut Worker,
-    tx: &mpsc::Sender<Result<pb::SearchChunk, Status>>,
+/// A search computed, waiting for its rows to reach the client before it
+/// is closed.
+struct Computed {
+    plan: Plan,
+    result: Result<Finished, QueryError>,
+    /// The rows after the last full chunk.
+    chunk: Vec<pb::ReadRow>,
+    returned_reads: Vec<CaseRead>,
+    page: PageVrms,
+    /// Why the opening entry could not be written, if it could not.
+    unaudited: Option<Status>,
+    started: Instant,
+    queried: std::time::Duration,
+}
+
+impl Computed {
+    /// Once its spooled rows have reached the client (or it has gone):
+    /// the closing entry and the case register of what the search
+    /// returned, durable together, then the items still to send.
+    fn finish(
+        self,
+        search: &'static str,
+        governance: &crate::governance::Governance,
+        stop: Option<Stop>,
+    ) -> Vec<Result<pb::SearchChunk, Status>> {
+        let Computed {
+            plan,
+            result,
+            chunk,
+            returned_reads,
+            page,
+            unaudited,
+            started,
+            queried,
+        } = self;
+        if let Some(e) = unaudited {
+            return vec![Err(e)];
+        }
+        // A stopped spool (client gone, spool full or broken) fails the
+        // search, however much of it was computed.
+        let (returned, outcome) = match &result {
+            Ok(f) => (
+                f.summary
+                    .forces
+                    .iter()
+                    .map(|(f, n)| (f.clone(), *n))
+                    .collect(),
+                stop.as_ref()
+                    .map_or(Outcome::Ok, |s| Outcome::Failed(s.to_string())),
+            ),
+            Err(e) => (Vec::new(), query_outcome(e)),
+        };
+        let entry = plan.closing(search, returned, outcome);
+        if let Err(e) =
+            governance.record_search_blocking(entry, plan.case.as_ref(), &returned_reads)
+        {
+            return vec![Err(e)];
+        }
+        match stop {
+            Some(Stop::Gone(g)) => {
+                if let Gone::Stalled(_) = g {
+                    warn!(user = %plan.actor.user, search, "{g}");
+                }
+                return Vec::new();
+            }
+            Some(s) => {
+                warn!(user = %plan.actor.user, search, "{s}");
+                return vec![Err(ServiceError::from(s).into())];
+            }
+            None => {}
+        }
+        match result {
+            Ok(f) => {
+                let elapsed = started.elapsed().as_micros() as u64;
+                // Where the time went: the query itself, then sending and
+                // the audit entry and case register (durable before the
+                // answer is complete).
+                info!(user = %plan.actor.user, search, rows = f.summary.rows,
+                    total = f.total_rows, elapsed_us = elapsed,
+                    query_us = queried.as_micros() as u64,
+                    audit_us = elapsed.saturating_sub(queried.as_micros() as u64),
+                    "search done");
+                let mut summary = summary_to_pb(&f.summary, elapsed);
+                summary.total_rows = f.total_rows;
+                summary.clipped_from = plan.clipped_from.map(proto::to_pb_time);
+                // Summaries of the rows sent only, never of every match.
+                let vrms = f.vrms.map(|_| page.into_pb());
+                result_tail(chunk, vrms, summary)
+            }
+            Err(e) => {
+                if matches!(e, QueryError::Store(_)) {
+                    warn!(search, error = %e, "search failed");
+                }
+                vec![Err(query_status(e))]
+            }
+        }
+    }
+}
+
+/// The last items of a search: its remaining rows in chunks, then
+/// optional VRM summaries, then the summary.
+pub(super) fn result_tail(
     rows: Vec<pb::ReadRow>,
     vrms: Option<pb::VrmSummaries>,
     summary: pb::SearchSummary,
-) {
+) -> Vec<Result<pb::SearchChunk, Status>> {
+    let mut tail = Vec::new();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<pb::ReadRow> = rows.by_ref().take(CHUNK_ROWS).collect();
-        if worker.send(tx, Ok(rows_chunk(chunk))).is_err() {
-            return;
-        }
+        tail.push(Ok(rows_chunk(chunk)));
     }
-    if let Some(v) = vrms
-        && worker
-            .send(
-                tx,
-                Ok(pb::SearchChunk {
-                    chunk: Some(pb::search_chunk::Chunk::Vrms(v)),
-                }),
-            )
-            .is_err()
-    {
-        return;
+    if let Some(v) = vrms {
+        tail.push(Ok(pb::SearchChunk {
+            chunk: Some(pb::search_chunk::Chunk::Vrms(v)),
+        }));
     }
-    worker.release_user();
-    let _ = worker.send(
-        tx,
-        Ok(pb::SearchChunk {
-            chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
-        }),
-    );
+    tail.push(Ok(pb::SearchChunk {
+        chunk: Some(pb::search_chunk::Chunk::Summary(summary)),
+    }));
+    tail
 }

@@ -129,7 +129,7 @@ impl From<crate::spool::Stop> for ServiceError {
     fn from(s: crate::spool::Stop) -> Self {
         use crate::spool::Stop;
         match &s {
-            Stop::Full(_) => Self::Exhausted(s.to_string()),
+            Stop::Full(_) | Stop::TooLarge(_) => Self::Exhausted(s.to_string()),
             Stop::Gone(_) | Stop::Broken(_) => Self::Unavailable(s.to_string()),
         }
     }

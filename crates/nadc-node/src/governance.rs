@@ -577,14 +577,13 @@ impl pb::audit_server::Audit for AuditService {
                 ControlFlow::Continue(())
             })
         };
-        let finish =
-            |r: Result<(), nadc_store::StoreError>, stop: Option<crate::spool::Stop>| match (
-                r, stop,
-            ) {
-                (Err(e), _) => vec![Err(store_status(e))],
-                (Ok(()), Some(s)) => vec![Err(ServiceError::from(s).into())],
-                (Ok(()), None) => Vec::new(),
-            };
+        let finish = |r: Result<(), nadc_store::StoreError>,
+                      stop: Option<crate::spool::Stop>,
+                      _sent| match (r, stop) {
+            (Err(e), _) => vec![Err(store_status(e))],
+            (Ok(()), Some(s)) => vec![Err(ServiceError::from(s).into())],
+            (Ok(()), None) => Vec::new(),
+        };
         Ok(Response::new(Box::pin(worker.stream(produce, finish))))
     }
 }

@@ -238,6 +238,8 @@ pub async fn start_with_listener(
         spool_dir.clone(),
         cfg.limits.spool_memory_bytes,
         cfg.limits.spool_disk_bytes,
+        // One user's searches together take at most half the disk budget.
+        cfg.limits.spool_disk_bytes / 2 / cfg.limits.searches_per_user as u64,
     )
     .map_err(|source| NodeError::Spool {
         path: spool_dir,

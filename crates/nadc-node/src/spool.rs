@@ -5,16 +5,18 @@
 //! result chunks into a spool; an async task sends them to the client at
 //! the client's pace. Pushing never waits for the client:
 //!
-//! - a chunk is kept in memory while the search holds less than
-//!   [`SEARCH_MEMORY`] there and the node's spools together less than
-//!   `limits.spool_memory_bytes`;
+//! - a chunk is kept in memory, encoded (so the budget counts the bytes
+//!   held), while the search holds less than [`SEARCH_MEMORY`] there and
+//!   the node's spools together less than `limits.spool_memory_bytes`;
 //! - otherwise it is written to the search's spill file in
 //!   `<data_dir>/spool/`, unlinked as soon as it is created (nothing is
 //!   left behind by a crash; the space is freed when the search ends), and
-//!   emptied whenever its reader has caught up;
+//!   truncated whenever its reader has caught up;
 //! - a chunk that would take the node's spill files past
-//!   `limits.spool_disk_bytes` is refused ([`Stop::Full`]); the search
-//!   ends there, audited as failed, and its client is told why.
+//!   `limits.spool_disk_bytes` ([`Stop::Full`]), or one search's past its
+//!   share ([`Stop::TooLarge`]: so that one user's slow readers cannot
+//!   take the whole budget), is refused; the search ends there, audited as
+//!   failed, and its client is told why.
 //!
 //! Chunks come out in the order they went in. When the client goes away or
 //! stalls, the sender marks the spool stopped and the search's next push
@@ -22,6 +24,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
+use std::marker::PhantomData;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -45,6 +48,8 @@ pub enum Stop {
     Gone(Gone),
     /// The node's spill files are at `limits.spool_disk_bytes`.
     Full(u64),
+    /// This search's spill file is at its share of the disk budget.
+    TooLarge(u64),
     /// Its spill file could not be created, written or read.
     Broken(String),
 }
@@ -58,6 +63,12 @@ impl std::fmt::Display for Stop {
                 "the node's result spool is full ({cap} bytes on disk, \
                  limits.spool_disk_bytes): try again with a smaller limit or later"
             ),
+            Stop::TooLarge(cap) => write!(
+                f,
+                "this search's results waiting for the client reached {cap} bytes on disk \
+                 (limits.spool_disk_bytes / 2 / searches_per_user): read faster or ask for \
+                 fewer rows"
+            ),
             Stop::Broken(e) => write!(f, "the node's result spool failed: {e}"),
         }
     }
@@ -70,6 +81,7 @@ pub struct Spools {
     dir: PathBuf,
     memory_cap: usize,
     disk_cap: u64,
+    search_disk_cap: u64,
     memory: Arc<AtomicUsize>,
     disk: Arc<AtomicU64>,
     next: Arc<AtomicU64>,
@@ -77,8 +89,15 @@ pub struct Spools {
 
 impl Spools {
     /// Spools spilling into `dir` (created, and emptied of anything an
-    /// earlier run left there).
-    pub fn new(dir: PathBuf, memory_cap: usize, disk_cap: u64) -> std::io::Result<Self> {
+    /// earlier run left there), holding at most `memory_cap` bytes in
+    /// memory and `disk_cap` on disk, each search at most
+    /// `search_disk_cap` on disk.
+    pub fn new(
+        dir: PathBuf,
+        memory_cap: usize,
+        disk_cap: u64,
+        search_disk_cap: u64,
+    ) -> std::io::Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -87,6 +106,7 @@ impl Spools {
             dir,
             memory_cap,
             disk_cap,
+            search_disk_cap,
             memory: Arc::new(AtomicUsize::new(0)),
             disk: Arc::new(AtomicU64::new(0)),
             next: Arc::new(AtomicU64::new(0)),
@@ -112,8 +132,12 @@ impl Spools {
         (
             SpoolWriter {
                 shared: shared.clone(),
+                _one_writer: PhantomData,
             },
-            SpoolReader { shared },
+            SpoolReader {
+                shared,
+                _item: PhantomData,
+            },
         )
     }
 
@@ -159,16 +183,16 @@ impl Spools {
     }
 }
 
-struct Shared<T> {
+struct Shared {
     spools: Spools,
-    state: Mutex<State<T>>,
+    state: Mutex<State>,
     notify: Notify,
 }
 
-/// A spool's chunks: those in memory come before those in its file (a
-/// chunk goes to memory only while the file has none unread).
-struct State<T> {
-    memory: VecDeque<T>,
+/// A spool's chunks, encoded: those in memory come before those in its
+/// file (a chunk goes to memory only while the file has none unread).
+struct State {
+    memory: VecDeque<Vec<u8>>,
     memory_bytes: usize,
     file: Option<Arc<File>>,
     /// Chunks written to the file and not yet read.
@@ -182,13 +206,18 @@ struct State<T> {
     finished: bool,
 }
 
-impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stop(&self, s: &mut State, why: Stop) -> Stop {
+        s.stop = Some(why.clone());
+        why
     }
 }
 
-impl<T> Drop for Shared<T> {
+impl Drop for Shared {
     fn drop(&mut self) {
         let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         self.spools
@@ -198,25 +227,37 @@ impl<T> Drop for Shared<T> {
     }
 }
 
-/// The search's end of a spool: pushes never wait for the client.
+/// Makes a writer `Send` but not `Sync`.
+type OneWriter<T> = PhantomData<(fn(T), std::cell::Cell<()>)>;
+
+/// The search's end of a spool: pushes never wait for the client. One
+/// thread pushes (it is not `Sync`): file writes rely on a single writer.
 pub struct SpoolWriter<T> {
-    shared: Arc<Shared<T>>,
+    shared: Arc<Shared>,
+    _one_writer: OneWriter<T>,
 }
 
-impl<T: Message + Default> SpoolWriter<T> {
+impl<T: Message> SpoolWriter<T> {
     /// Keeps `item` for the client, in memory or in the spill file; fails
-    /// once the spool is stopped (its client gone, or the disk budget
+    /// once the spool is stopped (its client gone, or a disk budget
     /// spent), and the search should stop.
     pub fn push(&self, item: T) -> Result<(), Stop> {
         let sh = &self.shared;
-        let len = item.encoded_len();
+        let bytes = item.encode_to_vec();
+        let len = bytes.len();
         let (file, at) = {
             let mut s = sh.lock();
             if let Some(stop) = &s.stop {
                 return Err(stop.clone());
             }
             if s.unread == 0 && s.end > 0 {
-                // The reader has caught up: the file starts again.
+                // The reader has caught up: the file starts again, empty.
+                if let Some(f) = &s.file
+                    && let Err(e) = f.set_len(0)
+                {
+                    tracing::warn!(error = %e, "result spool: cannot truncate a spill file");
+                    return Err(sh.stop(&mut s, Stop::Broken(format!("cannot truncate: {e}"))));
+                }
                 sh.spools.disk.fetch_sub(s.end, Ordering::AcqRel);
                 s.end = 0;
                 s.read_at = 0;
@@ -224,16 +265,17 @@ impl<T: Message + Default> SpoolWriter<T> {
             if s.unread == 0 && s.memory_bytes + len <= SEARCH_MEMORY && sh.spools.take_memory(len)
             {
                 s.memory_bytes += len;
-                s.memory.push_back(item);
+                s.memory.push_back(bytes);
                 drop(s);
                 sh.notify.notify_one();
                 return Ok(());
             }
             let framed = (prost::length_delimiter_len(len) + len) as u64;
+            if s.end + framed > sh.spools.search_disk_cap {
+                return Err(sh.stop(&mut s, Stop::TooLarge(sh.spools.search_disk_cap)));
+            }
             if !sh.spools.take_disk(framed) {
-                let stop = Stop::Full(sh.spools.disk_cap);
-                s.stop = Some(stop.clone());
-                return Err(stop);
+                return Err(sh.stop(&mut s, Stop::Full(sh.spools.disk_cap)));
             }
             let file = match &s.file {
                 Some(f) => f.clone(),
@@ -242,9 +284,8 @@ impl<T: Message + Default> SpoolWriter<T> {
                     Err(e) => {
                         sh.spools.disk.fetch_sub(framed, Ordering::AcqRel);
                         tracing::warn!(error = %e, "result spool: cannot create a spill file");
-                        let stop = Stop::Broken(format!("cannot create a spill file: {e}"));
-                        s.stop = Some(stop.clone());
-                        return Err(stop);
+                        let why = Stop::Broken(format!("cannot create a spill file: {e}"));
+                        return Err(sh.stop(&mut s, why));
                     }
                 },
             };
@@ -254,13 +295,14 @@ impl<T: Message + Default> SpoolWriter<T> {
         };
         // Written outside the lock (only this writer writes, past every
         // chunk the reader may be reading), then counted as unread.
-        let written = file.write_all_at(&item.encode_length_delimited_to_vec(), at);
+        let mut framed = Vec::with_capacity(len + 10);
+        prost::encode_length_delimiter(len, &mut framed).expect("a Vec grows");
+        framed.extend_from_slice(&bytes);
+        let written = file.write_all_at(&framed, at);
         let mut s = sh.lock();
         if let Err(e) = written {
             tracing::warn!(error = %e, "result spool: cannot write the spill file");
-            let stop = Stop::Broken(format!("cannot write the spill file: {e}"));
-            s.stop = Some(stop.clone());
-            return Err(stop);
+            return Err(sh.stop(&mut s, Stop::Broken(format!("cannot write: {e}"))));
         }
         s.unread += 1;
         drop(s);
@@ -278,10 +320,11 @@ impl<T> Drop for SpoolWriter<T> {
 
 /// The sender's end of a spool.
 pub struct SpoolReader<T> {
-    shared: Arc<Shared<T>>,
+    shared: Arc<Shared>,
+    _item: PhantomData<fn() -> T>,
 }
 
-impl<T: Message + Default + Send + 'static> SpoolReader<T> {
+impl<T: Message + Default> SpoolReader<T> {
     /// The next chunk in push order, waiting (asynchronously) for the
     /// search to push one; `None` once the search has finished and every
     /// chunk has been taken, or the spool is stopped (a spill file that
@@ -290,7 +333,7 @@ impl<T: Message + Default + Send + 'static> SpoolReader<T> {
         loop {
             let notified = self.shared.notify.notified();
             let (file, at, n) = match self.take() {
-                Take::Item(item) => return Some(item),
+                Take::Item(bytes) => return self.decode(&bytes),
                 Take::End => return None,
                 Take::Wait => {
                     notified.await;
@@ -298,7 +341,7 @@ impl<T: Message + Default + Send + 'static> SpoolReader<T> {
                 }
                 Take::File(file, at, n) => (file, at, n),
             };
-            let read = tokio::task::spawn_blocking(move || read_chunks::<T>(&file, at, n))
+            let read = tokio::task::spawn_blocking(move || read_chunks(&file, at, n))
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
             let (items, end) = match read {
@@ -312,27 +355,49 @@ impl<T: Message + Default + Send + 'static> SpoolReader<T> {
             let mut s = self.shared.lock();
             s.read_at = end;
             s.unread -= items.len();
-            drop(s);
             // Handed out one by one: the rest wait at the front of the
             // queue (outside the budget's check, at most FILE_BATCH chunks).
             let mut items = items.into_iter();
             let first = items.next();
-            self.pending(items.collect());
-            return first;
+            for bytes in items.rev() {
+                s.memory_bytes += bytes.len();
+                self.shared
+                    .spools
+                    .memory
+                    .fetch_add(bytes.len(), Ordering::AcqRel);
+                s.memory.push_front(bytes);
+            }
+            drop(s);
+            return first.and_then(|bytes| self.decode(&bytes));
+        }
+    }
+
+    /// A chunk decoded; one that does not decode (a damaged spill file)
+    /// stops the spool.
+    fn decode(&self, bytes: &[u8]) -> Option<T> {
+        match T::decode(bytes) {
+            Ok(item) => Some(item),
+            Err(e) => {
+                tracing::warn!(error = %e, "result spool: a chunk does not decode");
+                self.stop(Stop::Broken(format!("a chunk does not decode: {e}")));
+                None
+            }
         }
     }
 
     /// What the reader may do now.
-    fn take(&self) -> Take<T> {
+    fn take(&self) -> Take {
         let mut s = self.shared.lock();
         if matches!(s.stop, Some(Stop::Gone(_) | Stop::Broken(_))) {
             return Take::End;
         }
-        if let Some(item) = s.memory.pop_front() {
-            let len = item.encoded_len();
-            s.memory_bytes -= len;
-            self.shared.spools.memory.fetch_sub(len, Ordering::AcqRel);
-            return Take::Item(item);
+        if let Some(bytes) = s.memory.pop_front() {
+            s.memory_bytes -= bytes.len();
+            self.shared
+                .spools
+                .memory
+                .fetch_sub(bytes.len(), Ordering::AcqRel);
+            return Take::Item(bytes);
         }
         if s.unread == 0 {
             return if s.finished || s.stop.is_some() {
@@ -341,22 +406,14 @@ impl<T: Message + Default + Send + 'static> SpoolReader<T> {
                 Take::Wait
             };
         }
-        let file = s.file.clone().expect("unread chunks are in a file");
-        Take::File(file, s.read_at, s.unread.min(FILE_BATCH))
-    }
-
-    /// Puts chunks read from the file back at the front of the queue.
-    fn pending(&self, items: Vec<T>) {
-        let mut s = self.shared.lock();
-        for item in items.into_iter().rev() {
-            let len = item.encoded_len();
-            s.memory_bytes += len;
-            self.shared.spools.memory.fetch_add(len, Ordering::AcqRel);
-            s.memory.push_front(item);
+        match s.file.clone() {
+            Some(file) => Take::File(file, s.read_at, s.unread.min(FILE_BATCH)),
+            None => Take::End,
         }
     }
 
-    /// Stops the spool: the search's next push fails with `why`.
+    /// Stops the spool: the search's next push fails with `why` (unless it
+    /// stopped already).
     pub fn stop(&self, why: Stop) {
         let mut s = self.shared.lock();
         s.stop.get_or_insert(why);
@@ -376,9 +433,9 @@ impl<T> Drop for SpoolReader<T> {
 }
 
 /// What a spool's reader may do now.
-enum Take<T> {
+enum Take {
     /// Send this chunk.
-    Item(T),
+    Item(Vec<u8>),
     /// Wait for the search to push or finish.
     Wait,
     /// Nothing more will come.
@@ -388,11 +445,7 @@ enum Take<T> {
 }
 
 /// Up to `n` length-delimited chunks from `file` at `at`, and where they end.
-fn read_chunks<T: Message + Default>(
-    file: &File,
-    mut at: u64,
-    n: usize,
-) -> std::io::Result<(Vec<T>, u64)> {
+fn read_chunks(file: &File, mut at: u64, n: usize) -> std::io::Result<(Vec<Vec<u8>>, u64)> {
     let mut items = Vec::with_capacity(n);
     let mut head = [0u8; 10];
     for _ in 0..n {
@@ -404,10 +457,7 @@ fn read_chunks<T: Message + Default>(
         let skip = prost::length_delimiter_len(len) as u64;
         let mut body = vec![0u8; len];
         file.read_exact_at(&mut body, at + skip)?;
-        items.push(
-            T::decode(body.as_slice())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
-        );
+        items.push(body);
         at += skip + len as u64;
     }
     Ok((items, at))
@@ -440,7 +490,7 @@ mod tests {
     }
 
     fn spools(dir: &tempfile::TempDir, memory: usize, disk: u64) -> Spools {
-        Spools::new(dir.path().join("spool"), memory, disk).unwrap()
+        Spools::new(dir.path().join("spool"), memory, disk, u64::MAX).unwrap()
     }
 
     async fn drain(r: &mut SpoolReader<pb::AuditRecord>) -> Vec<u64> {
@@ -473,9 +523,12 @@ mod tests {
         while got.len() < 60 {
             got.push(r.next().await.unwrap().seq);
         }
-        // Caught up: the file starts again and memory is used again.
+        // Caught up: the file starts again, truncated, and memory is used
+        // again.
         w.push(item(60, 10)).unwrap();
         assert_eq!(sp.disk_used(), 0, "an emptied file is given back");
+        let file = w.shared.lock().file.clone().unwrap();
+        assert_eq!(file.metadata().unwrap().len(), 0, "and truncated");
         w.push(item(61, 10)).unwrap();
         drop(w);
         got.extend(drain(&mut r).await);
@@ -504,6 +557,23 @@ mod tests {
         drop(r);
         let (w2, _r2) = sp.open::<pb::AuditRecord>();
         assert!(w2.push(item(0, 1_000)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_search_may_not_take_more_than_its_share_of_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let sp = Spools::new(dir.path().join("spool"), 0, 1 << 30, 5_000).unwrap();
+        let (w, mut r) = sp.open::<pb::AuditRecord>();
+        let pushed = (0..100)
+            .take_while(|&i| w.push(item(i, 1_000)).is_ok())
+            .count() as u64;
+        assert_eq!(pushed, 4);
+        assert_eq!(w.push(item(99, 1)), Err(Stop::TooLarge(5_000)));
+        // Another search has its own share.
+        let (w2, _r2) = sp.open::<pb::AuditRecord>();
+        assert!(w2.push(item(0, 1_000)).is_ok());
+        drop(w);
+        assert_eq!(drain(&mut r).await, (0..pushed).collect::<Vec<_>>());
     }
 
     #[tokio::test]

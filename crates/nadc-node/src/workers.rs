@@ -175,14 +175,15 @@ impl Worker {
     /// it pushes to the client as the client reads; the worker is freed as
     /// soon as `produce` returns, whatever the client does. Then `finish`
     /// (on a blocking thread: it may write the audit) is given what
-    /// `produce` returned and why the spool stopped early, if it did, and
+    /// `produce` returned, why the spool stopped early if it did (the
+    /// client's going first), and how many pushed items were sent; it
     /// returns the last items to send (none reach a client that has gone).
     /// The user's place is freed before the very last item goes, so a
     /// client that has read a search to its end may start another at once.
     pub fn stream<T, D>(
         self,
         produce: impl FnOnce(&SpoolWriter<T>) -> D + Send + 'static,
-        finish: impl FnOnce(D, Option<Stop>) -> Vec<Result<T, Status>> + Send + 'static,
+        finish: impl FnOnce(D, Option<Stop>, usize) -> Vec<Result<T, Status>> + Send + 'static,
     ) -> ReceiverStream<Result<T, Status>>
     where
         T: Message + Default + Send + 'static,
@@ -205,30 +206,30 @@ impl Worker {
                 let _permit = permit;
                 produce(&writer)
             });
+            let (mut sent, mut cut) = (0, None);
             while let Some(item) = reader.next().await {
                 if let Err(g) = send_within(&tx, Ok(item), stalled).await {
                     reader.stop(Stop::Gone(g));
+                    cut = Some(g);
                     break;
                 }
+                sent += 1;
             }
-            let stopped = reader.stopped();
+            let stopped = cut.map(Stop::Gone).or_else(|| reader.stopped());
             drop(reader);
             let failed = |e: tokio::task::JoinError| {
                 Status::from(ServiceError::internal(format!("search task failed: {e}")))
             };
-            let data = match producer.await {
-                Ok(d) => d,
-                Err(e) => {
-                    let _ = tx.send(Err(failed(e))).await;
-                    return;
+            let tail = match producer.await {
+                Ok(data) => {
+                    match tokio::task::spawn_blocking(move || finish(data, stopped, sent)).await {
+                        Ok(tail) => tail,
+                        Err(e) => vec![Err(failed(e))],
+                    }
                 }
-            };
-            let gone = matches!(stopped, Some(Stop::Gone(_)));
-            let tail = match tokio::task::spawn_blocking(move || finish(data, stopped)).await {
-                Ok(tail) => tail,
                 Err(e) => vec![Err(failed(e))],
             };
-            if gone {
+            if cut.is_some() {
                 return;
             }
             let last = tail.len().saturating_sub(1);
@@ -271,7 +272,7 @@ mod tests {
     }
 
     fn workers(cfg: &LimitsConfig, dir: &tempfile::TempDir) -> SearchWorkers {
-        let spools = Spools::new(dir.path().join("spool"), 1 << 20, 1 << 30).unwrap();
+        let spools = Spools::new(dir.path().join("spool"), 1 << 20, 1 << 30, 1 << 30).unwrap();
         SearchWorkers::new(cfg, spools)
     }
 
@@ -334,7 +335,7 @@ mod tests {
                     .take_while(|_| spool.push(rows(100)).is_ok())
                     .count()
             },
-            move |pushed, stopped| {
+            move |pushed, stopped, _sent| {
                 let _ = done.send((pushed, stopped));
                 vec![Ok(rows(1))]
             },
@@ -376,8 +377,8 @@ mod tests {
                     spool.push(rows(n)).unwrap();
                 }
             },
-            |(), stopped| {
-                assert_eq!(stopped, None);
+            |(), stopped, sent| {
+                assert_eq!((stopped, sent), (None, 300));
                 vec![Ok(rows(1000))]
             },
         );

@@ -207,7 +207,9 @@ impl SearchService {
             Instant,
             Result<Result<Analysed<C>, QueryError>, Status>,
         );
-        let finish = move |(plan, started, result): Computed<C>, stop: Option<Stop>| {
+        // The reads of every item computed are registered, sent or not (an
+        // analysis's items are few: its limit is on companions or pairs).
+        let finish = move |(plan, started, result): Computed<C>, stop: Option<Stop>, _sent| {
             let mut result = match result {
                 Ok(r) => r,
                 Err(unaudited) => return vec![Err(unaudited)],

@@ -291,7 +291,9 @@ impl SearchService {
                 queried: started.elapsed(),
             }
         };
-        let finish = move |c: Computed, stop: Option<Stop>| c.finish(search, &governance, stop);
+        let finish = move |c: Computed, stop: Option<Stop>, sent: usize| {
+            c.finish(search, &governance, stop, sent)
+        };
         Ok(Response::new(Box::pin(worker.stream(produce, finish))))
     }
 }
@@ -320,12 +322,13 @@ impl Computed {
         search: &'static str,
         governance: &crate::governance::Governance,
         stop: Option<Stop>,
+        sent: usize,
     ) -> Vec<Result<pb::SearchChunk, Status>> {
         let Computed {
             plan,
             result,
             chunk,
-            returned_reads,
+            mut returned_reads,
             page,
             unaudited,
             started,
@@ -335,18 +338,25 @@ impl Computed {
             return vec![Err(e)];
         }
         // A stopped spool (client gone, spool full or broken) fails the
-        // search, however much of it was computed.
-        let (returned, outcome) = match &result {
-            Ok(f) => (
+        // search: what it returned is the rows sent (full chunks, in order),
+        // however much more was computed.
+        let (returned, outcome) = match (&result, &stop) {
+            (Ok(f), None) => (
                 f.summary
                     .forces
                     .iter()
                     .map(|(f, n)| (f.clone(), *n))
                     .collect(),
-                stop.as_ref()
-                    .map_or(Outcome::Ok, |s| Outcome::Failed(s.to_string())),
+                Outcome::Ok,
             ),
-            Err(e) => (Vec::new(), query_outcome(e)),
+            (Ok(_), Some(s)) => {
+                returned_reads.truncate(sent * CHUNK_ROWS);
+                (
+                    per_force(&returned_reads),
+                    Outcome::Failed(format!("{s} ({} rows sent)", returned_reads.len())),
+                )
+            }
+            (Err(e), _) => (Vec::new(), query_outcome(e)),
         };
         let entry = plan.closing(search, returned, outcome);
         if let Err(e) =
@@ -393,6 +403,17 @@ impl Computed {
             }
         }
     }
+}
+
+/// Rows per owning force.
+fn per_force(reads: &[CaseRead]) -> Vec<(nadc_core::ForceId, u64)> {
+    let mut per = std::collections::BTreeMap::<nadc_core::ForceId, u64>::new();
+    for r in reads {
+        if let Ok(f) = nadc_core::ForceId::new(&r.force) {
+            *per.entry(f).or_default() += 1;
+        }
+    }
+    per.into_iter().collect()
 }
 
 /// The last items of a search: its remaining rows in chunks, then

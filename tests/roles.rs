@@ -39,6 +39,7 @@ enum Op {
     HeldReads,
     HotSpots,
     CameraHealth,
+    Alibi,
     CreateHotlist,
     DeleteHotlist,
     AddEntries,
@@ -60,7 +61,7 @@ enum Op {
     Share,
 }
 
-const ALL: [Op; 36] = [
+const ALL: [Op; 37] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -78,6 +79,7 @@ const ALL: [Op; 36] = [
     Op::HeldReads,
     Op::HotSpots,
     Op::CameraHealth,
+    Op::Alibi,
     Op::CreateHotlist,
     Op::DeleteHotlist,
     Op::AddEntries,
@@ -123,6 +125,7 @@ fn allowed(op: Op) -> &'static [&'static str] {
         | Op::HeldReads
         | Op::HotSpots
         | Op::CameraHealth
+        | Op::Alibi
         | Op::MarkMaterial
         | Op::Schedule => SEARCHERS,
         Op::CreateHotlist | Op::DeleteHotlist | Op::AddEntries | Op::RemoveEntries => {
@@ -317,6 +320,24 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                 })
                 .await,
         ),
+        Op::Alibi => unary(
+            pb::analysis_client::AnalysisClient::new(ch.clone())
+                .alibi(pb::AlibiRequest {
+                    access: access(),
+                    vrm: "AB12CDE".into(),
+                    claims: vec![pb::PlaceClaim {
+                        lat: 51.45,
+                        lon: -2.58,
+                        from: Some(nadc_proto::to_pb_time(
+                            support::now().plus_millis(-3_600_000),
+                        )),
+                        to: Some(nadc_proto::to_pb_time(support::now())),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .await,
+        ),
         Op::HotSpots => unary(
             pb::analysis_client::AnalysisClient::new(ch)
                 .hot_spots(pb::HotSpotsRequest {
@@ -486,6 +507,7 @@ fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
         Op::HeldReads => ("Search", "HeldReads", "search.held_reads"),
         Op::HotSpots => ("Analysis", "HotSpots", "search.hotspots"),
         Op::CameraHealth => ("Analysis", "CameraHealth", "search.camera_health"),
+        Op::Alibi => ("Analysis", "Alibi", "search.alibi"),
         Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
         Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),
         Op::AddEntries => ("Hotlists", "AddEntries", "hotlist.add"),

@@ -2,6 +2,7 @@
 //! temp dir, real certificates, TLS on 127.0.0.1 port 0) and real clients.
 #![allow(dead_code)]
 
+pub mod alibi_ref;
 pub mod cluster;
 pub mod handshake;
 pub mod process;

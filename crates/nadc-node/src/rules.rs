@@ -116,6 +116,7 @@ pub const RULES: &[Rule] = &[
         SEARCHING,
         "search.camera_health",
     ),
+    rule("nadc.v1.Analysis", "Alibi", SEARCHING, "search.alibi"),
     rule(
         "nadc.v1.Hotlists",
         "CreateHotlist",

@@ -99,7 +99,7 @@ pub fn camera_health(store: &dyn Store, q: &HealthQuery) -> Result<Vec<CameraHea
             Health::NoData
         } else if reads == 0 && expected >= 1.0 {
             Health::Silent
-        } else if (reads as f64) < expected / 2.0 {
+        } else if reads > 0 && (reads as f64) < expected / 2.0 {
             Health::Low
         } else {
             Health::Working

@@ -7,6 +7,7 @@
 //! touched. Nothing here names the storage engine.
 #![deny(missing_docs, unsafe_code)]
 
+pub mod alibi;
 pub mod camera_health;
 pub mod clones;
 pub mod convoy;

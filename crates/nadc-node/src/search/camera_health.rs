@@ -21,7 +21,7 @@ use crate::error::ServiceError;
 use crate::governance::Actor;
 
 /// Baseline days when the request names none.
-const DEFAULT_BASELINE_DAYS: u32 = 28;
+pub(super) const DEFAULT_BASELINE_DAYS: u32 = 28;
 
 impl SearchService {
     fn health_query(
@@ -178,24 +178,7 @@ impl SearchService {
             )?;
             let rows = result.map_err(super::query_status)?;
             let mut answer = pb::CameraHealthResponse {
-                cameras: rows
-                    .into_iter()
-                    .map(|r| pb::CameraHealthRow {
-                        force: r.camera.force.to_string(),
-                        camera_id: r.camera.camera_id.clone(),
-                        lat: r.camera.position.lat(),
-                        lon: r.camera.position.lon(),
-                        reads: r.reads,
-                        expected: r.expected,
-                        status: match r.health {
-                            Health::Working => pb::CameraStatus::Working,
-                            Health::Low => pb::CameraStatus::Low,
-                            Health::Silent => pb::CameraStatus::Silent,
-                            Health::NoData => pb::CameraStatus::NoData,
-                        } as i32,
-                        last_read: r.last_read.map(proto::to_pb_time),
-                    })
-                    .collect(),
+                cameras: rows.iter().map(health_row).collect(),
                 node,
                 elapsed_us: started.elapsed().as_micros() as u64,
                 nodes: Vec::new(),
@@ -209,6 +192,25 @@ impl SearchService {
             Status::from(ServiceError::internal(format!("analysis task failed: {e}")))
         })??;
         Ok((answer, actor, case))
+    }
+}
+
+/// A camera's health on the wire.
+pub(super) fn health_row(r: &nadc_query::camera_health::CameraHealth) -> pb::CameraHealthRow {
+    pb::CameraHealthRow {
+        force: r.camera.force.to_string(),
+        camera_id: r.camera.camera_id.clone(),
+        lat: r.camera.position.lat(),
+        lon: r.camera.position.lon(),
+        reads: r.reads,
+        expected: r.expected,
+        status: match r.health {
+            Health::Working => pb::CameraStatus::Working,
+            Health::Low => pb::CameraStatus::Low,
+            Health::Silent => pb::CameraStatus::Silent,
+            Health::NoData => pb::CameraStatus::NoData,
+        } as i32,
+        last_read: r.last_read.map(proto::to_pb_time),
     }
 }
 

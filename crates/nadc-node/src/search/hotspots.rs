@@ -340,6 +340,13 @@ impl pb::analysis_server::Analysis for AnalysisService {
         self.0.camera_health_of(req).await.map(Response::new)
     }
 
+    async fn alibi(
+        &self,
+        req: Request<pb::AlibiRequest>,
+    ) -> Result<Response<pb::AlibiResponse>, Status> {
+        self.0.alibi_of(req).await.map(Response::new)
+    }
+
     async fn hot_spots(
         &self,
         req: Request<pb::HotSpotsRequest>,

@@ -10,7 +10,8 @@
 //! - `national`: the fan-out to peers and the exact merge of their pages;
 //! - `analysis`: convoy and clones, governed as searches;
 //! - `hotspots`: the Analysis service (hot spots and timing), governed as
-//!   a search.
+//!   a search; `camera_health` and `alibi` (alibi and journey checks) are
+//!   its other analyses.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::hotlists::HotlistRegistry;
 use crate::workers::SearchWorkers;
 use serde_json::json;
 
+mod alibi;
 mod analysis;
 mod camera_health;
 mod hotspots;

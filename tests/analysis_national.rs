@@ -1,7 +1,9 @@
-//! A national hot-spot analysis over three nodes equals a brute-force count
-//! of every node's reads (cells from h3o, hours from chrono): the sums are
-//! exact, cells shared by nodes add up, each node's outcome is reported,
-//! and a dead node makes the answer partial, naming it.
+//! National analyses over three nodes: a hot-spot count equals a
+//! brute-force count of every node's reads (cells from h3o, hours from
+//! chrono), cells shared by nodes adding up; camera health lists every
+//! node's cameras; an alibi check weighs every node's reads and cameras as
+//! the brute-force reference does. Each node's outcome is reported, and a
+//! dead node makes the answer partial, naming it.
 
 mod support;
 
@@ -262,4 +264,175 @@ async fn national_camera_health_lists_every_nodes_cameras_and_a_dead_node_makes_
     let partial = ask(&c).await;
     assert!(partial.partial);
     assert_eq!(partial.cameras.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_national_alibi_check_weighs_every_nodes_reads_and_cameras() {
+    use support::alibi_ref::{RefClaim, RefRead, answered_seconds, judge};
+    let mut c = Cluster::start().await;
+    let mut all = Vec::new();
+    for (i, (_, f)) in NODES.iter().enumerate() {
+        let (lat, lon) = PLACES[i];
+        pb::admin_client::AdminClient::new(c.bof(i, f).await)
+            .import_cameras(pb::ImportCamerasRequest {
+                cameras: vec![pb::Camera {
+                    camera_id: format!("{f}-CAM"),
+                    lat,
+                    lon,
+                    kind: pb::CameraKind::Fixed as i32,
+                    ..Default::default()
+                }],
+            })
+            .await
+            .unwrap();
+        let reads = reads_of(i);
+        let r = pb::ingest_client::IngestClient::new(c.bof(i, f).await)
+            .push_batch(pb::ReadBatch {
+                batch_seq: 1,
+                force: String::new(),
+                reads: reads.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        all.extend(reads.into_iter().map(|r| {
+            RefRead {
+                id: r.read_id.clone(),
+                ms: nadc_proto::from_pb_time(r.observed_at.as_ref().unwrap())
+                    .unwrap()
+                    .millis(),
+                lat: r.lat.unwrap(),
+                lon: r.lon.unwrap(),
+            }
+        }));
+    }
+    let n = now().millis();
+    let min = 60_000;
+    // Swindon when KENT's reader there read it (node-2's read); Maidstone
+    // and London at other times.
+    let kent_there = n - (317 + 11 + 5) * min;
+    let claims = [
+        RefClaim {
+            lat: PLACES[3].0,
+            lon: PLACES[3].1,
+            radius_m: 500.0,
+            from_ms: kent_there - 5 * min,
+            to_ms: kent_there + 5 * min,
+        },
+        RefClaim {
+            lat: PLACES[1].0,
+            lon: PLACES[1].1,
+            radius_m: 500.0,
+            from_ms: n - 20 * 60 * min,
+            to_ms: n - 19 * 60 * min,
+        },
+        RefClaim {
+            lat: PLACES[2].0,
+            lon: PLACES[2].1,
+            radius_m: 2_000.0,
+            from_ms: n - 100 * min,
+            to_ms: n - 90 * min,
+        },
+    ];
+    let request = |scope: pb::Scope| pb::AlibiRequest {
+        access: request().access,
+        vrm: "NA71ONL".into(),
+        claims: claims
+            .iter()
+            .map(|c| pb::PlaceClaim {
+                lat: c.lat,
+                lon: c.lon,
+                radius_m: c.radius_m,
+                from: Some(nadc_proto::to_pb_time(nadc_core::Timestamp::from_millis(
+                    c.from_ms,
+                ))),
+                to: Some(nadc_proto::to_pb_time(nadc_core::Timestamp::from_millis(
+                    c.to_ms,
+                ))),
+                label: String::new(),
+            })
+            .collect(),
+        max_speed_kmh: 120.0,
+        around_hours: 48,
+        baseline_days: 7,
+        scope: scope as i32,
+        ..Default::default()
+    };
+    let ask = async |c: &Cluster, scope| {
+        pb::analysis_client::AnalysisClient::new(c.user(0, "alice").await)
+            .alibi(request(scope))
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let got = ask(&c, pb::Scope::Unspecified).await;
+    let ids = |r: &pb::AlibiResponse, idx: &[u32]| -> Vec<String> {
+        idx.iter()
+            .map(|i| {
+                r.reads[*i as usize]
+                    .provenance
+                    .as_ref()
+                    .unwrap()
+                    .bof_read_id
+                    .clone()
+            })
+            .collect()
+    };
+    // Every node's reads, once each, in time order.
+    let mut want: Vec<&RefRead> = all.iter().collect();
+    want.sort_by_key(|r| r.ms);
+    let every: Vec<u32> = (0..got.reads.len() as u32).collect();
+    assert_eq!(
+        ids(&got, &every),
+        want.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+    );
+    for (claim, res) in claims.iter().zip(&got.claims) {
+        let reference = judge(claim, &all, 120.0);
+        assert_eq!(answered_seconds(claim, res), reference.possible_seconds);
+        assert_eq!(
+            ids(&got, &res.at_place)
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>(),
+            reference.at_place
+        );
+        assert_eq!(
+            res.before.map(|i| ids(&got, &[i]).remove(0)),
+            reference.before
+        );
+        assert_eq!(
+            res.after.map(|i| ids(&got, &[i]).remove(0)),
+            reference.after
+        );
+    }
+    assert_eq!(got.claims[0].verdict, pb::AlibiVerdict::SeenThere as i32);
+    // Each place's camera is registered with its own force's node.
+    let cams: Vec<String> = got.claims[1]
+        .cameras
+        .iter()
+        .map(|k| k.camera_id.clone())
+        .collect();
+    assert_eq!(cams, ["KENT-CAM"]);
+    assert!(!got.partial && got.nodes.len() == 3, "{:?}", got.nodes);
+    // node-1 audited the peers' reads before passing them on.
+    assert_eq!(
+        national_entries(&c, "search.alibi.national").await,
+        [(
+            "alice".to_string(),
+            BTreeMap::from([
+                ("KENT".to_string(), reads_of(1).len() as u64),
+                ("MET".to_string(), reads_of(2).len() as u64),
+            ])
+        )]
+    );
+    // node-1 alone has not seen KENT's read at Swindon.
+    let local = ask(&c, pb::Scope::Local).await;
+    assert_eq!(local.reads.len(), reads_of(0).len());
+    assert_ne!(local.claims[0].verdict, pb::AlibiVerdict::SeenThere as i32);
+    // node-2 down: partial, named, and KENT's read is missing from it.
+    c.nodes[1].take().unwrap().shutdown().await.unwrap();
+    let partial = ask(&c, pb::Scope::Unspecified).await;
+    assert!(partial.partial);
+    assert!(partial.nodes.iter().any(|n| n.node == "node-2" && !n.ok));
+    assert_eq!(partial.reads.len(), reads_of(0).len() + reads_of(2).len());
 }

@@ -23,6 +23,14 @@ pub enum AnalyseCommand {
     /// usual rate by hour of the week (silent cameras first), so a missing
     /// read is not mistaken for absence.
     Cameras(CamerasArgs),
+    /// Alibi check: could the vehicle have been at a place between two
+    /// times? Judged against its reads around then (at a maximum speed) and
+    /// the coverage of the cameras at the place.
+    Alibi(crate::alibi::AlibiArgs),
+    /// Journey check: a claimed route (places and times, from a CSV file)
+    /// against the vehicle's reads, each camera's coverage at each place,
+    /// and the speed each leg needs.
+    Journey(crate::alibi::JourneyArgs),
 }
 
 /// `nadc analyse cameras`.
@@ -115,6 +123,8 @@ pub async fn run(command: AnalyseCommand) -> anyhow::Result<ExitCode> {
     match command {
         AnalyseCommand::Hotspots(a) => hotspots(a).await,
         AnalyseCommand::Cameras(a) => cameras(a).await,
+        AnalyseCommand::Alibi(a) => crate::alibi::alibi(a).await,
+        AnalyseCommand::Journey(a) => crate::alibi::journey(a).await,
     }
 }
 

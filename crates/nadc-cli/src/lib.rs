@@ -4,6 +4,7 @@
 #![deny(missing_docs, unsafe_code)]
 
 mod alerting;
+mod alibi;
 mod analyse;
 mod bench;
 mod bench_alerts;
@@ -52,7 +53,8 @@ enum Command {
         #[command(subcommand)]
         command: client::CamerasCommand,
     },
-    /// Analyses for investigators and analysts (hot spots and timing).
+    /// Analyses for investigators and analysts (hot spots and timing,
+    /// camera health, alibi and journey checks).
     Analyse {
         #[command(subcommand)]
         command: analyse::AnalyseCommand,

@@ -1,0 +1,225 @@
+//! `nadc analyse` end to end, as separate processes: a node started with
+//! `nadc serve`, cameras and reads pushed with the CLI, then the alibi and
+//! journey checks, hot spots and camera health in their output formats,
+//! each parsed back by a real parser (csv, geojson, serde_json).
+
+use std::path::PathBuf;
+use std::process::Output;
+
+mod support;
+use support::process::{Server, identity, pki_init};
+
+fn run(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
+    support::process::nadc(args, env, url, "OP-ANALYSE")
+}
+
+/// RFC 3339 for `mins` minutes ago, to the second.
+fn minutes_ago(mins: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(mins))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn geojson(out: &Output) -> geojson::FeatureCollection {
+    String::from_utf8_lossy(&out.stdout)
+        .parse::<geojson::GeoJson>()
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+fn kinds(fc: &geojson::FeatureCollection, kind: &str) -> Vec<geojson::Feature> {
+    fc.features
+        .iter()
+        .filter(|f| f.property("kind").and_then(|k| k.as_str()) == Some(kind))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn alibi_journey_hot_spots_and_camera_health_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    pki_init(&pki, "AVON", "alice:analyst:AVON");
+    let server = Server::start(dir.path());
+    let avon = identity(&pki, "bofs", "AVON");
+    let alice = identity(&pki, "users", "alice");
+
+    // Two cameras 11 km apart (Bristol, Keynsham), and a third near Bath.
+    let cameras = dir.path().join("cameras.csv");
+    std::fs::write(
+        &cameras,
+        "camera_id,lat,lon,bearing,kind,lanes,description\n\
+         BRS,51.4545,-2.5879,,fixed,2,\n\
+         KEY,51.4140,-2.4960,,fixed,2,\n\
+         BATH,51.3811,-2.3590,,fixed,2,\n",
+    )
+    .unwrap();
+    run(
+        &["cameras", "import", cameras.to_str().unwrap()],
+        &avon,
+        &server.url,
+    );
+    // The subject at Bristol 60 minutes ago and at Keynsham 50 minutes
+    // ago; other traffic at Bath every 5 minutes for the last 90.
+    let reads = dir.path().join("reads.csv");
+    let mut csv = String::from(
+        "read_id,vrm,observed_at,camera_id,lat,lon,bearing,lane,confidence,make,model,colour\n",
+    );
+    csv += &format!("s1,AB51XYZ,{},BRS,,,,,,,,\n", minutes_ago(60));
+    csv += &format!("s2,AB51XYZ,{},KEY,,,,,,,,\n", minutes_ago(50));
+    for k in 0..18 {
+        csv += &format!("t{k},TR4FF1C,{},BATH,,,,,,,,\n", minutes_ago(90 - 5 * k));
+    }
+    std::fs::write(&reads, csv).unwrap();
+    let out = run(&["push", reads.to_str().unwrap()], &avon, &server.url);
+    assert!(out.status.success());
+
+    // Alibi: at Bath 55 minutes ago? From Bristol (60) to Keynsham (50)
+    // via Bath is over 25 km in 10 minutes: not possible at 100 km/h.
+    let at_bath = [
+        "analyse",
+        "alibi",
+        "AB51XYZ",
+        "--at",
+        "51.3811,-2.3590",
+        "--radius",
+        "300",
+        "--from",
+        &minutes_ago(56),
+        "--to",
+        &minutes_ago(54),
+        "--max-speed",
+        "100",
+    ];
+    let table = run(&at_bath, &alice, &server.url);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("NOT POSSIBLE"), "{text}");
+    assert!(text.contains("camera AVON/BATH: working"), "{text}");
+    assert!(text.contains("does not exclude presence"), "{text}");
+    let mut args = at_bath.to_vec();
+    args.extend(["--format", "geojson"]);
+    let fc = geojson(&run(&args, &alice, &server.url));
+    let claims = kinds(&fc, "claim");
+    assert_eq!(claims.len(), 1);
+    assert_eq!(
+        claims[0].property("verdict").and_then(|v| v.as_str()),
+        Some("not possible")
+    );
+    assert_eq!(kinds(&fc, "read").len(), 2);
+    assert_eq!(kinds(&fc, "route").len(), 1);
+    assert_eq!(kinds(&fc, "camera").len(), 1);
+
+    // Journey: Bristol then Keynsham (as read), then Bath 40 minutes ago
+    // (12 km in 10 minutes: possible at 100 km/h? no, 72 km/h needed: yes).
+    let route = dir.path().join("route.csv");
+    std::fs::write(
+        &route,
+        format!(
+            "label,lat,lon,from,to,radius_m\n\
+             home,51.4545,-2.5879,{},,300\n\
+             keynsham,51.4140,-2.4960,{},,300\n\
+             bath,51.3811,-2.3590,{},{},300\n",
+            minutes_ago(60),
+            minutes_ago(50),
+            minutes_ago(41),
+            minutes_ago(39),
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "analyse",
+            "journey",
+            "AB51XYZ",
+            "--route",
+            route.to_str().unwrap(),
+            "--max-speed",
+            "100",
+            "--format",
+            "csv",
+        ],
+        &alice,
+        &server.url,
+    );
+    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    let header = r.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    let verdicts: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|row| (&row[col("label")], &row[col("verdict")]))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("home", "seen there"),
+            ("keynsham", "seen there"),
+            ("bath", "possible unseen"),
+        ]
+    );
+    let out = run(
+        &[
+            "analyse",
+            "journey",
+            "AB51XYZ",
+            "--route",
+            route.to_str().unwrap(),
+            "--max-speed",
+            "100",
+            "--format",
+            "ndjson",
+        ],
+        &alice,
+        &server.url,
+    );
+    let legs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "leg")
+        .collect();
+    assert_eq!(legs.len(), 2);
+    assert!(legs.iter().all(|l| l["possible"] == true), "{legs:?}");
+
+    // Hot spots of the subject as GeoJSON hexagons; camera health as CSV.
+    let fc = geojson(&run(
+        &[
+            "analyse",
+            "hotspots",
+            "AB51XYZ",
+            "--from",
+            &minutes_ago(120),
+            "--to",
+            &minutes_ago(0),
+            "--format",
+            "geojson",
+        ],
+        &alice,
+        &server.url,
+    ));
+    let counted: u64 = fc
+        .features
+        .iter()
+        .map(|f| f.property("count").and_then(|c| c.as_u64()).unwrap())
+        .sum();
+    assert_eq!(counted, 2);
+    let out = run(
+        &[
+            "analyse",
+            "cameras",
+            "--from",
+            &minutes_ago(120),
+            "--to",
+            &minutes_ago(0),
+            "--baseline-days",
+            "7",
+            "--format",
+            "csv",
+        ],
+        &alice,
+        &server.url,
+    );
+    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    assert_eq!(r.records().count(), 3);
+    server.stop();
+}

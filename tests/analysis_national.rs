@@ -260,6 +260,35 @@ async fn national_camera_health_lists_every_nodes_cameras_and_a_dead_node_makes_
             BTreeMap::from([("KENT".to_string(), 1), ("MET".to_string(), 1)])
         )]
     );
+    // A national search of the place names KENT's camera as silent: a
+    // missing read there is not absence.
+    let mut s = pb::search_client::SearchClient::new(c.user(0, "alice").await)
+        .geo_search(pb::GeoSearchRequest {
+            access: request().access,
+            areas: vec![pb::Area {
+                lat: PLACES[1].0,
+                lon: PLACES[1].1,
+                radius_m: 1_000.0,
+                from: Some(nadc_proto::to_pb_time(now().plus_millis(-6 * 3_600_000))),
+                to: Some(nadc_proto::to_pb_time(now())),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut silent = Vec::new();
+    while let Some(chunk) = s.message().await.unwrap() {
+        if let Some(pb::search_chunk::Chunk::Summary(x)) = chunk.chunk {
+            silent = x.silent_cameras;
+        }
+    }
+    let silent: Vec<(&str, &str)> = silent
+        .iter()
+        .map(|k| (k.force.as_str(), k.camera_id.as_str()))
+        .collect();
+    assert_eq!(silent, [("KENT", "KENT-CAM")]);
     c.nodes[2].take().unwrap().shutdown().await.unwrap();
     let partial = ask(&c).await;
     assert!(partial.partial);

@@ -217,6 +217,7 @@ fn summary_text(s: &pb::SearchSummary) -> String {
         },
         s.elapsed_us as f64 / 1000.0
     ) + &clipped_text(&s.clipped_from)
+        + &silent_text(&s.silent_cameras)
         + &nodes_text(&s.nodes, s.partial);
     // Force codes, node names and peers' errors come from the wire.
     terminal_text(&text).into_owned()
@@ -243,6 +244,30 @@ pub fn nodes_text(nodes: &[pb::NodeOutcome], partial: bool) -> String {
     format!(
         "; {}nodes: {}",
         if partial { "PARTIAL RESULT, " } else { "" },
+        each.join(", ")
+    )
+}
+
+/// A note naming the searched cameras that were silent: no read from them
+/// is not evidence of absence.
+pub fn silent_text(cameras: &[pb::CameraHealthRow]) -> String {
+    if cameras.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = cameras
+        .iter()
+        .map(|c| match &c.last_read {
+            Some(_) => format!(
+                "{}/{} (last read {})",
+                c.force,
+                c.camera_id,
+                time(&c.last_read)
+            ),
+            None => format!("{}/{}", c.force, c.camera_id),
+        })
+        .collect();
+    format!(
+        "; SILENT CAMERAS (no read in the window, though they usually read then: no read there is not absence): {}",
         each.join(", ")
     )
 }

@@ -42,6 +42,14 @@ impl CameraRegistry {
         Ok(n)
     }
 
+    /// Every registered camera `keep` keeps.
+    pub fn matching(&self, keep: impl Fn(&Camera) -> bool) -> Vec<Camera> {
+        self.cameras
+            .read()
+            .map(|m| m.values().filter(|c| keep(c)).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Looks a camera up.
     pub fn get(&self, force: &ForceId, camera_id: &str) -> Option<Camera> {
         self.cameras

@@ -289,6 +289,7 @@ pub async fn start_with_listener(
         max_limit: cfg.max_search_limit,
         caps: cfg.search_caps.clone(),
         workers: search_workers.clone(),
+        cameras: registry.clone(),
     };
     let retention = Arc::new(retention::Retention {
         store: store.clone(),

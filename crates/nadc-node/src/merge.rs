@@ -238,6 +238,8 @@ pub struct Ended {
     pub truncated: bool,
     /// The earliest start a node clipped the window to, if any did.
     pub clipped_from: Option<prost_types::Timestamp>,
+    /// Every node's silent cameras (each camera is one node's).
+    pub silent_cameras: Vec<pb::CameraHealthRow>,
 }
 
 impl Merge {
@@ -305,6 +307,7 @@ impl Merge {
                     ended.total_rows += summary.total_rows;
                     ended.truncated |= summary.truncated;
                     ended.clipped_from = ended.clipped_from.or(summary.clipped_from);
+                    ended.silent_cameras.extend(summary.silent_cameras);
                 }
                 State::Failed(_, status) if s.local => return Err(status),
                 State::Failed(why, _) => outcome.error = why,

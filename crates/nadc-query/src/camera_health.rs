@@ -115,6 +115,71 @@ pub fn camera_health(store: &dyn Store, q: &HealthQuery) -> Result<Vec<CameraHea
     Ok(out)
 }
 
+/// Weeks before a window whose same window gives a camera's usual count
+/// for [`silent`].
+pub const SILENCE_WEEKS: i64 = 4;
+
+const WEEK_MS: i64 = 7 * 24 * HOUR_MS;
+
+/// Whether `camera` was silent in `from..=to`: no read then, though its
+/// reads in the same window of each of the [`SILENCE_WEEKS`] weeks before
+/// average at least one. The camera index alone is read, and little of it:
+/// a camera that read in the window costs one seek, and only a silent one
+/// is searched back for its last read (a week at a time).
+pub fn silent(
+    store: &dyn Store,
+    camera: &Camera,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Option<CameraHealth>, QueryError> {
+    let any = |a: Timestamp, b: Timestamp| -> Result<u64, QueryError> {
+        let mut n = 0u64;
+        store.camera_entries(&camera.force, &camera.camera_id, a, b, &mut |_| {
+            n += 1;
+            ControlFlow::Continue(())
+        })?;
+        Ok(n)
+    };
+    let mut read_now = false;
+    store.camera_entries(&camera.force, &camera.camera_id, from, to, &mut |_| {
+        read_now = true;
+        ControlFlow::Break(())
+    })?;
+    if read_now {
+        return Ok(None);
+    }
+    let mut before = 0u64;
+    for w in 1..=SILENCE_WEEKS {
+        before += any(from.plus_millis(-w * WEEK_MS), to.plus_millis(-w * WEEK_MS))?;
+    }
+    let expected = before as f64 / SILENCE_WEEKS as f64;
+    if expected < 1.0 {
+        return Ok(None);
+    }
+    // When it went silent: its last read before the window.
+    let mut last_read = None;
+    for w in 0..SILENCE_WEEKS {
+        let (a, b) = (
+            from.plus_millis(-(w + 1) * WEEK_MS),
+            from.plus_millis(-w * WEEK_MS - 1),
+        );
+        store.camera_entries(&camera.force, &camera.camera_id, a, b, &mut |e| {
+            last_read = Some(e.observed_at);
+            ControlFlow::Continue(())
+        })?;
+        if last_read.is_some() {
+            break;
+        }
+    }
+    Ok(Some(CameraHealth {
+        camera: camera.clone(),
+        reads: 0,
+        expected,
+        health: Health::Silent,
+        last_read,
+    }))
+}
+
 /// The reads expected in `from..=to` at the usual rates (`usual` counted
 /// over `weeks` weeks): each hour of the window weighted by how much of it
 /// the window covers.

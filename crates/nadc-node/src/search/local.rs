@@ -29,6 +29,36 @@ pub(super) struct Finished {
     pub(super) vrms: Option<pb::VrmSummaries>,
     pub(super) summary: ResultSummary,
     pub(super) total_rows: u64,
+    /// Cameras in the searched areas or searched that were silent.
+    pub(super) silent: Vec<pb::CameraHealthRow>,
+}
+
+/// A search with the cameras whose silence its summary reports: each with
+/// the window it was searched in.
+pub(super) struct Watched<Q> {
+    pub(super) query: Q,
+    pub(super) watch: Vec<(nadc_core::Camera, Timestamp, Timestamp)>,
+}
+
+/// The cameras of `watch` that were silent in their windows, each once.
+fn silent_cameras(
+    store: &dyn Store,
+    watch: &[(nadc_core::Camera, Timestamp, Timestamp)],
+) -> Result<Vec<pb::CameraHealthRow>, QueryError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (camera, from, to) in watch {
+        let key = (camera.force.clone(), camera.camera_id.clone());
+        if seen.contains(&key) {
+            continue;
+        }
+        if let Some(h) = nadc_query::camera_health::silent(store, camera, *from, *to)? {
+            seen.insert(key);
+            out.push(super::camera_health::health_row(&h));
+        }
+    }
+    out.sort_by(|a, b| (&a.force, &a.camera_id).cmp(&(&b.force, &b.camera_id)));
+    Ok(out)
 }
 
 /// Where a search sends its rows, in result order.
@@ -54,10 +84,11 @@ pub(super) fn vrm_summary(
 
 pub(super) fn compute_geo(
     store: &dyn Store,
-    q: &GeoQuery,
+    w: &Watched<GeoQuery>,
     node: &str,
     emit: Emit,
 ) -> Result<Finished, QueryError> {
+    let q = &w.query;
     let totals = geo_search_stream(store, q, &mut |g| {
         let mut row = proto::row_from_stored(&g.read, node);
         row.areas = g.areas;
@@ -81,6 +112,7 @@ pub(super) fn compute_geo(
         vrms: Some(pb::VrmSummaries { vrms }),
         summary: totals.summary,
         total_rows: totals.total_rows,
+        silent: silent_cameras(store, &w.watch)?,
     })
 }
 
@@ -113,6 +145,7 @@ pub(super) fn compute_vrm(
         vrms: Some(pb::VrmSummaries { vrms }),
         summary: totals.summary,
         total_rows: totals.total_rows,
+        silent: Vec::new(),
     })
 }
 
@@ -137,6 +170,7 @@ pub(super) fn compute_timeline(
         vrms: None,
         summary,
         total_rows,
+        silent: Vec::new(),
     })
 }
 
@@ -163,6 +197,7 @@ pub(super) fn compute_vehicle(
         vrms: None,
         summary,
         total_rows,
+        silent: Vec::new(),
     })
 }
 
@@ -190,21 +225,23 @@ pub(super) fn compute_held(
         vrms: None,
         total_rows: reads.len() as u64,
         summary,
+        silent: Vec::new(),
     })
 }
 
 pub(super) fn compute_camera(
     store: &dyn Store,
-    q: &CameraQuery,
+    w: &Watched<CameraQuery>,
     node: &str,
     emit: Emit,
 ) -> Result<Finished, QueryError> {
-    let (reads, summary, total_rows) = camera_search(store, q)?;
+    let (reads, summary, total_rows) = camera_search(store, &w.query)?;
     emit_reads(&reads, node, emit);
     Ok(Finished {
         vrms: None,
         summary,
         total_rows,
+        silent: silent_cameras(store, &w.watch)?,
     })
 }
 
@@ -391,6 +428,7 @@ impl Computed {
                 let mut summary = summary_to_pb(&f.summary, elapsed);
                 summary.total_rows = f.total_rows;
                 summary.clipped_from = plan.clipped_from.map(proto::to_pb_time);
+                summary.silent_cameras = f.silent;
                 // Summaries of the rows sent only, never of every match.
                 let vrms = f.vrms.map(|_| page.into_pb());
                 result_tail(chunk, vrms, summary)

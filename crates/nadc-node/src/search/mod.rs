@@ -79,6 +79,8 @@ pub struct SearchService {
     pub caps: SearchCaps,
     /// The blocking threads searches may hold, and open searches per user.
     pub workers: SearchWorkers,
+    /// The registered cameras (for the silent cameras of a summary).
+    pub cameras: Arc<crate::cameras::CameraRegistry>,
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::SearchChunk, Status>> + Send>>;
@@ -101,6 +103,7 @@ fn summary_to_pb(s: &ResultSummary, elapsed_us: u64) -> pb::SearchSummary {
         clipped_from: None,
         nodes: Vec::new(),
         partial: false,
+        silent_cameras: Vec::new(),
     }
 }
 

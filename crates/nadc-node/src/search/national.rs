@@ -382,7 +382,7 @@ impl SearchService {
                 let _ = out.tx.send(Err(e)).await;
                 return;
             }
-            let Some(ended) = ended else { return };
+            let Some(mut ended) = ended else { return };
             // Summaries of the rows sent only (a page's, not every match's).
             let vrms = (n.all_areas.is_some() || !ended.vrms.is_empty())
                 .then(|| std::mem::take(&mut out.page).into_pb().vrms);
@@ -403,6 +403,7 @@ impl SearchService {
                 clipped_from: ended.clipped_from,
                 partial: outcomes.iter().any(|o| !o.ok),
                 nodes: outcomes,
+                silent_cameras: std::mem::take(&mut ended.silent_cameras),
             };
             if let Some(vrms) = vrms {
                 let chunk = pb::search_chunk::Chunk::Vrms(pb::VrmSummaries { vrms });

@@ -20,6 +20,7 @@ use nadc_core::audit::Outcome;
 use serde_json::json;
 
 use super::local::TimelineQuery;
+use super::local::Watched;
 use super::{SearchService, required_time};
 use crate::error::ServiceError;
 
@@ -309,7 +310,7 @@ impl SearchService {
         &self,
         plan: &mut Plan,
         q: &pb::GeoSearchRequest,
-    ) -> Result<GeoQuery, ServiceError> {
+    ) -> Result<Watched<GeoQuery>, ServiceError> {
         plan.query = json!({"areas": areas_json(&q.areas), "match": q.r#match,
             "limit": q.limit, "offset": q.offset, "allow_broad": q.allow_broad});
         plan.broad(q.allow_broad)?;
@@ -319,12 +320,24 @@ impl SearchService {
             ));
         }
         let (areas, matching) = self.areas(plan, &q.areas, q.r#match, q.allow_broad)?;
-        Ok(GeoQuery {
-            areas,
-            matching,
-            limit: self.limit(q.limit)?,
-            offset: q.offset as usize,
-            max_candidates: self.caps.max_candidates,
+        // The fixed cameras in each area (a mobile camera's registered
+        // place is only its base), watched in the area's window.
+        let mut watch = Vec::new();
+        for a in &areas {
+            for c in self.visible_cameras(plan, |c| !c.kind.moves() && a.shape.contains(c.position))
+            {
+                watch.push((c, a.from, a.to));
+            }
+        }
+        Ok(Watched {
+            query: GeoQuery {
+                areas,
+                matching,
+                limit: self.limit(q.limit)?,
+                offset: q.offset as usize,
+                max_candidates: self.caps.max_candidates,
+            },
+            watch,
         })
     }
 
@@ -421,11 +434,24 @@ impl SearchService {
         })
     }
 
+    /// The registered cameras `keep` keeps that `plan`'s caller may see
+    /// (another force's covert cameras are its own business).
+    pub(super) fn visible_cameras(
+        &self,
+        plan: &Plan,
+        keep: impl Fn(&nadc_core::Camera) -> bool,
+    ) -> Vec<nadc_core::Camera> {
+        let own = plan.actor.force.as_ref();
+        self.cameras.matching(|c| {
+            (c.kind != nadc_core::CameraKind::Covert || Some(&c.force) == own) && keep(c)
+        })
+    }
+
     pub(super) fn camera_query(
         &self,
         plan: &mut Plan,
         q: &pb::CameraSearchRequest,
-    ) -> Result<CameraQuery, ServiceError> {
+    ) -> Result<Watched<CameraQuery>, ServiceError> {
         plan.query = json!({"cameras": q.cameras.iter().map(|c| format!("{}:{}", c.force, c.camera_id)).collect::<Vec<_>>(),
             "from": time_json(q.from.as_ref()), "to": time_json(q.to.as_ref()),
             "limit": q.limit, "offset": q.offset, "allow_broad": q.allow_broad});
@@ -460,13 +486,24 @@ impl SearchService {
         let from = required_time(q.from.as_ref(), "from")?;
         let to = required_time(q.to.as_ref(), "to")?;
         let (from, to) = self.check_window(plan, from, to, "camera search", q.allow_broad)?;
-        Ok(CameraQuery {
-            cameras,
-            from,
-            to,
-            limit: self.limit(q.limit)?,
-            offset: q.offset as usize,
-            max_candidates: self.caps.max_candidates,
+        let named: std::collections::BTreeSet<&(ForceId, String)> = cameras.iter().collect();
+        let watch = self
+            .visible_cameras(plan, |c| {
+                named.contains(&(c.force.clone(), c.camera_id.clone()))
+            })
+            .into_iter()
+            .map(|c| (c, from, to))
+            .collect();
+        Ok(Watched {
+            query: CameraQuery {
+                cameras,
+                from,
+                to,
+                limit: self.limit(q.limit)?,
+                offset: q.offset as usize,
+                max_candidates: self.caps.max_candidates,
+            },
+            watch,
         })
     }
 

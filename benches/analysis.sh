@@ -6,7 +6,10 @@
 #   - hotspots-vrm: a VRM's reads over the generated period counted by H3
 #     cell (resolution 7) and hour of the week; baseline: the VRM's timeline;
 #   - hotspots-traffic: all traffic in the hour around a sampled read,
-#     counted the same way (a scan of that read's whole day).
+#     counted the same way (a scan of that read's whole day);
+#   - alibi: could the sampled read's VRM have been within 1 km of a place
+#     5 km away in the hour after it? Its reads 24 hours either side, and
+#     the cameras there judged over a 28-day baseline.
 #
 #   benches/analysis.sh [VEHICLES] [ITERATIONS]
 #
@@ -26,3 +29,4 @@ echo "Analysis run times on $reads reads ($(nproc) cores, release, warm cache), 
 "$NADC" bench search --gen-dir "$work/gen" --kind vrm --iterations "$ITERATIONS"
 "$NADC" bench search --gen-dir "$work/gen" --kind hotspots-vrm --iterations "$ITERATIONS"
 "$NADC" bench search --gen-dir "$work/gen" --kind hotspots-traffic --iterations 20
+"$NADC" bench search --gen-dir "$work/gen" --kind alibi --iterations "$ITERATIONS"

@@ -43,12 +43,17 @@ pub enum Kind {
     /// Hot spots of all traffic in the hour around a sampled read,
     /// resolution 7: a scan of that day's reads.
     HotspotsTraffic,
+    /// An alibi check of a sampled read's VRM: could it have been within
+    /// 1 km of a place 5 km north of the read in the hour after it? Its
+    /// reads 24 hours either side weighed, the cameras there judged over a
+    /// 28-day baseline.
+    Alibi,
 }
 
 impl Kind {
     /// Whether a PostGIS peer can be asked the same (it has no H3 cells).
     pub fn has_sql_peer(self) -> bool {
-        !matches!(self, Kind::HotspotsVrm | Kind::HotspotsTraffic)
+        !matches!(self, Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi)
     }
 }
 
@@ -386,6 +391,34 @@ async fn run_one(
     const H: i64 = 3_600_000;
     let stream = match kind {
         Kind::Convoy => return convoy(ch, scope, s, period).await,
+        Kind::Alibi => {
+            let r = pb::analysis_client::AnalysisClient::new(ch.clone())
+                .max_decoding_message_size(256 << 20)
+                .alibi(pb::AlibiRequest {
+                    access: crate::bench::access(),
+                    scope,
+                    vrm: s.vrm.clone(),
+                    claims: vec![pb::PlaceClaim {
+                        lat: s.lat + 5_000.0 / 111_195.0,
+                        lon: s.lon,
+                        radius_m: 1_000.0,
+                        from: Some(nadc_proto::to_pb_time(s.at.plus_millis(10 * 60_000))),
+                        to: Some(nadc_proto::to_pb_time(s.at.plus_millis(70 * 60_000))),
+                        label: String::new(),
+                    }],
+                    around_hours: 24,
+                    baseline_days: 28,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            return Ok(Answer {
+                rows: r.reads.len(),
+                total: r.claims.iter().map(|c| c.cameras.len() as u64).sum(),
+                failed: failed_nodes(&r.nodes),
+                ..Default::default()
+            });
+        }
         Kind::HotspotsVrm | Kind::HotspotsTraffic => {
             let (vrms, all_traffic, from, to) = if kind == Kind::HotspotsVrm {
                 (vec![s.vrm.clone()], false, period.0, period.1)

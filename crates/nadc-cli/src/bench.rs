@@ -53,7 +53,10 @@ pub enum Kind {
 impl Kind {
     /// Whether a PostGIS peer can be asked the same (it has no H3 cells).
     pub fn has_sql_peer(self) -> bool {
-        !matches!(self, Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi)
+        !matches!(
+            self,
+            Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi
+        )
     }
 }
 
@@ -671,7 +674,13 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             failed.join(", ")
         );
     }
-    if !a.kind.has_sql_peer() {
+    if a.kind == Kind::Alibi {
+        println!(
+            "{:?}: mean cameras judged at the place {:.1} (rows above: the vehicle's reads weighed)",
+            a.kind,
+            mean(total)
+        );
+    } else if !a.kind.has_sql_peer() {
         println!(
             "{:?}: mean reads counted {:.1} (rows above: cells with a count)",
             a.kind,

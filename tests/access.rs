@@ -436,6 +436,7 @@ async fn hotlist_changes_and_verifications_are_audited() {
                 expires_at: Some(nadc_proto::to_pb_time(now().plus_millis(DAY))),
                 ..Default::default()
             }],
+            look_back_days: 0,
         })
         .await
         .unwrap();

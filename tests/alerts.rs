@@ -49,6 +49,7 @@ async fn make_list(h: &Harness, name: &str, fuzzy: bool, entries: Vec<pb::Hotlis
         .add_entries(pb::AddEntriesRequest {
             list: list(name),
             entries,
+            look_back_days: 0,
         })
         .await
         .unwrap()
@@ -400,6 +401,7 @@ async fn operators_verify_hits_and_only_managers_change_lists() {
                 name: "wanted".into(),
             }),
             entries: vec![entry("ZZ11ZZZ", pb::Action::Stop, 60)],
+            look_back_days: 0,
         })
         .await
         .unwrap_err();
@@ -422,6 +424,7 @@ async fn operators_verify_hits_and_only_managers_change_lists() {
                 no_action,
                 entry("ABCDEFGHIJKLMNOPQ", pb::Action::Stop, 60),
             ],
+            look_back_days: 0,
         })
         .await
         .unwrap()

@@ -875,6 +875,7 @@ async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
                 expires_at: Some(nadc_proto::to_pb_time(now().plus_millis(86_400_000))),
                 ..Default::default()
             }],
+            look_back_days: 0,
         })
         .await
         .unwrap();

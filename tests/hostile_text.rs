@@ -244,6 +244,7 @@ async fn hotlist_entries_with_characters_never_on_a_plate_are_refused_naming_the
                 entry("AB\u{410}12"),
                 entry("XY-99.ZZZ"),
             ],
+            look_back_days: 0,
         })
         .await
         .unwrap()

@@ -366,6 +366,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                 .add_entries(pb::AddEntriesRequest {
                     list: list("absent"),
                     entries: vec![],
+                    look_back_days: 0,
                 })
                 .await,
         ),

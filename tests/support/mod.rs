@@ -288,6 +288,7 @@ impl Harness {
                     expires_at: Some(nadc_proto::to_pb_time(now().plus_millis(30 * 86_400_000))),
                     ..Default::default()
                 }],
+                look_back_days: 0,
             })
             .await
             .unwrap()

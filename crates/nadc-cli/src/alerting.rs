@@ -69,6 +69,10 @@ pub enum HotlistCommand {
         /// Run real-time convoy analysis when this entry is hit.
         #[arg(long)]
         convoy: bool,
+        /// Also log the reads of the last N days that the entry would have
+        /// hit, as retrospective hits (at most the standard data-age tier).
+        #[arg(long, default_value_t = 0)]
+        look_back_days: u32,
     },
     /// Remove entries by VRM.
     Remove {
@@ -385,6 +389,7 @@ pub async fn hotlist(cmd: HotlistCommand) -> anyhow::Result<ExitCode> {
             action,
             expires,
             convoy,
+            look_back_days,
         } => {
             let entry = pb::HotlistEntry {
                 vrm,
@@ -398,6 +403,7 @@ pub async fn hotlist(cmd: HotlistCommand) -> anyhow::Result<ExitCode> {
             let req = pb::AddEntriesRequest {
                 list: Some(list_ref(&name)),
                 entries: vec![entry],
+                look_back_days,
             };
             let r = rpc(
                 hotlists_client(channel(&node).await?)
@@ -411,6 +417,27 @@ pub async fn hotlist(cmd: HotlistCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!("added to {name}");
+            if look_back_days > 0 {
+                println!(
+                    "{} retrospective hit(s) in the last {look_back_days} days{}{}",
+                    r.retrospective_hits,
+                    if r.retrospective_hits > 0 {
+                        format!(
+                            ", logged at positions {}..={} (nadc alerts watch --after {})",
+                            r.first_position,
+                            r.last_position,
+                            r.first_position - 1
+                        )
+                    } else {
+                        String::new()
+                    },
+                    if r.retrospective_truncated {
+                        " (truncated: the newest were logged)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         HotlistCommand::Remove { node, name, vrms } => {
@@ -569,6 +596,7 @@ async fn import(
         let req = pb::AddEntriesRequest {
             list: Some(list_ref(name)),
             entries: chunk.iter().map(|(_, e)| e.clone()).collect(),
+            look_back_days: 0,
         };
         let r = rpc(client.add_entries(req).await, "import hotlist entries")?;
         stored += u64::from(r.stored);

@@ -204,6 +204,7 @@ pub async fn alerts(a: AlertsBenchArgs) -> anyhow::Result<ExitCode> {
                     name: name.clone(),
                 }),
                 entries,
+                look_back_days: 0,
             })
             .await
             .map_err(nadc_bof::ClientError::from)?

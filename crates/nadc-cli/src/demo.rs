@@ -523,6 +523,7 @@ async fn hotlist_target(
             expires_at: Some(nadc_proto::to_pb_time(now.plus_millis(7 * 86_400_000))),
             ..Default::default()
         }],
+        look_back_days: 0,
     })
     .await
     .map_err(nadc_bof::ClientError::from)?;

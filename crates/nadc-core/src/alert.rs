@@ -60,13 +60,27 @@ pub enum AlertDetail {
         /// Implied speed, km/h (infinite when the times are equal).
         speed_kmh: f64,
     },
+    /// A retrospective hit: a read stored before its VRM was listed, found
+    /// in the look-back asked for when the entry was added. A hit in every
+    /// other way (kind [`AlertKind::Hit`]). Last of the variants, so alerts
+    /// logged before it existed still decode.
+    RetroHit {
+        /// The list.
+        list: HotlistId,
+        /// The list's purpose.
+        purpose: String,
+        /// The entry as it was when added.
+        entry: HotlistEntry,
+        /// How the read's VRM matched the entry's.
+        matched: MatchKind,
+    },
 }
 
 impl AlertDetail {
     /// The kind of alert.
     pub fn kind(&self) -> AlertKind {
         match self {
-            AlertDetail::Hit { .. } => AlertKind::Hit,
+            AlertDetail::Hit { .. } | AlertDetail::RetroHit { .. } => AlertKind::Hit,
             AlertDetail::Convoy { .. } => AlertKind::Convoy,
             AlertDetail::Clone { .. } => AlertKind::Clone,
         }
@@ -75,16 +89,25 @@ impl AlertDetail {
     /// The action of the hotlist entry involved, if any.
     pub fn action(&self) -> Option<Action> {
         match self {
-            AlertDetail::Hit { entry, .. } => Some(entry.action),
+            AlertDetail::Hit { entry, .. } | AlertDetail::RetroHit { entry, .. } => {
+                Some(entry.action)
+            }
             AlertDetail::Convoy { action, .. } => Some(*action),
             AlertDetail::Clone { .. } => None,
         }
     }
 
+    /// Whether it is a retrospective hit.
+    pub fn is_retrospective(&self) -> bool {
+        matches!(self, AlertDetail::RetroHit { .. })
+    }
+
     /// The hotlist involved, if any.
     pub fn list(&self) -> Option<&HotlistId> {
         match self {
-            AlertDetail::Hit { list, .. } | AlertDetail::Convoy { list, .. } => Some(list),
+            AlertDetail::Hit { list, .. }
+            | AlertDetail::Convoy { list, .. }
+            | AlertDetail::RetroHit { list, .. } => Some(list),
             AlertDetail::Clone { .. } => None,
         }
     }

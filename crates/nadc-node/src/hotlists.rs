@@ -119,6 +119,12 @@ pub struct HotlistsService {
     pub clock: Arc<dyn Clock>,
     /// Where changes are audited.
     pub governance: Arc<Governance>,
+    /// The store (retrospective hits are looked for in it and logged).
+    pub store: Arc<dyn Store>,
+    /// Where new alert positions are announced.
+    pub hub: Arc<crate::alerts::AlertHub>,
+    /// Most retrospective hits one addition logs.
+    pub max_retrospective: usize,
 }
 
 impl HotlistsService {
@@ -129,8 +135,21 @@ impl HotlistsService {
         action: &str,
         query: serde_json::Value,
     ) -> Result<(), Status> {
+        self.audit_returned(actor, action, query, Vec::new()).await
+    }
+
+    /// Audits a change that disclosed reads (retrospective hits), with
+    /// their owning forces.
+    async fn audit_returned(
+        &self,
+        actor: &Actor,
+        action: &str,
+        query: serde_json::Value,
+        returned: Vec<(ForceId, u64)>,
+    ) -> Result<(), Status> {
         let what = Audited {
             query,
+            returned,
             ..Default::default()
         };
         self.governance
@@ -369,20 +388,81 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
                 "intel_ref": e.intel_ref, "expires_at": e.expires_at.to_rfc3339()})
             })
             .collect();
+        let look_back = q.look_back_days;
+        let standard = self.governance.policy.standard_days;
+        if look_back > standard {
+            return Err(ServiceError::invalid(format!(
+                "look_back_days {look_back}: at most the standard data-age tier, {standard} days"
+            ))
+            .into());
+        }
         let target = id.clone();
+        let added_entries = good.clone();
         if !good.is_empty() {
             self.registry
                 .change(move |s| s.put_hotlist_entries(&target, &good).map_err(store_status))
                 .await?;
         }
-        self.audit(
+        // The reads already stored that the new entries would have hit,
+        // logged as retrospective hits for the list's force.
+        let mut retro = (0u32, 0u64, 0u64, false, Vec::new());
+        if look_back > 0 && !added_entries.is_empty() {
+            let (list, _) = self
+                .registry
+                .get(&id)
+                .ok_or_else(|| ServiceError::not_found(format!("no list {id}")))?;
+            let (store, cap) = (self.store.clone(), self.max_retrospective);
+            let from = now.plus_millis(-i64::from(look_back) * 86_400_000);
+            let found = tokio::task::spawn_blocking(move || {
+                let r = crate::alerts::retro::retrospective_hits(
+                    store.as_ref(),
+                    &list,
+                    &added_entries,
+                    from,
+                    now,
+                    now,
+                    cap,
+                )
+                .map_err(ServiceError::from)?;
+                let mut per_force = std::collections::BTreeMap::<ForceId, u64>::new();
+                for a in &r.alerts {
+                    *per_force.entry(a.read_force.clone()).or_default() += 1;
+                }
+                let logged = store.log_alerts(r.alerts).map_err(store_status)?;
+                Ok::<_, ServiceError>((logged, per_force, r.truncated))
+            })
+            .await
+            .map_err(|e| ServiceError::internal(format!("retrospective hits: {e}")))??;
+            let (logged, per_force, truncated) = found;
+            self.hub.notify(self.store.last_alert());
+            retro = (
+                logged.len() as u32,
+                logged.first().copied().unwrap_or(0),
+                logged.last().copied().unwrap_or(0),
+                truncated,
+                per_force.into_iter().collect(),
+            );
+        }
+        let (hits, first, last, truncated, returned) = retro;
+        self.audit_returned(
             &actor,
             "hotlist.add",
-            json!({"list": id.to_string(), "entries": added, "refused": rejected.len()}),
+            json!({"list": id.to_string(), "entries": added, "refused": rejected.len(),
+                "look_back_days": look_back, "retrospective_hits": hits,
+                "retrospective_truncated": truncated}),
+            returned,
         )
         .await?;
-        info!(list = %id, user = %user, stored, rejected = rejected.len(), "hotlist entries added");
-        Ok(Response::new(pb::AddEntriesResponse { stored, rejected }))
+        info!(list = %id, user = %user, stored, rejected = rejected.len(),
+            retrospective = hits, "hotlist entries added");
+        Ok(Response::new(pb::AddEntriesResponse {
+            stored,
+            rejected,
+            retrospective_hits: hits,
+            first_position: first,
+            last_position: last,
+            retrospective_truncated: truncated,
+        }))
     }
 
     async fn remove_entries(

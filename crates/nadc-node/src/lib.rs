@@ -228,6 +228,9 @@ pub async fn start_with_listener(
         registry: hotlists.clone(),
         clock: clock.clone(),
         governance: governance.clone(),
+        store: store.clone(),
+        hub: hub.clone(),
+        max_retrospective: cfg.max_search_limit,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     // Searches, analyses and audit queries share these workers (alert
@@ -248,7 +251,7 @@ pub async fn start_with_listener(
     let search_workers = workers::SearchWorkers::new(&cfg.limits, spools);
     let alerts_service = alerts::AlertsService {
         store: store.clone(),
-        hub,
+        hub: hub.clone(),
         node: name.clone(),
         clock: clock.clone(),
         governance: governance.clone(),

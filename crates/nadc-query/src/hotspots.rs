@@ -170,7 +170,7 @@ fn hit_reads(
 ) -> Result<Vec<StoredRead>, QueryError> {
     let mut hits = Vec::new();
     store.alerts(0, &mut |position, alert| {
-        if let AlertDetail::Hit { list, .. } = &alert.detail
+        if let AlertDetail::Hit { list, .. } | AlertDetail::RetroHit { list, .. } = &alert.detail
             && list.owner == *force
         {
             hits.push((position, alert.read));

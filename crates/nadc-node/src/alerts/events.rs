@@ -225,7 +225,14 @@ fn event(
             purpose,
             entry,
             matched,
+        }
+        | AlertDetail::RetroHit {
+            list,
+            purpose,
+            entry,
+            matched,
         } => {
+            e.retrospective = a.detail.is_retrospective();
             e.list = Some(list_ref_to_pb(list));
             e.purpose = purpose.clone();
             e.entry = Some(entry_to_pb(entry));

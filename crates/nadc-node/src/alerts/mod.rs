@@ -36,6 +36,7 @@ use crate::recent::RecentReads;
 
 pub mod events;
 mod national;
+pub mod retro;
 pub mod service;
 
 pub use events::{AlertFilter, events};

@@ -557,3 +557,45 @@ async fn a_camera_that_went_silent_is_named_with_when_and_a_working_one_is_not()
     // What it disclosed: AVON's three camera rows (C1, C2, VAN).
     assert_eq!(entries[0].returned[0].rows, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hours_of_the_week_are_uk_local_time_unless_utc_is_asked() {
+    let h = Harness::start().await;
+    cameras(&h).await;
+    // Tuesday 20 October 2026, 07:30 UTC: 08:30 in London (BST until 01:00
+    // UTC on Sunday 25 October). Tuesday 17 November, 07:30 UTC: 07:30 GMT.
+    let at = |s: &str| {
+        let mut r = read("x", "LO12CAL", "BRS", 0);
+        r.read_id = s.to_string();
+        r.observed_at = Some(nadc_proto::to_pb_time(
+            nadc_core::Timestamp::parse_rfc3339(s).unwrap(),
+        ));
+        ("AVON", r)
+    };
+    push_all(
+        &h,
+        &[at("2026-10-20T07:30:00Z"), at("2026-11-17T07:30:00Z")],
+    )
+    .await;
+    let ask = |utc: bool| pb::HotSpotsRequest {
+        access: access(),
+        vrms: vec!["LO12CAL".into()],
+        from: Some(nadc_proto::to_pb_time(
+            nadc_core::Timestamp::parse_rfc3339("2026-10-19T00:00:00Z").unwrap(),
+        )),
+        to: Some(nadc_proto::to_pb_time(
+            nadc_core::Timestamp::parse_rfc3339("2026-11-18T00:00:00Z").unwrap(),
+        )),
+        utc,
+        ..Default::default()
+    };
+    let tuesday = |hour: usize| 24 + hour;
+    let local = hot_spots(&h, "alice", ask(false)).await.unwrap();
+    assert_eq!(local.hours_in, "Europe/London");
+    assert_eq!(local.by_hour_of_week[tuesday(8)], 1, "08:30 BST");
+    assert_eq!(local.by_hour_of_week[tuesday(7)], 1, "07:30 GMT");
+    let utc = hot_spots(&h, "alice", ask(true)).await.unwrap();
+    assert_eq!(utc.hours_in, "UTC");
+    assert_eq!(utc.by_hour_of_week[tuesday(7)], 2);
+    assert_eq!(utc.by_hour_of_week.iter().sum::<u64>(), 2);
+}

@@ -17,7 +17,8 @@ use crate::output::{OutputFormat, SpreadsheetCsv, terminal_text};
 #[derive(Subcommand, Debug)]
 pub enum AnalyseCommand {
     /// Hot spots and timing: reads, hits or verified hits counted by H3
-    /// cell and by hour of the week (UTC), the busiest cells first.
+    /// cell and by hour of the week (UK local time, or --utc), the busiest
+    /// cells first.
     Hotspots(HotspotsArgs),
     /// Camera health: each camera's reads in a window against its own
     /// usual rate by hour of the week (silent cameras first), so a missing
@@ -113,6 +114,9 @@ pub struct HotspotsArgs {
     /// Lift the node's cap on window length.
     #[arg(long)]
     allow_broad: bool,
+    /// Hours of the week in UTC (default: UK local time, GMT or BST).
+    #[arg(long)]
+    utc: bool,
     /// table, csv, ndjson or geojson (hexagons with their counts).
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
@@ -266,6 +270,7 @@ async fn hotspots(a: HotspotsArgs) -> anyhow::Result<ExitCode> {
         make: a.make,
         model: a.model,
         colour: a.colour,
+        utc: a.utc,
     };
     let mut client = pb::analysis_client::AnalysisClient::new(channel(&a.node).await?)
         .max_decoding_message_size(64 << 20);
@@ -351,7 +356,7 @@ pub fn print_hot_spots(
                 "type": "FeatureCollection",
                 "features": features,
                 "properties": {"total": r.total, "cells_counted": r.cells_counted,
-                    "resolution": r.resolution, "node": r.node,
+                    "resolution": r.resolution, "node": r.node, "hours_in": r.hours_in,
                     "forces": forces_text(&r.forces)},
             });
             writeln!(out, "{fc}")?;
@@ -408,7 +413,15 @@ pub fn print_hot_spots(
                 )?;
             }
             // The week, hour by hour: when to deploy.
-            writeln!(out, "by hour of the week (UTC):")?;
+            writeln!(
+                out,
+                "by hour of the week ({}):",
+                if r.hours_in.is_empty() {
+                    "UTC"
+                } else {
+                    r.hours_in.as_str()
+                }
+            )?;
             writeln!(
                 out,
                 "     {}",

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds in a UTC day.
@@ -94,6 +94,33 @@ impl Timestamp {
     pub fn minus_days(self, days: u32) -> Self {
         Self(self.0.saturating_sub(i64::from(days) * MS_PER_DAY))
     }
+
+    /// The offset of UK local time from UTC at this instant, ms: one hour
+    /// in British Summer Time, from 01:00 UTC on the last Sunday of March
+    /// to 01:00 UTC on the last Sunday of October (the Summer Time Order
+    /// 2002), else none.
+    pub fn uk_offset_ms(self) -> i64 {
+        let Some(dt) = DateTime::<Utc>::from_timestamp_millis(self.0) else {
+            return 0;
+        };
+        let year = dt.year();
+        let change = |month: u32| -> Option<i64> {
+            let last = chrono::NaiveDate::from_ymd_opt(year, month, 31)?;
+            let back = last.weekday().num_days_from_sunday();
+            let sunday = last - chrono::Duration::days(i64::from(back));
+            Some(sunday.and_hms_opt(1, 0, 0)?.and_utc().timestamp_millis())
+        };
+        match (change(3), change(10)) {
+            (Some(start), Some(end)) if self.0 >= start && self.0 < end => 3_600_000,
+            _ => 0,
+        }
+    }
+
+    /// This instant's UK local wall-clock time, as if it were UTC: for
+    /// calendar arithmetic in UK local time (its day, its hour).
+    pub fn uk_local(self) -> Self {
+        self.plus_millis(self.uk_offset_ms())
+    }
 }
 
 impl fmt::Debug for Timestamp {
@@ -149,6 +176,34 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uk_summer_time_runs_between_the_published_changes() {
+        // The changes as published (gov.uk "When do the clocks change?"):
+        // forward at 01:00 UTC on these Sundays, back at 01:00 UTC on these.
+        let changes = [
+            ("2024-03-31T01:00:00Z", "2024-10-27T01:00:00Z"),
+            ("2025-03-30T01:00:00Z", "2025-10-26T01:00:00Z"),
+            ("2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z"),
+            ("2027-03-28T01:00:00Z", "2027-10-31T01:00:00Z"),
+        ];
+        let t = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+        for (start, end) in changes {
+            let (start, end) = (t(start), t(end));
+            assert_eq!(start.plus_millis(-1).uk_offset_ms(), 0, "{start:?}");
+            assert_eq!(start.uk_offset_ms(), 3_600_000, "{start:?}");
+            assert_eq!(end.plus_millis(-1).uk_offset_ms(), 3_600_000, "{end:?}");
+            assert_eq!(end.uk_offset_ms(), 0, "{end:?}");
+        }
+        // Midsummer noon UTC is 13:00 in London; midwinter, 12:00.
+        let summer = t("2026-06-21T12:00:00Z").uk_local();
+        assert_eq!(summer.ms_of_day(), 13 * 3_600_000);
+        let winter = t("2026-12-21T12:00:00Z").uk_local();
+        assert_eq!(winter.ms_of_day(), 12 * 3_600_000);
+        // 23:30 UTC on a summer Sunday is already Monday in London.
+        let late = t("2026-06-21T23:30:00Z").uk_local();
+        assert_eq!(late.day(), t("2026-06-22T00:30:00Z").day());
+    }
 
     #[test]
     fn rfc3339_round_trip_and_offsets() {

@@ -2,8 +2,8 @@
 //! rate by hour of the week, so that a missing read is never mistaken for
 //! a vehicle's absence.
 //!
-//! A camera's usual rate for an hour of the week is its reads in that hour
-//! over the baseline period (the weeks just before the window) divided by
+//! A camera's usual rate for an hour of the week (UK local time, as traffic
+//! keeps it) is its reads in that hour over the baseline period (the weeks just before the window) divided by
 //! the baseline's length in weeks. Its expected reads in the window are
 //! the sum of the usual rates of the window's hours. The camera index
 //! alone is read: no record is fetched.
@@ -14,7 +14,7 @@ use nadc_core::{Camera, Timestamp};
 use nadc_store::Store;
 
 use crate::QueryError;
-use crate::hotspots::{HOURS_OF_WEEK, hour_of_week};
+use crate::hotspots::{HOURS_OF_WEEK, hour_of_week_in};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -86,7 +86,7 @@ pub fn camera_health(store: &dyn Store, q: &HealthQuery) -> Result<Vec<CameraHea
             &mut |e| {
                 let t = e.observed_at;
                 if t < q.from {
-                    usual[hour_of_week(t)] += 1;
+                    usual[hour_of_week_in(t, false)] += 1;
                 } else {
                     reads += 1;
                 }
@@ -190,7 +190,7 @@ fn expected_in(usual: &[u64], weeks: f64, from: Timestamp, to: Timestamp) -> f64
     while t < end {
         let hour_end = (t.div_euclid(HOUR_MS) + 1) * HOUR_MS;
         let part = (hour_end.min(end) - t) as f64 / HOUR_MS as f64;
-        sum += part * usual[hour_of_week(Timestamp::from_millis(t))] as f64 / weeks;
+        sum += part * usual[hour_of_week_in(Timestamp::from_millis(t), false)] as f64 / weeks;
         t = hour_end;
     }
     sum

@@ -55,6 +55,8 @@ pub struct HotSpotQuery {
     pub limit: usize,
     /// Most reads one analysis may count (beyond: too broad).
     pub max_reads: usize,
+    /// Hours of the week in UTC rather than UK local time.
+    pub utc: bool,
 }
 
 /// One cell's counts.
@@ -89,6 +91,12 @@ pub struct HotSpots {
     pub reads: Vec<StoredRead>,
 }
 
+/// The hour of the week of `t` in UK local time (GMT, or BST in summer),
+/// or in UTC: Monday 00:00–00:59 is 0.
+pub fn hour_of_week_in(t: Timestamp, utc: bool) -> usize {
+    hour_of_week(if utc { t } else { t.uk_local() })
+}
+
 /// The hour of the week of `t` in UTC: Monday 00:00–00:59 is 0.
 pub fn hour_of_week(t: Timestamp) -> usize {
     // 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday.
@@ -110,7 +118,7 @@ pub fn hot_spots(store: &dyn Store, q: &HotSpotQuery) -> Result<HotSpots, QueryE
         } => hit_reads(store, q, force, *verified, vrms)?,
         Subject::Traffic(details) => {
             let details = details.normalised();
-            let mut counter = Counter::new(q.resolution);
+            let mut counter = Counter::new(q.resolution, q.utc);
             store.scan_days(q.from, q.to, &mut |r| {
                 let t = r.read.observed_at;
                 if t >= q.from && t <= q.to && details.matches(&r) {
@@ -121,7 +129,7 @@ pub fn hot_spots(store: &dyn Store, q: &HotSpotQuery) -> Result<HotSpots, QueryE
             return Ok(counter.finish(q.limit, Vec::new()));
         }
     };
-    let mut counter = Counter::new(q.resolution);
+    let mut counter = Counter::new(q.resolution, q.utc);
     for r in &reads {
         counter.add(r);
     }
@@ -210,14 +218,16 @@ fn hit_reads(
 /// Counts reads by cell and hour as they come.
 struct Counter {
     resolution: h3o::Resolution,
+    utc: bool,
     cells: BTreeMap<u64, CellCount>,
     out: HotSpots,
 }
 
 impl Counter {
-    fn new(resolution: h3o::Resolution) -> Self {
+    fn new(resolution: h3o::Resolution, utc: bool) -> Self {
         Self {
             resolution,
+            utc,
             cells: BTreeMap::new(),
             out: HotSpots {
                 by_hour_of_week: vec![0; HOURS_OF_WEEK],
@@ -228,7 +238,7 @@ impl Counter {
 
     fn add(&mut self, r: &StoredRead) {
         let cell = r.position.cell_at(self.resolution);
-        let hour = hour_of_week(r.read.observed_at);
+        let hour = hour_of_week_in(r.read.observed_at, self.utc);
         let c = self.cells.entry(cell).or_insert_with(|| CellCount {
             cell,
             count: 0,

@@ -135,8 +135,14 @@ impl SearchService {
                 n => n.min(self.max_limit),
             },
             max_reads: self.caps.max_candidates,
+            utc: q.utc,
         })
     }
+}
+
+/// The clock hours of the week are counted in.
+fn hours_in(utc: bool) -> &'static str {
+    if utc { "UTC" } else { "Europe/London" }
 }
 
 fn hotspots_to_pb(h: &HotSpots, node: &str, resolution: u32) -> pb::HotSpotsResponse {
@@ -179,6 +185,7 @@ fn hotspots_to_pb(h: &HotSpots, node: &str, resolution: u32) -> pb::HotSpotsResp
         elapsed_us: 0,
         nodes: Vec::new(),
         partial: false,
+        hours_in: String::new(),
     }
 }
 
@@ -198,6 +205,7 @@ impl AnalysisService {
             Err(status) => return Err(s.refuse(&plan, search, status.into()).await),
         };
         let resolution = u32::from(u8::from(query.resolution));
+        let hours_in = hours_in(query.utc);
         let (store, node, governance) = (s.store.clone(), s.node.clone(), s.governance.clone());
         tokio::task::spawn_blocking(move || {
             let _worker = worker;
@@ -224,6 +232,7 @@ impl AnalysisService {
                     info!(user = %plan.actor.user, search, cells = h.cells_counted,
                         counted = h.total, elapsed_us = elapsed, "analysis done");
                     let mut pb = hotspots_to_pb(&h, &node, resolution);
+                    pb.hours_in = hours_in.to_string();
                     pb.clipped_from = plan.clipped_from.map(proto::to_pb_time);
                     pb.elapsed_us = elapsed;
                     Ok(pb)
@@ -412,6 +421,7 @@ impl pb::analysis_server::Analysis for AnalysisService {
         )
         .await?;
         let mut answer = merge(parts, limit);
+        answer.hours_in = hours_in(q.utc).to_string();
         answer.partial = outcomes.iter().any(|o| !o.ok);
         answer.nodes = outcomes;
         answer.node = s.node.clone();

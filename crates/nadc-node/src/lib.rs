@@ -91,6 +91,9 @@ pub struct RunningNode {
     pub name: String,
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// The periodic retention pass, if configured: it holds the store, so
+    /// it is awaited before the store is closed.
+    retention: Option<JoinHandle<()>>,
     store: Arc<dyn Store>,
     tls: Arc<tls::NodeTls>,
 }
@@ -127,6 +130,11 @@ impl RunningNode {
                 self.server.abort();
                 let _ = (&mut self.server).await;
             }
+        }
+        // The retention loop ends on the stop signal (a pass under way
+        // finishes first): nothing of this node holds the store after this.
+        if let Some(retention) = self.retention.take() {
+            let _ = retention.await;
         }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.close())
@@ -350,12 +358,12 @@ pub async fn start_with_listener(
         .build_v1()
         .map_err(|e| NodeError::Server(e.to_string()))?;
 
-    if cfg.retention.interval_s > 0 {
+    let retention = (cfg.retention.interval_s > 0).then(|| {
         tokio::spawn(retention.run_periodically(
             std::time::Duration::from_secs(cfg.retention.interval_s),
             stop_rx.clone(),
-        ));
-    }
+        ))
+    });
     let incoming = tls::accept_loop(
         listener,
         tls.clone(),
@@ -437,6 +445,7 @@ pub async fn start_with_listener(
         name,
         stop: stop_tx,
         server,
+        retention,
         store,
         tls,
     })

@@ -9,7 +9,8 @@
 #     counted the same way (a scan of that read's whole day);
 #   - alibi: could the sampled read's VRM have been within 1 km of a place
 #     5 km away in the hour after it? Its reads 24 hours either side, and
-#     the cameras there judged over a 28-day baseline.
+#     the cameras there judged over a 28-day baseline;
+#   - profile: the sampled VRM's subject profile over the generated period.
 #
 #   benches/analysis.sh [VEHICLES] [ITERATIONS]
 #
@@ -30,3 +31,4 @@ echo "Analysis run times on $reads reads ($(nproc) cores, release, warm cache), 
 "$NADC" bench search --gen-dir "$work/gen" --kind hotspots-vrm --iterations "$ITERATIONS"
 "$NADC" bench search --gen-dir "$work/gen" --kind hotspots-traffic --iterations 20
 "$NADC" bench search --gen-dir "$work/gen" --kind alibi --iterations "$ITERATIONS"
+"$NADC" bench search --gen-dir "$work/gen" --kind profile --iterations "$ITERATIONS"

@@ -465,3 +465,77 @@ async fn a_national_alibi_check_weighs_every_nodes_reads_and_cameras() {
     assert!(partial.nodes.iter().any(|n| n.node == "node-2" && !n.ok));
     assert_eq!(partial.reads.len(), reads_of(0).len() + reads_of(2).len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_national_profile_puts_every_nodes_reads_of_a_place_together() {
+    let c = Cluster::start().await;
+    let mut all = Vec::new();
+    for (i, (_, f)) in NODES.iter().enumerate() {
+        let reads = reads_of(i);
+        let r = pb::ingest_client::IngestClient::new(c.bof(i, f).await)
+            .push_batch(pb::ReadBatch {
+                batch_seq: 1,
+                force: String::new(),
+                reads: reads.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        all.extend(reads);
+    }
+    let p = pb::analysis_client::AnalysisClient::new(c.user(0, "alice").await)
+        .subject_profile(pb::SubjectProfileRequest {
+            access: request().access,
+            vrm: "NA71ONL".into(),
+            from: Some(nadc_proto::to_pb_time(now().plus_millis(-7 * 86_400_000))),
+            to: Some(nadc_proto::to_pb_time(now())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.reads.len(), all.len());
+    assert!(!p.partial && p.nodes.len() == 3, "{:?}", p.nodes);
+    // The reference: each place's reads and days (UTC days: November).
+    let mut want: BTreeMap<u64, (u32, std::collections::BTreeSet<i64>)> = BTreeMap::new();
+    for r in &all {
+        let cell = u64::from(
+            h3o::LatLng::new(r.lat.unwrap(), r.lon.unwrap())
+                .unwrap()
+                .to_cell(h3o::Resolution::Eight),
+        );
+        let e = want.entry(cell).or_default();
+        e.0 += 1;
+        e.1.insert(r.observed_at.as_ref().unwrap().seconds.div_euclid(86_400));
+    }
+    let got: BTreeMap<u64, (u32, u32)> = p
+        .locations
+        .iter()
+        .map(|l| (l.cell, (l.reads, l.days)))
+        .collect();
+    let want: BTreeMap<u64, (u32, u32)> = want
+        .into_iter()
+        .map(|(c, (n, d))| (c, (n, d.len() as u32)))
+        .collect();
+    assert_eq!(got, want);
+    // Swindon, where every node's reads are, is the busiest place, and
+    // lists the cameras of all three forces that read the vehicle there.
+    let swindon = &p.locations[0];
+    let forces: std::collections::BTreeSet<&str> = swindon
+        .cameras_near
+        .iter()
+        .map(|k| k.force.as_str())
+        .collect();
+    assert_eq!(forces.len(), 3, "{:?}", swindon.cameras_near);
+    assert_eq!(
+        national_entries(&c, "search.profile.national").await,
+        [(
+            "alice".to_string(),
+            BTreeMap::from([
+                ("KENT".to_string(), reads_of(1).len() as u64),
+                ("MET".to_string(), reads_of(2).len() as u64),
+            ])
+        )]
+    );
+}

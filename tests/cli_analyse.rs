@@ -1,6 +1,7 @@
 //! `nadc analyse` end to end, as separate processes: a node started with
 //! `nadc serve`, cameras and reads pushed with the CLI, then the alibi and
-//! journey checks, hot spots and camera health in their output formats,
+//! journey checks, hot spots, camera health and a subject profile in their
+//! output formats,
 //! each parsed back by a real parser (csv, geojson, serde_json).
 
 use std::path::PathBuf;
@@ -37,7 +38,7 @@ fn kinds(fc: &geojson::FeatureCollection, kind: &str) -> Vec<geojson::Feature> {
 }
 
 #[test]
-fn alibi_journey_hot_spots_and_camera_health_from_the_command_line() {
+fn every_analysis_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     pki_init(&pki, "AVON", "alice:analyst:AVON");
@@ -221,5 +222,39 @@ fn alibi_journey_hot_spots_and_camera_health_from_the_command_line() {
     );
     let mut r = csv::Reader::from_reader(out.stdout.as_slice());
     assert_eq!(r.records().count(), 3);
+
+    // A profile of the subject's two reads (one day): two places, one
+    // journey between them, neither usual, both reads outliers.
+    let profile = |format: &str| {
+        run(
+            &[
+                "analyse",
+                "profile",
+                "AB51XYZ",
+                "--from",
+                &minutes_ago(120),
+                "--to",
+                &minutes_ago(0),
+                "--format",
+                format,
+            ],
+            &alice,
+            &server.url,
+        )
+    };
+    let out = profile("csv");
+    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    let kinds_seen: Vec<String> = r.records().map(|row| row.unwrap()[0].to_string()).collect();
+    assert_eq!(
+        kinds_seen,
+        ["location", "location", "journey", "outlier", "outlier"]
+    );
+    let fc = geojson(&profile("geojson"));
+    assert_eq!(kinds(&fc, "location").len(), 2);
+    assert_eq!(kinds(&fc, "journey").len(), 1);
+    assert_eq!(kinds(&fc, "read").len(), 2);
+    let text = String::from_utf8_lossy(&profile("table").stdout).to_string();
+    assert!(text.contains("2 read(s) on 1 day(s)"), "{text}");
+    assert!(text.contains("tracks a vehicle, not a person"), "{text}");
     server.stop();
 }

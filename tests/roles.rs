@@ -40,6 +40,7 @@ enum Op {
     HotSpots,
     CameraHealth,
     Alibi,
+    SubjectProfile,
     CreateHotlist,
     DeleteHotlist,
     AddEntries,
@@ -61,7 +62,7 @@ enum Op {
     Share,
 }
 
-const ALL: [Op; 37] = [
+const ALL: [Op; 38] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -80,6 +81,7 @@ const ALL: [Op; 37] = [
     Op::HotSpots,
     Op::CameraHealth,
     Op::Alibi,
+    Op::SubjectProfile,
     Op::CreateHotlist,
     Op::DeleteHotlist,
     Op::AddEntries,
@@ -126,6 +128,7 @@ fn allowed(op: Op) -> &'static [&'static str] {
         | Op::HotSpots
         | Op::CameraHealth
         | Op::Alibi
+        | Op::SubjectProfile
         | Op::MarkMaterial
         | Op::Schedule => SEARCHERS,
         Op::CreateHotlist | Op::DeleteHotlist | Op::AddEntries | Op::RemoveEntries => {
@@ -338,6 +341,19 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                 })
                 .await,
         ),
+        Op::SubjectProfile => unary(
+            pb::analysis_client::AnalysisClient::new(ch.clone())
+                .subject_profile(pb::SubjectProfileRequest {
+                    access: access(),
+                    vrm: "AB12CDE".into(),
+                    from: Some(nadc_proto::to_pb_time(
+                        support::now().plus_millis(-86_400_000),
+                    )),
+                    to: Some(nadc_proto::to_pb_time(support::now())),
+                    ..Default::default()
+                })
+                .await,
+        ),
         Op::HotSpots => unary(
             pb::analysis_client::AnalysisClient::new(ch)
                 .hot_spots(pb::HotSpotsRequest {
@@ -509,6 +525,7 @@ fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
         Op::HotSpots => ("Analysis", "HotSpots", "search.hotspots"),
         Op::CameraHealth => ("Analysis", "CameraHealth", "search.camera_health"),
         Op::Alibi => ("Analysis", "Alibi", "search.alibi"),
+        Op::SubjectProfile => ("Analysis", "SubjectProfile", "search.profile"),
         Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
         Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),
         Op::AddEntries => ("Hotlists", "AddEntries", "hotlist.add"),

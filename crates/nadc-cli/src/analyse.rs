@@ -32,6 +32,9 @@ pub enum AnalyseCommand {
     /// against the vehicle's reads, each camera's coverage at each place,
     /// and the speed each leg needs.
     Journey(crate::alibi::JourneyArgs),
+    /// Subject profile: the vehicle's usual locations, times and journeys
+    /// over a period, and the reads that do not fit, scored.
+    Profile(crate::profile::ProfileArgs),
 }
 
 /// `nadc analyse cameras`.
@@ -129,6 +132,7 @@ pub async fn run(command: AnalyseCommand) -> anyhow::Result<ExitCode> {
         AnalyseCommand::Cameras(a) => cameras(a).await,
         AnalyseCommand::Alibi(a) => crate::alibi::alibi(a).await,
         AnalyseCommand::Journey(a) => crate::alibi::journey(a).await,
+        AnalyseCommand::Profile(a) => crate::profile::run(a).await,
     }
 }
 
@@ -238,7 +242,7 @@ fn cameras_text(cameras: &[pb::CameraRef]) -> String {
 }
 
 /// The cell's hexagon as a closed GeoJSON ring, [lon, lat] pairs.
-fn hexagon(cell: u64) -> Vec<[f64; 2]> {
+pub(crate) fn hexagon(cell: u64) -> Vec<[f64; 2]> {
     let Ok(c) = h3o::CellIndex::try_from(cell) else {
         return Vec::new();
     };

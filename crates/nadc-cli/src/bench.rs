@@ -48,6 +48,8 @@ pub enum Kind {
     /// reads 24 hours either side weighed, the cameras there judged over a
     /// 28-day baseline.
     Alibi,
+    /// A subject profile of a VRM over the whole generated period.
+    Profile,
 }
 
 impl Kind {
@@ -394,6 +396,26 @@ async fn run_one(
     const H: i64 = 3_600_000;
     let stream = match kind {
         Kind::Convoy => return convoy(ch, scope, s, period).await,
+        Kind::Profile => {
+            let r = pb::analysis_client::AnalysisClient::new(ch.clone())
+                .max_decoding_message_size(256 << 20)
+                .subject_profile(pb::SubjectProfileRequest {
+                    access: crate::bench::access(),
+                    scope,
+                    vrm: s.vrm.clone(),
+                    from: Some(nadc_proto::to_pb_time(period.0)),
+                    to: Some(nadc_proto::to_pb_time(period.1)),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            return Ok(Answer {
+                rows: r.reads.len(),
+                total: r.locations.len() as u64,
+                failed: failed_nodes(&r.nodes),
+                ..Default::default()
+            });
+        }
         Kind::Alibi => {
             let r = pb::analysis_client::AnalysisClient::new(ch.clone())
                 .max_decoding_message_size(256 << 20)
@@ -674,7 +696,13 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             failed.join(", ")
         );
     }
-    if a.kind == Kind::Alibi {
+    if a.kind == Kind::Profile {
+        println!(
+            "{:?}: mean locations {:.1} (rows above: the vehicle's reads profiled)",
+            a.kind,
+            mean(total)
+        );
+    } else if a.kind == Kind::Alibi {
         println!(
             "{:?}: mean cameras judged at the place {:.1} (rows above: the vehicle's reads weighed)",
             a.kind,

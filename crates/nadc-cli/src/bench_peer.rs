@@ -167,7 +167,7 @@ pub fn sql(kind: Kind) -> String {
         ),
         Kind::Convoy => convoy_sql(),
         // Refused before a peer is connected (`Kind::has_sql_peer`).
-        Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi => String::new(),
+        Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi | Kind::Profile => String::new(),
     }
 }
 
@@ -340,7 +340,7 @@ impl Peer {
                 }
                 return Ok(convoy_answer(&pairs));
             }
-            Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi => {
+            Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi | Kind::Profile => {
                 anyhow::bail!("{:?} has no PostGIS counterpart", self.kind)
             }
         };

@@ -16,6 +16,7 @@ mod generate;
 mod governance;
 mod output;
 mod pki;
+mod profile;
 mod serve;
 mod store_cmd;
 pub mod synth;
@@ -54,7 +55,7 @@ enum Command {
         command: client::CamerasCommand,
     },
     /// Analyses for investigators and analysts (hot spots and timing,
-    /// camera health, alibi and journey checks).
+    /// camera health, alibi and journey checks, subject profiles).
     Analyse {
         #[command(subcommand)]
         command: analyse::AnalyseCommand,

@@ -118,6 +118,12 @@ pub const RULES: &[Rule] = &[
     ),
     rule("nadc.v1.Analysis", "Alibi", SEARCHING, "search.alibi"),
     rule(
+        "nadc.v1.Analysis",
+        "SubjectProfile",
+        SEARCHING,
+        "search.profile",
+    ),
+    rule(
         "nadc.v1.Hotlists",
         "CreateHotlist",
         MANAGERS,

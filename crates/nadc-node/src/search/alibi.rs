@@ -372,7 +372,9 @@ fn evidence(
 
 /// Read rows per owning force (a force that does not parse is a peer's
 /// mistake and is left out).
-fn reads_per_force<'a>(rows: impl Iterator<Item = &'a pb::ReadRow>) -> Vec<(ForceId, u64)> {
+pub(super) fn reads_per_force<'a>(
+    rows: impl Iterator<Item = &'a pb::ReadRow>,
+) -> Vec<(ForceId, u64)> {
     let mut per = BTreeMap::<ForceId, u64>::new();
     for r in rows {
         if let Some(f) = r
@@ -387,7 +389,7 @@ fn reads_per_force<'a>(rows: impl Iterator<Item = &'a pb::ReadRow>) -> Vec<(Forc
 }
 
 /// When a row was read, in milliseconds (rows without a time sort first).
-fn observed_ms(r: &pb::ReadRow) -> i64 {
+pub(super) fn observed_ms(r: &pb::ReadRow) -> i64 {
     r.provenance
         .as_ref()
         .and_then(|p| p.observed_at.as_ref())

@@ -356,6 +356,13 @@ impl pb::analysis_server::Analysis for AnalysisService {
         self.0.alibi_of(req).await.map(Response::new)
     }
 
+    async fn subject_profile(
+        &self,
+        req: Request<pb::SubjectProfileRequest>,
+    ) -> Result<Response<pb::SubjectProfileResponse>, Status> {
+        self.0.profile_of(req).await.map(Response::new)
+    }
+
     async fn hot_spots(
         &self,
         req: Request<pb::HotSpotsRequest>,

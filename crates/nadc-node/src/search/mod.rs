@@ -10,8 +10,8 @@
 //! - `national`: the fan-out to peers and the exact merge of their pages;
 //! - `analysis`: convoy and clones, governed as searches;
 //! - `hotspots`: the Analysis service (hot spots and timing), governed as
-//!   a search; `camera_health` and `alibi` (alibi and journey checks) are
-//!   its other analyses.
+//!   a search; `camera_health`, `alibi` (alibi and journey checks) and
+//!   `profile` (subject profiles) are its other analyses.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,6 +41,7 @@ mod hotspots;
 mod local;
 mod national;
 mod plan;
+mod profile;
 
 use crate::error::ServiceError;
 use analysis::{DEFAULT_COMPANIONS, compute_clones, compute_convoy};

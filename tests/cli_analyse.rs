@@ -1,7 +1,7 @@
 //! `nadc analyse` end to end, as separate processes: a node started with
 //! `nadc serve`, cameras and reads pushed with the CLI, then the alibi and
-//! journey checks, hot spots, camera health and a subject profile in their
-//! output formats,
+//! journey checks, hot spots, camera health, a subject profile and an
+//! associate network in their output formats,
 //! each parsed back by a real parser (csv, geojson, serde_json).
 
 use std::path::PathBuf;
@@ -63,12 +63,17 @@ fn every_analysis_from_the_command_line() {
     );
     // The subject at Bristol 60 minutes ago and at Keynsham 50 minutes
     // ago; other traffic at Bath every 5 minutes for the last 90.
+    // The subject's read times, kept: the journey claims them exactly.
+    let (at60, at50) = (minutes_ago(60), minutes_ago(50));
     let reads = dir.path().join("reads.csv");
     let mut csv = String::from(
         "read_id,vrm,observed_at,camera_id,lat,lon,bearing,lane,confidence,make,model,colour\n",
     );
-    csv += &format!("s1,AB51XYZ,{},BRS,,,,,,,,\n", minutes_ago(60));
-    csv += &format!("s2,AB51XYZ,{},KEY,,,,,,,,\n", minutes_ago(50));
+    csv += &format!("s1,AB51XYZ,{at60},BRS,,,,,,,,\n");
+    csv += &format!("s2,AB51XYZ,{at50},KEY,,,,,,,,\n");
+    // A vehicle travelling with it at both cameras.
+    csv += &format!("c1,CO50NVY,{at60},BRS,,,,,,,,\n");
+    csv += &format!("c2,CO50NVY,{at50},KEY,,,,,,,,\n");
     for k in 0..18 {
         csv += &format!("t{k},TR4FF1C,{},BATH,,,,,,,,\n", minutes_ago(90 - 5 * k));
     }
@@ -121,8 +126,8 @@ fn every_analysis_from_the_command_line() {
              home,51.4545,-2.5879,{},,300\n\
              keynsham,51.4140,-2.4960,{},,300\n\
              bath,51.3811,-2.3590,{},{},300\n",
-            minutes_ago(60),
-            minutes_ago(50),
+            at60,
+            at50,
             minutes_ago(41),
             minutes_ago(39),
         ),
@@ -256,5 +261,56 @@ fn every_analysis_from_the_command_line() {
     let text = String::from_utf8_lossy(&profile("table").stdout).to_string();
     assert!(text.contains("2 read(s) on 1 day(s)"), "{text}");
     assert!(text.contains("tracks a vehicle, not a person"), "{text}");
+
+    // Its associate network: GraphML and the CSV edge list, parsed back.
+    let network = |format: &str| {
+        run(
+            &[
+                "analyse",
+                "network",
+                "AB51XYZ",
+                "--from",
+                &minutes_ago(120),
+                "--to",
+                &minutes_ago(0),
+                "--format",
+                format,
+            ],
+            &alice,
+            &server.url,
+        )
+    };
+    let graphml = network("graphml").stdout;
+    let mut reader = quick_xml::Reader::from_reader(graphml.as_slice());
+    let (mut nodes, mut edges) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).unwrap() {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                let attr = |name: &[u8]| {
+                    e.attributes()
+                        .map(Result::unwrap)
+                        .find(|a| a.key.as_ref() == name)
+                        .map(|a| String::from_utf8(a.value.to_vec()).unwrap())
+                };
+                match e.name().as_ref() {
+                    b"node" => nodes.push(attr(b"id").unwrap()),
+                    b"edge" => edges.push((attr(b"source").unwrap(), attr(b"target").unwrap())),
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    nodes.sort();
+    assert_eq!(nodes, ["AB51XYZ", "CO50NVY"]);
+    assert_eq!(edges, [("AB51XYZ".to_string(), "CO50NVY".to_string())]);
+    let out = network("edges-csv");
+    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][2], "2", "co-occurrences");
     server.stop();
 }

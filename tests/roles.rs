@@ -41,6 +41,7 @@ enum Op {
     CameraHealth,
     Alibi,
     SubjectProfile,
+    AssociateNetwork,
     CreateHotlist,
     DeleteHotlist,
     AddEntries,
@@ -62,7 +63,7 @@ enum Op {
     Share,
 }
 
-const ALL: [Op; 38] = [
+const ALL: [Op; 39] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -82,6 +83,7 @@ const ALL: [Op; 38] = [
     Op::CameraHealth,
     Op::Alibi,
     Op::SubjectProfile,
+    Op::AssociateNetwork,
     Op::CreateHotlist,
     Op::DeleteHotlist,
     Op::AddEntries,
@@ -129,6 +131,7 @@ fn allowed(op: Op) -> &'static [&'static str] {
         | Op::CameraHealth
         | Op::Alibi
         | Op::SubjectProfile
+        | Op::AssociateNetwork
         | Op::MarkMaterial
         | Op::Schedule => SEARCHERS,
         Op::CreateHotlist | Op::DeleteHotlist | Op::AddEntries | Op::RemoveEntries => {
@@ -354,6 +357,19 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                 })
                 .await,
         ),
+        Op::AssociateNetwork => unary(
+            pb::analysis_client::AnalysisClient::new(ch.clone())
+                .associate_network(pb::NetworkRequest {
+                    access: access(),
+                    vrms: vec!["AB12CDE".into()],
+                    from: Some(nadc_proto::to_pb_time(
+                        support::now().plus_millis(-86_400_000),
+                    )),
+                    to: Some(nadc_proto::to_pb_time(support::now())),
+                    ..Default::default()
+                })
+                .await,
+        ),
         Op::HotSpots => unary(
             pb::analysis_client::AnalysisClient::new(ch)
                 .hot_spots(pb::HotSpotsRequest {
@@ -526,6 +542,7 @@ fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
         Op::CameraHealth => ("Analysis", "CameraHealth", "search.camera_health"),
         Op::Alibi => ("Analysis", "Alibi", "search.alibi"),
         Op::SubjectProfile => ("Analysis", "SubjectProfile", "search.profile"),
+        Op::AssociateNetwork => ("Analysis", "AssociateNetwork", "search.network"),
         Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
         Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),
         Op::AddEntries => ("Hotlists", "AddEntries", "hotlist.add"),

@@ -35,6 +35,10 @@ pub enum AnalyseCommand {
     /// Subject profile: the vehicle's usual locations, times and journeys
     /// over a period, and the reads that do not fit, scored.
     Profile(crate::profile::ProfileArgs),
+    /// Associate network: the co-travel graph of seed vehicles from their
+    /// convoy companions, hop by hop; GraphML, or CSV node and edge lists
+    /// for i2 Analyst's Notebook.
+    Network(crate::network::NetworkArgs),
 }
 
 /// `nadc analyse cameras`.
@@ -133,6 +137,7 @@ pub async fn run(command: AnalyseCommand) -> anyhow::Result<ExitCode> {
         AnalyseCommand::Alibi(a) => crate::alibi::alibi(a).await,
         AnalyseCommand::Journey(a) => crate::alibi::journey(a).await,
         AnalyseCommand::Profile(a) => crate::profile::run(a).await,
+        AnalyseCommand::Network(a) => crate::network::run(a).await,
     }
 }
 

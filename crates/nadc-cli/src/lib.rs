@@ -14,6 +14,7 @@ mod demo;
 mod follow;
 mod generate;
 mod governance;
+mod network;
 mod output;
 mod pki;
 mod profile;
@@ -55,7 +56,8 @@ enum Command {
         command: client::CamerasCommand,
     },
     /// Analyses for investigators and analysts (hot spots and timing,
-    /// camera health, alibi and journey checks, subject profiles).
+    /// camera health, alibi and journey checks, subject profiles, associate
+    /// networks).
     Analyse {
         #[command(subcommand)]
         command: analyse::AnalyseCommand,

@@ -77,6 +77,15 @@ pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     }
 }
 
+/// Gives `to` (a request the node makes of its own services on behalf of
+/// `from`'s caller, e.g. an analysis made of searches) the caller `from`
+/// was authenticated as: the same identity, never a new one.
+pub(crate) fn carry_caller<T, U>(from: &Request<T>, to: &mut Request<U>) {
+    if let Some(a) = from.extensions().get::<Authenticated>() {
+        to.extensions_mut().insert(a.clone());
+    }
+}
+
 /// The tower layer in front of every service: it reads the principal once
 /// per request from the connection's verified client certificate, puts it
 /// in the request's extensions, and lets the request through only if the

@@ -119,6 +119,12 @@ pub const RULES: &[Rule] = &[
     rule("nadc.v1.Analysis", "Alibi", SEARCHING, "search.alibi"),
     rule(
         "nadc.v1.Analysis",
+        "AssociateNetwork",
+        SEARCHING,
+        "search.network",
+    ),
+    rule(
+        "nadc.v1.Analysis",
         "SubjectProfile",
         SEARCHING,
         "search.profile",

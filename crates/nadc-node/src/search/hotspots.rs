@@ -356,6 +356,13 @@ impl pb::analysis_server::Analysis for AnalysisService {
         self.0.alibi_of(req).await.map(Response::new)
     }
 
+    async fn associate_network(
+        &self,
+        req: Request<pb::NetworkRequest>,
+    ) -> Result<Response<pb::NetworkResponse>, Status> {
+        self.0.network_of(req).await.map(Response::new)
+    }
+
     async fn subject_profile(
         &self,
         req: Request<pb::SubjectProfileRequest>,

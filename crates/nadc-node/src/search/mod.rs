@@ -10,8 +10,9 @@
 //! - `national`: the fan-out to peers and the exact merge of their pages;
 //! - `analysis`: convoy and clones, governed as searches;
 //! - `hotspots`: the Analysis service (hot spots and timing), governed as
-//!   a search; `camera_health`, `alibi` (alibi and journey checks) and
-//!   `profile` (subject profiles) are its other analyses.
+//!   a search; `camera_health`, `alibi` (alibi and journey checks),
+//!   `profile` (subject profiles) and `network` (associate networks, hop by
+//!   hop over the convoy search) are its other analyses.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ mod hotspots;
 
 mod local;
 mod national;
+mod network;
 mod plan;
 mod profile;
 

@@ -437,6 +437,7 @@ async fn hotlist_changes_and_verifications_are_audited() {
                 ..Default::default()
             }],
             look_back_days: 0,
+            access: None,
         })
         .await
         .unwrap();

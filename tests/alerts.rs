@@ -50,6 +50,7 @@ async fn make_list(h: &Harness, name: &str, fuzzy: bool, entries: Vec<pb::Hotlis
             list: list(name),
             entries,
             look_back_days: 0,
+            access: None,
         })
         .await
         .unwrap()
@@ -402,6 +403,7 @@ async fn operators_verify_hits_and_only_managers_change_lists() {
             }),
             entries: vec![entry("ZZ11ZZZ", pb::Action::Stop, 60)],
             look_back_days: 0,
+            access: None,
         })
         .await
         .unwrap_err();
@@ -425,6 +427,7 @@ async fn operators_verify_hits_and_only_managers_change_lists() {
                 entry("ABCDEFGHIJKLMNOPQ", pb::Action::Stop, 60),
             ],
             look_back_days: 0,
+            access: None,
         })
         .await
         .unwrap()

@@ -876,6 +876,7 @@ async fn the_hotlist_hits_of_every_node_come_back_in_one_national_history() {
                 ..Default::default()
             }],
             look_back_days: 0,
+            access: None,
         })
         .await
         .unwrap();

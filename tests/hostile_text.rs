@@ -245,6 +245,7 @@ async fn hotlist_entries_with_characters_never_on_a_plate_are_refused_naming_the
                 entry("XY-99.ZZZ"),
             ],
             look_back_days: 0,
+            access: None,
         })
         .await
         .unwrap()

@@ -1,16 +1,18 @@
 //! Retrospective hits (issue 20, item 7): an entry added with a look-back
 //! logs the stored reads it would have hit as hits marked retrospective,
 //! exactly those (checked against the reads planted, by time and by the
-//! list's matching), for the list's force; a live watcher gets them; the
-//! look-back stops at the standard data-age tier; the addition is audited
-//! with the reads disclosed per owning force.
+//! list's matching), for the list's force. A look-back is a search: it
+//! needs a searching role as well as hotlist-manager, a purpose and a case
+//! (the reads hit are registered and audited under it), and stops at the
+//! standard data-age tier; a watch shows retrospective hits only under a
+//! purpose and case, as it shows history.
 
 mod support;
 
 use std::collections::BTreeMap;
 
 use nadc_bof::pb;
-use support::{Harness, access, now};
+use support::{Harness, access, case_access, now};
 
 const DAY: i64 = 86_400_000;
 const SUBJECT: &str = "RT12ABC";
@@ -53,12 +55,26 @@ async fn plant(h: &Harness) {
     }
 }
 
+/// kim: KENT, investigator and hotlist-manager.
+const MANAGER: &str = "kim";
+
 async fn list(h: &Harness, name: &str, fuzzy: bool) {
-    pb::hotlists_client::HotlistsClient::new(h.user("harry").await)
+    pb::hotlists_client::HotlistsClient::new(h.user(MANAGER).await)
         .create_hotlist(pb::CreateHotlistRequest {
             name: name.into(),
             purpose: "serious crime".into(),
             fuzzy,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+async fn list_as(h: &Harness, user: &str, name: &str) {
+    pb::hotlists_client::HotlistsClient::new(h.user(user).await)
+        .create_hotlist(pb::CreateHotlistRequest {
+            name: name.into(),
+            purpose: "serious crime".into(),
             ..Default::default()
         })
         .await
@@ -70,7 +86,17 @@ async fn add(
     name: &str,
     look_back_days: u32,
 ) -> Result<pb::AddEntriesResponse, tonic::Status> {
-    pb::hotlists_client::HotlistsClient::new(h.user("harry").await)
+    add_as(h, MANAGER, name, look_back_days, case_access("OP-RETRO")).await
+}
+
+async fn add_as(
+    h: &Harness,
+    user: &str,
+    name: &str,
+    look_back_days: u32,
+    access: Option<pb::AccessContext>,
+) -> Result<pb::AddEntriesResponse, tonic::Status> {
+    pb::hotlists_client::HotlistsClient::new(h.user(user).await)
         .add_entries(pb::AddEntriesRequest {
             list: Some(pb::HotlistRef {
                 owner: String::new(),
@@ -85,6 +111,7 @@ async fn add(
                 ..Default::default()
             }],
             look_back_days,
+            access,
         })
         .await
         .map(tonic::Response::into_inner)
@@ -104,9 +131,9 @@ fn reference(days: i64, fuzzy: bool) -> Vec<&'static str> {
     ids.into_iter().map(|(_, id)| id).collect()
 }
 
-/// The alert history after `after`, as alice (AVON, alerting) reads it.
+/// The alert history after `after`, as kim (KENT, alerting) reads it.
 async fn history(h: &Harness, after: u64) -> Vec<pb::AlertEvent> {
-    let mut s = pb::alerts_client::AlertsClient::new(h.user("alice").await)
+    let mut s = pb::alerts_client::AlertsClient::new(h.user(MANAGER).await)
         .watch(pb::WatchRequest {
             after,
             history_only: true,
@@ -139,15 +166,33 @@ async fn an_entry_added_with_a_look_back_logs_the_reads_it_would_have_hit() {
     let h = Harness::start().await;
     plant(&h).await;
     list(&h, "exact", false).await;
-    // A watcher following live before the entry is added.
-    let mut live = pb::alerts_client::AlertsClient::new(h.user("alice").await)
-        .watch(pb::WatchRequest {
-            from_now: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    // Watchers following live before the entry is added: one under a
+    // purpose and case, one without.
+    let follow = |access: Option<pb::AccessContext>| {
+        let h = &h;
+        async move {
+            pb::alerts_client::AlertsClient::new(h.user(MANAGER).await)
+                .watch(pb::WatchRequest {
+                    from_now: true,
+                    access,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let mut live = follow(access()).await;
+    let mut bare = follow(None).await;
+
+    // A hotlist manager without a searching role may not look back.
+    list_as(&h, "harry", "avon").await;
+    let e = add_as(&h, "harry", "avon", 30, access()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+    assert!(e.message().contains("searching role"), "{}", e.message());
+    // Nor without a case.
+    let e = add_as(&h, MANAGER, "exact", 30, None).await.unwrap_err();
+    assert_ne!(e.code(), tonic::Code::Ok);
 
     let r = add(&h, "exact", 30).await.unwrap();
     let want = reference(30, false);
@@ -167,25 +212,45 @@ async fn an_entry_added_with_a_look_back_logs_the_reads_it_would_have_hit() {
         (events[0].position, events.last().unwrap().position),
         (r.first_position, r.last_position)
     );
-    // The live watcher is told of them as they are logged.
+    // The live watcher under a case is told of them as they are logged.
     for id in &want {
         let e = live.message().await.unwrap().unwrap();
         assert_eq!(read_id(&e), *id);
         assert!(e.retrospective);
     }
+    // The one without a case is not: the next it sees is a live hit.
+    let r = pb::ingest_client::IngestClient::new(h.bof("AVON").await)
+        .push_batch(support::batch(vec![pb::Read {
+            read_id: "live".into(),
+            vrm: SUBJECT.into(),
+            observed_at: Some(nadc_proto::to_pb_time(now())),
+            camera_id: "C1".into(),
+            ..Default::default()
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.accepted, 1);
+    let e = bare.message().await.unwrap().unwrap();
+    assert_eq!(read_id(&e), "live");
+    assert!(!e.retrospective);
 
-    // The addition is audited with the look-back and the reads disclosed,
-    // per owning force (KENT's read among them).
+    // The look-back is audited under its case with the reads it
+    // disclosed, per owning force (AVON's among them); the addition too.
     let entries = h
         .audit_entries(
-            "audrey",
+            "kurt",
             pb::AuditQuery {
-                action: "hotlist.add".into(),
+                action: "hotlist.add.retrospective".into(),
                 ..Default::default()
             },
         )
         .await;
-    let e = entries.last().unwrap();
+    let e = entries
+        .iter()
+        .find(|e| e.action == "hotlist.add.retrospective")
+        .unwrap();
+    assert_eq!(e.case_ref, "OP-RETRO");
     assert!(e.query.contains("\"look_back_days\":30"), "{}", e.query);
     let returned: BTreeMap<String, u64> = e
         .returned

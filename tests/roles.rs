@@ -399,6 +399,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                     list: list("absent"),
                     entries: vec![],
                     look_back_days: 0,
+                    access: None,
                 })
                 .await,
         ),

@@ -289,6 +289,7 @@ impl Harness {
                     ..Default::default()
                 }],
                 look_back_days: 0,
+                access: None,
             })
             .await
             .unwrap()

@@ -71,8 +71,13 @@ pub enum HotlistCommand {
         convoy: bool,
         /// Also log the reads of the last N days that the entry would have
         /// hit, as retrospective hits (at most the standard data-age tier).
+        /// A search of stored reads: it needs a searching role too, and a
+        /// purpose and case (--purpose, --case), under which they are
+        /// registered.
         #[arg(long, default_value_t = 0)]
         look_back_days: u32,
+        #[command(flatten)]
+        access: crate::client::AccessArgs,
     },
     /// Remove entries by VRM.
     Remove {
@@ -390,6 +395,7 @@ pub async fn hotlist(cmd: HotlistCommand) -> anyhow::Result<ExitCode> {
             expires,
             convoy,
             look_back_days,
+            access,
         } => {
             let entry = pb::HotlistEntry {
                 vrm,
@@ -404,6 +410,11 @@ pub async fn hotlist(cmd: HotlistCommand) -> anyhow::Result<ExitCode> {
                 list: Some(list_ref(&name)),
                 entries: vec![entry],
                 look_back_days,
+                access: if look_back_days > 0 {
+                    Some(crate::client::access_context(&node, &access)?)
+                } else {
+                    None
+                },
             };
             let r = rpc(
                 hotlists_client(channel(&node).await?)
@@ -597,6 +608,7 @@ async fn import(
             list: Some(list_ref(name)),
             entries: chunk.iter().map(|(_, e)| e.clone()).collect(),
             look_back_days: 0,
+            access: None,
         };
         let r = rpc(client.add_entries(req).await, "import hotlist entries")?;
         stored += u64::from(r.stored);
@@ -645,6 +657,9 @@ pub fn alert_json(e: &pb::AlertEvent) -> Value {
             "note": v.note,
         },
     });
+    if e.retrospective {
+        o["retrospective"] = json!(true);
+    }
     if let Some(l) = &e.list {
         o["list"] = json!(format!("{}/{}", l.owner, l.name));
         o["purpose"] = json!(e.purpose);
@@ -724,9 +739,21 @@ pub fn alert_text(e: &pb::AlertEvent) -> String {
     let j = alert_json(e);
     let s = |k: &str| j[k].as_str().unwrap_or_default().to_string();
     let mut out = format!(
-        "#{} {} raised {} on {}",
+        "#{} {}{} raised {} on {}",
         e.position,
         s("kind").to_uppercase(),
+        if e.retrospective {
+            format!(
+                " RETROSPECTIVE (the read is from {}, before the entry was listed)",
+                e.read
+                    .as_ref()
+                    .and_then(|r| r.provenance.as_ref())
+                    .map(|p| time(&p.observed_at))
+                    .unwrap_or_default()
+            )
+        } else {
+            String::new()
+        },
         s("raised_at"),
         e.node
     );

@@ -205,6 +205,7 @@ pub async fn alerts(a: AlertsBenchArgs) -> anyhow::Result<ExitCode> {
                 }),
                 entries,
                 look_back_days: 0,
+                access: None,
             })
             .await
             .map_err(nadc_bof::ClientError::from)?

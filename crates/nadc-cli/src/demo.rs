@@ -524,6 +524,7 @@ async fn hotlist_target(
             ..Default::default()
         }],
         look_back_days: 0,
+        access: None,
     })
     .await
     .map_err(nadc_bof::ClientError::from)?;

@@ -125,7 +125,14 @@ pub struct HotlistsService {
     pub hub: Arc<crate::alerts::AlertHub>,
     /// Most retrospective hits one addition logs.
     pub max_retrospective: usize,
+    /// The node's name (provenance of the reads a look-back registers).
+    pub node: String,
+    /// The search workers a look-back runs under.
+    pub workers: crate::workers::SearchWorkers,
 }
+
+/// Most entries one addition may look back for.
+const MAX_LOOK_BACK_ENTRIES: usize = 100;
 
 impl HotlistsService {
     /// Audits a change made to a list.
@@ -135,27 +142,113 @@ impl HotlistsService {
         action: &str,
         query: serde_json::Value,
     ) -> Result<(), Status> {
-        self.audit_returned(actor, action, query, Vec::new()).await
-    }
-
-    /// Audits a change that disclosed reads (retrospective hits), with
-    /// their owning forces.
-    async fn audit_returned(
-        &self,
-        actor: &Actor,
-        action: &str,
-        query: serde_json::Value,
-        returned: Vec<(ForceId, u64)>,
-    ) -> Result<(), Status> {
         let what = Audited {
             query,
-            returned,
             ..Default::default()
         };
         self.governance
             .record(self.governance.entry(actor, action, &what, Outcome::Ok))
             .await
             .map(drop)
+    }
+}
+
+impl HotlistsService {
+    /// The retrospective hits of `entries` (about to be added to list
+    /// `id`) over the last `look_back_days`, found as a search is: the
+    /// caller needs a searching role as well, a purpose and a case, and
+    /// the window must lie in the data-age tier; it runs under a search
+    /// worker, bounded; the reads hit are registered under the case and
+    /// audited (`hotlist.add.retrospective`) before they are returned.
+    async fn look_back(
+        &self,
+        principal: &Principal,
+        actor: &Actor,
+        id: &HotlistId,
+        entries: &[HotlistEntry],
+        q: &pb::AddEntriesRequest,
+        now: nadc_core::Timestamp,
+    ) -> Result<crate::alerts::retro::Retro, Status> {
+        let g = &self.governance;
+        let days = q.look_back_days;
+        let searching = matches!(principal, Principal::User { roles, .. }
+            if roles.iter().any(|r| r.may_search()));
+        if !searching {
+            return Err(ServiceError::denied(
+                "look_back_days searches stored reads: it needs a searching role (analyst, \
+                 investigator, supervisor or disclosure) as well as hotlist-manager",
+            )
+            .into());
+        }
+        if days > g.policy.standard_days {
+            return Err(ServiceError::invalid(format!(
+                "look_back_days {days}: at most the standard data-age tier, {} days",
+                g.policy.standard_days
+            ))
+            .into());
+        }
+        if entries.len() > MAX_LOOK_BACK_ENTRIES {
+            return Err(ServiceError::precondition(format!(
+                "{} entries with a look-back; at most {MAX_LOOK_BACK_ENTRIES} a request",
+                entries.len()
+            ))
+            .into());
+        }
+        let given = q.access.clone().unwrap_or_default();
+        let (ctx, _) = g.context(Some(&given))?;
+        let case = g
+            .cases
+            .resolve(actor, &ctx.case_ref, &given.case_force, "search under it")?;
+        let from = now.plus_millis(-i64::from(days) * 86_400_000);
+        g.permit(actor, &ctx, false, from, now, now)?;
+        let (list, _) = self
+            .registry
+            .get(id)
+            .ok_or_else(|| ServiceError::not_found(format!("no list {id}")))?;
+        let user = format!(
+            "{}/{}",
+            actor.force.as_ref().map_or("", |f| f.as_str()),
+            actor.user
+        );
+        let worker = self.workers.acquire(&user).await?;
+        let (store, cap, node) = (
+            self.store.clone(),
+            self.max_retrospective,
+            self.node.clone(),
+        );
+        let (governance, actor, entries) = (g.clone(), actor.clone(), entries.to_vec());
+        let query = json!({"list": id.to_string(), "look_back_days": days,
+            "entries": entries.len()});
+        tokio::task::spawn_blocking(move || {
+            let _worker = worker;
+            let r = crate::alerts::retro::retrospective_hits(
+                store.as_ref(),
+                &list,
+                &entries,
+                from,
+                now,
+                now,
+                cap,
+            )
+            .map_err(ServiceError::from)?;
+            let refs: Vec<nadc_store::ReadRef> = r.alerts.iter().map(|a| a.read).collect();
+            let reads = store.get_reads(&refs).map_err(store_status)?;
+            let rows: Vec<pb::ReadRow> = reads
+                .iter()
+                .map(|s| proto::row_from_stored(s, &node))
+                .collect();
+            let rows: Vec<&pb::ReadRow> = rows.iter().collect();
+            governance.disclose_blocking(
+                &actor,
+                "hotlist.add.retrospective",
+                Some((&ctx, &case)),
+                query,
+                &rows,
+            )?;
+            Ok::<_, Status>(r)
+        })
+        .await
+        .map_err(|e| ServiceError::internal(format!("retrospective hits: {e}")))?
     }
 }
 
@@ -349,6 +442,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         req: Request<pb::AddEntriesRequest>,
     ) -> Result<Response<pb::AddEntriesResponse>, Status> {
         let (force, user, actor) = require_manager(&req)?;
+        let req_principal = caller(&req)?.principal;
         let q = req.into_inner();
         let id = own_list(q.list.as_ref(), &force)?;
         if self.registry.get(&id).is_none() {
@@ -378,8 +472,37 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
                 }),
             }
         }
-        // The same VRM twice in one request: the later one wins, as a
-        // later request would.
+        // The same VRM twice in one request: the later one wins, as a later
+        // request would.
+        let mut seen = std::collections::BTreeSet::new();
+        good.reverse();
+        good.retain(|e| seen.insert(e.vrm.clone()));
+        good.reverse();
+        let look_back = q.look_back_days;
+        // A look-back searches stored reads: governed as a search (a
+        // searching role, purpose, case, the data-age tier), bounded, its
+        // hits registered under the case and audited before they are
+        // logged for anyone to watch.
+        let retro = if look_back > 0 && !good.is_empty() {
+            match self
+                .look_back(&req_principal, &actor, &id, &good, &q, now)
+                .await
+            {
+                Ok(r) => Some(r),
+                Err(status) => {
+                    let what = Audited {
+                        query: json!({"list": id.to_string(), "look_back_days": look_back}),
+                        ..Default::default()
+                    };
+                    return Err(self
+                        .governance
+                        .refuse(&actor, "hotlist.add", &what, status)
+                        .await);
+                }
+            }
+        } else {
+            None
+        };
         let stored = good.len() as u32;
         let added: Vec<serde_json::Value> = good
             .iter()
@@ -388,71 +511,37 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
                 "intel_ref": e.intel_ref, "expires_at": e.expires_at.to_rfc3339()})
             })
             .collect();
-        let look_back = q.look_back_days;
-        let standard = self.governance.policy.standard_days;
-        if look_back > standard {
-            return Err(ServiceError::invalid(format!(
-                "look_back_days {look_back}: at most the standard data-age tier, {standard} days"
-            ))
-            .into());
-        }
         let target = id.clone();
-        let added_entries = good.clone();
         if !good.is_empty() {
             self.registry
                 .change(move |s| s.put_hotlist_entries(&target, &good).map_err(store_status))
                 .await?;
         }
-        // The reads already stored that the new entries would have hit,
-        // logged as retrospective hits for the list's force.
-        let mut retro = (0u32, 0u64, 0u64, false, Vec::new());
-        if look_back > 0 && !added_entries.is_empty() {
-            let (list, _) = self
-                .registry
-                .get(&id)
-                .ok_or_else(|| ServiceError::not_found(format!("no list {id}")))?;
-            let (store, cap) = (self.store.clone(), self.max_retrospective);
-            let from = now.plus_millis(-i64::from(look_back) * 86_400_000);
-            let found = tokio::task::spawn_blocking(move || {
-                let r = crate::alerts::retro::retrospective_hits(
-                    store.as_ref(),
-                    &list,
-                    &added_entries,
-                    from,
-                    now,
-                    now,
-                    cap,
-                )
-                .map_err(ServiceError::from)?;
-                let mut per_force = std::collections::BTreeMap::<ForceId, u64>::new();
-                for a in &r.alerts {
-                    *per_force.entry(a.read_force.clone()).or_default() += 1;
-                }
-                let logged = store.log_alerts(r.alerts).map_err(store_status)?;
-                Ok::<_, ServiceError>((logged, per_force, r.truncated))
-            })
-            .await
-            .map_err(|e| ServiceError::internal(format!("retrospective hits: {e}")))??;
-            let (logged, per_force, truncated) = found;
-            self.hub.notify(self.store.last_alert());
-            retro = (
-                logged.len() as u32,
-                logged.first().copied().unwrap_or(0),
-                logged.last().copied().unwrap_or(0),
-                truncated,
-                per_force.into_iter().collect(),
-            );
-        }
-        let (hits, first, last, truncated, returned) = retro;
-        self.audit_returned(
+        let (hits, truncated) = retro
+            .as_ref()
+            .map_or((0, false), |r| (r.alerts.len() as u32, r.truncated));
+        self.audit(
             &actor,
             "hotlist.add",
             json!({"list": id.to_string(), "entries": added, "refused": rejected.len(),
                 "look_back_days": look_back, "retrospective_hits": hits,
                 "retrospective_truncated": truncated}),
-            returned,
         )
         .await?;
+        // Logged only now, with the change and its audit durable.
+        let (mut first, mut last) = (0, 0);
+        if let Some(r) = retro.filter(|r| !r.alerts.is_empty()) {
+            let store = self.store.clone();
+            let logged = tokio::task::spawn_blocking(move || store.log_alerts(r.alerts))
+                .await
+                .map_err(|e| ServiceError::internal(format!("retrospective hits: {e}")))?
+                .map_err(store_status)?;
+            (first, last) = (
+                logged.first().copied().unwrap_or(0),
+                logged.last().copied().unwrap_or(0),
+            );
+            self.hub.notify(self.store.last_alert());
+        }
         info!(list = %id, user = %user, stored, rejected = rejected.len(),
             retrospective = hits, "hotlist entries added");
         Ok(Response::new(pb::AddEntriesResponse {

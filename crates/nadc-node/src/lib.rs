@@ -145,6 +145,9 @@ impl RunningNode {
     }
 }
 
+/// Most retrospective hits one hotlist addition logs.
+const RETROSPECTIVE_HITS: usize = 10_000;
+
 /// How long a stopping node waits for open calls to finish.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -232,18 +235,6 @@ pub async fn start_with_listener(
         named: Default::default(),
         recent: recent.clone(),
     });
-    let hotlist_service = hotlists::HotlistsService {
-        registry: hotlists.clone(),
-        clock: clock.clone(),
-        governance: governance.clone(),
-        store: store.clone(),
-        hub: hub.clone(),
-        max_retrospective: cfg.max_search_limit,
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // Searches, analyses and audit queries share these workers (alert
-    // watches count against their user's cap but take no worker): ingest
-    // and live alerting keep the rest of the blocking pool.
     let spool_dir = cfg.data_dir.join("spool");
     let spools = spool::Spools::new(
         spool_dir.clone(),
@@ -257,6 +248,20 @@ pub async fn start_with_listener(
         source,
     })?;
     let search_workers = workers::SearchWorkers::new(&cfg.limits, spools);
+    let hotlist_service = hotlists::HotlistsService {
+        registry: hotlists.clone(),
+        clock: clock.clone(),
+        governance: governance.clone(),
+        store: store.clone(),
+        hub: hub.clone(),
+        max_retrospective: RETROSPECTIVE_HITS,
+        node: name.clone(),
+        workers: search_workers.clone(),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Searches, analyses and audit queries share these workers (alert
+    // watches count against their user's cap but take no worker): ingest
+    // and live alerting keep the rest of the blocking pool.
     let alerts_service = alerts::AlertsService {
         store: store.clone(),
         hub: hub.clone(),

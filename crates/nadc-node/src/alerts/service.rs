@@ -210,8 +210,15 @@ impl WatchGrant {
                 .filter_map(|r| r.provenance.as_ref()?.observed_at.as_ref())
                 .filter_map(proto::from_pb_time)
                 .min();
-            let history = raised.is_none_or(|t| t < live_from);
+            // A retrospective hit is history whenever it was raised: its
+            // read is older than the live period.
+            let history = e.retrospective || raised.is_none_or(|t| t < live_from);
             let Some(access) = &self.access else {
+                if e.retrospective {
+                    // A live watch without a purpose and case is not shown
+                    // them; replaying history under a case is.
+                    continue;
+                }
                 if history {
                     return Err(ServiceError::precondition(format!(
                         "alert {} was raised before the live period (the last {} minutes): replaying history needs a purpose and a case reference (--purpose, --case), and is audited like a search",

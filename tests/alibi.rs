@@ -372,6 +372,20 @@ async fn a_check_is_audited_with_its_reads_and_bad_claims_are_named() {
         from_ms: n - 6 * HOUR - 10 * MIN,
         to_ms: n - 6 * HOUR + 10 * MIN,
     };
+    // A mobile camera registered at K0: its registered place is only its
+    // base, so it gives no coverage there.
+    pb::admin_client::AdminClient::new(h.bof("AVON").await)
+        .import_cameras(pb::ImportCamerasRequest {
+            cameras: vec![pb::Camera {
+                camera_id: "MOB".into(),
+                lat: k0.0,
+                lon: k0.1,
+                kind: pb::CameraKind::Mobile as i32,
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap();
     let r = check(&h, "alice", &[claim]).await;
     // KENT's covert camera beside K0 is KENT's business only.
     let listed = |r: &pb::AlibiResponse| -> BTreeSet<String> {
@@ -382,6 +396,7 @@ async fn a_check_is_audited_with_its_reads_and_bad_claims_are_named() {
             .collect()
     };
     assert!(!listed(&r).contains("KENT/KCOV"), "{:?}", listed(&r));
+    assert!(!listed(&r).contains("AVON/MOB"), "{:?}", listed(&r));
     assert!(listed(&r).contains("AVON/K0"));
     let kims = check(&h, "kim", &[claim]).await;
     assert!(listed(&kims).contains("KENT/KCOV"), "{:?}", listed(&kims));
@@ -428,6 +443,19 @@ async fn a_check_is_audited_with_its_reads_and_bad_claims_are_named() {
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(
         e.message().contains("claims[1]") && e.message().contains("inverted"),
+        "{}",
+        e.message()
+    );
+    // A journey's places must be in time order.
+    let later = RefClaim {
+        from_ms: claim.from_ms + HOUR,
+        to_ms: claim.to_ms + HOUR,
+        ..claim
+    };
+    let e = c.alibi(request(&[later, claim])).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("claims[1]") && e.message().contains("time order"),
         "{}",
         e.message()
     );

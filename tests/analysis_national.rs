@@ -338,23 +338,23 @@ async fn a_national_alibi_check_weighs_every_nodes_reads_and_cameras() {
     }
     let n = now().millis();
     let min = 60_000;
-    // Swindon when KENT's reader there read it (node-2's read); Maidstone
-    // and London at other times.
     let kent_there = n - (317 + 11 + 5) * min;
+    // In time order, as a journey's places are: Maidstone, then Swindon
+    // when KENT's reader there read it (node-2's read), then London.
     let claims = [
-        RefClaim {
-            lat: PLACES[3].0,
-            lon: PLACES[3].1,
-            radius_m: 500.0,
-            from_ms: kent_there - 5 * min,
-            to_ms: kent_there + 5 * min,
-        },
         RefClaim {
             lat: PLACES[1].0,
             lon: PLACES[1].1,
             radius_m: 500.0,
             from_ms: n - 20 * 60 * min,
             to_ms: n - 19 * 60 * min,
+        },
+        RefClaim {
+            lat: PLACES[3].0,
+            lon: PLACES[3].1,
+            radius_m: 500.0,
+            from_ms: kent_there - 5 * min,
+            to_ms: kent_there + 5 * min,
         },
         RefClaim {
             lat: PLACES[2].0,
@@ -434,9 +434,9 @@ async fn a_national_alibi_check_weighs_every_nodes_reads_and_cameras() {
             reference.after
         );
     }
-    assert_eq!(got.claims[0].verdict, pb::AlibiVerdict::SeenThere as i32);
+    assert_eq!(got.claims[1].verdict, pb::AlibiVerdict::SeenThere as i32);
     // Each place's camera is registered with its own force's node.
-    let cams: Vec<String> = got.claims[1]
+    let cams: Vec<String> = got.claims[0]
         .cameras
         .iter()
         .map(|k| k.camera_id.clone())
@@ -457,7 +457,7 @@ async fn a_national_alibi_check_weighs_every_nodes_reads_and_cameras() {
     // node-1 alone has not seen KENT's read at Swindon.
     let local = ask(&c, pb::Scope::Local).await;
     assert_eq!(local.reads.len(), reads_of(0).len());
-    assert_ne!(local.claims[0].verdict, pb::AlibiVerdict::SeenThere as i32);
+    assert_ne!(local.claims[1].verdict, pb::AlibiVerdict::SeenThere as i32);
     // node-2 down: partial, named, and KENT's read is missing from it.
     c.nodes[1].take().unwrap().shutdown().await.unwrap();
     let partial = ask(&c, pb::Scope::Unspecified).await;

@@ -45,6 +45,10 @@ const COVERAGE_MARGIN_MS: i64 = 15 * 60_000;
 const DEFAULT_AROUND_HOURS: u32 = 24;
 /// The most hours around the claims.
 const MAX_AROUND_HOURS: u32 = 168;
+/// The longest camera baseline, days.
+const MAX_BASELINE_DAYS: u32 = 90;
+/// Cameras judged over all claims, unless `allow_broad`.
+const MAX_CAMERAS: usize = 500;
 
 /// What every answer says, whatever its verdicts.
 const CAVEATS: [&str; 3] = [
@@ -112,7 +116,18 @@ pub(super) fn claims_of(q: &pb::AlibiRequest) -> Result<Vec<Claim>, ServiceError
                 to,
             })
         })
-        .collect()
+        .collect::<Result<Vec<Claim>, ServiceError>>()
+        .and_then(|claims| {
+            // A journey's places are in time order.
+            match claims.windows(2).position(|w| w[1].from < w[0].from) {
+                Some(i) => Err(ServiceError::invalid(format!(
+                    "claims[{}]: a journey's places must be in time order (it starts before \
+                     claims[{i}])",
+                    i + 1
+                ))),
+                None => Ok(claims),
+            }
+        })
 }
 
 /// The request's maximum speed, checked.
@@ -159,6 +174,11 @@ impl SearchService {
                     "baseline_days {d}: at least 7 (one of each hour of the week)"
                 )));
             }
+            d if d > MAX_BASELINE_DAYS => {
+                return Err(ServiceError::invalid(format!(
+                    "baseline_days {d}: at most {MAX_BASELINE_DAYS}"
+                )));
+            }
             d => d,
         };
         let first = claims
@@ -181,30 +201,54 @@ impl SearchService {
             "alibi check: the reads around the claims",
             q.allow_broad,
         )?;
-        self.check_window(
+        // The baseline, clipped or not, never reaches past the tier: a
+        // clipped one is shortened (at least a week is needed), and the
+        // answer's `clipped_from` speaks of the reads alone.
+        let reads_clipped = plan.clipped_from;
+        let wanted = first.plus_millis(-i64::from(baseline_days) * 86_400_000 - COVERAGE_MARGIN_MS);
+        let (base_from, _) = self.check_window(
             plan,
-            first.plus_millis(-i64::from(baseline_days) * 86_400_000 - COVERAGE_MARGIN_MS),
+            wanted,
             last.plus_millis(COVERAGE_MARGIN_MS),
             "alibi check: the cameras' baselines and the claims",
             q.allow_broad,
         )?;
+        plan.clipped_from = reads_clipped;
+        let permitted_days =
+            (first.millis() - COVERAGE_MARGIN_MS - base_from.millis()).div_euclid(86_400_000);
+        let baseline_days = baseline_days.min(u32::try_from(permitted_days.max(0)).unwrap_or(0));
+        if baseline_days < 7 {
+            return Err(ServiceError::precondition(format!(
+                "alibi check: only {baseline_days} days of baseline before the claims are \
+                 permitted; camera coverage needs at least 7"
+            )));
+        }
         let own = plan.actor.force.clone();
         let registered = self
             .store
             .cameras(None)
             .map_err(|e| ServiceError::unavailable(format!("cameras: {e}")))?;
-        let cameras = claims
+        let cameras: Vec<Vec<nadc_core::Camera>> = claims
             .iter()
             .map(|c| {
                 registered
                     .iter()
-                    // Another force's covert cameras are its own business.
+                    // Another force's covert cameras are its own business;
+                    // a moving camera's registered place is only its base.
                     .filter(|k| k.kind != CameraKind::Covert || Some(&k.force) == own.as_ref())
+                    .filter(|k| !k.kind.moves())
                     .filter(|k| k.position.distance_m(c.place) <= c.radius_m)
                     .cloned()
                     .collect()
             })
             .collect();
+        let judged: usize = cameras.iter().map(Vec::len).sum();
+        if judged > MAX_CAMERAS && !q.allow_broad {
+            return Err(ServiceError::precondition(format!(
+                "alibi check: {judged} cameras within the claims' radii (over all claims); at \
+                 most {MAX_CAMERAS}: narrow the radii or set allow_broad"
+            )));
+        }
         Ok(AlibiQuery {
             vrm,
             claims,
@@ -255,7 +299,15 @@ impl SearchService {
             q.access.as_ref(),
             "search.alibi.national",
             json!({"national": true, "claims": q.claims.len()}),
-            peers_part,
+            super::national::PeersPart {
+                returned: peers_part,
+                // The peers' reads, registered under the case here too.
+                reads: parts[1..]
+                    .iter()
+                    .flat_map(|p| &p.reads)
+                    .filter_map(CaseRead::of)
+                    .collect(),
+            },
         )
         .await?;
         // The claims held at this node, so they parse.
@@ -404,8 +456,15 @@ fn merge(parts: Vec<pb::AlibiResponse>, claims: usize) -> pb::AlibiResponse {
     let mut cameras: Vec<BTreeMap<(String, String), pb::CameraHealthRow>> =
         vec![BTreeMap::new(); claims];
     let mut truncated = false;
+    let mut clipped: Option<prost_types::Timestamp> = None;
     for part in parts {
         truncated |= part.truncated;
+        // The earliest start any node clipped its reads to.
+        if let Some(c) = part.clipped_from
+            && clipped.is_none_or(|e| (c.seconds, c.nanos) < (e.seconds, e.nanos))
+        {
+            clipped = Some(c);
+        }
         for r in part.reads {
             let p = r.provenance.clone().unwrap_or_default();
             reads
@@ -433,6 +492,7 @@ fn merge(parts: Vec<pb::AlibiResponse>, claims: usize) -> pb::AlibiResponse {
             })
             .collect(),
         truncated,
+        clipped_from: clipped,
         ..Default::default()
     }
 }
@@ -440,6 +500,9 @@ fn merge(parts: Vec<pb::AlibiResponse>, claims: usize) -> pb::AlibiResponse {
 /// Judges every claim of `answer` from its reads and its claims' cameras,
 /// and every leg between consecutive claims.
 fn judge_into(answer: &mut pb::AlibiResponse, claims: &[Claim], max_speed_kmh: f64) {
+    // A row without a valid position (a peer's mistake) cannot be weighed,
+    // and is dropped, so indexes name the rows weighed.
+    answer.reads.retain(|r| GeoPoint::new(r.lat, r.lon).is_ok());
     let sightings: Vec<Sighting> = answer
         .reads
         .iter()
@@ -456,7 +519,7 @@ fn judge_into(answer: &mut pb::AlibiResponse, claims: &[Claim], max_speed_kmh: f
         };
         let reading = result.cameras.iter().filter(|c| c.reads > 0).count();
         let j = judge(claim, &sightings, reading, max_speed_kmh);
-        result.statement = statement(&j, claim, result.cameras.len());
+        result.statement = statement(&j, claim, result.cameras.len(), reading);
         let idx = |v: &[usize]| v.iter().map(|i| *i as u32).collect::<Vec<_>>();
         result.verdict = match j.verdict {
             Verdict::SeenThere => pb::AlibiVerdict::SeenThere,
@@ -501,7 +564,7 @@ fn judge_into(answer: &mut pb::AlibiResponse, claims: &[Claim], max_speed_kmh: f
 }
 
 /// A verdict in words, with what it cannot say.
-fn statement(j: &Judged, claim: &Claim, cameras: usize) -> String {
+fn statement(j: &Judged, claim: &Claim, cameras: usize, reading: usize) -> String {
     let place = format!("within {:.0} m of {}", claim.radius_m, claim.place);
     match j.verdict {
         Verdict::SeenThere => format!(
@@ -516,9 +579,9 @@ fn statement(j: &Judged, claim: &Claim, cameras: usize) -> String {
             j.ruled_out_by.len()
         ),
         Verdict::PossibleUnseen => format!(
-            "Possible, not read: {cameras} camera(s) {place} were reading other vehicles then \
-             and did not read this one. That weighs against presence but does not exclude it: \
-             cameras miss vehicles."
+            "Possible, not read: {reading} of the {cameras} camera(s) {place} were reading \
+             other vehicles then and did not read this one. That weighs against presence but \
+             does not exclude it: cameras miss vehicles."
         ),
         Verdict::PossibleNoCoverage => format!(
             "Possible, and ANPR cannot say: no camera you may see {place} was reading then \

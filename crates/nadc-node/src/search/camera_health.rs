@@ -51,14 +51,26 @@ impl SearchService {
         )?;
         // The baseline is read too: it must lie in the tiers, and the two
         // together under the window cap.
+        // A baseline clipped to the tiers is shortened (at least a week is
+        // needed); the answer's `clipped_from` speaks of the window alone.
+        let window_clipped = plan.clipped_from;
         let base_from = from.plus_millis(-i64::from(baseline_days) * 86_400_000);
-        self.check_window(
+        let (base_from, _) = self.check_window(
             plan,
             base_from,
             to,
             "camera health baseline and window",
             q.allow_broad,
         )?;
+        plan.clipped_from = window_clipped;
+        let permitted = (from.millis() - base_from.millis()).div_euclid(86_400_000);
+        let baseline_days = baseline_days.min(u32::try_from(permitted.max(0)).unwrap_or(0));
+        if baseline_days < 7 {
+            return Err(ServiceError::precondition(format!(
+                "camera health: only {baseline_days} days of baseline before the window are \
+                 permitted; at least 7 are needed"
+            )));
+        }
         let force = match q.force.trim() {
             "" => None,
             f => Some(ForceId::new(f).map_err(|e| ServiceError::invalid(format!("force: {e}")))?),
@@ -120,7 +132,10 @@ impl SearchService {
             q.access.as_ref(),
             "search.camera_health.national",
             json!({"national": true, "force": q.force, "baseline_days": q.baseline_days}),
-            peers_part,
+            super::national::PeersPart {
+                returned: peers_part,
+                reads: Vec::new(),
+            },
         )
         .await?;
         let mut parts = parts.into_iter();

@@ -431,7 +431,10 @@ impl pb::analysis_server::Analysis for AnalysisService {
             "search.hotspots.national",
             json!({"national": true, "count": q.count, "resolution": q.resolution,
                 "vrms": q.vrms.len(), "limit": q.limit}),
-            peers_part,
+            super::national::PeersPart {
+                returned: peers_part,
+                reads: Vec::new(),
+            },
         )
         .await?;
         let mut answer = merge(parts, limit);

@@ -550,11 +550,19 @@ pub(super) fn gather<T>(
     (parts, outcomes)
 }
 
+/// What the peers contributed to a national analysis: rows per owning
+/// force, and the reads among them (for the case register).
+pub(super) struct PeersPart {
+    pub(super) returned: Vec<(ForceId, u64)>,
+    pub(super) reads: Vec<crate::disclosure::CaseRead>,
+}
+
 impl SearchService {
     /// Audits what the peers contributed to a national analysis (`returned`
-    /// per owning force), durably, before this node passes it on: each
-    /// peer audited and registered its own part for the relayed user, this
-    /// node's part was audited when it was computed.
+    /// per owning force) and registers the reads among it (`reads`) under
+    /// the case, durably, before this node passes it on: each peer audited
+    /// and registered its own part for the relayed user, this node's part
+    /// was audited when it was computed.
     pub(super) async fn audit_peers_part(
         &self,
         actor: &Actor,
@@ -562,8 +570,9 @@ impl SearchService {
         access: Option<&pb::AccessContext>,
         action: &str,
         query: serde_json::Value,
-        returned: Vec<(ForceId, u64)>,
+        part: PeersPart,
     ) -> Result<(), Status> {
+        let PeersPart { returned, reads } = part;
         let (access, _) = self.governance.context(access)?;
         let what = Audited {
             access,
@@ -572,7 +581,7 @@ impl SearchService {
         };
         let g = self.governance.clone();
         let entry = g.entry(actor, action, &what, Outcome::Ok);
-        tokio::task::spawn_blocking(move || g.record_search_blocking(entry, case.as_ref(), &[]))
+        tokio::task::spawn_blocking(move || g.record_search_blocking(entry, case.as_ref(), &reads))
             .await
             .map_err(|e| Status::from(ServiceError::internal(format!("audit task failed: {e}"))))?
             .map(drop)

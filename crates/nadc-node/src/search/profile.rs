@@ -136,7 +136,15 @@ impl SearchService {
             "search.profile.national",
             json!({"national": true, "from": time_json(q.from.as_ref()),
                 "to": time_json(q.to.as_ref())}),
-            peers_part,
+            super::national::PeersPart {
+                returned: peers_part,
+                // The peers' reads, registered under the case here too.
+                reads: parts[1..]
+                    .iter()
+                    .flat_map(|p| &p.reads)
+                    .filter_map(CaseRead::of)
+                    .collect(),
+            },
         )
         .await?;
         // Every node's reads once each, in time order; the cameras each
@@ -144,8 +152,14 @@ impl SearchService {
         let mut reads = BTreeMap::new();
         let mut named: Named = BTreeMap::new();
         let mut truncated = false;
+        let mut clipped: Option<prost_types::Timestamp> = None;
         for part in parts {
             truncated |= part.truncated;
+            if let Some(c) = part.clipped_from
+                && clipped.is_none_or(|e| (c.seconds, c.nanos) < (e.seconds, e.nanos))
+            {
+                clipped = Some(c);
+            }
             for l in &part.locations {
                 named.entry(l.cell).or_default().extend(
                     l.cameras_near
@@ -163,6 +177,7 @@ impl SearchService {
         let params = params(&q).map_err(Status::from)?;
         let mut answer = answer_of(reads.into_values().collect(), &params, &cameras, &named);
         answer.truncated = truncated;
+        answer.clipped_from = clipped;
         answer.partial = nodes.iter().any(|o| !o.ok);
         answer.nodes = nodes;
         answer.node = self.node.clone();

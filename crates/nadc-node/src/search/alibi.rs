@@ -274,20 +274,14 @@ impl SearchService {
         let Some((federation, user)) = national else {
             return Ok(answer);
         };
-        let mut remote = q.clone();
-        remote.scope = pb::Scope::Local as i32;
-        remote.on_behalf_of = crate::relay::on_behalf_of(&user, &self.node);
-        let answers = federation
-            .call_peers(&federation.peers, |p| {
-                let r = remote.clone();
-                async move {
-                    pb::analysis_client::AnalysisClient::new(p.channel())
-                        .max_decoding_message_size(64 << 20)
-                        .alibi(r)
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
-            })
+        let answers = self
+            .ask_peers(
+                &federation,
+                &federation.peers,
+                &user,
+                &q,
+                |mut c, r| async move { c.alibi(r).await },
+            )
             .await;
         let (parts, nodes) = gather(&self.node, answer, answers, |a| a.reads.len() as u64);
         // What the peers disclosed (the vehicle's reads, per owning force)

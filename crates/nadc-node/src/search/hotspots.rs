@@ -403,22 +403,12 @@ impl pb::analysis_server::Analysis for AnalysisService {
             0 => DEFAULT_CELLS,
             n => n.min(limit),
         };
-        let mut remote = asked.clone();
-        remote.scope = pb::Scope::Local as i32;
-        remote.on_behalf_of = crate::relay::on_behalf_of(&user, &s.node);
         let (peers, skipped) = federation
             .peers_for(&Reach::in_window(window_of(&q.from, &q.to)))
             .await;
-        let answers = federation
-            .call_peers(&peers, |p| {
-                let r = remote.clone();
-                async move {
-                    pb::analysis_client::AnalysisClient::new(p.channel())
-                        .max_decoding_message_size(64 << 20)
-                        .hot_spots(r)
-                        .await
-                        .map(Response::into_inner)
-                }
+        let answers = s
+            .ask_peers(&federation, &peers, &user, &asked, |mut c, r| async move {
+                c.hot_spots(r).await
             })
             .await;
         let (parts, mut outcomes) = gather(&s.node, local, answers, |a| a.cells_counted);

@@ -36,15 +36,15 @@ pub(super) fn widen(limit: usize, offset: u32, max: usize) -> u32 {
 /// A search request that can be relayed to a peer.
 pub(super) trait Relayed: Clone + Send + Sync + 'static {
     /// The request as relayed for `relay`'s user: this node only.
-    fn localised(self, relay: pb::OnBehalfOf) -> Self;
+    fn localised(self, relay: Option<pb::OnBehalfOf>) -> Self;
 }
 
 macro_rules! relayed {
     ($($t:ty),*) => {$(
         impl Relayed for $t {
-            fn localised(mut self, relay: pb::OnBehalfOf) -> Self {
+            fn localised(mut self, relay: Option<pb::OnBehalfOf>) -> Self {
                 self.scope = pb::Scope::Local as i32;
-                self.on_behalf_of = Some(relay);
+                self.on_behalf_of = relay;
                 self
             }
         }
@@ -56,7 +56,11 @@ relayed!(
     pb::VrmSearchRequest,
     pb::GeoSearchRequest,
     pb::VehicleSearchRequest,
-    pb::CameraSearchRequest
+    pb::CameraSearchRequest,
+    pb::HotSpotsRequest,
+    pb::CameraHealthRequest,
+    pb::AlibiRequest,
+    pb::SubjectProfileRequest
 );
 
 /// The RPC a relayed search calls on a peer.
@@ -476,7 +480,7 @@ impl SearchService {
                 .and_then(|w| Some((w.iter().map(|x| x.0).min()?, w.iter().map(|x| x.1).max()?)));
         }
         let (peers, skipped) = federation.peers_for(&reach).await;
-        let remote = asked.localised(relay);
+        let remote = asked.localised(Some(relay));
         let deadline = federation.deadline;
         let peer_call: PeerCall = Arc::new(move |c| {
             let mut r = Request::new(remote.clone());
@@ -558,6 +562,32 @@ pub(super) struct PeersPart {
 }
 
 impl SearchService {
+    /// Asks `peers` an Analysis RPC (`call`) with `q` relayed for `user`:
+    /// each peer's name and answer, or why none came.
+    pub(super) async fn ask_peers<R, T, F, Fut>(
+        &self,
+        federation: &Federation,
+        peers: &[crate::federation::Peer],
+        user: &Principal,
+        q: &R,
+        call: F,
+    ) -> Vec<(String, Result<T, String>)>
+    where
+        R: Relayed,
+        F: Fn(pb::analysis_client::AnalysisClient<tonic::transport::Channel>, R) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<T>, Status>>,
+    {
+        let remote = q.clone().localised(on_behalf_of(user, &self.node));
+        federation
+            .call_peers(peers, |p| {
+                let client = pb::analysis_client::AnalysisClient::new(p.channel())
+                    .max_decoding_message_size(64 << 20);
+                let answer = call(client, remote.clone());
+                async move { answer.await.map(Response::into_inner) }
+            })
+            .await
+    }
+
     /// Audits what the peers contributed to a national analysis (`returned`
     /// per owning force) and registers the reads among it (`reads`) under
     /// the case, durably, before this node passes it on: each peer audited

@@ -282,6 +282,9 @@ async fn a_fuzzy_list_hits_confusable_reads_and_the_tier_bounds_the_look_back() 
     assert_eq!(got, reference(90, true));
     let confusable = events.iter().find(|e| read_id(e) == "c2").unwrap();
     assert_eq!(confusable.substitutions, "list B read 8 at 6");
+    // Added again, nothing is hit twice.
+    let again = add(&h, "fuzzy", 90).await.unwrap();
+    assert_eq!(again.retrospective_hits, 0);
     // Without a look-back nothing retrospective is logged.
     list(&h, "plain", false).await;
     let r = add(&h, "plain", 0).await.unwrap();

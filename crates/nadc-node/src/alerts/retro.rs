@@ -6,7 +6,8 @@
 //! new entries), so a retrospective hit is exactly a hit the read would
 //! raise if it arrived now; candidates come from the VRM index (the exact
 //! timeline, or for a fuzzy list the fuzzy VRM search, a superset the
-//! matcher then narrows).
+//! matcher then narrows). A read already hit on the list for the same
+//! listed VRM (live, or by an earlier look-back) is not hit again.
 
 use std::ops::ControlFlow;
 
@@ -84,6 +85,19 @@ pub fn retrospective_hits(
             .then_with(|| entry_vrm(x).cmp(entry_vrm(y)))
     });
     found.dedup_by(|(a, x), (b, y)| a.seq == b.seq && entry_vrm(x) == entry_vrm(y));
+    // A read already hit on this list for the same listed VRM (live, or by
+    // an earlier look-back) is not hit again.
+    let mut hit = std::collections::HashSet::new();
+    store.alerts(0, &mut |_, a| {
+        if let AlertDetail::Hit { list: l, entry, .. }
+        | AlertDetail::RetroHit { list: l, entry, .. } = &a.detail
+            && *l == list.id
+        {
+            hit.insert((a.read, entry.vrm.as_str().to_string()));
+        }
+        ControlFlow::Continue(())
+    })?;
+    found.retain(|(read, d)| !hit.contains(&(read.read_ref(), entry_vrm(d).to_string())));
     let truncated = found.len() > cap;
     let skip = found.len().saturating_sub(cap);
     let alerts = found

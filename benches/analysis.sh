@@ -10,9 +10,11 @@
 #   - alibi: could the sampled read's VRM have been within 1 km of a place
 #     5 km away in the hour after it? Its reads 24 hours either side, and
 #     the cameras there judged over a 28-day baseline;
-#   - profile: the sampled VRM's subject profile over the generated period.
+#   - profile: the sampled VRM's subject profile over the generated period;
+#   - network: the sampled VRM's associate network over the period, two
+#     hops (each a convoy search).
 #
-#   benches/analysis.sh [VEHICLES] [ITERATIONS]
+#   benches/analysis.sh [VEHICLES] [ITERATIONS] [NETWORK_ITERATIONS]
 #
 # VEHICLES defaults to 620000 (just over 10 million reads); ITERATIONS to
 # 300 (the all-traffic count, a day's scan each, runs 20 times).
@@ -20,6 +22,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VEHICLES="${1:-620000}"
 ITERATIONS="${2:-300}"
+# A network is two convoy searches and more: fewer of them.
+NETWORK_ITERATIONS="${3:-$(( ITERATIONS / 5 > 0 ? ITERATIONS / 5 : 1 ))}"
 source benches/common.sh
 bench_workdir analysis
 bench_stop() { bench_unserve; }
@@ -32,3 +36,4 @@ echo "Analysis run times on $reads reads ($(nproc) cores, release, warm cache), 
 "$NADC" bench search --gen-dir "$work/gen" --kind hotspots-traffic --iterations 20
 "$NADC" bench search --gen-dir "$work/gen" --kind alibi --iterations "$ITERATIONS"
 "$NADC" bench search --gen-dir "$work/gen" --kind profile --iterations "$ITERATIONS"
+"$NADC" bench search --gen-dir "$work/gen" --kind network --iterations "$NETWORK_ITERATIONS"

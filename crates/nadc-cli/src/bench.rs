@@ -50,6 +50,9 @@ pub enum Kind {
     Alibi,
     /// A subject profile of a VRM over the whole generated period.
     Profile,
+    /// The associate network of a VRM over the whole generated period,
+    /// two hops (each a convoy search with the benchmark's settings).
+    Network,
 }
 
 impl Kind {
@@ -396,6 +399,30 @@ async fn run_one(
     const H: i64 = 3_600_000;
     let stream = match kind {
         Kind::Convoy => return convoy(ch, scope, s, period).await,
+        Kind::Network => {
+            let r = pb::analysis_client::AnalysisClient::new(ch.clone())
+                .max_decoding_message_size(256 << 20)
+                .associate_network(pb::NetworkRequest {
+                    access: crate::bench::access(),
+                    scope,
+                    vrms: vec![s.vrm.clone()],
+                    from: Some(nadc_proto::to_pb_time(period.0)),
+                    to: Some(nadc_proto::to_pb_time(period.1)),
+                    window_s: CONVOY_WINDOW_S,
+                    min_count: CONVOY_MIN_COUNT,
+                    min_cameras: CONVOY_MIN_CAMERAS,
+                    hops: 2,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            return Ok(Answer {
+                rows: r.nodes.len(),
+                total: r.edges.len() as u64,
+                failed: failed_nodes(&r.nodes_asked),
+                ..Default::default()
+            });
+        }
         Kind::Profile => {
             let r = pb::analysis_client::AnalysisClient::new(ch.clone())
                 .max_decoding_message_size(256 << 20)
@@ -696,7 +723,13 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             failed.join(", ")
         );
     }
-    if a.kind == Kind::Profile {
+    if a.kind == Kind::Network {
+        println!(
+            "{:?}: mean edges {:.1} (rows above: vehicles in the network)",
+            a.kind,
+            mean(total)
+        );
+    } else if a.kind == Kind::Profile {
         println!(
             "{:?}: mean locations {:.1} (rows above: the vehicle's reads profiled)",
             a.kind,

@@ -167,7 +167,9 @@ pub fn sql(kind: Kind) -> String {
         ),
         Kind::Convoy => convoy_sql(),
         // Refused before a peer is connected (`Kind::has_sql_peer`).
-        Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi | Kind::Profile => String::new(),
+        Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi | Kind::Profile | Kind::Network => {
+            String::new()
+        }
     }
 }
 
@@ -340,7 +342,11 @@ impl Peer {
                 }
                 return Ok(convoy_answer(&pairs));
             }
-            Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi | Kind::Profile => {
+            Kind::HotspotsVrm
+            | Kind::HotspotsTraffic
+            | Kind::Alibi
+            | Kind::Profile
+            | Kind::Network => {
                 anyhow::bail!("{:?} has no PostGIS counterpart", self.kind)
             }
         };

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::NodeArgs;
 use crate::alerting::list_ref;
 use crate::client::{AccessArgs, access_context, channel, parse_time};
-use crate::output::{SpreadsheetCsv, terminal_text, time};
+use crate::output::{SpreadsheetCsv, terminal_text, time, xml};
 
 /// How a network is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -94,23 +94,6 @@ pub async fn run(a: NetworkArgs) -> anyhow::Result<ExitCode> {
         .into_inner();
     print_network(&mut std::io::stdout().lock(), a.format, &r)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Text for XML character data and attribute values.
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The first and last time of an edge's pairs (the companion's reads).

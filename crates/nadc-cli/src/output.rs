@@ -16,8 +16,7 @@
 use std::io::Write;
 
 mod neutral;
-use neutral::xml;
-pub use neutral::{SpreadsheetCsv, kml_text, terminal_lines, terminal_text};
+pub use neutral::{SpreadsheetCsv, kml_text, terminal_lines, terminal_text, xml};
 
 use nadc_bof::pb;
 use serde_json::{Value, json};

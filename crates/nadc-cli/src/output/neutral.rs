@@ -116,7 +116,7 @@ pub fn kml_text(s: &str) -> String {
 }
 
 /// Escapes text for XML content and attributes.
-pub(super) fn xml(s: &str) -> String {
+pub fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

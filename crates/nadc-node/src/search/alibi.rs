@@ -421,17 +421,11 @@ fn evidence(
 pub(super) fn reads_per_force<'a>(
     rows: impl Iterator<Item = &'a pb::ReadRow>,
 ) -> Vec<(ForceId, u64)> {
-    let mut per = BTreeMap::<ForceId, u64>::new();
-    for r in rows {
-        if let Some(f) = r
-            .provenance
+    super::camera_health::count_by_force(rows.filter_map(|r| {
+        r.provenance
             .as_ref()
             .and_then(|p| ForceId::new(&p.owning_force).ok())
-        {
-            *per.entry(f).or_default() += 1;
-        }
-    }
-    per.into_iter().collect()
+    }))
 }
 
 /// When a row was read, in milliseconds (rows without a time sort first).

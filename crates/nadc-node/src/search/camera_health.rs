@@ -224,7 +224,7 @@ pub(super) fn health_row(r: &nadc_query::camera_health::CameraHealth) -> pb::Cam
 }
 
 /// How many of `forces` name each force.
-fn count_by_force(forces: impl Iterator<Item = ForceId>) -> Vec<(ForceId, u64)> {
+pub(super) fn count_by_force(forces: impl Iterator<Item = ForceId>) -> Vec<(ForceId, u64)> {
     let mut per = std::collections::BTreeMap::<ForceId, u64>::new();
     for f in forces {
         *per.entry(f).or_default() += 1;

@@ -389,7 +389,11 @@ impl Computed {
             (Ok(_), Some(s)) => {
                 returned_reads.truncate(sent * CHUNK_ROWS);
                 (
-                    per_force(&returned_reads),
+                    super::camera_health::count_by_force(
+                        returned_reads
+                            .iter()
+                            .filter_map(|r| nadc_core::ForceId::new(&r.force).ok()),
+                    ),
                     Outcome::Failed(format!("{s} ({} rows sent)", returned_reads.len())),
                 )
             }
@@ -441,17 +445,6 @@ impl Computed {
             }
         }
     }
-}
-
-/// Rows per owning force.
-fn per_force(reads: &[CaseRead]) -> Vec<(nadc_core::ForceId, u64)> {
-    let mut per = std::collections::BTreeMap::<nadc_core::ForceId, u64>::new();
-    for r in reads {
-        if let Ok(f) = nadc_core::ForceId::new(&r.force) {
-            *per.entry(f).or_default() += 1;
-        }
-    }
-    per.into_iter().collect()
 }
 
 /// The last items of a search: its remaining rows in chunks, then

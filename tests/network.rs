@@ -160,4 +160,43 @@ async fn the_network_grows_hop_by_hop_as_the_co_travel_counts_say() {
     };
     assert_eq!(audit("search.convoy").await, 3, "one hop, then two");
     assert_eq!(audit("search.network").await, 2);
+
+    // Asking for more hops than allowed is refused, naming the cap, and
+    // audited; without a case the first hop's convoy refuses it.
+    let mut c = pb::analysis_client::AnalysisClient::new(h.user("alice").await);
+    let e = c
+        .associate_network(pb::NetworkRequest {
+            access: case_access("OP-NETWORK"),
+            vrms: vec![SEED.into()],
+            hops: 4,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("at most 3"), "{}", e.message());
+    let refused = h
+        .audit_entries(
+            "audrey",
+            pb::AuditQuery {
+                user: "alice".into(),
+                action: "search.network".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .into_iter()
+        .filter(|e| e.action == "search.network" && e.outcome != "ok")
+        .count();
+    assert_eq!(refused, 1);
+    let e = c
+        .associate_network(pb::NetworkRequest {
+            vrms: vec![SEED.into()],
+            from: Some(nadc_proto::to_pb_time(now().plus_millis(-60 * MIN))),
+            to: Some(nadc_proto::to_pb_time(now())),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
 }

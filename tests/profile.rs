@@ -195,4 +195,38 @@ async fn a_commute_is_usual_and_the_odd_trip_is_the_outlier() {
     assert_eq!(ok.len(), 1);
     assert_eq!(ok[0].case_ref, "OP-PROFILE");
     assert_eq!(ok[0].returned[0].rows, reads.len() as u64);
+
+    // Refused as a search is: without a case, and past the data-age tier
+    // without an authorisation; each refusal audited.
+    let mut c = pb::analysis_client::AnalysisClient::new(h.user("alice").await);
+    let ask = |access, from_days: i64| pb::SubjectProfileRequest {
+        access,
+        vrm: SUBJECT.into(),
+        from: Some(nadc_proto::to_pb_time(now().plus_millis(-from_days * DAY))),
+        to: Some(nadc_proto::to_pb_time(
+            now().plus_millis(-(from_days - 7) * DAY),
+        )),
+        ..Default::default()
+    };
+    let e = c.subject_profile(ask(None, 28)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    let e = c
+        .subject_profile(ask(case_access("OP-PROFILE"), 120))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+    let refused = h
+        .audit_entries(
+            "audrey",
+            pb::AuditQuery {
+                user: "alice".into(),
+                action: "search.profile".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .into_iter()
+        .filter(|e| e.action == "search.profile" && e.outcome != "ok")
+        .count();
+    assert_eq!(refused, 2);
 }

@@ -34,20 +34,24 @@ impl SearchService {
         let started = Instant::now();
         let q = req.get_ref().clone();
         let actor = Actor::of(&crate::auth::caller(&req)?.principal);
-        let hops = match q.hops {
-            0 => 1,
-            h if h <= MAX_HOPS => h,
-            h => {
-                return Err(ServiceError::invalid(format!("hops {h}: at most {MAX_HOPS}")).into());
-            }
+        // Refusals before the first hop are audited, as a search's are.
+        let checked = match (q.hops, q.expand) {
+            (h, _) if h > MAX_HOPS => Err(format!("hops {h}: at most {MAX_HOPS}")),
+            (_, e) if e > MAX_EXPAND => Err(format!("expand {e}: at most {MAX_EXPAND}")),
+            (h, e) => Ok((h.max(1), if e == 0 { 10 } else { e })),
         };
-        let expand = match q.expand {
-            0 => 10,
-            e if e <= MAX_EXPAND => e,
-            e => {
-                return Err(
-                    ServiceError::invalid(format!("expand {e}: at most {MAX_EXPAND}")).into(),
-                );
+        let (hops, expand) = match checked {
+            Ok(v) => v,
+            Err(m) => {
+                return Err(self
+                    .governance
+                    .refuse(
+                        &actor,
+                        "search.network",
+                        &Audited::default(),
+                        ServiceError::invalid(m),
+                    )
+                    .await);
             }
         };
         let mut nodes: BTreeMap<String, pb::NetworkNode> = BTreeMap::new();

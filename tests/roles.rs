@@ -42,6 +42,7 @@ enum Op {
     Alibi,
     SubjectProfile,
     AssociateNetwork,
+    CrimePattern,
     CreateHotlist,
     DeleteHotlist,
     AddEntries,
@@ -63,7 +64,7 @@ enum Op {
     Share,
 }
 
-const ALL: [Op; 39] = [
+const ALL: [Op; 40] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -84,6 +85,7 @@ const ALL: [Op; 39] = [
     Op::Alibi,
     Op::SubjectProfile,
     Op::AssociateNetwork,
+    Op::CrimePattern,
     Op::CreateHotlist,
     Op::DeleteHotlist,
     Op::AddEntries,
@@ -132,6 +134,7 @@ fn allowed(op: Op) -> &'static [&'static str] {
         | Op::Alibi
         | Op::SubjectProfile
         | Op::AssociateNetwork
+        | Op::CrimePattern
         | Op::MarkMaterial
         | Op::Schedule => SEARCHERS,
         Op::CreateHotlist | Op::DeleteHotlist | Op::AddEntries | Op::RemoveEntries => {
@@ -357,6 +360,24 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                 })
                 .await,
         ),
+        Op::CrimePattern => unary(
+            pb::analysis_client::AnalysisClient::new(ch.clone())
+                .crime_pattern(pb::PatternRequest {
+                    access: access(),
+                    incidents: (1..=2)
+                        .map(|h| pb::Incident {
+                            at: Some(nadc_proto::to_pb_time(
+                                support::now().plus_millis(-h * 3_600_000),
+                            )),
+                            lat: 51.45,
+                            lon: -2.58,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .await,
+        ),
         Op::AssociateNetwork => unary(
             pb::analysis_client::AnalysisClient::new(ch.clone())
                 .associate_network(pb::NetworkRequest {
@@ -544,6 +565,7 @@ fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
         Op::Alibi => ("Analysis", "Alibi", "search.alibi"),
         Op::SubjectProfile => ("Analysis", "SubjectProfile", "search.profile"),
         Op::AssociateNetwork => ("Analysis", "AssociateNetwork", "search.network"),
+        Op::CrimePattern => ("Analysis", "CrimePattern", "search.pattern"),
         Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
         Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),
         Op::AddEntries => ("Hotlists", "AddEntries", "hotlist.add"),

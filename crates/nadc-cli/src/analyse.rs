@@ -39,6 +39,10 @@ pub enum AnalyseCommand {
     /// convoy companions, hop by hop; GraphML, or CSV node and edge lists
     /// for i2 Analyst's Notebook.
     Network(crate::network::NetworkArgs),
+    /// Crime pattern: the vehicles near at least K of a series of incidents
+    /// (a CSV of time, place, type and reference), within ±T and R metres,
+    /// ranked, with the reads behind each.
+    Pattern(crate::pattern::PatternArgs),
 }
 
 /// `nadc analyse cameras`.
@@ -138,6 +142,7 @@ pub async fn run(command: AnalyseCommand) -> anyhow::Result<ExitCode> {
         AnalyseCommand::Journey(a) => crate::alibi::journey(a).await,
         AnalyseCommand::Profile(a) => crate::profile::run(a).await,
         AnalyseCommand::Network(a) => crate::network::run(a).await,
+        AnalyseCommand::Pattern(a) => crate::pattern::run(a).await,
     }
 }
 

@@ -16,6 +16,7 @@ mod generate;
 mod governance;
 mod network;
 mod output;
+mod pattern;
 mod pki;
 mod profile;
 mod serve;

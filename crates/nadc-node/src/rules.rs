@@ -130,6 +130,12 @@ pub const RULES: &[Rule] = &[
         "search.profile",
     ),
     rule(
+        "nadc.v1.Analysis",
+        "CrimePattern",
+        SEARCHING,
+        "search.pattern",
+    ),
+    rule(
         "nadc.v1.Hotlists",
         "CreateHotlist",
         MANAGERS,

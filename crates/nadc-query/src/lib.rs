@@ -13,6 +13,7 @@ pub mod clones;
 pub mod convoy;
 pub mod geo;
 pub mod hotspots;
+pub mod pattern;
 pub mod profile;
 pub mod vehicle;
 pub mod vrm;

@@ -363,6 +363,13 @@ impl pb::analysis_server::Analysis for AnalysisService {
         self.0.network_of(req).await.map(Response::new)
     }
 
+    async fn crime_pattern(
+        &self,
+        req: Request<pb::PatternRequest>,
+    ) -> Result<Response<pb::PatternResponse>, Status> {
+        self.0.pattern_of(req).await.map(Response::new)
+    }
+
     async fn subject_profile(
         &self,
         req: Request<pb::SubjectProfileRequest>,

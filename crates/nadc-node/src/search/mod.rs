@@ -42,6 +42,7 @@ mod hotspots;
 mod local;
 mod national;
 mod network;
+mod pattern;
 mod plan;
 mod profile;
 

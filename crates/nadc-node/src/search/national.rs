@@ -60,7 +60,8 @@ relayed!(
     pb::HotSpotsRequest,
     pb::CameraHealthRequest,
     pb::AlibiRequest,
-    pb::SubjectProfileRequest
+    pb::SubjectProfileRequest,
+    pb::PatternRequest
 );
 
 /// The RPC a relayed search calls on a peer.

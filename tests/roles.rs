@@ -46,6 +46,7 @@ enum Op {
     CreateHotlist,
     DeleteHotlist,
     AddEntries,
+    SetRules,
     RemoveEntries,
     ListHotlists,
     GetHotlist,
@@ -64,7 +65,7 @@ enum Op {
     Share,
 }
 
-const ALL: [Op; 40] = [
+const ALL: [Op; 41] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -89,6 +90,7 @@ const ALL: [Op; 40] = [
     Op::CreateHotlist,
     Op::DeleteHotlist,
     Op::AddEntries,
+    Op::SetRules,
     Op::RemoveEntries,
     Op::ListHotlists,
     Op::GetHotlist,
@@ -137,9 +139,11 @@ fn allowed(op: Op) -> &'static [&'static str] {
         | Op::CrimePattern
         | Op::MarkMaterial
         | Op::Schedule => SEARCHERS,
-        Op::CreateHotlist | Op::DeleteHotlist | Op::AddEntries | Op::RemoveEntries => {
-            &["harry", "carol"]
-        }
+        Op::CreateHotlist
+        | Op::DeleteHotlist
+        | Op::AddEntries
+        | Op::SetRules
+        | Op::RemoveEntries => &["harry", "carol"],
         Op::ListHotlists | Op::GetHotlist => HOTLIST_READERS,
         Op::Watch | Op::Verify => ALERTING,
         Op::Grant | Op::Revoke => &["sam"],
@@ -424,6 +428,14 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                 })
                 .await,
         ),
+        Op::SetRules => unary(
+            hotlists
+                .set_rules(pb::SetRulesRequest {
+                    list: list("absent"),
+                    rules: vec![],
+                })
+                .await,
+        ),
         Op::RemoveEntries => unary(
             hotlists
                 .remove_entries(pb::RemoveEntriesRequest {
@@ -569,6 +581,7 @@ fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
         Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
         Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),
         Op::AddEntries => ("Hotlists", "AddEntries", "hotlist.add"),
+        Op::SetRules => ("Hotlists", "SetRules", "hotlist.rules"),
         Op::RemoveEntries => ("Hotlists", "RemoveEntries", "hotlist.remove"),
         Op::ListHotlists => ("Hotlists", "ListHotlists", "hotlist.list"),
         Op::GetHotlist => ("Hotlists", "GetHotlist", "hotlist.show"),

@@ -106,6 +106,10 @@ pub enum HotlistCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
+    /// Set a list's trigger rules: with any, a read hits only inside the
+    /// area of one of them, in its period and daily hours ("alert when a
+    /// vehicle on this list enters this area between these hours").
+    Rules(crate::trigger::RulesArgs),
     /// One list's entries.
     Show {
         #[command(flatten)]
@@ -355,6 +359,7 @@ pub async fn hotlist(cmd: HotlistCommand) -> anyhow::Result<ExitCode> {
                 description,
                 fuzzy,
                 max_edits,
+                rules: Vec::new(),
             };
             let info = rpc(
                 hotlists_client(channel(&node).await?)
@@ -518,6 +523,7 @@ pub async fn hotlist(cmd: HotlistCommand) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        HotlistCommand::Rules(a) => crate::trigger::run(a).await,
         HotlistCommand::Show { node, name, format } => {
             let r = rpc(
                 hotlists_client(channel(&node).await?)

@@ -506,6 +506,7 @@ async fn hotlist_target(
         description: "demo list".into(),
         fuzzy: true,
         max_edits: 0,
+        ..Default::default()
     })
     .await
     .map_err(nadc_bof::ClientError::from)?;

@@ -23,6 +23,7 @@ mod serve;
 mod store_cmd;
 pub mod synth;
 mod telemetry;
+mod trigger;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -12,8 +12,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::geo::GeoPoint;
 use crate::identity::ForceId;
 use crate::time::Timestamp;
+use crate::trigger::{CompiledRule, TriggerRule, admitted};
 use crate::vrm::Vrm;
 use crate::vrm_match::{ConfusableGroups, MatchKind, classify};
 
@@ -196,13 +198,33 @@ pub struct Hotlist {
     pub created_by: String,
     /// When.
     pub created_at: Timestamp,
+    /// Trigger rules: with any, a read hits only inside the area of one of
+    /// them, in its period and hours (`crate::trigger`).
+    pub rules: Vec<TriggerRule>,
 }
 
 impl Hotlist {
-    /// Checks the free-text fields.
+    /// Checks the free-text fields and the rules.
     pub fn validate(&self) -> Result<(), HotlistError> {
         required_text("purpose", &self.purpose)?;
-        optional_text("description", &self.description)
+        optional_text("description", &self.description)?;
+        if self.rules.len() > crate::trigger::MAX_RULES {
+            return Err(bad(
+                "rules",
+                format!(
+                    "{} given; at most {}",
+                    self.rules.len(),
+                    crate::trigger::MAX_RULES
+                ),
+            ));
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            r.validate().map_err(|e| HotlistError {
+                field: "rules",
+                message: format!("rules[{i}]: {e}"),
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -318,6 +340,8 @@ pub fn describe_substitutions(listed: &Vrm, read: &Vrm) -> String {
 pub struct HotlistMatcher {
     groups: ConfusableGroups,
     lists: Vec<Hotlist>,
+    /// Each list's trigger rules, compiled.
+    rules: Vec<Vec<CompiledRule>>,
     /// (list index, entry).
     entries: Vec<(usize, HotlistEntry)>,
     exact: HashMap<String, Vec<u32>>,
@@ -350,6 +374,7 @@ impl HotlistMatcher {
         let mut m = Self {
             groups,
             lists: Vec::with_capacity(lists.len()),
+            rules: Vec::with_capacity(lists.len()),
             entries: Vec::new(),
             exact: HashMap::new(),
             by_skeleton: HashMap::new(),
@@ -371,6 +396,11 @@ impl HotlistMatcher {
                 }
                 m.entries.push((li, entry));
             }
+            // Rules are checked when set; one that no longer compiles
+            // (never expected) matches nothing rather than everything.
+            let compiled: Result<Vec<_>, _> = list.rules.iter().map(CompiledRule::new).collect();
+            m.rules
+                .push(compiled.unwrap_or_else(|_| vec![CompiledRule::never()]));
             m.lists.push(list);
         }
         m
@@ -391,9 +421,16 @@ impl HotlistMatcher {
         &self.lists
     }
 
-    /// Every active entry (at `now`) that `vrm` matches, each with how it
-    /// matched, in list then entry order.
-    pub fn matches(&self, vrm: &Vrm, now: Timestamp) -> Vec<Hit<'_>> {
+    /// Every active entry (at `now`) that `vrm`, read at `place` at
+    /// `observed`, matches (its list's trigger rules admitting the read),
+    /// each with how it matched, in list then entry order.
+    pub fn matches(
+        &self,
+        vrm: &Vrm,
+        now: Timestamp,
+        place: GeoPoint,
+        observed: Timestamp,
+    ) -> Vec<Hit<'_>> {
         if self.entries.is_empty() {
             return Vec::new();
         }
@@ -431,7 +468,7 @@ impl HotlistMatcher {
             .filter_map(|ei| {
                 let (li, entry) = &self.entries[ei as usize];
                 let list = &self.lists[*li];
-                if !entry.active_at(now) {
+                if !entry.active_at(now) || !admitted(&self.rules[*li], place, observed) {
                     return None;
                 }
                 let max_edits = if list.fuzzy.confusable {
@@ -459,6 +496,10 @@ mod tests {
     use crate::vrm_match::bounded_edit_distance;
     use proptest::prelude::*;
 
+    fn here() -> GeoPoint {
+        GeoPoint::new(51.45, -2.58).unwrap()
+    }
+
     fn force() -> ForceId {
         ForceId::new("AVON").unwrap()
     }
@@ -471,6 +512,7 @@ mod tests {
             fuzzy,
             created_by: "hm".into(),
             created_at: Timestamp::from_millis(0),
+            rules: Vec::new(),
         }
     }
 
@@ -497,21 +539,32 @@ mod tests {
     fn exact_list_matches_only_the_exact_vrm() {
         let m = HotlistMatcher::new(vec![(list("L", Fuzzy::OFF), vec![entry("AB12CDE", LATER)])]);
         let now = Timestamp::from_millis(5);
-        assert_eq!(m.matches(&v("AB12CDE"), now).len(), 1);
-        assert!(m.matches(&v("AB12CDF"), now).is_empty());
-        assert!(m.matches(&v("A812CDE"), now).is_empty());
+        assert_eq!(m.matches(&v("AB12CDE"), now, here(), now).len(), 1);
+        assert!(m.matches(&v("AB12CDF"), now, here(), now).is_empty());
+        assert!(m.matches(&v("A812CDE"), now, here(), now).is_empty());
     }
 
     #[test]
     fn expired_entries_do_not_match() {
         let m = HotlistMatcher::new(vec![(list("L", Fuzzy::OFF), vec![entry("AB12CDE", 100)])]);
         assert_eq!(
-            m.matches(&v("AB12CDE"), Timestamp::from_millis(99)).len(),
+            m.matches(
+                &v("AB12CDE"),
+                Timestamp::from_millis(99),
+                here(),
+                Timestamp::from_millis(99)
+            )
+            .len(),
             1
         );
         assert!(
-            m.matches(&v("AB12CDE"), Timestamp::from_millis(100))
-                .is_empty()
+            m.matches(
+                &v("AB12CDE"),
+                Timestamp::from_millis(100),
+                here(),
+                Timestamp::from_millis(100)
+            )
+            .is_empty()
         );
     }
 
@@ -519,7 +572,12 @@ mod tests {
     fn fuzzy_list_labels_the_substitution() {
         let fuzzy = Fuzzy::new(true, 0).unwrap();
         let m = HotlistMatcher::new(vec![(list("L", fuzzy), vec![entry("AB12CDE", LATER)])]);
-        let hits = m.matches(&v("A812CDE"), Timestamp::from_millis(5));
+        let hits = m.matches(
+            &v("A812CDE"),
+            Timestamp::from_millis(5),
+            here(),
+            Timestamp::from_millis(5),
+        );
         assert_eq!(hits.len(), 1);
         assert_eq!(
             hits[0].matched,
@@ -531,8 +589,13 @@ mod tests {
         );
         // One edit is not allowed on this list.
         assert!(
-            m.matches(&v("AB12CD"), Timestamp::from_millis(5))
-                .is_empty()
+            m.matches(
+                &v("AB12CD"),
+                Timestamp::from_millis(5),
+                here(),
+                Timestamp::from_millis(5)
+            )
+            .is_empty()
         );
     }
 
@@ -585,7 +648,7 @@ mod tests {
             }
             for r in &probes {
                 let got: Vec<(String, String, MatchKind)> = m
-                    .matches(r, now)
+                    .matches(r, now, here(), now)
                     .into_iter()
                     .map(|h| (h.list.id.name.clone(), h.entry.vrm.as_str().to_string(), h.matched))
                     .collect();

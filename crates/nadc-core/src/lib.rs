@@ -16,6 +16,7 @@ pub mod identity;
 pub mod read;
 pub mod text;
 pub mod time;
+pub mod trigger;
 pub mod vrm;
 pub mod vrm_match;
 

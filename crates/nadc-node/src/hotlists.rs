@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use nadc_core::hotlist::{Fuzzy, Hotlist, HotlistEntry, HotlistError, HotlistId, HotlistMatcher};
 use nadc_core::time::Clock;
+use nadc_core::trigger::TriggerRule;
 use nadc_core::{ForceId, Principal, Role, Vrm};
 use nadc_proto::hotlists::{action_from_pb, entry_to_pb, hotlist_to_pb};
 use nadc_proto::{self as proto, pb};
@@ -304,6 +305,39 @@ fn require_reader<T>(
     }
 }
 
+/// The wire rules of a request, checked (the first bad one named).
+fn rules_from_pb(rules: &[pb::TriggerRule]) -> Result<Vec<TriggerRule>, ServiceError> {
+    if rules.len() > nadc_core::trigger::MAX_RULES {
+        return Err(ServiceError::invalid(format!(
+            "rules: {} given; at most {}",
+            rules.len(),
+            nadc_core::trigger::MAX_RULES
+        )));
+    }
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            proto::hotlists::rule_from_pb(r)
+                .map_err(|e| ServiceError::invalid(format!("rules[{i}]: {e}")))
+        })
+        .collect()
+}
+
+/// Rules as the audit records them: each one's label, area and times.
+fn rules_json(rules: &[TriggerRule]) -> serde_json::Value {
+    serde_json::Value::Array(
+        rules
+            .iter()
+            .map(|r| {
+                json!({"label": r.label, "area": format!("{:?}", r.area),
+                    "from": r.from.map(|t| t.to_string()), "until": r.until.map(|t| t.to_string()),
+                    "hours": format!("{:02}-{:02}", r.start_hour, r.end_hour)})
+            })
+            .collect(),
+    )
+}
+
 fn hotlist_status(e: HotlistError) -> ServiceError {
     ServiceError::invalid(e.to_string())
 }
@@ -391,6 +425,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
             fuzzy: Fuzzy::new(q.fuzzy, max_edits).map_err(hotlist_status)?,
             created_by: user.clone(),
             created_at: self.clock.now(),
+            rules: rules_from_pb(&q.rules)?,
         };
         list.validate().map_err(hotlist_status)?;
         if self.registry.get(&id).is_some() {
@@ -404,11 +439,38 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
             &actor,
             "hotlist.create",
             json!({"list": id.to_string(), "purpose": list.purpose, "fuzzy": list.fuzzy.confusable,
-                "max_edits": list.fuzzy.max_edits}),
+                "max_edits": list.fuzzy.max_edits, "rules": rules_json(&list.rules)}),
         )
         .await?;
         info!(list = %id, user = %user, fuzzy = list.fuzzy.confusable, "hotlist created");
         Ok(Response::new(info(&list, &[], self.clock.now())))
+    }
+
+    async fn set_rules(
+        &self,
+        req: Request<pb::SetRulesRequest>,
+    ) -> Result<Response<pb::HotlistInfo>, Status> {
+        let (force, user, actor) = require_manager(&req)?;
+        let q = req.into_inner();
+        let id = own_list(q.list.as_ref(), &force)?;
+        let (mut list, entries) = self
+            .registry
+            .get(&id)
+            .ok_or_else(|| ServiceError::not_found(format!("no list {id}")))?;
+        list.rules = rules_from_pb(&q.rules)?;
+        list.validate().map_err(hotlist_status)?;
+        let stored = list.clone();
+        self.registry
+            .change(move |s| s.put_hotlist(&stored).map_err(store_status))
+            .await?;
+        self.audit(
+            &actor,
+            "hotlist.rules",
+            json!({"list": id.to_string(), "rules": rules_json(&list.rules)}),
+        )
+        .await?;
+        info!(list = %id, user = %user, rules = list.rules.len(), "hotlist rules set");
+        Ok(Response::new(info(&list, &entries, self.clock.now())))
     }
 
     async fn delete_hotlist(

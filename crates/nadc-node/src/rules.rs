@@ -148,6 +148,7 @@ pub const RULES: &[Rule] = &[
         "hotlist.delete",
     ),
     rule("nadc.v1.Hotlists", "AddEntries", MANAGERS, "hotlist.add"),
+    rule("nadc.v1.Hotlists", "SetRules", MANAGERS, "hotlist.rules"),
     rule(
         "nadc.v1.Hotlists",
         "RemoveEntries",

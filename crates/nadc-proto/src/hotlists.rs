@@ -3,8 +3,10 @@
 
 use std::fmt;
 
+use nadc_core::GeoPoint;
 use nadc_core::alert::{AlertKind, AlertState, Verification};
 use nadc_core::hotlist::{Action, Hotlist, HotlistEntry, HotlistId};
+use nadc_core::trigger::{RuleArea, RuleError, TriggerRule};
 use nadc_core::vrm::redact;
 
 use crate::{pb, to_pb_time};
@@ -113,7 +115,63 @@ pub fn hotlist_to_pb(l: &Hotlist, entries: u64, active: u64) -> pb::HotlistInfo 
         created_at: Some(to_pb_time(l.created_at)),
         entries,
         active_entries: active,
+        rules: l.rules.iter().map(rule_to_pb).collect(),
     }
+}
+
+/// The wire form of a trigger rule.
+pub fn rule_to_pb(r: &TriggerRule) -> pb::TriggerRule {
+    let mut out = pb::TriggerRule {
+        label: r.label.clone(),
+        from: r.from.map(to_pb_time),
+        until: r.until.map(to_pb_time),
+        start_hour: u32::from(r.start_hour),
+        end_hour: u32::from(r.end_hour),
+        ..Default::default()
+    };
+    match &r.area {
+        RuleArea::Circle { centre, radius_m } => {
+            (out.lat, out.lon, out.radius_m) = (centre.lat(), centre.lon(), *radius_m);
+        }
+        RuleArea::Polygon(wkt) => out.polygon = wkt.clone(),
+    }
+    out
+}
+
+/// The core rule of a wire one, checked; the error names the field.
+pub fn rule_from_pb(r: &pb::TriggerRule) -> Result<TriggerRule, RuleError> {
+    let bad = |field: &'static str, message: String| RuleError { field, message };
+    let area = if r.polygon.trim().is_empty() {
+        let centre = GeoPoint::new(r.lat, r.lon).map_err(|e| bad("lat", e.to_string()))?;
+        RuleArea::Circle {
+            centre,
+            radius_m: r.radius_m,
+        }
+    } else {
+        RuleArea::Polygon(r.polygon.trim().to_string())
+    };
+    let time = |t: &Option<prost_types::Timestamp>, field: &'static str| match t {
+        None => Ok(None),
+        Some(t) => crate::from_pb_time(t)
+            .map(Some)
+            .ok_or_else(|| bad(field, "is outside 1970-01-01 to 9999-12-31".into())),
+    };
+    let hour = |h: u32, field: &'static str| {
+        u8::try_from(h)
+            .ok()
+            .filter(|h| *h <= 24)
+            .ok_or_else(|| bad(field, format!("{h}: 0 to 24")))
+    };
+    let rule = TriggerRule {
+        label: r.label.trim().to_string(),
+        area,
+        from: time(&r.from, "from")?,
+        until: time(&r.until, "until")?,
+        start_hour: hour(r.start_hour, "start_hour")?,
+        end_hour: hour(r.end_hour, "end_hour")?,
+    };
+    rule.validate()?;
+    Ok(rule)
 }
 
 impl fmt::Debug for pb::HotlistEntry {

@@ -97,6 +97,37 @@ pub fn decode<'a, T: Deserialize<'a>>(
     })
 }
 
+/// A hotlist as stored before lists had trigger rules (postcard has no
+/// field tags: the rules were appended, so an older record ends early).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct HotlistBeforeRules {
+    id: nadc_core::hotlist::HotlistId,
+    purpose: String,
+    description: String,
+    fuzzy: nadc_core::hotlist::Fuzzy,
+    created_by: String,
+    created_at: nadc_core::Timestamp,
+}
+
+/// Decodes a stored hotlist, of this version or of the one before trigger
+/// rules (read as a list without rules).
+pub fn decode_hotlist(bytes: &[u8]) -> Result<nadc_core::hotlist::Hotlist, StoreError> {
+    if let Ok(list) = postcard::from_bytes(bytes) {
+        return Ok(list);
+    }
+    let old: HotlistBeforeRules = decode("hotlists", bytes)?;
+    Ok(nadc_core::hotlist::Hotlist {
+        id: old.id,
+        purpose: old.purpose,
+        description: old.description,
+        fuzzy: old.fuzzy,
+        created_by: old.created_by,
+        created_at: old.created_at,
+        rules: Vec::new(),
+    })
+}
+
 /// Encodes a camera.
 pub fn encode_camera(c: &Camera) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(c).map_err(|e| StoreError::Corrupt {
@@ -180,6 +211,42 @@ pub fn decode_unscoped_authorisation(bytes: &[u8]) -> Result<Authorisation, Stor
 mod tests {
     use super::*;
     use nadc_core::read::ReadInput;
+
+    #[test]
+    fn a_hotlist_stored_before_rules_reads_as_one_without_rules() {
+        use nadc_core::hotlist::{Fuzzy, Hotlist, HotlistId};
+        let old = HotlistBeforeRules {
+            id: HotlistId::new(ForceId::new("AVON").unwrap(), "stolen").unwrap(),
+            purpose: "serious crime".into(),
+            description: "d".into(),
+            fuzzy: Fuzzy::OFF,
+            created_by: "hm".into(),
+            created_at: Timestamp::from_millis(5),
+        };
+        let list = decode_hotlist(&encode("hotlist", &old).unwrap()).unwrap();
+        assert_eq!(list.id, old.id);
+        assert_eq!(list.created_at, old.created_at);
+        assert!(list.rules.is_empty());
+        // And this version's, with a rule, round-trips.
+        let with = Hotlist {
+            rules: vec![nadc_core::trigger::TriggerRule {
+                label: "centre".into(),
+                area: nadc_core::trigger::RuleArea::Circle {
+                    centre: nadc_core::GeoPoint::new(51.45, -2.58).unwrap(),
+                    radius_m: 800,
+                },
+                from: None,
+                until: Some(Timestamp::from_millis(9)),
+                start_hour: 22,
+                end_hour: 6,
+            }],
+            ..list
+        };
+        assert_eq!(
+            decode_hotlist(&encode("hotlist", &with).unwrap()).unwrap(),
+            with
+        );
+    }
 
     #[test]
     fn record_round_trip() {

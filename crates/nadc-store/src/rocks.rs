@@ -865,7 +865,7 @@ impl Store for RocksStore {
             };
             match k.first() {
                 Some(&keys::HOTLIST_TAG) => {
-                    let list: Hotlist = record::decode("hotlists", v)?;
+                    let list: Hotlist = record::decode_hotlist(v)?;
                     let key = (list.id.owner.as_str().to_string(), list.id.name.clone());
                     lists.insert(key, (list, Vec::new()));
                 }

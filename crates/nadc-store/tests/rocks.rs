@@ -322,6 +322,7 @@ fn hotlists_and_entries_persist_and_delete_together() {
         fuzzy: Fuzzy::OFF,
         created_by: "hm".into(),
         created_at: t0(),
+        rules: Vec::new(),
     };
     let entry = |v: &str| match hit_detail(v) {
         nadc_core::alert::AlertDetail::Hit { entry, .. } => entry,

@@ -133,7 +133,7 @@ impl Alerting {
         let matcher = self.hotlists.matcher();
         let now = self.clock.now();
         for r in reads.iter_mut() {
-            for hit in matcher.matches(&r.read.vrm, now) {
+            for hit in matcher.matches(&r.read.vrm, now, r.position, r.read.observed_at) {
                 r.alerts.push(AlertDetail::Hit {
                     list: hit.list.id.clone(),
                     purpose: hit.list.purpose.clone(),

@@ -40,7 +40,7 @@ pub fn retrospective_hits(
     let matcher = HotlistMatcher::new(vec![(list.clone(), entries.to_vec())]);
     let mut found: Vec<(StoredRead, AlertDetail)> = Vec::new();
     let mut keep = |read: StoredRead| {
-        for hit in matcher.matches(&read.read.vrm, now) {
+        for hit in matcher.matches(&read.read.vrm, now, read.position, read.read.observed_at) {
             found.push((
                 read.clone(),
                 AlertDetail::RetroHit {

@@ -456,6 +456,7 @@ async fn hotlist_changes_and_verifications_are_audited() {
             position: 1,
             state: pb::Verification::Confirmed as i32,
             note: "patch image matches".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

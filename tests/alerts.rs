@@ -351,6 +351,7 @@ async fn operators_verify_hits_and_only_managers_change_lists() {
             position: hit.position,
             state: pb::Verification::Rejected as i32,
             note: "patch image shows CD34EFC".into(),
+            outcome: 0,
         })
         .await
         .unwrap()
@@ -369,10 +370,55 @@ async fn operators_verify_hits_and_only_managers_change_lists() {
             position: hit.position + 100,
             state: pb::Verification::Confirmed as i32,
             note: String::new(),
+            outcome: 0,
         })
         .await
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
+    // Only a confirmed hit has an outcome; a confirmed one keeps it.
+    let e = alice
+        .verify(pb::VerifyRequest {
+            position: hit.position,
+            state: pb::Verification::Rejected as i32,
+            note: String::new(),
+            outcome: pb::HitOutcome::Arrested as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("only a confirmed hit"),
+        "{}",
+        e.message()
+    );
+    let e = alice
+        .verify(pb::VerifyRequest {
+            position: hit.position,
+            state: pb::Verification::Confirmed as i32,
+            note: String::new(),
+            outcome: 99,
+        })
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("outcome 99"), "{}", e.message());
+    alice
+        .verify(pb::VerifyRequest {
+            position: hit.position,
+            state: pb::Verification::Confirmed as i32,
+            note: "stopped on the M5".into(),
+            outcome: pb::HitOutcome::Arrested as i32,
+        })
+        .await
+        .unwrap();
+    let again = history(&h, pb::WatchRequest::default()).await.remove(0);
+    let v = again.verification.unwrap();
+    assert_eq!(
+        (v.state, v.outcome),
+        (
+            pb::Verification::Confirmed as i32,
+            pb::HitOutcome::Arrested as i32
+        )
+    );
 
     // A BOF may neither watch nor verify.
     let mut bof = Alerts::new(h.bof("AVON").await);

@@ -227,6 +227,7 @@ async fn only_the_owning_force_verifies_an_alert_and_the_verification_is_audited
                 position,
                 state: pb::Verification::Rejected as i32,
                 note: "misread".into(),
+                ..Default::default()
             })
             .await
         }

@@ -467,6 +467,7 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                     position: 1,
                     state: pb::Verification::Confirmed as i32,
                     note: String::new(),
+                    ..Default::default()
                 })
                 .await,
         ),

@@ -12,7 +12,7 @@ use nadc_bof::{ClientError, pb};
 use nadc_core::Timestamp;
 use nadc_core::alert::{AlertKind, Verification};
 use nadc_core::hotlist::Action;
-use nadc_proto::hotlists::{action_to_pb, kind_to_pb, verification_to_pb};
+use nadc_proto::hotlists::{action_to_pb, kind_to_pb, outcome_to_pb, verification_to_pb};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
@@ -173,6 +173,10 @@ pub enum AlertsCommand {
         /// What the image shows.
         #[arg(long, default_value = "")]
         note: String,
+        /// With confirmed: what came of it (stopped, arrested, no-action,
+        /// not-located), counted by results analysis.
+        #[arg(long)]
+        outcome: Option<nadc_core::alert::HitOutcome>,
     },
 }
 
@@ -894,11 +898,13 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
             position,
             state,
             note,
+            outcome,
         } => {
             let req = pb::VerifyRequest {
                 position,
                 state: verification_to_pb(state) as i32,
                 note,
+                outcome: outcome.map_or(pb::HitOutcome::Unspecified, outcome_to_pb) as i32,
             };
             let e = rpc(
                 alerts_client(channel(&node).await?).verify(req).await,

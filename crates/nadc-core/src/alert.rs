@@ -231,6 +231,51 @@ impl FromStr for Verification {
     }
 }
 
+/// What came of a confirmed hit, as the operator records it (results
+/// analysis counts them; a rejected hit is a misread).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum HitOutcome {
+    /// The vehicle was stopped (no arrest).
+    Stopped,
+    /// An arrest followed.
+    Arrested,
+    /// Seen, and no action was taken.
+    NoAction,
+    /// Nobody located the vehicle.
+    NotLocated,
+}
+
+impl HitOutcome {
+    /// Every outcome, in order.
+    pub const ALL: [HitOutcome; 4] = [
+        HitOutcome::Stopped,
+        HitOutcome::Arrested,
+        HitOutcome::NoAction,
+        HitOutcome::NotLocated,
+    ];
+
+    /// The name as written on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HitOutcome::Stopped => "stopped",
+            HitOutcome::Arrested => "arrested",
+            HitOutcome::NoAction => "no-action",
+            HitOutcome::NotLocated => "not-located",
+        }
+    }
+}
+
+impl FromStr for HitOutcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase().replace('_', "-");
+        HitOutcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not one of stopped, arrested, no-action, not-located"))
+    }
+}
+
 /// The latest verification recorded for an alert.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertState {
@@ -244,4 +289,6 @@ pub struct AlertState {
     pub at: Timestamp,
     /// Their note (e.g. what the image shows).
     pub note: String,
+    /// What came of it (confirmed hits only).
+    pub outcome: Option<HitOutcome>,
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use nadc_core::GeoPoint;
-use nadc_core::alert::{AlertKind, AlertState, Verification};
+use nadc_core::alert::{AlertKind, AlertState, HitOutcome, Verification};
 use nadc_core::hotlist::{Action, Hotlist, HotlistEntry, HotlistId};
 use nadc_core::trigger::{RuleArea, RuleError, TriggerRule};
 use nadc_core::vrm::redact;
@@ -78,6 +78,29 @@ pub fn state_to_pb(s: &AlertState) -> pb::AlertVerification {
         by_force: s.by_force.to_string(),
         at: Some(to_pb_time(s.at)),
         note: s.note.clone(),
+        outcome: s.outcome.map_or(pb::HitOutcome::Unspecified, outcome_to_pb) as i32,
+    }
+}
+
+/// The wire form of a hit's outcome.
+pub fn outcome_to_pb(o: HitOutcome) -> pb::HitOutcome {
+    match o {
+        HitOutcome::Stopped => pb::HitOutcome::Stopped,
+        HitOutcome::Arrested => pb::HitOutcome::Arrested,
+        HitOutcome::NoAction => pb::HitOutcome::NoAction,
+        HitOutcome::NotLocated => pb::HitOutcome::NotLocated,
+    }
+}
+
+/// The core outcome of a wire one: `Ok(None)` if unspecified, `Err` if
+/// unknown.
+pub fn outcome_from_pb(o: i32) -> Result<Option<HitOutcome>, String> {
+    match pb::HitOutcome::try_from(o).map_err(|_| format!("outcome {o} is unknown"))? {
+        pb::HitOutcome::Unspecified => Ok(None),
+        pb::HitOutcome::Stopped => Ok(Some(HitOutcome::Stopped)),
+        pb::HitOutcome::Arrested => Ok(Some(HitOutcome::Arrested)),
+        pb::HitOutcome::NoAction => Ok(Some(HitOutcome::NoAction)),
+        pb::HitOutcome::NotLocated => Ok(Some(HitOutcome::NotLocated)),
     }
 }
 

@@ -128,6 +128,34 @@ pub fn decode_hotlist(bytes: &[u8]) -> Result<nadc_core::hotlist::Hotlist, Store
     })
 }
 
+/// An alert state as stored before outcomes were recorded.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct AlertStateBeforeOutcome {
+    state: nadc_core::alert::Verification,
+    by: String,
+    by_force: ForceId,
+    at: nadc_core::Timestamp,
+    note: String,
+}
+
+/// Decodes a stored alert state, of this version or of the one before
+/// outcomes (read as one without an outcome).
+pub fn decode_alert_state(bytes: &[u8]) -> Result<nadc_core::alert::AlertState, StoreError> {
+    if let Ok(state) = postcard::from_bytes(bytes) {
+        return Ok(state);
+    }
+    let old: AlertStateBeforeOutcome = decode("alert_state", bytes)?;
+    Ok(nadc_core::alert::AlertState {
+        state: old.state,
+        by: old.by,
+        by_force: old.by_force,
+        at: old.at,
+        note: old.note,
+        outcome: None,
+    })
+}
+
 /// Encodes a camera.
 pub fn encode_camera(c: &Camera) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(c).map_err(|e| StoreError::Corrupt {
@@ -245,6 +273,29 @@ mod tests {
         assert_eq!(
             decode_hotlist(&encode("hotlist", &with).unwrap()).unwrap(),
             with
+        );
+    }
+
+    #[test]
+    fn an_alert_state_stored_before_outcomes_reads_as_one_without() {
+        use nadc_core::alert::{AlertState, HitOutcome, Verification};
+        let old = AlertStateBeforeOutcome {
+            state: Verification::Confirmed,
+            by: "olly".into(),
+            by_force: ForceId::new("AVON").unwrap(),
+            at: Timestamp::from_millis(7),
+            note: "image matches".into(),
+        };
+        let got = decode_alert_state(&encode("alert_state", &old).unwrap()).unwrap();
+        assert_eq!((got.state, got.outcome), (Verification::Confirmed, None));
+        assert_eq!(got.note, "image matches");
+        let new = AlertState {
+            outcome: Some(HitOutcome::Arrested),
+            ..got
+        };
+        assert_eq!(
+            decode_alert_state(&encode("alert_state", &new).unwrap()).unwrap(),
+            new
         );
     }
 

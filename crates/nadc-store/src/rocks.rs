@@ -788,7 +788,7 @@ impl Store for RocksStore {
             .batched_multi_get_cf(cf, keys.iter(), false)
             .into_iter()
             .map(|v| match v.map_err(engine)? {
-                Some(bytes) => record::decode("alert_state", &bytes).map(Some),
+                Some(bytes) => record::decode_alert_state(&bytes).map(Some),
                 None => Ok(None),
             })
             .collect()

@@ -287,6 +287,7 @@ fn alerts_are_logged_with_new_reads_only_and_survive_reopen() {
             by_force: avon.clone(),
             at: t0(),
             note: "image shows AB12CDF".into(),
+            outcome: None,
         };
         assert_eq!(verify(&s, 2, &rejected), (true, "ok".into()));
         // No alert at 9: nothing is recorded for it, and the audit entry
@@ -763,6 +764,7 @@ fn alerts_go_with_the_reads_they_name_and_are_never_logged_without_them() {
         by_force: avon.clone(),
         at: t0(),
         note: String::new(),
+        outcome: Some(nadc_core::alert::HitOutcome::Arrested),
     };
     assert_eq!(verify(&s, 1, &state), (true, "ok".into()));
     assert_eq!(

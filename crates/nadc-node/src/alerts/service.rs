@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 use nadc_core::access::AccessContext;
-use nadc_core::alert::AlertState;
+use nadc_core::alert::{AlertState, Verification};
 use nadc_core::time::Clock;
 use nadc_core::{ForceId, Principal, Timestamp};
 use nadc_proto::hotlists::verification_from_pb;
@@ -521,7 +521,8 @@ impl pb::alerts_server::Alerts for AlertsService {
         let g = self.governance.clone();
         let state_name = verification_from_pb(q.state).map(|s| s.as_str());
         let what = Audited {
-            query: json!({"position": q.position, "state": state_name, "note": q.note}),
+            query: json!({"position": q.position, "state": state_name, "note": q.note,
+                "outcome": q.outcome}),
             ..Default::default()
         };
         let (force, user) = match &principal {
@@ -548,12 +549,29 @@ impl pb::alerts_server::Alerts for AlertsService {
             let status = ServiceError::invalid("note: at most 512 bytes, no control characters");
             return Err(g.refuse(&actor, "alert.verify", &what, status).await);
         }
+        let outcome = match nadc_proto::hotlists::outcome_from_pb(q.outcome) {
+            Ok(None) => None,
+            Ok(Some(o)) if state == Verification::Confirmed => Some(o),
+            Ok(Some(o)) => {
+                let status = ServiceError::invalid(format!(
+                    "outcome {}: only a confirmed hit has an outcome (a rejected one is a misread)",
+                    o.as_str()
+                ));
+                return Err(g.refuse(&actor, "alert.verify", &what, status).await);
+            }
+            Err(e) => {
+                return Err(g
+                    .refuse(&actor, "alert.verify", &what, ServiceError::invalid(e))
+                    .await);
+            }
+        };
         let record = AlertState {
             state,
             by: user.clone(),
             by_force: force.clone(),
             at: self.clock.now(),
             note: q.note.trim().to_string(),
+            outcome,
         };
         let (store, node, position) = (self.store.clone(), self.node.clone(), q.position);
         let (gov, who) = (g.clone(), actor.clone());

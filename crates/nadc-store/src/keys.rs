@@ -80,6 +80,37 @@ use nadc_core::{ForceId, Timestamp, Vrm};
 /// Terminator after a text part of a key.
 pub const SEP: u8 = 0x00;
 
+/// In `meta`: reads held per capture day and owning force, each a
+/// big-endian `u64` under this prefix, the day (big-endian `u32`) and the
+/// force code; so a range of days is one range scan.
+pub const DAY_COUNT_PREFIX: &[u8] = b"daycount/";
+
+/// In `meta`: present once the day counts cover every read held (a store
+/// from before them is counted once, when opened).
+pub const DAY_COUNTS_COMPLETE: &[u8] = b"daycounts-complete";
+
+/// The `meta` key of the reads of `force` captured on `day`.
+pub fn day_count_key(day: u32, force: &ForceId) -> Vec<u8> {
+    let mut k = DAY_COUNT_PREFIX.to_vec();
+    k.extend_from_slice(&day.to_be_bytes());
+    k.extend_from_slice(force.as_str().as_bytes());
+    k
+}
+
+/// Where the day counts of `day` start.
+pub fn day_count_start(day: u32) -> Vec<u8> {
+    let mut k = DAY_COUNT_PREFIX.to_vec();
+    k.extend_from_slice(&day.to_be_bytes());
+    k
+}
+
+/// The day and force of a [`day_count_key`].
+pub fn decode_day_count_key(k: &[u8]) -> Option<(u32, &str)> {
+    let rest = k.strip_prefix(DAY_COUNT_PREFIX)?;
+    let day = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    Some((day, std::str::from_utf8(&rest[4..]).ok()?))
+}
+
 /// Key of a read record.
 pub fn read_key(day: u32, seq: u64) -> [u8; 12] {
     let mut k = [0u8; 12];

@@ -469,6 +469,15 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of what is held.
     fn stats(&self) -> Result<StoreStats, StoreError>;
 
+    /// Reads held per (capture day, owning force) for the UTC days
+    /// `from_day..=to_day`: exact counts, kept as reads are stored and
+    /// expired (no record is read).
+    fn reads_by_day(
+        &self,
+        from_day: u32,
+        to_day: u32,
+    ) -> Result<BTreeMap<(u32, ForceId), u64>, StoreError>;
+
     /// Stops accepting writes, waits for writes in flight, and flushes
     /// everything to disk. Later appends fail with [`StoreError::Closed`].
     fn close(&self) -> Result<(), StoreError>;

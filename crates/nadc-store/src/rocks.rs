@@ -9,7 +9,7 @@
 //! streams therefore share one fsync, and the check-then-write of
 //! de-duplication cannot race because only this thread writes reads.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1252,6 +1252,37 @@ impl Store for RocksStore {
         Ok(out)
     }
 
+    fn reads_by_day(
+        &self,
+        from_day: u32,
+        to_day: u32,
+    ) -> Result<BTreeMap<(u32, ForceId), u64>, StoreError> {
+        let meta = self.cf(CF_META)?;
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            what: "meta",
+            detail: detail.into(),
+        };
+        let mut out = BTreeMap::new();
+        let mut it = self.db.raw_iterator_cf(meta);
+        it.seek(keys::day_count_start(from_day));
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let Some((day, force)) = keys::decode_day_count_key(k) else {
+                break;
+            };
+            if day > to_day {
+                break;
+            }
+            let force = ForceId::new(force).map_err(|_| corrupt("day count force"))?;
+            out.insert(
+                (day, force),
+                keys::be_u64(v).ok_or_else(|| corrupt("day count"))?,
+            );
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        Ok(out)
+    }
+
     fn stats(&self) -> Result<StoreStats, StoreError> {
         self.stats
             .read()
@@ -1470,6 +1501,79 @@ struct WriterState {
     /// [`DICT_WRITTEN_CAP`]: when full it starts again empty, which costs
     /// rewrites of keys already there, never a missed key.
     dict_written: HashSet<Box<[u8]>>,
+    /// Reads held per (capture day, owning force), as `meta` holds them.
+    day_counts: HashMap<(u32, ForceId), u64>,
+}
+
+/// Writes the count of reads of `force` captured on `day` (none: the key
+/// goes).
+fn put_day_count(
+    batch: &mut WriteBatch,
+    meta: &rocksdb::ColumnFamily,
+    day: u32,
+    force: &ForceId,
+    n: u64,
+) {
+    let k = keys::day_count_key(day, force);
+    if n == 0 {
+        batch.delete_cf(meta, k);
+    } else {
+        batch.put_cf(meta, k, n.to_be_bytes());
+    }
+}
+
+/// The reads held per (capture day, owning force) as `meta` holds them;
+/// a store from before day counts is counted first (once: every record
+/// read), and the counts written with the mark that they are complete.
+fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, StoreError> {
+    let meta = cf(db, CF_META)?;
+    let corrupt = |detail: &str| StoreError::Corrupt {
+        what: "meta",
+        detail: detail.into(),
+    };
+    if db
+        .get_pinned_cf(meta, keys::DAY_COUNTS_COMPLETE)
+        .map_err(engine)?
+        .is_none()
+    {
+        let mut counts: HashMap<(u32, ForceId), u64> = HashMap::new();
+        let mut it = db.raw_iterator_cf(cf(db, CF_READS)?);
+        it.seek_to_first();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (day, seq) = keys::decode_read_key(k).ok_or_else(|| corrupt("read key"))?;
+            let read = record::decode_read(seq, v)?;
+            *counts.entry((day, read.force)).or_default() += 1;
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        let mut batch = WriteBatch::default();
+        for ((day, force), n) in &counts {
+            put_day_count(&mut batch, meta, *day, force, *n);
+        }
+        batch.put_cf(meta, keys::DAY_COUNTS_COMPLETE, []);
+        db.write(batch).map_err(engine)?;
+        if !counts.is_empty() {
+            info!(days = counts.len(), "reads held per day and force counted");
+        }
+        return Ok(counts);
+    }
+    let mut counts = HashMap::new();
+    let mut it = db.raw_iterator_cf(meta);
+    it.seek(keys::DAY_COUNT_PREFIX);
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if !k.starts_with(keys::DAY_COUNT_PREFIX) {
+            break;
+        }
+        let (day, force) = keys::decode_day_count_key(k).ok_or_else(|| corrupt("day count key"))?;
+        let force = ForceId::new(force).map_err(|_| corrupt("day count force"))?;
+        counts.insert(
+            (day, force),
+            keys::be_u64(v).ok_or_else(|| corrupt("day count"))?,
+        );
+        it.next();
+    }
+    it.status().map_err(engine)?;
+    Ok(counts)
 }
 
 /// Most keys in [`WriterState::dict_written`]: about 64 bytes each, some
@@ -1537,6 +1641,7 @@ impl WriterState {
             }
             it.status().map_err(engine)?;
         }
+        let day_counts = load_day_counts(&db)?;
         debug!(next_seq, "store writer state loaded");
         let state = Self {
             db,
@@ -1546,6 +1651,7 @@ impl WriterState {
             audit_head,
             stats: stats.clone(),
             dict_written: HashSet::new(),
+            day_counts,
         };
         Ok((state, stats))
     }
@@ -1703,12 +1809,22 @@ impl WriterState {
             expire_alerts(&db, &mut batch, step.day, Some(&deleted_seqs))?
         };
         let mut stats = self.stats.clone();
+        let mut day_counts = Vec::new();
         for (force, c) in &out.deleted {
             let e = stats.reads_by_force.entry(force.clone()).or_default();
             *e = e.saturating_sub(*c);
             let mut k = META_COUNT_PREFIX.to_vec();
             k.extend_from_slice(force.as_str().as_bytes());
             batch.put_cf(meta_cf, k, e.to_be_bytes());
+            let key = (step.day, force.clone());
+            let left = self
+                .day_counts
+                .get(&key)
+                .copied()
+                .unwrap_or_default()
+                .saturating_sub(*c);
+            put_day_count(&mut batch, meta_cf, step.day, force, left);
+            day_counts.push((key, left));
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);
@@ -1757,6 +1873,9 @@ impl WriterState {
             }
         }
         self.stats = stats;
+        for (key, left) in day_counts {
+            self.day_counts.insert(key, left);
+        }
         Ok(out)
     }
 
@@ -1827,6 +1946,8 @@ impl WriterState {
                 Ok(Some(pos))
             };
         let mut stats = self.stats.clone();
+        // Reads added per (capture day, owning force).
+        let mut day_added: HashMap<(u32, ForceId), u64> = HashMap::new();
         // The sequence number of every read of the group, in arrival order.
         let mut seqs: Vec<u64> = Vec::with_capacity(fates.len());
         let mut new_dict_keys: Vec<Box<[u8]>> = Vec::new();
@@ -1885,6 +2006,7 @@ impl WriterState {
                 }
                 batch.put_cf(dedup_cf, part(&p.dedup), seq.to_be_bytes());
                 *stats.reads_by_force.entry(force.clone()).or_default() += 1;
+                *day_added.entry((t.day(), force.clone())).or_default() += 1;
                 stats.earliest = Some(stats.earliest.map_or(t, |e| e.min(t)));
                 stats.latest = Some(stats.latest.map_or(t, |l| l.max(t)));
                 out.push(Appended::Stored { seq });
@@ -1954,6 +2076,14 @@ impl WriterState {
             k.extend_from_slice(force.as_str().as_bytes());
             batch.put_cf(meta_cf, k, n.to_be_bytes());
         }
+        for ((day, force), n) in day_added.iter_mut() {
+            *n += self
+                .day_counts
+                .get(&(*day, force.clone()))
+                .copied()
+                .unwrap_or_default();
+            put_day_count(&mut batch, meta_cf, *day, force, *n);
+        }
         if let (Some(e), Some(l)) = (stats.earliest, stats.latest) {
             batch.put_cf(meta_cf, META_EARLIEST, (e.millis() as u64).to_be_bytes());
             batch.put_cf(meta_cf, META_LATEST, (l.millis() as u64).to_be_bytes());
@@ -1969,6 +2099,7 @@ impl WriterState {
         self.next_alert = next_alert;
         self.audit_head = audit_head;
         self.stats = stats;
+        self.day_counts.extend(day_added);
         Ok(outcomes)
     }
 }

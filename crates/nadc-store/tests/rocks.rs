@@ -907,3 +907,84 @@ fn holds_from_before_cases_had_owners_belong_to_their_reads_force_once_reopened(
     assert_eq!(s.release(&case(&avon).unwrap()).unwrap(), 1);
     assert_eq!(s.holds().unwrap().keys().collect::<Vec<_>>(), [&k0]);
 }
+
+/// Counts per (capture day, owning force) made here from what was pushed.
+fn counted(pushed: &[(ForceId, i64)]) -> std::collections::BTreeMap<(u32, ForceId), u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (f, secs) in pushed {
+        *out.entry((t0().plus_millis(secs * 1000).day(), f.clone()))
+            .or_default() += 1;
+    }
+    out
+}
+
+#[test]
+fn reads_are_counted_per_day_and_force_through_expiry_reopening_and_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let avon = ForceId::new("AVON").unwrap();
+    let kent = ForceId::new("KENT").unwrap();
+    let day = 86_400;
+    let mut pushed = Vec::new();
+    {
+        let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        for (i, secs) in [0, 10, day + 5, 2 * day + 7, 2 * day + 8, 3 * day]
+            .iter()
+            .enumerate()
+        {
+            let f = if i % 3 == 0 { &kent } else { &avon };
+            s.append(f, vec![new_read(&format!("r{i}"), "AB12CDE", *secs)])
+                .unwrap();
+            pushed.push((f.clone(), *secs));
+        }
+        // A duplicate is not counted again.
+        s.append(&avon, vec![new_read("r1", "AB12CDE", 10)])
+            .unwrap();
+        let first = t0().day();
+        assert_eq!(s.reads_by_day(first, first + 3).unwrap(), counted(&pushed));
+        // A window of days.
+        let middle: Vec<_> = counted(&pushed)
+            .into_iter()
+            .filter(|((d, _), _)| (first + 1..=first + 2).contains(d))
+            .collect();
+        assert_eq!(
+            s.reads_by_day(first + 1, first + 2)
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            middle
+        );
+        // Expiry takes its day's reads off.
+        expire_day(&s, first, &[]);
+        pushed.retain(|(_, secs)| *secs >= day);
+        assert_eq!(s.reads_by_day(first, first + 3).unwrap(), counted(&pushed));
+        s.close().unwrap();
+    }
+    let first = t0().day();
+    {
+        let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(s.reads_by_day(first, first + 3).unwrap(), counted(&pushed));
+        s.close().unwrap();
+    }
+    // A store from before day counts (no counts, no mark) is counted when
+    // opened.
+    {
+        let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &cfs).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        let keys: Vec<Box<[u8]>> = db
+            .iterator_cf(meta, rocksdb::IteratorMode::Start)
+            .map(|kv| kv.unwrap().0)
+            .filter(|k| k.starts_with(b"daycount"))
+            .collect();
+        assert!(keys.len() > 1);
+        for k in keys {
+            db.delete_cf(meta, k).unwrap();
+        }
+    }
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(s.reads_by_day(first, first + 3).unwrap(), counted(&pushed));
+    s.append(&avon, vec![new_read("late", "AB12CDE", 3 * day + 1)])
+        .unwrap();
+    pushed.push((avon.clone(), 3 * day + 1));
+    assert_eq!(s.reads_by_day(first, first + 3).unwrap(), counted(&pushed));
+}

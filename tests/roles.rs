@@ -43,6 +43,8 @@ enum Op {
     SubjectProfile,
     AssociateNetwork,
     CrimePattern,
+    Results,
+    Transparency,
     CreateHotlist,
     DeleteHotlist,
     AddEntries,
@@ -65,7 +67,7 @@ enum Op {
     Share,
 }
 
-const ALL: [Op; 41] = [
+const ALL: [Op; 43] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -87,6 +89,8 @@ const ALL: [Op; 41] = [
     Op::SubjectProfile,
     Op::AssociateNetwork,
     Op::CrimePattern,
+    Op::Results,
+    Op::Transparency,
     Op::CreateHotlist,
     Op::DeleteHotlist,
     Op::AddEntries,
@@ -121,7 +125,7 @@ const USERS: &[&str] = &[
 fn allowed(op: Op) -> &'static [&'static str] {
     match op {
         Op::PushBatch | Op::PushStream | Op::Push | Op::ImportCameras => BOF,
-        Op::ListCameras | Op::NodeInfo => &CALLERS,
+        Op::ListCameras | Op::NodeInfo | Op::Transparency => &CALLERS,
         Op::RunRetention => &["carol"],
         Op::VrmTimeline
         | Op::VrmSearch
@@ -137,6 +141,7 @@ fn allowed(op: Op) -> &'static [&'static str] {
         | Op::SubjectProfile
         | Op::AssociateNetwork
         | Op::CrimePattern
+        | Op::Results
         | Op::MarkMaterial
         | Op::Schedule => SEARCHERS,
         Op::CreateHotlist
@@ -364,6 +369,27 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                 })
                 .await,
         ),
+        Op::Results => unary(
+            pb::analysis_client::AnalysisClient::new(ch.clone())
+                .results(pb::ResultsRequest {
+                    access: access(),
+                    from: Some(nadc_proto::to_pb_time(
+                        support::now().plus_millis(-86_400_000),
+                    )),
+                    to: Some(nadc_proto::to_pb_time(support::now())),
+                    ..Default::default()
+                })
+                .await,
+        ),
+        Op::Transparency => unary(
+            pb::analysis_client::AnalysisClient::new(ch.clone())
+                .transparency(pb::TransparencyRequest {
+                    from_month: "2026-11".into(),
+                    to_month: "2026-11".into(),
+                    ..Default::default()
+                })
+                .await,
+        ),
         Op::CrimePattern => unary(
             pb::analysis_client::AnalysisClient::new(ch.clone())
                 .crime_pattern(pb::PatternRequest {
@@ -579,6 +605,8 @@ fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
         Op::SubjectProfile => ("Analysis", "SubjectProfile", "search.profile"),
         Op::AssociateNetwork => ("Analysis", "AssociateNetwork", "search.network"),
         Op::CrimePattern => ("Analysis", "CrimePattern", "search.pattern"),
+        Op::Results => ("Analysis", "Results", "search.results"),
+        Op::Transparency => ("Analysis", "Transparency", "report.transparency"),
         Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
         Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),
         Op::AddEntries => ("Hotlists", "AddEntries", "hotlist.add"),

@@ -43,6 +43,14 @@ pub enum AnalyseCommand {
     /// (a CSV of time, place, type and reference), within ±T and R metres,
     /// ranked, with the reads behind each.
     Pattern(crate::pattern::PatternArgs),
+    /// Results analysis: your force's hits per list with their
+    /// verification, outcomes and hit rate, and searches per operation and
+    /// purpose (aggregates only).
+    Results(crate::reports::ResultsArgs),
+    /// The public transparency report: per force and month, searches by
+    /// purpose, reads held, hits and outcomes, deletions by retention and
+    /// holds; small counts suppressed.
+    Transparency(crate::reports::TransparencyArgs),
 }
 
 /// `nadc analyse cameras`.
@@ -143,6 +151,8 @@ pub async fn run(command: AnalyseCommand) -> anyhow::Result<ExitCode> {
         AnalyseCommand::Profile(a) => crate::profile::run(a).await,
         AnalyseCommand::Network(a) => crate::network::run(a).await,
         AnalyseCommand::Pattern(a) => crate::pattern::run(a).await,
+        AnalyseCommand::Results(a) => crate::reports::results(a).await,
+        AnalyseCommand::Transparency(a) => crate::reports::transparency(a).await,
     }
 }
 

@@ -19,6 +19,7 @@ mod output;
 mod pattern;
 mod pki;
 mod profile;
+mod reports;
 mod serve;
 mod store_cmd;
 pub mod synth;

@@ -135,6 +135,12 @@ impl From<crate::spool::Stop> for ServiceError {
     }
 }
 
+impl From<nadc_store::StoreError> for ServiceError {
+    fn from(e: nadc_store::StoreError) -> Self {
+        Self::Unavailable(format!("store unavailable: {e}"))
+    }
+}
+
 impl From<QueryError> for ServiceError {
     fn from(e: QueryError) -> Self {
         match e {

@@ -90,7 +90,7 @@ pub struct Governance {
 }
 
 fn store_status(e: StoreError) -> Status {
-    Status::from(ServiceError::unavailable(format!("store unavailable: {e}")))
+    Status::from(ServiceError::from(e))
 }
 
 /// An audit write that failed: nothing was done.

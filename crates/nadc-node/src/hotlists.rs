@@ -52,7 +52,7 @@ impl Snapshot {
 }
 
 fn store_status(e: StoreError) -> ServiceError {
-    ServiceError::unavailable(format!("store unavailable: {e}"))
+    ServiceError::from(e)
 }
 
 impl HotlistRegistry {

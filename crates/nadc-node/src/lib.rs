@@ -32,6 +32,7 @@ pub mod merge;
 pub mod page;
 pub mod recent;
 pub mod relay;
+pub mod reports;
 pub mod retention;
 pub mod rules;
 pub mod search;

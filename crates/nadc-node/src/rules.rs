@@ -135,6 +135,13 @@ pub const RULES: &[Rule] = &[
         SEARCHING,
         "search.pattern",
     ),
+    rule("nadc.v1.Analysis", "Results", SEARCHING, "search.results"),
+    rule(
+        "nadc.v1.Analysis",
+        "Transparency",
+        Gate::Anyone,
+        "report.transparency",
+    ),
     rule(
         "nadc.v1.Hotlists",
         "CreateHotlist",

@@ -363,6 +363,20 @@ impl pb::analysis_server::Analysis for AnalysisService {
         self.0.network_of(req).await.map(Response::new)
     }
 
+    async fn results(
+        &self,
+        req: Request<pb::ResultsRequest>,
+    ) -> Result<Response<pb::ResultsResponse>, Status> {
+        self.0.results_of(req).await.map(Response::new)
+    }
+
+    async fn transparency(
+        &self,
+        req: Request<pb::TransparencyRequest>,
+    ) -> Result<Response<pb::TransparencyResponse>, Status> {
+        self.0.transparency_of(req).await.map(Response::new)
+    }
+
     async fn crime_pattern(
         &self,
         req: Request<pb::PatternRequest>,

@@ -45,6 +45,7 @@ mod network;
 mod pattern;
 mod plan;
 mod profile;
+mod results;
 
 use crate::error::ServiceError;
 use analysis::{DEFAULT_COMPANIONS, compute_clones, compute_convoy};

@@ -61,7 +61,9 @@ relayed!(
     pb::CameraHealthRequest,
     pb::AlibiRequest,
     pb::SubjectProfileRequest,
-    pb::PatternRequest
+    pb::PatternRequest,
+    pb::ResultsRequest,
+    pb::TransparencyRequest
 );
 
 /// The RPC a relayed search calls on a peer.

@@ -40,6 +40,10 @@ pub struct Plan {
     pub(super) now: Timestamp,
     /// The case searched under, once checked (`crate::cases`).
     pub(super) case: Option<crate::cases::CaseId>,
+    /// The node that relayed the search for its user, if any: the audit
+    /// names it (`"via"` in the query), so a national search is counted
+    /// once, where it was asked (`crate::reports`).
+    pub(super) via: Option<String>,
 }
 
 impl Plan {
@@ -108,9 +112,16 @@ impl Plan {
     }
 
     pub(super) fn audited(&self, returned: Vec<(ForceId, u64)>) -> Audited {
+        let mut query = self.query.clone();
+        if self.via.is_some() && query.is_null() {
+            query = json!({});
+        }
+        if let (Some(via), serde_json::Value::Object(q)) = (&self.via, &mut query) {
+            q.insert("via".into(), serde_json::Value::String(via.clone()));
+        }
         Audited {
             access: self.access.clone(),
-            query: self.query.clone(),
+            query,
             returned,
         }
     }
@@ -232,6 +243,7 @@ impl SearchService {
             query: serde_json::Value::Null,
             now: self.clock.now(),
             case: None,
+            via: relay.map(|r| r.via_node.clone()),
         };
         let context = self.governance.context(access).map_err(ServiceError::from);
         let checked = context.and_then(|(ctx, clip)| {

@@ -369,6 +369,53 @@ fn every_analysis_from_the_command_line() {
     assert_eq!(kinds(&fc, "incident").len(), 2);
     assert_eq!(kinds(&fc, "read").len(), 4);
 
+    // Camera sites: three incidents far from every camera, and a road
+    // through them.
+    let far = dir.path().join("far.csv");
+    std::fs::write(
+        &far,
+        format!("time,lat,lon\n{at60},51.5,-2.7\n{at60},51.5,-2.7\n{at50},51.5,-2.7\n"),
+    )
+    .unwrap();
+    let roads = dir.path().join("roads.geojson");
+    std::fs::write(
+        &roads,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"B4055"},"geometry":{"type":"LineString","coordinates":[[-2.75,51.5],[-2.65,51.5]]}}]}"#,
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "analyse",
+            "sites",
+            "--incidents",
+            far.to_str().unwrap(),
+            "--roads",
+            roads.to_str().unwrap(),
+            "--format",
+            "geojson",
+        ],
+        &alice,
+        &server.url,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fc = geojson(&out);
+    assert_eq!(kinds(&fc, "hot cell").len(), 1);
+    let sites = kinds(&fc, "site");
+    assert!(sites.len() >= 2, "{sites:?}");
+    assert_eq!(
+        sites[0].property("site").and_then(|v| v.as_str()),
+        Some("hot cell")
+    );
+    assert!(
+        sites[1..]
+            .iter()
+            .all(|s| s.property("road").and_then(|v| v.as_str()) == Some("B4055"))
+    );
+
     // Results and the transparency report, as CSV.
     let out = run(
         &[

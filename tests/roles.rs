@@ -45,6 +45,7 @@ enum Op {
     CrimePattern,
     Results,
     Transparency,
+    CameraSites,
     CreateHotlist,
     DeleteHotlist,
     AddEntries,
@@ -67,7 +68,7 @@ enum Op {
     Share,
 }
 
-const ALL: [Op; 43] = [
+const ALL: [Op; 44] = [
     Op::PushBatch,
     Op::PushStream,
     Op::Push,
@@ -91,6 +92,7 @@ const ALL: [Op; 43] = [
     Op::CrimePattern,
     Op::Results,
     Op::Transparency,
+    Op::CameraSites,
     Op::CreateHotlist,
     Op::DeleteHotlist,
     Op::AddEntries,
@@ -142,6 +144,7 @@ fn allowed(op: Op) -> &'static [&'static str] {
         | Op::AssociateNetwork
         | Op::CrimePattern
         | Op::Results
+        | Op::CameraSites
         | Op::MarkMaterial
         | Op::Schedule => SEARCHERS,
         Op::CreateHotlist
@@ -381,6 +384,19 @@ async fn attempt(ch: Channel, op: Op, n: usize) -> Result<(), tonic::Status> {
                 })
                 .await,
         ),
+        Op::CameraSites => unary(
+            pb::analysis_client::AnalysisClient::new(ch.clone())
+                .camera_sites(pb::SitesRequest {
+                    access: access(),
+                    incidents: vec![pb::Incident {
+                        lat: 51.45,
+                        lon: -2.58,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .await,
+        ),
         Op::Transparency => unary(
             pb::analysis_client::AnalysisClient::new(ch.clone())
                 .transparency(pb::TransparencyRequest {
@@ -606,6 +622,7 @@ fn wire(op: Op) -> (&'static str, &'static str, &'static str) {
         Op::AssociateNetwork => ("Analysis", "AssociateNetwork", "search.network"),
         Op::CrimePattern => ("Analysis", "CrimePattern", "search.pattern"),
         Op::Results => ("Analysis", "Results", "search.results"),
+        Op::CameraSites => ("Analysis", "CameraSites", "search.sites"),
         Op::Transparency => ("Analysis", "Transparency", "report.transparency"),
         Op::CreateHotlist => ("Hotlists", "CreateHotlist", "hotlist.create"),
         Op::DeleteHotlist => ("Hotlists", "DeleteHotlist", "hotlist.delete"),

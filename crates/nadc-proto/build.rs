@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "admin",
         "alerts",
         "governance",
+        "reports",
         "analysis",
     ]
     .map(|f| root.join(format!("nadc/v1/{f}.proto")));

@@ -47,6 +47,10 @@ pub enum AnalyseCommand {
     /// verification, outcomes and hit rate, and searches per operation and
     /// purpose (aggregates only).
     Results(crate::reports::ResultsArgs),
+    /// Camera positioning: hot cells (incidents and your force's hits) with
+    /// no camera within a distance, and where road links cross into them
+    /// uncovered, ranked as candidate camera sites.
+    Sites(crate::sites::SitesArgs),
     /// The public transparency report: per force and month, searches by
     /// purpose, reads held, hits and outcomes, deletions by retention and
     /// holds; small counts suppressed.
@@ -152,6 +156,7 @@ pub async fn run(command: AnalyseCommand) -> anyhow::Result<ExitCode> {
         AnalyseCommand::Network(a) => crate::network::run(a).await,
         AnalyseCommand::Pattern(a) => crate::pattern::run(a).await,
         AnalyseCommand::Results(a) => crate::reports::results(a).await,
+        AnalyseCommand::Sites(a) => crate::sites::run(a).await,
         AnalyseCommand::Transparency(a) => crate::reports::transparency(a).await,
     }
 }

@@ -21,6 +21,7 @@ mod pki;
 mod profile;
 mod reports;
 mod serve;
+mod sites;
 mod store_cmd;
 pub mod synth;
 mod telemetry;

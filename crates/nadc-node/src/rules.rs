@@ -136,6 +136,7 @@ pub const RULES: &[Rule] = &[
         "search.pattern",
     ),
     rule("nadc.v1.Analysis", "Results", SEARCHING, "search.results"),
+    rule("nadc.v1.Analysis", "CameraSites", SEARCHING, "search.sites"),
     rule(
         "nadc.v1.Analysis",
         "Transparency",

@@ -15,6 +15,7 @@ pub mod geo;
 pub mod hotspots;
 pub mod pattern;
 pub mod profile;
+pub mod sites;
 pub mod vehicle;
 pub mod vrm;
 

@@ -363,6 +363,13 @@ impl pb::analysis_server::Analysis for AnalysisService {
         self.0.network_of(req).await.map(Response::new)
     }
 
+    async fn camera_sites(
+        &self,
+        req: Request<pb::SitesRequest>,
+    ) -> Result<Response<pb::SitesResponse>, Status> {
+        self.0.sites_of(req).await.map(Response::new)
+    }
+
     async fn results(
         &self,
         req: Request<pb::ResultsRequest>,

@@ -46,6 +46,7 @@ mod pattern;
 mod plan;
 mod profile;
 mod results;
+mod sites;
 
 use crate::error::ServiceError;
 use analysis::{DEFAULT_COMPANIONS, compute_clones, compute_convoy};

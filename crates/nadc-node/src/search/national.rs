@@ -63,7 +63,8 @@ relayed!(
     pb::SubjectProfileRequest,
     pb::PatternRequest,
     pb::ResultsRequest,
-    pb::TransparencyRequest
+    pb::TransparencyRequest,
+    pb::SitesRequest
 );
 
 /// The RPC a relayed search calls on a peer.

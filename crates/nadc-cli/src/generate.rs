@@ -1,6 +1,8 @@
 //! `nadc gen`: writes synthetic traffic in the interchange format, one
 //! folder per force (`cameras.csv`, `reads.csv` or `reads.ndjson`), plus
-//! `truth.json` naming the planted patterns and `samples.csv`, a uniform
+//! `truth.json` naming the planted patterns, the analysis plants' inputs
+//! (`incidents.csv`, `journeys/possible.csv` and `journeys/impossible.csv`:
+//! `synth::plants`) and `samples.csv`, a uniform
 //! sample of the reads with their positions (what `nadc bench search` draws
 //! its inputs from, without reading the whole data set again).
 //!
@@ -236,6 +238,9 @@ pub fn run(a: GenArgs) -> anyhow::Result<ExitCode> {
         counts.insert(force.to_string(), n.into());
     }
     write_samples(&a.out.join("samples.csv"), &samples, &positions)?;
+    let plants = g.plants();
+    let planted = g.planted();
+    let analysis = write_plants(&a.out, &g, &plants, &planted)?;
     let truth = g.truth();
     let truth = serde_json::json!({
         "seed": a.seed,
@@ -247,6 +252,7 @@ pub fn run(a: GenArgs) -> anyhow::Result<ExitCode> {
         "cameras": cameras.values().map(Vec::len).sum::<usize>(),
         "convoy": truth.convoy.as_ref().map(|(t, c)| serde_json::json!({"target": t, "companion": c})),
         "clone": truth.clone,
+        "analysis": analysis,
     });
     let path = a.out.join("truth.json");
     std::fs::write(&path, serde_json::to_string_pretty(&truth)?)
@@ -258,6 +264,92 @@ pub fn run(a: GenArgs) -> anyhow::Result<ExitCode> {
         path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes what the analysis plants need as input (`incidents.csv`, the
+/// journey claims in `journeys/`) and returns their ground truth.
+fn write_plants(
+    out: &Path,
+    g: &crate::synth::Generator,
+    plants: &crate::synth::Plants,
+    planted: &crate::synth::Planted,
+) -> anyhow::Result<serde_json::Value> {
+    let time = |ms: i64| Timestamp::from_millis(ms).to_rfc3339();
+    if !planted.incidents.is_empty() {
+        let path = out.join("incidents.csv");
+        let mut w =
+            csv::Writer::from_path(&path).with_context(|| format!("create {}", path.display()))?;
+        w.write_record(["reference", "type", "time", "lat", "lon"])?;
+        for (i, x) in planted.incidents.iter().enumerate() {
+            w.write_record([
+                format!("INC-{:04}", i + 1),
+                "burglary".into(),
+                time(x.at_ms),
+                format!("{:.6}", x.lat),
+                format!("{:.6}", x.lon),
+            ])?;
+        }
+        w.flush()?;
+    }
+    let mut journeys = serde_json::Map::new();
+    if let Some((left, arrived)) = &planted.commute {
+        let dir = out.join("journeys");
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        // The far side of the country, twenty minutes after it left home.
+        let towns = g.towns();
+        let home = plants
+            .commuter
+            .as_ref()
+            .and_then(|c| towns.iter().position(|t| t.name == c.home))
+            .unwrap_or(0);
+        let far = towns[(home + towns.len() / 2) % towns.len()];
+        let impossible = crate::synth::Claim {
+            lat: far.lat,
+            lon: far.lon,
+            at_ms: left.at_ms + 20 * 60_000,
+            label: format!("in {}", far.name),
+        };
+        for (name, claims) in [
+            ("possible", [left, arrived]),
+            ("impossible", [left, &impossible]),
+        ] {
+            let path = dir.join(format!("{name}.csv"));
+            let mut w = csv::Writer::from_path(&path)
+                .with_context(|| format!("create {}", path.display()))?;
+            w.write_record(["lat", "lon", "from", "to", "radius_m", "label"])?;
+            for c in claims {
+                w.write_record([
+                    format!("{:.6}", c.lat),
+                    format!("{:.6}", c.lon),
+                    time(c.at_ms),
+                    time(c.at_ms),
+                    "300".into(),
+                    c.label.clone(),
+                ])?;
+            }
+            w.flush()?;
+            journeys.insert(name.into(), path.display().to_string().into());
+        }
+    }
+    let near: Vec<String> = planted
+        .incidents
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.offender)
+        .map(|(i, _)| format!("INC-{:04}", i + 1))
+        .collect();
+    Ok(serde_json::json!({
+        "commuter": plants.commuter.as_ref().map(|c| serde_json::json!({
+            "vrm": c.plate, "home": c.home, "work": c.work,
+            "odd_day": c.odd_day, "odd_town": c.odd_town})),
+        "associates": plants.associates.as_ref().map(|(hub, members)| serde_json::json!({
+            "hub": hub, "members": members})),
+        "offender": plants.offender.as_ref().map(|v| serde_json::json!({
+            "vrm": v, "incidents": planted.incidents.len(), "near": near})),
+        "silent_camera": plants.silent.as_ref().map(|(f, id, day)| serde_json::json!({
+            "force": f.as_str(), "camera_id": id, "day": day})),
+        "journeys": journeys,
+    }))
 }
 
 fn write_samples(

@@ -23,6 +23,10 @@
 //! camera stay near what a national network sees (a few thousand a day),
 //! rather than piling ever more reads onto a fixed set of cameras.
 
+mod plants;
+
+pub use plants::{Claim, Commuter, Incident, Planted, Plants};
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
@@ -686,6 +690,8 @@ pub struct Generator {
     world: World,
     cars: Vec<Car>,
     truth: Truth,
+    /// What the analysis plants left during the run (`plants`).
+    planted: std::sync::Mutex<Planted>,
 }
 
 /// Vehicle 0 is the convoy target, vehicle 1 its companion, vehicle 2 and
@@ -752,6 +758,7 @@ impl Generator {
             world,
             cars,
             truth,
+            planted: Default::default(),
         }
     }
 
@@ -768,6 +775,12 @@ impl Generator {
     /// The planted patterns.
     pub fn truth(&self) -> &Truth {
         &self.truth
+    }
+
+    /// What the analysis plants left in the run so far (incidents, the
+    /// commuter's journey).
+    pub fn planted(&self) -> Planted {
+        std::mem::take(&mut *self.planted.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Every vehicle.
@@ -833,6 +846,9 @@ impl Generator {
                         salt,
                         gps,
                     } => {
+                        if self.silenced(site as usize, due.at_ms) {
+                            continue;
+                        }
                         let s = &self.world.sites[site as usize];
                         let n = counters.entry(s.force.clone()).or_default();
                         *n += 1;
@@ -853,6 +869,9 @@ impl Generator {
         if v == COMPANION {
             // The companion travels only with the target.
             return None;
+        }
+        if let Some(plan) = self.planted_day(v, day) {
+            return plan;
         }
         let mut rng = rng_for(self.cfg.seed, &[v as u64, u64::from(day), 0]);
         let clone_pair = self.truth.clone.is_some() && (v == CLONE_OF || v == self.cars.len() - 1);
@@ -902,7 +921,9 @@ impl Generator {
         let here = usize::from(state[v].here);
         let home = usize::from(self.cars[v].home);
         let n = w.towns.len();
-        let dest = if v == TARGET {
+        let dest = if let Some(d) = self.planted_destination(v, day, trip) {
+            d
+        } else if v == TARGET {
             // Out to the far side of the country, then home.
             if here == home {
                 (home + n / 2) % n
@@ -922,10 +943,37 @@ impl Generator {
             }
         };
         let path = w.route(here, dest);
-        let passes = w.passes(&mut rng, &path);
+        let passes = match self.planted_route_rng(v, here, dest) {
+            Some(mut fixed) => w.passes(&mut fixed, &path),
+            None => w.passes(&mut rng, &path),
+        };
+        let timed: Vec<(usize, i64)> = passes
+            .iter()
+            .map(|&(site, secs)| (site, at_ms + (secs * 1000.0) as i64))
+            .collect();
+        let always = self.plant_trip(&self.planted, v, day, trip, &timed);
         for &(site, secs) in &passes {
             let at = at_ms + (secs * 1000.0) as i64;
-            self.sighting(schedule, &mut rng, vehicle, site, at, None);
+            if always == Some((site, at)) {
+                schedule.push(
+                    at,
+                    Event::Read {
+                        vehicle,
+                        site: site as u32,
+                        salt: rng.next_u64(),
+                        gps: None,
+                    },
+                );
+            } else {
+                self.sighting(schedule, &mut rng, vehicle, site, at, None);
+            }
+            if self.planting() && v == plants::HUB {
+                // The associates follow, 20 to 100 s behind.
+                for a in plants::ASSOCIATES {
+                    let gap = rng.random_range(20_000..100_000);
+                    self.sighting(schedule, &mut rng, a as u32, site, at + gap, None);
+                }
+            }
             if v == TARGET && self.cars.len() > COMPANION {
                 // The planted convoy: the companion follows, 30 to 90 s
                 // behind.
@@ -951,8 +999,11 @@ impl Generator {
             state[v].trips_left -= 1;
             let end = passes.last().map_or(0.0, |(_, s)| *s);
             let dwell = rng.random_range(1_800.0..4.0 * 3_600.0);
+            let next = self
+                .planted_next_departure(v, at_ms)
+                .unwrap_or(at_ms + ((end + dwell) * 1000.0) as i64);
             schedule.push(
-                at_ms + ((end + dwell) * 1000.0) as i64,
+                next,
                 Event::Depart {
                     vehicle,
                     day,

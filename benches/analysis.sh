@@ -12,7 +12,14 @@
 #     the cameras there judged over a 28-day baseline;
 #   - profile: the sampled VRM's subject profile over the generated period;
 #   - network: the sampled VRM's associate network over the period, two
-#     hops (each a convoy search).
+#     hops (each a convoy search);
+#   - pattern: vehicles near at least two of 20 sampled reads taken as
+#     incidents (500 m, +-30 minutes): two passes of the geographic index;
+#   - sites: camera positioning for 200 sampled reads as incidents and 19
+#     road links between them;
+#   - results: the benchmark force's results over the period (a pass over
+#     the alert log and the audit chain);
+#   - transparency: the report for the period's months (the same pass).
 #
 #   benches/analysis.sh [VEHICLES] [ITERATIONS] [NETWORK_ITERATIONS]
 #
@@ -37,3 +44,7 @@ echo "Analysis run times on $reads reads ($(nproc) cores, release, warm cache), 
 "$NADC" bench search --gen-dir "$work/gen" --kind alibi --iterations "$ITERATIONS"
 "$NADC" bench search --gen-dir "$work/gen" --kind profile --iterations "$ITERATIONS"
 "$NADC" bench search --gen-dir "$work/gen" --kind network --iterations "$NETWORK_ITERATIONS"
+"$NADC" bench search --gen-dir "$work/gen" --kind pattern --iterations "$ITERATIONS"
+"$NADC" bench search --gen-dir "$work/gen" --kind sites --iterations "$ITERATIONS"
+"$NADC" bench search --gen-dir "$work/gen" --kind results --iterations 20
+"$NADC" bench search --gen-dir "$work/gen" --kind transparency --iterations 20

@@ -53,6 +53,16 @@ pub enum Kind {
     /// The associate network of a VRM over the whole generated period,
     /// two hops (each a convoy search with the benchmark's settings).
     Network,
+    /// Crime pattern: vehicles near at least two of 20 sampled reads taken
+    /// as incidents (500 m, ±30 minutes).
+    Pattern,
+    /// Camera positioning: 200 sampled reads as incidents, a road link
+    /// from each of the first 20 to the next.
+    Sites,
+    /// Results analysis of the benchmark user's force over the period.
+    Results,
+    /// The transparency report for the months of the period.
+    Transparency,
 }
 
 impl Kind {
@@ -60,7 +70,13 @@ impl Kind {
     pub fn has_sql_peer(self) -> bool {
         !matches!(
             self,
-            Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi
+            Kind::HotspotsVrm
+                | Kind::HotspotsTraffic
+                | Kind::Alibi
+                | Kind::Pattern
+                | Kind::Sites
+                | Kind::Results
+                | Kind::Transparency
         )
     }
 }
@@ -391,6 +407,7 @@ async fn run_one(
     scope: pb::Scope,
     s: &Sample,
     other: &Sample,
+    series: &[Sample],
     period: (Timestamp, Timestamp),
 ) -> anyhow::Result<Answer> {
     let scope = scope as i32;
@@ -398,6 +415,12 @@ async fn run_one(
         pb::search_client::SearchClient::new(ch.clone()).max_decoding_message_size(256 << 20);
     const H: i64 = 3_600_000;
     let stream = match kind {
+        Kind::Pattern => return crate::bench_analysis::pattern(ch, scope, series).await,
+        Kind::Sites => return crate::bench_analysis::sites(ch, scope, series).await,
+        Kind::Results => return crate::bench_analysis::results(ch, scope, period).await,
+        Kind::Transparency => {
+            return crate::bench_analysis::transparency(ch, scope, period).await;
+        }
         Kind::Convoy => return convoy(ch, scope, s, period).await,
         Kind::Network => {
             let r = pb::analysis_client::AnalysisClient::new(ch.clone())
@@ -587,7 +610,9 @@ async fn run_one(
 }
 
 /// The nodes of a national answer that failed.
-fn failed_nodes<'a>(outcomes: impl IntoIterator<Item = &'a pb::NodeOutcome>) -> Vec<String> {
+pub(crate) fn failed_nodes<'a>(
+    outcomes: impl IntoIterator<Item = &'a pb::NodeOutcome>,
+) -> Vec<String> {
     outcomes
         .into_iter()
         .filter(|o| !o.ok)
@@ -669,8 +694,21 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 }),
             _ => s.clone(),
         };
+        // A series of sampled reads taken as incidents.
+        let series: Vec<Sample> = if matches!(a.kind, Kind::Pattern | Kind::Sites) {
+            let n = if a.kind == Kind::Pattern {
+                crate::bench_analysis::PATTERN_INCIDENTS
+            } else {
+                crate::bench_analysis::SITES_INCIDENTS
+            };
+            (0..n)
+                .filter_map(|_| samples.choose(&mut rng).cloned())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let started = Instant::now();
-        let got = run_one(&ch, a.kind, scope, s, &other, period).await?;
+        let got = run_one(&ch, a.kind, scope, s, &other, &series, period).await?;
         let took = started.elapsed();
         if i >= warmup {
             times.push(took);
@@ -735,6 +773,16 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             a.kind,
             mean(total)
         );
+    } else if let Some(what) = match a.kind {
+        Kind::Pattern => {
+            Some("reads of vehicles near an incident (rows above: vehicles near two or more)")
+        }
+        Kind::Sites => Some("cameras weighed (rows above: candidate sites)"),
+        Kind::Results => Some("reads held in the period (rows above: operation rows)"),
+        Kind::Transparency => Some("reads held (rows above: force and month rows)"),
+        _ => None,
+    } {
+        println!("{:?}: mean {what} {:.1}", a.kind, mean(total));
     } else if a.kind == Kind::Alibi {
         println!(
             "{:?}: mean cameras judged at the place {:.1} (rows above: the vehicle's reads weighed)",

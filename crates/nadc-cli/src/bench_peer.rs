@@ -167,9 +167,15 @@ pub fn sql(kind: Kind) -> String {
         ),
         Kind::Convoy => convoy_sql(),
         // Refused before a peer is connected (`Kind::has_sql_peer`).
-        Kind::HotspotsVrm | Kind::HotspotsTraffic | Kind::Alibi | Kind::Profile | Kind::Network => {
-            String::new()
-        }
+        Kind::HotspotsVrm
+        | Kind::HotspotsTraffic
+        | Kind::Alibi
+        | Kind::Profile
+        | Kind::Network
+        | Kind::Pattern
+        | Kind::Sites
+        | Kind::Results
+        | Kind::Transparency => String::new(),
     }
 }
 
@@ -346,7 +352,11 @@ impl Peer {
             | Kind::HotspotsTraffic
             | Kind::Alibi
             | Kind::Profile
-            | Kind::Network => {
+            | Kind::Network
+            | Kind::Pattern
+            | Kind::Sites
+            | Kind::Results
+            | Kind::Transparency => {
                 anyhow::bail!("{:?} has no PostGIS counterpart", self.kind)
             }
         };

@@ -8,6 +8,7 @@ mod alibi;
 mod analyse;
 mod bench;
 mod bench_alerts;
+mod bench_analysis;
 mod bench_peer;
 mod client;
 mod demo;

@@ -15,11 +15,12 @@
 #     hops (each a convoy search);
 #   - pattern: vehicles near at least two of 20 sampled reads taken as
 #     incidents (500 m, +-30 minutes): two passes of the geographic index;
-#   - sites: camera positioning for 200 sampled reads as incidents and 19
-#     road links between them;
-#   - results: the benchmark force's results over the period (a pass over
-#     the alert log and the audit chain);
-#   - transparency: the report for the period's months (the same pass).
+#   - sites: camera positioning for 200 incidents, each 2 km north of a
+#     sampled read, with a 4 km road link through each of the first 20;
+#   - results: the benchmark force's results from the period's start to
+#     now (a pass over the alert log and the audit chain);
+#   - transparency: the report from the period's month to now's (the same
+#     pass).
 #
 #   benches/analysis.sh [VEHICLES] [ITERATIONS] [NETWORK_ITERATIONS]
 #

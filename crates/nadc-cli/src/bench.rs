@@ -417,9 +417,9 @@ async fn run_one(
     let stream = match kind {
         Kind::Pattern => return crate::bench_analysis::pattern(ch, scope, series).await,
         Kind::Sites => return crate::bench_analysis::sites(ch, scope, series).await,
-        Kind::Results => return crate::bench_analysis::results(ch, scope, period).await,
+        Kind::Results => return crate::bench_analysis::results(ch, scope, period.0).await,
         Kind::Transparency => {
-            return crate::bench_analysis::transparency(ch, scope, period).await;
+            return crate::bench_analysis::transparency(ch, scope, period.0).await;
         }
         Kind::Convoy => return convoy(ch, scope, s, period).await,
         Kind::Network => {

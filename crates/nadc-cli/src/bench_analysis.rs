@@ -9,6 +9,10 @@ use tonic::transport::Channel;
 
 use crate::bench::{Answer, Sample, access, failed_nodes};
 
+fn now() -> Timestamp {
+    nadc_core::time::Clock::now(&nadc_core::time::SystemClock)
+}
+
 /// Incidents in a crime pattern series, and in a camera positioning one.
 pub const PATTERN_INCIDENTS: usize = 20;
 pub const SITES_INCIDENTS: usize = 200;
@@ -48,22 +52,32 @@ pub async fn pattern(ch: &Channel, scope: i32, series: &[Sample]) -> anyhow::Res
     })
 }
 
-/// Candidate sites for the series as incidents, with a road link from each
-/// to the next.
+/// Candidate sites for the series as incidents, each 2 km north of its
+/// sampled read (a read is at a camera, so its own place is covered), with
+/// a 4 km road link east to west through each of the first 20.
 pub async fn sites(ch: &Channel, scope: i32, series: &[Sample]) -> anyhow::Result<Answer> {
-    let links = series
-        .windows(2)
-        .map(|w| pb::RoadLink {
-            name: String::new(),
-            lat: vec![w[0].lat, w[1].lat],
-            lon: vec![w[0].lon, w[1].lon],
+    let north = |s: &Sample| Sample {
+        lat: s.lat + 2_000.0 / 111_320.0,
+        ..s.clone()
+    };
+    let places: Vec<Sample> = series.iter().map(north).collect();
+    let links = places
+        .iter()
+        .take(PATTERN_INCIDENTS)
+        .map(|p| {
+            let dlon = 2_000.0 / (111_320.0 * p.lat.to_radians().cos());
+            pb::RoadLink {
+                name: String::new(),
+                lat: vec![p.lat, p.lat],
+                lon: vec![p.lon - dlon, p.lon + dlon],
+            }
         })
         .collect();
     let r = client(ch)
         .camera_sites(pb::SitesRequest {
             access: access(),
             scope,
-            incidents: series.iter().map(incident).collect(),
+            incidents: places.iter().map(incident).collect(),
             links,
             ..Default::default()
         })
@@ -77,18 +91,15 @@ pub async fn sites(ch: &Channel, scope: i32, series: &[Sample]) -> anyhow::Resul
     })
 }
 
-/// The benchmark user's force's results over the period, by month.
-pub async fn results(
-    ch: &Channel,
-    scope: i32,
-    period: (Timestamp, Timestamp),
-) -> anyhow::Result<Answer> {
+/// The benchmark user's force's results from the period's start to now
+/// (so its searches count), by month.
+pub async fn results(ch: &Channel, scope: i32, first: Timestamp) -> anyhow::Result<Answer> {
     let r = client(ch)
         .results(pb::ResultsRequest {
             access: access(),
             scope,
-            from: Some(nadc_proto::to_pb_time(period.0)),
-            to: Some(nadc_proto::to_pb_time(period.1)),
+            from: Some(nadc_proto::to_pb_time(first)),
+            to: Some(nadc_proto::to_pb_time(now())),
             by_month: true,
             ..Default::default()
         })
@@ -102,17 +113,13 @@ pub async fn results(
     })
 }
 
-/// The transparency report for the months of the period.
-pub async fn transparency(
-    ch: &Channel,
-    scope: i32,
-    period: (Timestamp, Timestamp),
-) -> anyhow::Result<Answer> {
+/// The transparency report from the period's month to this one.
+pub async fn transparency(ch: &Channel, scope: i32, first: Timestamp) -> anyhow::Result<Answer> {
     let month = |t: Timestamp| t.to_rfc3339().chars().take(7).collect::<String>();
     let r = client(ch)
         .transparency(pb::TransparencyRequest {
-            from_month: month(period.0),
-            to_month: month(period.1),
+            from_month: month(first),
+            to_month: month(now()),
             scope,
             ..Default::default()
         })

@@ -425,6 +425,13 @@ async fn a_check_is_audited_with_its_reads_and_bad_claims_are_named() {
         .map(|f| f.rows)
         .sum();
     assert_eq!(rows, w.subject.len() as u64);
+    // The camera rows it disclosed besides the reads are noted per force.
+    let q: serde_json::Value = serde_json::from_str(&closing[0].query).unwrap();
+    assert_eq!(
+        q["camera_rows"]["AVON"].as_u64(),
+        Some(r.claims[0].cameras.len() as u64),
+        "{q}"
+    );
 
     // Bad claims are refused, naming the claim and the field.
     let mut c = pb::analysis_client::AnalysisClient::new(h.user("alice").await);
@@ -471,4 +478,56 @@ async fn a_check_is_audited_with_its_reads_and_bad_claims_are_named() {
     });
     let e = c.alibi(no_case).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+}
+
+/// Past the node's search limit, an alibi check keeps the vehicle's reads
+/// nearest in time to the claim, not the earliest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_truncated_check_keeps_the_reads_nearest_the_claim() {
+    let mut h = Harness::start().await;
+    h.configure = |c| c.max_search_limit = 5;
+    h.restart().await;
+    h.cameras("AVON", 1).await;
+    let start = now().millis() - 12 * HOUR;
+    let reads: Vec<pb::Read> = (0..20)
+        .map(|i| pb::Read {
+            read_id: format!("t{i}"),
+            vrm: "TR0NCAT".into(),
+            observed_at: ts(start + i * 30 * MIN),
+            camera_id: "C1".into(),
+            ..Default::default()
+        })
+        .collect();
+    let r = pb::ingest_client::IngestClient::new(h.bof("AVON").await)
+        .push_batch(support::batch(reads))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    // The claim: at C1 at the time of read t10.
+    let at = start + 10 * 30 * MIN;
+    let got = pb::analysis_client::AnalysisClient::new(h.user("alice").await)
+        .alibi(pb::AlibiRequest {
+            access: case_access("OP-TRUNC"),
+            vrm: "TR0NCAT".into(),
+            claims: vec![pb::PlaceClaim {
+                lat: 51.46,
+                lon: -2.58,
+                radius_m: 300.0,
+                from: ts(at),
+                to: ts(at),
+                label: String::new(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(got.truncated);
+    let kept: Vec<String> = got
+        .reads
+        .iter()
+        .map(|r| r.provenance.clone().unwrap().bof_read_id)
+        .collect();
+    assert_eq!(kept, ["t8", "t9", "t10", "t11", "t12"]);
 }

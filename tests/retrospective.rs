@@ -290,3 +290,59 @@ async fn a_fuzzy_list_hits_confusable_reads_and_the_tier_bounds_the_look_back() 
     let r = add(&h, "plain", 0).await.unwrap();
     assert_eq!(r.retrospective_hits, 0);
 }
+
+/// Reads arriving while an entry is added with a look-back: each hits the
+/// list once, live or retrospectively, never both and never neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_arriving_while_an_entry_is_added_hits_once() {
+    let h = Harness::start().await;
+    h.cameras("AVON", 1).await;
+    for round in 0..4 {
+        let name = format!("race{round}");
+        list(&h, &name, false).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let bof = h.bof("AVON").await;
+        let pusher = tokio::spawn(async move {
+            let mut c = pb::ingest_client::IngestClient::new(bof);
+            let mut tx = Some(tx);
+            for i in 0..60 {
+                let r = c
+                    .push_batch(support::batch(vec![pb::Read {
+                        read_id: format!("race{round}-{i}"),
+                        vrm: SUBJECT.into(),
+                        observed_at: Some(nadc_proto::to_pb_time(
+                            now().plus_millis(-3_600_000 - i * 1_000),
+                        )),
+                        camera_id: "C1".into(),
+                        ..Default::default()
+                    }]))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+                if i == 5 {
+                    tx.take().unwrap().send(()).unwrap();
+                }
+            }
+        });
+        rx.await.unwrap();
+        add(&h, &name, 7).await.unwrap();
+        pusher.await.unwrap();
+        let mut hits: BTreeMap<String, u32> = BTreeMap::new();
+        for e in history(&h, 0).await {
+            let list = e.list.as_ref().map(|l| l.name.clone()).unwrap_or_default();
+            if list == name {
+                *hits.entry(read_id(&e)).or_default() += 1;
+            }
+        }
+        // Every read of this round once (and the planted older reads of
+        // the subject, none here).
+        let want: BTreeMap<String, u32> =
+            (0..60).map(|i| (format!("race{round}-{i}"), 1)).collect();
+        let got: BTreeMap<String, u32> = hits
+            .into_iter()
+            .filter(|(id, _)| id.starts_with(&format!("race{round}-")))
+            .collect();
+        assert_eq!(got, want, "round {round}");
+    }
+}

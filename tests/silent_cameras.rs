@@ -144,3 +144,86 @@ async fn searches_name_the_cameras_that_went_silent_and_when() {
     }
     assert_eq!(named(&summary.unwrap()), ["AVON/C2"]);
 }
+
+/// A camera's silence is judged only on what the searcher may see: its
+/// usual rate in the weeks before a window near the edge of the data-age
+/// tier lies past the tier, so nothing is said of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn silence_is_not_judged_from_reads_past_the_tier() {
+    let h = Harness::start().await;
+    h.cameras("AVON", 1).await;
+    let day = 24 * HOUR;
+    // C1 read hourly from 120 to 88 days ago, then nothing.
+    let reads: Vec<pb::Read> = (88 * 24..=120 * 24)
+        .map(|hh| pb::Read {
+            read_id: format!("old-{hh}"),
+            vrm: format!("OL{hh}D"),
+            observed_at: Some(nadc_proto::to_pb_time(now().plus_millis(-hh * HOUR))),
+            camera_id: "C1".into(),
+            ..Default::default()
+        })
+        .collect();
+    for chunk in reads.chunks(500) {
+        push(&h, "AVON", chunk.to_vec()).await;
+    }
+    let window = |days: i64| {
+        let h = &h;
+        async move {
+            let mut s = pb::search_client::SearchClient::new(h.user("alice").await)
+                .geo_search(pb::GeoSearchRequest {
+                    access: access(),
+                    areas: vec![pb::Area {
+                        lat: 51.46,
+                        lon: -2.58,
+                        radius_m: 500.0,
+                        from: Some(nadc_proto::to_pb_time(now().plus_millis(-days * day))),
+                        to: Some(nadc_proto::to_pb_time(
+                            now().plus_millis(-days * day + 6 * HOUR),
+                        )),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut summary = None;
+            while let Some(c) = s.message().await.unwrap() {
+                if let Some(pb::search_chunk::Chunk::Summary(x)) = c.chunk {
+                    summary = Some(x);
+                }
+            }
+            summary.unwrap()
+        }
+    };
+    // 86 days ago (inside the 90-day tier, silent): the four weeks before
+    // lie past the tier, and nothing is said.
+    assert!(named(&window(86).await).is_empty());
+    // 82 days ago: one week before lies inside the tier (89 days ago, when
+    // it read), so its silence is named.
+    let s = window(82).await;
+    assert_eq!(named(&s), ["AVON/C1"]);
+    // Its last read, found without looking past the tier.
+    let last = nadc_proto::from_pb_time(s.silent_cameras[0].last_read.as_ref().unwrap()).unwrap();
+    assert_eq!(last, now().plus_millis(-88 * day));
+    // The audit notes the camera row disclosed, besides the reads.
+    let entries = h
+        .audit_entries(
+            "audrey",
+            pb::AuditQuery {
+                user: "alice".into(),
+                action: "search.geo".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    let noted: Vec<String> = entries
+        .iter()
+        .filter(|e| e.action == "search.geo" && e.outcome == "ok")
+        .map(|e| {
+            let q: serde_json::Value = serde_json::from_str(&e.query).unwrap();
+            q["camera_rows"].to_string()
+        })
+        .collect();
+    assert_eq!(noted, ["null", r#"{"AVON":1}"#]);
+}

@@ -33,6 +33,11 @@ pub struct HotlistRegistry {
     state: RwLock<Snapshot>,
     /// Serialises changes, so a reload never races another change.
     change: tokio::sync::Mutex<()>,
+    /// Held (shared) by each ingest from matching its reads against the
+    /// lists to storing them ([`HotlistRegistry::ingesting`]), so a
+    /// look-back can wait for every read matched against the lists before
+    /// its entries were added to be stored ([`HotlistRegistry::settle`]).
+    ingest: std::sync::RwLock<()>,
 }
 
 #[derive(Clone)]
@@ -63,7 +68,20 @@ impl HotlistRegistry {
             store,
             state: RwLock::new(state),
             change: tokio::sync::Mutex::new(()),
+            ingest: std::sync::RwLock::new(()),
         })
+    }
+
+    /// Held by an ingest from matching its reads against the lists until
+    /// they are stored.
+    pub fn ingesting(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.ingest.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns once every ingest that was matching or storing reads when it
+    /// was called has stored them. Blocking.
+    pub fn settle(&self) {
+        drop(self.ingest.write().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// The matcher for reads ingested from now on.
@@ -155,12 +173,11 @@ impl HotlistsService {
 }
 
 impl HotlistsService {
-    /// The retrospective hits of `entries` (about to be added to list
-    /// `id`) over the last `look_back_days`, found as a search is: the
-    /// caller needs a searching role as well, a purpose and a case, and
-    /// the window must lie in the data-age tier; it runs under a search
-    /// worker, bounded; the reads hit are registered under the case and
-    /// audited (`hotlist.add.retrospective`) before they are returned.
+    /// Checks a look-back asked with `entries` (about to be added to list
+    /// `id`) over the last `look_back_days`, as a search is checked: the
+    /// caller needs a searching role as well, a purpose and a case, and the
+    /// window must lie in the data-age tier; it takes a search worker. The
+    /// look-back runs ([`LookBack::run`]) once the entries are stored.
     async fn look_back(
         &self,
         principal: &Principal,
@@ -169,7 +186,7 @@ impl HotlistsService {
         entries: &[HotlistEntry],
         q: &pb::AddEntriesRequest,
         now: nadc_core::Timestamp,
-    ) -> Result<crate::alerts::retro::Retro, Status> {
+    ) -> Result<LookBack, Status> {
         let g = &self.governance;
         let days = q.look_back_days;
         let searching = matches!(principal, Principal::User { roles, .. }
@@ -212,16 +229,59 @@ impl HotlistsService {
             actor.user
         );
         let worker = self.workers.acquire(&user).await?;
-        let (store, cap, node) = (
-            self.store.clone(),
-            self.max_retrospective,
-            self.node.clone(),
-        );
-        let (governance, actor, entries) = (g.clone(), actor.clone(), entries.to_vec());
-        let query = json!({"list": id.to_string(), "look_back_days": days,
-            "entries": entries.len()});
+        Ok(LookBack {
+            worker,
+            list,
+            entries: entries.to_vec(),
+            from,
+            now,
+            actor: actor.clone(),
+            ctx,
+            case,
+            query: json!({"list": id.to_string(), "look_back_days": days,
+                "entries": entries.len()}),
+        })
+    }
+}
+
+/// A look-back checked, holding its search worker.
+struct LookBack {
+    worker: crate::workers::Worker,
+    list: Hotlist,
+    entries: Vec<HotlistEntry>,
+    from: nadc_core::Timestamp,
+    now: nadc_core::Timestamp,
+    actor: Actor,
+    ctx: nadc_core::access::AccessContext,
+    case: crate::cases::CaseId,
+    query: serde_json::Value,
+}
+
+impl LookBack {
+    /// Finds the retrospective hits, once the entries are stored (so every
+    /// read matched against the lists from then on hits live): it first
+    /// waits for every read matched before to be stored, so each read hits
+    /// once, live or retrospectively, and a read already hit on the list
+    /// for the same VRM is skipped. The reads hit are registered under the
+    /// case and audited (`hotlist.add.retrospective`) before they are
+    /// returned.
+    async fn run(self, s: &HotlistsService) -> Result<crate::alerts::retro::Retro, Status> {
+        let (store, cap, node) = (s.store.clone(), s.max_retrospective, s.node.clone());
+        let (governance, registry) = (s.governance.clone(), s.registry.clone());
         tokio::task::spawn_blocking(move || {
+            let LookBack {
+                worker,
+                list,
+                entries,
+                from,
+                now,
+                actor,
+                ctx,
+                case,
+                query,
+            } = self;
             let _worker = worker;
+            registry.settle();
             let r = crate::alerts::retro::retrospective_hits(
                 store.as_ref(),
                 &list,
@@ -545,7 +605,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         // searching role, purpose, case, the data-age tier), bounded, its
         // hits registered under the case and audited before they are
         // logged for anyone to watch.
-        let retro = if look_back > 0 && !good.is_empty() {
+        let prepared = if look_back > 0 && !good.is_empty() {
             match self
                 .look_back(&req_principal, &actor, &id, &good, &q, now)
                 .await
@@ -579,17 +639,38 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
                 .change(move |s| s.put_hotlist_entries(&target, &good).map_err(store_status))
                 .await?;
         }
+        // The entries match reads ingested from now on; the look-back finds
+        // those stored before.
+        let (retro, failed) = match prepared {
+            Some(p) => match p.run(self).await {
+                Ok(r) => (Some(r), None),
+                Err(status) => (None, Some(status)),
+            },
+            None => (None, None),
+        };
         let (hits, truncated) = retro
             .as_ref()
             .map_or((0, false), |r| (r.alerts.len() as u32, r.truncated));
+        // The entries are stored whatever became of the look-back: the
+        // change is audited either way.
         self.audit(
             &actor,
             "hotlist.add",
             json!({"list": id.to_string(), "entries": added, "refused": rejected.len(),
                 "look_back_days": look_back, "retrospective_hits": hits,
-                "retrospective_truncated": truncated}),
+                "retrospective_truncated": truncated,
+                "retrospective_failed": failed.as_ref().map(|s| s.message().to_string())}),
         )
         .await?;
+        if let Some(status) = failed {
+            return Err(Status::new(
+                status.code(),
+                format!(
+                    "the entries were stored, but their look-back failed: {}",
+                    status.message()
+                ),
+            ));
+        }
         // Logged only now, with the change and its audit durable.
         let (mut first, mut last) = (0, 0);
         if let Some(r) = retro.filter(|r| !r.alerts.is_empty()) {

@@ -200,6 +200,9 @@ impl IngestService {
         let f = force.clone();
         let (briefs, outcomes) = tokio::task::spawn_blocking(move || {
             let mut reads = reads;
+            // Matched against the lists and stored under the gate a
+            // look-back waits on (`HotlistRegistry::settle`).
+            let _matching = alerting.hotlists.ingesting();
             let sightings = alerting.annotate(&mut reads)?;
             let briefs = alerting.brief(&reads);
             let outcomes = store.append(&f, reads)?;

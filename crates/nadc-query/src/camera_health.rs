@@ -123,14 +123,16 @@ const WEEK_MS: i64 = 7 * 24 * HOUR_MS;
 
 /// Whether `camera` was silent in `from..=to`: no read then, though its
 /// reads in the same window of each of the [`SILENCE_WEEKS`] weeks before
-/// average at least one. The camera index alone is read, and little of it:
-/// a camera that read in the window costs one seek, and only a silent one
-/// is searched back for its last read (a week at a time).
+/// (those from `floor` on: what the searcher may see) average at least one.
+/// The camera index alone is read, and little of it: a camera that read in
+/// the window costs one seek, and only a silent one is searched back for
+/// its last read (a week at a time, not before `floor`).
 pub fn silent(
     store: &dyn Store,
     camera: &Camera,
     from: Timestamp,
     to: Timestamp,
+    floor: Timestamp,
 ) -> Result<Option<CameraHealth>, QueryError> {
     let any = |a: Timestamp, b: Timestamp| -> Result<u64, QueryError> {
         let mut n = 0u64;
@@ -149,10 +151,19 @@ pub fn silent(
         return Ok(None);
     }
     let mut before = 0u64;
+    let mut weeks = 0u64;
     for w in 1..=SILENCE_WEEKS {
-        before += any(from.plus_millis(-w * WEEK_MS), to.plus_millis(-w * WEEK_MS))?;
+        let a = from.plus_millis(-w * WEEK_MS);
+        if a < floor {
+            break;
+        }
+        before += any(a, to.plus_millis(-w * WEEK_MS))?;
+        weeks += 1;
     }
-    let expected = before as f64 / SILENCE_WEEKS as f64;
+    if weeks == 0 {
+        return Ok(None);
+    }
+    let expected = before as f64 / weeks as f64;
     if expected < 1.0 {
         return Ok(None);
     }
@@ -160,9 +171,12 @@ pub fn silent(
     let mut last_read = None;
     for w in 0..SILENCE_WEEKS {
         let (a, b) = (
-            from.plus_millis(-(w + 1) * WEEK_MS),
+            from.plus_millis(-(w + 1) * WEEK_MS).max(floor),
             from.plus_millis(-w * WEEK_MS - 1),
         );
+        if a > b {
+            break;
+        }
         store.camera_entries(&camera.force, &camera.camera_id, a, b, &mut |e| {
             last_read = Some(e.observed_at);
             ControlFlow::Continue(())

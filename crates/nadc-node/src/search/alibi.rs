@@ -343,9 +343,18 @@ impl SearchService {
         let (actor, case) = (plan.actor.clone(), plan.case.clone());
         let answer = tokio::task::spawn_blocking(move || {
             let _worker = worker;
+            let mut plan = plan;
             let started = Instant::now();
             let own = plan.actor.force.as_ref().map(|f| f.to_string());
             let result = evidence(store.as_ref(), &query, &node, own.as_deref());
+            if let Ok(a) = &result {
+                plan.note_cameras(
+                    a.claims
+                        .iter()
+                        .flat_map(|c| &c.cameras)
+                        .map(|c| c.force.as_str()),
+                );
+            }
             // What it discloses: the vehicle's reads, per owning force,
             // registered under the case.
             let (returned, outcome, reads) = match &result {
@@ -375,6 +384,27 @@ impl SearchService {
     }
 }
 
+/// A read in the heap of those nearest a claim, ordered by nothing (the
+/// heap orders by distance, then sequence number, both unique enough).
+struct Keep(nadc_core::StoredRead);
+
+impl PartialEq for Keep {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Keep {}
+impl PartialOrd for Keep {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Keep {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
 /// This node's evidence: the vehicle's reads in the span, and per claim
 /// the coverage of the cameras at its place. Not yet judged.
 fn evidence(
@@ -383,13 +413,44 @@ fn evidence(
     node: &str,
     own_force: Option<&str>,
 ) -> Result<pb::AlibiResponse, QueryError> {
-    let mut reads = Vec::new();
-    let (summary, _) = timeline(store, &q.vrm, q.from, q.to, q.limit, &mut |r| {
-        let mut row = proto::row_from_stored(&r, node);
-        row.mou_consult = own_force.is_some_and(|f| f != r.force.as_str());
-        reads.push(row);
+    // Past the limit, the reads nearest in time to a claim are kept: they
+    // are what the verdicts turn on.
+    let distance = |t: Timestamp| {
+        q.claims
+            .iter()
+            .map(|c| {
+                if t < c.from {
+                    c.from.millis() - t.millis()
+                } else if t > c.to {
+                    t.millis() - c.to.millis()
+                } else {
+                    0
+                }
+            })
+            .min()
+            .unwrap_or(0)
+    };
+    let mut nearest: std::collections::BinaryHeap<(i64, u64, Keep)> =
+        std::collections::BinaryHeap::new();
+    let mut seen = 0usize;
+    timeline(store, &q.vrm, q.from, q.to, usize::MAX, &mut |r| {
+        seen += 1;
+        nearest.push((distance(r.read.observed_at), r.seq, Keep(r)));
+        if nearest.len() > q.limit {
+            nearest.pop();
+        }
         std::ops::ControlFlow::Continue(())
     })?;
+    let mut kept: Vec<nadc_core::StoredRead> = nearest.into_iter().map(|(_, _, k)| k.0).collect();
+    kept.sort_by_key(|r| (r.read.observed_at, r.seq));
+    let reads: Vec<pb::ReadRow> = kept
+        .iter()
+        .map(|r| {
+            let mut row = proto::row_from_stored(r, node);
+            row.mou_consult = own_force.is_some_and(|f| f != r.force.as_str());
+            row
+        })
+        .collect();
     let mut claims = Vec::with_capacity(q.claims.len());
     for (i, (claim, cameras)) in q.claims.iter().zip(&q.cameras).enumerate() {
         let rows = camera_health(
@@ -410,7 +471,7 @@ fn evidence(
     Ok(pb::AlibiResponse {
         reads,
         claims,
-        truncated: summary.truncated,
+        truncated: seen > q.limit,
         node: node.to_string(),
         ..Default::default()
     })

@@ -38,12 +38,17 @@ pub(super) struct Finished {
 pub(super) struct Watched<Q> {
     pub(super) query: Q,
     pub(super) watch: Vec<(nadc_core::Camera, Timestamp, Timestamp)>,
+    /// How far back a camera's usual rate may be looked for
+    /// ([`Plan::floor`](super::plan::Plan::floor)).
+    pub(super) floor: Timestamp,
 }
 
-/// The cameras of `watch` that were silent in their windows, each once.
+/// The cameras of `watch` that were silent in their windows, each once,
+/// judged on their reads from `floor` on.
 fn silent_cameras(
     store: &dyn Store,
     watch: &[(nadc_core::Camera, Timestamp, Timestamp)],
+    floor: Timestamp,
 ) -> Result<Vec<pb::CameraHealthRow>, QueryError> {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
@@ -52,7 +57,7 @@ fn silent_cameras(
         if seen.contains(&key) {
             continue;
         }
-        if let Some(h) = nadc_query::camera_health::silent(store, camera, *from, *to)? {
+        if let Some(h) = nadc_query::camera_health::silent(store, camera, *from, *to, floor)? {
             seen.insert(key);
             out.push(super::camera_health::health_row(&h));
         }
@@ -112,7 +117,7 @@ pub(super) fn compute_geo(
         vrms: Some(pb::VrmSummaries { vrms }),
         summary: totals.summary,
         total_rows: totals.total_rows,
-        silent: silent_cameras(store, &w.watch)?,
+        silent: silent_cameras(store, &w.watch, w.floor)?,
     })
 }
 
@@ -241,7 +246,7 @@ pub(super) fn compute_camera(
         vrms: None,
         summary,
         total_rows,
-        silent: silent_cameras(store, &w.watch)?,
+        silent: silent_cameras(store, &w.watch, w.floor)?,
     })
 }
 
@@ -362,7 +367,7 @@ impl Computed {
         sent: usize,
     ) -> Vec<Result<pb::SearchChunk, Status>> {
         let Computed {
-            plan,
+            mut plan,
             result,
             chunk,
             mut returned_reads,
@@ -399,6 +404,9 @@ impl Computed {
             }
             (Err(e), _) => (Vec::new(), query_outcome(e)),
         };
+        if let Ok(f) = &result {
+            plan.note_cameras(f.silent.iter().map(|c| c.force.as_str()));
+        }
         let entry = plan.closing(search, returned, outcome);
         if let Err(e) =
             governance.record_search_blocking(entry, plan.case.as_ref(), &returned_reads)

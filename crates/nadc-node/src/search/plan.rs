@@ -72,6 +72,38 @@ impl Plan {
         Ok((p.from.max(retained), p.to))
     }
 
+    /// Notes in the audited query the camera rows an answer discloses
+    /// besides its reads (a camera's position, reads counted, last read),
+    /// per camera's force: `"camera_rows": {"AVON": 2}`.
+    pub(super) fn note_cameras<'a>(&mut self, forces: impl Iterator<Item = &'a str>) {
+        let mut counts = std::collections::BTreeMap::<&str, u64>::new();
+        for f in forces {
+            *counts.entry(f).or_default() += 1;
+        }
+        if counts.is_empty() {
+            return;
+        }
+        if self.query.is_null() {
+            self.query = json!({});
+        }
+        if let serde_json::Value::Object(q) = &mut self.query {
+            q.insert("camera_rows".into(), json!(counts));
+        }
+    }
+
+    /// The earliest instant this search's context may see: the data-age
+    /// tiers as its purpose and any authorisation allow, and retention. A
+    /// search's own window is checked by [`Plan::permit`]; this bounds what
+    /// it looks at besides (a camera's usual rate before the window).
+    pub(super) fn floor(&self) -> Timestamp {
+        let far = self.now.minus_days(36_500);
+        let retained = self.now.minus_days(self.governance.policy.retention_days);
+        self.governance
+            .permit(&self.actor, &self.access, true, far, self.now, self.now)
+            .map_or(self.now, |p| p.from)
+            .max(retained)
+    }
+
     /// Refuses `allow_broad` from a caller without a role that may use it.
     pub(super) fn broad(&self, allow_broad: bool) -> Result<(), ServiceError> {
         if !allow_broad {
@@ -350,6 +382,7 @@ impl SearchService {
                 max_candidates: self.caps.max_candidates,
             },
             watch,
+            floor: plan.floor(),
         })
     }
 
@@ -516,6 +549,7 @@ impl SearchService {
                 max_candidates: self.caps.max_candidates,
             },
             watch,
+            floor: plan.floor(),
         })
     }
 

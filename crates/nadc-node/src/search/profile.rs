@@ -222,6 +222,7 @@ impl SearchService {
         let near = cameras.clone();
         let answer = tokio::task::spawn_blocking(move || {
             let _worker = worker;
+            let mut plan = plan;
             let started = Instant::now();
             let own = plan.actor.force.as_ref().map(|f| f.to_string());
             let result = reads_of(store.as_ref(), &asked, &node, own.as_deref());
@@ -233,14 +234,27 @@ impl SearchService {
                 ),
                 Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
             };
+            // The profile, so the cameras it names are audited with it.
+            let answer = result.map(|(rows, truncated)| {
+                let mut a = answer_of(rows, &asked.query, &near, &Named::new());
+                a.truncated = truncated;
+                a
+            });
+            if let Ok(a) = &answer {
+                let named: std::collections::BTreeSet<(&str, &str)> = a
+                    .locations
+                    .iter()
+                    .flat_map(|l| &l.cameras_near)
+                    .map(|c| (c.force.as_str(), c.camera_id.as_str()))
+                    .collect();
+                plan.note_cameras(named.into_iter().map(|(f, _)| f));
+            }
             governance.record_search_blocking(
                 plan.closing(search, returned, outcome),
                 plan.case.as_ref(),
                 &reads,
             )?;
-            let (rows, truncated) = result.map_err(super::query_status)?;
-            let mut answer = answer_of(rows, &asked.query, &near, &Named::new());
-            answer.truncated = truncated;
+            let mut answer = answer.map_err(super::query_status)?;
             answer.node = node;
             answer.clipped_from = plan.clipped_from.map(proto::to_pb_time);
             answer.elapsed_us = started.elapsed().as_micros() as u64;

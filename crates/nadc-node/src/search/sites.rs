@@ -290,6 +290,14 @@ impl SearchService {
         let (actor, case) = (plan.actor.clone(), plan.case.clone());
         let answer = tokio::task::spawn_blocking(move || {
             let _worker = worker;
+            let mut plan = plan;
+            // The cameras weighed (positions) are disclosed with the hits.
+            plan.note_cameras(
+                cameras
+                    .iter()
+                    .filter_map(|c| c.camera.as_ref())
+                    .map(|c| c.force.as_str()),
+            );
             let result = match &hits {
                 Some(h) => hot_spots(store.as_ref(), h).map(Some),
                 None => Ok(None),

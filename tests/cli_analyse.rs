@@ -227,6 +227,25 @@ fn every_analysis_from_the_command_line() {
     );
     let mut r = csv::Reader::from_reader(out.stdout.as_slice());
     assert_eq!(r.records().count(), 3);
+    let out = run(
+        &[
+            "analyse",
+            "cameras",
+            "--from",
+            &minutes_ago(120),
+            "--to",
+            &minutes_ago(0),
+            "--baseline-days",
+            "7",
+            "--format",
+            "geojson",
+        ],
+        &alice,
+        &server.url,
+    );
+    let fc = geojson(&out);
+    assert_eq!(fc.features.len(), 3);
+    assert!(fc.features.iter().all(|f| f.property("status").is_some()));
 
     // A profile of the subject's two reads (one day): two places, one
     // journey between them, neither usual, both reads outliers.

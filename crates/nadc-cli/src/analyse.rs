@@ -79,7 +79,7 @@ pub struct CamerasArgs {
     /// Lift the node's cap on the baseline and window's length.
     #[arg(long)]
     allow_broad: bool,
-    /// table or csv.
+    /// table, csv or geojson (each camera a point with its status).
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
 }
@@ -232,7 +232,30 @@ async fn cameras(a: CamerasArgs) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
-        other => anyhow::bail!("camera health is written as table or csv, not {other:?}"),
+        OutputFormat::Geojson => {
+            let features: Vec<Value> = r
+                .cameras
+                .iter()
+                .zip(rows)
+                .map(|(c, row)| {
+                    let props: serde_json::Map<String, Value> = header
+                        .iter()
+                        .zip(row)
+                        .map(|(k, v)| (k.to_string(), Value::String(v)))
+                        .collect();
+                    json!({"type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [c.lon, c.lat]},
+                        "properties": props})
+                })
+                .collect();
+            writeln!(
+                out,
+                "{}",
+                json!({"type": "FeatureCollection", "features": features,
+                    "properties": {"node": r.node, "partial": r.partial}})
+            )?;
+        }
+        other => anyhow::bail!("camera health is written as table, csv or geojson, not {other:?}"),
     }
     Ok(ExitCode::SUCCESS)
 }

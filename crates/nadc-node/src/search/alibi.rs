@@ -22,7 +22,7 @@ use tonic::{Request, Status};
 
 use super::SearchService;
 use super::camera_health::{DEFAULT_BASELINE_DAYS, health_row};
-use super::national::gather;
+use super::national::{Concluded, gather};
 use super::plan::{Plan, query_outcome};
 use crate::cases::CaseId;
 use crate::disclosure::CaseRead;
@@ -308,10 +308,7 @@ impl SearchService {
         let claims = claims_of(&q).map_err(Status::from)?;
         let mut answer = merge(parts, claims.len());
         judge_into(&mut answer, &claims, max_speed(&q).map_err(Status::from)?);
-        answer.partial = nodes.iter().any(|o| !o.ok);
-        answer.nodes = nodes;
-        answer.node = self.node.clone();
-        answer.elapsed_us = started.elapsed().as_micros() as u64;
+        answer.conclude(nodes, &self.node, started);
         Ok(answer)
     }
 

@@ -525,6 +525,39 @@ paged!(
     pb::CameraSearchRequest
 );
 
+/// An analysis answer completed where it was asked: every node's outcome,
+/// whether any part is missing, this node's name and the time taken.
+pub(super) trait Concluded {
+    fn conclude(&mut self, nodes: Vec<pb::NodeOutcome>, node: &str, started: std::time::Instant);
+}
+
+macro_rules! concluded {
+    ($($t:ty),*) => {$(
+        impl Concluded for $t {
+            fn conclude(
+                &mut self,
+                nodes: Vec<pb::NodeOutcome>,
+                node: &str,
+                started: std::time::Instant,
+            ) {
+                self.partial = nodes.iter().any(|o| !o.ok);
+                self.nodes = nodes;
+                self.node = node.to_string();
+                self.elapsed_us = started.elapsed().as_micros() as u64;
+            }
+        }
+    )*};
+}
+
+concluded!(
+    pb::AlibiResponse,
+    pb::SubjectProfileResponse,
+    pb::PatternResponse,
+    pb::ResultsResponse,
+    pb::TransparencyResponse,
+    pb::SitesResponse
+);
+
 /// A national analysis's parts: this node's answer first, then each peer's
 /// that came; and every node's outcome (`rows` as `count` gives it), a peer
 /// that failed named with why.

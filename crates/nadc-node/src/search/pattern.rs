@@ -21,7 +21,7 @@ use tonic::{Request, Status};
 
 use super::SearchService;
 use super::alibi::{observed_ms, reads_per_force};
-use super::national::{PeersPart, gather};
+use super::national::{Concluded, PeersPart, gather};
 use super::plan::{Plan, query_outcome};
 use crate::cases::CaseId;
 use crate::disclosure::CaseRead;
@@ -392,14 +392,12 @@ impl SearchService {
         answer.vehicles_near_any = sum.len() as u32;
         answer.reads_near_any = reads_near_any;
         answer.clipped_from = clipped;
-        answer.partial = nodes.iter().any(|o| !o.ok);
-        answer.nodes = if national.is_some() {
+        let nodes = if national.is_some() {
             nodes
         } else {
             Vec::new()
         };
-        answer.node = self.node.clone();
-        answer.elapsed_us = started.elapsed().as_micros() as u64;
+        answer.conclude(nodes, &self.node, started);
         Ok(answer)
     }
 

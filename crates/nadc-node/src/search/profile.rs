@@ -18,7 +18,7 @@ use serde_json::json;
 use tonic::{Request, Status};
 
 use super::SearchService;
-use super::national::gather;
+use super::national::{Concluded, gather};
 use super::plan::{Plan, query_outcome, time_json};
 use crate::cases::CaseId;
 use crate::disclosure::CaseRead;
@@ -172,10 +172,7 @@ impl SearchService {
         let mut answer = answer_of(reads.into_values().collect(), &params, &cameras, &named);
         answer.truncated = truncated;
         answer.clipped_from = clipped;
-        answer.partial = nodes.iter().any(|o| !o.ok);
-        answer.nodes = nodes;
-        answer.node = self.node.clone();
-        answer.elapsed_us = started.elapsed().as_micros() as u64;
+        answer.conclude(nodes, &self.node, started);
         Ok(answer)
     }
 

@@ -16,7 +16,7 @@ use serde_json::json;
 use tonic::{Request, Status};
 
 use super::SearchService;
-use super::national::{PeersPart, gather};
+use super::national::{Concluded, PeersPart, gather};
 use super::plan::time_json;
 use crate::auth::caller;
 use crate::error::ServiceError;
@@ -311,10 +311,7 @@ impl SearchService {
             answer.notes = NOTES.iter().map(|n| n.to_string()).collect();
         }
         answer.min_count = min;
-        answer.partial = nodes.iter().any(|o| !o.ok);
-        answer.nodes = nodes;
-        answer.node = self.node.clone();
-        answer.elapsed_us = started.elapsed().as_micros() as u64;
+        answer.conclude(nodes, &self.node, started);
         Ok(answer)
     }
 }
@@ -333,10 +330,7 @@ fn finish(
             l.hits as f64 * 1e6 / l.reads_checked as f64
         };
     }
-    answer.partial = nodes.iter().any(|o| !o.ok);
-    answer.nodes = nodes;
-    answer.node = node.to_string();
-    answer.elapsed_us = started.elapsed().as_micros() as u64;
+    answer.conclude(nodes, node, started);
     answer
 }
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use tonic::{Request, Status};
 
 use super::SearchService;
-use super::national::{PeersPart, gather};
+use super::national::{Concluded, PeersPart, gather};
 use super::plan::{query_outcome, time_json};
 use crate::disclosure::CaseRead;
 use crate::error::ServiceError;
@@ -197,10 +197,7 @@ impl SearchService {
                 site.link = q.links[site.link_index as usize].name.clone();
             }
         }
-        answer.partial = nodes.iter().any(|o| !o.ok);
-        answer.nodes = nodes;
-        answer.node = self.node.clone();
-        answer.elapsed_us = started.elapsed().as_micros() as u64;
+        answer.conclude(nodes, &self.node, started);
         Ok(answer)
     }
 

@@ -20,7 +20,11 @@
 #   - results: the benchmark force's results from the period's start to
 #     now (a pass over the alert log and the audit chain);
 #   - transparency: the report from the period's month to now's (the same
-#     pass).
+#     pass);
+#   - camera-health: every camera in the hour before a sampled read, over
+#     a 7-day baseline;
+#   - retrospective: a sampled VRM added to a hotlist with a one-day
+#     look-back (so the user is a hotlist manager too).
 #
 #   benches/analysis.sh [VEHICLES] [ITERATIONS] [NETWORK_ITERATIONS]
 #
@@ -36,7 +40,7 @@ source benches/common.sh
 bench_workdir analysis
 bench_stop() { bench_unserve; }
 
-bench_one_node_loaded "$VEHICLES" bench:analyst:AVON
+bench_one_node_loaded "$VEHICLES" bench:analyst+hotlist-manager:AVON
 echo
 echo "Analysis run times on $reads reads ($(nproc) cores, release, warm cache), $(date -u +%Y-%m-%d)"
 "$NADC" bench search --gen-dir "$work/gen" --kind vrm --iterations "$ITERATIONS"
@@ -49,3 +53,5 @@ echo "Analysis run times on $reads reads ($(nproc) cores, release, warm cache), 
 "$NADC" bench search --gen-dir "$work/gen" --kind sites --iterations "$ITERATIONS"
 "$NADC" bench search --gen-dir "$work/gen" --kind results --iterations 20
 "$NADC" bench search --gen-dir "$work/gen" --kind transparency --iterations 20
+"$NADC" bench search --gen-dir "$work/gen" --kind camera-health --iterations 20
+"$NADC" bench search --gen-dir "$work/gen" --kind retrospective --iterations "$ITERATIONS"

@@ -63,6 +63,12 @@ pub enum Kind {
     Results,
     /// The transparency report for the months of the period.
     Transparency,
+    /// Camera health of every camera in the hour before a sampled read,
+    /// over a 7-day baseline.
+    CameraHealth,
+    /// A sampled VRM added to a hotlist with a one-day look-back
+    /// (retrospective hits; the user must manage hotlists too).
+    Retrospective,
 }
 
 impl Kind {
@@ -77,6 +83,8 @@ impl Kind {
                 | Kind::Sites
                 | Kind::Results
                 | Kind::Transparency
+                | Kind::CameraHealth
+                | Kind::Retrospective
         )
     }
 }
@@ -421,6 +429,8 @@ async fn run_one(
         Kind::Transparency => {
             return crate::bench_analysis::transparency(ch, scope, period.0).await;
         }
+        Kind::CameraHealth => return crate::bench_analysis::camera_health(ch, scope, s).await,
+        Kind::Retrospective => return crate::bench_analysis::retrospective(ch, s).await,
         Kind::Convoy => return convoy(ch, scope, s, period).await,
         Kind::Network => {
             let r = pb::analysis_client::AnalysisClient::new(ch.clone())
@@ -780,6 +790,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         Kind::Sites => Some("cameras weighed (rows above: candidate sites)"),
         Kind::Results => Some("reads held in the period (rows above: operation rows)"),
         Kind::Transparency => Some("reads held (rows above: force and month rows)"),
+        Kind::CameraHealth => Some("reads counted in the hour (rows above: cameras judged)"),
+        Kind::Retrospective => Some("entries stored (rows above: retrospective hits logged)"),
         _ => None,
     } {
         println!("{:?}: mean {what} {:.1}", a.kind, mean(total));

@@ -137,3 +137,71 @@ pub async fn transparency(ch: &Channel, scope: i32, first: Timestamp) -> anyhow:
         ..Default::default()
     })
 }
+
+/// Camera health of every camera in the hour before the sampled read,
+/// each against its usual rate over the 7 days before.
+pub async fn camera_health(ch: &Channel, scope: i32, s: &Sample) -> anyhow::Result<Answer> {
+    let r = client(ch)
+        .camera_health(pb::CameraHealthRequest {
+            access: access(),
+            scope,
+            from: Some(nadc_proto::to_pb_time(s.at.plus_millis(-3_600_000))),
+            to: Some(nadc_proto::to_pb_time(s.at)),
+            baseline_days: 7,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Ok(Answer {
+        rows: r.cameras.len(),
+        total: r.cameras.iter().map(|c| c.reads).sum(),
+        failed: failed_nodes(&r.nodes),
+        ..Default::default()
+    })
+}
+
+/// The list retrospective entries are added to.
+const RETRO_LIST: &str = "bench-retrospective";
+
+/// Adds the sampled read's VRM to a hotlist with a one-day look-back: the
+/// entry stored, its retrospective hits found, registered and logged
+/// (the benchmark user must be a hotlist manager too).
+pub async fn retrospective(ch: &Channel, s: &Sample) -> anyhow::Result<Answer> {
+    let mut c = pb::hotlists_client::HotlistsClient::new(ch.clone());
+    let made = c
+        .create_hotlist(pb::CreateHotlistRequest {
+            name: RETRO_LIST.into(),
+            purpose: "benchmark".into(),
+            ..Default::default()
+        })
+        .await;
+    if let Err(e) = made
+        && e.code() != tonic::Code::AlreadyExists
+    {
+        return Err(e.into());
+    }
+    let r = c
+        .add_entries(pb::AddEntriesRequest {
+            list: Some(pb::HotlistRef {
+                owner: String::new(),
+                name: RETRO_LIST.into(),
+            }),
+            entries: vec![pb::HotlistEntry {
+                vrm: s.vrm.clone(),
+                reason: "benchmark".into(),
+                intel_ref: "BENCH/1".into(),
+                action: pb::Action::Intelligence as i32,
+                expires_at: Some(nadc_proto::to_pb_time(now().plus_millis(86_400_000))),
+                ..Default::default()
+            }],
+            look_back_days: 1,
+            access: access(),
+        })
+        .await?
+        .into_inner();
+    Ok(Answer {
+        rows: r.retrospective_hits as usize,
+        total: u64::from(r.stored),
+        ..Default::default()
+    })
+}

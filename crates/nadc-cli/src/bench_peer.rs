@@ -175,7 +175,9 @@ pub fn sql(kind: Kind) -> String {
         | Kind::Pattern
         | Kind::Sites
         | Kind::Results
-        | Kind::Transparency => String::new(),
+        | Kind::Transparency
+        | Kind::CameraHealth
+        | Kind::Retrospective => String::new(),
     }
 }
 
@@ -356,7 +358,9 @@ impl Peer {
             | Kind::Pattern
             | Kind::Sites
             | Kind::Results
-            | Kind::Transparency => {
+            | Kind::Transparency
+            | Kind::CameraHealth
+            | Kind::Retrospective => {
                 anyhow::bail!("{:?} has no PostGIS counterpart", self.kind)
             }
         };

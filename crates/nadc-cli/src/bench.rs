@@ -784,9 +784,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             mean(total)
         );
     } else if let Some(what) = match a.kind {
-        Kind::Pattern => {
-            Some("reads of vehicles near an incident (rows above: vehicles near two or more)")
-        }
+        Kind::Pattern => Some("reads near the incidents (rows above: vehicles near two or more)"),
         Kind::Sites => Some("cameras weighed (rows above: candidate sites)"),
         Kind::Results => Some("reads held in the period (rows above: operation rows)"),
         Kind::Transparency => Some("reads held (rows above: force and month rows)"),

@@ -328,55 +328,43 @@ impl SearchService {
             Err(e) => return Err(self.refuse(&plan, search, e).await),
         };
         let speed = max_speed(req.get_ref()).map_err(Status::from)?;
-        let worker = match self.workers.acquire(&plan.user_key()).await {
-            Ok(w) => w,
-            Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
-        };
-        let (store, node, governance) = (
-            self.store.clone(),
-            self.node.clone(),
-            self.governance.clone(),
-        );
         let (actor, case) = (plan.actor.clone(), plan.case.clone());
-        let answer = tokio::task::spawn_blocking(move || {
-            let _worker = worker;
-            let mut plan = plan;
-            let started = Instant::now();
-            let own = plan.actor.force.as_ref().map(|f| f.to_string());
-            let result = evidence(store.as_ref(), &query, &node, own.as_deref());
-            if let Ok(a) = &result {
-                plan.note_cameras(
-                    a.claims
-                        .iter()
-                        .flat_map(|c| &c.cameras)
-                        .map(|c| c.force.as_str()),
-                );
-            }
-            // What it discloses: the vehicle's reads, per owning force,
-            // registered under the case.
-            let (returned, outcome, reads) = match &result {
-                Ok(a) => (
-                    reads_per_force(a.reads.iter()),
-                    Outcome::Ok,
-                    a.reads.iter().filter_map(CaseRead::of).collect::<Vec<_>>(),
-                ),
-                Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
-            };
-            governance.record_search_blocking(
-                plan.closing(search, returned, outcome),
-                plan.case.as_ref(),
-                &reads,
-            )?;
-            let mut answer = result.map_err(super::query_status)?;
-            judge_into(&mut answer, &query.claims, speed);
-            answer.clipped_from = plan.clipped_from.map(proto::to_pb_time);
-            answer.elapsed_us = started.elapsed().as_micros() as u64;
-            Ok::<_, Status>(answer)
-        })
-        .await
-        .map_err(|e| {
-            Status::from(ServiceError::internal(format!("analysis task failed: {e}")))
-        })??;
+        let answer = self
+            .on_worker(plan, search, move |store, node, governance, plan| {
+                let mut plan = plan;
+                let started = Instant::now();
+                let own = plan.actor.force.as_ref().map(|f| f.to_string());
+                let result = evidence(store, &query, node, own.as_deref());
+                if let Ok(a) = &result {
+                    plan.note_cameras(
+                        a.claims
+                            .iter()
+                            .flat_map(|c| &c.cameras)
+                            .map(|c| c.force.as_str()),
+                    );
+                }
+                // What it discloses: the vehicle's reads, per owning force,
+                // registered under the case.
+                let (returned, outcome, reads) = match &result {
+                    Ok(a) => (
+                        reads_per_force(a.reads.iter()),
+                        Outcome::Ok,
+                        a.reads.iter().filter_map(CaseRead::of).collect::<Vec<_>>(),
+                    ),
+                    Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
+                };
+                governance.record_search_blocking(
+                    plan.closing(search, returned, outcome),
+                    plan.case.as_ref(),
+                    &reads,
+                )?;
+                let mut answer = result.map_err(super::query_status)?;
+                judge_into(&mut answer, &query.claims, speed);
+                answer.clipped_from = plan.clipped_from.map(proto::to_pb_time);
+                answer.elapsed_us = started.elapsed().as_micros() as u64;
+                Ok::<_, Status>(answer)
+            })
+            .await?;
         Ok((answer, actor, case))
     }
 }

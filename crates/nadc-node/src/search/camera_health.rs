@@ -158,48 +158,36 @@ impl SearchService {
             Ok(q) => q,
             Err(e) => return Err(self.refuse(&plan, search, e).await),
         };
-        let worker = match self.workers.acquire(&plan.user_key()).await {
-            Ok(w) => w,
-            Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
-        };
-        let (store, node, governance) = (
-            self.store.clone(),
-            self.node.clone(),
-            self.governance.clone(),
-        );
         let (actor, case) = (plan.actor.clone(), plan.case.clone());
-        let answer = tokio::task::spawn_blocking(move || {
-            let _worker = worker;
-            let started = Instant::now();
-            let result = camera_health(store.as_ref(), &query);
-            // What it discloses: camera rows, per owning force.
-            let (returned, outcome) = match &result {
-                Ok(rows) => (
-                    count_by_force(rows.iter().map(|r| r.camera.force.clone())),
-                    Outcome::Ok,
-                ),
-                Err(e) => (Vec::new(), query_outcome(e)),
-            };
-            governance.record_search_blocking(
-                plan.closing(search, returned, outcome),
-                plan.case.as_ref(),
-                &[],
-            )?;
-            let rows = result.map_err(super::query_status)?;
-            let mut answer = pb::CameraHealthResponse {
-                cameras: rows.iter().map(health_row).collect(),
-                node,
-                elapsed_us: started.elapsed().as_micros() as u64,
-                nodes: Vec::new(),
-                partial: false,
-            };
-            sort_rows(&mut answer.cameras);
-            Ok::<_, Status>(answer)
-        })
-        .await
-        .map_err(|e| {
-            Status::from(ServiceError::internal(format!("analysis task failed: {e}")))
-        })??;
+        let answer = self
+            .on_worker(plan, search, move |store, node, governance, plan| {
+                let started = Instant::now();
+                let result = camera_health(store, &query);
+                // What it discloses: camera rows, per owning force.
+                let (returned, outcome) = match &result {
+                    Ok(rows) => (
+                        count_by_force(rows.iter().map(|r| r.camera.force.clone())),
+                        Outcome::Ok,
+                    ),
+                    Err(e) => (Vec::new(), query_outcome(e)),
+                };
+                governance.record_search_blocking(
+                    plan.closing(search, returned, outcome),
+                    plan.case.as_ref(),
+                    &[],
+                )?;
+                let rows = result.map_err(super::query_status)?;
+                let mut answer = pb::CameraHealthResponse {
+                    cameras: rows.iter().map(health_row).collect(),
+                    node: node.to_string(),
+                    elapsed_us: started.elapsed().as_micros() as u64,
+                    nodes: Vec::new(),
+                    partial: false,
+                };
+                sort_rows(&mut answer.cameras);
+                Ok::<_, Status>(answer)
+            })
+            .await?;
         Ok((answer, actor, case))
     }
 }

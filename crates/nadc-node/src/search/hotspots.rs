@@ -199,54 +199,47 @@ impl AnalysisService {
         query: HotSpotQuery,
         search: &'static str,
     ) -> Result<pb::HotSpotsResponse, Status> {
-        let s = &self.0;
-        let worker = match s.workers.acquire(&plan.user_key()).await {
-            Ok(w) => w,
-            Err(status) => return Err(s.refuse(&plan, search, status.into()).await),
-        };
         let resolution = u32::from(u8::from(query.resolution));
         let hours_in = hours_in(query.utc);
-        let (store, node, governance) = (s.store.clone(), s.node.clone(), s.governance.clone());
-        tokio::task::spawn_blocking(move || {
-            let _worker = worker;
-            let started = Instant::now();
-            let result = hot_spots(store.as_ref(), &query);
-            let (returned, outcome, reads) = match &result {
-                Ok(h) => (
-                    h.forces.iter().map(|(f, n)| (f.clone(), *n)).collect(),
-                    Outcome::Ok,
-                    h.reads
-                        .iter()
-                        .filter_map(|r| CaseRead::of(&proto::row_from_stored(r, &node)))
-                        .collect::<Vec<_>>(),
-                ),
-                Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
-            };
-            // Nothing leaves before the audit entry and the case register
-            // of the reads the counts rest on are durable.
-            let entry = plan.closing(search, returned, outcome);
-            governance.record_search_blocking(entry, plan.case.as_ref(), &reads)?;
-            match result {
-                Ok(h) => {
-                    let elapsed = started.elapsed().as_micros() as u64;
-                    info!(user = %plan.actor.user, search, cells = h.cells_counted,
+        self.0
+            .on_worker(plan, search, move |store, node, governance, plan| {
+                let started = Instant::now();
+                let result = hot_spots(store, &query);
+                let (returned, outcome, reads) = match &result {
+                    Ok(h) => (
+                        h.forces.iter().map(|(f, n)| (f.clone(), *n)).collect(),
+                        Outcome::Ok,
+                        h.reads
+                            .iter()
+                            .filter_map(|r| CaseRead::of(&proto::row_from_stored(r, node)))
+                            .collect::<Vec<_>>(),
+                    ),
+                    Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
+                };
+                // Nothing leaves before the audit entry and the case register
+                // of the reads the counts rest on are durable.
+                let entry = plan.closing(search, returned, outcome);
+                governance.record_search_blocking(entry, plan.case.as_ref(), &reads)?;
+                match result {
+                    Ok(h) => {
+                        let elapsed = started.elapsed().as_micros() as u64;
+                        info!(user = %plan.actor.user, search, cells = h.cells_counted,
                         counted = h.total, elapsed_us = elapsed, "analysis done");
-                    let mut pb = hotspots_to_pb(&h, &node, resolution);
-                    pb.hours_in = hours_in.to_string();
-                    pb.clipped_from = plan.clipped_from.map(proto::to_pb_time);
-                    pb.elapsed_us = elapsed;
-                    Ok(pb)
-                }
-                Err(e) => {
-                    if matches!(e, QueryError::Store(_)) {
-                        warn!(search, error = %e, "analysis failed");
+                        let mut pb = hotspots_to_pb(&h, node, resolution);
+                        pb.hours_in = hours_in.to_string();
+                        pb.clipped_from = plan.clipped_from.map(proto::to_pb_time);
+                        pb.elapsed_us = elapsed;
+                        Ok(pb)
                     }
-                    Err(query_status(e))
+                    Err(e) => {
+                        if matches!(e, QueryError::Store(_)) {
+                            warn!(search, error = %e, "analysis failed");
+                        }
+                        Err(query_status(e))
+                    }
                 }
-            }
-        })
-        .await
-        .map_err(|e| Status::from(ServiceError::internal(format!("analysis task failed: {e}"))))?
+            })
+            .await
     }
 }
 

@@ -420,84 +420,73 @@ impl SearchService {
             Ok(planned) => planned,
             Err(e) => return Err(self.refuse(&plan, search, e).await),
         };
-        let worker = match self.workers.acquire(&plan.user_key()).await {
-            Ok(w) => w,
-            Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
-        };
-        let (store, node, governance) = (
-            self.store.clone(),
-            self.node.clone(),
-            self.governance.clone(),
-        );
         let (actor, case) = (plan.actor.clone(), plan.case.clone());
-        let answer = tokio::task::spawn_blocking(move || {
-            let _worker = worker;
-            let started = Instant::now();
-            let mut answer = pb::PatternResponse {
-                node: node.clone(),
-                clipped_from: plan.clipped_from.map(proto::to_pb_time),
-                ..Default::default()
-            };
-            let own = plan.actor.force.as_ref().map(|f| f.to_string());
-            match pass {
-                Pass::Tally { only } => {
-                    let result = pattern::tally(store.as_ref(), &query).map(|(mut t, near)| {
-                        if let Some(only) = &only {
-                            t.retain(|v, _| only.contains(v));
-                        }
-                        (t, near)
-                    });
-                    // No read leaves the first pass: which vehicles were
-                    // near which incidents goes to the node asked only.
-                    let outcome = result.as_ref().map_or_else(query_outcome, |_| Outcome::Ok);
-                    governance.record_search_blocking(
-                        plan.closing(search, Vec::new(), outcome),
-                        plan.case.as_ref(),
-                        &[],
-                    )?;
-                    let (tally, near) = result.map_err(super::query_status)?;
-                    answer.reads_near_any = near;
-                    answer.vehicles_near_any = tally.len() as u32;
-                    answer.tallies = tally
-                        .into_iter()
-                        .map(|(v, i)| pb::PatternTally {
-                            vrm: v.as_str().to_string(),
-                            incidents: i.into_iter().collect(),
-                        })
-                        .collect();
-                }
-                Pass::Reads { vrms } => {
-                    let result = pattern::reads_near(store.as_ref(), &query, &vrms);
-                    let rows: Vec<pb::ReadRow> = match &result {
-                        Ok((near, _)) => near
-                            .iter()
-                            .map(|n| {
-                                let mut row = proto::row_from_stored(&n.read, &node);
-                                row.mou_consult =
-                                    own.as_deref().is_some_and(|f| f != n.read.force.as_str());
-                                row
+        let answer = self
+            .on_worker(plan, search, move |store, node, governance, plan| {
+                let started = Instant::now();
+                let mut answer = pb::PatternResponse {
+                    node: node.to_string(),
+                    clipped_from: plan.clipped_from.map(proto::to_pb_time),
+                    ..Default::default()
+                };
+                let own = plan.actor.force.as_ref().map(|f| f.to_string());
+                match pass {
+                    Pass::Tally { only } => {
+                        let result = pattern::tally(store, &query).map(|(mut t, near)| {
+                            if let Some(only) = &only {
+                                t.retain(|v, _| only.contains(v));
+                            }
+                            (t, near)
+                        });
+                        // No read leaves the first pass: which vehicles were
+                        // near which incidents goes to the node asked only.
+                        let outcome = result.as_ref().map_or_else(query_outcome, |_| Outcome::Ok);
+                        governance.record_search_blocking(
+                            plan.closing(search, Vec::new(), outcome),
+                            plan.case.as_ref(),
+                            &[],
+                        )?;
+                        let (tally, near) = result.map_err(super::query_status)?;
+                        answer.reads_near_any = near;
+                        answer.vehicles_near_any = tally.len() as u32;
+                        answer.tallies = tally
+                            .into_iter()
+                            .map(|(v, i)| pb::PatternTally {
+                                vrm: v.as_str().to_string(),
+                                incidents: i.into_iter().collect(),
                             })
-                            .collect(),
-                        Err(_) => Vec::new(),
-                    };
-                    let outcome = result.as_ref().map_or_else(query_outcome, |_| Outcome::Ok);
-                    let registered: Vec<CaseRead> = rows.iter().filter_map(CaseRead::of).collect();
-                    governance.record_search_blocking(
-                        plan.closing(search, reads_per_force(rows.iter()), outcome),
-                        plan.case.as_ref(),
-                        &registered,
-                    )?;
-                    result.map_err(super::query_status)?;
-                    answer.reads = rows;
+                            .collect();
+                    }
+                    Pass::Reads { vrms } => {
+                        let result = pattern::reads_near(store, &query, &vrms);
+                        let rows: Vec<pb::ReadRow> = match &result {
+                            Ok((near, _)) => near
+                                .iter()
+                                .map(|n| {
+                                    let mut row = proto::row_from_stored(&n.read, node);
+                                    row.mou_consult =
+                                        own.as_deref().is_some_and(|f| f != n.read.force.as_str());
+                                    row
+                                })
+                                .collect(),
+                            Err(_) => Vec::new(),
+                        };
+                        let outcome = result.as_ref().map_or_else(query_outcome, |_| Outcome::Ok);
+                        let registered: Vec<CaseRead> =
+                            rows.iter().filter_map(CaseRead::of).collect();
+                        governance.record_search_blocking(
+                            plan.closing(search, reads_per_force(rows.iter()), outcome),
+                            plan.case.as_ref(),
+                            &registered,
+                        )?;
+                        result.map_err(super::query_status)?;
+                        answer.reads = rows;
+                    }
                 }
-            }
-            answer.elapsed_us = started.elapsed().as_micros() as u64;
-            Ok::<_, Status>(answer)
-        })
-        .await
-        .map_err(|e| {
-            Status::from(ServiceError::internal(format!("analysis task failed: {e}")))
-        })??;
+                answer.elapsed_us = started.elapsed().as_micros() as u64;
+                Ok::<_, Status>(answer)
+            })
+            .await?;
         Ok((answer, actor, case))
     }
 }

@@ -335,6 +335,35 @@ impl SearchService {
         }
     }
 
+    /// Runs `work` for `plan` under a search worker, off the runtime (a
+    /// search that cannot have a worker is refused and audited), with the
+    /// store, this node's name and the governed path; gives back its
+    /// answer.
+    pub(super) async fn on_worker<T: Send + 'static>(
+        &self,
+        plan: Plan,
+        search: &str,
+        work: impl FnOnce(&dyn nadc_store::Store, &str, &Governance, Plan) -> Result<T, Status>
+        + Send
+        + 'static,
+    ) -> Result<T, Status> {
+        let worker = match self.workers.acquire(&plan.user_key()).await {
+            Ok(w) => w,
+            Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
+        };
+        let (store, node, governance) = (
+            self.store.clone(),
+            self.node.clone(),
+            self.governance.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let _worker = worker;
+            work(store.as_ref(), &node, &governance, plan)
+        })
+        .await
+        .map_err(|e| Status::from(ServiceError::internal(format!("analysis task failed: {e}"))))?
+    }
+
     /// Audits a search refused while planning, then returns the refusal.
     pub(super) async fn refuse(&self, plan: &Plan, search: &str, refused: ServiceError) -> Status {
         let status = Status::from(refused);

@@ -206,61 +206,49 @@ impl SearchService {
             .into_iter()
             .map(|c| (c.force.to_string(), c.camera_id.clone(), c.position))
             .collect();
-        let worker = match self.workers.acquire(&plan.user_key()).await {
-            Ok(w) => w,
-            Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
-        };
-        let (store, node, governance) = (
-            self.store.clone(),
-            self.node.clone(),
-            self.governance.clone(),
-        );
         let (actor, case) = (plan.actor.clone(), plan.case.clone());
         let near = cameras.clone();
-        let answer = tokio::task::spawn_blocking(move || {
-            let _worker = worker;
-            let mut plan = plan;
-            let started = Instant::now();
-            let own = plan.actor.force.as_ref().map(|f| f.to_string());
-            let result = reads_of(store.as_ref(), &asked, &node, own.as_deref());
-            let (returned, outcome, reads) = match &result {
-                Ok((rows, _)) => (
-                    super::alibi::reads_per_force(rows.iter()),
-                    Outcome::Ok,
-                    rows.iter().filter_map(CaseRead::of).collect::<Vec<_>>(),
-                ),
-                Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
-            };
-            // The profile, so the cameras it names are audited with it.
-            let answer = result.map(|(rows, truncated)| {
-                let mut a = answer_of(rows, &asked.query, &near, &Named::new());
-                a.truncated = truncated;
-                a
-            });
-            if let Ok(a) = &answer {
-                let named: std::collections::BTreeSet<(&str, &str)> = a
-                    .locations
-                    .iter()
-                    .flat_map(|l| &l.cameras_near)
-                    .map(|c| (c.force.as_str(), c.camera_id.as_str()))
-                    .collect();
-                plan.note_cameras(named.into_iter().map(|(f, _)| f));
-            }
-            governance.record_search_blocking(
-                plan.closing(search, returned, outcome),
-                plan.case.as_ref(),
-                &reads,
-            )?;
-            let mut answer = answer.map_err(super::query_status)?;
-            answer.node = node;
-            answer.clipped_from = plan.clipped_from.map(proto::to_pb_time);
-            answer.elapsed_us = started.elapsed().as_micros() as u64;
-            Ok::<_, Status>(answer)
-        })
-        .await
-        .map_err(|e| {
-            Status::from(ServiceError::internal(format!("analysis task failed: {e}")))
-        })??;
+        let answer = self
+            .on_worker(plan, search, move |store, node, governance, plan| {
+                let mut plan = plan;
+                let started = Instant::now();
+                let own = plan.actor.force.as_ref().map(|f| f.to_string());
+                let result = reads_of(store, &asked, node, own.as_deref());
+                let (returned, outcome, reads) = match &result {
+                    Ok((rows, _)) => (
+                        super::alibi::reads_per_force(rows.iter()),
+                        Outcome::Ok,
+                        rows.iter().filter_map(CaseRead::of).collect::<Vec<_>>(),
+                    ),
+                    Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
+                };
+                // The profile, so the cameras it names are audited with it.
+                let answer = result.map(|(rows, truncated)| {
+                    let mut a = answer_of(rows, &asked.query, &near, &Named::new());
+                    a.truncated = truncated;
+                    a
+                });
+                if let Ok(a) = &answer {
+                    let named: std::collections::BTreeSet<(&str, &str)> = a
+                        .locations
+                        .iter()
+                        .flat_map(|l| &l.cameras_near)
+                        .map(|c| (c.force.as_str(), c.camera_id.as_str()))
+                        .collect();
+                    plan.note_cameras(named.into_iter().map(|(f, _)| f));
+                }
+                governance.record_search_blocking(
+                    plan.closing(search, returned, outcome),
+                    plan.case.as_ref(),
+                    &reads,
+                )?;
+                let mut answer = answer.map_err(super::query_status)?;
+                answer.node = node.to_string();
+                answer.clipped_from = plan.clipped_from.map(proto::to_pb_time);
+                answer.elapsed_us = started.elapsed().as_micros() as u64;
+                Ok::<_, Status>(answer)
+            })
+            .await?;
         Ok((answer, actor, case, cameras))
     }
 }

@@ -185,36 +185,26 @@ impl SearchService {
             .filter(|(l, _)| l.id.owner == force && (q.list.is_empty() || l.id.name == q.list))
             .map(|(l, _)| l.id.name.clone())
             .collect();
-        let worker = match self.workers.acquire(&plan.user_key()).await {
-            Ok(w) => w,
-            Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
-        };
-        let (store, governance, node) = (
-            self.store.clone(),
-            self.governance.clone(),
-            self.node.clone(),
-        );
         let (actor, case) = (plan.actor.clone(), plan.case.clone());
         let (list, by_month) = (q.list.clone(), q.by_month);
-        let answer = tokio::task::spawn_blocking(move || {
-            let _worker = worker;
-            let result = tally(store.as_ref(), from_day, to_day);
-            let outcome = match &result {
-                Ok(_) => Outcome::Ok,
-                Err(e) => Outcome::Failed(e.to_string()),
-            };
-            governance.record_search_blocking(
-                plan.closing(search, Vec::new(), outcome),
-                plan.case.as_ref(),
-                &[],
-            )?;
-            let t = result.map_err(|e| Status::from(ServiceError::from(e)))?;
-            let mut answer = results_for(&t, force.as_str(), &lists, &list, by_month);
-            answer.node = node;
-            Ok::<_, Status>(answer)
-        })
-        .await
-        .map_err(|e| Status::from(ServiceError::internal(format!("results task failed: {e}"))))??;
+        let answer = self
+            .on_worker(plan, search, move |store, node, governance, plan| {
+                let result = tally(store, from_day, to_day);
+                let outcome = match &result {
+                    Ok(_) => Outcome::Ok,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+                governance.record_search_blocking(
+                    plan.closing(search, Vec::new(), outcome),
+                    plan.case.as_ref(),
+                    &[],
+                )?;
+                let t = result.map_err(|e| Status::from(ServiceError::from(e)))?;
+                let mut answer = results_for(&t, force.as_str(), &lists, &list, by_month);
+                answer.node = node.to_string();
+                Ok::<_, Status>(answer)
+            })
+            .await?;
         Ok((answer, actor, case))
     }
 

@@ -275,73 +275,61 @@ impl SearchService {
                 lon: c.position.lon(),
             })
             .collect();
-        let worker = match self.workers.acquire(&plan.user_key()).await {
-            Ok(w) => w,
-            Err(status) => return Err(self.refuse(&plan, search, status.into()).await),
-        };
-        let (store, node, governance) = (
-            self.store.clone(),
-            self.node.clone(),
-            self.governance.clone(),
-        );
         let (actor, case) = (plan.actor.clone(), plan.case.clone());
-        let answer = tokio::task::spawn_blocking(move || {
-            let _worker = worker;
-            let mut plan = plan;
-            // The cameras weighed (positions) are disclosed with the hits.
-            plan.note_cameras(
-                cameras
-                    .iter()
-                    .filter_map(|c| c.camera.as_ref())
-                    .map(|c| c.force.as_str()),
-            );
-            let result = match &hits {
-                Some(h) => hot_spots(store.as_ref(), h).map(Some),
-                None => Ok(None),
-            };
-            let (returned, outcome, reads) = match &result {
-                Ok(Some(h)) => (
-                    h.forces.iter().map(|(f, n)| (f.clone(), *n)).collect(),
-                    Outcome::Ok,
-                    h.reads
+        let answer = self
+            .on_worker(plan, search, move |store, node, governance, plan| {
+                let mut plan = plan;
+                // The cameras weighed (positions) are disclosed with the hits.
+                plan.note_cameras(
+                    cameras
                         .iter()
-                        .filter_map(|r| CaseRead::of(&proto::row_from_stored(r, &node)))
-                        .collect::<Vec<_>>(),
-                ),
-                Ok(None) => (Vec::new(), Outcome::Ok, Vec::new()),
-                Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
-            };
-            governance.record_search_blocking(
-                plan.closing(search, returned, outcome),
-                plan.case.as_ref(),
-                &reads,
-            )?;
-            let counted = result.map_err(super::query_status)?;
-            Ok::<_, Status>(pb::SitesResponse {
-                cells: counted
-                    .as_ref()
-                    .map(|h| {
-                        h.cells
+                        .filter_map(|c| c.camera.as_ref())
+                        .map(|c| c.force.as_str()),
+                );
+                let result = match &hits {
+                    Some(h) => hot_spots(store, h).map(Some),
+                    None => Ok(None),
+                };
+                let (returned, outcome, reads) = match &result {
+                    Ok(Some(h)) => (
+                        h.forces.iter().map(|(f, n)| (f.clone(), *n)).collect(),
+                        Outcome::Ok,
+                        h.reads
                             .iter()
-                            .map(|c| pb::SiteCell {
-                                cell: c.cell,
-                                incidents: 0,
-                                hits: c.count,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                hits_counted: counted.as_ref().map_or(0, |h| h.total),
-                cameras_considered: cameras.len() as u32,
-                cameras,
-                node,
-                ..Default::default()
+                            .filter_map(|r| CaseRead::of(&proto::row_from_stored(r, node)))
+                            .collect::<Vec<_>>(),
+                    ),
+                    Ok(None) => (Vec::new(), Outcome::Ok, Vec::new()),
+                    Err(e) => (Vec::new(), query_outcome(e), Vec::new()),
+                };
+                governance.record_search_blocking(
+                    plan.closing(search, returned, outcome),
+                    plan.case.as_ref(),
+                    &reads,
+                )?;
+                let counted = result.map_err(super::query_status)?;
+                Ok::<_, Status>(pb::SitesResponse {
+                    cells: counted
+                        .as_ref()
+                        .map(|h| {
+                            h.cells
+                                .iter()
+                                .map(|c| pb::SiteCell {
+                                    cell: c.cell,
+                                    incidents: 0,
+                                    hits: c.count,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    hits_counted: counted.as_ref().map_or(0, |h| h.total),
+                    cameras_considered: cameras.len() as u32,
+                    cameras,
+                    node: node.to_string(),
+                    ..Default::default()
+                })
             })
-        })
-        .await
-        .map_err(|e| {
-            Status::from(ServiceError::internal(format!("analysis task failed: {e}")))
-        })??;
+            .await?;
         Ok((answer, actor, case))
     }
 }

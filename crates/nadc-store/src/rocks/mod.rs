@@ -31,8 +31,10 @@ use rocksdb::{
 use tracing::{debug, info, warn};
 
 mod expire;
+mod logs;
 mod migrate;
 mod options;
+mod read;
 mod writer;
 
 use migrate::*;
@@ -439,12 +441,7 @@ impl Store for RocksStore {
     }
 
     fn log_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<u64>, StoreError> {
-        if alerts.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .submit(None, PreparedReads::default(), alerts, Vec::new())?
-            .alert_positions)
+        self.logged_log_alerts(alerts)
     }
 
     fn alerts(
@@ -452,32 +449,11 @@ impl Store for RocksStore {
         after: u64,
         visit: &mut dyn FnMut(u64, Alert) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        let cf = self.cf(CF_ALERTS)?;
-        let mut it = self.db.raw_iterator_cf(cf);
-        it.seek(after.saturating_add(1).to_be_bytes());
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            let pos = keys::be_u64(k).ok_or_else(|| StoreError::Corrupt {
-                what: "alerts",
-                detail: "key is not 8 bytes".into(),
-            })?;
-            if visit(pos, record::decode("alerts", v)?).is_break() {
-                return Ok(());
-            }
-            it.next();
-        }
-        it.status().map_err(engine)
+        self.logged_alerts(after, visit)
     }
 
     fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<Vec<ChainedEntry>, StoreError> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .submit(None, PreparedReads::default(), Vec::new(), entries)?
-            .audit)
+        self.logged_append_audit(entries)
     }
 
     fn append_audit_registered(
@@ -486,18 +462,7 @@ impl Store for RocksStore {
         space: &str,
         entries: crate::RegistryEntries,
     ) -> Result<ChainedEntry, StoreError> {
-        let registry = entries
-            .into_iter()
-            .map(|(k, v)| (registry_key(space, &k), v))
-            .collect();
-        self.submit_job(Job {
-            audit: vec![entry],
-            registry,
-            ..Job::default()
-        })?
-        .audit
-        .pop()
-        .ok_or_else(|| StoreError::Engine("the audit entry was not chained".into()))
+        self.logged_append_audit_registered(entry, space, entries)
     }
 
     fn audit(
@@ -505,33 +470,11 @@ impl Store for RocksStore {
         from: u64,
         visit: &mut dyn FnMut(ChainedEntry) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_AUDIT)?);
-        it.seek(from.to_be_bytes());
-        while it.valid() {
-            let Some(v) = it.value() else { break };
-            if visit(record::decode("audit", v)?).is_break() {
-                return Ok(());
-            }
-            it.next();
-        }
-        it.status().map_err(engine)
+        self.logged_audit(from, visit)
     }
 
     fn put_authorisation(&self, a: &Authorisation) -> Result<bool, StoreError> {
-        let cf = self.cf(CF_AUTHORISATIONS)?;
-        let key = keys::authorisation_key(&a.force, &a.id);
-        // One writer of authorisations at a time, so the check holds.
-        let _guard = self
-            .authorisation_lock
-            .lock()
-            .map_err(|_| StoreError::Engine("authorisation lock poisoned".into()))?;
-        if self.db.get_pinned_cf(cf, &key).map_err(engine)?.is_some() {
-            return Ok(false);
-        }
-        let mut batch = WriteBatch::default();
-        batch.put_cf(cf, key, record::encode_authorisation(a)?);
-        self.write_synced(batch)?;
-        Ok(true)
+        self.logged_put_authorisation(a)
     }
 
     fn revoke_authorisation(
@@ -540,43 +483,11 @@ impl Store for RocksStore {
         id: &str,
         revocation: &Revocation,
     ) -> Result<Option<(Authorisation, bool)>, StoreError> {
-        let cf = self.cf(CF_AUTHORISATIONS)?;
-        let key = keys::authorisation_key(force, id);
-        let _guard = self
-            .authorisation_lock
-            .lock()
-            .map_err(|_| StoreError::Engine("authorisation lock poisoned".into()))?;
-        let Some(v) = self.db.get_pinned_cf(cf, &key).map_err(engine)? else {
-            return Ok(None);
-        };
-        let mut a = record::decode_authorisation(&v)?;
-        if a.revoked.is_some() {
-            return Ok(Some((a, false)));
-        }
-        a.revoked = Some(revocation.clone());
-        let mut batch = WriteBatch::default();
-        batch.put_cf(cf, key, record::encode_authorisation(&a)?);
-        self.write_synced(batch)?;
-        Ok(Some((a, true)))
+        self.logged_revoke_authorisation(force, id, revocation)
     }
 
     fn authorisations(&self) -> Result<Vec<Authorisation>, StoreError> {
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_AUTHORISATIONS)?);
-        it.seek_to_first();
-        let mut out = Vec::new();
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let a = record::decode_authorisation(v)?;
-            if keys::decode_authorisation_key(k) != Some((a.force.as_str(), a.id.as_str())) {
-                return Err(StoreError::Corrupt {
-                    what: "authorisations",
-                    detail: format!("authorisation {:?} of {} under another key", a.id, a.force),
-                });
-            }
-            out.push(a);
-            it.next();
-        }
-        it.status().map_err(engine)?;
-        Ok(out)
+        self.logged_authorisations()
     }
 
     fn expire(&self, step: ExpireDay) -> Result<Expired, StoreError> {
@@ -589,73 +500,15 @@ impl Store for RocksStore {
     }
 
     fn hold(&self, case: &crate::CaseId, reads: &[ReadRef]) -> Result<u64, StoreError> {
-        let cf = self.cf(CF_HOLDS)?;
-        let keys: Vec<Vec<u8>> = reads
-            .iter()
-            .map(|r| keys::hold_key(r.day, r.seq, &case.owner, &case.case_ref))
-            .collect();
-        let mut fresh = 0;
-        let mut batch = WriteBatch::default();
-        for (k, found) in keys
-            .iter()
-            .zip(self.db.batched_multi_get_cf(cf, keys.iter(), false))
-        {
-            if found.map_err(engine)?.is_none() {
-                fresh += 1;
-                batch.put_cf(cf, k, []);
-            }
-        }
-        self.write_synced(batch)?;
-        Ok(fresh)
+        self.logged_hold(case, reads)
     }
 
     fn release(&self, case: &crate::CaseId) -> Result<u64, StoreError> {
-        let cf = self.cf(CF_HOLDS)?;
-        let mut it = self.db.raw_iterator_cf(cf);
-        it.seek_to_first();
-        let mut batch = WriteBatch::default();
-        let mut n = 0;
-        while it.valid() {
-            if let Some(k) = it.key()
-                && keys::decode_hold_key(k).is_some_and(|(_, _, owner, c)| {
-                    owner == Some(case.owner.as_str()) && c == case.case_ref
-                })
-            {
-                batch.delete_cf(cf, k);
-                n += 1;
-            }
-            it.next();
-        }
-        it.status().map_err(engine)?;
-        drop(it);
-        self.write_synced(batch)?;
-        Ok(n)
+        self.logged_release(case)
     }
 
     fn holds(&self) -> Result<BTreeMap<ReadRef, Vec<Option<crate::CaseId>>>, StoreError> {
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_HOLDS)?);
-        it.seek_to_first();
-        let mut out: BTreeMap<ReadRef, Vec<Option<crate::CaseId>>> = BTreeMap::new();
-        while it.valid() {
-            if let Some(k) = it.key() {
-                let corrupt = || StoreError::Corrupt {
-                    what: "holds",
-                    detail: "undecodable key".into(),
-                };
-                let (day, seq, owner, case) = keys::decode_hold_key(k).ok_or_else(corrupt)?;
-                let case = match owner {
-                    Some(o) => Some(crate::CaseId {
-                        owner: ForceId::new(o).map_err(|_| corrupt())?,
-                        case_ref: case.to_string(),
-                    }),
-                    None => None,
-                };
-                out.entry(ReadRef { day, seq }).or_default().push(case);
-            }
-            it.next();
-        }
-        it.status().map_err(engine)?;
-        Ok(out)
+        self.logged_holds()
     }
 
     fn put_registry(
@@ -663,16 +516,7 @@ impl Store for RocksStore {
         space: &str,
         entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     ) -> Result<(), StoreError> {
-        let cf = self.cf(CF_REGISTERS)?;
-        let mut batch = WriteBatch::default();
-        for (k, v) in entries {
-            let key = registry_key(space, &k);
-            match v {
-                Some(v) => batch.put_cf(cf, key, v),
-                None => batch.delete_cf(cf, key),
-            }
-        }
-        self.write_synced(batch)
+        self.logged_put_registry(space, entries)
     }
 
     fn registry(
@@ -681,26 +525,7 @@ impl Store for RocksStore {
         prefix: &[u8],
         visit: &mut crate::RegistryVisit<'_>,
     ) -> Result<(), StoreError> {
-        let mut full = space.as_bytes().to_vec();
-        full.push(keys::SEP);
-        let skip = full.len();
-        full.extend_from_slice(prefix);
-        let mut ro = ReadOptions::default();
-        if let Some(end) = keys::prefix_end(&full) {
-            ro.set_iterate_upper_bound(end);
-        }
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_REGISTERS)?, ro);
-        it.seek(&full);
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            if visit(&k[skip..], v).is_break() {
-                return Ok(());
-            }
-            it.next();
-        }
-        it.status().map_err(engine)
+        self.logged_registry(space, prefix, visit)
     }
 
     fn last_alert(&self) -> u64 {
@@ -713,53 +538,19 @@ impl Store for RocksStore {
         state: &AlertState,
         audit: AuditEntry,
     ) -> Result<(bool, ChainedEntry), StoreError> {
-        // On the writer thread, which alone deletes alerts (expiry): the
-        // alert seen logged there stays until the state is written.
-        let mut done = self.submit_job(Job {
-            audit: vec![audit],
-            alert_state: Some((position, state.clone())),
-            ..Job::default()
-        })?;
-        let entry = done
-            .audit
-            .pop()
-            .ok_or_else(|| StoreError::Engine("the audit entry was not chained".into()))?;
-        Ok((done.state_set, entry))
+        self.logged_set_alert_state(position, state, audit)
     }
 
     fn alert_states(&self, positions: &[u64]) -> Result<Vec<Option<AlertState>>, StoreError> {
-        let cf = self.cf(CF_ALERT_STATE)?;
-        let keys: Vec<[u8; 8]> = positions.iter().map(|p| p.to_be_bytes()).collect();
-        self.db
-            .batched_multi_get_cf(cf, keys.iter(), false)
-            .into_iter()
-            .map(|v| match v.map_err(engine)? {
-                Some(bytes) => record::decode_alert_state(&bytes).map(Some),
-                None => Ok(None),
-            })
-            .collect()
+        self.logged_alert_states(positions)
     }
 
     fn put_hotlist(&self, list: &Hotlist) -> Result<(), StoreError> {
-        let cf = self.cf(CF_HOTLISTS)?;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(
-            cf,
-            keys::hotlist_key(&list.id.owner, &list.id.name),
-            record::encode("hotlist", list)?,
-        );
-        self.write_synced(batch)
+        self.logged_put_hotlist(list)
     }
 
     fn delete_hotlist(&self, id: &HotlistId) -> Result<(), StoreError> {
-        let cf = self.cf(CF_HOTLISTS)?;
-        let mut batch = WriteBatch::default();
-        batch.delete_cf(cf, keys::hotlist_key(&id.owner, &id.name));
-        let prefix = keys::hotlist_entries_prefix(&id.owner, &id.name);
-        if let Some(end) = keys::prefix_end(&prefix) {
-            batch.delete_range_cf(cf, prefix, end);
-        }
-        self.write_synced(batch)
+        self.logged_delete_hotlist(id)
     }
 
     fn put_hotlist_entries(
@@ -767,77 +558,15 @@ impl Store for RocksStore {
         id: &HotlistId,
         entries: &[HotlistEntry],
     ) -> Result<(), StoreError> {
-        let cf = self.cf(CF_HOTLISTS)?;
-        let mut batch = WriteBatch::default();
-        for e in entries {
-            batch.put_cf(
-                cf,
-                keys::hotlist_entry_key(&id.owner, &id.name, &e.vrm),
-                record::encode("hotlist entry", e)?,
-            );
-        }
-        self.write_synced(batch)
+        self.logged_put_hotlist_entries(id, entries)
     }
 
     fn remove_hotlist_entries(&self, id: &HotlistId, vrms: &[Vrm]) -> Result<usize, StoreError> {
-        let cf = self.cf(CF_HOTLISTS)?;
-        let keys: Vec<Vec<u8>> = vrms
-            .iter()
-            .map(|v| keys::hotlist_entry_key(&id.owner, &id.name, v))
-            .collect();
-        let mut batch = WriteBatch::default();
-        let mut existed = 0;
-        for (k, found) in keys
-            .iter()
-            .zip(self.db.batched_multi_get_cf(cf, keys.iter(), false))
-        {
-            if found.map_err(engine)?.is_some() {
-                existed += 1;
-                batch.delete_cf(cf, k);
-            }
-        }
-        self.write_synced(batch)?;
-        Ok(existed)
+        self.logged_remove_hotlist_entries(id, vrms)
     }
 
     fn hotlists(&self) -> Result<Vec<(Hotlist, Vec<HotlistEntry>)>, StoreError> {
-        let cf = self.cf(CF_HOTLISTS)?;
-        let mut lists: BTreeMap<(String, String), (Hotlist, Vec<HotlistEntry>)> = BTreeMap::new();
-        let mut it = self.db.raw_iterator_cf(cf);
-        it.seek([keys::HOTLIST_TAG]);
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            match k.first() {
-                Some(&keys::HOTLIST_TAG) => {
-                    let list: Hotlist = record::decode_hotlist(v)?;
-                    let key = (list.id.owner.as_str().to_string(), list.id.name.clone());
-                    lists.insert(key, (list, Vec::new()));
-                }
-                Some(&keys::HOTLIST_ENTRY_TAG) => {
-                    let (owner, name) =
-                        keys::decode_hotlist_entry_key(k).ok_or_else(|| StoreError::Corrupt {
-                            what: "hotlists",
-                            detail: "undecodable entry key".into(),
-                        })?;
-                    let entry: HotlistEntry = record::decode("hotlist entries", v)?;
-                    // Entries of a deleted list cannot exist (deleted in the
-                    // same batch), so a missing list is corruption.
-                    let (_, entries) = lists
-                        .get_mut(&(owner.to_string(), name.to_string()))
-                        .ok_or_else(|| StoreError::Corrupt {
-                            what: "hotlists",
-                            detail: format!("entry of unknown list {owner}/{name}"),
-                        })?;
-                    entries.push(entry);
-                }
-                _ => break,
-            }
-            it.next();
-        }
-        it.status().map_err(engine)?;
-        Ok(lists.into_values().collect())
+        self.logged_hotlists()
     }
 
     fn vrm_neighbours(
@@ -845,57 +574,7 @@ impl Store for RocksStore {
         probes: &[(Vrm, Timestamp)],
         look_ms: i64,
     ) -> Result<Vec<VrmNeighbours>, StoreError> {
-        let look_ms = look_ms.max(0);
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_VRM)?);
-        let mut out = Vec::with_capacity(probes.len());
-        for (vrm, at) in probes {
-            let prefix = keys::vrm_prefix(vrm);
-            // The entry under the iterator, if it is `vrm`'s and within
-            // `look_ms` of `at`.
-            let entry = |it: &rocksdb::DBRawIteratorWithThreadMode<'_, DB>| -> Result<Option<VrmEntry>, StoreError> {
-                let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                    return Ok(None);
-                };
-                if !k.starts_with(&prefix) {
-                    return Ok(None);
-                }
-                let corrupt = |detail: &str| StoreError::Corrupt {
-                    what: "vrm",
-                    detail: detail.into(),
-                };
-                let (_, observed_at, seq) =
-                    keys::decode_vrm_key(k).ok_or_else(|| corrupt("undecodable key"))?;
-                if (observed_at.millis() - at.millis()).abs() > look_ms {
-                    return Ok(None);
-                }
-                let position = keys::decode_geo_value(v)
-                    .and_then(|(lat, lon)| GeoPoint::from_micro(lat, lon).ok())
-                    .ok_or_else(|| corrupt("value is not a position"))?;
-                Ok(Some(VrmEntry {
-                    observed_at,
-                    seq,
-                    position,
-                }))
-            };
-            // Forward only (a reverse step on a merging iterator is costly):
-            // from `at - look_ms`, the last entry at or before `at`, then
-            // the first after it.
-            it.seek(keys::vrm_bound(vrm, at.plus_millis(-look_ms)));
-            let (mut earlier, mut later) = (None, None);
-            while it.valid() {
-                let Some(e) = entry(&it)? else { break };
-                if e.observed_at <= *at {
-                    earlier = Some(e);
-                    it.next();
-                } else {
-                    later = Some(e);
-                    break;
-                }
-            }
-            out.push([earlier, later]);
-        }
-        it.status().map_err(engine)?;
-        Ok(out)
+        self.read_vrm_neighbours(probes, look_ms)
     }
 
     fn camera_entries(
@@ -906,49 +585,7 @@ impl Store for RocksStore {
         to: Timestamp,
         visit: &mut dyn FnMut(CameraEntry) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        if to < from {
-            return Ok(());
-        }
-        let cf = self.cf(CF_CAMERA)?;
-        let prefix = keys::camera_prefix(force, camera_id);
-        let bound = |t: Timestamp| {
-            let mut k = prefix.clone();
-            k.extend_from_slice(&(t.millis().max(0) as u64).to_be_bytes());
-            k
-        };
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(bound(to.plus_millis(1)));
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-        it.seek(bound(from));
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            let corrupt = |detail: &str| StoreError::Corrupt {
-                what: "camera",
-                detail: detail.into(),
-            };
-            let (observed_at, seq) = k
-                .len()
-                .checked_sub(16)
-                .and_then(|at| keys::decode_time_seq(&k[at..]))
-                .ok_or_else(|| corrupt("undecodable key"))?;
-            let vrm = std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| Vrm::normalise(s).ok())
-                .ok_or_else(|| corrupt("value is not a VRM"))?;
-            if visit(CameraEntry {
-                observed_at,
-                seq,
-                vrm,
-            })
-            .is_break()
-            {
-                return Ok(());
-            }
-            it.next();
-        }
-        it.status().map_err(engine)
+        self.read_camera_entries(force, camera_id, from, to, visit)
     }
 
     fn vrm_timeline(
@@ -958,15 +595,7 @@ impl Store for RocksStore {
         to: Timestamp,
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        if to < from {
-            return Ok(());
-        }
-        self.index_then_fetch(
-            CF_VRM,
-            keys::vrm_bound(vrm, from),
-            keys::vrm_bound(vrm, to.plus_millis(1)),
-            visit,
-        )
+        self.read_vrm_timeline(vrm, from, to, visit)
     }
 
     fn geo_scan(
@@ -976,70 +605,7 @@ impl Store for RocksStore {
         to: Timestamp,
         visit: &mut dyn FnMut(GeoHit) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        if to < from || cells.is_empty() {
-            return Ok(());
-        }
-        let cf = self.cf(CF_GEO)?;
-        let corrupt = || StoreError::Corrupt {
-            what: "geo index",
-            detail: "undecodable entry".into(),
-        };
-        for day in from.day()..=to.day() {
-            let lo = if day == from.day() {
-                from.ms_of_day()
-            } else {
-                0
-            };
-            let hi = if day == to.day() {
-                to.ms_of_day()
-            } else {
-                (MS_PER_DAY - 1) as u32
-            };
-            let mut ro = ReadOptions::default();
-            ro.set_iterate_upper_bound(keys::day_start(day.saturating_add(1)).to_vec());
-            let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-            for range in cells {
-                // Skip-scan: seek to (day, cell, lo); read the cell's entries
-                // up to hi; then seek straight to the next cell.
-                it.seek(keys::geo_key(day, range.start, lo, 0));
-                while it.valid() {
-                    let Some(key) = it.key() else { break };
-                    let k = keys::decode_geo_key(key).ok_or_else(corrupt)?;
-                    if k.day != day || k.cell > range.end {
-                        break;
-                    }
-                    if k.ms_of_day < lo {
-                        it.seek(keys::geo_key(day, k.cell, lo, 0));
-                        continue;
-                    }
-                    if k.ms_of_day > hi {
-                        match k.cell.checked_add(1) {
-                            Some(next) if next <= range.end => {
-                                it.seek(keys::geo_key(day, next, lo, 0));
-                                continue;
-                            }
-                            _ => break,
-                        }
-                    }
-                    let (lat, lon) = it
-                        .value()
-                        .and_then(keys::decode_geo_value)
-                        .ok_or_else(corrupt)?;
-                    let position = GeoPoint::from_micro(lat, lon).map_err(|_| corrupt())?;
-                    let hit = GeoHit {
-                        seq: k.seq,
-                        observed_at: Timestamp::from_day_ms(day, k.ms_of_day),
-                        position,
-                    };
-                    if visit(hit).is_break() {
-                        return Ok(());
-                    }
-                    it.next();
-                }
-                it.status().map_err(engine)?;
-            }
-        }
-        Ok(())
+        self.read_geo_scan(cells, from, to, visit)
     }
 
     fn camera_reads(
@@ -1050,16 +616,7 @@ impl Store for RocksStore {
         to: Timestamp,
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        if to < from {
-            return Ok(());
-        }
-        let prefix = keys::camera_prefix(force, camera_id);
-        let bound = |t: Timestamp| {
-            let mut k = prefix.clone();
-            k.extend_from_slice(&(t.millis().max(0) as u64).to_be_bytes());
-            k
-        };
-        self.index_then_fetch(CF_CAMERA, bound(from), bound(to.plus_millis(1)), visit)
+        self.read_camera_reads(force, camera_id, from, to, visit)
     }
 
     fn vrm_dict(
@@ -1068,24 +625,7 @@ impl Store for RocksStore {
         whole: bool,
         visit: &mut dyn FnMut(&Vrm) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        let cf = self.cf(CF_VRM_DICT)?;
-        let mut prefix = skeleton_prefix.as_bytes().to_vec();
-        if whole {
-            prefix.push(keys::SEP);
-        }
-        let mut ro = ReadOptions::default();
-        if let Some(end) = keys::prefix_end(&prefix) {
-            ro.set_iterate_upper_bound(end);
-        }
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-        it.seek(&prefix);
-        while let Some(key) = it.key() {
-            if visit(&dict_vrm(key)?).is_break() {
-                return Ok(());
-            }
-            it.next();
-        }
-        it.status().map_err(engine)
+        self.read_vrm_dict(skeleton_prefix, whole, visit)
     }
 
     fn vrm_dict_whole(
@@ -1093,25 +633,7 @@ impl Store for RocksStore {
         skeletons: &[String],
         visit: &mut dyn FnMut(&Vrm) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        let cf = self.cf(CF_VRM_DICT)?;
-        let mut sorted: Vec<&String> = skeletons.iter().collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        // One iterator, seeking forward from probe to probe.
-        let mut it = self.db.raw_iterator_cf(cf);
-        for skeleton in sorted {
-            let mut prefix = skeleton.as_bytes().to_vec();
-            prefix.push(keys::SEP);
-            it.seek(&prefix);
-            while let Some(key) = it.key().filter(|k| k.starts_with(&prefix)) {
-                if visit(&dict_vrm(key)?).is_break() {
-                    return Ok(());
-                }
-                it.next();
-            }
-            it.status().map_err(engine)?;
-        }
-        Ok(())
+        self.read_vrm_dict_whole(skeletons, visit)
     }
 
     fn scan_days(
@@ -1120,82 +642,19 @@ impl Store for RocksStore {
         to: Timestamp,
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        if to < from {
-            return Ok(());
-        }
-        let cf = self.cf(CF_READS)?;
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::day_start(to.day().saturating_add(1)).to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-        it.seek(keys::day_start(from.day()));
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            let (_, seq) = keys::decode_read_key(k).ok_or_else(|| StoreError::Corrupt {
-                what: "reads",
-                detail: "undecodable key".into(),
-            })?;
-            if visit(record::decode_read(seq, v)?).is_break() {
-                return Ok(());
-            }
-            it.next();
-        }
-        it.status().map_err(engine)
+        self.read_scan_days(from, to, visit)
     }
 
     fn get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError> {
-        let pairs: Vec<(u32, u64)> = refs.iter().map(|r| (r.day, r.seq)).collect();
-        let mut out = Vec::with_capacity(refs.len());
-        for chunk in pairs.chunks(SCAN_BATCH) {
-            let _ = self.fetch_records(chunk, &mut |r| {
-                out.push(r);
-                ControlFlow::Continue(())
-            })?;
-        }
-        Ok(out)
+        self.read_get_reads(refs)
     }
 
     fn put_cameras(&self, cameras: &[Camera]) -> Result<(), StoreError> {
-        let cf = self.cf(CF_CAMERAS)?;
-        let mut batch = WriteBatch::default();
-        for c in cameras {
-            batch.put_cf(
-                cf,
-                keys::cameras_key(&c.force, &c.camera_id),
-                record::encode_camera(c)?,
-            );
-        }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(engine)
+        self.logged_put_cameras(cameras)
     }
 
     fn cameras(&self, force: Option<&ForceId>) -> Result<Vec<Camera>, StoreError> {
-        let cf = self.cf(CF_CAMERAS)?;
-        let prefix = force.map(|f| {
-            let mut p = f.as_str().as_bytes().to_vec();
-            p.push(keys::SEP);
-            p
-        });
-        let mut ro = ReadOptions::default();
-        if let Some(end) = prefix.as_deref().and_then(keys::prefix_end) {
-            ro.set_iterate_upper_bound(end);
-        }
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-        match &prefix {
-            Some(p) => it.seek(p),
-            None => it.seek_to_first(),
-        }
-        let mut out = Vec::new();
-        while it.valid() {
-            if let Some(v) = it.value() {
-                out.push(record::decode_camera(v)?);
-            }
-            it.next();
-        }
-        it.status().map_err(engine)?;
-        Ok(out)
+        self.logged_cameras(force)
     }
 
     fn reads_by_day(

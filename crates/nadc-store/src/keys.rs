@@ -718,6 +718,25 @@ mod tests {
         }
 
         #[test]
+        fn day_count_keys_round_trip_order_by_day_and_start_where_their_day_does(
+            a in any::<u32>(), b in any::<u32>(), f in "[A-Z]{2,8}", g in "[A-Z]{2,8}",
+        ) {
+            let (fa, fb) = (ForceId::new(&f).unwrap(), ForceId::new(&g).unwrap());
+            let (ka, kb) = (day_count_key(a, &fa), day_count_key(b, &fb));
+            prop_assert_eq!(decode_day_count_key(&ka), Some((a, fa.as_str())));
+            if a != b {
+                prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            } else {
+                prop_assert_eq!(ka.cmp(&kb), fa.as_str().cmp(fb.as_str()));
+            }
+            prop_assert!(ka.starts_with(&day_count_start(a)));
+            prop_assert!(day_count_start(a) <= ka);
+            // Every day count sorts before the completion mark, so a scan
+            // of the counts never meets it.
+            prop_assert!(ka.as_slice() < DAY_COUNTS_COMPLETE);
+        }
+
+        #[test]
         fn dedup_keys_round_trip(day in any::<u32>(), f in "[A-Z]{2,8}", id in "[ -~]{1,40}") {
             let force = ForceId::new(&f).unwrap();
             let k = dedup_key(day, &force, &id);

@@ -592,3 +592,43 @@ async fn a_search_without_a_window_is_not_refused_by_the_clock_moving_on() {
         assert!(!ids.contains(&"old".to_string()), "{ids:?}");
     }
 }
+
+/// A user naming a relay in their own request (as if a peer node relayed
+/// them) is refused and audited: only a node's certificate relays, so the
+/// field cannot skip the case check or mark the search as relayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_posing_as_a_relay_is_refused() {
+    let h = support::Harness::start().await;
+    let e = nadc_bof::pb::search_client::SearchClient::new(h.user("alice").await)
+        .vrm_timeline(nadc_bof::pb::VrmTimelineRequest {
+            vrm: "AB12CDE".into(),
+            access: support::case_access("KENT-CASE-NOT-MINE"),
+            on_behalf_of: Some(nadc_bof::pb::OnBehalfOf {
+                user: "alice".into(),
+                force: "AVON".into(),
+                roles: vec!["analyst".into()],
+                via_node: "node-2".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("on_behalf_of"), "{}", e.message());
+    let refused = h
+        .audit_entries(
+            "audrey",
+            nadc_bof::pb::AuditQuery {
+                user: "alice".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.action == "search.vrm_timeline" && r.outcome.starts_with("refused")),
+        "{refused:?}"
+    );
+}

@@ -486,6 +486,23 @@ async fn bad_and_unlawful_requests_are_refused_naming_what_is_wrong() {
             Code::InvalidArgument,
             "between nodes",
         ),
+        // A user posing as a relaying node (to get the unaudited tally, or
+        // to skip the case check) is refused.
+        (
+            "alice",
+            pb::PatternRequest {
+                tally_only: true,
+                on_behalf_of: Some(pb::OnBehalfOf {
+                    user: "alice".into(),
+                    force: "AVON".into(),
+                    roles: vec!["analyst".into()],
+                    via_node: "node-2".into(),
+                }),
+                ..base()
+            },
+            Code::PermissionDenied,
+            "on_behalf_of",
+        ),
         (
             "alice",
             pb::PatternRequest {

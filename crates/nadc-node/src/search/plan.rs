@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use nadc_core::geo::Polygon;
 use nadc_core::vrm_match::{ConfusableGroups, Pattern};
-use nadc_core::{Circle, ForceId, GeoPoint, Timestamp, Vrm};
+use nadc_core::{Circle, ForceId, GeoPoint, Principal, Timestamp, Vrm};
 use nadc_proto::{self as proto, pb};
 use nadc_query::{
     Area, AreaMatch, CameraQuery, Details, GeoQuery, QueryError, Shape, VehicleQuery, VrmQuery,
@@ -236,15 +236,30 @@ impl SearchService {
         relay: Option<&pb::OnBehalfOf>,
     ) -> Result<(Plan, Result<(), ServiceError>), Status> {
         let mut who = caller(req)?;
+        // The node relaying, from its certificate (never from the request).
+        let relaying = match &who.principal {
+            Principal::Node { name } => Some(name.clone()),
+            _ => None,
+        };
         // Who may not search at all (a BOF, a user without a searching
-        // role, a relay the rules refuse) is refused here, audited too.
-        let early = match relayed_user(self.federation.as_deref(), &who.principal, relay) {
+        // role, a relay the rules refuse, a user naming a relay) is
+        // refused here, audited too. Past this, `relay` is a relay a peer
+        // made, checked, or none.
+        let (early, relay) = match relayed_user(self.federation.as_deref(), &who.principal, relay)
+        {
             Ok(Some(user)) => {
                 who.principal = user;
-                who.require_searcher().map(drop)
+                (who.require_searcher().map(drop), relay)
             }
-            Ok(None) => who.require_searcher().map(drop),
-            Err(e) => Err(e.into()),
+            Ok(None) if relay.is_some() => (
+                Err(Status::from(ServiceError::denied(
+                    "on_behalf_of is set only by a peer node relaying a user's search; \
+                     a user's own request leaves it empty",
+                ))),
+                None,
+            ),
+            Ok(None) => (who.require_searcher().map(drop), None),
+            Err(e) => (Err(e.into()), None),
         };
         if let Err(status) = early {
             let given = access.cloned().unwrap_or_default();
@@ -275,7 +290,7 @@ impl SearchService {
             query: serde_json::Value::Null,
             now: self.clock.now(),
             case: None,
-            via: relay.map(|r| r.via_node.clone()),
+            via: relay.and(relaying),
         };
         let context = self.governance.context(access).map_err(ServiceError::from);
         let checked = context.and_then(|(ctx, clip)| {

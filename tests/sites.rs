@@ -203,6 +203,17 @@ async fn uncovered_hot_cells_and_the_roads_into_them_are_sites() {
         ),
         (
             pb::SitesRequest {
+                links: vec![pb::RoadLink {
+                    name: "round the world".into(),
+                    lat: vec![51.5, -33.9, 51.5],
+                    lon: vec![-0.1, 151.2, -0.1],
+                }],
+                ..request()
+            },
+            "km in all",
+        ),
+        (
+            pb::SitesRequest {
                 resolution: 11,
                 ..request()
             },

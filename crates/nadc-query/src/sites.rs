@@ -19,6 +19,10 @@ pub const STEP_M: f64 = 50.0;
 /// Crossings nearer than this to one already found are the same site.
 pub const SAME_SITE_M: f64 = 100.0;
 
+/// Most crossings weighed: past this, the links hold far more hot-cell
+/// edges than any deployment plan needs, and the rest are not looked for.
+pub const MAX_CROSSINGS: usize = 2_000;
+
 /// A camera positioning analysis.
 #[derive(Clone, Debug)]
 pub struct SiteQuery {
@@ -147,7 +151,7 @@ pub fn sites(
     }
     let inside = |p: GeoPoint| is_hot.get(&cell_of(p, q.resolution)).copied();
     let mut crossings: Vec<Site> = Vec::new();
-    for (li, link) in links.iter().enumerate() {
+    'links: for (li, link) in links.iter().enumerate() {
         // The link walked in short steps.
         let mut points = Vec::new();
         for w in link.windows(2) {
@@ -160,6 +164,9 @@ pub fn sites(
             points.push(*last);
         }
         for w in points.windows(2) {
+            if crossings.len() >= MAX_CROSSINGS {
+                break 'links;
+            }
             let (a, b) = (inside(w[0]), inside(w[1]));
             if a.is_some() == b.is_some() {
                 continue;

@@ -245,8 +245,7 @@ impl SearchService {
         // role, a relay the rules refuse, a user naming a relay) is
         // refused here, audited too. Past this, `relay` is a relay a peer
         // made, checked, or none.
-        let (early, relay) = match relayed_user(self.federation.as_deref(), &who.principal, relay)
-        {
+        let (early, relay) = match relayed_user(self.federation.as_deref(), &who.principal, relay) {
             Ok(Some(user)) => {
                 who.principal = user;
                 (who.require_searcher().map(drop), relay)

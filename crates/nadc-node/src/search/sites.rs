@@ -25,6 +25,8 @@ use crate::error::ServiceError;
 const MAX_INCIDENTS: usize = 5_000;
 const MAX_LINKS: usize = 10_000;
 const MAX_POINTS: usize = 100_000;
+/// Longest road links in all, metres (walked in 50 m steps).
+const MAX_LINK_M: f64 = 20_000_000.0;
 const MAX_HOT: u32 = 500;
 const MAX_SITES: u32 = 500;
 const MAX_DISTANCE_M: f64 = 20_000.0;
@@ -122,6 +124,17 @@ fn asked(q: &pb::SitesRequest) -> Result<Asked, ServiceError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     // A peer is asked for its hits and cameras only.
+    let length: f64 = links
+        .iter()
+        .flat_map(|l: &Vec<GeoPoint>| l.windows(2).map(|w| w[0].distance_m(w[1])))
+        .sum();
+    if length > MAX_LINK_M {
+        return Err(ServiceError::invalid(format!(
+            "links: {:.0} km in all; at most {:.0} km",
+            length / 1000.0,
+            MAX_LINK_M / 1000.0
+        )));
+    }
     if !q.count_hits && incidents.is_empty() && q.on_behalf_of.is_none() {
         return Err(ServiceError::invalid(
             "nothing to weigh: give incidents, or count_hits, or both",
@@ -191,7 +204,10 @@ impl SearchService {
             None => (vec![here], Vec::new()),
         };
         let a = asked(&q).map_err(Status::from)?;
-        let mut answer = rank(parts, &a);
+        // Walking the links is work: off the runtime.
+        let mut answer = tokio::task::spawn_blocking(move || rank(parts, &a))
+            .await
+            .map_err(|e| Status::from(ServiceError::internal(format!("ranking failed: {e}"))))?;
         for site in &mut answer.sites {
             if site.kind == pb::SiteKind::RoadCrossing as i32 {
                 site.link = q.links[site.link_index as usize].name.clone();

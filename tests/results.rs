@@ -225,6 +225,20 @@ async fn results_and_the_transparency_report_count_what_happened() {
     for vrm in ["KE1NTX", "KE2NTX"] {
         timeline(&h, "kim", vrm, "OP-K").await;
     }
+    // A purpose that is not one: refused, and never repeated in a report
+    // (it names a plate here).
+    let bogus = pb::search_client::SearchClient::new(h.user("alice").await)
+        .vrm_timeline(pb::VrmTimelineRequest {
+            vrm: "WA1NTED".into(),
+            access: Some(pb::AccessContext {
+                purpose: "WA1NTED".into(),
+                case_ref: "OP-1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    assert!(bogus.is_err());
 
     let results = pb::analysis_client::AnalysisClient::new(h.user("alice").await)
         .results(pb::ResultsRequest {
@@ -286,7 +300,14 @@ async fn results_and_the_transparency_report_count_what_happened() {
             )
         })
         .collect();
-    assert_eq!(searches, [("OP-1", "serious-crime", "2026-11", 5, 1, rows)]);
+    // The refused one under a purpose that is not one counts as "other".
+    assert_eq!(
+        searches,
+        [
+            ("OP-1", "other", "2026-11", 0, 1, 0),
+            ("OP-1", "serious-crime", "2026-11", 5, 1, rows)
+        ]
+    );
     assert_eq!(results.reads, 25);
 
     // The public report: alice's five searches and her results analysis

@@ -267,7 +267,8 @@ impl LookBack {
     /// returned.
     async fn run(self, s: &HotlistsService) -> Result<crate::alerts::retro::Retro, Status> {
         let (store, cap, node) = (s.store.clone(), s.max_retrospective, s.node.clone());
-        let (governance, registry) = (s.governance.clone(), s.registry.clone());
+        let (governance, registry, clock) =
+            (s.governance.clone(), s.registry.clone(), s.clock.clone());
         tokio::task::spawn_blocking(move || {
             let LookBack {
                 worker,
@@ -282,12 +283,16 @@ impl LookBack {
             } = self;
             let _worker = worker;
             registry.settle();
+            // Up to every read stored by now, whenever captured (a camera's
+            // clock may run ahead): a read matched against the old lists
+            // may have been captured after the entries were asked for.
+            let to = clock.now().plus_millis(86_400_000);
             let r = crate::alerts::retro::retrospective_hits(
                 store.as_ref(),
                 &list,
                 &entries,
                 from,
-                now,
+                to,
                 now,
                 cap,
             )

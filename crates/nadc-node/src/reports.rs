@@ -130,8 +130,16 @@ fn counts(action: &str, query: &str) -> Counts {
 /// Positions looked up per call for verification states.
 const STATES_CHUNK: usize = 4096;
 
-/// Reads the node's records for the UTC days `from_day..=to_day`. Blocking.
-pub fn tally(store: &dyn Store, from_day: u32, to_day: u32) -> Result<Tallies, StoreError> {
+/// Reads the node's records for the UTC days `from_day..=to_day`, counting
+/// searches under the `purposes` the node knows (any other text a request
+/// gave, e.g. one refused for it, counts as "other": a report never
+/// repeats a requester's free text). Blocking.
+pub fn tally(
+    store: &dyn Store,
+    from_day: u32,
+    to_day: u32,
+    purposes: &[String],
+) -> Result<Tallies, StoreError> {
     let mut t = Tallies::default();
     // Hits, by the capture day of the read that raised them.
     let mut pending: Vec<(u64, (String, String, String))> = Vec::new();
@@ -197,9 +205,14 @@ pub fn tally(store: &dyn Store, from_day: u32, to_day: u32) -> Result<Tallies, S
             Counts::Not
         };
         if how != Counts::Not {
+            let purpose = if purposes.contains(&e.purpose) {
+                e.purpose.clone()
+            } else {
+                "other".to_string()
+            };
             let c = t
                 .searches
-                .entry((force, e.purpose.clone(), e.case_ref.clone(), month))
+                .entry((force, purpose, e.case_ref.clone(), month))
                 .or_default();
             match (&e.outcome, how) {
                 (Outcome::Refused(_), Counts::Once) => c.refused += 1,

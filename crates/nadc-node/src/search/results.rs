@@ -187,9 +187,10 @@ impl SearchService {
             .collect();
         let (actor, case) = (plan.actor.clone(), plan.case.clone());
         let (list, by_month) = (q.list.clone(), q.by_month);
+        let purposes = known_purposes(&self.governance);
         let answer = self
             .on_worker(plan, search, move |store, node, governance, plan| {
-                let result = tally(store, from_day, to_day);
+                let result = tally(store, from_day, to_day, &purposes);
                 let outcome = match &result {
                     Ok(_) => Outcome::Ok,
                     Err(e) => Outcome::Failed(e.to_string()),
@@ -256,9 +257,10 @@ impl SearchService {
             }
         };
         let store = self.store.clone();
+        let purposes = known_purposes(&self.governance);
         let here = tokio::task::spawn_blocking(move || {
             let _worker = worker;
-            let t = tally(store.as_ref(), from_day, to_day)?;
+            let t = tally(store.as_ref(), from_day, to_day, &purposes)?;
             let holds = crate::reports::holds_in_force(store.as_ref())?;
             Ok::<_, nadc_store::StoreError>(raw_report(&t, &holds))
         })
@@ -304,6 +306,17 @@ impl SearchService {
         answer.conclude(nodes, &self.node, started);
         Ok(answer)
     }
+}
+
+/// The purposes this node knows: searches under any other text count as
+/// "other".
+fn known_purposes(g: &crate::governance::Governance) -> Vec<String> {
+    g.policy
+        .purposes
+        .iter()
+        .chain(&g.policy.extended_purposes)
+        .cloned()
+        .collect()
 }
 
 /// A results answer completed: hit rates, nodes, timing.
@@ -476,7 +489,7 @@ fn raw_report(t: &Tallies, holds: &BTreeMap<String, (u64, u64)>) -> pb::Transpar
         released: u64,
     }
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
-    for ((f, purpose, _, month), c) in &t.searches {
+    for ((f, purpose, _, month), c) in t.searches.iter().filter(|(_, c)| c.searches > 0) {
         *rows
             .entry((f.clone(), month.clone()))
             .or_default()

@@ -104,10 +104,13 @@ impl TriggerRule {
         {
             return Err(bad("until", format!("{until} is not after from {from}")));
         }
-        for (field, h) in [("start_hour", self.start_hour), ("end_hour", self.end_hour)] {
-            if h > 24 {
-                return Err(bad(field, format!("{h}: 0 to 24")));
-            }
+        // A day starts at 0 to 23 and ends at 1 to 24 (0: all day, with a
+        // start of 0); a start of 24 would never hold.
+        if self.start_hour > 23 {
+            return Err(bad("start_hour", format!("{}: 0 to 23", self.start_hour)));
+        }
+        if self.end_hour > 24 {
+            return Err(bad("end_hour", format!("{}: 0 to 24", self.end_hour)));
         }
         Ok(())
     }
@@ -264,6 +267,14 @@ mod tests {
         assert_eq!(
             field(TriggerRule {
                 start_hour: 25,
+                ..nights()
+            }),
+            "start_hour"
+        );
+        assert_eq!(
+            field(TriggerRule {
+                start_hour: 24,
+                end_hour: 0,
                 ..nights()
             }),
             "start_hour"

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use nadc_core::hotlist::{Fuzzy, Hotlist, HotlistEntry, HotlistError, HotlistId, HotlistMatcher};
 use nadc_core::time::Clock;
-use nadc_core::trigger::TriggerRule;
+use nadc_core::trigger::{RuleArea, TriggerRule};
 use nadc_core::{ForceId, Principal, Role, Vrm};
 use nadc_proto::hotlists::{action_from_pb, entry_to_pb, hotlist_to_pb};
 use nadc_proto::{self as proto, pb};
@@ -395,7 +395,12 @@ fn rules_json(rules: &[TriggerRule]) -> serde_json::Value {
         rules
             .iter()
             .map(|r| {
-                json!({"label": r.label, "area": format!("{:?}", r.area),
+                let area = match &r.area {
+                    RuleArea::Circle { centre, radius_m } => json!({
+                        "lat": centre.lat(), "lon": centre.lon(), "radius_m": radius_m}),
+                    RuleArea::Polygon(wkt) => json!({"polygon": wkt}),
+                };
+                json!({"label": r.label, "area": area,
                     "from": r.from.map(|t| t.to_string()), "until": r.until.map(|t| t.to_string()),
                     "hours": format!("{:02}-{:02}", r.start_hour, r.end_hour)})
             })
@@ -518,15 +523,24 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         let (force, user, actor) = require_manager(&req)?;
         let q = req.into_inner();
         let id = own_list(q.list.as_ref(), &force)?;
-        let (mut list, entries) = self
+        let rules = rules_from_pb(&q.rules)?;
+        // Read and written under the change lock: a list deleted or changed
+        // meanwhile is neither brought back nor overwritten with old data.
+        let target = id.clone();
+        let (list, entries) = self
             .registry
-            .get(&id)
-            .ok_or_else(|| ServiceError::not_found(format!("no list {id}")))?;
-        list.rules = rules_from_pb(&q.rules)?;
-        list.validate().map_err(hotlist_status)?;
-        let stored = list.clone();
-        self.registry
-            .change(move |s| s.put_hotlist(&stored).map_err(store_status))
+            .change(move |s| {
+                let (mut list, entries) = s
+                    .hotlists()
+                    .map_err(store_status)?
+                    .into_iter()
+                    .find(|(l, _)| l.id == target)
+                    .ok_or_else(|| ServiceError::not_found(format!("no list {target}")))?;
+                list.rules = rules;
+                list.validate().map_err(hotlist_status)?;
+                s.put_hotlist(&list).map_err(store_status)?;
+                Ok((list, entries))
+            })
             .await?;
         self.audit(
             &actor,

@@ -19,8 +19,7 @@
 #     sampled read, with a 4 km road link through each of the first 20;
 #   - results: the benchmark force's results from the period's start to
 #     now (a pass over the alert log and the audit chain);
-#   - transparency: the report from the period's month to now's (the same
-#     pass);
+#   - transparency: the report for the last closed month (the same pass);
 #   - camera-health: every camera in the hour before a sampled read, over
 #     a 7-day baseline;
 #   - retrospective: a sampled VRM added to a hotlist with a one-day

@@ -312,6 +312,22 @@ async fn results_and_the_transparency_report_count_what_happened() {
 
     // The public report: alice's five searches and her results analysis
     // are six; kim's two are suppressed, as is every count under five.
+    // Only closed months are reported: the report is asked in December.
+    let early = pb::analysis_client::AnalysisClient::new(h.user("nora").await)
+        .transparency(pb::TransparencyRequest {
+            from_month: "2026-10".into(),
+            to_month: "2026-11".into(),
+            min_count: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        early.message().contains("closed months"),
+        "{}",
+        early.message()
+    );
+    h.clock.set(now().plus_millis(8 * DAY));
     let r = transparency(&h, "2026-10", "2026-11").await;
     assert_eq!(r.min_count, 5);
     assert!(!r.notes.is_empty());
@@ -434,6 +450,7 @@ async fn retention_and_holds_are_reported_by_force_and_month() {
         .run_retention(pb::RunRetentionRequest {})
         .await
         .unwrap();
+    h.clock.set(now().plus_millis(377 * DAY));
     let r = transparency(&h, "2026-11", "2027-11").await;
     let avon_nov = row(&r, "AVON", "2026-11");
     assert_eq!(avon_nov.reads_held, p(12));
@@ -470,7 +487,7 @@ async fn nationally_each_search_counts_once_and_every_nodes_reads_are_summed() {
                 lat: Some(51.45),
                 lon: Some(-2.58),
                 camera_id: "GPS".into(),
-                ..read(&format!("{f}{k}"), "NA71ONL", NOV, k)
+                ..read(&format!("{f}{k}"), "NA71ONL", OCT, k)
             })
             .collect();
         let r = pb::ingest_client::IngestClient::new(c.bof(i, f).await)
@@ -513,8 +530,8 @@ async fn nationally_each_search_counts_once_and_every_nodes_reads_are_summed() {
     assert!(!results.partial);
     let r = pb::analysis_client::AnalysisClient::new(c.user(0, "kate").await)
         .transparency(pb::TransparencyRequest {
-            from_month: "2026-11".into(),
-            to_month: "2026-11".into(),
+            from_month: "2026-10".into(),
+            to_month: "2026-10".into(),
             min_count: 5,
             ..Default::default()
         })
@@ -530,9 +547,24 @@ async fn nationally_each_search_counts_once_and_every_nodes_reads_are_summed() {
         held,
         BTreeMap::from([("AVON", hidden()), ("KENT", p(6)), ("MET", p(8))])
     );
-    // Alice's six searches and her results analysis: seven, not one per
-    // node each.
-    let avon = row(&r, "AVON", "2026-11");
-    assert_eq!(avon.searches[0].searches, p(7));
     assert_eq!(r.nodes.len(), 3);
+    assert!(!r.partial);
+    // A node down: nothing is published (a partial report's difference
+    // from a whole one would give that node's small counts).
+    let mut c = c;
+    c.nodes[2].take().unwrap().shutdown().await.unwrap();
+    let e = pb::analysis_client::AnalysisClient::new(c.user(0, "kate").await)
+        .transparency(pb::TransparencyRequest {
+            from_month: "2026-10".into(),
+            to_month: "2026-10".into(),
+            min_count: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("whole or not at all"),
+        "{}",
+        e.message()
+    );
 }

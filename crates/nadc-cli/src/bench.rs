@@ -427,7 +427,7 @@ async fn run_one(
         Kind::Sites => return crate::bench_analysis::sites(ch, scope, series).await,
         Kind::Results => return crate::bench_analysis::results(ch, scope, period.0).await,
         Kind::Transparency => {
-            return crate::bench_analysis::transparency(ch, scope, period.0).await;
+            return crate::bench_analysis::transparency(ch, scope).await;
         }
         Kind::CameraHealth => return crate::bench_analysis::camera_health(ch, scope, s).await,
         Kind::Retrospective => return crate::bench_analysis::retrospective(ch, s).await,

@@ -113,13 +113,17 @@ pub async fn results(ch: &Channel, scope: i32, first: Timestamp) -> anyhow::Resu
     })
 }
 
-/// The transparency report from the period's month to this one.
-pub async fn transparency(ch: &Channel, scope: i32, first: Timestamp) -> anyhow::Result<Answer> {
+/// The transparency report for the last closed month (the report counts
+/// the same records whatever the months asked).
+pub async fn transparency(ch: &Channel, scope: i32) -> anyhow::Result<Answer> {
     let month = |t: Timestamp| t.to_rfc3339().chars().take(7).collect::<String>();
+    // The day before this month's first.
+    let start = Timestamp::parse_rfc3339(&format!("{}-01T00:00:00Z", month(now())))?;
+    let last = start.plus_millis(-1);
     let r = client(ch)
         .transparency(pb::TransparencyRequest {
-            from_month: month(first),
-            to_month: month(now()),
+            from_month: month(last),
+            to_month: month(last),
             scope,
             ..Default::default()
         })

@@ -235,21 +235,31 @@ impl SearchService {
                 }
                 n => n,
             };
-            Ok((m, min))
+            // Closed months only: a month still counting would show each
+            // new event between two reports.
+            let current = crate::reports::month_of(self.clock.now());
+            if !raw && m.last().is_some_and(|last| *last >= current) {
+                return Err(ServiceError::invalid(format!(
+                    "to_month {}: only closed months are reported (before {current})",
+                    q.to_month
+                )));
+            }
+            let days = days_of(&m)?;
+            Ok((m, min, days))
         });
-        let (months, min) = match checked {
+        let (months, min, (from_day, to_day)) = match checked {
             Ok(c) => c,
             Err(e) => return Err(g.refuse(&actor, "report.transparency", &what, e).await),
         };
-        // Public aggregates: national without a national search role (a
-        // peer gives its part only to a node).
+        // Public aggregates: always the federation's whole (one node's part
+        // against the whole would give the others' small counts), without
+        // a national search role (a peer gives its part only to a node).
         let national = self
             .federation
             .clone()
-            .filter(|f| !raw && !f.peers.is_empty() && q.scope != pb::Scope::Local as i32)
+            .filter(|f| !raw && !f.peers.is_empty())
             .map(|f| (f, principal.clone()));
         let started = Instant::now();
-        let (from_day, to_day) = days_of(&months).map_err(Status::from)?;
         let worker = match self.workers.acquire(&format!("-/{}", actor.user)).await {
             Ok(w) => w,
             Err(status) => {
@@ -295,6 +305,15 @@ impl SearchService {
             }
             None => (vec![here], Vec::new()),
         };
+        // A part missing would publish the rest, whose difference from a
+        // whole report gives that node's small counts: nothing is published.
+        if let Some(o) = nodes.iter().find(|o| !o.ok) {
+            let e = ServiceError::Governed(Status::unavailable(format!(
+                "node {} did not answer ({}): the report is published whole or not at all",
+                o.node, o.error
+            )));
+            return Err(g.refuse(&actor, "report.transparency", &what, e).await);
+        }
         g.record(g.entry(&actor, "report.transparency", &what, Outcome::Ok))
             .await?;
         let mut answer = merge_report(parts, &months);

@@ -301,13 +301,16 @@ impl SearchService {
             gather(&self.node, here, tallies, |a| a.tallies.len() as u64);
         let mut sum = Tally::new();
         let mut reads_near_any = 0;
+        // A peer's tally names incidents by index: one past the request's
+        // incidents is a peer's mistake, and is not counted.
+        let n = q.incidents.len() as u32;
         for part in &tally_parts {
             reads_near_any += part.reads_near_any;
             for t in &part.tallies {
                 if let Ok(v) = Vrm::normalise(&t.vrm) {
                     sum.entry(v)
                         .or_default()
-                        .extend(t.incidents.iter().copied());
+                        .extend(t.incidents.iter().copied().filter(|i| *i < n));
                 }
             }
         }

@@ -309,6 +309,26 @@ async fn results_and_the_transparency_report_count_what_happened() {
         ]
     );
     assert_eq!(results.reads, 25);
+    // Another force's user sees their own force's results only: no list of
+    // AVON's, none of AVON's searches, none of its reads.
+    let kents = pb::analysis_client::AnalysisClient::new(h.user("kim").await)
+        .results(pb::ResultsRequest {
+            access: case_access("OP-K"),
+            from: Some(nadc_proto::to_pb_time(now().plus_millis(-60 * DAY))),
+            to: Some(nadc_proto::to_pb_time(now())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kents.force, "KENT");
+    assert!(kents.lists.is_empty(), "{:?}", kents.lists);
+    assert!(
+        kents.searches.iter().all(|s| s.case_ref == "OP-K"),
+        "{:?}",
+        kents.searches
+    );
+    assert_eq!(kents.reads, 9);
 
     // The public report: alice's five searches and her results analysis
     // are six; kim's two are suppressed, as is every count under five.

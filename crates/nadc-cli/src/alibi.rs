@@ -486,12 +486,7 @@ fn table(
         r.node,
         r.elapsed_us as f64 / 1000.0
     )?;
-    if r.nodes.len() > 1 || r.partial {
-        writeln!(out, "{}", crate::output::nodes_text(&r.nodes, r.partial))?;
-    }
-    for c in &r.caveats {
-        writeln!(out, "note: {c}")?;
-    }
+    crate::output::footer(out, &r.nodes, r.partial, &r.caveats)?;
     Ok(())
 }
 

@@ -222,6 +222,23 @@ fn summary_text(s: &pb::SearchSummary) -> String {
     terminal_text(&text).into_owned()
 }
 
+/// The end of an analysis table: each node's outcome (nationally, or when
+/// a part is missing), then the caveats, one per line.
+pub fn footer(
+    out: &mut dyn std::io::Write,
+    nodes: &[pb::NodeOutcome],
+    partial: bool,
+    caveats: &[String],
+) -> std::io::Result<()> {
+    if nodes.len() > 1 || partial {
+        writeln!(out, "{}", nodes_text(nodes, partial))?;
+    }
+    for c in caveats {
+        writeln!(out, "note: {c}")?;
+    }
+    Ok(())
+}
+
 /// The nodes of a national search: each one's rows (and the replica that
 /// answered in its place, with why), the skipped, and the failed with why.
 pub fn nodes_text(nodes: &[pb::NodeOutcome], partial: bool) -> String {

@@ -279,12 +279,7 @@ pub fn print_pattern(
                 );
                 writeln!(out, "{}", terminal_text(&line))?;
             }
-            if r.nodes.len() > 1 || r.partial {
-                writeln!(out, "{}", crate::output::nodes_text(&r.nodes, r.partial))?;
-            }
-            for c in &r.caveats {
-                writeln!(out, "note: {c}")?;
-            }
+            crate::output::footer(out, &r.nodes, r.partial, &r.caveats)?;
         }
     }
     Ok(())

@@ -283,12 +283,7 @@ pub fn print_profile(
                     .collect::<Vec<_>>()
                     .join(", ")
             )?;
-            if r.nodes.len() > 1 || r.partial {
-                writeln!(out, "{}", crate::output::nodes_text(&r.nodes, r.partial))?;
-            }
-            for c in &r.caveats {
-                writeln!(out, "note: {c}")?;
-            }
+            crate::output::footer(out, &r.nodes, r.partial, &r.caveats)?;
         }
     }
     Ok(())

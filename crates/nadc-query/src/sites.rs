@@ -86,11 +86,7 @@ pub fn cell_of(p: GeoPoint, res: h3o::Resolution) -> u64 {
         .unwrap_or_default()
 }
 
-/// The centre of a cell.
-pub fn centre(cell: u64) -> Option<GeoPoint> {
-    let ll = h3o::LatLng::from(h3o::CellIndex::try_from(cell).ok()?);
-    GeoPoint::new(ll.lat(), ll.lng()).ok()
-}
+pub use nadc_core::geo::cell_centre as centre;
 
 /// The hot cells: the `n` densest with anything in them, densest first
 /// (ties by cell index).

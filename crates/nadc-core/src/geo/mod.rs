@@ -185,6 +185,12 @@ impl Circle {
     }
 }
 
+/// The centre of an H3 cell given as its `u64` id (`None`: not a cell).
+pub fn cell_centre(cell: u64) -> Option<GeoPoint> {
+    let ll = h3o::LatLng::from(h3o::CellIndex::try_from(cell).ok()?);
+    GeoPoint::new(ll.lat(), ll.lng()).ok()
+}
+
 /// An inclusive range of H3 cell ids at [`INDEX_RESOLUTION`] (as `u64`),
 /// scanned as one range of the geographic index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -296,12 +296,7 @@ fn answer_of(
         .collect();
     let p: Profile = profile(&sightings, q);
     let idx = |v: &[usize]| v.iter().map(|i| *i as u32).collect::<Vec<_>>();
-    let centre = |cell: u64| {
-        h3o::CellIndex::try_from(cell)
-            .ok()
-            .map(h3o::LatLng::from)
-            .and_then(|ll| GeoPoint::new(ll.lat(), ll.lng()).ok())
-    };
+    let centre = nadc_core::geo::cell_centre;
     let locations = p
         .locations
         .iter()

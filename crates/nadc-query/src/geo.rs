@@ -181,25 +181,43 @@ fn validate(q: &GeoQuery) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// A read inside an area, with the areas it falls in.
+type Hits = HashMap<ReadRef, (StoredRead, Vec<u32>)>;
+
 /// Candidate reads captured in `from..=to` and inside an area (and that
-/// area's window), with the areas each falls in.
+/// area's window), with the areas each falls in. The geographic index
+/// holds the records, so a read is decoded where it lies, once.
 fn collect_hits(
     store: &dyn Store,
     q: &GeoQuery,
     covers: &[Vec<nadc_core::CellRange>],
     from: Timestamp,
     to: Timestamp,
-) -> Result<HashMap<ReadRef, Vec<u32>>, QueryError> {
-    let mut hits: HashMap<ReadRef, Vec<u32>> = HashMap::new();
+) -> Result<Hits, QueryError> {
+    let mut hits: Hits = HashMap::new();
     for (i, (area, cover)) in q.areas.iter().zip(covers).enumerate() {
         let (lo, hi) = (area.from.max(from), area.to.min(to));
         if lo > hi {
             continue;
         }
         let mut too_many = false;
+        let mut failed = None;
         store.geo_scan(cover, lo, hi, &mut |hit| {
             if area.contains(hit.position, hit.observed_at) {
-                hits.entry(hit.read_ref()).or_default().push(i as u32);
+                match hits.entry(hit.read_ref()) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        e.get_mut().1.push(i as u32)
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => match hit.read() {
+                        Ok(read) => {
+                            e.insert((read, vec![i as u32]));
+                        }
+                        Err(err) => {
+                            failed = Some(err);
+                            return ControlFlow::Break(());
+                        }
+                    },
+                }
                 if hits.len() > q.max_candidates {
                     too_many = true;
                     return ControlFlow::Break(());
@@ -207,6 +225,9 @@ fn collect_hits(
             }
             ControlFlow::Continue(())
         })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
         if too_many {
             return Err(QueryError::TooBroad(format!(
                 "more than {} reads fall in the areas and windows of one day: narrow the areas or windows",
@@ -217,30 +238,21 @@ fn collect_hits(
     Ok(hits)
 }
 
-/// The records of `hits` as rows in capture-time order (ties by sequence).
-fn rows_of(
-    store: &dyn Store,
-    hits: HashMap<ReadRef, Vec<u32>>,
-    keep: &dyn Fn(&StoredRead) -> bool,
-) -> Result<Vec<GeoRow>, QueryError> {
-    let mut refs: Vec<ReadRef> = hits.keys().copied().collect();
-    refs.sort_unstable();
-    let reads = store.get_reads(&refs)?;
-    let mut rows: Vec<GeoRow> = reads
-        .into_iter()
-        .zip(&refs)
+/// The reads of `hits` as rows in capture-time order (ties by sequence).
+fn rows_of(hits: Hits, keep: &dyn Fn(&StoredRead) -> bool) -> Vec<GeoRow> {
+    let mut rows: Vec<GeoRow> = hits
+        .into_values()
         .filter(|(read, _)| keep(read))
-        .map(|(read, rf)| {
-            let mut areas = hits[rf].clone();
+        .map(|(read, mut areas)| {
             areas.sort_unstable();
             areas.dedup();
             GeoRow { read, areas }
         })
         .collect();
-    // Records come back in key order (day, then sequence number), which
-    // is nearly capture-time order: the stable sort is close to one pass.
-    rows.sort_by_key(|r| (r.read.read.observed_at, r.read.seq));
-    Ok(rows)
+    // Sorted by a small key, each row moved once (a row is a few hundred
+    // bytes; the index gives them by cell, not by time).
+    rows.sort_by_cached_key(|r| (r.read.read.observed_at, r.read.seq));
+    rows
 }
 
 /// Counts, pages and summarises rows as they are emitted.
@@ -339,13 +351,13 @@ pub fn geo_search_filtered(
                 let day_end = day_start.plus_millis(nadc_core::time::MS_PER_DAY - 1);
                 let hits =
                     collect_hits(store, q, &covers, day_start.max(first), day_end.min(last))?;
-                for row in rows_of(store, hits, keep)? {
+                for row in rows_of(hits, keep) {
                     out.push(row, emit);
                 }
             }
         }
         AreaMatch::All => {
-            let rows = rows_of(store, collect_hits(store, q, &covers, first, last)?, keep)?;
+            let rows = rows_of(collect_hits(store, q, &covers, first, last)?, keep);
             let mut vrm_areas: HashMap<&Vrm, BTreeSet<u32>> = HashMap::new();
             for r in &rows {
                 vrm_areas

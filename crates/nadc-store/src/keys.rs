@@ -9,15 +9,16 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `reads`   | `day:u32 · seq:u64` (12 B) | the record ([`crate::record`]) |
-//! | `geo`     | `day:u32 · cell:u64 · ms_of_day:u32 · seq:u64` (24 B) | `lat_e6:i32 · lon_e6:i32` (8 B) |
-//! | `vrm`     | `vrm · 0x00 · observed_ms:u64 · seq:u64` | `lat_e6:i32 · lon_e6:i32` (8 B) |
-//! | `camera`  | `force · 0x00 · camera_id · 0x00 · observed_ms:u64 · seq:u64` | the VRM (ASCII) |
+//! | `geo`     | `day:u32 · cell:u64 · ms_of_day:u32 · seq:u64` (24 B) | the record ([`crate::record`]) |
+//! | `vrm_by_day` | `day:u32 · vrm · 0x00 · ms_of_day:u32 · seq:u64` | the record again |
+//! | `camera_by_day` | `day:u32 · force · 0x00 · camera_id · 0x00 · ms_of_day:u32 · seq:u64` | `cell:u64 · vrm` |
+//! | `refs`    | `day:u32 · seq:u64` (12 B) | `cell:u64 · ms_of_day:u32`: where the record lies in `geo` |
 //! | `dedup`   | `day:u32 · force · 0x00 · read_id` | `seq:u64` |
 //! | `cameras` | `force · 0x00 · camera_id` | the camera (postcard) |
-//! | `vrm_dict` | `skeleton · 0x00 · vrm` | empty |
+//! | `vrm_dict` | `skeleton · 0x00 · vrm` | the capture days with reads of the VRM (`u32` each, ascending; a merge adds one) |
 //! | `alerts`  | `position:u64` | the alert (postcard) |
 //! | `alert_state` | `position:u64` | its verification (postcard) |
+//! | `alert_reads` | `day:u32 · seq:u64 · position:u64` | empty |
 //! | `hotlists` | `0x01 · owner · 0x00 · name` | the list (postcard) |
 //! | `hotlists` | `0x02 · owner · 0x00 · name · 0x00 · vrm` | the entry (postcard) |
 //! | `audit`   | `seq:u64` | the chained entry (postcard) |
@@ -25,9 +26,17 @@
 //! | `registers` | `space · 0x00 · key` | the node's (e.g. the case register) |
 //! | `registers` (case) | `case · 0x00 · tag:u8 · owner · 0x00 · case_ref · 0x00 · rest` | see below |
 //! | `authorisations` | `force · 0x00 · id` | the authorisation (format byte, postcard) |
-//! | `meta`    | ASCII names | counters |
+//! | `meta`    | ASCII names | counters, the layout (2) |
 //!
-//! A case is named by its owner force and its reference ([`case_prefix`]):
+//! Every column family that holds something per read starts its keys with
+//! the capture day: the day is the store's time partition. What a day
+//! costs is settled once the day is: new reads land in today's key range,
+//! so compaction rewrites today's data, never the history (in the first
+//! layout the VRM and camera indexes were keyed by subject first, and each
+//! day's entries were merged into the whole history at every level); and
+//! retention drops a day with one range delete per column family.
+//!
+//! //! A case is named by its owner force and its reference ([`case_prefix`]):
 //! AVON's `OP-1` and KENT's `OP-1` are two cases. The case register's
 //! entries, after `case · 0x00` (the registry space), by tag:
 //!
@@ -49,20 +58,26 @@
 //!
 //! `day` is the UTC day of capture (days since 1970-01-01), `seq` the
 //! node-local sequence number assigned at ingest, `cell` the H3 cell at the
-//! index resolution (res 10) as its `u64`, `observed_ms` the capture time in
-//! milliseconds since the epoch.
+//! index resolution (res 10) as its `u64`, `ms_of_day` the capture time's
+//! milliseconds into its UTC day.
 //!
 //! Why this order:
-//! - `geo` starts with the day, then the cell, then the time: a geographic
-//!   search is one range scan per covering cell range per day, and inside a
-//!   cell the time window is a contiguous key range.
-//! - `reads`, `geo` and `dedup` start with the day, so a whole expired day
-//!   is one `delete_range` per column family.
-//! - The `vrm` value is the position, so a live clone check (the nearest
-//!   earlier and later reads of a VRM, and where they were) reads the index
-//!   alone.
-//! - The `camera` value is the VRM, so convoy analysis ("who else passed
-//!   this camera within two minutes") reads the index alone.
+//! - The records are kept twice, clustered for the two access paths that
+//!   return most rows: by place (`geo`: a day, then the H3 cell, then the
+//!   time) and by vehicle (`vrm_by_day`: a day, then the VRM, then the
+//!   time). A geographic search or a VRM timeline reads its rows from a few
+//!   sequential ranges, where they lie, instead of one random record block
+//!   per row.
+//! - `geo` is a skip-scan: one range per covering cell range per day, and
+//!   inside a cell the time window is a contiguous key range.
+//! - A VRM timeline reads only the days its VRM was read on: the VRM
+//!   dictionary's value lists them, so a year's retention (365 day
+//!   partitions) costs a vehicle seen on three days three seeks.
+//! - The `camera_by_day` value is the cell and the VRM: convoy analysis
+//!   ("who else passed this camera within two minutes") reads the index
+//!   alone, and a camera's records are one lookup each in `geo`.
+//! - `refs` finds a record from its reference (`day · seq`, what alerts,
+//!   holds and the case register name).
 //! - `alerts` is a log ordered by position: a subscriber resumes with one
 //!   seek.
 //! - `authorisations` start with the granting force: ids are one force's
@@ -70,10 +85,11 @@
 //!   one force's prefix. Stores from before held the id alone (no `0x00`,
 //!   which no id contains): [`is_unscoped_authorisation_key`] tells those
 //!   apart, and opening the store moves them to this layout.
-//! - `vrm` and `camera` are ordered by their subject then time, so a VRM
-//!   timeline or "what passed this camera" is a single range scan; their
-//!   entries are removed by point deletes from the records of the day being
-//!   dropped (the record names its VRM and camera).
+//!
+//! A store of the first layout (`reads`: `day · seq` to the record; `vrm`:
+//! `vrm · 0x00 · observed_ms:u64 · seq` to the position; `camera`: `force ·
+//! 0x00 · camera_id · 0x00 · observed_ms:u64 · seq` to the VRM) is moved to
+//! this one when opened (`rocks::migrate`).
 
 use nadc_core::{ForceId, Timestamp, Vrm};
 
@@ -184,80 +200,71 @@ pub fn decode_geo_key(k: &[u8]) -> Option<GeoKey> {
     })
 }
 
-/// Value of a geographic index entry: the exact position.
-pub fn geo_value(lat_e6: i32, lon_e6: i32) -> [u8; 8] {
-    let mut v = [0u8; 8];
-    v[..4].copy_from_slice(&lat_e6.to_be_bytes());
-    v[4..].copy_from_slice(&lon_e6.to_be_bytes());
-    v
-}
-
-/// Decodes a geographic index value into `(lat_e6, lon_e6)`.
-pub fn decode_geo_value(v: &[u8]) -> Option<(i32, i32)> {
-    if v.len() != 8 {
-        return None;
-    }
-    Some((
-        i32::from_be_bytes(v[..4].try_into().ok()?),
-        i32::from_be_bytes(v[4..].try_into().ok()?),
-    ))
-}
-
-/// The prefix of every VRM index entry of `vrm`: `vrm · 0x00`.
-pub fn vrm_prefix(vrm: &Vrm) -> Vec<u8> {
+/// The prefix of every VRM index entry of `vrm` captured on `day`: `day ·
+/// vrm · 0x00`.
+pub fn vrm_prefix(day: u32, vrm: &Vrm) -> Vec<u8> {
     let mut k = Vec::with_capacity(vrm.as_str().len() + 17);
-    push_vrm_prefix(&mut k, vrm);
+    push_vrm_prefix(&mut k, day, vrm);
     k
 }
 
-fn push_vrm_prefix(out: &mut Vec<u8>, vrm: &Vrm) {
+fn push_vrm_prefix(out: &mut Vec<u8>, day: u32, vrm: &Vrm) {
+    out.extend_from_slice(&day.to_be_bytes());
     out.extend_from_slice(vrm.as_str().as_bytes());
     out.push(SEP);
 }
 
-/// Key of a VRM index entry.
+/// Key of a VRM index entry: `day · vrm · 0x00 · ms_of_day:u32 · seq:u64`.
 pub fn vrm_key(vrm: &Vrm, observed: Timestamp, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(vrm.as_str().len() + 17);
     push_vrm_key(&mut k, vrm, observed, seq);
     k
 }
 
-/// Appends [`vrm_key`] to `out`. The key starts with the VRM's text.
+/// Appends [`vrm_key`] to `out`.
 pub fn push_vrm_key(out: &mut Vec<u8>, vrm: &Vrm, observed: Timestamp, seq: u64) {
-    push_vrm_prefix(out, vrm);
-    push_time_seq(out, observed, seq);
+    push_vrm_prefix(out, observed.day(), vrm);
+    push_ms_seq(out, observed, seq);
 }
 
-/// The key where entries of `vrm` at or after `t` start.
+/// The key where entries of `vrm` at or after `t` (on `t`'s day) start.
 pub fn vrm_bound(vrm: &Vrm, t: Timestamp) -> Vec<u8> {
-    let mut k = vrm_prefix(vrm);
-    k.extend_from_slice(&time_u64(t).to_be_bytes());
+    let mut k = vrm_prefix(t.day(), vrm);
+    k.extend_from_slice(&t.ms_of_day().to_be_bytes());
     k
 }
 
 /// Splits a VRM index key into `(vrm text, observed, seq)`.
 pub fn decode_vrm_key(k: &[u8]) -> Option<(&str, Timestamp, u64)> {
-    let sep = k.iter().position(|b| *b == SEP)?;
-    let text = std::str::from_utf8(&k[..sep]).ok()?;
-    let (t, seq) = decode_time_seq(&k[sep + 1..])?;
+    let day = be_u32(k.get(..4)?)?;
+    let rest = &k[4..];
+    let sep = rest.iter().position(|b| *b == SEP)?;
+    let text = std::str::from_utf8(&rest[..sep]).ok()?;
+    if text.is_empty() {
+        return None;
+    }
+    let (t, seq) = decode_ms_seq(day, &rest[sep + 1..])?;
     Some((text, t, seq))
 }
 
-/// The prefix of every camera index entry of one camera.
-pub fn camera_prefix(force: &ForceId, camera_id: &str) -> Vec<u8> {
+/// The prefix of every camera index entry of one camera on `day`: `day ·
+/// force · 0x00 · camera_id · 0x00`.
+pub fn camera_prefix(day: u32, force: &ForceId, camera_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 18);
-    push_camera_prefix(&mut k, force, camera_id);
+    push_camera_prefix(&mut k, day, force, camera_id);
     k
 }
 
-fn push_camera_prefix(out: &mut Vec<u8>, force: &ForceId, camera_id: &str) {
+fn push_camera_prefix(out: &mut Vec<u8>, day: u32, force: &ForceId, camera_id: &str) {
+    out.extend_from_slice(&day.to_be_bytes());
     out.extend_from_slice(force.as_str().as_bytes());
     out.push(SEP);
     out.extend_from_slice(camera_id.as_bytes());
     out.push(SEP);
 }
 
-/// Key of a camera index entry.
+/// Key of a camera index entry: [`camera_prefix`] `· ms_of_day:u32 ·
+/// seq:u64`.
 pub fn camera_key(force: &ForceId, camera_id: &str, observed: Timestamp, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 18);
     push_camera_key(&mut k, force, camera_id, observed, seq);
@@ -272,19 +279,76 @@ pub fn push_camera_key(
     observed: Timestamp,
     seq: u64,
 ) {
-    push_camera_prefix(out, force, camera_id);
-    push_time_seq(out, observed, seq);
+    push_camera_prefix(out, observed.day(), force, camera_id);
+    push_ms_seq(out, observed, seq);
+}
+
+/// The key where entries of one camera at or after `t` (on `t`'s day)
+/// start.
+pub fn camera_bound(force: &ForceId, camera_id: &str, t: Timestamp) -> Vec<u8> {
+    let mut k = camera_prefix(t.day(), force, camera_id);
+    k.extend_from_slice(&t.ms_of_day().to_be_bytes());
+    k
 }
 
 /// Splits a camera index key into `(force, camera id, observed, seq)`.
 pub fn decode_camera_key(k: &[u8]) -> Option<(&str, &str, Timestamp, u64)> {
-    let s1 = k.iter().position(|b| *b == SEP)?;
-    let rest = &k[s1 + 1..];
-    let s2 = rest.iter().position(|b| *b == SEP)?;
-    let force = std::str::from_utf8(&k[..s1]).ok()?;
-    let camera = std::str::from_utf8(&rest[..s2]).ok()?;
-    let (t, seq) = decode_time_seq(&rest[s2 + 1..])?;
+    let day = be_u32(k.get(..4)?)?;
+    let (force, rest) = split_field(&k[4..])?;
+    let (camera, rest) = split_field(rest)?;
+    let (t, seq) = decode_ms_seq(day, rest)?;
     Some((force, camera, t, seq))
+}
+
+/// Value of a camera index entry: the index cell of the read's position
+/// (so its record is one lookup away in `geo`), then its VRM.
+pub fn push_camera_value(out: &mut Vec<u8>, cell: u64, vrm: &Vrm) {
+    out.extend_from_slice(&cell.to_be_bytes());
+    out.extend_from_slice(vrm.as_str().as_bytes());
+}
+
+/// Splits a camera index value into `(cell, vrm text)`.
+pub fn decode_camera_value(v: &[u8]) -> Option<(u64, &str)> {
+    let cell = be_u64(v.get(..8)?)?;
+    let vrm = std::str::from_utf8(&v[8..]).ok()?;
+    (!vrm.is_empty()).then_some((cell, vrm))
+}
+
+/// Value of a read's entry in `refs` (keyed by [`read_key`]): where its
+/// record lies in `geo`, `cell:u64 · ms_of_day:u32`.
+pub fn ref_value(cell: u64, ms_of_day: u32) -> [u8; 12] {
+    let mut v = [0u8; 12];
+    v[..8].copy_from_slice(&cell.to_be_bytes());
+    v[8..].copy_from_slice(&ms_of_day.to_be_bytes());
+    v
+}
+
+/// Splits a `refs` value into `(cell, ms_of_day)`.
+pub fn decode_ref_value(v: &[u8]) -> Option<(u64, u32)> {
+    let v: &[u8; 12] = v.try_into().ok()?;
+    Some((be_u64(&v[..8])?, be_u32(&v[8..])?))
+}
+
+/// A VRM dictionary value: the UTC capture days with reads of the VRM,
+/// ascending, four big-endian bytes each (empty: none, and the entry
+/// goes).
+pub fn encode_days(days: &std::collections::BTreeSet<u32>) -> Vec<u8> {
+    days.iter().flat_map(|d| d.to_be_bytes()).collect()
+}
+
+/// Decodes a VRM dictionary value.
+pub fn decode_days(v: &[u8]) -> Option<std::collections::BTreeSet<u32>> {
+    if !v.len().is_multiple_of(4) {
+        return None;
+    }
+    v.chunks_exact(4).map(be_u32).collect()
+}
+
+/// A merge operand of the VRM dictionary: add `day` to the VRM's days.
+/// The dictionary's merge operator takes the union; expiry rewrites a
+/// value whole.
+pub fn day_operand(day: u32) -> [u8; 4] {
+    day.to_be_bytes()
 }
 
 /// Key of a de-duplication entry: one per (capture day, force, read id).
@@ -565,12 +629,6 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Capture times are never negative (validation refuses pre-1970), so the
-/// millisecond count as a `u64` sorts in time order.
-fn time_u64(t: Timestamp) -> u64 {
-    t.millis().max(0) as u64
-}
-
 /// Overwrites the sequence number of a read, geographic, VRM or camera
 /// index key: each of them ends in it, as eight big-endian bytes. A key
 /// built with sequence number 0 away from the writer becomes the key of
@@ -582,19 +640,28 @@ pub fn set_seq(key: &mut [u8], seq: u64) {
     }
 }
 
-fn push_time_seq(k: &mut Vec<u8>, t: Timestamp, seq: u64) {
-    k.extend_from_slice(&time_u64(t).to_be_bytes());
+fn push_ms_seq(k: &mut Vec<u8>, t: Timestamp, seq: u64) {
+    k.extend_from_slice(&t.ms_of_day().to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
 }
 
-/// Decodes the `observed_ms:u64 · seq:u64` tail of a VRM or camera key.
-pub fn decode_time_seq(b: &[u8]) -> Option<(Timestamp, u64)> {
-    if b.len() != 16 {
+/// Decodes the `ms_of_day:u32 · seq:u64` tail of a VRM or camera key of
+/// `day`.
+pub fn decode_ms_seq(day: u32, b: &[u8]) -> Option<(Timestamp, u64)> {
+    if b.len() != 12 {
         return None;
     }
-    let ms = be_u64(&b[..8])?;
-    let t = Timestamp::from_millis(i64::try_from(ms).ok()?);
-    Some((t, be_u64(&b[8..])?))
+    let ms = be_u32(&b[..4])?;
+    if u64::from(ms) >= nadc_core::time::MS_PER_DAY as u64 {
+        return None;
+    }
+    Some((Timestamp::from_day_ms(day, ms), be_u64(&b[4..])?))
+}
+
+/// The time and sequence number at the end of a VRM or camera key.
+pub fn decode_tail(k: &[u8]) -> Option<(Timestamp, u64)> {
+    let day = be_u32(k.get(..4)?)?;
+    decode_ms_seq(day, &k[k.len().checked_sub(12)?..])
 }
 
 fn be_u32(b: &[u8]) -> Option<u32> {
@@ -629,13 +696,11 @@ mod tests {
         #[test]
         fn geo_keys_round_trip_and_order(
             a in any::<(u32, u64, u32, u64)>(), b in any::<(u32, u64, u32, u64)>(),
-            lat in -90_000_000i32..=90_000_000, lon in -180_000_000i32..=180_000_000,
         ) {
             let ka = geo_key(a.0, a.1, a.2, a.3);
             let d = decode_geo_key(&ka).unwrap();
             prop_assert_eq!((d.day, d.cell, d.ms_of_day, d.seq), a);
             prop_assert_eq!(ka.cmp(&geo_key(b.0, b.1, b.2, b.3)), a.cmp(&b));
-            prop_assert_eq!(decode_geo_value(&geo_value(lat, lon)), Some((lat, lon)));
         }
 
         #[test]
@@ -646,27 +711,57 @@ mod tests {
         ) {
             let ka = vrm_key(&va, ta, sa);
             prop_assert_eq!(decode_vrm_key(&ka), Some((va.as_str(), ta, sa)));
-            // Same VRM: ordered by time then seq. Different VRMs never interleave.
+            prop_assert_eq!(decode_tail(&ka), Some((ta, sa)));
+            // Ordered by day, then VRM (whole VRMs never interleave), then
+            // time and seq.
             let kb = vrm_key(&vb, tb, sb);
-            if va == vb {
+            if ta.day() != tb.day() {
+                prop_assert_eq!(ka.cmp(&kb), ta.day().cmp(&tb.day()));
+            } else if va == vb {
                 prop_assert_eq!(ka.cmp(&kb), (ta, sa).cmp(&(tb, sb)));
             } else {
-                // The terminated prefixes decide, whatever the times.
-                prop_assert_eq!(ka.cmp(&kb), vrm_prefix(&va).cmp(&vrm_prefix(&vb)));
-                prop_assert!(!ka.starts_with(&vrm_prefix(&vb)));
+                prop_assert_eq!(ka.cmp(&kb), vrm_prefix(ta.day(), &va).cmp(&vrm_prefix(ta.day(), &vb)));
+                prop_assert!(!ka.starts_with(&vrm_prefix(ta.day(), &vb)));
             }
-            prop_assert!(ka.starts_with(&vrm_prefix(&va)));
+            prop_assert!(ka.starts_with(&vrm_prefix(ta.day(), &va)));
             prop_assert!(vrm_bound(&va, ta) <= ka);
+            prop_assert!(vrm_bound(&va, ta.plus_millis(1)) > ka || ta.ms_of_day() == (nadc_core::time::MS_PER_DAY - 1) as u32);
         }
 
         #[test]
-        fn camera_keys_round_trip(
-            f in "[A-Z]{2,8}", cam in "[ -~&&[^\u{0}]]{1,20}", t in time_strategy(), seq in any::<u64>(),
+        fn camera_keys_round_trip_and_order(
+            f in "[A-Z]{2,8}", cam in "[ -~&&[^\u{0}]]{1,20}", cam2 in "[ -~&&[^\u{0}]]{1,20}",
+            t in time_strategy(), t2 in time_strategy(), seq in any::<u64>(), seq2 in any::<u64>(),
+            cell in any::<u64>(), vrm in vrm_strategy(),
         ) {
             let force = ForceId::new(&f).unwrap();
             let k = camera_key(&force, &cam, t, seq);
             prop_assert_eq!(decode_camera_key(&k), Some((force.as_str(), cam.as_str(), t, seq)));
-            prop_assert!(k.starts_with(&camera_prefix(&force, &cam)));
+            prop_assert_eq!(decode_tail(&k), Some((t, seq)));
+            prop_assert!(k.starts_with(&camera_prefix(t.day(), &force, &cam)));
+            prop_assert!(camera_bound(&force, &cam, t) <= k);
+            let k2 = camera_key(&force, &cam2, t2, seq2);
+            if t.day() != t2.day() {
+                prop_assert_eq!(k.cmp(&k2), t.day().cmp(&t2.day()));
+            } else if cam == cam2 {
+                prop_assert_eq!(k.cmp(&k2), (t, seq).cmp(&(t2, seq2)));
+            } else {
+                prop_assert!(!k2.starts_with(&camera_prefix(t.day(), &force, &cam)));
+            }
+            let mut v = Vec::new();
+            push_camera_value(&mut v, cell, &vrm);
+            prop_assert_eq!(decode_camera_value(&v), Some((cell, vrm.as_str())));
+        }
+
+        #[test]
+        fn refs_and_day_sets_round_trip(
+            cell in any::<u64>(), ms in 0u32..86_400_000,
+            days in proptest::collection::btree_set(any::<u32>(), 0..40),
+        ) {
+            prop_assert_eq!(decode_ref_value(&ref_value(cell, ms)), Some((cell, ms)));
+            prop_assert_eq!(decode_days(&encode_days(&days)), Some(days.clone()));
+            let joined: Vec<u8> = days.iter().flat_map(|d| day_operand(*d)).collect();
+            prop_assert_eq!(decode_days(&joined), Some(days));
         }
 
         #[test]
@@ -806,7 +901,7 @@ mod tests {
         let short = Vrm::normalise("AB1").unwrap();
         let long = Vrm::normalise("AB12").unwrap();
         let k = vrm_key(&long, Timestamp::from_millis(5), 1);
-        assert!(!k.starts_with(&vrm_prefix(&short)));
+        assert!(!k.starts_with(&vrm_prefix(0, &short)));
     }
 
     #[test]
@@ -814,8 +909,23 @@ mod tests {
         assert_eq!(decode_read_key(&[1, 2, 3]), None);
         assert_eq!(decode_geo_key(&[0; 23]), None);
         assert_eq!(decode_vrm_key(b"AB12"), None);
-        assert_eq!(decode_vrm_key(b"AB\x00short"), None);
-        assert_eq!(decode_camera_key(b"AVON\x00C1"), None);
+        assert_eq!(decode_vrm_key(b"\0\0\0\x01AB\x00short"), None);
+        assert_eq!(
+            decode_vrm_key(&[0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]),
+            None
+        );
+        assert_eq!(decode_camera_key(b"\0\0\0\x01AVON\x00C1"), None);
+        assert_eq!(decode_ref_value(&[0; 11]), None);
+        assert_eq!(decode_days(&[0; 5]), None);
+        // A millisecond past the day is no time of it.
+        let mut k = vrm_key(
+            &Vrm::normalise("AB1").unwrap(),
+            Timestamp::from_millis(5),
+            1,
+        );
+        let at = k.len() - 12;
+        k[at..at + 4].copy_from_slice(&86_400_000u32.to_be_bytes());
+        assert_eq!(decode_vrm_key(&k), None);
         assert_eq!(decode_dedup_key(&[0, 0]), None);
         assert_eq!(decode_authorisation_key(b"AUTH-1"), None);
         assert_eq!(decode_authorisation_key(b"AVON\x00"), None);

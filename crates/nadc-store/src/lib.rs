@@ -194,18 +194,36 @@ pub enum StoreError {
 }
 
 /// A geographic index entry inside a searched window: enough to filter
-/// exactly (position, time) and to fetch the record later.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GeoHit {
+/// exactly (position, time), and the record, decoded only if wanted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct GeoHit<'a> {
     /// The read's sequence number.
     pub seq: u64,
     /// Capture time.
     pub observed_at: Timestamp,
     /// Exact position.
     pub position: GeoPoint,
+    /// The encoded record (the entry's value).
+    pub record: &'a [u8],
 }
 
-impl GeoHit {
+impl std::fmt::Debug for GeoHit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The record holds the VRM: never shown.
+        f.debug_struct("GeoHit")
+            .field("seq", &self.seq)
+            .field("observed_at", &self.observed_at)
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GeoHit<'_> {
+    /// The read, decoded.
+    pub fn read(&self) -> Result<StoredRead, StoreError> {
+        record::decode_read(self.seq, self.record)
+    }
+
     /// The reference to fetch the record with [`Store::get_reads`].
     pub fn read_ref(&self) -> ReadRef {
         ReadRef {
@@ -269,7 +287,7 @@ pub trait Store: Send + Sync + 'static {
         cells: &[nadc_core::CellRange],
         from: Timestamp,
         to: Timestamp,
-        visit: &mut dyn FnMut(GeoHit) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(GeoHit<'_>) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
     /// Visits the reads of one camera of `force` captured in `from..=to`,
@@ -305,8 +323,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Visits every record captured on the UTC days `from.day()..=to.day()`
-    /// (callers filter the exact window), by day then sequence number,
-    /// until `visit` breaks. A full scan of those days: for searches with no
+    /// (callers filter the exact window), by day (within a day in no set
+    /// order), until `visit` breaks. A full scan of those days: for searches with no
     /// better index.
     fn scan_days(
         &self,

@@ -39,23 +39,25 @@ pub(crate) struct PreparedReads {
 pub(crate) struct PreparedRead {
     /// De-duplication key: (day, force, read id).
     pub dedup: Range<usize>,
-    /// Record key (sequence number 0 until numbered).
+    /// The `refs` key, `day · seq` (sequence number 0 until numbered).
     pub read_key: Range<usize>,
-    /// The encoded record.
+    /// The `refs` value: where the record lies in `geo`.
+    pub ref_value: [u8; 12],
+    /// The encoded record: the value of the geographic and VRM entries.
     pub record: Range<usize>,
     /// Geographic index key (sequence number 0 until numbered).
     pub geo_key: Range<usize>,
-    /// VRM index key (sequence number 0 until numbered); it starts with the
-    /// VRM's text, the camera entry's value.
+    /// VRM index key (sequence number 0 until numbered).
     pub vrm_key: Range<usize>,
-    /// The VRM's text.
-    pub vrm: Range<usize>,
     /// Camera index key (sequence number 0 until numbered).
     pub camera_key: Range<usize>,
+    /// Camera index value: the cell, then the VRM.
+    pub camera_value: Range<usize>,
     /// VRM dictionary key.
     pub dict_key: Range<usize>,
-    /// The geographic and VRM entries' value: the exact position.
-    pub position: [u8; 8],
+    /// The dictionary key followed by the capture day (four bytes, the
+    /// merge operand): what the writer remembers having added.
+    pub dict_day: Range<usize>,
     /// When it was taken.
     pub observed_at: Timestamp,
     /// When the node received it.
@@ -68,7 +70,7 @@ impl PreparedReads {
     /// Encodes and keys `reads` of `force`, taking their alerts.
     pub fn new(force: &ForceId, reads: &mut [NewRead]) -> Result<Self, StoreError> {
         let groups = ConfusableGroups::default();
-        // About 120 bytes of keys and 90 of record a read at national data's
+        // About 130 bytes of keys and 100 of record a read at national data's
         // sizes; growing past it costs a copy, not an error.
         let mut bytes = Vec::with_capacity(reads.len() * 256);
         let mut out = Vec::with_capacity(reads.len());
@@ -101,22 +103,26 @@ impl PreparedReads {
             let geo_key = part(&bytes);
             keys::push_vrm_key(&mut bytes, &r.vrm, t, 0);
             let vrm_key = part(&bytes);
-            let vrm = vrm_key.start..vrm_key.start + r.vrm.as_str().len();
             keys::push_camera_key(&mut bytes, force, &r.camera_id, t, 0);
             let camera_key = part(&bytes);
+            keys::push_camera_value(&mut bytes, cell, &r.vrm);
+            let camera_value = part(&bytes);
             keys::push_vrm_dict_key(&mut bytes, &groups.skeleton(r.vrm.as_str()), &r.vrm);
             let dict_key = part(&bytes);
+            bytes.extend_from_slice(&keys::day_operand(day));
+            let dict_day = dict_key.start..part(&bytes).end;
 
             out.push(PreparedRead {
                 dedup,
                 read_key,
+                ref_value: keys::ref_value(cell, t.ms_of_day()),
                 record,
                 geo_key,
                 vrm_key,
-                vrm,
                 camera_key,
+                camera_value,
                 dict_key,
-                position: keys::geo_value(new.position.lat_e6(), new.position.lon_e6()),
+                dict_day,
                 observed_at: t,
                 received_at: new.received_at,
                 alerts: std::mem::take(&mut new.alerts),
@@ -192,13 +198,14 @@ mod tests {
                 PreparedRead {
                     dedup: at..bytes.len(),
                     read_key: 0..0,
+                    ref_value: [0; 12],
                     record: 0..0,
                     geo_key: 0..0,
                     vrm_key: 0..0,
-                    vrm: 0..0,
                     camera_key: 0..0,
+                    camera_value: 0..0,
                     dict_key: 0..0,
-                    position: [0; 8],
+                    dict_day: 0..0,
                     observed_at: Timestamp::EPOCH,
                     received_at: Timestamp::EPOCH,
                     alerts: Vec::new(),

@@ -1,9 +1,14 @@
-//! The encoding of a read record (the value in the `reads` column family),
-//! of a registered camera, and of an authorisation.
+//! The encoding of a read record (the value of its entries in the `geo`
+//! and `vrm` column families), of a registered camera, and of an
+//! authorisation.
 //!
-//! A record is one format byte ([`FORMAT_V1`]) followed by the postcard
-//! encoding of (force, received_at, position, read). The sequence number is
-//! not repeated: it is in the key.
+//! A record is one format byte ([`FORMAT_V2`]), the position as two
+//! big-endian `i32` (micro-degrees of latitude, then longitude: read
+//! without decoding the rest, by the live clone check), then the postcard
+//! encoding of (force, received_at, read). The sequence number is not
+//! repeated: it is in the key. Records of the first layout ([`FORMAT_V1`]:
+//! the postcard encoding of (force, received_at, position, read)) still
+//! decode.
 
 use nadc_core::access::Authorisation;
 use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp};
@@ -11,9 +16,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
-/// The current record format.
+/// The record format of the first layout (`reads` keyed by day and
+/// sequence number).
 pub const FORMAT_V1: u8 = 1;
+/// The current record format: the position first, fixed width.
+pub const FORMAT_V2: u8 = 2;
 
+#[derive(Serialize)]
+struct RecordV2Ref<'a> {
+    force: &'a ForceId,
+    received_at: Timestamp,
+    read: &'a Read,
+}
+
+#[derive(Deserialize)]
+struct RecordV2 {
+    force: ForceId,
+    received_at: Timestamp,
+    read: Read,
+}
+
+/// A record of the first layout, as it was written (tests write one to
+/// check it still decodes).
+#[cfg(test)]
 #[derive(Serialize)]
 struct RecordRef<'a> {
     force: &'a ForceId,
@@ -38,12 +63,13 @@ pub fn encode_read_into(
     position: GeoPoint,
     read: &Read,
 ) -> Result<Vec<u8>, StoreError> {
-    out.push(FORMAT_V1);
+    out.push(FORMAT_V2);
+    out.extend_from_slice(&position.lat_e6().to_be_bytes());
+    out.extend_from_slice(&position.lon_e6().to_be_bytes());
     postcard::to_extend(
-        &RecordRef {
+        &RecordV2Ref {
             force,
             received_at,
-            position,
             read,
         },
         out,
@@ -72,9 +98,33 @@ pub fn decode_read(seq: u64, bytes: &[u8]) -> Result<StoredRead, StoreError> {
                 read: r.read,
             })
         }
+        Some((&FORMAT_V2, _)) => {
+            let position =
+                position(bytes).ok_or_else(|| corrupt(format!("record {seq}: bad position")))?;
+            let r: RecordV2 = postcard::from_bytes(&bytes[9..])
+                .map_err(|e| corrupt(format!("record {seq}: {e}")))?;
+            Ok(StoredRead {
+                seq,
+                force: r.force,
+                received_at: r.received_at,
+                position,
+                read: r.read,
+            })
+        }
         Some((v, _)) => Err(corrupt(format!("record {seq}: unknown format {v}"))),
         None => Err(corrupt(format!("record {seq}: empty"))),
     }
+}
+
+/// The position of a record of the current format, read from its fixed
+/// place without decoding the rest.
+pub fn position(bytes: &[u8]) -> Option<GeoPoint> {
+    if bytes.first() != Some(&FORMAT_V2) {
+        return None;
+    }
+    let lat = i32::from_be_bytes(bytes.get(1..5)?.try_into().ok()?);
+    let lon = i32::from_be_bytes(bytes.get(5..9)?.try_into().ok()?);
+    GeoPoint::from_micro(lat, lon).ok()
 }
 
 /// Encodes any other stored value (hotlists, entries, alerts, alert
@@ -339,5 +389,20 @@ mod tests {
                 .contains("unknown format 9")
         );
         assert!(decode_read(7, &bytes[..bytes.len() / 2]).is_err());
+        assert_eq!(position(bytes), Some(pos));
+        // A record of the first layout decodes to the same read.
+        let mut v1 = vec![FORMAT_V1];
+        v1.extend(
+            postcard::to_stdvec(&RecordRef {
+                force: &force,
+                received_at: Timestamp::from_millis(1_700_000_000_500),
+                position: pos,
+                read: &read,
+            })
+            .unwrap(),
+        );
+        let old = decode_read(7, &v1).unwrap();
+        assert_eq!((old.force, old.read, old.position), (force, read, pos));
+        assert_eq!(position(&v1), None, "no fixed place in the first layout");
     }
 }

@@ -272,6 +272,77 @@ fn a_store_written_by_the_december_2026_layout_opens_whole() {
     )
     .unwrap();
     assert_eq!(kent, 10);
+    // The records moved whole: every read by every path, as written.
+    let everything = (day0(), day0().plus_millis(3 * 86_400_000));
+    let mut by_geo = Vec::new();
+    let all_gb = nadc_core::geo::cover_circle(
+        &nadc_core::Circle::new(GeoPoint::new(51.3, -1.0).unwrap(), 200_000.0).unwrap(),
+        nadc_core::geo::DEFAULT_MAX_RANGES,
+    );
+    s.geo_scan(&all_gb, everything.0, everything.1, &mut |hit| {
+        by_geo.push(hit.read().unwrap());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    by_geo.sort_by_key(|r| r.seq);
+    assert_eq!(by_geo.len(), READS as usize);
+    for r in &by_geo {
+        let i: i64 = r.read.read_id[1..].parse().unwrap();
+        let (f, vrm, at, camera) = plan(i);
+        assert_eq!(
+            (
+                &r.force,
+                r.read.vrm.as_str(),
+                r.read.observed_at,
+                r.read.camera_id.as_str()
+            ),
+            (&f, vrm, at, camera)
+        );
+    }
+    let refs: Vec<ReadRef> = by_geo.iter().map(|r| r.read_ref()).collect();
+    assert_eq!(s.get_reads(&refs).unwrap(), by_geo);
+    let mut by_scan = Vec::new();
+    s.scan_days(everything.0, everything.1, &mut |r| {
+        by_scan.push(r);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    by_scan.sort_by_key(|r| r.seq);
+    assert_eq!(by_scan, by_geo);
+    let mut kent_camera = Vec::new();
+    s.camera_reads(&force("KENT"), "K1", everything.0, everything.1, &mut |r| {
+        kent_camera.push(r.read.read_id);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let want: Vec<String> = (0..READS)
+        .filter(|i| i % 4 == 3)
+        .map(|i| format!("r{i}"))
+        .collect();
+    assert_eq!(kent_camera, want);
+    let mut passed = Vec::new();
+    s.camera_entries(&force("KENT"), "K1", everything.0, everything.1, &mut |e| {
+        passed.push(e.vrm.to_string());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(passed, vec!["QR78STU"; 10]);
+    let mut dictionary = Vec::new();
+    s.vrm_dict("", false, &mut |v| {
+        dictionary.push(v.to_string());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    dictionary.sort();
+    let mut want: Vec<String> = VRMS.iter().map(|v| v.to_string()).collect();
+    want.sort();
+    assert_eq!(dictionary, want);
+    let (_, _, at5, _) = plan(5);
+    let near = s
+        .vrm_neighbours(&[(Vrm::normalise(VRMS[1]).unwrap(), at5)], 86_400_000)
+        .unwrap();
+    assert_eq!(near[0][0].as_ref().map(|e| e.observed_at), Some(at5));
+    assert_eq!(near[0][1].as_ref().map(|e| e.observed_at), Some(plan(9).2));
     // Cameras, the list with its rule and entry.
     assert_eq!(s.cameras(None).unwrap().len(), 2);
     let lists = s.hotlists().unwrap();
@@ -329,4 +400,34 @@ fn a_store_written_by_the_december_2026_layout_opens_whole() {
         s.stats().unwrap().reads_by_force.get(&force("AVON")),
         Some(&31)
     );
+    // A read stored before the move is still known: a duplicate.
+    let again = by_geo
+        .iter()
+        .find(|r| r.read.read_id == "r0")
+        .unwrap()
+        .clone();
+    let appended = s
+        .append(
+            &again.force,
+            vec![NewRead::new(again.read, again.position, day0())],
+        )
+        .unwrap();
+    assert_eq!(
+        appended,
+        [nadc_store::Appended::Duplicate { seq: again.seq }]
+    );
+    // Opened again, the store is in the new layout and not moved twice.
+    drop(s);
+    let names = rocksdb_names(dir.path());
+    for old in ["reads", "vrm", "camera"] {
+        assert!(!names.iter().any(|n| n == old), "{old} left in {names:?}");
+    }
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(s.stats().unwrap().total_reads(), 41);
+    assert_eq!(s.get_reads(&refs).unwrap(), by_geo);
+}
+
+/// The column families of the store at `dir`.
+fn rocksdb_names(dir: &Path) -> Vec<String> {
+    rocksdb::DB::list_cf(&rocksdb::Options::default(), dir).unwrap()
 }

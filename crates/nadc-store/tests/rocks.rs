@@ -538,11 +538,11 @@ fn usage_counts_every_read_and_compaction_keeps_them_all_in_less_space() {
     s.compact().unwrap();
     let usage = s.usage().unwrap();
     let by_name = |name: &str| usage.iter().find(|u| u.name == name).unwrap().clone();
-    for cf in ["reads", "geo", "vrm", "camera", "dedup"] {
+    for cf in ["refs", "geo", "vrm_by_day", "camera_by_day", "dedup"] {
         assert_eq!(by_name(cf).keys, n as u64, "{cf}");
         assert!(by_name(cf).table_bytes > 0, "{cf}");
     }
-    assert!(before < by_name("reads").table_bytes, "{before}");
+    assert!(before < by_name("geo").table_bytes, "{before}");
     // Warming reads what searches read, up to the budget given.
     let all = s.warm_cache(u64::MAX).unwrap();
     assert!(all > n as u64 * 40, "{all}");

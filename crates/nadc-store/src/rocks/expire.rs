@@ -63,8 +63,8 @@ impl WriterState {
     /// [`Store::expire`]).
     pub(super) fn expire_step(&mut self, step: &ExpireDay) -> Result<Expired, StoreError> {
         let db = self.db.clone();
-        let (reads_cf, geo_cf, vrm_cf, camera_cf, dedup_cf, meta_cf, dict_cf) = (
-            cf(&db, CF_READS)?,
+        let (refs_cf, geo_cf, vrm_cf, camera_cf, dedup_cf, meta_cf, dict_cf) = (
+            cf(&db, CF_REFS)?,
             cf(&db, CF_GEO)?,
             cf(&db, CF_VRM)?,
             cf(&db, CF_CAMERA)?,
@@ -72,78 +72,82 @@ impl WriterState {
             cf(&db, CF_META)?,
             cf(&db, CF_VRM_DICT)?,
         );
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::day_start(step.day.saturating_add(1)).to_vec());
-        let mut it = db.raw_iterator_cf_opt(reads_cf, ro);
-        it.seek(keys::read_key(step.day, step.from_seq));
-        let mut batch = WriteBatch::default();
+        // The step's reads, in sequence order, from `refs`.
+        let mut refs = Vec::new();
         let mut out = Expired::default();
+        {
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_upper_bound(keys::day_start(step.day.saturating_add(1)).to_vec());
+            let mut it = db.raw_iterator_cf_opt(refs_cf, ro);
+            it.seek(keys::read_key(step.day, step.from_seq));
+            while let Some(k) = it.key() {
+                let (day, seq) = keys::decode_read_key(k)
+                    .ok_or_else(|| read::corrupt(CF_REFS, "undecodable key"))?;
+                if refs.len() >= step.max.max(1) {
+                    out.next_seq = Some(seq);
+                    break;
+                }
+                refs.push(ReadRef { day, seq });
+                it.next();
+            }
+            it.status().map_err(engine)?;
+        }
+        let mut batch = WriteBatch::default();
         let mut vrms = std::collections::BTreeSet::new();
         // The step's deleted reads, in ascending order.
         let mut deleted_seqs = Vec::new();
-        let mut n = 0usize;
-        // The whole day goes: its day-first column families are dropped with
-        // one range delete each (and compacted), and only the VRM and camera
-        // entries, keyed by subject, are deleted one by one.
+        // The whole day goes: its column families, all keyed by day first,
+        // are dropped with one range delete each with its last step (and
+        // compacted); nothing is deleted read by read.
         let whole_day = step.keep_forces.is_empty() && step.held.is_empty();
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            let (_, seq) = keys::decode_read_key(k).ok_or_else(|| StoreError::Corrupt {
-                what: "reads",
-                detail: "undecodable key".into(),
-            })?;
-            if n >= step.max.max(1) {
-                out.next_seq = Some(seq);
-                break;
-            }
-            let r = record::decode_read(seq, v)?;
+        let places = read::record_keys(&db, &refs)?;
+        let geo_keys: Vec<[u8; 24]> = places
+            .into_iter()
+            .map(|p| p.ok_or_else(|| read::corrupt(CF_REFS, "a listed read has no place")))
+            .collect::<Result<_, _>>()?;
+        let records = db.batched_multi_get_cf(geo_cf, geo_keys.iter(), false);
+        for ((rf, geo_key), value) in refs.iter().zip(&geo_keys).zip(records) {
+            let seq = rf.seq;
+            let bytes = value
+                .map_err(engine)?
+                .ok_or_else(|| read::corrupt(CF_GEO, &format!("seq {seq} has no record")))?;
+            let r = record::decode_read(seq, &bytes)?;
             if step.keep_forces.contains(&r.force) {
-                it.next();
                 continue;
             }
             if step.held.contains(&seq) {
                 out.held += 1;
-                it.next();
                 continue;
             }
-            let t = r.read.observed_at;
             if !whole_day {
-                batch.delete_cf(reads_cf, k);
+                let t = r.read.observed_at;
+                batch.delete_cf(refs_cf, keys::read_key(rf.day, seq));
+                batch.delete_cf(geo_cf, geo_key);
+                batch.delete_cf(vrm_cf, keys::vrm_key(&r.read.vrm, t, seq));
                 batch.delete_cf(
-                    geo_cf,
-                    keys::geo_key(t.day(), r.position.index_cell(), t.ms_of_day(), seq),
+                    camera_cf,
+                    keys::camera_key(&r.force, &r.read.camera_id, t, seq),
                 );
                 batch.delete_cf(
                     dedup_cf,
                     keys::dedup_key(t.day(), &r.force, &r.read.read_id),
                 );
             }
-            batch.delete_cf(vrm_cf, keys::vrm_key(&r.read.vrm, t, seq));
-            batch.delete_cf(
-                camera_cf,
-                keys::camera_key(&r.force, &r.read.camera_id, t, seq),
-            );
             *out.deleted.entry(r.force.clone()).or_default() += 1;
             vrms.insert(r.read.vrm);
             deleted_seqs.push(seq);
-            n += 1;
-            it.next();
         }
-        it.status().map_err(engine)?;
-        drop(it);
         let (day_lo, day_hi) = (
             keys::day_start(step.day),
             keys::day_start(step.day.saturating_add(1)),
         );
         let drop_day = whole_day && out.next_seq.is_none();
         if drop_day {
-            for c in [reads_cf, geo_cf, dedup_cf] {
+            for c in [refs_cf, geo_cf, vrm_cf, camera_cf, dedup_cf] {
                 batch.delete_range_cf(c, day_lo, day_hi);
             }
         }
-        if n == 0 && !drop_day {
+        if deleted_seqs.is_empty() && !drop_day {
             return Ok(out);
         }
         // Alerts go in the write that deletes the reads they name: a whole
@@ -177,26 +181,38 @@ impl WriterState {
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);
         db.write_opt(batch, &wo).map_err(engine)?;
-        // A VRM with no read left leaves the dictionary too.
+        // The dictionary forgets the day for each VRM with no read of it
+        // left (a whole day: every VRM read that day, step by step), and a
+        // VRM with no day left goes.
         self.dict_written.clear();
         let groups = ConfusableGroups::default();
         let mut dict = WriteBatch::default();
         let mut vit = db.raw_iterator_cf(vrm_cf);
         for vrm in &vrms {
-            let prefix = keys::vrm_prefix(vrm);
-            vit.seek(&prefix);
-            let left = vit.valid() && vit.key().is_some_and(|k| k.starts_with(&prefix));
-            if !left {
-                dict.delete_cf(
-                    dict_cf,
-                    keys::vrm_dict_key(&groups.skeleton(vrm.as_str()), vrm),
-                );
+            if !whole_day {
+                let prefix = keys::vrm_prefix(step.day, vrm);
+                vit.seek(&prefix);
+                if vit.key().is_some_and(|k| k.starts_with(&prefix)) {
+                    continue;
+                }
+                vit.status().map_err(engine)?;
+            }
+            let key = keys::vrm_dict_key(&groups.skeleton(vrm.as_str()), vrm);
+            let mut days = match db.get_pinned_cf(dict_cf, &key).map_err(engine)? {
+                Some(v) => keys::decode_days(&v)
+                    .ok_or_else(|| read::corrupt(CF_VRM_DICT, "value is not a set of days"))?,
+                None => continue,
+            };
+            days.remove(&step.day);
+            if days.is_empty() {
+                dict.delete_cf(dict_cf, key);
+            } else {
+                dict.put_cf(dict_cf, key, keys::encode_days(&days));
             }
         }
-        vit.status().map_err(engine)?;
         drop(vit);
         // The earliest capture time held, to the day: the first day left.
-        let mut fit = db.raw_iterator_cf(reads_cf);
+        let mut fit = db.raw_iterator_cf(refs_cf);
         fit.seek_to_first();
         let first_day = fit.key().and_then(keys::decode_read_key).map(|(d, _)| d);
         fit.status().map_err(engine)?;
@@ -216,7 +232,7 @@ impl WriterState {
         }
         db.write_opt(dict, &wo).map_err(engine)?;
         if drop_day {
-            for c in [reads_cf, geo_cf, dedup_cf] {
+            for c in [refs_cf, geo_cf, vrm_cf, camera_cf, dedup_cf] {
                 db.compact_range_cf(c, Some(day_lo), Some(day_hi));
             }
         }

@@ -44,16 +44,21 @@ pub(super) fn index_alerts_by_read(db: &DB) -> Result<u64, StoreError> {
 /// rewritten or dropped.
 pub(super) fn own_unowned_holds(db: &DB) -> Result<u64, StoreError> {
     let holds = cf(db, CF_HOLDS)?;
-    let reads = cf(db, CF_READS)?;
+    let geo = cf(db, CF_GEO)?;
     let mut it = db.raw_iterator_cf(holds);
     it.seek_to_first();
     let mut batch = WriteBatch::default();
     let mut n = 0;
     while let Some(k) = it.key() {
         if let Some((day, seq, None, case_ref)) = keys::decode_hold_key(k) {
-            if let Some(v) = db
-                .get_pinned_cf(reads, keys::read_key(day, seq))
+            let place = read::record_keys(db, &[ReadRef { day, seq }])?
+                .pop()
+                .flatten();
+            if let Some(v) = place
+                .map(|key| db.get_pinned_cf(geo, key))
+                .transpose()
                 .map_err(engine)?
+                .flatten()
             {
                 let read = record::decode_read(seq, &v)?;
                 batch.put_cf(holds, keys::hold_key(day, seq, &read.force, case_ref), []);
@@ -125,12 +130,12 @@ pub(super) fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, S
         .is_none()
     {
         let mut counts: HashMap<(u32, ForceId), u64> = HashMap::new();
-        let mut it = db.raw_iterator_cf(cf(db, CF_READS)?);
+        let mut it = db.raw_iterator_cf(cf(db, CF_GEO)?);
         it.seek_to_first();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let (day, seq) = keys::decode_read_key(k).ok_or_else(|| corrupt("read key"))?;
-            let read = record::decode_read(seq, v)?;
-            *counts.entry((day, read.force)).or_default() += 1;
+            let k = keys::decode_geo_key(k).ok_or_else(|| corrupt("geo key"))?;
+            let read = record::decode_read(k.seq, v)?;
+            *counts.entry((k.day, read.force)).or_default() += 1;
             it.next();
         }
         it.status().map_err(engine)?;
@@ -162,4 +167,131 @@ pub(super) fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, S
     }
     it.status().map_err(engine)?;
     Ok(counts)
+}
+
+/// Where the move of a store of the first layout has reached: the last
+/// record key (`day · seq`) moved, in `meta`.
+const MIGRATE_CURSOR: &[u8] = b"migrate-layout-2/next";
+/// Records moved per synced batch.
+const MIGRATE_BATCH: usize = 16 * 1024;
+
+/// Moves a store of the first layout (records in `reads` keyed by day and
+/// sequence number; VRM and camera indexes keyed by subject first) to this
+/// one, in place: each record is written where this layout keeps it (in
+/// `geo`, over the position the first layout kept there, and in
+/// `vrm_by_day`), with its camera entry, its place in `refs` and its day in
+/// the VRM dictionary; then the first layout's column families are
+/// dropped. Batches are synced with a cursor, so a crash resumes where it
+/// stopped; a store is not served before the move is whole. Returns how
+/// many records moved.
+pub(super) fn migrate_to_layout_2(db: &mut DB) -> Result<u64, StoreError> {
+    let meta = cf(db, CF_META)?;
+    let layout = db
+        .get_pinned_cf(meta, META_LAYOUT)
+        .map_err(engine)?
+        .and_then(|v| keys::be_u64(&v));
+    let mut moved = 0u64;
+    if layout.is_none() && db.cf_handle(LEGACY_READS).is_some() {
+        let cursor = db
+            .get_pinned_cf(meta, MIGRATE_CURSOR)
+            .map_err(engine)?
+            .map(|v| v.to_vec());
+        let reads = cf(db, LEGACY_READS)?;
+        let total = db
+            .property_int_value_cf(reads, "rocksdb.estimate-num-keys")
+            .map_err(engine)?
+            .unwrap_or(0);
+        info!(
+            records = total,
+            "moving the store to layout 2 (records by place and by VRM, every index by day first)"
+        );
+        let (refs, geo, vrm, camera, dict) = (
+            cf(db, CF_REFS)?,
+            cf(db, CF_GEO)?,
+            cf(db, CF_VRM)?,
+            cf(db, CF_CAMERA)?,
+            cf(db, CF_VRM_DICT)?,
+        );
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        let mut it = db.raw_iterator_cf(reads);
+        match &cursor {
+            Some(last) => {
+                it.seek(last);
+                if it.key() == Some(last.as_slice()) {
+                    it.next();
+                }
+            }
+            None => it.seek_to_first(),
+        }
+        let mut batch = WriteBatch::default();
+        let mut in_batch = 0usize;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (_, seq) = keys::decode_read_key(k)
+                .ok_or_else(|| read::corrupt(LEGACY_READS, "undecodable key"))?;
+            let r = record::decode_read(seq, v)?;
+            let force = r.force.clone();
+            let mut one = [NewRead::new(r.read, r.position, r.received_at)];
+            let p = PreparedReads::new(&force, &mut one)?;
+            let PreparedReads {
+                mut bytes,
+                reads: prepared,
+            } = p;
+            for pr in &prepared {
+                for key in [&pr.read_key, &pr.geo_key, &pr.vrm_key, &pr.camera_key] {
+                    keys::set_seq(&mut bytes[key.clone()], seq);
+                }
+                let part = |r: &std::ops::Range<usize>| &bytes[r.clone()];
+                batch.put_cf(refs, part(&pr.read_key), pr.ref_value);
+                batch.put_cf(geo, part(&pr.geo_key), part(&pr.record));
+                batch.put_cf(vrm, part(&pr.vrm_key), part(&pr.record));
+                batch.put_cf(camera, part(&pr.camera_key), part(&pr.camera_value));
+                batch.merge_cf(
+                    dict,
+                    part(&pr.dict_key),
+                    keys::day_operand(pr.observed_at.day()),
+                );
+            }
+            in_batch += 1;
+            moved += 1;
+            if in_batch == MIGRATE_BATCH {
+                batch.put_cf(meta, MIGRATE_CURSOR, k);
+                db.write_opt(std::mem::take(&mut batch), &wo)
+                    .map_err(engine)?;
+                in_batch = 0;
+                if moved % (1 << 20) < MIGRATE_BATCH as u64 {
+                    info!(moved, of = total, "moving the store to layout 2");
+                }
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        drop(it);
+        batch.delete_cf(meta, MIGRATE_CURSOR);
+        batch.put_cf(meta, META_LAYOUT, LAYOUT.to_be_bytes());
+        db.write_opt(batch, &wo).map_err(engine)?;
+        info!(moved, "the store is in layout 2");
+    } else if layout.is_none() {
+        // A new store.
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        db.put_cf_opt(meta, META_LAYOUT, LAYOUT.to_be_bytes(), &wo)
+            .map_err(engine)?;
+    } else if layout != Some(LAYOUT) {
+        return Err(StoreError::Corrupt {
+            what: "meta",
+            detail: format!(
+                "the store is in layout {}, which this release does not know (it knows {LAYOUT}): open it with the release that wrote it",
+                layout.unwrap_or_default()
+            ),
+        });
+    }
+    // The first layout's column families go once the move is whole (also
+    // after a crash between the two).
+    for name in LEGACY_CFS {
+        if db.cf_handle(name).is_some() {
+            db.drop_cf(name).map_err(engine)?;
+        }
+    }
+    Ok(moved)
 }

@@ -9,7 +9,7 @@
 //! streams therefore share one fsync, and the check-then-write of
 //! de-duplication cannot race because only this thread writes reads.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +23,7 @@ use nadc_core::audit::{AuditEntry, ChainedEntry, Digest, GENESIS, Outcome};
 use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
 use nadc_core::time::MS_PER_DAY;
 use nadc_core::vrm_match::ConfusableGroups;
-use nadc_core::{Camera, CellRange, ForceId, GeoPoint, StoredRead, Timestamp, Vrm};
+use nadc_core::{Camera, CellRange, ForceId, StoredRead, Timestamp, Vrm};
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Options, ReadOptions,
     WriteBatch, WriteOptions,
@@ -61,10 +61,15 @@ pub struct CfUsage {
     pub keys: u64,
 }
 
-const CF_READS: &str = "reads";
+/// Where each read's record lies: `day · seq` to its `geo` key's cell and
+/// time ([`keys::ref_value`]).
+const CF_REFS: &str = "refs";
+/// Records, clustered by day, cell and time.
 const CF_GEO: &str = "geo";
-const CF_VRM: &str = "vrm";
-const CF_CAMERA: &str = "camera";
+/// Records again, clustered by day, VRM and time.
+const CF_VRM: &str = "vrm_by_day";
+/// Who passed each camera, by day, camera and time.
+const CF_CAMERA: &str = "camera_by_day";
 const CF_DEDUP: &str = "dedup";
 const CF_CAMERAS: &str = "cameras";
 const CF_META: &str = "meta";
@@ -80,7 +85,7 @@ const CF_AUTHORISATIONS: &str = "authorisations";
 const CF_HOLDS: &str = "holds";
 const CF_REGISTERS: &str = "registers";
 const ALL_CFS: [&str; 16] = [
-    CF_READS,
+    CF_REFS,
     CF_GEO,
     CF_VRM,
     CF_CAMERA,
@@ -97,12 +102,21 @@ const ALL_CFS: [&str; 16] = [
     CF_HOLDS,
     CF_REGISTERS,
 ];
+/// The first layout's records (`day · seq`) and subject-first VRM and
+/// camera indexes: read by the migration to this layout, then dropped.
+const LEGACY_READS: &str = "reads";
+const LEGACY_CFS: [&str; 3] = [LEGACY_READS, "vrm", "camera"];
 
 const META_NEXT_SEQ: &[u8] = b"next_seq";
 const META_NEXT_ALERT: &[u8] = b"next_alert";
 const META_EARLIEST: &[u8] = b"earliest";
 const META_LATEST: &[u8] = b"latest";
 const META_COUNT_PREFIX: &[u8] = b"count/";
+/// The store's layout: absent in a store of the first layout.
+const META_LAYOUT: &[u8] = b"layout";
+/// This code's layout: records in `geo` and `vrm_by_day`, every per-read
+/// column family keyed by capture day first.
+const LAYOUT: u64 = 2;
 
 /// How many reads one group commit takes at most.
 const MAX_GROUP_READS: usize = 64 * 1024;
@@ -186,18 +200,26 @@ impl RocksStore {
         // (RocksDB reads 0 as "no cap of mine": a cap of 0 is taken as 1.)
         db_opts.set_max_total_wal_size(opts.max_wal_bytes.max(1));
         let cache = rocksdb::Cache::new_lru_cache(opts.block_cache_bytes);
+        let existing = DB::list_cf(&db_opts, path).unwrap_or_default();
+        // A store of the first layout has column families this one does
+        // not: opened too, read by the move to this layout, then dropped.
+        let legacy = LEGACY_CFS
+            .into_iter()
+            .filter(|n| existing.iter().any(|e| e == n));
         let cfs = ALL_CFS
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &cache)));
+            .into_iter()
+            .chain(legacy)
+            .map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &cache)));
         // A store from before the alerts-by-read index has its other
         // column families but not that one: it is built from the log.
-        let unindexed = DB::list_cf(&db_opts, path)
-            .is_ok_and(|names| !names.is_empty() && !names.iter().any(|n| n == CF_ALERT_READS));
-        let db = Arc::new(DB::open_cf_descriptors(&db_opts, path, cfs).map_err(engine)?);
+        let unindexed = !existing.is_empty() && !existing.iter().any(|n| n == CF_ALERT_READS);
+        let mut db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(engine)?;
         if unindexed {
             let n = index_alerts_by_read(&db)?;
             info!(alerts = n, "indexed the alert log by read");
         }
+        migrate_to_layout_2(&mut db)?;
+        let db = Arc::new(db);
         let moved = scope_authorisations_by_force(&db)?;
         if moved > 0 {
             info!(
@@ -261,16 +283,16 @@ impl RocksStore {
         Ok(out)
     }
 
-    /// Reads the search-path column families (the VRM, geo and camera
-    /// indexes, then the records; the day-keyed ones, geo and records,
-    /// newest day first) into the block cache until
+    /// Reads the search-path column families (the records by VRM and by
+    /// place, the camera index, then where each record lies; each newest
+    /// day first) into the block cache until
     /// `budget_bytes` of table data have been read or everything has, so a
     /// restarted node answers at its steady-state speed at once rather than
     /// decompressing a block for nearly every row until its cache fills.
     /// Returns the bytes read. Safe while the node serves: it only reads.
     pub fn warm_cache(&self, budget_bytes: u64) -> Result<u64, StoreError> {
         let mut read = 0u64;
-        for name in [CF_VRM, CF_GEO, CF_CAMERA, CF_READS] {
+        for name in [CF_VRM, CF_GEO, CF_CAMERA, CF_REFS] {
             let cf = self.cf(name)?;
             let mut ro = ReadOptions::default();
             ro.fill_cache(true);
@@ -301,69 +323,6 @@ impl RocksStore {
             self.db
                 .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &opts);
         }
-        Ok(())
-    }
-
-    fn fetch_records(
-        &self,
-        refs: &[(u32, u64)],
-        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
-    ) -> Result<ControlFlow<()>, StoreError> {
-        let cf = self.cf(CF_READS)?;
-        let keys: Vec<[u8; 12]> = refs.iter().map(|(d, s)| keys::read_key(*d, *s)).collect();
-        let values = self.db.batched_multi_get_cf(cf, keys.iter(), false);
-        for ((_, seq), value) in refs.iter().zip(values) {
-            let bytes = value.map_err(engine)?.ok_or_else(|| StoreError::Corrupt {
-                what: "reads",
-                detail: format!("index entry for seq {seq} has no record"),
-            })?;
-            if visit(record::decode_read(*seq, &bytes)?).is_break() {
-                return Ok(ControlFlow::Break(()));
-            }
-        }
-        Ok(ControlFlow::Continue(()))
-    }
-}
-
-impl RocksStore {
-    /// Scans an index column family from `lower` (inclusive) to `upper`
-    /// (exclusive), whose keys end in `observed_ms:u64 · seq:u64`, and
-    /// visits the records they point at in index order, fetching them in
-    /// batches.
-    fn index_then_fetch(
-        &self,
-        index: &'static str,
-        lower: Vec<u8>,
-        upper: Vec<u8>,
-        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
-    ) -> Result<(), StoreError> {
-        let cf = self.cf(index)?;
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(upper);
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-        it.seek(lower);
-        let mut refs = Vec::with_capacity(SCAN_BATCH);
-        while it.valid() {
-            let Some(key) = it.key() else { break };
-            let (t, seq) = key
-                .len()
-                .checked_sub(16)
-                .and_then(|at| keys::decode_time_seq(&key[at..]))
-                .ok_or_else(|| StoreError::Corrupt {
-                    what: index,
-                    detail: "undecodable key".into(),
-                })?;
-            refs.push((t.day(), seq));
-            if refs.len() == SCAN_BATCH {
-                if self.fetch_records(&refs, visit)?.is_break() {
-                    return Ok(());
-                }
-                refs.clear();
-            }
-            it.next();
-        }
-        it.status().map_err(engine)?;
-        let _ = self.fetch_records(&refs, visit)?;
         Ok(())
     }
 }
@@ -603,7 +562,7 @@ impl Store for RocksStore {
         cells: &[CellRange],
         from: Timestamp,
         to: Timestamp,
-        visit: &mut dyn FnMut(GeoHit) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(GeoHit<'_>) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
         self.read_geo_scan(cells, from, to, visit)
     }

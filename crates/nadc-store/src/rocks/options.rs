@@ -52,10 +52,11 @@ pub(super) fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
     t.set_pin_l0_filter_and_index_blocks_in_cache(true);
     t.set_format_version(6);
     match name {
-        // Records are fetched by keys taken from an index, so a lookup
-        // always finds its key: a bloom filter would only cost space.
-        // 16 KiB blocks compress records far better than 4 KiB.
-        CF_READS => t.set_block_size(16 * 1024),
+        // Records: read in ranges (an area's, a VRM's), or fetched by keys
+        // taken from an index, which always find their key: a bloom filter
+        // would only cost space. 16 KiB blocks compress records far better
+        // than 4 KiB.
+        CF_GEO | CF_VRM | LEGACY_READS => t.set_block_size(16 * 1024),
         // Point lookups that often miss (a new read's de-duplication key):
         // whole-key bloom filters.
         CF_DEDUP | CF_CAMERAS | CF_META | CF_ALERT_STATE => t.set_bloom_filter(10.0, false),
@@ -63,5 +64,25 @@ pub(super) fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
         _ => t.set_block_size(32 * 1024),
     }
     o.set_block_based_table_factory(&t);
+    if name == CF_VRM_DICT {
+        // A VRM's capture days: ingest adds a day with a blind merge, so a
+        // read of a VRM already in the dictionary costs no lookup.
+        o.set_merge_operator_associative("nadc-days-union", union_days);
+    }
     o
+}
+
+/// The VRM dictionary's merge: the union of day sets (each a value of
+/// [`keys::encode_days`], or a [`keys::day_operand`]). `None` (a
+/// malformed operand) makes RocksDB report corruption.
+fn union_days(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &rocksdb::MergeOperands,
+) -> Option<Vec<u8>> {
+    let mut days = existing.map_or(Some(Default::default()), keys::decode_days)?;
+    for op in operands.iter() {
+        days.extend(keys::decode_days(op)?);
+    }
+    Some(keys::encode_days(&days))
 }

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// A visitor of index entries: capture time, sequence number, value.
+type EntryVisit<'a> = dyn FnMut(Timestamp, u64, &[u8]) -> Result<ControlFlow<()>, StoreError> + 'a;
+
 impl RocksStore {
     pub(super) fn read_vrm_neighbours(
         &self,
@@ -13,53 +16,91 @@ impl RocksStore {
         let mut it = self.db.raw_iterator_cf(self.cf(CF_VRM)?);
         let mut out = Vec::with_capacity(probes.len());
         for (vrm, at) in probes {
-            let prefix = keys::vrm_prefix(vrm);
-            // The entry under the iterator, if it is `vrm`'s and within
-            // `look_ms` of `at`.
-            let entry = |it: &rocksdb::DBRawIteratorWithThreadMode<'_, DB>| -> Result<Option<VrmEntry>, StoreError> {
-                let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                    return Ok(None);
-                };
-                if !k.starts_with(&prefix) {
-                    return Ok(None);
-                }
-                let corrupt = |detail: &str| StoreError::Corrupt {
-                    what: "vrm",
-                    detail: detail.into(),
-                };
-                let (_, observed_at, seq) =
-                    keys::decode_vrm_key(k).ok_or_else(|| corrupt("undecodable key"))?;
-                if (observed_at.millis() - at.millis()).abs() > look_ms {
-                    return Ok(None);
-                }
-                let position = keys::decode_geo_value(v)
-                    .and_then(|(lat, lon)| GeoPoint::from_micro(lat, lon).ok())
-                    .ok_or_else(|| corrupt("value is not a position"))?;
-                Ok(Some(VrmEntry {
-                    observed_at,
-                    seq,
-                    position,
-                }))
-            };
-            // Forward only (a reverse step on a merging iterator is costly):
-            // from `at - look_ms`, the last entry at or before `at`, then
-            // the first after it.
-            it.seek(keys::vrm_bound(vrm, at.plus_millis(-look_ms)));
+            let (lo, hi) = (at.plus_millis(-look_ms), at.plus_millis(look_ms));
             let (mut earlier, mut later) = (None, None);
-            while it.valid() {
-                let Some(e) = entry(&it)? else { break };
-                if e.observed_at <= *at {
-                    earlier = Some(e);
-                    it.next();
-                } else {
-                    later = Some(e);
-                    break;
+            // Forward only (a reverse step on a merging iterator is costly):
+            // day by day from `at - look_ms`, the last entry at or before
+            // `at`, then the first after it.
+            'days: for day in lo.day()..=hi.day() {
+                let prefix = keys::vrm_prefix(day, vrm);
+                it.seek(keys::vrm_bound(vrm, lo.max(Timestamp::from_day_ms(day, 0))));
+                while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                    if !k.starts_with(&prefix) {
+                        break;
+                    }
+                    let (observed_at, seq) =
+                        keys::decode_tail(k).ok_or_else(|| corrupt(CF_VRM, "undecodable key"))?;
+                    if observed_at > hi {
+                        break 'days;
+                    }
+                    let position = record::position(v)
+                        .ok_or_else(|| corrupt(CF_VRM, "record has no position"))?;
+                    let e = VrmEntry {
+                        observed_at,
+                        seq,
+                        position,
+                    };
+                    if e.observed_at <= *at {
+                        earlier = Some(e);
+                        it.next();
+                    } else {
+                        later = Some(e);
+                        break 'days;
+                    }
                 }
+                it.status().map_err(engine)?;
             }
             out.push([earlier, later]);
         }
-        it.status().map_err(engine)?;
         Ok(out)
+    }
+
+    /// Visits the entries of `index` (the VRM or camera index) under
+    /// `prefix(day)` for each day of `from..=to`, from `bound(t)` on, in
+    /// key order (by day, then time and sequence number) until one is
+    /// after `to` or `visit` breaks.
+    fn scan_by_day(
+        &self,
+        index: &'static str,
+        days: impl IntoIterator<Item = u32>,
+        from: Timestamp,
+        to: Timestamp,
+        prefix: &dyn Fn(u32) -> Vec<u8>,
+        visit: &mut EntryVisit<'_>,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(index)?;
+        for day in days {
+            if day < from.day() || day > to.day() {
+                continue;
+            }
+            let start = prefix(day);
+            let mut lower = start.clone();
+            lower.extend_from_slice(
+                &from
+                    .max(Timestamp::from_day_ms(day, 0))
+                    .ms_of_day()
+                    .to_be_bytes(),
+            );
+            let mut ro = ReadOptions::default();
+            if let Some(end) = keys::prefix_end(&start) {
+                ro.set_iterate_upper_bound(end);
+            }
+            let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+            it.seek(lower);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                let (t, seq) =
+                    keys::decode_tail(k).ok_or_else(|| corrupt(index, "undecodable key"))?;
+                if t > to {
+                    break;
+                }
+                if visit(t, seq, v)?.is_break() {
+                    return Ok(());
+                }
+                it.next();
+            }
+            it.status().map_err(engine)?;
+        }
+        Ok(())
     }
 
     pub(super) fn read_camera_entries(
@@ -73,46 +114,37 @@ impl RocksStore {
         if to < from {
             return Ok(());
         }
-        let cf = self.cf(CF_CAMERA)?;
-        let prefix = keys::camera_prefix(force, camera_id);
-        let bound = |t: Timestamp| {
-            let mut k = prefix.clone();
-            k.extend_from_slice(&(t.millis().max(0) as u64).to_be_bytes());
-            k
-        };
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(bound(to.plus_millis(1)));
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-        it.seek(bound(from));
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            let corrupt = |detail: &str| StoreError::Corrupt {
-                what: "camera",
-                detail: detail.into(),
-            };
-            let (observed_at, seq) = k
-                .len()
-                .checked_sub(16)
-                .and_then(|at| keys::decode_time_seq(&k[at..]))
-                .ok_or_else(|| corrupt("undecodable key"))?;
-            let vrm = std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| Vrm::normalise(s).ok())
-                .ok_or_else(|| corrupt("value is not a VRM"))?;
-            if visit(CameraEntry {
-                observed_at,
-                seq,
-                vrm,
-            })
-            .is_break()
-            {
-                return Ok(());
-            }
-            it.next();
+        self.scan_by_day(
+            CF_CAMERA,
+            from.day()..=to.day(),
+            from,
+            to,
+            &|day| keys::camera_prefix(day, force, camera_id),
+            &mut |observed_at, seq, v| {
+                let vrm = keys::decode_camera_value(v)
+                    .and_then(|(_, text)| Vrm::normalise(text).ok())
+                    .ok_or_else(|| corrupt(CF_CAMERA, "value is not a cell and a VRM"))?;
+                Ok(visit(CameraEntry {
+                    observed_at,
+                    seq,
+                    vrm,
+                }))
+            },
+        )
+    }
+
+    /// The days with reads of `vrm`, from the VRM dictionary.
+    pub(super) fn vrm_days(&self, vrm: &Vrm) -> Result<BTreeSet<u32>, StoreError> {
+        let skeleton = ConfusableGroups::default().skeleton(vrm.as_str());
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_VRM_DICT)?, keys::vrm_dict_key(&skeleton, vrm))
+            .map_err(engine)?
+        {
+            None => Ok(BTreeSet::new()),
+            Some(v) => keys::decode_days(&v)
+                .ok_or_else(|| corrupt(CF_VRM_DICT, "value is not a set of days")),
         }
-        it.status().map_err(engine)
     }
 
     pub(super) fn read_vrm_timeline(
@@ -125,11 +157,16 @@ impl RocksStore {
         if to < from {
             return Ok(());
         }
-        self.index_then_fetch(
+        // Only the days the VRM was read on: a year's retention is 365
+        // partitions, a vehicle seen on a few of them costs a few seeks.
+        let days = self.vrm_days(vrm)?;
+        self.scan_by_day(
             CF_VRM,
-            keys::vrm_bound(vrm, from),
-            keys::vrm_bound(vrm, to.plus_millis(1)),
-            visit,
+            days.range(from.day()..=to.day()).copied(),
+            from,
+            to,
+            &|day| keys::vrm_prefix(day, vrm),
+            &mut |_, seq, v| Ok(visit(record::decode_read(seq, v)?)),
         )
     }
 
@@ -138,16 +175,13 @@ impl RocksStore {
         cells: &[CellRange],
         from: Timestamp,
         to: Timestamp,
-        visit: &mut dyn FnMut(GeoHit) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(GeoHit<'_>) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
         if to < from || cells.is_empty() {
             return Ok(());
         }
         let cf = self.cf(CF_GEO)?;
-        let corrupt = || StoreError::Corrupt {
-            what: "geo index",
-            detail: "undecodable entry".into(),
-        };
+        let corrupt = || corrupt(CF_GEO, "undecodable entry");
         for day in from.day()..=to.day() {
             let lo = if day == from.day() {
                 from.ms_of_day()
@@ -185,15 +219,13 @@ impl RocksStore {
                             _ => break,
                         }
                     }
-                    let (lat, lon) = it
-                        .value()
-                        .and_then(keys::decode_geo_value)
-                        .ok_or_else(corrupt)?;
-                    let position = GeoPoint::from_micro(lat, lon).map_err(|_| corrupt())?;
+                    let record = it.value().ok_or_else(corrupt)?;
+                    let position = record::position(record).ok_or_else(corrupt)?;
                     let hit = GeoHit {
                         seq: k.seq,
                         observed_at: Timestamp::from_day_ms(day, k.ms_of_day),
                         position,
+                        record,
                     };
                     if visit(hit).is_break() {
                         return Ok(());
@@ -217,13 +249,47 @@ impl RocksStore {
         if to < from {
             return Ok(());
         }
-        let prefix = keys::camera_prefix(force, camera_id);
-        let bound = |t: Timestamp| {
-            let mut k = prefix.clone();
-            k.extend_from_slice(&(t.millis().max(0) as u64).to_be_bytes());
-            k
+        // The camera index gives each read's cell, so its record is one
+        // lookup in `geo`: fetched in batches, in index order.
+        let mut batch: Vec<([u8; 24], u64)> = Vec::with_capacity(SCAN_BATCH);
+        let mut stopped = false;
+        let geo = self.cf(CF_GEO)?;
+        let mut flush = |batch: &mut Vec<([u8; 24], u64)>| -> Result<ControlFlow<()>, StoreError> {
+            let values = self
+                .db
+                .batched_multi_get_cf(geo, batch.iter().map(|(k, _)| k), false);
+            for ((_, seq), value) in batch.iter().zip(values) {
+                let bytes = value.map_err(engine)?.ok_or_else(|| {
+                    corrupt(CF_GEO, &format!("camera entry for seq {seq} has no record"))
+                })?;
+                if visit(record::decode_read(*seq, &bytes)?).is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            batch.clear();
+            Ok(ControlFlow::Continue(()))
         };
-        self.index_then_fetch(CF_CAMERA, bound(from), bound(to.plus_millis(1)), visit)
+        self.scan_by_day(
+            CF_CAMERA,
+            from.day()..=to.day(),
+            from,
+            to,
+            &|day| keys::camera_prefix(day, force, camera_id),
+            &mut |t, seq, v| {
+                let (cell, _) = keys::decode_camera_value(v)
+                    .ok_or_else(|| corrupt(CF_CAMERA, "value is not a cell and a VRM"))?;
+                batch.push((keys::geo_key(t.day(), cell, t.ms_of_day(), seq), seq));
+                if batch.len() == SCAN_BATCH && flush(&mut batch)?.is_break() {
+                    stopped = true;
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        if !stopped {
+            let _ = flush(&mut batch)?;
+        }
+        Ok(())
     }
 
     pub(super) fn read_vrm_dict(
@@ -287,20 +353,14 @@ impl RocksStore {
         if to < from {
             return Ok(());
         }
-        let cf = self.cf(CF_READS)?;
+        let cf = self.cf(CF_GEO)?;
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(keys::day_start(to.day().saturating_add(1)).to_vec());
         let mut it = self.db.raw_iterator_cf_opt(cf, ro);
         it.seek(keys::day_start(from.day()));
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            let (_, seq) = keys::decode_read_key(k).ok_or_else(|| StoreError::Corrupt {
-                what: "reads",
-                detail: "undecodable key".into(),
-            })?;
-            if visit(record::decode_read(seq, v)?).is_break() {
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let k = keys::decode_geo_key(k).ok_or_else(|| corrupt(CF_GEO, "undecodable key"))?;
+            if visit(record::decode_read(k.seq, v)?).is_break() {
                 return Ok(());
             }
             it.next();
@@ -309,14 +369,79 @@ impl RocksStore {
     }
 
     pub(super) fn read_get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError> {
-        let pairs: Vec<(u32, u64)> = refs.iter().map(|r| (r.day, r.seq)).collect();
         let mut out = Vec::with_capacity(refs.len());
-        for chunk in pairs.chunks(SCAN_BATCH) {
+        for chunk in refs.chunks(SCAN_BATCH) {
             let _ = self.fetch_records(chunk, &mut |r| {
                 out.push(r);
                 ControlFlow::Continue(())
             })?;
         }
         Ok(out)
+    }
+
+    /// Fetches records by reference, in the order given: their places in
+    /// `geo` from `refs`, then the records, two multi-gets.
+    pub(super) fn fetch_records(
+        &self,
+        refs: &[ReadRef],
+        visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, StoreError> {
+        let places = self.record_keys(refs)?;
+        let mut geo_keys = Vec::with_capacity(refs.len());
+        for (r, place) in refs.iter().zip(places) {
+            let key = place.ok_or_else(|| {
+                corrupt(
+                    CF_REFS,
+                    &format!("no record of day {} seq {}", r.day, r.seq),
+                )
+            })?;
+            geo_keys.push(key);
+        }
+        let values = self
+            .db
+            .batched_multi_get_cf(self.cf(CF_GEO)?, geo_keys.iter(), false);
+        for (r, value) in refs.iter().zip(values) {
+            let bytes = value.map_err(engine)?.ok_or_else(|| {
+                corrupt(CF_GEO, &format!("reference to seq {} has no record", r.seq))
+            })?;
+            if visit(record::decode_read(r.seq, &bytes)?).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// The `geo` key of each read referred to, if it is held.
+    pub(super) fn record_keys(
+        &self,
+        refs: &[ReadRef],
+    ) -> Result<Vec<Option<[u8; 24]>>, StoreError> {
+        record_keys(&self.db, refs)
+    }
+}
+
+/// The `geo` key of each read referred to, if it is held (from `refs`).
+pub(super) fn record_keys(db: &DB, refs: &[ReadRef]) -> Result<Vec<Option<[u8; 24]>>, StoreError> {
+    let keys: Vec<[u8; 12]> = refs.iter().map(|r| keys::read_key(r.day, r.seq)).collect();
+    db.batched_multi_get_cf(cf(db, CF_REFS)?, keys.iter(), false)
+        .into_iter()
+        .zip(refs)
+        .map(|(v, r)| {
+            v.map_err(engine)?
+                .map(|v| {
+                    keys::decode_ref_value(&v)
+                        .map(|(cell, ms)| keys::geo_key(r.day, cell, ms, r.seq))
+                        .ok_or_else(|| corrupt(CF_REFS, "value is not a cell and a time"))
+                })
+                .transpose()
+        })
+        .collect()
+}
+
+/// A corrupt entry of column family `what`.
+pub(super) fn corrupt(what: &'static str, detail: &str) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.into(),
     }
 }

@@ -12,11 +12,12 @@ pub(super) struct WriterState {
     /// The next audit sequence number and the hash it links to.
     pub(super) audit_head: (u64, Digest),
     pub(super) stats: StoreStats,
-    /// VRM dictionary keys the writer has written, so that the reads of a
-    /// VRM already in the dictionary cost no dictionary write (one memtable
-    /// insert fewer per read; a national day's vehicles are read 16 times
-    /// each). Only keys of committed batches go in, and expiry, the only
-    /// thing that deletes dictionary entries, empties it. At most
+    /// VRM dictionary keys, each followed by a capture day, the writer has
+    /// added, so that the reads of a VRM on a day already in the
+    /// dictionary cost no dictionary write (one memtable insert fewer per
+    /// read; a national day's vehicles are read 16 times each). Only keys
+    /// of committed batches go in, and expiry, the only thing that takes
+    /// days out of the dictionary, empties it. At most
     /// [`DICT_WRITTEN_CAP`]: when full it starts again empty, which costs
     /// rewrites of keys already there, never a missed key.
     pub(super) dict_written: HashSet<Box<[u8]>>,
@@ -182,8 +183,8 @@ impl WriterState {
         group: &mut [AppendRequest],
     ) -> Result<Vec<Committed>, StoreError> {
         let db = self.db.clone();
-        let (reads_cf, geo_cf, vrm_cf, camera_cf, dedup_cf, meta_cf) = (
-            cf(&db, CF_READS)?,
+        let (refs_cf, geo_cf, vrm_cf, camera_cf, dedup_cf, meta_cf) = (
+            cf(&db, CF_REFS)?,
             cf(&db, CF_GEO)?,
             cf(&db, CF_VRM)?,
             cf(&db, CF_CAMERA)?,
@@ -225,7 +226,7 @@ impl WriterState {
                 for r in alert.reads() {
                     if r.seq < first_new_seq
                         && db
-                            .get_pinned_cf(reads_cf, keys::read_key(r.day, r.seq))
+                            .get_pinned_cf(refs_cf, keys::read_key(r.day, r.seq))
                             .map_err(engine)?
                             .is_none()
                     {
@@ -284,16 +285,16 @@ impl WriterState {
                     keys::set_seq(&mut bytes[key.clone()], seq);
                 }
                 let part = |r: &std::ops::Range<usize>| &bytes[r.clone()];
-                batch.put_cf(reads_cf, part(&p.read_key), part(&p.record));
-                batch.put_cf(geo_cf, part(&p.geo_key), p.position);
-                batch.put_cf(vrm_cf, part(&p.vrm_key), p.position);
-                batch.put_cf(camera_cf, part(&p.camera_key), part(&p.vrm));
-                let dict_key = part(&p.dict_key);
-                if !self.dict_written.contains(dict_key) {
-                    batch.put_cf(dict_cf, dict_key, []);
-                    new_dict_keys.push(dict_key.into());
-                }
                 let t = p.observed_at;
+                batch.put_cf(refs_cf, part(&p.read_key), p.ref_value);
+                batch.put_cf(geo_cf, part(&p.geo_key), part(&p.record));
+                batch.put_cf(vrm_cf, part(&p.vrm_key), part(&p.record));
+                batch.put_cf(camera_cf, part(&p.camera_key), part(&p.camera_value));
+                let dict_day = part(&p.dict_day);
+                if !self.dict_written.contains(dict_day) {
+                    batch.merge_cf(dict_cf, part(&p.dict_key), keys::day_operand(t.day()));
+                    new_dict_keys.push(dict_day.into());
+                }
                 for detail in &p.alerts {
                     let alert = Alert {
                         raised_at: p.received_at,

@@ -1,5 +1,5 @@
 //! Crime pattern analysis (issue 20, item 6) against a brute-force
-//! reference written here (its own haversine, every read against every
+//! reference written here (the oracle's geodesic distance, every read against every
 //! incident): a vehicle planted near eight of ten incidents, others near
 //! three, two or one, decoys just outside the radius or the window, and
 //! random traffic near the incidents. Governance: both passes audited, the
@@ -33,17 +33,10 @@ impl Lcg {
     }
 }
 
-/// Great-circle distance in metres (mean Earth radius).
-fn haversine(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la1, lo1, la2, lo2) = (
-        a.0.to_radians(),
-        a.1.to_radians(),
-        b.0.to_radians(),
-        b.1.to_radians(),
-    );
-    let h = ((la2 - la1) / 2.0).sin().powi(2)
-        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
-    2.0 * 6_371_008.8 * h.sqrt().asin()
+/// The WGS84 geodesic distance in metres, by the oracle (Vincenty), not
+/// by the code under test.
+fn geodesic(a: (f64, f64), b: (f64, f64)) -> f64 {
+    nadc_oracle::distance_m(a.0, a.1, b.0, b.1)
 }
 
 /// The point `d` metres from `p` at bearing `theta` (flat, near enough).
@@ -173,7 +166,7 @@ fn reference(inc: &[Inc], reads: &[R], k: usize) -> Expected {
     let mut by: BTreeMap<&str, (BTreeMap<u32, f64>, BTreeSet<String>)> = BTreeMap::new();
     for r in reads {
         for (i, x) in inc.iter().enumerate() {
-            let d = haversine(r.place, x.place);
+            let d = geodesic(r.place, x.place);
             if d <= RADIUS && (r.at - x.at).abs() <= WINDOW_MIN * MIN {
                 let e = by.entry(&r.vrm).or_default();
                 let best = e.0.entry(i as u32).or_insert(d);

@@ -1,6 +1,6 @@
 //! Camera positioning (issue 20, item 8) against a reference written here:
 //! cells from h3o directly, weights counted from the planted incidents and
-//! hits, distances by the test's own haversine. An uncovered hot cell is a
+//! hits, distances by the oracle's geodesic distance. An uncovered hot cell is a
 //! site, a covered one is not; a road through an uncovered hot cell gives
 //! two crossings on the cell's edge; nationally a camera registered at
 //! another node covers a cell this node alone would list.
@@ -23,11 +23,10 @@ fn centre(c: u64) -> (f64, f64) {
     (ll.lat(), ll.lng())
 }
 
-fn haversine(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
-    let h = ((la2 - la1) / 2.0).sin().powi(2)
-        + la1.cos() * la2.cos() * ((b.1 - a.1).to_radians() / 2.0).sin().powi(2);
-    2.0 * 6_371_008.8 * h.sqrt().asin()
+/// The WGS84 geodesic distance in metres, by the oracle (Vincenty), not
+/// by the code under test.
+fn geodesic(a: (f64, f64), b: (f64, f64)) -> f64 {
+    nadc_oracle::distance_m(a.0, a.1, b.0, b.1)
 }
 
 /// Camera Ci of `Harness::cameras`.
@@ -124,7 +123,7 @@ async fn uncovered_hot_cells_and_the_roads_into_them_are_sites() {
     let cams: Vec<(f64, f64)> = (1..=4).map(camera).collect();
     let nearest = |p: (f64, f64)| {
         cams.iter()
-            .map(|c| haversine(p, *c))
+            .map(|c| geodesic(p, *c))
             .fold(f64::MAX, f64::min)
     };
     let want: Vec<u64> = hot

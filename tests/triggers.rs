@@ -1,7 +1,7 @@
 //! Trigger rules (issue 20, item 6): "alert when a vehicle on this list
 //! enters this area between these hours". A listed vehicle is read over a
 //! grid of places and hours; the reads that hit are exactly those a
-//! reference written here admits (its own haversine, hours of the day in
+//! reference written here admits (the oracle's geodesic distance, hours of the day in
 //! GMT, the rule's period); a list without rules hits on every read; the
 //! rules survive a restart, are cleared, are refused when bad (naming the
 //! rule and field) and cannot be set on another force's list.
@@ -28,11 +28,10 @@ fn list(name: &str) -> Option<pb::HotlistRef> {
     })
 }
 
-fn haversine(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
-    let h = ((la2 - la1) / 2.0).sin().powi(2)
-        + la1.cos() * la2.cos() * ((b.1 - a.1).to_radians() / 2.0).sin().powi(2);
-    2.0 * 6_371_008.8 * h.sqrt().asin()
+/// The WGS84 geodesic distance in metres, by the oracle (Vincenty), not
+/// by the code under test.
+fn geodesic(a: (f64, f64), b: (f64, f64)) -> f64 {
+    nadc_oracle::distance_m(a.0, a.1, b.0, b.1)
 }
 
 /// The rule: within 800 m of the centre, 22:00 to 06:00, from three days
@@ -57,7 +56,7 @@ fn admitted(p: (f64, f64), ms: i64) -> bool {
     let from = now().millis() - 72 * HOUR;
     let until = now().millis() - 24 * HOUR;
     let hour = ms.rem_euclid(24 * HOUR) / HOUR;
-    haversine(p, CENTRE) <= f64::from(RADIUS)
+    geodesic(p, CENTRE) <= f64::from(RADIUS)
         && (from..until).contains(&ms)
         && !(6..22).contains(&hour)
 }

@@ -85,7 +85,14 @@
 # socket); the answers must agree or the script fails: row counts, and
 # for fuzzy searches the VRMs matched, for convoys every companion
 # returned with its rank, co-occurrences and cameras, the companions
-# before the limit and the pairs.
+# before the limit and the pairs. PostgreSQL answers each search twice,
+# in alternating order: as plain SQL, and audited as a lawful deployment
+# must run it (the search and an INSERT of its audit row, who, purpose,
+# case, the query and the rows returned, into `search_audit` in one
+# transaction, committed synchronously before the rows are handed back,
+# as nadc's governed path writes its audit entry before a search's rows
+# leave the node). nadc is compared with the audited figure; the plain
+# one is reported beside it.
 #
 # Memory: the node's peak resident set (VmHWM) at the end of its load and
 # at the end of the searches (it is restarted between the two, so the

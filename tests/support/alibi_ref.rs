@@ -15,13 +15,9 @@ pub struct RefRead {
     pub lon: f64,
 }
 
-/// Great-circle distance in metres on a sphere of the mean Earth radius.
+/// The WGS84 geodesic distance in metres, by the oracle (Vincenty).
 pub fn metres(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let r = 6_371_008.8_f64;
-    let (p1, p2) = (a.0.to_radians(), b.0.to_radians());
-    let (dp, dl) = (p2 - p1, (b.1 - a.1).to_radians());
-    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * r * h.sqrt().asin()
+    nadc_oracle::distance_m(a.0, a.1, b.0, b.1)
 }
 
 /// A claim: place, radius, window (ms, inclusive).

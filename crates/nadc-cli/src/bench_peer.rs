@@ -9,9 +9,18 @@
 //! observed_at)`, BRIN on time; `vrms`: the distinct VRMs with their
 //! confusable skeleton, kept by a trigger, btree on the skeleton and on
 //! it reversed): prepared statements, the circle as `ST_DWithin` on the
-//! sphere nadc also uses (radius 6,371,008.8 m), time windows inclusive at
+//! WGS84 spheroid (`geography`'s default, the geodesic nadc also measures),
+//! time windows inclusive at
 //! both ends as nadc's are. Every row is fetched and its main columns
 //! decoded, as nadc's client decodes every row it gets.
+//!
+//! Asked as a lawful deployment would run it ([`Peer::search`] with
+//! `audited`), each search also writes its audit row (who, purpose, case,
+//! the query, the rows returned) into `search_audit` in the search's own
+//! transaction, committed synchronously (the script runs PostgreSQL with
+//! `synchronous_commit = on`) before its rows are handed back: nadc's
+//! governed path writes its audit entry durably before a search's rows
+//! leave the node.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,7 +58,7 @@ fn prefixed(prefix: &str) -> String {
 /// from, to.
 fn area(n: usize) -> String {
     format!(
-        "(ST_DWithin(geog, ST_SetSRID(ST_MakePoint(${}, ${}), 4326)::geography, ${}, false) \
+        "(ST_DWithin(geog, ST_SetSRID(ST_MakePoint(${}, ${}), 4326)::geography, ${}) \
          AND observed_at BETWEEN ${} AND ${})",
         n,
         n + 1,
@@ -227,6 +236,8 @@ fn decode_read(row: &Row, prefix: &str) -> anyhow::Result<()> {
 pub struct Peer {
     client: Client,
     statement: Statement,
+    /// The insert of a search's audit row.
+    audit: Statement,
     kind: Kind,
     /// The connection's task; ends when the client is dropped.
     _connection: tokio::task::JoinHandle<()>,
@@ -257,22 +268,77 @@ impl Peer {
         let statement = client.prepare(&sql).await.with_context(|| {
             format!("prepare the {kind:?} SQL (is the schema of benches/peer/postgis.sh loaded?)")
         })?;
+        client
+            .batch_execute(AUDIT_TABLE)
+            .await
+            .context("create the audit table")?;
+        let audit = client
+            .prepare(AUDIT_INSERT)
+            .await
+            .context("prepare the audit insert")?;
         Ok(Peer {
             client,
             statement,
+            audit,
             kind,
             _connection: task,
         })
     }
 
     /// Runs the search for these inputs (the same nadc was asked; `period`
-    /// bounds a convoy's target reads) and returns its answer.
+    /// bounds a convoy's target reads) and returns its answer; if
+    /// `audited`, in a transaction that writes its audit row and commits
+    /// before the answer is returned.
     pub async fn search(
         &self,
         s: &Sample,
         other: &Sample,
         period: (Timestamp, Timestamp),
+        audited: bool,
     ) -> anyhow::Result<Answer> {
+        if !audited {
+            return Ok(self.ask(s, other, period).await?.0);
+        }
+        self.client.batch_execute("BEGIN").await?;
+        match self.ask(s, other, period).await {
+            Ok((answer, returned)) => {
+                let query = serde_json::json!({
+                    "kind": format!("{:?}", self.kind),
+                    "vrm": s.vrm,
+                    "lat": s.lat,
+                    "lon": s.lon,
+                    "at": s.at.to_string(),
+                })
+                .to_string();
+                self.client
+                    .execute(
+                        &self.audit,
+                        &[
+                            &"bench",
+                            &"serious crime",
+                            &"OP-BENCH",
+                            &query,
+                            &(returned as i64),
+                        ],
+                    )
+                    .await?;
+                self.client.batch_execute("COMMIT").await?;
+                Ok(answer)
+            }
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The search itself: its answer and how many rows it returned.
+    async fn ask(
+        &self,
+        s: &Sample,
+        other: &Sample,
+        period: (Timestamp, Timestamp),
+    ) -> anyhow::Result<(Answer, usize)> {
         const H: i64 = 3_600_000;
         let window = |x: &Sample, before: i64, after: i64| {
             (
@@ -348,7 +414,7 @@ impl Peer {
                         row.try_get("total")?,
                     ));
                 }
-                return Ok(convoy_answer(&pairs));
+                return Ok((convoy_answer(&pairs), rows.len()));
             }
             Kind::HotspotsVrm
             | Kind::HotspotsTraffic
@@ -370,9 +436,25 @@ impl Peer {
             decode_read(row, "")?;
             vrms.push(row.try_get::<_, &str>("vrm")?);
         }
-        Ok(Answer::of_reads(self.kind, vrms.into_iter()))
+        let returned = vrms.len();
+        Ok((Answer::of_reads(self.kind, vrms.into_iter()), returned))
     }
 }
+
+/// The audit table of the audited peer: one row per search.
+const AUDIT_TABLE: &str = "CREATE TABLE IF NOT EXISTS search_audit (
+    seq bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    principal text NOT NULL,
+    purpose text NOT NULL,
+    case_ref text NOT NULL,
+    query text NOT NULL,
+    returned bigint NOT NULL
+)";
+
+/// A search's audit row.
+const AUDIT_INSERT: &str = "INSERT INTO search_audit (principal, purpose, case_ref, query, returned) \
+     VALUES ($1, $2, $3, $4, $5)";
 
 #[cfg(test)]
 mod tests {

@@ -328,7 +328,10 @@ impl World {
             .collect();
         let n = towns.len();
         let dist = |a: usize, b: usize| {
-            point(towns[a].lat, towns[a].lon).distance_m(point(towns[b].lat, towns[b].lon))
+            nadc_core::geo::haversine_m(
+                point(towns[a].lat, towns[a].lon),
+                point(towns[b].lat, towns[b].lon),
+            )
         };
         // Roads: each town to its nearest few, plus the shortest links that
         // join what is still apart (a minimum spanning tree), so every town
@@ -491,7 +494,8 @@ impl World {
         let mut visit = |site: usize, speed_ms: f64, t: &mut f64, out: &mut Vec<(usize, f64)>| {
             let p = self.sites[site].point;
             // Roads wind: about 30 % longer than the straight line.
-            *t += 1.3 * at.distance_m(p) / speed_ms + 1.0;
+            // Travel times on the sphere: the generator's data stays as it was.
+            *t += 1.3 * nadc_core::geo::haversine_m(at, p) / speed_ms + 1.0;
             at = p;
             out.push((site, *t));
         };
@@ -1207,7 +1211,7 @@ mod tests {
         let impossible = seen.iter().any(|(ta, pa)| {
             seen.iter().any(|(tb, pb)| {
                 let secs = (ta - tb).abs().max(1) as f64;
-                pa.distance_m(*pb) / secs > 70.0
+                nadc_core::geo::haversine_m(*pa, *pb) / secs > 70.0
             })
         });
         assert!(impossible, "{seen:?}");

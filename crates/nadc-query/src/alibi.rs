@@ -16,7 +16,7 @@
 //! never by a camera that did not read the vehicle.
 
 use nadc_core::Timestamp;
-use nadc_core::geo::{GeoPoint, haversine_m};
+use nadc_core::geo::{GeoPoint, geodesic_m};
 
 /// A claimed presence: within `radius_m` of `place` at some time in
 /// `from..=to`.
@@ -96,7 +96,7 @@ pub fn judge(
     };
     for (i, s) in sightings.iter().enumerate() {
         let t = s.at.millis();
-        let gap = (haversine_m(s.place, claim.place) - claim.radius_m).max(0.0);
+        let gap = (geodesic_m(s.place, claim.place) - claim.radius_m).max(0.0);
         if t < from {
             judged.before = Some(i);
         } else if t > to {
@@ -147,7 +147,7 @@ pub fn judge(
 /// edges, and the slowest average speed (km/h) that covers it in the most
 /// time the claims allow (infinite when they allow none).
 pub fn leg(a: &Claim, b: &Claim) -> (f64, f64) {
-    let d = (haversine_m(a.place, b.place) - a.radius_m - b.radius_m).max(0.0);
+    let d = (geodesic_m(a.place, b.place) - a.radius_m - b.radius_m).max(0.0);
     let ms = b.to.millis() - a.from.millis();
     let kmh = if d == 0.0 {
         0.0
@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(j.verdict, Verdict::PossibleNoCoverage);
         assert_eq!(j.possible.len(), 1);
         let start = j.possible[0].0.millis() - t("2026-11-20T10:00:00Z").millis();
-        assert!((start - 1_800_000).abs() < 1_000, "{start}");
+        // The geodesic distance there (by the oracle) at 20 m/s.
+        let gap = nadc_oracle::distance_m(far.lat(), far.lon(), 51.45, -2.58);
+        let want = (gap / 20.0 * 1000.0) as i64;
+        assert!((start - want).abs() < 1_000, "{start} against {want}");
         assert_eq!(j.ruled_out_by, vec![0]);
         assert_eq!(j.elsewhere, vec![0]);
         // Working cameras at the place make it unseen, not impossible.
@@ -255,7 +258,8 @@ mod tests {
             ..b
         };
         let (d, kmh) = leg(&a, &b);
-        assert!((d - 100_000.0).abs() < 50.0, "{d}");
-        assert!((kmh - 100.0).abs() < 0.1, "{kmh}");
+        let want = nadc_oracle::distance_m(51.0, -2.0, b.place.lat(), b.place.lon());
+        assert!((d - want).abs() < 0.01, "{d} against {want}");
+        assert!((kmh - want / 1000.0).abs() < 0.001, "{kmh}");
     }
 }

@@ -3,7 +3,7 @@
 //! misread).
 //!
 //! **Rule** ([`CloneRule::flags`]): two reads of one VRM, `d` metres
-//! (haversine on the stored microdegrees) and `s` seconds apart, flag when
+//! (the WGS84 geodesic between the stored microdegrees) and `s` seconds apart, flag when
 //! `d >= min_distance_m` and (`s == 0` or `d / s * 3.6 > max_speed_kmh`).
 //! The minimum distance keeps neighbouring cameras with skewed clocks from
 //! flagging.
@@ -74,6 +74,23 @@ impl CloneRule {
         }
         let speed = distance_m / seconds * 3.6;
         (speed > self.max_speed_kmh).then_some(speed)
+    }
+
+    /// Whether reads at `a` and `b`, `seconds` apart, flag: the geodesic
+    /// distance and the implied speed if so. Whether a pair flags only
+    /// grows with the distance, so the haversine distance stretched by the
+    /// sphere's error rules out most pairs without the geodesic.
+    pub fn flags_between(
+        &self,
+        a: nadc_core::GeoPoint,
+        b: nadc_core::GeoPoint,
+        seconds: f64,
+    ) -> Option<(f64, f64)> {
+        let bound = nadc_core::geo::haversine_m(a, b) * (1.0 + nadc_core::geo::SPHERE_ERROR);
+        self.flags(bound, seconds)?;
+        let distance_m = a.distance_m(b);
+        self.flags(distance_m, seconds)
+            .map(|speed| (distance_m, speed))
     }
 
     /// Refuses a rule that cannot be applied.
@@ -216,9 +233,8 @@ fn test_track(vrm: &Vrm, track: &mut [Point], rule: &CloneRule, out: &mut Vec<Fl
     track.sort_unstable_by_key(|p| (p.ms, p.seq));
     for w in track.windows(2) {
         let (a, b) = (w[0], w[1]);
-        let distance_m = a.position.distance_m(b.position);
         let seconds = (b.ms - a.ms) as f64 / 1000.0;
-        if let Some(speed_kmh) = rule.flags(distance_m, seconds) {
+        if let Some((distance_m, speed_kmh)) = rule.flags_between(a.position, b.position, seconds) {
             out.push(Flagged {
                 vrm: vrm.clone(),
                 first: a,
@@ -487,17 +503,17 @@ pub fn flag_neighbours(
             pair.into_iter()
                 .flatten()
                 .filter_map(|e| {
-                    let distance_m = position.distance_m(e.position);
                     let seconds = (e.observed_at.millis() - observed_at.millis()).unsigned_abs()
                         as f64
                         / 1000.0;
-                    rule.flags(distance_m, seconds)
-                        .map(|speed_kmh| CloneNeighbour {
+                    rule.flags_between(*position, e.position, seconds).map(
+                        |(distance_m, speed_kmh)| CloneNeighbour {
                             other: e.read_ref(),
                             distance_m,
                             seconds,
                             speed_kmh,
-                        })
+                        },
+                    )
                 })
                 .collect()
         })

@@ -5,7 +5,7 @@
 //! Plan: cover each circle (or a polygon's bounding circle) with H3 cell
 //! ranges, skip-scan the geographic index per day for those ranges inside
 //! the area's window, keep the entries whose exact position is in the area
-//! (haversine for circles, exact point-in-polygon for polygons), fetch the
+//! (the WGS84 geodesic for circles, exact point-in-polygon for polygons), fetch the
 //! records of the survivors, group by VRM, and apply ANY/ALL. The result is
 //! exactly what a brute-force scan of every read would give (property
 //! tested).

@@ -182,10 +182,10 @@ pub fn vehicles(q: &PatternQuery, sightings: &[Sighting], min_incidents: usize) 
             if s.at < *from || s.at > *to {
                 continue;
             }
-            let d = s.place.distance_m(incident.place);
-            if d > q.radius_m {
+            if !s.place.within_m(incident.place, q.radius_m) {
                 continue;
             }
+            let d = s.place.distance_m(incident.place);
             near_any = true;
             let dt = (s.at.millis() - incident.at.millis()) as f64 / 1000.0;
             let best = by_vrm

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use nadc_core::GeoPoint;
+use nadc_core::geo::haversine_m;
 
 /// Longest step along a road link between membership tests, metres.
 pub const STEP_M: f64 = 50.0;
@@ -151,7 +152,8 @@ pub fn sites(
         // The link walked in short steps.
         let mut points = Vec::new();
         for w in link.windows(2) {
-            let steps = (w[0].distance_m(w[1]) / STEP_M).ceil().max(1.0) as usize;
+            // Steps are spacing, not a decision: the sphere will do.
+            let steps = (haversine_m(w[0], w[1]) / STEP_M).ceil().max(1.0) as usize;
             for s in 0..steps {
                 points.push(lerp(w[0], w[1], s as f64 / steps as f64));
             }
@@ -169,7 +171,7 @@ pub fn sites(
             }
             // Bisect to the edge: `lo` keeps a's side.
             let (mut lo, mut hi) = (w[0], w[1]);
-            while lo.distance_m(hi) > 1.0 {
+            while haversine_m(lo, hi) > 1.0 {
                 let mid = lerp(lo, hi, 0.5);
                 if inside(mid).is_some() == a.is_some() {
                     lo = mid;

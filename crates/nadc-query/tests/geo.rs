@@ -111,6 +111,25 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// Whether `p` is in `shape`, by the oracles (Vincenty's geodesic, a
+/// winding-number point in polygon), not by the code under test.
+fn reference_contains(shape: &Shape, p: GeoPoint) -> bool {
+    match shape {
+        Shape::Circle(c) => {
+            let o = c.centre();
+            nadc_oracle::distance_m(o.lat(), o.lon(), p.lat(), p.lon()) <= c.radius_m()
+        }
+        Shape::Polygon { polygon, .. } => {
+            let ring: Vec<(i64, i64)> = polygon
+                .vertices()
+                .iter()
+                .map(|v| (i64::from(v.lon_e6()), i64::from(v.lat_e6())))
+                .collect();
+            nadc_oracle::in_polygon(&ring, (i64::from(p.lon_e6()), i64::from(p.lat_e6())))
+        }
+    }
+}
+
 /// The reference: every read checked against every area.
 fn brute_force(
     reads: &[StoredRead],
@@ -123,10 +142,7 @@ fn brute_force(
         for (i, a) in areas.iter().enumerate() {
             if a.from <= r.read.observed_at
                 && r.read.observed_at <= a.to
-                && match &a.shape {
-                    Shape::Circle(c) => r.position.distance_m(c.centre()) <= c.radius_m(),
-                    Shape::Polygon { polygon, .. } => polygon.contains(r.position),
-                }
+                && reference_contains(&a.shape, r.position)
             {
                 rows.entry(r.seq).or_default().push(i as u32);
                 vrm_areas

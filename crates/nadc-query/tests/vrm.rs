@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use nadc_core::read::ReadInput;
-use nadc_core::vrm_match::{ConfusableGroups, MatchKind, Pattern, classify};
+use nadc_core::vrm_match::{ConfusableGroups, MatchKind, Pattern};
 use nadc_core::{ForceId, StoredRead, Timestamp};
 use nadc_query::{VrmQuery, vrm_search};
 use nadc_store::{Appended, NewRead, RocksStore, Store, StoreOptions};
@@ -93,25 +93,28 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn reference(reads: &[StoredRead], q: &VrmQuery) -> BTreeMap<u64, MatchKind> {
+/// The reference: every read matched by the oracle (built from the
+/// confusable table `table`), not by the code under test.
+fn reference(reads: &[StoredRead], q: &VrmQuery, table: &[&str]) -> BTreeMap<u64, MatchKind> {
     let mut out = BTreeMap::new();
     for r in reads {
         let t = r.read.observed_at;
         if t < q.from || t > q.to {
             continue;
         }
-        let how = if q.pattern.is_wildcard() {
-            q.pattern
-                .matches(r.read.vrm.as_str())
-                .then_some(MatchKind::Wildcard)
+        let query = q.pattern.as_str();
+        let how = if q.pattern.is_wildcard() || q.fuzzy {
+            let max = if q.fuzzy { usize::from(q.max_edits) } else { 0 };
+            nadc_oracle::vrm_match(table, query, r.read.vrm.as_str(), max)
         } else {
-            let query = nadc_core::Vrm::normalise(q.pattern.as_str()).unwrap();
-            if q.fuzzy {
-                classify(&q.groups, &query, &r.read.vrm, q.max_edits)
-            } else {
-                (query == r.read.vrm).then_some(MatchKind::Exact)
-            }
+            (query == r.read.vrm.as_str()).then_some(nadc_oracle::Match::Exact)
         };
+        let how = how.map(|m| match m {
+            nadc_oracle::Match::Exact => MatchKind::Exact,
+            nadc_oracle::Match::Confusable(positions) => MatchKind::Confusable { positions },
+            nadc_oracle::Match::Edits(d) => MatchKind::Edits { distance: d as u8 },
+            nadc_oracle::Match::Wildcard => MatchKind::Wildcard,
+        });
         if let Some(h) = how {
             out.insert(r.seq, h);
         }
@@ -141,7 +144,8 @@ proptest! {
         let f = fixture();
         let Ok(pattern) = Pattern::parse(&text) else { return Ok(()) };
         let fuzzy = fuzzy && !pattern.is_wildcard();
-        let groups = if custom { ConfusableGroups::new(&["0O", "8B"]).unwrap() } else { ConfusableGroups::default() };
+        let table: &[&str] = if custom { &["0O", "8B"] } else { &nadc_oracle::DEFAULT_TABLE };
+        let groups = if custom { ConfusableGroups::new(table).unwrap() } else { ConfusableGroups::default() };
         let q = VrmQuery {
             pattern,
             fuzzy,
@@ -155,7 +159,7 @@ proptest! {
         };
         let got = vrm_search(&f.store, &q).unwrap();
         let got_rows: BTreeMap<u64, MatchKind> = got.rows.iter().map(|r| (r.read.seq, r.how.clone())).collect();
-        prop_assert_eq!(&got_rows, &reference(&f.reads, &q));
+        prop_assert_eq!(&got_rows, &reference(&f.reads, &q, table));
         // Ranked: exact, confusable, edits by distance, then wildcard.
         prop_assert!(got.rows.windows(2).all(|w| w[0].how.rank() <= w[1].how.rank()));
         prop_assert_eq!(got.vrms.iter().map(|v| v.reads).sum::<u64>(), got.total_rows);

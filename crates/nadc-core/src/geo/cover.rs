@@ -66,7 +66,7 @@ use std::sync::OnceLock;
 
 use h3o::{CellIndex, LatLng, Resolution};
 
-use super::{CellRange, Circle, EARTH_RADIUS_M, INDEX_RESOLUTION};
+use super::{CellRange, Circle, EARTH_RADIUS_M, INDEX_RESOLUTION, SPHERE_ERROR};
 
 /// How many ranges a cover aims to stay within by default.
 pub const DEFAULT_MAX_RANGES: usize = 64;
@@ -168,9 +168,12 @@ fn cover_cells(circle: &Circle) -> Vec<CellIndex> {
         // Unreachable for a valid GeoPoint; covering the world stays exact.
         return CellIndex::base_cells().collect();
     };
+    // The circle holds the points within its radius on the WGS84
+    // ellipsoid; measured on the sphere (as the cover measures) they lie
+    // within the radius stretched by the sphere's largest error.
     let target = Target {
         centre,
-        radius_m: circle.radius_m(),
+        radius_m: circle.radius_m() / (1.0 - SPHERE_ERROR),
     };
 
     let mut cover = Vec::new();

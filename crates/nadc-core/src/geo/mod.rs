@@ -1,6 +1,13 @@
-//! Geography: WGS84 points at microdegree precision, great-circle distance,
-//! the H3 cell a read is indexed under, and circle covers for geographic
-//! searches.
+//! Geography: WGS84 points at microdegree precision, distances on the WGS84
+//! ellipsoid, the H3 cell a read is indexed under, and circle covers for
+//! geographic searches.
+//!
+//! "Within R metres" means the WGS84 geodesic distance (Karney's algorithm,
+//! accurate to nanometres; what PostGIS's `geography` measures by default),
+//! not a sphere's: on the sphere of mean radius a distance is off by up to
+//! 0.56 %, 28 m at the edge of a 5 km search. [`Circle::contains`] decides
+//! on the sphere where that cannot change the answer and computes the
+//! geodesic only in the band where it can.
 //!
 //! Exactness rests on one rule: a point is stored, indexed and compared in
 //! its microdegree form. [`GeoPoint`] holds only that form, so the cell a
@@ -19,6 +26,12 @@ pub use polygon::{MAX_VERTICES, Polygon};
 
 /// Mean Earth radius in metres (IUGG), used for haversine distances.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// The most a haversine distance ([`haversine_m`], on the sphere of
+/// [`EARTH_RADIUS_M`]) differs from the WGS84 geodesic, relative to it:
+/// the ellipsoid's radii of curvature lie between 0.9944 and 1.0045 of the
+/// mean radius (0.56 % and 0.45 %), so 0.7 % bounds it with room.
+pub const SPHERE_ERROR: f64 = 0.007;
 
 /// The H3 resolution reads are indexed under (res 10: mean edge ~76 m,
 /// mean area ~0.015 km²). See ARCHITECTURE.md for the choice.
@@ -98,9 +111,15 @@ impl GeoPoint {
         self.lon_e6
     }
 
-    /// Great-circle distance to `other` in metres (haversine).
+    /// The WGS84 geodesic distance to `other` in metres ([`geodesic_m`]).
     pub fn distance_m(self, other: GeoPoint) -> f64 {
-        haversine_m(self, other)
+        geodesic_m(self, other)
+    }
+
+    /// Whether `other` is within `radius_m` metres (the WGS84 geodesic
+    /// distance): [`within_m`].
+    pub fn within_m(self, other: GeoPoint, radius_m: f64) -> bool {
+        within_m(self, other, radius_m)
     }
 
     /// The point `dist_m` metres away along `bearing` (radians clockwise
@@ -143,7 +162,33 @@ impl fmt::Display for GeoPoint {
     }
 }
 
-/// Great-circle distance between two points in metres (haversine formula).
+/// The WGS84 geodesic distance between two points in metres (Karney's
+/// algorithm, geographiclib-rs): about a microsecond.
+pub fn geodesic_m(a: GeoPoint, b: GeoPoint) -> f64 {
+    use geographiclib_rs::{Geodesic, InverseGeodesic};
+    static WGS84: std::sync::LazyLock<Geodesic> = std::sync::LazyLock::new(Geodesic::wgs84);
+    InverseGeodesic::<f64>::inverse(&*WGS84, a.lat(), a.lon(), b.lat(), b.lon())
+}
+
+/// Whether `a` and `b` are at most `radius_m` apart on the WGS84
+/// ellipsoid. The haversine distance decides where the sphere's error
+/// ([`SPHERE_ERROR`]) cannot change the answer (all but a band 1.4 % of the
+/// radius wide); the geodesic decides in the band.
+pub fn within_m(a: GeoPoint, b: GeoPoint, radius_m: f64) -> bool {
+    let h = haversine_m(a, b);
+    if h * (1.0 + SPHERE_ERROR) <= radius_m {
+        true
+    } else if h * (1.0 - SPHERE_ERROR) > radius_m {
+        false
+    } else {
+        geodesic_m(a, b) <= radius_m
+    }
+}
+
+/// Great-circle distance between two points in metres (haversine formula,
+/// on the sphere of [`EARTH_RADIUS_M`]): fast, within [`SPHERE_ERROR`] of
+/// the geodesic. For bounds and estimates (covers, speeds between reads),
+/// never for deciding what is inside an area.
 pub fn haversine_m(a: GeoPoint, b: GeoPoint) -> f64 {
     let (lat1, lat2) = (a.lat().to_radians(), b.lat().to_radians());
     let dlat = lat2 - lat1;
@@ -178,10 +223,10 @@ impl Circle {
         self.radius_m
     }
 
-    /// Whether `p` lies within the circle (distance <= radius): the exact
-    /// filter every geographic search applies.
+    /// Whether `p` lies within the circle (WGS84 geodesic distance <=
+    /// radius): the exact filter every geographic search applies.
     pub fn contains(&self, p: GeoPoint) -> bool {
-        haversine_m(self.centre, p) <= self.radius_m
+        within_m(self.centre, p, self.radius_m)
     }
 }
 

@@ -237,7 +237,7 @@ impl SearchService {
                     // a moving camera's registered place is only its base.
                     .filter(|k| k.kind != CameraKind::Covert || Some(&k.force) == own.as_ref())
                     .filter(|k| !k.kind.moves())
-                    .filter(|k| k.position.distance_m(c.place) <= c.radius_m)
+                    .filter(|k| k.position.within_m(c.place, c.radius_m))
                     .cloned()
                     .collect()
             })

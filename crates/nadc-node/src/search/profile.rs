@@ -304,7 +304,7 @@ fn answer_of(
             let c = centre(l.cell);
             let mut near: Vec<pb::CameraRef> = cameras
                 .iter()
-                .filter(|(_, _, at)| c.is_some_and(|c| at.distance_m(c) <= CAMERAS_NEAR_M))
+                .filter(|(_, _, at)| c.is_some_and(|c| at.within_m(c, CAMERAS_NEAR_M)))
                 .map(|(force, id, _)| (force.clone(), id.clone()))
                 .chain(named.get(&l.cell).into_iter().flatten().cloned())
                 .map(|(force, camera_id)| pb::CameraRef { force, camera_id })

@@ -126,7 +126,10 @@ fn asked(q: &pb::SitesRequest) -> Result<Asked, ServiceError> {
     // A peer is asked for its hits and cameras only.
     let length: f64 = links
         .iter()
-        .flat_map(|l: &Vec<GeoPoint>| l.windows(2).map(|w| w[0].distance_m(w[1])))
+        .flat_map(|l: &Vec<GeoPoint>| {
+            l.windows(2)
+                .map(|w| nadc_core::geo::haversine_m(w[0], w[1]))
+        })
         .sum();
     if length > MAX_LINK_M {
         return Err(ServiceError::invalid(format!(

@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `geo`     | `day:u32 · cell:u64 · ms_of_day:u32 · seq:u64` (24 B) | the record ([`crate::record`]) |
 //! | `vrm_by_day` | `day:u32 · vrm · 0x00 · ms_of_day:u32 · seq:u64` | the record again |
-//! | `camera_by_day` | `day:u32 · force · 0x00 · camera_id · 0x00 · ms_of_day:u32 · seq:u64` | `cell:u64 · vrm` |
+//! | `camera_cells` | `day:u32 · force · 0x00 · camera_id · 0x00 · cell:u64` | empty: the camera had reads in that cell that day |
 //! | `refs`    | `day:u32 · seq:u64` (12 B) | `cell:u64 · ms_of_day:u32`: where the record lies in `geo` |
 //! | `dedup`   | `day:u32 · force · 0x00 · read_id` | `seq:u64` |
 //! | `cameras` | `force · 0x00 · camera_id` | the camera (postcard) |
@@ -73,9 +73,11 @@
 //! - A VRM timeline reads only the days its VRM was read on: the VRM
 //!   dictionary's value lists them, so a year's retention (365 day
 //!   partitions) costs a vehicle seen on three days three seeks.
-//! - The `camera_by_day` value is the cell and the VRM: convoy analysis
-//!   ("who else passed this camera within two minutes") reads the index
-//!   alone, and a camera's records are one lookup each in `geo`.
+//! - A camera's reads are found in `geo`: `camera_cells` lists the cells
+//!   its reads of a day lie in (one for a fixed camera), and each is a
+//!   time range of `geo` read with the record's head (force, camera, VRM)
+//!   alone. Convoy analysis ("who else passed this camera within two
+//!   minutes") costs a seek per target read, and no index of its own.
 //! - `refs` finds a record from its reference (`day · seq`, what alerts,
 //!   holds and the case register name).
 //! - `alerts` is a log ordered by position: a subscriber resumes with one
@@ -247,10 +249,10 @@ pub fn decode_vrm_key(k: &[u8]) -> Option<(&str, Timestamp, u64)> {
     Some((text, t, seq))
 }
 
-/// The prefix of every camera index entry of one camera on `day`: `day ·
-/// force · 0x00 · camera_id · 0x00`.
+/// The prefix of the cells of one camera on `day`: `day · force · 0x00 ·
+/// camera_id · 0x00`.
 pub fn camera_prefix(day: u32, force: &ForceId, camera_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 18);
+    let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 14);
     push_camera_prefix(&mut k, day, force, camera_id);
     k
 }
@@ -263,55 +265,36 @@ fn push_camera_prefix(out: &mut Vec<u8>, day: u32, force: &ForceId, camera_id: &
     out.push(SEP);
 }
 
-/// Key of a camera index entry: [`camera_prefix`] `· ms_of_day:u32 ·
-/// seq:u64`.
-pub fn camera_key(force: &ForceId, camera_id: &str, observed: Timestamp, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 18);
-    push_camera_key(&mut k, force, camera_id, observed, seq);
+/// Key of a camera's cell on a day: [`camera_prefix`] `· cell:u64`, one
+/// for each index cell the camera's reads of that day lie in (one for a
+/// fixed camera; a mobile camera's reads carry their own positions).
+pub fn camera_cell_key(day: u32, force: &ForceId, camera_id: &str, cell: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(force.as_str().len() + camera_id.len() + 14);
+    push_camera_cell_key(&mut k, day, force, camera_id, cell);
     k
 }
 
-/// Appends [`camera_key`] to `out`.
-pub fn push_camera_key(
+/// Appends [`camera_cell_key`] to `out`.
+pub fn push_camera_cell_key(
     out: &mut Vec<u8>,
+    day: u32,
     force: &ForceId,
     camera_id: &str,
-    observed: Timestamp,
-    seq: u64,
+    cell: u64,
 ) {
-    push_camera_prefix(out, observed.day(), force, camera_id);
-    push_ms_seq(out, observed, seq);
+    push_camera_prefix(out, day, force, camera_id);
+    out.extend_from_slice(&cell.to_be_bytes());
 }
 
-/// The key where entries of one camera at or after `t` (on `t`'s day)
-/// start.
-pub fn camera_bound(force: &ForceId, camera_id: &str, t: Timestamp) -> Vec<u8> {
-    let mut k = camera_prefix(t.day(), force, camera_id);
-    k.extend_from_slice(&t.ms_of_day().to_be_bytes());
-    k
-}
-
-/// Splits a camera index key into `(force, camera id, observed, seq)`.
-pub fn decode_camera_key(k: &[u8]) -> Option<(&str, &str, Timestamp, u64)> {
+/// Splits a camera cell key into `(day, force, camera id, cell)`.
+pub fn decode_camera_cell_key(k: &[u8]) -> Option<(u32, &str, &str, u64)> {
     let day = be_u32(k.get(..4)?)?;
     let (force, rest) = split_field(&k[4..])?;
     let (camera, rest) = split_field(rest)?;
-    let (t, seq) = decode_ms_seq(day, rest)?;
-    Some((force, camera, t, seq))
-}
-
-/// Value of a camera index entry: the index cell of the read's position
-/// (so its record is one lookup away in `geo`), then its VRM.
-pub fn push_camera_value(out: &mut Vec<u8>, cell: u64, vrm: &Vrm) {
-    out.extend_from_slice(&cell.to_be_bytes());
-    out.extend_from_slice(vrm.as_str().as_bytes());
-}
-
-/// Splits a camera index value into `(cell, vrm text)`.
-pub fn decode_camera_value(v: &[u8]) -> Option<(u64, &str)> {
-    let cell = be_u64(v.get(..8)?)?;
-    let vrm = std::str::from_utf8(&v[8..]).ok()?;
-    (!vrm.is_empty()).then_some((cell, vrm))
+    if rest.len() != 8 {
+        return None;
+    }
+    Some((day, force, camera, be_u64(rest)?))
 }
 
 /// Value of a read's entry in `refs` (keyed by [`read_key`]): where its
@@ -729,28 +712,22 @@ mod tests {
         }
 
         #[test]
-        fn camera_keys_round_trip_and_order(
+        fn camera_cell_keys_round_trip_and_order(
             f in "[A-Z]{2,8}", cam in "[ -~&&[^\u{0}]]{1,20}", cam2 in "[ -~&&[^\u{0}]]{1,20}",
-            t in time_strategy(), t2 in time_strategy(), seq in any::<u64>(), seq2 in any::<u64>(),
-            cell in any::<u64>(), vrm in vrm_strategy(),
+            day in any::<u32>(), day2 in any::<u32>(), cell in any::<u64>(), cell2 in any::<u64>(),
         ) {
             let force = ForceId::new(&f).unwrap();
-            let k = camera_key(&force, &cam, t, seq);
-            prop_assert_eq!(decode_camera_key(&k), Some((force.as_str(), cam.as_str(), t, seq)));
-            prop_assert_eq!(decode_tail(&k), Some((t, seq)));
-            prop_assert!(k.starts_with(&camera_prefix(t.day(), &force, &cam)));
-            prop_assert!(camera_bound(&force, &cam, t) <= k);
-            let k2 = camera_key(&force, &cam2, t2, seq2);
-            if t.day() != t2.day() {
-                prop_assert_eq!(k.cmp(&k2), t.day().cmp(&t2.day()));
+            let k = camera_cell_key(day, &force, &cam, cell);
+            prop_assert_eq!(decode_camera_cell_key(&k), Some((day, force.as_str(), cam.as_str(), cell)));
+            prop_assert!(k.starts_with(&camera_prefix(day, &force, &cam)));
+            let k2 = camera_cell_key(day2, &force, &cam2, cell2);
+            if day != day2 {
+                prop_assert_eq!(k.cmp(&k2), day.cmp(&day2));
             } else if cam == cam2 {
-                prop_assert_eq!(k.cmp(&k2), (t, seq).cmp(&(t2, seq2)));
+                prop_assert_eq!(k.cmp(&k2), cell.cmp(&cell2));
             } else {
-                prop_assert!(!k2.starts_with(&camera_prefix(t.day(), &force, &cam)));
+                prop_assert!(!k2.starts_with(&camera_prefix(day, &force, &cam)));
             }
-            let mut v = Vec::new();
-            push_camera_value(&mut v, cell, &vrm);
-            prop_assert_eq!(decode_camera_value(&v), Some((cell, vrm.as_str())));
         }
 
         #[test]
@@ -766,16 +743,13 @@ mod tests {
 
         #[test]
         fn set_seq_numbers_every_key_that_ends_in_one(
-            vrm in vrm_strategy(), f in "[A-Z]{2,8}", cam in "[ -~&&[^\u{0}]]{1,20}",
-            t in time_strategy(), cell in any::<u64>(), seq in any::<u64>(),
+            vrm in vrm_strategy(), t in time_strategy(), cell in any::<u64>(), seq in any::<u64>(),
         ) {
-            let force = ForceId::new(&f).unwrap();
             let (day, ms) = (t.day(), t.ms_of_day());
-            let cases: [(Vec<u8>, Vec<u8>); 4] = [
+            let cases: [(Vec<u8>, Vec<u8>); 3] = [
                 (read_key(day, 0).to_vec(), read_key(day, seq).to_vec()),
                 (geo_key(day, cell, ms, 0).to_vec(), geo_key(day, cell, ms, seq).to_vec()),
                 (vrm_key(&vrm, t, 0), vrm_key(&vrm, t, seq)),
-                (camera_key(&force, &cam, t, 0), camera_key(&force, &cam, t, seq)),
             ];
             for (mut unnumbered, numbered) in cases {
                 set_seq(&mut unnumbered, seq);
@@ -914,7 +888,10 @@ mod tests {
             decode_vrm_key(&[0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]),
             None
         );
-        assert_eq!(decode_camera_key(b"\0\0\0\x01AVON\x00C1"), None);
+        assert_eq!(
+            decode_camera_cell_key(b"\0\0\0\x01AVON\x00C1\x00\x01"),
+            None
+        );
         assert_eq!(decode_ref_value(&[0; 11]), None);
         assert_eq!(decode_days(&[0; 5]), None);
         // A millisecond past the day is no time of it.

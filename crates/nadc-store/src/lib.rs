@@ -221,7 +221,7 @@ impl std::fmt::Debug for GeoHit<'_> {
 impl GeoHit<'_> {
     /// The read, decoded.
     pub fn read(&self) -> Result<StoredRead, StoreError> {
-        record::decode_read(self.seq, self.record)
+        record::decode_read(self.seq, self.observed_at, self.record)
     }
 
     /// The reference to fetch the record with [`Store::get_reads`].

@@ -49,10 +49,9 @@ pub(crate) struct PreparedRead {
     pub geo_key: Range<usize>,
     /// VRM index key (sequence number 0 until numbered).
     pub vrm_key: Range<usize>,
-    /// Camera index key (sequence number 0 until numbered).
-    pub camera_key: Range<usize>,
-    /// Camera index value: the cell, then the VRM.
-    pub camera_value: Range<usize>,
+    /// The camera's cell that day (no sequence number: one key for all
+    /// its reads there).
+    pub camera_cell: Range<usize>,
     /// VRM dictionary key.
     pub dict_key: Range<usize>,
     /// The dictionary key followed by the capture day (four bytes, the
@@ -103,10 +102,8 @@ impl PreparedReads {
             let geo_key = part(&bytes);
             keys::push_vrm_key(&mut bytes, &r.vrm, t, 0);
             let vrm_key = part(&bytes);
-            keys::push_camera_key(&mut bytes, force, &r.camera_id, t, 0);
-            let camera_key = part(&bytes);
-            keys::push_camera_value(&mut bytes, cell, &r.vrm);
-            let camera_value = part(&bytes);
+            keys::push_camera_cell_key(&mut bytes, day, force, &r.camera_id, cell);
+            let camera_cell = part(&bytes);
             keys::push_vrm_dict_key(&mut bytes, &groups.skeleton(r.vrm.as_str()), &r.vrm);
             let dict_key = part(&bytes);
             bytes.extend_from_slice(&keys::day_operand(day));
@@ -119,8 +116,7 @@ impl PreparedReads {
                 record,
                 geo_key,
                 vrm_key,
-                camera_key,
-                camera_value,
+                camera_cell,
                 dict_key,
                 dict_day,
                 observed_at: t,
@@ -202,8 +198,7 @@ mod tests {
                     record: 0..0,
                     geo_key: 0..0,
                     vrm_key: 0..0,
-                    camera_key: 0..0,
-                    camera_value: 0..0,
+                    camera_cell: 0..0,
                     dict_key: 0..0,
                     dict_day: 0..0,
                     observed_at: Timestamp::EPOCH,

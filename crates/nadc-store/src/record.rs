@@ -1,17 +1,22 @@
 //! The encoding of a read record (the value of its entries in the `geo`
-//! and `vrm` column families), of a registered camera, and of an
+//! and `vrm_by_day` column families), of a registered camera, and of an
 //! authorisation.
 //!
-//! A record is one format byte ([`FORMAT_V2`]), the position as two
-//! big-endian `i32` (micro-degrees of latitude, then longitude: read
-//! without decoding the rest, by the live clone check), then the postcard
-//! encoding of (force, received_at, read). The sequence number is not
-//! repeated: it is in the key. Records of the first layout ([`FORMAT_V1`]:
-//! the postcard encoding of (force, received_at, position, read)) still
-//! decode.
+//! A record ([`FORMAT_V3`]) is one format byte; the position as two
+//! big-endian `i32` (micro-degrees of latitude, then longitude), read
+//! without decoding the rest by the live clone check and the geographic
+//! filter; then the postcard encoding of its head (force, camera id, VRM),
+//! read without the rest by the camera searches and convoy analysis; then
+//! of the rest. What a key already says is not repeated: the sequence
+//! number and the capture time are in every key that holds a record, so
+//! decoding takes them from the key. The raw VRM is kept only where it
+//! differs from the normalised one, and the time received as its distance
+//! from the capture time. Records of the first layout ([`FORMAT_V1`], in
+//! `reads`: the postcard encoding of (force, received_at, position,
+//! read)) still decode, for the move to this layout.
 
 use nadc_core::access::Authorisation;
-use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp};
+use nadc_core::{Camera, ForceId, GeoPoint, Read, StoredRead, Timestamp, Vrm};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
@@ -19,21 +24,63 @@ use crate::StoreError;
 /// The record format of the first layout (`reads` keyed by day and
 /// sequence number).
 pub const FORMAT_V1: u8 = 1;
-/// The current record format: the position first, fixed width.
-pub const FORMAT_V2: u8 = 2;
+/// The current record format.
+pub const FORMAT_V3: u8 = 3;
+
+/// The head of a record: what the camera searches filter on.
+#[derive(Serialize, Deserialize)]
+pub struct Head<'a> {
+    /// The owning force.
+    pub force: &'a str,
+    /// The camera id.
+    pub camera_id: &'a str,
+    /// The normalised VRM.
+    pub vrm: &'a str,
+}
+
+/// The read's own GPS position, against the record's position (its own,
+/// else its camera's).
+#[derive(Serialize, Deserialize)]
+enum Own {
+    None,
+    Same,
+    Other(GeoPoint),
+}
 
 #[derive(Serialize)]
-struct RecordV2Ref<'a> {
-    force: &'a ForceId,
-    received_at: Timestamp,
-    read: &'a Read,
+struct RestRef<'a> {
+    read_id: &'a str,
+    vrm_raw: Option<&'a str>,
+    received_after_ms: i64,
+    own: Own,
+    bearing: Option<u16>,
+    lane: Option<u8>,
+    confidence: Option<f32>,
+    make: &'a Option<String>,
+    model: &'a Option<String>,
+    colour: &'a Option<String>,
+    country: &'a Option<String>,
+    patch_image_ref: &'a Option<String>,
+    overview_image_ref: &'a Option<String>,
+    candidates: &'a [String],
 }
 
 #[derive(Deserialize)]
-struct RecordV2 {
-    force: ForceId,
-    received_at: Timestamp,
-    read: Read,
+struct Rest {
+    read_id: String,
+    vrm_raw: Option<String>,
+    received_after_ms: i64,
+    own: Own,
+    bearing: Option<u16>,
+    lane: Option<u8>,
+    confidence: Option<f32>,
+    make: Option<String>,
+    model: Option<String>,
+    colour: Option<String>,
+    country: Option<String>,
+    patch_image_ref: Option<String>,
+    overview_image_ref: Option<String>,
+    candidates: Vec<String>,
 }
 
 /// A record of the first layout, as it was written (tests write one to
@@ -55,6 +102,13 @@ struct Record {
     read: Read,
 }
 
+fn encoding(e: postcard::Error) -> StoreError {
+    StoreError::Corrupt {
+        what: "record encoding",
+        detail: e.to_string(),
+    }
+}
+
 /// Appends the encoding of a record to `out`, and gives `out` back.
 pub fn encode_read_into(
     mut out: Vec<u8>,
@@ -63,30 +117,96 @@ pub fn encode_read_into(
     position: GeoPoint,
     read: &Read,
 ) -> Result<Vec<u8>, StoreError> {
-    out.push(FORMAT_V2);
+    out.push(FORMAT_V3);
     out.extend_from_slice(&position.lat_e6().to_be_bytes());
     out.extend_from_slice(&position.lon_e6().to_be_bytes());
-    postcard::to_extend(
-        &RecordV2Ref {
-            force,
-            received_at,
-            read,
+    let out = postcard::to_extend(
+        &Head {
+            force: force.as_str(),
+            camera_id: &read.camera_id,
+            vrm: read.vrm.as_str(),
         },
         out,
     )
-    .map_err(|e| StoreError::Corrupt {
-        what: "record encoding",
-        detail: e.to_string(),
-    })
+    .map_err(encoding)?;
+    let own = match read.position {
+        None => Own::None,
+        Some(p) if p == position => Own::Same,
+        Some(p) => Own::Other(p),
+    };
+    postcard::to_extend(
+        &RestRef {
+            read_id: &read.read_id,
+            vrm_raw: (read.vrm_raw != read.vrm.as_str()).then_some(read.vrm_raw.as_str()),
+            received_after_ms: received_at.millis() - read.observed_at.millis(),
+            own,
+            bearing: read.bearing,
+            lane: read.lane,
+            confidence: read.confidence,
+            make: &read.make,
+            model: &read.model,
+            colour: &read.colour,
+            country: &read.country,
+            patch_image_ref: &read.patch_image_ref,
+            overview_image_ref: &read.overview_image_ref,
+            candidates: &read.candidates,
+        },
+        out,
+    )
+    .map_err(encoding)
 }
 
-/// Decodes a record stored under sequence number `seq`.
-pub fn decode_read(seq: u64, bytes: &[u8]) -> Result<StoredRead, StoreError> {
+/// Decodes the record of read `seq` captured at `observed_at` (both from
+/// its key).
+pub fn decode_read(
+    seq: u64,
+    observed_at: Timestamp,
+    bytes: &[u8],
+) -> Result<StoredRead, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         what: "reads",
         detail,
     };
     match bytes.split_first() {
+        Some((&FORMAT_V3, _)) => {
+            let position =
+                position(bytes).ok_or_else(|| corrupt(format!("record {seq}: bad position")))?;
+            let (head, rest): (Head<'_>, &[u8]) = postcard::take_from_bytes(&bytes[9..])
+                .map_err(|e| corrupt(format!("record {seq}: {e}")))?;
+            let r: Rest =
+                postcard::from_bytes(rest).map_err(|e| corrupt(format!("record {seq}: {e}")))?;
+            let bad = |what: &str| corrupt(format!("record {seq}: bad {what}"));
+            let vrm = Vrm::normalise(head.vrm).map_err(|_| bad("VRM"))?;
+            let force = ForceId::new(head.force).map_err(|_| bad("force"))?;
+            Ok(StoredRead {
+                seq,
+                force,
+                received_at: observed_at.plus_millis(r.received_after_ms),
+                position,
+                read: Read {
+                    read_id: r.read_id,
+                    vrm_raw: r.vrm_raw.unwrap_or_else(|| vrm.as_str().to_string()),
+                    vrm,
+                    observed_at,
+                    camera_id: head.camera_id.to_string(),
+                    position: match r.own {
+                        Own::None => None,
+                        Own::Same => Some(position),
+                        Own::Other(p) => Some(p),
+                    },
+                    bearing: r.bearing,
+                    lane: r.lane,
+                    confidence: r.confidence,
+                    make: r.make,
+                    model: r.model,
+                    colour: r.colour,
+                    country: r.country,
+                    patch_image_ref: r.patch_image_ref,
+                    overview_image_ref: r.overview_image_ref,
+                    candidates: r.candidates,
+                },
+            })
+        }
         Some((&FORMAT_V1, body)) => {
             let r: Record =
                 postcard::from_bytes(body).map_err(|e| corrupt(format!("record {seq}: {e}")))?;
@@ -98,19 +218,6 @@ pub fn decode_read(seq: u64, bytes: &[u8]) -> Result<StoredRead, StoreError> {
                 read: r.read,
             })
         }
-        Some((&FORMAT_V2, _)) => {
-            let position =
-                position(bytes).ok_or_else(|| corrupt(format!("record {seq}: bad position")))?;
-            let r: RecordV2 = postcard::from_bytes(&bytes[9..])
-                .map_err(|e| corrupt(format!("record {seq}: {e}")))?;
-            Ok(StoredRead {
-                seq,
-                force: r.force,
-                received_at: r.received_at,
-                position,
-                read: r.read,
-            })
-        }
         Some((v, _)) => Err(corrupt(format!("record {seq}: unknown format {v}"))),
         None => Err(corrupt(format!("record {seq}: empty"))),
     }
@@ -119,12 +226,23 @@ pub fn decode_read(seq: u64, bytes: &[u8]) -> Result<StoredRead, StoreError> {
 /// The position of a record of the current format, read from its fixed
 /// place without decoding the rest.
 pub fn position(bytes: &[u8]) -> Option<GeoPoint> {
-    if bytes.first() != Some(&FORMAT_V2) {
+    if bytes.first() != Some(&FORMAT_V3) {
         return None;
     }
     let lat = i32::from_be_bytes(bytes.get(1..5)?.try_into().ok()?);
     let lon = i32::from_be_bytes(bytes.get(5..9)?.try_into().ok()?);
     GeoPoint::from_micro(lat, lon).ok()
+}
+
+/// The head of a record of the current format (force, camera, VRM),
+/// borrowed, without decoding the rest.
+pub fn head(bytes: &[u8]) -> Option<Head<'_>> {
+    if bytes.first() != Some(&FORMAT_V3) {
+        return None;
+    }
+    postcard::take_from_bytes(bytes.get(9..)?)
+        .ok()
+        .map(|(h, _)| h)
 }
 
 /// Encodes any other stored value (hotlists, entries, alerts, alert
@@ -377,19 +495,43 @@ mod tests {
         )
         .unwrap();
         let bytes = out.strip_prefix(b"before").unwrap();
-        let back = decode_read(7, bytes).unwrap();
+        let back = decode_read(7, read.observed_at, bytes).unwrap();
         assert_eq!(back.seq, 7);
         assert_eq!(back.force, force);
         assert_eq!(back.read, read);
         assert_eq!(back.position, pos);
         assert!(
-            decode_read(7, &[9, 1, 2])
+            decode_read(7, read.observed_at, &[9, 1, 2])
                 .unwrap_err()
                 .to_string()
                 .contains("unknown format 9")
         );
-        assert!(decode_read(7, &bytes[..bytes.len() / 2]).is_err());
+        assert!(decode_read(7, read.observed_at, &bytes[..bytes.len() / 2]).is_err());
         assert_eq!(position(bytes), Some(pos));
+        let h = head(bytes).unwrap();
+        assert_eq!((h.force, h.camera_id, h.vrm), ("MET", "C1", "AB12CDE"));
+        // A read as its VRM was read, at its camera's position (no GPS of
+        // its own), received before it was taken (a camera clock ahead);
+        // and one whose own position is not the record's.
+        let camera = GeoPoint::new(51.4, -2.6).unwrap();
+        let plain = Read {
+            vrm_raw: "AB12CDE".into(),
+            position: None,
+            ..read.clone()
+        };
+        let elsewhere = Read {
+            position: Some(GeoPoint::new(51.41, -2.61).unwrap()),
+            ..read.clone()
+        };
+        for r in [plain, elsewhere] {
+            let early = r.observed_at.plus_millis(-2_000);
+            let bytes = encode_read_into(Vec::new(), &force, early, camera, &r).unwrap();
+            let back = decode_read(9, r.observed_at, &bytes).unwrap();
+            assert_eq!(
+                (back.read, back.position, back.received_at),
+                (r, camera, early)
+            );
+        }
         // A record of the first layout decodes to the same read.
         let mut v1 = vec![FORMAT_V1];
         v1.extend(
@@ -401,7 +543,7 @@ mod tests {
             })
             .unwrap(),
         );
-        let old = decode_read(7, &v1).unwrap();
+        let old = decode_read(7, Timestamp::EPOCH, &v1).unwrap();
         assert_eq!((old.force, old.read, old.position), (force, read, pos));
         assert_eq!(position(&v1), None, "no fixed place in the first layout");
     }

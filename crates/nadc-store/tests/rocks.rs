@@ -411,6 +411,84 @@ fn camera_entries_carry_the_vrm_without_fetching_records() {
     );
 }
 
+/// A camera's reads are found wherever they lie: a mobile camera moving
+/// between cells over two days, beside a fixed camera of another force
+/// with the same id in one of its cells and a camera of its own force in
+/// the other; in time order, every read of the camera and no other.
+#[test]
+fn a_cameras_reads_are_found_in_every_cell_it_read_in_and_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let (avon, kent) = (ForceId::new("AVON").unwrap(), ForceId::new("KENT").unwrap());
+    let at = |id: &str, camera: &str, lat: f64, secs: i64| {
+        let read = ReadInput {
+            read_id: id.into(),
+            vrm: format!("AB{:02}CDE", secs % 97),
+            observed_at: Some(t0().plus_millis(secs * 1000)),
+            camera_id: camera.into(),
+            lat: Some(lat),
+            lon: Some(-2.5),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        NewRead::new(read.clone(), read.position.unwrap(), t0())
+    };
+    // The van: 40 reads, every 30 minutes over 20 hours (two UTC days),
+    // alternating between places 2 km apart; each place has another
+    // camera reading at the same times.
+    let mut van = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..40 {
+        let lat = if i % 2 == 0 { 51.50 } else { 51.52 };
+        let secs = 40_000 + i * 1_800;
+        van.push(at(&format!("v{i}"), "VAN-1", lat, secs));
+        others.push(at(&format!("o{i}"), "C9", lat, secs));
+    }
+    s.append(&avon, van).unwrap();
+    s.append(&avon, others).unwrap();
+    let same_id = (0..10)
+        .map(|i| at(&format!("k{i}"), "VAN-1", 51.50, 40_000 + i * 1_800))
+        .collect();
+    s.append(&kent, same_id).unwrap();
+    let (from, to) = (t0(), t0().plus_millis(3 * 86_400_000));
+    let mut reads = Vec::new();
+    s.camera_reads(&avon, "VAN-1", from, to, &mut |r| {
+        reads.push((r.read.read_id.clone(), r.read.observed_at, r.force.clone()));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let want: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+    assert_eq!(reads.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), want);
+    assert!(reads.windows(2).all(|w| w[0].1 < w[1].1));
+    assert!(reads.iter().all(|r| r.2 == avon));
+    assert_ne!(
+        reads[0].1.day(),
+        reads[39].1.day(),
+        "the reads span two days"
+    );
+    // Entries: the same reads, with their VRMs; a window inside the range.
+    let mut entries = Vec::new();
+    let (lo, hi) = (reads[5].1, reads[30].1);
+    s.camera_entries(&avon, "VAN-1", lo, hi, &mut |e| {
+        entries.push((e.observed_at, e.vrm.to_string()));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(entries.len(), 26);
+    assert_eq!(entries.first().map(|e| e.0), Some(lo));
+    assert_eq!(entries.last().map(|e| e.0), Some(hi));
+    // KENT's camera of the same id is KENT's.
+    let mut n = 0;
+    s.camera_reads(&kent, "VAN-1", from, to, &mut |r| {
+        assert_eq!(r.force, kent);
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(n, 10);
+}
+
 #[test]
 fn expiry_in_small_steps_deletes_a_day_except_kept_forces_and_held_reads() {
     use nadc_store::ExpireDay;
@@ -538,10 +616,12 @@ fn usage_counts_every_read_and_compaction_keeps_them_all_in_less_space() {
     s.compact().unwrap();
     let usage = s.usage().unwrap();
     let by_name = |name: &str| usage.iter().find(|u| u.name == name).unwrap().clone();
-    for cf in ["refs", "geo", "vrm_by_day", "camera_by_day", "dedup"] {
+    for cf in ["refs", "geo", "vrm_by_day", "dedup"] {
         assert_eq!(by_name(cf).keys, n as u64, "{cf}");
         assert!(by_name(cf).table_bytes > 0, "{cf}");
     }
+    // One camera, one cell, one day: one entry.
+    assert_eq!(by_name("camera_cells").keys, 1);
     assert!(before < by_name("geo").table_bytes, "{before}");
     // Warming reads what searches read, up to the budget given.
     let all = s.warm_cache(u64::MAX).unwrap();

@@ -63,7 +63,7 @@ impl WriterState {
     /// [`Store::expire`]).
     pub(super) fn expire_step(&mut self, step: &ExpireDay) -> Result<Expired, StoreError> {
         let db = self.db.clone();
-        let (refs_cf, geo_cf, vrm_cf, camera_cf, dedup_cf, meta_cf, dict_cf) = (
+        let (refs_cf, geo_cf, vrm_cf, cells_cf, dedup_cf, meta_cf, dict_cf) = (
             cf(&db, CF_REFS)?,
             cf(&db, CF_GEO)?,
             cf(&db, CF_VRM)?,
@@ -111,7 +111,9 @@ impl WriterState {
             let bytes = value
                 .map_err(engine)?
                 .ok_or_else(|| read::corrupt(CF_GEO, &format!("seq {seq} has no record")))?;
-            let r = record::decode_read(seq, &bytes)?;
+            let at = keys::decode_geo_key(geo_key)
+                .ok_or_else(|| read::corrupt(CF_GEO, "undecodable key"))?;
+            let r = record::decode_read(seq, Timestamp::from_day_ms(at.day, at.ms_of_day), &bytes)?;
             if step.keep_forces.contains(&r.force) {
                 continue;
             }
@@ -124,10 +126,6 @@ impl WriterState {
                 batch.delete_cf(refs_cf, keys::read_key(rf.day, seq));
                 batch.delete_cf(geo_cf, geo_key);
                 batch.delete_cf(vrm_cf, keys::vrm_key(&r.read.vrm, t, seq));
-                batch.delete_cf(
-                    camera_cf,
-                    keys::camera_key(&r.force, &r.read.camera_id, t, seq),
-                );
                 batch.delete_cf(
                     dedup_cf,
                     keys::dedup_key(t.day(), &r.force, &r.read.read_id),
@@ -143,7 +141,7 @@ impl WriterState {
         );
         let drop_day = whole_day && out.next_seq.is_none();
         if drop_day {
-            for c in [refs_cf, geo_cf, vrm_cf, camera_cf, dedup_cf] {
+            for c in [refs_cf, geo_cf, vrm_cf, cells_cf, dedup_cf] {
                 batch.delete_range_cf(c, day_lo, day_hi);
             }
         }
@@ -185,6 +183,7 @@ impl WriterState {
         // left (a whole day: every VRM read that day, step by step), and a
         // VRM with no day left goes.
         self.dict_written.clear();
+        self.cells_written.clear();
         let groups = ConfusableGroups::default();
         let mut dict = WriteBatch::default();
         let mut vit = db.raw_iterator_cf(vrm_cf);
@@ -232,7 +231,7 @@ impl WriterState {
         }
         db.write_opt(dict, &wo).map_err(engine)?;
         if drop_day {
-            for c in [refs_cf, geo_cf, vrm_cf, camera_cf, dedup_cf] {
+            for c in [refs_cf, geo_cf, vrm_cf, cells_cf, dedup_cf] {
                 db.compact_range_cf(c, Some(day_lo), Some(day_hi));
             }
         }

@@ -54,13 +54,16 @@ pub(super) fn own_unowned_holds(db: &DB) -> Result<u64, StoreError> {
             let place = read::record_keys(db, &[ReadRef { day, seq }])?
                 .pop()
                 .flatten();
-            if let Some(v) = place
-                .map(|key| db.get_pinned_cf(geo, key))
+            if let Some((key, v)) = place
+                .map(|key| db.get_pinned_cf(geo, key).map(|v| v.map(|v| (key, v))))
                 .transpose()
                 .map_err(engine)?
                 .flatten()
             {
-                let read = record::decode_read(seq, &v)?;
+                let at = keys::decode_geo_key(&key)
+                    .ok_or_else(|| read::corrupt(CF_GEO, "undecodable key"))?;
+                let read =
+                    record::decode_read(seq, Timestamp::from_day_ms(at.day, at.ms_of_day), &v)?;
                 batch.put_cf(holds, keys::hold_key(day, seq, &read.force, case_ref), []);
             }
             batch.delete_cf(holds, k);
@@ -134,7 +137,7 @@ pub(super) fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, S
         it.seek_to_first();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let k = keys::decode_geo_key(k).ok_or_else(|| corrupt("geo key"))?;
-            let read = record::decode_read(k.seq, v)?;
+            let read = record::decode_read(k.seq, Timestamp::from_day_ms(k.day, k.ms_of_day), v)?;
             *counts.entry((k.day, read.force)).or_default() += 1;
             it.next();
         }
@@ -171,7 +174,7 @@ pub(super) fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, S
 
 /// Where the move of a store of the first layout has reached: the last
 /// record key (`day · seq`) moved, in `meta`.
-const MIGRATE_CURSOR: &[u8] = b"migrate-layout-2/next";
+const MIGRATE_CURSOR: &[u8] = b"migrate-layout-3/next";
 /// Records moved per synced batch.
 const MIGRATE_BATCH: usize = 16 * 1024;
 
@@ -179,12 +182,12 @@ const MIGRATE_BATCH: usize = 16 * 1024;
 /// sequence number; VRM and camera indexes keyed by subject first) to this
 /// one, in place: each record is written where this layout keeps it (in
 /// `geo`, over the position the first layout kept there, and in
-/// `vrm_by_day`), with its camera entry, its place in `refs` and its day in
-/// the VRM dictionary; then the first layout's column families are
+/// `vrm_by_day`), with its camera's cell, its place in `refs` and its day
+/// in the VRM dictionary; then the first layout's column families are
 /// dropped. Batches are synced with a cursor, so a crash resumes where it
 /// stopped; a store is not served before the move is whole. Returns how
 /// many records moved.
-pub(super) fn migrate_to_layout_2(db: &mut DB) -> Result<u64, StoreError> {
+pub(super) fn migrate_layout(db: &mut DB) -> Result<u64, StoreError> {
     let meta = cf(db, CF_META)?;
     let layout = db
         .get_pinned_cf(meta, META_LAYOUT)
@@ -203,7 +206,7 @@ pub(super) fn migrate_to_layout_2(db: &mut DB) -> Result<u64, StoreError> {
             .unwrap_or(0);
         info!(
             records = total,
-            "moving the store to layout 2 (records by place and by VRM, every index by day first)"
+            "moving the store to layout 3 (records by place and by VRM, every index by day first)"
         );
         let (refs, geo, vrm, camera, dict) = (
             cf(db, CF_REFS)?,
@@ -229,7 +232,8 @@ pub(super) fn migrate_to_layout_2(db: &mut DB) -> Result<u64, StoreError> {
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (_, seq) = keys::decode_read_key(k)
                 .ok_or_else(|| read::corrupt(LEGACY_READS, "undecodable key"))?;
-            let r = record::decode_read(seq, v)?;
+            // A record of the first layout holds its own capture time.
+            let r = record::decode_read(seq, Timestamp::EPOCH, v)?;
             let force = r.force.clone();
             let mut one = [NewRead::new(r.read, r.position, r.received_at)];
             let p = PreparedReads::new(&force, &mut one)?;
@@ -238,14 +242,14 @@ pub(super) fn migrate_to_layout_2(db: &mut DB) -> Result<u64, StoreError> {
                 reads: prepared,
             } = p;
             for pr in &prepared {
-                for key in [&pr.read_key, &pr.geo_key, &pr.vrm_key, &pr.camera_key] {
+                for key in [&pr.read_key, &pr.geo_key, &pr.vrm_key] {
                     keys::set_seq(&mut bytes[key.clone()], seq);
                 }
                 let part = |r: &std::ops::Range<usize>| &bytes[r.clone()];
                 batch.put_cf(refs, part(&pr.read_key), pr.ref_value);
                 batch.put_cf(geo, part(&pr.geo_key), part(&pr.record));
                 batch.put_cf(vrm, part(&pr.vrm_key), part(&pr.record));
-                batch.put_cf(camera, part(&pr.camera_key), part(&pr.camera_value));
+                batch.put_cf(camera, part(&pr.camera_cell), []);
                 batch.merge_cf(
                     dict,
                     part(&pr.dict_key),
@@ -260,7 +264,7 @@ pub(super) fn migrate_to_layout_2(db: &mut DB) -> Result<u64, StoreError> {
                     .map_err(engine)?;
                 in_batch = 0;
                 if moved % (1 << 20) < MIGRATE_BATCH as u64 {
-                    info!(moved, of = total, "moving the store to layout 2");
+                    info!(moved, of = total, "moving the store to layout 3");
                 }
             }
             it.next();
@@ -270,13 +274,21 @@ pub(super) fn migrate_to_layout_2(db: &mut DB) -> Result<u64, StoreError> {
         batch.delete_cf(meta, MIGRATE_CURSOR);
         batch.put_cf(meta, META_LAYOUT, LAYOUT.to_be_bytes());
         db.write_opt(batch, &wo).map_err(engine)?;
-        info!(moved, "the store is in layout 2");
+        info!(moved, "the store is in layout 3");
     } else if layout.is_none() {
         // A new store.
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         db.put_cf_opt(meta, META_LAYOUT, LAYOUT.to_be_bytes(), &wo)
             .map_err(engine)?;
+    } else if layout == Some(2) {
+        return Err(StoreError::Corrupt {
+            what: "meta",
+            detail:
+                "the store is in layout 2, a development draft of layout 3 that no release wrote: \
+                     load its reads again into a new store"
+                    .into(),
+        });
     } else if layout != Some(LAYOUT) {
         return Err(StoreError::Corrupt {
             what: "meta",

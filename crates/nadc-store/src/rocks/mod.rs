@@ -68,8 +68,8 @@ const CF_REFS: &str = "refs";
 const CF_GEO: &str = "geo";
 /// Records again, clustered by day, VRM and time.
 const CF_VRM: &str = "vrm_by_day";
-/// Who passed each camera, by day, camera and time.
-const CF_CAMERA: &str = "camera_by_day";
+/// The cells each camera's reads of a day lie in.
+const CF_CAMERA: &str = "camera_cells";
 const CF_DEDUP: &str = "dedup";
 const CF_CAMERAS: &str = "cameras";
 const CF_META: &str = "meta";
@@ -115,8 +115,9 @@ const META_COUNT_PREFIX: &[u8] = b"count/";
 /// The store's layout: absent in a store of the first layout.
 const META_LAYOUT: &[u8] = b"layout";
 /// This code's layout: records in `geo` and `vrm_by_day`, every per-read
-/// column family keyed by capture day first.
-const LAYOUT: u64 = 2;
+/// column family keyed by capture day first. (Layout 2, its first draft
+/// with a camera index and longer records, was never released.)
+const LAYOUT: u64 = 3;
 
 /// How many reads one group commit takes at most.
 const MAX_GROUP_READS: usize = 64 * 1024;
@@ -218,7 +219,7 @@ impl RocksStore {
             let n = index_alerts_by_read(&db)?;
             info!(alerts = n, "indexed the alert log by read");
         }
-        migrate_to_layout_2(&mut db)?;
+        migrate_layout(&mut db)?;
         let db = Arc::new(db);
         let moved = scope_authorisations_by_force(&db)?;
         if moved > 0 {
@@ -292,7 +293,7 @@ impl RocksStore {
     /// Returns the bytes read. Safe while the node serves: it only reads.
     pub fn warm_cache(&self, budget_bytes: u64) -> Result<u64, StoreError> {
         let mut read = 0u64;
-        for name in [CF_VRM, CF_GEO, CF_CAMERA, CF_REFS] {
+        for name in [CF_VRM, CF_GEO, CF_REFS] {
             let cf = self.cf(name)?;
             let mut ro = ReadOptions::default();
             ro.fill_cache(true);

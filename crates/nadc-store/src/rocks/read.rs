@@ -111,26 +111,90 @@ impl RocksStore {
         to: Timestamp,
         visit: &mut dyn FnMut(CameraEntry) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
+        self.camera_records(force, camera_id, from, to, &mut |observed_at, seq, v| {
+            let vrm = record::head(v)
+                .and_then(|h| Vrm::normalise(h.vrm).ok())
+                .ok_or_else(|| corrupt(CF_GEO, "record head undecodable"))?;
+            Ok(visit(CameraEntry {
+                observed_at,
+                seq,
+                vrm,
+            }))
+        })
+    }
+
+    /// Visits the records of one camera captured in `from..=to`, in time
+    /// order (ties by sequence number): for each day, the camera's cells
+    /// (`camera_cells`), each a time range of `geo`, keeping the records
+    /// whose head names the camera.
+    fn camera_records(
+        &self,
+        force: &ForceId,
+        camera_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+        visit: &mut EntryVisit<'_>,
+    ) -> Result<(), StoreError> {
         if to < from {
             return Ok(());
         }
-        self.scan_by_day(
-            CF_CAMERA,
-            from.day()..=to.day(),
-            from,
-            to,
-            &|day| keys::camera_prefix(day, force, camera_id),
-            &mut |observed_at, seq, v| {
-                let vrm = keys::decode_camera_value(v)
-                    .and_then(|(_, text)| Vrm::normalise(text).ok())
-                    .ok_or_else(|| corrupt(CF_CAMERA, "value is not a cell and a VRM"))?;
-                Ok(visit(CameraEntry {
-                    observed_at,
-                    seq,
-                    vrm,
-                }))
-            },
-        )
+        let (cells_cf, geo) = (self.cf(CF_CAMERA)?, self.cf(CF_GEO)?);
+        for day in from.day()..=to.day() {
+            let day_start = Timestamp::from_day_ms(day, 0);
+            let lo = from.max(day_start).ms_of_day();
+            let hi = to.min(day_start.plus_millis(MS_PER_DAY - 1)).ms_of_day();
+            let prefix = keys::camera_prefix(day, force, camera_id);
+            let mut cells = Vec::new();
+            {
+                let mut ro = ReadOptions::default();
+                if let Some(end) = keys::prefix_end(&prefix) {
+                    ro.set_iterate_upper_bound(end);
+                }
+                let mut it = self.db.raw_iterator_cf_opt(cells_cf, ro);
+                it.seek(&prefix);
+                while let Some(k) = it.key() {
+                    let (_, _, _, cell) = keys::decode_camera_cell_key(k)
+                        .ok_or_else(|| corrupt(CF_CAMERA, "undecodable key"))?;
+                    cells.push(cell);
+                    it.next();
+                }
+                it.status().map_err(engine)?;
+            }
+            // Several cells (a mobile camera) interleave in time: gathered,
+            // then sorted. One cell (a fixed camera) streams as it lies.
+            let mut gathered: Vec<(Timestamp, u64, Vec<u8>)> = Vec::new();
+            let several = cells.len() > 1;
+            let mut it = self.db.raw_iterator_cf(geo);
+            for cell in cells {
+                it.seek(keys::geo_key(day, cell, lo, 0));
+                while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                    let g = keys::decode_geo_key(k)
+                        .ok_or_else(|| corrupt(CF_GEO, "undecodable key"))?;
+                    if g.day != day || g.cell != cell || g.ms_of_day > hi {
+                        break;
+                    }
+                    let head = record::head(v)
+                        .ok_or_else(|| corrupt(CF_GEO, "record head undecodable"))?;
+                    if head.force == force.as_str() && head.camera_id == camera_id {
+                        let t = Timestamp::from_day_ms(day, g.ms_of_day);
+                        if several {
+                            gathered.push((t, g.seq, v.to_vec()));
+                        } else if visit(t, g.seq, v)?.is_break() {
+                            return Ok(());
+                        }
+                    }
+                    it.next();
+                }
+                it.status().map_err(engine)?;
+            }
+            gathered.sort_by_key(|(t, seq, _)| (*t, *seq));
+            for (t, seq, v) in gathered {
+                if visit(t, seq, &v)?.is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The days with reads of `vrm`, from the VRM dictionary.
@@ -166,7 +230,7 @@ impl RocksStore {
             from,
             to,
             &|day| keys::vrm_prefix(day, vrm),
-            &mut |_, seq, v| Ok(visit(record::decode_read(seq, v)?)),
+            &mut |t, seq, v| Ok(visit(record::decode_read(seq, t, v)?)),
         )
     }
 
@@ -246,50 +310,9 @@ impl RocksStore {
         to: Timestamp,
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        if to < from {
-            return Ok(());
-        }
-        // The camera index gives each read's cell, so its record is one
-        // lookup in `geo`: fetched in batches, in index order.
-        let mut batch: Vec<([u8; 24], u64)> = Vec::with_capacity(SCAN_BATCH);
-        let mut stopped = false;
-        let geo = self.cf(CF_GEO)?;
-        let mut flush = |batch: &mut Vec<([u8; 24], u64)>| -> Result<ControlFlow<()>, StoreError> {
-            let values = self
-                .db
-                .batched_multi_get_cf(geo, batch.iter().map(|(k, _)| k), false);
-            for ((_, seq), value) in batch.iter().zip(values) {
-                let bytes = value.map_err(engine)?.ok_or_else(|| {
-                    corrupt(CF_GEO, &format!("camera entry for seq {seq} has no record"))
-                })?;
-                if visit(record::decode_read(*seq, &bytes)?).is_break() {
-                    return Ok(ControlFlow::Break(()));
-                }
-            }
-            batch.clear();
-            Ok(ControlFlow::Continue(()))
-        };
-        self.scan_by_day(
-            CF_CAMERA,
-            from.day()..=to.day(),
-            from,
-            to,
-            &|day| keys::camera_prefix(day, force, camera_id),
-            &mut |t, seq, v| {
-                let (cell, _) = keys::decode_camera_value(v)
-                    .ok_or_else(|| corrupt(CF_CAMERA, "value is not a cell and a VRM"))?;
-                batch.push((keys::geo_key(t.day(), cell, t.ms_of_day(), seq), seq));
-                if batch.len() == SCAN_BATCH && flush(&mut batch)?.is_break() {
-                    stopped = true;
-                    return Ok(ControlFlow::Break(()));
-                }
-                Ok(ControlFlow::Continue(()))
-            },
-        )?;
-        if !stopped {
-            let _ = flush(&mut batch)?;
-        }
-        Ok(())
+        self.camera_records(force, camera_id, from, to, &mut |t, seq, v| {
+            Ok(visit(record::decode_read(seq, t, v)?))
+        })
     }
 
     pub(super) fn read_vrm_dict(
@@ -360,7 +383,8 @@ impl RocksStore {
         it.seek(keys::day_start(from.day()));
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let k = keys::decode_geo_key(k).ok_or_else(|| corrupt(CF_GEO, "undecodable key"))?;
-            if visit(record::decode_read(k.seq, v)?).is_break() {
+            let t = Timestamp::from_day_ms(k.day, k.ms_of_day);
+            if visit(record::decode_read(k.seq, t, v)?).is_break() {
                 return Ok(());
             }
             it.next();
@@ -400,11 +424,13 @@ impl RocksStore {
         let values = self
             .db
             .batched_multi_get_cf(self.cf(CF_GEO)?, geo_keys.iter(), false);
-        for (r, value) in refs.iter().zip(values) {
+        for ((r, key), value) in refs.iter().zip(&geo_keys).zip(values) {
             let bytes = value.map_err(engine)?.ok_or_else(|| {
                 corrupt(CF_GEO, &format!("reference to seq {} has no record", r.seq))
             })?;
-            if visit(record::decode_read(r.seq, &bytes)?).is_break() {
+            let at = keys::decode_geo_key(key).ok_or_else(|| corrupt(CF_GEO, "undecodable key"))?;
+            let t = Timestamp::from_day_ms(at.day, at.ms_of_day);
+            if visit(record::decode_read(r.seq, t, &bytes)?).is_break() {
                 return Ok(ControlFlow::Break(()));
             }
         }

@@ -21,6 +21,9 @@ pub(super) struct WriterState {
     /// [`DICT_WRITTEN_CAP`]: when full it starts again empty, which costs
     /// rewrites of keys already there, never a missed key.
     pub(super) dict_written: HashSet<Box<[u8]>>,
+    /// Camera cell keys the writer has written, for the same reason (a
+    /// fixed camera's reads of a day all name one cell). Expiry empties it.
+    pub(super) cells_written: HashSet<Box<[u8]>>,
     /// Reads held per (capture day, owning force), as `meta` holds them.
     pub(super) day_counts: HashMap<(u32, ForceId), u64>,
 }
@@ -116,6 +119,7 @@ impl WriterState {
             audit_head,
             stats: stats.clone(),
             dict_written: HashSet::new(),
+            cells_written: HashSet::new(),
             day_counts,
         };
         Ok((state, stats))
@@ -251,6 +255,7 @@ impl WriterState {
         // The sequence number of every read of the group, in arrival order.
         let mut seqs: Vec<u64> = Vec::with_capacity(fates.len());
         let mut new_dict_keys: Vec<Box<[u8]>> = Vec::new();
+        let mut new_cells: Vec<Box<[u8]>> = Vec::new();
         let mut batch = WriteBatch::default();
         let mut outcomes = Vec::with_capacity(group.len());
         let mut fates = fates.into_iter();
@@ -281,7 +286,7 @@ impl WriterState {
                 let seq = next_seq;
                 next_seq += 1;
                 seqs.push(seq);
-                for key in [&p.read_key, &p.geo_key, &p.vrm_key, &p.camera_key] {
+                for key in [&p.read_key, &p.geo_key, &p.vrm_key] {
                     keys::set_seq(&mut bytes[key.clone()], seq);
                 }
                 let part = |r: &std::ops::Range<usize>| &bytes[r.clone()];
@@ -289,7 +294,11 @@ impl WriterState {
                 batch.put_cf(refs_cf, part(&p.read_key), p.ref_value);
                 batch.put_cf(geo_cf, part(&p.geo_key), part(&p.record));
                 batch.put_cf(vrm_cf, part(&p.vrm_key), part(&p.record));
-                batch.put_cf(camera_cf, part(&p.camera_key), part(&p.camera_value));
+                let camera_cell = part(&p.camera_cell);
+                if !self.cells_written.contains(camera_cell) {
+                    batch.put_cf(camera_cf, camera_cell, []);
+                    new_cells.push(camera_cell.into());
+                }
                 let dict_day = part(&p.dict_day);
                 if !self.dict_written.contains(dict_day) {
                     batch.merge_cf(dict_cf, part(&p.dict_key), keys::day_operand(t.day()));
@@ -395,6 +404,10 @@ impl WriterState {
             self.dict_written.clear();
         }
         self.dict_written.extend(new_dict_keys);
+        if self.cells_written.len() + new_cells.len() > DICT_WRITTEN_CAP {
+            self.cells_written.clear();
+        }
+        self.cells_written.extend(new_cells);
         self.next_seq = next_seq;
         self.next_alert = next_alert;
         self.audit_head = audit_head;

@@ -35,8 +35,13 @@ bench_generate() {
   day=$(date -u -d "$days days ago" +%Y-%m-%d)
   echo "== generating $1 vehicles over $days day(s) from $day" >&2
   "$NADC" gen --out "$work/gen" --vehicles "$1" --days "$days" --day "$day" >&2
+  # A force is a directory with cameras and reads; the generator's other
+  # directories (journeys/: the planted alibi journeys) are not forces.
   FORCES=()
-  for d in "$work/gen"/*/; do FORCES+=("$(basename "$d")"); done
+  for d in "$work/gen"/*/; do
+    d=${d%/}
+    if [ -f "$d/reads.csv" ] && [ -f "$d/cameras.csv" ]; then FORCES+=("$(basename "$d")"); fi
+  done
 }
 
 # bench_serve LOG [WRAPPER...] [-- SERVE FLAGS...]: starts a node on

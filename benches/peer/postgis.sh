@@ -262,7 +262,7 @@ echo "== generating $VEHICLES vehicles on $day" >&2
 FORCES=()
 for d in "$work/gen"/*/; do
   d=${d%/}
-  [ -f "$d/reads.csv" ] && [ -f "$d/cameras.csv" ] && FORCES+=("$(basename "$d")")
+  if [ -f "$d/reads.csv" ] && [ -f "$d/cameras.csv" ]; then FORCES+=("$(basename "$d")"); fi
 done
 [ ${#FORCES[@]} -gt 0 ] || die "nadc gen wrote no force directory (cameras.csv and reads.csv) under $work/gen"
 echo "== forces: ${FORCES[*]}" >&2

@@ -479,6 +479,122 @@ mod tests {
         assert_eq!(ended.total_rows, 1);
     }
 
+    /// Random national answers against a reference merge written here: up
+    /// to four nodes, reads held on one to all of them (so ties in time
+    /// and reads held twice abound), answers in chunks of random sizes,
+    /// and sometimes a peer failing after a random number of chunks. The
+    /// merge gives exactly the reference's rows, in its order: every row
+    /// of every node that answered, and of the failed node those it sent
+    /// before failing, sorted by time, node and sequence number, each read
+    /// (force, BOF read id) once, at its first place.
+    #[tokio::test]
+    async fn random_answers_merge_as_the_reference_merges_them() {
+        use rand::{Rng, SeedableRng};
+        for case in 0..300u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(case);
+            let nodes: Vec<String> = (1..=rng.random_range(2..=4usize))
+                .map(|i| format!("n{i}"))
+                .collect();
+            // Each node's rows: (millis, seq, force, id).
+            let mut held: Vec<Vec<(i64, u64, &str, String)>> = vec![Vec::new(); nodes.len()];
+            for r in 0..rng.random_range(0..40) {
+                let millis = rng.random_range(0..12i64);
+                let force = if rng.random_bool(0.5) { "AVON" } else { "KENT" };
+                let id = format!("r{r}");
+                let mut on: Vec<usize> =
+                    (0..nodes.len()).filter(|_| rng.random_bool(0.5)).collect();
+                if on.is_empty() {
+                    on.push(rng.random_range(0..nodes.len()));
+                }
+                for n in on {
+                    held[n].push((millis, 0, force, id.clone()));
+                }
+            }
+            for rows in &mut held {
+                rows.sort_by(|a, b| (a.0, &a.3).cmp(&(b.0, &b.3)));
+                for (seq, r) in rows.iter_mut().enumerate() {
+                    r.1 = seq as u64 + 1;
+                }
+            }
+            // Perhaps one peer fails after `k` chunks.
+            let failing =
+                (nodes.len() > 1 && rng.random_bool(0.5)).then(|| rng.random_range(1..nodes.len()));
+            let mut sources = Vec::new();
+            let mut sent: Vec<Vec<(i64, u64, &str, String)>> = Vec::new();
+            for (n, rows) in held.iter().enumerate() {
+                let mut chunks = Vec::new();
+                let mut at = 0;
+                while at < rows.len() {
+                    let size = rng.random_range(1..=4).min(rows.len() - at);
+                    chunks.push(rows[at..at + size].to_vec());
+                    at += size;
+                }
+                let keep = match failing {
+                    Some(f) if f == n => rng.random_range(0..=chunks.len()),
+                    _ => chunks.len(),
+                };
+                sent.push(chunks[..keep].concat());
+                let mut stream: Vec<Result<pb::SearchChunk, Status>> = chunks[..keep]
+                    .iter()
+                    .map(|c| {
+                        chunk(pb::search_chunk::Chunk::Rows(pb::RowBatch {
+                            rows: c
+                                .iter()
+                                .map(|r| row(&nodes[n], r.1, r.0, r.2, &r.3))
+                                .collect(),
+                        }))
+                    })
+                    .collect();
+                if failing == Some(n) {
+                    stream.push(Err(Status::unavailable("gone")));
+                } else {
+                    stream.push(chunk(pb::search_chunk::Chunk::Summary(pb::SearchSummary {
+                        rows: rows.len() as u64,
+                        total_rows: rows.len() as u64,
+                        ..Default::default()
+                    })));
+                }
+                let stream = futures::stream::iter(stream).boxed();
+                sources.push(if n == 0 {
+                    Source::local(&nodes[n], stream)
+                } else {
+                    Source::peer(&nodes[n], stream, Duration::from_secs(5))
+                });
+            }
+            // The reference: everything sent, in the total order, each
+            // read once.
+            let names = &nodes;
+            let mut all: Vec<(i64, &str, u64, &str, &str)> = sent
+                .iter()
+                .enumerate()
+                .flat_map(|(n, rows)| {
+                    rows.iter()
+                        .map(move |r| (r.0, names[n].as_str(), r.1, r.2, r.3.as_str()))
+                })
+                .collect();
+            all.sort();
+            let mut once = std::collections::BTreeSet::new();
+            let want: Vec<(String, u64)> = all
+                .into_iter()
+                .filter(|r| once.insert((r.3, r.4)))
+                .map(|r| (r.1.to_string(), r.2))
+                .collect();
+            let (rows, ended) = merged(Merge::new(Order::Time, sources)).await;
+            let got: Vec<(String, u64)> = rows
+                .iter()
+                .map(|r| {
+                    let p = r.provenance.clone().unwrap();
+                    (p.node, p.seq)
+                })
+                .collect();
+            assert_eq!(got, want, "case {case}");
+            let ended = ended.unwrap();
+            for (n, o) in ended.outcomes.iter().enumerate() {
+                assert_eq!(o.ok, failing != Some(n), "case {case}: {o:?}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_silent_peer_costs_its_deadline_and_no_more() {
         let n1 = answer(vec![row("n1", 1, 10, "AVON", "a1")], 1);

@@ -10,10 +10,11 @@
 //! - every decoder returns `None` or a value on any bytes, never panics, and
 //!   whatever it decodes encodes back to the same bytes;
 //! - encode then decode gives the parts back;
-//! - byte order is key order: `(day, seq)`, `(day, cell, ms, seq)`, and for
-//!   one VRM `(time, seq)`; keys of different VRMs or cameras never
-//!   interleave, a prefix scan of one never runs into another, and
-//!   `vrm_bound` is a correct scan start;
+//! - byte order is key order: `(day, seq)`, `(day, cell, ms, seq)`, and
+//!   for one VRM `(day, time, seq)`, for one camera `(day, cell)`; every
+//!   per-read key starts with its day; within a day keys of different VRMs
+//!   or cameras never interleave, a prefix scan of one never runs into
+//!   another, and `vrm_bound` is a correct scan start;
 //! - `prefix_end` is above every extension of the prefix.
 #![no_main]
 
@@ -63,9 +64,11 @@ impl ForceBytes {
     }
 }
 
-/// A capture time: never negative (validation refuses pre-1970).
+/// A capture time: never negative (validation refuses pre-1970) and at
+/// most `Timestamp::MAX` (validation refuses later ones; a day number
+/// then fits its four bytes).
 fn time(ms: u64) -> Timestamp {
-    Timestamp::from_millis((ms >> 1) as i64)
+    Timestamp::from_millis(((ms >> 1) as i64) % (Timestamp::MAX.millis() + 1))
 }
 
 #[derive(Arbitrary, Debug)]
@@ -73,12 +76,13 @@ enum Op {
     /// Every decoder on the same arbitrary bytes.
     Decode(Vec<u8>),
     Read([(u32, u64); 2]),
-    Geo([(u32, u64, u32, u64); 2], i32, i32),
+    Geo([(u32, u64, u32, u64); 2], u64, u32),
     Vrm([(VrmBytes, u64, u64); 2]),
-    Camera([(ForceBytes, String, u64, u64); 2]),
+    Camera([(u32, ForceBytes, String, u64); 2]),
     Dedup(u32, ForceBytes, String),
     VrmDict(VrmBytes),
-    Hold(u32, u64, String),
+    Hold(u32, u64, ForceBytes, String),
+    Days(Vec<u32>),
     Hotlist(ForceBytes, String, VrmBytes),
     PrefixEnd(Vec<u8>, Vec<u8>),
 }
@@ -91,13 +95,13 @@ fuzz_target!(|op: Op| match op {
         assert_eq!(ka.cmp(&kb), a.cmp(&b));
         assert!(ka.starts_with(&day_start(a.0)));
     }
-    Op::Geo([a, b], lat, lon) => {
+    Op::Geo([a, b], cell, ms) => {
         let (ka, kb) = (geo_key(a.0, a.1, a.2, a.3), geo_key(b.0, b.1, b.2, b.3));
         let d = decode_geo_key(&ka).expect("own key decodes");
         assert_eq!((d.day, d.cell, d.ms_of_day, d.seq), a);
         assert_eq!(ka.cmp(&kb), a.cmp(&b));
         assert!(ka.starts_with(&day_start(a.0)));
-        assert_eq!(decode_geo_value(&geo_value(lat, lon)), Some((lat, lon)));
+        assert_eq!(decode_ref_value(&ref_value(cell, ms)), Some((cell, ms)));
     }
     Op::Vrm([(va, ta, sa), (vb, tb, sb)]) => {
         let (Some(va), Some(vb)) = (va.vrm(), vb.vrm()) else {
@@ -106,11 +110,15 @@ fuzz_target!(|op: Op| match op {
         let (ta, tb) = (time(ta), time(tb));
         let (ka, kb) = (vrm_key(&va, ta, sa), vrm_key(&vb, tb, sb));
         assert_eq!(decode_vrm_key(&ka), Some((va.as_str(), ta, sa)));
-        let (pa, pb) = (vrm_prefix(&va), vrm_prefix(&vb));
+        assert_eq!(decode_tail(&ka), Some((ta, sa)));
+        assert!(ka.starts_with(&day_start(ta.day())));
+        let (pa, pb) = (vrm_prefix(ta.day(), &va), vrm_prefix(tb.day(), &vb));
         assert!(ka.starts_with(&pa));
         let end = prefix_end(&pa).expect("a VRM prefix is not all 0xFF");
         assert!(ka < end);
-        if va == vb {
+        if ta.day() != tb.day() {
+            assert_eq!(ka.cmp(&kb), ta.day().cmp(&tb.day()));
+        } else if va == vb {
             assert_eq!(ka.cmp(&kb), (ta, sa).cmp(&(tb, sb)));
             // A scan from vrm_bound(t) sees exactly the entries at or after t.
             assert_eq!(vrm_bound(&va, ta) <= kb, ta <= tb);
@@ -120,28 +128,29 @@ fuzz_target!(|op: Op| match op {
             assert!(kb < vrm_bound(&va, ta) || kb >= end);
         }
     }
-    Op::Camera([(fa, ca, ta, sa), (fb, cb, tb, sb)]) => {
+    Op::Camera([(da, fa, ca, xa), (db, fb, cb, xb)]) => {
         let (Some(fa), Some(fb)) = (fa.force(), fb.force()) else {
             return;
         };
         if validate_camera_id(&ca).is_err() || validate_camera_id(&cb).is_err() {
             return;
         }
-        let (ta, tb) = (time(ta), time(tb));
-        let (ka, kb) = (camera_key(&fa, &ca, ta, sa), camera_key(&fb, &cb, tb, sb));
+        let (ka, kb) = (camera_cell_key(da, &fa, &ca, xa), camera_cell_key(db, &fb, &cb, xb));
         assert_eq!(
-            decode_camera_key(&ka),
-            Some((fa.as_str(), ca.as_str(), ta, sa))
+            decode_camera_cell_key(&ka),
+            Some((da, fa.as_str(), ca.as_str(), xa))
         );
-        let (pa, pb) = (camera_prefix(&fa, &ca), camera_prefix(&fb, &cb));
-        assert!(ka.starts_with(&pa));
-        if (&fa, &ca) == (&fb, &cb) {
-            assert_eq!(ka.cmp(&kb), (ta, sa).cmp(&(tb, sb)));
+        let (pa, pb) = (camera_prefix(da, &fa, &ca), camera_prefix(db, &fb, &cb));
+        assert!(ka.starts_with(&pa) && ka.starts_with(&day_start(da)));
+        if da != db {
+            assert_eq!(ka.cmp(&kb), da.cmp(&db));
+        } else if (&fa, &ca) == (&fb, &cb) {
+            assert_eq!(ka.cmp(&kb), xa.cmp(&xb));
         } else {
             assert!(!ka.starts_with(&pb) && !kb.starts_with(&pa));
             assert_eq!(ka.cmp(&kb), pa.cmp(&pb));
         }
-        assert_eq!(cameras_key(&fa, &ca), pa[..pa.len() - 1]);
+        assert_eq!(cameras_key(&fa, &ca), pa[4..pa.len() - 1]);
     }
     Op::Dedup(day, force, read_id) => {
         let Some(force) = force.force() else { return };
@@ -167,10 +176,24 @@ fuzz_target!(|op: Op| match op {
         prefix.push(SEP);
         assert!(k.starts_with(&prefix));
     }
-    Op::Hold(day, seq, case_ref) => {
-        let k = hold_key(day, seq, &case_ref);
-        assert_eq!(decode_hold_key(&k), Some((day, seq, case_ref.as_str())));
+    Op::Hold(day, seq, owner, case_ref) => {
+        let Some(owner) = owner.force() else { return };
+        if case_ref.chars().any(char::is_control) {
+            return;
+        }
+        let k = hold_key(day, seq, &owner, &case_ref);
+        assert_eq!(
+            decode_hold_key(&k),
+            Some((day, seq, Some(owner.as_str()), case_ref.as_str()))
+        );
         assert!(k.starts_with(&read_key(day, seq)));
+    }
+    Op::Days(days) => {
+        let set: std::collections::BTreeSet<u32> = days.iter().copied().collect();
+        let v = encode_days(&set);
+        assert_eq!(decode_days(&v), Some(set.clone()));
+        let operands: Vec<u8> = days.iter().flat_map(|d| day_operand(*d)).collect();
+        assert_eq!(decode_days(&operands), Some(set));
     }
     Op::Hotlist(owner, name, v) => {
         let (Some(owner), Some(v)) = (owner.force(), v.vrm()) else {
@@ -209,8 +232,13 @@ fn decode_all(b: &[u8]) {
     if let Some(g) = decode_geo_key(b) {
         assert_eq!(geo_key(g.day, g.cell, g.ms_of_day, g.seq), b);
     }
-    if let Some((lat, lon)) = decode_geo_value(b) {
-        assert_eq!(geo_value(lat, lon), b);
+    if let Some((cell, ms)) = decode_ref_value(b) {
+        assert_eq!(ref_value(cell, ms), b);
+    }
+    if let Some(days) = decode_days(b) {
+        // A set encodes ascending and once each: `b` if it was.
+        let again = encode_days(&days);
+        assert!(again.len() <= b.len());
     }
     if let Some((text, t, seq)) = decode_vrm_key(b) {
         assert!(t >= Timestamp::EPOCH);
@@ -220,13 +248,11 @@ fn decode_all(b: &[u8]) {
             assert_eq!(vrm_key(&v, t, seq), b);
         }
     }
-    if let Some((force, camera, t, seq)) = decode_camera_key(b) {
-        assert!(t >= Timestamp::EPOCH);
-        if let Ok(f) = ForceId::new(force)
-            && f.as_str() == force
-        {
-            assert_eq!(camera_key(&f, camera, t, seq), b);
-        }
+    if let Some((day, force, camera, cell)) = decode_camera_cell_key(b)
+        && let Ok(f) = ForceId::new(force)
+        && f.as_str() == force
+    {
+        assert_eq!(camera_cell_key(day, &f, camera, cell), b);
     }
     if let Some((day, force, read_id)) = decode_dedup_key(b)
         && let Ok(f) = ForceId::new(force)
@@ -240,8 +266,11 @@ fn decode_all(b: &[u8]) {
     {
         assert_eq!(vrm_dict_key(skeleton, &v), b);
     }
-    if let Some((day, seq, case_ref)) = decode_hold_key(b) {
-        assert_eq!(hold_key(day, seq, case_ref), b);
+    if let Some((day, seq, Some(owner), case_ref)) = decode_hold_key(b)
+        && let Ok(f) = ForceId::new(owner)
+        && f.as_str() == owner
+    {
+        assert_eq!(hold_key(day, seq, &f, case_ref), b);
     }
     if let Some((owner, name)) = decode_hotlist_entry_key(b)
         && let Ok(f) = ForceId::new(owner)
@@ -255,12 +284,11 @@ fn decode_all(b: &[u8]) {
             assert_eq!(hotlist_entry_key(&f, name, &v), b);
         }
     }
-    if let Some((t, seq)) = decode_time_seq(b) {
+    if let Some((t, seq)) = decode_tail(b) {
         assert!(t >= Timestamp::EPOCH);
-        let mut k = Vec::new();
-        k.extend_from_slice(&(t.millis() as u64).to_be_bytes());
-        k.extend_from_slice(&seq.to_be_bytes());
-        assert_eq!(k, b);
+        assert_eq!(&b[..4], t.day().to_be_bytes());
+        assert_eq!(&b[b.len() - 12..b.len() - 8], t.ms_of_day().to_be_bytes());
+        assert_eq!(&b[b.len() - 8..], seq.to_be_bytes());
     }
     if let Some(v) = be_u64(b) {
         assert_eq!(v.to_be_bytes(), b);

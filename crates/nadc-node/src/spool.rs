@@ -5,9 +5,12 @@
 //! result chunks into a spool; an async task sends them to the client at
 //! the client's pace. Pushing never waits for the client:
 //!
-//! - a chunk is kept in memory, encoded (so the budget counts the bytes
-//!   held), while the search holds less than [`SEARCH_MEMORY`] there and
-//!   the node's spools together less than `limits.spool_memory_bytes`;
+//! - a chunk is kept in memory as it is, counted on the budget by its
+//!   encoded size (it takes about twice that as values; a chunk is
+//!   encoded once, to be sent: encoding it to hold it and decoding it to
+//!   send it cost a large search a quarter of its node's CPU), while the search holds less than
+//!   [`SEARCH_MEMORY`] there and the node's spools together less than
+//!   `limits.spool_memory_bytes`;
 //! - otherwise it is written to the search's spill file in
 //!   `<data_dir>/spool/`, unlinked as soon as it is created (nothing is
 //!   left behind by a crash; the space is freed when the search ends), and
@@ -183,16 +186,17 @@ impl Spools {
     }
 }
 
-struct Shared {
+struct Shared<T> {
     spools: Spools,
-    state: Mutex<State>,
+    state: Mutex<State<T>>,
     notify: Notify,
 }
 
-/// A spool's chunks, encoded: those in memory come before those in its
-/// file (a chunk goes to memory only while the file has none unread).
-struct State {
-    memory: VecDeque<Vec<u8>>,
+/// A spool's chunks: those in memory (each with its encoded size, what it
+/// counts on the budget) come before those in its file, encoded (a chunk
+/// goes to memory only while the file has none unread).
+struct State<T> {
+    memory: VecDeque<(T, usize)>,
     memory_bytes: usize,
     file: Option<Arc<File>>,
     /// Chunks written to the file and not yet read.
@@ -206,18 +210,18 @@ struct State {
     finished: bool,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn stop(&self, s: &mut State, why: Stop) -> Stop {
+    fn stop(&self, s: &mut State<T>, why: Stop) -> Stop {
         s.stop = Some(why.clone());
         why
     }
 }
 
-impl Drop for Shared {
+impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
         let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         self.spools
@@ -233,7 +237,7 @@ type OneWriter<T> = PhantomData<(fn(T), std::cell::Cell<()>)>;
 /// The search's end of a spool: pushes never wait for the client. One
 /// thread pushes (it is not `Sync`): file writes rely on a single writer.
 pub struct SpoolWriter<T> {
-    shared: Arc<Shared>,
+    shared: Arc<Shared<T>>,
     _one_writer: OneWriter<T>,
 }
 
@@ -243,8 +247,7 @@ impl<T: Message> SpoolWriter<T> {
     /// spent), and the search should stop.
     pub fn push(&self, item: T) -> Result<(), Stop> {
         let sh = &self.shared;
-        let bytes = item.encode_to_vec();
-        let len = bytes.len();
+        let len = item.encoded_len();
         let (file, at) = {
             let mut s = sh.lock();
             if let Some(stop) = &s.stop {
@@ -265,7 +268,7 @@ impl<T: Message> SpoolWriter<T> {
             if s.unread == 0 && s.memory_bytes + len <= SEARCH_MEMORY && sh.spools.take_memory(len)
             {
                 s.memory_bytes += len;
-                s.memory.push_back(bytes);
+                s.memory.push_back((item, len));
                 drop(s);
                 sh.notify.notify_one();
                 return Ok(());
@@ -295,9 +298,7 @@ impl<T: Message> SpoolWriter<T> {
         };
         // Written outside the lock (only this writer writes, past every
         // chunk the reader may be reading), then counted as unread.
-        let mut framed = Vec::with_capacity(len + 10);
-        prost::encode_length_delimiter(len, &mut framed).expect("a Vec grows");
-        framed.extend_from_slice(&bytes);
+        let framed = item.encode_length_delimited_to_vec();
         let written = file.write_all_at(&framed, at);
         let mut s = sh.lock();
         if let Err(e) = written {
@@ -320,7 +321,7 @@ impl<T> Drop for SpoolWriter<T> {
 
 /// The sender's end of a spool.
 pub struct SpoolReader<T> {
-    shared: Arc<Shared>,
+    shared: Arc<Shared<T>>,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -333,7 +334,7 @@ impl<T: Message + Default> SpoolReader<T> {
         loop {
             let notified = self.shared.notify.notified();
             let (file, at, n) = match self.take() {
-                Take::Item(bytes) => return self.decode(&bytes),
+                Take::Item(item) => return Some(item),
                 Take::End => return None,
                 Take::Wait => {
                     notified.await;
@@ -352,23 +353,28 @@ impl<T: Message + Default> SpoolReader<T> {
                     return None;
                 }
             };
+            let count = items.len();
+            let mut decoded = Vec::with_capacity(count);
+            for bytes in &items {
+                match self.decode(bytes) {
+                    Some(item) => decoded.push((item, bytes.len())),
+                    None => return None,
+                }
+            }
             let mut s = self.shared.lock();
             s.read_at = end;
-            s.unread -= items.len();
+            s.unread -= count;
             // Handed out one by one: the rest wait at the front of the
             // queue (outside the budget's check, at most FILE_BATCH chunks).
-            let mut items = items.into_iter();
-            let first = items.next();
-            for bytes in items.rev() {
-                s.memory_bytes += bytes.len();
-                self.shared
-                    .spools
-                    .memory
-                    .fetch_add(bytes.len(), Ordering::AcqRel);
-                s.memory.push_front(bytes);
+            let mut decoded = decoded.into_iter();
+            let first = decoded.next();
+            for (item, len) in decoded.rev() {
+                s.memory_bytes += len;
+                self.shared.spools.memory.fetch_add(len, Ordering::AcqRel);
+                s.memory.push_front((item, len));
             }
             drop(s);
-            return first.and_then(|bytes| self.decode(&bytes));
+            return first.map(|(item, _)| item);
         }
     }
 
@@ -386,18 +392,15 @@ impl<T: Message + Default> SpoolReader<T> {
     }
 
     /// What the reader may do now.
-    fn take(&self) -> Take {
+    fn take(&self) -> Take<T> {
         let mut s = self.shared.lock();
         if matches!(s.stop, Some(Stop::Gone(_) | Stop::Broken(_))) {
             return Take::End;
         }
-        if let Some(bytes) = s.memory.pop_front() {
-            s.memory_bytes -= bytes.len();
-            self.shared
-                .spools
-                .memory
-                .fetch_sub(bytes.len(), Ordering::AcqRel);
-            return Take::Item(bytes);
+        if let Some((item, len)) = s.memory.pop_front() {
+            s.memory_bytes -= len;
+            self.shared.spools.memory.fetch_sub(len, Ordering::AcqRel);
+            return Take::Item(item);
         }
         if s.unread == 0 {
             return if s.finished || s.stop.is_some() {
@@ -433,9 +436,9 @@ impl<T> Drop for SpoolReader<T> {
 }
 
 /// What a spool's reader may do now.
-enum Take {
+enum Take<T> {
     /// Send this chunk.
-    Item(Vec<u8>),
+    Item(T),
     /// Wait for the search to push or finish.
     Wait,
     /// Nothing more will come.

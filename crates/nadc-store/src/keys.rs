@@ -42,7 +42,7 @@
 //!
 //! | tag | rest | value |
 //! |---|---|---|
-//! | `R` (a read returned) | `node · 0x00 · day:u32 · seq:u64 · audit_seq:u64` | the read (JSON) |
+//! | `R` (a read returned) | `node · 0x00 · day:u32 · seq:u64 · audit_seq:u64` | the read (format byte 1, postcard; JSON in registers written before it) |
 //! | `M` (material) | `node · 0x00 · day:u32 · seq:u64` | who marked it (JSON) |
 //! | `C` (consultation) | `force` | the status (JSON) |
 //! | `O` (opened) | `audit_seq:u64` (the search that opened it) | who, when (JSON) |

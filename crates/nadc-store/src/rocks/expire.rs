@@ -100,41 +100,30 @@ impl WriterState {
         // are dropped with one range delete each with its last step (and
         // compacted); nothing is deleted read by read.
         let whole_day = step.keep_forces.is_empty() && step.held.is_empty();
-        let places = read::record_keys(&db, &refs)?;
-        let geo_keys: Vec<[u8; 24]> = places
-            .into_iter()
-            .map(|p| p.ok_or_else(|| read::corrupt(CF_REFS, "a listed read has no place")))
-            .collect::<Result<_, _>>()?;
-        let records = db.batched_multi_get_cf(geo_cf, geo_keys.iter(), false);
-        for ((rf, geo_key), value) in refs.iter().zip(&geo_keys).zip(records) {
-            let seq = rf.seq;
-            let bytes = value
-                .map_err(engine)?
-                .ok_or_else(|| read::corrupt(CF_GEO, &format!("seq {seq} has no record")))?;
-            let at = keys::decode_geo_key(geo_key)
-                .ok_or_else(|| read::corrupt(CF_GEO, "undecodable key"))?;
-            let r = record::decode_read(seq, Timestamp::from_day_ms(at.day, at.ms_of_day), &bytes)?;
+        let _ = read::fetch_records(&db, &refs, &mut |place, r| {
+            let seq = r.seq;
             if step.keep_forces.contains(&r.force) {
-                continue;
+                return ControlFlow::Continue(());
             }
             if step.held.contains(&seq) {
                 out.held += 1;
-                continue;
+                return ControlFlow::Continue(());
             }
             if !whole_day {
                 let t = r.read.observed_at;
-                batch.delete_cf(refs_cf, keys::read_key(rf.day, seq));
-                batch.delete_cf(geo_cf, geo_key);
+                batch.delete_cf(refs_cf, keys::read_key(t.day(), seq));
+                batch.delete_cf(geo_cf, place.key);
                 batch.delete_cf(vrm_cf, keys::vrm_key(&r.read.vrm, t, seq));
                 batch.delete_cf(
                     dedup_cf,
                     keys::dedup_key(t.day(), &r.force, &r.read.read_id),
                 );
             }
-            *out.deleted.entry(r.force.clone()).or_default() += 1;
+            *out.deleted.entry(r.force).or_default() += 1;
             vrms.insert(r.read.vrm);
             deleted_seqs.push(seq);
-        }
+            ControlFlow::Continue(())
+        })?;
         let (day_lo, day_hi) = (
             keys::day_start(step.day),
             keys::day_start(step.day.saturating_add(1)),

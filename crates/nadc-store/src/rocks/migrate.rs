@@ -51,19 +51,16 @@ pub(super) fn own_unowned_holds(db: &DB) -> Result<u64, StoreError> {
     let mut n = 0;
     while let Some(k) = it.key() {
         if let Some((day, seq, None, case_ref)) = keys::decode_hold_key(k) {
-            let place = read::record_keys(db, &[ReadRef { day, seq }])?
+            let place = read::record_places(db, &[ReadRef { day, seq }])?
                 .pop()
                 .flatten();
-            if let Some((key, v)) = place
-                .map(|key| db.get_pinned_cf(geo, key).map(|v| v.map(|v| (key, v))))
+            if let Some((at, v)) = place
+                .map(|p| db.get_pinned_cf(geo, p.key).map(|v| v.map(|v| (p.at, v))))
                 .transpose()
                 .map_err(engine)?
                 .flatten()
             {
-                let at = keys::decode_geo_key(&key)
-                    .ok_or_else(|| read::corrupt(CF_GEO, "undecodable key"))?;
-                let read =
-                    record::decode_read(seq, Timestamp::from_day_ms(at.day, at.ms_of_day), &v)?;
+                let read = record::decode_read(seq, at, &v)?;
                 batch.put_cf(holds, keys::hold_key(day, seq, &read.force, case_ref), []);
             }
             batch.delete_cf(holds, k);

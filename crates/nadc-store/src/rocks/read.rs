@@ -55,41 +55,31 @@ impl RocksStore {
         Ok(out)
     }
 
-    /// Visits the entries of `index` (the VRM or camera index) under
-    /// `prefix(day)` for each day of `from..=to`, from `bound(t)` on, in
-    /// key order (by day, then time and sequence number) until one is
-    /// after `to` or `visit` breaks.
-    fn scan_by_day(
+    /// Visits the records of `vrm` in `vrm_by_day` captured on `days`
+    /// (ascending, within `from..=to`) and in `from..=to`, in key order
+    /// (by day, then time and sequence number) until `visit` breaks: one
+    /// iterator, a seek per day.
+    fn scan_vrm_days(
         &self,
-        index: &'static str,
+        vrm: &Vrm,
         days: impl IntoIterator<Item = u32>,
         from: Timestamp,
         to: Timestamp,
-        prefix: &dyn Fn(u32) -> Vec<u8>,
         visit: &mut EntryVisit<'_>,
     ) -> Result<(), StoreError> {
-        let cf = self.cf(index)?;
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_VRM)?);
         for day in days {
-            if day < from.day() || day > to.day() {
-                continue;
-            }
-            let start = prefix(day);
-            let mut lower = start.clone();
-            lower.extend_from_slice(
-                &from
-                    .max(Timestamp::from_day_ms(day, 0))
-                    .ms_of_day()
-                    .to_be_bytes(),
-            );
-            let mut ro = ReadOptions::default();
-            if let Some(end) = keys::prefix_end(&start) {
-                ro.set_iterate_upper_bound(end);
-            }
-            let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-            it.seek(lower);
+            let prefix = keys::vrm_prefix(day, vrm);
+            it.seek(keys::vrm_bound(
+                vrm,
+                from.max(Timestamp::from_day_ms(day, 0)),
+            ));
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if !k.starts_with(&prefix) {
+                    break;
+                }
                 let (t, seq) =
-                    keys::decode_tail(k).ok_or_else(|| corrupt(index, "undecodable key"))?;
+                    keys::decode_tail(k).ok_or_else(|| corrupt(CF_VRM, "undecodable key"))?;
                 if t > to {
                     break;
                 }
@@ -224,12 +214,11 @@ impl RocksStore {
         // Only the days the VRM was read on: a year's retention is 365
         // partitions, a vehicle seen on a few of them costs a few seeks.
         let days = self.vrm_days(vrm)?;
-        self.scan_by_day(
-            CF_VRM,
+        self.scan_vrm_days(
+            vrm,
             days.range(from.day()..=to.day()).copied(),
             from,
             to,
-            &|day| keys::vrm_prefix(day, vrm),
             &mut |t, seq, v| Ok(visit(record::decode_read(seq, t, v)?)),
         )
     }
@@ -403,51 +392,25 @@ impl RocksStore {
         Ok(out)
     }
 
-    /// Fetches records by reference, in the order given: their places in
-    /// `geo` from `refs`, then the records, two multi-gets.
+    /// Fetches records by reference, in the order given.
     pub(super) fn fetch_records(
         &self,
         refs: &[ReadRef],
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, StoreError> {
-        let places = self.record_keys(refs)?;
-        let mut geo_keys = Vec::with_capacity(refs.len());
-        for (r, place) in refs.iter().zip(places) {
-            let key = place.ok_or_else(|| {
-                corrupt(
-                    CF_REFS,
-                    &format!("no record of day {} seq {}", r.day, r.seq),
-                )
-            })?;
-            geo_keys.push(key);
-        }
-        let values = self
-            .db
-            .batched_multi_get_cf(self.cf(CF_GEO)?, geo_keys.iter(), false);
-        for ((r, key), value) in refs.iter().zip(&geo_keys).zip(values) {
-            let bytes = value.map_err(engine)?.ok_or_else(|| {
-                corrupt(CF_GEO, &format!("reference to seq {} has no record", r.seq))
-            })?;
-            let at = keys::decode_geo_key(key).ok_or_else(|| corrupt(CF_GEO, "undecodable key"))?;
-            let t = Timestamp::from_day_ms(at.day, at.ms_of_day);
-            if visit(record::decode_read(r.seq, t, &bytes)?).is_break() {
-                return Ok(ControlFlow::Break(()));
-            }
-        }
-        Ok(ControlFlow::Continue(()))
-    }
-
-    /// The `geo` key of each read referred to, if it is held.
-    pub(super) fn record_keys(
-        &self,
-        refs: &[ReadRef],
-    ) -> Result<Vec<Option<[u8; 24]>>, StoreError> {
-        record_keys(&self.db, refs)
+        fetch_records(&self.db, refs, &mut |_, r| visit(r))
     }
 }
 
-/// The `geo` key of each read referred to, if it is held (from `refs`).
-pub(super) fn record_keys(db: &DB, refs: &[ReadRef]) -> Result<Vec<Option<[u8; 24]>>, StoreError> {
+/// Where a read's record lies in `geo`: its key, and the capture time the
+/// key holds (which the record does not repeat).
+pub(super) struct Place {
+    pub(super) key: [u8; 24],
+    pub(super) at: Timestamp,
+}
+
+/// The place of each read referred to, if it is held (from `refs`).
+pub(super) fn record_places(db: &DB, refs: &[ReadRef]) -> Result<Vec<Option<Place>>, StoreError> {
     let keys: Vec<[u8; 12]> = refs.iter().map(|r| keys::read_key(r.day, r.seq)).collect();
     db.batched_multi_get_cf(cf(db, CF_REFS)?, keys.iter(), false)
         .into_iter()
@@ -456,12 +419,47 @@ pub(super) fn record_keys(db: &DB, refs: &[ReadRef]) -> Result<Vec<Option<[u8; 2
             v.map_err(engine)?
                 .map(|v| {
                     keys::decode_ref_value(&v)
-                        .map(|(cell, ms)| keys::geo_key(r.day, cell, ms, r.seq))
+                        .map(|(cell, ms)| Place {
+                            key: keys::geo_key(r.day, cell, ms, r.seq),
+                            at: Timestamp::from_day_ms(r.day, ms),
+                        })
                         .ok_or_else(|| corrupt(CF_REFS, "value is not a cell and a time"))
                 })
                 .transpose()
         })
         .collect()
+}
+
+/// Fetches records by reference, in the order given, each with its place:
+/// the places from `refs`, then the records, two multi-gets. A reference
+/// with no record is corruption (a read's entries are written together).
+pub(super) fn fetch_records(
+    db: &DB,
+    refs: &[ReadRef],
+    visit: &mut dyn FnMut(&Place, StoredRead) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>, StoreError> {
+    let places = record_places(db, refs)?
+        .into_iter()
+        .zip(refs)
+        .map(|(p, r)| {
+            p.ok_or_else(|| {
+                corrupt(
+                    CF_REFS,
+                    &format!("no record of day {} seq {}", r.day, r.seq),
+                )
+            })
+        })
+        .collect::<Result<Vec<Place>, _>>()?;
+    let values = db.batched_multi_get_cf(cf(db, CF_GEO)?, places.iter().map(|p| &p.key), false);
+    for ((r, place), value) in refs.iter().zip(&places).zip(values) {
+        let bytes = value
+            .map_err(engine)?
+            .ok_or_else(|| corrupt(CF_GEO, &format!("reference to seq {} has no record", r.seq)))?;
+        if visit(place, record::decode_read(r.seq, place.at, &bytes)?).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 /// A corrupt entry of column family `what`.

@@ -15,8 +15,9 @@ pub enum StoreCommand {
         /// The node's data directory.
         #[arg(long)]
         data: PathBuf,
-        /// Fully compact every column family first (the settled size a
-        /// store reaches as the engine compacts on its own).
+        /// Settle every open day, then fully compact every column family
+        /// first (the size a store reaches as its days settle and the
+        /// engine compacts on its own).
         #[arg(long)]
         compact: bool,
     },
@@ -52,6 +53,14 @@ pub fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
                 )
             })?;
             if compact {
+                let settled = store.settle_open_days()?;
+                if !settled.is_empty() {
+                    eprintln!(
+                        "settled {} day(s), {} reads",
+                        settled.len(),
+                        settled.iter().map(|s| s.reads).sum::<u64>()
+                    );
+                }
                 store.compact()?;
             }
             let reads: u64 = store.stats()?.reads_by_force.values().sum();

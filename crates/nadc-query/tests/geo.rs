@@ -53,6 +53,13 @@ fn fixture() -> &'static Fixture {
         let forces = ["AVON", "KENT"].map(|f| ForceId::new(f).unwrap());
         let mut reads = Vec::new();
         for batch in 0..12 {
+            // The store's two forms, and a day with both: the first day
+            // settles after 8 batches (the last 4 then add late reads to
+            // it, in the open form), the second at the end, the third
+            // stays open.
+            if batch == 8 {
+                assert!(store.settle_day(t0().day()).unwrap().is_some());
+            }
             let force = &forces[batch % 2];
             let news: Vec<NewRead> = (0..500)
                 .map(|i| {
@@ -103,6 +110,8 @@ fn fixture() -> &'static Fixture {
                 });
             }
         }
+        assert!(store.settle_day(t0().day() + 1).unwrap().is_some());
+        assert_eq!(store.open_days().unwrap(), [t0().day(), t0().day() + 2]);
         Fixture {
             store,
             reads,

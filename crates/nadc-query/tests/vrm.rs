@@ -51,6 +51,11 @@ fn fixture() -> &'static Fixture {
             })
             .collect();
         for batch in 0..4 {
+            // Both forms: the first day settles after two batches (the
+            // next two add late reads to it, open), the second stays open.
+            if batch == 2 {
+                assert!(store.settle_day(t0().day()).unwrap().is_some());
+            }
             let news: Vec<NewRead> = (0..500)
                 .map(|i| {
                     let read = ReadInput {
@@ -89,6 +94,7 @@ fn fixture() -> &'static Fixture {
                 });
             }
         }
+        assert_eq!(store.open_days().unwrap(), [t0().day(), t0().day() + 1]);
         Fixture { store, reads }
     })
 }

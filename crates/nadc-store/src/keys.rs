@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `geo`     | `day:u32 · cell:u64 · ms_of_day:u32 · seq:u64` (24 B) | the record ([`crate::record`]) |
 //! | `vrm_by_day` | `day:u32 · vrm · 0x00 · ms_of_day:u32 · seq:u64` | the record again |
+//! | `geo_open`, `vrm_open` | as `geo` and `vrm_by_day` | the open form of the same: see below |
 //! | `camera_cells` | `day:u32 · force · 0x00 · camera_id · 0x00 · cell:u64` | empty: the camera had reads in that cell that day |
 //! | `refs`    | `day:u32 · seq:u64` (12 B) | `cell:u64 · ms_of_day:u32`: where the record lies in `geo` |
 //! | `dedup`   | `day:u32 · force · 0x00 · read_id` | `seq:u64` |
@@ -26,7 +27,7 @@
 //! | `registers` | `space · 0x00 · key` | the node's (e.g. the case register) |
 //! | `registers` (case) | `case · 0x00 · tag:u8 · owner · 0x00 · case_ref · 0x00 · rest` | see below |
 //! | `authorisations` | `force · 0x00 · id` | the authorisation (format byte, postcard) |
-//! | `meta`    | ASCII names | counters, the layout (2) |
+//! | `meta`    | ASCII names | counters, the layout (4), each settled day's mark ([`settled_key`]) |
 //!
 //! Every column family that holds something per read starts its keys with
 //! the capture day: the day is the store's time partition. What a day
@@ -35,6 +36,19 @@
 //! layout the VRM and camera indexes were keyed by subject first, and each
 //! day's entries were merged into the whole history at every level); and
 //! retention drops a day with one range delete per column family.
+//!
+//! A day's records are written twice in two forms. While a day takes
+//! reads they go to the open form (`geo_open`, `vrm_open`: the same keys,
+//! column families that only ever hold the few open days, so their
+//! compaction costs what a day costs, whatever the history held). Once
+//! the day has settled (ended, and quiet), its records are copied once,
+//! already in key order, to sorted table files that the settled form
+//! (`geo`, `vrm_by_day`) takes in whole at its bottom level
+//! (`rocks::settle`): never rewritten by compaction again. A day's mark in
+//! `meta` says which of its reads are in which form (sequence numbers up
+//! to the mark: settled), read with the data from one snapshot, so a read
+//! is met once by every search, before, during and after its day settles.
+//! Late reads of a settled day land in the open form and settle later.
 //!
 //! //! A case is named by its owner force and its reference ([`case_prefix`]):
 //! AVON's `OP-1` and KENT's `OP-1` are two cases. The case register's
@@ -127,6 +141,35 @@ pub fn decode_day_count_key(k: &[u8]) -> Option<(u32, &str)> {
     let rest = k.strip_prefix(DAY_COUNT_PREFIX)?;
     let day = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
     Some((day, std::str::from_utf8(&rest[4..]).ok()?))
+}
+
+/// In `meta`: each settled day's mark, a big-endian `u64` under this
+/// prefix and the day (big-endian `u32`). A day's reads with sequence
+/// numbers up to its mark are in the settled form (`geo`, `vrm_by_day`),
+/// the others in the open form (`geo_open`, `vrm_open`); a day with no
+/// mark has every read in the open form.
+pub const SETTLED_PREFIX: &[u8] = b"settled/";
+
+/// The `meta` key of `day`'s settled mark.
+pub fn settled_key(day: u32) -> Vec<u8> {
+    let mut k = SETTLED_PREFIX.to_vec();
+    k.extend_from_slice(&day.to_be_bytes());
+    k
+}
+
+/// The day of a [`settled_key`].
+pub fn decode_settled_key(k: &[u8]) -> Option<u32> {
+    be_u32(k.strip_prefix(SETTLED_PREFIX)?)
+}
+
+/// The capture day and sequence number of a record key, in either form
+/// (`geo`, `vrm_by_day` and their open forms all start with the day and
+/// end with the sequence number).
+pub fn record_key_day_seq(k: &[u8]) -> Option<(u32, u64)> {
+    if k.len() < 12 {
+        return None;
+    }
+    Some((be_u32(&k[..4])?, be_u64(&k[k.len() - 8..])?))
 }
 
 /// Key of a read record.
@@ -684,6 +727,25 @@ mod tests {
             let d = decode_geo_key(&ka).unwrap();
             prop_assert_eq!((d.day, d.cell, d.ms_of_day, d.seq), a);
             prop_assert_eq!(ka.cmp(&geo_key(b.0, b.1, b.2, b.3)), a.cmp(&b));
+        }
+
+        #[test]
+        fn settled_keys_round_trip_and_order_by_day(a in any::<u32>(), b in any::<u32>()) {
+            prop_assert_eq!(decode_settled_key(&settled_key(a)), Some(a));
+            prop_assert_eq!(settled_key(a).cmp(&settled_key(b)), a.cmp(&b));
+            prop_assert!(settled_key(a).starts_with(SETTLED_PREFIX));
+            // Apart from the other counters of `meta`.
+            prop_assert_eq!(decode_settled_key(&day_count_start(a)), None);
+        }
+
+        #[test]
+        fn record_keys_of_both_forms_give_their_day_and_seq(
+            vrm in vrm_strategy(), t in time_strategy(), cell in any::<u64>(), seq in any::<u64>(),
+        ) {
+            let (day, ms) = (t.day(), t.ms_of_day());
+            prop_assert_eq!(record_key_day_seq(&geo_key(day, cell, ms, seq)), Some((day, seq)));
+            prop_assert_eq!(record_key_day_seq(&vrm_key(&vrm, t, seq)), Some((day, seq)));
+            prop_assert_eq!(record_key_day_seq(&geo_key(day, cell, ms, seq)[..11]), None);
         }
 
         #[test]

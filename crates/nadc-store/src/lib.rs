@@ -36,7 +36,7 @@ pub use nadc_core::read::ReadRef;
 /// ([`Store::append_audit_registered`]).
 pub type RegistryEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
-pub use rocks::{CfUsage, RocksStore, StoreOptions, scan_counts};
+pub use rocks::{CfUsage, RocksStore, Settled, StoreOptions, scan_counts};
 
 /// A validated read ready to store: its resolved position and received time.
 #[derive(Clone, Debug)]

@@ -613,12 +613,22 @@ fn usage_counts_every_read_and_compaction_keeps_them_all_in_less_space() {
     }
     // Nothing flushed yet: the tables are empty.
     let before: u64 = s.usage().unwrap().iter().map(|u| u.table_bytes).sum();
+    // The day settles: its records move from the open form to the settled.
+    let day = t0().day();
+    assert_eq!(s.open_days().unwrap(), [day]);
+    let settled = s.settle_open_days().unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!((settled[0].day, settled[0].reads), (day, n as u64));
+    assert!(s.open_days().unwrap().is_empty());
     s.compact().unwrap();
     let usage = s.usage().unwrap();
     let by_name = |name: &str| usage.iter().find(|u| u.name == name).unwrap().clone();
     for cf in ["refs", "geo", "vrm_by_day", "dedup"] {
         assert_eq!(by_name(cf).keys, n as u64, "{cf}");
         assert!(by_name(cf).table_bytes > 0, "{cf}");
+    }
+    for cf in ["geo_open", "vrm_open"] {
+        assert_eq!(by_name(cf).table_bytes, 0, "{cf}");
     }
     // One camera, one cell, one day: one entry.
     assert_eq!(by_name("camera_cells").keys, 1);

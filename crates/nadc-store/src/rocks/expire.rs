@@ -72,6 +72,7 @@ impl WriterState {
             cf(&db, CF_META)?,
             cf(&db, CF_VRM_DICT)?,
         );
+        let (geo_open_cf, vrm_open_cf) = (cf(&db, CF_GEO_OPEN)?, cf(&db, CF_VRM_OPEN)?);
         // The step's reads, in sequence order, from `refs`.
         let mut refs = Vec::new();
         let mut out = Expired::default();
@@ -100,7 +101,11 @@ impl WriterState {
         // are dropped with one range delete each with its last step (and
         // compacted); nothing is deleted read by read.
         let whole_day = step.keep_forces.is_empty() && step.held.is_empty();
-        let _ = read::fetch_records(&db, &refs, &mut |place, r| {
+        // Expiry runs on the writer thread and never beside settling, so
+        // each read is in the form the view names; it is deleted from both
+        // all the same (a settling pass cut short leaves unseen copies).
+        let view = View::new(&db);
+        let _ = read::fetch_records(&view, &refs, &mut |place, r| {
             let seq = r.seq;
             if step.keep_forces.contains(&r.force) {
                 return ControlFlow::Continue(());
@@ -112,8 +117,15 @@ impl WriterState {
             if !whole_day {
                 let t = r.read.observed_at;
                 batch.delete_cf(refs_cf, keys::read_key(t.day(), seq));
-                batch.delete_cf(geo_cf, place.key);
-                batch.delete_cf(vrm_cf, keys::vrm_key(&r.read.vrm, t, seq));
+                let vrm_key = keys::vrm_key(&r.read.vrm, t, seq);
+                for (c, k) in [
+                    (geo_cf, &place.key[..]),
+                    (geo_open_cf, &place.key[..]),
+                    (vrm_cf, &vrm_key[..]),
+                    (vrm_open_cf, &vrm_key[..]),
+                ] {
+                    batch.delete_cf(c, k);
+                }
                 batch.delete_cf(
                     dedup_cf,
                     keys::dedup_key(t.day(), &r.force, &r.read.read_id),
@@ -129,10 +141,20 @@ impl WriterState {
             keys::day_start(step.day.saturating_add(1)),
         );
         let drop_day = whole_day && out.next_seq.is_none();
+        let day_cfs = [
+            refs_cf,
+            geo_cf,
+            vrm_cf,
+            geo_open_cf,
+            vrm_open_cf,
+            cells_cf,
+            dedup_cf,
+        ];
         if drop_day {
-            for c in [refs_cf, geo_cf, vrm_cf, cells_cf, dedup_cf] {
+            for c in day_cfs {
                 batch.delete_range_cf(c, day_lo, day_hi);
             }
+            batch.delete_cf(meta_cf, keys::settled_key(step.day));
         }
         if deleted_seqs.is_empty() && !drop_day {
             return Ok(out);
@@ -175,7 +197,9 @@ impl WriterState {
         self.cells_written.clear();
         let groups = ConfusableGroups::default();
         let mut dict = WriteBatch::default();
-        let mut vit = db.raw_iterator_cf(vrm_cf);
+        drop(view);
+        let view = View::new(&db);
+        let mut vit = view.records(Clustering::Vehicle, None)?;
         for vrm in &vrms {
             if !whole_day {
                 let prefix = keys::vrm_prefix(step.day, vrm);
@@ -183,7 +207,7 @@ impl WriterState {
                 if vit.key().is_some_and(|k| k.starts_with(&prefix)) {
                     continue;
                 }
-                vit.status().map_err(engine)?;
+                vit.status()?;
             }
             let key = keys::vrm_dict_key(&groups.skeleton(vrm.as_str()), vrm);
             let mut days = match db.get_pinned_cf(dict_cf, &key).map_err(engine)? {
@@ -219,8 +243,9 @@ impl WriterState {
             None => dict.delete_cf(meta_cf, META_EARLIEST),
         }
         db.write_opt(dict, &wo).map_err(engine)?;
+        drop(view);
         if drop_day {
-            for c in [refs_cf, geo_cf, vrm_cf, cells_cf, dedup_cf] {
+            for c in day_cfs {
                 db.compact_range_cf(c, Some(day_lo), Some(day_hi));
             }
         }

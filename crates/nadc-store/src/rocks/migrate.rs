@@ -44,22 +44,22 @@ pub(super) fn index_alerts_by_read(db: &DB) -> Result<u64, StoreError> {
 /// rewritten or dropped.
 pub(super) fn own_unowned_holds(db: &DB) -> Result<u64, StoreError> {
     let holds = cf(db, CF_HOLDS)?;
-    let geo = cf(db, CF_GEO)?;
+    let view = View::new(db);
     let mut it = db.raw_iterator_cf(holds);
     it.seek_to_first();
     let mut batch = WriteBatch::default();
     let mut n = 0;
     while let Some(k) = it.key() {
         if let Some((day, seq, None, case_ref)) = keys::decode_hold_key(k) {
-            let place = read::record_places(db, &[ReadRef { day, seq }])?
-                .pop()
-                .flatten();
-            if let Some((at, v)) = place
-                .map(|p| db.get_pinned_cf(geo, p.key).map(|v| v.map(|v| (p.at, v))))
-                .transpose()
-                .map_err(engine)?
-                .flatten()
-            {
+            let place = read::record_places(&view, &[ReadRef { day, seq }])?;
+            let found = match place.into_iter().next().flatten() {
+                Some(p) => {
+                    let v = view.get_placed(std::slice::from_ref(&p))?;
+                    v.into_iter().next().flatten().map(|v| (p.at, v))
+                }
+                None => None,
+            };
+            if let Some((at, v)) = found {
                 let read = record::decode_read(seq, at, &v)?;
                 batch.put_cf(holds, keys::hold_key(day, seq, &read.force, case_ref), []);
             }
@@ -130,15 +130,18 @@ pub(super) fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, S
         .is_none()
     {
         let mut counts: HashMap<(u32, ForceId), u64> = HashMap::new();
-        let mut it = db.raw_iterator_cf(cf(db, CF_GEO)?);
-        it.seek_to_first();
+        let view = View::new(db);
+        let mut it = view.records(Clustering::Place, None)?;
+        it.seek(keys::day_start(0));
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let k = keys::decode_geo_key(k).ok_or_else(|| corrupt("geo key"))?;
             let read = record::decode_read(k.seq, Timestamp::from_day_ms(k.day, k.ms_of_day), v)?;
             *counts.entry((k.day, read.force)).or_default() += 1;
             it.next();
         }
-        it.status().map_err(engine)?;
+        it.status()?;
+        drop(it);
+        drop(view);
         let mut batch = WriteBatch::default();
         for ((day, force), n) in &counts {
             put_day_count(&mut batch, meta, *day, force, *n);
@@ -167,6 +170,42 @@ pub(super) fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, S
     }
     it.status().map_err(engine)?;
     Ok(counts)
+}
+
+/// Moves a store of layout 3 (every record in the settled form, no open
+/// form) to this one: each day held gets the mark that settles every read
+/// it holds, in one synced batch with the new layout. Returns the days.
+fn settle_layout_3(db: &DB) -> Result<u64, StoreError> {
+    let meta = cf(db, CF_META)?;
+    let next_seq = db
+        .get_pinned_cf(meta, META_NEXT_SEQ)
+        .map_err(engine)?
+        .and_then(|v| keys::be_u64(&v))
+        .unwrap_or(1);
+    let mark = next_seq.saturating_sub(1).to_be_bytes();
+    let mut batch = WriteBatch::default();
+    let mut days = 0u64;
+    let mut it = db.raw_iterator_cf(cf(db, CF_GEO)?);
+    it.seek_to_first();
+    // One seek per day held.
+    while let Some(k) = it.key() {
+        let (day, _) =
+            keys::record_key_day_seq(k).ok_or_else(|| read::corrupt(CF_GEO, "undecodable key"))?;
+        batch.put_cf(meta, keys::settled_key(day), mark);
+        days += 1;
+        match day.checked_add(1) {
+            Some(next) => it.seek(keys::day_start(next)),
+            None => break,
+        }
+    }
+    it.status().map_err(engine)?;
+    drop(it);
+    batch.put_cf(meta, META_LAYOUT, LAYOUT.to_be_bytes());
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(batch, &wo).map_err(engine)?;
+    info!(days, "the store is in layout 4 (every day held settled)");
+    Ok(days)
 }
 
 /// Where the move of a store of the first layout has reached: the last
@@ -203,7 +242,7 @@ pub(super) fn migrate_layout(db: &mut DB) -> Result<u64, StoreError> {
             .unwrap_or(0);
         info!(
             records = total,
-            "moving the store to layout 3 (records by place and by VRM, every index by day first)"
+            "moving the store to layout 3, then 4 (records by place and by VRM, every index by day first)"
         );
         let (refs, geo, vrm, camera, dict) = (
             cf(db, CF_REFS)?,
@@ -269,9 +308,12 @@ pub(super) fn migrate_layout(db: &mut DB) -> Result<u64, StoreError> {
         it.status().map_err(engine)?;
         drop(it);
         batch.delete_cf(meta, MIGRATE_CURSOR);
-        batch.put_cf(meta, META_LAYOUT, LAYOUT.to_be_bytes());
+        batch.put_cf(meta, META_LAYOUT, 3u64.to_be_bytes());
         db.write_opt(batch, &wo).map_err(engine)?;
         info!(moved, "the store is in layout 3");
+        settle_layout_3(db)?;
+    } else if layout == Some(3) {
+        settle_layout_3(db)?;
     } else if layout.is_none() {
         // A new store.
         let mut wo = WriteOptions::default();

@@ -35,11 +35,15 @@ mod logs;
 mod migrate;
 mod options;
 mod read;
+mod settle;
+mod view;
 mod writer;
 
 use migrate::*;
 pub use options::StoreOptions;
 use options::cf_options;
+pub use settle::Settled;
+use view::{Clustering, View};
 use writer::*;
 
 use crate::keys;
@@ -64,10 +68,14 @@ pub struct CfUsage {
 /// Where each read's record lies: `day · seq` to its `geo` key's cell and
 /// time ([`keys::ref_value`]).
 const CF_REFS: &str = "refs";
-/// Records, clustered by day, cell and time.
+/// Records of settled days, clustered by day, cell and time.
 const CF_GEO: &str = "geo";
-/// Records again, clustered by day, VRM and time.
+/// Records of settled days again, clustered by day, VRM and time.
 const CF_VRM: &str = "vrm_by_day";
+/// Records of open days (and late reads of settled ones), as `geo`.
+const CF_GEO_OPEN: &str = "geo_open";
+/// Records of open days, as `vrm_by_day`.
+const CF_VRM_OPEN: &str = "vrm_open";
 /// The cells each camera's reads of a day lie in.
 const CF_CAMERA: &str = "camera_cells";
 const CF_DEDUP: &str = "dedup";
@@ -84,10 +92,12 @@ const CF_AUDIT: &str = "audit";
 const CF_AUTHORISATIONS: &str = "authorisations";
 const CF_HOLDS: &str = "holds";
 const CF_REGISTERS: &str = "registers";
-const ALL_CFS: [&str; 16] = [
+const ALL_CFS: [&str; 18] = [
     CF_REFS,
     CF_GEO,
     CF_VRM,
+    CF_GEO_OPEN,
+    CF_VRM_OPEN,
     CF_CAMERA,
     CF_DEDUP,
     CF_CAMERAS,
@@ -114,10 +124,12 @@ const META_LATEST: &[u8] = b"latest";
 const META_COUNT_PREFIX: &[u8] = b"count/";
 /// The store's layout: absent in a store of the first layout.
 const META_LAYOUT: &[u8] = b"layout";
-/// This code's layout: records in `geo` and `vrm_by_day`, every per-read
-/// column family keyed by capture day first. (Layout 2, its first draft
-/// with a camera index and longer records, was never released.)
-const LAYOUT: u64 = 3;
+/// This code's layout: records in `geo` and `vrm_by_day` once their day
+/// has settled, in `geo_open` and `vrm_open` before, every per-read column
+/// family keyed by capture day first. (Layout 2, a draft of layout 3 with
+/// a camera index and longer records, was never released; layout 3 had
+/// no open form.)
+const LAYOUT: u64 = 4;
 
 /// How many reads one group commit takes at most.
 const MAX_GROUP_READS: usize = 64 * 1024;
@@ -135,6 +147,8 @@ struct Job {
     audit: Vec<AuditEntry>,
     /// An expiry step, done on its own.
     expire: Option<ExpireDay>,
+    /// The last step of settling a day, done on its own.
+    settle: Option<settle::SettleStep>,
     /// Registry entries (full keys) written in the same batch as `audit`,
     /// each key completed with the sequence number of the job's last audit
     /// entry.
@@ -152,6 +166,7 @@ struct AppendRequest {
 }
 
 /// What one job's commit did.
+#[derive(Default)]
 struct Committed {
     appended: Vec<Appended>,
     alert_positions: Vec<u64>,
@@ -170,6 +185,9 @@ pub struct RocksStore {
     stats: Arc<RwLock<StoreStats>>,
     last_alert: Arc<AtomicU64>,
     authorisation_lock: Mutex<()>,
+    settler: Arc<settle::Settler>,
+    /// The settling thread, and what stops it.
+    settling: Mutex<Option<(SyncSender<()>, JoinHandle<()>)>>,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -241,10 +259,30 @@ impl RocksStore {
         let writer_last_alert = last_alert.clone();
         let (tx, rx) = mpsc::sync_channel(opts.queue_depth.max(1));
         let writer_stats = stats.clone();
+        let settler = Arc::new(settle::Settler {
+            db: db.clone(),
+            tx: RwLock::new(Some(tx.clone())),
+            maintenance: Mutex::new(()),
+            activity: writer_state.activity.clone(),
+            dir: path.join("settling"),
+            after: opts.settle_after,
+            quiet: opts.settle_quiet,
+        });
         let handle = std::thread::Builder::new()
             .name("nadc-store-writer".into())
             .spawn(move || writer_state.run(rx, &writer_stats, &writer_last_alert))
             .map_err(|e| StoreError::Engine(format!("spawn writer thread: {e}")))?;
+        let settling = if opts.settle_in_background {
+            let (stop, stopped) = mpsc::sync_channel(1);
+            let s = settler.clone();
+            let h = std::thread::Builder::new()
+                .name("nadc-store-settle".into())
+                .spawn(move || s.run(stopped))
+                .map_err(|e| StoreError::Engine(format!("spawn settling thread: {e}")))?;
+            Some((stop, h))
+        } else {
+            None
+        };
         info!(path = %path.display(), reads = stats.read().map(|s| s.total_reads()).unwrap_or(0), "store opened");
         Ok(Self {
             db,
@@ -254,7 +292,47 @@ impl RocksStore {
             stats,
             last_alert,
             authorisation_lock: Mutex::new(()),
+            settler,
+            settling: Mutex::new(settling),
         })
+    }
+
+    /// Settles what `day` holds in the open form now, whether or not it is
+    /// ready: its records move to the settled form, written once, never
+    /// rewritten by compaction (`settle`). `None`: nothing of it was open.
+    /// Searches may run meanwhile and see each read once.
+    pub fn settle_day(&self, day: u32) -> Result<Option<Settled>, StoreError> {
+        self.settler.settle_day(day)
+    }
+
+    /// Settles every day with reads in the open form, ready or not
+    /// (offline compaction, tests and benchmarks).
+    pub fn settle_open_days(&self) -> Result<Vec<Settled>, StoreError> {
+        let mut out = Vec::new();
+        for day in self.settler.open_days()? {
+            out.extend(self.settler.settle_day(day)?);
+        }
+        Ok(out)
+    }
+
+    /// The days with reads in the open form, ascending.
+    pub fn open_days(&self) -> Result<Vec<u32>, StoreError> {
+        self.settler.open_days()
+    }
+
+    /// Stops the settling thread (waiting for a day it is settling), then
+    /// takes its way to the writer.
+    fn stop_settling(&self) {
+        if let Some((stop, h)) = self.settling.lock().ok().and_then(|mut s| s.take()) {
+            let _ = stop.try_send(());
+            drop(stop);
+            if h.join().is_err() {
+                warn!("store settling thread panicked");
+            }
+        }
+        if let Ok(mut tx) = self.settler.tx.write() {
+            tx.take();
+        }
     }
 
     fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -293,7 +371,7 @@ impl RocksStore {
     /// Returns the bytes read. Safe while the node serves: it only reads.
     pub fn warm_cache(&self, budget_bytes: u64) -> Result<u64, StoreError> {
         let mut read = 0u64;
-        for name in [CF_VRM, CF_GEO, CF_REFS] {
+        for name in [CF_VRM_OPEN, CF_GEO_OPEN, CF_VRM, CF_GEO, CF_REFS] {
             let cf = self.cf(name)?;
             let mut ro = ReadOptions::default();
             ro.fill_cache(true);
@@ -313,12 +391,18 @@ impl RocksStore {
     /// Flushes and fully compacts every column family, down to the bottom
     /// level, so that [`RocksStore::usage`] shows the settled size (what a
     /// store holding data for days reaches as the engine compacts on its
-    /// own). Blocks until done; searches and ingest may go on meanwhile.
+    /// own). The settled records' bottom level is left as settling wrote
+    /// it (once, never rewritten: what lies above it, late reads, goes
+    /// down). Blocks until done; searches and ingest may go on meanwhile.
     pub fn compact(&self) -> Result<(), StoreError> {
-        let mut opts = rocksdb::CompactOptions::default();
-        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-        opts.set_exclusive_manual_compaction(false);
         for name in ALL_CFS {
+            let mut opts = rocksdb::CompactOptions::default();
+            opts.set_bottommost_level_compaction(if matches!(name, CF_GEO | CF_VRM) {
+                rocksdb::BottommostLevelCompaction::Skip
+            } else {
+                rocksdb::BottommostLevelCompaction::Force
+            });
+            opts.set_exclusive_manual_compaction(false);
             let cf = self.cf(name)?;
             self.db.flush_cf(cf).map_err(engine)?;
             self.db
@@ -451,6 +535,13 @@ impl Store for RocksStore {
     }
 
     fn expire(&self, step: ExpireDay) -> Result<Expired, StoreError> {
+        // Never while a day settles: a read expired meanwhile would be
+        // copied back.
+        let _maintenance = self
+            .settler
+            .maintenance
+            .lock()
+            .map_err(|_| StoreError::Engine("maintenance lock poisoned".into()))?;
         self.submit_job(Job {
             expire: Some(step),
             ..Job::default()
@@ -656,6 +747,7 @@ impl Store for RocksStore {
     }
 
     fn close(&self) -> Result<(), StoreError> {
+        self.stop_settling();
         // Dropping the sender ends the writer loop once the queue is drained.
         if let Ok(mut tx) = self.tx.write() {
             tx.take();
@@ -677,6 +769,7 @@ impl Store for RocksStore {
 
 impl Drop for RocksStore {
     fn drop(&mut self) {
+        self.stop_settling();
         if let Ok(mut tx) = self.tx.write() {
             tx.take();
         }

@@ -13,7 +13,8 @@ impl RocksStore {
         look_ms: i64,
     ) -> Result<Vec<VrmNeighbours>, StoreError> {
         let look_ms = look_ms.max(0);
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_VRM)?);
+        let view = View::new(&self.db);
+        let mut it = view.records(Clustering::Vehicle, None)?;
         let mut out = Vec::with_capacity(probes.len());
         for (vrm, at) in probes {
             let (lo, hi) = (at.plus_millis(-look_ms), at.plus_millis(look_ms));
@@ -48,7 +49,7 @@ impl RocksStore {
                         break 'days;
                     }
                 }
-                it.status().map_err(engine)?;
+                it.status()?;
             }
             out.push([earlier, later]);
         }
@@ -67,7 +68,8 @@ impl RocksStore {
         to: Timestamp,
         visit: &mut EntryVisit<'_>,
     ) -> Result<(), StoreError> {
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_VRM)?);
+        let view = View::new(&self.db);
+        let mut it = view.records(Clustering::Vehicle, None)?;
         for day in days {
             let prefix = keys::vrm_prefix(day, vrm);
             it.seek(keys::vrm_bound(
@@ -88,7 +90,7 @@ impl RocksStore {
                 }
                 it.next();
             }
-            it.status().map_err(engine)?;
+            it.status()?;
         }
         Ok(())
     }
@@ -128,33 +130,47 @@ impl RocksStore {
         if to < from {
             return Ok(());
         }
-        let (cells_cf, geo) = (self.cf(CF_CAMERA)?, self.cf(CF_GEO)?);
-        for day in from.day()..=to.day() {
+        let cells_cf = self.cf(CF_CAMERA)?;
+        let view = View::new(&self.db);
+        let mut cells_it = self.db.raw_iterator_cf_opt(cells_cf, view.read_options());
+        let mut day = from.day();
+        while day <= to.day() {
+            let prefix = keys::camera_prefix(day, force, camera_id);
+            let mut cells = Vec::new();
+            cells_it.seek(&prefix);
+            while let Some(k) = cells_it.key().filter(|k| k.starts_with(&prefix)) {
+                let (_, _, _, cell) = keys::decode_camera_cell_key(k)
+                    .ok_or_else(|| corrupt(CF_CAMERA, "undecodable key"))?;
+                cells.push(cell);
+                cells_it.next();
+            }
+            cells_it.status().map_err(engine)?;
+            if cells.is_empty() {
+                // No reads of the camera that day: straight to the next day
+                // with any camera's cells (a long window over sparse days
+                // costs a seek per day held, not per day asked).
+                let next = match cells_it.key() {
+                    // No cells of any camera from here on.
+                    None => break,
+                    Some(k) => match keys::decode_camera_cell_key(k) {
+                        Some((d, ..)) if d > day => d,
+                        _ => day.saturating_add(1),
+                    },
+                };
+                if next == day {
+                    break;
+                }
+                day = next;
+                continue;
+            }
             let day_start = Timestamp::from_day_ms(day, 0);
             let lo = from.max(day_start).ms_of_day();
             let hi = to.min(day_start.plus_millis(MS_PER_DAY - 1)).ms_of_day();
-            let prefix = keys::camera_prefix(day, force, camera_id);
-            let mut cells = Vec::new();
-            {
-                let mut ro = ReadOptions::default();
-                if let Some(end) = keys::prefix_end(&prefix) {
-                    ro.set_iterate_upper_bound(end);
-                }
-                let mut it = self.db.raw_iterator_cf_opt(cells_cf, ro);
-                it.seek(&prefix);
-                while let Some(k) = it.key() {
-                    let (_, _, _, cell) = keys::decode_camera_cell_key(k)
-                        .ok_or_else(|| corrupt(CF_CAMERA, "undecodable key"))?;
-                    cells.push(cell);
-                    it.next();
-                }
-                it.status().map_err(engine)?;
-            }
             // Several cells (a mobile camera) interleave in time: gathered,
             // then sorted. One cell (a fixed camera) streams as it lies.
             let mut gathered: Vec<(Timestamp, u64, Vec<u8>)> = Vec::new();
             let several = cells.len() > 1;
-            let mut it = self.db.raw_iterator_cf(geo);
+            let mut it = view.records(Clustering::Place, None)?;
             for cell in cells {
                 it.seek(keys::geo_key(day, cell, lo, 0));
                 while let (Some(k), Some(v)) = (it.key(), it.value()) {
@@ -175,13 +191,17 @@ impl RocksStore {
                     }
                     it.next();
                 }
-                it.status().map_err(engine)?;
+                it.status()?;
             }
             gathered.sort_by_key(|(t, seq, _)| (*t, *seq));
             for (t, seq, v) in gathered {
                 if visit(t, seq, &v)?.is_break() {
                     return Ok(());
                 }
+            }
+            match day.checked_add(1) {
+                Some(next) => day = next,
+                None => break,
             }
         }
         Ok(())
@@ -233,8 +253,8 @@ impl RocksStore {
         if to < from || cells.is_empty() {
             return Ok(());
         }
-        let cf = self.cf(CF_GEO)?;
         let corrupt = || corrupt(CF_GEO, "undecodable entry");
+        let view = View::new(&self.db);
         for day in from.day()..=to.day() {
             let lo = if day == from.day() {
                 from.ms_of_day()
@@ -246,9 +266,8 @@ impl RocksStore {
             } else {
                 (MS_PER_DAY - 1) as u32
             };
-            let mut ro = ReadOptions::default();
-            ro.set_iterate_upper_bound(keys::day_start(day.saturating_add(1)).to_vec());
-            let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+            let end = keys::day_start(day.saturating_add(1));
+            let mut it = view.records(Clustering::Place, Some(&end))?;
             for range in cells {
                 // Skip-scan: seek to (day, cell, lo); read the cell's entries
                 // up to hi; then seek straight to the next cell.
@@ -285,7 +304,7 @@ impl RocksStore {
                     }
                     it.next();
                 }
-                it.status().map_err(engine)?;
+                it.status()?;
             }
         }
         Ok(())
@@ -365,10 +384,9 @@ impl RocksStore {
         if to < from {
             return Ok(());
         }
-        let cf = self.cf(CF_GEO)?;
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::day_start(to.day().saturating_add(1)).to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(cf, ro);
+        let view = View::new(&self.db);
+        let end = keys::day_start(to.day().saturating_add(1));
+        let mut it = view.records(Clustering::Place, Some(&end))?;
         it.seek(keys::day_start(from.day()));
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let k = keys::decode_geo_key(k).ok_or_else(|| corrupt(CF_GEO, "undecodable key"))?;
@@ -378,7 +396,7 @@ impl RocksStore {
             }
             it.next();
         }
-        it.status().map_err(engine)
+        it.status()
     }
 
     pub(super) fn read_get_reads(&self, refs: &[ReadRef]) -> Result<Vec<StoredRead>, StoreError> {
@@ -398,7 +416,7 @@ impl RocksStore {
         refs: &[ReadRef],
         visit: &mut dyn FnMut(StoredRead) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, StoreError> {
-        fetch_records(&self.db, refs, &mut |_, r| visit(r))
+        fetch_records(&View::new(&self.db), refs, &mut |_, r| visit(r))
     }
 }
 
@@ -410,9 +428,13 @@ pub(super) struct Place {
 }
 
 /// The place of each read referred to, if it is held (from `refs`).
-pub(super) fn record_places(db: &DB, refs: &[ReadRef]) -> Result<Vec<Option<Place>>, StoreError> {
+pub(super) fn record_places(
+    view: &View<'_>,
+    refs: &[ReadRef],
+) -> Result<Vec<Option<Place>>, StoreError> {
+    let db = view.db();
     let keys: Vec<[u8; 12]> = refs.iter().map(|r| keys::read_key(r.day, r.seq)).collect();
-    db.batched_multi_get_cf(cf(db, CF_REFS)?, keys.iter(), false)
+    db.batched_multi_get_cf_opt(cf(db, CF_REFS)?, keys.iter(), false, &view.read_options())
         .into_iter()
         .zip(refs)
         .map(|(v, r)| {
@@ -431,14 +453,15 @@ pub(super) fn record_places(db: &DB, refs: &[ReadRef]) -> Result<Vec<Option<Plac
 }
 
 /// Fetches records by reference, in the order given, each with its place:
-/// the places from `refs`, then the records, two multi-gets. A reference
-/// with no record is corruption (a read's entries are written together).
+/// the places from `refs`, then the records (from the form the view's mark
+/// names), two multi-gets. A reference with no record is corruption (a
+/// read's entries are written together).
 pub(super) fn fetch_records(
-    db: &DB,
+    view: &View<'_>,
     refs: &[ReadRef],
     visit: &mut dyn FnMut(&Place, StoredRead) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>, StoreError> {
-    let places = record_places(db, refs)?
+    let places = record_places(view, refs)?
         .into_iter()
         .zip(refs)
         .map(|(p, r)| {
@@ -450,10 +473,9 @@ pub(super) fn fetch_records(
             })
         })
         .collect::<Result<Vec<Place>, _>>()?;
-    let values = db.batched_multi_get_cf(cf(db, CF_GEO)?, places.iter().map(|p| &p.key), false);
+    let values = view.get_placed(&places)?;
     for ((r, place), value) in refs.iter().zip(&places).zip(values) {
         let bytes = value
-            .map_err(engine)?
             .ok_or_else(|| corrupt(CF_GEO, &format!("reference to seq {} has no record", r.seq)))?;
         if visit(place, record::decode_read(r.seq, place.at, &bytes)?).is_break() {
             return Ok(ControlFlow::Break(()));

@@ -26,6 +26,9 @@ pub(super) struct WriterState {
     pub(super) cells_written: HashSet<Box<[u8]>>,
     /// Reads held per (capture day, owning force), as `meta` holds them.
     pub(super) day_counts: HashMap<(u32, ForceId), u64>,
+    /// When each capture day last took a read (since this process
+    /// started): a day settles once it has been quiet a while.
+    pub(super) activity: Arc<Mutex<HashMap<u32, std::time::Instant>>>,
 }
 
 /// Writes the count of reads of `force` captured on `day` (none: the key
@@ -121,6 +124,7 @@ impl WriterState {
             dict_written: HashSet::new(),
             cells_written: HashSet::new(),
             day_counts,
+            activity: Arc::default(),
         };
         Ok((state, stats))
     }
@@ -132,6 +136,11 @@ impl WriterState {
         last_alert: &AtomicU64,
     ) {
         while let Ok(first) = rx.recv() {
+            if let Some(step) = &first.job.settle {
+                let result = self.settle_step(step).map(|()| Committed::default());
+                let _ = first.reply.send(result);
+                continue;
+            }
             if let Some(step) = &first.job.expire {
                 let result = self.expire_step(step).map(|expired| Committed {
                     appended: Vec::new(),
@@ -189,8 +198,8 @@ impl WriterState {
         let db = self.db.clone();
         let (refs_cf, geo_cf, vrm_cf, camera_cf, dedup_cf, meta_cf) = (
             cf(&db, CF_REFS)?,
-            cf(&db, CF_GEO)?,
-            cf(&db, CF_VRM)?,
+            cf(&db, CF_GEO_OPEN)?,
+            cf(&db, CF_VRM_OPEN)?,
             cf(&db, CF_CAMERA)?,
             cf(&db, CF_DEDUP)?,
             cf(&db, CF_META)?,
@@ -412,6 +421,14 @@ impl WriterState {
         self.next_alert = next_alert;
         self.audit_head = audit_head;
         self.stats = stats;
+        if !day_added.is_empty()
+            && let Ok(mut activity) = self.activity.lock()
+        {
+            let now = std::time::Instant::now();
+            for (day, _) in day_added.keys() {
+                activity.insert(*day, now);
+            }
+        }
         self.day_counts.extend(day_added);
         Ok(outcomes)
     }

@@ -86,6 +86,46 @@ bench_load() {
   for p in "${pids[@]}"; do wait "$p"; done
 }
 
+# bench_load_by_day NODE_OF: as bench_load, a capture day at a time, as
+# BOFs push in real time: every force's reads of one day pushed at once,
+# then the next day's, so that each day ends, and settles in the node,
+# while the next loads. Each force's reads.csv (in capture order) is split
+# by day first, under $work/days, and deleted (disk); the pushes' logs are
+# push-FORCE-DAY.log.
+bench_load_by_day() {
+  local pids=() f d days
+  for f in "${FORCES[@]}"; do
+    mkdir -p "$work/days/$f"
+    awk -F, -v dir="$work/days/$f" 'NR == 1 { h = $0; next }
+      { out = dir "/" substr($3, 1, 10) ".csv"
+        if (!(out in seen)) { print h > out; seen[out] = 1 }
+        print > out }' "$work/gen/$f/reads.csv"
+    rm "$work/gen/$f/reads.csv"
+    (
+      export NADC_NODE="$($1 "$f")" NADC_CA="$work/pki/ca.crt"
+      export NADC_CERT="$work/pki/bofs/$f.crt" NADC_KEY="$work/pki/bofs/$f.key"
+      "$NADC" cameras import "$work/gen/$f/cameras.csv" >/dev/null
+    )
+  done
+  days=$(cd "$work/days" && ls -- */ | grep '\.csv$' | sort -u)
+  for d in $days; do
+    echo "   day ${d%.csv}" >&2
+    pids=()
+    for f in "${FORCES[@]}"; do
+      if [ -f "$work/days/$f/$d" ]; then
+        (
+          export NADC_NODE="$($1 "$f")" NADC_CA="$work/pki/ca.crt"
+          export NADC_CERT="$work/pki/bofs/$f.crt" NADC_KEY="$work/pki/bofs/$f.key"
+          "$NADC" push "$work/days/$f/$d" >"$work/push-$f-${d%.csv}.log"
+        ) &
+        pids+=($!)
+      fi
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    rm -f "$work/days"/*/"$d"
+  done
+}
+
 # bench_one_node_loaded VEHICLES USERS: generated reads of VEHICLES
 # vehicles loaded into one release node with every force's BOF pushing at
 # once, and user `bench` (USERS: `nadc pki init --users` spec) set up as
@@ -126,12 +166,15 @@ the_node() { echo "$NADC_NODE"; }
 # bench_accepted: the reads the node accepted, summed over the pushes'
 # summaries in $work/push-*.log (fails if a force's summary is missing).
 bench_accepted() {
-  local f line n total=0
+  local f log line n total=0
   for f in "${FORCES[@]}"; do
-    line=$(grep -m1 '^pushed ' "$work/push-$f.log" || true)
-    n=$(sed -n 's/.*accepted \([0-9]*\),.*/\1/p' <<<"$line")
-    [ -n "$n" ] || { echo "no push summary for $f in $work/push-$f.log" >&2; return 1; }
-    total=$((total + n))
+    for log in "$work/push-$f.log" "$work/push-$f"-[0-9]*.log; do
+      [ -f "$log" ] || continue
+      line=$(grep -m1 '^pushed ' "$log" || true)
+      n=$(sed -n 's/.*accepted \([0-9]*\),.*/\1/p' <<<"$line")
+      [ -n "$n" ] || { echo "no push summary for $f in $log" >&2; return 1; }
+      total=$((total + n))
+    done
   done
   echo "$total"
 }

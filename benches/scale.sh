@@ -13,10 +13,13 @@
 # Steps, each printed with its figure:
 #   1. `nadc gen` writes the reads per force (about 160 bytes of CSV a read).
 #   2. A release node with a 4 GiB block cache, as in benches/peer/postgis.sh;
-#      every force's `nadc push` at once over mTLS, durable acks. Timed from
-#      the first push to the last acknowledgement; the node's VmHWM then.
+#      a capture day at a time, every force's `nadc push` of the day at once
+#      over mTLS, durable acks (as BOFs push in real time: each day ends and
+#      settles in the node while the next loads). Timed from the first push
+#      to the last acknowledgement; the node's VmHWM then.
 #   3. A clean stop; `du -sb` of the data dir. Then `nadc store usage
-#      --compact` offline and `du -sb` again: the settled size.
+#      --compact` offline (which settles the last day) and `du -sb` again:
+#      the settled size.
 #   4. The node restarted (its VmHWM from here is the searches' peak),
 #      its block cache warmed, then `nadc bench search` per kind from this
 #      client process, end to end over mTLS: once with the OS page cache
@@ -55,8 +58,11 @@ csv_bytes=$(du -sb "$work/gen" | cut -f1)
 echo "== loading" >&2
 bench_serve "$log" -- --block-cache-mb 4096
 start=$(now)
-bench_load the_node
+bench_load_by_day the_node
 load_secs=$(echo "$(now) - $start" | bc -l)
+# Days the node settled while loading (the rest settle offline, below).
+settled_days=$(grep -c 'day settled' "$log" || true)
+settled_secs=$( { grep 'day settled' "$log" || true; } | sed -n 's/.*secs=\([0-9.]*\).*/\1/p' | paste -sd+ | bc -l)
 accepted=$(bench_accepted)
 load_peak=$(bench_peak_mib)
 kill -INT "$server"
@@ -98,6 +104,8 @@ echo "nadc at scale, $(date -u +%Y-%m-%d), $(nproc) cores: $accepted reads ($VEH
 printf 'generate          %8.0f s, %.0f bytes of CSV a read\n' "$gen_secs" "$(echo "$csv_bytes / $accepted" | bc -l)"
 printf 'ingest            %8.0f reads/s (%.0f s, %d pushes at once over mTLS, durable)\n' \
   "$(echo "$accepted / $load_secs" | bc -l)" "$load_secs" "${#FORCES[@]}"
+printf 'settled in loading %7d days, %.0f s in all (the last day settles offline, in the compaction below)\n' \
+  "$settled_days" "${settled_secs:-0}"
 printf 'bytes per read    %8.1f after a clean stop, %.1f compacted (%.0f s offline)\n' \
   "$(echo "$stopped_bytes / $accepted" | bc -l)" "$(echo "$compacted_bytes / $accepted" | bc -l)" "$compact_secs"
 echo "peak RSS MiB      ingest $load_peak, searches $search_peak (4 GiB block cache; $warm_peak once warmed)"

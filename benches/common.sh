@@ -86,14 +86,12 @@ bench_load() {
   for p in "${pids[@]}"; do wait "$p"; done
 }
 
-# bench_load_by_day NODE_OF: as bench_load, a capture day at a time, as
-# BOFs push in real time: every force's reads of one day pushed at once,
-# then the next day's, so that each day ends, and settles in the node,
-# while the next loads. Each force's reads.csv (in capture order) is split
-# by day first, under $work/days, and deleted (disk); the pushes' logs are
-# push-FORCE-DAY.log.
-bench_load_by_day() {
-  local pids=() f d days
+# bench_split_days NODE_OF: for bench_load_by_day, each force's cameras
+# imported (to the node NODE_OF prints for it) and its reads.csv (in
+# capture order) split by capture day under $work/days, then deleted
+# (disk). Not part of the timed load.
+bench_split_days() {
+  local f
   for f in "${FORCES[@]}"; do
     mkdir -p "$work/days/$f"
     awk -F, -v dir="$work/days/$f" 'NR == 1 { h = $0; next }
@@ -107,10 +105,20 @@ bench_load_by_day() {
       "$NADC" cameras import "$work/gen/$f/cameras.csv" >/dev/null
     )
   done
+}
+
+# bench_load_by_day NODE_OF: as bench_load, a capture day at a time, as
+# BOFs push in real time: every force's reads of one day (from
+# bench_split_days) pushed at once, then the next day's, so that each day
+# ends, and settles in the node, while the next loads. The pushes' logs
+# are push-FORCE-DAY.log; each day's time and rate go to
+# $work/days.txt.
+bench_load_by_day() {
+  local pids=() f d days t0 t1 n
   days=$(cd "$work/days" && ls -- */ | grep '\.csv$' | sort -u)
   for d in $days; do
-    echo "   day ${d%.csv}" >&2
     pids=()
+    t0=$(date +%s.%N)
     for f in "${FORCES[@]}"; do
       if [ -f "$work/days/$f/$d" ]; then
         (
@@ -122,6 +130,10 @@ bench_load_by_day() {
       fi
     done
     for p in "${pids[@]}"; do wait "$p"; done
+    t1=$(date +%s.%N)
+    n=$(cat "$work"/push-*-"${d%.csv}".log | sed -n 's/.*accepted \([0-9]*\),.*/\1/p' | paste -sd+ | bc)
+    printf '%s %10d reads %6.0f s %8.0f reads/s\n' "${d%.csv}" "$n" "$(echo "$t1 - $t0" | bc -l)" \
+      "$(echo "$n / ($t1 - $t0)" | bc -l)" | tee -a "$work/days.txt" >&2
     rm -f "$work/days"/*/"$d"
   done
 }

@@ -57,6 +57,7 @@ csv_bytes=$(du -sb "$work/gen" | cut -f1)
 
 echo "== loading" >&2
 bench_serve "$log" -- --block-cache-mb 4096
+bench_split_days the_node
 start=$(now)
 bench_load_by_day the_node
 load_secs=$(echo "$(now) - $start" | bc -l)
@@ -104,6 +105,8 @@ echo "nadc at scale, $(date -u +%Y-%m-%d), $(nproc) cores: $accepted reads ($VEH
 printf 'generate          %8.0f s, %.0f bytes of CSV a read\n' "$gen_secs" "$(echo "$csv_bytes / $accepted" | bc -l)"
 printf 'ingest            %8.0f reads/s (%.0f s, %d pushes at once over mTLS, durable)\n' \
   "$(echo "$accepted / $load_secs" | bc -l)" "$load_secs" "${#FORCES[@]}"
+echo "ingest by capture day (each day's pushes at once; a day settles in the node while the next loads):"
+sed 's/^/  /' "$work/days.txt"
 printf 'settled in loading %7d days, %.0f s in all (the last day settles offline, in the compaction below)\n' \
   "$settled_days" "${settled_secs:-0}"
 printf 'bytes per read    %8.1f after a clean stop, %.1f compacted (%.0f s offline)\n' \

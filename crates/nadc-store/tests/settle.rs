@@ -438,3 +438,89 @@ fn days_settle_in_the_background_once_ended_and_quiet() {
     check(&s, &model, &mut rng, "settled in the background");
     s.close().unwrap();
 }
+
+#[test]
+fn expiry_and_settling_run_whole_while_reads_keep_arriving() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(dir.path()));
+    let avon = forces()[0].clone();
+    let day_reads = |tag: &str, day: i64, n: usize| -> Vec<NewRead> {
+        (0..n)
+            .map(|i| {
+                let read = ReadInput {
+                    read_id: format!("{tag}-{i}"),
+                    vrm: format!("AB{:02}CDE", i % 30),
+                    observed_at: Some(t0().plus_millis(day * DAY_MS + i as i64 * 1000)),
+                    camera_id: "C1".into(),
+                    lat: Some(51.5),
+                    lon: Some(-2.5),
+                    ..Default::default()
+                }
+                .validate()
+                .unwrap();
+                NewRead {
+                    position: read.position.unwrap(),
+                    read,
+                    received_at: t0(),
+                    alerts: Vec::new(),
+                }
+            })
+            .collect()
+    };
+    s.append(&avon, day_reads("a", 0, 2_000)).unwrap();
+    s.append(&avon, day_reads("b", 1, 2_000)).unwrap();
+    // Reads of a third day keep arriving from three BOFs throughout, so
+    // the writer always has a queue to drain into a group.
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeders: Vec<_> = (0..3)
+        .map(|k| {
+            let (s, stop, avon) = (s.clone(), stop.clone(), avon.clone());
+            std::thread::spawn(move || {
+                let mut batch = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    s.append(&avon, day_reads(&format!("c{k}-{batch}"), 2, 50))
+                        .unwrap();
+                    batch += 1;
+                }
+                batch
+            })
+        })
+        .collect();
+    let first = t0().day();
+    // Settling's last step is never lost in a group: the day is settled
+    // when the call returns.
+    let settled = s.settle_day(first).unwrap().unwrap();
+    assert_eq!(settled.reads, 2_000);
+    assert!(!s.open_days().unwrap().contains(&first));
+    // Nor is an expiry step: every one runs, 10 reads at a time.
+    let (mut from_seq, mut steps, mut deleted) = (0, 0, 0);
+    loop {
+        let out = s
+            .expire(ExpireDay {
+                day: first + 1,
+                from_seq,
+                max: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        deleted += out.deleted.values().sum::<u64>();
+        steps += 1;
+        match out.next_seq {
+            Some(n) => from_seq = n,
+            None => break,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let batches: usize = feeders.into_iter().map(|f| f.join().unwrap()).sum();
+    assert_eq!((deleted, steps), (2_000, 200));
+    assert!(batches > 0);
+    assert_eq!(
+        s.reads_by_day(first, first + 2)
+            .unwrap()
+            .values()
+            .sum::<u64>(),
+        2_000 + 50 * batches as u64
+    );
+}

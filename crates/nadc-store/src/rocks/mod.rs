@@ -159,6 +159,14 @@ struct Job {
     alert_state: Option<(u64, AlertState)>,
 }
 
+impl Job {
+    /// Whether the writer runs this job alone, never in a group commit
+    /// (an expiry step, settling's last step).
+    fn on_its_own(&self) -> bool {
+        self.expire.is_some() || self.settle.is_some()
+    }
+}
+
 /// A job and where its outcome goes.
 struct AppendRequest {
     job: Job,

@@ -65,6 +65,10 @@ pub(super) fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
         o.set_compression_type(DBCompressionType::Lz4);
         o.set_bottommost_compression_type(DBCompressionType::Lz4);
         o.set_write_buffer_size(128 << 20);
+        // A settled day's open copies are deleted with a range delete;
+        // files the newer days' compactions never reach are compacted
+        // within this, so their space comes back.
+        o.set_periodic_compaction_seconds(6 * 3600);
         let mut t = BlockBasedOptions::default();
         t.set_block_cache(cache);
         t.set_cache_index_and_filter_blocks(true);

@@ -131,12 +131,12 @@ impl Settler {
             return Ok(None);
         };
         let mark = step.mark;
+        // The open copies go with a range delete; the background compaction
+        // drops them (a manual compaction of the day's range here also
+        // rewrote the next day's newest files, which overlap it: 20 s of a
+        // 10 M-read day's settling; see `options::cf_options` for the
+        // bound on how long they may lie).
         self.submit(step)?;
-        let (lo, hi) = (keys::day_start(day), keys::day_start(day.saturating_add(1)));
-        for name in [CF_GEO_OPEN, CF_VRM_OPEN] {
-            self.db
-                .compact_range_cf(cf(&self.db, name)?, Some(lo), Some(hi));
-        }
         info!(
             day,
             reads,

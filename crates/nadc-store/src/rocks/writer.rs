@@ -135,7 +135,10 @@ impl WriterState {
         shared: &RwLock<StoreStats>,
         last_alert: &AtomicU64,
     ) {
-        while let Ok(first) = rx.recv() {
+        // A job that must run on its own (expiry, settling) met while
+        // draining a group waits here for the group's commit.
+        let mut held: Option<AppendRequest> = None;
+        while let Some(first) = held.take().or_else(|| rx.recv().ok()) {
             if let Some(step) = &first.job.settle {
                 let result = self.settle_step(step).map(|()| Committed::default());
                 let _ = first.reply.send(result);
@@ -162,6 +165,10 @@ impl WriterState {
             let mut group = vec![first];
             while n < MAX_GROUP_READS {
                 match rx.try_recv() {
+                    Ok(req) if req.job.on_its_own() => {
+                        held = Some(req);
+                        break;
+                    }
                     Ok(req) => {
                         n += size(&req.job);
                         group.push(req);

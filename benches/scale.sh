@@ -63,7 +63,7 @@ bench_load_by_day the_node
 load_secs=$(echo "$(now) - $start" | bc -l)
 # Days the node settled while loading (the rest settle offline, below).
 settled_days=$(grep -c 'day settled' "$log" || true)
-settled_secs=$( { grep 'day settled' "$log" || true; } | sed -n 's/.*secs=\([0-9.]*\).*/\1/p' | paste -sd+ | bc -l)
+settled_secs=$( { sed 's/\x1b\[[0-9;]*m//g' "$log" | grep 'day settled' || true; } | sed -n 's/.*secs=\([0-9.]*\).*/\1/p' | paste -sd+ | bc -l)
 accepted=$(bench_accepted)
 load_peak=$(bench_peak_mib)
 kill -INT "$server"

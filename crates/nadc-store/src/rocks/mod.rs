@@ -428,6 +428,23 @@ fn registry_key(space: &str, k: &[u8]) -> Vec<u8> {
     key
 }
 
+/// Hands `job` to the writer thread through `tx` (none: the store is
+/// closing) and waits for its commit.
+fn submit_to(
+    tx: &RwLock<Option<SyncSender<AppendRequest>>>,
+    job: Job,
+) -> Result<Committed, StoreError> {
+    let tx = tx
+        .read()
+        .map_err(|_| StoreError::Closed)?
+        .clone()
+        .ok_or(StoreError::Closed)?;
+    let (reply, wait) = mpsc::sync_channel(1);
+    tx.send(AppendRequest { job, reply })
+        .map_err(|_| StoreError::Closed)?;
+    wait.recv().map_err(|_| StoreError::Closed)?
+}
+
 fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
     db.cf_handle(name).ok_or(StoreError::Corrupt {
         what: "column families",
@@ -462,16 +479,7 @@ impl RocksStore {
 
     /// Hands a job to the writer thread and waits for its commit.
     fn submit_job(&self, job: Job) -> Result<Committed, StoreError> {
-        let tx = self
-            .tx
-            .read()
-            .map_err(|_| StoreError::Closed)?
-            .clone()
-            .ok_or(StoreError::Closed)?;
-        let (reply, wait) = mpsc::sync_channel(1);
-        tx.send(AppendRequest { job, reply })
-            .map_err(|_| StoreError::Closed)?;
-        wait.recv().map_err(|_| StoreError::Closed)?
+        submit_to(&self.tx, job)
     }
 }
 

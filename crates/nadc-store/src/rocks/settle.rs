@@ -265,22 +265,14 @@ impl Settler {
     }
 
     fn submit(&self, step: SettleStep) -> Result<(), StoreError> {
-        let tx = self
-            .tx
-            .read()
-            .map_err(|_| StoreError::Closed)?
-            .clone()
-            .ok_or(StoreError::Closed)?;
-        let (reply, wait) = mpsc::sync_channel(1);
-        tx.send(AppendRequest {
-            job: Job {
+        submit_to(
+            &self.tx,
+            Job {
                 settle: Some(step),
                 ..Job::default()
             },
-            reply,
-        })
-        .map_err(|_| StoreError::Closed)?;
-        wait.recv().map_err(|_| StoreError::Closed)?.map(|_| ())
+        )
+        .map(|_| ())
     }
 
     /// The settling thread: every so often ([`SETTLE_POLL`]), settles the

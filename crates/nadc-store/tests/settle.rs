@@ -55,6 +55,33 @@ fn forces() -> [ForceId; 2] {
     ["AVON", "KENT"].map(|f| ForceId::new(f).unwrap())
 }
 
+/// A read as a BOF sends it, received at `t0`.
+fn new_read(
+    id: String,
+    vrm: String,
+    at: Timestamp,
+    camera: String,
+    (lat, lon): (f64, f64),
+) -> NewRead {
+    let read = ReadInput {
+        read_id: id,
+        vrm,
+        observed_at: Some(at),
+        camera_id: camera,
+        lat: Some(lat),
+        lon: Some(lon),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    NewRead {
+        position: read.position.unwrap(),
+        read,
+        received_at: t0(),
+        alerts: Vec::new(),
+    }
+}
+
 /// Appends `n` random reads (four days, 30 vehicles, five fixed cameras
 /// and a van that moves) and adds what was stored to the model.
 fn append(s: &RocksStore, model: &mut Model, rng: &mut Rng, batch: usize, n: usize) {
@@ -70,27 +97,14 @@ fn append(s: &RocksStore, model: &mut Model, rng: &mut Rng, batch: usize, n: usi
             } else {
                 (51.4 + cam as f64 / 100.0, -2.6)
             };
-            let read = ReadInput {
-                read_id: format!("{batch}-{i}"),
-                vrm: format!("AB{:02}CDE", rng.below(30)),
-                observed_at: Some(t0().plus_millis(rng.below((DAYS * DAY_MS) as u64) as i64)),
-                camera_id: if cam == 5 {
-                    "VAN".into()
-                } else {
-                    format!("C{cam}")
-                },
-                lat: Some(lat),
-                lon: Some(lon),
-                ..Default::default()
-            }
-            .validate()
-            .unwrap();
-            NewRead {
-                position: read.position.unwrap(),
-                read,
-                received_at: t0(),
-                alerts: Vec::new(),
-            }
+            let camera = if cam == 5 {
+                "VAN".into()
+            } else {
+                format!("C{cam}")
+            };
+            let vrm = format!("AB{:02}CDE", rng.below(30));
+            let at = t0().plus_millis(rng.below((DAYS * DAY_MS) as u64) as i64);
+            new_read(format!("{batch}-{i}"), vrm, at, camera, (lat, lon))
         })
         .collect();
     let out = s.append(&force, news.clone()).unwrap();
@@ -449,23 +463,13 @@ fn expiry_and_settling_run_whole_while_reads_keep_arriving() {
     let day_reads = |tag: &str, day: i64, n: usize| -> Vec<NewRead> {
         (0..n)
             .map(|i| {
-                let read = ReadInput {
-                    read_id: format!("{tag}-{i}"),
-                    vrm: format!("AB{:02}CDE", i % 30),
-                    observed_at: Some(t0().plus_millis(day * DAY_MS + i as i64 * 1000)),
-                    camera_id: "C1".into(),
-                    lat: Some(51.5),
-                    lon: Some(-2.5),
-                    ..Default::default()
-                }
-                .validate()
-                .unwrap();
-                NewRead {
-                    position: read.position.unwrap(),
-                    read,
-                    received_at: t0(),
-                    alerts: Vec::new(),
-                }
+                new_read(
+                    format!("{tag}-{i}"),
+                    format!("AB{:02}CDE", i % 30),
+                    t0().plus_millis(day * DAY_MS + i as i64 * 1000),
+                    "C1".into(),
+                    (51.5, -2.5),
+                )
             })
             .collect()
     };

@@ -1,9 +1,11 @@
 //! A national answer is one node's answer. For fixed seeds, random reads of
-//! three forces (a few plates, ties in time, positions around three sites)
-//! go to their forces' nodes of a cluster, a quarter to a second node too,
-//! some with a twin of another force (same read id, time and plate), and
-//! all to one reference node. Timelines, a wildcard VRM search and a
-//! geographic search, paged by offset at node-1, give the reference node's
+//! three forces (a few plates, ties in time, positions around three sites
+//! with cameras and on a road without, where only mobile ANPR reads) go to
+//! their forces' nodes of a cluster, a quarter to a second node too, some
+//! with a twin of another force (same read id, time and plate), and all to
+//! one reference node. Timelines, a wildcard VRM search and two geographic
+//! searches (near the sites; on the road), paged by offset at node-1, give
+//! the reference node's
 //! reads and a brute-force filter's, each once, in order, each from a node
 //! holding it. With node-3 stopped, answers are partial, name it, and hold
 //! exactly what node-1 and node-2 hold.
@@ -23,15 +25,26 @@ const SEEDS: [u64; 3] = [0x5EED_0001, 0x00C0_FFEE, 42];
 /// Reads generated per seed (before twins), and plates in the pool.
 const READS: usize = 200;
 const POOL: usize = 5;
-/// The sites, microdegrees: Bristol, 3 km east, 5 km north-west.
+/// The sites, microdegrees: Bristol, 3 km east, 5 km north-west, each
+/// with a fixed camera; and a road 90 km east with none, where only mobile
+/// ANPR reads (each with its own GPS position).
 const SITES: [(i32, i32); 3] = [
     (51_454_500, -2_587_900),
     (51_460_000, -2_540_000),
     (51_500_000, -2_600_000),
 ];
-/// The geographic search's areas: site, radius in metres, inclusive window
-/// (from and to, hours before now). The circles overlap.
-const AREAS: [(usize, f64, i64, i64); 2] = [(0, 2_000.0, 72, 24), (1, 2_500.0, 48, 0)];
+const ROAD: (i32, i32) = (51_400_000, -1_300_000);
+/// Where reads are taken: the sites, then the road.
+const PLACES: [(i32, i32); 4] = [SITES[0], SITES[1], SITES[2], ROAD];
+/// The geographic searches' areas: place, radius in metres, inclusive
+/// window (from and to, hours before now). The first search has the first
+/// two, whose circles overlap; the second the road's, which no camera of
+/// any node is near.
+const AREAS: [(usize, f64, i64, i64); 3] = [
+    (0, 2_000.0, 72, 24),
+    (1, 2_500.0, 48, 0),
+    (3, 3_000.0, 96, 0),
+];
 /// Page sizes (a timeline, with no offset, is only cut at its limit).
 const GEO_PAGE: u32 = 7;
 const VRM_PAGE: u32 = 25;
@@ -99,13 +112,13 @@ fn metres(a: (i32, i32), b: (i32, i32)) -> f64 {
 
 /// The areas a read falls in, by brute force: inside the circle (by
 /// Vincenty's geodesic) and the window.
-fn areas_of(g: &Gen) -> Vec<u32> {
+fn areas_of(g: &Gen, areas: &[(usize, f64, i64, i64)]) -> Vec<u32> {
     let t = now().millis();
-    (0..AREAS.len() as u32)
+    (0..areas.len() as u32)
         .filter(|&a| {
-            let (site, radius, from_h, to_h) = AREAS[a as usize];
+            let (place, radius, from_h, to_h) = areas[a as usize];
             let when = t - from_h * HOUR..=t - to_h * HOUR;
-            when.contains(&g.millis) && metres(g.pos, SITES[site]) <= radius
+            when.contains(&g.millis) && metres(g.pos, PLACES[place]) <= radius
         })
         .collect()
 }
@@ -131,8 +144,8 @@ fn generate(seed: u64) -> Data {
             k if rng.chance(10) => reads[rng.below(k)].millis,
             _ => latest - rng.below(96 * HOUR as usize) as i64,
         };
-        let site = rng.below(SITES.len());
-        let (camera, pos) = if rng.chance(40) {
+        let site = rng.below(PLACES.len());
+        let (camera, pos) = if site < SITES.len() && rng.chance(40) {
             (format!("S{site}"), SITES[site])
         } else {
             // Around the site, never within half a metre of an area's edge
@@ -140,10 +153,10 @@ fn generate(seed: u64) -> Data {
             let edge = |p| {
                 AREAS
                     .iter()
-                    .any(|a| (metres(p, SITES[a.0]) - a.1).abs() < 0.5)
+                    .any(|a| (metres(p, PLACES[a.0]) - a.1).abs() < 0.5)
             };
             let p = loop {
-                let (lat, lon) = SITES[site];
+                let (lat, lon) = PLACES[site];
                 let lat = lat + rng.below(50_001) as i32 - 25_000;
                 let p = (lat, lon + rng.below(80_001) as i32 - 40_000);
                 if !edge(p) {
@@ -533,7 +546,13 @@ async fn one_seed(seed: u64) {
         data,
     };
     let d = &w.data;
-    let geo = |up| d.brute(up, false, |g| Some(areas_of(g)).filter(|a| !a.is_empty()));
+    let in_areas = |areas: &'static [(usize, f64, i64, i64)], up| {
+        d.brute(up, false, move |g| {
+            Some(areas_of(g, areas)).filter(|a| !a.is_empty())
+        })
+    };
+    let geo = |up| in_areas(&AREAS[..2], up);
+    let road = |up| in_areas(&AREAS[2..], up);
     let every = |up| d.brute(up, true, |_| Some(Vec::new()));
     let timeline = |up, k: usize| d.brute(up, false, |g| (g.vrm == d.pool[k]).then(Vec::new));
     let access = Some(pb::AccessContext {
@@ -556,25 +575,28 @@ async fn one_seed(seed: u64) {
         ..Default::default()
     });
     let t = now();
-    let area = |&(site, radius_m, from_h, to_h): &(usize, f64, i64, i64)| pb::Area {
-        lat: f64::from(SITES[site].0) / 1e6,
-        lon: f64::from(SITES[site].1) / 1e6,
+    let area = |&(place, radius_m, from_h, to_h): &(usize, f64, i64, i64)| pb::Area {
+        lat: f64::from(PLACES[place].0) / 1e6,
+        lon: f64::from(PLACES[place].1) / 1e6,
         radius_m,
         from: Some(nadc_proto::to_pb_time(t.plus_millis(-from_h * HOUR))),
         to: Some(nadc_proto::to_pb_time(t.plus_millis(-to_h * HOUR))),
         polygon: String::new(),
     };
-    let areas = AREAS.iter().map(area).collect();
-    let geo_q = Query::Geo(pb::GeoSearchRequest {
-        areas,
-        access: access.clone(),
-        ..Default::default()
-    });
+    let geo_in = |areas: &[(usize, f64, i64, i64)]| {
+        Query::Geo(pb::GeoSearchRequest {
+            areas: areas.iter().map(area).collect(),
+            access: access.clone(),
+            ..Default::default()
+        })
+    };
+    let (geo_q, road_q) = (geo_in(&AREAS[..2]), geo_in(&AREAS[2..]));
 
     // The data make the property bite: several pages; reads held twice,
     // in both areas, and twins; reads only node-3 holds, and reads it
     // holds with another node.
     let (geo_all, geo_left, all) = (geo(UP), geo(SURVIVORS), every(UP));
+    let (road_all, road_left) = (road(UP), road(SURVIVORS));
     let holders = |s: &Seen| d.read(&s.force, &s.id).holders.clone();
     let twin = |s: &Seen| all.iter().any(|o| o.id == s.id && o.force != s.force);
     let facts = [
@@ -584,8 +606,11 @@ async fn one_seed(seed: u64) {
         geo_left.len() < geo_all.len(),
         geo_left.iter().any(|s| holders(s).contains(&2)),
         all.iter().any(twin),
+        road_all.len() > 2 * GEO_PAGE as usize,
+        road_all.iter().any(|s| !holders(s).contains(&0)),
+        road_left.iter().any(|s| holders(s) == [1]),
     ];
-    assert_eq!(facts, [true; 6], "seed {seed}: the data miss a case");
+    assert_eq!(facts, [true; 9], "seed {seed}: the data miss a case");
 
     for (k, vrm) in d.pool.iter().enumerate() {
         let (q, want) = (timeline_q(vrm), timeline(UP, k));
@@ -597,6 +622,8 @@ async fn one_seed(seed: u64) {
     w.check(&vrm_q, VRM_PAGE, &all, UP, &what).await;
     let what = format!("seed {seed}: geographic search");
     w.check(&geo_q, GEO_PAGE, &geo_all, UP, &what).await;
+    let what = format!("seed {seed}: geographic search on the road");
+    w.check(&road_q, GEO_PAGE, &road_all, UP, &what).await;
 
     // node-3 stops, after the pages above: every answer is partial, names
     // it, and holds exactly what node-1 and node-2 hold.
@@ -609,6 +636,9 @@ async fn one_seed(seed: u64) {
     w.check(&vrm_q, VRM_PAGE, &want, SURVIVORS, &what).await;
     let what = format!("seed {seed}, node-3 down: geographic search");
     w.check(&geo_q, GEO_PAGE, &geo_left, SURVIVORS, &what).await;
+    let what = format!("seed {seed}, node-3 down: geographic search on the road");
+    w.check(&road_q, GEO_PAGE, &road_left, SURVIVORS, &what)
+        .await;
 
     drop(w);
     for node in c.nodes.iter_mut().filter_map(Option::take) {

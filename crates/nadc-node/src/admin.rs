@@ -125,20 +125,27 @@ impl pb::admin_server::Admin for AdminService {
             .store
             .stats()
             .map_err(|e| ServiceError::unavailable(e.to_string()))?;
-        // The cells a peer needs to know whether a search can reach this
-        // node's cameras: all of them for a peer node; for anyone else, a
-        // covert camera's cell only to its own force (even coarse, it
-        // says where a covert camera is).
+        // Where this node's reads lie, for a peer to know whether a search
+        // can reach them: every coarse cell holding a read (a mobile or GPS
+        // read lies wherever it was taken, not at a registered camera).
+        // Anyone else is told where the cameras they may know of are: a
+        // covert camera's cell only to its own force (even coarse, it says
+        // where a covert camera is), and the reads' cells not at all (they
+        // would say it too).
         let own = who.principal.force();
-        let peer = matches!(who.principal, Principal::Node { .. });
-        let mut coarse_cells: Vec<u64> = self
-            .store
-            .cameras(None)
-            .map_err(|e| ServiceError::unavailable(e.to_string()))?
-            .iter()
-            .filter(|c| peer || c.kind != CameraKind::Covert || Some(&c.force) == own)
-            .map(|c| c.position.cell_at(h3o::Resolution::Five))
-            .collect();
+        let mut coarse_cells: Vec<u64> = if matches!(who.principal, Principal::Node { .. }) {
+            self.store
+                .coarse_cells()
+                .map_err(|e| ServiceError::unavailable(e.to_string()))?
+        } else {
+            self.store
+                .cameras(None)
+                .map_err(|e| ServiceError::unavailable(e.to_string()))?
+                .iter()
+                .filter(|c| c.kind != CameraKind::Covert || Some(&c.force) == own)
+                .map(|c| c.position.cell_at(nadc_core::geo::COARSE_RESOLUTION))
+                .collect()
+        };
         coarse_cells.sort_unstable();
         coarse_cells.dedup();
         Ok(Response::new(pb::NodeInfoResponse {

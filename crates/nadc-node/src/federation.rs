@@ -128,8 +128,9 @@ pub struct FederationOptions {
 /// What a peer advertises holding ([`pb::NodeInfoResponse`]).
 #[derive(Clone, Debug, Default)]
 struct Holdings {
-    /// Centres of the coarse cells its cameras are in.
-    cells: Vec<nadc_core::GeoPoint>,
+    /// The coarse cells its reads lie in, each as its centre and the
+    /// distance from it to its farthest vertex, in metres.
+    cells: Vec<(nadc_core::GeoPoint, f64)>,
     /// Its earliest capture time (none while it holds nothing).
     earliest: Option<nadc_core::Timestamp>,
     /// The forces it holds reads of.
@@ -176,11 +177,17 @@ fn may_hold(h: &Holdings, reach: &Reach) -> bool {
         (Some((_, to)), Some(earliest)) => to >= earliest,
         _ => true,
     };
+    // A read in a cell lies within the cell's radius of its centre, so by
+    // the triangle inequality a search point within `reach` of the read
+    // is within `reach` plus that radius of the centre. The search's own
+    // distance may be geodesic, which differs from `distance_m`'s by at
+    // most `SPHERE_ERROR`; a cell's edges may bow out past the line
+    // between its vertices by a little: both get room.
     let in_place = match &reach.near {
-        Some((points, reach_m)) => h.cells.iter().any(|c| {
-            points
-                .iter()
-                .any(|pt| pt.distance_m(*c) <= reach_m + COARSE_CELL_REACH_M)
+        Some((points, reach_m)) => h.cells.iter().any(|(centre, radius_m)| {
+            let room =
+                reach_m * (1.0 + 2.0 * nadc_core::geo::SPHERE_ERROR) + radius_m * 1.02 + 100.0;
+            points.iter().any(|pt| pt.distance_m(*centre) <= room)
         }),
         None => true,
     };
@@ -499,8 +506,9 @@ impl Federation {
         futures::future::join_all(calls).await
     }
 
-    /// The peers that can hold reads within `reach` (near their cameras'
-    /// coarse cells, not before their earliest read, of a force they hold),
+    /// The peers that can hold reads within `reach` (near the coarse cells
+    /// their reads lie in, not before their earliest read, of a force they
+    /// hold),
     /// and the others (skipped), from what each peer advertises. A peer
     /// whose holdings are not known yet is asked; one that cannot be asked
     /// is not skipped.
@@ -538,10 +546,7 @@ impl Federation {
                 .coarse_cells
                 .iter()
                 .filter_map(|c| h3o::CellIndex::try_from(*c).ok())
-                .filter_map(|c| {
-                    let ll = h3o::LatLng::from(c);
-                    nadc_core::GeoPoint::new(ll.lat(), ll.lng()).ok()
-                })
+                .filter_map(cell_reach)
                 .collect(),
             earliest: info.earliest.as_ref().and_then(nadc_proto::from_pb_time),
             forces: info.forces.into_iter().map(|f| f.force).collect(),
@@ -553,9 +558,19 @@ impl Federation {
     }
 }
 
-/// How far from its centre a resolution-5 cell reaches (its edge is about
-/// 8.5 km; a generous bound).
-const COARSE_CELL_REACH_M: f64 = 12_000.0;
+/// A cell's centre and how far from it the cell reaches: the distance to
+/// its farthest vertex.
+fn cell_reach(c: h3o::CellIndex) -> Option<(nadc_core::GeoPoint, f64)> {
+    let point = |ll: h3o::LatLng| nadc_core::GeoPoint::new(ll.lat(), ll.lng()).ok();
+    let centre = point(h3o::LatLng::from(c))?;
+    let radius = c
+        .boundary()
+        .iter()
+        .filter_map(|v| point(*v))
+        .map(|v| centre.distance_m(v))
+        .fold(0.0, f64::max);
+    Some((centre, radius))
+}
 
 /// A node's convoy answer: companions and summary.
 pub type ConvoyAnswer = (Vec<pb::Companion>, pb::ConvoySummary);

@@ -221,6 +221,9 @@ pub struct Merge {
     last: Option<Key>,
     seen: HashSet<(String, String)>,
     duplicates: u64,
+    /// When the last row was passed on: the time until the next is asked
+    /// for is the consumer's (a slow client's), not the peers'.
+    passed_at: Option<Instant>,
 }
 
 /// What the nodes said besides their rows, once every answer has ended.
@@ -231,8 +234,8 @@ pub struct Ended {
     pub outcomes: Vec<pb::NodeOutcome>,
     /// Their per-VRM summaries, as sent (not yet united).
     pub vrms: Vec<pb::VrmAreaSummary>,
-    /// Matching rows in all: the nodes' totals, less the reads held twice
-    /// that the merge met.
+    /// Matching rows in all: the nodes' totals (of a node that failed, the
+    /// rows it sent), less the reads held twice that the merge met.
     pub total_rows: u64,
     /// Whether any node cut its answer at its limit.
     pub truncated: bool,
@@ -251,6 +254,22 @@ impl Merge {
             last: None,
             seen: HashSet::new(),
             duplicates: 0,
+            passed_at: None,
+        }
+    }
+
+    /// Moves every peer's deadline on by the time the consumer took since
+    /// the last row was passed on: a peer has its deadline to answer, and
+    /// the time its answer waits on a slow client is not its.
+    fn resume(&mut self) {
+        let Some(at) = self.passed_at.take() else {
+            return;
+        };
+        let idle = at.elapsed();
+        for s in &mut self.sources {
+            if let Some((deadline, _)) = &mut s.deadline {
+                *deadline += idle;
+            }
         }
     }
 
@@ -258,6 +277,7 @@ impl Merge {
     /// ended. Waits, within each peer's deadline, until every node still
     /// answering has a row to compare.
     pub async fn next(&mut self) -> Option<pb::ReadRow> {
+        self.resume();
         loop {
             let order = self.order;
             let starved = |s: &Source| s.rows.is_empty() && s.open();
@@ -283,6 +303,7 @@ impl Merge {
             self.last = Some(key);
             let p = row.provenance.clone().unwrap_or_default();
             if self.seen.insert((p.owning_force, p.bof_read_id)) {
+                self.passed_at = Some(Instant::now());
                 return Some(row);
             }
             self.duplicates += 1;
@@ -292,6 +313,7 @@ impl Merge {
     /// Reads every answer to its end (dropping rows not taken) and sums up.
     /// Fails if the node searched failed: its error is the search's.
     pub async fn finish(mut self) -> Result<Ended, Status> {
+        self.resume();
         let order = self.order;
         futures::future::join_all(self.sources.iter_mut().map(|s| s.drain(order))).await;
         let mut ended = Ended::default();
@@ -310,7 +332,11 @@ impl Merge {
                     ended.silent_cameras.extend(summary.silent_cameras);
                 }
                 State::Failed(_, status) if s.local => return Err(status),
-                State::Failed(why, _) => outcome.error = why,
+                State::Failed(why, _) => {
+                    // Its total is not known; the rows it sent are matches.
+                    ended.total_rows += s.received;
+                    outcome.error = why;
+                }
                 State::Open => unreachable!("drained"),
             }
             if let Some(r) = s.replaced.as_ref().and_then(|slot| slot.get()) {
@@ -476,7 +502,8 @@ mod tests {
             "{}",
             ended.outcomes[1].error
         );
-        assert_eq!(ended.total_rows, 1);
+        // Its rows count: a partial answer's total is never below its rows.
+        assert_eq!(ended.total_rows, 2);
     }
 
     /// Random national answers against a reference merge written here: up
@@ -589,6 +616,7 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "case {case}");
             let ended = ended.unwrap();
+            assert_eq!(ended.total_rows as usize, want.len(), "case {case}: total");
             for (n, o) in ended.outcomes.iter().enumerate() {
                 assert_eq!(o.ok, failing != Some(n), "case {case}: {o:?}");
             }
@@ -612,6 +640,47 @@ mod tests {
         assert_eq!(ids(&[first.unwrap()]), ["a1"]);
         let ended = m.finish().await.unwrap();
         assert!(ended.outcomes[1].error.contains("200 ms deadline"));
+    }
+
+    /// A client slower than a peer's deadline does not fail the peer: the
+    /// deadline counts the time the merge waits for the peer, not the time
+    /// the peer's answer waits for the client. (Tokio's paused clock: the
+    /// client's minute passes at once.)
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_client_does_not_use_up_a_peers_deadline() {
+        let n1 = answer(
+            (1..=6)
+                .map(|i| row("n1", i, i as i64 * 10, "AVON", &format!("a{i}")))
+                .collect(),
+            6,
+        );
+        let n2 = answer(
+            (1..=6)
+                .map(|i| row("n2", i, i as i64 * 10 + 5, "KENT", &format!("k{i}")))
+                .collect(),
+            6,
+        );
+        // Each of the peer's chunks takes it 10 ms.
+        let n2 = futures::stream::iter(n2).then(|c| async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            c
+        });
+        let mut m = Merge::new(
+            Order::Time,
+            vec![
+                Source::local("n1", futures::stream::iter(n1).boxed()),
+                Source::peer("n2", n2.boxed(), Duration::from_secs(5)),
+            ],
+        );
+        let mut rows = Vec::new();
+        while let Some(r) = m.next().await {
+            rows.push(r);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        assert_eq!(rows.len(), 12);
+        let ended = m.finish().await.unwrap();
+        assert!(ended.outcomes[1].ok, "{:?}", ended.outcomes[1]);
+        assert_eq!(ended.total_rows, 12);
     }
 
     #[tokio::test]

@@ -487,6 +487,13 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of what is held.
     fn stats(&self) -> Result<StoreStats, StoreError>;
 
+    /// The coarse cells ([`nadc_core::geo::COARSE_RESOLUTION`]) where the
+    /// reads held lie, ascending: every cell holding a read held is among
+    /// them, wherever the read was taken (a fixed camera, a mobile one, a
+    /// GPS position). A cell whose reads retention has deleted may stay
+    /// until its latest read is older than every read held.
+    fn coarse_cells(&self) -> Result<Vec<u64>, StoreError>;
+
     /// Reads held per (capture day, owning force) for the UTC days
     /// `from_day..=to_day`: exact counts, kept as reads are stored and
     /// expired (no record is read).

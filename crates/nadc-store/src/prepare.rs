@@ -52,6 +52,9 @@ pub(crate) struct PreparedRead {
     /// The camera's cell that day (no sequence number: one key for all
     /// its reads there).
     pub camera_cell: Range<usize>,
+    /// The coarse cell its position lies in
+    /// ([`nadc_core::geo::COARSE_RESOLUTION`]).
+    pub coarse: u64,
     /// VRM dictionary key.
     pub dict_key: Range<usize>,
     /// The dictionary key followed by the capture day (four bytes, the
@@ -75,8 +78,9 @@ impl PreparedReads {
         let mut out = Vec::with_capacity(reads.len());
         // A batch's reads come from a force's cameras, most of them fixed:
         // the same few positions over and over, and an H3 cell costs about
-        // 4 k instructions to compute.
-        let mut cells: HashMap<GeoPoint, u64> = HashMap::new();
+        // 4 k instructions to compute (two here: the index cell and the
+        // coarse one).
+        let mut cells: HashMap<GeoPoint, (u64, u64)> = HashMap::new();
         for new in reads.iter_mut() {
             let r = &new.read;
             let t = r.observed_at;
@@ -95,9 +99,10 @@ impl PreparedReads {
             bytes = record::encode_read_into(bytes, force, new.received_at, new.position, r)?;
             let record = part(&bytes);
             let position = new.position;
-            let cell = *cells
-                .entry(position)
-                .or_insert_with(|| position.index_cell());
+            let (cell, coarse) = *cells.entry(position).or_insert_with(|| {
+                let coarse = position.cell_at(nadc_core::geo::COARSE_RESOLUTION);
+                (position.index_cell(), coarse)
+            });
             bytes.extend_from_slice(&keys::geo_key(day, cell, t.ms_of_day(), 0));
             let geo_key = part(&bytes);
             keys::push_vrm_key(&mut bytes, &r.vrm, t, 0);
@@ -117,6 +122,7 @@ impl PreparedReads {
                 geo_key,
                 vrm_key,
                 camera_cell,
+                coarse,
                 dict_key,
                 dict_day,
                 observed_at: t,
@@ -199,6 +205,7 @@ mod tests {
                     geo_key: 0..0,
                     vrm_key: 0..0,
                     camera_cell: 0..0,
+                    coarse: 0,
                     dict_key: 0..0,
                     dict_day: 0..0,
                     observed_at: Timestamp::EPOCH,

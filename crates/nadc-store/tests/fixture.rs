@@ -286,6 +286,18 @@ fn a_store_written_by_the_december_2026_layout_opens_whole() {
     .unwrap();
     by_geo.sort_by_key(|r| r.seq);
     assert_eq!(by_geo.len(), READS as usize);
+    // The coarse cells holding reads, which this layout did not keep:
+    // found when the store is opened. Every read's cell (by h3o) is among
+    // them, and nothing further than a cell's neighbours.
+    let said = s.coarse_cells().unwrap();
+    let mut near = std::collections::BTreeSet::new();
+    for r in &by_geo {
+        let ll = h3o::LatLng::new(r.position.lat(), r.position.lon()).unwrap();
+        let cell = ll.to_cell(h3o::Resolution::Five);
+        assert!(said.contains(&u64::from(cell)), "{}'s cell", r.read.read_id);
+        near.extend(cell.grid_disk::<Vec<_>>(2).into_iter().map(u64::from));
+    }
+    assert!(said.iter().all(|c| near.contains(c)), "{said:?}");
     for r in &by_geo {
         let i: i64 = r.read.read_id[1..].parse().unwrap();
         let (f, vrm, at, camera) = plan(i);

@@ -151,6 +151,16 @@ fn check(s: &RocksStore, model: &Model, rng: &mut Rng, when: &str) {
     })
     .unwrap();
     same(&all, model, &format!("{when}: scan"));
+    // Every held read's coarse cell (by h3o's own parent relation) is
+    // among those the store says hold reads.
+    let cells: BTreeSet<u64> = s.coarse_cells().unwrap().into_iter().collect();
+    for (seq, h) in model {
+        let cell = h3o::LatLng::new(h.lat, h.lon)
+            .unwrap()
+            .to_cell(h3o::Resolution::Five);
+        let cell = u64::from(cell);
+        assert!(cells.contains(&cell), "{when}: seq {seq}'s cell {cell:x}");
+    }
     // The whole plane over a random window: every read in it, once.
     let (from, to) = window(rng);
     let mut seqs = Vec::new();

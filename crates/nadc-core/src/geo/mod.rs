@@ -37,6 +37,36 @@ pub const SPHERE_ERROR: f64 = 0.007;
 /// mean area ~0.015 km²). See ARCHITECTURE.md for the choice.
 pub const INDEX_RESOLUTION: h3o::Resolution = h3o::Resolution::Ten;
 
+/// The H3 resolution a node describes where its reads lie at, to its
+/// peers (res 5: mean edge ~8.5 km, mean area ~250 km²): a search whose
+/// areas are nowhere near a peer's coarse cells skips the peer.
+pub const COARSE_RESOLUTION: h3o::Resolution = h3o::Resolution::Five;
+
+/// The coarse cell ([`COARSE_RESOLUTION`]) an index cell lies in by
+/// H3's hierarchy, or none if `index_cell` is not an H3 cell finer than
+/// it: the cell whose key range ([`CellRange`]) holds the index cell's.
+pub fn coarse_parent(index_cell: u64) -> Option<u64> {
+    let cell = h3o::CellIndex::try_from(index_cell).ok()?;
+    cell.parent(COARSE_RESOLUTION).map(u64::from)
+}
+
+/// Every coarse cell a point within `index_cell` can lie in: its coarse
+/// parent's ([`coarse_parent`]) and the parent's neighbours'. H3's cells
+/// do not nest exactly: a cell's descendants stick out of its outline, by
+/// far less than a coarse cell is wide, so a point can lie in a neighbour
+/// of its index cell's coarse parent, never further.
+pub fn coarse_cells_near(index_cell: u64) -> Vec<u64> {
+    let Some(parent) = coarse_parent(index_cell).and_then(|c| h3o::CellIndex::try_from(c).ok())
+    else {
+        return Vec::new();
+    };
+    parent
+        .grid_disk::<Vec<_>>(1)
+        .into_iter()
+        .map(u64::from)
+        .collect()
+}
+
 /// Why a position or area was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GeoError {
@@ -256,6 +286,47 @@ impl CellRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Points near coarse cells' edges (where H3's cells do not nest) lie
+    /// in one of the coarse cells their index cell is said to be near; and
+    /// the test meets points whose coarse cell is not their index cell's
+    /// coarse parent.
+    #[test]
+    fn a_point_lies_in_a_coarse_cell_near_its_index_cell() {
+        let mut state = 0x00C0_A12Eu64;
+        let mut unit = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut unnested = 0;
+        for _ in 0..20_000 {
+            // A random coarse cell (latitudes within ±80°), a random point
+            // on one of its edges, moved up to ~600 m either way.
+            let ll = h3o::LatLng::new(unit() * 160.0 - 80.0, unit() * 360.0 - 180.0).unwrap();
+            let cell = ll.to_cell(COARSE_RESOLUTION);
+            let boundary = cell.boundary();
+            let n = boundary.len();
+            let i = (unit() * n as f64) as usize % n;
+            let (a, b) = (boundary[i], boundary[(i + 1) % n]);
+            let t = unit();
+            let lat = a.lat() + t * (b.lat() - a.lat()) + (unit() - 0.5) * 0.01;
+            let lon = a.lng() + t * (b.lng() - a.lng()) + (unit() - 0.5) * 0.01;
+            let Ok(q) = h3o::LatLng::new(lat, lon) else {
+                continue;
+            };
+            let coarse = q.to_cell(COARSE_RESOLUTION);
+            let index = q.to_cell(INDEX_RESOLUTION);
+            if index.parent(COARSE_RESOLUTION) != Some(coarse) {
+                unnested += 1;
+            }
+            let near = coarse_cells_near(u64::from(index));
+            assert!(near.contains(&u64::from(coarse)), "({lat}, {lon})");
+        }
+        assert!(unnested > 100, "{unnested}: the points miss the case");
+    }
 
     #[test]
     fn points_validate_and_round() {

@@ -172,6 +172,76 @@ pub(super) fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, S
     Ok(counts)
 }
 
+/// The coarse cells that have held a read, each with the latest capture
+/// day of a read in it ([`keys::coarse_key`]). A store from before they
+/// were kept is scanned once: for each day, one seek per coarse cell
+/// holding reads that day by H3's hierarchy ([`keys::geo_after_coarse`]),
+/// not one step per read. The scan meets index cells, not positions, so it
+/// takes every coarse cell a read there can lie in
+/// ([`nadc_core::geo::coarse_cells_near`]): a few more than hold reads.
+pub(super) fn load_coarse_cells(db: &DB) -> Result<HashMap<u64, u32>, StoreError> {
+    let meta = cf(db, CF_META)?;
+    let corrupt = |detail: &str| StoreError::Corrupt {
+        what: "meta",
+        detail: detail.into(),
+    };
+    let mut cells: HashMap<u64, u32> = HashMap::new();
+    if db
+        .get_pinned_cf(meta, keys::COARSE_COMPLETE)
+        .map_err(engine)?
+        .is_none()
+    {
+        let view = View::new(db);
+        let mut it = view.records(Clustering::Place, None)?;
+        it.seek(keys::day_start(0));
+        while let Some(k) = it.key() {
+            let k = keys::decode_geo_key(k).ok_or_else(|| StoreError::Corrupt {
+                what: "geo",
+                detail: "geo key".into(),
+            })?;
+            let parent =
+                nadc_core::geo::coarse_parent(k.cell).ok_or_else(|| StoreError::Corrupt {
+                    what: "geo",
+                    detail: format!("{:x} is not an H3 cell", k.cell),
+                })?;
+            for near in nadc_core::geo::coarse_cells_near(k.cell) {
+                let latest = cells.entry(near).or_insert(k.day);
+                *latest = (*latest).max(k.day);
+            }
+            it.seek(keys::geo_after_coarse(k.day, parent));
+        }
+        it.status()?;
+        drop(it);
+        drop(view);
+        let mut batch = WriteBatch::default();
+        for (cell, day) in &cells {
+            batch.put_cf(meta, keys::coarse_key(*cell), day.to_be_bytes());
+        }
+        batch.put_cf(meta, keys::COARSE_COMPLETE, []);
+        db.write(batch).map_err(engine)?;
+        if !cells.is_empty() {
+            info!(cells = cells.len(), "the coarse cells holding reads found");
+        }
+        return Ok(cells);
+    }
+    let mut it = db.raw_iterator_cf(meta);
+    it.seek(keys::COARSE_PREFIX);
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if !k.starts_with(keys::COARSE_PREFIX) {
+            break;
+        }
+        let cell = keys::decode_coarse_key(k).ok_or_else(|| corrupt("coarse cell key"))?;
+        let day = v
+            .try_into()
+            .map(u32::from_be_bytes)
+            .map_err(|_| corrupt("coarse cell day is not 4 bytes"))?;
+        cells.insert(cell, day);
+        it.next();
+    }
+    it.status().map_err(engine)?;
+    Ok(cells)
+}
+
 /// Moves a store of layout 3 (every record in the settled form, no open
 /// form) to this one: each day held gets the mark that settles every read
 /// it holds, in one synced batch with the new layout. Returns the days.

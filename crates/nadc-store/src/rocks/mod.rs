@@ -755,6 +755,34 @@ impl Store for RocksStore {
         Ok(out)
     }
 
+    fn coarse_cells(&self) -> Result<Vec<u64>, StoreError> {
+        let Some(earliest) = self.stats()?.earliest else {
+            return Ok(Vec::new());
+        };
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            what: "meta",
+            detail: detail.into(),
+        };
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_META)?);
+        it.seek(keys::COARSE_PREFIX);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let Some(cell) = keys::decode_coarse_key(k) else {
+                break;
+            };
+            let day = v
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| corrupt("coarse cell day is not 4 bytes"))?;
+            if day >= earliest.day() {
+                out.push(cell);
+            }
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        Ok(out)
+    }
+
     fn stats(&self) -> Result<StoreStats, StoreError> {
         self.stats
             .read()

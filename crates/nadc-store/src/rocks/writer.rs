@@ -26,6 +26,10 @@ pub(super) struct WriterState {
     pub(super) cells_written: HashSet<Box<[u8]>>,
     /// Reads held per (capture day, owning force), as `meta` holds them.
     pub(super) day_counts: HashMap<(u32, ForceId), u64>,
+    /// Every coarse cell that has held a read, with the latest capture
+    /// day of a read in it, as `meta` holds them ([`keys::coarse_key`]):
+    /// a read whose cell and day are already covered writes nothing.
+    pub(super) coarse: HashMap<u64, u32>,
     /// When each capture day last took a read (since this process
     /// started): a day settles once it has been quiet a while.
     pub(super) activity: Arc<Mutex<HashMap<u32, std::time::Instant>>>,
@@ -113,6 +117,7 @@ impl WriterState {
             it.status().map_err(engine)?;
         }
         let day_counts = load_day_counts(&db)?;
+        let coarse = load_coarse_cells(&db)?;
         debug!(next_seq, "store writer state loaded");
         let state = Self {
             db,
@@ -124,6 +129,7 @@ impl WriterState {
             dict_written: HashSet::new(),
             cells_written: HashSet::new(),
             day_counts,
+            coarse,
             activity: Arc::default(),
         };
         Ok((state, stats))
@@ -272,6 +278,8 @@ impl WriterState {
         let mut seqs: Vec<u64> = Vec::with_capacity(fates.len());
         let mut new_dict_keys: Vec<Box<[u8]>> = Vec::new();
         let mut new_cells: Vec<Box<[u8]>> = Vec::new();
+        // Coarse cells whose latest day this group moves on.
+        let mut coarse: HashMap<u64, u32> = HashMap::new();
         let mut batch = WriteBatch::default();
         let mut outcomes = Vec::with_capacity(group.len());
         let mut fates = fates.into_iter();
@@ -314,6 +322,11 @@ impl WriterState {
                 if !self.cells_written.contains(camera_cell) {
                     batch.put_cf(camera_cf, camera_cell, []);
                     new_cells.push(camera_cell.into());
+                }
+                let day = t.day();
+                let latest = coarse.get(&p.coarse).or_else(|| self.coarse.get(&p.coarse));
+                if latest.is_none_or(|d| *d < day) {
+                    coarse.insert(p.coarse, day);
                 }
                 let dict_day = part(&p.dict_day);
                 if !self.dict_written.contains(dict_day) {
@@ -409,6 +422,9 @@ impl WriterState {
                 .unwrap_or_default();
             put_day_count(&mut batch, meta_cf, *day, force, *n);
         }
+        for (cell, day) in &coarse {
+            batch.put_cf(meta_cf, keys::coarse_key(*cell), day.to_be_bytes());
+        }
         if let (Some(e), Some(l)) = (stats.earliest, stats.latest) {
             batch.put_cf(meta_cf, META_EARLIEST, (e.millis() as u64).to_be_bytes());
             batch.put_cf(meta_cf, META_LATEST, (l.millis() as u64).to_be_bytes());
@@ -437,6 +453,7 @@ impl WriterState {
             }
         }
         self.day_counts.extend(day_added);
+        self.coarse.extend(coarse);
         Ok(outcomes)
     }
 }

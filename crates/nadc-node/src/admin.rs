@@ -25,6 +25,9 @@ pub struct AdminService {
     pub retention_days: u32,
     /// Retention passes.
     pub retention: Arc<crate::retention::Retention>,
+    /// The node's peers (none: it has none), who are told where its reads
+    /// lie.
+    pub federation: Option<Arc<crate::federation::Federation>>,
 }
 
 #[tonic::async_trait]
@@ -128,12 +131,16 @@ impl pb::admin_server::Admin for AdminService {
         // Where this node's reads lie, for a peer to know whether a search
         // can reach them: every coarse cell holding a read (a mobile or GPS
         // read lies wherever it was taken, not at a registered camera).
-        // Anyone else is told where the cameras they may know of are: a
-        // covert camera's cell only to its own force (even coarse, it says
-        // where a covert camera is), and the reads' cells not at all (they
-        // would say it too).
+        // Only a configured peer is told: they say where mobile and covert
+        // units have worked. Anyone else is told where the cameras they may
+        // know of are: a covert camera's cell only to its own force (even
+        // coarse, it says where a covert camera is).
         let own = who.principal.force();
-        let mut coarse_cells: Vec<u64> = if matches!(who.principal, Principal::Node { .. }) {
+        let peer = match &who.principal {
+            Principal::Node { name } => self.federation.as_ref().is_some_and(|f| f.is_peer(name)),
+            _ => false,
+        };
+        let mut coarse_cells: Vec<u64> = if peer {
             self.store
                 .coarse_cells()
                 .map_err(|e| ServiceError::unavailable(e.to_string()))?
@@ -165,6 +172,7 @@ impl pb::admin_server::Admin for AdminService {
             earliest: stats.earliest.map(proto::to_pb_time),
             latest: stats.latest.map(proto::to_pb_time),
             coarse_cells,
+            cells_of_reads: peer,
         }))
     }
 }

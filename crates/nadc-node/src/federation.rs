@@ -129,8 +129,9 @@ pub struct FederationOptions {
 #[derive(Clone, Debug, Default)]
 struct Holdings {
     /// The coarse cells its reads lie in, each as its centre and the
-    /// distance from it to its farthest vertex, in metres.
-    cells: Vec<(nadc_core::GeoPoint, f64)>,
+    /// distance from it to its farthest vertex, in metres (none: not
+    /// known, from a release that told its cameras' cells instead).
+    cells: Option<Vec<(nadc_core::GeoPoint, f64)>>,
     /// Its earliest capture time (none while it holds nothing).
     earliest: Option<nadc_core::Timestamp>,
     /// The forces it holds reads of.
@@ -169,27 +170,28 @@ impl Reach {
 /// Whether a peer with `h` can hold reads within `reach`. Only the start
 /// of its data bounds time: its latest read moves on with every batch it
 /// takes in, while its earliest moves only as retention deletes. Holdings
-/// are cached for a minute, so a BOF's backlog older than a peer's earliest
-/// read, or a force's first reads on a peer, pushed within that minute, are
-/// the one thing a skip can miss.
+/// are cached for a minute, so what a peer took in within that minute and
+/// that changed them can be missed by a skip: a BOF's backlog older than
+/// its earliest read, a force's first reads on it, a read in a coarse cell
+/// none of its reads was in before (a mobile unit's first minute in a new
+/// area).
 fn may_hold(h: &Holdings, reach: &Reach) -> bool {
     let in_time = match (reach.window, h.earliest) {
         (Some((_, to)), Some(earliest)) => to >= earliest,
         _ => true,
     };
-    // A read in a cell lies within the cell's radius of its centre, so by
-    // the triangle inequality a search point within `reach` of the read
-    // is within `reach` plus that radius of the centre. The search's own
-    // distance may be geodesic, which differs from `distance_m`'s by at
-    // most `SPHERE_ERROR`; a cell's edges may bow out past the line
-    // between its vertices by a little: both get room.
-    let in_place = match &reach.near {
-        Some((points, reach_m)) => h.cells.iter().any(|(centre, radius_m)| {
-            let room =
-                reach_m * (1.0 + 2.0 * nadc_core::geo::SPHERE_ERROR) + radius_m * 1.02 + 100.0;
+    // A read in a cell lies within the cell's radius of its centre (the
+    // cell's edges are great-circle arcs, so its farthest point is a
+    // vertex), so by the triangle inequality a search point within `reach`
+    // of the read is within `reach` plus that radius of the centre. The
+    // room on the radius covers a cell drawn on the sphere measured on the
+    // ellipsoid (`distance_m` is geodesic).
+    let in_place = match (&reach.near, &h.cells) {
+        (Some((points, reach_m)), Some(cells)) => cells.iter().any(|(centre, radius_m)| {
+            let room = reach_m + radius_m * 1.02 + 100.0;
             points.iter().any(|pt| pt.distance_m(*centre) <= room)
         }),
-        None => true,
+        _ => true,
     };
     let of_force = match &reach.forces {
         Some(forces) => forces.iter().any(|f| h.forces.contains(f)),
@@ -542,12 +544,13 @@ impl Federation {
             .ok()?
             .into_inner();
         let h = Holdings {
-            cells: info
-                .coarse_cells
-                .iter()
-                .filter_map(|c| h3o::CellIndex::try_from(*c).ok())
-                .filter_map(cell_reach)
-                .collect(),
+            cells: info.cells_of_reads.then(|| {
+                info.coarse_cells
+                    .iter()
+                    .filter_map(|c| h3o::CellIndex::try_from(*c).ok())
+                    .filter_map(cell_reach)
+                    .collect()
+            }),
             earliest: info.earliest.as_ref().and_then(nadc_proto::from_pb_time),
             forces: info.forces.into_iter().map(|f| f.force).collect(),
         };
@@ -676,4 +679,83 @@ pub fn merge_convoy(
     summary.companions = ranked.len() as u64;
     summary.targets = targets.into_iter().collect();
     (ranked, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nadc_core::GeoPoint;
+    use rand::{Rng, SeedableRng};
+
+    fn holding(cells: Option<Vec<u64>>) -> Holdings {
+        Holdings {
+            cells: cells.map(|c| {
+                c.into_iter()
+                    .filter_map(|c| h3o::CellIndex::try_from(c).ok())
+                    .filter_map(cell_reach)
+                    .collect()
+            }),
+            ..Holdings::default()
+        }
+    }
+
+    fn near(point: GeoPoint, reach_m: f64) -> Reach {
+        Reach {
+            near: Some((vec![point], reach_m)),
+            ..Reach::default()
+        }
+    }
+
+    /// A peer holding one read, anywhere in its coarse cell (near its
+    /// vertices most of all), is asked by every search point within reach
+    /// of the read, whatever the reach; and skipped by a search far away.
+    #[test]
+    fn a_peer_is_asked_by_every_search_that_reaches_one_of_its_reads() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+        let mut skipped = 0;
+        for _ in 0..5_000 {
+            let lat = rng.random_range(-70.0..70.0);
+            let lon = rng.random_range(-180.0..180.0);
+            let ll = h3o::LatLng::new(lat, lon).unwrap();
+            let cell = ll.to_cell(nadc_core::geo::COARSE_RESOLUTION);
+            // The read: near one of the cell's vertices, inside the cell.
+            let v = cell.boundary().iter().copied().next().unwrap();
+            let t: f64 = rng.random_range(0.9..1.0);
+            let centre = h3o::LatLng::from(cell);
+            let read = h3o::LatLng::new(
+                centre.lat() + t * (v.lat() - centre.lat()),
+                centre.lng() + t * (v.lng() - centre.lng()),
+            )
+            .unwrap();
+            if read.to_cell(nadc_core::geo::COARSE_RESOLUTION) != cell {
+                continue;
+            }
+            let read = GeoPoint::new(read.lat(), read.lng()).unwrap();
+            let h = holding(Some(vec![u64::from(cell)]));
+            // A search point up to 30 km away, reaching the read exactly.
+            let dlat = rng.random_range(-0.27..0.27);
+            let dlon = rng.random_range(-0.27..0.27);
+            let Ok(q) = GeoPoint::new(read.lat() + dlat, read.lon() + dlon) else {
+                continue;
+            };
+            let reach_m = q.distance_m(read);
+            assert!(may_hold(&h, &near(q, reach_m)), "{read:?} from {q:?}");
+            if !may_hold(&h, &near(q, 100.0)) {
+                skipped += 1;
+            }
+        }
+        assert!(skipped > 1_000, "{skipped}: far searches should skip");
+    }
+
+    /// A peer that does not say its cells are its reads' (a release from
+    /// before) is never skipped by place.
+    #[test]
+    fn a_peer_not_telling_its_reads_cells_is_asked_everywhere() {
+        let far = GeoPoint::new(-40.0, 170.0).unwrap();
+        assert!(may_hold(&holding(None), &near(far, 10.0)));
+        let bristol = GeoPoint::new(51.45, -2.58)
+            .unwrap()
+            .cell_at(h3o::Resolution::Five);
+        assert!(!may_hold(&holding(Some(vec![bristol])), &near(far, 10.0)));
+    }
 }

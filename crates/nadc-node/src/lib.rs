@@ -294,6 +294,7 @@ pub async fn start_with_listener(
         admission: limits::Admission::new(&cfg.limits),
         stop: stop_rx.clone(),
     };
+    let peers = federation.clone();
     let search = search::SearchService {
         store: store.clone(),
         node: name.clone(),
@@ -329,6 +330,7 @@ pub async fn start_with_listener(
         cameras: registry,
         node: name.clone(),
         retention_days: cfg.retention_days,
+        federation: peers,
     };
 
     let (health_reporter, health) = tonic_health::server::health_reporter();

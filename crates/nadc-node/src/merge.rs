@@ -114,7 +114,10 @@ impl Source {
         Self::new(node, chunks, None, true)
     }
 
-    /// A peer's answer, which must be complete within `deadline` from now.
+    /// A peer's answer, which must be complete within `deadline` from now,
+    /// not counting the time the merge's consumer takes between rows (a
+    /// slow client's; the peer itself stops an answer whose reader stalls
+    /// past its `stalled_reader_s`).
     pub fn peer(
         node: &str,
         chunks: BoxStream<'static, Result<pb::SearchChunk, Status>>,

@@ -196,9 +196,11 @@ impl Inner {
         let evicted = std::mem::replace(&mut self.buckets, kept);
         for vrm in evicted.into_values().flatten() {
             if let Some(reads) = self.by_vrm.get_mut(&vrm) {
-                let before = reads.len();
-                reads.retain(|e| e.observed_at >= boundary);
-                self.reads -= before - reads.len();
+                // A VRM's reads are in capture order: those evicted are a
+                // prefix (none, when the VRM came up in a bucket before).
+                let gone = reads.partition_point(|e| e.observed_at < boundary);
+                reads.drain(..gone);
+                self.reads -= gone;
                 if reads.is_empty() {
                     self.by_vrm.remove(&vrm);
                 }

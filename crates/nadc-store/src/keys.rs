@@ -27,7 +27,7 @@
 //! | `registers` | `space · 0x00 · key` | the node's (e.g. the case register) |
 //! | `registers` (case) | `case · 0x00 · tag:u8 · owner · 0x00 · case_ref · 0x00 · rest` | see below |
 //! | `authorisations` | `force · 0x00 · id` | the authorisation (format byte, postcard) |
-//! | `meta`    | ASCII names | counters, the layout (4), each settled day's mark ([`settled_key`]) |
+//! | `meta`    | ASCII names | counters, the layout (5), each settled day's mark ([`settled_key`]), each coarse cell holding reads ([`coarse_key`]) |
 //!
 //! Every column family that holds something per read starts its keys with
 //! the capture day: the day is the store's time partition. What a day
@@ -165,12 +165,10 @@ pub fn decode_settled_key(k: &[u8]) -> Option<u32> {
 /// In `meta`: every coarse cell ([`nadc_core::geo::COARSE_RESOLUTION`])
 /// that has held a read, each a big-endian `u32` under this prefix and
 /// the cell (big-endian `u64`): the latest capture day of a read in it.
-/// What a node tells its peers it can hold ([`coarse_key`]).
+/// What a node tells its peers it can hold ([`coarse_key`]). Written in
+/// the batch of the read that makes a cell's day later; a store of layout
+/// 4, which had none, is scanned for them when opened.
 pub const COARSE_PREFIX: &[u8] = b"coarse/";
-
-/// In `meta`: present once the coarse cells cover every read held (a
-/// store from before them is scanned once, when opened).
-pub const COARSE_COMPLETE: &[u8] = b"coarse-complete";
 
 /// The `meta` key of a coarse cell.
 pub fn coarse_key(cell: u64) -> Vec<u8> {

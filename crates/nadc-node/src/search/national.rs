@@ -437,7 +437,7 @@ impl SearchService {
     /// This node's answer (`local`), and nationally the answers of the
     /// peers to `asked` (relayed for the user, this node only): of every
     /// peer that can hold reads within `reach`, or for a search in `areas`
-    /// (which set its place and window) those whose cameras can be there.
+    /// (which set its place and window) those whose reads can be there.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn fan_out_search<R: Relayed>(
         &self,

@@ -172,13 +172,49 @@ pub(super) fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, S
     Ok(counts)
 }
 
-/// The coarse cells that have held a read, each with the latest capture
-/// day of a read in it ([`keys::coarse_key`]). A store from before they
-/// were kept is scanned once: for each day, one seek per coarse cell
+/// Moves a store of layout 4 to this one: finds the coarse cells its
+/// reads lie in ([`keys::coarse_key`]) and writes them, with the new
+/// layout, in one synced batch. For each day, one seek per coarse cell
 /// holding reads that day by H3's hierarchy ([`keys::geo_after_coarse`]),
 /// not one step per read. The scan meets index cells, not positions, so it
 /// takes every coarse cell a read there can lie in
 /// ([`nadc_core::geo::coarse_cells_near`]): a few more than hold reads.
+fn find_coarse_cells(db: &DB) -> Result<usize, StoreError> {
+    let meta = cf(db, CF_META)?;
+    let mut cells: HashMap<u64, u32> = HashMap::new();
+    let view = View::new(db);
+    let mut it = view.records(Clustering::Place, None)?;
+    it.seek(keys::day_start(0));
+    while let Some(k) = it.key() {
+        let k = keys::decode_geo_key(k).ok_or_else(|| read::corrupt(CF_GEO, "undecodable key"))?;
+        let parent = nadc_core::geo::coarse_parent(k.cell)
+            .ok_or_else(|| read::corrupt(CF_GEO, "a key's cell is not an H3 cell"))?;
+        for near in nadc_core::geo::coarse_cells_near(k.cell) {
+            let latest = cells.entry(near).or_insert(k.day);
+            *latest = (*latest).max(k.day);
+        }
+        it.seek(keys::geo_after_coarse(k.day, parent));
+    }
+    it.status()?;
+    drop(it);
+    drop(view);
+    let mut batch = WriteBatch::default();
+    for (cell, day) in &cells {
+        batch.put_cf(meta, keys::coarse_key(*cell), day.to_be_bytes());
+    }
+    batch.put_cf(meta, META_LAYOUT, LAYOUT.to_be_bytes());
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(batch, &wo).map_err(engine)?;
+    info!(
+        cells = cells.len(),
+        "the store is in layout 5 (the coarse cells holding reads found)"
+    );
+    Ok(cells.len())
+}
+
+/// The coarse cells that have held a read, each with the latest capture
+/// day of a read in it ([`keys::coarse_key`]).
 pub(super) fn load_coarse_cells(db: &DB) -> Result<HashMap<u64, u32>, StoreError> {
     let meta = cf(db, CF_META)?;
     let corrupt = |detail: &str| StoreError::Corrupt {
@@ -186,51 +222,12 @@ pub(super) fn load_coarse_cells(db: &DB) -> Result<HashMap<u64, u32>, StoreError
         detail: detail.into(),
     };
     let mut cells: HashMap<u64, u32> = HashMap::new();
-    if db
-        .get_pinned_cf(meta, keys::COARSE_COMPLETE)
-        .map_err(engine)?
-        .is_none()
-    {
-        let view = View::new(db);
-        let mut it = view.records(Clustering::Place, None)?;
-        it.seek(keys::day_start(0));
-        while let Some(k) = it.key() {
-            let k = keys::decode_geo_key(k).ok_or_else(|| StoreError::Corrupt {
-                what: "geo",
-                detail: "geo key".into(),
-            })?;
-            let parent =
-                nadc_core::geo::coarse_parent(k.cell).ok_or_else(|| StoreError::Corrupt {
-                    what: "geo",
-                    detail: format!("{:x} is not an H3 cell", k.cell),
-                })?;
-            for near in nadc_core::geo::coarse_cells_near(k.cell) {
-                let latest = cells.entry(near).or_insert(k.day);
-                *latest = (*latest).max(k.day);
-            }
-            it.seek(keys::geo_after_coarse(k.day, parent));
-        }
-        it.status()?;
-        drop(it);
-        drop(view);
-        let mut batch = WriteBatch::default();
-        for (cell, day) in &cells {
-            batch.put_cf(meta, keys::coarse_key(*cell), day.to_be_bytes());
-        }
-        batch.put_cf(meta, keys::COARSE_COMPLETE, []);
-        db.write(batch).map_err(engine)?;
-        if !cells.is_empty() {
-            info!(cells = cells.len(), "the coarse cells holding reads found");
-        }
-        return Ok(cells);
-    }
     let mut it = db.raw_iterator_cf(meta);
     it.seek(keys::COARSE_PREFIX);
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
-        if !k.starts_with(keys::COARSE_PREFIX) {
+        let Some(cell) = keys::decode_coarse_key(k) else {
             break;
-        }
-        let cell = keys::decode_coarse_key(k).ok_or_else(|| corrupt("coarse cell key"))?;
+        };
         let day = v
             .try_into()
             .map(u32::from_be_bytes)
@@ -270,7 +267,7 @@ fn settle_layout_3(db: &DB) -> Result<u64, StoreError> {
     }
     it.status().map_err(engine)?;
     drop(it);
-    batch.put_cf(meta, META_LAYOUT, LAYOUT.to_be_bytes());
+    batch.put_cf(meta, META_LAYOUT, 4u64.to_be_bytes());
     let mut wo = WriteOptions::default();
     wo.set_sync(true);
     db.write_opt(batch, &wo).map_err(engine)?;
@@ -382,8 +379,12 @@ pub(super) fn migrate_layout(db: &mut DB) -> Result<u64, StoreError> {
         db.write_opt(batch, &wo).map_err(engine)?;
         info!(moved, "the store is in layout 3");
         settle_layout_3(db)?;
+        find_coarse_cells(db)?;
     } else if layout == Some(3) {
         settle_layout_3(db)?;
+        find_coarse_cells(db)?;
+    } else if layout == Some(4) {
+        find_coarse_cells(db)?;
     } else if layout.is_none() {
         // A new store.
         let mut wo = WriteOptions::default();

@@ -126,10 +126,12 @@ const META_COUNT_PREFIX: &[u8] = b"count/";
 const META_LAYOUT: &[u8] = b"layout";
 /// This code's layout: records in `geo` and `vrm_by_day` once their day
 /// has settled, in `geo_open` and `vrm_open` before, every per-read column
-/// family keyed by capture day first. (Layout 2, a draft of layout 3 with
-/// a camera index and longer records, was never released; layout 3 had
-/// no open form.)
-const LAYOUT: u64 = 4;
+/// family keyed by capture day first, and every coarse cell holding a
+/// read in `meta`. (Layout 2, a draft of layout 3 with a camera index and
+/// longer records, was never released; layout 3 had no open form; layout
+/// 4 no coarse cells, so a release that wrote it, writing reads without
+/// them, must not open a store of this one.)
+const LAYOUT: u64 = 5;
 
 /// How many reads one group commit takes at most.
 const MAX_GROUP_READS: usize = 64 * 1024;
@@ -756,15 +758,28 @@ impl Store for RocksStore {
     }
 
     fn coarse_cells(&self) -> Result<Vec<u64>, StoreError> {
-        let Some(earliest) = self.stats()?.earliest else {
-            return Ok(Vec::new());
-        };
+        // The cells and the earliest read from one snapshot: the writer
+        // writes both in a read's batch, so a late read in a new cell is
+        // never judged by an earliest day from before it.
+        let snapshot = self.db.snapshot();
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(&snapshot);
+        let meta = self.cf(CF_META)?;
         let corrupt = |detail: &str| StoreError::Corrupt {
             what: "meta",
             detail: detail.into(),
         };
+        let earliest = match self
+            .db
+            .get_pinned_cf_opt(meta, META_EARLIEST, &ro)
+            .map_err(engine)?
+        {
+            None => return Ok(Vec::new()),
+            Some(v) => keys::be_u64(&v).ok_or_else(|| corrupt("earliest is not 8 bytes"))?,
+        };
+        let earliest = Timestamp::from_millis(earliest as i64).day();
         let mut out = Vec::new();
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_META)?);
+        let mut it = self.db.raw_iterator_cf_opt(meta, ro);
         it.seek(keys::COARSE_PREFIX);
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let Some(cell) = keys::decode_coarse_key(k) else {
@@ -774,7 +789,7 @@ impl Store for RocksStore {
                 .try_into()
                 .map(u32::from_be_bytes)
                 .map_err(|_| corrupt("coarse cell day is not 4 bytes"))?;
-            if day >= earliest.day() {
+            if day >= earliest {
                 out.push(cell);
             }
             it.next();

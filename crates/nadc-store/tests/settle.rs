@@ -1,7 +1,7 @@
 //! Days settling from the open form to the settled form, on a real store:
 //! every read path answers as a brute-force model of the reads held says,
 //! before, during and after settling, with late reads, expiry, holds and
-//! reopening between.
+//! reopening between; and so do the coarse cells the reads lie in.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -155,10 +155,7 @@ fn check(s: &RocksStore, model: &Model, rng: &mut Rng, when: &str) {
     // among those the store says hold reads.
     let cells: BTreeSet<u64> = s.coarse_cells().unwrap().into_iter().collect();
     for (seq, h) in model {
-        let cell = h3o::LatLng::new(h.lat, h.lon)
-            .unwrap()
-            .to_cell(h3o::Resolution::Five);
-        let cell = u64::from(cell);
+        let cell = coarse(h.lat, h.lon);
         assert!(cells.contains(&cell), "{when}: seq {seq}'s cell {cell:x}");
     }
     // The whole plane over a random window: every read in it, once.
@@ -537,4 +534,94 @@ fn expiry_and_settling_run_whole_while_reads_keep_arriving() {
             .sum::<u64>(),
         2_000 + 50 * batches as u64
     );
+}
+
+fn coarse(lat: f64, lon: f64) -> u64 {
+    let ll = h3o::LatLng::new(lat, lon).unwrap();
+    u64::from(ll.to_cell(h3o::Resolution::Five))
+}
+
+/// The coarse cells the store says its reads lie in (what a node tells its
+/// peers, so that a search far from all of them skips it) are exactly the
+/// cells of the reads held, by h3o's own cell of each position, wherever
+/// the reads were taken; kept through settling, reopening and expiry.
+#[test]
+fn the_coarse_cells_are_those_of_the_reads_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || StoreOptions {
+        settle_in_background: false,
+        ..StoreOptions::default()
+    };
+    let force = forces()[0].clone();
+    let mut rng = Rng(7);
+    // Three days of reads anywhere in a box of 2° by 3° (some hundreds of
+    // coarse cells), the first day's also in a corner no later read is.
+    let mut held: Vec<(i64, f64, f64)> = Vec::new();
+    for i in 0..3_000 {
+        let day = (i % 3) as i64;
+        let (lat, lon) = if day == 0 && i % 2 == 0 {
+            (54.0 + rng.below(500) as f64 / 1000.0, -4.0)
+        } else {
+            (
+                51.0 + rng.below(2_000) as f64 / 1000.0,
+                -3.0 + rng.below(3_000) as f64 / 1000.0,
+            )
+        };
+        held.push((day, lat, lon));
+    }
+    let cells_of = |reads: &[(i64, f64, f64)]| -> Vec<u64> {
+        let set: BTreeSet<u64> = reads.iter().map(|r| coarse(r.1, r.2)).collect();
+        set.into_iter().collect()
+    };
+    {
+        let s = RocksStore::open(dir.path(), opts()).unwrap();
+        assert!(s.coarse_cells().unwrap().is_empty(), "an empty store");
+        for (b, chunk) in held.chunks(250).enumerate() {
+            let reads = chunk
+                .iter()
+                .enumerate()
+                .map(|(k, r)| {
+                    let i = b * 250 + k;
+                    let at = t0().plus_millis(r.0 * DAY_MS + i as i64 * 1_000);
+                    let vrm = format!("AB{:02}CDE", i % 50);
+                    new_read(format!("r{i}"), vrm, at, "VAN".into(), (r.1, r.2))
+                })
+                .collect();
+            s.append(&force, reads).unwrap();
+        }
+        let want = cells_of(&held);
+        assert!(
+            want.len() > 100,
+            "{} cells: the data miss the point",
+            want.len()
+        );
+        assert_eq!(s.coarse_cells().unwrap(), want);
+        // Settling a day moves its reads, not where they lie.
+        s.settle_day(t0().day()).unwrap();
+        assert_eq!(s.coarse_cells().unwrap(), want);
+        s.close().unwrap();
+    }
+    // Kept when reopened; and once the first day has gone, the corner's
+    // cells are no longer said to hold reads.
+    let s = RocksStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(s.coarse_cells().unwrap(), cells_of(&held));
+    let mut from_seq = 0;
+    loop {
+        let out = s
+            .expire(ExpireDay {
+                day: t0().day(),
+                from_seq,
+                max: 500,
+                ..Default::default()
+            })
+            .unwrap();
+        match out.next_seq {
+            Some(n) => from_seq = n,
+            None => break,
+        }
+    }
+    held.retain(|r| r.0 != 0);
+    let want = cells_of(&held);
+    assert!(!want.contains(&coarse(54.2, -4.0)), "the corner is gone");
+    assert_eq!(s.coarse_cells().unwrap(), want);
 }

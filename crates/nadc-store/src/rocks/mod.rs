@@ -764,38 +764,23 @@ impl Store for RocksStore {
         let snapshot = self.db.snapshot();
         let mut ro = ReadOptions::default();
         ro.set_snapshot(&snapshot);
-        let meta = self.cf(CF_META)?;
-        let corrupt = |detail: &str| StoreError::Corrupt {
-            what: "meta",
-            detail: detail.into(),
-        };
         let earliest = match self
             .db
-            .get_pinned_cf_opt(meta, META_EARLIEST, &ro)
+            .get_pinned_cf_opt(self.cf(CF_META)?, META_EARLIEST, &ro)
             .map_err(engine)?
         {
             None => return Ok(Vec::new()),
-            Some(v) => keys::be_u64(&v).ok_or_else(|| corrupt("earliest is not 8 bytes"))?,
+            Some(v) => {
+                keys::be_u64(&v).ok_or_else(|| read::corrupt(CF_META, "earliest is not 8 bytes"))?
+            }
         };
         let earliest = Timestamp::from_millis(earliest as i64).day();
-        let mut out = Vec::new();
-        let mut it = self.db.raw_iterator_cf_opt(meta, ro);
-        it.seek(keys::COARSE_PREFIX);
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let Some(cell) = keys::decode_coarse_key(k) else {
-                break;
-            };
-            let day = v
-                .try_into()
-                .map(u32::from_be_bytes)
-                .map_err(|_| corrupt("coarse cell day is not 4 bytes"))?;
-            if day >= earliest {
-                out.push(cell);
-            }
-            it.next();
-        }
-        it.status().map_err(engine)?;
-        Ok(out)
+        let cells = migrate::coarse_cells(&self.db, ro)?;
+        Ok(cells
+            .into_iter()
+            .filter(|(_, day)| *day >= earliest)
+            .map(|(cell, _)| cell)
+            .collect())
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

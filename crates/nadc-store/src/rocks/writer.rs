@@ -117,7 +117,9 @@ impl WriterState {
             it.status().map_err(engine)?;
         }
         let day_counts = load_day_counts(&db)?;
-        let coarse = load_coarse_cells(&db)?;
+        let coarse = coarse_cells(&db, ReadOptions::default())?
+            .into_iter()
+            .collect();
         debug!(next_seq, "store writer state loaded");
         let state = Self {
             db,

@@ -213,27 +213,6 @@ fn find_coarse_cells(db: &DB) -> Result<usize, StoreError> {
     Ok(cells.len())
 }
 
-/// The coarse cells that have held a read, each with the latest capture
-/// day of a read in it ([`keys::coarse_key`]), as `ro` sees them.
-pub(super) fn coarse_cells(db: &DB, ro: ReadOptions) -> Result<Vec<(u64, u32)>, StoreError> {
-    let mut out = Vec::new();
-    let mut it = db.raw_iterator_cf_opt(cf(db, CF_META)?, ro);
-    it.seek(keys::COARSE_PREFIX);
-    while let (Some(k), Some(v)) = (it.key(), it.value()) {
-        let Some(cell) = keys::decode_coarse_key(k) else {
-            break;
-        };
-        let day = v
-            .try_into()
-            .map(u32::from_be_bytes)
-            .map_err(|_| read::corrupt(CF_META, "a coarse cell's day is not 4 bytes"))?;
-        out.push((cell, day));
-        it.next();
-    }
-    it.status().map_err(engine)?;
-    Ok(out)
-}
-
 /// Moves a store of layout 3 (every record in the settled form, no open
 /// form) to this one: each day held gets the mark that settles every read
 /// it holds, in one synced batch with the new layout. Returns the days.

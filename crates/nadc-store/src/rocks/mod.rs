@@ -758,29 +758,7 @@ impl Store for RocksStore {
     }
 
     fn coarse_cells(&self) -> Result<Vec<u64>, StoreError> {
-        // The cells and the earliest read from one snapshot: the writer
-        // writes both in a read's batch, so a late read in a new cell is
-        // never judged by an earliest day from before it.
-        let snapshot = self.db.snapshot();
-        let mut ro = ReadOptions::default();
-        ro.set_snapshot(&snapshot);
-        let earliest = match self
-            .db
-            .get_pinned_cf_opt(self.cf(CF_META)?, META_EARLIEST, &ro)
-            .map_err(engine)?
-        {
-            None => return Ok(Vec::new()),
-            Some(v) => {
-                keys::be_u64(&v).ok_or_else(|| read::corrupt(CF_META, "earliest is not 8 bytes"))?
-            }
-        };
-        let earliest = Timestamp::from_millis(earliest as i64).day();
-        let cells = migrate::coarse_cells(&self.db, ro)?;
-        Ok(cells
-            .into_iter()
-            .filter(|(_, day)| *day >= earliest)
-            .map(|(cell, _)| cell)
-            .collect())
+        read::coarse_cells_held(&self.db)
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -484,6 +484,51 @@ pub(super) fn fetch_records(
     Ok(ControlFlow::Continue(()))
 }
 
+/// The coarse cells the reads held lie in ([`Store::coarse_cells`]).
+pub(super) fn coarse_cells_held(db: &DB) -> Result<Vec<u64>, StoreError> {
+    // The cells and the earliest read from one snapshot: the writer
+    // writes both in a read's batch, so a late read in a new cell is
+    // never judged by an earliest day from before it.
+    let snapshot = db.snapshot();
+    let mut ro = ReadOptions::default();
+    ro.set_snapshot(&snapshot);
+    let earliest = match db
+        .get_pinned_cf_opt(cf(db, CF_META)?, META_EARLIEST, &ro)
+        .map_err(engine)?
+    {
+        None => return Ok(Vec::new()),
+        Some(v) => keys::be_u64(&v).ok_or_else(|| corrupt(CF_META, "earliest is not 8 bytes"))?,
+    };
+    let earliest = Timestamp::from_millis(earliest as i64).day();
+    let cells = coarse_cells(db, ro)?;
+    Ok(cells
+        .into_iter()
+        .filter(|(_, day)| *day >= earliest)
+        .map(|(cell, _)| cell)
+        .collect())
+}
+
+/// The coarse cells that have held a read, each with the latest capture
+/// day of a read in it ([`keys::coarse_key`]), as `ro` sees them.
+pub(super) fn coarse_cells(db: &DB, ro: ReadOptions) -> Result<Vec<(u64, u32)>, StoreError> {
+    let mut out = Vec::new();
+    let mut it = db.raw_iterator_cf_opt(cf(db, CF_META)?, ro);
+    it.seek(keys::COARSE_PREFIX);
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let Some(cell) = keys::decode_coarse_key(k) else {
+            break;
+        };
+        let day = v
+            .try_into()
+            .map(u32::from_be_bytes)
+            .map_err(|_| corrupt(CF_META, "a coarse cell's day is not 4 bytes"))?;
+        out.push((cell, day));
+        it.next();
+    }
+    it.status().map_err(engine)?;
+    Ok(out)
+}
+
 /// A corrupt entry of column family `what`.
 pub(super) fn corrupt(what: &'static str, detail: &str) -> StoreError {
     StoreError::Corrupt {

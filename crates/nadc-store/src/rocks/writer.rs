@@ -117,7 +117,7 @@ impl WriterState {
             it.status().map_err(engine)?;
         }
         let day_counts = load_day_counts(&db)?;
-        let coarse = coarse_cells(&db, ReadOptions::default())?
+        let coarse = read::coarse_cells(&db, ReadOptions::default())?
             .into_iter()
             .collect();
         debug!(next_seq, "store writer state loaded");

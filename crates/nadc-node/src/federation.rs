@@ -544,13 +544,7 @@ impl Federation {
             .ok()?
             .into_inner();
         let h = Holdings {
-            cells: info.cells_of_reads.then(|| {
-                info.coarse_cells
-                    .iter()
-                    .filter_map(|c| h3o::CellIndex::try_from(*c).ok())
-                    .filter_map(cell_reach)
-                    .collect()
-            }),
+            cells: info.cells_of_reads.then(|| cells_reach(&info.coarse_cells)),
             earliest: info.earliest.as_ref().and_then(nadc_proto::from_pb_time),
             forces: info.forces.into_iter().map(|f| f.force).collect(),
         };
@@ -559,6 +553,16 @@ impl Federation {
         }
         Some(h)
     }
+}
+
+/// Each of `cells` (H3 indexes; any other number is left out) as its
+/// centre and how far from it the cell reaches ([`cell_reach`]).
+fn cells_reach(cells: &[u64]) -> Vec<(nadc_core::GeoPoint, f64)> {
+    cells
+        .iter()
+        .filter_map(|c| h3o::CellIndex::try_from(*c).ok())
+        .filter_map(cell_reach)
+        .collect()
 }
 
 /// A cell's centre and how far from it the cell reaches: the distance to
@@ -689,12 +693,7 @@ mod tests {
 
     fn holding(cells: Option<Vec<u64>>) -> Holdings {
         Holdings {
-            cells: cells.map(|c| {
-                c.into_iter()
-                    .filter_map(|c| h3o::CellIndex::try_from(c).ok())
-                    .filter_map(cell_reach)
-                    .collect()
-            }),
+            cells: cells.as_deref().map(cells_reach),
             ..Holdings::default()
         }
     }

@@ -172,7 +172,7 @@ pub(super) fn load_day_counts(db: &DB) -> Result<HashMap<(u32, ForceId), u64>, S
     Ok(counts)
 }
 
-/// Moves a store of layout 4 to this one: finds the coarse cells its
+/// Moves a store of layout 4 to layout 5: finds the coarse cells its
 /// reads lie in ([`keys::coarse_key`]) and writes them, with the new
 /// layout, in one synced batch. For each day, one seek per coarse cell
 /// holding reads that day by H3's hierarchy ([`keys::geo_after_coarse`]),
@@ -214,8 +214,8 @@ fn find_coarse_cells(db: &DB) -> Result<usize, StoreError> {
 }
 
 /// Moves a store of layout 3 (every record in the settled form, no open
-/// form) to this one: each day held gets the mark that settles every read
-/// it holds, in one synced batch with the new layout. Returns the days.
+/// form) to layout 4: each day held gets the mark that settles every read
+/// it holds, in one synced batch with layout 4. Returns the days.
 fn settle_layout_3(db: &DB) -> Result<u64, StoreError> {
     let meta = cf(db, CF_META)?;
     let next_seq = db
@@ -266,7 +266,7 @@ const MIGRATE_BATCH: usize = 16 * 1024;
 /// many records moved.
 pub(super) fn migrate_layout(db: &mut DB) -> Result<u64, StoreError> {
     let meta = cf(db, CF_META)?;
-    let layout = db
+    let mut layout = db
         .get_pinned_cf(meta, META_LAYOUT)
         .map_err(engine)?
         .and_then(|v| keys::be_u64(&v));
@@ -352,14 +352,18 @@ pub(super) fn migrate_layout(db: &mut DB) -> Result<u64, StoreError> {
         batch.put_cf(meta, META_LAYOUT, 3u64.to_be_bytes());
         db.write_opt(batch, &wo).map_err(engine)?;
         info!(moved, "the store is in layout 3");
+        layout = Some(3);
+    }
+    // Each later layout's step, in turn.
+    if layout == Some(3) {
         settle_layout_3(db)?;
+        layout = Some(4);
+    }
+    if layout == Some(4) {
         find_coarse_cells(db)?;
-    } else if layout == Some(3) {
-        settle_layout_3(db)?;
-        find_coarse_cells(db)?;
-    } else if layout == Some(4) {
-        find_coarse_cells(db)?;
-    } else if layout.is_none() {
+        layout = Some(LAYOUT);
+    }
+    if layout.is_none() {
         // A new store.
         let mut wo = WriteOptions::default();
         wo.set_sync(true);

@@ -74,12 +74,8 @@ fn new_read(
     }
     .validate()
     .unwrap();
-    NewRead {
-        position: read.position.unwrap(),
-        read,
-        received_at: t0(),
-        alerts: Vec::new(),
-    }
+    let position = read.position.unwrap();
+    NewRead::new(read, position, t0())
 }
 
 /// Appends `n` random reads (four days, 30 vehicles, five fixed cameras

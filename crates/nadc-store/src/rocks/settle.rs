@@ -377,12 +377,8 @@ mod tests {
                 }
                 .validate()
                 .unwrap();
-                NewRead {
-                    position: read.position.unwrap(),
-                    read,
-                    received_at: Timestamp::from_millis(day_ms),
-                    alerts: Vec::new(),
-                }
+                let position = read.position.unwrap();
+                NewRead::new(read, position, Timestamp::from_millis(day_ms))
             })
             .collect()
     }

@@ -115,7 +115,13 @@ const READ_FORMAT: u8 = 1;
 
 /// A read's register value.
 fn encode_read(r: &CaseRead) -> Result<Vec<u8>, StoreError> {
-    postcard::to_extend(r, vec![READ_FORMAT]).map_err(corrupt)
+    // Sized once: the strings and at most 10 bytes for each of the two
+    // numbers and 5 for each length.
+    let strings =
+        r.node.len() + r.force.len() + r.bof_read_id.len() + r.camera_id.len() + r.vrm.len();
+    let mut v = Vec::with_capacity(1 + strings + 2 * 10 + 5 * 5);
+    v.push(READ_FORMAT);
+    postcard::to_extend(r, v).map_err(corrupt)
 }
 
 /// Decodes a read's register value: postcard after [`READ_FORMAT`], or

@@ -23,16 +23,20 @@ impl PageVrms {
         let ms = |t: Option<&prost_types::Timestamp>| {
             t.and_then(proto::from_pb_time).map(|t| t.millis())
         };
-        let s = self
-            .by_vrm
-            .entry(row.vrm.clone())
-            .or_insert_with(|| pb::VrmAreaSummary {
-                vrm: row.vrm.clone(),
-                first_seen: at.cloned(),
-                last_seen: at.cloned(),
-                r#match: row.r#match.clone(),
-                ..Default::default()
-            });
+        // Looked up by reference: the VRM is copied once per VRM, not per row.
+        let s = match self.by_vrm.get_mut(&row.vrm) {
+            Some(s) => s,
+            None => self
+                .by_vrm
+                .entry(row.vrm.clone())
+                .or_insert_with(|| pb::VrmAreaSummary {
+                    vrm: row.vrm.clone(),
+                    first_seen: at.cloned(),
+                    last_seen: at.cloned(),
+                    r#match: row.r#match.clone(),
+                    ..Default::default()
+                }),
+        };
         s.reads += 1;
         if ms(at) < ms(s.first_seen.as_ref()) {
             s.first_seen = at.cloned();

@@ -208,31 +208,44 @@ pub fn camera_to_pb(c: &Camera) -> pb::Camera {
 
 /// A result row for a stored read, with provenance naming `node`.
 pub fn row_from_stored(s: &StoredRead, node: &str) -> pb::ReadRow {
-    let r = &s.read;
+    row_from_owned(s.clone(), node)
+}
+
+/// [`row_from_stored`] taking the read: its strings move into the row
+/// rather than being copied (a large answer builds one row per read).
+pub fn row_from_owned(s: StoredRead, node: &str) -> pb::ReadRow {
+    let StoredRead {
+        seq,
+        force,
+        received_at,
+        position,
+        read: r,
+    } = s;
+    let position_from_read = r.position.is_some();
     pb::ReadRow {
-        vrm: r.vrm.to_string(),
-        vrm_raw: r.vrm_raw.clone(),
-        lat: s.position.lat(),
-        lon: s.position.lon(),
+        vrm: r.vrm.into(),
+        vrm_raw: r.vrm_raw,
+        lat: position.lat(),
+        lon: position.lon(),
         bearing: r.bearing.map(u32::from),
         lane: r.lane.map(u32::from),
         confidence: r.confidence,
-        make: r.make.clone(),
-        model: r.model.clone(),
-        colour: r.colour.clone(),
-        country: r.country.clone(),
-        patch_image_ref: r.patch_image_ref.clone(),
-        overview_image_ref: r.overview_image_ref.clone(),
-        candidates: r.candidates.clone(),
+        make: r.make,
+        model: r.model,
+        colour: r.colour,
+        country: r.country,
+        patch_image_ref: r.patch_image_ref,
+        overview_image_ref: r.overview_image_ref,
+        candidates: r.candidates,
         provenance: Some(pb::Provenance {
-            owning_force: s.force.to_string(),
-            camera_id: r.camera_id.clone(),
-            bof_read_id: r.read_id.clone(),
+            owning_force: force.into(),
+            camera_id: r.camera_id,
+            bof_read_id: r.read_id,
             observed_at: Some(to_pb_time(r.observed_at)),
-            received_at: Some(to_pb_time(s.received_at)),
+            received_at: Some(to_pb_time(received_at)),
             node: node.to_string(),
-            seq: s.seq,
-            position_from_read: r.position.is_some(),
+            seq,
+            position_from_read,
         }),
         areas: Vec::new(),
         r#match: None,

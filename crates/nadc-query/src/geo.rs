@@ -268,16 +268,20 @@ struct Emitter<'a> {
 impl Emitter<'_> {
     fn push(&mut self, row: GeoRow, emit: &mut dyn FnMut(GeoRow) -> ControlFlow<()>) {
         let t = row.read.read.observed_at;
-        let s = self
-            .by_vrm
-            .entry(row.read.read.vrm.clone())
-            .or_insert_with(|| VrmSummary {
-                vrm: row.read.read.vrm.clone(),
-                areas: BTreeSet::new(),
-                first_seen: t,
-                last_seen: t,
-                reads: 0,
-            });
+        // Looked up by reference: the VRM is copied once per VRM, not per row.
+        let s = match self.by_vrm.get_mut(&row.read.read.vrm) {
+            Some(s) => s,
+            None => self
+                .by_vrm
+                .entry(row.read.read.vrm.clone())
+                .or_insert_with(|| VrmSummary {
+                    vrm: row.read.read.vrm.clone(),
+                    areas: BTreeSet::new(),
+                    first_seen: t,
+                    last_seen: t,
+                    reads: 0,
+                }),
+        };
         s.areas.extend(row.areas.iter().copied());
         s.first_seen = s.first_seen.min(t);
         s.last_seen = s.last_seen.max(t);

@@ -58,8 +58,9 @@ pub struct ResultSummary {
     pub rows: u64,
     /// Rows per owning force.
     pub forces: BTreeMap<ForceId, u64>,
-    /// Distinct cameras (owning force, camera id) in the rows.
-    pub cameras: BTreeSet<(ForceId, String)>,
+    /// Distinct cameras in the rows, by owning force (see
+    /// [`camera_count`](Self::camera_count)).
+    pub cameras: BTreeMap<ForceId, BTreeSet<String>>,
     /// Whether the result stopped at the limit with more rows left.
     pub truncated: bool,
 }
@@ -68,14 +69,30 @@ impl ResultSummary {
     /// Counts one row.
     pub fn add(&mut self, r: &StoredRead) {
         self.rows += 1;
-        *self.forces.entry(r.force.clone()).or_default() += 1;
-        if !self
-            .cameras
-            .contains(&(r.force.clone(), r.read.camera_id.clone()))
-        {
-            self.cameras
-                .insert((r.force.clone(), r.read.camera_id.clone()));
+        // Looked up by reference first: a copy of a name only when it is
+        // new (this runs once per row of an answer).
+        match self.forces.get_mut(&r.force) {
+            Some(n) => *n += 1,
+            None => {
+                self.forces.insert(r.force.clone(), 1);
+            }
         }
+        match self.cameras.get_mut(&r.force) {
+            Some(ids) => {
+                if !ids.contains(&r.read.camera_id) {
+                    ids.insert(r.read.camera_id.clone());
+                }
+            }
+            None => {
+                self.cameras
+                    .insert(r.force.clone(), BTreeSet::from([r.read.camera_id.clone()]));
+            }
+        }
+    }
+
+    /// Distinct cameras in the rows.
+    pub fn camera_count(&self) -> usize {
+        self.cameras.values().map(BTreeSet::len).sum()
     }
 }
 

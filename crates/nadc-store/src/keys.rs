@@ -579,7 +579,12 @@ pub fn case_read_key(
     day: u32,
     seq: u64,
 ) -> Vec<u8> {
-    let mut k = case_prefix(tag, owner, case_ref);
+    let mut k = Vec::with_capacity(owner.as_str().len() + case_ref.len() + node.len() + 32);
+    k.push(tag);
+    k.extend_from_slice(owner.as_str().as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(case_ref.as_bytes());
+    k.push(SEP);
     k.extend_from_slice(node.as_bytes());
     k.push(SEP);
     k.extend_from_slice(&read_key(day, seq));

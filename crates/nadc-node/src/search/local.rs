@@ -95,7 +95,7 @@ pub(super) fn compute_geo(
 ) -> Result<Finished, QueryError> {
     let q = &w.query;
     let totals = geo_search_stream(store, q, &mut |g| {
-        let mut row = proto::row_from_stored(&g.read, node);
+        let mut row = proto::row_from_owned(g.read, node);
         row.areas = g.areas;
         emit(row)
     })?;
@@ -128,7 +128,7 @@ pub(super) fn compute_vrm(
     emit: Emit,
 ) -> Result<Finished, QueryError> {
     let totals = vrm_search_stream(store, q, &mut |v| {
-        let mut row = proto::row_from_stored(&v.read, node);
+        let mut row = proto::row_from_owned(v.read, node);
         row.r#match = Some(proto::match_to_pb(&v.how));
         emit(row)
     })?;
@@ -169,7 +169,7 @@ pub(super) fn compute_timeline(
     emit: Emit,
 ) -> Result<Finished, QueryError> {
     let (summary, total_rows) = timeline(store, &q.vrm, q.from, q.to, q.limit, &mut |read| {
-        emit(proto::row_from_stored(&read, node))
+        emit(proto::row_from_owned(read, node))
     })?;
     Ok(Finished {
         vrms: None,
@@ -179,9 +179,9 @@ pub(super) fn compute_timeline(
     })
 }
 
-pub(super) fn emit_reads(reads: &[StoredRead], node: &str, emit: Emit) {
+pub(super) fn emit_reads(reads: Vec<StoredRead>, node: &str, emit: Emit) {
     for r in reads {
-        if emit(proto::row_from_stored(r, node)).is_break() {
+        if emit(proto::row_from_owned(r, node)).is_break() {
             break;
         }
     }
@@ -194,7 +194,7 @@ pub(super) fn compute_vehicle(
     emit: Emit,
 ) -> Result<Finished, QueryError> {
     let (summary, total_rows) = vehicle_search_stream(store, q, &mut |r| {
-        let mut row = proto::row_from_stored(&r.read, node);
+        let mut row = proto::row_from_owned(r.read, node);
         row.areas = r.areas;
         emit(row)
     })?;
@@ -225,10 +225,11 @@ pub(super) fn compute_held(
     for r in &reads {
         summary.add(r);
     }
-    emit_reads(&reads, node, emit);
+    let total_rows = reads.len() as u64;
+    emit_reads(reads, node, emit);
     Ok(Finished {
         vrms: None,
-        total_rows: reads.len() as u64,
+        total_rows,
         summary,
         silent: Vec::new(),
     })
@@ -241,7 +242,7 @@ pub(super) fn compute_camera(
     emit: Emit,
 ) -> Result<Finished, QueryError> {
     let (reads, summary, total_rows) = camera_search(store, &w.query)?;
-    emit_reads(&reads, node, emit);
+    emit_reads(reads, node, emit);
     Ok(Finished {
         vrms: None,
         summary,

@@ -103,7 +103,7 @@ fn summary_to_pb(s: &ResultSummary, elapsed_us: u64) -> pb::SearchSummary {
                 rows: *n,
             })
             .collect(),
-        cameras: s.cameras.len() as u64,
+        cameras: s.camera_count() as u64,
         elapsed_us,
         truncated: s.truncated,
         clipped_from: None,

@@ -424,7 +424,9 @@ impl RocksStore {
 
 /// The full key of entry `k` of registry `space`.
 fn registry_key(space: &str, k: &[u8]) -> Vec<u8> {
-    let mut key = space.as_bytes().to_vec();
+    // Room for the audit sequence number the writer appends.
+    let mut key = Vec::with_capacity(space.len() + 1 + k.len() + 8);
+    key.extend_from_slice(space.as_bytes());
     key.push(keys::SEP);
     key.extend_from_slice(k);
     key

@@ -6,14 +6,15 @@
 //! what the audit entry and the case register count is all the answer
 //! holds.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use nadc_proto::{self as proto, pb};
 
 /// The summaries of the rows seen so far, by VRM.
 #[derive(Debug, Default)]
 pub struct PageVrms {
-    by_vrm: BTreeMap<String, pb::VrmAreaSummary>,
+    /// Hashed while rows come (a lookup per row); ordered once at the end.
+    by_vrm: HashMap<String, pb::VrmAreaSummary>,
 }
 
 impl PageVrms {
@@ -54,7 +55,11 @@ impl PageVrms {
     /// The summaries, ordered by VRM.
     pub fn into_pb(self) -> pb::VrmSummaries {
         pb::VrmSummaries {
-            vrms: self.by_vrm.into_values().collect(),
+            vrms: {
+                let mut vrms: Vec<pb::VrmAreaSummary> = self.by_vrm.into_values().collect();
+                vrms.sort_unstable_by(|a, b| a.vrm.cmp(&b.vrm));
+                vrms
+            },
         }
     }
 }

@@ -10,7 +10,7 @@
 //! exactly what a brute-force scan of every read would give (property
 //! tested).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 use nadc_core::geo::Polygon;
@@ -181,8 +181,21 @@ fn validate(q: &GeoQuery) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// A read inside an area, with the areas it falls in.
-type Hits = HashMap<ReadRef, (StoredRead, Vec<u32>)>;
+/// The reads inside an area, each with the areas it falls in: held where
+/// they were first pushed (a read is a few hundred bytes, so it is moved
+/// as little as may be), found by their place on the node.
+#[derive(Default)]
+struct Hits {
+    at: HashMap<ReadRef, usize>,
+    /// Taken (`None`) only as rows are made of them.
+    reads: Vec<Option<(StoredRead, Vec<u32>)>>,
+}
+
+impl Hits {
+    fn len(&self) -> usize {
+        self.reads.len()
+    }
+}
 
 /// Candidate reads captured in `from..=to` and inside an area (and that
 /// area's window), with the areas each falls in. The geographic index
@@ -194,7 +207,7 @@ fn collect_hits(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Hits, QueryError> {
-    let mut hits: Hits = HashMap::new();
+    let mut hits = Hits::default();
     for (i, (area, cover)) in q.areas.iter().zip(covers).enumerate() {
         let (lo, hi) = (area.from.max(from), area.to.min(to));
         if lo > hi {
@@ -204,13 +217,16 @@ fn collect_hits(
         let mut failed = None;
         store.geo_scan(cover, lo, hi, &mut |hit| {
             if area.contains(hit.position, hit.observed_at) {
-                match hits.entry(hit.read_ref()) {
-                    std::collections::hash_map::Entry::Occupied(mut e) => {
-                        e.get_mut().1.push(i as u32)
+                match hits.at.entry(hit.read_ref()) {
+                    std::collections::hash_map::Entry::Occupied(e) => {
+                        if let Some((_, areas)) = &mut hits.reads[*e.get()] {
+                            areas.push(i as u32)
+                        }
                     }
                     std::collections::hash_map::Entry::Vacant(e) => match hit.read() {
                         Ok(read) => {
-                            e.insert((read, vec![i as u32]));
+                            e.insert(hits.reads.len());
+                            hits.reads.push(Some((read, vec![i as u32])));
                         }
                         Err(err) => {
                             failed = Some(err);
@@ -238,27 +254,35 @@ fn collect_hits(
     Ok(hits)
 }
 
-/// The reads of `hits` as rows in capture-time order (ties by sequence).
-fn rows_of(hits: Hits, keep: &dyn Fn(&StoredRead) -> bool) -> Vec<GeoRow> {
-    let mut rows: Vec<GeoRow> = hits
-        .into_values()
-        .filter(|(read, _)| keep(read))
+/// The reads of `hits` as rows in capture-time order (ties by sequence):
+/// a small key sorted, then each read moved once, into its row.
+fn rows_of(mut hits: Hits, keep: &dyn Fn(&StoredRead) -> bool) -> Vec<GeoRow> {
+    let mut order: Vec<(Timestamp, u64, usize)> = hits
+        .reads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().map(|(read, _)| (i, read)))
+        .filter(|(_, read)| keep(read))
+        .map(|(i, read)| (read.read.observed_at, read.seq, i))
+        .collect();
+    order.sort_unstable();
+    order
+        .into_iter()
+        .filter_map(|(_, _, i)| hits.reads[i].take())
         .map(|(read, mut areas)| {
             areas.sort_unstable();
             areas.dedup();
             GeoRow { read, areas }
         })
-        .collect();
-    // Sorted by a small key, each row moved once (a row is a few hundred
-    // bytes; the index gives them by cell, not by time).
-    rows.sort_by_cached_key(|r| (r.read.read.observed_at, r.read.seq));
-    rows
+        .collect()
 }
 
 /// Counts, pages and summarises rows as they are emitted.
 struct Emitter<'a> {
     q: &'a GeoQuery,
-    by_vrm: BTreeMap<Vrm, VrmSummary>,
+    /// Hashed, not ordered, while rows come (a lookup per row); ordered by
+    /// VRM once at the end.
+    by_vrm: HashMap<Vrm, VrmSummary>,
     summary: ResultSummary,
     total: u64,
     emitted: usize,
@@ -330,7 +354,7 @@ pub fn geo_search_filtered(
         .collect();
     let mut out = Emitter {
         q,
-        by_vrm: BTreeMap::new(),
+        by_vrm: HashMap::new(),
         summary: ResultSummary::default(),
         total: 0,
         emitted: 0,
@@ -380,7 +404,11 @@ pub fn geo_search_filtered(
         }
     }
     Ok(GeoTotals {
-        vrms: out.by_vrm.into_values().collect(),
+        vrms: {
+            let mut vrms: Vec<VrmSummary> = out.by_vrm.into_values().collect();
+            vrms.sort_unstable_by(|a, b| a.vrm.cmp(&b.vrm));
+            vrms
+        },
         summary: out.summary,
         total_rows: out.total,
     })

@@ -135,6 +135,7 @@ impl Spools {
         (
             SpoolWriter {
                 shared: shared.clone(),
+                pushed: std::cell::Cell::new(0),
                 _one_writer: PhantomData,
             },
             SpoolReader {
@@ -238,14 +239,22 @@ type OneWriter<T> = PhantomData<(fn(T), std::cell::Cell<()>)>;
 /// thread pushes (it is not `Sync`): file writes rely on a single writer.
 pub struct SpoolWriter<T> {
     shared: Arc<Shared<T>>,
+    /// Items pushed.
+    pushed: std::cell::Cell<usize>,
     _one_writer: OneWriter<T>,
 }
 
 impl<T: Message> SpoolWriter<T> {
+    /// Whether anything was ever pushed (kept or refused).
+    pub fn pushed_any(&self) -> bool {
+        self.pushed.get() > 0
+    }
+
     /// Keeps `item` for the client, in memory or in the spill file; fails
     /// once the spool is stopped (its client gone, or a disk budget
     /// spent), and the search should stop.
     pub fn push(&self, item: T) -> Result<(), Stop> {
+        self.pushed.set(self.pushed.get() + 1);
         let sh = &self.shared;
         let len = item.encoded_len();
         let (file, at) = {

@@ -91,4 +91,31 @@ async fn only_a_configured_peer_is_told_where_the_reads_lie() {
     for node in c.nodes.iter_mut().filter_map(Option::take) {
         node.shutdown().await.unwrap();
     }
+
+    // What node-1 was told is in node-3's audit log, with the cells and
+    // the force whose reads they place; telling the cameras' cells
+    // disclosed no read, and is not.
+    let store =
+        nadc_store::RocksStore::open(&c.configs[2].data_dir, nadc_store::StoreOptions::default())
+            .unwrap();
+    let mut told_to = Vec::new();
+    nadc_store::Store::audit(&store, 1, &mut |e| {
+        if e.entry.action == "federation.holdings" {
+            told_to.push(e.entry);
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(
+        !told_to.is_empty(),
+        "telling a peer where the reads lie is audited"
+    );
+    for e in &told_to {
+        assert_eq!(e.user, "node:node-1", "only the peer was told");
+        assert!(e.query.contains(&road.to_string()), "{}", e.query);
+        assert_eq!(
+            e.returned,
+            vec![(nadc_core::ForceId::new("MET").unwrap(), 1)]
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use nadc_core::audit::Outcome;
 use nadc_core::{CameraKind, ForceId, Principal};
 use nadc_proto::{self as proto, pb};
 use nadc_store::Store;
@@ -28,6 +29,8 @@ pub struct AdminService {
     /// The node's peers (none: it has none), who are told where its reads
     /// lie.
     pub federation: Option<Arc<crate::federation::Federation>>,
+    /// Audits telling a peer where the reads lie.
+    pub governance: Arc<crate::governance::Governance>,
 }
 
 #[tonic::async_trait]
@@ -155,6 +158,24 @@ impl pb::admin_server::Admin for AdminService {
         };
         coarse_cells.sort_unstable();
         coarse_cells.dedup();
+        if peer {
+            // Where the reads lie, however coarsely, is disclosed: audited,
+            // durably, before it leaves, with the cells told and the forces
+            // whose reads they place.
+            let g = &self.governance;
+            let what = crate::governance::Audited {
+                query: serde_json::json!({"coarse_cells": coarse_cells}),
+                returned: stats
+                    .reads_by_force
+                    .iter()
+                    .map(|(f, n)| (f.clone(), *n))
+                    .collect(),
+                ..Default::default()
+            };
+            let actor = crate::governance::Actor::of(&who.principal);
+            g.record(g.entry(&actor, "federation.holdings", &what, Outcome::Ok))
+                .await?;
+        }
         Ok(Response::new(pb::NodeInfoResponse {
             node: self.node.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),

@@ -331,6 +331,7 @@ pub async fn start_with_listener(
         node: name.clone(),
         retention_days: cfg.retention_days,
         federation: peers,
+        governance: governance.clone(),
     };
 
     let (health_reporter, health) = tonic_health::server::health_reporter();

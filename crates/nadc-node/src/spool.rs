@@ -135,7 +135,7 @@ impl Spools {
         (
             SpoolWriter {
                 shared: shared.clone(),
-                pushed: std::cell::Cell::new(0),
+                pushed: std::cell::Cell::new(false),
                 _one_writer: PhantomData,
             },
             SpoolReader {
@@ -239,22 +239,22 @@ type OneWriter<T> = PhantomData<(fn(T), std::cell::Cell<()>)>;
 /// thread pushes (it is not `Sync`): file writes rely on a single writer.
 pub struct SpoolWriter<T> {
     shared: Arc<Shared<T>>,
-    /// Items pushed.
-    pushed: std::cell::Cell<usize>,
+    /// Whether anything was pushed.
+    pushed: std::cell::Cell<bool>,
     _one_writer: OneWriter<T>,
 }
 
 impl<T: Message> SpoolWriter<T> {
     /// Whether anything was ever pushed (kept or refused).
     pub fn pushed_any(&self) -> bool {
-        self.pushed.get() > 0
+        self.pushed.get()
     }
 
     /// Keeps `item` for the client, in memory or in the spill file; fails
     /// once the spool is stopped (its client gone, or a disk budget
     /// spent), and the search should stop.
     pub fn push(&self, item: T) -> Result<(), Stop> {
-        self.pushed.set(self.pushed.get() + 1);
+        self.pushed.set(true);
         let sh = &self.shared;
         let len = item.encoded_len();
         let (file, at) = {

@@ -420,6 +420,16 @@ impl RocksStore {
         }
         Ok(())
     }
+
+    /// Blocks until the engine's background work (flushes, compactions
+    /// and the deletion of the files they made obsolete) has finished,
+    /// without starting any: what the store holds on disk afterwards is
+    /// what the writes so far leave once the engine has caught up.
+    pub fn wait_for_background_work(&self) -> Result<(), StoreError> {
+        let mut opts = rocksdb::WaitForCompactOptions::default();
+        opts.set_flush(false);
+        self.db.wait_for_compact(&opts).map_err(engine)
+    }
 }
 
 /// The full key of entry `k` of registry `space`.

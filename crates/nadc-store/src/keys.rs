@@ -143,6 +143,26 @@ pub fn decode_day_count_key(k: &[u8]) -> Option<(u32, &str)> {
     Some((day, std::str::from_utf8(&rest[4..]).ok()?))
 }
 
+/// In `meta`: how far each stream of the replicated log has been applied,
+/// a big-endian `u64` (the stream's sequence number of the last message
+/// applied) under this prefix and the stream's name. Written in the same
+/// batch as what the message changed, so the store and its position never
+/// disagree.
+pub const LOG_POSITION_PREFIX: &[u8] = b"log/";
+
+/// The `meta` key of the position applied of log stream `stream`.
+pub fn log_position_key(stream: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(LOG_POSITION_PREFIX.len() + stream.len());
+    k.extend_from_slice(LOG_POSITION_PREFIX);
+    k.extend_from_slice(stream.as_bytes());
+    k
+}
+
+/// The stream of a [`log_position_key`].
+pub fn decode_log_position_key(k: &[u8]) -> Option<&str> {
+    std::str::from_utf8(k.strip_prefix(LOG_POSITION_PREFIX)?).ok()
+}
+
 /// In `meta`: each settled day's mark, a big-endian `u64` under this
 /// prefix and the day (big-endian `u32`). A day's reads with sequence
 /// numbers up to its mark are in the settled form (`geo`, `vrm_by_day`),

@@ -249,6 +249,16 @@ impl std::fmt::Display for CaseId {
     }
 }
 
+/// A message of the replicated log: its stream and its sequence number
+/// in that stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogPosition {
+    /// The stream's name.
+    pub stream: String,
+    /// The message's sequence number in the stream (from 1).
+    pub seq: u64,
+}
+
 /// A visitor of registry entries: key (without the space), value.
 pub type RegistryVisit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
 
@@ -257,6 +267,21 @@ pub trait Store: Send + Sync + 'static {
     /// Durably stores `reads` for `force`, returning one outcome per read in
     /// order. Blocks until the data is synced.
     fn append(&self, force: &ForceId, reads: Vec<NewRead>) -> Result<Vec<Appended>, StoreError>;
+
+    /// As [`Store::append`], for reads taken from the replicated log: the
+    /// log's position `at` is written in the same durable write, even when
+    /// every read is a duplicate, so a replica that stops at any moment
+    /// resumes after the last message it applied, never before or past it.
+    fn append_logged(
+        &self,
+        force: &ForceId,
+        reads: Vec<NewRead>,
+        at: &LogPosition,
+    ) -> Result<Vec<Appended>, StoreError>;
+
+    /// The sequence number of the last message of log stream `stream`
+    /// applied to this store (none: nothing yet).
+    fn log_position(&self, stream: &str) -> Result<Option<u64>, StoreError>;
 
     /// Visits the reads of `vrm` captured in `from..=to`, in capture-time
     /// order (ties by sequence number), until `visit` breaks.

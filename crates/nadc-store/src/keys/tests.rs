@@ -80,6 +80,17 @@ proptest! {
     }
 
     #[test]
+    fn log_position_keys_round_trip_apart_from_the_other_meta_keys(stream in "[A-Za-z0-9_-]{1,32}") {
+        let k = log_position_key(&stream);
+        prop_assert_eq!(decode_log_position_key(&k), Some(stream.as_str()));
+        prop_assert_eq!(decode_settled_key(&k), None);
+        prop_assert_eq!(decode_day_count_key(&k), None);
+        prop_assert_eq!(decode_coarse_key(&k), None);
+        let settled = settled_key(1);
+        prop_assert_eq!(decode_log_position_key(&settled), None);
+    }
+
+    #[test]
     fn record_keys_of_both_forms_give_their_day_and_seq(
         vrm in vrm_strategy(), t in time_strategy(), cell in any::<u64>(), seq in any::<u64>(),
     ) {

@@ -159,6 +159,9 @@ struct Job {
     /// if the alert is still logged; if it is not, nothing is written but
     /// `audit`, whose outcome then says the alert was not found.
     alert_state: Option<(u64, AlertState)>,
+    /// The replicated log's position this job applies: its `meta` key and
+    /// sequence number, written with the rest.
+    log_position: Option<(Vec<u8>, u64)>,
 }
 
 impl Job {
@@ -512,6 +515,41 @@ impl Store for RocksStore {
         Ok(self
             .submit(Some(force.clone()), prepared, Vec::new(), Vec::new())?
             .appended)
+    }
+
+    fn append_logged(
+        &self,
+        force: &ForceId,
+        mut reads: Vec<NewRead>,
+        at: &crate::LogPosition,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let prepared = PreparedReads::new(force, &mut reads)?;
+        drop(reads);
+        Ok(self
+            .submit_job(Job {
+                force: Some(force.clone()),
+                reads: prepared,
+                log_position: Some((keys::log_position_key(&at.stream), at.seq)),
+                ..Job::default()
+            })?
+            .appended)
+    }
+
+    fn log_position(&self, stream: &str) -> Result<Option<u64>, StoreError> {
+        let key = keys::log_position_key(stream);
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_META)?, &key)
+            .map_err(engine)?
+        {
+            None => Ok(None),
+            Some(v) => keys::be_u64(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: "meta",
+                    detail: format!("the position of log stream {stream:?} is not 8 bytes"),
+                }),
+        }
     }
 
     fn log_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<u64>, StoreError> {

@@ -402,9 +402,14 @@ impl WriterState {
             });
         }
         let next_alert = next_alert;
+        let positions: Vec<_> = group
+            .iter()
+            .filter_map(|req| req.job.log_position.as_ref())
+            .collect();
         if next_seq == self.next_seq
             && next_alert == self.next_alert
             && audit_head == self.audit_head
+            && positions.is_empty()
         {
             // Only duplicates: nothing to write.
             return Ok(outcomes);
@@ -430,6 +435,11 @@ impl WriterState {
         if let (Some(e), Some(l)) = (stats.earliest, stats.latest) {
             batch.put_cf(meta_cf, META_EARLIEST, (e.millis() as u64).to_be_bytes());
             batch.put_cf(meta_cf, META_LATEST, (l.millis() as u64).to_be_bytes());
+        }
+        // Jobs are committed in the order they were submitted: the last
+        // position of a stream in the group is the furthest.
+        for (key, seq) in positions {
+            batch.put_cf(meta_cf, key, seq.to_be_bytes());
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);

@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "governance",
         "reports",
         "analysis",
+        "log",
     ]
     .map(|f| root.join(format!("nadc/v1/{f}.proto")));
     for f in &files {

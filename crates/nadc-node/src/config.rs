@@ -145,6 +145,10 @@ pub struct NodeConfig {
     /// third of the machine's memory on a dedicated node.
     #[serde(default = "default_block_cache_mb")]
     pub block_cache_mb: usize,
+    /// Replicated mode: NATS JetStream as the log in front of the store
+    /// (absent: the embedded single-node mode).
+    #[serde(default)]
+    pub replication: Option<crate::replication::ReplicationConfig>,
 }
 
 fn default_block_cache_mb() -> usize {
@@ -340,6 +344,7 @@ impl NodeConfig {
             federation_peer_concurrency: default_federation_peer_concurrency(),
             limits: crate::limits::LimitsConfig::default(),
             block_cache_mb: default_block_cache_mb(),
+            replication: None,
         }
     }
 

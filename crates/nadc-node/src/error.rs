@@ -29,6 +29,10 @@ pub enum ServiceError {
     Exhausted(String),
     /// The store failed (`UNAVAILABLE`).
     Unavailable(String),
+    /// A part the request needs is down for now, the replicated log
+    /// (`UNAVAILABLE`, with `retry-after-ms`: nothing was kept, send it
+    /// again then).
+    Later(String, std::time::Duration),
     /// A fault of the node itself (`INTERNAL`).
     Internal(String),
 }
@@ -82,6 +86,7 @@ impl ServiceError {
             }
             Self::Exhausted(m) => Self::Exhausted(format!("{what}: {m}")),
             Self::Unavailable(m) => Self::Unavailable(format!("{what}: {m}")),
+            Self::Later(m, after) => Self::Later(format!("{what}: {m}"), after),
             Self::Internal(m) => Self::Internal(format!("{what}: {m}")),
         }
     }
@@ -97,6 +102,7 @@ impl std::fmt::Display for ServiceError {
             | Self::Exists(m)
             | Self::Exhausted(m)
             | Self::Unavailable(m)
+            | Self::Later(m, _)
             | Self::Internal(m) => f.write_str(m),
             Self::Governed(s) => f.write_str(s.message()),
         }
@@ -114,6 +120,14 @@ impl From<ServiceError> for Status {
             ServiceError::Governed(s) => s,
             ServiceError::Exhausted(m) => Status::resource_exhausted(m),
             ServiceError::Unavailable(m) => Status::unavailable(m),
+            ServiceError::Later(m, after) => {
+                let ms = after.as_millis().max(1) as u64;
+                let mut s = Status::unavailable(format!("{m}; retry after {ms} ms"));
+                if let Ok(v) = ms.to_string().parse() {
+                    s.metadata_mut().insert(crate::limits::RETRY_AFTER_MS, v);
+                }
+                s
+            }
             ServiceError::Internal(m) => Status::internal(m),
         }
     }

@@ -169,6 +169,8 @@ pub struct IngestService {
     pub admission: Admission,
     /// Set when the node stops: push streams stop reading new batches.
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Replicated mode: batches go to the log, not straight to the store.
+    pub replication: Option<Arc<crate::replication::Replication>>,
 }
 
 impl IngestService {
@@ -195,30 +197,32 @@ impl IngestService {
         }
         let validated = self.validator.validate_batch(force, batch.reads);
         let (indexes, reads): (Vec<u32>, Vec<NewRead>) = validated.accepted.into_iter().unzip();
-        let store = self.store.clone();
-        let alerting = self.alerting.clone();
-        let f = force.clone();
-        let (briefs, outcomes) = tokio::task::spawn_blocking(move || {
-            let mut reads = reads;
-            // Matched against the lists and stored under the gate a
-            // look-back waits on (`HotlistRegistry::settle`).
-            let _matching = alerting.hotlists.ingesting();
-            let sightings = alerting.annotate(&mut reads)?;
-            let briefs = alerting.brief(&reads);
-            let outcomes = store.append(&f, reads)?;
-            alerting.remember(&sightings, &outcomes);
-            Ok::<_, nadc_store::StoreError>((briefs, outcomes))
-        })
-        .await
-        .map_err(|e| Status::from(ServiceError::internal(format!("append task failed: {e}"))))?
-        .map_err(|e| {
-            Status::from(ServiceError::unavailable(format!(
-                "store unavailable, batch not stored (retry it): {e}"
-            )))
-        })?;
-        if !briefs.is_empty() {
-            self.alerting.after_append(force, briefs, &outcomes);
-        }
+        let outcomes = match &self.replication {
+            // Replicated: the node's replica stores them, and alerts on
+            // them, as it applies the log.
+            Some(log) => log.append(force, reads).await?,
+            None => {
+                let store = self.store.clone();
+                let alerting = self.alerting.clone();
+                let f = force.clone();
+                let (briefs, outcomes) = tokio::task::spawn_blocking(move || {
+                    store_reads(&alerting, store.as_ref(), &f, reads, None)
+                })
+                .await
+                .map_err(|e| {
+                    Status::from(ServiceError::internal(format!("append task failed: {e}")))
+                })?
+                .map_err(|e| {
+                    Status::from(ServiceError::unavailable(format!(
+                        "store unavailable, batch not stored (retry it): {e}"
+                    )))
+                })?;
+                if !briefs.is_empty() {
+                    self.alerting.after_append(force, briefs, &outcomes);
+                }
+                outcomes
+            }
+        };
         let mut result = pb::BatchResult {
             batch_seq: batch.batch_seq,
             rejected: validated.rejected,
@@ -238,6 +242,30 @@ impl IngestService {
             duplicates = result.duplicates, rejected = result.rejected.len(), "batch stored");
         Ok(result)
     }
+}
+
+/// Stage 3 and 4 on a blocking thread: hotlist hits and clone checks
+/// attached to `reads`, which are then stored (at log position `at`, for a
+/// replica applying the log). The briefs are for
+/// [`Alerting::after_append`].
+pub(crate) fn store_reads(
+    alerting: &Alerting,
+    store: &dyn Store,
+    force: &ForceId,
+    mut reads: Vec<NewRead>,
+    at: Option<&nadc_store::LogPosition>,
+) -> Result<(Vec<crate::alerts::Brief>, Vec<Appended>), nadc_store::StoreError> {
+    // Matched against the lists and stored under the gate a look-back
+    // waits on (`HotlistRegistry::settle`).
+    let _matching = alerting.hotlists.ingesting();
+    let sightings = alerting.annotate(&mut reads)?;
+    let briefs = alerting.brief(&reads);
+    let outcomes = match at {
+        Some(at) => store.append_logged(force, reads, at)?,
+        None => store.append(force, reads)?,
+    };
+    alerting.remember(&sightings, &outcomes);
+    Ok((briefs, outcomes))
 }
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> + Send>>;

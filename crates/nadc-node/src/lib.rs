@@ -32,6 +32,7 @@ pub mod merge;
 pub mod page;
 pub mod recent;
 pub mod relay;
+pub mod replication;
 pub mod reports;
 pub mod retention;
 pub mod rules;
@@ -74,6 +75,9 @@ pub enum NodeError {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Server(String),
+    /// Replicated mode could not start.
+    #[error(transparent)]
+    Replication(#[from] replication::ReplicationError),
     /// The result spool's directory could not be made ready.
     #[error("result spool {path}: {source}")]
     Spool {
@@ -280,6 +284,20 @@ pub async fn start_with_listener(
         .iter()
         .filter_map(|(f, d)| nadc_core::ForceId::new(f).ok().map(|f| (f, *d)))
         .collect();
+    let replication = match &cfg.replication {
+        Some(r) => Some(
+            replication::Replication::start(
+                r.clone(),
+                &cfg.tls,
+                name.clone(),
+                store.clone(),
+                alerting.clone(),
+                stop_rx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let ingest = ingest::IngestService {
         store: store.clone(),
         validator: ingest::Validator {
@@ -293,6 +311,7 @@ pub async fn start_with_listener(
         alerting,
         admission: limits::Admission::new(&cfg.limits),
         stop: stop_rx.clone(),
+        replication,
     };
     let peers = federation.clone();
     let search = search::SearchService {

@@ -131,8 +131,10 @@ impl Alerting {
     /// stored.
     pub fn annotate(&self, reads: &mut [NewRead]) -> Result<Sightings, StoreError> {
         let matcher = self.hotlists.matcher();
-        let now = self.clock.now();
         for r in reads.iter_mut() {
+            // Entries in force when the read was received: the same on
+            // every replica applying the read, whenever it applies it.
+            let now = r.received_at;
             for hit in matcher.matches(&r.read.vrm, now, r.position, r.read.observed_at) {
                 r.alerts.push(AlertDetail::Hit {
                     list: hit.list.id.clone(),

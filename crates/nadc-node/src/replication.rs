@@ -1,0 +1,429 @@
+//! Replicated mode (issue 22): NATS JetStream as the log in front of the
+//! stores.
+//!
+//! A node in replicated mode does not write a BOF's batch to its store
+//! itself. It appends the validated batch to a JetStream stream replicated
+//! across the NATS cluster (one subject per owning force), and each store
+//! replica applies the stream in log order:
+//! - **Acknowledged only once replicated.** A BOF hears back only after
+//!   JetStream's quorum has acknowledged the append and the node's own
+//!   replica has applied it, so the per-read outcomes (stored, duplicate)
+//!   are those of a store, as in the embedded mode. If the log cannot take
+//!   the batch the BOF gets UNAVAILABLE with `retry-after-ms`, and nothing
+//!   of the batch is kept.
+//! - **Exactly once, in order.** The applier reads the stream from the
+//!   position its store holds (`Store::log_position`) and writes each
+//!   message's reads with the message's position in one durable write
+//!   (`Store::append_logged`): a replica stopped at any moment resumes
+//!   after the last message it applied. The store's position is the only
+//!   cursor; JetStream's ordered consumer only delivers from it.
+//! - **Deterministic.** What depends on the node that took the batch (its
+//!   clock, retention, camera register) was decided once and travels with
+//!   the reads (`nadc_proto::log`); replicas apply the same entries in the
+//!   same order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use nadc_core::ForceId;
+use nadc_proto::log::{Entry, LoggedBatch};
+use nadc_proto::pb;
+use nadc_store::{Appended, LogPosition, NewRead, Store};
+use serde::Deserialize;
+use tokio::sync::{oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::alerts::Alerting;
+use crate::error::ServiceError;
+
+/// `[replication]` in the node's configuration: present, the node runs in
+/// replicated mode.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// The NATS servers' URLs (`tls://host:port`, or `nats://` with `tls`
+    /// off); the client finds the rest of the cluster from any of them.
+    pub servers: Vec<String>,
+    /// The JetStream stream of reads (created if missing).
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// Subjects are this, a dot and the owning force's code.
+    #[serde(default = "default_subject_prefix")]
+    pub subject_prefix: String,
+    /// Copies the cluster keeps of each message (R3 on three servers).
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// How long the log keeps a message, in days: a replica rebuilt from a
+    /// snapshot replays from there, so snapshots must be newer.
+    #[serde(default = "default_log_days")]
+    pub log_days: u32,
+    /// The forces whose reads this node's store holds (none: every
+    /// force's).
+    #[serde(default)]
+    pub forces: Vec<String>,
+    /// How long a push waits for the cluster to acknowledge an append,
+    /// milliseconds; past it the BOF is told to retry.
+    #[serde(default = "default_append_timeout_ms")]
+    pub append_timeout_ms: u64,
+    /// How long a push waits for the node's own replica to apply an
+    /// appended batch, milliseconds; past it the BOF is told to retry (its
+    /// reads are then reported as duplicates: they are kept).
+    #[serde(default = "default_apply_timeout_ms")]
+    pub apply_timeout_ms: u64,
+    /// Connect to NATS over TLS with the node's own certificate and CA
+    /// bundle (`[tls]`), the NATS servers verifying it (default true).
+    #[serde(default = "default_true")]
+    pub tls: bool,
+}
+
+fn default_stream() -> String {
+    "NADC_READS".into()
+}
+fn default_subject_prefix() -> String {
+    "nadc.reads".into()
+}
+fn default_replicas() -> usize {
+    3
+}
+fn default_log_days() -> u32 {
+    7
+}
+fn default_append_timeout_ms() -> u64 {
+    5_000
+}
+fn default_apply_timeout_ms() -> u64 {
+    30_000
+}
+fn default_true() -> bool {
+    true
+}
+
+/// How long a BOF is asked to wait before sending a refused batch again.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Pause before the applier reconnects after its consumer failed.
+const APPLIER_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Why replicated mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    /// The configuration is unusable.
+    #[error("[replication]: {0}")]
+    Config(String),
+    /// The NATS client could not be set up.
+    #[error("connecting to NATS: {0}")]
+    Connect(String),
+}
+
+/// The node's side of the replicated log: appends, and the applier's
+/// hand-back of outcomes to the pushes waiting for them.
+pub struct Replication {
+    cfg: ReplicationConfig,
+    js: jetstream::Context,
+    node: String,
+    /// The forces whose reads the node's replica holds (none: all).
+    holds: Vec<ForceId>,
+    next_nonce: AtomicU64,
+    waiting: std::sync::Mutex<HashMap<u64, oneshot::Sender<Vec<Appended>>>>,
+    /// The last position the node's replica applied.
+    applied: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Replication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replication")
+            .field("stream", &self.cfg.stream)
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+impl Replication {
+    /// Connects to the NATS cluster (in the background: a node whose
+    /// cluster is down starts, serves searches, and refuses pushes until it
+    /// is back) and starts the applier.
+    pub async fn start(
+        cfg: ReplicationConfig,
+        tls: &crate::config::TlsFiles,
+        node: String,
+        store: Arc<dyn Store>,
+        alerting: Arc<Alerting>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Arc<Self>, ReplicationError> {
+        if cfg.servers.is_empty() {
+            return Err(ReplicationError::Config(
+                "servers: name at least one".into(),
+            ));
+        }
+        if cfg.stream.is_empty() || cfg.stream.contains(['.', ' ', '*', '>']) {
+            return Err(ReplicationError::Config(format!(
+                "stream {:?}: a name without dots, spaces or wildcards",
+                cfg.stream
+            )));
+        }
+        let forces = cfg
+            .forces
+            .iter()
+            .map(|f| ForceId::new(f).map_err(|e| ReplicationError::Config(format!("forces: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut opts = async_nats::ConnectOptions::new()
+            .name(format!("nadc {node}"))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5));
+        if cfg.tls {
+            opts = opts
+                .require_tls(true)
+                .add_root_certificates(tls.ca.clone())
+                .add_client_certificate(tls.cert.clone(), tls.key.clone());
+        }
+        let client = opts
+            .connect(cfg.servers.as_slice())
+            .await
+            .map_err(|e| ReplicationError::Connect(e.to_string()))?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(Duration::from_millis(cfg.append_timeout_ms));
+        let applied = store
+            .log_position(&cfg.stream)
+            .map_err(|e| ReplicationError::Connect(format!("store: {e}")))?
+            .unwrap_or(0);
+        let me = Arc::new(Self {
+            cfg,
+            js,
+            node,
+            holds: forces,
+            // Numbers of earlier runs are still in the log: start past them.
+            next_nonce: AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64),
+            ),
+            waiting: Default::default(),
+            applied: watch::channel(applied).0,
+        });
+        let filters = if me.holds.is_empty() {
+            vec![format!("{}.>", me.cfg.subject_prefix)]
+        } else {
+            me.holds.iter().map(|f| me.subject(f)).collect()
+        };
+        tokio::spawn(me.clone().apply_loop(store, alerting, filters, stop));
+        Ok(me)
+    }
+
+    fn subject(&self, force: &ForceId) -> String {
+        format!("{}.{}", self.cfg.subject_prefix, force.as_str())
+    }
+
+    /// The stream, created as configured if it is missing.
+    async fn stream(&self) -> Result<stream::Stream, String> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: self.cfg.stream.clone(),
+                subjects: vec![format!("{}.>", self.cfg.subject_prefix)],
+                num_replicas: self.cfg.replicas,
+                max_age: Duration::from_secs(u64::from(self.cfg.log_days) * 86_400),
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The last log position the node's replica has applied.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Appends `reads` of `force` (validated, received at `received_at`)
+    /// to the log and waits until the node's replica has applied them:
+    /// their outcomes, in order.
+    pub async fn append(
+        &self,
+        force: &ForceId,
+        reads: Vec<NewRead>,
+    ) -> Result<Vec<Appended>, ServiceError> {
+        if !self.holds.is_empty() && !self.holds.contains(force) {
+            return Err(ServiceError::precondition(format!(
+                "this node's store does not hold {force}'s reads: push them to a node whose replica does"
+            )));
+        }
+        let Some(received_at) = reads.first().map(|r| r.received_at) else {
+            return Ok(Vec::new());
+        };
+        let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
+        let batch = LoggedBatch {
+            force: force.clone(),
+            origin_node: self.node.clone(),
+            nonce,
+            received_at,
+            reads: reads.into_iter().map(|r| (r.read, r.position)).collect(),
+        };
+        let payload = prost::Message::encode_to_vec(&nadc_proto::log::batch_to_entry(&batch));
+        let (tx, rx) = oneshot::channel();
+        self.lock_waiting().insert(nonce, tx);
+        let later = |what: String| {
+            ServiceError::Later(
+                format!(
+                    "replicated log unavailable, batch not acknowledged: {what}; send it again \
+                     (any of its reads the log kept are then reported as duplicates)"
+                ),
+                RETRY_AFTER,
+            )
+        };
+        let acked = async {
+            let ack = self
+                .js
+                .publish(self.subject(force), payload.into())
+                .await
+                .map_err(|e| later(e.to_string()))?;
+            ack.await.map_err(|e| later(e.to_string()))
+        }
+        .await;
+        let ack = match acked {
+            Ok(a) => a,
+            Err(e) => {
+                self.lock_waiting().remove(&nonce);
+                return Err(e);
+            }
+        };
+        let applied =
+            tokio::time::timeout(Duration::from_millis(self.cfg.apply_timeout_ms), rx).await;
+        self.lock_waiting().remove(&nonce);
+        match applied {
+            Ok(Ok(outcomes)) => Ok(outcomes),
+            _ => Err(ServiceError::Later(
+                format!(
+                    "batch replicated at position {} but not yet applied by this node's store; \
+                     send it again (its reads will be reported as duplicates)",
+                    ack.sequence
+                ),
+                RETRY_AFTER,
+            )),
+        }
+    }
+
+    fn lock_waiting(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Vec<Appended>>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies the log to the store, from the store's position, until the
+    /// node stops; reconnects after a failure.
+    async fn apply_loop(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        alerting: Arc<Alerting>,
+        filters: Vec<String>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let r = tokio::select! {
+                r = self.apply_from_store(&store, &alerting, &filters) => r,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match r {
+                Ok(()) => {
+                    warn!(stream = %self.cfg.stream, "the log's consumer ended; starting again")
+                }
+                Err(e) => {
+                    warn!(stream = %self.cfg.stream, error = %e, "applying the log stopped; starting again")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(APPLIER_BACKOFF) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    async fn apply_from_store(
+        &self,
+        store: &Arc<dyn Store>,
+        alerting: &Arc<Alerting>,
+        filters: &[String],
+    ) -> Result<(), String> {
+        let from = {
+            let store = store.clone();
+            let name = self.cfg.stream.clone();
+            tokio::task::spawn_blocking(move || store.log_position(&name))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+                .unwrap_or(0)
+        };
+        let stream = self.stream().await?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from + 1,
+                },
+                filter_subjects: filters.to_vec(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        info!(stream = %self.cfg.stream, after = from, "applying the replicated log");
+        while let Some(m) = messages.next().await {
+            let m = m.map_err(|e| e.to_string())?;
+            let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
+            if seq <= self.applied() {
+                continue;
+            }
+            let entry: pb::LogEntry = prost::Message::decode(m.payload.as_ref()).map_err(|e| {
+                let e = format!("log entry {seq} does not decode: {e}");
+                error!(stream = %self.cfg.stream, "{e}");
+                e
+            })?;
+            let entry = nadc_proto::log::entry_from_pb(entry).map_err(|e| {
+                let e = format!("log entry {seq}: {e}");
+                error!(stream = %self.cfg.stream, "{e}");
+                e
+            })?;
+            let at = LogPosition {
+                stream: self.cfg.stream.clone(),
+                seq,
+            };
+            match entry {
+                Entry::Batch(batch) => self.apply_batch(store, alerting, batch, at).await?,
+            }
+            self.applied.send_replace(seq);
+        }
+        Ok(())
+    }
+
+    async fn apply_batch(
+        &self,
+        store: &Arc<dyn Store>,
+        alerting: &Arc<Alerting>,
+        batch: LoggedBatch,
+        at: LogPosition,
+    ) -> Result<(), String> {
+        let force = batch.force.clone();
+        let reads: Vec<NewRead> = batch
+            .reads
+            .into_iter()
+            .map(|(read, position)| NewRead::new(read, position, batch.received_at))
+            .collect();
+        let (store, alerting2) = (store.clone(), alerting.clone());
+        let f = force.clone();
+        let (briefs, outcomes) = tokio::task::spawn_blocking(move || {
+            crate::ingest::store_reads(&alerting2, store.as_ref(), &f, reads, Some(&at))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        if !briefs.is_empty() {
+            alerting.after_append(&force, briefs, &outcomes);
+        }
+        if batch.origin_node == self.node
+            && let Some(tx) = self.lock_waiting().remove(&batch.nonce)
+        {
+            let _ = tx.send(outcomes);
+        }
+        Ok(())
+    }
+}

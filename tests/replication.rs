@@ -7,6 +7,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -203,14 +204,24 @@ async fn push_until_taken(
     }
 }
 
-/// Every (force, read id) of `reads`, each once.
-fn identities(reads: &[StoredRead]) -> BTreeSet<(String, String)> {
-    let set: BTreeSet<_> = reads
+/// Asserts that `reads` hold every (force, read id) of `expected` once and
+/// nothing else, naming a few of any missing or extra.
+fn assert_holds(which: &str, reads: &[StoredRead], expected: &BTreeSet<(String, String)>) {
+    let got: BTreeSet<_> = reads
         .iter()
         .map(|r| (r.force.to_string(), r.read.read_id.clone()))
         .collect();
-    assert_eq!(set.len(), reads.len(), "a read stored twice");
-    set
+    assert_eq!(got.len(), reads.len(), "{which}: a read stored twice");
+    let missing: Vec<_> = expected.difference(&got).collect();
+    let extra: Vec<_> = got.difference(expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{which}: {} acknowledged reads missing (first: {:?}), {} never acknowledged (first: {:?})",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        extra.len(),
+        &extra[..extra.len().min(5)],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -302,9 +313,224 @@ async fn replicas_hold_the_same_reads_and_a_lost_quorum_refuses_pushes_until_it_
     add(&b);
 
     let stores = r.stop_and_read().await;
-    assert_eq!(identities(&stores[0]), expected);
-    assert_eq!(identities(&stores[1]), expected);
+    assert_holds("node-1", &stores[0], &expected);
+    assert_holds("node-2", &stores[1], &expected);
     // Applied in the same order: the same reads under the same numbers,
     // received at the same instants.
+    assert!(stores[0] == stores[1], "the replicas differ");
+}
+
+/// The config file of a node process in replicated mode (its data dir and
+/// certificate come from `nadc serve`'s flags).
+fn replicated_config(dir: &std::path::Path, layout: &PkiLayout, servers: &[String]) -> PathBuf {
+    let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
+    let text = format!(
+        r#"data_dir = "data"
+
+[tls]
+ca = {ca:?}
+cert = {cert:?}
+key = {key:?}
+
+[replication]
+servers = [{servers}]
+append_timeout_ms = 2000
+"#,
+        ca = layout.ca_cert().display().to_string(),
+        cert = layout.node_cert("node-1").display().to_string(),
+        key = layout.node_key("node-1").display().to_string(),
+        servers = servers.join(", "),
+    );
+    let path = dir.join("node.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Pushes `batches` batches of `size` reads of force `f` to `url`, each
+/// sent again after a failure (the node down or restarting, the log
+/// refusing it) until it is acknowledged; counts acknowledged batches in
+/// `done`. Gives the batches, all acknowledged.
+async fn keep_pushing(
+    url: String,
+    tls: nadc_bof::ClientTls,
+    f: &'static str,
+    batches: usize,
+    size: usize,
+    done: tokio::sync::watch::Sender<usize>,
+) -> Vec<pb::ReadBatch> {
+    let mut client =
+        pb::ingest_client::IngestClient::new(nadc_bof::connect_lazy(&url, &tls).unwrap());
+    let mut acked = Vec::new();
+    for k in 0..batches {
+        let b = batch(f, &format!("{}{k}", f.to_lowercase()), size, k as u64);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match client.push_batch(b.clone()).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    assert!(r.rejected.is_empty(), "{r:?}");
+                    assert_eq!(r.accepted + r.duplicates, size as u32, "{r:?}");
+                    break;
+                }
+                // The node gone (a refused connection, a cut one) or the
+                // log refusing: sent again, as a BOF does.
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                    ) =>
+                {
+                    assert!(Instant::now() < deadline, "batch {k} never taken: {s}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(s) => panic!("batch {k}: {s}"),
+            }
+        }
+        acked.push(b);
+        done.send_replace(k + 1);
+    }
+    acked
+}
+
+/// Batches each pusher sends: enough that both are still pushing through
+/// the kills below.
+const BATCHES: usize = 300;
+
+/// Waits until a pusher has `n` batches acknowledged (or has ended: its
+/// outcome is checked when it is joined).
+async fn progress(done: &mut tokio::sync::watch::Receiver<usize>, n: usize) {
+    let _ = done.wait_for(|k| *k >= n.min(BATCHES)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_while_bofs_push_applies_every_acknowledged_read_once() {
+    use support::process::{Server, free_listen_addr};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = InitSpec {
+        node_names: ["node-1", "node-2", "nats"].map(String::from).to_vec(),
+        forces: vec![force("AVON"), force("KENT")],
+        ..Default::default()
+    };
+    let pki = dir.path().join("pki");
+    let layout = nadc_pki::init(&pki, &spec, false).unwrap();
+    let mut nats = NatsCluster::start(
+        dir.path(),
+        &layout.ca_cert(),
+        &layout.node_cert("nats"),
+        &layout.node_key("nats"),
+    );
+    let mut servers = Vec::new();
+    let mut node_dirs = Vec::new();
+    for name in NODES {
+        let nd = dir.path().join(name);
+        std::fs::create_dir_all(&nd).unwrap();
+        std::os::unix::fs::symlink(&pki, nd.join("pki")).unwrap();
+        let config = replicated_config(&nd, &layout, &nats.urls());
+        let listen = free_listen_addr();
+        let args = [
+            "--config".to_string(),
+            config.display().to_string(),
+            "--node-name".into(),
+            name.into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        servers.push(Some(Server::start_with(&nd, &listen, &args)));
+        node_dirs.push((
+            nd,
+            listen,
+            args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        ));
+    }
+    let bof = |f: &str| nadc_bof::ClientTls {
+        ca: layout.ca_cert(),
+        cert: layout.bof_cert(&force(f)),
+        key: layout.bof_key(&force(f)),
+    };
+    let (avon_tx, mut avon_done) = tokio::sync::watch::channel(0);
+    let (kent_tx, mut kent_done) = tokio::sync::watch::channel(0);
+    let avon = tokio::spawn(keep_pushing(
+        servers[0].as_ref().unwrap().url.clone(),
+        bof("AVON"),
+        "AVON",
+        BATCHES,
+        20,
+        avon_tx,
+    ));
+    let kent = tokio::spawn(keep_pushing(
+        servers[1].as_ref().unwrap().url.clone(),
+        bof("KENT"),
+        "KENT",
+        BATCHES,
+        20,
+        kent_tx,
+    ));
+
+    // node-2 SIGKILLed mid-stream; the log goes on taking AVON's batches
+    // through node-1; node-2 restarted on the same port and data.
+    progress(&mut kent_done, 5).await;
+    servers[1].take().unwrap().kill();
+    let seen = *avon_done.borrow();
+    progress(&mut avon_done, seen + 5).await;
+    let (nd, listen, args) = &node_dirs[1];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    servers[1] = Some(Server::start_with(nd, listen, &args));
+
+    // One NATS server SIGKILLed and restarted while both push: the quorum
+    // of two goes on.
+    progress(&mut kent_done, 15).await;
+    nats.servers[1].kill();
+    let seen = *avon_done.borrow();
+    progress(&mut avon_done, seen + 5).await;
+    nats.servers[1].restart();
+
+    let mut expected = BTreeSet::new();
+    for b in avon.await.unwrap().into_iter().chain(kent.await.unwrap()) {
+        for read in &b.reads {
+            expected.insert((b.force.clone(), read.read_id.clone()));
+        }
+    }
+    // A last batch through node-1, then the same through node-2: each
+    // acknowledged once its node's replica applied it and all before it.
+    let last = batch("AVON", "last", 5, 99);
+    for (i, want) in [(0, (5, 0)), (1, (0, 5))] {
+        let mut c = pb::ingest_client::IngestClient::new(
+            nadc_bof::connect(&servers[i].as_ref().unwrap().url, &bof("AVON"))
+                .await
+                .unwrap(),
+        );
+        let r = push_until_taken(&mut c, &last).await;
+        assert_eq!((r.accepted, r.duplicates), want, "{r:?}");
+    }
+    for read in &last.reads {
+        expected.insert(("AVON".to_string(), read.read_id.clone()));
+    }
+    for s in servers.iter_mut() {
+        s.take().unwrap().stop();
+    }
+    let mut stores = Vec::new();
+    for (nd, _, _) in &node_dirs {
+        let data = nd.join("data");
+        stores.push(
+            tokio::task::spawn_blocking(move || {
+                let s = RocksStore::open(&data, StoreOptions::default()).unwrap();
+                let mut reads = Vec::new();
+                s.scan_days(
+                    now().minus_days(30),
+                    now().plus_millis(30 * 86_400_000),
+                    &mut |r| {
+                        reads.push(r);
+                        ControlFlow::Continue(())
+                    },
+                )
+                .unwrap();
+                reads.sort_by_key(|r| r.seq);
+                reads
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    assert_holds("node-1", &stores[0], &expected);
+    assert_holds("node-2", &stores[1], &expected);
     assert!(stores[0] == stores[1], "the replicas differ");
 }

@@ -155,6 +155,23 @@ impl Replicas {
     }
 }
 
+/// A node's replication status, as `nadc node info` shows it, asked as
+/// `user`.
+async fn replication_status(r: &Replicas, i: usize, user: &str) -> pb::ReplicationStatus {
+    let tls = nadc_bof::ClientTls {
+        ca: r.layout.ca_cert(),
+        cert: r.layout.user_cert(user),
+        key: r.layout.user_key(user),
+    };
+    pb::admin_client::AdminClient::new(r.channel(i, tls).await)
+        .node_info(pb::NodeInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .replication
+        .expect("a node in replicated mode tells its replication status")
+}
+
 /// `n` reads of force `f` with their own positions (no camera register
 /// needed), ids `{tag}-{i}`.
 fn batch(f: &str, tag: &str, n: usize, seq: u64) -> pb::ReadBatch {
@@ -311,6 +328,12 @@ async fn replicas_hold_the_same_reads_and_a_lost_quorum_refuses_pushes_until_it_
     let res = push_until_taken(&mut avon2, &b).await;
     assert_eq!(res.duplicates, 5, "{res:?}");
     add(&b);
+    // node-2 applied the log's last message (its own), so it is not behind.
+    let st = replication_status(&r, 1, "alice").await;
+    assert!(st.log_reachable, "{st:?}");
+    assert_eq!((st.applied, st.behind), (st.last_in_log, 0), "{st:?}");
+    assert_eq!(st.replicas, 3, "{st:?}");
+    assert!(st.applied > 0 && st.stream == "NADC_READS", "{st:?}");
 
     let stores = r.stop_and_read().await;
     assert_holds("node-1", &stores[0], &expected);
@@ -533,4 +556,51 @@ async fn a_replica_killed_while_bofs_push_applies_every_acknowledged_read_once()
     assert_holds("node-1", &stores[0], &expected);
     assert_holds("node-2", &stores[1], &expected);
     assert!(stores[0] == stores[1], "the replicas differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_older_than_the_log_window_refuses_to_skip_what_it_missed() {
+    let mut r = Replicas::start().await;
+    // node-2 stops; the log goes on through node-1.
+    r.nodes[1].take().unwrap().shutdown().await.unwrap();
+    let mut avon = r.bof(0, "AVON").await;
+    for k in 0..3 {
+        let b = batch("AVON", &format!("w{k}"), 10, k);
+        assert_eq!(push_until_taken(&mut avon, &b).await.accepted, 10);
+    }
+    // What node-2 missed leaves the log (as past the log's window).
+    let client = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(r.layout.ca_cert())
+        .add_client_certificate(r.layout.node_cert("node-1"), r.layout.node_key("node-1"))
+        .connect(r.nats.urls())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("NADC_READS").await.unwrap();
+    let last = stream.get_info().await.unwrap().state.last_sequence;
+    stream.purge().sequence(last).await.unwrap();
+    // Restarted, node-2 does not skip the gap: it says why it is not
+    // applying, and node-1 goes on.
+    let addr = r.urls[1].trim_start_matches("https://").to_string();
+    r.start_node(1, &addr).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        let st = replication_status(&r, 1, "alice").await;
+        if st.problem.contains("no longer holds") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gap was not reported: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(st.applied < last, "{st:?}");
+    let stores = r.stop_and_read().await;
+    assert_eq!(stores[0].len(), 30);
+    assert!(
+        stores[1].is_empty(),
+        "node-2 applied past what the log no longer holds"
+    );
 }

@@ -939,6 +939,30 @@ pub async fn node(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
             };
             println!("earliest:  {}", t(&info.earliest));
             println!("latest:    {}", t(&info.latest));
+            if let Some(r) = &info.replication {
+                println!(
+                    "replica:   of log stream {} ({}), applied to {}, {} behind",
+                    r.stream,
+                    if r.forces.is_empty() {
+                        "every force".to_string()
+                    } else {
+                        r.forces.join(", ")
+                    },
+                    r.applied,
+                    r.behind
+                );
+                if r.log_reachable {
+                    println!(
+                        "log:       last position {}, leader {}, {} of {} copies current",
+                        r.last_in_log, r.leader, r.replicas_current, r.replicas
+                    );
+                } else {
+                    println!("log:       not reachable");
+                }
+                if !r.problem.is_empty() {
+                    println!("problem:   {}", r.problem);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -31,6 +31,8 @@ pub struct AdminService {
     pub federation: Option<Arc<crate::federation::Federation>>,
     /// Audits telling a peer where the reads lie.
     pub governance: Arc<crate::governance::Governance>,
+    /// Replicated mode: the node's replica of the log.
+    pub replication: Option<Arc<crate::replication::Replication>>,
 }
 
 #[tonic::async_trait]
@@ -194,6 +196,10 @@ impl pb::admin_server::Admin for AdminService {
             latest: stats.latest.map(proto::to_pb_time),
             coarse_cells,
             cells_of_reads: peer,
+            replication: match &self.replication {
+                Some(r) => Some(r.status().await),
+                None => None,
+            },
         }))
     }
 }

@@ -311,7 +311,7 @@ pub async fn start_with_listener(
         alerting,
         admission: limits::Admission::new(&cfg.limits),
         stop: stop_rx.clone(),
-        replication,
+        replication: replication.clone(),
     };
     let peers = federation.clone();
     let search = search::SearchService {
@@ -351,6 +351,7 @@ pub async fn start_with_listener(
         retention_days: cfg.retention_days,
         federation: peers,
         governance: governance.clone(),
+        replication,
     };
 
     let (health_reporter, health) = tonic_health::server::health_reporter();

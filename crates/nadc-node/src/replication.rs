@@ -130,6 +130,10 @@ pub struct Replication {
     waiting: std::sync::Mutex<HashMap<u64, oneshot::Sender<Vec<Appended>>>>,
     /// The last position the node's replica applied.
     applied: watch::Sender<u64>,
+    /// Messages of its subjects still to apply, by the last one delivered.
+    pending: AtomicU64,
+    /// Why the applier is not applying, if it is not.
+    problem: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Replication {
@@ -202,6 +206,8 @@ impl Replication {
             ),
             waiting: Default::default(),
             applied: watch::channel(applied).0,
+            pending: AtomicU64::new(0),
+            problem: Default::default(),
         });
         let filters = if me.holds.is_empty() {
             vec![format!("{}.>", me.cfg.subject_prefix)]
@@ -304,6 +310,65 @@ impl Replication {
         }
     }
 
+    fn lock_problem(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.problem.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The replica's state and the log's, asked of the log now (for at
+    /// most a second).
+    pub async fn status(&self) -> pb::ReplicationStatus {
+        let mut out = pb::ReplicationStatus {
+            stream: self.cfg.stream.clone(),
+            applied: self.applied(),
+            behind: self.pending.load(Ordering::Relaxed),
+            problem: self.lock_problem().clone().unwrap_or_default(),
+            forces: self.holds.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        };
+        let asked = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut s = self
+                .js
+                .get_stream(&self.cfg.stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            s.info().await.cloned().map_err(|e| e.to_string())
+        })
+        .await;
+        match asked {
+            Ok(Ok(info)) => {
+                out.log_reachable = true;
+                out.last_in_log = info.state.last_sequence;
+                if self.holds.is_empty() {
+                    out.behind = out
+                        .behind
+                        .max(info.state.last_sequence.saturating_sub(out.applied));
+                }
+                if let Some(c) = info.cluster {
+                    out.leader = c.leader.unwrap_or_default();
+                    // The leader is not among its replicas.
+                    out.replicas = c.replicas.len() as u32 + 1;
+                    out.replicas_current = c
+                        .replicas
+                        .iter()
+                        .filter(|p| p.current && !p.offline)
+                        .count() as u32
+                        + u32::from(!out.leader.is_empty());
+                }
+            }
+            Ok(Err(e)) => {
+                if out.problem.is_empty() {
+                    out.problem = format!("the log cannot be asked: {e}");
+                }
+            }
+            Err(_) => {
+                if out.problem.is_empty() {
+                    out.problem = "the log did not answer within a second".into();
+                }
+            }
+        }
+        out
+    }
+
     fn lock_waiting(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Vec<Appended>>>> {
@@ -324,14 +389,12 @@ impl Replication {
                 r = self.apply_from_store(&store, &alerting, &filters) => r,
                 _ = stop.wait_for(|s| *s) => return,
             };
-            match r {
-                Ok(()) => {
-                    warn!(stream = %self.cfg.stream, "the log's consumer ended; starting again")
-                }
-                Err(e) => {
-                    warn!(stream = %self.cfg.stream, error = %e, "applying the log stopped; starting again")
-                }
-            }
+            let problem = match r {
+                Ok(()) => "the log's consumer ended".to_string(),
+                Err(e) => e,
+            };
+            warn!(stream = %self.cfg.stream, problem = %problem, "applying the log stopped; starting again");
+            *self.lock_problem() = Some(problem);
             tokio::select! {
                 _ = tokio::time::sleep(APPLIER_BACKOFF) => {}
                 _ = stop.wait_for(|s| *s) => return,
@@ -354,7 +417,28 @@ impl Replication {
                 .map_err(|e| e.to_string())?
                 .unwrap_or(0)
         };
-        let stream = self.stream().await?;
+        let mut stream = self.stream().await?;
+        let state = stream
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .clone();
+        // Messages after this replica's position that the log no longer
+        // holds (past its window) cannot be applied: never skip them. (A
+        // replica of some forces only cannot tell whose they were, so
+        // only one of every force's is checked.)
+        if self.holds.is_empty() && from < state.last_sequence && from + 1 < state.first_sequence {
+            let e = format!(
+                "the log no longer holds messages {}..{} after this replica's position {from} \
+                 (older than its {}-day window): rebuild this replica from a healthy one's snapshot",
+                from + 1,
+                state.first_sequence - 1,
+                self.cfg.log_days
+            );
+            error!(stream = %self.cfg.stream, "{e}");
+            return Err(e);
+        }
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -367,9 +451,12 @@ impl Replication {
             .map_err(|e| e.to_string())?;
         let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
         info!(stream = %self.cfg.stream, after = from, "applying the replicated log");
+        *self.lock_problem() = None;
         while let Some(m) = messages.next().await {
             let m = m.map_err(|e| e.to_string())?;
-            let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
+            let info = m.info().map_err(|e| e.to_string())?;
+            let seq = info.stream_sequence;
+            self.pending.store(info.pending, Ordering::Relaxed);
             if seq <= self.applied() {
                 continue;
             }

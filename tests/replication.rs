@@ -41,7 +41,7 @@ impl Replicas {
             node_names: NODES
                 .iter()
                 .map(|n| n.to_string())
-                .chain(["nats".to_string()])
+                .chain(["nats".to_string(), "node-3".to_string()])
                 .collect(),
             forces: vec![force("AVON"), force("KENT")],
             users: vec![("alice".into(), vec![Role::Analyst], force("AVON"))],
@@ -81,6 +81,7 @@ impl Replicas {
                 forces: Vec::new(),
                 append_timeout_ms: 2_000,
                 apply_timeout_ms: 30_000,
+                snapshot_to: NODES.iter().map(|n| n.to_string()).collect(),
                 tls: true,
             });
             me.configs.push(cfg);
@@ -602,5 +603,152 @@ async fn a_replica_older_than_the_log_window_refuses_to_skip_what_it_missed() {
     assert!(
         stores[1].is_empty(),
         "node-2 applied past what the log no longer holds"
+    );
+}
+
+/// The rows of a timeline of `vrm` at node `i`, without the answering
+/// node's name (the one thing two replicas' answers differ in).
+async fn timeline_rows(r: &Replicas, i: usize, vrm: &str) -> Vec<pb::ReadRow> {
+    let tls = nadc_bof::ClientTls {
+        ca: r.layout.ca_cert(),
+        cert: r.layout.user_cert("alice"),
+        key: r.layout.user_key("alice"),
+    };
+    let mut search = pb::search_client::SearchClient::new(r.channel(i, tls).await);
+    let mut stream = search
+        .vrm_timeline(pb::VrmTimelineRequest {
+            access: access(),
+            vrm: vrm.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut rows = Vec::new();
+    while let Some(c) = stream.message().await.unwrap() {
+        if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
+            rows.extend(b.rows);
+        }
+    }
+    for row in &mut rows {
+        if let Some(p) = row.provenance.as_mut() {
+            p.node.clear();
+        }
+    }
+    rows
+}
+
+/// `nadc replica rebuild` as node `me`, from node `from`, into `data`.
+fn rebuild(r: &Replicas, me: &str, from: usize, data: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_nadc"))
+        .args(["replica", "rebuild", "--data"])
+        .arg(data)
+        .env("NADC_NODE", &r.urls[from])
+        .env("NADC_CA", r.layout.ca_cert())
+        .env("NADC_CERT", r.layout.node_cert(me))
+        .env("NADC_KEY", r.layout.node_key(me))
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_wiped_and_rebuilt_from_another_answers_alike() {
+    let mut r = Replicas::start().await;
+    let mut avon = r.bof(0, "AVON").await;
+    let mut kent = r.bof(1, "KENT").await;
+    for k in 0..3 {
+        push_until_taken(&mut avon, &batch("AVON", &format!("b{k}"), 40, k)).await;
+        push_until_taken(&mut kent, &batch("KENT", &format!("c{k}"), 40, k)).await;
+    }
+    // node-2's disk is lost; the log goes on without it.
+    r.nodes[1].take().unwrap().shutdown().await.unwrap();
+    let data = r.configs[1].data_dir.clone();
+    std::fs::remove_dir_all(&data).unwrap();
+    push_until_taken(&mut avon, &batch("AVON", "d0", 40, 10)).await;
+
+    // Only a node named in snapshot_to, by its node certificate, gets a
+    // copy: node-3 is refused, and so is a user.
+    let refused = rebuild(&r, "node-3", 0, &r.dir.path().join("stolen"));
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("snapshot_to"), "{err}");
+    assert!(!r.dir.path().join("stolen").exists());
+    let tls = nadc_bof::ClientTls {
+        ca: r.layout.ca_cert(),
+        cert: r.layout.user_cert("alice"),
+        key: r.layout.user_key("alice"),
+    };
+    let mut admin = pb::admin_client::AdminClient::new(r.channel(0, tls).await);
+    let denied = admin.snapshot(pb::SnapshotRequest {}).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied}");
+
+    // Rebuilt from node-1's copy, then started: it replays the log after
+    // the copy's position, including what came after the copy.
+    let out = rebuild(&r, "node-2", 0, &data);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("resumes the log NADC_READS after position")
+    );
+    push_until_taken(&mut avon, &batch("AVON", "d1", 40, 11)).await;
+    let addr = r.urls[1].trim_start_matches("https://").to_string();
+    r.start_node(1, &addr).await;
+    let last = batch("AVON", "last", 5, 12);
+    push_until_taken(&mut avon, &last).await;
+    let mut avon2 = r.bof(1, "AVON").await;
+    assert_eq!(push_until_taken(&mut avon2, &last).await.duplicates, 5);
+
+    // Every search answer alike (the timelines of every VRM pushed).
+    let vrms: BTreeSet<String> = (0..40)
+        .map(|i| format!("R2{:02} {}", i % 100, ["ABC", "XYZ", "KLM"][i % 3]))
+        .chain((0..5).map(|i| format!("R4{:02} {}", i, ["ABC", "XYZ", "KLM"][i % 3])))
+        .collect();
+    for vrm in &vrms {
+        let a = timeline_rows(&r, 0, vrm).await;
+        let b = timeline_rows(&r, 1, vrm).await;
+        assert!(!a.is_empty(), "{vrm}");
+        assert!(a == b, "the timelines of {vrm} differ");
+    }
+    let stores = r.stop_and_read().await;
+    assert_eq!(stores[0].len(), 6 * 40 + 2 * 40 + 5);
+    assert!(stores[0] == stores[1], "the replicas differ");
+
+    // node-1 audited both: the copy it gave node-2 and the one it refused
+    // node-3; and node-2's copy holds none of node-1's audit chain.
+    let audit = |dir: PathBuf| {
+        let s = RocksStore::open(&dir, StoreOptions::default()).unwrap();
+        let mut entries = Vec::new();
+        s.audit(1, &mut |e| {
+            entries.push(e.entry);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        entries
+    };
+    let one = audit(r.configs[0].data_dir.clone());
+    let snaps: Vec<_> = one
+        .iter()
+        .filter(|e| e.action == "replica.snapshot")
+        .collect();
+    assert!(
+        snaps
+            .iter()
+            .any(|e| e.user.contains("node-2") && e.outcome == nadc_core::audit::Outcome::Ok),
+        "{snaps:?}"
+    );
+    assert!(
+        snaps
+            .iter()
+            .any(|e| e.user.contains("node-3") && e.outcome != nadc_core::audit::Outcome::Ok),
+        "{snaps:?}"
+    );
+    let two = audit(r.configs[1].data_dir.clone());
+    assert!(
+        two.iter().all(|e| e.node != "node-1"),
+        "node-1's audit chain was copied"
     );
 }

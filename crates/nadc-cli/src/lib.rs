@@ -20,6 +20,7 @@ mod output;
 mod pattern;
 mod pki;
 mod profile;
+mod replica;
 mod reports;
 mod serve;
 mod sites;
@@ -106,6 +107,11 @@ enum Command {
     Node {
         #[command(subcommand)]
         command: client::NodeCommand,
+    },
+    /// Replicated mode: build or rebuild a replica from a healthy one.
+    Replica {
+        #[command(subcommand)]
+        command: replica::ReplicaCommand,
     },
     /// Offline maintenance of a stopped node's data directory.
     Store {
@@ -198,6 +204,7 @@ pub fn main() -> ExitCode {
             Command::Demo(a) => demo::run(a).await,
             Command::Gen(a) => generate::run(a),
             Command::Store { command } => store_cmd::run(command),
+            Command::Replica { command } => replica::run(command).await,
             Command::Bench { command } => match command {
                 BenchCommand::Search(a) => bench::run(a).await,
                 BenchCommand::Alerts(a) => bench_alerts::alerts(a).await,

@@ -33,6 +33,8 @@ pub struct AdminService {
     pub governance: Arc<crate::governance::Governance>,
     /// Replicated mode: the node's replica of the log.
     pub replication: Option<Arc<crate::replication::Replication>>,
+    /// The node's data directory (snapshots are made beside the store).
+    pub data_dir: std::path::PathBuf,
 }
 
 #[tonic::async_trait]
@@ -122,6 +124,24 @@ impl pb::admin_server::Admin for AdminService {
             .await
             .map_err(|e| ServiceError::internal(e.to_string()))??;
         Ok(Response::new(crate::retention::report_to_pb(&report)))
+    }
+
+    type SnapshotStream = crate::snapshot::SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        req: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let who = caller(&req)?;
+        let stream = crate::snapshot::snapshot(
+            &who.principal,
+            self.replication.as_ref(),
+            self.store.clone(),
+            &self.governance,
+            &self.data_dir,
+        )
+        .await?;
+        Ok(Response::new(stream))
     }
 
     async fn node_info(

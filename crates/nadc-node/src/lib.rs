@@ -37,6 +37,7 @@ pub mod reports;
 pub mod retention;
 pub mod rules;
 pub mod search;
+pub mod snapshot;
 pub mod spool;
 pub mod tls;
 pub mod trust;
@@ -352,6 +353,7 @@ pub async fn start_with_listener(
         federation: peers,
         governance: governance.clone(),
         replication,
+        data_dir: cfg.data_dir.clone(),
     };
 
     let (health_reporter, health) = tonic_health::server::health_reporter();

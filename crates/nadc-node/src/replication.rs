@@ -74,6 +74,10 @@ pub struct ReplicationConfig {
     /// reads are then reported as duplicates: they are kept).
     #[serde(default = "default_apply_timeout_ms")]
     pub apply_timeout_ms: u64,
+    /// The nodes (by certificate name) that may take a snapshot of this
+    /// node's store to start a replica from (none: no node may).
+    #[serde(default)]
+    pub snapshot_to: Vec<String>,
     /// Connect to NATS over TLS with the node's own certificate and CA
     /// bundle (`[tls]`), the NATS servers verifying it (default true).
     #[serde(default = "default_true")]
@@ -216,6 +220,11 @@ impl Replication {
         };
         tokio::spawn(me.clone().apply_loop(store, alerting, filters, stop));
         Ok(me)
+    }
+
+    /// Whether node `name` may take a snapshot of this node's store.
+    pub fn may_snapshot(&self, name: &str) -> bool {
+        self.cfg.snapshot_to.iter().any(|n| n == name)
     }
 
     fn subject(&self, force: &ForceId) -> String {

@@ -33,6 +33,8 @@ pub enum Gate {
     Alerting,
     /// A user with one of these roles or an alerting role.
     RolesOrAlerting(&'static [Role]),
+    /// A node certificate (the service checks which nodes).
+    Node,
 }
 
 /// One RPC's row: its service and method as on the wire, and its gate.
@@ -80,6 +82,7 @@ pub const RULES: &[Rule] = &[
     ),
     rule("nadc.v1.Admin", "ListCameras", Gate::Anyone, "cameras.list"),
     rule("nadc.v1.Admin", "NodeInfo", Gate::Anyone, "node.info"),
+    rule("nadc.v1.Admin", "Snapshot", Gate::Node, "replica.snapshot"),
     rule(
         "nadc.v1.Admin",
         "RunRetention",
@@ -282,6 +285,8 @@ impl Rule {
             Gate::Anyone => Ok(()),
             Gate::Bof if matches!(who, Principal::Bof { .. }) => Ok(()),
             Gate::Bof => refuse("a force BOF certificate (nadc://bof/<FORCE>)".into()),
+            Gate::Node if matches!(who, Principal::Node { .. }) => Ok(()),
+            Gate::Node => refuse("a node certificate (nadc://node/<NAME>)".into()),
             Gate::AnyUser if user_roles.is_some() => Ok(()),
             Gate::AnyUser => refuse("a user certificate".into()),
             Gate::Roles(wanted) if holds(wanted) => Ok(()),

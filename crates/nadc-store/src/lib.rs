@@ -283,6 +283,13 @@ pub trait Store: Send + Sync + 'static {
     /// applied to this store (none: nothing yet).
     fn log_position(&self, stream: &str) -> Result<Option<u64>, StoreError>;
 
+    /// Writes to `dir` (which must not exist) a consistent snapshot of the
+    /// store for another replica of the same log to start from: every
+    /// column family as of one instant, the log's position among them,
+    /// except what is this node's own (its audit chain and its registers,
+    /// the case register among them), which the snapshot holds empty.
+    fn replica_snapshot(&self, dir: &std::path::Path) -> Result<(), StoreError>;
+
     /// Visits the reads of `vrm` captured in `from..=to`, in capture-time
     /// order (ties by sequence number), until `visit` breaks.
     fn vrm_timeline(

@@ -552,6 +552,36 @@ impl Store for RocksStore {
         }
     }
 
+    fn replica_snapshot(&self, dir: &Path) -> Result<(), StoreError> {
+        // Hard links to the live files (and the memtables flushed first):
+        // one instant of every column family.
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(dir))
+            .map_err(engine)?;
+        // What this node served is its own: the copy's audit chain and
+        // registers are dropped (new files; the live ones are untouched).
+        let mut opts = Options::default();
+        opts.create_missing_column_families(true);
+        let names = DB::list_cf(&opts, dir).map_err(engine)?;
+        // Opened with the store's own options (the VRM dictionary's merge
+        // operator among them), compacting nothing.
+        let cache = rocksdb::Cache::new_lru_cache(8 << 20);
+        let cfs = names.iter().map(|n| {
+            let mut o = cf_options(n, &cache);
+            o.set_disable_auto_compactions(true);
+            ColumnFamilyDescriptor::new(n, o)
+        });
+        let mut copy = DB::open_cf_descriptors(&opts, dir, cfs).map_err(engine)?;
+        for own in [CF_AUDIT, CF_REGISTERS] {
+            if names.iter().any(|n| n == own) {
+                copy.drop_cf(own).map_err(engine)?;
+                copy.create_cf(own, &Options::default()).map_err(engine)?;
+            }
+        }
+        copy.flush_wal(true).map_err(engine)?;
+        Ok(())
+    }
+
     fn log_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<u64>, StoreError> {
         self.logged_log_alerts(alerts)
     }

@@ -81,6 +81,7 @@ impl Replicas {
                 forces: Vec::new(),
                 append_timeout_ms: 2_000,
                 apply_timeout_ms: 30_000,
+                max_lag: 1_000,
                 snapshot_to: NODES.iter().map(|n| n.to_string()).collect(),
                 tls: true,
             });
@@ -598,6 +599,13 @@ async fn a_replica_older_than_the_log_window_refuses_to_skip_what_it_missed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(st.applied < last, "{st:?}");
+    // Its answers say they may lack the newest reads, and why; node-1's
+    // do not.
+    let stale = timeline_summary(&r, 1, "R200 ABC").await.stale;
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].node, "node-2");
+    assert!(stale[0].problem.contains("no longer holds"), "{stale:?}");
+    assert!(timeline_summary(&r, 0, "R200 ABC").await.stale.is_empty());
     let stores = r.stop_and_read().await;
     assert_eq!(stores[0].len(), 30);
     assert!(
@@ -636,6 +644,32 @@ async fn timeline_rows(r: &Replicas, i: usize, vrm: &str) -> Vec<pb::ReadRow> {
         }
     }
     rows
+}
+
+/// The summary of alice's timeline of `vrm` at node `i`.
+async fn timeline_summary(r: &Replicas, i: usize, vrm: &str) -> pb::SearchSummary {
+    let tls = nadc_bof::ClientTls {
+        ca: r.layout.ca_cert(),
+        cert: r.layout.user_cert("alice"),
+        key: r.layout.user_key("alice"),
+    };
+    let mut search = pb::search_client::SearchClient::new(r.channel(i, tls).await);
+    let mut stream = search
+        .vrm_timeline(pb::VrmTimelineRequest {
+            access: access(),
+            vrm: vrm.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut summary = None;
+    while let Some(c) = stream.message().await.unwrap() {
+        if let Some(pb::search_chunk::Chunk::Summary(s)) = c.chunk {
+            summary = Some(s);
+        }
+    }
+    summary.expect("a search ends with its summary")
 }
 
 /// `nadc replica rebuild` as node `me`, from node `from`, into `data`.

@@ -217,6 +217,7 @@ fn summary_text(s: &pb::SearchSummary) -> String {
         s.elapsed_us as f64 / 1000.0
     ) + &clipped_text(&s.clipped_from)
         + &silent_text(&s.silent_cameras)
+        + &stale_text(&s.stale)
         + &nodes_text(&s.nodes, s.partial);
     // Force codes, node names and peers' errors come from the wire.
     terminal_text(&text).into_owned()
@@ -284,6 +285,25 @@ pub fn silent_text(cameras: &[pb::CameraHealthRow]) -> String {
         .collect();
     format!(
         "; SILENT CAMERAS (no read in the window, though they usually read then: no read there is not absence): {}",
+        each.join(", ")
+    )
+}
+
+/// A note naming the replicas that answered while behind the replicated
+/// log: their answers may lack the newest reads.
+pub fn stale_text(stale: &[pb::StaleReplica]) -> String {
+    if stale.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = stale
+        .iter()
+        .map(|r| match r.problem.as_str() {
+            "" => format!("{} ({} messages behind)", r.node, r.behind),
+            p => format!("{} (not applying the log: {p})", r.node),
+        })
+        .collect();
+    format!(
+        "; REPLICA BEHIND THE LOG (the newest reads may be missing from its part): {}",
         each.join(", ")
     )
 }

@@ -328,6 +328,7 @@ pub async fn start_with_listener(
         caps: cfg.search_caps.clone(),
         workers: search_workers.clone(),
         cameras: registry.clone(),
+        replication: replication.clone(),
     };
     let retention = Arc::new(retention::Retention {
         store: store.clone(),

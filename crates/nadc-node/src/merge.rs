@@ -246,6 +246,8 @@ pub struct Ended {
     pub clipped_from: Option<prost_types::Timestamp>,
     /// Every node's silent cameras (each camera is one node's).
     pub silent_cameras: Vec<pb::CameraHealthRow>,
+    /// The replicas that answered while behind the log.
+    pub stale: Vec<pb::StaleReplica>,
 }
 
 impl Merge {
@@ -333,6 +335,7 @@ impl Merge {
                     ended.truncated |= summary.truncated;
                     ended.clipped_from = ended.clipped_from.or(summary.clipped_from);
                     ended.silent_cameras.extend(summary.silent_cameras);
+                    ended.stale.extend(summary.stale);
                 }
                 State::Failed(_, status) if s.local => return Err(status),
                 State::Failed(why, _) => {

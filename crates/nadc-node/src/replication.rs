@@ -74,6 +74,10 @@ pub struct ReplicationConfig {
     /// reads are then reported as duplicates: they are kept).
     #[serde(default = "default_apply_timeout_ms")]
     pub apply_timeout_ms: u64,
+    /// Messages behind the log past which this replica's search answers
+    /// say they may lack the newest reads (`SearchSummary.stale`).
+    #[serde(default = "default_max_lag")]
+    pub max_lag: u64,
     /// The nodes (by certificate name) that may take a snapshot of this
     /// node's store to start a replica from (none: no node may).
     #[serde(default)]
@@ -101,6 +105,9 @@ fn default_append_timeout_ms() -> u64 {
 }
 fn default_apply_timeout_ms() -> u64 {
     30_000
+}
+fn default_max_lag() -> u64 {
+    1_000
 }
 fn default_true() -> bool {
     true
@@ -220,6 +227,18 @@ impl Replication {
         };
         tokio::spawn(me.clone().apply_loop(store, alerting, filters, stop));
         Ok(me)
+    }
+
+    /// This replica, if a search it answers now may lack the newest
+    /// reads: further behind the log than `max_lag`, or not applying it.
+    pub fn stale(&self) -> Option<pb::StaleReplica> {
+        let behind = self.pending.load(Ordering::Relaxed);
+        let problem = self.lock_problem().clone();
+        (behind > self.cfg.max_lag || problem.is_some()).then(|| pb::StaleReplica {
+            node: self.node.clone(),
+            behind,
+            problem: problem.unwrap_or_default(),
+        })
     }
 
     /// Whether node `name` may take a snapshot of this node's store.

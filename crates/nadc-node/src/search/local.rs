@@ -334,8 +334,18 @@ impl SearchService {
                 queried: started.elapsed(),
             }
         };
+        // A replica behind the log says so with its answer.
+        let stale = self.replication.as_ref().and_then(|r| r.stale());
         let finish = move |c: Computed, stop: Option<Stop>, sent: usize| {
-            c.finish(search, &governance, stop, sent)
+            let mut out = c.finish(search, &governance, stop, sent);
+            if let Some(stale) = &stale
+                && let Some(Ok(pb::SearchChunk {
+                    chunk: Some(pb::search_chunk::Chunk::Summary(s)),
+                })) = out.last_mut()
+            {
+                s.stale.push(stale.clone());
+            }
+            out
         };
         Ok(Response::new(Box::pin(worker.stream(produce, finish))))
     }

@@ -87,6 +87,9 @@ pub struct SearchService {
     pub workers: SearchWorkers,
     /// The registered cameras (for the silent cameras of a summary).
     pub cameras: Arc<crate::cameras::CameraRegistry>,
+    /// Replicated mode: the node's replica of the log (a search answered
+    /// while it is behind says so).
+    pub replication: Option<Arc<crate::replication::Replication>>,
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::SearchChunk, Status>> + Send>>;
@@ -110,6 +113,7 @@ fn summary_to_pb(s: &ResultSummary, elapsed_us: u64) -> pb::SearchSummary {
         nodes: Vec::new(),
         partial: false,
         silent_cameras: Vec::new(),
+        stale: Vec::new(),
     }
 }
 

@@ -412,6 +412,7 @@ impl SearchService {
                 partial: outcomes.iter().any(|o| !o.ok),
                 nodes: outcomes,
                 silent_cameras: std::mem::take(&mut ended.silent_cameras),
+                stale: std::mem::take(&mut ended.stale),
             };
             if let Some(vrms) = vrms {
                 let chunk = pb::search_chunk::Chunk::Vrms(pb::VrmSummaries { vrms });

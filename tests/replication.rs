@@ -132,26 +132,7 @@ impl Replicas {
             if let Some(n) = self.nodes[i].take() {
                 n.shutdown().await.unwrap();
             }
-            let data = self.configs[i].data_dir.clone();
-            out.push(
-                tokio::task::spawn_blocking(move || {
-                    let s = RocksStore::open(&data, StoreOptions::default()).unwrap();
-                    let mut reads = Vec::new();
-                    s.scan_days(
-                        now().minus_days(2),
-                        now().plus_millis(86_400_000),
-                        &mut |r| {
-                            reads.push(r);
-                            ControlFlow::Continue(())
-                        },
-                    )
-                    .unwrap();
-                    reads.sort_by_key(|r| r.seq);
-                    reads
-                })
-                .await
-                .unwrap(),
-            );
+            out.push(stored_reads(self.configs[i].data_dir.clone()).await);
         }
         out
     }
@@ -172,6 +153,28 @@ async fn replication_status(r: &Replicas, i: usize, user: &str) -> pb::Replicati
         .into_inner()
         .replication
         .expect("a node in replicated mode tells its replication status")
+}
+
+/// Every read a stopped node's store holds (captured within 30 days of
+/// the tests' now), in sequence order.
+async fn stored_reads(data: PathBuf) -> Vec<StoredRead> {
+    tokio::task::spawn_blocking(move || {
+        let s = RocksStore::open(&data, StoreOptions::default()).unwrap();
+        let mut reads = Vec::new();
+        s.scan_days(
+            now().minus_days(30),
+            now().plus_millis(30 * 86_400_000),
+            &mut |r| {
+                reads.push(r);
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        reads.sort_by_key(|r| r.seq);
+        reads
+    })
+    .await
+    .unwrap()
 }
 
 /// `n` reads of force `f` with their own positions (no camera register
@@ -291,27 +294,7 @@ async fn replicas_hold_the_same_reads_and_a_lost_quorum_refuses_pushes_until_it_
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused}");
     assert!(nadc_bof::retry_after(&refused).is_some(), "{refused}");
     // Searches on the stores go on.
-    let tls = nadc_bof::ClientTls {
-        ca: r.layout.ca_cert(),
-        cert: r.layout.user_cert("alice"),
-        key: r.layout.user_key("alice"),
-    };
-    let mut search = pb::search_client::SearchClient::new(r.channel(1, tls).await);
-    let mut stream = search
-        .vrm_timeline(pb::VrmTimelineRequest {
-            access: access(),
-            vrm: "R200 ABC".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut rows = 0;
-    while let Some(c) = stream.message().await.unwrap() {
-        if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
-            rows += b.rows.len();
-        }
-    }
+    let rows = timeline(&r, 1, "R200 ABC").await.0.len();
     assert!(rows > 0, "no rows from a replica while the log is down");
 
     // Quorum back: the refused batch is taken when sent again.
@@ -534,26 +517,7 @@ async fn a_replica_killed_while_bofs_push_applies_every_acknowledged_read_once()
     }
     let mut stores = Vec::new();
     for (nd, _, _) in &node_dirs {
-        let data = nd.join("data");
-        stores.push(
-            tokio::task::spawn_blocking(move || {
-                let s = RocksStore::open(&data, StoreOptions::default()).unwrap();
-                let mut reads = Vec::new();
-                s.scan_days(
-                    now().minus_days(30),
-                    now().plus_millis(30 * 86_400_000),
-                    &mut |r| {
-                        reads.push(r);
-                        ControlFlow::Continue(())
-                    },
-                )
-                .unwrap();
-                reads.sort_by_key(|r| r.seq);
-                reads
-            })
-            .await
-            .unwrap(),
-        );
+        stores.push(stored_reads(nd.join("data")).await);
     }
     assert_holds("node-1", &stores[0], &expected);
     assert_holds("node-2", &stores[1], &expected);
@@ -601,11 +565,11 @@ async fn a_replica_older_than_the_log_window_refuses_to_skip_what_it_missed() {
     assert!(st.applied < last, "{st:?}");
     // Its answers say they may lack the newest reads, and why; node-1's
     // do not.
-    let stale = timeline_summary(&r, 1, "R200 ABC").await.stale;
+    let stale = timeline(&r, 1, "R200 ABC").await.1.stale;
     assert_eq!(stale.len(), 1, "{stale:?}");
     assert_eq!(stale[0].node, "node-2");
     assert!(stale[0].problem.contains("no longer holds"), "{stale:?}");
-    assert!(timeline_summary(&r, 0, "R200 ABC").await.stale.is_empty());
+    assert!(timeline(&r, 0, "R200 ABC").await.1.stale.is_empty());
     let stores = r.stop_and_read().await;
     assert_eq!(stores[0].len(), 30);
     assert!(
@@ -614,9 +578,10 @@ async fn a_replica_older_than_the_log_window_refuses_to_skip_what_it_missed() {
     );
 }
 
-/// The rows of a timeline of `vrm` at node `i`, without the answering
-/// node's name (the one thing two replicas' answers differ in).
-async fn timeline_rows(r: &Replicas, i: usize, vrm: &str) -> Vec<pb::ReadRow> {
+/// Alice's timeline of `vrm` at node `i`: its rows, without the answering
+/// node's name (the one thing two replicas' answers differ in), and its
+/// summary.
+async fn timeline(r: &Replicas, i: usize, vrm: &str) -> (Vec<pb::ReadRow>, pb::SearchSummary) {
     let tls = nadc_bof::ClientTls {
         ca: r.layout.ca_cert(),
         cert: r.layout.user_cert("alice"),
@@ -632,10 +597,12 @@ async fn timeline_rows(r: &Replicas, i: usize, vrm: &str) -> Vec<pb::ReadRow> {
         .await
         .unwrap()
         .into_inner();
-    let mut rows = Vec::new();
+    let (mut rows, mut summary) = (Vec::new(), None);
     while let Some(c) = stream.message().await.unwrap() {
-        if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
-            rows.extend(b.rows);
+        match c.chunk {
+            Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
+            Some(pb::search_chunk::Chunk::Summary(s)) => summary = Some(s),
+            _ => {}
         }
     }
     for row in &mut rows {
@@ -643,33 +610,7 @@ async fn timeline_rows(r: &Replicas, i: usize, vrm: &str) -> Vec<pb::ReadRow> {
             p.node.clear();
         }
     }
-    rows
-}
-
-/// The summary of alice's timeline of `vrm` at node `i`.
-async fn timeline_summary(r: &Replicas, i: usize, vrm: &str) -> pb::SearchSummary {
-    let tls = nadc_bof::ClientTls {
-        ca: r.layout.ca_cert(),
-        cert: r.layout.user_cert("alice"),
-        key: r.layout.user_key("alice"),
-    };
-    let mut search = pb::search_client::SearchClient::new(r.channel(i, tls).await);
-    let mut stream = search
-        .vrm_timeline(pb::VrmTimelineRequest {
-            access: access(),
-            vrm: vrm.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut summary = None;
-    while let Some(c) = stream.message().await.unwrap() {
-        if let Some(pb::search_chunk::Chunk::Summary(s)) = c.chunk {
-            summary = Some(s);
-        }
-    }
-    summary.expect("a search ends with its summary")
+    (rows, summary.expect("a search ends with its summary"))
 }
 
 /// `nadc replica rebuild` as node `me`, from node `from`, into `data`.
@@ -742,8 +683,8 @@ async fn a_replica_wiped_and_rebuilt_from_another_answers_alike() {
         .chain((0..5).map(|i| format!("R4{:02} {}", i, ["ABC", "XYZ", "KLM"][i % 3])))
         .collect();
     for vrm in &vrms {
-        let a = timeline_rows(&r, 0, vrm).await;
-        let b = timeline_rows(&r, 1, vrm).await;
+        let a = timeline(&r, 0, vrm).await.0;
+        let b = timeline(&r, 1, vrm).await.0;
         assert!(!a.is_empty(), "{vrm}");
         assert!(a == b, "the timelines of {vrm} differ");
     }

@@ -185,15 +185,10 @@ impl pb::admin_server::Admin for AdminService {
             // durably, before it leaves, with the cells told and the forces
             // whose reads they place.
             let g = &self.governance;
-            let what = crate::governance::Audited {
-                query: serde_json::json!({"coarse_cells": coarse_cells}),
-                returned: stats
-                    .reads_by_force
-                    .iter()
-                    .map(|(f, n)| (f.clone(), *n))
-                    .collect(),
-                ..Default::default()
-            };
+            let what = crate::governance::Audited::holdings(
+                serde_json::json!({"coarse_cells": coarse_cells}),
+                &stats,
+            );
             let actor = crate::governance::Actor::of(&who.principal);
             g.record(g.entry(&actor, "federation.holdings", &what, Outcome::Ok))
                 .await?;

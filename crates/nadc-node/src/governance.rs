@@ -171,6 +171,22 @@ pub struct Audited {
     pub returned: Vec<(ForceId, u64)>,
 }
 
+impl Audited {
+    /// What a request that discloses where or how many a node's reads are
+    /// (`query`) returned: every force's reads held.
+    pub fn holdings(query: serde_json::Value, stats: &nadc_store::StoreStats) -> Self {
+        Self {
+            query,
+            returned: stats
+                .reads_by_force
+                .iter()
+                .map(|(f, n)| (f.clone(), *n))
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
 impl Governance {
     /// Loads the authorisations.
     pub fn load(

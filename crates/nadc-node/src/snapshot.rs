@@ -112,15 +112,10 @@ pub async fn snapshot(
     };
     let bytes: u64 = files.iter().map(|(_, n)| n).sum();
     // Audited before the first byte leaves: who took it, and whose reads.
-    let what = Audited {
-        query: serde_json::json!({"files": files.len(), "bytes": bytes}),
-        returned: stats
-            .reads_by_force
-            .iter()
-            .map(|(f, n)| (f.clone(), *n))
-            .collect(),
-        ..Default::default()
-    };
+    let what = Audited::holdings(
+        serde_json::json!({"files": files.len(), "bytes": bytes}),
+        &stats,
+    );
     governance
         .record(governance.entry(&actor, "replica.snapshot", &what, Outcome::Ok))
         .await?;

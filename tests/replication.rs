@@ -36,6 +36,11 @@ const NODES: [&str; 2] = ["node-1", "node-2"];
 
 impl Replicas {
     async fn start() -> Self {
+        Self::start_with(|_, _| {}).await
+    }
+
+    /// The same, node `i`'s `[replication]` changed by `configure`.
+    async fn start_with(configure: impl Fn(usize, &mut ReplicationConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let spec = InitSpec {
             node_names: NODES
@@ -85,6 +90,9 @@ impl Replicas {
                 snapshot_to: NODES.iter().map(|n| n.to_string()).collect(),
                 tls: true,
             });
+            if let Some(rep) = cfg.replication.as_mut() {
+                configure(me.configs.len(), rep);
+            }
             me.configs.push(cfg);
             me.nodes.push(None);
             me.urls.push(String::new());
@@ -726,4 +734,88 @@ async fn a_replica_wiped_and_rebuilt_from_another_answers_alike() {
         two.iter().all(|e| e.node != "node-1"),
         "node-1's audit chain was copied"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_forces_changed_refuses_to_go_on_from_its_old_position() {
+    let mut r = Replicas::start().await;
+    let mut avon = r.bof(0, "AVON").await;
+    let b = batch("AVON", "f0", 10, 0);
+    push_until_taken(&mut avon, &b).await;
+    let mut avon2 = r.bof(1, "AVON").await;
+    assert_eq!(push_until_taken(&mut avon2, &b).await.duplicates, 10);
+    // node-2 comes back holding AVON only: its position counted every
+    // force's messages, so it is no position in AVON's alone.
+    r.nodes[1].take().unwrap().shutdown().await.unwrap();
+    if let Some(rep) = r.configs[1].replication.as_mut() {
+        rep.forces = vec!["AVON".into()];
+    }
+    let addr = r.urls[1].trim_start_matches("https://").to_string();
+    r.start_node(1, &addr).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        let st = replication_status(&r, 1, "alice").await;
+        if !st.problem.is_empty() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the changed scope was not reported: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        st.problem.contains("forces this replica holds changed"),
+        "{st:?}"
+    );
+    // Pushes to it are refused at once, with a retry hint.
+    let mut avon2 = r.bof(1, "AVON").await;
+    let refused = avon2
+        .push_batch(batch("AVON", "f1", 5, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused}");
+    assert!(nadc_bof::retry_after(&refused).is_some());
+    assert!(refused.message().contains("not applying"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_cut_off_from_the_log_says_its_answers_may_be_stale() {
+    // node-2 reaches the cluster through nats-3 only (the servers do not
+    // advertise each other to clients), node-1 through all three.
+    let mut r = Replicas::start_with(|i, rep| {
+        if i == 1 {
+            rep.servers.truncate(3);
+            rep.servers.drain(..2);
+        }
+    })
+    .await;
+    let mut avon = r.bof(0, "AVON").await;
+    let b = batch("AVON", "s0", 10, 0);
+    push_until_taken(&mut avon, &b).await;
+    let mut avon2 = r.bof(1, "AVON").await;
+    assert_eq!(push_until_taken(&mut avon2, &b).await.duplicates, 10);
+    assert!(timeline(&r, 1, "R200 ABC").await.1.stale.is_empty());
+    // nats-3 goes: the cluster keeps its quorum and takes node-1's reads,
+    // node-2 hears nothing more.
+    r.nats.servers[2].kill();
+    push_until_taken(&mut avon, &batch("AVON", "s1", 10, 1)).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let stale = loop {
+        let stale = timeline(&r, 1, "R200 ABC").await.1.stale;
+        if !stale.is_empty() {
+            break stale;
+        }
+        if Instant::now() >= deadline {
+            let st = replication_status(&r, 1, "alice").await;
+            panic!("node-2 never said it was cut off: {st:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(stale[0].node, "node-2");
+    assert!(
+        !stale[0].problem.is_empty() || stale[0].behind > 0,
+        "{stale:?}"
+    );
+    assert!(timeline(&r, 0, "R200 ABC").await.1.stale.is_empty());
 }

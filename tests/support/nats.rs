@@ -149,6 +149,7 @@ tls {{
 }}
 cluster {{
   name: "nadc-test"
+  no_advertise: true
   listen: "127.0.0.1:{cluster_port}"
   routes: [{routes}]
 }}

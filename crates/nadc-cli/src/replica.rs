@@ -57,7 +57,9 @@ async fn rebuild(node: &NodeArgs, data: &Path, stream: &str) -> anyhow::Result<E
         );
     }
     // Written beside it, renamed into place once whole.
-    let partial = data.with_extension("partial");
+    let mut partial = data.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
     if partial.exists() {
         std::fs::remove_dir_all(&partial)
             .with_context(|| format!("remove the unfinished {}", partial.display()))?;
@@ -160,7 +162,7 @@ async fn rebuild(node: &NodeArgs, data: &Path, stream: &str) -> anyhow::Result<E
             )
             .context("open the copied store")?;
             let reads = s.stats()?.total_reads();
-            let position = s.log_position(&stream)?;
+            let position = s.log_position(&stream)?.map(|p| p.seq);
             s.close()?;
             Ok((reads, position))
         })
@@ -174,6 +176,12 @@ async fn rebuild(node: &NodeArgs, data: &Path, stream: &str) -> anyhow::Result<E
     }
     std::fs::rename(&partial, data)
         .with_context(|| format!("move {} to {}", partial.display(), data.display()))?;
+    // The move itself made durable.
+    if let Some(parent) = data.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("sync {}", parent.display()))?;
+    }
     println!(
         "rebuilt {}: {reads} reads, {files} files; the node resumes the log {stream} after position {}",
         data.display(),

@@ -30,8 +30,8 @@ pub enum ServiceError {
     /// The store failed (`UNAVAILABLE`).
     Unavailable(String),
     /// A part the request needs is down for now, the replicated log
-    /// (`UNAVAILABLE`, with `retry-after-ms`: nothing was kept, send it
-    /// again then).
+    /// (`UNAVAILABLE`, with `retry-after-ms`: nothing was acknowledged,
+    /// send it again then).
     Later(String, std::time::Duration),
     /// A fault of the node itself (`INTERNAL`).
     Internal(String),

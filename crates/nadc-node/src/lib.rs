@@ -285,6 +285,7 @@ pub async fn start_with_listener(
         .iter()
         .filter_map(|(f, d)| nadc_core::ForceId::new(f).ok().map(|f| (f, *d)))
         .collect();
+    snapshot::clear_leftovers(&cfg.data_dir);
     let replication = match &cfg.replication {
         Some(r) => Some(
             replication::Replication::start(

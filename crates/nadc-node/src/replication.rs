@@ -9,18 +9,25 @@
 //!   JetStream's quorum has acknowledged the append and the node's own
 //!   replica has applied it, so the per-read outcomes (stored, duplicate)
 //!   are those of a store, as in the embedded mode. If the log cannot take
-//!   the batch the BOF gets UNAVAILABLE with `retry-after-ms`, and nothing
-//!   of the batch is kept.
+//!   the batch the BOF gets UNAVAILABLE with `retry-after-ms` and nothing
+//!   is acknowledged (a batch the log kept before its acknowledgement was
+//!   lost comes back as duplicates when sent again).
 //! - **Exactly once, in order.** The applier reads the stream from the
 //!   position its store holds (`Store::log_position`) and writes each
 //!   message's reads with the message's position in one durable write
 //!   (`Store::append_logged`): a replica stopped at any moment resumes
 //!   after the last message it applied. The store's position is the only
 //!   cursor; JetStream's ordered consumer only delivers from it.
-//! - **Deterministic.** What depends on the node that took the batch (its
+//! - **The same reads.** What depends on the node that took the batch (its
 //!   clock, retention, camera register) was decided once and travels with
 //!   the reads (`nadc_proto::log`); replicas apply the same entries in the
-//!   same order.
+//!   same order, so they hold the same reads under the same numbers.
+//!   Alerts are not yet replicated state: hotlists are each node's, and
+//!   clone and convoy alerts are decided by each replica on its own.
+//! - **Never past a gap.** A replica refuses to apply when the log no
+//!   longer holds what follows its position, when the stream is not the
+//!   one its position counts in, or when it holds other forces than it
+//!   did (the position's scope); it says why (`nadc node info`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,6 +122,11 @@ fn default_true() -> bool {
 
 /// How long a BOF is asked to wait before sending a refused batch again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// How often the log's last position is asked.
+const LOG_WATCH_EVERY: Duration = Duration::from_secs(2);
+/// Not connected to the log for this long makes the replica's answers
+/// stale.
+const LOG_SILENT_AFTER: Duration = Duration::from_secs(10);
 /// Pause before the applier reconnects after its consumer failed.
 const APPLIER_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -133,6 +145,7 @@ pub enum ReplicationError {
 /// hand-back of outcomes to the pushes waiting for them.
 pub struct Replication {
     cfg: ReplicationConfig,
+    client: async_nats::Client,
     js: jetstream::Context,
     node: String,
     /// The forces whose reads the node's replica holds (none: all).
@@ -145,6 +158,9 @@ pub struct Replication {
     pending: AtomicU64,
     /// Why the applier is not applying, if it is not.
     problem: std::sync::Mutex<Option<String>>,
+    /// The log's last position when last asked, and when that was.
+    last_in_log: AtomicU64,
+    heard: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Replication {
@@ -198,42 +214,84 @@ impl Replication {
             .connect(cfg.servers.as_slice())
             .await
             .map_err(|e| ReplicationError::Connect(e.to_string()))?;
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_millis(cfg.append_timeout_ms));
         let applied = store
             .log_position(&cfg.stream)
             .map_err(|e| ReplicationError::Connect(format!("store: {e}")))?
-            .unwrap_or(0);
+            .map_or(0, |p| p.seq);
         let me = Arc::new(Self {
             cfg,
+            client,
             js,
             node,
             holds: forces,
-            // Numbers of earlier runs are still in the log: start past them.
-            next_nonce: AtomicU64::new(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64),
-            ),
+            // Numbers of earlier runs are still in the log: this run's
+            // start at random, so none meets one of theirs.
+            next_nonce: AtomicU64::new(rand::random::<u64>() >> 1),
             waiting: Default::default(),
             applied: watch::channel(applied).0,
             pending: AtomicU64::new(0),
             problem: Default::default(),
+            last_in_log: AtomicU64::new(0),
+            heard: Default::default(),
         });
         let filters = if me.holds.is_empty() {
             vec![format!("{}.>", me.cfg.subject_prefix)]
         } else {
             me.holds.iter().map(|f| me.subject(f)).collect()
         };
+        tokio::spawn(me.clone().watch_log(stop.clone()));
         tokio::spawn(me.clone().apply_loop(store, alerting, filters, stop));
         Ok(me)
     }
 
+    /// Every few seconds: whether the node is connected to the log, and
+    /// the log's last position, so that how far behind this replica is
+    /// never rests on its applier alone (which may wait on a consumer
+    /// that gets nothing).
+    async fn watch_log(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if self.client.connection_state() == async_nats::connection::State::Connected {
+                *self.heard.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(std::time::Instant::now());
+                let asked = tokio::time::timeout(Duration::from_secs(1), async {
+                    let mut s = self.js.get_stream(&self.cfg.stream).await.ok()?;
+                    s.info().await.ok().map(|i| i.state.last_sequence)
+                })
+                .await;
+                if let Ok(Some(last)) = asked {
+                    self.last_in_log.store(last, Ordering::Relaxed);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LOG_WATCH_EVERY) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
     /// This replica, if a search it answers now may lack the newest
-    /// reads: further behind the log than `max_lag`, or not applying it.
+    /// reads: further behind the log than `max_lag`, not applying it, or
+    /// not hearing from it.
     pub fn stale(&self) -> Option<pb::StaleReplica> {
-        let behind = self.pending.load(Ordering::Relaxed);
-        let problem = self.lock_problem().clone();
+        let mut behind = self.pending.load(Ordering::Relaxed);
+        if self.holds.is_empty() {
+            let last = self.last_in_log.load(Ordering::Relaxed);
+            behind = behind.max(last.saturating_sub(self.applied()));
+        }
+        let unheard = match *self.heard.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(t) => t.elapsed() > LOG_SILENT_AFTER,
+            None => false,
+        };
+        let problem = self.lock_problem().clone().or_else(|| {
+            unheard.then(|| {
+                format!(
+                    "not connected to the log for over {} s",
+                    LOG_SILENT_AFTER.as_secs()
+                )
+            })
+        });
         (behind > self.cfg.max_lag || problem.is_some()).then(|| pb::StaleReplica {
             node: self.node.clone(),
             behind,
@@ -286,6 +344,15 @@ impl Replication {
         let Some(received_at) = reads.first().map(|r| r.received_at) else {
             return Ok(Vec::new());
         };
+        // A replica that is not applying the log could not answer: the
+        // BOF is told at once, rather than after appending to the log.
+        if let Some(problem) = self.lock_problem().clone() {
+            return Err(ServiceError::Later(
+                format!("this node's replica is not applying the replicated log: {problem}"),
+                RETRY_AFTER,
+            ));
+        }
+        let count = reads.len();
         let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
         let batch = LoggedBatch {
             force: force.clone(),
@@ -326,7 +393,12 @@ impl Replication {
             tokio::time::timeout(Duration::from_millis(self.cfg.apply_timeout_ms), rx).await;
         self.lock_waiting().remove(&nonce);
         match applied {
-            Ok(Ok(outcomes)) => Ok(outcomes),
+            Ok(Ok(outcomes)) if outcomes.len() == count => Ok(outcomes),
+            Ok(Ok(outcomes)) => Err(ServiceError::internal(format!(
+                "the log entry applied at position {} gave {} outcomes for {count} reads",
+                ack.sequence,
+                outcomes.len()
+            ))),
             _ => Err(ServiceError::Later(
                 format!(
                     "batch replicated at position {} but not yet applied by this node's store; \
@@ -436,36 +508,59 @@ impl Replication {
         alerting: &Arc<Alerting>,
         filters: &[String],
     ) -> Result<(), String> {
-        let from = {
+        let applied = {
             let store = store.clone();
             let name = self.cfg.stream.clone();
             tokio::task::spawn_blocking(move || store.log_position(&name))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?
-                .unwrap_or(0)
         };
         let mut stream = self.stream().await?;
-        let state = stream
-            .info()
-            .await
-            .map_err(|e| e.to_string())?
-            .state
-            .clone();
+        let info = stream.info().await.map_err(|e| e.to_string())?.clone();
+        let state = &info.state;
+        // What a position here is a position in: this stream (one deleted
+        // and made again numbers from 1 again) and these subjects.
+        let scope = format!(
+            "stream {} created {}; subjects {}",
+            self.cfg.stream,
+            info.created,
+            filters.join(" ")
+        );
+        let refuse = |e: String| {
+            error!(stream = %self.cfg.stream, "{e}");
+            e
+        };
+        let from = match &applied {
+            None => 0,
+            Some(p) if p.scope != scope => {
+                return Err(refuse(format!(
+                    "this store applied the log as \"{}\", not as \"{scope}\" (the stream was made again, \
+                     or the forces this replica holds changed): rebuild it from a replica of this log",
+                    p.scope
+                )));
+            }
+            Some(p) => p.seq,
+        };
+        if from > state.last_sequence {
+            return Err(refuse(format!(
+                "this store applied the log to position {from}, past its last message {}: \
+                 rebuild it from a replica of this log",
+                state.last_sequence
+            )));
+        }
         // Messages after this replica's position that the log no longer
         // holds (past its window) cannot be applied: never skip them. (A
-        // replica of some forces only cannot tell whose they were, so
-        // only one of every force's is checked.)
-        if self.holds.is_empty() && from < state.last_sequence && from + 1 < state.first_sequence {
-            let e = format!(
+        // replica of some forces cannot tell whose the lost messages were,
+        // so it stops at any.)
+        if from < state.last_sequence && from + 1 < state.first_sequence {
+            return Err(refuse(format!(
                 "the log no longer holds messages {}..{} after this replica's position {from} \
                  (older than its {}-day window): rebuild this replica from a healthy one's snapshot",
                 from + 1,
                 state.first_sequence - 1,
                 self.cfg.log_days
-            );
-            error!(stream = %self.cfg.stream, "{e}");
-            return Err(e);
+            )));
         }
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
@@ -488,6 +583,15 @@ impl Replication {
             if seq <= self.applied() {
                 continue;
             }
+            // A replica of every force sees every message: one missing was
+            // deleted before it was applied.
+            if self.holds.is_empty() && seq != self.applied() + 1 {
+                return Err(refuse(format!(
+                    "the log went from position {} to {seq}: the messages between are gone \
+                     before this replica applied them; rebuild it from a healthy one's snapshot",
+                    self.applied()
+                )));
+            }
             let entry: pb::LogEntry = prost::Message::decode(m.payload.as_ref()).map_err(|e| {
                 let e = format!("log entry {seq} does not decode: {e}");
                 error!(stream = %self.cfg.stream, "{e}");
@@ -501,9 +605,19 @@ impl Replication {
             let at = LogPosition {
                 stream: self.cfg.stream.clone(),
                 seq,
+                scope: scope.clone(),
             };
             match entry {
-                Entry::Batch(batch) => self.apply_batch(store, alerting, batch, at).await?,
+                Entry::Batch(batch) => {
+                    // Only the force a message's subject names.
+                    if m.subject.as_str() != self.subject(&batch.force) {
+                        return Err(refuse(format!(
+                            "log entry {seq} holds {}'s reads on subject {}: refused",
+                            batch.force, m.subject
+                        )));
+                    }
+                    self.apply_batch(store, alerting, batch, at).await?
+                }
             }
             self.applied.send_replace(seq);
         }

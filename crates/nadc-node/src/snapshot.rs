@@ -26,6 +26,19 @@ use crate::replication::Replication;
 
 /// Bytes of a file in one chunk.
 const CHUNK: usize = 1 << 20;
+/// How long a chunk waits for the receiver to take it.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes what snapshots a node was sending when it stopped left behind
+/// (their files are hard links to the store's: they would hold its space).
+pub fn clear_leftovers(data_dir: &Path) {
+    let dir = data_dir.join("snapshots");
+    if dir.exists()
+        && let Err(e) = std::fs::remove_dir_all(&dir)
+    {
+        warn!(dir = %dir.display(), error = %e, "could not remove snapshots left from before");
+    }
+}
 
 /// Chunks of a snapshot, as streamed.
 pub type SnapshotStream = tokio_stream::wrappers::ReceiverStream<Result<pb::SnapshotChunk, Status>>;
@@ -37,7 +50,9 @@ struct Scratch(PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+        if self.0.exists()
+            && let Err(e) = std::fs::remove_dir_all(&self.0)
+        {
             warn!(dir = %self.0.display(), error = %e, "could not remove a snapshot's directory");
         }
     }
@@ -82,7 +97,7 @@ pub async fn snapshot(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     ));
-    let (scratch, files, stats) = {
+    let (scratch, files, counts) = {
         let dir = dir.clone();
         let store = store.clone();
         tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
@@ -90,8 +105,9 @@ pub async fn snapshot(
                 std::fs::create_dir_all(parent)
                     .map_err(|e| ServiceError::unavailable(format!("snapshot directory: {e}")))?;
             }
-            store.replica_snapshot(&dir)?;
+            // Removed however this ends (a failed checkpoint's part too).
             let scratch = Scratch(dir.clone());
+            let counts = store.replica_snapshot(&dir)?;
             let mut files = Vec::new();
             for e in std::fs::read_dir(&dir)
                 .map_err(|e| ServiceError::unavailable(format!("snapshot directory: {e}")))?
@@ -105,27 +121,31 @@ pub async fn snapshot(
                 }
             }
             files.sort();
-            Ok((scratch, files, store.stats()?))
+            Ok((scratch, files, counts))
         })
         .await
         .map_err(|e| ServiceError::internal(format!("snapshot task failed: {e}")))??
     };
     let bytes: u64 = files.iter().map(|(_, n)| n).sum();
     // Audited before the first byte leaves: who took it, and whose reads.
-    let what = Audited::holdings(
-        serde_json::json!({"files": files.len(), "bytes": bytes}),
-        &stats,
-    );
+    let what = Audited {
+        query: serde_json::json!({"files": files.len(), "bytes": bytes}),
+        returned: counts.iter().map(|(f, n)| (f.clone(), *n)).collect(),
+        ..Default::default()
+    };
     governance
         .record(governance.entry(&actor, "replica.snapshot", &what, Outcome::Ok))
         .await?;
     info!(to = %name, files = files.len(), bytes, "sending a snapshot of the store");
     let (tx, rx) = mpsc::channel(4);
-    let reads = stats.total_reads();
+    let reads = counts.values().sum();
+    let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _scratch = scratch;
+        // A receiver that takes nothing for a minute is given up on (the
+        // copy's files are then removed).
         let send = |part| {
-            tx.blocking_send(Ok(pb::SnapshotChunk { part: Some(part) }))
+            rt.block_on(tx.send_timeout(Ok(pb::SnapshotChunk { part: Some(part) }), SEND_TIMEOUT))
                 .is_ok()
         };
         use pb::snapshot_chunk::Part;

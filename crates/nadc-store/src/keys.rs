@@ -158,6 +158,19 @@ pub fn log_position_key(stream: &str) -> Vec<u8> {
     k
 }
 
+/// In `meta`: beside each stream's position, what it is a position in
+/// (the log's identity and the subjects applied), UTF-8 under this prefix
+/// and the stream's name, written with the position.
+pub const LOG_SCOPE_PREFIX: &[u8] = b"logscope/";
+
+/// The `meta` key of the scope of log stream `stream`'s position.
+pub fn log_scope_key(stream: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(LOG_SCOPE_PREFIX.len() + stream.len());
+    k.extend_from_slice(LOG_SCOPE_PREFIX);
+    k.extend_from_slice(stream.as_bytes());
+    k
+}
+
 /// The stream of a [`log_position_key`].
 pub fn decode_log_position_key(k: &[u8]) -> Option<&str> {
     std::str::from_utf8(k.strip_prefix(LOG_POSITION_PREFIX)?).ok()

@@ -257,6 +257,10 @@ pub struct LogPosition {
     pub stream: String,
     /// The message's sequence number in the stream (from 1).
     pub seq: u64,
+    /// What the position is a position in: the log's identity (a stream
+    /// deleted and made again restarts its numbers) and the subjects the
+    /// replica applies. A replica refuses to go on under another scope.
+    pub scope: String,
 }
 
 /// A visitor of registry entries: key (without the space), value.
@@ -279,16 +283,18 @@ pub trait Store: Send + Sync + 'static {
         at: &LogPosition,
     ) -> Result<Vec<Appended>, StoreError>;
 
-    /// The sequence number of the last message of log stream `stream`
-    /// applied to this store (none: nothing yet).
-    fn log_position(&self, stream: &str) -> Result<Option<u64>, StoreError>;
+    /// The last message of log stream `stream` applied to this store, with
+    /// the scope it was applied under (none: nothing yet).
+    fn log_position(&self, stream: &str) -> Result<Option<LogPosition>, StoreError>;
 
     /// Writes to `dir` (which must not exist) a consistent snapshot of the
     /// store for another replica of the same log to start from: every
     /// column family as of one instant, the log's position among them,
     /// except what is this node's own (its audit chain and its registers,
     /// the case register among them), which the snapshot holds empty.
-    fn replica_snapshot(&self, dir: &std::path::Path) -> Result<(), StoreError>;
+    /// Gives the reads the copy holds per owning force.
+    fn replica_snapshot(&self, dir: &std::path::Path)
+    -> Result<BTreeMap<ForceId, u64>, StoreError>;
 
     /// Visits the reads of `vrm` captured in `from..=to`, in capture-time
     /// order (ties by sequence number), until `visit` breaks.

@@ -88,6 +88,9 @@ proptest! {
         prop_assert_eq!(decode_coarse_key(&k), None);
         let settled = settled_key(1);
         prop_assert_eq!(decode_log_position_key(&settled), None);
+        let scope = log_scope_key(&stream);
+        prop_assert_eq!(decode_log_position_key(&scope), None);
+        prop_assert!(scope != k);
     }
 
     #[test]

@@ -159,9 +159,9 @@ struct Job {
     /// if the alert is still logged; if it is not, nothing is written but
     /// `audit`, whose outcome then says the alert was not found.
     alert_state: Option<(u64, AlertState)>,
-    /// The replicated log's position this job applies: its `meta` key and
-    /// sequence number, written with the rest.
-    log_position: Option<(Vec<u8>, u64)>,
+    /// The replicated log's position this job applies, written with the
+    /// rest.
+    log_position: Option<crate::LogPosition>,
 }
 
 impl Job {
@@ -529,30 +529,42 @@ impl Store for RocksStore {
             .submit_job(Job {
                 force: Some(force.clone()),
                 reads: prepared,
-                log_position: Some((keys::log_position_key(&at.stream), at.seq)),
+                log_position: Some(at.clone()),
                 ..Job::default()
             })?
             .appended)
     }
 
-    fn log_position(&self, stream: &str) -> Result<Option<u64>, StoreError> {
-        let key = keys::log_position_key(stream);
-        match self
+    fn log_position(&self, stream: &str) -> Result<Option<crate::LogPosition>, StoreError> {
+        let meta = self.cf(CF_META)?;
+        let Some(v) = self
             .db
-            .get_pinned_cf(self.cf(CF_META)?, &key)
+            .get_pinned_cf(meta, keys::log_position_key(stream))
+            .map_err(engine)?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| StoreError::Corrupt {
+            what: "meta",
+            detail: format!("the {what} of log stream {stream:?}"),
+        };
+        let seq = keys::be_u64(&v).ok_or_else(|| corrupt("position (not 8 bytes)"))?;
+        let scope = match self
+            .db
+            .get_pinned_cf(meta, keys::log_scope_key(stream))
             .map_err(engine)?
         {
-            None => Ok(None),
-            Some(v) => keys::be_u64(&v)
-                .map(Some)
-                .ok_or_else(|| StoreError::Corrupt {
-                    what: "meta",
-                    detail: format!("the position of log stream {stream:?} is not 8 bytes"),
-                }),
-        }
+            Some(v) => String::from_utf8(v.to_vec()).map_err(|_| corrupt("scope (not UTF-8)"))?,
+            None => return Err(corrupt("scope (missing beside its position)")),
+        };
+        Ok(Some(crate::LogPosition {
+            stream: stream.to_string(),
+            seq,
+            scope,
+        }))
     }
 
-    fn replica_snapshot(&self, dir: &Path) -> Result<(), StoreError> {
+    fn replica_snapshot(&self, dir: &Path) -> Result<BTreeMap<ForceId, u64>, StoreError> {
         // Hard links to the live files (and the memtables flushed first):
         // one instant of every column family.
         rocksdb::checkpoint::Checkpoint::new(&self.db)
@@ -579,7 +591,9 @@ impl Store for RocksStore {
             }
         }
         copy.flush_wal(true).map_err(engine)?;
-        Ok(())
+        // What the copy holds, from the copy (the live store moves on).
+        let counts = writer::force_counts(&copy)?;
+        Ok(counts)
     }
 
     fn log_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<u64>, StoreError> {

@@ -51,6 +51,33 @@ pub(super) fn put_day_count(
         batch.put_cf(meta, k, n.to_be_bytes());
     }
 }
+/// The reads held per owning force, as `meta`'s counters say.
+pub(super) fn force_counts(db: &DB) -> Result<BTreeMap<ForceId, u64>, StoreError> {
+    let mut counts = BTreeMap::new();
+    let mut it = db.raw_iterator_cf(cf(db, CF_META)?);
+    it.seek(META_COUNT_PREFIX);
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let Some(name) = k.strip_prefix(META_COUNT_PREFIX) else {
+            break;
+        };
+        let force = std::str::from_utf8(name)
+            .ok()
+            .and_then(|s| ForceId::new(s).ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "meta",
+                detail: "bad force in counter".into(),
+            })?;
+        let n = keys::be_u64(v).ok_or_else(|| StoreError::Corrupt {
+            what: "meta",
+            detail: "counter is not 8 bytes".into(),
+        })?;
+        counts.insert(force, n);
+        it.next();
+    }
+    it.status().map_err(engine)?;
+    Ok(counts)
+}
+
 /// Most keys in [`WriterState::dict_written`]: about 64 bytes each, some
 /// 16 MiB when full.
 pub(super) const DICT_WRITTEN_CAP: usize = 256 * 1024;
@@ -90,32 +117,7 @@ impl WriterState {
             latest: get_u64(META_LATEST)?.map(|v| Timestamp::from_millis(v as i64)),
             ..Default::default()
         };
-        {
-            let mut it = db.raw_iterator_cf(meta);
-            it.seek(META_COUNT_PREFIX);
-            while it.valid() {
-                let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                    break;
-                };
-                let Some(name) = k.strip_prefix(META_COUNT_PREFIX) else {
-                    break;
-                };
-                let force = std::str::from_utf8(name)
-                    .ok()
-                    .and_then(|s| ForceId::new(s).ok())
-                    .ok_or_else(|| StoreError::Corrupt {
-                        what: "meta",
-                        detail: "bad force in counter".into(),
-                    })?;
-                let n = keys::be_u64(v).ok_or_else(|| StoreError::Corrupt {
-                    what: "meta",
-                    detail: "counter is not 8 bytes".into(),
-                })?;
-                stats.reads_by_force.insert(force, n);
-                it.next();
-            }
-            it.status().map_err(engine)?;
-        }
+        stats.reads_by_force = force_counts(&db)?;
         let day_counts = load_day_counts(&db)?;
         let coarse = read::coarse_cells(&db, ReadOptions::default())?
             .into_iter()
@@ -438,8 +440,17 @@ impl WriterState {
         }
         // Jobs are committed in the order they were submitted: the last
         // position of a stream in the group is the furthest.
-        for (key, seq) in positions {
-            batch.put_cf(meta_cf, key, seq.to_be_bytes());
+        for at in positions {
+            batch.put_cf(
+                meta_cf,
+                keys::log_position_key(&at.stream),
+                at.seq.to_be_bytes(),
+            );
+            batch.put_cf(
+                meta_cf,
+                keys::log_scope_key(&at.stream),
+                at.scope.as_bytes(),
+            );
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);

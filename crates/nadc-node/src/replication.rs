@@ -373,15 +373,24 @@ impl Replication {
                 RETRY_AFTER,
             )
         };
-        let acked = async {
-            let ack = self
-                .js
-                .publish(self.subject(force), payload.into())
+        let payload = prost::bytes::Bytes::from(payload);
+        let publish = || async {
+            self.js
+                .publish(self.subject(force), payload.clone())
+                .await?
                 .await
-                .map_err(|e| later(e.to_string()))?;
-            ack.await.map_err(|e| later(e.to_string()))
-        }
-        .await;
+        };
+        let acked = match publish().await {
+            // No stream yet (a new cluster, before any replica made it):
+            // made as configured, and the batch sent once more.
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound => {
+                match self.stream().await {
+                    Ok(_) => publish().await.map_err(|e| later(e.to_string())),
+                    Err(e) => Err(later(e)),
+                }
+            }
+            r => r.map_err(|e| later(e.to_string())),
+        };
         let ack = match acked {
             Ok(a) => a,
             Err(e) => {

@@ -189,3 +189,33 @@ async fn rebuild(node: &NodeArgs, data: &Path, stream: &str) -> anyhow::Result<E
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn a_snapshot_file_name_never_leaves_the_new_directory() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../CURRENT",
+            "a/b",
+            "/etc/passwd",
+            "x\\y",
+            "nul\0l",
+        ] {
+            assert!(plain(bad).is_err(), "{bad:?} was taken");
+        }
+        for good in [
+            "000123.sst",
+            "CURRENT",
+            "MANIFEST-000005",
+            "OPTIONS-000007",
+            ".hidden",
+        ] {
+            assert_eq!(plain(good).unwrap(), good);
+        }
+    }
+}

@@ -578,6 +578,56 @@ async fn a_replica_older_than_the_log_window_refuses_to_skip_what_it_missed() {
     assert_eq!(stale[0].node, "node-2");
     assert!(stale[0].problem.contains("no longer holds"), "{stale:?}");
     assert!(timeline(&r, 0, "R200 ABC").await.1.stale.is_empty());
+    // So do its convoy and cloned-plate analyses.
+    let tls = nadc_bof::ClientTls {
+        ca: r.layout.ca_cert(),
+        cert: r.layout.user_cert("alice"),
+        key: r.layout.user_key("alice"),
+    };
+    let mut search = pb::search_client::SearchClient::new(r.channel(1, tls).await);
+    let window = (
+        Some(nadc_proto::to_pb_time(now().minus_days(1))),
+        Some(nadc_proto::to_pb_time(now())),
+    );
+    let mut convoy = search
+        .convoy(pb::ConvoyRequest {
+            vrms: vec!["R200 ABC".into()],
+            from: window.0,
+            to: window.1,
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut convoy_stale = None;
+    while let Some(c) = convoy.message().await.unwrap() {
+        if let Some(pb::convoy_chunk::Chunk::Summary(s)) = c.chunk {
+            convoy_stale = Some(s.stale);
+        }
+    }
+    let convoy_stale = convoy_stale.expect("a convoy answer ends with its summary");
+    assert_eq!(convoy_stale.len(), 1, "{convoy_stale:?}");
+    assert_eq!(convoy_stale[0].node, "node-2");
+    let mut clones = search
+        .clones(pb::ClonesRequest {
+            from: window.0,
+            to: window.1,
+            max_speed_kmh: 250.0,
+            access: access(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut clones_stale = None;
+    while let Some(c) = clones.message().await.unwrap() {
+        if let Some(pb::clones_chunk::Chunk::Summary(s)) = c.chunk {
+            clones_stale = Some(s.stale);
+        }
+    }
+    let clones_stale = clones_stale.expect("a clones answer ends with its summary");
+    assert_eq!(clones_stale.len(), 1, "{clones_stale:?}");
     let stores = r.stop_and_read().await;
     assert_eq!(stores[0].len(), 30);
     assert!(

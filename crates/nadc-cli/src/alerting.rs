@@ -1133,7 +1133,8 @@ pub async fn convoy(a: ConvoyArgs) -> anyhow::Result<ExitCode> {
             s.entries_examined,
             forces_text(&s.forces),
             s.elapsed_us as f64 / 1000.0
-        ) + &crate::output::nodes_text(&s.nodes, s.partial);
+        ) + &crate::output::stale_text(&s.stale)
+            + &crate::output::nodes_text(&s.nodes, s.partial);
         if a.format == OutputFormat::Table {
             writeln!(out, "{text}")?;
         } else {
@@ -1240,7 +1241,7 @@ pub async fn clones(a: ClonesArgs) -> anyhow::Result<ExitCode> {
             s.reads_examined,
             forces_text(&s.forces),
             s.elapsed_us as f64 / 1000.0
-        );
+        ) + &crate::output::stale_text(&s.stale);
         if a.format == OutputFormat::Table {
             writeln!(out, "{text}")?;
         } else {

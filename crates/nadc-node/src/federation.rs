@@ -618,6 +618,7 @@ pub fn merge_convoy(
         summary.target_reads += s.target_reads;
         summary.entries_examined += s.entries_examined;
         summary.clipped_from = summary.clipped_from.or(s.clipped_from);
+        summary.stale.extend(s.stale);
         targets.extend(s.targets);
         for c in companions {
             match by_vrm.get_mut(&c.vrm) {

@@ -32,8 +32,17 @@ pub(super) type Analysed<C> = (C, std::collections::BTreeMap<ForceId, u64>, Vec<
 
 /// An analysis that sends its own item chunks (the start it was clipped
 /// from, if any, goes in its summary).
-pub(super) type Analysis<Q, C> =
-    fn(&dyn Store, &Q, &str, &Outbox<'_, C>, Option<Timestamp>) -> Result<Analysed<C>, QueryError>;
+/// An analysis: the store, its query, the node's name, where its items
+/// go, the window's clipped start, and this replica if it is behind the
+/// replicated log (its summary says so).
+pub(super) type Analysis<Q, C> = fn(
+    &dyn Store,
+    &Q,
+    &str,
+    &Outbox<'_, C>,
+    Option<Timestamp>,
+    Option<pb::StaleReplica>,
+) -> Result<Analysed<C>, QueryError>;
 
 /// Where an analysis sends its items: its spool, which the client reads
 /// at its own pace (see [`crate::spool`]).
@@ -191,6 +200,7 @@ impl SearchService {
         };
         let (store, node) = (self.store.clone(), self.node.clone());
         let governance = self.governance.clone();
+        let stale = self.replication.as_ref().and_then(|r| r.stale());
         let produce = move |spool: &SpoolWriter<C>| {
             let started = Instant::now();
             // An analysis sends its items as it goes: its opening entry is
@@ -199,7 +209,14 @@ impl SearchService {
                 return (plan, started, Err(e));
             }
             let out = Outbox { spool };
-            let result = compute(store.as_ref(), &query, &node, &out, plan.clipped_from);
+            let result = compute(
+                store.as_ref(),
+                &query,
+                &node,
+                &out,
+                plan.clipped_from,
+                stale,
+            );
             (plan, started, Ok(result))
         };
         type Computed<C> = (
@@ -265,6 +282,7 @@ pub(super) fn compute_convoy(
     node: &str,
     tx: &Outbox<'_, pb::ConvoyChunk>,
     clipped: Option<Timestamp>,
+    stale: Option<pb::StaleReplica>,
 ) -> Result<Analysed<pb::ConvoyChunk>, QueryError> {
     let started = Instant::now();
     let r = convoy(store, q)?;
@@ -317,6 +335,7 @@ pub(super) fn compute_convoy(
         clipped_from: clipped.map(proto::to_pb_time),
         nodes: Vec::new(),
         partial: false,
+        stale: stale.into_iter().collect(),
     };
     let chunk = pb::ConvoyChunk {
         chunk: Some(pb::convoy_chunk::Chunk::Summary(summary)),
@@ -330,6 +349,7 @@ pub(super) fn compute_clones(
     node: &str,
     tx: &Outbox<'_, pb::ClonesChunk>,
     clipped: Option<Timestamp>,
+    stale: Option<pb::StaleReplica>,
 ) -> Result<Analysed<pb::ClonesChunk>, QueryError> {
     let started = Instant::now();
     let r = clones(store, q)?;
@@ -367,6 +387,7 @@ pub(super) fn compute_clones(
         elapsed_us: started.elapsed().as_micros() as u64,
         forces: force_counts(&forces),
         clipped_from: clipped.map(proto::to_pb_time),
+        stale: stale.into_iter().collect(),
     };
     let chunk = pb::ClonesChunk {
         chunk: Some(pb::clones_chunk::Chunk::Summary(summary)),

@@ -187,7 +187,7 @@ impl pb::admin_server::Admin for AdminService {
             let g = &self.governance;
             let what = crate::governance::Audited::holdings(
                 serde_json::json!({"coarse_cells": coarse_cells}),
-                &stats,
+                &stats.reads_by_force,
             );
             let actor = crate::governance::Actor::of(&who.principal);
             g.record(g.entry(&actor, "federation.holdings", &what, Outcome::Ok))

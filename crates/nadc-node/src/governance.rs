@@ -173,12 +173,14 @@ pub struct Audited {
 
 impl Audited {
     /// What a request that discloses where or how many a node's reads are
-    /// (`query`) returned: every force's reads held.
-    pub fn holdings(query: serde_json::Value, stats: &nadc_store::StoreStats) -> Self {
+    /// (`query`) returned: every force's reads held (`reads_by_force`).
+    pub fn holdings(
+        query: serde_json::Value,
+        reads_by_force: &std::collections::BTreeMap<nadc_core::ForceId, u64>,
+    ) -> Self {
         Self {
             query,
-            returned: stats
-                .reads_by_force
+            returned: reads_by_force
                 .iter()
                 .map(|(f, n)| (f.clone(), *n))
                 .collect(),

@@ -153,7 +153,7 @@ pub struct Replication {
     next_nonce: AtomicU64,
     waiting: std::sync::Mutex<HashMap<u64, oneshot::Sender<Vec<Appended>>>>,
     /// The last position the node's replica applied.
-    applied: watch::Sender<u64>,
+    applied: AtomicU64,
     /// Messages of its subjects still to apply, by the last one delivered.
     pending: AtomicU64,
     /// Why the applier is not applying, if it is not.
@@ -230,7 +230,7 @@ impl Replication {
             // start at random, so none meets one of theirs.
             next_nonce: AtomicU64::new(rand::random::<u64>() >> 1),
             waiting: Default::default(),
-            applied: watch::channel(applied).0,
+            applied: AtomicU64::new(applied),
             pending: AtomicU64::new(0),
             problem: Default::default(),
             last_in_log: AtomicU64::new(0),
@@ -255,13 +255,9 @@ impl Replication {
             if self.client.connection_state() == async_nats::connection::State::Connected {
                 *self.heard.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(std::time::Instant::now());
-                let asked = tokio::time::timeout(Duration::from_secs(1), async {
-                    let mut s = self.js.get_stream(&self.cfg.stream).await.ok()?;
-                    s.info().await.ok().map(|i| i.state.last_sequence)
-                })
-                .await;
-                if let Ok(Some(last)) = asked {
-                    self.last_in_log.store(last, Ordering::Relaxed);
+                if let Ok(info) = self.log_info().await {
+                    self.last_in_log
+                        .store(info.state.last_sequence, Ordering::Relaxed);
                 }
             }
             tokio::select! {
@@ -275,11 +271,7 @@ impl Replication {
     /// reads: further behind the log than `max_lag`, not applying it, or
     /// not hearing from it.
     pub fn stale(&self) -> Option<pb::StaleReplica> {
-        let mut behind = self.pending.load(Ordering::Relaxed);
-        if self.holds.is_empty() {
-            let last = self.last_in_log.load(Ordering::Relaxed);
-            behind = behind.max(last.saturating_sub(self.applied()));
-        }
+        let behind = self.behind(self.last_in_log.load(Ordering::Relaxed));
         let unheard = match *self.heard.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(t) => t.elapsed() > LOG_SILENT_AFTER,
             None => false,
@@ -325,7 +317,33 @@ impl Replication {
 
     /// The last log position the node's replica has applied.
     pub fn applied(&self) -> u64 {
-        *self.applied.borrow()
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Messages of its subjects this replica has still to apply: the
+    /// applier's last reading, or, for a replica of every force, the log's
+    /// last position `last_in_log` past what it applied, if more.
+    fn behind(&self, last_in_log: u64) -> u64 {
+        let pending = self.pending.load(Ordering::Relaxed);
+        if self.holds.is_empty() {
+            pending.max(last_in_log.saturating_sub(self.applied()))
+        } else {
+            pending
+        }
+    }
+
+    /// The stream's state as the log gives it now (for at most a second).
+    async fn log_info(&self) -> Result<stream::Info, String> {
+        tokio::time::timeout(Duration::from_secs(1), async {
+            let mut s = self
+                .js
+                .get_stream(&self.cfg.stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            s.info().await.cloned().map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|_| "the log did not answer within a second".to_string())?
     }
 
     /// Appends `reads` of `force` (validated, received at `received_at`)
@@ -429,29 +447,16 @@ impl Replication {
         let mut out = pb::ReplicationStatus {
             stream: self.cfg.stream.clone(),
             applied: self.applied(),
-            behind: self.pending.load(Ordering::Relaxed),
+            behind: self.behind(0),
             problem: self.lock_problem().clone().unwrap_or_default(),
             forces: self.holds.iter().map(|f| f.to_string()).collect(),
             ..Default::default()
         };
-        let asked = tokio::time::timeout(Duration::from_secs(1), async {
-            let mut s = self
-                .js
-                .get_stream(&self.cfg.stream)
-                .await
-                .map_err(|e| e.to_string())?;
-            s.info().await.cloned().map_err(|e| e.to_string())
-        })
-        .await;
-        match asked {
-            Ok(Ok(info)) => {
+        match self.log_info().await {
+            Ok(info) => {
                 out.log_reachable = true;
                 out.last_in_log = info.state.last_sequence;
-                if self.holds.is_empty() {
-                    out.behind = out
-                        .behind
-                        .max(info.state.last_sequence.saturating_sub(out.applied));
-                }
+                out.behind = self.behind(info.state.last_sequence);
                 if let Some(c) = info.cluster {
                     out.leader = c.leader.unwrap_or_default();
                     // The leader is not among its replicas.
@@ -464,14 +469,9 @@ impl Replication {
                         + u32::from(!out.leader.is_empty());
                 }
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 if out.problem.is_empty() {
                     out.problem = format!("the log cannot be asked: {e}");
-                }
-            }
-            Err(_) => {
-                if out.problem.is_empty() {
-                    out.problem = "the log did not answer within a second".into();
                 }
             }
         }
@@ -628,7 +628,7 @@ impl Replication {
                     self.apply_batch(store, alerting, batch, at).await?
                 }
             }
-            self.applied.send_replace(seq);
+            self.applied.store(seq, Ordering::Relaxed);
         }
         Ok(())
     }

@@ -128,11 +128,10 @@ pub async fn snapshot(
     };
     let bytes: u64 = files.iter().map(|(_, n)| n).sum();
     // Audited before the first byte leaves: who took it, and whose reads.
-    let what = Audited {
-        query: serde_json::json!({"files": files.len(), "bytes": bytes}),
-        returned: counts.iter().map(|(f, n)| (f.clone(), *n)).collect(),
-        ..Default::default()
-    };
+    let what = Audited::holdings(
+        serde_json::json!({"files": files.len(), "bytes": bytes}),
+        &counts,
+    );
     governance
         .record(governance.entry(&actor, "replica.snapshot", &what, Outcome::Ok))
         .await?;
@@ -144,49 +143,50 @@ pub async fn snapshot(
         let _scratch = scratch;
         // A receiver that takes nothing for a minute is given up on (the
         // copy's files are then removed).
-        let send = |part| {
-            rt.block_on(tx.send_timeout(Ok(pb::SnapshotChunk { part: Some(part) }), SEND_TIMEOUT))
-                .is_ok()
+        let send = |item: Result<Part, Status>| {
+            let chunk = item.map(|part| pb::SnapshotChunk { part: Some(part) });
+            rt.block_on(tx.send_timeout(chunk, SEND_TIMEOUT)).is_ok()
         };
         use pb::snapshot_chunk::Part;
-        if !send(Part::Begin(pb::SnapshotBegin {
+        if !send(Ok(Part::Begin(pb::SnapshotBegin {
             files: files.len() as u64,
             bytes,
-        })) {
+        }))) {
             return;
         }
         for (file, size) in files {
-            if !send(Part::File(pb::SnapshotFile {
+            if !send(Ok(Part::File(pb::SnapshotFile {
                 name: file.clone(),
                 size,
-            })) {
+            }))) {
                 return;
             }
-            let mut f = match std::fs::File::open(dir.join(&file)) {
-                Ok(f) => f,
+            // Its bytes in chunks; false once the receiver has gone.
+            let sent = (|| -> std::io::Result<bool> {
+                let mut f = std::fs::File::open(dir.join(&file))?;
+                let mut left = size;
+                while left > 0 {
+                    let mut buf = vec![0; CHUNK.min(left as usize)];
+                    std::io::Read::read_exact(&mut f, &mut buf)?;
+                    left -= buf.len() as u64;
+                    if !send(Ok(Part::Data(buf))) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })();
+            match sent {
+                Ok(true) => {}
+                Ok(false) => return,
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(Status::unavailable(format!(
+                    send(Err(Status::unavailable(format!(
                         "snapshot file {file}: {e}"
                     ))));
-                    return;
-                }
-            };
-            let mut left = size;
-            while left > 0 {
-                let mut buf = vec![0; CHUNK.min(left as usize)];
-                if let Err(e) = std::io::Read::read_exact(&mut f, &mut buf) {
-                    let _ = tx.blocking_send(Err(Status::unavailable(format!(
-                        "snapshot file {file}: {e}"
-                    ))));
-                    return;
-                }
-                left -= buf.len() as u64;
-                if !send(Part::Data(buf)) {
                     return;
                 }
             }
         }
-        send(Part::End(pb::SnapshotEnd { reads }));
+        send(Ok(Part::End(pb::SnapshotEnd { reads })));
     });
     Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
 }

@@ -337,15 +337,7 @@ impl SearchService {
         // A replica behind the log says so with its answer.
         let stale = self.replication.as_ref().and_then(|r| r.stale());
         let finish = move |c: Computed, stop: Option<Stop>, sent: usize| {
-            let mut out = c.finish(search, &governance, stop, sent);
-            if let Some(stale) = &stale
-                && let Some(Ok(pb::SearchChunk {
-                    chunk: Some(pb::search_chunk::Chunk::Summary(s)),
-                })) = out.last_mut()
-            {
-                s.stale.push(stale.clone());
-            }
-            out
+            c.finish(search, &governance, stop, sent, stale.clone())
         };
         Ok(Response::new(Box::pin(worker.stream(produce, finish))))
     }
@@ -376,6 +368,7 @@ impl Computed {
         governance: &crate::governance::Governance,
         stop: Option<Stop>,
         sent: usize,
+        stale: Option<pb::StaleReplica>,
     ) -> Vec<Result<pb::SearchChunk, Status>> {
         let Computed {
             mut plan,
@@ -452,6 +445,7 @@ impl Computed {
                 summary.total_rows = f.total_rows;
                 summary.clipped_from = plan.clipped_from.map(proto::to_pb_time);
                 summary.silent_cameras = f.silent;
+                summary.stale = stale.into_iter().collect();
                 // Summaries of the rows sent only, never of every match.
                 let vrms = f.vrms.map(|_| page.into_pb());
                 result_tail(chunk, vrms, summary)

@@ -47,6 +47,7 @@ fn batch(start: u64) -> Vec<NewRead> {
                 read,
                 received_at: t0,
                 alerts: Vec::new(),
+                earlier_in_batch: Vec::new(),
             }
         })
         .collect()

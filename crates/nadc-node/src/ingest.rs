@@ -145,6 +145,7 @@ impl Validator {
                         position,
                         received_at: now,
                         alerts: Vec::new(),
+                        earlier_in_batch: Vec::new(),
                     },
                 )),
                 Err(e) => out.rejected.push(reject(index, &read_id, e)),

@@ -74,6 +74,7 @@ fn fixture() -> &'static Fixture {
                         read,
                         received_at: t0(),
                         alerts: Vec::new(),
+                        earlier_in_batch: Vec::new(),
                     }
                 })
                 .collect();

@@ -51,6 +51,34 @@ pub struct NewRead {
     /// same atomic write as the read, and only if the read is new (a
     /// duplicate raises nothing again).
     pub alerts: Vec<AlertDetail>,
+    /// The earlier reads (in capture time) of the same VRM in the same
+    /// append, nearest first, each with the clone flag it would raise with
+    /// this one: the nearest of them stored new with this read raises its
+    /// flag, as a clone alert in the same atomic write (the other read's
+    /// number is known only there).
+    pub earlier_in_batch: Vec<BatchClone>,
+}
+
+/// An earlier read of the same VRM in the same append (see
+/// [`NewRead::earlier_in_batch`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchClone {
+    /// Its index in the append.
+    pub earlier: usize,
+    /// The clone flag between it and the read (none: the pair breaks no
+    /// rule).
+    pub flag: Option<CloneFlag>,
+}
+
+/// What a clone alert says of a pair of reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CloneFlag {
+    /// Distance between the two reads, metres.
+    pub distance_m: f64,
+    /// Time between them, seconds.
+    pub seconds: f64,
+    /// Implied speed, km/h.
+    pub speed_kmh: f64,
 }
 
 impl NewRead {
@@ -61,6 +89,7 @@ impl NewRead {
             position,
             received_at,
             alerts: Vec::new(),
+            earlier_in_batch: Vec::new(),
         }
     }
 }
@@ -282,6 +311,19 @@ pub trait Store: Send + Sync + 'static {
         reads: Vec<NewRead>,
         at: &LogPosition,
     ) -> Result<Vec<Appended>, StoreError>;
+
+    /// The reads of `ids` (capture day, owning force, the BOF's read id)
+    /// this store holds: each one's reference, or none. (How replicas,
+    /// which number their reads each their own way, name the same read.)
+    fn find_reads(
+        &self,
+        ids: &[(u32, ForceId, String)],
+    ) -> Result<Vec<Option<ReadRef>>, StoreError>;
+
+    /// Records the log's message `at` as applied where what it changed is
+    /// written on its own (a change to a hotlist: applying one again leaves
+    /// it as it was), durably and in order with the appends before it.
+    fn set_log_position(&self, at: &LogPosition) -> Result<(), StoreError>;
 
     /// The last message of log stream `stream` applied to this store, with
     /// the scope it was applied under (none: nothing yet).

@@ -66,6 +66,8 @@ pub(crate) struct PreparedRead {
     pub received_at: Timestamp,
     /// The alerts it raises.
     pub alerts: Vec<AlertDetail>,
+    /// Its clone flags with earlier reads of the append.
+    pub earlier_in_batch: Vec<crate::BatchClone>,
 }
 
 impl PreparedReads {
@@ -128,6 +130,7 @@ impl PreparedReads {
                 observed_at: t,
                 received_at: new.received_at,
                 alerts: std::mem::take(&mut new.alerts),
+                earlier_in_batch: std::mem::take(&mut new.earlier_in_batch),
             });
         }
         Ok(Self { bytes, reads: out })
@@ -211,6 +214,7 @@ mod tests {
                     observed_at: Timestamp::EPOCH,
                     received_at: Timestamp::EPOCH,
                     alerts: Vec::new(),
+                    earlier_in_batch: Vec::new(),
                 }
             })
             .collect();

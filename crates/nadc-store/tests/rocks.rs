@@ -30,6 +30,7 @@ fn new_read(id: &str, vrm: &str, secs: i64) -> NewRead {
         read,
         received_at: t0(),
         alerts: Vec::new(),
+        earlier_in_batch: Vec::new(),
     }
 }
 
@@ -1074,40 +1075,4 @@ fn reads_are_counted_per_day_and_force_through_expiry_reopening_and_upgrade() {
         .unwrap();
     pushed.push((avon.clone(), 3 * day + 1));
     assert_eq!(s.reads_by_day(first, first + 3).unwrap(), counted(&pushed));
-}
-
-#[test]
-fn a_log_position_is_written_with_what_it_applied_even_when_all_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
-    let avon = ForceId::new("AVON").unwrap();
-    let at = |seq| nadc_store::LogPosition {
-        stream: "nadc-reads".into(),
-        seq,
-        scope: "stream nadc-reads created then; subjects all".into(),
-    };
-    let pos = |s: &RocksStore| s.log_position("nadc-reads").unwrap().map(|p| p.seq);
-    {
-        let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
-        assert_eq!(pos(&s), None);
-        let out = s
-            .append_logged(&avon, vec![new_read("p1", "AB12CDE", 1)], &at(3))
-            .unwrap();
-        assert!(matches!(out[..], [Appended::Stored { .. }]));
-        assert_eq!(s.log_position("nadc-reads").unwrap(), Some(at(3)));
-        // The same read again, from a later message: a duplicate, and the
-        // position still moves on.
-        let out = s
-            .append_logged(&avon, vec![new_read("p1", "AB12CDE", 1)], &at(7))
-            .unwrap();
-        assert!(matches!(out[..], [Appended::Duplicate { .. }]));
-        assert_eq!(pos(&s), Some(7));
-        // Another stream's position is its own.
-        assert!(s.log_position("other").unwrap().is_none());
-        // A plain append leaves it alone.
-        s.append(&avon, vec![new_read("p2", "AB12CDF", 2)]).unwrap();
-        assert_eq!(pos(&s), Some(7));
-    }
-    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
-    assert_eq!(s.log_position("nadc-reads").unwrap(), Some(at(7)));
-    assert_eq!(scan_counts(&s).unwrap().values().sum::<u64>(), 2);
 }

@@ -79,8 +79,6 @@ pub struct Brief {
     index: usize,
     vrm: nadc_core::Vrm,
     observed_at: Timestamp,
-    position: nadc_core::GeoPoint,
-    raised: bool,
     convoy: Vec<ConvoyTrigger>,
 }
 
@@ -184,6 +182,9 @@ impl Alerting {
                     speed_kmh: n.speed_kmh,
                 }));
         }
+        for (i, earlier) in earlier_in_batch(reads, &rule) {
+            reads[i].earlier_in_batch = earlier;
+        }
         Ok(sightings)
     }
 
@@ -197,27 +198,18 @@ impl Alerting {
     }
 
     /// What [`Alerting::after_append`] needs of a batch, taken before the
-    /// reads move into the store: the reads that raised alerts, and the
-    /// reads whose VRM appears more than once in the batch.
+    /// reads move into the store: the reads that may raise alerts.
     pub fn brief(&self, reads: &[NewRead]) -> Vec<Brief> {
-        let mut count: HashMap<&str, u32> = HashMap::new();
-        if self.config.clone_check {
-            for r in reads {
-                *count.entry(r.read.vrm.as_str()).or_default() += 1;
-            }
-        }
         reads
             .iter()
             .enumerate()
             .filter(|(_, r)| {
-                !r.alerts.is_empty() || count.get(r.read.vrm.as_str()).is_some_and(|n| *n > 1)
+                !r.alerts.is_empty() || r.earlier_in_batch.iter().any(|c| c.flag.is_some())
             })
             .map(|(index, r)| Brief {
                 index,
                 vrm: r.read.vrm.clone(),
                 observed_at: r.read.observed_at,
-                position: r.position,
-                raised: !r.alerts.is_empty(),
                 convoy: r
                     .alerts
                     .iter()
@@ -239,9 +231,8 @@ impl Alerting {
             .collect()
     }
 
-    /// After the append: logs clone flags between reads of the same batch
-    /// (their sequence numbers are known only now), announces new alerts,
-    /// and starts convoy analysis for hits on entries flagged for it.
+    /// After the append: announces new alerts, and starts convoy analysis
+    /// for hits on entries flagged for it.
     pub fn after_append(
         self: &Arc<Self>,
         force: &ForceId,
@@ -255,48 +246,8 @@ impl Alerting {
                 _ => None,
             })
             .collect();
-        let mut extra = Vec::new();
-        if self.config.clone_check {
-            let mut by_vrm: HashMap<&str, Vec<(&Brief, u64)>> = HashMap::new();
-            for (b, seq) in &stored {
-                by_vrm.entry(b.vrm.as_str()).or_default().push((b, *seq));
-            }
-            let rule = self.rule();
-            for mut same in by_vrm.into_values().filter(|v| v.len() > 1) {
-                same.sort_by_key(|(b, seq)| (b.observed_at, *seq));
-                for pair in same.windows(2) {
-                    let ((a, sa), (b, sb)) = (pair[0], pair[1]);
-                    let distance_m = a.position.distance_m(b.position);
-                    let seconds = (b.observed_at.millis() - a.observed_at.millis()) as f64 / 1000.0;
-                    if let Some(speed_kmh) = rule.flags(distance_m, seconds) {
-                        extra.push(Alert {
-                            raised_at: self.clock.now(),
-                            read: ReadRef {
-                                day: b.observed_at.day(),
-                                seq: sb,
-                            },
-                            read_force: force.clone(),
-                            detail: AlertDetail::Clone {
-                                other: ReadRef {
-                                    day: a.observed_at.day(),
-                                    seq: sa,
-                                },
-                                distance_m,
-                                seconds,
-                                speed_kmh,
-                            },
-                        });
-                    }
-                }
-            }
-        }
-        let raised = !extra.is_empty() || stored.iter().any(|(b, _)| b.raised);
-        if !extra.is_empty()
-            && let Err(e) = self.store.log_alerts(extra)
-        {
-            warn!(error = %e, "could not log in-batch clone alerts");
-        }
-        if raised {
+        // (Every alert of the batch was logged with its reads.)
+        if !stored.is_empty() {
             self.hub.notify(self.store.last_alert());
         }
         for (b, seq) in stored {
@@ -385,6 +336,55 @@ impl Alerting {
         self.hub.notify(self.store.last_alert());
         Ok(())
     }
+}
+
+/// Most earlier reads of its VRM in a batch a read carries for the clone
+/// check: the nearest stored new decides, so more matter only when that
+/// many of them are duplicates.
+const EARLIER_IN_BATCH: usize = 8;
+
+/// For each read of `reads` with earlier reads (in capture time, then batch
+/// order) of its VRM in the batch: those, nearest first, each with the
+/// clone flag the pair raises under `rule`.
+fn earlier_in_batch(
+    reads: &[NewRead],
+    rule: &CloneRule,
+) -> Vec<(usize, Vec<nadc_store::BatchClone>)> {
+    let mut by_vrm: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in reads.iter().enumerate() {
+        by_vrm.entry(r.read.vrm.as_str()).or_default().push(i);
+    }
+    let mut out = Vec::new();
+    for mut same in by_vrm.into_values().filter(|v| v.len() > 1) {
+        same.sort_by_key(|i| (reads[*i].read.observed_at, *i));
+        for (k, &b) in same.iter().enumerate().skip(1) {
+            let later = &reads[b];
+            let earlier = same[..k]
+                .iter()
+                .rev()
+                .take(EARLIER_IN_BATCH)
+                .map(|&a| {
+                    let first = &reads[a];
+                    let distance_m = first.position.distance_m(later.position);
+                    let seconds = (later.read.observed_at.millis()
+                        - first.read.observed_at.millis()) as f64
+                        / 1000.0;
+                    nadc_store::BatchClone {
+                        earlier: a,
+                        flag: rule.flags(distance_m, seconds).map(|speed_kmh| {
+                            nadc_store::CloneFlag {
+                                distance_m,
+                                seconds,
+                                speed_kmh,
+                            }
+                        }),
+                    }
+                })
+                .collect();
+            out.push((b, earlier));
+        }
+    }
+    out
 }
 
 /// The list filter of a convoy search naming a hotlist: its active entries.

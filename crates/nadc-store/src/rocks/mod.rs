@@ -527,6 +527,17 @@ impl Store for RocksStore {
         self.replica_append_logged(force, reads, at)
     }
 
+    fn find_reads(
+        &self,
+        ids: &[(u32, ForceId, String)],
+    ) -> Result<Vec<Option<ReadRef>>, StoreError> {
+        self.replica_find_reads(ids)
+    }
+
+    fn set_log_position(&self, at: &crate::LogPosition) -> Result<(), StoreError> {
+        self.replica_set_log_position(at)
+    }
+
     fn log_position(&self, stream: &str) -> Result<Option<crate::LogPosition>, StoreError> {
         self.replica_log_position(stream)
     }

@@ -23,6 +23,41 @@ impl RocksStore {
             .appended)
     }
 
+    pub(super) fn replica_find_reads(
+        &self,
+        ids: &[(u32, ForceId, String)],
+    ) -> Result<Vec<Option<ReadRef>>, StoreError> {
+        let cf = self.cf(CF_DEDUP)?;
+        let keys: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|(day, force, id)| keys::dedup_key(*day, force, id))
+            .collect();
+        ids.iter()
+            .zip(self.db.batched_multi_get_cf(cf, keys.iter(), false))
+            .map(|((day, _, _), found)| {
+                let Some(v) = found.map_err(engine)? else {
+                    return Ok(None);
+                };
+                let seq = keys::be_u64(&v).ok_or_else(|| StoreError::Corrupt {
+                    what: "dedup",
+                    detail: "a value not 8 bytes".into(),
+                })?;
+                Ok(Some(ReadRef { day: *day, seq }))
+            })
+            .collect()
+    }
+
+    pub(super) fn replica_set_log_position(
+        &self,
+        at: &crate::LogPosition,
+    ) -> Result<(), StoreError> {
+        self.submit_job(Job {
+            log_position: Some(at.clone()),
+            ..Job::default()
+        })
+        .map(drop)
+    }
+
     pub(super) fn replica_log_position(
         &self,
         stream: &str,

@@ -2,6 +2,7 @@
 //! through it, committed in groups, one synced write each.
 
 use super::*;
+use nadc_core::alert::AlertDetail;
 
 /// The writer thread's state: the next sequence number and the counters.
 pub(super) struct WriterState {
@@ -292,6 +293,8 @@ impl WriterState {
             let mut out = Vec::with_capacity(req.reads.reads.len());
             let mut alert_positions = Vec::new();
             let PreparedReads { bytes, reads } = &mut req.reads;
+            // The number of each read of this append stored new here.
+            let mut new_here: Vec<Option<u64>> = Vec::with_capacity(reads.len());
             for p in reads.iter() {
                 let Some(force) = req.force.as_ref() else {
                     return Err(StoreError::Engine("reads appended without a force".into()));
@@ -308,6 +311,7 @@ impl WriterState {
                 };
                 if let Some(seq) = earlier {
                     seqs.push(seq);
+                    new_here.push(None);
                     out.push(Appended::Duplicate { seq });
                     continue;
                 }
@@ -346,12 +350,49 @@ impl WriterState {
                     };
                     alert_positions.extend(log_alert(&mut batch, &alert)?);
                 }
+                new_here.push(Some(seq));
                 batch.put_cf(dedup_cf, part(&p.dedup), seq.to_be_bytes());
                 *stats.reads_by_force.entry(force.clone()).or_default() += 1;
                 *day_added.entry((t.day(), force.clone())).or_default() += 1;
                 stats.earliest = Some(stats.earliest.map_or(t, |e| e.min(t)));
                 stats.latest = Some(stats.latest.map_or(t, |l| l.max(t)));
                 out.push(Appended::Stored { seq });
+            }
+            // Clone flags within the append, once every read of it has its
+            // number: each new read's with the nearest earlier read (in
+            // capture time) of its VRM stored new here.
+            for (p, seq) in reads.iter().zip(&new_here) {
+                let Some(seq) = *seq else { continue };
+                let nearest = p
+                    .earlier_in_batch
+                    .iter()
+                    .find_map(|c| Some((c, new_here.get(c.earlier).copied().flatten()?)));
+                let Some((c, other_seq)) = nearest else {
+                    continue;
+                };
+                let (Some(flag), Some(other), Some(force)) =
+                    (c.flag, reads.get(c.earlier), req.force.as_ref())
+                else {
+                    continue;
+                };
+                let alert = Alert {
+                    raised_at: p.received_at,
+                    read: ReadRef {
+                        day: p.observed_at.day(),
+                        seq,
+                    },
+                    read_force: force.clone(),
+                    detail: AlertDetail::Clone {
+                        other: ReadRef {
+                            day: other.observed_at.day(),
+                            seq: other_seq,
+                        },
+                        distance_m: flag.distance_m,
+                        seconds: flag.seconds,
+                        speed_kmh: flag.speed_kmh,
+                    },
+                };
+                alert_positions.extend(log_alert(&mut batch, &alert)?);
             }
             for alert in &req.alerts {
                 alert_positions.extend(log_alert(&mut batch, alert)?);

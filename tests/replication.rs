@@ -8,251 +8,14 @@ mod support;
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nadc_bof::pb;
-use nadc_core::time::{Clock, ManualClock};
-use nadc_core::{Role, StoredRead};
-use nadc_node::replication::ReplicationConfig;
-use nadc_node::{NodeConfig, RunningNode, TlsFiles};
 use nadc_pki::{InitSpec, PkiLayout};
 use nadc_store::{RocksStore, Store, StoreOptions};
 use support::nats::NatsCluster;
+use support::replicas::*;
 use support::{access, force, now};
-use tokio::net::TcpListener;
-use tonic::transport::Channel;
-
-struct Replicas {
-    dir: tempfile::TempDir,
-    layout: PkiLayout,
-    nats: NatsCluster,
-    configs: Vec<NodeConfig>,
-    nodes: Vec<Option<RunningNode>>,
-    urls: Vec<String>,
-}
-
-const NODES: [&str; 2] = ["node-1", "node-2"];
-
-impl Replicas {
-    async fn start() -> Self {
-        Self::start_with(|_, _| {}).await
-    }
-
-    /// The same, node `i`'s `[replication]` changed by `configure`.
-    async fn start_with(configure: impl Fn(usize, &mut ReplicationConfig)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = InitSpec {
-            node_names: NODES
-                .iter()
-                .map(|n| n.to_string())
-                .chain(["nats".to_string(), "node-3".to_string()])
-                .collect(),
-            forces: vec![force("AVON"), force("KENT")],
-            users: vec![("alice".into(), vec![Role::Analyst], force("AVON"))],
-            ..Default::default()
-        };
-        let layout = nadc_pki::init(&dir.path().join("pki"), &spec, false).unwrap();
-        let nats = NatsCluster::start(
-            dir.path(),
-            &layout.ca_cert(),
-            &layout.node_cert("nats"),
-            &layout.node_key("nats"),
-        );
-        let mut me = Self {
-            dir,
-            layout,
-            nats,
-            configs: Vec::new(),
-            nodes: Vec::new(),
-            urls: Vec::new(),
-        };
-        for name in NODES {
-            let mut cfg = NodeConfig::new(
-                me.dir.path().join(name),
-                TlsFiles {
-                    ca: me.layout.ca_cert(),
-                    cert: me.layout.node_cert(name),
-                    key: me.layout.node_key(name),
-                    crl: Vec::new(),
-                },
-            );
-            cfg.replication = Some(ReplicationConfig {
-                servers: me.nats.urls(),
-                stream: "NADC_READS".into(),
-                subject_prefix: "nadc.reads".into(),
-                replicas: 3,
-                log_days: 7,
-                forces: Vec::new(),
-                append_timeout_ms: 2_000,
-                apply_timeout_ms: 30_000,
-                max_lag: 1_000,
-                snapshot_to: NODES.iter().map(|n| n.to_string()).collect(),
-                tls: true,
-            });
-            if let Some(rep) = cfg.replication.as_mut() {
-                configure(me.configs.len(), rep);
-            }
-            me.configs.push(cfg);
-            me.nodes.push(None);
-            me.urls.push(String::new());
-        }
-        for i in 0..NODES.len() {
-            me.start_node(i, "127.0.0.1:0").await;
-        }
-        me
-    }
-
-    async fn start_node(&mut self, i: usize, addr: &str) {
-        let listener = TcpListener::bind(addr).await.unwrap();
-        self.urls[i] = format!("https://{}", listener.local_addr().unwrap());
-        let data = self.configs[i].data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || {
-            RocksStore::open(&data, StoreOptions::default()).unwrap()
-        })
-        .await
-        .unwrap();
-        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
-        self.nodes[i] = Some(
-            nadc_node::start_with_listener(&self.configs[i], Arc::new(store), listener, clock)
-                .await
-                .unwrap(),
-        );
-    }
-
-    async fn channel(&self, i: usize, tls: nadc_bof::ClientTls) -> Channel {
-        nadc_bof::connect(&self.urls[i], &tls).await.unwrap()
-    }
-
-    async fn bof(&self, i: usize, f: &str) -> pb::ingest_client::IngestClient<Channel> {
-        let tls = nadc_bof::ClientTls {
-            ca: self.layout.ca_cert(),
-            cert: self.layout.bof_cert(&force(f)),
-            key: self.layout.bof_key(&force(f)),
-        };
-        pb::ingest_client::IngestClient::new(self.channel(i, tls).await)
-    }
-
-    /// Stops every node and gives each store's reads, in sequence order.
-    async fn stop_and_read(&mut self) -> Vec<Vec<StoredRead>> {
-        let mut out = Vec::new();
-        for i in 0..NODES.len() {
-            if let Some(n) = self.nodes[i].take() {
-                n.shutdown().await.unwrap();
-            }
-            out.push(stored_reads(self.configs[i].data_dir.clone()).await);
-        }
-        out
-    }
-}
-
-/// A node's replication status, as `nadc node info` shows it, asked as
-/// `user`.
-async fn replication_status(r: &Replicas, i: usize, user: &str) -> pb::ReplicationStatus {
-    let tls = nadc_bof::ClientTls {
-        ca: r.layout.ca_cert(),
-        cert: r.layout.user_cert(user),
-        key: r.layout.user_key(user),
-    };
-    pb::admin_client::AdminClient::new(r.channel(i, tls).await)
-        .node_info(pb::NodeInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .replication
-        .expect("a node in replicated mode tells its replication status")
-}
-
-/// Every read a stopped node's store holds (captured within 30 days of
-/// the tests' now), in sequence order.
-async fn stored_reads(data: PathBuf) -> Vec<StoredRead> {
-    tokio::task::spawn_blocking(move || {
-        let s = RocksStore::open(&data, StoreOptions::default()).unwrap();
-        let mut reads = Vec::new();
-        s.scan_days(
-            now().minus_days(30),
-            now().plus_millis(30 * 86_400_000),
-            &mut |r| {
-                reads.push(r);
-                ControlFlow::Continue(())
-            },
-        )
-        .unwrap();
-        reads.sort_by_key(|r| r.seq);
-        reads
-    })
-    .await
-    .unwrap()
-}
-
-/// `n` reads of force `f` with their own positions (no camera register
-/// needed), ids `{tag}-{i}`.
-fn batch(f: &str, tag: &str, n: usize, seq: u64) -> pb::ReadBatch {
-    let reads = (0..n)
-        .map(|i| pb::Read {
-            read_id: format!("{tag}-{i}"),
-            vrm: format!(
-                "R{}{:02} {}",
-                tag.len() % 10,
-                i % 100,
-                ["ABC", "XYZ", "KLM"][i % 3]
-            ),
-            observed_at: Some(nadc_proto::to_pb_time(
-                now().plus_millis(-((i as i64 + 1) * 60_000)),
-            )),
-            camera_id: format!("CAM{}", i % 7),
-            lat: Some(51.4 + (i % 13) as f64 * 0.01),
-            lon: Some(-2.6 + (i % 11) as f64 * 0.01),
-            ..Default::default()
-        })
-        .collect();
-    pb::ReadBatch {
-        force: f.into(),
-        batch_seq: seq,
-        reads,
-    }
-}
-
-/// Pushes `b`, sending it again while the node answers UNAVAILABLE with a
-/// retry hint (as a BOF does), for at most 60 s.
-async fn push_until_taken(
-    client: &mut pb::ingest_client::IngestClient<Channel>,
-    b: &pb::ReadBatch,
-) -> pb::BatchResult {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match client.push_batch(b.clone()).await {
-            Ok(r) => return r.into_inner(),
-            Err(s) if s.code() == tonic::Code::Unavailable => {
-                let hint = nadc_bof::retry_after(&s)
-                    .unwrap_or_else(|| panic!("UNAVAILABLE without a retry hint: {s}"));
-                assert!(Instant::now() < deadline, "never taken: {s}");
-                tokio::time::sleep(hint.min(Duration::from_millis(300))).await;
-            }
-            Err(s) => panic!("{s}"),
-        }
-    }
-}
-
-/// Asserts that `reads` hold every (force, read id) of `expected` once and
-/// nothing else, naming a few of any missing or extra.
-fn assert_holds(which: &str, reads: &[StoredRead], expected: &BTreeSet<(String, String)>) {
-    let got: BTreeSet<_> = reads
-        .iter()
-        .map(|r| (r.force.to_string(), r.read.read_id.clone()))
-        .collect();
-    assert_eq!(got.len(), reads.len(), "{which}: a read stored twice");
-    let missing: Vec<_> = expected.difference(&got).collect();
-    let extra: Vec<_> = got.difference(expected).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{which}: {} acknowledged reads missing (first: {:?}), {} never acknowledged (first: {:?})",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        extra.len(),
-        &extra[..extra.len().min(5)],
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_hold_the_same_reads_and_a_lost_quorum_refuses_pushes_until_it_is_back() {
@@ -636,41 +399,6 @@ async fn a_replica_older_than_the_log_window_refuses_to_skip_what_it_missed() {
     );
 }
 
-/// Alice's timeline of `vrm` at node `i`: its rows, without the answering
-/// node's name (the one thing two replicas' answers differ in), and its
-/// summary.
-async fn timeline(r: &Replicas, i: usize, vrm: &str) -> (Vec<pb::ReadRow>, pb::SearchSummary) {
-    let tls = nadc_bof::ClientTls {
-        ca: r.layout.ca_cert(),
-        cert: r.layout.user_cert("alice"),
-        key: r.layout.user_key("alice"),
-    };
-    let mut search = pb::search_client::SearchClient::new(r.channel(i, tls).await);
-    let mut stream = search
-        .vrm_timeline(pb::VrmTimelineRequest {
-            access: access(),
-            vrm: vrm.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let (mut rows, mut summary) = (Vec::new(), None);
-    while let Some(c) = stream.message().await.unwrap() {
-        match c.chunk {
-            Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
-            Some(pb::search_chunk::Chunk::Summary(s)) => summary = Some(s),
-            _ => {}
-        }
-    }
-    for row in &mut rows {
-        if let Some(p) = row.provenance.as_mut() {
-            p.node.clear();
-        }
-    }
-    (rows, summary.expect("a search ends with its summary"))
-}
-
 /// `nadc replica rebuild` as node `me`, from node `from`, into `data`.
 fn rebuild(r: &Replicas, me: &str, from: usize, data: &std::path::Path) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_nadc"))
@@ -833,8 +561,10 @@ async fn a_replica_whose_forces_changed_refuses_to_go_on_from_its_old_position()
 async fn a_replica_cut_off_from_the_log_says_its_answers_may_be_stale() {
     // node-2 reaches the cluster through nats-3 only (the servers do not
     // advertise each other to clients), node-1 through all three.
-    let mut r = Replicas::start_with(|i, rep| {
-        if i == 1 {
+    let mut r = Replicas::start_with(|i, cfg| {
+        if i == 1
+            && let Some(rep) = cfg.replication.as_mut()
+        {
             rep.servers.truncate(3);
             rep.servers.drain(..2);
         }

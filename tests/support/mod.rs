@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod handshake;
 pub mod nats;
 pub mod process;
+pub mod replicas;
 
 use std::path::PathBuf;
 use std::sync::Arc;

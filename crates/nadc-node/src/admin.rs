@@ -26,6 +26,9 @@ pub struct AdminService {
     pub retention_days: u32,
     /// Retention passes.
     pub retention: Arc<crate::retention::Retention>,
+    /// Where a retention pass is made (through the replicated log in
+    /// replicated mode).
+    pub changes: Arc<crate::changes::Changes>,
     /// The node's peers (none: it has none), who are told where its reads
     /// lie.
     pub federation: Option<Arc<crate::federation::Federation>>,
@@ -119,8 +122,21 @@ impl pb::admin_server::Admin for AdminService {
             .into());
         }
         let actor = crate::governance::Actor::of(&p);
-        let retention = self.retention.clone();
-        let report = tokio::task::spawn_blocking(move || retention.run_audited(&actor, true))
+        // A change like any other: in replicated mode every replica makes
+        // the same pass.
+        let report = match self.changes.submit(self.retention.change()).await {
+            Ok(crate::changes::Changed::Retention(r)) => r,
+            Ok(_) => return Err(ServiceError::internal("a retention pass gave no report").into()),
+            Err(e) => {
+                return Err(ServiceError::unavailable(format!(
+                    "retention pass failed: {}",
+                    Status::from(e).message()
+                ))
+                .into());
+            }
+        };
+        let (retention, done) = (self.retention.clone(), report.clone());
+        tokio::task::spawn_blocking(move || retention.audit(&actor, &done, true))
             .await
             .map_err(|e| ServiceError::internal(e.to_string()))??;
         Ok(Response::new(crate::retention::report_to_pb(&report)))

@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod auth;
 pub mod cameras;
 pub mod cases;
+pub mod changes;
 pub mod config;
 pub mod connections;
 pub mod disclosure;
@@ -254,16 +255,6 @@ pub async fn start_with_listener(
         source,
     })?;
     let search_workers = workers::SearchWorkers::new(&cfg.limits, spools);
-    let hotlist_service = hotlists::HotlistsService {
-        registry: hotlists.clone(),
-        clock: clock.clone(),
-        governance: governance.clone(),
-        store: store.clone(),
-        hub: hub.clone(),
-        max_retrospective: RETROSPECTIVE_HITS,
-        node: name.clone(),
-        workers: search_workers.clone(),
-    };
     let (stop_tx, stop_rx) = watch::channel(false);
     // Searches, analyses and audit queries share these workers (alert
     // watches count against their user's cap but take no worker): ingest
@@ -286,6 +277,21 @@ pub async fn start_with_listener(
         .filter_map(|(f, d)| nadc_core::ForceId::new(f).ok().map(|f| (f, *d)))
         .collect();
     snapshot::clear_leftovers(&cfg.data_dir);
+    let retention = Arc::new(retention::Retention {
+        store: store.clone(),
+        governance: governance.clone(),
+        policy: nadc_proto::log::RetentionPolicy {
+            default_days: cfg.retention_days,
+            per_force: per_force_days.clone(),
+        },
+        recent,
+    });
+    let state = Arc::new(changes::State {
+        store: store.clone(),
+        hotlists: hotlists.clone(),
+        retention: retention.clone(),
+        governance: governance.clone(),
+    });
     let replication = match &cfg.replication {
         Some(r) => Some(
             replication::Replication::start(
@@ -294,11 +300,27 @@ pub async fn start_with_listener(
                 name.clone(),
                 store.clone(),
                 alerting.clone(),
+                state.clone(),
                 stop_rx.clone(),
             )
             .await?,
         ),
         None => None,
+    };
+    let changes = Arc::new(changes::Changes {
+        state,
+        replication: replication.clone(),
+    });
+    let hotlist_service = hotlists::HotlistsService {
+        registry: hotlists.clone(),
+        clock: clock.clone(),
+        governance: governance.clone(),
+        store: store.clone(),
+        hub: hub.clone(),
+        max_retrospective: RETROSPECTIVE_HITS,
+        node: name.clone(),
+        workers: search_workers.clone(),
+        changes: changes.clone(),
     };
     let ingest = ingest::IngestService {
         store: store.clone(),
@@ -306,7 +328,7 @@ pub async fn start_with_listener(
             cameras: registry.clone(),
             clock: clock.clone(),
             retention_days: cfg.retention_days,
-            per_force_days: per_force_days.clone(),
+            per_force_days,
             future_tolerance_s: cfg.future_tolerance_s,
         },
         max_batch_reads: cfg.max_batch_reads,
@@ -331,13 +353,6 @@ pub async fn start_with_listener(
         cameras: registry.clone(),
         replication: replication.clone(),
     };
-    let retention = Arc::new(retention::Retention {
-        store: store.clone(),
-        governance: governance.clone(),
-        default_days: cfg.retention_days,
-        per_force: per_force_days,
-        recent,
-    });
     let disclosure_service = disclosure::DisclosureService {
         store: store.clone(),
         governance: governance.clone(),
@@ -345,9 +360,11 @@ pub async fn start_with_listener(
     let holds = retention::HoldsService {
         store: store.clone(),
         governance: governance.clone(),
+        changes: changes.clone(),
     };
     let admin = admin::AdminService {
         retention: retention.clone(),
+        changes: changes.clone(),
         store: store.clone(),
         cameras: registry,
         node: name.clone(),
@@ -379,6 +396,7 @@ pub async fn start_with_listener(
         .await;
     let authorisations = governance::AuthorisationsService {
         governance: governance.clone(),
+        changes: changes.clone(),
     };
     let audit = governance::AuditService {
         store: store.clone(),
@@ -393,6 +411,7 @@ pub async fn start_with_listener(
 
     let retention = (cfg.retention.interval_s > 0).then(|| {
         tokio::spawn(retention.run_periodically(
+            changes,
             std::time::Duration::from_secs(cfg.retention.interval_s),
             stop_rx.clone(),
         ))

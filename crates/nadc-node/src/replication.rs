@@ -22,8 +22,12 @@
 //!   clock, retention, camera register) was decided once and travels with
 //!   the reads (`nadc_proto::log`); replicas apply the same entries in the
 //!   same order, so they hold the same reads under the same numbers.
-//!   Alerts are not yet replicated state: hotlists are each node's, and
-//!   clone and convoy alerts are decided by each replica on its own.
+//! - **The same state.** Changes to hotlists, legal holds and retention
+//!   passes go into the log too (`crate::changes`, on a subject every
+//!   replica applies), answered once the node's replica has applied them:
+//!   replicas match each read against the same lists, so they log the same
+//!   hits and clone flags under the same positions, and hold and delete the
+//!   same reads. (Convoy alerts are still each replica's own.)
 //! - **Never past a gap.** A replica refuses to apply when the log no
 //!   longer holds what follows its position, when the stream is not the
 //!   one its position counts in, or when it holds other forces than it
@@ -37,7 +41,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use nadc_core::ForceId;
-use nadc_proto::log::{Entry, LoggedBatch};
+use nadc_proto::log::{Change, Entry, LoggedBatch, LoggedChange};
 use nadc_proto::pb;
 use nadc_store::{Appended, LogPosition, NewRead, Store};
 use serde::Deserialize;
@@ -45,6 +49,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::alerts::Alerting;
+use crate::changes::{Changed, State};
 use crate::error::ServiceError;
 
 /// `[replication]` in the node's configuration: present, the node runs in
@@ -141,6 +146,14 @@ pub enum ReplicationError {
     Connect(String),
 }
 
+/// What the node's replica made of an entry this node appended.
+enum Applied {
+    /// A batch: each read's outcome, in order.
+    Reads(Vec<Appended>),
+    /// A change: what it did, or why it changed nothing.
+    Change(Box<Result<Changed, ServiceError>>),
+}
+
 /// The node's side of the replicated log: appends, and the applier's
 /// hand-back of outcomes to the pushes waiting for them.
 pub struct Replication {
@@ -151,7 +164,7 @@ pub struct Replication {
     /// The forces whose reads the node's replica holds (none: all).
     holds: Vec<ForceId>,
     next_nonce: AtomicU64,
-    waiting: std::sync::Mutex<HashMap<u64, oneshot::Sender<Vec<Appended>>>>,
+    waiting: std::sync::Mutex<HashMap<u64, oneshot::Sender<Applied>>>,
     /// The last position the node's replica applied.
     applied: AtomicU64,
     /// Messages of its subjects still to apply, by the last one delivered.
@@ -182,6 +195,7 @@ impl Replication {
         node: String,
         store: Arc<dyn Store>,
         alerting: Arc<Alerting>,
+        shared: Arc<State>,
         stop: watch::Receiver<bool>,
     ) -> Result<Arc<Self>, ReplicationError> {
         if cfg.servers.is_empty() {
@@ -236,13 +250,19 @@ impl Replication {
             last_in_log: AtomicU64::new(0),
             heard: Default::default(),
         });
+        // Every replica applies the changes, whichever forces it holds.
         let filters = if me.holds.is_empty() {
             vec![format!("{}.>", me.cfg.subject_prefix)]
         } else {
-            me.holds.iter().map(|f| me.subject(f)).collect()
+            let mut f: Vec<String> = me.holds.iter().map(|f| me.subject(f)).collect();
+            f.push(me.changes_subject());
+            f
         };
         tokio::spawn(me.clone().watch_log(stop.clone()));
-        tokio::spawn(me.clone().apply_loop(store, alerting, filters, stop));
+        tokio::spawn(
+            me.clone()
+                .apply_loop(store, alerting, shared, filters, stop),
+        );
         Ok(me)
     }
 
@@ -298,6 +318,12 @@ impl Replication {
 
     fn subject(&self, force: &ForceId) -> String {
         format!("{}.{}", self.cfg.subject_prefix, force.as_str())
+    }
+
+    /// The subject of changes to the lists: lower case, so no force's
+    /// (force codes are upper case).
+    fn changes_subject(&self) -> String {
+        format!("{}.changes", self.cfg.subject_prefix)
     }
 
     /// The stream, created as configured if it is missing.
@@ -380,13 +406,70 @@ impl Replication {
             reads: reads.into_iter().map(|r| (r.read, r.position)).collect(),
         };
         let payload = prost::Message::encode_to_vec(&nadc_proto::log::batch_to_entry(&batch));
+        let (seq, applied) = self
+            .publish_and_wait(self.subject(force), payload, nonce, "batch")
+            .await?;
+        match applied {
+            Applied::Reads(outcomes) if outcomes.len() == count => Ok(outcomes),
+            Applied::Reads(outcomes) => Err(ServiceError::internal(format!(
+                "the log entry applied at position {seq} gave {} outcomes for {count} reads",
+                outcomes.len()
+            ))),
+            Applied::Change(_) => Err(ServiceError::internal(format!(
+                "the log entry applied at position {seq} was not the batch appended"
+            ))),
+        }
+    }
+
+    /// Makes a change to the replicas' shared state through the log, and
+    /// waits until the node's replica has applied it: what it did, or why
+    /// it changed nothing.
+    pub async fn change(&self, change: Change) -> Result<Changed, ServiceError> {
+        if let Some(problem) = self.lock_problem().clone() {
+            return Err(ServiceError::Later(
+                format!("this node's replica is not applying the replicated log: {problem}"),
+                RETRY_AFTER,
+            ));
+        }
+        let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
+        let logged = LoggedChange {
+            origin_node: self.node.clone(),
+            nonce,
+            change,
+        };
+        let payload = prost::Message::encode_to_vec(
+            &nadc_proto::log::change_to_entry(&logged)
+                .map_err(|e| ServiceError::internal(e.to_string()))?,
+        );
+        let (seq, applied) = self
+            .publish_and_wait(self.changes_subject(), payload, nonce, "change")
+            .await?;
+        match applied {
+            Applied::Change(r) => *r,
+            Applied::Reads(_) => Err(ServiceError::internal(format!(
+                "the log entry applied at position {seq} was not the change appended"
+            ))),
+        }
+    }
+
+    /// Appends `payload` (a log entry numbered `nonce` by this node) on
+    /// `subject` and waits for the cluster's acknowledgement, then for the
+    /// node's replica to apply it: its position and what the replica made
+    /// of it.
+    async fn publish_and_wait(
+        &self,
+        subject: String,
+        payload: Vec<u8>,
+        nonce: u64,
+        what: &str,
+    ) -> Result<(u64, Applied), ServiceError> {
         let (tx, rx) = oneshot::channel();
         self.lock_waiting().insert(nonce, tx);
-        let later = |what: String| {
+        let later = |e: String| {
             ServiceError::Later(
                 format!(
-                    "replicated log unavailable, batch not acknowledged: {what}; send it again \
-                     (any of its reads the log kept are then reported as duplicates)"
+                    "replicated log unavailable, {what} not acknowledged: {e}; send it again \
+                     (a batch's reads the log kept are then reported as duplicates)"
                 ),
                 RETRY_AFTER,
             )
@@ -394,13 +477,13 @@ impl Replication {
         let payload = prost::bytes::Bytes::from(payload);
         let publish = || async {
             self.js
-                .publish(self.subject(force), payload.clone())
+                .publish(subject.clone(), payload.clone())
                 .await?
                 .await
         };
         let acked = match publish().await {
             // No stream yet (a new cluster, before any replica made it):
-            // made as configured, and the batch sent once more.
+            // made as configured, and the entry sent once more.
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound => {
                 match self.stream().await {
                     Ok(_) => publish().await.map_err(|e| later(e.to_string())),
@@ -420,16 +503,11 @@ impl Replication {
             tokio::time::timeout(Duration::from_millis(self.cfg.apply_timeout_ms), rx).await;
         self.lock_waiting().remove(&nonce);
         match applied {
-            Ok(Ok(outcomes)) if outcomes.len() == count => Ok(outcomes),
-            Ok(Ok(outcomes)) => Err(ServiceError::internal(format!(
-                "the log entry applied at position {} gave {} outcomes for {count} reads",
-                ack.sequence,
-                outcomes.len()
-            ))),
+            Ok(Ok(a)) => Ok((ack.sequence, a)),
             _ => Err(ServiceError::Later(
                 format!(
-                    "batch replicated at position {} but not yet applied by this node's store; \
-                     send it again (its reads will be reported as duplicates)",
+                    "{what} replicated at position {} but not yet applied by this node's store; \
+                     send it again (a batch's reads will be reported as duplicates)",
                     ack.sequence
                 ),
                 RETRY_AFTER,
@@ -478,9 +556,7 @@ impl Replication {
         out
     }
 
-    fn lock_waiting(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Vec<Appended>>>> {
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Applied>>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -490,12 +566,13 @@ impl Replication {
         self: Arc<Self>,
         store: Arc<dyn Store>,
         alerting: Arc<Alerting>,
+        shared: Arc<State>,
         filters: Vec<String>,
         mut stop: watch::Receiver<bool>,
     ) {
         loop {
             let r = tokio::select! {
-                r = self.apply_from_store(&store, &alerting, &filters) => r,
+                r = self.apply_from_store(&store, &alerting, &shared, &filters) => r,
                 _ = stop.wait_for(|s| *s) => return,
             };
             let problem = match r {
@@ -515,6 +592,7 @@ impl Replication {
         &self,
         store: &Arc<dyn Store>,
         alerting: &Arc<Alerting>,
+        shared: &Arc<State>,
         filters: &[String],
     ) -> Result<(), String> {
         let applied = {
@@ -627,6 +705,15 @@ impl Replication {
                     }
                     self.apply_batch(store, alerting, batch, at).await?
                 }
+                Entry::Change(change) => {
+                    if m.subject.as_str() != self.changes_subject() {
+                        return Err(refuse(format!(
+                            "log entry {seq} holds a change on subject {}: refused",
+                            m.subject
+                        )));
+                    }
+                    self.apply_change(store, shared, change, at).await?
+                }
             }
             self.applied.store(seq, Ordering::Relaxed);
         }
@@ -660,7 +747,39 @@ impl Replication {
         if batch.origin_node == self.node
             && let Some(tx) = self.lock_waiting().remove(&batch.nonce)
         {
-            let _ = tx.send(outcomes);
+            let _ = tx.send(Applied::Reads(outcomes));
+        }
+        Ok(())
+    }
+
+    /// Applies a change ([`State::apply`]), then records its position
+    /// (applying a change again leaves the state as it did, so a stop
+    /// between the two is harmless). A change refused (a list that exists
+    /// already, or no longer does) is refused alike by every replica.
+    async fn apply_change(
+        &self,
+        store: &Arc<dyn Store>,
+        state: &Arc<State>,
+        change: LoggedChange,
+        at: LogPosition,
+    ) -> Result<(), String> {
+        let (store, state) = (store.clone(), state.clone());
+        let LoggedChange {
+            origin_node,
+            nonce,
+            change,
+        } = change;
+        let mine = origin_node == self.node;
+        let done = tokio::task::spawn_blocking(move || {
+            let done = state.apply(&change, mine)?;
+            store.set_log_position(&at)?;
+            Ok::<_, nadc_store::StoreError>(done)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        if mine && let Some(tx) = self.lock_waiting().remove(&nonce) {
+            let _ = tx.send(Applied::Change(Box::new(done)));
         }
         Ok(())
     }

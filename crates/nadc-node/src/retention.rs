@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use nadc_core::audit::Outcome;
 use nadc_core::{ForceId, Role, Timestamp};
+use nadc_proto::log::{Change, RetentionPolicy};
 use nadc_proto::pb;
 use nadc_store::{ExpireDay, Store, StoreError};
 use serde::Deserialize;
@@ -66,10 +67,8 @@ pub struct Retention {
     pub store: Arc<dyn Store>,
     /// Audit and clock.
     pub governance: Arc<Governance>,
-    /// Days kept by default.
-    pub default_days: u32,
-    /// Days kept per force.
-    pub per_force: BTreeMap<ForceId, u32>,
+    /// Days kept, by default and per force.
+    pub policy: RetentionPolicy,
     /// The clone check's recent reads, told to forget what is deleted.
     pub recent: Option<Arc<RecentReads>>,
 }
@@ -78,35 +77,50 @@ fn day_text(day: u32) -> String {
     Timestamp::from_day_ms(day, 0).to_rfc3339()[..10].to_string()
 }
 
+/// The first capture day kept for `force` at `now` under `policy`.
+fn first_kept_day(policy: &RetentionPolicy, force: &ForceId, now: Timestamp) -> u32 {
+    let days = policy
+        .per_force
+        .get(force)
+        .copied()
+        .unwrap_or(policy.default_days);
+    now.minus_days(days).day()
+}
+
 impl Retention {
-    /// The first capture day kept for `force` at `now`.
-    fn first_kept_day(&self, force: &ForceId, now: Timestamp) -> u32 {
-        let days = self
-            .per_force
-            .get(force)
-            .copied()
-            .unwrap_or(self.default_days);
-        now.minus_days(days).day()
+    /// One pass now, under the node's own policy. Blocking: run off the
+    /// async runtime.
+    pub fn run_once(&self) -> Result<Report, StoreError> {
+        self.pass(self.governance.now(), &self.policy)
     }
 
-    /// One pass: every day before the latest cutoff, force by force.
-    /// Blocking: run off the async runtime.
-    pub fn run_once(&self) -> Result<Report, StoreError> {
-        let now = self.governance.now();
+    /// A pass as a change to the state replicas keep alike: as of now,
+    /// under the node's own policy, to be applied by every replica.
+    pub fn change(&self) -> Change {
+        Change::Retention {
+            at: self.governance.now(),
+            policy: self.policy.clone(),
+        }
+    }
+
+    /// One pass as of `now` under `policy`: every day before the latest
+    /// cutoff, force by force. Blocking: run off the async runtime.
+    pub fn pass(&self, now: Timestamp, policy: &RetentionPolicy) -> Result<Report, StoreError> {
+        let first_kept_day = |force: &ForceId, now| first_kept_day(policy, force, now);
         let stats = self.store.stats()?;
         // With no read held, only the case register is left to expire.
         let earliest = stats.earliest.unwrap_or(now);
         let forces: BTreeSet<ForceId> = stats
             .reads_by_force
             .keys()
-            .chain(self.per_force.keys())
+            .chain(policy.per_force.keys())
             .cloned()
             .collect();
         let last_cut = forces
             .iter()
-            .map(|f| self.first_kept_day(f, now))
+            .map(|f| first_kept_day(f, now))
             .max()
-            .unwrap_or_else(|| now.minus_days(self.default_days).day());
+            .unwrap_or_else(|| now.minus_days(policy.default_days).day());
         if let Some(recent) = &self.recent
             && earliest.day() < last_cut
         {
@@ -118,7 +132,7 @@ impl Retention {
         for day in earliest.day()..last_cut {
             let keep_forces: BTreeSet<ForceId> = forces
                 .iter()
-                .filter(|f| self.first_kept_day(f, now) <= day)
+                .filter(|f| first_kept_day(f, now) <= day)
                 .cloned()
                 .collect();
             if keep_forces.len() == forces.len() {
@@ -160,7 +174,7 @@ impl Retention {
             self.store.as_ref(),
             self.governance.node(),
             &held,
-            &|force, day| day < self.first_kept_day(force, now),
+            &|force, day| day < first_kept_day(force, now),
         )?;
         Ok(report)
     }
@@ -173,8 +187,15 @@ impl Retention {
                 "retention pass failed: {e}"
             )))
         })?;
+        self.audit(actor, &report, always)?;
+        Ok(report)
+    }
+
+    /// Audits a pass's `report` as `retention.delete` by `actor` (a pass
+    /// that deleted nothing only if `always`). Blocking.
+    pub fn audit(&self, actor: &Actor, report: &Report, always: bool) -> Result<(), Status> {
         if !always && report.deleted.is_empty() && report.register_deleted == 0 {
-            return Ok(report);
+            return Ok(());
         }
         let mut per_force: BTreeMap<ForceId, u64> = BTreeMap::new();
         let mut days: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -204,12 +225,15 @@ impl Retention {
                 "expired reads deleted"
             );
         }
-        Ok(report)
+        Ok(())
     }
 
-    /// Runs a pass every `interval` until `stop` changes.
+    /// Runs a pass every `interval` until `stop` changes, as a change
+    /// (through the replicated log in replicated mode, so every replica
+    /// deletes the same reads), audited as the node's.
     pub async fn run_periodically(
         self: Arc<Self>,
+        changes: Arc<crate::changes::Changes>,
         interval: Duration,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -217,10 +241,18 @@ impl Retention {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    let report = match changes.submit(self.change()).await {
+                        Ok(crate::changes::Changed::Retention(r)) => r,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            warn!(error = %Status::from(e), "retention pass failed");
+                            continue;
+                        }
+                    };
                     let me = self.clone();
-                    match tokio::task::spawn_blocking(move || me.run_audited(&Actor::node(), false)).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => warn!(error = %e, "retention pass failed"),
+                    match tokio::task::spawn_blocking(move || me.audit(&Actor::node(), &report, false)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => warn!(error = %e, "retention pass not audited"),
                         Err(e) => warn!(error = %e, "retention task failed"),
                     }
                 }
@@ -254,6 +286,9 @@ pub struct HoldsService {
     pub store: Arc<dyn Store>,
     /// The audit.
     pub governance: Arc<Governance>,
+    /// Where holds are placed and released (through the replicated log in
+    /// replicated mode, so every replica holds the same reads).
+    pub changes: Arc<crate::changes::Changes>,
 }
 
 const HOLDERS: [Role; 2] = [Role::Disclosure, Role::Supervisor];
@@ -290,7 +325,7 @@ impl pb::holds_server::Holds for HoldsService {
             })
             .collect::<Result<Vec<_>, Status>>();
         let refs = match refs {
-            Ok(r) if r.len() <= 10_000 => r,
+            Ok(r) if r.len() <= nadc_proto::log::MAX_HOLD_READS => r,
             Ok(r) => {
                 let e = Status::from(ServiceError::invalid(format!(
                     "{} reads named; at most 10000 a request",
@@ -320,8 +355,30 @@ impl pb::holds_server::Holds for HoldsService {
             )));
             return Err(refuse_case(g, &actor, action, &name, e).await);
         }
-        let (store, c, rs) = (self.store.clone(), case.clone(), refs.clone());
-        let fresh = blocking_in("", move || store.hold(&c, &rs)).await?;
+        // Named as every replica knows them.
+        let (store, rs) = (self.store.clone(), refs.clone());
+        let reads = blocking_in("", move || store.get_reads(&rs)).await?;
+        let fresh = match self
+            .changes
+            .submit(Change::Hold {
+                owner: case.owner.clone(),
+                case_ref: case.case_ref.clone(),
+                reads: reads
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.read.observed_at.day(),
+                            r.force.clone(),
+                            r.read.read_id.clone(),
+                        )
+                    })
+                    .collect(),
+            })
+            .await?
+        {
+            crate::changes::Changed::Holds(n) => n,
+            _ => 0,
+        };
         audit_case(
             g,
             &actor,
@@ -351,8 +408,17 @@ impl pb::holds_server::Holds for HoldsService {
             )));
             return Err(refuse_case(g, &actor, action, &name, e).await);
         }
-        let (store, c) = (self.store.clone(), case.clone());
-        let n = blocking_in("", move || store.release(&c)).await?;
+        let n = match self
+            .changes
+            .submit(Change::Release {
+                owner: case.owner.clone(),
+                case_ref: case.case_ref.clone(),
+            })
+            .await?
+        {
+            crate::changes::Changed::Holds(n) => n,
+            _ => 0,
+        };
         audit_case(
             g,
             &actor,

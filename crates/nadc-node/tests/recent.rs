@@ -203,8 +203,10 @@ fn a_retention_pass_makes_memory_forget_the_days_it_deletes() {
     let retention = Retention {
         store: store.clone(),
         governance: Arc::new(governance),
-        default_days: 365,
-        per_force: Default::default(),
+        policy: nadc_proto::log::RetentionPolicy {
+            default_days: 365,
+            per_force: Default::default(),
+        },
         recent: Some(recent.clone()),
     };
     let report = retention.run_once().unwrap();

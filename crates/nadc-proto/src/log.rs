@@ -9,8 +9,12 @@
 //! they decided travels with the read: its position and the time it was
 //! received.
 
+use nadc_core::access::{Authorisation, Revocation};
+use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
 use nadc_core::read::{Read, ReadInput};
-use nadc_core::{ForceId, GeoPoint, Timestamp};
+use nadc_core::trigger::TriggerRule;
+use nadc_core::{ForceId, GeoPoint, Timestamp, Vrm};
+use serde::{Deserialize, Serialize};
 
 use crate::{from_pb_time, pb, to_pb_time};
 
@@ -91,11 +95,172 @@ pub fn batch_to_entry(batch: &LoggedBatch) -> pb::LogEntry {
     }
 }
 
+/// A change to the state replicas keep alike, as the node that took it
+/// from its user checked it. Applying one is a function of the replica's
+/// state alone, and applying it twice is applying it once (a replica that
+/// stopped between a change and its position applies it again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// A new hotlist (refused where one of its name exists).
+    CreateList(Hotlist),
+    /// A list's trigger rules replaced.
+    SetRules {
+        /// The list.
+        list: HotlistId,
+        /// Its new rules.
+        rules: Vec<TriggerRule>,
+    },
+    /// A list and its entries deleted.
+    DeleteList(HotlistId),
+    /// Entries added to a list, or replacing those of their VRMs.
+    PutEntries {
+        /// The list.
+        list: HotlistId,
+        /// The entries.
+        entries: Vec<HotlistEntry>,
+    },
+    /// Entries taken off a list.
+    RemoveEntries {
+        /// The list.
+        list: HotlistId,
+        /// Their VRMs.
+        vrms: Vec<Vrm>,
+    },
+    /// Reads held for a case: each named as every replica knows it, by
+    /// capture day (days since the epoch, UTC), owning force and the BOF's
+    /// read id (a replica's numbers for its reads are its own).
+    Hold {
+        /// The case's force.
+        owner: ForceId,
+        /// Its reference.
+        case_ref: String,
+        /// The reads.
+        reads: Vec<(u32, ForceId, String)>,
+    },
+    /// Every hold of a case released.
+    Release {
+        /// The case's force.
+        owner: ForceId,
+        /// Its reference.
+        case_ref: String,
+    },
+    /// A supervisor's authorisation to search older data, granted (refused
+    /// where its force has one of its id).
+    Grant(Authorisation),
+    /// An authorisation withdrawn.
+    Revoke {
+        /// Its force.
+        force: ForceId,
+        /// Its id.
+        id: String,
+        /// Who withdrew it, when and why.
+        revocation: Revocation,
+    },
+    /// A retention pass as of `at` under `policy`: the same reads expire
+    /// on every replica, whatever its clock and its own settings.
+    Retention {
+        /// The instant the pass counts retention from.
+        at: Timestamp,
+        /// Days kept.
+        policy: RetentionPolicy,
+    },
+}
+
+/// How long reads are kept: by default, and for particular forces.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionPolicy {
+    /// Days kept by default.
+    pub default_days: u32,
+    /// Days kept for particular forces.
+    pub per_force: std::collections::BTreeMap<ForceId, u32>,
+}
+
+/// Most reads one hold names (as the Holds API takes them).
+pub const MAX_HOLD_READS: usize = 10_000;
+
+impl Change {
+    /// Checks what a decoded change holds, as the node that took it did.
+    pub fn validate(&self) -> Result<(), BadEntry> {
+        let bad = |e: nadc_core::hotlist::HotlistError| BadEntry(format!("change: {e}"));
+        match self {
+            Change::CreateList(list) => list.validate().map_err(bad),
+            Change::SetRules { rules, .. } => rules.iter().enumerate().try_for_each(|(i, r)| {
+                r.validate()
+                    .map_err(|e| BadEntry(format!("change: rules[{i}]: {e}")))
+            }),
+            Change::PutEntries { entries, .. } => {
+                entries.iter().try_for_each(|e| e.validate().map_err(bad))
+            }
+            Change::Hold {
+                case_ref, reads, ..
+            } => {
+                if case_ref.trim().is_empty() || reads.len() > MAX_HOLD_READS {
+                    return Err(BadEntry(format!(
+                        "hold: a case reference and at most {MAX_HOLD_READS} reads"
+                    )));
+                }
+                match reads.iter().position(|(_, _, id)| id.is_empty()) {
+                    Some(i) => Err(BadEntry(format!("hold: read {i} has no read id"))),
+                    None => Ok(()),
+                }
+            }
+            Change::Release { case_ref, .. } if case_ref.trim().is_empty() => {
+                Err(BadEntry("release: a case reference is required".into()))
+            }
+            Change::Retention { policy, .. } if policy.default_days == 0 => {
+                Err(BadEntry("retention: default_days 0".into()))
+            }
+            Change::Grant(a) if a.id.trim().is_empty() => {
+                Err(BadEntry("grant: an authorisation id is required".into()))
+            }
+            Change::Revoke { id, revocation, .. } => {
+                if id.trim().is_empty() {
+                    return Err(BadEntry("revoke: an authorisation id is required".into()));
+                }
+                revocation
+                    .validate()
+                    .map_err(|e| BadEntry(format!("revoke: {e}")))
+            }
+            Change::DeleteList(_)
+            | Change::Grant(_)
+            | Change::RemoveEntries { .. }
+            | Change::Release { .. }
+            | Change::Retention { .. } => Ok(()),
+        }
+    }
+}
+
+/// A change a node took, as a log entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedChange {
+    /// The node that took it.
+    pub origin_node: String,
+    /// That node's number for the append.
+    pub nonce: u64,
+    /// The change.
+    pub change: Change,
+}
+
+/// The log entry of `change`.
+pub fn change_to_entry(change: &LoggedChange) -> Result<pb::LogEntry, BadEntry> {
+    let bytes = postcard::to_stdvec(&change.change)
+        .map_err(|e| BadEntry(format!("change does not encode: {e}")))?;
+    Ok(pb::LogEntry {
+        entry: Some(pb::log_entry::Entry::Change(pb::LoggedChange {
+            origin_node: change.origin_node.clone(),
+            nonce: change.nonce,
+            change: bytes,
+        })),
+    })
+}
+
 /// What a log entry holds.
 #[derive(Debug)]
 pub enum Entry {
     /// A batch of reads.
     Batch(LoggedBatch),
+    /// A change to the replicas' shared state.
+    Change(LoggedChange),
 }
 
 /// Decodes a log entry.
@@ -133,6 +298,16 @@ pub fn entry_from_pb(e: pb::LogEntry) -> Result<Entry, BadEntry> {
                 nonce: b.nonce,
                 received_at,
                 reads,
+            }))
+        }
+        Some(pb::log_entry::Entry::Change(c)) => {
+            let change: Change = postcard::from_bytes(&c.change)
+                .map_err(|e| BadEntry(format!("change does not decode: {e}")))?;
+            change.validate()?;
+            Ok(Entry::Change(LoggedChange {
+                origin_node: c.origin_node,
+                nonce: c.nonce,
+                change,
             }))
         }
         None => Err(BadEntry("empty entry".into())),
@@ -197,7 +372,9 @@ mod tests {
             };
             let bytes = prost::Message::encode_to_vec(&batch_to_entry(&batch));
             let decoded: pb::LogEntry = prost::Message::decode(bytes.as_slice()).unwrap();
-            let Entry::Batch(back) = entry_from_pb(decoded).unwrap();
+            let Entry::Batch(back) = entry_from_pb(decoded).unwrap() else {
+                panic!("a batch decoded as something else");
+            };
             prop_assert_eq!(back.force, batch.force);
             prop_assert_eq!(back.origin_node, "node-1");
             prop_assert_eq!(back.nonce, nonce);
@@ -232,5 +409,92 @@ mod tests {
             "{err}"
         );
         assert!(entry_from_pb(pb::LogEntry::default()).is_err());
+    }
+
+    fn entry(vrm: &str, intel_ref: &str) -> HotlistEntry {
+        HotlistEntry {
+            vrm: Vrm::normalise(vrm).unwrap(),
+            reason: "stolen".into(),
+            intel_ref: intel_ref.into(),
+            action: nadc_core::hotlist::Action::Stop,
+            convoy: false,
+            created_by: "alice".into(),
+            created_at: Timestamp::from_millis(1_000),
+            expires_at: Timestamp::from_millis(2_000),
+        }
+    }
+
+    fn through_the_log(change: Change) -> Result<Entry, BadEntry> {
+        let logged = LoggedChange {
+            origin_node: "node-1".into(),
+            nonce: 7,
+            change,
+        };
+        let bytes = prost::Message::encode_to_vec(&change_to_entry(&logged).unwrap());
+        entry_from_pb(prost::Message::decode(bytes.as_slice()).unwrap())
+    }
+
+    proptest! {
+        /// A change comes out of the log as it went in.
+        #[test]
+        fn a_change_survives_the_log(
+            vrms in proptest::collection::vec("[A-Z]{2}[0-9]{2}[A-Z]{3}", 1..5),
+            refs in proptest::collection::vec("[A-Za-z0-9/-]{1,12}", 1..5),
+        ) {
+            let list = HotlistId::new(ForceId::new("AVON").unwrap(), "stolen").unwrap();
+            let entries: Vec<HotlistEntry> =
+                vrms.iter().zip(refs.iter().cycle()).map(|(v, r)| entry(v, r)).collect();
+            let change = Change::PutEntries { list: list.clone(), entries };
+            let Entry::Change(back) = through_the_log(change.clone()).unwrap() else {
+                panic!("a change decoded as something else");
+            };
+            prop_assert_eq!(back.change, change);
+            prop_assert_eq!(back.nonce, 7);
+            let removal = Change::RemoveEntries {
+                list,
+                vrms: vrms.iter().map(|v| Vrm::normalise(v).unwrap()).collect(),
+            };
+            let Entry::Change(back) = through_the_log(removal.clone()).unwrap() else {
+                panic!("a change decoded as something else");
+            };
+            prop_assert_eq!(back.change, removal);
+        }
+    }
+
+    #[test]
+    fn a_change_that_the_node_would_have_refused_is_refused_when_applied() {
+        // An entry without its intelligence reference.
+        let list = HotlistId::new(ForceId::new("AVON").unwrap(), "stolen").unwrap();
+        let err = through_the_log(Change::PutEntries {
+            list: list.clone(),
+            entries: vec![entry("AB12CDE", " ")],
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("intel_ref"), "{err}");
+        // A VRM that is not one: the same encoding with text in its place.
+        #[derive(Serialize)]
+        #[allow(dead_code)]
+        enum Forged {
+            A,
+            B,
+            C,
+            D,
+            RemoveEntries { list: HotlistId, vrms: Vec<String> },
+        }
+        let bytes = postcard::to_stdvec(&Forged::RemoveEntries {
+            list,
+            vrms: vec!["AB12<script>".into()],
+        })
+        .unwrap();
+        let e = pb::LogEntry {
+            entry: Some(pb::log_entry::Entry::Change(pb::LoggedChange {
+                origin_node: "node-1".into(),
+                nonce: 1,
+                change: bytes,
+            })),
+        };
+        let err = entry_from_pb(e).unwrap_err().to_string();
+        assert!(err.contains("does not decode"), "{err}");
     }
 }

@@ -25,6 +25,7 @@ use nadc_core::access::{
 use nadc_core::audit::Outcome;
 use nadc_core::{ForceId, Principal, Role, Timestamp};
 use nadc_proto::governance::authorisation_to_pb;
+use nadc_proto::log::Change;
 use nadc_proto::{self as proto, pb};
 use nadc_store::{Store, StoreError};
 use tonic::{Request, Response, Status};
@@ -32,6 +33,7 @@ use tracing::{info, warn};
 
 use super::{Actor, Audited, Governance};
 use crate::auth::caller;
+use crate::changes::Changed;
 use crate::error::ServiceError;
 
 /// The authorisations of every force, as stored, by (force, id).
@@ -90,6 +92,43 @@ impl Registry {
             .cloned()
             .collect())
     }
+}
+
+impl Governance {
+    /// Stores a granted authorisation and opens what it opens (a change
+    /// applied, `crate::changes`): whether it is new (one of its id in its
+    /// force stays as it was). Blocking.
+    pub fn apply_grant(&self, a: &Authorisation) -> Result<bool, StoreError> {
+        let fresh = self.store.put_authorisation(a)?;
+        if fresh {
+            self.authorisations
+                .put(a.clone())
+                .map_err(registry_poisoned)?;
+        }
+        Ok(fresh)
+    }
+
+    /// Withdraws `force`'s authorisation `id` (a change applied): the
+    /// authorisation as it is left and whether the revocation is new, or
+    /// none if there is no such authorisation. Blocking.
+    pub fn apply_revoke(
+        &self,
+        force: &ForceId,
+        id: &str,
+        revocation: &Revocation,
+    ) -> Result<Option<(Authorisation, bool)>, StoreError> {
+        let out = self.store.revoke_authorisation(force, id, revocation)?;
+        if let Some((a, _)) = &out {
+            self.authorisations
+                .put(a.clone())
+                .map_err(registry_poisoned)?;
+        }
+        Ok(out)
+    }
+}
+
+fn registry_poisoned(s: Status) -> StoreError {
+    StoreError::Engine(s.message().to_string())
 }
 
 /// Why a grant or revocation was not done.
@@ -228,6 +267,9 @@ fn revoke_audited(q: &pb::RevokeRequest) -> Audited {
 pub struct AuthorisationsService {
     /// Access rules, authorisations and the audit.
     pub governance: Arc<Governance>,
+    /// Where grants and revocations are made (through the replicated log
+    /// in replicated mode, so every replica opens and closes alike).
+    pub changes: Arc<crate::changes::Changes>,
 }
 
 impl AuthorisationsService {
@@ -285,24 +327,22 @@ impl AuthorisationsService {
         // Audited before it is stored: it never opens data unaudited.
         g.record(g.entry(actor, "authorisation.grant", what, Outcome::Ok))
             .await?;
-        let (store, stored) = (g.store.clone(), a.clone());
-        let fresh = tokio::task::spawn_blocking(move || store.put_authorisation(&stored))
-            .await
-            .map_err(|e| Status::from(ServiceError::internal(e.to_string())))?;
+        // In replicated mode through the log, so every replica opens it.
+        let fresh = self.changes.submit(Change::Grant(a.clone())).await;
         match fresh {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Changed::Granted(true)) => {}
+            Ok(_) => {
                 return Err(AuthorisationError::Exists(format!(
                     "authorisation {:?} already exists in {}",
                     a.id, a.force
                 )));
             }
             Err(e) => {
+                let e = Status::from(e);
                 warn!(error = %e, id = %a.id, "authorisation audited as granted but not stored");
                 return Err(e.into());
             }
         }
-        g.authorisations.put(a.clone())?;
         Ok(a)
     }
 
@@ -337,14 +377,23 @@ impl AuthorisationsService {
                 a.id, r.by, r.at
             )));
         }
-        let (store, f, i, r) = (g.store.clone(), force.clone(), a.id.clone(), revocation);
-        let revoked = tokio::task::spawn_blocking(move || store.revoke_authorisation(&f, &i, &r))
+        // Stored (on every replica, in replicated mode) before it is
+        // audited: whatever happens to the audit, it opens nothing from
+        // here on.
+        let revoked = match self
+            .changes
+            .submit(Change::Revoke {
+                force: force.clone(),
+                id: a.id.clone(),
+                revocation,
+            })
             .await
-            .map_err(|e| Status::from(ServiceError::internal(e.to_string())))??;
+            .map_err(Status::from)?
+        {
+            Changed::Revoked(r) => r,
+            _ => None,
+        };
         let (a, fresh) = revoked.ok_or_else(not_found)?;
-        // Stored before it is audited: whatever happens to the audit, it
-        // opens nothing from here on.
-        g.authorisations.put(a.clone())?;
         if !fresh {
             return Err(AuthorisationError::Revoked(format!(
                 "authorisation {:?} was already revoked",

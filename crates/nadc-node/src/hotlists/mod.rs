@@ -6,16 +6,26 @@
 //!   that force holding the `hotlist-manager` (or `admin`) role change it.
 //! - A change is durable in the store before the matcher is swapped, and a
 //!   read ingested after the change's acknowledgement is matched against it.
+//! - In replicated mode a change goes through the replicated log
+//!   ([`crate::changes`], on every replica in log order) and is
+//!   answered once this node's replica has applied it.
 //! - Every entry has a reason, an intelligence reference, an action and an
 //!   expiry in the future when added.
 
-use std::sync::{Arc, RwLock};
+mod registry;
 
-use nadc_core::hotlist::{Fuzzy, Hotlist, HotlistEntry, HotlistError, HotlistId, HotlistMatcher};
+use std::sync::Arc;
+
+pub use registry::HotlistRegistry;
+
+use crate::changes::{Changed, Changes};
+
+use nadc_core::hotlist::{Fuzzy, Hotlist, HotlistEntry, HotlistError, HotlistId};
 use nadc_core::time::Clock;
 use nadc_core::trigger::{RuleArea, TriggerRule};
 use nadc_core::{ForceId, Principal, Role, Vrm};
 use nadc_proto::hotlists::{action_from_pb, entry_to_pb, hotlist_to_pb};
+use nadc_proto::log::Change;
 use nadc_proto::{self as proto, pb};
 use nadc_store::{Store, StoreError};
 use tonic::{Request, Response, Status};
@@ -27,106 +37,8 @@ use crate::governance::{Actor, Audited, Governance};
 use nadc_core::audit::Outcome;
 use serde_json::json;
 
-/// Every list and entry, and the matcher built from them.
-pub struct HotlistRegistry {
-    store: Arc<dyn Store>,
-    state: RwLock<Snapshot>,
-    /// Serialises changes, so a reload never races another change.
-    change: tokio::sync::Mutex<()>,
-    /// Held (shared) by each ingest from matching its reads against the
-    /// lists to storing them ([`HotlistRegistry::ingesting`]), so a
-    /// look-back can wait for every read matched against the lists before
-    /// its entries were added to be stored ([`HotlistRegistry::settle`]).
-    ingest: std::sync::RwLock<()>,
-}
-
-#[derive(Clone)]
-struct Snapshot {
-    lists: Arc<Vec<(Hotlist, Vec<HotlistEntry>)>>,
-    matcher: Arc<HotlistMatcher>,
-}
-
-impl Snapshot {
-    fn load(store: &dyn Store) -> Result<Self, StoreError> {
-        let lists = store.hotlists()?;
-        Ok(Self {
-            matcher: Arc::new(HotlistMatcher::new(lists.clone())),
-            lists: Arc::new(lists),
-        })
-    }
-}
-
 fn store_status(e: StoreError) -> ServiceError {
     ServiceError::from(e)
-}
-
-impl HotlistRegistry {
-    /// Loads every list from the store.
-    pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
-        let state = Snapshot::load(store.as_ref())?;
-        Ok(Self {
-            store,
-            state: RwLock::new(state),
-            change: tokio::sync::Mutex::new(()),
-            ingest: std::sync::RwLock::new(()),
-        })
-    }
-
-    /// Held by an ingest from matching its reads against the lists until
-    /// they are stored.
-    pub fn ingesting(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.ingest.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Returns once every ingest that was matching or storing reads when it
-    /// was called has stored them. Blocking.
-    pub fn settle(&self) {
-        drop(self.ingest.write().unwrap_or_else(|e| e.into_inner()));
-    }
-
-    /// The matcher for reads ingested from now on.
-    pub fn matcher(&self) -> Arc<HotlistMatcher> {
-        self.snapshot().matcher
-    }
-
-    /// Every list with its entries.
-    pub fn lists(&self) -> Arc<Vec<(Hotlist, Vec<HotlistEntry>)>> {
-        self.snapshot().lists
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        match self.state.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// One list with its entries.
-    pub fn get(&self, id: &HotlistId) -> Option<(Hotlist, Vec<HotlistEntry>)> {
-        self.lists().iter().find(|(l, _)| l.id == *id).cloned()
-    }
-
-    /// Runs a store change, then reloads the matcher, holding the change
-    /// lock throughout.
-    async fn change<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn Store) -> Result<T, ServiceError> + Send + 'static,
-    ) -> Result<T, ServiceError> {
-        let _guard = self.change.lock().await;
-        let store = self.store.clone();
-        let (out, snapshot) = tokio::task::spawn_blocking(move || {
-            let out = f(store.as_ref())?;
-            let snapshot = Snapshot::load(store.as_ref()).map_err(store_status)?;
-            Ok::<_, ServiceError>((out, snapshot))
-        })
-        .await
-        .map_err(|e| ServiceError::internal(format!("hotlist task failed: {e}")))??;
-        match self.state.write() {
-            Ok(mut s) => *s = snapshot,
-            Err(poisoned) => *poisoned.into_inner() = snapshot,
-        }
-        Ok(out)
-    }
 }
 
 /// The Hotlists service.
@@ -148,12 +60,21 @@ pub struct HotlistsService {
     pub node: String,
     /// The search workers a look-back runs under.
     pub workers: crate::workers::SearchWorkers,
+    /// Where changes are made (through the replicated log in replicated
+    /// mode).
+    pub changes: Arc<Changes>,
 }
 
 /// Most entries one addition may look back for.
 const MAX_LOOK_BACK_ENTRIES: usize = 100;
 
 impl HotlistsService {
+    /// Makes `change` (through the replicated log in replicated mode,
+    /// answered once this node's replica has applied it).
+    async fn submit(&self, change: Change) -> Result<Changed, ServiceError> {
+        self.changes.submit(change).await
+    }
+
     /// Audits a change made to a list.
     async fn audit(
         &self,
@@ -189,6 +110,14 @@ impl HotlistsService {
     ) -> Result<LookBack, Status> {
         let g = &self.governance;
         let days = q.look_back_days;
+        if self.changes.replicated() {
+            return Err(ServiceError::precondition(
+                "look_back_days is not offered by a node in replicated mode: its retrospective \
+                 hits would be logged by this replica alone, and replicas keep the same alert log; \
+                 add the entries, then search the window for them",
+            )
+            .into());
+        }
         let searching = matches!(principal, Principal::User { roles, .. }
             if roles.iter().any(|r| r.may_search()));
         if !searching {
@@ -501,10 +430,7 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         if self.registry.get(&id).is_some() {
             return Err(ServiceError::exists(format!("list {id} already exists")).into());
         }
-        let stored = list.clone();
-        self.registry
-            .change(move |s| s.put_hotlist(&stored).map_err(store_status))
-            .await?;
+        self.submit(Change::CreateList(list.clone())).await?;
         self.audit(
             &actor,
             "hotlist.create",
@@ -524,24 +450,17 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
         let q = req.into_inner();
         let id = own_list(q.list.as_ref(), &force)?;
         let rules = rules_from_pb(&q.rules)?;
-        // Read and written under the change lock: a list deleted or changed
-        // meanwhile is neither brought back nor overwritten with old data.
-        let target = id.clone();
-        let (list, entries) = self
-            .registry
-            .change(move |s| {
-                let (mut list, entries) = s
-                    .hotlists()
-                    .map_err(store_status)?
-                    .into_iter()
-                    .find(|(l, _)| l.id == target)
-                    .ok_or_else(|| ServiceError::not_found(format!("no list {target}")))?;
-                list.rules = rules;
-                list.validate().map_err(hotlist_status)?;
-                s.put_hotlist(&list).map_err(store_status)?;
-                Ok((list, entries))
+        // Applied to the list as the registry holds it then: a list deleted
+        // meanwhile is not brought back.
+        let Changed::List(list, entries) = self
+            .submit(Change::SetRules {
+                list: id.clone(),
+                rules,
             })
-            .await?;
+            .await?
+        else {
+            return Err(ServiceError::internal("setting rules did not give the list").into());
+        };
         self.audit(
             &actor,
             "hotlist.rules",
@@ -558,23 +477,22 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
     ) -> Result<Response<pb::DeleteHotlistResponse>, Status> {
         let (force, user, actor) = require_manager(&req)?;
         let id = own_list(Some(req.get_ref()), &force)?;
-        let (_, entries) = self
-            .registry
-            .get(&id)
-            .ok_or_else(|| ServiceError::not_found(format!("no list {id}")))?;
-        let target = id.clone();
-        self.registry
-            .change(move |s| s.delete_hotlist(&target).map_err(store_status))
-            .await?;
+        if self.registry.get(&id).is_none() {
+            return Err(ServiceError::not_found(format!("no list {id}")).into());
+        }
+        let entries = match self.submit(Change::DeleteList(id.clone())).await? {
+            Changed::Entries(n) => n,
+            _ => 0,
+        };
         self.audit(
             &actor,
             "hotlist.delete",
-            json!({"list": id.to_string(), "entries": entries.len()}),
+            json!({"list": id.to_string(), "entries": entries}),
         )
         .await?;
-        info!(list = %id, user = %user, entries = entries.len(), "hotlist deleted");
+        info!(list = %id, user = %user, entries, "hotlist deleted");
         Ok(Response::new(pb::DeleteHotlistResponse {
-            entries_deleted: entries.len() as u64,
+            entries_deleted: entries,
         }))
     }
 
@@ -652,11 +570,12 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
                 "intel_ref": e.intel_ref, "expires_at": e.expires_at.to_rfc3339()})
             })
             .collect();
-        let target = id.clone();
         if !good.is_empty() {
-            self.registry
-                .change(move |s| s.put_hotlist_entries(&target, &good).map_err(store_status))
-                .await?;
+            self.submit(Change::PutEntries {
+                list: id.clone(),
+                entries: good,
+            })
+            .await?;
         }
         // The entries match reads ingested from now on; the look-back finds
         // those stored before.
@@ -739,14 +658,16 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
             .filter(|v| !entries.iter().any(|e| e.vrm == **v))
             .map(|v| v.as_str().to_string())
             .collect();
-        let target = id.clone();
-        let removed = self
-            .registry
-            .change(move |s| {
-                s.remove_hotlist_entries(&target, &vrms)
-                    .map_err(store_status)
+        let removed = match self
+            .submit(Change::RemoveEntries {
+                list: id.clone(),
+                vrms,
             })
-            .await? as u32;
+            .await?
+        {
+            Changed::Entries(n) => n as u32,
+            _ => 0,
+        };
         self.audit(
             &actor,
             "hotlist.remove",

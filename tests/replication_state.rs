@@ -5,11 +5,12 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use nadc_bof::pb;
-use nadc_core::alert::Alert;
+use nadc_core::alert::{Alert, AlertDetail, AlertState, Verification};
 use nadc_core::hotlist::{Hotlist, HotlistEntry};
 use nadc_store::{RocksStore, Store, StoreOptions};
 use support::now;
@@ -79,6 +80,14 @@ fn read(id: &str, vrm: &str, mins: i64, lat: f64, lon: f64) -> pb::Read {
     }
 }
 
+/// A read of `vrm` at camera `camera`, `mins` minutes before now.
+fn read_at(id: &str, vrm: &str, camera: &str, mins: i64) -> pb::Read {
+    pb::Read {
+        camera_id: camera.into(),
+        ..read(id, vrm, mins, 51.45, -2.58)
+    }
+}
+
 fn avon(reads: Vec<pb::Read>, seq: u64) -> pb::ReadBatch {
     pb::ReadBatch {
         force: "AVON".into(),
@@ -87,9 +96,12 @@ fn avon(reads: Vec<pb::Read>, seq: u64) -> pb::ReadBatch {
     }
 }
 
-/// What a stopped node's store holds beside its reads: its alert log and
-/// its lists.
-type State = (Vec<(u64, Alert)>, Vec<(Hotlist, Vec<HotlistEntry>)>);
+/// What a stopped node's store holds beside its reads: its alert log with
+/// each alert's verification, and its lists.
+type State = (
+    Vec<(u64, Alert, Option<AlertState>)>,
+    Vec<(Hotlist, Vec<HotlistEntry>)>,
+);
 
 async fn state(data: PathBuf) -> State {
     tokio::task::spawn_blocking(move || {
@@ -100,6 +112,13 @@ async fn state(data: PathBuf) -> State {
             ControlFlow::Continue(())
         })
         .unwrap();
+        let positions: Vec<u64> = alerts.iter().map(|(p, _)| *p).collect();
+        let states = s.alert_states(&positions).unwrap();
+        let alerts = alerts
+            .into_iter()
+            .zip(states)
+            .map(|((p, a), st)| (p, a, st))
+            .collect();
         (alerts, s.hotlists().unwrap())
     })
     .await
@@ -192,18 +211,71 @@ async fn hotlist_changes_go_through_the_log_and_replicas_log_the_same_alerts() {
     .await;
     assert_eq!(res.accepted, 1, "{res:?}");
 
-    // A look-back would log hits on one replica alone: refused, by name.
-    let refused = h1
+    // A look-back at node-1 for the cloned plate: decided by node-1,
+    // logged by both.
+    let looked = h1
         .add_entries(pb::AddEntriesRequest {
             list: list_ref("stolen"),
-            entries: vec![entry("LB33 AAA")],
+            entries: vec![entry("CL0 NE")],
             look_back_days: 1,
             access: support::access(),
         })
         .await
-        .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused}");
-    assert!(refused.message().contains("replicated"), "{refused}");
+        .unwrap()
+        .into_inner();
+    assert_eq!(looked.retrospective_hits, 2, "{looked:?}");
+    // Alice rejects the first of them at node-2 (a misread): recorded on
+    // both replicas, each with her audit entry.
+    let verified = pb::alerts_client::AlertsClient::new(r.user(1, "alice").await)
+        .verify(pb::VerifyRequest {
+            position: looked.first_position,
+            state: pb::Verification::Rejected as i32,
+            note: "patch shows CL0 NF".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(verified.position, looked.first_position);
+
+    // A convoy entry: the companion seen with the target at two cameras.
+    // Node-1 took the target's reads, so node-1 alone analyses the convoy
+    // and logs its alert through the log; node-2's watcher sees it.
+    let mut target = entry("TG11 TGT");
+    target.convoy = true;
+    h2.add_entries(pb::AddEntriesRequest {
+        list: list_ref("stolen"),
+        entries: vec![target],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut watch = pb::alerts_client::AlertsClient::new(r.user(1, "alice").await)
+        .watch(pb::WatchRequest {
+            kinds: vec![pb::AlertKind::Convoy as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let companions = avon(
+        vec![
+            read_at("k1", "KM22 KMK", "C1", 59),
+            read_at("k2", "KM22 KMK", "C2", 39),
+        ],
+        4,
+    );
+    assert_eq!(push_until_taken(&mut bof, &companions).await.accepted, 2);
+    for (i, (id, cam, mins)) in [("t1", "C1", 60), ("t2", "C2", 40)].into_iter().enumerate() {
+        let b = avon(vec![read_at(id, "TG11 TGT", cam, mins)], 5 + i as u64);
+        assert_eq!(push_until_taken(&mut bof, &b).await.accepted, 1);
+    }
+    let convoy = tokio::time::timeout(std::time::Duration::from_secs(30), watch.message())
+        .await
+        .expect("a convoy alert at node-2 within 30 s")
+        .unwrap()
+        .expect("the watch stays open");
+    assert_eq!(convoy.entry.as_ref().unwrap().vrm, "TG11TGT");
 
     // A list created and deleted through different nodes is gone from
     // both; deleting it again is refused as a missing list.
@@ -246,22 +318,46 @@ async fn hotlist_changes_go_through_the_log_and_replicas_log_the_same_alerts() {
             .map(|x| x.seq)
             .unwrap()
     };
-    let kinds: Vec<(u64, &str)> =
+    let kinds: BTreeSet<(u64, &str)> =
         s1.0.iter()
-            .map(|(_, a)| (a.read.seq, a.detail.kind().as_str()))
+            .map(|(_, a, _)| {
+                let kind = match &a.detail {
+                    AlertDetail::Hit { .. } => "hit",
+                    AlertDetail::RetroHit { .. } => "retro",
+                    AlertDetail::Convoy { .. } => "convoy",
+                    AlertDetail::Clone { .. } => "clone",
+                };
+                (a.read.seq, kind)
+            })
+            .collect();
+    let expected: BTreeSet<(u64, &str)> = [
+        ("r1", "hit"),
+        ("g1", "hit"),
+        ("c2", "clone"),
+        ("c1", "retro"),
+        ("c2", "retro"),
+        ("t1", "hit"),
+        ("t2", "hit"),
+        ("t2", "convoy"),
+    ]
+    .into_iter()
+    .map(|(id, k)| (by_read(id), k))
+    .collect();
+    assert_eq!(kinds, expected);
+    assert_eq!(s1.0.len(), expected.len());
+    // One verification, the same on both: Alice's rejection.
+    let verified: Vec<(u64, Verification, &str)> =
+        s1.0.iter()
+            .filter_map(|(p, _, st)| st.as_ref().map(|st| (*p, st.state, st.by.as_str())))
             .collect();
     assert_eq!(
-        kinds.iter().filter(|(_, k)| *k == "hit").count(),
-        2,
-        "{kinds:?}"
+        verified,
+        [(looked.first_position, Verification::Rejected, "alice")]
     );
-    assert!(kinds.contains(&(by_read("r1"), "hit")), "{kinds:?}");
-    assert!(kinds.contains(&(by_read("g1"), "hit")), "{kinds:?}");
-    assert!(kinds.contains(&(by_read("c2"), "clone")), "{kinds:?}");
     // The lists: "stolen" with the entry left, "gone" gone.
     assert_eq!(s1.1.len(), 1);
-    let vrms: Vec<&str> = s1.1[0].1.iter().map(|e| e.vrm.as_str()).collect();
-    assert_eq!(vrms, ["HT11HIT"]);
+    let vrms: BTreeSet<&str> = s1.1[0].1.iter().map(|e| e.vrm.as_str()).collect();
+    assert_eq!(vrms, BTreeSet::from(["CL0NE", "HT11HIT", "TG11TGT"]));
 }
 
 /// `user`'s timeline of `vrm` at node `i` under case `case_ref`.

@@ -53,7 +53,11 @@ impl Replicas {
                 ("alice".into(), vec![Role::Analyst], force("AVON")),
                 ("ada".into(), vec![Role::Admin], force("AVON")),
                 ("sam".into(), vec![Role::Supervisor], force("AVON")),
-                ("harry".into(), vec![Role::HotlistManager], force("AVON")),
+                (
+                    "harry".into(),
+                    vec![Role::HotlistManager, Role::Analyst],
+                    force("AVON"),
+                ),
                 (
                     "hilda".into(),
                     vec![Role::Disclosure, Role::Supervisor],

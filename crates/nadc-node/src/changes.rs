@@ -1,6 +1,7 @@
 //! Changes to the state replicas keep alike besides their reads: hotlists
 //! and their entries, legal holds, supervisors' authorisations, retention
-//! passes.
+//! passes, alert verifications, and the alerts one node decides for all
+//! (real-time convoys, retrospective hits).
 //!
 //! Invariants:
 //! - One function applies each change ([`State::apply`]), whether this
@@ -13,18 +14,21 @@
 //!   (a retention pass carries its instant and its policy; a hold names
 //!   reads by what every replica knows them by), and applying it again
 //!   leaves the state as it did: a replica that stopped between a change
-//!   and its log position applies it twice.
+//!   and its log position applies it twice. (Alerts, which would be logged
+//!   twice, are written with their log position instead.)
 //! - A change refused (a list that exists already, or no longer does) is
 //!   refused alike everywhere and changes nothing.
 
 use std::sync::Arc;
 
 use nadc_core::access::Authorisation;
+use nadc_core::alert::Alert;
 use nadc_core::hotlist::{Hotlist, HotlistEntry};
-use nadc_proto::log::Change;
-use nadc_store::{CaseId, Store, StoreError};
+use nadc_proto::log::{Change, LoggedVerification};
+use nadc_store::{CaseId, LogPosition, Store, StoreError};
 use tracing::warn;
 
+use crate::alerts::AlertHub;
 use crate::error::ServiceError;
 use crate::governance::{Actor, Governance};
 use crate::hotlists::HotlistRegistry;
@@ -49,6 +53,11 @@ pub enum Changed {
     Revoked(Option<(Authorisation, bool)>),
     /// What a retention pass deleted.
     Retention(Report),
+    /// The positions of the alerts logged (those whose reads this replica
+    /// holds).
+    Alerts(Vec<u64>),
+    /// The position of the alert whose verification was recorded.
+    Verified(u64),
 }
 
 /// What changes apply to.
@@ -61,18 +70,22 @@ pub struct State {
     pub retention: Arc<Retention>,
     /// The authorisations.
     pub governance: Arc<Governance>,
+    /// Where new alert positions are announced.
+    pub hub: Arc<AlertHub>,
 }
 
 impl State {
     /// Applies `change`: what it did, or why it changed nothing; the outer
     /// error is the store failing. `mine`: this node took the change from
     /// its user, who is answered (and audits what needs it); a replica
-    /// applying another node's retention pass audits it as its own.
-    /// Blocking.
+    /// applying another node's retention pass audits it as its own. `at`:
+    /// the change's position in the replicated log, written with what
+    /// cannot be applied twice. Blocking.
     pub fn apply(
         &self,
         change: &Change,
         mine: bool,
+        at: Option<&LogPosition>,
     ) -> Result<Result<Changed, ServiceError>, StoreError> {
         match change {
             Change::CreateList(_)
@@ -114,6 +127,63 @@ impl State {
             } => Ok(Ok(Changed::Revoked(
                 self.governance.apply_revoke(force, id, revocation)?,
             ))),
+            Change::Verify(v) => {
+                let LoggedVerification {
+                    alert,
+                    state,
+                    audit,
+                } = v.as_ref();
+                let gone = || {
+                    Ok(Err(ServiceError::not_found(format!(
+                        "the alert raised {} on read {} of {} is not logged",
+                        alert.raised_at, alert.read.2, alert.read.1
+                    ))))
+                };
+                let Some(read) = self.store.find_reads(std::slice::from_ref(&alert.read))?[0]
+                else {
+                    return gone();
+                };
+                let Some((position, _)) = self
+                    .store
+                    .alerts_of_read(read)?
+                    .into_iter()
+                    .find(|(_, a)| a.read == read && alert.names(a))
+                else {
+                    return gone();
+                };
+                let (set, _) = self
+                    .store
+                    .set_alert_state(position, state, audit.clone(), at)?;
+                if !set {
+                    return gone();
+                }
+                self.hub.notify(self.store.last_alert());
+                Ok(Ok(Changed::Verified(position)))
+            }
+            Change::LogAlerts(alerts) => {
+                let ids: Vec<_> = alerts.iter().map(|a| a.read.clone()).collect();
+                // Alerts on reads this replica does not hold are not its.
+                let logged: Vec<Alert> = alerts
+                    .iter()
+                    .zip(self.store.find_reads(&ids)?)
+                    .filter_map(|(a, read)| {
+                        Some(Alert {
+                            raised_at: a.raised_at,
+                            read: read?,
+                            read_force: a.read.1.clone(),
+                            detail: a.detail.clone(),
+                        })
+                    })
+                    .collect();
+                let positions = match at {
+                    Some(at) => self.store.log_alerts_logged(logged, at)?,
+                    None => self.store.log_alerts(logged)?,
+                };
+                if !positions.is_empty() {
+                    self.hub.notify(self.store.last_alert());
+                }
+                Ok(Ok(Changed::Alerts(positions)))
+            }
             Change::Retention { at, policy } => {
                 let report = self.retention.pass(*at, policy)?;
                 if !mine && let Err(e) = self.retention.audit(&Actor::node(), &report, false) {
@@ -142,7 +212,7 @@ impl Changes {
             return r.change(change).await;
         }
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || state.apply(&change, true))
+        tokio::task::spawn_blocking(move || state.apply(&change, true, None))
             .await
             .map_err(|e| ServiceError::internal(format!("change task failed: {e}")))?
             .map_err(ServiceError::from)?

@@ -219,7 +219,7 @@ impl IngestService {
                     )))
                 })?;
                 if !briefs.is_empty() {
-                    self.alerting.after_append(force, briefs, &outcomes);
+                    self.alerting.after_append(force, briefs, &outcomes, true);
                 }
                 outcomes
             }

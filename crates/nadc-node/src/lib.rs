@@ -241,6 +241,7 @@ pub async fn start_with_listener(
         clock: clock.clone(),
         named: Default::default(),
         recent: recent.clone(),
+        changes: Default::default(),
     });
     let spool_dir = cfg.data_dir.join("spool");
     let spools = spool::Spools::new(
@@ -256,19 +257,6 @@ pub async fn start_with_listener(
     })?;
     let search_workers = workers::SearchWorkers::new(&cfg.limits, spools);
     let (stop_tx, stop_rx) = watch::channel(false);
-    // Searches, analyses and audit queries share these workers (alert
-    // watches count against their user's cap but take no worker): ingest
-    // and live alerting keep the rest of the blocking pool.
-    let alerts_service = alerts::AlertsService {
-        store: store.clone(),
-        hub: hub.clone(),
-        node: name.clone(),
-        clock: clock.clone(),
-        governance: governance.clone(),
-        federation: federation.clone(),
-        stop: stop_rx.clone(),
-        workers: search_workers.clone(),
-    };
     // (Force codes were checked with the rest of the configuration.)
     let per_force_days: std::collections::BTreeMap<_, _> = cfg
         .retention
@@ -291,6 +279,7 @@ pub async fn start_with_listener(
         hotlists: hotlists.clone(),
         retention: retention.clone(),
         governance: governance.clone(),
+        hub: hub.clone(),
     });
     let replication = match &cfg.replication {
         Some(r) => Some(
@@ -311,12 +300,27 @@ pub async fn start_with_listener(
         state,
         replication: replication.clone(),
     });
+    // (Set once, here, before the node serves.)
+    let _ = alerting.changes.set(changes.clone());
+    // Searches, analyses and audit queries share these workers (alert
+    // watches count against their user's cap but take no worker): ingest
+    // and live alerting keep the rest of the blocking pool.
+    let alerts_service = alerts::AlertsService {
+        store: store.clone(),
+        hub: hub.clone(),
+        node: name.clone(),
+        clock: clock.clone(),
+        governance: governance.clone(),
+        federation: federation.clone(),
+        stop: stop_rx.clone(),
+        workers: search_workers.clone(),
+        changes: changes.clone(),
+    };
     let hotlist_service = hotlists::HotlistsService {
         registry: hotlists.clone(),
         clock: clock.clone(),
         governance: governance.clone(),
         store: store.clone(),
-        hub: hub.clone(),
         max_retrospective: RETROSPECTIVE_HITS,
         node: name.clone(),
         workers: search_workers.clone(),

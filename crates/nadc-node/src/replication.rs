@@ -712,7 +712,7 @@ impl Replication {
                             m.subject
                         )));
                     }
-                    self.apply_change(store, shared, change, at).await?
+                    self.apply_change(store, shared, *change, at).await?
                 }
             }
             self.applied.store(seq, Ordering::Relaxed);
@@ -742,7 +742,10 @@ impl Replication {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         if !briefs.is_empty() {
-            alerting.after_append(&force, briefs, &outcomes);
+            // Convoys are analysed by the node that took the batch alone,
+            // and logged through the log for every replica.
+            let decide = batch.origin_node == self.node;
+            alerting.after_append(&force, briefs, &outcomes, decide);
         }
         if batch.origin_node == self.node
             && let Some(tx) = self.lock_waiting().remove(&batch.nonce)
@@ -771,7 +774,7 @@ impl Replication {
         } = change;
         let mine = origin_node == self.node;
         let done = tokio::task::spawn_blocking(move || {
-            let done = state.apply(&change, mine)?;
+            let done = state.apply(&change, mine, Some(&at))?;
             store.set_log_position(&at)?;
             Ok::<_, nadc_store::StoreError>(done)
         })

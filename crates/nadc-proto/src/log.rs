@@ -10,6 +10,8 @@
 //! received.
 
 use nadc_core::access::{Authorisation, Revocation};
+use nadc_core::alert::{Alert, AlertDetail, AlertKind, AlertState};
+use nadc_core::audit::AuditEntry;
 use nadc_core::hotlist::{Hotlist, HotlistEntry, HotlistId};
 use nadc_core::read::{Read, ReadInput};
 use nadc_core::trigger::TriggerRule;
@@ -99,7 +101,7 @@ pub fn batch_to_entry(batch: &LoggedBatch) -> pb::LogEntry {
 /// from its user checked it. Applying one is a function of the replica's
 /// state alone, and applying it twice is applying it once (a replica that
 /// stopped between a change and its position applies it again).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Change {
     /// A new hotlist (refused where one of its name exists).
     CreateList(Hotlist),
@@ -156,6 +158,12 @@ pub enum Change {
         /// Who withdrew it, when and why.
         revocation: Revocation,
     },
+    /// An alert's verification recorded, with the audit entry of the user
+    /// who recorded it at the node that took it.
+    Verify(Box<LoggedVerification>),
+    /// Alerts one node decided (a real-time convoy analysis, a hotlist
+    /// addition's look-back), logged by every replica holding their reads.
+    LogAlerts(Vec<LoggedAlert>),
     /// A retention pass as of `at` under `policy`: the same reads expire
     /// on every replica, whatever its clock and its own settings.
     Retention {
@@ -164,6 +172,72 @@ pub enum Change {
         /// Days kept.
         policy: RetentionPolicy,
     },
+}
+
+/// An alert as the log carries it: the read it names as every replica
+/// knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoggedAlert {
+    /// The read: capture day (days since the epoch, UTC), owning force,
+    /// the BOF's read id.
+    pub read: (u32, ForceId, String),
+    /// When it was raised.
+    pub raised_at: Timestamp,
+    /// What it says (a convoy, or a retrospective hit: what names no other
+    /// read).
+    pub detail: AlertDetail,
+}
+
+/// An alert's verification as the log carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedVerification {
+    /// The alert, as every replica knows it.
+    pub alert: AlertKey,
+    /// Its new state.
+    pub state: AlertState,
+    /// The verifying user's audit entry.
+    pub audit: AuditEntry,
+}
+
+/// An alert named as every replica knows it (a replica's positions are its
+/// own): the read it is raised on, when, its kind, and for a hit or a
+/// convoy its list and listed VRM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertKey {
+    /// The read: capture day, owning force, the BOF's read id.
+    pub read: (u32, ForceId, String),
+    /// When it was raised.
+    pub raised_at: Timestamp,
+    /// Its kind.
+    pub kind: AlertKind,
+    /// Its list and the VRM listed (a hit's entry, a convoy's target).
+    pub subject: Option<(HotlistId, Vrm)>,
+}
+
+impl AlertKey {
+    /// The key of `alert`, raised on read `read`.
+    pub fn of(alert: &Alert, read: (u32, ForceId, String)) -> Self {
+        let subject = match &alert.detail {
+            AlertDetail::Hit { list, entry, .. } | AlertDetail::RetroHit { list, entry, .. } => {
+                Some((list.clone(), entry.vrm.clone()))
+            }
+            AlertDetail::Convoy { list, target, .. } => Some((list.clone(), target.clone())),
+            AlertDetail::Clone { .. } => None,
+        };
+        Self {
+            read,
+            raised_at: alert.raised_at,
+            kind: alert.detail.kind(),
+            subject,
+        }
+    }
+
+    /// Whether `alert` (on this key's read) is the one this key names.
+    pub fn names(&self, alert: &Alert) -> bool {
+        alert.raised_at == self.raised_at
+            && Self::of(alert, self.read.clone()).subject == self.subject
+            && alert.detail.kind() == self.kind
+    }
 }
 
 /// How long reads are kept: by default, and for particular forces.
@@ -210,6 +284,17 @@ impl Change {
             Change::Retention { policy, .. } if policy.default_days == 0 => {
                 Err(BadEntry("retention: default_days 0".into()))
             }
+            Change::LogAlerts(alerts) => alerts.iter().enumerate().try_for_each(|(i, a)| match &a
+                .detail
+            {
+                AlertDetail::Convoy { .. } => Ok(()),
+                AlertDetail::RetroHit { entry, .. } => entry
+                    .validate()
+                    .map_err(|e| BadEntry(format!("alert {i}: {e}"))),
+                _ => Err(BadEntry(format!(
+                    "alert {i}: only convoy alerts and retrospective hits are logged on their own"
+                ))),
+            }),
             Change::Grant(a) if a.id.trim().is_empty() => {
                 Err(BadEntry("grant: an authorisation id is required".into()))
             }
@@ -221,7 +306,11 @@ impl Change {
                     .validate()
                     .map_err(|e| BadEntry(format!("revoke: {e}")))
             }
+            Change::Verify(v) if v.state.note.chars().any(char::is_control) => {
+                Err(BadEntry("verify: a note with control characters".into()))
+            }
             Change::DeleteList(_)
+            | Change::Verify(_)
             | Change::Grant(_)
             | Change::RemoveEntries { .. }
             | Change::Release { .. }
@@ -231,7 +320,7 @@ impl Change {
 }
 
 /// A change a node took, as a log entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LoggedChange {
     /// The node that took it.
     pub origin_node: String,
@@ -260,7 +349,7 @@ pub enum Entry {
     /// A batch of reads.
     Batch(LoggedBatch),
     /// A change to the replicas' shared state.
-    Change(LoggedChange),
+    Change(Box<LoggedChange>),
 }
 
 /// Decodes a log entry.
@@ -304,11 +393,11 @@ pub fn entry_from_pb(e: pb::LogEntry) -> Result<Entry, BadEntry> {
             let change: Change = postcard::from_bytes(&c.change)
                 .map_err(|e| BadEntry(format!("change does not decode: {e}")))?;
             change.validate()?;
-            Ok(Entry::Change(LoggedChange {
+            Ok(Entry::Change(Box::new(LoggedChange {
                 origin_node: c.origin_node,
                 nonce: c.nonce,
                 change,
-            }))
+            })))
         }
         None => Err(BadEntry("empty entry".into())),
     }
@@ -496,5 +585,39 @@ mod tests {
         };
         let err = entry_from_pb(e).unwrap_err().to_string();
         assert!(err.contains("does not decode"), "{err}");
+    }
+
+    #[test]
+    fn holds_and_retention_passes_survive_the_log_within_their_bounds() {
+        let avon = ForceId::new("AVON").unwrap();
+        let hold = Change::Hold {
+            owner: avon.clone(),
+            case_ref: "OP-1".into(),
+            reads: vec![(20_000, avon.clone(), "r1".into())],
+        };
+        let pass = Change::Retention {
+            at: Timestamp::from_millis(1_800_000_000_000),
+            policy: RetentionPolicy {
+                default_days: 365,
+                per_force: [(avon.clone(), 30)].into_iter().collect(),
+            },
+        };
+        for change in [hold, pass] {
+            let Entry::Change(back) = through_the_log(change.clone()).unwrap() else {
+                panic!("a change decoded as something else");
+            };
+            assert_eq!(back.change, change);
+        }
+        let too_many = Change::Hold {
+            owner: avon.clone(),
+            case_ref: "OP-1".into(),
+            reads: vec![(20_000, avon.clone(), "r".into()); MAX_HOLD_READS + 1],
+        };
+        assert!(through_the_log(too_many).is_err());
+        let no_policy = Change::Retention {
+            at: Timestamp::from_millis(0),
+            policy: RetentionPolicy::default(),
+        };
+        assert!(through_the_log(no_policy).is_err());
     }
 }

@@ -320,6 +320,15 @@ pub trait Store: Send + Sync + 'static {
         ids: &[(u32, ForceId, String)],
     ) -> Result<Vec<Option<ReadRef>>, StoreError>;
 
+    /// As [`Store::log_alerts`], for alerts taken from the replicated log:
+    /// the log's position `at` is written in the same durable write (even
+    /// with no alert), so they are logged once whenever the replica stops.
+    fn log_alerts_logged(
+        &self,
+        alerts: Vec<Alert>,
+        at: &LogPosition,
+    ) -> Result<Vec<u64>, StoreError>;
+
     /// Records the log's message `at` as applied where what it changed is
     /// written on its own (a change to a hotlist: applying one again leaves
     /// it as it was), durably and in order with the appends before it.
@@ -456,13 +465,20 @@ pub trait Store: Send + Sync + 'static {
     /// and its audit entry, in one durable write. If no alert is logged at
     /// `position` (never logged, or deleted by retention meanwhile) the
     /// state is not recorded (`false`) and the entry is written with its
-    /// outcome saying so. Returns the entry as chained.
+    /// outcome saying so. Returns the entry as chained. `at`: the
+    /// replicated log's message it comes from, whose position is written in
+    /// the same write.
     fn set_alert_state(
         &self,
         position: u64,
         state: &AlertState,
         audit: AuditEntry,
+        at: Option<&LogPosition>,
     ) -> Result<(bool, ChainedEntry), StoreError>;
+
+    /// The alerts logged that name `read` (raised on it, or naming it as a
+    /// clone's other read), by position.
+    fn alerts_of_read(&self, read: ReadRef) -> Result<Vec<(u64, Alert)>, StoreError>;
 
     /// The verification states of alerts, in the order given.
     fn alert_states(&self, positions: &[u64]) -> Result<Vec<Option<AlertState>>, StoreError>;

@@ -245,3 +245,43 @@ fn a_read_is_found_by_what_names_it_on_every_replica() {
     let refs = |o: &Appended| Some(nadc_core::ReadRef { day, seq: seq(o) });
     assert_eq!(found, vec![refs(&out[1]), None, None, None, refs(&out[0])]);
 }
+
+#[test]
+fn alerts_from_the_log_are_written_with_its_position_even_when_there_are_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let avon = ForceId::new("AVON").unwrap();
+    let at = |seq| nadc_store::LogPosition {
+        stream: "nadc-reads".into(),
+        seq,
+        scope: "all".into(),
+    };
+    let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let out = s
+        .append_logged(&avon, vec![new_read("p1", "AB12CDE", 1)], &at(1))
+        .unwrap();
+    let alert = Alert {
+        raised_at: t0(),
+        read: nadc_core::ReadRef {
+            day: t0().day(),
+            seq: seq(&out[0]),
+        },
+        read_force: avon.clone(),
+        detail: AlertDetail::Clone {
+            other: nadc_core::ReadRef {
+                day: t0().day(),
+                seq: seq(&out[0]),
+            },
+            distance_m: 1.0,
+            seconds: 1.0,
+            speed_kmh: 3.6,
+        },
+    };
+    let first = s.log_alerts_logged(vec![alert.clone()], &at(2)).unwrap();
+    assert_eq!(s.log_position("nadc-reads").unwrap(), Some(at(2)));
+    let none = s.log_alerts_logged(Vec::new(), &at(3)).unwrap();
+    assert!(none.is_empty());
+    assert_eq!(s.log_position("nadc-reads").unwrap(), Some(at(3)));
+    let second = s.log_alerts_logged(vec![alert], &at(4)).unwrap();
+    assert!(second[0] > first[0]);
+    assert_eq!(alerts(&s).len(), 2);
+}

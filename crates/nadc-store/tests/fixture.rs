@@ -176,6 +176,7 @@ fn write(dir: &Path) {
             outcome: Some(HitOutcome::Arrested),
         },
         entry("alert.verify"),
+        None,
     )
     .unwrap();
     let first_two: Vec<ReadRef> = (0..2)

@@ -55,7 +55,9 @@ fn verify_entry() -> nadc_core::audit::AuditEntry {
 /// Records `state` at `position` with its audit entry: whether it was
 /// recorded, and the outcome the entry was written with.
 fn verify(s: &dyn Store, position: u64, state: &nadc_core::alert::AlertState) -> (bool, String) {
-    let (set, e) = s.set_alert_state(position, state, verify_entry()).unwrap();
+    let (set, e) = s
+        .set_alert_state(position, state, verify_entry(), None)
+        .unwrap();
     (set, e.entry.outcome.as_str().to_string())
 }
 

@@ -15,14 +15,17 @@
 //!   alerting role, its own force's alerts, history only under a purpose
 //!   and case; every batch is audited before it is sent.
 
+use crate::changes::Changes;
 use crate::error::ServiceError;
+use nadc_proto::log::{Change, LoggedAlert};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use tonic::Status;
 
-use nadc_core::alert::{Alert, AlertDetail, CompanionBrief};
+use nadc_core::alert::{AlertDetail, CompanionBrief};
 use nadc_core::hotlist::HotlistId;
 use nadc_core::time::Clock;
-use nadc_core::{ForceId, ReadRef, Timestamp};
+use nadc_core::{ForceId, Timestamp};
 use nadc_proto::pb;
 use nadc_query::clones::{CloneRule, flag_neighbours};
 use nadc_query::convoy::{ConvoyQuery, convoy};
@@ -77,6 +80,7 @@ impl AlertHub {
 #[derive(Clone, Debug)]
 pub struct Brief {
     index: usize,
+    read_id: String,
     vrm: nadc_core::Vrm,
     observed_at: Timestamp,
     convoy: Vec<ConvoyTrigger>,
@@ -108,6 +112,9 @@ pub struct Alerting {
     /// Recent reads in memory, answering most clone checks without the
     /// store (none: every check asks the store).
     pub recent: Option<Arc<RecentReads>>,
+    /// Where convoy alerts are logged (through the replicated log in
+    /// replicated mode); set once the node's changes are set up.
+    pub changes: std::sync::OnceLock<Arc<Changes>>,
 }
 
 /// What a batch's clone check needs of each read, kept to add the stored
@@ -208,6 +215,7 @@ impl Alerting {
             })
             .map(|(index, r)| Brief {
                 index,
+                read_id: r.read.read_id.clone(),
                 vrm: r.read.vrm.clone(),
                 observed_at: r.read.observed_at,
                 convoy: r
@@ -231,55 +239,80 @@ impl Alerting {
             .collect()
     }
 
-    /// After the append: announces new alerts, and starts convoy analysis
-    /// for hits on entries flagged for it.
+    /// After the append: announces new alerts, and, if `decide` (the
+    /// node that took the batch: in replicated mode one node decides for
+    /// every replica), starts convoy analysis for hits on entries flagged
+    /// for it.
     pub fn after_append(
         self: &Arc<Self>,
         force: &ForceId,
         briefs: Vec<Brief>,
         outcomes: &[Appended],
+        decide: bool,
     ) {
-        let stored: Vec<(Brief, u64)> = briefs
+        let stored: Vec<Brief> = briefs
             .into_iter()
-            .filter_map(|b| match outcomes.get(b.index) {
-                Some(Appended::Stored { seq }) => Some((b, *seq)),
-                _ => None,
-            })
+            .filter(|b| matches!(outcomes.get(b.index), Some(Appended::Stored { .. })))
             .collect();
         // (Every alert of the batch was logged with its reads.)
         if !stored.is_empty() {
             self.hub.notify(self.store.last_alert());
         }
-        for (b, seq) in stored {
-            let read = ReadRef {
-                day: b.observed_at.day(),
-                seq,
-            };
+        if !decide {
+            return;
+        }
+        for b in stored {
             for trigger in b.convoy {
                 let me = self.clone();
-                let force = force.clone();
+                let read = (b.observed_at.day(), force.clone(), b.read_id.clone());
                 let (target, at) = (b.vrm.clone(), b.observed_at);
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = me.convoy_alert(trigger, target, at, read, force) {
-                        warn!(error = %e, "real-time convoy analysis failed");
+                tokio::spawn(async move {
+                    let analyst = me.clone();
+                    let decided = tokio::task::spawn_blocking(move || {
+                        analyst.convoy_alert(trigger, target, at)
+                    })
+                    .await;
+                    let detail = match decided {
+                        Ok(Ok(Some(detail))) => detail,
+                        Ok(Ok(None)) => return,
+                        Ok(Err(e)) => {
+                            warn!(error = %e, "real-time convoy analysis failed");
+                            return;
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "real-time convoy analysis failed");
+                            return;
+                        }
+                    };
+                    let alert = LoggedAlert {
+                        read,
+                        raised_at: me.clock.now(),
+                        detail,
+                    };
+                    let Some(changes) = me.changes.get() else {
+                        warn!(
+                            "a convoy alert decided before the node's changes were set up: not logged"
+                        );
+                        return;
+                    };
+                    if let Err(e) = changes.submit(Change::LogAlerts(vec![alert])).await {
+                        warn!(error = %Status::from(e), "a convoy alert could not be logged");
                     }
                 });
             }
         }
     }
 
-    /// Analyses the target's recent reads for companions and logs a convoy
-    /// alert naming them, when one of them was not named by the last convoy
-    /// alert for this target and list (so a target read fifty times a day
-    /// raises an alert when a new companion appears, not fifty).
+    /// Analyses the target's recent reads for companions: the convoy alert
+    /// naming them, when one of them was not named by the last convoy alert
+    /// for this target and list (so a target read fifty times a day raises
+    /// an alert when a new companion appears, not fifty).
     fn convoy_alert(
         &self,
         trigger: ConvoyTrigger,
         target: nadc_core::Vrm,
         at: Timestamp,
-        read: ReadRef,
-        read_force: ForceId,
-    ) -> Result<(), nadc_query::QueryError> {
+    ) -> Result<Option<AlertDetail>, nadc_query::QueryError> {
         let c = &self.config;
         let q = ConvoyQuery {
             targets: vec![target.clone()],
@@ -306,7 +339,7 @@ impl Alerting {
             };
             let seen = named.entry((list.clone(), target.clone())).or_default();
             if result.companions.iter().all(|c| seen.contains(&c.vrm)) {
-                return Ok(());
+                return Ok(None);
             }
             seen.extend(result.companions.iter().map(|c| c.vrm.clone()));
         }
@@ -319,22 +352,14 @@ impl Alerting {
                 cameras: c.cameras,
             })
             .collect();
-        let alert = Alert {
-            raised_at: self.clock.now(),
-            read,
-            read_force,
-            detail: AlertDetail::Convoy {
-                list,
-                purpose,
-                target,
-                action,
-                look_back_s: c.convoy_look_back_s,
-                companions,
-            },
-        };
-        self.store.log_alerts(vec![alert])?;
-        self.hub.notify(self.store.last_alert());
-        Ok(())
+        Ok(Some(AlertDetail::Convoy {
+            list,
+            purpose,
+            target,
+            action,
+            look_back_s: c.convoy_look_back_s,
+            companions,
+        }))
     }
 }
 

@@ -18,6 +18,7 @@ use nadc_core::alert::{AlertState, Verification};
 use nadc_core::time::Clock;
 use nadc_core::{ForceId, Principal, Timestamp};
 use nadc_proto::hotlists::verification_from_pb;
+use nadc_proto::log::{AlertKey, Change, LoggedVerification};
 use nadc_proto::{self as proto, pb};
 use nadc_store::{Store, StoreError};
 use serde_json::json;
@@ -29,6 +30,7 @@ use tracing::info;
 use super::AlertHub;
 use super::events::{AlertFilter, events, logged_alert, next_batch};
 use crate::auth::caller;
+use crate::changes::Changed;
 use crate::governance::{Actor, Audited, Governance};
 
 /// The Alerts service.
@@ -54,6 +56,9 @@ pub struct AlertsService {
     /// (no search worker), and is ended when its client reads nothing for
     /// the workers' stalled-reader bound.
     pub workers: crate::workers::SearchWorkers,
+    /// Where verifications are recorded (through the replicated log in
+    /// replicated mode).
+    pub changes: Arc<crate::changes::Changes>,
 }
 
 /// A stream of alert events.
@@ -573,9 +578,9 @@ impl pb::alerts_server::Alerts for AlertsService {
             note: q.note.trim().to_string(),
             outcome,
         };
-        let (store, node, position) = (self.store.clone(), self.node.clone(), q.position);
+        let (store, position) = (self.store.clone(), q.position);
         let (gov, who) = (g.clone(), actor.clone());
-        let verified = tokio::task::spawn_blocking(move || {
+        let checked = tokio::task::spawn_blocking(move || {
             let Some(alert) = logged_alert(store.as_ref(), position).map_err(log_unavailable)?
             else {
                 return Ok(Err(ServiceError::not_found(format!(
@@ -585,30 +590,53 @@ impl pb::alerts_server::Alerts for AlertsService {
             if let Some(refusal) = not_theirs(store.as_ref(), position, &alert, &force)? {
                 return Ok(Err(refusal));
             }
-            // The state and its audit entry in one write.
+            // Named as every replica knows it: by its read.
+            let read = store
+                .get_reads(&[alert.read])
+                .map_err(log_unavailable)?
+                .pop()
+                .ok_or_else(|| {
+                    ServiceError::not_found(format!("no alert at position {position}"))
+                })?;
+            let key = AlertKey::of(
+                &alert,
+                (read.read.observed_at.day(), read.force, read.read.read_id),
+            );
             let mut what = what;
             what.returned = vec![(alert.read_force.clone(), 1)];
             let entry = gov.entry(&who, "alert.verify", &what, nadc_core::audit::Outcome::Ok);
-            let (set, _) = store
-                .set_alert_state(position, &record, entry)
-                .map_err(|e| ServiceError::unavailable(format!("alert log: {e}")))?;
-            if !set {
-                // Deleted since the look-up: that write audited it.
-                return Err(ServiceError::not_found(format!(
-                    "no alert at position {position}"
-                )));
-            }
-            let event = events(store.as_ref(), &node, vec![(position, alert)])
-                .map_err(log_unavailable)?
-                .pop();
-            Ok::<_, ServiceError>(
-                event.ok_or_else(|| {
-                    ServiceError::not_found(format!("no alert at position {position}"))
-                }),
-            )
+            Ok::<_, ServiceError>(Ok((alert, key, entry)))
         })
         .await
         .map_err(|e| ServiceError::internal(e.to_string()))??;
+        // The state and its audit entry in one write, as a change: in
+        // replicated mode through the log, so every replica records it.
+        let verified = match checked {
+            Ok((alert, key, entry)) => match self
+                .changes
+                .submit(Change::Verify(Box::new(LoggedVerification {
+                    alert: key,
+                    state: record,
+                    audit: entry,
+                })))
+                .await
+            {
+                Ok(Changed::Verified(p)) => {
+                    let (store, node) = (self.store.clone(), self.node.clone());
+                    tokio::task::spawn_blocking(move || {
+                        events(store.as_ref(), &node, vec![(p, alert)])
+                            .map_err(log_unavailable)
+                            .map(|mut e| e.pop())
+                    })
+                    .await
+                    .map_err(|e| ServiceError::internal(e.to_string()))??
+                    .ok_or_else(|| ServiceError::not_found(format!("no alert at position {p}")))
+                }
+                Ok(_) => Err(ServiceError::internal("a verification gave no position")),
+                Err(e) => Err(e),
+            },
+            Err(refusal) => Err(refusal),
+        };
         match verified {
             Ok(event) => {
                 info!(user = %user, position, state = state.as_str(), "alert verified");

@@ -25,7 +25,7 @@ use nadc_core::time::Clock;
 use nadc_core::trigger::{RuleArea, TriggerRule};
 use nadc_core::{ForceId, Principal, Role, Vrm};
 use nadc_proto::hotlists::{action_from_pb, entry_to_pb, hotlist_to_pb};
-use nadc_proto::log::Change;
+use nadc_proto::log::{Change, LoggedAlert};
 use nadc_proto::{self as proto, pb};
 use nadc_store::{Store, StoreError};
 use tonic::{Request, Response, Status};
@@ -52,8 +52,6 @@ pub struct HotlistsService {
     pub governance: Arc<Governance>,
     /// The store (retrospective hits are looked for in it and logged).
     pub store: Arc<dyn Store>,
-    /// Where new alert positions are announced.
-    pub hub: Arc<crate::alerts::AlertHub>,
     /// Most retrospective hits one addition logs.
     pub max_retrospective: usize,
     /// The node's name (provenance of the reads a look-back registers).
@@ -110,14 +108,6 @@ impl HotlistsService {
     ) -> Result<LookBack, Status> {
         let g = &self.governance;
         let days = q.look_back_days;
-        if self.changes.replicated() {
-            return Err(ServiceError::precondition(
-                "look_back_days is not offered by a node in replicated mode: its retrospective \
-                 hits would be logged by this replica alone, and replicas keep the same alert log; \
-                 add the entries, then search the window for them",
-            )
-            .into());
-        }
         let searching = matches!(principal, Principal::User { roles, .. }
             if roles.iter().any(|r| r.may_search()));
         if !searching {
@@ -609,19 +599,35 @@ impl pb::hotlists_server::Hotlists for HotlistsService {
                 ),
             ));
         }
-        // Logged only now, with the change and its audit durable.
+        // Logged only now, with the change and its audit durable, as a
+        // change (in replicated mode through the log: decided here, logged
+        // by every replica holding the reads).
         let (mut first, mut last) = (0, 0);
         if let Some(r) = retro.filter(|r| !r.alerts.is_empty()) {
-            let store = self.store.clone();
-            let logged = tokio::task::spawn_blocking(move || store.log_alerts(r.alerts))
+            let (store, refs): (_, Vec<_>) = (
+                self.store.clone(),
+                r.alerts.iter().map(|a| a.read).collect(),
+            );
+            let reads = tokio::task::spawn_blocking(move || store.get_reads(&refs))
                 .await
                 .map_err(|e| ServiceError::internal(format!("retrospective hits: {e}")))?
                 .map_err(store_status)?;
-            (first, last) = (
-                logged.first().copied().unwrap_or(0),
-                logged.last().copied().unwrap_or(0),
-            );
-            self.hub.notify(self.store.last_alert());
+            let alerts = r
+                .alerts
+                .into_iter()
+                .zip(reads)
+                .map(|(a, s)| LoggedAlert {
+                    read: (s.read.observed_at.day(), s.force, s.read.read_id),
+                    raised_at: a.raised_at,
+                    detail: a.detail,
+                })
+                .collect();
+            if let Changed::Alerts(logged) = self.submit(Change::LogAlerts(alerts)).await? {
+                (first, last) = (
+                    logged.first().copied().unwrap_or(0),
+                    logged.last().copied().unwrap_or(0),
+                );
+            }
         }
         info!(list = %id, user = %user, stored, rejected = rejected.len(),
             retrospective = hits, "hotlist entries added");

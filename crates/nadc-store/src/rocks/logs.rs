@@ -275,12 +275,14 @@ impl RocksStore {
         position: u64,
         state: &AlertState,
         audit: AuditEntry,
+        at: Option<&crate::LogPosition>,
     ) -> Result<(bool, ChainedEntry), StoreError> {
         // On the writer thread, which alone deletes alerts (expiry): the
         // alert seen logged there stays until the state is written.
         let mut done = self.submit_job(Job {
             audit: vec![audit],
             alert_state: Some((position, state.clone())),
+            log_position: at.cloned(),
             ..Job::default()
         })?;
         let entry = done
@@ -288,6 +290,41 @@ impl RocksStore {
             .pop()
             .ok_or_else(|| StoreError::Engine("the audit entry was not chained".into()))?;
         Ok((done.state_set, entry))
+    }
+
+    pub(super) fn logged_alerts_of_read(
+        &self,
+        read: ReadRef,
+    ) -> Result<Vec<(u64, Alert)>, StoreError> {
+        let (by_read, alerts) = (self.cf(CF_ALERT_READS)?, self.cf(CF_ALERTS)?);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(
+            keys::alert_read_key(read.day, read.seq.saturating_add(1), 0).to_vec(),
+        );
+        let mut it = self.db.raw_iterator_cf_opt(by_read, ro);
+        it.seek(keys::alert_read_key(read.day, read.seq, 0));
+        let mut positions = Vec::new();
+        while let Some(k) = it.key() {
+            let (_, _, position) =
+                keys::decode_alert_read_key(k).ok_or_else(|| StoreError::Corrupt {
+                    what: "alert_reads",
+                    detail: "undecodable key".into(),
+                })?;
+            positions.push(position);
+            it.next();
+        }
+        it.status().map_err(engine)?;
+        let mut out = Vec::with_capacity(positions.len());
+        for p in positions {
+            if let Some(v) = self
+                .db
+                .get_pinned_cf(alerts, p.to_be_bytes())
+                .map_err(engine)?
+            {
+                out.push((p, record::decode("alerts", &v)?));
+            }
+        }
+        Ok(out)
     }
 
     pub(super) fn logged_alert_states(

@@ -534,6 +534,14 @@ impl Store for RocksStore {
         self.replica_find_reads(ids)
     }
 
+    fn log_alerts_logged(
+        &self,
+        alerts: Vec<Alert>,
+        at: &crate::LogPosition,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.replica_log_alerts(alerts, at)
+    }
+
     fn set_log_position(&self, at: &crate::LogPosition) -> Result<(), StoreError> {
         self.replica_set_log_position(at)
     }
@@ -650,8 +658,13 @@ impl Store for RocksStore {
         position: u64,
         state: &AlertState,
         audit: AuditEntry,
+        at: Option<&crate::LogPosition>,
     ) -> Result<(bool, ChainedEntry), StoreError> {
-        self.logged_set_alert_state(position, state, audit)
+        self.logged_set_alert_state(position, state, audit, at)
+    }
+
+    fn alerts_of_read(&self, read: ReadRef) -> Result<Vec<(u64, Alert)>, StoreError> {
+        self.logged_alerts_of_read(read)
     }
 
     fn alert_states(&self, positions: &[u64]) -> Result<Vec<Option<AlertState>>, StoreError> {

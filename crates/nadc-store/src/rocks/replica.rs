@@ -47,6 +47,20 @@ impl RocksStore {
             .collect()
     }
 
+    pub(super) fn replica_log_alerts(
+        &self,
+        alerts: Vec<Alert>,
+        at: &crate::LogPosition,
+    ) -> Result<Vec<u64>, StoreError> {
+        Ok(self
+            .submit_job(Job {
+                alerts,
+                log_position: Some(at.clone()),
+                ..Job::default()
+            })?
+            .alert_positions)
+    }
+
     pub(super) fn replica_set_log_position(
         &self,
         at: &crate::LogPosition,

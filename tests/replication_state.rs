@@ -96,6 +96,17 @@ fn avon(reads: Vec<pb::Read>, seq: u64) -> pb::ReadBatch {
     }
 }
 
+/// A last read, z1, pushed to node-1 and then to node-2: each answers once
+/// its replica has applied the log up to it, so both have applied every
+/// change made before.
+async fn both_applied_everything(r: &Replicas) {
+    let last = avon(vec![read("z1", "ZZ99 ZZZ", 1, 51.45, -2.58)], 99);
+    let res = push_until_taken(&mut r.bof(0, "AVON").await, &last).await;
+    assert_eq!(res.accepted + res.duplicates, 1, "{res:?}");
+    let res = push_until_taken(&mut r.bof(1, "AVON").await, &last).await;
+    assert_eq!(res.duplicates, 1, "{res:?}");
+}
+
 /// What a stopped node's store holds beside its reads: its alert log with
 /// each alert's verification, and its lists.
 type State = (
@@ -287,19 +298,7 @@ async fn hotlist_changes_go_through_the_log_and_replicas_log_the_same_alerts() {
         .unwrap_err();
     assert_eq!(again.code(), tonic::Code::NotFound, "{again}");
 
-    // One more batch through node-1, so node-1 has applied every change.
-    let res = push_until_taken(
-        &mut bof,
-        &avon(vec![read("z1", "ZZ99 ZZZ", 1, 51.45, -2.58)], 3),
-    )
-    .await;
-    assert_eq!(res.accepted, 1, "{res:?}");
-    let res = push_until_taken(
-        &mut bof2,
-        &avon(vec![read("z1", "ZZ99 ZZZ", 1, 51.45, -2.58)], 3),
-    )
-    .await;
-    assert_eq!(res.duplicates, 1, "{res:?}");
+    both_applied_everything(&r).await;
 
     let reads = r.stop_and_read().await;
     assert!(reads[0] == reads[1], "the replicas' reads differ");
@@ -415,7 +414,14 @@ async fn holds(data: PathBuf) -> Vec<(nadc_core::ReadRef, Vec<Option<nadc_store:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn holds_and_retention_passes_go_through_the_log_and_replicas_keep_and_delete_alike() {
     const DAY: i64 = 86_400_000;
-    let mut r = Replicas::start().await;
+    // The test moves a node's clock a year on: the passes it asks for are
+    // dated a year after the cluster takes them.
+    let mut r = Replicas::start_with(|_, cfg| {
+        if let Some(rep) = cfg.replication.as_mut() {
+            rep.retention_ahead_s = 400 * 86_400;
+        }
+    })
+    .await;
     let mut bof = r.bof(0, "AVON").await;
     let res = push_until_taken(
         &mut bof,
@@ -490,21 +496,9 @@ async fn holds_and_retention_passes_go_through_the_log_and_replicas_keep_and_del
     // (m1 too: a year on from node-2's clock.)
     assert_eq!(deleted(&before_release), 2, "{before_release:?}");
 
-    // One more read through node-1, so it has applied node-2's pass too.
     r.clocks[0].set(now());
     r.clocks[1].set(now());
-    let res = push_until_taken(
-        &mut bof,
-        &avon(vec![read("z1", "ZZ99 ZZZ", 1, 51.45, -2.58)], 3),
-    )
-    .await;
-    assert_eq!(res.accepted, 1, "{res:?}");
-    let res = push_until_taken(
-        &mut bof2,
-        &avon(vec![read("z1", "ZZ99 ZZZ", 1, 51.45, -2.58)], 3),
-    )
-    .await;
-    assert_eq!(res.duplicates, 1, "{res:?}");
+    both_applied_everything(&r).await;
 
     let reads = r.stop_and_read().await;
     assert!(reads[0] == reads[1], "the replicas' reads differ");
@@ -623,4 +617,84 @@ async fn an_authorisation_granted_at_one_node_opens_and_its_revocation_closes_ev
     caught_up(&r, 0, "k2").await;
     let closed = search_old(&r, 0, "A-1").await.unwrap_err();
     assert_eq!(closed.code(), tonic::Code::PermissionDenied, "{closed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_clone_flag_verified_is_the_one_recorded_on_every_replica() {
+    let mut r = Replicas::start().await;
+    let mut watch = pb::alerts_client::AlertsClient::new(r.user(0, "alice").await)
+        .watch(pb::WatchRequest {
+            kinds: vec![pb::AlertKind::Clone as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bof = r.bof(0, "AVON").await;
+    // The plate in London an hour ago and five minutes ago, then in
+    // Bristol half an hour ago: two clone flags on the Bristol read, raised
+    // at the same instant, told apart only by their other read.
+    let london = avon(
+        vec![
+            read("l1", "DU55 PLT", 60, 51.5074, -0.1278),
+            read("l2", "DU55 PLT", 5, 51.5074, -0.1278),
+        ],
+        1,
+    );
+    assert_eq!(push_until_taken(&mut bof, &london).await.accepted, 2);
+    let bristol = avon(vec![read("b1", "DU55 PLT", 30, 51.45, -2.58)], 2);
+    assert_eq!(push_until_taken(&mut bof, &bristol).await.accepted, 1);
+    let mut positions = Vec::new();
+    while positions.len() < 2 {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(30), watch.message())
+            .await
+            .expect("two clone alerts within 30 s")
+            .unwrap()
+            .expect("the watch stays open");
+        positions.push(e.position);
+    }
+    // The second verified at node-2.
+    both_applied_everything(&r).await;
+    pb::alerts_client::AlertsClient::new(r.user(1, "alice").await)
+        .verify(pb::VerifyRequest {
+            position: positions[1],
+            state: pb::Verification::Confirmed as i32,
+            note: "two cars".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    both_applied_everything(&r).await;
+    r.stop_and_read().await;
+    for data in [r.configs[0].data_dir.clone(), r.configs[1].data_dir.clone()] {
+        let (alerts, _) = state(data).await;
+        let verified: Vec<u64> = alerts
+            .iter()
+            .filter(|(_, _, st)| st.is_some())
+            .map(|(p, _, _)| *p)
+            .collect();
+        assert_eq!(verified, [positions[1]]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retention_pass_dated_past_the_clusters_time_is_refused_by_every_replica() {
+    let mut r = Replicas::start().await;
+    let mut bof = r.bof(0, "AVON").await;
+    let b = avon(vec![read("a1", "EX11 PRD", 60, 51.45, -2.58)], 1);
+    assert_eq!(push_until_taken(&mut bof, &b).await.accepted, 1);
+    // Node-1's clock runs a year fast: its pass would delete a1 everywhere.
+    r.clocks[0].set(now().plus_millis(367 * 86_400_000));
+    let refused = pb::admin_client::AdminClient::new(r.user(0, "ada").await)
+        .run_retention(pb::RunRetentionRequest {})
+        .await
+        .unwrap_err();
+    assert!(refused.message().contains("refused"), "{refused}");
+    r.clocks[0].set(now());
+    both_applied_everything(&r).await;
+    let reads = r.stop_and_read().await;
+    for held in &reads {
+        let ids: Vec<&str> = held.iter().map(|x| x.read.read_id.as_str()).collect();
+        assert_eq!(ids, ["a1", "z1"]);
+    }
 }

@@ -103,6 +103,7 @@ impl Replicas {
                 apply_timeout_ms: 30_000,
                 max_lag: 1_000,
                 snapshot_to: NODES.iter().map(|n| n.to_string()).collect(),
+                retention_ahead_s: 3_600,
                 tls: true,
             });
             configure(me.configs.len(), &mut cfg);

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use nadc_core::access::Authorisation;
-use nadc_core::alert::Alert;
+use nadc_core::alert::{Alert, AlertDetail};
 use nadc_core::hotlist::{Hotlist, HotlistEntry};
 use nadc_proto::log::{Change, LoggedVerification};
 use nadc_store::{CaseId, LogPosition, Store, StoreError};
@@ -143,12 +143,28 @@ impl State {
                 else {
                     return gone();
                 };
-                let Some((position, _)) = self
-                    .store
-                    .alerts_of_read(read)?
-                    .into_iter()
-                    .find(|(_, a)| a.read == read && alert.names(a))
-                else {
+                let mut found = None;
+                for (position, a) in self.store.alerts_of_read(read)? {
+                    if a.read != read || !alert.names(&a) {
+                        continue;
+                    }
+                    // A read's clone flags differ by their other read.
+                    let other = match (&a.detail, &alert.other) {
+                        (AlertDetail::Clone { other, .. }, Some(want)) => {
+                            self.store.get_reads(&[*other])?.pop().is_some_and(|o| {
+                                (o.read.observed_at.day(), &o.force, &o.read.read_id)
+                                    == (want.0, &want.1, &want.2)
+                            })
+                        }
+                        (_, None) => true,
+                        _ => false,
+                    };
+                    if other {
+                        found = Some(position);
+                        break;
+                    }
+                }
+                let Some(position) = found else {
                     return gone();
                 };
                 let (set, _) = self

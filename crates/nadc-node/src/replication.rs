@@ -94,6 +94,13 @@ pub struct ReplicationConfig {
     /// node's store to start a replica from (none: no node may).
     #[serde(default)]
     pub snapshot_to: Vec<String>,
+    /// How far after the cluster took it a retention pass may be dated,
+    /// seconds (the asking node's clock against the cluster's): a pass
+    /// dated later is refused by every replica alike, so a node whose clock
+    /// runs fast cannot delete what has not expired. The same on every
+    /// node (default one hour).
+    #[serde(default = "default_retention_ahead_s")]
+    pub retention_ahead_s: u64,
     /// Connect to NATS over TLS with the node's own certificate and CA
     /// bundle (`[tls]`), the NATS servers verifying it (default true).
     #[serde(default = "default_true")]
@@ -120,6 +127,9 @@ fn default_apply_timeout_ms() -> u64 {
 }
 fn default_max_lag() -> u64 {
     1_000
+}
+fn default_retention_ahead_s() -> u64 {
+    3_600
 }
 fn default_true() -> bool {
     true
@@ -712,7 +722,10 @@ impl Replication {
                             m.subject
                         )));
                     }
-                    self.apply_change(store, shared, *change, at).await?
+                    // When the cluster took it: the same on every replica.
+                    let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
+                    self.apply_change(store, shared, *change, at, published)
+                        .await?
                 }
             }
             self.applied.store(seq, Ordering::Relaxed);
@@ -765,6 +778,7 @@ impl Replication {
         state: &Arc<State>,
         change: LoggedChange,
         at: LogPosition,
+        published_ms: i64,
     ) -> Result<(), String> {
         let (store, state) = (store.clone(), state.clone());
         let LoggedChange {
@@ -773,7 +787,21 @@ impl Replication {
             change,
         } = change;
         let mine = origin_node == self.node;
+        let ahead_ms =
+            i64::try_from(self.cfg.retention_ahead_s.saturating_mul(1000)).unwrap_or(i64::MAX);
         let done = tokio::task::spawn_blocking(move || {
+            // A pass dated well after the cluster took it would delete
+            // what is not yet expired, on every replica: refused alike by
+            // all (the cluster's time is the same for each).
+            if let Change::Retention { at: when, .. } = &change
+                && when.millis() > published_ms.saturating_add(ahead_ms)
+            {
+                store.set_log_position(&at)?;
+                return Ok(Err(ServiceError::invalid(format!(
+                    "a retention pass dated {when}, more than retention_ahead_s after the log \
+                     took it: refused"
+                ))));
+            }
             let done = state.apply(&change, mine, Some(&at))?;
             store.set_log_position(&at)?;
             Ok::<_, nadc_store::StoreError>(done)

@@ -200,8 +200,8 @@ pub struct LoggedVerification {
 }
 
 /// An alert named as every replica knows it (a replica's positions are its
-/// own): the read it is raised on, when, its kind, and for a hit or a
-/// convoy its list and listed VRM.
+/// own): the read it is raised on, when, its kind, for a hit or a convoy
+/// its list and listed VRM, and for a clone flag the other read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertKey {
     /// The read: capture day, owning force, the BOF's read id.
@@ -212,11 +212,18 @@ pub struct AlertKey {
     pub kind: AlertKind,
     /// Its list and the VRM listed (a hit's entry, a convoy's target).
     pub subject: Option<(HotlistId, Vrm)>,
+    /// A clone flag's other read: capture day, owning force, read id.
+    pub other: Option<(u32, ForceId, String)>,
 }
 
 impl AlertKey {
-    /// The key of `alert`, raised on read `read`.
-    pub fn of(alert: &Alert, read: (u32, ForceId, String)) -> Self {
+    /// The key of `alert`, raised on read `read`; `other`: a clone flag's
+    /// other read.
+    pub fn of(
+        alert: &Alert,
+        read: (u32, ForceId, String),
+        other: Option<(u32, ForceId, String)>,
+    ) -> Self {
         let subject = match &alert.detail {
             AlertDetail::Hit { list, entry, .. } | AlertDetail::RetroHit { list, entry, .. } => {
                 Some((list.clone(), entry.vrm.clone()))
@@ -229,13 +236,15 @@ impl AlertKey {
             raised_at: alert.raised_at,
             kind: alert.detail.kind(),
             subject,
+            other,
         }
     }
 
-    /// Whether `alert` (on this key's read) is the one this key names.
+    /// Whether `alert` (on this key's read) may be the one this key names:
+    /// all but a clone flag's other read, which the caller compares.
     pub fn names(&self, alert: &Alert) -> bool {
         alert.raised_at == self.raised_at
-            && Self::of(alert, self.read.clone()).subject == self.subject
+            && Self::of(alert, self.read.clone(), None).subject == self.subject
             && alert.detail.kind() == self.kind
     }
 }
@@ -248,6 +257,10 @@ pub struct RetentionPolicy {
     /// Days kept for particular forces.
     pub per_force: std::collections::BTreeMap<ForceId, u32>,
 }
+
+/// Most days a retention policy keeps reads (as a node's configuration
+/// allows).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// Most reads one hold names (as the Holds API takes them).
 pub const MAX_HOLD_READS: usize = 10_000;
@@ -281,8 +294,16 @@ impl Change {
             Change::Release { case_ref, .. } if case_ref.trim().is_empty() => {
                 Err(BadEntry("release: a case reference is required".into()))
             }
-            Change::Retention { policy, .. } if policy.default_days == 0 => {
-                Err(BadEntry("retention: default_days 0".into()))
+            Change::Retention { policy, .. }
+                if !(1..=MAX_RETENTION_DAYS).contains(&policy.default_days)
+                    || policy
+                        .per_force
+                        .values()
+                        .any(|d| !(1..=MAX_RETENTION_DAYS).contains(d)) =>
+            {
+                Err(BadEntry(format!(
+                    "retention: days kept must be 1 to {MAX_RETENTION_DAYS}"
+                )))
             }
             Change::LogAlerts(alerts) => alerts.iter().enumerate().try_for_each(|(i, a)| match &a
                 .detail

@@ -590,18 +590,21 @@ impl pb::alerts_server::Alerts for AlertsService {
             if let Some(refusal) = not_theirs(store.as_ref(), position, &alert, &force)? {
                 return Ok(Err(refusal));
             }
-            // Named as every replica knows it: by its read.
-            let read = store
-                .get_reads(&[alert.read])
+            // Named as every replica knows it: by its read (and a clone
+            // flag's other read).
+            let mut refs = vec![alert.read];
+            if let nadc_core::alert::AlertDetail::Clone { other, .. } = &alert.detail {
+                refs.push(*other);
+            }
+            let mut ids = store
+                .get_reads(&refs)
                 .map_err(log_unavailable)?
-                .pop()
-                .ok_or_else(|| {
-                    ServiceError::not_found(format!("no alert at position {position}"))
-                })?;
-            let key = AlertKey::of(
-                &alert,
-                (read.read.observed_at.day(), read.force, read.read.read_id),
-            );
+                .into_iter()
+                .map(|r| (r.read.observed_at.day(), r.force, r.read.read_id));
+            let read = ids.next().ok_or_else(|| {
+                ServiceError::not_found(format!("no alert at position {position}"))
+            })?;
+            let key = AlertKey::of(&alert, read, ids.next());
             let mut what = what;
             what.returned = vec![(alert.read_force.clone(), 1)];
             let entry = gov.entry(&who, "alert.verify", &what, nadc_core::audit::Outcome::Ok);

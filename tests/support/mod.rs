@@ -23,6 +23,32 @@ use tonic::transport::Channel;
 
 pub const FORCES: [&str; 3] = ["AVON", "KENT", "MET"];
 
+/// A free loopback port for a server the test stops and starts again on
+/// it (a NATS server, a node process): below the kernel's ephemeral range,
+/// so that while the server is down no outgoing connection and no port-0
+/// listener of the test takes it; each handed out once per test process.
+pub fn restartable_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const BASE: u32 = 10_000;
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768)
+        .clamp(BASE + 1_000, 65_535);
+    let span = ephemeral_from - BASE;
+    // Test processes started one after another start apart.
+    let seed = std::process::id().wrapping_mul(7_919) % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free port below the ephemeral range left");
+        let port = u16::try_from(BASE + (seed + n) % span).unwrap_or(u16::MAX);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// "Now" for the tests: a fixed instant, so windows are exact.
 pub fn now() -> Timestamp {
     Timestamp::parse_rfc3339("2026-11-24T12:00:00Z").unwrap()

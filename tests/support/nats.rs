@@ -36,15 +36,11 @@ pub fn server_binary() -> PathBuf {
     p
 }
 
-/// A free TCP port on 127.0.0.1. (A NATS cluster's routes name each
-/// other's ports before the servers start, so a server cannot be given
-/// port 0; the port is released just before the server takes it.)
+/// A free TCP port on 127.0.0.1 that stays free while its server is down
+/// (`super::restartable_port`). (A NATS cluster's routes name each other's
+/// ports before the servers start, so a server cannot be given port 0.)
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    super::restartable_port()
 }
 
 /// One server of the cluster.

@@ -132,10 +132,10 @@ pub fn identity(pki: &Path, kind: &str, name: &str) -> Vec<(&'static str, PathBu
     ]
 }
 
-/// A free loopback address to listen on (so a restarted node keeps it).
+/// A free loopback address to listen on, which stays free while its node
+/// is down (so a restarted node keeps it: `super::restartable_port`).
 pub fn free_listen_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    format!("127.0.0.1:{}", super::restartable_port())
 }
 
 /// `nadc pki init --out PKI --forces FORCES --users USERS` (no users when

@@ -112,8 +112,10 @@ impl Replicas {
             me.nodes.push(None);
             me.urls.push(String::new());
         }
+        // (Ports a restarted node can have again.)
         for i in 0..NODES.len() {
-            me.start_node(i, "127.0.0.1:0").await;
+            let addr = format!("127.0.0.1:{}", super::restartable_port());
+            me.start_node(i, &addr).await;
         }
         me
     }

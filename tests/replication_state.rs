@@ -532,7 +532,7 @@ async fn caught_up(r: &Replicas, i: usize, id: &str) {
 /// case OP-OLD and authorisation `auth`: read ids, or the refusal.
 async fn search_old(r: &Replicas, i: usize, auth: &str) -> Result<Vec<String>, tonic::Status> {
     let mut c = pb::search_client::SearchClient::new(r.user(i, "alice").await);
-    let mut s = c
+    let s = c
         .vrm_timeline(pb::VrmTimelineRequest {
             vrm: "OL12DER".into(),
             from: Some(nadc_proto::to_pb_time(now().plus_millis(-150 * 86_400_000))),
@@ -547,17 +547,7 @@ async fn search_old(r: &Replicas, i: usize, auth: &str) -> Result<Vec<String>, t
         })
         .await?
         .into_inner();
-    let mut ids = Vec::new();
-    while let Some(c) = s.message().await? {
-        if let Some(pb::search_chunk::Chunk::Rows(b)) = c.chunk {
-            ids.extend(
-                b.rows
-                    .into_iter()
-                    .map(|r| r.provenance.map(|p| p.bof_read_id).unwrap_or_default()),
-            );
-        }
-    }
-    Ok(ids)
+    Ok(support::read_ids(s).await?.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -35,6 +35,15 @@ fn new_read(id: &str, vrm: &str, secs: i64) -> NewRead {
     )
 }
 
+/// Message `seq` of the log stream the tests apply.
+fn at(seq: u64) -> nadc_store::LogPosition {
+    nadc_store::LogPosition {
+        stream: "nadc-reads".into(),
+        seq,
+        scope: "stream nadc-reads created then; subjects all".into(),
+    }
+}
+
 fn flag(km: f64) -> Option<CloneFlag> {
     Some(CloneFlag {
         distance_m: km * 1000.0,
@@ -165,11 +174,6 @@ fn a_clone_flag_whose_earlier_reads_are_all_duplicates_raises_nothing() {
 fn a_log_position_is_written_with_what_it_applied_even_when_all_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let avon = ForceId::new("AVON").unwrap();
-    let at = |seq| nadc_store::LogPosition {
-        stream: "nadc-reads".into(),
-        seq,
-        scope: "stream nadc-reads created then; subjects all".into(),
-    };
     let pos = |s: &RocksStore| s.log_position("nadc-reads").unwrap().map(|p| p.seq);
     {
         let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
@@ -201,11 +205,6 @@ fn a_log_position_is_written_with_what_it_applied_even_when_all_duplicates() {
 fn a_position_set_on_its_own_follows_the_appends_before_it_and_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let avon = ForceId::new("AVON").unwrap();
-    let at = |seq| nadc_store::LogPosition {
-        stream: "nadc-reads".into(),
-        seq,
-        scope: "stream nadc-reads created then; subjects all".into(),
-    };
     {
         let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
         s.append_logged(&avon, vec![new_read("p1", "AB12CDE", 1)], &at(1))
@@ -250,11 +249,6 @@ fn a_read_is_found_by_what_names_it_on_every_replica() {
 fn alerts_from_the_log_are_written_with_its_position_even_when_there_are_none() {
     let dir = tempfile::tempdir().unwrap();
     let avon = ForceId::new("AVON").unwrap();
-    let at = |seq| nadc_store::LogPosition {
-        stream: "nadc-reads".into(),
-        seq,
-        scope: "all".into(),
-    };
     let s = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
     let out = s
         .append_logged(&avon, vec![new_read("p1", "AB12CDE", 1)], &at(1))

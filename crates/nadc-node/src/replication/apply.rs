@@ -209,12 +209,18 @@ impl Replication {
             let decide = batch.origin_node == self.node;
             alerting.after_append(&force, briefs, &outcomes, decide);
         }
-        if batch.origin_node == self.node
-            && let Some(tx) = self.lock_waiting().remove(&batch.nonce)
-        {
-            let _ = tx.send(Applied::Reads(outcomes));
-        }
+        self.hand_back(&batch.origin_node, batch.nonce, Applied::Reads(outcomes));
         Ok(())
+    }
+
+    /// Gives what the replica made of an entry to the push or change
+    /// waiting for it, if this node appended it.
+    fn hand_back(&self, origin_node: &str, nonce: u64, applied: Applied) {
+        if origin_node == self.node
+            && let Some(tx) = self.lock_waiting().remove(&nonce)
+        {
+            let _ = tx.send(applied);
+        }
     }
 
     /// Applies a change ([`State::apply`]), then records its position
@@ -258,9 +264,7 @@ impl Replication {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        if mine && let Some(tx) = self.lock_waiting().remove(&nonce) {
-            let _ = tx.send(Applied::Change(Box::new(done)));
-        }
+        self.hand_back(&origin_node, nonce, Applied::Change(Box::new(done)));
         Ok(())
     }
 }

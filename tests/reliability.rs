@@ -11,24 +11,23 @@
 mod support;
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nadc_bof::spool::{self, DeliveryEvent, RetryPolicy, Spool, SpoolConfig};
+use nadc_bof::spool::{self, Spool, SpoolConfig};
 use nadc_bof::{ClientTls, pb};
-use nadc_core::Timestamp;
 use nadc_core::time::{Clock, SystemClock};
-use nadc_store::{RocksStore, Store, StoreOptions};
 use rand::Rng;
 use support::process::{Server, free_listen_addr};
+use support::spooled::{
+    BATCH, SpooledBofs, batch, bof_tls, check, quick_retries, read_id, sized_batch, stored,
+};
 use tokio::sync::watch;
 
 const NADC: &str = env!("CARGO_BIN_EXE_nadc");
 const FORCES: [&str; 3] = ["AVON", "KENT", "WILTS"];
-const BATCH: usize = 100;
 const FLOOD_BATCH: usize = 2_000;
 /// The node's memory bound under the overload test: its idle footprint
 /// (~40 MiB in a debug build) plus, at most, the requests in service (6
@@ -39,15 +38,6 @@ const RSS_BOUND: u64 = 256 << 20;
 
 fn pki_init(dir: &Path) {
     support::process::pki_init(&dir.join("pki"), &FORCES.join(","), "alice:analyst:AVON");
-}
-
-fn bof_tls(dir: &Path, force: &str) -> ClientTls {
-    let pki = dir.join("pki");
-    ClientTls {
-        ca: pki.join("ca.crt"),
-        cert: pki.join("bofs").join(format!("{force}.crt")),
-        key: pki.join("bofs").join(format!("{force}.key")),
-    }
 }
 
 /// `force`'s BOF delivering `spool` to the node at `url`, eight batches in
@@ -64,78 +54,10 @@ fn deliver(
         spool,
         channel,
         8,
-        RetryPolicy {
-            base: Duration::from_millis(20),
-            cap: Duration::from_millis(300),
-        },
+        quick_retries(),
         stop,
         |_| {},
     ))
-}
-
-fn read_id(force: &str, seq: u64, i: usize) -> String {
-    format!("{force}-{seq}-{i}")
-}
-
-/// Batch `seq` of `force`: its reads' ids are derived from `(seq, i)`, so
-/// the acknowledged set is known from the spool's acknowledged mark.
-fn batch(force: &str, seq: u64, base: Timestamp) -> Vec<pb::Read> {
-    sized_batch(force, seq, base, BATCH)
-}
-
-fn sized_batch(force: &str, seq: u64, base: Timestamp, n: usize) -> Vec<pb::Read> {
-    (0..n)
-        .map(|i| pb::Read {
-            read_id: read_id(force, seq, i),
-            vrm: format!("CR{:02}{}", seq % 100, ["ABC", "DEF", "GHJ"][i % 3]),
-            observed_at: Some(nadc_proto::to_pb_time(
-                base.plus_millis((seq % 1000) as i64 * 1000 + i as i64),
-            )),
-            camera_id: format!("{force}-CAM{}", i % 7),
-            lat: Some(51.45 + (i as f64) * 1e-4),
-            lon: Some(-2.58),
-            ..Default::default()
-        })
-        .collect()
-}
-
-/// Every stored read's (force, read id) with how many times it is stored.
-fn stored(data: &Path) -> HashMap<(String, String), u32> {
-    let store = RocksStore::open(data, StoreOptions::default()).unwrap();
-    let mut out = HashMap::new();
-    store
-        .scan_days(Timestamp::EPOCH, Timestamp::MAX, &mut |r| {
-            *out.entry((r.force.to_string(), r.read.read_id.clone()))
-                .or_default() += 1;
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    store.close().unwrap();
-    out
-}
-
-/// Checks that every read of batches `1..=acked[force]` is stored exactly
-/// once and nothing is stored twice; returns the number stored.
-fn check(data: &Path, acked: &HashMap<&str, u64>, when: &str) -> usize {
-    let stored = stored(data);
-    let dup: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(
-        dup.is_empty(),
-        "{when}: reads stored more than once: {dup:?}"
-    );
-    for (force, &upto) in acked {
-        for seq in 1..=upto {
-            for i in 0..BATCH {
-                let key = (force.to_string(), read_id(force, seq, i));
-                assert!(
-                    stored.contains_key(&key),
-                    "{when}: acknowledged read {} of batch {seq} is lost",
-                    key.1
-                );
-            }
-        }
-    }
-    stored.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -154,48 +76,15 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_read_and_stores_
 
     // Each BOF: a producer spooling its batches at its own pace, and a
     // delivery loop retrying quickly while the node is down.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut spools: Vec<(&str, Arc<Spool>)> = Vec::new();
-    let mut tasks = Vec::new();
-    for force in FORCES {
-        let spool = Arc::new(
-            Spool::open(SpoolConfig::new(dir.path().join(format!("spool-{force}")))).unwrap(),
-        );
-        spools.push((force, spool.clone()));
-        let producer = {
-            let spool = spool.clone();
-            tokio::spawn(async move {
-                for seq in 1..=batches_per_force {
-                    let s = spool.clone();
-                    let reads = batch(force, seq, base);
-                    let got = tokio::task::spawn_blocking(move || s.append(&reads))
-                        .await
-                        .unwrap()
-                        .unwrap();
-                    assert_eq!(got, seq);
-                    let pause = rand::rng().random_range(5..40);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                }
-            })
-        };
-        let channel = nadc_bof::connect_lazy(&server.url, &bof_tls(dir.path(), force)).unwrap();
-        let delivery = tokio::spawn(spool::deliver(
-            spool,
-            channel,
-            4,
-            RetryPolicy {
-                base: Duration::from_millis(20),
-                cap: Duration::from_millis(300),
-            },
-            stop_rx.clone(),
-            |e| {
-                if let DeliveryEvent::Acked { rejected, .. } = e {
-                    assert!(rejected.is_empty(), "{rejected:?}");
-                }
-            },
-        ));
-        tasks.push((producer, delivery));
-    }
+    let url = server.url.clone();
+    let bofs = SpooledBofs::start(
+        dir.path(),
+        &FORCES,
+        batches_per_force,
+        base,
+        |_| url.clone(),
+        |f| bof_tls(dir.path(), f),
+    );
 
     let data = dir.path().join("data");
     let mut survived = 0;
@@ -204,8 +93,7 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_read_and_stores_
         tokio::time::sleep(Duration::from_millis(wait)).await;
         server.kill();
         // Only acknowledgements received before the kill can be read now.
-        let acked: HashMap<&str, u64> =
-            spools.iter().map(|(f, s)| (*f, s.status().acked)).collect();
+        let acked = bofs.acked();
         let n = check(&data, &acked, &format!("after kill {}", k + 1));
         assert!(n >= acked.values().sum::<u64>() as usize * BATCH);
         survived += 1;
@@ -213,23 +101,7 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_read_and_stores_
     }
 
     // Let every BOF finish and drain its spool.
-    let _ = stop_tx.send(true);
-    for (producer, delivery) in tasks {
-        producer.await.unwrap();
-        tokio::time::timeout(Duration::from_secs(120), delivery)
-            .await
-            .expect("delivery drained")
-            .unwrap()
-            .unwrap();
-    }
-    let acked: HashMap<&str, u64> = spools.iter().map(|(f, s)| (*f, s.status().acked)).collect();
-    for (f, s) in &spools {
-        assert_eq!(
-            s.status().acked,
-            batches_per_force,
-            "{f}: not all acknowledged"
-        );
-    }
+    let acked = bofs.finish().await;
     server.stop();
     let n = check(&data, &acked, "at the end");
     assert_eq!(n, FORCES.len() * batches_per_force as usize * BATCH);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nadc_bof::pb;
-use nadc_pki::{InitSpec, PkiLayout};
+use nadc_pki::InitSpec;
 use nadc_store::{RocksStore, Store, StoreOptions};
 use support::nats::NatsCluster;
 use support::replicas::*;
@@ -97,32 +97,6 @@ async fn replicas_hold_the_same_reads_and_a_lost_quorum_refuses_pushes_until_it_
     // Applied in the same order: the same reads under the same numbers,
     // received at the same instants.
     assert!(stores[0] == stores[1], "the replicas differ");
-}
-
-/// The config file of a node process in replicated mode (its data dir and
-/// certificate come from `nadc serve`'s flags).
-fn replicated_config(dir: &std::path::Path, layout: &PkiLayout, servers: &[String]) -> PathBuf {
-    let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
-    let text = format!(
-        r#"data_dir = "data"
-
-[tls]
-ca = {ca:?}
-cert = {cert:?}
-key = {key:?}
-
-[replication]
-servers = [{servers}]
-append_timeout_ms = 2000
-"#,
-        ca = layout.ca_cert().display().to_string(),
-        cert = layout.node_cert("node-1").display().to_string(),
-        key = layout.node_key("node-1").display().to_string(),
-        servers = servers.join(", "),
-    );
-    let path = dir.join("node.toml");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// Pushes `batches` batches of `size` reads of force `f` to `url`, each

@@ -8,6 +8,7 @@ pub mod handshake;
 pub mod nats;
 pub mod process;
 pub mod replicas;
+pub mod spooled;
 
 use std::path::PathBuf;
 use std::sync::Arc;

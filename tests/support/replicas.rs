@@ -315,3 +315,28 @@ pub async fn timeline(r: &Replicas, i: usize, vrm: &str) -> (Vec<pb::ReadRow>, p
     }
     (rows, summary.expect("a search ends with its summary"))
 }
+/// The config file of a node process in replicated mode (its data dir and
+/// certificate come from `nadc serve`'s flags).
+pub fn replicated_config(dir: &std::path::Path, layout: &PkiLayout, servers: &[String]) -> PathBuf {
+    let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
+    let text = format!(
+        r#"data_dir = "data"
+
+[tls]
+ca = {ca:?}
+cert = {cert:?}
+key = {key:?}
+
+[replication]
+servers = [{servers}]
+append_timeout_ms = 2000
+"#,
+        ca = layout.ca_cert().display().to_string(),
+        cert = layout.node_cert("node-1").display().to_string(),
+        key = layout.node_key("node-1").display().to_string(),
+        servers = servers.join(", "),
+    );
+    let path = dir.join("node.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -22,8 +22,9 @@
 //! - Sequence numbers are contiguous from 1; a batch is sent with its
 //!   sequence number as `batch_seq`, and acknowledgements come back in order.
 //! - `acked` only moves forward. It is written with a rename and not
-//!   synced: after a power cut it may be behind, which only resends batches
-//!   the node de-duplicates by read id.
+//!   synced: after a power cut it may be behind or empty, which only
+//!   resends batches the node de-duplicates by read id. Reopened, it is
+//!   never taken as earlier than the batch before the oldest segment kept.
 //! - A segment is deleted only when every record in it is acknowledged and
 //!   it is not the one being appended to.
 //! - The spool never holds more than `max_bytes` of segments: an append
@@ -192,7 +193,6 @@ impl Spool {
             Err(fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked(dir)),
             Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
-        let acked = read_acked(&dir);
         let mut paths: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
             .map_err(io(&dir))?
             .filter_map(|e| e.ok())
@@ -218,6 +218,14 @@ impl Spool {
                 len,
             });
         }
+        // The mark may be behind, or empty, after a power cut (it is not
+        // synced), but a segment is deleted only once all of it is
+        // acknowledged: everything before the oldest one kept is.
+        let acked = read_acked(&dir).max(
+            segments
+                .front()
+                .map_or(0, |s: &Segment| s.first_seq.saturating_sub(1)),
+        );
         let next_seq = segments.back().map_or(acked + 1, |s| s.last_seq + 1);
         let bytes = segments.iter().map(|s| s.len).sum();
         let spool = Spool {
@@ -819,6 +827,28 @@ mod tests {
             "{segs} segments before, {after} after acking all"
         );
         assert_eq!(s.append(&[read("r11")]).unwrap(), 11);
+    }
+
+    #[test]
+    fn a_lost_acknowledgement_mark_resumes_from_the_oldest_segment_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first_kept;
+        {
+            let s = Spool::open(cfg(dir.path())).unwrap();
+            for i in 1..=10 {
+                s.append(&[read(&format!("r{i}"))]).unwrap();
+            }
+            s.ack(6).unwrap();
+            first_kept = s.lock().segments[0].first_seq;
+        }
+        assert!(first_kept > 1, "no segment was deleted");
+        // A power cut left the renamed mark empty.
+        fs::write(dir.path().join(ACKED), "").unwrap();
+        let s = Spool::open(cfg(dir.path())).unwrap();
+        assert_eq!(s.status().acked, first_kept - 1);
+        // What delivery sends next is the batch after the mark.
+        let next = s.read_after(s.status().acked, 1).unwrap();
+        assert_eq!(next[0].seq, first_kept);
     }
 
     #[test]

@@ -56,8 +56,9 @@ pub async fn push_spooled(a: PushArgs, spool_dir: PathBuf) -> anyhow::Result<Exi
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let (stop_input, interrupted) = (stop_input.clone(), interrupted.clone());
+        let signal = shutdown_signal();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signal.await;
             eprintln!("stopping: no more input is read; delivering what is spooled");
             interrupted.store(true, Ordering::SeqCst);
             stop_input.store(true, Ordering::SeqCst);
@@ -185,24 +186,32 @@ pub async fn push_spooled(a: PushArgs, spool_dir: PathBuf) -> anyhow::Result<Exi
     }
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+/// Listens for SIGTERM and SIGINT from now on (registered before this
+/// returns, so a signal that comes early neither kills the process nor is
+/// missed) and resolves when one arrives.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -91,9 +91,30 @@ fn the_binary_serves_pushes_and_searches_across_a_restart() {
     server.kill();
     let server = Server::start(dir.path());
 
-    // Pushing the same file again after the restart: duplicates only.
-    let out = run(&["push", reads.to_str().unwrap()], &avon, &server.url);
+    // Pushing the same file again after the restart: duplicates only. In
+    // batches of one read, each batch's acknowledgement latency logged.
+    let acks = dir.path().join("acks.log");
+    let out = run(
+        &[
+            "push",
+            "--batch-size",
+            "1",
+            "--ack-log",
+            acks.to_str().unwrap(),
+            reads.to_str().unwrap(),
+        ],
+        &avon,
+        &server.url,
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("accepted 0, duplicates 2"));
+    let latencies: Vec<f64> = std::fs::read_to_string(&acks)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    // Three batches sent (the two good reads and the one with a bad VRM).
+    assert_eq!(latencies.len(), 3, "{latencies:?}");
+    assert!(latencies.iter().all(|ms| *ms > 0.0 && *ms < 60_000.0));
 
     let out = run(
         &["search", "vrm", "ab12 cde", "--format", "csv"],

@@ -72,6 +72,9 @@ pub struct PushReport {
     pub rejected: Vec<Rejected>,
     /// Rows that could not be parsed, with line numbers (never sent).
     pub malformed: Vec<RowError>,
+    /// Each batch's acknowledgement latency, in order: from handing it to
+    /// the stream to its acknowledgement.
+    pub ack_latency: Vec<std::time::Duration>,
 }
 
 /// Streams `rows` to the node over one `PushStream` call.
@@ -116,6 +119,9 @@ pub async fn push_rows(
     // Sender: batches -> the request stream, at most `window` unacknowledged.
     let (req_tx, req_rx) = mpsc::channel::<pb::ReadBatch>(opts.window.max(1));
     let sender_window = window.clone();
+    // When each batch was handed to the stream (acknowledgements come back
+    // in order).
+    let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<std::time::Instant>();
     let sender = tokio::spawn(async move {
         let mut seq = 0u64;
         while let Some(reads) = batch_rx.recv().await {
@@ -129,6 +135,7 @@ pub async fn push_rows(
                 force: String::new(),
                 reads,
             };
+            let _ = sent_tx.send(std::time::Instant::now());
             if req_tx.send(batch).await.is_err() {
                 break;
             }
@@ -150,6 +157,9 @@ pub async fn push_rows(
     let mut report = PushReport::default();
     while let Some(r) = results.message().await? {
         window.add_permits(1);
+        if let Ok(sent) = sent_rx.try_recv() {
+            report.ack_latency.push(sent.elapsed());
+        }
         let t = &mut report.totals;
         t.batches += 1;
         t.accepted += u64::from(r.accepted);

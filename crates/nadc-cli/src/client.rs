@@ -51,6 +51,11 @@ pub struct PushArgs {
     /// After Ctrl-C or SIGTERM, how long to keep delivering, seconds.
     #[arg(long, default_value_t = 10)]
     pub(crate) drain_timeout_s: u64,
+    /// Write each batch's acknowledgement latency (milliseconds, from
+    /// sending it to its acknowledgement; one per line, in order) to this
+    /// file. Not with --spool.
+    #[arg(long, conflicts_with = "spool")]
+    pub(crate) ack_log: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -505,6 +510,14 @@ pub async fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
     .context("push reads")?;
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if let Some(path) = &a.ack_log {
+        let lines: String = report
+            .ack_latency
+            .iter()
+            .map(|d| format!("{:.3}\n", d.as_secs_f64() * 1e3))
+            .collect();
+        std::fs::write(path, lines).with_context(|| format!("write {}", path.display()))?;
     }
     print_push_report(&report, started.elapsed(), a.all_errors);
     Ok(ExitCode::SUCCESS)

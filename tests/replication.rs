@@ -572,4 +572,165 @@ async fn a_replica_cut_off_from_the_log_says_its_answers_may_be_stale() {
         "{stale:?}"
     );
     assert!(timeline(&r, 0, "R200 ABC").await.1.stale.is_empty());
+    // Every analysis says so too, at node-2 and only there.
+    for (kind, stale) in analyses_stale(&r, 1).await {
+        assert_eq!(stale.len(), 1, "{kind}: {stale:?}");
+        assert_eq!(stale[0].node, "node-2", "{kind}");
+    }
+    for (kind, stale) in analyses_stale(&r, 0).await {
+        assert!(stale.is_empty(), "{kind} at node-1: {stale:?}");
+    }
+}
+
+/// What each analysis answered at node `i` says of replicas behind the
+/// log, by analysis.
+async fn analyses_stale(r: &Replicas, i: usize) -> Vec<(&'static str, Vec<pb::StaleReplica>)> {
+    let mut c = pb::analysis_client::AnalysisClient::new(r.user(i, "alice").await);
+    let t = |minutes: i64| Some(nadc_proto::to_pb_time(now().plus_millis(minutes * 60_000)));
+    let (from, to) = (t(-120), t(0));
+    let vrm = "R200 ABC".to_string();
+    let incidents: Vec<pb::Incident> = [-60, -30]
+        .iter()
+        .enumerate()
+        .map(|(k, m)| pb::Incident {
+            reference: format!("CRI-{k}"),
+            kind: "burglary".into(),
+            at: t(*m),
+            lat: 51.4,
+            lon: -2.6,
+        })
+        .collect();
+    // The last closed month.
+    let month = now().plus_millis(-35 * 86_400_000).to_rfc3339()[..7].to_string();
+    vec![
+        (
+            "hot spots",
+            c.hot_spots(pb::HotSpotsRequest {
+                access: access(),
+                from,
+                to,
+                vrms: vec![vrm.clone()],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stale,
+        ),
+        (
+            "camera health",
+            c.camera_health(pb::CameraHealthRequest {
+                access: access(),
+                from,
+                to,
+                force: "AVON".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stale,
+        ),
+        (
+            "alibi",
+            c.alibi(pb::AlibiRequest {
+                access: access(),
+                vrm: vrm.clone(),
+                claims: vec![pb::PlaceClaim {
+                    lat: 51.4,
+                    lon: -2.6,
+                    radius_m: 500.0,
+                    from,
+                    to,
+                    label: "home".into(),
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stale,
+        ),
+        (
+            "subject profile",
+            c.subject_profile(pb::SubjectProfileRequest {
+                access: access(),
+                vrm: vrm.clone(),
+                from,
+                to,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stale,
+        ),
+        (
+            "associate network",
+            c.associate_network(pb::NetworkRequest {
+                access: access(),
+                vrms: vec![vrm.clone()],
+                from,
+                to,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stale,
+        ),
+        (
+            "crime pattern",
+            c.crime_pattern(pb::PatternRequest {
+                access: access(),
+                incidents: incidents.clone(),
+                radius_m: 500.0,
+                window_minutes: 30,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stale,
+        ),
+        (
+            "camera sites",
+            c.camera_sites(pb::SitesRequest {
+                access: access(),
+                incidents,
+                from,
+                to,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stale,
+        ),
+        (
+            "results",
+            c.results(pb::ResultsRequest {
+                access: access(),
+                from,
+                to,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stale,
+        ),
+        (
+            "transparency",
+            c.transparency(pb::TransparencyRequest {
+                from_month: month.clone(),
+                to_month: month,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stale,
+        ),
+    ]
 }

@@ -181,6 +181,7 @@ async fn run(a: CheckArgs, vrm: String, claims: Vec<pb::PlaceClaim>) -> anyhow::
         .map_err(ClientError::from)
         .context("alibi check")?
         .into_inner();
+    crate::output::warn_stale(&r.stale);
     print_alibi(&mut std::io::stdout().lock(), a.format, &claims, &r)?;
     Ok(ExitCode::SUCCESS)
 }

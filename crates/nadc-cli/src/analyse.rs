@@ -179,6 +179,7 @@ async fn cameras(a: CamerasArgs) -> anyhow::Result<ExitCode> {
         .map_err(ClientError::from)
         .context("camera health")?
         .into_inner();
+    crate::output::warn_stale(&r.stale);
     let header = [
         "status",
         "camera",
@@ -332,6 +333,7 @@ async fn hotspots(a: HotspotsArgs) -> anyhow::Result<ExitCode> {
         .map_err(ClientError::from)
         .context("hot-spot analysis")?
         .into_inner();
+    crate::output::warn_stale(&r.stale);
     print_hot_spots(&mut std::io::stdout().lock(), a.format, &r)?;
     Ok(ExitCode::SUCCESS)
 }

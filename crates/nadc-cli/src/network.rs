@@ -92,6 +92,7 @@ pub async fn run(a: NetworkArgs) -> anyhow::Result<ExitCode> {
         .map_err(ClientError::from)
         .context("associate network")?
         .into_inner();
+    crate::output::warn_stale(&r.stale);
     print_network(&mut std::io::stdout().lock(), a.format, &r)?;
     Ok(ExitCode::SUCCESS)
 }

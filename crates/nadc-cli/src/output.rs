@@ -308,6 +308,15 @@ pub fn stale_text(stale: &[pb::StaleReplica]) -> String {
     )
 }
 
+/// Warns on standard error, whatever the output format, that replicas
+/// behind the log answered part of an analysis.
+pub fn warn_stale(stale: &[pb::StaleReplica]) {
+    let text = stale_text(stale);
+    if let Some(t) = text.strip_prefix("; ") {
+        eprintln!("warning: {t}");
+    }
+}
+
 /// A note for a window clipped to the data the caller may see.
 pub fn clipped_text(clipped_from: &Option<prost_types::Timestamp>) -> String {
     match clipped_from {

@@ -117,6 +117,7 @@ pub async fn run(a: PatternArgs) -> anyhow::Result<ExitCode> {
         .map_err(ClientError::from)
         .context("crime pattern analysis")?
         .into_inner();
+    crate::output::warn_stale(&r.stale);
     print_pattern(&mut std::io::stdout().lock(), a.format, &incidents, &r)?;
     Ok(ExitCode::SUCCESS)
 }

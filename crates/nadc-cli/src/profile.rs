@@ -66,6 +66,7 @@ pub async fn run(a: ProfileArgs) -> anyhow::Result<ExitCode> {
         .map_err(ClientError::from)
         .context("subject profile")?
         .into_inner();
+    crate::output::warn_stale(&r.stale);
     print_profile(&mut std::io::stdout().lock(), a.format, &r)?;
     Ok(ExitCode::SUCCESS)
 }

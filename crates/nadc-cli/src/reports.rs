@@ -137,6 +137,7 @@ pub async fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
         .map_err(ClientError::from)
         .context("results analysis")?
         .into_inner();
+    crate::output::warn_stale(&r.stale);
     let mut out = std::io::stdout().lock();
     if a.format == OutputFormat::Table {
         writeln!(
@@ -234,6 +235,7 @@ pub async fn transparency(a: TransparencyArgs) -> anyhow::Result<ExitCode> {
         .map_err(ClientError::from)
         .context("transparency report")?
         .into_inner();
+    crate::output::warn_stale(&r.stale);
     let mut out = std::io::stdout().lock();
     if a.format == OutputFormat::Table {
         for n in &r.notes {

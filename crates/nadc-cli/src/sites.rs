@@ -199,6 +199,7 @@ pub async fn run(a: SitesArgs) -> anyhow::Result<ExitCode> {
         .map_err(ClientError::from)
         .context("camera positioning")?
         .into_inner();
+    crate::output::warn_stale(&r.stale);
     let mut out = std::io::stdout().lock();
     match a.format {
         OutputFormat::Geojson => {

@@ -270,7 +270,8 @@ impl SearchService {
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
         let started = Instant::now();
-        let (answer, actor, case) = self.alibi_here(&req, relay.as_ref()).await?;
+        let (mut answer, actor, case) = self.alibi_here(&req, relay.as_ref()).await?;
+        answer.stale = self.stale_here();
         let Some((federation, user)) = national else {
             return Ok(answer);
         };
@@ -283,7 +284,7 @@ impl SearchService {
                 |mut c, r| async move { c.alibi(r).await },
             )
             .await;
-        let (parts, nodes) = gather(&self.node, answer, answers, |a| a.reads.len() as u64);
+        let (parts, gathered) = gather(&self.node, answer, answers, |a| a.reads.len() as u64);
         // What the peers disclosed (the vehicle's reads, per owning force)
         // is audited here before it is passed on.
         let peers_part = reads_per_force(parts[1..].iter().flat_map(|p| &p.reads));
@@ -308,7 +309,7 @@ impl SearchService {
         let claims = claims_of(&q).map_err(Status::from)?;
         let mut answer = merge(parts, claims.len());
         judge_into(&mut answer, &claims, max_speed(&q).map_err(Status::from)?);
-        answer.conclude(nodes, &self.node, started);
+        answer.conclude(gathered, &self.node, started);
         Ok(answer)
     }
 

@@ -103,7 +103,8 @@ impl SearchService {
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
         let started = Instant::now();
-        let (answer, actor, case) = self.camera_health_here(&req, relay.as_ref()).await?;
+        let (mut answer, actor, case) = self.camera_health_here(&req, relay.as_ref()).await?;
+        answer.stale = self.stale_here();
         let Some((federation, user)) = national else {
             return Ok(answer);
         };
@@ -116,7 +117,7 @@ impl SearchService {
                 |mut c, r| async move { c.camera_health(r).await },
             )
             .await;
-        let (parts, nodes) = gather(&self.node, answer, answers, |a| a.cameras.len() as u64);
+        let (parts, gathered) = gather(&self.node, answer, answers, |a| a.cameras.len() as u64);
         // What the peers contributed (camera rows per owning force) is
         // audited here before it is passed on.
         let peers_part = camera_rows(parts[1..].iter().flat_map(|p| &p.cameras));
@@ -136,8 +137,9 @@ impl SearchService {
         let mut answer = parts.next().unwrap_or_default();
         answer.cameras.extend(parts.flat_map(|p| p.cameras));
         sort_rows(&mut answer.cameras);
-        answer.partial = nodes.iter().any(|o| !o.ok);
-        answer.nodes = nodes;
+        answer.partial = gathered.nodes.iter().any(|o| !o.ok);
+        answer.nodes = gathered.nodes;
+        answer.stale = gathered.stale;
         answer.elapsed_us = started.elapsed().as_micros() as u64;
         Ok(answer)
     }
@@ -183,6 +185,7 @@ impl SearchService {
                     elapsed_us: started.elapsed().as_micros() as u64,
                     nodes: Vec::new(),
                     partial: false,
+                    stale: Vec::new(),
                 };
                 sort_rows(&mut answer.cameras);
                 Ok::<_, Status>(answer)

@@ -186,6 +186,7 @@ fn hotspots_to_pb(h: &HotSpots, node: &str, resolution: u32) -> pb::HotSpotsResp
         nodes: Vec::new(),
         partial: false,
         hours_in: String::new(),
+        stale: Vec::new(),
     }
 }
 
@@ -416,7 +417,8 @@ impl pb::analysis_server::Analysis for AnalysisService {
         let limit = query.limit;
         let (case, actor) = (plan.case.clone(), plan.actor.clone());
         let started = Instant::now();
-        let local = self.local(plan, query, search).await?;
+        let mut local = self.local(plan, query, search).await?;
+        local.stale = s.stale_here();
         let Some((federation, user)) = national else {
             return Ok(Response::new(local));
         };
@@ -432,8 +434,10 @@ impl pb::analysis_server::Analysis for AnalysisService {
                 c.hot_spots(r).await
             })
             .await;
-        let (parts, mut outcomes) = gather(&s.node, local, answers, |a| a.cells_counted);
-        outcomes.extend(skipped.into_iter().map(skipped_outcome));
+        let (parts, mut gathered) = gather(&s.node, local, answers, |a| a.cells_counted);
+        gathered
+            .nodes
+            .extend(skipped.into_iter().map(skipped_outcome));
         let peers_part = sum_forces(parts[1..].iter().flat_map(|p| &p.forces));
         s.audit_peers_part(
             &actor,
@@ -450,8 +454,9 @@ impl pb::analysis_server::Analysis for AnalysisService {
         .await?;
         let mut answer = merge(parts, limit);
         answer.hours_in = hours_in(q.utc).to_string();
-        answer.partial = outcomes.iter().any(|o| !o.ok);
-        answer.nodes = outcomes;
+        answer.partial = gathered.nodes.iter().any(|o| !o.ok);
+        answer.nodes = gathered.nodes;
+        answer.stale = gathered.stale;
         answer.node = s.node.clone();
         answer.elapsed_us = started.elapsed().as_micros() as u64;
         Ok(Response::new(answer))

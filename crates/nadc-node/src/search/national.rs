@@ -526,10 +526,38 @@ paged!(
     pb::CameraSearchRequest
 );
 
+/// An analysis answer that names the nodes whose store, a replica of the
+/// log, was behind it when they answered.
+pub(super) trait Staled {
+    fn stale_mut(&mut self) -> &mut Vec<pb::StaleReplica>;
+}
+
+macro_rules! staled {
+    ($($t:ty),*) => {$(
+        impl Staled for $t {
+            fn stale_mut(&mut self) -> &mut Vec<pb::StaleReplica> {
+                &mut self.stale
+            }
+        }
+    )*};
+}
+
+staled!(
+    pb::AlibiResponse,
+    pb::SubjectProfileResponse,
+    pb::PatternResponse,
+    pb::ResultsResponse,
+    pb::TransparencyResponse,
+    pb::SitesResponse,
+    pb::HotSpotsResponse,
+    pb::CameraHealthResponse
+);
+
 /// An analysis answer completed where it was asked: every node's outcome,
-/// whether any part is missing, this node's name and the time taken.
+/// whether any part is missing, the nodes that answered from a replica
+/// behind the log, this node's name and the time taken.
 pub(super) trait Concluded {
-    fn conclude(&mut self, nodes: Vec<pb::NodeOutcome>, node: &str, started: std::time::Instant);
+    fn conclude(&mut self, gathered: Gathered, node: &str, started: std::time::Instant);
 }
 
 macro_rules! concluded {
@@ -537,12 +565,13 @@ macro_rules! concluded {
         impl Concluded for $t {
             fn conclude(
                 &mut self,
-                nodes: Vec<pb::NodeOutcome>,
+                gathered: Gathered,
                 node: &str,
                 started: std::time::Instant,
             ) {
-                self.partial = nodes.iter().any(|o| !o.ok);
-                self.nodes = nodes;
+                self.partial = gathered.nodes.iter().any(|o| !o.ok);
+                self.nodes = gathered.nodes;
+                self.stale = gathered.stale;
                 self.node = node.to_string();
                 self.elapsed_us = started.elapsed().as_micros() as u64;
             }
@@ -559,15 +588,38 @@ concluded!(
     pb::SitesResponse
 );
 
+/// What a national analysis learnt of its nodes besides their parts.
+#[derive(Default)]
+pub(super) struct Gathered {
+    /// Every node's outcome (`rows` as the part's count gives it), a peer
+    /// that failed named with why.
+    pub(super) nodes: Vec<pb::NodeOutcome>,
+    /// The nodes whose part came from a replica behind the log.
+    pub(super) stale: Vec<pb::StaleReplica>,
+}
+
+/// A local analysis's one part, as [`gather`] gives parts: no node
+/// outcomes (none were asked), and this node's notice if it is behind.
+pub(super) fn alone<T: Staled>(mut here: T) -> (Vec<T>, Gathered) {
+    let stale = std::mem::take(here.stale_mut());
+    (
+        vec![here],
+        Gathered {
+            nodes: Vec::new(),
+            stale,
+        },
+    )
+}
+
 /// A national analysis's parts: this node's answer first, then each peer's
-/// that came; and every node's outcome (`rows` as `count` gives it), a peer
-/// that failed named with why.
-pub(super) fn gather<T>(
+/// that came; and what was learnt of the nodes ([`Gathered`]).
+pub(super) fn gather<T: Staled>(
     node: &str,
-    local: T,
+    mut local: T,
     answers: Vec<(String, Result<T, String>)>,
     count: impl Fn(&T) -> u64,
-) -> (Vec<T>, Vec<pb::NodeOutcome>) {
+) -> (Vec<T>, Gathered) {
+    let mut stale = std::mem::take(local.stale_mut());
     let mut outcomes = vec![pb::NodeOutcome {
         node: node.to_string(),
         ok: true,
@@ -581,15 +633,22 @@ pub(super) fn gather<T>(
             ..Default::default()
         };
         match answer {
-            Ok(a) => {
+            Ok(mut a) => {
                 (o.ok, o.rows) = (true, count(&a));
+                stale.append(a.stale_mut());
                 parts.push(a);
             }
             Err(e) => o.error = e,
         }
         outcomes.push(o);
     }
-    (parts, outcomes)
+    (
+        parts,
+        Gathered {
+            nodes: outcomes,
+            stale,
+        },
+    )
 }
 
 /// What the peers contributed to a national analysis: rows per owning
@@ -600,6 +659,16 @@ pub(super) struct PeersPart {
 }
 
 impl SearchService {
+    /// This node's notice if its store, a replica of the log, is behind
+    /// it: carried by every analysis answer it computes.
+    pub(super) fn stale_here(&self) -> Vec<pb::StaleReplica> {
+        self.replication
+            .as_ref()
+            .and_then(|r| r.stale())
+            .into_iter()
+            .collect()
+    }
+
     /// Asks `peers` an Analysis RPC (`call`) with `q` relayed for `user`:
     /// each peer's name and answer, or why none came.
     pub(super) async fn ask_peers<R, T, F, Fut>(
@@ -653,5 +722,56 @@ impl SearchService {
             .await
             .map_err(|e| Status::from(ServiceError::internal(format!("audit task failed: {e}"))))?
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(node: &str, behind: Option<u64>) -> pb::AlibiResponse {
+        pb::AlibiResponse {
+            node: node.into(),
+            stale: behind
+                .map(|behind| pb::StaleReplica {
+                    node: node.into(),
+                    behind,
+                    problem: String::new(),
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_part_behind_the_log_is_named_once_and_its_part_kept() {
+        let (parts, g) = gather(
+            "node-1",
+            part("node-1", Some(3)),
+            vec![
+                ("node-2".into(), Ok(part("node-2", None))),
+                ("node-3".into(), Ok(part("node-3", Some(40)))),
+                ("node-4".into(), Err("refused".into())),
+            ],
+            |_| 0,
+        );
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.stale.is_empty()));
+        let named: Vec<(&str, u64)> = g
+            .stale
+            .iter()
+            .map(|s| (s.node.as_str(), s.behind))
+            .collect();
+        assert_eq!(named, [("node-1", 3), ("node-3", 40)]);
+        assert_eq!(g.nodes.len(), 4);
+        let mut answer = pb::AlibiResponse::default();
+        answer.conclude(g, "node-1", std::time::Instant::now());
+        assert_eq!(answer.stale.len(), 2);
+        assert!(answer.partial);
+
+        let (parts, g) = alone(part("node-1", Some(1)));
+        assert!(parts[0].stale.is_empty() && g.nodes.is_empty());
+        assert_eq!(g.stale.len(), 1);
     }
 }

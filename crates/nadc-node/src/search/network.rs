@@ -57,6 +57,8 @@ impl SearchService {
         let mut nodes: BTreeMap<String, pb::NetworkNode> = BTreeMap::new();
         let mut edges: BTreeMap<(String, String), pb::NetworkEdge> = BTreeMap::new();
         let mut outcomes = Vec::new();
+        // Each node behind the log once (its latest word), from every hop.
+        let mut stale: BTreeMap<String, pb::StaleReplica> = BTreeMap::new();
         let (mut partial, mut truncated, mut made) = (false, false, 0);
         // Hop 1 asks of the seeds as given (VRMs and the list); later hops
         // of the vehicles found.
@@ -97,6 +99,7 @@ impl SearchService {
             let summary = summary.unwrap_or_default();
             partial |= summary.partial;
             outcomes.extend(summary.nodes.iter().cloned());
+            stale.extend(summary.stale.iter().map(|s| (s.node.clone(), s.clone())));
             for t in &summary.targets {
                 nodes.entry(t.clone()).or_insert_with(|| pb::NetworkNode {
                     vrm: t.clone(),
@@ -156,6 +159,7 @@ impl SearchService {
             partial,
             nodes_asked: outcomes,
             elapsed_us: started.elapsed().as_micros() as u64,
+            stale: stale.into_values().collect(),
         };
         // Each hop's convoy audited what it disclosed; the network records
         // what was asked and found.

@@ -297,8 +297,9 @@ impl SearchService {
             }
             None => Vec::new(),
         };
-        let (tally_parts, mut nodes) =
+        let (tally_parts, mut gathered) =
             gather(&self.node, here, tallies, |a| a.tallies.len() as u64);
+        let nodes = &mut gathered.nodes;
         let mut sum = Tally::new();
         let mut reads_near_any = 0;
         // A peer's tally names incidents by index: one past the request's
@@ -395,12 +396,10 @@ impl SearchService {
         answer.vehicles_near_any = sum.len() as u32;
         answer.reads_near_any = reads_near_any;
         answer.clipped_from = clipped;
-        let nodes = if national.is_some() {
-            nodes
-        } else {
-            Vec::new()
-        };
-        answer.conclude(nodes, &self.node, started);
+        if national.is_none() {
+            gathered.nodes.clear();
+        }
+        answer.conclude(gathered, &self.node, started);
         Ok(answer)
     }
 
@@ -490,6 +489,8 @@ impl SearchService {
                 Ok::<_, Status>(answer)
             })
             .await?;
+        let mut answer = answer;
+        answer.stale = self.stale_here();
         Ok((answer, actor, case))
     }
 }

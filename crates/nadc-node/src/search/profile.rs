@@ -108,7 +108,8 @@ impl SearchService {
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
         let started = Instant::now();
-        let (answer, actor, case, cameras) = self.profile_here(&req, relay.as_ref()).await?;
+        let (mut answer, actor, case, cameras) = self.profile_here(&req, relay.as_ref()).await?;
+        answer.stale = self.stale_here();
         let Some((federation, user)) = national else {
             return Ok(answer);
         };
@@ -121,7 +122,7 @@ impl SearchService {
                 |mut c, r| async move { c.subject_profile(r).await },
             )
             .await;
-        let (parts, nodes) = gather(&self.node, answer, answers, |a| a.reads.len() as u64);
+        let (parts, gathered) = gather(&self.node, answer, answers, |a| a.reads.len() as u64);
         let peers_part = super::alibi::reads_per_force(parts[1..].iter().flat_map(|p| &p.reads));
         self.audit_peers_part(
             &actor,
@@ -172,7 +173,7 @@ impl SearchService {
         let mut answer = answer_of(reads.into_values().collect(), &params, &cameras, &named);
         answer.truncated = truncated;
         answer.clipped_from = clipped;
-        answer.conclude(nodes, &self.node, started);
+        answer.conclude(gathered, &self.node, started);
         Ok(answer)
     }
 

@@ -16,7 +16,7 @@ use serde_json::json;
 use tonic::{Request, Status};
 
 use super::SearchService;
-use super::national::{Concluded, PeersPart, gather};
+use super::national::{Concluded, Gathered, PeersPart, alone, gather};
 use super::plan::time_json;
 use crate::auth::caller;
 use crate::error::ServiceError;
@@ -106,9 +106,12 @@ impl SearchService {
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
         let started = Instant::now();
-        let (answer, actor, case) = self.results_here(&req, relay.as_ref()).await?;
+        let (mut answer, actor, case) = self.results_here(&req, relay.as_ref()).await?;
+        answer.stale = self.stale_here();
         let Some((federation, user)) = national else {
-            return Ok(finish(answer, Vec::new(), &self.node, started));
+            let (mut parts, gathered) = alone(answer);
+            let answer = parts.pop().unwrap_or_default();
+            return Ok(finish(answer, gathered, &self.node, started));
         };
         let answers = self
             .ask_peers(
@@ -119,7 +122,7 @@ impl SearchService {
                 |mut c, r| async move { c.results(r).await },
             )
             .await;
-        let (parts, nodes) = gather(&self.node, answer, answers, |a| {
+        let (parts, gathered) = gather(&self.node, answer, answers, |a| {
             (a.lists.len() + a.searches.len()) as u64
         });
         self.audit_peers_part(
@@ -135,7 +138,7 @@ impl SearchService {
             },
         )
         .await?;
-        Ok(finish(merge_results(parts), nodes, &self.node, started))
+        Ok(finish(merge_results(parts), gathered, &self.node, started))
     }
 
     /// This node's results for the caller of `req` or the user a peer
@@ -290,7 +293,9 @@ impl SearchService {
                 return Err(status);
             }
         };
-        let (parts, nodes) = match &national {
+        let mut here = here;
+        here.stale = self.stale_here();
+        let (parts, gathered) = match &national {
             Some((federation, user)) => {
                 let answers = self
                     .ask_peers(
@@ -303,11 +308,11 @@ impl SearchService {
                     .await;
                 gather(&self.node, here, answers, |a| a.rows.len() as u64)
             }
-            None => (vec![here], Vec::new()),
+            None => alone(here),
         };
         // A part missing would publish the rest, whose difference from a
         // whole report gives that node's small counts: nothing is published.
-        if let Some(o) = nodes.iter().find(|o| !o.ok) {
+        if let Some(o) = gathered.nodes.iter().find(|o| !o.ok) {
             let e = ServiceError::Governed(Status::unavailable(format!(
                 "node {} did not answer ({}): the report is published whole or not at all",
                 o.node, o.error
@@ -322,7 +327,7 @@ impl SearchService {
             answer.notes = NOTES.iter().map(|n| n.to_string()).collect();
         }
         answer.min_count = min;
-        answer.conclude(nodes, &self.node, started);
+        answer.conclude(gathered, &self.node, started);
         Ok(answer)
     }
 }
@@ -341,7 +346,7 @@ fn known_purposes(g: &crate::governance::Governance) -> Vec<String> {
 /// A results answer completed: hit rates, nodes, timing.
 fn finish(
     mut answer: pb::ResultsResponse,
-    nodes: Vec<pb::NodeOutcome>,
+    gathered: Gathered,
     node: &str,
     started: Instant,
 ) -> pb::ResultsResponse {
@@ -352,7 +357,7 @@ fn finish(
             l.hits as f64 * 1e6 / l.reads_checked as f64
         };
     }
-    answer.conclude(nodes, node, started);
+    answer.conclude(gathered, node, started);
     answer
 }
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use tonic::{Request, Status};
 
 use super::SearchService;
-use super::national::{Concluded, PeersPart, gather};
+use super::national::{Concluded, PeersPart, alone, gather};
 use super::plan::{query_outcome, time_json};
 use crate::disclosure::CaseRead;
 use crate::error::ServiceError;
@@ -166,11 +166,12 @@ impl SearchService {
         let relay = q.on_behalf_of.clone();
         let national = self.national_scope(&req, q.scope, relay.is_some()).await?;
         let started = Instant::now();
-        let (here, actor, case) = self.sites_here(&req, relay.as_ref()).await?;
+        let (mut here, actor, case) = self.sites_here(&req, relay.as_ref()).await?;
+        here.stale = self.stale_here();
         if relay.is_some() {
             return Ok(here);
         }
-        let (parts, nodes) = match &national {
+        let (parts, gathered) = match &national {
             Some((federation, user)) => {
                 // The peers need the window and resolution, not the
                 // geometry.
@@ -186,7 +187,7 @@ impl SearchService {
                         |mut c, r| async move { c.camera_sites(r).await },
                     )
                     .await;
-                let (parts, nodes) = gather(&self.node, here, answers, |a| a.cells.len() as u64);
+                let (parts, gathered) = gather(&self.node, here, answers, |a| a.cells.len() as u64);
                 self.audit_peers_part(
                     &actor,
                     case,
@@ -202,9 +203,9 @@ impl SearchService {
                     },
                 )
                 .await?;
-                (parts, nodes)
+                (parts, gathered)
             }
-            None => (vec![here], Vec::new()),
+            None => alone(here),
         };
         let a = asked(&q).map_err(Status::from)?;
         // Walking the links is work: off the runtime.
@@ -216,7 +217,7 @@ impl SearchService {
                 site.link = q.links[site.link_index as usize].name.clone();
             }
         }
-        answer.conclude(nodes, &self.node, started);
+        answer.conclude(gathered, &self.node, started);
         Ok(answer)
     }
 

@@ -178,6 +178,7 @@ async fn power_cuts_under_a_replica_lose_nothing_the_log_acknowledged() {
         &layout.ca_cert(),
         &layout.node_cert("nats"),
         &layout.node_key("nats"),
+        &NODES,
     );
     let mut servers = Vec::new();
     let mut listens = Vec::new();

@@ -119,8 +119,14 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts three servers under `dir`, serving TLS with `cert`/`key`
-    /// and requiring client certificates issued by `ca`.
-    pub fn start(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> Self {
+    /// and requiring client certificates issued by `ca`; of those, only the
+    /// node certificates of `nodes` may connect (each mapped to a NATS user
+    /// by its subject, as deploy/REPLICATION.md configures it).
+    pub fn start(dir: &Path, ca: &Path, cert: &Path, key: &Path, nodes: &[&str]) -> Self {
+        let users: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("    {{ user: \"CN=nadc node {n}\" }}"))
+            .collect();
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = ports
             .iter()
@@ -141,7 +147,12 @@ tls {{
   cert_file: "{cert}"
   key_file: "{key}"
   ca_file: "{ca}"
-  verify: true
+  verify_and_map: true
+}}
+authorization {{
+  users = [
+{users}
+  ]
 }}
 cluster {{
   name: "nadc-test"
@@ -155,6 +166,7 @@ cluster {{
                 key = key.display(),
                 ca = ca.display(),
                 routes = routes.join(", "),
+                users = users.join("\n"),
             );
             std::fs::write(sdir.join("server.conf"), conf).unwrap();
             servers.push(NatsServer {

@@ -72,6 +72,7 @@ impl Replicas {
             &layout.ca_cert(),
             &layout.node_cert("nats"),
             &layout.node_key("nats"),
+            &NODES,
         );
         let mut me = Self {
             dir,

@@ -110,7 +110,15 @@ pub struct Federation {
     holdings: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Holdings)>>,
     /// What each peer and replica may relay, by name.
     relay: std::collections::HashMap<String, crate::relay::RelayRule>,
+    /// What each peer's or replica's last answer said of its store: when,
+    /// and its notice if it was behind the log.
+    currency: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, Option<pb::StaleReplica>)>,
+    >,
 }
+
+/// How long what a node's answer said of its currency is believed.
+const CURRENCY_FOR: Duration = Duration::from_secs(60);
 
 /// How the node calls its peers.
 #[derive(Clone, Copy, Debug)]
@@ -401,6 +409,7 @@ impl Federation {
             hedge: Arc::new(Hedge::new(options.hedge_after)),
             deadline: options.deadline,
             holdings: Default::default(),
+            currency: Default::default(),
             relay,
         })
     }
@@ -418,9 +427,57 @@ impl Federation {
             .any(|p| p.name == name)
     }
 
+    /// Notes which peers and replicas answered behind the log (`stale`)
+    /// and which did not, from a national answer's outcomes: the next
+    /// fan-out asks a peer's replica first while the peer is behind.
+    pub fn note_currency(&self, outcomes: &[pb::NodeOutcome], stale: &[pb::StaleReplica]) {
+        let now = std::time::Instant::now();
+        let Ok(mut known) = self.currency.lock() else {
+            return;
+        };
+        for o in outcomes.iter().filter(|o| o.ok && !o.skipped) {
+            let who = if o.replica.is_empty() {
+                &o.node
+            } else {
+                &o.replica
+            };
+            if self.is_peer(who) {
+                let note = stale.iter().find(|s| &s.node == who).cloned();
+                known.insert(who.clone(), (now, note));
+            }
+        }
+    }
+
+    /// Why to ask `replica` before `peer`: within the last minute the
+    /// peer answered from behind the log and the replica did not (or has
+    /// not answered since).
+    fn prefer_replica(&self, peer: &str, replica: &str) -> Option<String> {
+        let known = self.currency.lock().ok()?;
+        let recent = |n: &str| {
+            known
+                .get(n)
+                .filter(|(at, _)| at.elapsed() < CURRENCY_FOR)
+                .map(|(_, note)| note.clone())
+        };
+        let Some(Some(behind)) = recent(peer) else {
+            return None;
+        };
+        if let Some(Some(_)) = recent(replica) {
+            return None;
+        }
+        let how = match behind.problem.as_str() {
+            "" => format!("{} messages behind", behind.behind),
+            p => format!("not applying the log: {p}"),
+        };
+        Some(format!(
+            "{peer} answered from behind the log within the last minute ({how}); its replica {replica} did not"
+        ))
+    }
+
     /// `peer`'s answer as `ask` makes it, or its replica's in its place
     /// ([`Hedge`]); the slot is filled with the replica's name if it
-    /// answered.
+    /// answered. A peer last seen behind the log is asked after its
+    /// replica instead ([`Federation::prefer_replica`]).
     fn answer_of<T: Send + 'static>(
         &self,
         peer: &Peer,
@@ -430,15 +487,32 @@ impl Federation {
         let Some(replica) = self.replicas.get(&peer.name).cloned() else {
             return (ask(peer), slot);
         };
+        let replica_first = self.prefer_replica(&peer.name, &replica.name);
         let (hedge, peer, filled) = (self.hedge.clone(), peer.clone(), slot.clone());
         let opened = async move {
-            let (chunks, replaced) = hedge
-                .open((&peer.name, ask(&peer)), (&replica.name, || ask(&replica)))
-                .await;
-            if let Some(r) = replaced {
-                let _ = filled.set(r);
+            match replica_first {
+                Some(why) => {
+                    let (chunks, peer_answered) = hedge
+                        .open((&replica.name, ask(&replica)), (&peer.name, || ask(&peer)))
+                        .await;
+                    if peer_answered.is_none() {
+                        let _ = filled.set(Replaced {
+                            by: replica.name.clone(),
+                            why,
+                        });
+                    }
+                    chunks
+                }
+                None => {
+                    let (chunks, replaced) = hedge
+                        .open((&peer.name, ask(&peer)), (&replica.name, || ask(&replica)))
+                        .await;
+                    if let Some(r) = replaced {
+                        let _ = filled.set(r);
+                    }
+                    chunks
+                }
             }
-            chunks
         };
         (futures::stream::once(opened).flatten().boxed(), slot)
     }

@@ -247,6 +247,7 @@ impl pb::search_server::Search for SearchService {
             outcomes.extend(skipped.into_iter().map(skipped_outcome));
             let (companions, mut summary) =
                 crate::federation::merge_convoy(all, min_count, min_cameras, limit);
+            federation.note_currency(&outcomes, &summary.stale);
             summary.partial = outcomes.iter().any(|o| !o.ok);
             summary.nodes = outcomes;
             // What the peers contributed, audited and registered under the

@@ -356,6 +356,9 @@ impl SearchService {
                 .as_mut()
                 .map(|e| std::mem::take(&mut e.outcomes))
                 .unwrap_or_default();
+            if let Some(e) = &ended {
+                federation.note_currency(&outcomes, &e.stale);
+            }
             outcomes.extend(skipped.into_iter().map(skipped_outcome));
             let audited = Audited {
                 access: access.clone(),

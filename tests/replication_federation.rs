@@ -3,7 +3,7 @@
 //! While the peer answers from behind the log (cut off from the NATS
 //! cluster), the next search asks the current replica first and reports
 //! it as having answered in the peer's place, with why; the answer is
-//! then whole and carries no stale notice.
+//! then whole and carries no stale notice. An analysis asks the same way.
 
 mod support;
 
@@ -135,4 +135,25 @@ async fn a_national_search_asks_the_current_replica_before_a_peer_behind_the_log
         "{}",
         o.replica_reason
     );
+
+    // An analysis asks the same way: hot spots of the vehicle count both
+    // reads, from node-1 in node-2's place, and say nothing is stale.
+    let mut analysis = pb::analysis_client::AnalysisClient::new(r.user(2, "alice").await);
+    let t = |m: i64| Some(nadc_proto::to_pb_time(now().plus_millis(m * 60_000)));
+    let h = analysis
+        .hot_spots(pb::HotSpotsRequest {
+            access: access(),
+            vrms: vec!["R200 ABC".into()],
+            from: t(-180),
+            to: t(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(h.total, 2, "{h:?}");
+    assert!(h.stale.is_empty(), "{:?}", h.stale);
+    let o = h.nodes.iter().find(|o| o.node == "node-2").unwrap();
+    assert_eq!((o.ok, o.replica.as_str()), (true, "node-1"));
+    assert!(o.replica_reason.contains("behind the log"), "{o:?}");
 }

@@ -538,6 +538,43 @@ impl Federation {
         futures::future::join_all(calls).await
     }
 
+    /// Runs `call` on each of `peers` at once, or on its replica as a
+    /// search would ([`Federation::answer_of`]: retried, hedged, the
+    /// current one first), each within the deadline: each peer's name, its
+    /// answer or why not, and the replica that answered in its place if
+    /// one did.
+    pub async fn call_peers_or_replicas<T, F, Fut>(
+        &self,
+        peers: &[Peer],
+        call: F,
+    ) -> Vec<(String, Result<T, String>, Option<Replaced>)>
+    where
+        T: Send + 'static,
+        F: Fn(Peer) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, Status>> + Send + 'static,
+    {
+        let call = Arc::new(call);
+        let deadline = self.deadline;
+        let calls = peers.iter().map(|peer| {
+            let call = call.clone();
+            let (mut chunks, slot) = self.answer_of(peer, move |p| {
+                futures::stream::once(call(p.clone())).boxed()
+            });
+            let name = peer.name.clone();
+            async move {
+                let answer = within(deadline, async move {
+                    chunks
+                        .next()
+                        .await
+                        .unwrap_or_else(|| Err(Status::unknown("the answer ended before it began")))
+                })
+                .await;
+                (name, answer, slot.get().cloned())
+            }
+        });
+        futures::future::join_all(calls).await
+    }
+
     /// Each of `peers`' answer to a search `call` (or its replica's), as it
     /// streams in, each within the deadline from now: the merge's sources.
     pub fn sources(&self, peers: &[Peer], call: PeerCall) -> Vec<Source> {

@@ -591,6 +591,10 @@ concluded!(
     pb::SitesResponse
 );
 
+/// A peer's answer to an Analysis RPC: its name, the answer or why none
+/// came, and the replica that answered in its place if one did.
+pub(super) type Answered<T> = (String, Result<T, String>, Option<crate::hedge::Replaced>);
+
 /// What a national analysis learnt of its nodes besides their parts.
 #[derive(Default)]
 pub(super) struct Gathered {
@@ -619,7 +623,7 @@ pub(super) fn alone<T: Staled>(mut here: T) -> (Vec<T>, Gathered) {
 pub(super) fn gather<T: Staled>(
     node: &str,
     mut local: T,
-    answers: Vec<(String, Result<T, String>)>,
+    answers: Vec<Answered<T>>,
     count: impl Fn(&T) -> u64,
 ) -> (Vec<T>, Gathered) {
     let mut stale = std::mem::take(local.stale_mut());
@@ -630,9 +634,12 @@ pub(super) fn gather<T: Staled>(
         ..Default::default()
     }];
     let mut parts = vec![local];
-    for (node, answer) in answers {
+    for (node, answer, replaced) in answers {
+        let (replica, replica_reason) = replaced.map(|r| (r.by, r.why)).unwrap_or_default();
         let mut o = pb::NodeOutcome {
             node,
+            replica,
+            replica_reason,
             ..Default::default()
         };
         match answer {
@@ -672,8 +679,9 @@ impl SearchService {
             .collect()
     }
 
-    /// Asks `peers` an Analysis RPC (`call`) with `q` relayed for `user`:
-    /// each peer's name and answer, or why none came.
+    /// Asks `peers` an Analysis RPC (`call`) with `q` relayed for `user`,
+    /// each or its replica as a search would: each peer's name, its answer
+    /// or why none came, and the replica that answered in its place.
     pub(super) async fn ask_peers<R, T, F, Fut>(
         &self,
         federation: &Federation,
@@ -681,15 +689,19 @@ impl SearchService {
         user: &Principal,
         q: &R,
         call: F,
-    ) -> Vec<(String, Result<T, String>)>
+    ) -> Vec<Answered<T>>
     where
-        R: Relayed,
-        F: Fn(pb::analysis_client::AnalysisClient<tonic::transport::Channel>, R) -> Fut,
-        Fut: std::future::Future<Output = Result<Response<T>, Status>>,
+        R: Relayed + Send + Sync + 'static,
+        T: Send + 'static,
+        F: Fn(pb::analysis_client::AnalysisClient<tonic::transport::Channel>, R) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: std::future::Future<Output = Result<Response<T>, Status>> + Send + 'static,
     {
         let remote = q.clone().localised(on_behalf_of(user, &self.node));
         federation
-            .call_peers(peers, |p| {
+            .call_peers_or_replicas(peers, move |p| {
                 let client = pb::analysis_client::AnalysisClient::new(p.channel())
                     .max_decoding_message_size(64 << 20);
                 let answer = call(client, remote.clone());
@@ -753,9 +765,9 @@ mod tests {
             "node-1",
             part("node-1", Some(3)),
             vec![
-                ("node-2".into(), Ok(part("node-2", None))),
-                ("node-3".into(), Ok(part("node-3", Some(40)))),
-                ("node-4".into(), Err("refused".into())),
+                ("node-2".into(), Ok(part("node-2", None)), None),
+                ("node-3".into(), Ok(part("node-3", Some(40))), None),
+                ("node-4".into(), Err("refused".into()), None),
             ],
             |_| 0,
         );

@@ -345,7 +345,7 @@ impl SearchService {
                     )
                     .await;
                 let mut peer_parts = Vec::new();
-                for (node, answer) in answers {
+                for (node, answer, _) in answers {
                     match answer {
                         Ok(a) => {
                             if let Some(o) = nodes.iter_mut().find(|o| o.node == node) {

@@ -535,8 +535,10 @@ async fn a_replica_whose_forces_changed_refuses_to_go_on_from_its_old_position()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_cut_off_from_the_log_says_its_answers_may_be_stale() {
     // node-2 reaches the cluster through nats-3 only (the servers do not
-    // advertise each other to clients), node-1 through all three.
+    // advertise each other to clients), node-1 through all three. Both
+    // serve metrics.
     let mut r = Replicas::start_with(|i, cfg| {
+        cfg.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
         if i == 1
             && let Some(rep) = cfg.replication.as_mut()
         {
@@ -574,6 +576,27 @@ async fn a_replica_cut_off_from_the_log_says_its_answers_may_be_stale() {
         "{stale:?}"
     );
     assert!(timeline(&r, 0, "R200 ABC").await.1.stale.is_empty());
+    // The metrics say so: node-2 stale and its log unreachable, node-1
+    // current with the log's last position applied.
+    let scrape = |i: usize| {
+        let addr = r.nodes[i].as_ref().unwrap().metrics_addr.unwrap();
+        tokio::task::spawn_blocking(move || support::prom::metrics(addr))
+    };
+    let (one, two) = (scrape(0).await.unwrap(), scrape(1).await.unwrap());
+    let gauge = |m: &support::prom::Samples, name: &str| support::prom::get(m, name, &[]);
+    assert_eq!(gauge(&two, "nadc_replication_stale"), 1.0);
+    assert_eq!(gauge(&two, "nadc_replication_log_reachable"), 0.0);
+    assert_eq!(gauge(&one, "nadc_replication_stale"), 0.0);
+    assert_eq!(gauge(&one, "nadc_replication_log_reachable"), 1.0);
+    assert_eq!(gauge(&one, "nadc_replication_behind"), 0.0);
+    assert_eq!(
+        gauge(&one, "nadc_replication_applied_position"),
+        gauge(&one, "nadc_replication_last_position")
+    );
+    assert!(
+        gauge(&one, "nadc_replication_applied_position")
+            > gauge(&two, "nadc_replication_applied_position")
+    );
     // Every analysis says so too, at node-2 and only there.
     for (kind, stale) in analyses_stale(&r, 1).await {
         assert_eq!(stale.len(), 1, "{kind}: {stale:?}");

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod handshake;
 pub mod nats;
 pub mod process;
+pub mod prom;
 pub mod replicas;
 pub mod spooled;
 

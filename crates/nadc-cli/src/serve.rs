@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Write the bound address to this file once listening (for scripts).
     #[arg(long)]
     addr_file: Option<PathBuf>,
+    /// Serve Prometheus metrics here (plain HTTP, `GET /metrics`; e.g.
+    /// 127.0.0.1:9464). Overrides the config's `metrics_listen`.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn tls_from_dir(dir: &std::path::Path, name: Option<&str>) -> anyhow::Result<TlsFiles> {
@@ -103,6 +107,9 @@ fn config(a: &ServeArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(l) = a.listen {
         cfg.listen = l;
+    }
+    if let Some(m) = a.metrics_listen {
+        cfg.metrics_listen = Some(m);
     }
     if let Some(r) = a.retention_days {
         cfg.retention_days = r;
@@ -196,6 +203,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("write {}", f.display()))?;
     }
     eprintln!("nadc node {} listening on https://{}", node.name, node.addr);
+    if let Some(m) = node.metrics_addr {
+        eprintln!("metrics on http://{m}/metrics");
+    }
     let sig = serve_until_stopped(&node).await?;
     info!(signal = sig, "shutting down");
     node.shutdown().await.context("shut down")?;

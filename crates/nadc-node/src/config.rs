@@ -149,6 +149,10 @@ pub struct NodeConfig {
     /// (absent: the embedded single-node mode).
     #[serde(default)]
     pub replication: Option<crate::replication::ReplicationConfig>,
+    /// Where to serve the Prometheus metrics (plain HTTP, `GET /metrics`;
+    /// none: not served). Bind it to localhost or a management network.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_block_cache_mb() -> usize {
@@ -345,6 +349,7 @@ impl NodeConfig {
             limits: crate::limits::LimitsConfig::default(),
             block_cache_mb: default_block_cache_mb(),
             replication: None,
+            metrics_listen: None,
         }
     }
 
@@ -473,6 +478,8 @@ mod tests {
         assert!(cfg.alerts.clone_check);
         assert_eq!(cfg.retention.interval_s, 3600);
         assert_eq!(cfg.limits.ingest_concurrency, 16);
+        // Metrics on localhost, never on the node's public address.
+        assert!(cfg.metrics_listen.is_some_and(|a| a.ip().is_loopback()));
         assert_eq!(cfg.federation_peer_concurrency, 32);
         assert_eq!(cfg.tls.crl, vec![PathBuf::from("/etc/nadc/pki/crl.pem")]);
     }

@@ -172,6 +172,8 @@ pub struct IngestService {
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// Replicated mode: batches go to the log, not straight to the store.
     pub replication: Option<Arc<crate::replication::Replication>>,
+    /// Counts what each batch did.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl IngestService {
@@ -239,6 +241,7 @@ impl IngestService {
             }
         }
         result.rejected.sort_by_key(|r| r.index);
+        self.metrics.ingested(force, &result);
         debug!(force = %force, batch = result.batch_seq, accepted = result.accepted,
             duplicates = result.duplicates, rejected = result.rejected.len(), "batch stored");
         Ok(result)

@@ -30,6 +30,7 @@ pub mod hotlists;
 pub mod ingest;
 pub mod limits;
 pub mod merge;
+pub mod metrics;
 pub mod page;
 pub mod recent;
 pub mod relay;
@@ -103,6 +104,8 @@ pub struct RunningNode {
     retention: Option<JoinHandle<()>>,
     store: Arc<dyn Store>,
     tls: Arc<tls::NodeTls>,
+    /// Where its metrics are served, if they are.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl RunningNode {
@@ -300,6 +303,21 @@ pub async fn start_with_listener(
         state,
         replication: replication.clone(),
     });
+    let metrics = metrics::Metrics::new(store.clone());
+    if let Some(r) = &replication {
+        metrics.watch_replication(r.clone());
+    }
+    let metrics_addr = match cfg.metrics_listen {
+        Some(at) => {
+            let l = metrics::bind(at)
+                .await
+                .map_err(|source| NodeError::Bind { addr: at, source })?;
+            let bound = l.local_addr().ok();
+            tokio::spawn(metrics::serve(l, metrics.clone(), stop_rx.clone()));
+            bound
+        }
+        None => None,
+    };
     // (Set once, here, before the node serves.)
     let _ = alerting.changes.set(changes.clone());
     // Searches, analyses and audit queries share these workers (alert
@@ -340,6 +358,7 @@ pub async fn start_with_listener(
         admission: limits::Admission::new(&cfg.limits),
         stop: stop_rx.clone(),
         replication: replication.clone(),
+        metrics: metrics.clone(),
     };
     let peers = federation.clone();
     let search = search::SearchService {
@@ -432,6 +451,7 @@ pub async fn start_with_listener(
         .max_concurrent_streams(cfg.limits.max_concurrent_streams)
         .concurrency_limit_per_connection(cfg.limits.max_requests_per_connection)
         .load_shed(true)
+        .layer(metrics::RpcTimingLayer(metrics))
         .layer(edge::BoundStatusLayer)
         .layer(auth::AuthLayer::new(governance.clone()))
         // A connection whose peer stopped answering is closed.
@@ -504,6 +524,7 @@ pub async fn start_with_listener(
         retention,
         store,
         tls,
+        metrics_addr,
     })
 }
 

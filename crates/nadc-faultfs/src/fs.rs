@@ -60,11 +60,14 @@ impl Shared {
             };
             let path = st.root.join(rel);
             match File::options().write(true).read(true).open(&path) {
-                Ok(file) => {
+                // (A file since unlinked or replaced has lost its name: what
+                // holds it now is another file, left alone.)
+                Ok(file) if undo.is_of(&file)? => {
                     lost.files += 1;
                     lost.bytes += undo.written();
                     undo.roll_back(&file)?;
                 }
+                Ok(_) => {}
                 // Deleted since: nothing of it survives anyway.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -149,13 +152,17 @@ impl State {
         Ok(attr(ino, &meta))
     }
 
-    /// The file at `rel` is going away (unlinked, or replaced by a rename):
-    /// its unsynced writes go with it, and its inode beneath may be reused.
-    fn forget_path(&mut self, rel: &Path) {
-        if let Ok(meta) = fs::symlink_metadata(self.root.join(rel))
-            && meta.nlink() <= 1
-            && let Some(ino) = self.by_backing.remove(&(meta.dev(), meta.ino()))
-        {
+    /// The file or directory at `rel`, before an operation that may take
+    /// its last name: its identity beneath, if that name is its last.
+    fn last_name(&self, rel: &Path) -> Option<(u64, u64)> {
+        let meta = fs::symlink_metadata(self.root.join(rel)).ok()?;
+        (meta.is_dir() || meta.nlink() <= 1).then(|| (meta.dev(), meta.ino()))
+    }
+
+    /// A file gone (its last name taken, the operation done): its unsynced
+    /// writes go with it, and its inode beneath may be reused.
+    fn forget(&mut self, gone: Option<(u64, u64)>) {
+        if let Some(ino) = gone.and_then(|g| self.by_backing.remove(&g)) {
             self.unsynced.remove(&ino);
         }
     }
@@ -271,8 +278,9 @@ impl State {
         if from == to {
             return Ok(());
         }
-        self.forget_path(&to);
+        let replaced = self.last_name(&to);
         fs::rename(self.root.join(&from), self.root.join(&to)).map_err(err)?;
+        self.forget(replaced);
         // Every inode at or below `from` is now below `to`.
         for rel in self.nodes.values_mut() {
             if let Ok(rest) = rel.strip_prefix(&from) {
@@ -442,8 +450,10 @@ impl Filesystem for FaultFs {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.run(|st| {
             let rel = st.child(parent, name)?;
-            st.forget_path(&rel);
-            fs::remove_file(st.root.join(&rel)).map_err(err)
+            let gone = st.last_name(&rel);
+            fs::remove_file(st.root.join(&rel)).map_err(err)?;
+            st.forget(gone);
+            Ok(())
         }) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -453,8 +463,10 @@ impl Filesystem for FaultFs {
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.run(|st| {
             let rel = st.child(parent, name)?;
-            st.forget_path(&rel);
-            fs::remove_dir(st.root.join(&rel)).map_err(err)
+            let gone = st.last_name(&rel);
+            fs::remove_dir(st.root.join(&rel)).map_err(err)?;
+            st.forget(gone);
+            Ok(())
         }) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),

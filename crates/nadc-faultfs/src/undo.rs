@@ -5,11 +5,14 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 
 /// The undo log of one file since its last sync.
 #[derive(Debug)]
 pub(crate) struct Undo {
+    /// The file beneath (`st_dev`, `st_ino`): the log is undone on it
+    /// only, never on another file since given its name.
+    identity: (u64, u64),
     /// The file's length when last synced.
     synced_len: u64,
     /// `(offset, bytes)` that writes since then overwrote, oldest first.
@@ -23,8 +26,10 @@ pub(crate) struct Undo {
 impl Undo {
     /// A log that starts now, with the file as it is.
     pub(crate) fn start(file: &File) -> io::Result<Undo> {
+        let meta = file.metadata()?;
         Ok(Undo {
-            synced_len: file.metadata()?.len(),
+            identity: (meta.dev(), meta.ino()),
+            synced_len: meta.len(),
             saved: Vec::new(),
             written: 0,
         })
@@ -59,6 +64,12 @@ impl Undo {
     /// Bytes written since the last sync.
     pub(crate) fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Whether `file` is the file this log is of.
+    pub(crate) fn is_of(&self, file: &File) -> io::Result<bool> {
+        let meta = file.metadata()?;
+        Ok((meta.dev(), meta.ino()) == self.identity)
     }
 
     /// Puts the file back as it was when last synced.

@@ -42,10 +42,18 @@ fn a_power_cut_keeps_synced_data_and_loses_the_rest() {
     page.sync_all().unwrap();
     std::os::unix::fs::FileExt::write_all_at(&page, b"BB", 3).unwrap();
     page.set_len(5).unwrap();
+    // Unlinked while open and written after; its name now another file's,
+    // synced: the cut leaves that other file alone.
+    let mut old = File::create(mnt.join("seg")).unwrap();
+    old.write_all(b"old").unwrap();
+    fs::remove_file(mnt.join("seg")).unwrap();
+    old.write_all(b"more").unwrap();
+    fs::write(mnt.join("seg"), b"newer content").unwrap();
+    File::open(mnt.join("seg")).unwrap().sync_all().unwrap();
     // Before the cut every write reads back.
     assert_eq!(fs::read(mnt.join("log")).unwrap(), b"one\ntwo\nthree\n");
     assert_eq!(fs::read(mnt.join("page")).unwrap(), b"AAABB");
-    assert_eq!(faultfs.unsynced_bytes(), 6 + 4 + 2);
+    assert_eq!(faultfs.unsynced_bytes(), 6 + 4 + 2 + 4);
 
     let lost = faultfs.cut_power().unwrap();
     assert_eq!(
@@ -60,7 +68,7 @@ fn a_power_cut_keeps_synced_data_and_loses_the_rest() {
     assert_eq!(e.raw_os_error(), Some(libc_eio()));
     let e = fs::read(mnt.join("log")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc_eio()));
-    drop((log, tmp, page));
+    drop((log, tmp, page, old));
     faultfs.unmount().unwrap();
 
     assert_eq!(fs::read(disk.join("log")).unwrap(), b"one\ntwo\n");
@@ -68,6 +76,7 @@ fn a_power_cut_keeps_synced_data_and_loses_the_rest() {
     assert!(!disk.join("CURRENT.tmp").exists());
     assert_eq!(fs::read(disk.join("sub/never")).unwrap(), b"");
     assert_eq!(fs::read(disk.join("page")).unwrap(), b"AAAAAAAA");
+    assert_eq!(fs::read(disk.join("seg")).unwrap(), b"newer content");
 
     // Mounted again, it shows what survived and works as before.
     let faultfs = FaultFs::mount(&disk, &mnt).unwrap();
@@ -77,7 +86,7 @@ fn a_power_cut_keeps_synced_data_and_loses_the_rest() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["CURRENT", "log", "page", "sub"]);
+    assert_eq!(names, ["CURRENT", "log", "page", "seg", "sub"]);
     fs::remove_file(mnt.join("page")).unwrap();
     fs::remove_file(mnt.join("sub/never")).unwrap();
     fs::remove_dir(mnt.join("sub")).unwrap();

@@ -492,10 +492,13 @@ impl Federation {
         let opened = async move {
             match replica_first {
                 Some(why) => {
-                    let (chunks, peer_answered) = hedge
-                        .open((&replica.name, ask(&replica)), (&peer.name, || ask(&peer)))
+                    let (chunks, replica_answered) = hedge
+                        .open_replica_first(
+                            (&replica.name, ask(&replica)),
+                            (&peer.name, || ask(&peer)),
+                        )
                         .await;
-                    if peer_answered.is_none() {
+                    if replica_answered {
                         let _ = filled.set(Replaced {
                             by: replica.name.clone(),
                             why,

@@ -142,6 +142,36 @@ impl Hedge {
             }
         }
     }
+
+    /// The replica asked first in its peer's place (the peer behind the
+    /// log): `replica`'s answer, or, if it fails before answering,
+    /// `peer`'s, asked whatever the budget (it is the node the call was
+    /// for, and a stale answer is better than none). Whether the replica
+    /// answered.
+    pub async fn open_replica_first<T: Send + 'static>(
+        &self,
+        replica: (&str, Chunks<T>),
+        peer: (&str, impl FnOnce() -> Chunks<T>),
+    ) -> (Chunks<T>, bool) {
+        let ((replica_name, chunks), (peer_name, ask_peer)) = (replica, peer);
+        self.budget.deposit();
+        let first = start(chunks).await;
+        let Some(why) = failure(&first) else {
+            return (rejoin(first), true);
+        };
+        let other = start(ask_peer()).await;
+        match failure(&other) {
+            None => (rejoin(other), false),
+            Some(also) => {
+                let both =
+                    format!("{peer_name}: {also}; its replica {replica_name}, asked first: {why}");
+                (
+                    futures::stream::iter([Err(Status::unavailable(both))]).boxed(),
+                    false,
+                )
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +259,33 @@ mod tests {
             .await;
         assert_eq!(all(c).await, [Ok(1)]);
         assert_eq!(replaced, None);
+    }
+
+    #[tokio::test]
+    async fn a_replica_asked_first_falls_back_to_its_peer_whatever_the_budget() {
+        let h = Hedge::new(None);
+        // The budget spent on retries.
+        for _ in 0..400 {
+            let _ = h.open(("p", failing("refused")), ("r", || answer(1))).await;
+        }
+        let (c, replica_answered) = h
+            .open_replica_first(("r", failing("down")), ("p", || answer(7)))
+            .await;
+        assert_eq!(all(c).await, [Ok(7), Ok(8)]);
+        assert!(!replica_answered);
+        let (c, replica_answered) = h
+            .open_replica_first(("r", answer(3)), ("p", || panic!("the peer was asked")))
+            .await;
+        assert_eq!(all(c).await, [Ok(3), Ok(4)]);
+        assert!(replica_answered);
+        let (c, _) = h
+            .open_replica_first(("r", failing("down")), ("p", || failing("refused")))
+            .await;
+        let e = all(c).await[0].clone().unwrap_err();
+        assert!(
+            e.contains("refused") && e.contains("its replica r") && e.contains("down"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

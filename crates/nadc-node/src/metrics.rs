@@ -1,7 +1,9 @@
 //! The node's metrics in Prometheus's text format, served on a listener of
 //! their own (plain HTTP, `GET /metrics`; bind it to localhost or a
 //! management network: it needs no certificate, and so discloses no read,
-//! plate, position, user or case, only counts by force and RPC).
+//! plate, position, user or case, only counts by force and RPC, though how
+//! many searches of each kind a node answers says something of the work
+//! under way).
 //!
 //! - `nadc_ingest_reads_total{force, outcome}`: reads taken (`accepted`,
 //!   `duplicate`, `rejected`); `nadc_ingest_rejected_total{force, reason}`
@@ -46,6 +48,9 @@ pub struct Metrics {
     handle: PrometheusHandle,
     store: Arc<dyn Store>,
     replication: OnceLock<Arc<crate::replication::Replication>>,
+    /// When the replica's gauges were last read (the log is asked at most
+    /// once a second, however often the endpoint is scraped).
+    replication_read: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -68,6 +73,7 @@ impl Metrics {
             handle,
             store,
             replication: OnceLock::new(),
+            replication_read: tokio::sync::Mutex::new(None),
         };
         m.describe();
         Arc::new(m)
@@ -177,7 +183,13 @@ impl Metrics {
 
     /// The exposition text, the gauges read now.
     pub async fn render(&self) -> String {
-        if let Some(r) = self.replication.get() {
+        let mut last = self.replication_read.lock().await;
+        if let Some(r) = self
+            .replication
+            .get()
+            .filter(|_| last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)))
+        {
+            *last = Some(Instant::now());
             let st = r.status().await;
             self.gauge("nadc_replication_applied_position")
                 .set(st.applied as f64);
@@ -189,6 +201,7 @@ impl Metrics {
             self.gauge("nadc_replication_stale")
                 .set(f64::from(u8::from(r.stale().is_some())));
         }
+        drop(last);
         let store = self.store.clone();
         if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || store.stats()).await {
             for (force, n) in &stats.reads_by_force {
@@ -227,21 +240,34 @@ fn code_label(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `stop`.
+/// Scrapes served at once, at most; more connections are closed at once.
+const MAX_SCRAPES: usize = 8;
+
+/// Serves `GET /metrics` on `listener` until `stop`: one request per
+/// connection (nothing is held open between scrapes), at most
+/// [`MAX_SCRAPES`] at once, each cut at `stop`.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
     loop {
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(error = %e, "metrics listener: accept failed");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => return,
         };
-        let metrics = metrics.clone();
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // (Out of descriptors, say: wait rather than spin.)
+                warn!(error = %e, "metrics listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let (metrics, mut stop) = (metrics.clone(), stop.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let service =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let metrics = metrics.clone();
@@ -251,8 +277,15 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
+                .keep_alive(false)
                 .serve_connection(io, service);
-            let _ = conn.await;
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::select! {
+                _ = conn => {}
+                () = stopped => {}
+            }
         });
     }
 }

@@ -679,9 +679,40 @@ impl SearchService {
             .collect()
     }
 
-    /// Asks `peers` an Analysis RPC (`call`) with `q` relayed for `user`,
-    /// each or its replica as a search would: each peer's name, its answer
-    /// or why none came, and the replica that answered in its place.
+    /// Asks `peers` themselves, never their replicas, an Analysis RPC
+    /// whose answer comes from what each node alone holds (its audit
+    /// chain, its alert log: not replicated), with `q` relayed for `user`.
+    pub(super) async fn ask_peers_themselves<R, T, F, Fut>(
+        &self,
+        federation: &Federation,
+        peers: &[crate::federation::Peer],
+        user: &Principal,
+        q: &R,
+        call: F,
+    ) -> Vec<Answered<T>>
+    where
+        R: Relayed,
+        F: Fn(pb::analysis_client::AnalysisClient<tonic::transport::Channel>, R) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<T>, Status>>,
+    {
+        let remote = q.clone().localised(on_behalf_of(user, &self.node));
+        federation
+            .call_peers(peers, |p| {
+                let client = pb::analysis_client::AnalysisClient::new(p.channel())
+                    .max_decoding_message_size(64 << 20);
+                let answer = call(client, remote.clone());
+                async move { answer.await.map(Response::into_inner) }
+            })
+            .await
+            .into_iter()
+            .map(|(name, answer)| (name, answer, None))
+            .collect()
+    }
+
+    /// Asks `peers` an Analysis RPC (`call`) over the reads, with `q`
+    /// relayed for `user`, each or its replica as a search would: each
+    /// peer's name, its answer or why none came, and the replica that
+    /// answered in its place.
     pub(super) async fn ask_peers<R, T, F, Fut>(
         &self,
         federation: &Federation,

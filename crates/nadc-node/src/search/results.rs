@@ -113,8 +113,10 @@ impl SearchService {
             let answer = parts.pop().unwrap_or_default();
             return Ok(finish(answer, gathered, &self.node, started));
         };
+        // Each node's searches and hits are its own audit's and alert
+        // log's: a replica's would not be the peer's.
         let answers = self
-            .ask_peers(
+            .ask_peers_themselves(
                 &federation,
                 &federation.peers,
                 &user,
@@ -297,8 +299,9 @@ impl SearchService {
         here.stale = self.stale_here();
         let (parts, gathered) = match &national {
             Some((federation, user)) => {
+                // Each node's own audit: never its replica's.
                 let answers = self
-                    .ask_peers(
+                    .ask_peers_themselves(
                         federation,
                         &federation.peers,
                         user,

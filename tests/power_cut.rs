@@ -270,21 +270,42 @@ fn csv(prefix: &str, rows: usize) -> String {
     out
 }
 
+/// A BOF process, killed if the test ends first (a process left running
+/// would hold the mount open).
+struct Pusher(Option<Child>);
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Pusher {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().unwrap()
+    }
+}
+
 /// `nadc push --follow --spool SPOOL INBOX` as AVON's BOF.
-fn pusher(dir: &Path, url: &str, spool: &Path, inbox: &Path, log: &Path) -> Child {
+fn pusher(dir: &Path, url: &str, spool: &Path, inbox: &Path, log: &Path) -> Pusher {
     let tls = bof_tls(dir, "AVON");
-    Command::new(NADC)
-        .args(["push", "--follow", "--batch-size", "250", "--spool"])
-        .arg(spool)
-        .arg(inbox)
-        .env("NADC_NODE", url)
-        .env("NADC_CA", tls.ca)
-        .env("NADC_CERT", tls.cert)
-        .env("NADC_KEY", tls.key)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+    Pusher(Some(
+        Command::new(NADC)
+            .args(["push", "--follow", "--batch-size", "250", "--spool"])
+            .arg(spool)
+            .arg(inbox)
+            .env("NADC_NODE", url)
+            .env("NADC_CA", tls.ca)
+            .env("NADC_CERT", tls.cert)
+            .env("NADC_KEY", tls.key)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -325,8 +346,8 @@ async fn power_cuts_under_a_bofs_spool_lose_no_row_it_took() {
         // (The spool syncs each batch before it is taken: a cut finds
         // little or nothing unsynced.)
         disk.cut();
-        bof.kill().unwrap();
-        bof.wait().unwrap();
+        bof.child().kill().unwrap();
+        bof.child().wait().unwrap();
         disk.unmount();
         disk.remount();
         run += 1;
@@ -348,11 +369,11 @@ async fn power_cuts_under_a_bofs_spool_lose_no_row_it_took() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = Command::new("kill")
-        .args(["-TERM", &bof.id().to_string()])
+        .args(["-TERM", &bof.child().id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = bof.wait_with_output().unwrap();
+    let out = bof.0.take().unwrap().wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("everything delivered"),

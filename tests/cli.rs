@@ -389,8 +389,12 @@ fn run_any(args: &[&str], env: &[(&str, PathBuf)], url: &str) -> Output {
 }
 
 /// RFC 3339 for `mins` minutes ago.
+/// `mins` minutes before one instant fixed for the whole test process,
+/// to the second: reads a minute apart are exactly 60 s apart, however
+/// the clock ticks while they are written.
 fn minutes_ago(mins: i64) -> String {
-    (chrono::Utc::now() - chrono::Duration::minutes(mins))
+    static NOW: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+    (*NOW.get_or_init(chrono::Utc::now) - chrono::Duration::minutes(mins))
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }

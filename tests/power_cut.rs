@@ -173,13 +173,7 @@ async fn power_cuts_under_a_replica_lose_nothing_the_log_acknowledged() {
         ..Default::default()
     };
     let layout = nadc_pki::init(&pki, &spec, false).unwrap();
-    let nats = NatsCluster::start(
-        dir.path(),
-        &layout.ca_cert(),
-        &layout.node_cert("nats"),
-        &layout.node_key("nats"),
-        &NODES,
-    );
+    let nats = NatsCluster::start(dir.path(), &layout, &NODES);
     let mut servers = Vec::new();
     let mut listens = Vec::new();
     let mut node_dirs = Vec::new();

@@ -166,13 +166,7 @@ async fn a_replica_killed_while_bofs_push_applies_every_acknowledged_read_once()
     };
     let pki = dir.path().join("pki");
     let layout = nadc_pki::init(&pki, &spec, false).unwrap();
-    let mut nats = NatsCluster::start(
-        dir.path(),
-        &layout.ca_cert(),
-        &layout.node_cert("nats"),
-        &layout.node_key("nats"),
-        &NODES,
-    );
+    let mut nats = NatsCluster::start(dir.path(), &layout, &NODES);
     let mut servers = Vec::new();
     let mut node_dirs = Vec::new();
     for name in NODES {

@@ -20,31 +20,14 @@ use support::{access, now};
 /// A national timeline of `vrm` at node `i`: the rows' read ids with the
 /// node each came from, and the summary.
 async fn national(r: &Replicas, i: usize, vrm: &str) -> (Vec<(String, String)>, pb::SearchSummary) {
-    let mut search = pb::search_client::SearchClient::new(r.user(i, "alice").await);
-    let mut stream = search
-        .vrm_timeline(pb::VrmTimelineRequest {
-            access: access(),
-            vrm: vrm.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let (mut rows, mut summary) = (Vec::new(), None);
-    while let Some(c) = stream.message().await.unwrap() {
-        match c.chunk {
-            Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
-            Some(pb::search_chunk::Chunk::Summary(s)) => summary = Some(s),
-            _ => {}
-        }
-    }
+    let (rows, summary) = timeline_as_sent(r, i, vrm).await;
     let mut ids: Vec<(String, String)> = rows
         .into_iter()
         .filter_map(|r| r.provenance)
         .map(|p| (p.bof_read_id, p.node))
         .collect();
     ids.sort();
-    (ids, summary.unwrap())
+    (ids, summary)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

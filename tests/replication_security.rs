@@ -29,13 +29,7 @@ async fn only_node_certificates_reach_the_log() {
         ..Default::default()
     };
     let layout = nadc_pki::init(&dir.path().join("pki"), &spec, false).unwrap();
-    let nats = NatsCluster::start(
-        dir.path(),
-        &layout.ca_cert(),
-        &layout.node_cert("nats"),
-        &layout.node_key("nats"),
-        &NODES,
-    );
+    let nats = NatsCluster::start(dir.path(), &layout, &NODES);
     let connect = |cert: PathBuf, key: PathBuf| {
         async_nats::ConnectOptions::new()
             .require_tls(true)

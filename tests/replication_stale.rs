@@ -237,4 +237,3 @@ async fn analyses_stale(r: &Replicas, i: usize) -> Vec<(&'static str, Vec<pb::St
         ),
     ]
 }
-

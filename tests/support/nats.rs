@@ -118,11 +118,17 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
-    /// Starts three servers under `dir`, serving TLS with `cert`/`key`
-    /// and requiring client certificates issued by `ca`; of those, only the
-    /// node certificates of `nodes` may connect (each mapped to a NATS user
-    /// by its subject, as deploy/REPLICATION.md configures it).
-    pub fn start(dir: &Path, ca: &Path, cert: &Path, key: &Path, nodes: &[&str]) -> Self {
+    /// Starts three servers under `dir`, serving TLS with `layout`'s
+    /// `nats` node certificate and requiring client certificates issued by
+    /// its CA; of those, only the node certificates of `nodes` may connect
+    /// (each mapped to a NATS user by its subject, as
+    /// deploy/REPLICATION.md configures it).
+    pub fn start(dir: &Path, layout: &nadc_pki::PkiLayout, nodes: &[&str]) -> Self {
+        let (ca, cert, key) = (
+            layout.ca_cert(),
+            layout.node_cert("nats"),
+            layout.node_key("nats"),
+        );
         let users: Vec<String> = nodes
             .iter()
             .map(|n| format!("    {{ user: \"CN=nadc node {n}\" }}"))

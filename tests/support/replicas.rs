@@ -67,13 +67,7 @@ impl Replicas {
             ..Default::default()
         };
         let layout = nadc_pki::init(&dir.path().join("pki"), &spec, false).unwrap();
-        let nats = NatsCluster::start(
-            dir.path(),
-            &layout.ca_cert(),
-            &layout.node_cert("nats"),
-            &layout.node_key("nats"),
-            &NODES,
-        );
+        let nats = NatsCluster::start(dir.path(), &layout, &NODES);
         let mut me = Self {
             dir,
             layout,
@@ -286,6 +280,22 @@ pub fn assert_holds(which: &str, reads: &[StoredRead], expected: &BTreeSet<(Stri
 /// node's name (the one thing two replicas' answers differ in), and its
 /// summary.
 pub async fn timeline(r: &Replicas, i: usize, vrm: &str) -> (Vec<pb::ReadRow>, pb::SearchSummary) {
+    let (mut rows, summary) = timeline_as_sent(r, i, vrm).await;
+    for row in &mut rows {
+        if let Some(p) = row.provenance.as_mut() {
+            p.node.clear();
+        }
+    }
+    (rows, summary)
+}
+
+/// Alice's timeline of `vrm` at node `i` (national where it has peers),
+/// its rows as sent, and its summary.
+pub async fn timeline_as_sent(
+    r: &Replicas,
+    i: usize,
+    vrm: &str,
+) -> (Vec<pb::ReadRow>, pb::SearchSummary) {
     let tls = nadc_bof::ClientTls {
         ca: r.layout.ca_cert(),
         cert: r.layout.user_cert("alice"),
@@ -307,11 +317,6 @@ pub async fn timeline(r: &Replicas, i: usize, vrm: &str) -> (Vec<pb::ReadRow>, p
             Some(pb::search_chunk::Chunk::Rows(b)) => rows.extend(b.rows),
             Some(pb::search_chunk::Chunk::Summary(s)) => summary = Some(s),
             _ => {}
-        }
-    }
-    for row in &mut rows {
-        if let Some(p) = row.provenance.as_mut() {
-            p.node.clear();
         }
     }
     (rows, summary.expect("a search ends with its summary"))

@@ -167,6 +167,21 @@ impl State {
         }
     }
 
+    /// Removes the name `name` in `parent` with `op` (unlink or rmdir),
+    /// forgetting the file if that was its last name.
+    fn remove(
+        &mut self,
+        parent: INodeNo,
+        name: &OsStr,
+        op: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> Res<()> {
+        let rel = self.child(parent, name)?;
+        let gone = self.last_name(&rel);
+        op(&self.root.join(&rel)).map_err(err)?;
+        self.forget(gone);
+        Ok(())
+    }
+
     fn open_handle(&mut self, ino: u64, file: File) -> u64 {
         let fh = self.next_fh;
         self.next_fh += 1;
@@ -448,26 +463,14 @@ impl Filesystem for FaultFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.run(|st| {
-            let rel = st.child(parent, name)?;
-            let gone = st.last_name(&rel);
-            fs::remove_file(st.root.join(&rel)).map_err(err)?;
-            st.forget(gone);
-            Ok(())
-        }) {
+        match self.run(|st| st.remove(parent, name, |p| fs::remove_file(p))) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.run(|st| {
-            let rel = st.child(parent, name)?;
-            let gone = st.last_name(&rel);
-            fs::remove_dir(st.root.join(&rel)).map_err(err)?;
-            st.forget(gone);
-            Ok(())
-        }) {
+        match self.run(|st| st.remove(parent, name, |p| fs::remove_dir(p))) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

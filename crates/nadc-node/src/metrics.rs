@@ -165,12 +165,20 @@ impl Metrics {
         }
     }
 
-    /// Times one RPC (`path` as on the wire) that ended with `code`.
-    pub fn rpc(&self, path: &str, code: tonic::Code, took: Duration) {
-        let (service, method) = match crate::rules::rule_for(path) {
-            Some(r) => (r.service, r.method),
-            None => ("other", "other"),
-        };
+    /// The labels of an RPC at `path` (as on the wire): its service and
+    /// method, or `other` for a path outside the API (so no client can
+    /// grow the series without bound).
+    fn rpc_labels(path: &str) -> (&'static str, &'static str) {
+        crate::rules::rule_for(path).map_or(("other", "other"), |r| (r.service, r.method))
+    }
+
+    /// Times one RPC that ended with `code`.
+    fn rpc(
+        &self,
+        (service, method): (&'static str, &'static str),
+        code: tonic::Code,
+        took: Duration,
+    ) {
         let labels = vec![
             Label::new("service", service),
             Label::new("method", method),
@@ -364,7 +372,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let timed = Timed {
             metrics: self.metrics.clone(),
-            path: req.uri().path().to_string(),
+            rpc: Metrics::rpc_labels(req.uri().path()),
             started: Instant::now(),
             code: None,
             done: false,
@@ -396,7 +404,7 @@ fn status_of(headers: &http::HeaderMap) -> Option<tonic::Code> {
 /// dropped unfinished: the client went away).
 struct Timed {
     metrics: Arc<Metrics>,
-    path: String,
+    rpc: (&'static str, &'static str),
     started: Instant,
     code: Option<tonic::Code>,
     done: bool,
@@ -409,7 +417,7 @@ impl Timed {
         }
         self.done = true;
         let code = code.or(self.code).unwrap_or(tonic::Code::Cancelled);
-        self.metrics.rpc(&self.path, code, self.started.elapsed());
+        self.metrics.rpc(self.rpc, code, self.started.elapsed());
     }
 }
 

@@ -691,18 +691,17 @@ impl SearchService {
         call: F,
     ) -> Vec<Answered<T>>
     where
-        R: Relayed,
-        F: Fn(pb::analysis_client::AnalysisClient<tonic::transport::Channel>, R) -> Fut,
-        Fut: std::future::Future<Output = Result<Response<T>, Status>>,
+        R: Relayed + Send + Sync + 'static,
+        T: Send + 'static,
+        F: Fn(pb::analysis_client::AnalysisClient<tonic::transport::Channel>, R) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: std::future::Future<Output = Result<Response<T>, Status>> + Send + 'static,
     {
-        let remote = q.clone().localised(on_behalf_of(user, &self.node));
+        let ask = self.analysis_call(user, q, call);
         federation
-            .call_peers(peers, |p| {
-                let client = pb::analysis_client::AnalysisClient::new(p.channel())
-                    .max_decoding_message_size(64 << 20);
-                let answer = call(client, remote.clone());
-                async move { answer.await.map(Response::into_inner) }
-            })
+            .call_peers(peers, ask)
             .await
             .into_iter()
             .map(|(name, answer)| (name, answer, None))
@@ -730,15 +729,37 @@ impl SearchService {
             + 'static,
         Fut: std::future::Future<Output = Result<Response<T>, Status>> + Send + 'static,
     {
+        let ask = self.analysis_call(user, q, call);
+        federation.call_peers_or_replicas(peers, ask).await
+    }
+
+    /// One peer's call of an Analysis RPC: `q` relayed for `user`, made
+    /// by `call` on a client of the peer's channel.
+    fn analysis_call<R, T, F, Fut>(
+        &self,
+        user: &Principal,
+        q: &R,
+        call: F,
+    ) -> impl Fn(crate::federation::Peer) -> futures::future::BoxFuture<'static, Result<T, Status>>
+    + Send
+    + Sync
+    + 'static
+    where
+        R: Relayed + Send + Sync + 'static,
+        T: Send + 'static,
+        F: Fn(pb::analysis_client::AnalysisClient<tonic::transport::Channel>, R) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: std::future::Future<Output = Result<Response<T>, Status>> + Send + 'static,
+    {
         let remote = q.clone().localised(on_behalf_of(user, &self.node));
-        federation
-            .call_peers_or_replicas(peers, move |p| {
-                let client = pb::analysis_client::AnalysisClient::new(p.channel())
-                    .max_decoding_message_size(64 << 20);
-                let answer = call(client, remote.clone());
-                async move { answer.await.map(Response::into_inner) }
-            })
-            .await
+        move |p| {
+            let client = pb::analysis_client::AnalysisClient::new(p.channel())
+                .max_decoding_message_size(64 << 20);
+            let answer = call(client, remote.clone());
+            Box::pin(async move { answer.await.map(Response::into_inner) })
+        }
     }
 
     /// Audits what the peers contributed to a national analysis (`returned`
